@@ -1,0 +1,349 @@
+/// One immutable generation of compiled lists: every category's domains, URLs and
+/// patterns, and the allowlist. Build with `ListLoader`, or load a snapshot file.
+/// Shared read-only between threads; each thread brings its own `ClassifyScratch`.
+public final class CompiledLists: Sendable {
+    public let categories: [Category]
+    public let files: [String]
+    public let domains: EntryTable
+    public let urls: EntryTable
+    public let patterns: PatternSet
+    /// Index of the allowlist pseudo-category, if any list root has one.
+    public let allowlistCategory: UInt16?
+    /// Entries per category (domains, urls, patterns), for status and reload checks.
+    public let counts: [EntryCounts]
+    /// Warnings found while loading (invalid entries, duplicates, bad patterns).
+    public let diagnostics: [Diagnostic]
+    /// The list roots or the snapshot this generation came from.
+    public let sources: [String]
+
+    public struct EntryCounts: Sendable, Equatable {
+        public var domains = 0, urls = 0, patterns = 0
+        public var total: Int { domains + urls + patterns }
+        public init(domains: Int = 0, urls: Int = 0, patterns: Int = 0) {
+            self.domains = domains; self.urls = urls; self.patterns = patterns
+        }
+    }
+
+    init(categories: [Category], files: [String], domains: EntryTable, urls: EntryTable,
+         patterns: PatternSet, counts: [EntryCounts], diagnostics: [Diagnostic], sources: [String]) {
+        self.categories = categories
+        self.files = files
+        self.domains = domains
+        self.urls = urls
+        self.patterns = patterns
+        self.counts = counts
+        self.diagnostics = diagnostics
+        self.sources = sources
+        self.allowlistCategory = categories.firstIndex(where: \.isAllowlist).map { UInt16($0) }
+        self.severities = categories.map(\.severity)
+        self.lockedFlags = categories.map(\.locked)
+    }
+
+    let severities: [Severity]
+    let lockedFlags: [Bool]
+
+    public func category(named name: String) -> Int? { categories.firstIndex { $0.name == name } }
+
+    public func makeScratch(matchLimit: UInt32 = PCRE2Regex.defaultMatchLimit) -> ClassifyScratch {
+        ClassifyScratch(patternCount: patterns.count, matchLimit: matchLimit)
+    }
+
+    // MARK: - Classification (the hot path)
+
+    /// Classifies a request given as raw bytes: the host as the log wrote it and, when
+    /// known, the full URL. Results are left in `scratch.hits` (effective matches),
+    /// `scratch.suppressed` and `scratch.allowedBy`. Returns whether anything matched.
+    /// - Complexity: O(host labels + URL length + candidate patterns); no allocation for
+    ///   ASCII input.
+    @discardableResult
+    public func classify(host: UnsafeRawBufferPointer, url: UnsafeRawBufferPointer?, scratch: ClassifyScratch) -> Bool {
+        scratch.reset()
+        let outcome = Host.normalize(host, into: scratch.host)
+        switch outcome {
+        case .ok(let count, let kind):
+            scratch.hostCount = count
+            scratch.hostKind = kind
+        case .invalid:
+            scratch.invalidHost = true
+            return false
+        case .needsIDNA:
+            guard let (ascii, kind) = Host.normalize(String(decoding: host, as: UTF8.self)) else {
+                scratch.invalidHost = true
+                return false
+            }
+            var a = ascii
+            scratch.hostCount = a.withUTF8 { utf8 in
+                let n = min(utf8.count, scratch.host.count)
+                for i in 0..<n { scratch.host[i] = utf8[i] }
+                return n
+            }
+            scratch.hostKind = kind
+        }
+        let hostBytes = UnsafeBufferPointer(rebasing: scratch.host[0..<scratch.hostCount])
+        lookupDomain(hostBytes, kind: scratch.hostKind, scratch: scratch)
+
+        var subject = hostBytes
+        if let url, url.count > 0 {
+            let n = min(url.count, scratch.url.count)
+            for i in 0..<n { scratch.url[i] = Host.lower(url[i]) }
+            subject = UnsafeBufferPointer(rebasing: scratch.url[0..<n])
+            if urls.keyCount > 0 {
+                lookupURL(UnsafeRawBufferPointer(subject), host: hostBytes, scratch: scratch)
+            }
+        }
+        if patterns.count > 0 {
+            let severities = self.severities
+            patterns.forEachMatch(subject, scratch.patterns) { p in
+                let rule = patterns.rules[p].rule
+                scratch.raw.append(Hit(category: rule.category, kind: .pattern,
+                                       severity: severities[Int(rule.category)], rule: UInt32(p)))
+            }
+        }
+        return settle(scratch)
+    }
+
+    /// Suffix lookups right to left: `a.b.example.com` probes `com`, `example.com`,
+    /// `b.example.com`, `a.b.example.com` with one running hash.
+    @inline(__always)
+    func lookupDomain(_ host: UnsafeBufferPointer<UInt8>, kind: HostKind, scratch: ClassifyScratch) {
+        guard domains.keyCount > 0 else { return }
+        if kind != .name {
+            if let k = domains.find(hash: KeyHash.reversed(host), key: host) { addDomainHits(k, exact: true, scratch) }
+            return
+        }
+        var h = KeyHash.seed
+        var i = host.count
+        while i > 0 {
+            i -= 1
+            h = KeyHash.step(h, host[i])
+            if i == 0 || host[i - 1] == UInt8(ascii: ".") {
+                let suffix = UnsafeBufferPointer(rebasing: host[i...])
+                if let k = domains.find(hash: KeyHash.finish(h), key: suffix) {
+                    addDomainHits(k, exact: i == 0, scratch)
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    func addDomainHits(_ k: Int, exact: Bool, _ scratch: ClassifyScratch) {
+        for r in domains.ruleRange(k) {
+            let rule = domains.rules[r]
+            if exact && rule.subdomainsOnly { continue }
+            scratch.raw.append(Hit(category: rule.category, kind: .domain,
+                                   severity: severities[Int(rule.category)], rule: UInt32(r)))
+        }
+    }
+
+    /// URL prefixes: `host/path` keys probed at each `/` and at `?` and the end of the path,
+    /// after one probe of the bare host (hosts without URL entries stop there).
+    @inline(__always)
+    func lookupURL(_ url: UnsafeRawBufferPointer, host: UnsafeBufferPointer<UInt8>, scratch: ClassifyScratch) {
+        let parts = Host.splitURL(url)
+        // Host without www.
+        var hostStart = 0
+        if host.count > 4, host[0] == 0x77, host[1] == 0x77, host[2] == 0x77, host[3] == 0x2E { hostStart = 4 }
+        let bareHost = UnsafeBufferPointer(rebasing: host[hostStart...])
+        // Key = bareHost + path, built in scratch.key.
+        var h = KeyHash.seed
+        var n = 0
+        for b in bareHost { h = KeyHash.step(h, b); scratch.key[n] = b; n += 1 }
+        let hostKey = UnsafeBufferPointer(rebasing: scratch.key[0..<n])
+        guard let hostIndex = urls.find(hash: KeyHash.finish(h), key: hostKey) else { return }
+        addURLHits(hostIndex, scratch)
+        var p = parts.path.lowerBound
+        let end = parts.path.upperBound
+        let capacity = scratch.key.count
+        while p < end, n < capacity {
+            let c = url[p]
+            if c == UInt8(ascii: "?") { break }
+            if c == UInt8(ascii: "/") && n > bareHost.count {
+                probeURL(h, n, scratch)
+            }
+            h = KeyHash.step(h, c)
+            scratch.key[n] = c
+            n += 1
+            p += 1
+        }
+        if n > bareHost.count {
+            // Strip trailing slashes for the final probe, as keys are stored without them.
+            var m = n
+            var hh = h
+            if scratch.key[m - 1] == UInt8(ascii: "/") {
+                while m > bareHost.count, scratch.key[m - 1] == UInt8(ascii: "/") { m -= 1 }
+                hh = KeyHash.seed
+                for i in 0..<m { hh = KeyHash.step(hh, scratch.key[i]) }
+            }
+            if m > bareHost.count { probeURL(hh, m, scratch) }
+        }
+    }
+
+    @inline(__always)
+    func probeURL(_ h: UInt64, _ n: Int, _ scratch: ClassifyScratch) {
+        let key = UnsafeBufferPointer(rebasing: scratch.key[0..<n])
+        if let k = urls.find(hash: KeyHash.finish(h), key: key) { addURLHits(k, scratch) }
+    }
+
+    @inline(__always)
+    func addURLHits(_ k: Int, _ scratch: ClassifyScratch) {
+        for r in urls.ruleRange(k) {
+            let rule = urls.rules[r]
+            scratch.raw.append(Hit(category: rule.category, kind: .url,
+                                   severity: severities[Int(rule.category)], rule: UInt32(r)))
+        }
+    }
+
+    /// Applies the allowlist: it suppresses unlocked categories only.
+    @inline(__always)
+    func settle(_ scratch: ClassifyScratch) -> Bool {
+        if scratch.raw.isEmpty { return false }
+        var allowed = false
+        if let allow = allowlistCategory {
+            for hit in scratch.raw where hit.category == allow {
+                if scratch.allowedBy == nil { scratch.allowedBy = hit }
+                allowed = true
+            }
+        }
+        for hit in scratch.raw where hit.category != allowlistCategory {
+            if allowed && !lockedFlags[Int(hit.category)] {
+                scratch.suppressed.append(hit)
+            } else {
+                scratch.hits.append(hit)
+            }
+        }
+        return !scratch.hits.isEmpty
+    }
+
+    // MARK: - Reading results
+
+    public func describe(_ hit: Hit) -> MatchDetail {
+        let category = categories[Int(hit.category)]
+        let rule: Rule
+        let text: String
+        switch hit.kind {
+        case .domain:
+            rule = domains.rules[Int(hit.rule)]
+            let key = domains.key(domains.keyIndex(ofRule: Int(hit.rule)))
+            text = rule.subdomainsOnly ? "*." + key : key
+        case .url:
+            rule = urls.rules[Int(hit.rule)]
+            text = urls.key(urls.keyIndex(ofRule: Int(hit.rule)))
+        case .pattern:
+            rule = patterns.rules[Int(hit.rule)].rule
+            text = patterns.rules[Int(hit.rule)].source
+        }
+        return MatchDetail(name: category.name, severity: category.severity.description, locked: category.locked,
+                           kind: hit.kind.description, file: files[Int(rule.file)], line: rule.line, rule: text)
+    }
+
+    /// Classifies a target written by a person: a URL (`https://x.example/a`), a host
+    /// (`x.example`, `10.0.0.1`, `[::1]:443`) or `host:port`.
+    public func classify(target: String, scratch: ClassifyScratch? = nil) -> Verdict {
+        let scratch = scratch ?? makeScratch()
+        var text = target
+        let trimmed = text.trimmingCharacters(in: " \t\r\n")
+        text = trimmed
+        let (hostText, urlText) = Self.splitTarget(text)
+        var hostCopy = hostText
+        var urlCopy = urlText
+        hostCopy.withUTF8 { hostBytes in
+            if var u = urlCopy {
+                u.withUTF8 { urlBytes in
+                    _ = classify(host: UnsafeRawBufferPointer(hostBytes), url: UnsafeRawBufferPointer(urlBytes), scratch: scratch)
+                }
+                urlCopy = u
+            } else {
+                _ = classify(host: UnsafeRawBufferPointer(hostBytes), url: nil, scratch: scratch)
+            }
+        }
+        if scratch.invalidHost {
+            return Verdict(target: target, host: hostText, url: urlText, categories: [], suppressed: [], allowedBy: nil,
+                           error: "not a host or URL")
+        }
+        let host = String(decoding: scratch.host[0..<scratch.hostCount], as: UTF8.self)
+        let order: (MatchDetail, MatchDetail) -> Bool = { a, b in
+            let sa = Severity(name: a.severity)!, sb = Severity(name: b.severity)!
+            if sa != sb { return sa > sb }
+            if a.name != b.name { return a.name < b.name }
+            return a.kind < b.kind
+        }
+        return Verdict(
+            target: target, host: host, url: urlText,
+            categories: scratch.hits.map(describe).sorted(by: order),
+            suppressed: scratch.suppressed.map(describe).sorted(by: order),
+            allowedBy: scratch.allowedBy.map(describe), error: nil)
+    }
+
+    /// Splits a target into its host and, for URLs with a path, the URL.
+    static func splitTarget(_ text: String) -> (String, String?) {
+        var t = text
+        return t.withUTF8 { bytes in
+            let raw = UnsafeRawBufferPointer(bytes)
+            let parts = Host.splitURL(raw)
+            let host = String(decoding: raw[parts.authority], as: UTF8.self)
+            let isURL = parts.hasScheme || !parts.path.isEmpty
+            return (host, isURL ? text : nil)
+        }
+    }
+}
+
+/// Per-thread scratch for `CompiledLists.classify`: buffers, results and pattern state.
+/// Create one per thread with `CompiledLists.makeScratch()`; never share it.
+public final class ClassifyScratch {
+    public let host: UnsafeMutableBufferPointer<UInt8>
+    public internal(set) var hostCount = 0
+    public internal(set) var hostKind: HostKind = .name
+    public internal(set) var invalidHost = false
+    let url: UnsafeMutableBufferPointer<UInt8>
+    let key: UnsafeMutableBufferPointer<UInt8>
+    var raw: [Hit] = []
+    /// Effective matches of the last call.
+    public internal(set) var hits: [Hit] = []
+    /// Matches the allowlist suppressed.
+    public internal(set) var suppressed: [Hit] = []
+    /// The allowlist rule that applied.
+    public internal(set) var allowedBy: Hit?
+    public let patterns: PatternScratch
+
+    /// URLs longer than this are classified on their first `maxURL` bytes.
+    public static let maxURL = 8192
+
+    init(patternCount: Int, matchLimit: UInt32) {
+        host = .allocate(capacity: Host.maxLength)
+        url = .allocate(capacity: Self.maxURL)
+        key = .allocate(capacity: Self.maxURL)
+        raw.reserveCapacity(16)
+        hits.reserveCapacity(16)
+        suppressed.reserveCapacity(4)
+        patterns = PatternScratch(patternCount: patternCount, matchLimit: matchLimit)
+    }
+
+    deinit {
+        host.deallocate()
+        url.deallocate()
+        key.deallocate()
+    }
+
+    @inline(__always)
+    func reset() {
+        raw.removeAll(keepingCapacity: true)
+        hits.removeAll(keepingCapacity: true)
+        suppressed.removeAll(keepingCapacity: true)
+        allowedBy = nil
+        invalidHost = false
+        hostCount = 0
+    }
+
+    /// The most severe effective hit of the last call.
+    public var primary: Hit? { hits.max { $0.severity < $1.severity } }
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> String {
+        let chars = Set(set)
+        var s = Substring(self)
+        while let f = s.first, chars.contains(f) { s = s.dropFirst() }
+        while let l = s.last, chars.contains(l) { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,62 @@
+/// How a rule matched.
+public enum MatchKind: UInt8, Sendable, CustomStringConvertible {
+    case domain = 0, url = 1, pattern = 2
+
+    public var description: String {
+        switch self {
+        case .domain: "domain"
+        case .url: "url"
+        case .pattern: "pattern"
+        }
+    }
+}
+
+/// One raw match: a category, the matcher kind and the rule's index in its table.
+/// Sixteen bytes; resolved to text only when someone reads it (`CompiledLists.describe`).
+@frozen
+public struct Hit: Sendable, Equatable {
+    public var category: UInt16
+    public var kind: MatchKind
+    public var severity: Severity
+    /// Index into the domain or URL table's rules, or the pattern's index.
+    public var rule: UInt32
+
+    public init(category: UInt16, kind: MatchKind, severity: Severity, rule: UInt32) {
+        self.category = category
+        self.kind = kind
+        self.severity = severity
+        self.rule = rule
+    }
+}
+
+/// A match with its provenance, as people read it.
+public struct MatchDetail: Sendable, Equatable, Codable {
+    /// Category name.
+    public var name: String
+    public var severity: String
+    public var locked: Bool
+    /// `domain`, `url` or `pattern`.
+    public var kind: String
+    public var file: String
+    public var line: Int
+    /// The rule as it is stored (normalised entry, or the pattern's text).
+    public var rule: String
+}
+
+/// The result of classifying one target.
+public struct Verdict: Sendable, Equatable {
+    public var target: String
+    /// The normalised host (punycode, lower case, no port).
+    public var host: String
+    public var url: String?
+    /// Effective matches, most severe first. The first is the primary match.
+    public var categories: [MatchDetail]
+    /// Matches of unlocked categories that the allowlist suppressed.
+    public var suppressed: [MatchDetail]
+    /// The allowlist rule that suppressed matches, if any did.
+    public var allowedBy: MatchDetail?
+    /// Set when the target could not be read as a host or URL.
+    public var error: String?
+
+    public var primary: MatchDetail? { categories.first }
+}
