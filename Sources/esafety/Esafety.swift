@@ -1,0 +1,61 @@
+import ArgumentParser
+import Classifier
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct Esafety: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "esafety",
+        abstract: "Classify, lint and compile e-safety category lists.",
+        subcommands: [CheckCommand.self, LintCommand.self, CompileCommand.self]
+    )
+
+    /// Usage errors print one line and exit 2; everything else as ArgumentParser does.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                let message = Self.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
+                CLI.fail(message, status: 2)
+            }
+            exit(withError: error)
+        }
+    }
+}
+
+/// Options shared by every command that reads lists.
+struct ListOptions: ParsableArguments {
+    @Option(name: .customLong("lists"), help: ArgumentHelp("A list root in the squidGuard/UT1 layout (repeatable). Default: the bundled Blocklists/.", valueName: "dir"))
+    var lists: [String] = []
+
+    @Option(help: ArgumentHelp("A compiled snapshot (from `esafety compile`) instead of list folders.", valueName: "file"))
+    var snapshot: String?
+
+    func load() -> CompiledLists {
+        do {
+            return try ListSource.resolve(lists: lists, snapshot: snapshot).load()
+        } catch {
+            CLI.fail(error.description, status: 2)
+        }
+    }
+}
+
+enum CLI {
+    static func fail(_ message: String, status: Int32) -> Never {
+        FileOutput.stderr("esafety: error: " + Terminal.escape(message) + "\n")
+        exit(status)
+    }
+}
+
+enum FileOutput {
+    static func stderr(_ s: String) {
+        var s = s
+        s.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    }
+}
