@@ -118,11 +118,20 @@ public final class CompiledLists: Sendable {
             h = KeyHash.step(h, host[i])
             if i == 0 || host[i - 1] == UInt8(ascii: ".") {
                 let suffix = UnsafeBufferPointer(rebasing: host[i...])
-                if let k = domains.find(hash: KeyHash.finish(h), key: suffix) {
+                if let k = domains.find(hash: KeyHash.finish(h), key: suffix), i == 0 || !Self.isIPv4Shaped(suffix) {
                     addDomainHits(k, exact: i == 0, scratch)
                 }
             }
         }
+    }
+
+    /// An address entry matches only the whole host, never as a suffix of a name.
+    static func isIPv4Shaped(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var dots = 0
+        for b in bytes {
+            if b == UInt8(ascii: ".") { dots += 1 } else if b < 0x30 || b > 0x39 { return false }
+        }
+        return dots == 3
     }
 
     @inline(__always)
@@ -153,12 +162,14 @@ public final class CompiledLists: Sendable {
         addURLHits(hostIndex, scratch)
         var p = parts.path.lowerBound
         let end = parts.path.upperBound
+        var lastProbed = 0
         let capacity = scratch.key.count
         while p < end, n < capacity {
             let c = url[p]
             if c == UInt8(ascii: "?") { break }
-            if c == UInt8(ascii: "/") && n > bareHost.count {
+            if c == UInt8(ascii: "/") && n > bareHost.count && scratch.key[n - 1] != UInt8(ascii: "/") {
                 probeURL(h, n, scratch)
+                lastProbed = n
             }
             h = KeyHash.step(h, c)
             scratch.key[n] = c
@@ -174,7 +185,7 @@ public final class CompiledLists: Sendable {
                 hh = KeyHash.seed
                 for i in 0..<m { hh = KeyHash.step(hh, scratch.key[i]) }
             }
-            if m > bareHost.count { probeURL(hh, m, scratch) }
+            if m > bareHost.count && m != lastProbed { probeURL(hh, m, scratch) }
         }
     }
 
@@ -204,14 +215,34 @@ public final class CompiledLists: Sendable {
                 allowed = true
             }
         }
+        // One hit per category: the most specific rule (URL over domain over pattern; a
+        // longer domain suffix or URL prefix over a shorter one, as they come later).
         for hit in scratch.raw where hit.category != allowlistCategory {
             if allowed && !lockedFlags[Int(hit.category)] {
-                scratch.suppressed.append(hit)
+                Self.merge(hit, into: &scratch.suppressed)
             } else {
-                scratch.hits.append(hit)
+                Self.merge(hit, into: &scratch.hits)
             }
         }
         return !scratch.hits.isEmpty
+    }
+
+    @inline(__always)
+    static func merge(_ hit: Hit, into list: inout [Hit]) {
+        for i in list.indices where list[i].category == hit.category {
+            if specificity(hit.kind) >= specificity(list[i].kind) { list[i] = hit }
+            return
+        }
+        list.append(hit)
+    }
+
+    @inline(__always)
+    static func specificity(_ kind: MatchKind) -> Int {
+        switch kind {
+        case .url: 2
+        case .domain: 1
+        case .pattern: 0
+        }
     }
 
     // MARK: - Reading results
