@@ -1,0 +1,123 @@
+import Foundation
+import Testing
+@testable import Classifier
+
+/// End-to-end: the built `esafety` and `esafetyd` binaries.
+@Suite("esafety and esafetyd binaries", .serialized)
+struct CommandLineTests {
+    static let lists = TempLists([
+        "gambling/domains": "bet.example\n",
+        "iwf/category.toml": "severity = \"critical\"\nlocked = true\n",
+        "iwf/urls": "abuse.example/img\n",
+        "allowlist/domains": "ok.bet.example\n",
+    ])
+
+    @Test("check --json prints one object per target with the documented keys")
+    func checkJSON() throws {
+        let r = try run("esafety", ["check", "--lists", Self.lists.root, "--json", "www.bet.example", "http://abuse.example/img/1", "ok.bet.example", "clean.example"])
+        #expect(r.status == 0)
+        let lines = r.stdout.split(separator: "\n")
+        #expect(lines.count == 4)
+        let objects = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        for o in objects {
+            for key in ["target", "host", "categories", "allowed_by"] { #expect(o[key] != nil, "missing \(key)") }
+        }
+        let first = (objects[0]["categories"] as! [[String: Any]])[0]
+        #expect(first["name"] as? String == "gambling")
+        #expect(first["severity"] as? String == "medium")
+        #expect(first["kind"] as? String == "domain")
+        #expect((first["file"] as? String)?.hasSuffix("gambling/domains") == true)
+        #expect(first["line"] as? Int == 1)
+        #expect(first["rule"] as? String == "bet.example")
+        #expect(objects[0]["allowed_by"] is NSNull)
+        #expect(((objects[1]["categories"] as! [[String: Any]])[0])["name"] as? String == "iwf")
+        #expect((objects[2]["categories"] as! [Any]).isEmpty)
+        #expect((objects[2]["allowed_by"] as? [String: Any])?["rule"] as? String == "ok.bet.example")
+        #expect((objects[3]["categories"] as! [Any]).isEmpty)
+    }
+
+    @Test("check - reads targets from standard input; human output explains each match")
+    func checkStdin() throws {
+        let r = try run("esafety", ["check", "--lists", Self.lists.root, "-"], stdin: "a.bet.example\r\nnothing.example\n")
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("gambling [medium]  domain  \(Self.lists.root)/gambling/domains:1  bet.example"))
+        #expect(r.stdout.contains("nothing.example\n  no match"))
+    }
+
+    @Test("control characters in targets never reach the terminal raw")
+    func escapes() throws {
+        let r = try run("esafety", ["check", "--lists", Self.lists.root, "evil\u{1B}[2J.example"])
+        #expect(!r.stdout.contains("\u{1B}"))
+        #expect(r.stdout.contains("\\x1B"))
+    }
+
+    @Test("usage errors: one line naming the thing, exit status 2", arguments: [
+        (["check", "--no-such-flag", "x"], "--no-such-flag"),
+        (["check", "--lists", "/nonexistent/lists", "x"], "/nonexistent/lists"),
+        (["check", "--snapshot", "/nonexistent/snap", "x"], "/nonexistent/snap"),
+        (["lint", "--lists", "/nonexistent/lists"], "/nonexistent/lists"),
+        (["compile", "--lists", "/nonexistent/lists", "--out", "/tmp/x"], "/nonexistent/lists"),
+        (["frobnicate"], "frobnicate"),
+    ])
+    func usageErrors(arguments: [String], names: String) throws {
+        let r = try run("esafety", arguments)
+        #expect(r.status == 2)
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.count == 1)
+        #expect(r.stderr.contains(names))
+    }
+
+    @Test("an unreadable list file is an error naming it, exit status 2")
+    func unreadable() throws {
+        // A dangling symbolic link cannot be read, even by root.
+        let t = TempLists(["games/category.toml": "severity = \"info\"\n"])
+        try FileManager.default.createSymbolicLink(atPath: t.root + "/games/domains", withDestinationPath: t.root + "/gone")
+        let r = try run("esafety", ["check", "--lists", t.root, "x.example"])
+        #expect(r.status == 2)
+        #expect(r.stderr.split(separator: "\n").count == 1)
+        #expect(r.stderr.contains(t.root + "/games/domains: cannot read"))
+    }
+
+    @Test("compile writes a snapshot that check and esafetyd --check-config accept")
+    func compileAndUse() throws {
+        let path = NSTemporaryDirectory() + "esafety-" + UUID().uuidString + ".snapshot"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let c = try run("esafety", ["compile", "--lists", Self.lists.root, "--out", path])
+        #expect(c.status == 0, "\(c.stderr)")
+        let r = try run("esafety", ["check", "--snapshot", path, "--json", "bet.example"])
+        #expect(r.stdout.contains("\"name\":\"gambling\""))
+        let d = try run("esafetyd", ["--check-config", "--snapshot", path])
+        #expect(d.status == 0, "\(d.stderr)")
+        // A corrupt snapshot is refused.
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[bytes.count - 3] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: path))
+        let bad = try run("esafety", ["check", "--snapshot", path, "bet.example"])
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("checksum"))
+        let badd = try run("esafetyd", ["--check-config", "--snapshot", path])
+        #expect(badd.status != 0)
+        #expect(badd.stderr.contains("checksum"))
+    }
+
+    @Test("lint exits 1 on errors and prints file:line")
+    func lintErrors() throws {
+        let t = TempLists(["games/category.toml": "severity = \"loud\"\n", "games/domains": "x.example\n"])
+        let r = try run("esafety", ["lint", "--lists", t.root])
+        #expect(r.status == 1)
+        #expect(r.stdout.contains("games/category.toml:1: error: unknown severity"))
+        let ok = try run("esafety", ["lint", "--lists", Self.lists.root])
+        #expect(ok.status == 0)
+        #expect(ok.stdout.contains("0 error(s)"))
+    }
+
+    @Test("esafetyd --check-config validates the bundled lists and refuses broken ones")
+    func daemonCheckConfig() throws {
+        let good = try run("esafetyd", ["--check-config", "--lists", repositoryRoot + "/Blocklists"])
+        #expect(good.status == 0, "\(good.stderr)")
+        let t = TempLists(["games/category.toml": "locked = maybe\n", "games/domains": "x.example\n"])
+        let bad = try run("esafetyd", ["--check-config", "--lists", t.root])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("games/category.toml:1"))
+    }
+}
