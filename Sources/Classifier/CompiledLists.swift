@@ -103,7 +103,9 @@ public final class CompiledLists: Sendable {
     }
 
     /// Suffix lookups right to left: `a.b.example.com` probes `com`, `example.com`,
-    /// `b.example.com`, `a.b.example.com` with one running hash.
+    /// `b.example.com`, `a.b.example.com` with one running hash. All suffix hashes are
+    /// computed first and their slots loaded together, so the cache misses of one host
+    /// overlap instead of following one another.
     @inline(__always)
     func lookupDomain(_ host: UnsafeBufferPointer<UInt8>, kind: HostKind, scratch: ClassifyScratch) {
         guard domains.keyCount > 0 else { return }
@@ -111,15 +113,36 @@ public final class CompiledLists: Sendable {
             if let k = domains.find(hash: KeyHash.reversed(host), key: host) { addDomainHits(k, exact: true, scratch) }
             return
         }
-        var h = KeyHash.seed
-        var i = host.count
-        while i > 0 {
-            i -= 1
-            h = KeyHash.step(h, host[i])
-            if i == 0 || host[i - 1] == UInt8(ascii: ".") {
-                let suffix = UnsafeBufferPointer(rebasing: host[i...])
-                if let k = domains.find(hash: KeyHash.finish(h), key: suffix), i == 0 || !Self.isIPv4Shaped(suffix) {
-                    addDomainHits(k, exact: i == 0, scratch)
+        let maxProbes = 16
+        withUnsafeTemporaryAllocation(of: (hash: UInt64, start: Int, home: Int, slot: UInt64).self, capacity: maxProbes) { probes in
+            var count = 0
+            var h = KeyHash.seed
+            var i = host.count
+            while i > 0 {
+                i -= 1
+                h = KeyHash.step(h, host[i])
+                if i == 0 || host[i - 1] == UInt8(ascii: ".") {
+                    if count == maxProbes {
+                        // Very deep names: drop the shortest suffix probes' overlap and go on one by one.
+                        let suffix = UnsafeBufferPointer(rebasing: host[i...])
+                        if let k = domains.find(hash: KeyHash.finish(h), key: suffix), i == 0 || !Self.isIPv4Shaped(suffix) {
+                            addDomainHits(k, exact: i == 0, scratch)
+                        }
+                        continue
+                    }
+                    let hash = KeyHash.finish(h)
+                    let home = domains.home(hash)
+                    probes[count] = (hash, i, home, domains.slots[home])
+                    count += 1
+                }
+            }
+            for p in 0..<count {
+                let probe = probes[p]
+                if probe.slot == 0 { continue }
+                let suffix = UnsafeBufferPointer(rebasing: host[probe.start...])
+                if let k = domains.find(hash: probe.hash, from: probe.home, key: suffix),
+                   probe.start == 0 || !Self.isIPv4Shaped(suffix) {
+                    addDomainHits(k, exact: probe.start == 0, scratch)
                 }
             }
         }
@@ -137,7 +160,7 @@ public final class CompiledLists: Sendable {
     @inline(__always)
     func addDomainHits(_ k: Int, exact: Bool, _ scratch: ClassifyScratch) {
         for r in domains.ruleRange(k) {
-            let rule = domains.rules[r]
+            let rule = domains.rulesBuffer[r]
             if exact && rule.subdomainsOnly { continue }
             scratch.raw.append(Hit(category: rule.category, kind: .domain,
                                    severity: severities[Int(rule.category)], rule: UInt32(r)))
@@ -198,7 +221,7 @@ public final class CompiledLists: Sendable {
     @inline(__always)
     func addURLHits(_ k: Int, _ scratch: ClassifyScratch) {
         for r in urls.ruleRange(k) {
-            let rule = urls.rules[r]
+            let rule = urls.rulesBuffer[r]
             scratch.raw.append(Hit(category: rule.category, kind: .url,
                                    severity: severities[Int(rule.category)], rule: UInt32(r)))
         }
@@ -253,11 +276,11 @@ public final class CompiledLists: Sendable {
         let text: String
         switch hit.kind {
         case .domain:
-            rule = domains.rules[Int(hit.rule)]
+            rule = domains.rulesBuffer[Int(hit.rule)]
             let key = domains.key(domains.keyIndex(ofRule: Int(hit.rule)))
             text = rule.subdomainsOnly ? "*." + key : key
         case .url:
-            rule = urls.rules[Int(hit.rule)]
+            rule = urls.rulesBuffer[Int(hit.rule)]
             text = urls.key(urls.keyIndex(ofRule: Int(hit.rule)))
         case .pattern:
             rule = patterns.rules[Int(hit.rule)].rule

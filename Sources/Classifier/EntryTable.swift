@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Where a list entry came from: category, list file and line.
 ///
 /// Eight bytes, stored once per (entry, category). The top bit of `lineAndFlags` marks an
@@ -63,73 +71,100 @@ public enum KeyHash {
 /// An immutable table from keys (domains, or host+path URL prefixes) to the rules that
 /// list them: every distinct key stored once, whatever the number of categories.
 ///
-/// Layout (flat arrays, no nodes): an open-addressing slot array of
+/// Layout (flat buffers, no nodes): an open-addressing slot array of
 /// `fingerprint << 32 | keyIndex + 1`, a byte pool of keys, and per key a range of
 /// `Rule`s. About 10.7 bytes of slots per key at the 0.75 load factor, plus 8 bytes of
 /// offsets, the key's bytes, and 8 bytes per rule.
-public struct EntryTable: Sendable {
-    var slots: [UInt64]
-    var keyOffsets: [UInt32]   // keyCount + 1
-    var pool: [UInt8]
-    var ruleStart: [UInt32]    // keyCount + 1
-    public internal(set) var rules: [Rule]
-
-    public var keyCount: Int { keyOffsets.count - 1 }
+///
+/// `@unchecked Sendable`: the buffers are written once in `init` and only read after;
+/// the class owns and frees them. A class, not a struct, so that lookups through a
+/// `let` reference never retain five arrays per call.
+public final class EntryTable: @unchecked Sendable {
+    let slots: UnsafeMutableBufferPointer<UInt64>
+    let keyOffsets: UnsafeMutableBufferPointer<UInt32>   // keyCount + 1
+    let pool: UnsafeMutableBufferPointer<UInt8>
+    let ruleStart: UnsafeMutableBufferPointer<UInt32>    // keyCount + 1
+    public let rulesBuffer: UnsafeMutableBufferPointer<Rule>
+    public let keyCount: Int
 
     init(slots: [UInt64], keyOffsets: [UInt32], pool: [UInt8], ruleStart: [UInt32], rules: [Rule]) {
-        self.slots = slots
-        self.keyOffsets = keyOffsets
-        self.pool = pool
-        self.ruleStart = ruleStart
-        self.rules = rules
+        func own<T>(_ a: [T]) -> UnsafeMutableBufferPointer<T> {
+            let b = UnsafeMutableBufferPointer<T>.allocate(capacity: max(a.count, 1))
+            _ = b.initialize(from: a)
+            return UnsafeMutableBufferPointer(rebasing: b[0..<a.count])
+        }
+        self.slots = own(slots)
+        self.keyOffsets = own(keyOffsets)
+        self.pool = own(pool)
+        self.ruleStart = own(ruleStart)
+        self.rulesBuffer = own(rules)
+        self.keyCount = keyOffsets.count - 1
+    }
+
+    deinit {
+        slots.baseAddress?.deallocate()
+        keyOffsets.baseAddress?.deallocate()
+        pool.baseAddress?.deallocate()
+        ruleStart.baseAddress?.deallocate()
+        rulesBuffer.baseAddress?.deallocate()
     }
 
     static var empty: EntryTable {
         EntryTable(slots: [0], keyOffsets: [0], pool: [], ruleStart: [0], rules: [])
     }
 
+    /// The rules, as an array (for serialisation and tools; not the hot path).
+    public var rules: [Rule] { Array(rulesBuffer) }
+    var slotArray: [UInt64] { Array(slots) }
+    var keyOffsetArray: [UInt32] { Array(keyOffsets) }
+    var poolArray: [UInt8] { Array(pool) }
+    var ruleStartArray: [UInt32] { Array(ruleStart) }
+
+    /// The slot index where the probe for `hash` starts.
+    @inline(__always)
+    func home(_ hash: UInt64) -> Int { Int(hash.multipliedFullWidth(by: UInt64(slots.count)).high) }
+
     /// Finds the key with hash `hash` (from `KeyHash`) whose bytes equal `key`.
     /// - Complexity: O(1) expected; one slot cache line, one key compare on a hit.
-    
+    @inline(__always)
     public func find(hash: UInt64, key: UnsafeBufferPointer<UInt8>) -> Int? {
-        slots.withUnsafeBufferPointer { slots -> Int? in
-            let capacity = UInt64(slots.count)
-            let fingerprint = UInt32(truncatingIfNeeded: hash)
-            var i = Int(hash.multipliedFullWidth(by: capacity).high)
-            while true {
-                let slot = slots[i]
-                if slot == 0 { return nil }
-                if UInt32(truncatingIfNeeded: slot >> 32) == fingerprint {
-                    let k = Int(UInt32(truncatingIfNeeded: slot)) - 1
-                    if keyEquals(k, key) { return k }
-                }
-                i += 1
-                if i == slots.count { i = 0 }
+        find(hash: hash, from: home(hash), key: key)
+    }
+
+    @inline(__always)
+    func find(hash: UInt64, from start: Int, key: UnsafeBufferPointer<UInt8>) -> Int? {
+        let fingerprint = UInt32(truncatingIfNeeded: hash)
+        var i = start
+        while true {
+            let slot = slots[i]
+            if slot == 0 { return nil }
+            if UInt32(truncatingIfNeeded: slot >> 32) == fingerprint {
+                let k = Int(UInt32(truncatingIfNeeded: slot)) - 1
+                if keyEquals(k, key) { return k }
             }
+            i += 1
+            if i == slots.count { i = 0 }
         }
     }
 
-    
+    @inline(__always)
     func keyEquals(_ k: Int, _ key: UnsafeBufferPointer<UInt8>) -> Bool {
         let start = Int(keyOffsets[k]), end = Int(keyOffsets[k + 1])
         guard end - start == key.count else { return false }
-        return pool.withUnsafeBufferPointer { pool in
-            var i = 0
-            while i < key.count {
-                if pool[start + i] != key[i] { return false }
-                i += 1
-            }
-            return true
-        }
+        guard let a = pool.baseAddress, let b = key.baseAddress else { return key.isEmpty }
+        return memcmp(a + start, b, key.count) == 0
     }
 
     /// The rules of key `k`, as a range of indices into `rules`.
-    
+    @inline(__always)
     public func ruleRange(_ k: Int) -> Range<Int> { Int(ruleStart[k])..<Int(ruleStart[k + 1]) }
+
+    @inline(__always)
+    public func rule(_ r: Int) -> Rule { rulesBuffer[r] }
 
     /// The text of key `k`.
     public func key(_ k: Int) -> String {
-        String(decoding: pool[Int(keyOffsets[k])..<Int(keyOffsets[k + 1])], as: UTF8.self)
+        String(decoding: UnsafeBufferPointer(rebasing: pool[Int(keyOffsets[k])..<Int(keyOffsets[k + 1])]), as: UTF8.self)
     }
 
     /// The key that holds rule `r` (binary search over `ruleStart`).
@@ -142,9 +177,9 @@ public struct EntryTable: Sendable {
         return lo
     }
 
-    /// Bytes held by the arrays (for `bytes per domain`).
+    /// Bytes held by the table (for `bytes per domain`).
     public var memoryBytes: Int {
-        slots.count * 8 + keyOffsets.count * 4 + pool.count + ruleStart.count * 4 + rules.count * 8
+        slots.count * 8 + keyOffsets.count * 4 + pool.count + ruleStart.count * 4 + rulesBuffer.count * 8
     }
 }
 

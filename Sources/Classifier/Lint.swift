@@ -55,8 +55,8 @@ public enum Lint {
                 let found = parent.withUnsafeBufferPointer { table.find(hash: KeyHash.reversed($0), key: $0) }
                 guard let p = found else { continue }
                 for r in table.ruleRange(k) {
-                    let rule = table.rules[r]
-                    if let parentRule = table.ruleRange(p).map({ table.rules[$0] }).first(where: { $0.category == rule.category }) {
+                    let rule = table.rulesBuffer[r]
+                    if let parentRule = table.ruleRange(p).map({ table.rulesBuffer[$0] }).first(where: { $0.category == rule.category }) {
                         out.append(Diagnostic(.warning, .shadowed, file: lists.files[Int(rule.file)], line: rule.line,
                             "\(Terminal.escape(table.key(k))) is already covered by \(Terminal.escape(table.key(p))) (\(lists.files[Int(parentRule.file)]):\(parentRule.line))"))
                     }
@@ -98,17 +98,17 @@ public enum Lint {
         var lockedHosts: [(host: String, rule: Rule, table: EntryTable)] = []
         for table in [lists.domains, lists.urls] {
             for k in 0..<table.keyCount {
-                for r in table.ruleRange(k) where locked.contains(table.rules[r].category) {
+                for r in table.ruleRange(k) where locked.contains(table.rulesBuffer[r].category) {
                     let key = table.key(k)
                     let host = key.split(separator: "/", maxSplits: 1).first.map(String.init) ?? key
-                    lockedHosts.append((host, table.rules[r], table))
+                    lockedHosts.append((host, table.rulesBuffer[r], table))
                 }
             }
         }
         for table in [lists.domains, lists.urls] {
             for k in 0..<table.keyCount {
-                for r in table.ruleRange(k) where table.rules[r].category == allow {
-                    let rule = table.rules[r]
+                for r in table.ruleRange(k) where table.rulesBuffer[r].category == allow {
+                    let rule = table.rulesBuffer[r]
                     let key = table.key(k)
                     let host = key.split(separator: "/", maxSplits: 1).first.map(String.init) ?? key
                     for entry in lockedHosts where entry.host == host || entry.host.hasSuffix("." + host) || host.hasSuffix("." + entry.host) {

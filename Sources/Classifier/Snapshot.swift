@@ -30,7 +30,7 @@ public enum Snapshot {
         for s in lists.sources { w.string(s) }
         for c in lists.counts { w.u64(UInt64(c.domains)); w.u64(UInt64(c.urls)); w.u64(UInt64(c.patterns)) }
         for table in [lists.domains, lists.urls] {
-            w.array(table.slots); w.array(table.keyOffsets); w.array(table.pool); w.array(table.ruleStart); w.array(table.rules)
+            w.array(table.slotArray); w.array(table.keyOffsetArray); w.array(table.poolArray); w.array(table.ruleStartArray); w.array(table.rules)
         }
         w.u32(UInt32(lists.patterns.rules.count))
         for p in lists.patterns.rules {
