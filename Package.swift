@@ -21,9 +21,11 @@ let package = Package(
         ),
         // Category lists, host/URL normalisation, the compiled tables, PCRE2 patterns,
         // verdicts with provenance, snapshots and lint. No sockets, no NIO.
+        // Header-only C helpers (a prefetch hint) for the hot path.
+        .target(name: "CShims"),
         .target(
             name: "Classifier",
-            dependencies: ["CPCRE2"],
+            dependencies: ["CPCRE2", "CShims"],
             // The hot path mutates per-thread scratch state owned by one caller; dynamic
             // exclusivity checks cost ~5% there and guard nothing.
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]

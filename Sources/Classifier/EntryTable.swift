@@ -101,6 +101,19 @@ public final class EntryTable: @unchecked Sendable {
         self.keyCount = keyOffsets.count - 1
     }
 
+    /// Takes ownership of buffers allocated with `UnsafeMutableBufferPointer.allocate`
+    /// (the snapshot loader copies file sections straight into them).
+    init(owning slots: UnsafeMutableBufferPointer<UInt64>, keyOffsets: UnsafeMutableBufferPointer<UInt32>,
+         pool: UnsafeMutableBufferPointer<UInt8>, ruleStart: UnsafeMutableBufferPointer<UInt32>,
+         rules: UnsafeMutableBufferPointer<Rule>) {
+        self.slots = slots
+        self.keyOffsets = keyOffsets
+        self.pool = pool
+        self.ruleStart = ruleStart
+        self.rulesBuffer = rules
+        self.keyCount = keyOffsets.count - 1
+    }
+
     deinit {
         slots.baseAddress?.deallocate()
         keyOffsets.baseAddress?.deallocate()

@@ -61,9 +61,17 @@ public enum FileSystem {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw Error(path: path, errno: errno) }
         if (st.st_mode & S_IFMT) == S_IFDIR { throw Error(path: path, errno: EISDIR) }
-        var result = [UInt8]()
-        var capacity = max(Int(st.st_size), 0) + 1
-        result.reserveCapacity(capacity)
+        // One read into storage sized from fstat; keep reading if the file grew.
+        var size = max(Int(st.st_size), 0)
+        var result = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+            initialized = 0
+            while initialized < size {
+                let n = read(fd, buffer.baseAddress! + initialized, size - initialized)
+                if n <= 0 { if n < 0 && errno == EINTR { continue }; break }
+                initialized += n
+            }
+        }
+        size = result.count
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -73,7 +81,6 @@ public enum FileSystem {
             }
             if n == 0 { break }
             result.append(contentsOf: chunk[0..<n])
-            capacity = result.count
         }
         return result
     }

@@ -109,14 +109,22 @@ public enum Snapshot {
             }
             var tables: [EntryTable] = []
             for _ in 0..<2 {
-                let slots: [UInt64] = try r.array(), offsets: [UInt32] = try r.array(), pool: [UInt8] = try r.array()
-                let ruleStart: [UInt32] = try r.array(), rules: [Rule] = try r.array()
+                let slots: UnsafeMutableBufferPointer<UInt64> = try r.buffer()
+                let offsets: UnsafeMutableBufferPointer<UInt32> = try r.buffer()
+                let pool: UnsafeMutableBufferPointer<UInt8> = try r.buffer()
+                let ruleStart: UnsafeMutableBufferPointer<UInt32> = try r.buffer()
+                let rules: UnsafeMutableBufferPointer<Rule> = try r.buffer()
+                // The table owns the buffers from here, so they are freed on any failure.
+                let table = EntryTable(owning: slots, keyOffsets: offsets, pool: pool, ruleStart: ruleStart, rules: rules)
                 guard !slots.isEmpty, offsets.count == ruleStart.count, offsets.count >= 1,
                       Int(offsets.last!) == pool.count, Int(ruleStart.last!) == rules.count,
                       slots.count > offsets.count - 1,
+                      offsets.indices.dropFirst().allSatisfy({ offsets[$0 - 1] <= offsets[$0] }),
+                      ruleStart.indices.dropFirst().allSatisfy({ ruleStart[$0 - 1] <= ruleStart[$0] }),
+                      slots.allSatisfy({ $0 == 0 || Int(UInt32(truncatingIfNeeded: $0)) <= offsets.count - 1 }),
                       rules.allSatisfy({ Int($0.category) < categories.count && Int($0.file) < files.count })
-                else { throw Reader.Failure() }
-                tables.append(EntryTable(slots: slots, keyOffsets: offsets, pool: pool, ruleStart: ruleStart, rules: rules))
+                else { throw Reader.Failure(offset: r.offset) }
+                tables.append(table)
             }
             var patternRules: [PatternRule] = []
             for _ in 0..<(try r.u32()) {
@@ -208,6 +216,20 @@ public enum Snapshot {
             let at = try take(n)
             return String(decoding: bytes[at..<at + n], as: UTF8.self)
         }
+        /// Like `array`, straight into a newly allocated buffer that the caller owns.
+        mutating func buffer<T: BitwiseCopyable>(_: T.Type = T.self) throws(Failure) -> UnsafeMutableBufferPointer<T> {
+            let count = try u64()
+            guard count < UInt64(Int32.max) else { throw Failure(offset: offset) }
+            while offset % 8 != 0 { _ = try take(1) }
+            let size = Int(count) * MemoryLayout<T>.stride
+            let at = try take(size)
+            let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: max(Int(count), 1))
+            bytes.withUnsafeBytes { src in
+                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: src[at..<at + size]))
+            }
+            return UnsafeMutableBufferPointer(rebasing: buffer[0..<Int(count)])
+        }
+
         mutating func array<T: BitwiseCopyable>(_: T.Type = T.self) throws(Failure) -> [T] {
             let count = try u64()
             guard count < UInt64(Int32.max) else { throw Failure(offset: offset) }

@@ -4,7 +4,7 @@ import Testing
 @Suite("URL lists (squidGuard semantics)")
 struct URLMatchingTests {
     static let lists = TempLists([
-        "pornography/urls": "example.com/bad\nhttp://www.Example.org:8080/Dir/Page.html\nexample.net/x/y/\nfiles.example.edu\n",
+        "pornography/urls": "example.com/bad\nhttp://www.Example.org:8080/Dir/Page.html\nexample.net/x/y/\nfiles.example.edu\nforum.example/view.php?id=7\n",
         "iwf/category.toml": "severity = \"critical\"\nlocked = true\n",
         "iwf/urls": "abuse.example/img/123\n",
     ])
@@ -31,6 +31,9 @@ struct URLMatchingTests {
         ("http://files.example.edu/anything", true),
         ("http://files.example.edu", true),
         ("example.com/bad", true),
+        ("http://forum.example/view.php?id=7", true),
+        ("http://forum.example/view.php?id=8", false),
+        ("http://forum.example/view.php", false),
     ])
     func prefix(url: String, matches: Bool) throws {
         let lists = try Self.lists.load()
