@@ -30,6 +30,8 @@ let package = Package(
             // exclusivity checks cost ~5% there and guard nothing.
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
         ),
+        // Byte-level parsers: Squid, dnsmasq/Pi-hole, BIND, unbound, JSON, syslog envelopes.
+        .target(name: "LogFormats", dependencies: ["Classifier"]),
         .executableTarget(
             name: "esafety",
             dependencies: [
@@ -55,5 +57,6 @@ let package = Package(
             dependencies: ["Classifier"],
             exclude: ["Fixtures"]
         ),
+        .testTarget(name: "LogFormatsTests", dependencies: ["LogFormats", "Classifier"]),
     ]
 )

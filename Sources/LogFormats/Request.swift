@@ -1,0 +1,88 @@
+/// The log formats esafetyd reads.
+public enum LogFormat: UInt8, CaseIterable, Sendable, CustomStringConvertible {
+    /// Squid's native `access.log` (and variants with extra columns).
+    case squid = 0
+    /// Squid `common` and `combined` (Apache-style) lines.
+    case squidCommon = 1
+    /// dnsmasq and Pi-hole (`query[A] host from ip`).
+    case dnsmasq = 2
+    /// BIND 9 query log, 9.9 and 9.11+ forms.
+    case bind = 3
+    /// unbound `log-queries` and `log-replies`.
+    case unbound = 4
+    /// JSON lines with the documented minimal schema.
+    case json = 5
+
+    public var description: String {
+        switch self {
+        case .squid: "squid"
+        case .squidCommon: "squid-common"
+        case .dnsmasq: "dnsmasq"
+        case .bind: "bind"
+        case .unbound: "unbound"
+        case .json: "json"
+        }
+    }
+
+    public init?(name: String) {
+        guard let f = Self.allCases.first(where: { $0.description == name }) else {
+            if name == "squid-combined" || name == "combined" || name == "common" { self = .squidCommon; return }
+            if name == "pihole" || name == "pi-hole" { self = .dnsmasq; return }
+            return nil
+        }
+        self = f
+    }
+
+    /// Whether the format comes from a DNS resolver (a host, no URL).
+    public var isDNS: Bool { self == .dnsmasq || self == .bind || self == .unbound }
+}
+
+/// What the proxy or resolver did with the request, when the log says.
+public enum ProxyAction: UInt8, Sendable, CustomStringConvertible {
+    case unknown = 0, allowed = 1, blocked = 2
+    public var description: String {
+        switch self {
+        case .unknown: "unknown"
+        case .allowed: "allowed"
+        case .blocked: "blocked"
+        }
+    }
+}
+
+/// One request read from one log line. Its byte fields point into the line (or into the
+/// parser's scratch, for JSON strings with escapes) and are valid until the parser's
+/// next call: classify them at once, copy what an incident keeps.
+public struct ParsedRequest {
+    /// Seconds since 1970 (UTC); nil when the line carries no time (use the arrival time).
+    public var time: Double?
+    public var client: UnsafeRawBufferPointer
+    /// Nil when the log has no user or writes `-`.
+    public var user: UnsafeRawBufferPointer?
+    public var host: UnsafeRawBufferPointer
+    /// The full URL for proxy formats; nil for DNS and for CONNECT (host:port only).
+    public var url: UnsafeRawBufferPointer?
+    public var method: UnsafeRawBufferPointer?
+    public var action: ProxyAction
+    public var format: LogFormat
+
+    public init(time: Double?, client: UnsafeRawBufferPointer, user: UnsafeRawBufferPointer?, host: UnsafeRawBufferPointer,
+                url: UnsafeRawBufferPointer?, method: UnsafeRawBufferPointer?, action: ProxyAction, format: LogFormat) {
+        self.time = time; self.client = client; self.user = user; self.host = host
+        self.url = url; self.method = method; self.action = action; self.format = format
+    }
+}
+
+/// The result of reading one line.
+public enum ParseOutcome {
+    /// A request.
+    case request(ParsedRequest)
+    /// A reply record (unbound `log-replies`): a request only when the resolver does not
+    /// also log the query, which the caller knows per source.
+    case reply(ParsedRequest)
+    /// A line of a known format that is not a request (dnsmasq `forwarded`, `reply`,
+    /// `cached`, Pi-hole `gravity blocked`, BIND `answer:`, unbound statistics...):
+    /// recognised and never counted as a request.
+    case ignored(LogFormat)
+    /// A line no format accepts; the reason names the problem.
+    case malformed(String)
+}
