@@ -36,6 +36,7 @@ let package = Package(
             name: "esafety",
             dependencies: [
                 "Classifier",
+                "LogFormats",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -48,7 +49,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "esafety-bench",
-            dependencies: ["Classifier"],
+            dependencies: ["Classifier", "LogFormats"],
             path: "Benchmarks/esafety-bench",
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),

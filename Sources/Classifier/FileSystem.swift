@@ -12,6 +12,7 @@ public enum FileSystem {
         public var path: String
         public var errno: Int32
         public var description: String { String(cString: strerror(errno)) }
+        public init(path: String, errno: Int32) { self.path = path; self.errno = errno }
     }
 
     public static func exists(_ path: String) -> Bool {

@@ -164,3 +164,29 @@ public struct LogTime: Sendable {
         return v + frac
     }
 }
+
+extension LogTime {
+    /// `2026-11-21T10:00:00.123Z` (UTC, milliseconds).
+    public static func rfc3339(_ t: Double) -> String {
+        let whole = Int(t.rounded(.down))
+        var ms = Int(((t - Double(whole)) * 1000).rounded())
+        var secs = whole
+        if ms >= 1000 { ms -= 1000; secs += 1 }
+        var days = secs / 86400
+        var rem = secs % 86400
+        if rem < 0 { rem += 86400; days -= 1 }
+        // civil_from_days (Howard Hinnant)
+        let z = days + 719468
+        let era = (z >= 0 ? z : z - 146096) / 146097
+        let doe = z - era * 146097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        func three(_ v: Int) -> String { v < 10 ? "00\(v)" : v < 100 ? "0\(v)" : "\(v)" }
+        return "\(y)-\(two(m))-\(two(d))T\(two(rem / 3600)):\(two(rem % 3600 / 60)):\(two(rem % 60)).\(three(ms))Z"
+    }
+}

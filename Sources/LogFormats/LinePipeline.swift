@@ -1,0 +1,228 @@
+import Classifier
+import Synchronization
+
+/// One numbered, immutable generation of compiled lists.
+public final class Generation: Sendable {
+    public let number: Int
+    public let lists: CompiledLists
+    /// Seconds since 1970 when it was built.
+    public let loadedAt: Double
+    /// Seconds it took to build.
+    public let loadSeconds: Double
+
+    public init(number: Int, lists: CompiledLists, loadedAt: Double, loadSeconds: Double) {
+        self.number = number
+        self.lists = lists
+        self.loadedAt = loadedAt
+        self.loadSeconds = loadSeconds
+    }
+}
+
+/// Holds the current generation; a reload swaps it in one step. Readers take it once per
+/// batch of lines, so a batch is never classified by two generations, and never by a
+/// half-built one.
+public final class GenerationHolder: Sendable {
+    private let state: Mutex<Generation>
+
+    public init(_ initial: Generation) { state = Mutex(initial) }
+
+    public var current: Generation { state.withLock { $0 } }
+
+    public func swap(_ new: Generation) { state.withLock { $0 = new } }
+}
+
+/// A request that matched at least one category, with everything an incident needs,
+/// copied out of the line.
+public struct MatchedRequest: Sendable {
+    public var time: Double
+    public var client: String
+    public var user: String?
+    public var host: String
+    public var url: String?
+    public var method: String?
+    public var action: ProxyAction
+    public var format: LogFormat
+    /// Where the line came from (socket and peer, or file).
+    public var source: String
+    /// Effective matches, most severe first.
+    public var categories: [MatchDetail]
+    public var generation: Int
+}
+
+/// Where matched requests go. The daemon's sink becomes the incident log; replay prints.
+/// `accept` may block to apply backpressure; it must never drop silently.
+public protocol MatchSink: AnyObject, Sendable {
+    func accept(_ match: MatchedRequest)
+}
+
+/// Per-format counters of one pipeline.
+public struct FormatCounters: Sendable, Equatable {
+    public var parsed = 0, matched = 0, ignored = 0, malformed = 0
+    public init() {}
+    public static func += (a: inout FormatCounters, b: FormatCounters) {
+        a.parsed += b.parsed; a.matched += b.matched; a.ignored += b.ignored; a.malformed += b.malformed
+    }
+}
+
+/// Counters of one source: lines in, and per format what became of them.
+public struct SourceCounters: Sendable, Equatable {
+    public var received = 0
+    public var tooLong = 0
+    /// Index `LogFormat.rawValue`; the last slot counts malformed lines of no known format.
+    public var formats = [FormatCounters](repeating: FormatCounters(), count: LogFormat.allCases.count + 1)
+    public var matchLimitHits = 0
+    /// The first malformed lines, escaped and cut to 200 bytes, with the reason.
+    public var samples: [String] = []
+    public static let maxSamples = 5
+
+    public init() {}
+
+    public var parsed: Int { formats.reduce(0) { $0 + $1.parsed } }
+    public var matched: Int { formats.reduce(0) { $0 + $1.matched } }
+    public var ignored: Int { formats.reduce(0) { $0 + $1.ignored } }
+    public var malformed: Int { formats.reduce(0) { $0 + $1.malformed } }
+
+    public mutating func add(_ other: SourceCounters) {
+        received += other.received
+        tooLong += other.tooLong
+        matchLimitHits += other.matchLimitHits
+        for i in formats.indices { formats[i] += other.formats[i] }
+        for s in other.samples where samples.count < Self.maxSamples { samples.append(s) }
+    }
+}
+
+/// Parse, classify, hand matches to the sink: the same steps for the daemon's sockets and
+/// for `esafety replay`. One per thread or connection; not shareable.
+public final class LinePipeline {
+    public let source: String
+    public let pinned: LogFormat?
+    let parser: LineParser
+    let holder: GenerationHolder
+    let sink: MatchSink
+    var generation: Generation
+    var scratch: ClassifyScratch
+    /// Counters since the last `takeCounters()`.
+    public private(set) var counters = SourceCounters()
+    /// unbound log-replies count as requests only while no log-queries line was seen.
+    var sawUnboundQuery = false
+    /// Lines already in `counters.samples` since the pipeline began (samples are few).
+    var samplesTaken = 0
+
+    public init(source: String, format: LogFormat?, holder: GenerationHolder, sink: MatchSink, time: LogTime = LogTime()) {
+        self.source = source
+        self.pinned = format
+        self.parser = LineParser(time: time)
+        self.holder = holder
+        self.sink = sink
+        self.generation = holder.current
+        self.scratch = generation.lists.makeScratch()
+    }
+
+    /// Takes the current generation; call once per batch of lines.
+    @inline(__always)
+    public func refreshGeneration() {
+        let g = holder.current
+        if g !== generation {
+            generation = g
+            scratch = g.lists.makeScratch()
+        }
+    }
+
+    /// A line that was longer than the limit and skipped.
+    public func countTooLong() {
+        counters.received += 1
+        counters.tooLong += 1
+    }
+
+    /// Processes one line (without `\n`). `arrival` is the time to use when the line has none.
+    @inline(__always)
+    public func process(_ line: UnsafeRawBufferPointer, arrival: Double, next: UnsafeRawBufferPointer? = nil) {
+        counters.received += 1
+        switch parser.parse(line, format: pinned) {
+        case .request(let r):
+            if r.format == .unbound { sawUnboundQuery = true }
+            handle(r, arrival: arrival, next: next)
+        case .reply(let r):
+            if sawUnboundQuery {
+                counters.formats[Int(r.format.rawValue)].ignored += 1
+            } else {
+                handle(r, arrival: arrival, next: next)
+            }
+        case .ignored(let f):
+            counters.formats[Int(f.rawValue)].ignored += 1
+        case .malformed(let reason):
+            counters.formats[Int(pinned?.rawValue ?? UInt8(LogFormat.allCases.count))].malformed += 1
+            if samplesTaken < SourceCounters.maxSamples {
+                samplesTaken += 1
+                let text = Terminal.escape(String(decoding: line.prefix(200), as: UTF8.self))
+                counters.samples.append("\(reason): \(text)")
+            }
+        }
+    }
+
+    @inline(__always)
+    func handle(_ r: ParsedRequest, arrival: Double, next: UnsafeRawBufferPointer?) {
+        let f = Int(r.format.rawValue)
+        counters.formats[f].parsed += 1
+        let lists = generation.lists
+        if let next { lists.prefetch(host: next) }
+        let limitBefore = scratch.patterns.limitHits.count
+        guard lists.classify(host: r.host, url: r.url, scratch: scratch) else {
+            if scratch.patterns.limitHits.count != limitBefore { counters.matchLimitHits += 1 }
+            return
+        }
+        counters.formats[f].matched += 1
+        let categories = scratch.hits.map(lists.describe).sorted { a, b in
+            let sa = Severity(name: a.severity) ?? .info, sb = Severity(name: b.severity) ?? .info
+            return sa != sb ? sa > sb : a.name < b.name
+        }
+        func s(_ b: UnsafeRawBufferPointer) -> String { String(decoding: b, as: UTF8.self) }
+        let host = String(decoding: scratch.host[0..<scratch.hostCount], as: UTF8.self)
+        sink.accept(MatchedRequest(
+            time: r.time ?? arrival, client: s(r.client), user: r.user.map(s), host: host, url: r.url.map(s),
+            method: r.method.map(s), action: r.action, format: r.format, source: source,
+            categories: categories, generation: generation.number))
+    }
+
+    /// Returns the counters gathered since the last call and starts again from zero.
+    public func takeCounters() -> SourceCounters {
+        defer { counters = SourceCounters() }
+        return counters
+    }
+
+    /// Processes every complete line in `bytes`; returns the index after the last `\n`
+    /// (the start of a partial line, if any). Lines longer than `maxLine` are counted and
+    /// skipped.
+    public func processLines(_ bytes: UnsafeRawBufferPointer, arrival: Double, maxLine: Int) -> Int {
+        refreshGeneration()
+        guard let base = bytes.baseAddress else { return 0 }
+        var start = 0
+        var previous: UnsafeRawBufferPointer? = nil
+        // Lines are found one ahead, so each host can be prefetched while the previous is classified.
+        while start < bytes.count {
+            guard let nl = memchr(base + start, 0x0A, bytes.count - start) else { break }
+            let end = base.distance(to: UnsafeRawPointer(nl))
+            let line = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+            if let p = previous {
+                emit(p, arrival: arrival, maxLine: maxLine, next: nil)
+            }
+            previous = line
+            start = end + 1
+        }
+        if let p = previous { emit(p, arrival: arrival, maxLine: maxLine, next: nil) }
+        return start
+    }
+
+    @inline(__always)
+    func emit(_ line: UnsafeRawBufferPointer, arrival: Double, maxLine: Int, next: UnsafeRawBufferPointer?) {
+        if line.count > maxLine { countTooLong() } else { process(line, arrival: arrival, next: next) }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
