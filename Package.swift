@@ -11,6 +11,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // The one C dependency: PCRE2 (8-bit code units), from Debian's libpcre2-dev.
@@ -32,11 +35,25 @@ let package = Package(
         ),
         // Byte-level parsers: Squid, dnsmasq/Pi-hole, BIND, unbound, JSON, syslog envelopes.
         .target(name: "LogFormats", dependencies: ["Classifier"]),
+        // The running service: sockets, workers, reload, control socket, sd_notify, status.
+        .target(
+            name: "Daemon",
+            dependencies: [
+                "Classifier",
+                "CShims",
+                "LogFormats",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
         .executableTarget(
             name: "esafety",
             dependencies: [
                 "Classifier",
                 "LogFormats",
+                "Daemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -44,6 +61,8 @@ let package = Package(
             name: "esafetyd",
             dependencies: [
                 "Classifier",
+                "Daemon",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -59,5 +78,6 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "LogFormatsTests", dependencies: ["LogFormats", "Classifier"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "LogFormats", "Classifier"]),
     ]
 )

@@ -1,0 +1,241 @@
+import Classifier
+import Logging
+import LogFormats
+import Yams
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything esafetyd can be told, with a default for every option, so that `esafetyd`
+/// with no file runs on the bundled lists. Loaded and validated by `load(path:)`, which
+/// the daemon, `--check-config` and `esafety status` all call.
+public struct DaemonConfiguration: Sendable, Equatable {
+    /// A socket log lines arrive on.
+    public struct IngestSocket: Sendable, Equatable {
+        public enum Kind: String, Sendable { case stream, datagram }
+        public var path: String
+        public var kind: Kind
+        /// Pins the format of every line on this socket; nil detects per line.
+        public var format: LogFormat?
+        public var mode: UInt32 = 0o660
+        /// Group that may write (the proxy's and resolver's); nil keeps the daemon's group.
+        public var group: String?
+        /// Name used in status and incidents (`ingest`, `dns`...).
+        public var name: String
+
+        public init(path: String, kind: Kind, format: LogFormat?, mode: UInt32 = 0o660, group: String? = nil, name: String) {
+            self.path = path; self.kind = kind; self.format = format; self.mode = mode; self.group = group; self.name = name
+        }
+    }
+
+    public var lists: [String] = []
+    public var snapshot: String?
+    public var ingest: [IngestSocket]
+    public var controlSocket: String
+    public var controlMode: UInt32 = 0o660
+    /// Group allowed to use the control socket (status, reload); nil: the daemon's group.
+    public var controlGroup: String?
+    public var maxLineLength = 65536
+    public var incidentLog: String
+    public var stateDirectory: String
+    /// A reload is refused when a locked category loses more than this fraction of entries.
+    public var maxLockedShrink = 0.5
+    /// Ingest worker threads.
+    public var workers = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    public var logLevel: Logger.Level = .info
+    /// The file this configuration came from, if any.
+    public var path: String?
+
+    public init() {
+        let run = Self.defaultRuntimeDirectory()
+        let state = Self.defaultStateDirectory()
+        ingest = [
+            IngestSocket(path: run + "/ingest.sock", kind: .stream, format: nil, name: "ingest"),
+            IngestSocket(path: run + "/ingest.dgram", kind: .datagram, format: nil, name: "syslog"),
+        ]
+        controlSocket = run + "/control.sock"
+        incidentLog = state + "/incidents.jsonl"
+        stateDirectory = state
+    }
+
+    /// `$RUNTIME_DIRECTORY` (systemd), else `/run/esafety` for root, else
+    /// `$XDG_RUNTIME_DIR/esafety` or `/tmp/esafety-UID`.
+    public static func defaultRuntimeDirectory() -> String {
+        if let d = getenv("RUNTIME_DIRECTORY") { return String(cString: d).split(separator: ":").first.map(String.init) ?? "/run/esafety" }
+        if getuid() == 0 { return "/run/esafety" }
+        if let x = getenv("XDG_RUNTIME_DIR") { return String(cString: x) + "/esafety" }
+        return "/tmp/esafety-\(getuid())"
+    }
+
+    /// `$STATE_DIRECTORY` (systemd), else `/var/lib/esafety` for root, else
+    /// `$XDG_STATE_HOME/esafety` or `~/.local/state/esafety`.
+    public static func defaultStateDirectory() -> String {
+        if let d = getenv("STATE_DIRECTORY") { return String(cString: d).split(separator: ":").first.map(String.init) ?? "/var/lib/esafety" }
+        if getuid() == 0 { return "/var/lib/esafety" }
+        if let x = getenv("XDG_STATE_HOME") { return String(cString: x) + "/esafety" }
+        if let h = getenv("HOME") { return String(cString: h) + "/.local/state/esafety" }
+        return "/tmp/esafety-\(getuid())-state"
+    }
+
+    /// The default configuration file, `/etc/esafety/esafetyd.yaml`, when it exists.
+    public static let defaultPath = "/etc/esafety/esafetyd.yaml"
+
+    /// A configuration problem, naming the file, line and option.
+    public struct Error: Swift.Error, Sendable, CustomStringConvertible {
+        public var file: String
+        public var line: Int?
+        public var option: String?
+        public var message: String
+        public var description: String {
+            let place = line.map { "\(file):\($0)" } ?? file
+            return option.map { "\(place): option `\($0)`: \(message)" } ?? "\(place): \(message)"
+        }
+    }
+
+    /// Reads and validates a YAML configuration; unknown options are errors.
+    public static func load(path: String) throws(Error) -> DaemonConfiguration {
+        let text: String
+        do { text = try FileSystem.readText(path) } catch {
+            throw Error(file: path, line: nil, option: nil, message: "cannot read: \(error)")
+        }
+        var c = try parse(text, file: path)
+        c.path = path
+        return c
+    }
+
+    public static func parse(_ text: String, file: String) throws(Error) -> DaemonConfiguration {
+        var c = DaemonConfiguration()
+        let root: Node?
+        do { root = try Yams.compose(yaml: text) } catch {
+            throw Error(file: file, line: nil, option: nil, message: "not valid YAML: \(error)")
+        }
+        guard let root else { return c }
+        guard case .mapping(let map) = root else {
+            throw Error(file: file, line: root.mark?.line, option: nil, message: "expected a mapping of options")
+        }
+        var r = Reader(file: file)
+        for (keyNode, value) in map {
+            let key = keyNode.string ?? ""
+            switch key {
+            case "lists": c.lists = try r.strings(value, key)
+            case "snapshot": c.snapshot = try r.optionalString(value, key)
+            case "ingest":
+                guard case .sequence(let seq) = value else { throw r.error(value, key, "expected a list of sockets") }
+                c.ingest = []
+                for (i, item) in seq.enumerated() { c.ingest.append(try r.ingestSocket(item, "ingest[\(i)]")) }
+                var seen = Set<String>()
+                for s in c.ingest where !seen.insert(s.path).inserted {
+                    throw r.error(value, key, "socket path \(s.path) is listed twice")
+                }
+            case "control_socket":
+                guard case .mapping(let m) = value else { throw r.error(value, key, "expected path, mode, group") }
+                for (k, v) in m {
+                    let name = "control_socket.\(k.string ?? "")"
+                    switch k.string ?? "" {
+                    case "path": c.controlSocket = try r.string(v, name)
+                    case "mode": c.controlMode = try r.mode(v, name)
+                    case "group": c.controlGroup = try r.optionalString(v, name)
+                    default: throw r.error(k, name, "unknown option")
+                    }
+                }
+            case "max_line_length":
+                c.maxLineLength = try r.int(value, key)
+                guard (256...(16 << 20)).contains(c.maxLineLength) else { throw r.error(value, key, "must be between 256 and 16777216") }
+            case "incident_log": c.incidentLog = try r.string(value, key)
+            case "state_directory": c.stateDirectory = try r.string(value, key)
+            case "max_locked_shrink":
+                c.maxLockedShrink = try r.double(value, key)
+                guard (0...1).contains(c.maxLockedShrink) else { throw r.error(value, key, "must be a fraction between 0 and 1") }
+            case "workers":
+                c.workers = try r.int(value, key)
+                guard (1...64).contains(c.workers) else { throw r.error(value, key, "must be between 1 and 64") }
+            case "log_level":
+                let s = try r.string(value, key)
+                guard let level = Logger.Level(rawValue: s) else {
+                    throw r.error(value, key, "unknown level \"\(s)\" (trace, debug, info, notice, warning, error, critical)")
+                }
+                c.logLevel = level
+            default:
+                throw r.error(keyNode, key, "unknown option")
+            }
+        }
+        return c
+    }
+
+    struct Reader {
+        let file: String
+        func error(_ node: Node, _ option: String, _ message: String) -> Error {
+            Error(file: file, line: node.mark?.line, option: option, message: message)
+        }
+        func string(_ n: Node, _ k: String) throws(Error) -> String {
+            guard case .scalar(let s) = n else { throw error(n, k, "expected a string") }
+            return s.string
+        }
+        func optionalString(_ n: Node, _ k: String) throws(Error) -> String? {
+            if case .scalar(let s) = n, s.string == "null" || s.string == "~" || s.string.isEmpty { return nil }
+            return try string(n, k)
+        }
+        func strings(_ n: Node, _ k: String) throws(Error) -> [String] {
+            if case .scalar = n { return [try string(n, k)] }
+            guard case .sequence(let seq) = n else { throw error(n, k, "expected a list of strings") }
+            var out: [String] = []
+            for item in seq { out.append(try string(item, k)) }
+            return out
+        }
+        func int(_ n: Node, _ k: String) throws(Error) -> Int {
+            guard let v = Int(try string(n, k)) else { throw error(n, k, "expected a whole number") }
+            return v
+        }
+        func double(_ n: Node, _ k: String) throws(Error) -> Double {
+            guard let v = Double(try string(n, k)) else { throw error(n, k, "expected a number") }
+            return v
+        }
+        func mode(_ n: Node, _ k: String) throws(Error) -> UInt32 {
+            let s = try string(n, k)
+            guard let v = UInt32(s.hasPrefix("0o") ? String(s.dropFirst(2)) : s, radix: 8), v <= 0o777 else {
+                throw error(n, k, "expected an octal file mode like \"0660\"")
+            }
+            return v
+        }
+        func ingestSocket(_ n: Node, _ k: String) throws(Error) -> IngestSocket {
+            guard case .mapping(let m) = n else { throw error(n, k, "expected path, type, format, mode, group, name") }
+            var path: String? = nil
+            var socket = IngestSocket(path: "", kind: .stream, format: nil, name: "")
+            for (key, v) in m {
+                let name = "\(k).\(key.string ?? "")"
+                switch key.string ?? "" {
+                case "path": path = try string(v, name)
+                case "type":
+                    guard let kind = IngestSocket.Kind(rawValue: try string(v, name)) else { throw error(v, name, "expected stream or datagram") }
+                    socket.kind = kind
+                case "format":
+                    let f = try string(v, name)
+                    if f != "auto" {
+                        guard let format = LogFormat(name: f) else {
+                            throw error(v, name, "unknown format \"\(f)\" (auto, squid, squid-common, dnsmasq, bind, unbound, json)")
+                        }
+                        socket.format = format
+                    }
+                case "mode": socket.mode = try mode(v, name)
+                case "group": socket.group = try optionalString(v, name)
+                case "name": socket.name = try string(v, name)
+                default: throw error(key, name, "unknown option")
+                }
+            }
+            guard let path, !path.isEmpty else { throw error(n, k + ".path", "every ingest socket needs a path") }
+            socket.path = path
+            if socket.name.isEmpty { socket.name = socket.kind == .stream ? "ingest" : "syslog" }
+            return socket
+        }
+    }
+
+    /// The list source: a snapshot wins, then `lists`, then the bundled `Blocklists/`.
+    public func listSource() throws(ListSource.LoadError) -> ListSource {
+        try ListSource.resolve(lists: lists, snapshot: snapshot)
+    }
+}
+
+extension Node {
+    var string: String? { if case .scalar(let s) = self { return s.string } else { return nil } }
+}

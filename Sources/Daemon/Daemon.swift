@@ -1,0 +1,193 @@
+import Classifier
+import CShims
+import LogFormats
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Wires the daemon together and runs it until SIGTERM or SIGINT.
+///
+/// Signals, one owner each: SIGTERM/SIGINT the `ServiceGroup` (graceful shutdown),
+/// SIGHUP the reload service. Shutdown runs in reverse order of start: ingest stops
+/// accepting and drains every connection, then the control socket closes, then the sink.
+public enum EsafetyDaemon {
+    public struct StartError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Loads and checks configuration and lists: what `--check-config` runs, and the
+    /// daemon's first step.
+    public static func prepare(_ configuration: DaemonConfiguration) throws(StartError) -> (ListSource, CompiledLists, Double) {
+        let started = monotonic()
+        let source: ListSource
+        let lists: CompiledLists
+        do {
+            source = try configuration.listSource()
+            lists = try source.load()
+        } catch {
+            throw StartError(description: error.description)
+        }
+        let canaries = SelfTest.canaries(lists)
+        if !canaries.isEmpty {
+            throw StartError(description: "self-test failed: " + canaries.map(\.description).joined(separator: "; "))
+        }
+        return (source, lists, monotonic() - started)
+    }
+
+    public static func run(configuration: DaemonConfiguration, logger: Logger,
+                           overrides: @escaping @Sendable (inout DaemonConfiguration) -> Void) async throws {
+        let notify = SystemdNotify()
+        let (source, lists, seconds) = try prepare(configuration)
+        for d in lists.diagnostics.prefix(20) {
+            logger.warning("list warning", metadata: ["list.file": "\(d.file)", "list.line": "\(d.line ?? 0)", "list.message": "\(d.message)"])
+        }
+        if lists.diagnostics.count > 20 {
+            logger.warning("more list warnings not shown; run esafety lint", metadata: ["lists.warnings": "\(lists.diagnostics.count)"])
+        }
+        let holder = GenerationHolder(Generation(number: 1, lists: lists, loadedAt: now(), loadSeconds: seconds))
+        let stats = IngestStats()
+        let sink = StatsSink(stats: stats)
+
+        let sockets = try openSockets(configuration, logger: logger)
+        let streams = sockets.streams, datagrams = sockets.datagrams
+        let controlFD = sockets.control, controlOwned = sockets.controlOwned
+
+        let reloader = Reloader(holder: holder, stats: stats, configuration: configuration, logger: logger,
+                                notify: notify, overrides: overrides)
+        let ingest = IngestServer(streams: streams, datagrams: datagrams, workers: configuration.workers, holder: holder,
+                                  sink: sink, stats: stats, maxLine: configuration.maxLineLength, logger: logger)
+        let control = ControlServer(fd: controlFD, path: configuration.controlSocket, ownsPath: controlOwned, stats: stats,
+                                    holder: holder, reloader: reloader, configuration: configuration, logger: logger)
+
+        let socketNames = (streams + datagrams).map { $0.socket.path.isEmpty ? $0.socket.name : $0.socket.path }
+        let services: [any Service] = [
+            ReloadService(reloader: reloader),
+            ControlService(server: control),
+            WatchdogService(notify: notify),
+            IngestService(server: ingest, notify: notify, logger: logger, ready: {
+                let entries = lists.counts.reduce(0) { $0 + $1.total }
+                logger.info("esafetyd ready", metadata: [
+                    "lists": "\(source)", "lists.entries": "\(entries)", "lists.seconds": "\(seconds)",
+                    "ingest.sockets": "\(socketNames)", "control.socket": "\(configuration.controlSocket)",
+                    "workers": "\(configuration.workers)",
+                ])
+                notify.ready(status: "generation 1, \(entries) entries")
+            }),
+        ]
+        let group = ServiceGroup(configuration: .init(
+            services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+        let totals = stats.totals
+        logger.info("esafetyd stopped", metadata: [
+            "lines.received": "\(totals.received)", "lines.parsed": "\(totals.parsed)", "lines.matched": "\(totals.matched)",
+        ])
+    }
+}
+
+struct OpenedSockets {
+    var streams: [IngestServer.Listener] = []
+    var datagrams: [IngestServer.Listener] = []
+    var control: Int32 = -1
+    var controlOwned = true
+}
+
+/// Sockets: systemd's if it passed any (by `FileDescriptorName=`: `control`, or an ingest
+/// socket's name), else bound from the configuration.
+func openSockets(_ configuration: DaemonConfiguration, logger: Logger) throws(EsafetyDaemon.StartError) -> OpenedSockets {
+    var out = OpenedSockets()
+    let activated = Sockets.activated()
+    for a in activated {
+        if a.name == "control" {
+            out.control = a.fd
+            out.controlOwned = false
+            continue
+        }
+        let configured = configuration.ingest.first { $0.name == a.name }
+        let kind: DaemonConfiguration.IngestSocket.Kind = a.type == Int32(SOCK_DGRAM.rawValue) ? .datagram : .stream
+        let socket = configured ?? .init(path: "", kind: kind, format: nil, name: a.name)
+        let listener = IngestServer.Listener(fd: a.fd, socket: socket, ownsPath: false)
+        if kind == .datagram { out.datagrams.append(listener) } else { out.streams.append(listener) }
+    }
+    if !activated.isEmpty {
+        logger.info("using sockets from systemd", metadata: ["sockets": "\(activated.map(\.name))"])
+    } else {
+        for s in configuration.ingest {
+            let type = s.kind == .stream ? Int32(SOCK_STREAM.rawValue) : Int32(SOCK_DGRAM.rawValue)
+            let fd: Int32
+            do { fd = try Sockets.bind(path: s.path, type: type, mode: s.mode, group: s.group) } catch {
+                throw EsafetyDaemon.StartError(description: error.description)
+            }
+            let l = IngestServer.Listener(fd: fd, socket: s, ownsPath: true)
+            if s.kind == .stream { out.streams.append(l) } else { out.datagrams.append(l) }
+        }
+    }
+    if out.control < 0 {
+        do {
+            out.control = try Sockets.bind(path: configuration.controlSocket, type: Int32(SOCK_STREAM.rawValue),
+                                           mode: configuration.controlMode, group: configuration.controlGroup)
+        } catch {
+            throw EsafetyDaemon.StartError(description: error.description)
+        }
+    }
+    return out
+}
+
+struct IngestService: Service {
+    let server: IngestServer
+    let notify: SystemdNotify
+    let logger: Logger
+    let ready: @Sendable () -> Void
+
+    func run() async throws {
+        server.start()
+        ready()
+        try? await gracefulShutdown()
+        notify.stopping()
+        logger.info("stopping: no new connections; draining every connection")
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            _ = PosixThread(name: "esafety-drain") {
+                server.stop()
+                c.resume()
+            }
+        }
+    }
+}
+
+struct ControlService: Service {
+    let server: ControlServer
+    func run() async throws {
+        server.start()
+        try? await gracefulShutdown()
+        server.stop()
+    }
+}
+
+struct ReloadService: Service {
+    let reloader: Reloader
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in signals.cancelOnGracefulShutdown() {
+            _ = await reloader.reload(reason: "SIGHUP")
+        }
+    }
+}
+
+struct WatchdogService: Service {
+    let notify: SystemdNotify
+    func run() async throws {
+        guard let interval = notify.watchdogInterval else {
+            try? await gracefulShutdown()
+            return
+        }
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            notify.send("WATCHDOG=1")
+            try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
+        }
+    }
+}

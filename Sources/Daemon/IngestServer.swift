@@ -1,0 +1,311 @@
+import Classifier
+import CShims
+import LogFormats
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads log lines from the ingest sockets and runs them through the pipeline.
+///
+/// Why threads and `poll`, not SwiftNIO: the ingest path needs two things NIO hides: on
+/// shutdown, reading each connection until the kernel says "would block" (so every line
+/// already sent is drained), and the count of bytes still queued in a socket (so `status`
+/// can name the clients we are behind on). Both are one system call on a file descriptor.
+/// Backpressure is structural: a worker reads only when it has processed the last read,
+/// so when classification falls behind, lines wait in the kernel's socket buffer and the
+/// sender blocks; nothing is dropped.
+final class IngestServer: @unchecked Sendable {
+    struct Listener {
+        var fd: Int32
+        var socket: DaemonConfiguration.IngestSocket
+        /// False for sockets systemd passed us: systemd owns their path.
+        var ownsPath: Bool
+    }
+
+    let streams: [Listener]
+    let datagrams: [Listener]
+    let workers: [IngestWorker]
+    let stats: IngestStats
+    let logger: Logger
+    private let stopping = Atomic<Bool>(false)
+    private let wakeup = Wakeup()
+    private var acceptor: PosixThread?
+    private let nextID = Atomic<Int>(1)
+
+    init(streams: [Listener], datagrams: [Listener], workers count: Int, holder: GenerationHolder, sink: MatchSink,
+         stats: IngestStats, maxLine: Int, logger: Logger) {
+        self.streams = streams
+        self.datagrams = datagrams
+        self.stats = stats
+        self.logger = logger
+        var workers: [IngestWorker] = []
+        for i in 0..<max(1, count) {
+            workers.append(IngestWorker(index: i, holder: holder, sink: sink, stats: stats, maxLine: maxLine,
+                                        datagrams: i == 0 ? datagrams : [], logger: logger))
+        }
+        self.workers = workers
+    }
+
+    func start() {
+        for w in workers { w.start() }
+        acceptor = PosixThread(name: "esafety-accept") { [self] in
+            esafety_set_thread_name("esafety-accept")
+            acceptLoop()
+        }
+    }
+
+    private func acceptLoop() {
+        var fds = streams.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+        fds.append(pollfd(fd: wakeup.fd, events: Int16(POLLIN), revents: 0))
+        var next = 0
+        while !stopping.load(ordering: .acquiring) {
+            let rc = poll(&fds, nfds_t(fds.count), 1000)
+            if rc < 0 && errno != EINTR { logger.error("poll failed", metadata: ["error": "\(Sockets.errnoText())"]); break }
+            if stopping.load(ordering: .acquiring) { break }
+            for (i, listener) in streams.enumerated() where fds[i].revents & Int16(POLLIN) != 0 {
+                while true {
+                    let fd = esafety_accept(listener.fd)
+                    if fd < 0 { break }
+                    let (peer, _) = Sockets.peer(fd)
+                    let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+                    // The worker with the fewest connections takes it.
+                    let worker = workers.min { $0.connectionCount < $1.connectionCount } ?? workers[next % workers.count]
+                    next += 1
+                    worker.adopt(fd: fd, id: id, socket: listener.socket, peer: peer)
+                }
+            }
+        }
+        // Stop accepting: close the listeners and remove the paths we created.
+        for l in streams {
+            close(l.fd)
+            if l.ownsPath { unlink(l.socket.path) }
+        }
+    }
+
+    /// Stops accepting, drains every connection and datagram socket, and returns when all
+    /// workers have finished. Blocking.
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        wakeup.signal()
+        acceptor?.join()
+        for w in workers { w.stop() }
+        for w in workers { w.join() }
+        for l in datagrams {
+            close(l.fd)
+            if l.ownsPath { unlink(l.socket.path) }
+        }
+    }
+}
+
+/// One ingest thread: its connections, the datagram sockets (worker 0), a pipeline each.
+final class IngestWorker: @unchecked Sendable {
+    final class Connection {
+        let fd: Int32
+        let id: Int
+        let pipeline: LinePipeline
+        let buffer: UnsafeMutableRawBufferPointer
+        var filled = 0
+        var skipping = false
+        var lines = 0
+        var bytes = 0
+        var fullReads = 0
+        var queued = 0
+        let isDatagram: Bool
+
+        init(fd: Int32, id: Int, pipeline: LinePipeline, capacity: Int, isDatagram: Bool) {
+            self.fd = fd
+            self.id = id
+            self.pipeline = pipeline
+            self.buffer = .allocate(byteCount: capacity, alignment: 16)
+            self.isDatagram = isDatagram
+        }
+
+        deinit { buffer.deallocate() }
+    }
+
+    let index: Int
+    let holder: GenerationHolder
+    let sink: MatchSink
+    let stats: IngestStats
+    let maxLine: Int
+    let capacity: Int
+    let logger: Logger
+    private let pending = Mutex<[(Int32, Int, DaemonConfiguration.IngestSocket, String)]>([])
+    private let count = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
+    private let wakeup = Wakeup()
+    private var thread: PosixThread?
+    private var connections: [Connection] = []
+    private let datagramListeners: [IngestServer.Listener]
+
+    init(index: Int, holder: GenerationHolder, sink: MatchSink, stats: IngestStats, maxLine: Int,
+         datagrams: [IngestServer.Listener], logger: Logger) {
+        self.index = index
+        self.holder = holder
+        self.sink = sink
+        self.stats = stats
+        self.maxLine = maxLine
+        self.capacity = max(256 * 1024, maxLine * 2)
+        self.datagramListeners = datagrams
+        self.logger = logger
+    }
+
+    var connectionCount: Int { count.load(ordering: .relaxed) }
+
+    func start() {
+        for l in datagramListeners {
+            let pipeline = LinePipeline(source: "\(l.socket.name):datagram", format: l.socket.format, holder: holder, sink: sink)
+            connections.append(Connection(fd: l.fd, id: 0, pipeline: pipeline, capacity: 256 * 1024, isDatagram: true))
+        }
+        thread = PosixThread(name: "esafety-ingest\(index)") { [self] in
+            esafety_set_thread_name("esafety-ingest\(index)")
+            loop()
+        }
+    }
+
+    func adopt(fd: Int32, id: Int, socket: DaemonConfiguration.IngestSocket, peer: String) {
+        count.wrappingAdd(1, ordering: .relaxed)
+        stats.opened(IngestStats.Connection(id: id, socket: socket.name, peer: peer, connectedAt: now()))
+        pending.withLock { $0.append((fd, id, socket, peer)) }
+        wakeup.signal()
+    }
+
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        wakeup.signal()
+    }
+
+    func join() { thread?.join() }
+
+    private func loop() {
+        var fds: [pollfd] = []
+        while true {
+            let stop = stopping.load(ordering: .acquiring)
+            for (fd, id, socket, peer) in pending.withLock({ p -> [(Int32, Int, DaemonConfiguration.IngestSocket, String)] in defer { p.removeAll() }; return p }) {
+                let source = "\(socket.name):\(peer.split(separator: "[").first.map(String.init) ?? peer)"
+                let pipeline = LinePipeline(source: source, format: socket.format, holder: holder, sink: sink)
+                connections.append(Connection(fd: fd, id: id, pipeline: pipeline, capacity: capacity, isDatagram: false))
+            }
+            if stop { break }
+            fds.removeAll(keepingCapacity: true)
+            fds.append(pollfd(fd: wakeup.fd, events: Int16(POLLIN), revents: 0))
+            for c in connections { fds.append(pollfd(fd: c.fd, events: Int16(POLLIN), revents: 0)) }
+            let rc = poll(&fds, nfds_t(fds.count), 1000)
+            if rc < 0 {
+                if errno == EINTR { continue }
+                logger.error("poll failed", metadata: ["error": "\(Sockets.errnoText())"])
+                break
+            }
+            if fds[0].revents != 0 { wakeup.drain() }
+            var closed: [Int] = []
+            for (i, c) in connections.enumerated() {
+                let ev = fds[i + 1].revents
+                guard ev != 0 else { continue }
+                if !service(c, drain: false) { closed.append(i) }
+            }
+            flush()
+            for i in closed.reversed() { finish(connections.remove(at: i)) }
+        }
+        // Shutting down: read every connection until the kernel has nothing more, then close.
+        let deadline = monotonic() + 5
+        for c in connections {
+            while service(c, drain: true), monotonic() < deadline {}
+            finish(c, closeDatagram: false)
+        }
+        connections.removeAll()
+        flush()
+    }
+
+    /// Reads once (or, draining, until would-block) and processes. False when the peer
+    /// closed or failed, or, draining, when nothing more is waiting.
+    private func service(_ c: Connection, drain: Bool) -> Bool {
+        let arrival = now()
+        if c.isDatagram {
+            var got = false
+            for _ in 0..<256 {
+                let n = recv(c.fd, c.buffer.baseAddress, c.buffer.count, Int32(MSG_DONTWAIT))
+                if n <= 0 { break }
+                got = true
+                c.bytes += n
+                var len = n
+                while len > 0, c.buffer[len - 1] == 0x0A || c.buffer[len - 1] == 0x00 { len -= 1 }
+                let message = UnsafeRawBufferPointer(rebasing: c.buffer[0..<len])
+                let before = c.pipeline.counters.received
+                let used = c.pipeline.processLines(message, arrival: arrival, maxLine: maxLine)
+                if used < len {
+                    let rest = UnsafeRawBufferPointer(rebasing: message[used...])
+                    if rest.count > maxLine { c.pipeline.countTooLong() } else { c.pipeline.process(rest, arrival: arrival) }
+                }
+                c.lines += c.pipeline.counters.received - before
+            }
+            return drain ? got : true
+        }
+        let free = c.buffer.count - c.filled
+        let n = read(c.fd, c.buffer.baseAddress! + c.filled, free)
+        if n < 0 {
+            if errno == EAGAIN || errno == EINTR { return !drain }
+            logger.warning("ingest read failed", metadata: ["connection": "\(c.id)", "error": "\(Sockets.errnoText())"])
+            return false
+        }
+        if n == 0 {
+            // End of stream: a last line without a newline is still a line.
+            if c.filled > 0 && !c.skipping {
+                c.pipeline.refreshGeneration()
+                let line = UnsafeRawBufferPointer(rebasing: c.buffer[0..<c.filled])
+                if line.count > maxLine { c.pipeline.countTooLong() } else { c.pipeline.process(line, arrival: arrival) }
+                c.lines += 1
+            }
+            c.filled = 0
+            return false
+        }
+        c.bytes += n
+        if n == free { c.fullReads += 1; c.queued = Sockets.queued(c.fd) } else { c.fullReads = 0; c.queued = 0 }
+        c.filled += n
+        var start = 0
+        if c.skipping {
+            guard let nl = memchr(c.buffer.baseAddress!, 0x0A, c.filled) else { c.filled = 0; return true }
+            start = c.buffer.baseAddress!.distance(to: UnsafeMutableRawPointer(nl)) + 1
+            c.skipping = false
+        }
+        let before = c.pipeline.counters.received
+        let used = c.pipeline.processLines(UnsafeRawBufferPointer(rebasing: c.buffer[start..<c.filled]), arrival: arrival, maxLine: maxLine)
+        c.lines += c.pipeline.counters.received - before
+        let consumed = start + used
+        let rest = c.filled - consumed
+        if rest > maxLine {
+            // Longer than the limit with no end in sight: count it, skip to the next newline.
+            c.pipeline.countTooLong()
+            c.lines += 1
+            c.skipping = true
+            c.filled = 0
+        } else {
+            if rest > 0 && consumed > 0 { memmove(c.buffer.baseAddress!, c.buffer.baseAddress! + consumed, rest) }
+            c.filled = rest
+        }
+        return true
+    }
+
+    private func finish(_ c: Connection, closeDatagram: Bool = true) {
+        stats.add(source: c.pipeline.source, c.pipeline.takeCounters())
+        if !c.isDatagram {
+            stats.update(connection: c.id, lines: c.lines, bytes: c.bytes, queued: 0, fullReads: 0)
+            stats.closed(connection: c.id)
+            close(c.fd)
+            count.wrappingSubtract(1, ordering: .relaxed)
+        }
+    }
+
+    private func flush() {
+        for c in connections where c.lines > 0 || c.bytes > 0 {
+            stats.add(source: c.pipeline.source, c.pipeline.takeCounters())
+            if !c.isDatagram {
+                stats.update(connection: c.id, lines: c.lines, bytes: c.bytes, queued: c.queued, fullReads: c.fullReads)
+            }
+            c.lines = 0
+            c.bytes = 0
+        }
+    }
+}

@@ -1,0 +1,122 @@
+import Classifier
+import LogFormats
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the daemon has seen, for `esafety status`: counters per source, connections,
+/// reloads. Workers add their counters after each batch; one lock, taken briefly.
+public final class IngestStats: Sendable {
+    public struct Connection: Sendable {
+        public var id: Int
+        public var socket: String
+        public var peer: String
+        public var connectedAt: Double
+        public var lines = 0
+        public var bytes = 0
+        /// Bytes waiting in the kernel's socket buffer at the last read (we are behind).
+        public var queued = 0
+        /// Reads in a row that filled the whole buffer.
+        public var fullReads = 0
+    }
+
+    public struct Reload: Sendable {
+        public var at: Double
+        public var ok: Bool
+        public var generation: Int
+        public var message: String
+        public var seconds: Double
+    }
+
+    struct State {
+        var sources: [String: SourceCounters] = [:]
+        var connections: [Int: Connection] = [:]
+        var closedConnections = 0
+        var categories: [String: Int] = [:]
+        var reloads: [Reload] = []
+        var lastReload: Reload?
+    }
+
+    private let state = Mutex(State())
+    public let startedAt: Double
+
+    public init() {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        startedAt = Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    public func add(source: String, _ counters: SourceCounters) {
+        state.withLock { $0.sources[source, default: SourceCounters()].add(counters) }
+    }
+
+    public func matched(category: String) {
+        state.withLock { $0.categories[category, default: 0] += 1 }
+    }
+
+    public func opened(_ c: Connection) { state.withLock { $0.connections[c.id] = c } }
+
+    public func update(connection id: Int, lines: Int, bytes: Int, queued: Int, fullReads: Int) {
+        state.withLock {
+            guard var c = $0.connections[id] else { return }
+            c.lines += lines; c.bytes += bytes; c.queued = queued; c.fullReads = fullReads
+            $0.connections[id] = c
+        }
+    }
+
+    public func closed(connection id: Int) {
+        state.withLock {
+            if $0.connections.removeValue(forKey: id) != nil { $0.closedConnections += 1 }
+        }
+    }
+
+    public func recordReload(_ r: Reload) {
+        state.withLock {
+            $0.lastReload = r
+            $0.reloads.append(r)
+            if $0.reloads.count > 20 { $0.reloads.removeFirst($0.reloads.count - 20) }
+        }
+    }
+
+    /// Everything, copied under the lock.
+    public func snapshot() -> (sources: [String: SourceCounters], connections: [Connection], closed: Int,
+                               categories: [String: Int], lastReload: Reload?, reloads: [Reload]) {
+        state.withLock { s in
+            (s.sources, s.connections.values.sorted { $0.id < $1.id }, s.closedConnections, s.categories, s.lastReload, s.reloads)
+        }
+    }
+
+    public var totals: SourceCounters {
+        state.withLock { s in
+            var t = SourceCounters()
+            for c in s.sources.values { t.add(c) }
+            return t
+        }
+    }
+}
+
+/// The daemon's sink in this version: counts matches per category. The incident log
+/// replaces it; the interface stays.
+public final class StatsSink: MatchSink {
+    let stats: IngestStats
+    public init(stats: IngestStats) { self.stats = stats }
+    public func accept(_ match: MatchedRequest) {
+        if let c = match.categories.first { stats.matched(category: c.name) }
+    }
+}
+
+@inline(__always)
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+@inline(__always)
+func monotonic() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
