@@ -41,6 +41,9 @@ public enum EsafetyDaemon {
     public static func run(configuration: DaemonConfiguration, logger: Logger,
                            overrides: @escaping @Sendable (inout DaemonConfiguration) -> Void) async throws {
         let notify = SystemdNotify()
+        // Trap SIGHUP before anything can announce readiness: an early SIGHUP must reload,
+        // never kill the daemon with the default action.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
         let (source, lists, seconds) = try prepare(configuration)
         for d in lists.diagnostics.prefix(20) {
             logger.warning("list warning", metadata: ["list.file": "\(d.file)", "list.line": "\(d.line ?? 0)", "list.message": "\(d.message)"])
@@ -65,7 +68,7 @@ public enum EsafetyDaemon {
 
         let socketNames = (streams + datagrams).map { $0.socket.path.isEmpty ? $0.socket.name : $0.socket.path }
         let services: [any Service] = [
-            ReloadService(reloader: reloader),
+            ReloadService(reloader: reloader, signals: hangups),
             ControlService(server: control),
             WatchdogService(notify: notify),
             IngestService(server: ingest, notify: notify, logger: logger, ready: {
@@ -170,8 +173,8 @@ struct ControlService: Service {
 
 struct ReloadService: Service {
     let reloader: Reloader
+    let signals: UnixSignalsSequence
     func run() async throws {
-        let signals = await UnixSignalsSequence(trapping: .sighup)
         for await _ in signals.cancelOnGracefulShutdown() {
             _ = await reloader.reload(reason: "SIGHUP")
         }

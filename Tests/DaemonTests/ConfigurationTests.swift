@@ -1,0 +1,71 @@
+import Testing
+@testable import Daemon
+import LogFormats
+
+@Suite("Configuration")
+struct ConfigurationTests {
+    @Test("the annotated example in the repository parses")
+    func example() throws {
+        let c = try DaemonConfiguration.load(path: repositoryRoot + "/config/esafetyd.yaml")
+        #expect(c.ingest.contains { $0.kind == .stream })
+        #expect(c.ingest.contains { $0.kind == .datagram })
+    }
+
+    @Test("every option has a default")
+    func defaults() throws {
+        let c = try DaemonConfiguration.parse("", file: "empty.yaml")
+        #expect(c == DaemonConfiguration())
+        #expect(c.maxLineLength == 65536)
+        #expect(c.maxLockedShrink == 0.5)
+    }
+
+    @Test("options are read")
+    func options() throws {
+        let c = try DaemonConfiguration.parse("max_line_length: 4096\nworkers: 3\nmax_locked_shrink: 0.25\nlog_level: debug\n", file: "t.yaml")
+        #expect(c.maxLineLength == 4096)
+        #expect(c.workers == 3)
+        #expect(c.maxLockedShrink == 0.25)
+        #expect(c.logLevel == .debug)
+    }
+
+    @Test("ingest sockets with formats, modes and groups")
+    func ingest() throws {
+        let c = try DaemonConfiguration.parse("""
+            ingest:
+              - path: /run/esafety/squid.sock
+                format: squid
+                group: proxy
+                mode: "0620"
+                name: squid
+              - path: /run/esafety/dns.dgram
+                type: datagram
+            """, file: "t.yaml")
+        #expect(c.ingest.count == 2)
+        #expect(c.ingest[0].format == .squid)
+        #expect(c.ingest[0].mode == 0o620)
+        #expect(c.ingest[0].group == "proxy")
+        #expect(c.ingest[0].name == "squid")
+        #expect(c.ingest[1].kind == .datagram)
+        #expect(c.ingest[1].format == nil)
+    }
+
+    @Test("errors name file, line and option", arguments: [
+        ("colour: red\n", 1, "colour", "unknown option"),
+        ("workers: 2\nmax_line_length: lots\n", 2, "max_line_length", "whole number"),
+        ("ingest:\n  - path: /x\n    format: squidd\n", 3, "ingest[0].format", "unknown format"),
+        ("ingest:\n  - type: stream\n", 2, "ingest[0].path", "needs a path"),
+        ("log_level: loud\n", 1, "log_level", "unknown level"),
+        ("max_locked_shrink: 2\n", 1, "max_locked_shrink", "fraction"),
+    ])
+    func errors(yaml: String, line: Int, option: String, message: String) {
+        do {
+            _ = try DaemonConfiguration.parse(yaml, file: "bad.yaml")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.line == line)
+            #expect(error.option == option)
+            #expect(error.message.contains(message))
+            #expect(error.description.hasPrefix("bad.yaml:\(line): option `\(option)`"))
+        }
+    }
+}

@@ -1,0 +1,239 @@
+import Foundation
+import Testing
+@testable import Daemon
+
+@Suite("esafetyd ingest, reload and shutdown", .serialized)
+struct IngestTests {
+    /// Lists with a canary, so reloads pass the self-test, and one listed domain.
+    static func makeLists(_ dir: TempDir) -> String {
+        dir.write("lists/gambling/category.toml", "severity = \"medium\"\ncanary = \"gambling.canary.esafety.invalid\"\n")
+        dir.write("lists/gambling/domains", "gambling.canary.esafety.invalid\nbet.example\n")
+        dir.write("lists/iwf/category.toml", "severity = \"critical\"\nlocked = true\ncanary = \"http://iwf.canary.esafety.invalid/c\"\n")
+        dir.write("lists/iwf/urls", "iwf.canary.esafety.invalid/c\nabuse.example/1\nabuse.example/2\nabuse.example/3\n")
+        return dir.path + "/lists"
+    }
+
+    /// Line i: every third a listed host; formats rotate through Squid, dnsmasq, BIND, unbound, JSON;
+    /// one in 50 is garbage.
+    static func line(_ i: Int, client: Int) -> (String, parsed: Bool, matched: Bool) {
+        if i % 50 == 49 { return ("garbage line \(i) from client \(client)", false, false) }
+        let listed = i % 3 == 0
+        let host = listed ? "www.bet.example" : "site\(i).example.org"
+        switch i % 5 {
+        case 0: return ("1700000000.\(i % 1000) 5 10.0.\(client).9 TCP_MISS/200 10 GET http://\(host)/p\(i) pupil\(client) HIER_DIRECT/1.2.3.4 text/html", true, listed)
+        case 1: return ("Nov 21 10:00:00 dnsmasq[812]: query[A] \(host) from 10.0.\(client).7", true, listed)
+        case 2: return ("21-Nov-2026 10:00:00.123 queries: info: client @0x7f 10.0.\(client).5#5353 (\(host)): query: \(host) IN A +E(0)K (10.0.0.1)", true, listed)
+        case 3: return ("[1700000000] unbound[1:0] info: 10.0.\(client).8 \(host). A IN", true, listed)
+        default: return ("{\"client\":\"10.0.\(client).6\",\"url\":\"https://\(host)/x\"}", true, listed)
+        }
+    }
+
+    @Test("several clients at once, partial writes, CRLF, SIGHUP mid-stream and a broken list: every line counted")
+    func streamWithReloads() throws {
+        let dir = TempDir()
+        let lists = Self.makeLists(dir)
+        let daemon = try DaemonProcess(lists: [lists], dir: dir)
+        let clients = 4, perClient = 20_000
+        var expectedParsed = 0, expectedMatched = 0
+        var payloads: [[UInt8]] = []
+        for c in 0..<clients {
+            var text = ""
+            for i in 0..<perClient {
+                let (l, p, m) = Self.line(i, client: c)
+                text += l + (i % 7 == 0 ? "\r\n" : "\n")
+                if p { expectedParsed += 1 }
+                if m { expectedMatched += 1 }
+            }
+            payloads.append(Array(text.utf8))
+        }
+        // Stream from several threads; writes of odd sizes split lines across reads.
+        let group = DispatchGroup()
+        for c in 0..<clients {
+            let payload = payloads[c]
+            let path = daemon.socket
+            DispatchQueue.global().async(group: group) {
+                let fd = try! connectUnix(path)
+                var off = 0
+                var step = 1
+                while off < payload.count {
+                    let n = min(payload.count - off, 997 * step % 8191 + 1)
+                    writeAll(fd, Array(payload[off..<(off + n)]))
+                    off += n
+                    step += 1
+                    if step % 200 == 0 { usleep(1000) }
+                }
+                close(fd)
+            }
+        }
+        // Reloads while lines flow: good ones, then one with a broken list, then a good one.
+        for _ in 0..<3 {
+            usleep(30_000)
+            daemon.signal(SIGHUP)
+        }
+        usleep(200_000)
+        dir.write("lists/gambling/category.toml", "severity = \"urgent\"\n")
+        daemon.signal(SIGHUP)
+        usleep(300_000)
+        group.wait()
+        let s = try daemon.waitForLines(clients * perClient)
+        #expect(s["lines_received"] as? Int == clients * perClient)
+        #expect(s["lines_parsed"] as? Int == expectedParsed)
+        #expect(s["lines_matched"] as? Int == expectedMatched)
+        #expect(s["parse_errors"] as? Int == clients * perClient - expectedParsed)
+        let last = try #require(s["last_reload"] as? [String: Any])
+        #expect(last["ok"] as? Bool == false)
+        #expect((last["message"] as? String)?.contains("category.toml:1") == true)
+        let generation = try #require(s["generation"] as? Int)
+        #expect(generation >= 2)
+        // The refused reload kept the lists: a listed host still matches after it.
+        let fd = try connectUnix(daemon.socket)
+        writeAll(fd, Array("Nov 21 10:00:00 dnsmasq[812]: query[A] bet.example from 10.9.9.9\n".utf8))
+        close(fd)
+        let after = try daemon.waitForLines(clients * perClient + 1)
+        #expect(after["lines_matched"] as? Int == expectedMatched + 1)
+        #expect(after["generation"] as? Int == generation)
+        // A good list again: the reload goes through.
+        dir.write("lists/gambling/category.toml", "severity = \"medium\"\ncanary = \"gambling.canary.esafety.invalid\"\n")
+        let reload = try JSONSerialization.jsonObject(with: Data(try ControlClient.send("reload", to: daemon.control).utf8)) as! [String: Any]
+        #expect(reload["ok"] as? Bool == true)
+        #expect(reload["generation"] as? Int == generation + 1)
+        let (code, log) = daemon.stop()
+        #expect(code == 0)
+        #expect(log.contains("reload refused"))
+        #expect(!FileManager.default.fileExists(atPath: daemon.socket))
+    }
+
+    @Test("a reload is refused when a canary stops classifying or a locked list shrinks too much")
+    func reloadChecks() throws {
+        let dir = TempDir()
+        let lists = Self.makeLists(dir)
+        let daemon = try DaemonProcess(lists: [lists], dir: dir)
+        dir.write("lists/gambling/domains", "bet.example\n")
+        var r = try JSONSerialization.jsonObject(with: Data(try ControlClient.send("reload", to: daemon.control).utf8)) as! [String: Any]
+        #expect(r["ok"] as? Bool == false)
+        #expect((r["message"] as? String)?.contains("canary gambling.canary.esafety.invalid") == true)
+        dir.write("lists/gambling/domains", "gambling.canary.esafety.invalid\nbet.example\n")
+        dir.write("lists/iwf/urls", "iwf.canary.esafety.invalid/c\n")
+        r = try JSONSerialization.jsonObject(with: Data(try ControlClient.send("reload", to: daemon.control).utf8)) as! [String: Any]
+        #expect(r["ok"] as? Bool == false)
+        #expect((r["message"] as? String)?.contains("locked category iwf shrank from 4 to 1") == true)
+        #expect(try daemon.status()["generation"] as? Int == 1)
+        #expect(daemon.stop().0 == 0)
+    }
+
+    @Test("over-long lines are counted and skipped; the connection survives; a last line without newline counts")
+    func longLinesAndDisconnect() throws {
+        let dir = TempDir()
+        let lists = Self.makeLists(dir)
+        let daemon = try DaemonProcess(lists: [lists], extra: [], dir: dir)
+        let fd = try connectUnix(daemon.socket)
+        var text = "Nov 21 10:00:00 dnsmasq[812]: query[A] bet.example from 10.0.0.1\n"
+        text += "Nov 21 10:00:00 dnsmasq[812]: query[A] " + String(repeating: "a", count: 200_000) + ".example from 10.0.0.1\n"
+        text += "Nov 21 10:00:00 dnsmasq[812]: query[A] www.bet.example from 10.0.0.2\n"
+        text += "Nov 21 10:00:00 dnsmasq[812]: query[A] last.bet.example from 10.0.0.3"  // no newline: client hangs up
+        writeAll(fd, Array(text.utf8))
+        close(fd)
+        let s = try daemon.waitForLines(4)
+        #expect(s["lines_received"] as? Int == 4)
+        #expect(s["lines_too_long"] as? Int == 1)
+        #expect(s["lines_matched"] as? Int == 3)
+        #expect(daemon.stop().0 == 0)
+    }
+
+    @Test("datagrams with RFC 3164 and RFC 5424 envelopes")
+    func datagrams() throws {
+        let dir = TempDir()
+        let daemon = try DaemonProcess(lists: [Self.makeLists(dir)], dir: dir)
+        sendDatagram(daemon.datagram, "<30>Nov 21 10:00:00 host dnsmasq[1]: query[A] bet.example from 10.0.0.3")
+        sendDatagram(daemon.datagram, "<134>1 2026-11-21T10:00:00Z proxy squid 12 - - 1700000000.1 5 10.0.0.7 TCP_MISS/200 10 GET http://abuse.example/1 - HIER_DIRECT/1.2.3.4 -")
+        sendDatagram(daemon.datagram, "<30>Nov 21 10:00:00 host dnsmasq[1]: forwarded bet.example to 1.1.1.1\n")
+        let s = try daemon.waitForLines(3)
+        #expect(s["lines_received"] as? Int == 3)
+        #expect(s["lines_parsed"] as? Int == 2)
+        #expect(s["lines_matched"] as? Int == 2)
+        #expect(s["lines_ignored"] as? Int == 1)
+        let categories = s["matched_by_category"] as? [String: Int]
+        #expect(categories?["iwf"] == 1)
+        #expect(categories?["gambling"] == 1)
+        #expect(daemon.stop().0 == 0)
+    }
+
+    @Test("SIGTERM drains every line already sent before exiting 0")
+    func drainOnShutdown() throws {
+        let dir = TempDir()
+        let daemon = try DaemonProcess(lists: [Self.makeLists(dir)], dir: dir)
+        let fd = try connectUnix(daemon.socket)
+        let n = 50_000
+        var text = ""
+        for i in 0..<n { text += "Nov 21 10:00:00 dnsmasq[812]: query[A] h\(i).bet.example from 10.0.0.1\n" }
+        // Write in the background, signal while the kernel buffers still hold lines.
+        let done = DispatchSemaphore(value: 0)
+        let bytes = Array(text.utf8)
+        DispatchQueue.global().async { writeAll(fd, bytes); done.signal() }
+        usleep(20_000)
+        daemon.signal(SIGTERM)
+        done.wait()
+        close(fd)
+        daemon.process.waitUntilExit()
+        let log = String(decoding: daemon.stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(daemon.process.terminationStatus == 0)
+        // The final log line carries the totals.
+        let received = log.split(separator: "\n").last { $0.contains("esafetyd stopped") }
+        #expect(received?.contains("lines.received=\(n)") == true, "\(log)")
+    }
+
+    @Test("esafety status and reload through the control socket")
+    func statusCommand() throws {
+        let dir = TempDir()
+        let daemon = try DaemonProcess(lists: [Self.makeLists(dir)], dir: dir)
+        let fd = try connectUnix(daemon.socket)
+        writeAll(fd, Array("Nov 21 10:00:00 dnsmasq[812]: query[A] bet.example from 10.0.0.1\nnot a log line\n".utf8))
+        close(fd)
+        _ = try daemon.waitForLines(2)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: buildDirectory + "/esafety")
+        p.arguments = ["status", "--json", "--control-socket", daemon.control]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        p.waitUntilExit()
+        let object = try JSONSerialization.jsonObject(with: out.fileHandleForReading.readDataToEndOfFile()) as! [String: Any]
+        for key in ["lines_received", "lines_parsed", "lines_matched", "parse_errors", "generation"] {
+            #expect(object[key] != nil, "missing \(key)")
+        }
+        #expect(object["parse_errors"] as? Int == 1)
+        let sources = object["sources"] as? [[String: Any]]
+        #expect((sources?.first?["error_samples"] as? [String])?.first?.contains("not a log line") == true)
+        let human = Process()
+        human.executableURL = URL(fileURLWithPath: buildDirectory + "/esafety")
+        human.arguments = ["status", "--control-socket", daemon.control]
+        let hout = Pipe()
+        human.standardOutput = hout
+        try human.run()
+        human.waitUntilExit()
+        let text = String(decoding: hout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(text.contains("lines: 2 received, 1 parsed, 1 matched, 1 parse errors"))
+        #expect(daemon.stop().0 == 0)
+        // With the daemon gone, status says so plainly.
+        let gone = Process()
+        gone.executableURL = URL(fileURLWithPath: buildDirectory + "/esafety")
+        gone.arguments = ["status", "--control-socket", daemon.control]
+        let gerr = Pipe()
+        gone.standardError = gerr
+        try gone.run()
+        gone.waitUntilExit()
+        #expect(gone.terminationStatus == 1)
+        #expect(String(decoding: gerr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("esafetyd is not running"))
+    }
+
+    @Test("the control and ingest sockets are 0660")
+    func socketModes() throws {
+        let dir = TempDir()
+        let daemon = try DaemonProcess(lists: [Self.makeLists(dir)], dir: dir)
+        for path in [daemon.socket, daemon.datagram, daemon.control] {
+            let attrs = try FileManager.default.attributesOfItem(atPath: path)
+            #expect((attrs[.posixPermissions] as? Int) == 0o660, "\(path)")
+        }
+        #expect(daemon.stop().0 == 0)
+    }
+}
