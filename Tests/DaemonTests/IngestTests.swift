@@ -174,9 +174,8 @@ struct IngestTests {
         daemon.signal(SIGTERM)
         done.wait()
         close(fd)
-        daemon.process.waitUntilExit()
-        let log = String(decoding: daemon.stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(daemon.process.terminationStatus == 0)
+        let (code, log) = daemon.waitExit()
+        #expect(code == 0)
         // The final log line carries the totals.
         let received = log.split(separator: "\n").last { $0.contains("esafetyd stopped") }
         #expect(received?.contains("lines.received=\(n)") == true, "\(log)")

@@ -31,32 +31,30 @@ let buildDirectory: String = {
 /// A running `esafetyd` on sockets in a temporary folder.
 final class DaemonProcess: @unchecked Sendable {
     let dir: TempDir
-    let process = Process()
-    let stderr = Pipe()
+    let child: Child
     var socket: String { dir.path + "/in.sock" }
     var datagram: String { dir.path + "/in.dgram" }
     var control: String { dir.path + "/ctl.sock" }
+    private var exited: (Int32, String)?
 
     init(lists: [String], extra: [String] = [], dir: TempDir = TempDir()) throws {
         self.dir = dir
-        process.executableURL = URL(fileURLWithPath: buildDirectory + "/esafetyd")
-        process.arguments = ["--socket", dir.path + "/in.sock", "--datagram-socket", dir.path + "/in.dgram",
-                             "--control-socket", dir.path + "/ctl.sock", "--incident-log", dir.path + "/incidents.jsonl",
-                             "--workers", "2"] + lists.flatMap { ["--lists", $0] } + extra
-        var env = ProcessInfo.processInfo.environment
-        env["STATE_DIRECTORY"] = dir.path + "/state"
-        process.environment = env
-        process.standardError = stderr
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        setenv("STATE_DIRECTORY", dir.path + "/state", 1)
+        child = try Child(buildDirectory + "/esafetyd",
+                          ["--socket", dir.path + "/in.sock", "--datagram-socket", dir.path + "/in.dgram",
+                           "--control-socket", dir.path + "/ctl.sock", "--incident-log", dir.path + "/incidents.jsonl",
+                           "--workers", "2"] + lists.flatMap { ["--lists", $0] } + extra, capture: true)
         // Ready when the control socket answers.
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
             if (try? ControlClient.send("ping", to: control, timeout: 2)) != nil { return }
-            if !process.isRunning { break }
+            if kill(child.pid, 0) != 0 { break }
             usleep(50_000)
         }
-        throw Failure(message: "esafetyd did not start: " + String(decoding: stderr.fileHandleForReading.availableData, as: UTF8.self))
+        kill(child.pid, SIGKILL)
+        let (_, log) = child.wait()
+        exited = (-1, log)
+        throw Failure(message: "esafetyd did not start: " + log)
     }
 
     struct Failure: Error, CustomStringConvertible { var message: String; var description: String { message } }
@@ -77,17 +75,23 @@ final class DaemonProcess: @unchecked Sendable {
         return s
     }
 
-    func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+    func signal(_ sig: Int32) { kill(child.pid, sig) }
+
+    /// Waits for esafetyd to exit: its status and everything it logged.
+    func waitExit() -> (Int32, String) {
+        if let exited { return exited }
+        let r = child.wait()
+        exited = r
+        return r
+    }
 
     /// SIGTERM, then the exit status and everything esafetyd logged.
     func stop() -> (Int32, String) {
-        signal(SIGTERM)
-        process.waitUntilExit()
-        let log = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return (process.terminationStatus, log)
+        if exited == nil { signal(SIGTERM) }
+        return waitExit()
     }
 
-    deinit { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+    deinit { if exited == nil { kill(child.pid, SIGKILL); _ = child.wait() } }
 }
 
 /// Connects to a Unix stream socket.
@@ -127,5 +131,80 @@ func sendDatagram(_ path: String, _ message: String) {
         withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, buf.baseAddress, buf.count, 0, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
+    }
+}
+
+/// A child process started with posix_spawn and reaped with waitpid (Foundation's
+/// `Process.waitUntilExit` can miss the exit of a child that ends at once).
+final class Child: @unchecked Sendable {
+    let pid: pid_t
+    private let outputFD: Int32
+
+    /// Starts `path` with `args`; standard output and error go to a pipe (`capture`) or /dev/null.
+    init(_ path: String, _ args: [String], capture: Bool = false, cwd: String? = nil) throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        var fds: [Int32] = [-1, -1]
+        if capture {
+            guard pipe(&fds) == 0 else { throw DaemonProcess.Failure(message: "pipe failed") }
+            posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+            posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
+            posix_spawn_file_actions_addclose(&actions, fds[0])
+            posix_spawn_file_actions_addclose(&actions, fds[1])
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        _ = cwd  // callers pass folders as arguments instead
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
+        defer { for a in argv { free(a) } }
+        // A clean signal state: test threads may block or ignore signals the child needs.
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attr, &empty)
+        posix_spawnattr_setsigdefault(&attr, &all)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, path, &actions, &attr, argv, environ)
+        if capture { close(fds[1]) }
+        guard rc == 0 else { throw DaemonProcess.Failure(message: "cannot start \(path): \(String(cString: strerror(rc)))") }
+        self.pid = pid
+        self.outputFD = fds[0]
+    }
+
+    /// Reads all output (if captured) and waits for the exit status.
+    func wait() -> (Int32, String) {
+        var out: [UInt8] = []
+        if outputFD >= 0 {
+            var buf = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = read(outputFD, &buf, buf.count)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                out += buf[0..<n]
+            }
+            close(outputFD)
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return (code, String(decoding: out, as: UTF8.self))
+    }
+
+    func stop(_ signal: Int32 = SIGTERM) {
+        kill(pid, signal)
+        _ = wait()
+    }
+
+    /// Runs a command to completion.
+    static func run(_ path: String, _ args: [String]) throws -> (Int32, String) {
+        try Child(path, args, capture: true).wait()
     }
 }

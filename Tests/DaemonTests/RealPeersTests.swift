@@ -1,0 +1,146 @@
+import Foundation
+import Testing
+@testable import Daemon
+
+/// A real Squid and a real dnsmasq (Debian packages, loopback only) write their own log
+/// lines for requests to test host names; the lines are streamed into esafetyd with socat
+/// and must all be parsed and classified. `.ci/run` installs squid, dnsmasq and socat.
+@Suite("Real Squid and dnsmasq", .serialized)
+struct RealPeersTests {
+    static func require(_ path: String) throws {
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw DaemonProcess.Failure(message: "\(path) is missing: install squid, dnsmasq and socat (apt-get install squid dnsmasq socat); .ci/run does")
+        }
+    }
+
+    static func start(_ path: String, _ args: [String], cwd: String? = nil) throws -> Child {
+        try Child(path, args, cwd: cwd)
+    }
+
+    static func run(_ path: String, _ args: [String]) throws -> (Int32, String) {
+        try Child.run(path, args)
+    }
+
+    /// A DNS query for `name` over UDP to 127.0.0.1:`port`; true when an answer came back.
+    static func query(_ name: String, type: UInt16 = 1, port: UInt16) -> Bool {
+        var packet: [UInt8] = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]
+        for label in name.split(separator: ".") { packet.append(UInt8(label.utf8.count)); packet += label.utf8 }
+        packet += [0, UInt8(type >> 8), UInt8(type & 0xff), 0, 1]
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var tv = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = port.bigEndian
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let sent = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, packet, packet.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard sent == packet.count else { return false }
+        var reply = [UInt8](repeating: 0, count: 512)
+        return recv(fd, &reply, reply.count, 0) > 0
+    }
+
+    static func lines(_ path: String) -> [String] {
+        ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    @Test("dnsmasq and Squid write real log lines; esafetyd parses and classifies all of them")
+    func realPeers() throws {
+        for binary in ["/usr/sbin/squid", "/usr/sbin/dnsmasq", "/usr/bin/socat", "/usr/bin/curl"] { try Self.require(binary) }
+        let dir = TempDir()
+        chmod(dir.path, 0o777)
+        dir.write("lists/gambling/domains", "bet.example\n")
+        dir.write("lists/social-media/domains", "tiktok.example\n")
+        dir.write("lists/iwf/category.toml", "severity = \"critical\"\nlocked = true\n")
+        dir.write("lists/iwf/urls", "site.example.org/abuse/42\n")
+        let daemon = try DaemonProcess(lists: [dir.path + "/lists"], dir: dir)
+        let base = UInt16(20000 + Int(getpid() % 10000))
+        let dnsPort = base, proxyPort = base + 1, webPort = base + 2
+
+        // dnsmasq: answers the test names itself, logs every query to a file.
+        let dnsLog = dir.path + "/dnsmasq.log"
+        let dnsmasq = try Self.start("/usr/sbin/dnsmasq", [
+            "-k", "--conf-file=/dev/null", "--port=\(dnsPort)", "--listen-address=127.0.0.1", "--bind-interfaces",
+            "--no-resolv", "--no-hosts", "--log-queries", "--log-facility=\(dnsLog)", "--user=root",
+            "--pid-file=\(dir.path)/dnsmasq.pid", "--address=/bet.example/127.0.0.1", "--address=/example.org/127.0.0.1",
+            "--address=/tiktok.example/127.0.0.1",
+        ])
+        defer { dnsmasq.stop() }
+        var answered = false
+        for _ in 0..<50 where !answered { answered = Self.query("warmup.example.org", port: dnsPort); if !answered { usleep(100_000) } }
+        #expect(answered, "dnsmasq did not answer")
+        let names = [("www.bet.example", UInt16(1)), ("cdn.tiktok.example", 28), ("site.example.org", 1), ("school.example.org", 1)]
+        for (name, type) in names { #expect(Self.query(name, type: type, port: dnsPort)) }
+        usleep(300_000)
+
+        // Squid: denies *.bet.example, proxies the rest to a local web server.
+        let web = try Self.start("/usr/bin/env", ["python3", "-m", "http.server", "\(webPort)", "--bind", "127.0.0.1", "--directory", dir.path])
+        defer { web.stop() }
+        dir.write("hosts", "127.0.0.1 site.example.org cdn.tiktok.example\n")
+        dir.write("squid.conf", """
+            http_port 127.0.0.1:\(proxyPort)
+            pid_filename \(dir.path)/squid.pid
+            access_log stdio:\(dir.path)/access.log
+            cache_log \(dir.path)/cache.log
+            cache_store_log none
+            cache deny all
+            cache_mem 8 MB
+            hosts_file \(dir.path)/hosts
+            dns_nameservers 127.0.0.1
+            acl blocked dstdomain .bet.example
+            http_access deny blocked
+            http_access allow localhost
+            http_access deny all
+            coredump_dir \(dir.path)
+            shutdown_lifetime 1 seconds
+            """)
+        let squid = try Self.start("/usr/sbin/squid", ["-N", "-f", dir.path + "/squid.conf"])
+        var squidRunning = true
+        defer { if squidRunning { squid.stop() } }
+        var up = false
+        for _ in 0..<100 where !up {
+            let (_, code) = try Self.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-x", "http://127.0.0.1:\(proxyPort)", "http://site.example.org:\(webPort)/"])
+            up = code == "200"
+            if !up { usleep(200_000) }
+        }
+        #expect(up, "squid did not come up")
+        let urls = ["http://www.bet.example/casino", "http://site.example.org:\(webPort)/abuse/42", "http://site.example.org:\(webPort)/homework"]
+        for url in urls { _ = try Self.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-x", "http://127.0.0.1:\(proxyPort)", url]) }
+        _ = try Self.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-x", "http://127.0.0.1:\(proxyPort)", "-p", "http://cdn.tiktok.example:\(webPort)/v"])
+        squid.stop()
+        squidRunning = false
+
+        // Stream both logs into esafetyd, as an admin's `tail -F | socat` would.
+        let accessLines = Self.lines(dir.path + "/access.log")
+        let dnsLines = Self.lines(dnsLog)
+        #expect(accessLines.count >= urls.count + 2, "\(accessLines)")
+        for file in [dir.path + "/access.log", dnsLog] {
+            let (status, output) = try Self.run("/usr/bin/socat", ["-u", "OPEN:\(file)", "UNIX-CONNECT:\(daemon.socket)"])
+            #expect(status == 0, "\(output)")
+        }
+        let s = try daemon.waitForLines(accessLines.count + dnsLines.count)
+        #expect(s["lines_received"] as? Int == accessLines.count + dnsLines.count)
+        #expect(s["parse_errors"] as? Int == 0, "\(s["sources"] ?? "")")
+        let dnsQueries = dnsLines.filter { $0.contains("query[") }.count
+        #expect(dnsQueries >= names.count + 1)
+        #expect(s["lines_parsed"] as? Int == accessLines.count + dnsQueries)
+        let byCategory = s["matched_by_category"] as? [String: Int] ?? [:]
+        // Squid: bet (denied), the IWF URL, tiktok (CONNECT); dnsmasq: www.bet.example and cdn.tiktok.example.
+        #expect(byCategory["gambling"] == 2)
+        #expect(byCategory["iwf"] == 1)
+        #expect(byCategory["social-media"] == 2)
+        #expect(daemon.stop().0 == 0)
+
+        // The same Squid lines through replay: the denied request is `blocked`, with its category.
+        let (_, json) = try Self.run(buildDirectory + "/esafety", ["replay", "--json", "--lists", dir.path + "/lists", dir.path + "/access.log"])
+        let records = json.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let bet = records.first { ($0["host"] as? String) == "www.bet.example" }
+        #expect(bet?["action"] as? String == "blocked")
+        #expect(bet?["format"] as? String == "squid")
+        let iwf = records.first { (($0["categories"] as? [[String: Any]])?.first?["name"] as? String) == "iwf" }
+        #expect(iwf?["url"] as? String == "http://site.example.org:\(webPort)/abuse/42")
+        #expect(iwf?["action"] as? String == "allowed")
+    }
+}
