@@ -68,7 +68,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "esafety-bench",
-            dependencies: ["Classifier", "LogFormats"],
+            dependencies: ["Classifier", "LogFormats", "Daemon"],
             path: "Benchmarks/esafety-bench",
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
