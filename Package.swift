@@ -35,11 +35,17 @@ let package = Package(
         ),
         // Byte-level parsers: Squid, dnsmasq/Pi-hole, BIND, unbound, JSON, syslog envelopes.
         .target(name: "LogFormats", dependencies: ["Classifier"]),
+        // Incidents: policy, de-duplication, the append-only hash-chained incident log.
+        .target(
+            name: "Incidents",
+            dependencies: ["Classifier", "LogFormats", "CShims", .product(name: "Logging", package: "swift-log")]
+        ),
         // The running service: sockets, workers, reload, control socket, sd_notify, status.
         .target(
             name: "Daemon",
             dependencies: [
                 "Classifier",
+                "Incidents",
                 "CShims",
                 "LogFormats",
                 .product(name: "Logging", package: "swift-log"),
@@ -52,6 +58,7 @@ let package = Package(
             name: "esafety",
             dependencies: [
                 "Classifier",
+                "Incidents",
                 "LogFormats",
                 "Daemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -78,6 +85,7 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "LogFormatsTests", dependencies: ["LogFormats", "Classifier"]),
+        .testTarget(name: "IncidentsTests", dependencies: ["Incidents", "LogFormats", "Classifier"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "LogFormats", "Classifier"]),
     ]
 )

@@ -86,7 +86,12 @@ final class ControlServer: @unchecked Sendable {
         let reply: String
         switch command {
         case "status":
-            reply = Status.json(stats: stats, holder: holder, configuration: configuration, rate: rate.rate)
+            let base = Status.json(stats: stats, holder: holder, configuration: configuration, rate: rate.rate)
+            if let incidents = extra.withLock({ $0["incidents"] }) {
+                reply = String(base.dropLast()) + ",\"incident_log\":" + incidents() + "}"
+            } else {
+                reply = base
+            }
         case "ping":
             reply = #"{"ok":true}"#
         case "reload":

@@ -1,4 +1,5 @@
 import Classifier
+import Incidents
 import CShims
 import LogFormats
 import Logging
@@ -53,7 +54,14 @@ public enum EsafetyDaemon {
         }
         let holder = GenerationHolder(Generation(number: 1, lists: lists, loadedAt: now(), loadSeconds: seconds))
         let stats = IngestStats()
-        let sink = StatsSink(stats: stats)
+        let incidentLog = IncidentLog(path: configuration.incidentLog, logger: logger)
+        do { try incidentLog.open() } catch {
+            throw StartError(description: "\(configuration.incidentLog): cannot open the incident log: \(error)")
+        }
+        incidentLog.start()
+        let incidents = IncidentSink(log: incidentLog, policy: Policy(), suffixes: PublicSuffix.load())
+        let sink = StatsSink(stats: stats, next: incidents)
+        let usr1 = await UnixSignalsSequence(trapping: .sigusr1)
 
         let sockets = try openSockets(configuration, logger: logger)
         let streams = sockets.streams, datagrams = sockets.datagrams
@@ -67,7 +75,15 @@ public enum EsafetyDaemon {
                                     holder: holder, reloader: reloader, configuration: configuration, logger: logger)
 
         let socketNames = (streams + datagrams).map { $0.socket.path.isEmpty ? $0.socket.name : $0.socket.path }
+        control.extra.withLock {
+            $0["reopen"] = { incidentLog.reopen(); return #"{"ok":true}"# }
+            $0["incidents"] = {
+                let h = incidentLog.status
+                return "{\"writing\":\(h.writing),\"queued\":\(h.queued),\"lost\":\(h.lost),\"written\":\(h.written)}"
+            }
+        }
         let services: [any Service] = [
+            IncidentLogService(log: incidentLog, sink: incidents, signals: usr1),
             ReloadService(reloader: reloader, signals: hangups),
             ControlService(server: control),
             WatchdogService(notify: notify),
@@ -159,6 +175,19 @@ struct IngestService: Service {
                 c.resume()
             }
         }
+    }
+}
+
+/// Owns the incident log: SIGUSR1 reopens it (logrotate); on shutdown, after ingest has
+/// drained, the open windows are closed and everything is written and fsync'd.
+struct IncidentLogService: Service {
+    let log: IncidentLog
+    let sink: IncidentSink
+    let signals: UnixSignalsSequence
+    func run() async throws {
+        for await _ in signals.cancelOnGracefulShutdown() { log.reopen() }
+        sink.closeAll()
+        log.stop()
     }
 }
 

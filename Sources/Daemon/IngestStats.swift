@@ -101,9 +101,11 @@ public final class IngestStats: Sendable {
 /// replaces it; the interface stays.
 public final class StatsSink: MatchSink {
     let stats: IngestStats
-    public init(stats: IngestStats) { self.stats = stats }
+    let next: MatchSink?
+    public init(stats: IngestStats, next: MatchSink? = nil) { self.stats = stats; self.next = next }
     public func accept(_ match: MatchedRequest) {
         if let c = match.categories.first { stats.matched(category: c.name) }
+        next?.accept(match)
     }
 }
 

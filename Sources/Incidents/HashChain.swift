@@ -1,0 +1,81 @@
+import Foundation
+
+/// The incident log's tamper evidence: every line ends with `"chain":"<hex>"`, where the
+/// value is SHA-256 of the previous line's chain value followed by this line's bytes up to
+/// (not including) the `,"chain":` suffix. The first line of a log chains from
+/// `genesis`, or, after rotation, from the previous file's last chain value (it records
+/// that value as `prev`), so `esafety verify` checks across rotated files.
+public enum HashChain {
+    public static let genesis = String(repeating: "0", count: 64)
+    static let marker = ",\"chain\":\""
+
+    /// Appends the chain field to a JSON object's text (which must end with `}`).
+    public static func seal(_ object: String, previous: String) -> (line: String, chain: String) {
+        precondition(object.hasSuffix("}"))
+        let body = String(object.dropLast())
+        let chain = SHA256.hex(Array(previous.utf8) + Array(body.utf8))
+        return (body + marker + chain + "\"}", chain)
+    }
+
+    /// Splits a sealed line into its body and chain value.
+    public static func split(_ line: Substring) -> (body: Substring, chain: String)? {
+        guard line.hasSuffix("\"}"), let r = line.range(of: marker, options: .backwards) else { return nil }
+        let chain = line[r.upperBound..<line.index(line.endIndex, offsetBy: -2)]
+        guard chain.count == 64, chain.allSatisfy({ $0.isHexDigit }) else { return nil }
+        return (line[..<r.lowerBound], String(chain))
+    }
+
+    public struct Failure: Sendable, CustomStringConvertible, Equatable {
+        public var file: String
+        public var line: Int
+        public var message: String
+        public var description: String { "\(file):\(line): \(message)" }
+    }
+
+    /// Verifies files in order (oldest first). Returns the first failure, or nil and the
+    /// number of lines checked.
+    public static func verify(files: [(name: String, text: String)]) -> (Failure?, Int) {
+        var previous: String? = nil
+        var checked = 0
+        for (name, text) in files {
+            var lineNumber = 0
+            if !text.isEmpty && !text.hasSuffix("\n") {
+                let n = text.split(separator: "\n", omittingEmptySubsequences: false).count
+                return (Failure(file: name, line: n, message: "the last line is incomplete (truncated)"), checked)
+            }
+            for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
+                lineNumber += 1
+                guard let (body, chain) = split(line) else {
+                    return (Failure(file: name, line: lineNumber, message: "no chain value: the line was changed or inserted"), checked)
+                }
+                let prevField = field(body, "prev")
+                let expectedPrevious: String
+                if let p = previous {
+                    expectedPrevious = p
+                    if lineNumber == 1, let pf = prevField, pf != p {
+                        return (Failure(file: name, line: 1, message: "does not continue the previous file: a file or lines between them are missing"), checked)
+                    }
+                } else {
+                    expectedPrevious = prevField ?? genesis
+                }
+                let computed = SHA256.hex(Array(expectedPrevious.utf8) + Array(body.utf8))
+                if computed != chain {
+                    let why = lineNumber == 1 && previous == nil ? "chain mismatch: the line was changed" :
+                        "chain mismatch: this line, or the one before it, was changed, removed or inserted"
+                    return (Failure(file: name, line: lineNumber, message: why), checked)
+                }
+                previous = chain
+                checked += 1
+            }
+        }
+        return (nil, checked)
+    }
+
+    /// The value of a top-level string field in a JSON line (for `prev`).
+    static func field(_ body: Substring, _ key: String) -> String? {
+        guard let r = body.range(of: "\"\(key)\":\"") else { return nil }
+        let rest = body[r.upperBound...]
+        guard let end = rest.firstIndex(of: "\"") else { return nil }
+        return String(rest[..<end])
+    }
+}

@@ -1,0 +1,240 @@
+import Classifier
+import CShims
+import Foundation
+import LogFormats
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The append-only incident log: JSON Lines, one owner thread, each line sealed into the
+/// hash chain and written with one `write` on an `O_APPEND` descriptor.
+///
+/// Durability: a line marked urgent (critical and high incidents) is fsync'd as soon as it
+/// is written; others within `syncInterval`. A crash leaves no torn line: a line that was
+/// only partly written (disk full) is cut off again, and on open a partial last line is
+/// removed before the chain continues. When the file cannot be written, records wait in a
+/// bounded queue and are retried every second; the failure is logged and shown in status;
+/// if the queue ever overflows, a `lost` event with the count is the first line written
+/// when writing resumes.
+public final class IncidentLog: @unchecked Sendable {
+    public struct Health: Sendable {
+        public var writing = true
+        public var lastError: String?
+        public var queued = 0
+        public var lost = 0
+        public var written = 0
+    }
+
+    let path: String
+    let mode: mode_t
+    let group: String?
+    let syncInterval: Double
+    let bound: Int
+    let logger: Logger
+    private let state = Mutex<(queue: [(String, Bool)], lost: Int, stop: Bool, reopen: Bool)>(([], 0, false, false))
+    private let health = Mutex(Health())
+    private let wakeup: Int32
+    private var thread: Thread?
+    private var fd: Int32 = -1
+    private(set) var lastChain = HashChain.genesis
+    private var firstLineInFile = true
+    /// Set when a line was appended to the queue, read by the writer.
+    public init(path: String, mode: UInt32 = 0o640, group: String? = nil, syncInterval: Double = 5, bound: Int = 100_000,
+                logger: Logger) {
+        self.path = path
+        self.mode = mode_t(mode)
+        self.group = group
+        self.syncInterval = syncInterval
+        self.bound = bound
+        self.logger = logger
+        self.wakeup = esafety_eventfd()
+    }
+
+    public var status: Health { health.withLock { $0 } }
+
+    /// Opens (creating 0640) and finds where the chain continues. Throws when the file
+    /// cannot be opened at all at start-up.
+    public func open() throws(FileSystem.Error) {
+        try openFile()
+    }
+
+    private func openFile() throws(FileSystem.Error) {
+        let folder = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        if !folder.isEmpty && !FileSystem.isDirectory(folder) { mkdir(folder, 0o750) }
+        let newFD = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode)
+        guard newFD >= 0 else { throw FileSystem.Error(path: path, errno: errno) }
+        fchmod(newFD, mode)
+        if let group, let gr = getgrnam(group) { fchown(newFD, uid_t.max, gr.pointee.gr_gid) }
+        // Continue the chain from the last complete line; cut a torn tail. Only the tail
+        // of a regular file is read (a log can be large; /dev/full is not a file).
+        var st = stat()
+        fstat(newFD, &st)
+        let size = (st.st_mode & S_IFMT) == S_IFREG ? Int(st.st_size) : 0
+        let tailSize = min(size, 1 << 20)
+        var tail = [UInt8](repeating: 0, count: tailSize)
+        if tailSize > 0 {
+            let rfd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+            if rfd >= 0 {
+                _ = tail.withUnsafeMutableBytes { pread(rfd, $0.baseAddress, tailSize, off_t(size - tailSize)) }
+                close(rfd)
+            }
+        }
+        var end = tail.count
+        if end > 0 && tail[end - 1] != 0x0A {
+            while end > 0 && tail[end - 1] != 0x0A { end -= 1 }
+            ftruncate(newFD, off_t(size - (tail.count - end)))
+            logger.warning("incident log ended in a partial line; removed it", metadata: ["incidents.file": "\(path)", "bytes": "\(tail.count - end)"])
+        }
+        if end > 0 {
+            var start = end - 1
+            while start > 0 && tail[start - 1] != 0x0A { start -= 1 }
+            let last = String(decoding: tail[start..<(end - 1)], as: UTF8.self)
+            if let (_, chain) = HashChain.split(Substring(last)) { lastChain = chain }
+            firstLineInFile = false
+        } else {
+            firstLineInFile = true
+            if let saved = try? FileSystem.readText(path + ".chain"), saved.count == 64, saved.allSatisfy(\.isHexDigit) { lastChain = saved }
+        }
+        if fd >= 0 { close(fd) }
+        fd = newFD
+    }
+
+    public func start() {
+        let t = Thread { [self] in loop() }
+        t.name = "esafety-incidents"
+        thread = t
+        t.start()
+    }
+
+    /// Queues a record (a JSON object without its chain). Never blocks for long: when the
+    /// queue is full the record is counted as lost and reported when writing resumes.
+    public func append(_ object: String, urgent: Bool) {
+        let accepted = state.withLock { s -> Bool in
+            if s.queue.count >= bound { s.lost += 1; return false }
+            s.queue.append((object, urgent))
+            return true
+        }
+        if !accepted { health.withLock { $0.lost += 1 } }
+        var one: UInt64 = 1
+        _ = write(wakeup, &one, 8)
+    }
+
+    /// Asks the writer to reopen the file (after logrotate moved it).
+    public func reopen() {
+        state.withLock { $0.reopen = true }
+        var one: UInt64 = 1
+        _ = write(wakeup, &one, 8)
+    }
+
+    /// Writes everything queued, fsyncs, and stops the writer thread.
+    public func stop() {
+        state.withLock { $0.stop = true }
+        var one: UInt64 = 1
+        _ = write(wakeup, &one, 8)
+        while thread?.isFinished == false { usleep(5_000) }
+    }
+
+    private func loop() {
+        var lastSync = monotonicSeconds()
+        var unsynced = false
+        var failing = false
+        while true {
+            var pfd = pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)
+            _ = poll(&pfd, 1, failing ? 1000 : Int32(min(1000, syncInterval * 1000)))
+            var v: UInt64 = 0
+            _ = read(wakeup, &v, 8)
+            let (batch, lost, stop, reopen) = state.withLock { s -> ([(String, Bool)], Int, Bool, Bool) in
+                defer { s.queue.removeAll(keepingCapacity: true); s.lost = 0; s.reopen = false }
+                return (s.queue, s.lost, s.stop, s.reopen)
+            }
+            if reopen {
+                if unsynced { fsync(fd); unsynced = false }
+                do { try openFile(); logger.info("incident log reopened", metadata: ["incidents.file": "\(path)"]) } catch {
+                    logger.error("cannot reopen the incident log", metadata: ["incidents.file": "\(path)", "error": "\(error)"])
+                }
+            }
+            var pending = batch
+            if lost > 0 {
+                let event = "{\"event\":\"lost\",\"time\":\"\(rfc3339Now())\",\"count\":\(lost),\"reason\":\"the incident queue overflowed while the log could not be written\"}"
+                pending.insert((event, true), at: 0)
+            }
+            var urgent = false
+            var written = 0
+            for (i, (object, isUrgent)) in pending.enumerated() {
+                var obj = object
+                if firstLineInFile && lastChain != HashChain.genesis {
+                    obj = String(obj.dropLast()) + ",\"prev\":\"\(lastChain)\"}"
+                }
+                let (line, chain) = HashChain.seal(obj, previous: lastChain)
+                if writeLine(line + "\n") {
+                    lastChain = chain
+                    firstLineInFile = false
+                    written += 1
+                    urgent = urgent || isUrgent
+                    unsynced = true
+                } else {
+                    // Keep what was not written, in order, and retry.
+                    let rest = Array(pending[i...])
+                    state.withLock { s in
+                        let room = max(0, bound - s.queue.count)
+                        s.queue.insert(contentsOf: rest.prefix(room), at: 0)
+                        s.lost += rest.count - min(rest.count, room)
+                    }
+                    if !failing {
+                        logger.critical("INCIDENTS ARE NOT BEING WRITTEN: the incident log cannot be written; retrying every second",
+                                        metadata: ["incidents.file": "\(path)", "error": "\(health.withLock { $0.lastError ?? "" })"])
+                    }
+                    failing = true
+                    break
+                }
+            }
+            if written > 0 && failing && state.withLock({ $0.queue.isEmpty }) {
+                failing = false
+                logger.notice("incident log writable again", metadata: ["incidents.file": "\(path)"])
+            }
+            let t = monotonicSeconds()
+            if unsynced && (urgent || stop || t - lastSync >= syncInterval) {
+                fsync(fd)
+                unsynced = false
+                lastSync = t
+                var chain = lastChain
+                chain.withUTF8 { try? FileSystem.writeAtomically(path + ".chain", bytes: UnsafeRawBufferPointer($0), mode: mode) }
+            }
+            let queued = state.withLock { $0.queue.count }
+            health.withLock { $0.written += written; $0.writing = !failing; $0.queued = queued }
+            if stop && (queued == 0 || failing) { break }
+        }
+        if fd >= 0 { fsync(fd); close(fd) }
+    }
+
+    /// One `write` per line; a short write is undone so no torn line remains.
+    private func writeLine(_ line: String) -> Bool {
+        var text = line
+        return text.withUTF8 { bytes in
+            var st = stat()
+            fstat(fd, &st)
+            let before = st.st_size
+            let n = write(fd, bytes.baseAddress, bytes.count)
+            if n == bytes.count { return true }
+            let e = n < 0 ? errno : ENOSPC
+            if n > 0 { ftruncate(fd, before) }
+            health.withLock { $0.lastError = String(cString: strerror(e)); $0.writing = false }
+            return false
+        }
+    }
+}
+
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func rfc3339Now() -> String {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return LogTime.rfc3339(Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9)
+}

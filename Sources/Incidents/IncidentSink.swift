@@ -1,0 +1,190 @@
+import Classifier
+import LogFormats
+import Synchronization
+
+/// Turns matched requests into e-safety incidents: the daemon's `MatchSink`.
+///
+/// The first hit of (person, registrable domain, category) in a window opens an incident
+/// at once; later hits add to its count, first and last seen, and a few sample URLs; when
+/// the window closes, a `hits` event records the final count. A page that loads 80
+/// resources is one incident, not 80.
+public final class IncidentSink: MatchSink, @unchecked Sendable {
+    struct Key: Hashable { var person: String; var site: String; var category: String }
+    struct Open {
+        var id: String
+        var opened: Double
+        var first: Double
+        var last: Double
+        var hits: Int
+        var samples: [String]
+    }
+
+    let log: IncidentLog
+    let policy: Policy
+    let suffixes: PublicSuffix
+    private let state = Mutex<(open: [Key: Open], recent: [String: [Double]], counter: UInt32)>(([:], [:], 0))
+    public let counts = Mutex<[String: Int]>([:])
+
+    public init(log: IncidentLog, policy: Policy, suffixes: PublicSuffix) {
+        self.log = log
+        self.policy = policy
+        self.suffixes = suffixes
+    }
+
+    public func accept(_ m: MatchedRequest) {
+        guard let primary = m.categories.first else { return }
+        let person = m.user ?? m.client
+        let group = policy.group(client: m.client, user: m.user)
+        let categorySeverity = Severity(name: primary.severity) ?? .info
+        let site = suffixes.registrableDomain(m.host)
+        let key = Key(person: person, site: site, category: primary.name)
+        var event: (String, Bool)? = nil
+        var closed: [(Key, Open)] = []
+        state.withLock { s in
+            // Close windows that have expired (at most a few per call).
+            for (k, o) in s.open where m.time - o.opened >= policy.deduplicationWindow {
+                closed.append((k, o))
+                s.open[k] = nil
+                if closed.count >= 16 { break }
+            }
+            if var o = s.open[key], m.time - o.opened < policy.deduplicationWindow {
+                o.hits += 1
+                o.last = max(o.last, m.time)
+                o.first = min(o.first, m.time)
+                if o.samples.count < 5, let url = m.url, !o.samples.contains(url) { o.samples.append(url) }
+                s.open[key] = o
+                return
+            }
+            // Repetition: hits of this category by this person within the window.
+            let rkey = person + "\u{0}" + primary.name
+            var times = s.recent[rkey, default: []].filter { m.time - $0 < policy.repetitionWindow }
+            times.append(m.time)
+            s.recent[rkey] = times
+            let repeated = times.count >= policy.repetitionHits
+            let severity = policy.severity(category: categorySeverity, locked: primary.locked, group: group, repeated: repeated)
+            guard severity >= group.minimumSeverity || primary.locked else { return }
+            s.counter &+= 1
+            let id = Self.id(time: m.time, counter: s.counter)
+            s.open[key] = Open(id: id, opened: m.time, first: m.time, last: m.time, hits: 1, samples: m.url.map { [$0] } ?? [])
+            event = (Self.record(id: id, m: m, primary: primary, severity: severity, group: group, policy: policy,
+                                 repeated: repeated), severity >= .high)
+        }
+        for (_, o) in closed where o.hits > 1 { log.append(Self.hitsEvent(o), urgent: false) }
+        if let (text, urgent) = event {
+            log.append(text, urgent: urgent)
+            counts.withLock { $0[primary.name, default: 0] += 1 }
+        }
+    }
+
+    /// Records the final counts of every open window (at shutdown).
+    public func closeAll() {
+        let all = state.withLock { s -> [Open] in defer { s.open.removeAll() }; return Array(s.open.values) }
+        for o in all where o.hits > 1 { log.append(Self.hitsEvent(o), urgent: false) }
+    }
+
+    /// Sortable and unique across restarts: milliseconds since 1970 (12 hex digits), a
+    /// per-process counter and the process id.
+    static func id(time: Double, counter: UInt32) -> String {
+        let ms = UInt64(max(0, time) * 1000)
+        func hex(_ v: UInt64, _ width: Int) -> String {
+            let s = String(v, radix: 16)
+            return String(repeating: "0", count: max(0, width - s.count)) + s
+        }
+        return "inc-" + hex(ms, 12) + "-" + hex(UInt64(counter), 6) + "-" + hex(UInt64(getpid()), 5)
+    }
+
+    static func hitsEvent(_ o: Open) -> String {
+        var j = JSONText()
+        j.beginObject()
+        j.field("event", .string("hits"))
+        j.field("id", .string(o.id))
+        j.field("time", .string(LogTime.rfc3339(o.last)))
+        j.field("hits", .int(o.hits))
+        j.field("first_seen", .string(LogTime.rfc3339(o.first)))
+        j.field("last_seen", .string(LogTime.rfc3339(o.last)))
+        j.key("sample_urls")
+        j.beginArray()
+        for u in o.samples { j.value(.string(u)) }
+        j.endArray()
+        j.endObject()
+        return j.text
+    }
+
+    static func record(id: String, m: MatchedRequest, primary: MatchDetail, severity: Severity, group: Policy.Group,
+                       policy: Policy, repeated: Bool) -> String {
+        var j = JSONText()
+        j.beginObject()
+        j.field("event", .string("incident"))
+        j.field("id", .string(id))
+        j.field("time", .string(LogTime.rfc3339(m.time)))
+        j.field("severity", .string(severity.description))
+        j.field("category", .string(primary.name))
+        j.field("group", .string(group.name))
+        j.field("client", .string(m.client))
+        j.field("user", m.user)
+        j.field("device", nil)
+        j.field("host", .string(m.host))
+        j.field("url", m.url)
+        j.field("search_term", m.url.flatMap(SearchTerm.extract))
+        j.field("action", .string(m.action.description))
+        j.key("source")
+        j.beginObject()
+        j.field("format", .string(m.format.description))
+        j.field("peer", .string(m.source))
+        j.endObject()
+        j.key("rule")
+        j.beginObject()
+        j.field("kind", .string(primary.kind))
+        j.field("file", .string(primary.file))
+        j.field("line", .int(primary.line))
+        j.field("rule", .string(primary.rule))
+        j.field("generation", .int(m.generation))
+        j.endObject()
+        j.field("repeated", .bool(repeated))
+        j.key("route")
+        j.beginArray()
+        for r in policy.routes(severity, group: group) { j.value(.string(r)) }
+        j.endArray()
+        j.field("hits", .int(1))
+        j.field("first_seen", .string(LogTime.rfc3339(m.time)))
+        j.field("last_seen", .string(LogTime.rfc3339(m.time)))
+        if let d = policy.deadlines[severity] { j.field("due", .string(LogTime.rfc3339(m.time + d))) } else { j.field("due", nil) }
+        j.endObject()
+        return j.text
+    }
+}
+
+/// The search term in a search engine's URL (Google, Bing, DuckDuckGo, YouTube, Yahoo...).
+public enum SearchTerm {
+    static let keys = ["q", "query", "search_query", "p", "text", "wd"]
+
+    public static func extract(_ url: String) -> String? {
+        guard let qm = url.firstIndex(of: "?") else { return nil }
+        let host = url.lowercased()
+        guard host.contains("google.") || host.contains("bing.") || host.contains("duckduckgo.") || host.contains("youtube.")
+            || host.contains("yahoo.") || host.contains("ecosia.") || host.contains("yandex.") || host.contains("baidu.")
+            || host.contains("/search") else { return nil }
+        for pair in url[url.index(after: qm)...].split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            guard kv.count == 2, keys.contains(String(kv[0])) else { continue }
+            return decode(String(kv[1]))
+        }
+        return nil
+    }
+
+    static func decode(_ s: String) -> String {
+        var bytes: [UInt8] = []
+        var it = Array(s.utf8)[...]
+        while let c = it.popFirst() {
+            if c == UInt8(ascii: "+") { bytes.append(0x20) }
+            else if c == UInt8(ascii: "%"), it.count >= 2, let v = UInt8(String(decoding: it.prefix(2), as: UTF8.self), radix: 16) {
+                bytes.append(v); it = it.dropFirst(2)
+            } else { bytes.append(c) }
+        }
+        return Terminal.escape(String(decoding: bytes, as: UTF8.self))
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,49 @@
+import Classifier
+
+/// Registrable domains (eTLD+1) from the Public Suffix List, so `a.b.example.co.uk` and
+/// `www.example.co.uk` are one site for de-duplication. Reads Debian's `publicsuffix`
+/// package file; without it, falls back to a small built-in set of common suffixes.
+public final class PublicSuffix: Sendable {
+    let rules: Set<String>
+    let wildcards: Set<String>
+    let exceptions: Set<String>
+
+    public static let debianPath = "/usr/share/publicsuffix/public_suffix_list.dat"
+
+    public init(text: String) {
+        var r = Set<String>(), w = Set<String>(), e = Set<String>()
+        for raw in text.split(whereSeparator: \.isNewline) {
+            let line = raw.split(separator: " ").first.map(String.init) ?? ""
+            if line.isEmpty || line.hasPrefix("//") { continue }
+            let ascii = Host.normalize(line.replacingOccurrences(of: "*.", with: "").replacingOccurrences(of: "!", with: ""))?.0
+            guard let a = ascii else { continue }
+            if line.hasPrefix("!") { e.insert(a) } else if line.hasPrefix("*.") { w.insert(a) } else { r.insert(a) }
+        }
+        rules = r; wildcards = w; exceptions = e
+    }
+
+    public static func load(path: String = debianPath) -> PublicSuffix {
+        if let text = try? FileSystem.readText(path) { return PublicSuffix(text: text) }
+        return PublicSuffix(text: "com\nnet\norg\nedu\ngov\nuk\nco.uk\norg.uk\nac.uk\nsch.uk\ngov.uk\nde\nfr\nio\ninfo\n")
+    }
+
+    /// The registrable domain of a normalised host; the host itself for IP addresses and
+    /// for names that are a public suffix.
+    public func registrableDomain(_ host: String) -> String {
+        if host.allSatisfy({ $0.isNumber || $0 == "." }) || host.contains(":") { return host }
+        let labels = host.split(separator: ".").map(String.init)
+        guard labels.count >= 2 else { return host }
+        // The longest matching public suffix, in labels.
+        var suffixLength = 1
+        for i in 0..<labels.count {
+            let candidate = labels[i...].joined(separator: ".")
+            if exceptions.contains(candidate) { suffixLength = labels.count - i - 1; break }
+            if rules.contains(candidate) { suffixLength = labels.count - i; break }
+            if i + 1 < labels.count, wildcards.contains(labels[(i + 1)...].joined(separator: ".")) {
+                suffixLength = labels.count - i; break
+            }
+        }
+        guard suffixLength < labels.count else { return host }
+        return labels[(labels.count - suffixLength - 1)...].joined(separator: ".")
+    }
+}
