@@ -86,6 +86,6 @@ let package = Package(
         ),
         .testTarget(name: "LogFormatsTests", dependencies: ["LogFormats", "Classifier"]),
         .testTarget(name: "IncidentsTests", dependencies: ["Incidents", "LogFormats", "Classifier"]),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "LogFormats", "Classifier"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Incidents", "LogFormats", "Classifier"]),
     ]
 )

@@ -127,8 +127,9 @@ func openSockets(_ configuration: DaemonConfiguration, logger: Logger) throws(Es
             out.controlOwned = false
             continue
         }
-        let configured = configuration.ingest.first { $0.name == a.name }
         let kind: DaemonConfiguration.IngestSocket.Kind = a.type == Int32(SOCK_DGRAM.rawValue) ? .datagram : .stream
+        let configured = configuration.ingest.first { $0.name == a.name && $0.kind == kind }
+            ?? configuration.ingest.first { $0.kind == kind }
         let socket = configured ?? .init(path: "", kind: kind, format: nil, name: a.name)
         let listener = IngestServer.Listener(fd: a.fd, socket: socket, ownsPath: false)
         if kind == .datagram { out.datagrams.append(listener) } else { out.streams.append(listener) }

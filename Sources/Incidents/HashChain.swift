@@ -71,6 +71,13 @@ public enum HashChain {
         return (nil, checked)
     }
 
+    /// Verifies one file on disk; the failure as text.
+    public static func verifyText(path: String) -> (String?, Int) {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return ("\(path): cannot read", 0) }
+        let (f, n) = verify(files: [(path, text)])
+        return (f?.description, n)
+    }
+
     /// The value of a top-level string field in a JSON line (for `prev`).
     static func field(_ body: Substring, _ key: String) -> String? {
         guard let r = body.range(of: "\"\(key)\":\"") else { return nil }

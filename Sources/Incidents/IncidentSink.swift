@@ -22,7 +22,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     let log: IncidentLog
     let policy: Policy
     let suffixes: PublicSuffix
-    private let state = Mutex<(open: [Key: Open], recent: [String: [Double]], counter: UInt32)>(([:], [:], 0))
+    private let state = Mutex<(open: [Key: Open], recent: [String: [Double]], counter: UInt32, lastSweep: Double)>(([:], [:], 0, 0))
     public let counts = Mutex<[String: Int]>([:])
 
     public init(log: IncidentLog, policy: Policy, suffixes: PublicSuffix) {
@@ -41,11 +41,14 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         var event: (String, Bool)? = nil
         var closed: [(Key, Open)] = []
         state.withLock { s in
-            // Close windows that have expired (at most a few per call).
-            for (k, o) in s.open where m.time - o.opened >= policy.deduplicationWindow {
-                closed.append((k, o))
-                s.open[k] = nil
-                if closed.count >= 16 { break }
+            // Close expired windows, sweeping at most once a second of log time.
+            if abs(m.time - s.lastSweep) >= 1 {
+                s.lastSweep = m.time
+                for (k, o) in s.open where m.time - o.opened >= policy.deduplicationWindow {
+                    closed.append((k, o))
+                    s.open[k] = nil
+                }
+                s.recent = s.recent.filter { _, times in times.contains { m.time - $0 < policy.repetitionWindow } }
             }
             if var o = s.open[key], m.time - o.opened < policy.deduplicationWindow {
                 o.hits += 1

@@ -112,7 +112,7 @@ func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
     var off = 0
     bytes.withUnsafeBytes { raw in
         while off < raw.count {
-            let n = write(fd, raw.baseAddress! + off, raw.count - off)
+            let n = send(fd, raw.baseAddress! + off, raw.count - off, Int32(MSG_NOSIGNAL))
             if n <= 0 { if errno == EINTR { continue }; return }
             off += n
         }

@@ -1,0 +1,173 @@
+import Foundation
+import Testing
+@testable import Daemon
+import Incidents
+
+@Suite("systemd integration", .serialized)
+struct SystemdTests {
+    @Test("systemd-analyze verify passes on the shipped units")
+    func unitsVerify() throws {
+        let analyze = "/usr/bin/systemd-analyze"
+        guard FileManager.default.isExecutableFile(atPath: analyze) else {
+            throw DaemonProcess.Failure(message: "systemd-analyze is missing (apt-get install systemd)")
+        }
+        let dir = TempDir()
+        for unit in ["esafetyd.service", "esafetyd.socket", "esafetyd-control.socket"] {
+            var text = try String(contentsOfFile: repositoryRoot + "/systemd/" + unit, encoding: .utf8)
+            // Point at the binary this build made (the unit names the installed path).
+            text = text.replacingOccurrences(of: "/usr/local/bin/esafetyd", with: buildDirectory + "/esafetyd")
+            dir.write(unit, text)
+        }
+        let (status, output) = try Child.run(analyze, ["verify", "--man=no",
+            dir.path + "/esafetyd.service", dir.path + "/esafetyd.socket", dir.path + "/esafetyd-control.socket"])
+        #expect(status == 0, "\(output)")
+        #expect(!output.contains("Unknown"), "\(output)")
+        let service = try String(contentsOfFile: repositoryRoot + "/systemd/esafetyd.service", encoding: .utf8)
+        for line in ["Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "User=esafety", "ProtectSystem=strict",
+                     "NoNewPrivileges=yes", "PrivateTmp=yes", "RestrictAddressFamilies=AF_UNIX", "WatchdogSec="] {
+            #expect(service.contains(line), "missing \(line)")
+        }
+    }
+
+    @Test("sd_notify: READY, RELOADING, STOPPING and WATCHDOG are sent to NOTIFY_SOCKET")
+    func notify() throws {
+        let dir = TempDir()
+        let path = dir.path + "/notify.sock"
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setenv("NOTIFY_SOCKET", path, 1)
+        setenv("WATCHDOG_USEC", "400000", 1)
+        defer { unsetenv("NOTIFY_SOCKET"); unsetenv("WATCHDOG_USEC") }
+        dir.write("lists/gambling/domains", "bet.example\n")
+        let daemon = try DaemonProcess(lists: [dir.path + "/lists"], dir: dir)
+        func messages(until needle: String) -> [String] {
+            var out: [String] = []
+            var buf = [UInt8](repeating: 0, count: 4096)
+            for _ in 0..<50 {
+                let n = recv(fd, &buf, buf.count, 0)
+                if n <= 0 { break }
+                out.append(String(decoding: buf[0..<n], as: UTF8.self))
+                if out.last!.contains(needle) { break }
+            }
+            return out
+        }
+        #expect(messages(until: "READY=1").contains { $0.hasPrefix("READY=1") })
+        #expect(messages(until: "WATCHDOG=1").contains("WATCHDOG=1"))
+        daemon.signal(SIGHUP)
+        let reload = messages(until: "READY=1")
+        #expect(reload.contains { $0.hasPrefix("RELOADING=1\nMONOTONIC_USEC=") })
+        daemon.signal(SIGTERM)
+        #expect(messages(until: "STOPPING=1").contains("STOPPING=1"))
+        #expect(daemon.waitExit().0 == 0)
+    }
+
+    @Test("socket activation: esafetyd uses the sockets systemd passes")
+    func socketActivation() throws {
+        let activate = "/usr/bin/systemd-socket-activate"
+        guard FileManager.default.isExecutableFile(atPath: activate) else {
+            throw DaemonProcess.Failure(message: "systemd-socket-activate is missing (apt-get install systemd)")
+        }
+        let dir = TempDir()
+        dir.write("lists/gambling/domains", "bet.example\n")
+        let ingest = dir.path + "/act.sock"
+        let launcher = try Child(activate, ["-l", ingest, "--fdname=ingest", buildDirectory + "/esafetyd",
+                                            "--lists", dir.path + "/lists", "--control-socket", dir.path + "/ctl.sock",
+                                            "--incident-log", dir.path + "/incidents.jsonl"], capture: true)
+        defer { launcher.stop() }
+        var connected: Int32 = -1
+        for _ in 0..<100 {
+            if let fd = try? connectUnix(ingest) { connected = fd; break }
+            usleep(50_000)
+        }
+        #expect(connected >= 0)
+        writeAll(connected, Array("Nov 21 10:00:00 dnsmasq[1]: query[A] www.bet.example from 10.0.0.1\n".utf8))
+        close(connected)
+        var matched = 0
+        for _ in 0..<100 where matched < 1 {
+            if let a = try? ControlClient.send("status", to: dir.path + "/ctl.sock", timeout: 2),
+               let o = try? JSONSerialization.jsonObject(with: Data(a.utf8)) as? [String: Any] {
+                matched = o["lines_matched"] as? Int ?? 0
+            }
+            if matched < 1 { usleep(50_000) }
+        }
+        #expect(matched == 1)
+        launcher.stop(SIGTERM)
+        // systemd owns the path of an activated socket: esafetyd must not remove it.
+        #expect(FileManager.default.fileExists(atPath: ingest))
+    }
+}
+
+@Suite("Incidents from the running daemon", .serialized)
+struct DaemonIncidentTests {
+    @Test("matches become incidents; kill -9 mid-stream leaves a log that verifies; restart continues the chain; SIGUSR1 reopens")
+    func crashAndRotate() throws {
+        let dir = TempDir()
+        dir.write("lists/gambling/domains", "bet.example\n")
+        dir.write("lists/iwf/category.toml", "severity = \"critical\"\nlocked = true\n")
+        dir.write("lists/iwf/urls", "abuse.example/1\n")
+        let log = dir.path + "/incidents.jsonl"
+        var daemon = try DaemonProcess(lists: [dir.path + "/lists"], dir: dir)
+        // Many people, so many incidents, streamed while the daemon is killed.
+        let fd = try connectUnix(daemon.socket)
+        var text = ""
+        for i in 0..<4_000 {
+            text += "1700000000.\(i % 1000) 5 10.0.\(i / 200).\(i % 200) TCP_MISS/200 10 GET http://www.bet.example/\(i) - HIER_DIRECT/1.2.3.4 text/html\n"
+        }
+        let bytes = Array(text.utf8)
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async { writeAll(fd, bytes); done.signal() }
+        // Kill while incidents are being written.
+        for _ in 0..<100 where lines(log).count < 50 { usleep(20_000) }
+        daemon.signal(SIGKILL)
+        _ = daemon.waitExit()
+        done.wait()
+        close(fd)
+        let afterCrash = lines(log)
+        #expect(!afterCrash.isEmpty)
+        let (failure, _) = HashChain.verifyText(path: log)
+        #expect(failure == nil, "\(failure ?? "")")
+        // Restart: the chain continues; a critical incident is on disk at once.
+        daemon = try DaemonProcess(lists: [dir.path + "/lists"], dir: dir)
+        let c = try connectUnix(daemon.socket)
+        writeAll(c, Array("1700000100.000 5 10.9.9.9 TCP_MISS/200 10 GET http://abuse.example/1/x pupil9 HIER_DIRECT/1.2.3.4 text/html\n".utf8))
+        close(c)
+        var critical: String? = nil
+        for _ in 0..<40 where critical == nil {
+            critical = lines(log).last { $0.contains("\"severity\":\"critical\"") }
+            if critical == nil { usleep(50_000) }
+        }
+        #expect(critical?.contains("\"category\":\"iwf\"") == true)
+        #expect(critical?.contains("\"user\":\"pupil9\"") == true)
+        // Rotation: move the log away, SIGUSR1, and the next incident starts the new file.
+        try FileManager.default.moveItem(atPath: log, toPath: log + ".1")
+        daemon.signal(SIGUSR1)
+        usleep(300_000)
+        let c2 = try connectUnix(daemon.socket)
+        writeAll(c2, Array("1700000200.000 5 10.9.9.8 TCP_MISS/200 10 GET http://abuse.example/1 pupil8 HIER_DIRECT/1.2.3.4 text/html\n".utf8))
+        close(c2)
+        var rotated: [String] = []
+        for _ in 0..<40 where rotated.isEmpty {
+            rotated = lines(log)
+            if rotated.isEmpty { usleep(50_000) }
+        }
+        #expect(rotated.count == 1)
+        #expect(rotated.first?.contains("\"prev\":\"") == true)
+        #expect(daemon.stop().0 == 0)
+        // esafety verify across the rotated files.
+        let (status, output) = try Child.run(buildDirectory + "/esafety", ["verify", log])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("in 2 file(s) verified"))
+        let mode = try FileManager.default.attributesOfItem(atPath: log)[.posixPermissions] as? Int
+        #expect(mode == 0o640)
+    }
+}
+
+func lines(_ path: String) -> [String] {
+    ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+}
