@@ -96,3 +96,18 @@ enum StatusText {
         return out
     }
 }
+
+struct ReopenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reopen",
+        abstract: "Ask esafetyd to reopen the incident log (after logrotate moved it), as SIGUSR1 does."
+    )
+
+    @OptionGroup var control: ControlOptions
+
+    func run() throws {
+        let answer = control.send("reopen")
+        guard answer.contains("\"ok\":true") else { CLI.fail("esafetyd did not reopen the incident log: \(answer)", status: 1) }
+        print("incident log reopened")
+    }
+}
