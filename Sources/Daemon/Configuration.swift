@@ -1,4 +1,5 @@
 import Classifier
+import Incidents
 import Logging
 import LogFormats
 import Yams
@@ -44,6 +45,10 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// Ingest worker threads.
     public var workers = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     public var logLevel: Logger.Level = .info
+    /// Groups, severities, windows and deadlines for incidents.
+    public var policy = Policy()
+    /// Group that may read the incident log (mode 0640); nil keeps the daemon's group.
+    public var incidentLogGroup: String?
     /// The file this configuration came from, if any.
     public var path: String?
 
@@ -150,6 +155,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
             case "workers":
                 c.workers = try r.int(value, key)
                 guard (1...64).contains(c.workers) else { throw r.error(value, key, "must be between 1 and 64") }
+            case "incidents": try r.incidents(value, &c)
             case "log_level":
                 let s = try r.string(value, key)
                 guard let level = Logger.Level(rawValue: s) else {
@@ -198,6 +204,67 @@ public struct DaemonConfiguration: Sendable, Equatable {
             }
             return v
         }
+        func severity(_ n: Node, _ k: String) throws(Error) -> Severity {
+            let s = try string(n, k)
+            guard let v = Severity(name: s) else { throw error(n, k, "unknown severity \"\(s)\" (critical, high, medium, low, info)") }
+            return v
+        }
+
+        func routes(_ n: Node, _ k: String) throws(Error) -> [Severity: [String]] {
+            guard case .mapping(let m) = n else { throw error(n, k, "expected severity: [roles]") }
+            var out: [Severity: [String]] = [:]
+            for (key, v) in m { out[try severity(key, k)] = try strings(v, "\(k).\(key.string ?? "")") }
+            return out
+        }
+
+        func group(_ n: Node, _ k: String) throws(Error) -> Policy.Group {
+            guard case .mapping(let m) = n else { throw error(n, k, "expected name, networks, users, severity_shift, minimum_severity, routes") }
+            var g = Policy.Group(name: "")
+            for (key, v) in m {
+                let name = "\(k).\(key.string ?? "")"
+                switch key.string ?? "" {
+                case "name": g.name = try string(v, name)
+                case "networks":
+                    for text in try strings(v, name) {
+                        guard let net = Policy.network(text) else { throw error(v, name, "not an IPv4 network: \(text)") }
+                        g.networks.append(net)
+                    }
+                case "users": g.users = try strings(v, name)
+                case "severity_shift":
+                    g.severityShift = try int(v, name)
+                    guard (-4...4).contains(g.severityShift) else { throw error(v, name, "must be between -4 and 4") }
+                case "minimum_severity": g.minimumSeverity = try severity(v, name)
+                case "routes": g.routes = try routes(v, name)
+                default: throw error(key, name, "unknown option")
+                }
+            }
+            guard !g.name.isEmpty else { throw error(n, k + ".name", "every group needs a name") }
+            return g
+        }
+
+        func incidents(_ n: Node, _ c: inout DaemonConfiguration) throws(Error) {
+            guard case .mapping(let m) = n else { throw error(n, "incidents", "expected a mapping") }
+            for (key, v) in m {
+                let name = "incidents.\(key.string ?? "")"
+                switch key.string ?? "" {
+                case "deduplication_window": c.policy.deduplicationWindow = try double(v, name)
+                case "repetition_hits": c.policy.repetitionHits = try int(v, name)
+                case "repetition_window": c.policy.repetitionWindow = try double(v, name)
+                case "log_group": c.incidentLogGroup = try optionalString(v, name)
+                case "deadlines":
+                    guard case .mapping(let dm) = v else { throw error(v, name, "expected severity: seconds") }
+                    for (sk, sv) in dm { c.policy.deadlines[try severity(sk, name)] = try double(sv, "\(name).\(sk.string ?? "")") }
+                case "routes": c.policy.defaultRoutes = try routes(v, name)
+                case "default_group": c.policy.defaultGroup = try group(v, name)
+                case "groups":
+                    guard case .sequence(let seq) = v else { throw error(v, name, "expected a list of groups") }
+                    c.policy.groups = []
+                    for (i, item) in seq.enumerated() { c.policy.groups.append(try group(item, "\(name)[\(i)]")) }
+                default: throw error(key, name, "unknown option")
+                }
+            }
+        }
+
         func ingestSocket(_ n: Node, _ k: String) throws(Error) -> IngestSocket {
             guard case .mapping(let m) = n else { throw error(n, k, "expected path, type, format, mode, group, name") }
             var path: String? = nil

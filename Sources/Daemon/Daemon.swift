@@ -54,12 +54,12 @@ public enum EsafetyDaemon {
         }
         let holder = GenerationHolder(Generation(number: 1, lists: lists, loadedAt: now(), loadSeconds: seconds))
         let stats = IngestStats()
-        let incidentLog = IncidentLog(path: configuration.incidentLog, logger: logger)
+        let incidentLog = IncidentLog(path: configuration.incidentLog, group: configuration.incidentLogGroup, logger: logger)
         do { try incidentLog.open() } catch {
             throw StartError(description: "\(configuration.incidentLog): cannot open the incident log: \(error)")
         }
         incidentLog.start()
-        let incidents = IncidentSink(log: incidentLog, policy: Policy(), suffixes: PublicSuffix.load())
+        let incidents = IncidentSink(log: incidentLog, policy: configuration.policy, suffixes: PublicSuffix.load())
         let sink = StatsSink(stats: stats, next: incidents)
         let usr1 = await UnixSignalsSequence(trapping: .sigusr1)
 
@@ -68,7 +68,7 @@ public enum EsafetyDaemon {
         let controlFD = sockets.control, controlOwned = sockets.controlOwned
 
         let reloader = Reloader(holder: holder, stats: stats, configuration: configuration, logger: logger,
-                                notify: notify, overrides: overrides)
+                                notify: notify, overrides: overrides, applied: { incidents.update(policy: $0.policy) })
         let ingest = IngestServer(streams: streams, datagrams: datagrams, workers: configuration.workers, holder: holder,
                                   sink: sink, stats: stats, maxLine: configuration.maxLineLength, logger: logger)
         let control = ControlServer(fd: controlFD, path: configuration.controlSocket, ownsPath: controlOwned, stats: stats,

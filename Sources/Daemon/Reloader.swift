@@ -13,15 +13,19 @@ public actor Reloader {
     var configuration: DaemonConfiguration
     /// Flag overrides to re-apply after re-reading the configuration file.
     let overrides: @Sendable (inout DaemonConfiguration) -> Void
+    /// Called with the new configuration after a successful reload (the incident policy).
+    let applied: @Sendable (DaemonConfiguration) -> Void
 
     public init(holder: GenerationHolder, stats: IngestStats, configuration: DaemonConfiguration, logger: Logger,
-                notify: SystemdNotify, overrides: @escaping @Sendable (inout DaemonConfiguration) -> Void) {
+                notify: SystemdNotify, overrides: @escaping @Sendable (inout DaemonConfiguration) -> Void,
+                applied: @escaping @Sendable (DaemonConfiguration) -> Void = { _ in }) {
         self.holder = holder
         self.stats = stats
         self.configuration = configuration
         self.logger = logger
         self.notify = notify
         self.overrides = overrides
+        self.applied = applied
     }
 
     /// Reloads; returns what happened (also recorded for `status`).
@@ -72,6 +76,7 @@ public actor Reloader {
         let generation = Generation(number: old.number + 1, lists: lists, loadedAt: now(), loadSeconds: seconds)
         holder.swap(generation)
         configuration = next
+        applied(next)
         let entries = lists.counts.reduce(0) { $0 + $1.total }
         let message = "generation \(generation.number): \(lists.categories.count) categories, \(entries) entries, \(lists.diagnostics.count) warning(s)"
         logger.info("reload succeeded", metadata: [

@@ -20,19 +20,25 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     }
 
     let log: IncidentLog
-    let policy: Policy
+    private let currentPolicy: Mutex<Policy>
     let suffixes: PublicSuffix
+
+    var policy: Policy { currentPolicy.withLock { $0 } }
+
+    /// Applies a new policy (after a reload); open windows continue.
+    public func update(policy: Policy) { currentPolicy.withLock { $0 = policy } }
     private let state = Mutex<(open: [Key: Open], recent: [String: [Double]], counter: UInt32, lastSweep: Double)>(([:], [:], 0, 0))
     public let counts = Mutex<[String: Int]>([:])
 
     public init(log: IncidentLog, policy: Policy, suffixes: PublicSuffix) {
         self.log = log
-        self.policy = policy
+        self.currentPolicy = Mutex(policy)
         self.suffixes = suffixes
     }
 
     public func accept(_ m: MatchedRequest) {
         guard let primary = m.categories.first else { return }
+        let policy = self.policy
         let person = m.user ?? m.client
         let group = policy.group(client: m.client, user: m.user)
         let categorySeverity = Severity(name: primary.severity) ?? .info

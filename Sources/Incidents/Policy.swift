@@ -3,11 +3,16 @@ import LogFormats
 
 /// Who a person is for the e-safety policy (their group), and what a match means for them:
 /// whether it raises an incident, how severe, who is told, by when.
-public struct Policy: Sendable {
-    public struct Group: Sendable {
+public struct Policy: Sendable, Equatable {
+    /// An IPv4 network.
+    public struct Network: Sendable, Equatable {
+        public var address: UInt32
+        public var prefix: Int
+    }
+
+    public struct Group: Sendable, Equatable {
         public var name: String
-        /// IPv4 networks as (address, prefix length).
-        public var networks: [(UInt32, Int)] = []
+        public var networks: [Network] = []
         /// User names: exact, or with a trailing `*` as a prefix.
         public var users: [String] = []
         /// Minimum severity (after adjustment) that raises an incident; lower ones are counted only.
@@ -26,9 +31,9 @@ public struct Policy: Sendable {
                 }
             }
             if let client {
-                for (net, len) in networks {
-                    let mask: UInt32 = len == 0 ? 0 : ~UInt32(0) << UInt32(32 - len)
-                    if client & mask == net & mask { return true }
+                for n in networks {
+                    let mask: UInt32 = n.prefix == 0 ? 0 : ~UInt32(0) << UInt32(32 - n.prefix)
+                    if client & mask == n.address & mask { return true }
                 }
             }
             return false
@@ -68,13 +73,13 @@ public struct Policy: Sendable {
         return v
     }
 
-    /// Parses `10.1.0.0/16`.
-    public static func network(_ s: String) -> (UInt32, Int)? {
+    /// Parses `10.1.0.0/16` (or a single address).
+    public static func network(_ s: String) -> Network? {
         let parts = s.split(separator: "/")
-        guard let ip = ipv4(String(parts[0])) else { return nil }
+        guard let first = parts.first, let ip = ipv4(String(first)) else { return nil }
         let len = parts.count > 1 ? Int(parts[1]) ?? -1 : 32
-        guard (0...32).contains(len) else { return nil }
-        return (ip, len)
+        guard (0...32).contains(len), parts.count <= 2 else { return nil }
+        return Network(address: ip, prefix: len)
     }
 
     /// The severity for a match: the category's, shifted for the group and for repetition;

@@ -9,6 +9,28 @@ struct ConfigurationTests {
         let c = try DaemonConfiguration.load(path: repositoryRoot + "/config/esafetyd.yaml")
         #expect(c.ingest.contains { $0.kind == .stream })
         #expect(c.ingest.contains { $0.kind == .datagram })
+        #expect(c.policy.groups.map(\.name) == ["staff", "ks1", "ks2", "guest"])
+        #expect(c.policy.defaultGroup.name == "pupils")
+        #expect(c.policy.group(client: "10.10.4.5", user: nil).severityShift == 1)
+        #expect(c.policy.group(client: "10.10.4.5", user: "staff.jones").name == "staff")
+        #expect(c.policy.group(client: "10.99.0.7", user: nil).minimumSeverity == .medium)
+        #expect(c.incidentLogGroup == "esafety-admin")
+    }
+
+    @Test("incident policy errors name the option", arguments: [
+        ("incidents:\n  groups:\n    - name: ks1\n      networks: [10.1.0.0/33]\n", "incidents.groups[0].networks", "not an IPv4 network"),
+        ("incidents:\n  groups:\n    - networks: [10.1.0.0/16]\n", "incidents.groups[0].name", "needs a name"),
+        ("incidents:\n  deadlines:\n    urgent: 60\n", "incidents.deadlines", "unknown severity"),
+        ("incidents:\n  colour: red\n", "incidents.colour", "unknown option"),
+    ])
+    func policyErrors(yaml: String, option: String, message: String) {
+        do {
+            _ = try DaemonConfiguration.parse(yaml, file: "p.yaml")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.option == option)
+            #expect(error.message.contains(message))
+        }
     }
 
     @Test("every option has a default")
