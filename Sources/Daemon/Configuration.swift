@@ -49,6 +49,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var policy = Policy()
     /// Group that may read the incident log (mode 0640); nil keeps the daemon's group.
     public var incidentLogGroup: String?
+    /// `address device-name` and `address user` mapping files.
+    public var deviceMap: String?
+    public var userMap: String?
     /// The file this configuration came from, if any.
     public var path: String?
 
@@ -235,11 +238,50 @@ public struct DaemonConfiguration: Sendable, Equatable {
                     guard (-4...4).contains(g.severityShift) else { throw error(v, name, "must be between -4 and 4") }
                 case "minimum_severity": g.minimumSeverity = try severity(v, name)
                 case "routes": g.routes = try routes(v, name)
+                case "windows":
+                    guard case .sequence(let seq) = v else { throw error(v, name, "expected a list of time windows") }
+                    for (i, item) in seq.enumerated() { g.windows.append(try window(item, "\(name)[\(i)]")) }
                 default: throw error(key, name, "unknown option")
                 }
             }
             guard !g.name.isEmpty else { throw error(n, k + ".name", "every group needs a name") }
             return g
+        }
+
+        static let dayNames = ["mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 7]
+
+        func minutes(_ n: Node, _ k: String) throws(Error) -> Int {
+            let s = try string(n, k)
+            let parts = s.split(separator: ":")
+            guard parts.count == 2, let h = Int(parts[0]), let m = Int(parts[1]), (0...24).contains(h), (0..<60).contains(m), h * 60 + m <= 1440 else {
+                throw error(n, k, "expected a time like \"08:30\"")
+            }
+            return h * 60 + m
+        }
+
+        func window(_ n: Node, _ k: String) throws(Error) -> Policy.TimeWindow {
+            guard case .mapping(let m) = n else { throw error(n, k, "expected name, days, start, end, severity_shift, routes") }
+            var w = Policy.TimeWindow(name: "")
+            for (key, v) in m {
+                let name = "\(k).\(key.string ?? "")"
+                switch key.string ?? "" {
+                case "name": w.name = try string(v, name)
+                case "days":
+                    var days = Set<Int>()
+                    for d in try strings(v, name) {
+                        guard let n = Self.dayNames[String(d.lowercased().prefix(3))] else { throw error(v, name, "unknown day \(d)") }
+                        days.insert(n)
+                    }
+                    w.days = days
+                case "start": w.start = try minutes(v, name)
+                case "end": w.end = try minutes(v, name)
+                case "severity_shift": w.severityShift = try int(v, name)
+                case "routes": w.routes = try routes(v, name)
+                default: throw error(key, name, "unknown option")
+                }
+            }
+            guard !w.name.isEmpty else { throw error(n, k + ".name", "every window needs a name") }
+            return w
         }
 
         func incidents(_ n: Node, _ c: inout DaemonConfiguration) throws(Error) {
@@ -251,6 +293,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
                 case "repetition_hits": c.policy.repetitionHits = try int(v, name)
                 case "repetition_window": c.policy.repetitionWindow = try double(v, name)
                 case "log_group": c.incidentLogGroup = try optionalString(v, name)
+                case "devices": c.deviceMap = try optionalString(v, name)
+                case "users": c.userMap = try optionalString(v, name)
                 case "deadlines":
                     guard case .mapping(let dm) = v else { throw error(v, name, "expected severity: seconds") }
                     for (sk, sv) in dm { c.policy.deadlines[try severity(sk, name)] = try double(sv, "\(name).\(sk.string ?? "")") }

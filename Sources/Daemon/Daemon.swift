@@ -59,7 +59,15 @@ public enum EsafetyDaemon {
             throw StartError(description: "\(configuration.incidentLog): cannot open the incident log: \(error)")
         }
         incidentLog.start()
-        let incidents = IncidentSink(log: incidentLog, policy: configuration.policy, suffixes: PublicSuffix.load())
+        var devices: [String: String] = [:], users: [String: String] = [:]
+        do {
+            if let f = configuration.deviceMap { devices = try MappingFile.load(f) }
+            if let f = configuration.userMap { users = try MappingFile.load(f) }
+        } catch {
+            throw StartError(description: error.description)
+        }
+        let incidents = IncidentSink(log: incidentLog, policy: configuration.policy, suffixes: PublicSuffix.load(),
+                                     devices: devices, users: users)
         let sink = StatsSink(stats: stats, next: incidents)
         let usr1 = await UnixSignalsSequence(trapping: .sigusr1)
 

@@ -30,13 +30,25 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     private let state = Mutex<(open: [Key: Open], recent: [String: [Double]], counter: UInt32, lastSweep: Double)>(([:], [:], 0, 0))
     public let counts = Mutex<[String: Int]>([:])
 
-    public init(log: IncidentLog, policy: Policy, suffixes: PublicSuffix) {
+    /// Client address -> device name, and (for logs without users) client address -> user.
+    let devices: [String: String]
+    let users: [String: String]
+    /// Local time's offset from UTC, for time windows.
+    let utcOffset: Int
+
+    public init(log: IncidentLog, policy: Policy, suffixes: PublicSuffix, devices: [String: String] = [:],
+                users: [String: String] = [:], utcOffset: Int? = nil) {
+        self.devices = devices
+        self.users = users
+        self.utcOffset = utcOffset ?? LogTime().localOffset
         self.log = log
         self.currentPolicy = Mutex(policy)
         self.suffixes = suffixes
     }
 
-    public func accept(_ m: MatchedRequest) {
+    public func accept(_ original: MatchedRequest) {
+        var m = original
+        if m.user == nil, let u = users[m.client] { m.user = u }
         guard let primary = m.categories.first else { return }
         let policy = self.policy
         let person = m.user ?? m.client
@@ -70,13 +82,14 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             times.append(m.time)
             s.recent[rkey] = times
             let repeated = times.count >= policy.repetitionHits
-            let severity = policy.severity(category: categorySeverity, locked: primary.locked, group: group, repeated: repeated)
+            let window = policy.window(for: group, time: m.time, utcOffset: utcOffset)
+            let severity = policy.severity(category: categorySeverity, locked: primary.locked, group: group, repeated: repeated, window: window)
             guard severity >= group.minimumSeverity || primary.locked else { return }
             s.counter &+= 1
             let id = Self.id(time: m.time, counter: s.counter)
             s.open[key] = Open(id: id, opened: m.time, first: m.time, last: m.time, hits: 1, samples: m.url.map { [$0] } ?? [])
             event = (Self.record(id: id, m: m, primary: primary, severity: severity, group: group, policy: policy,
-                                 repeated: repeated), severity >= .high)
+                                 repeated: repeated, window: window, device: devices[m.client]), severity >= .high)
         }
         for (_, o) in closed where o.hits > 1 { log.append(Self.hitsEvent(o), urgent: false) }
         if let (text, urgent) = event {
@@ -120,7 +133,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     }
 
     static func record(id: String, m: MatchedRequest, primary: MatchDetail, severity: Severity, group: Policy.Group,
-                       policy: Policy, repeated: Bool) -> String {
+                       policy: Policy, repeated: Bool, window: Policy.TimeWindow? = nil, device: String? = nil) -> String {
         var j = JSONText()
         j.beginObject()
         j.field("event", .string("incident"))
@@ -131,7 +144,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         j.field("group", .string(group.name))
         j.field("client", .string(m.client))
         j.field("user", m.user)
-        j.field("device", nil)
+        j.field("device", device)
         j.field("host", .string(m.host))
         j.field("url", m.url)
         j.field("search_term", m.url.flatMap(SearchTerm.extract))
@@ -150,9 +163,10 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         j.field("generation", .int(m.generation))
         j.endObject()
         j.field("repeated", .bool(repeated))
+        j.field("window", window?.name)
         j.key("route")
         j.beginArray()
-        for r in policy.routes(severity, group: group) { j.value(.string(r)) }
+        for r in policy.routes(severity, group: group, window: window) { j.value(.string(r)) }
         j.endArray()
         j.field("hits", .int(1))
         j.field("first_seen", .string(LogTime.rfc3339(m.time)))

@@ -1,13 +1,52 @@
 import Classifier
 import LogFormats
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Who a person is for the e-safety policy (their group), and what a match means for them:
 /// whether it raises an incident, how severe, who is told, by when.
 public struct Policy: Sendable, Equatable {
-    /// An IPv4 network.
+    /// An IPv4 or IPv6 network (IPv4 held as ::ffff:a.b.c.d).
     public struct Network: Sendable, Equatable {
-        public var address: UInt32
-        public var prefix: Int
+        public var address: [UInt8]   // 16 bytes
+        public var prefix: Int        // 0...128
+
+        func contains(_ ip: [UInt8]) -> Bool {
+            guard ip.count == 16 else { return false }
+            var bits = prefix
+            var i = 0
+            while bits > 0 {
+                let take = min(8, bits)
+                let mask: UInt8 = take == 8 ? 0xFF : ~(0xFF >> UInt8(take))
+                if ip[i] & mask != address[i] & mask { return false }
+                bits -= take
+                i += 1
+            }
+            return true
+        }
+    }
+
+    /// A time window (school hours, out of hours, after lights out) that changes severity
+    /// or route for a group. Days are 1 (Monday) to 7 (Sunday); times are minutes after
+    /// local midnight; `end` before `start` wraps past midnight.
+    public struct TimeWindow: Sendable, Equatable {
+        public var name: String
+        public var days: Set<Int> = [1, 2, 3, 4, 5, 6, 7]
+        public var start = 0
+        public var end = 24 * 60
+        public var severityShift = 0
+        public var routes: [Severity: [String]] = [:]
+
+        public init(name: String) { self.name = name }
+
+        func contains(day: Int, minute: Int) -> Bool {
+            if start <= end { return days.contains(day) && minute >= start && minute < end }
+            // Wraps midnight: the evening belongs to `day`, the early morning to the day before.
+            if minute >= start { return days.contains(day) }
+            return minute < end && days.contains(day == 1 ? 7 : day - 1)
+        }
     }
 
     public struct Group: Sendable, Equatable {
@@ -21,20 +60,19 @@ public struct Policy: Sendable, Equatable {
         public var severityShift = 0
         /// Roles told (e.g. ["DSL"]); by severity, with a default.
         public var routes: [Severity: [String]] = [:]
+        /// Time windows, checked in order; the first that contains the request's local time applies.
+        public var windows: [TimeWindow] = []
 
         public init(name: String) { self.name = name }
 
-        func matches(client: UInt32?, user: String?) -> Bool {
+        func matches(client: [UInt8]?, user: String?) -> Bool {
             if let user, !users.isEmpty {
                 for u in users {
                     if u.hasSuffix("*") ? user.hasPrefix(String(u.dropLast())) : user == u { return true }
                 }
             }
             if let client {
-                for n in networks {
-                    let mask: UInt32 = n.prefix == 0 ? 0 : ~UInt32(0) << UInt32(32 - n.prefix)
-                    if client & mask == n.address & mask { return true }
-                }
+                for n in networks where n.contains(client) { return true }
             }
             return false
         }
@@ -57,42 +95,63 @@ public struct Policy: Sendable, Equatable {
     public init() {}
 
     public func group(client: String, user: String?) -> Group {
-        let ip = Self.ipv4(client)
+        let ip = Self.address(client)
         for g in groups where g.matches(client: ip, user: user) { return g }
         return defaultGroup
     }
 
-    static func ipv4(_ s: String) -> UInt32? {
-        let parts = s.split(separator: ".")
-        guard parts.count == 4 else { return nil }
-        var v: UInt32 = 0
-        for p in parts {
-            guard let b = UInt8(p) else { return nil }
-            v = v << 8 | UInt32(b)
+    /// An address as 16 bytes (IPv4 mapped into IPv6), or nil.
+    static func address(_ s: String) -> [UInt8]? {
+        var text = s
+        if text.hasPrefix("[") && text.hasSuffix("]") { text = String(text.dropFirst().dropLast()) }
+        if let z = text.firstIndex(of: "%") { text = String(text[..<z]) }
+        var out = [UInt8](repeating: 0, count: 16)
+        if !text.contains(":") {
+            let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count == 4 else { return nil }
+            out[10] = 0xFF; out[11] = 0xFF
+            for (i, p) in parts.enumerated() { guard let b = UInt8(p) else { return nil }; out[12 + i] = b }
+            return out
         }
-        return v
+        var result = [UInt8](repeating: 0, count: 16)
+        let r = text.withCString { inet_pton(AF_INET6, $0, &result) }
+        return r == 1 ? result : nil
     }
 
-    /// Parses `10.1.0.0/16` (or a single address).
+    /// Parses `10.1.0.0/16`, `2001:db8:1::/48`, or a single address.
     public static func network(_ s: String) -> Network? {
         let parts = s.split(separator: "/")
-        guard let first = parts.first, let ip = ipv4(String(first)) else { return nil }
-        let len = parts.count > 1 ? Int(parts[1]) ?? -1 : 32
-        guard (0...32).contains(len), parts.count <= 2 else { return nil }
-        return Network(address: ip, prefix: len)
+        guard let first = parts.first, parts.count <= 2, let ip = address(String(first)) else { return nil }
+        let isV4 = !first.contains(":")
+        let maximum = isV4 ? 32 : 128
+        let len = parts.count > 1 ? Int(parts[1]) ?? -1 : maximum
+        guard (0...maximum).contains(len) else { return nil }
+        return Network(address: ip, prefix: isV4 ? len + 96 : len)
+    }
+
+    /// The first of the group's time windows that contains `time` (seconds since 1970),
+    /// in local time shifted by `utcOffset` seconds.
+    public func window(for group: Group, time: Double, utcOffset: Int) -> TimeWindow? {
+        guard !group.windows.isEmpty else { return nil }
+        let local = Int(time.rounded(.down)) + utcOffset
+        let days = Int((Double(local) / 86400).rounded(.down))
+        let minute = (local - days * 86400) / 60
+        // 1970-01-01 was a Thursday (ISO day 4).
+        let day = ((days % 7) + 7 + 3) % 7 + 1
+        return group.windows.first { $0.contains(day: day, minute: minute) }
     }
 
     /// The severity for a match: the category's, shifted for the group and for repetition;
     /// a locked category is always critical.
-    public func severity(category: Severity, locked: Bool, group: Group, repeated: Bool) -> Severity {
+    public func severity(category: Severity, locked: Bool, group: Group, repeated: Bool, window: TimeWindow? = nil) -> Severity {
         if locked { return .critical }
-        var raw = Int(category.rawValue) + group.severityShift + (repeated ? 1 : 0)
+        var raw = Int(category.rawValue) + group.severityShift + (window?.severityShift ?? 0) + (repeated ? 1 : 0)
         if category == .info { raw = 0 }  // counted-only categories stay info
         raw = max(0, min(4, raw))
         return Severity(rawValue: UInt8(raw))!
     }
 
-    public func routes(_ severity: Severity, group: Group) -> [String] {
-        group.routes[severity] ?? defaultRoutes[severity] ?? []
+    public func routes(_ severity: Severity, group: Group, window: TimeWindow? = nil) -> [String] {
+        window?.routes[severity] ?? group.routes[severity] ?? defaultRoutes[severity] ?? []
     }
 }

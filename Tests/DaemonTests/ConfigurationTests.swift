@@ -9,7 +9,13 @@ struct ConfigurationTests {
         let c = try DaemonConfiguration.load(path: repositoryRoot + "/config/esafetyd.yaml")
         #expect(c.ingest.contains { $0.kind == .stream })
         #expect(c.ingest.contains { $0.kind == .datagram })
-        #expect(c.policy.groups.map(\.name) == ["staff", "ks1", "ks2", "guest"])
+        #expect(c.policy.groups.map(\.name) == ["staff", "ks1", "ks2", "boarders", "guest"])
+        #expect(c.policy.group(client: "fd00:20::5", user: nil).name == "ks2")
+        let boarders = c.policy.groups[3]
+        // Saturday 2026-11-21 23:00 UTC is after lights out; 12:00 is not.
+        #expect(c.policy.window(for: boarders, time: 1795302000, utcOffset: 0)?.name == "after lights out")
+        #expect(c.policy.window(for: boarders, time: 1795262400, utcOffset: 0) == nil)
+        #expect(c.policy.routes(.high, group: boarders, window: boarders.windows.first) == ["on-call DSL"])
         #expect(c.policy.defaultGroup.name == "pupils")
         #expect(c.policy.group(client: "10.10.4.5", user: nil).severityShift == 1)
         #expect(c.policy.group(client: "10.10.4.5", user: "staff.jones").name == "staff")
