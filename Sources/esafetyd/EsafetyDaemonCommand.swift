@@ -102,6 +102,10 @@ struct EsafetyDaemonCommand: AsyncParsableCommand {
             }
         }
 
+        // A file-size limit or a full disk must fail the write (EFBIG/ENOSPC), which the
+        // incident log retries, not kill the daemon.
+        signal(SIGXFSZ, SIG_IGN)
+        signal(SIGPIPE, SIG_IGN)
         let level = configuration.logLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

@@ -37,11 +37,12 @@ final class DaemonProcess: @unchecked Sendable {
     var control: String { dir.path + "/ctl.sock" }
     private var exited: (Int32, String)?
 
-    init(lists: [String], extra: [String] = [], dir: TempDir = TempDir()) throws {
+    init(lists: [String], extra: [String] = [], dir: TempDir = TempDir(), wrapper: [String] = []) throws {
         self.dir = dir
         setenv("STATE_DIRECTORY", dir.path + "/state", 1)
-        child = try Child(buildDirectory + "/esafetyd",
-                          ["--socket", dir.path + "/in.sock", "--datagram-socket", dir.path + "/in.dgram",
+        let program = wrapper.first ?? (buildDirectory + "/esafetyd")
+        let prefix = wrapper.isEmpty ? [] : Array(wrapper.dropFirst()) + [buildDirectory + "/esafetyd"]
+        child = try Child(program, prefix + ["--socket", dir.path + "/in.sock", "--datagram-socket", dir.path + "/in.dgram",
                            "--control-socket", dir.path + "/ctl.sock", "--incident-log", dir.path + "/incidents.jsonl",
                            "--workers", "2"] + lists.flatMap { ["--lists", $0] } + extra, capture: true)
         // Ready when the control socket answers.

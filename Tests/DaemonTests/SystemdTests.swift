@@ -171,3 +171,44 @@ struct DaemonIncidentTests {
 func lines(_ path: String) -> [String] {
     ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
 }
+
+@Suite("A full disk under the daemon", .serialized)
+struct FullDiskTests {
+    @Test("when the incident log cannot grow, incidents wait, status says so, and all are written when space returns")
+    func fileSizeLimit() throws {
+        let prlimit = "/usr/bin/prlimit"
+        guard FileManager.default.isExecutableFile(atPath: prlimit) else {
+            throw DaemonProcess.Failure(message: "prlimit is missing (apt-get install util-linux)")
+        }
+        let dir = TempDir()
+        dir.write("lists/gambling/domains", "bet.example\n")
+        let log = dir.path + "/incidents.jsonl"
+        // Room for about two incident lines: then every write fails with EFBIG, as on a full disk.
+        let daemon = try DaemonProcess(lists: [dir.path + "/lists"], dir: dir, wrapper: [prlimit, "--fsize=1500:unlimited"])
+        let fd = try connectUnix(daemon.socket)
+        var text = ""
+        for i in 0..<20 { text += "1700000000.\(i) 5 10.0.0.\(i + 1) TCP_MISS/200 10 GET http://www.bet.example/\(i) - HIER_DIRECT/1.2.3.4 text/html\n" }
+        writeAll(fd, Array(text.utf8))
+        close(fd)
+        var health: [String: Any] = [:]
+        for _ in 0..<60 {
+            health = (try daemon.status())["incident_log"] as? [String: Any] ?? [:]
+            if health["writing"] as? Bool == false && (health["queued"] as? Int ?? 0) > 0 { break }
+            usleep(50_000)
+        }
+        #expect(health["writing"] as? Bool == false)
+        #expect((health["queued"] as? Int ?? 0) > 0)
+        #expect(lines(log).count < 20)
+        // Space returns.
+        let (rc, out) = try Child.run(prlimit, ["--pid", "\(daemon.child.pid)", "--fsize=unlimited:unlimited"])
+        #expect(rc == 0, "\(out)")
+        for _ in 0..<80 where lines(log).count < 20 { usleep(50_000) }
+        #expect(lines(log).filter { $0.contains("\"event\":\"incident\"") }.count == 20)
+        #expect(!lines(log).contains { $0.contains("\"event\":\"lost\"") })
+        #expect(HashChain.verifyText(path: log).0 == nil)
+        let (code, logText) = daemon.stop()
+        #expect(code == 0)
+        #expect(logText.contains("INCIDENTS ARE NOT BEING WRITTEN"))
+        #expect(logText.contains("incident log writable again"))
+    }
+}
