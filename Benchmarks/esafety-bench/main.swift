@@ -1,6 +1,6 @@
 // esafety-bench: classifier figures on real lists (UT1) and real traffic (top sites).
 //
-//   swift run -c release esafety-bench [--data ../shared/data] [--only domains|patterns|replay|socket|squidguard]
+//   swift run -c release esafety-bench [--data ../shared/data] [--only domains|patterns|replay|socket|incidents|squidguard]
 //
 // Prints lines/s, ns per lookup, bytes per domain, compile and snapshot load times, and
 // peak memory, with the inputs named. BENCHMARKS.md records a run.
@@ -23,7 +23,7 @@ while let a = args.popFirst() {
         print("\(lists.domains.keyCount) \(after - before)")
         exit(0)
     default:
-        print("usage: esafety-bench [--data DIR] [--only domains|patterns|replay|socket|squidguard]")
+        print("usage: esafety-bench [--data DIR] [--only domains|patterns|replay|socket|incidents|squidguard]")
         exit(2)
     }
 }
@@ -279,7 +279,7 @@ if only == nil || only == "patterns" {
 
 // MARK: - Replay
 
-if only == nil || only == "replay" || only == "socket" {
+if only == nil || only == "replay" || only == "socket" || only == "incidents" {
     // Ordinary traffic is what no list names: a third of the Tranco top 100k is in some
     // UT1 category (press, banks, shopping...), so those are left out, and 1% listed
     // entries are mixed in, as the issue asks.
@@ -302,6 +302,11 @@ if only == nil || only == "replay" || only == "socket" {
         }
     }
     print("\nreplay traffic: \(unlisted.count) of \(topSites.count) top sites are in no UT1 list; 1% listed entries mixed in")
+    if only == "incidents" {
+        let bundled = FileManager.default.currentDirectoryPath + "/Blocklists"
+        IncidentBenchmark.run(ut1: ut1, bundled: bundled, work: work, ordinary: Array(unlisted.prefix(50_000)), listed: ut1Domains)
+        exit(0)
+    }
     if only == "socket" {
         SocketBenchmark.run(ut1: ut1, work: work, hosts: replayTraffic(1_000_000, ut1Domains))
         exit(0)

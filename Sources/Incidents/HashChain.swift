@@ -13,7 +13,7 @@ public enum HashChain {
     public static func seal(_ object: String, previous: String) -> (line: String, chain: String) {
         precondition(object.hasSuffix("}"))
         let body = String(object.dropLast())
-        let chain = SHA256.hex(Array(previous.utf8) + Array(body.utf8))
+        let chain = SHA256.hex(previous, Substring(body))
         return (body + marker + chain + "\"}", chain)
     }
 
@@ -58,7 +58,7 @@ public enum HashChain {
                 } else {
                     expectedPrevious = prevField ?? genesis
                 }
-                let computed = SHA256.hex(Array(expectedPrevious.utf8) + Array(body.utf8))
+                let computed = SHA256.hex(expectedPrevious, body)
                 if computed != chain {
                     let why = lineNumber == 1 && previous == nil ? "chain mismatch: the line was changed" :
                         "chain mismatch: this line, or the one before it, was changed, removed or inserted"

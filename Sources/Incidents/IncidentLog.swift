@@ -112,14 +112,18 @@ public final class IncidentLog: @unchecked Sendable {
     /// Queues a record (a JSON object without its chain). Never blocks for long: when the
     /// queue is full the record is counted as lost and reported when writing resumes.
     public func append(_ object: String, urgent: Bool) {
-        let accepted = state.withLock { s -> Bool in
-            if s.queue.count >= bound { s.lost += 1; return false }
+        let (accepted, wasEmpty) = state.withLock { s -> (Bool, Bool) in
+            if s.queue.count >= bound { s.lost += 1; return (false, false) }
             s.queue.append((object, urgent))
-            return true
+            return (true, s.queue.count >= 1024)
         }
         if !accepted { health.withLock { $0.lost += 1 } }
-        var one: UInt64 = 1
-        _ = write(wakeup, &one, 8)
+        // Urgent records wake the writer at once; others are picked up within 100 ms (or
+        // when a thousand are waiting), so a busy school day costs few context switches.
+        if wasEmpty || urgent {
+            var one: UInt64 = 1
+            _ = write(wakeup, &one, 8)
+        }
     }
 
     /// Asks the writer to reopen the file (after logrotate moved it).
@@ -143,7 +147,7 @@ public final class IncidentLog: @unchecked Sendable {
         var failing = false
         while true {
             var pfd = pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)
-            _ = poll(&pfd, 1, failing ? 1000 : Int32(min(1000, syncInterval * 1000)))
+            _ = poll(&pfd, 1, failing ? 1000 : Int32(min(100, syncInterval * 1000)))
             var v: UInt64 = 0
             _ = read(wakeup, &v, 8)
             let (batch, lost, stop, reopen) = state.withLock { s -> ([(String, Bool)], Int, Bool, Bool) in
@@ -163,32 +167,41 @@ public final class IncidentLog: @unchecked Sendable {
             }
             var urgent = false
             var written = 0
-            for (i, (object, isUrgent)) in pending.enumerated() {
+            // Seal the batch, then write it with one system call (whole lines only).
+            var text = ""
+            var chainAfter = lastChain
+            var first = firstLineInFile
+            for (object, isUrgent) in pending {
                 var obj = object
-                if firstLineInFile && lastChain != HashChain.genesis {
-                    obj = String(obj.dropLast()) + ",\"prev\":\"\(lastChain)\"}"
+                if first && chainAfter != HashChain.genesis {
+                    obj = String(obj.dropLast()) + ",\"prev\":\"\(chainAfter)\"}"
                 }
-                let (line, chain) = HashChain.seal(obj, previous: lastChain)
-                if writeLine(line + "\n") {
-                    lastChain = chain
+                let (line, chain) = HashChain.seal(obj, previous: chainAfter)
+                text += line
+                text += "\n"
+                chainAfter = chain
+                first = false
+                urgent = urgent || isUrgent
+            }
+            if !pending.isEmpty {
+                if writeLine(text) {
+                    lastChain = chainAfter
                     firstLineInFile = false
-                    written += 1
-                    urgent = urgent || isUrgent
+                    written = pending.count
                     unsynced = true
                 } else {
-                    // Keep what was not written, in order, and retry.
-                    let rest = Array(pending[i...])
+                    // Keep the batch, in order, and retry.
                     state.withLock { s in
                         let room = max(0, bound - s.queue.count)
-                        s.queue.insert(contentsOf: rest.prefix(room), at: 0)
-                        s.lost += rest.count - min(rest.count, room)
+                        s.queue.insert(contentsOf: pending.prefix(room), at: 0)
+                        s.lost += pending.count - min(pending.count, room)
                     }
                     if !failing {
                         logger.critical("INCIDENTS ARE NOT BEING WRITTEN: the incident log cannot be written; retrying every second",
                                         metadata: ["incidents.file": "\(path)", "error": "\(health.withLock { $0.lastError ?? "" })"])
                     }
                     failing = true
-                    break
+                    urgent = false
                 }
             }
             if written > 0 && failing && state.withLock({ $0.queue.isEmpty }) {
@@ -210,7 +223,7 @@ public final class IncidentLog: @unchecked Sendable {
         if fd >= 0 { fsync(fd); close(fd) }
     }
 
-    /// One `write` per line; a short write is undone so no torn line remains.
+    /// One `write` per batch of whole lines; a short write is undone so no torn line remains.
     private func writeLine(_ line: String) -> Bool {
         var text = line
         return text.withUTF8 { bytes in

@@ -1,0 +1,142 @@
+import Classifier
+import Daemon
+import Foundation
+import LogFormats
+
+/// Issue 4's targets: ingest throughput with incidents being written (1% of lines match)
+/// against none matching, and the time from a critical line arriving to its fsync'd
+/// incident line, while esafetyd ingests about 500k lines/s.
+enum IncidentBenchmark {
+    static func startDaemon(_ bin: String, _ dir: String, lists: [String]) -> Process {
+        try? FileManager.default.removeItem(atPath: dir)
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let daemon = Process()
+        daemon.executableURL = URL(fileURLWithPath: bin + "/esafetyd")
+        daemon.arguments = lists.flatMap { ["--lists", $0] } + ["--socket", dir + "/in.sock", "--datagram-socket", dir + "/in.dgram",
+                            "--control-socket", dir + "/ctl.sock", "--incident-log", dir + "/incidents.jsonl",
+                            "--workers", "2", "--log-level", "warning"]
+        daemon.standardError = FileHandle.nullDevice
+        try! daemon.run()
+        while SocketBenchmark.statusValue(dir + "/ctl.sock", "generation") < 1 { usleep(50_000) }
+        return daemon
+    }
+
+    static func connect(_ path: String) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        return fd
+    }
+
+    static func send(_ fd: Int32, _ bytes: [UInt8]) {
+        var off = 0
+        bytes.withUnsafeBytes { raw in
+            while off < raw.count {
+                let w = write(fd, raw.baseAddress! + off, raw.count - off)
+                if w <= 0 { return }
+                off += w
+            }
+        }
+    }
+
+    static func lines(hosts: [String], count: Int, seed: UInt64) -> [UInt8] {
+        var r = SplitMix(s: seed)
+        var text = ""
+        text.reserveCapacity(count * 120)
+        for i in 0..<count {
+            let host = hosts[i % hosts.count]
+            text += "1795255200.\(i % 1000) 5 10.\(r.below(4)).\(r.below(256)).\(1 + r.below(250)) TCP_MISS/200 900 GET http://\(host)/p\(r.below(50)) pupil\(r.below(900)) HIER_DIRECT/93.184.216.34 text/html\n"
+        }
+        return Array(text.utf8)
+    }
+
+    static func run(ut1: String, bundled: String, work: String, ordinary: [String], listed: [String]) {
+        print("\n## Incidents (issue 4): throughput with incidents, and critical-incident latency")
+        let bin = (CommandLine.arguments[0] as NSString).deletingLastPathComponent
+        let dir = "/tmp/esi-bench-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let n = 5_000_000
+        // Same lines, same lists; only the share of listed hosts differs.
+        var r = SplitMix(s: 3)
+        let mixed = (0..<200_000).map { i -> String in r.below(100) == 0 ? "www." + listed[r.below(listed.count)] : ordinary[i % ordinary.count] }
+        var results: [String: Double] = [:]
+        for (name, hosts) in [("no matches", ordinary), ("1% matching", mixed)] {
+            let payload = lines(hosts: hosts, count: n, seed: 9)
+            let daemon = startDaemon(bin, dir, lists: [ut1])
+            let fd = connect(dir + "/in.sock")
+            let start = Date()
+            send(fd, payload)
+            close(fd)
+            while SocketBenchmark.statusValue(dir + "/ctl.sock", "lines_received") < n { usleep(50_000) }
+            let seconds = Date().timeIntervalSince(start)
+            let matched = SocketBenchmark.statusValue(dir + "/ctl.sock", "lines_matched")
+            kill(daemon.processIdentifier, SIGTERM)
+            daemon.waitUntilExit()
+            let incidents = ((try? String(contentsOfFile: dir + "/incidents.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").count
+            results[name] = Double(n) / seconds
+            print("\(name): \(n) Squid lines in \(fmt(seconds, 2)) s = \(mega(Double(n) / seconds)) lines/s; \(matched) matched, \(incidents) incident-log lines")
+        }
+        if let a = results["no matches"], let b = results["1% matching"] {
+            print("throughput with 1% matching: \(fmt(b / a * 100, 1))% of the no-match figure (target at least 90%)")
+        }
+
+        // Latency: ~500k lines/s of ordinary lines, with a critical line (the IWF canary URL,
+        // a new person each time) every 10,000 lines; a watcher tails the incident log.
+        let daemon = startDaemon(bin, dir, lists: [ut1, bundled])
+        let fd = connect(dir + "/in.sock")
+        let background = lines(hosts: ordinary, count: 10_000, seed: 4)
+        let rounds = 400
+        var sent = [Double](repeating: 0, count: rounds)
+        let lock = NSLock()
+        var latencies: [Double] = []
+        let log = dir + "/incidents.jsonl"
+        let watcher = Thread {
+            var offset: UInt64 = 0
+            var seen = 0
+            let deadline = Date().addingTimeInterval(120)
+            while seen < rounds && Date() < deadline {
+                guard let h = FileHandle(forReadingAtPath: log) else { usleep(200); continue }
+                h.seek(toFileOffset: offset)
+                let data = h.readDataToEndOfFile()
+                try? h.close()
+                if data.isEmpty { usleep(200); continue }
+                // Only whole lines.
+                guard let lastNewline = data.lastIndex(of: 0x0A) else { usleep(200); continue }
+                let chunk = data[data.startIndex...lastNewline]
+                offset += UInt64(chunk.count)
+                let now = Date().timeIntervalSince1970
+                for line in String(decoding: chunk, as: UTF8.self).split(separator: "\n") where line.contains("esafety-canary?n=") {
+                    guard let r = line.range(of: "esafety-canary?n="),
+                          let k = Int(line[r.upperBound...].prefix { $0.isNumber }) else { continue }
+                    lock.lock()
+                    latencies.append((now - sent[k]) * 1000)
+                    lock.unlock()
+                    seen += 1
+                }
+            }
+        }
+        watcher.start()
+        let start = Date()
+        for k in 0..<rounds {
+            // 10,000 lines every 20 ms = 500k lines/s.
+            let roundStart = Date()
+            send(fd, background)
+            let critical = "1795255200.000 5 10.200.\(k / 250).\(k % 250 + 1) TCP_MISS/200 900 GET http://iwf.canary.esafety.invalid/esafety-canary?n=\(k) person\(k) HIER_DIRECT/93.184.216.34 text/html\n"
+            lock.lock(); sent[k] = Date().timeIntervalSince1970; lock.unlock()
+            send(fd, Array(critical.utf8))
+            let spent = Date().timeIntervalSince(roundStart)
+            if spent < 0.02 { usleep(UInt32((0.02 - spent) * 1e6)) }
+        }
+        let seconds = Date().timeIntervalSince(start)
+        close(fd)
+        while !watcher.isFinished { usleep(10_000) }
+        kill(daemon.processIdentifier, SIGTERM)
+        daemon.waitUntilExit()
+        let sorted = latencies.sorted()
+        func pct(_ p: Double) -> Double { sorted.isEmpty ? .nan : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+        print("critical incidents: \(sorted.count) of \(rounds) seen; ingest rate \(mega(Double(rounds * 10_001) / seconds)) lines/s")
+        print("line arriving -> fsync'd incident line visible: p50 \(fmt(pct(0.5), 2)) ms, p99 \(fmt(pct(0.99), 2)) ms, max \(fmt(sorted.last ?? .nan, 2)) ms (target p99 at most 50 ms)")
+    }
+}
