@@ -75,7 +75,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "esafety-bench",
-            dependencies: ["Classifier", "LogFormats", "Daemon"],
+            dependencies: ["Classifier", "LogFormats", "Daemon", "Incidents"],
             path: "Benchmarks/esafety-bench",
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),

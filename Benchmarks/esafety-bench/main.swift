@@ -27,6 +27,7 @@ while let a = args.popFirst() {
         exit(2)
     }
 }
+if only == "hash" { HashBench.run(); exit(0) }
 let ut1 = dataDir + "/ut1-blacklists"
 guard FileManager.default.fileExists(atPath: ut1) else {
     print("esafety-bench: \(ut1) not found; the benchmark needs ../shared/data (UT1 lists and top sites)")
