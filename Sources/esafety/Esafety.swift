@@ -10,7 +10,7 @@ struct Esafety: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "esafety",
         abstract: "Classify, lint and compile e-safety category lists.",
-        subcommands: [CheckCommand.self, LintCommand.self, CompileCommand.self, ReplayCommand.self, StatusCommand.self, ReloadCommand.self, ReopenCommand.self, VerifyCommand.self]
+        subcommands: [CheckCommand.self, LintCommand.self, CompileCommand.self, ReplayCommand.self, StatusCommand.self, ReloadCommand.self, ReopenCommand.self, VerifyCommand.self, IncidentsCommand.self]
     )
 
     /// Usage errors print one line and exit 2; everything else as ArgumentParser does.

@@ -330,3 +330,64 @@ struct WindowTests {
         do { _ = try MappingFile.parse("10.0.0.1 a\n10.0.0.1 b\n", file: "m") } catch { #expect(error.description == "m:2: 10.0.0.1 is listed twice") }
     }
 }
+
+@Suite("esafety incidents tail, list, show")
+struct IncidentsCommandTests {
+    static let buildDirectory: String = {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return (exe as NSString).deletingLastPathComponent
+    }()
+
+    func esafety(_ args: [String]) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.buildDirectory + "/esafety")
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test("filters, newest first, JSON pass-through, history, escaped control characters")
+    func commands() throws {
+        let path = tempPath() + ".jsonl"
+        defer { for f in [path, path + ".chain"] { try? FileManager.default.removeItem(atPath: f) } }
+        let log = IncidentLog(path: path, syncInterval: 0.05, logger: Logger(label: "t"))
+        try log.open()
+        log.start()
+        let sink = IncidentSink(log: log, policy: Policy(), suffixes: PublicSuffix(text: "com\n"), utcOffset: 0)
+        sink.accept(match("www.bet365.com", url: "http://www.bet365.com/a", time: 1_795_255_200))
+        sink.accept(match("www.bet365.com", url: "http://www.bet365.com/b", time: 1_795_255_201))
+        sink.accept(match("abuse.example", user: "evil\u{1B}[2J", time: 1_795_255_300, category: "iwf", severity: "critical", locked: true))
+        sink.accept(match("tinder.com", user: "pupil2", time: 1_795_255_400, category: "dating", severity: "medium"))
+        sink.closeAll()
+        log.stop()
+        let (status, list) = try esafety(["incidents", "list", "--log", path])
+        #expect(status == 0)
+        let rows = list.split(separator: "\n")
+        #expect(rows.count == 3)
+        #expect(rows.first?.contains("dating") == true)   // newest first
+        #expect(!list.contains("\u{1B}"))
+        #expect(list.contains("evil\\x1B[2J"))
+        let (_, critical) = try esafety(["incidents", "list", "--log", path, "--severity", "critical", "--json"])
+        let records = critical.split(separator: "\n").map { json(String($0)) }
+        #expect(records.count == 1)
+        #expect(records.first?["category"] as? String == "iwf")
+        let (_, byUser) = try esafety(["incidents", "list", "--log", path, "--user", "pupil1"])
+        #expect(byUser.split(separator: "\n").count == 1)
+        #expect(byUser.contains("hits 2"))
+        // Critical incidents are due within the hour (long past); medium ones within three days of 2026-11-21.
+        let (_, overdue) = try esafety(["incidents", "list", "--log", path, "--overdue", "--until", "2026-11-22"])
+        #expect(overdue.split(separator: "\n").count == 1)
+        #expect(overdue.contains("iwf"))
+        let (_, tail) = try esafety(["incidents", "tail", "--log", path, "-n", "2"])
+        #expect(tail.split(separator: "\n").count == 2)
+        let id = try #require(records.first?["id"] as? String)
+        let (_, show) = try esafety(["incidents", "show", "--log", path, id])
+        #expect(show.contains("rule         domain Blocklists/iwf/domains:3 abuse.example (generation 1)"))
+        #expect(show.contains("state        new"))
+    }
+}

@@ -1,0 +1,108 @@
+import Classifier
+import Foundation
+import LogFormats
+
+/// Reads incident logs and folds each incident's later events into one view, for
+/// `esafety incidents tail | list | show`.
+public struct IncidentView: Sendable {
+    public enum State: String, Sendable { case new, acknowledged, escalated, resolved, falsePositive = "false-positive" }
+
+    public var id: String
+    /// The incident line as written.
+    public var record: [String: any Sendable]
+    public var line: String
+    /// Later event lines that name this incident, oldest first.
+    public var events: [[String: any Sendable]] = []
+    public var hits: Int
+    public var lastSeen: String
+    public var state: State = .new
+
+    public var time: String { record["time"] as? String ?? "" }
+    public var severity: String { record["severity"] as? String ?? "" }
+    public var category: String { record["category"] as? String ?? "" }
+    public var group: String { record["group"] as? String ?? "" }
+    public var person: String { (record["user"] as? String) ?? (record["client"] as? String) ?? "" }
+    public var host: String { record["host"] as? String ?? "" }
+    public var due: String? { record["due"] as? String }
+
+    /// Past its due time without acknowledgement.
+    public func overdue(now: String) -> Bool {
+        guard state == .new, let due else { return false }
+        return due < now
+    }
+
+    public var isOpen: Bool { state != .resolved && state != .falsePositive }
+}
+
+public enum IncidentStore {
+    public struct Failure: Error, CustomStringConvertible, Sendable {
+        public var description: String
+    }
+
+    /// Reads a log and its uncompressed rotations (`LOG.N` ... `LOG.1`, oldest first).
+    public static func load(_ path: String) throws(Failure) -> [IncidentView] {
+        var files: [String] = []
+        var n = 1
+        while FileSystem.exists("\(path).\(n)") { files.insert("\(path).\(n)", at: 0); n += 1 }
+        files.append(path)
+        var text = ""
+        for f in files {
+            do { text += try FileSystem.readText(f) } catch {
+                if error.errno == EACCES || error.errno == EPERM {
+                    throw Failure(description: "you may not read incidents: \(f) is for the e-safety administrators' group (esafety-admin); ask your network admin to add you")
+                }
+                throw Failure(description: "\(f): cannot read: \(error)")
+            }
+        }
+        return fold(text)
+    }
+
+    public static func fold(_ text: String) -> [IncidentView] {
+        var views: [IncidentView] = []
+        var index: [String: Int] = [:]
+        for line in text.split(separator: "\n") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+            let event = object["event"] as? String ?? "incident"
+            guard let id = object["id"] as? String else { continue }
+            let sendable = object.mapValues { $0 as! (any Sendable) }
+            if event == "incident" {
+                index[id] = views.count
+                views.append(IncidentView(id: id, record: sendable, line: String(line), hits: object["hits"] as? Int ?? 1,
+                                          lastSeen: object["last_seen"] as? String ?? ""))
+                continue
+            }
+            guard let i = index[id] else { continue }
+            views[i].events.append(sendable)
+            switch event {
+            case "hits":
+                views[i].hits = object["hits"] as? Int ?? views[i].hits
+                views[i].lastSeen = object["last_seen"] as? String ?? views[i].lastSeen
+            case "ack": views[i].state = .acknowledged
+            case "escalate": views[i].state = .escalated
+            case "resolve": views[i].state = .resolved
+            case "false-positive": views[i].state = .falsePositive
+            default: break
+            }
+        }
+        return views
+    }
+
+    /// One line per incident: time, severity, group, person, category, site, hits.
+    public static func line(_ v: IncidentView, color: Bool) -> String {
+        let time = String(v.time.prefix(19)).replacingOccurrences(of: "T", with: " ")
+        var severity = v.severity.uppercased().padding(toLength: 8, withPad: " ", startingAt: 0)
+        if color {
+            let code: String
+            switch v.severity {
+            case "critical": code = "1;97;41"
+            case "high": code = "1;31"
+            case "medium": code = "33"
+            case "low": code = "36"
+            default: code = "2"
+            }
+            severity = "\u{1B}[\(code)m\(severity)\u{1B}[0m"
+        }
+        let fields = [v.group, v.person, v.category, v.host].map(Terminal.escape)
+        return "\(time)Z  \(severity)  \(fields[0])  \(fields[1])  \(fields[2])  \(fields[3])  hits \(v.hits)  \(v.state.rawValue)  \(Terminal.escape(v.id))"
+    }
+}
