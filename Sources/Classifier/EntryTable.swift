@@ -122,10 +122,6 @@ public final class EntryTable: @unchecked Sendable {
         rulesBuffer.baseAddress?.deallocate()
     }
 
-    static var empty: EntryTable {
-        EntryTable(slots: [0], keyOffsets: [0], pool: [], ruleStart: [0], rules: [])
-    }
-
     /// The rules, as an array (for serialisation and tools; not the hot path).
     public var rules: [Rule] { Array(rulesBuffer) }
     var slotArray: [UInt64] { Array(slots) }

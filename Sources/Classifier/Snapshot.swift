@@ -229,20 +229,6 @@ public enum Snapshot {
             }
             return UnsafeMutableBufferPointer(rebasing: buffer[0..<Int(count)])
         }
-
-        mutating func array<T: BitwiseCopyable>(_: T.Type = T.self) throws(Failure) -> [T] {
-            let count = try u64()
-            guard count < UInt64(Int32.max) else { throw Failure(offset: offset) }
-            while offset % 8 != 0 { _ = try take(1) }
-            let size = Int(count) * MemoryLayout<T>.stride
-            let at = try take(size)
-            return [T](unsafeUninitializedCapacity: Int(count)) { buffer, initialized in
-                bytes.withUnsafeBytes { src in
-                    UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: src[at..<at + size]))
-                }
-                initialized = Int(count)
-            }
-        }
     }
 }
 

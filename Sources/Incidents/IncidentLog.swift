@@ -41,7 +41,6 @@ public final class IncidentLog: @unchecked Sendable {
     private var fd: Int32 = -1
     private(set) var lastChain = HashChain.genesis
     private var firstLineInFile = true
-    /// Set when a line was appended to the queue, read by the writer.
     public init(path: String, mode: UInt32 = 0o640, group: String? = nil, syncInterval: Double = 5, bound: Int = 100_000,
                 logger: Logger) {
         self.path = path

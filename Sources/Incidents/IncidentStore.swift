@@ -91,17 +91,7 @@ public enum IncidentStore {
     public static func line(_ v: IncidentView, color: Bool) -> String {
         let time = String(v.time.prefix(19)).replacingOccurrences(of: "T", with: " ")
         var severity = v.severity.uppercased().padding(toLength: 8, withPad: " ", startingAt: 0)
-        if color {
-            let code: String
-            switch v.severity {
-            case "critical": code = "1;97;41"
-            case "high": code = "1;31"
-            case "medium": code = "33"
-            case "low": code = "36"
-            default: code = "2"
-            }
-            severity = "\u{1B}[\(code)m\(severity)\u{1B}[0m"
-        }
+        if color { severity = Terminal.colored(severity, severity: v.severity) }
         let fields = [v.group, v.person, v.category, v.host].map(Terminal.escape)
         return "\(time)Z  \(severity)  \(fields[0])  \(fields[1])  \(fields[2])  \(fields[3])  hits \(v.hits)  \(v.state.rawValue)  \(Terminal.escape(v.id))"
     }

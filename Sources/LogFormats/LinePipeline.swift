@@ -136,17 +136,17 @@ public final class LinePipeline {
 
     /// Processes one line (without `\n`). `arrival` is the time to use when the line has none.
     @inline(__always)
-    public func process(_ line: UnsafeRawBufferPointer, arrival: Double, next: UnsafeRawBufferPointer? = nil) {
+    public func process(_ line: UnsafeRawBufferPointer, arrival: Double) {
         counters.received += 1
         switch parser.parse(line, format: pinned) {
         case .request(let r):
             if r.format == .unbound { sawUnboundQuery = true }
-            handle(r, arrival: arrival, next: next)
+            handle(r, arrival: arrival)
         case .reply(let r):
             if sawUnboundQuery {
                 counters.formats[Int(r.format.rawValue)].ignored += 1
             } else {
-                handle(r, arrival: arrival, next: next)
+                handle(r, arrival: arrival)
             }
         case .ignored(let f):
             counters.formats[Int(f.rawValue)].ignored += 1
@@ -161,11 +161,10 @@ public final class LinePipeline {
     }
 
     @inline(__always)
-    func handle(_ r: ParsedRequest, arrival: Double, next: UnsafeRawBufferPointer?) {
+    func handle(_ r: ParsedRequest, arrival: Double) {
         let f = Int(r.format.rawValue)
         counters.formats[f].parsed += 1
         let lists = generation.lists
-        if let next { lists.prefetch(host: next) }
         let limitBefore = scratch.patterns.limitHits.count
         guard lists.classify(host: r.host, url: r.url, scratch: scratch) else {
             if scratch.patterns.limitHits.count != limitBefore { counters.matchLimitHits += 1 }
@@ -197,25 +196,14 @@ public final class LinePipeline {
         refreshGeneration()
         guard let base = bytes.baseAddress else { return 0 }
         var start = 0
-        var previous: UnsafeRawBufferPointer? = nil
-        // Lines are found one ahead, so each host can be prefetched while the previous is classified.
         while start < bytes.count {
             guard let nl = memchr(base + start, 0x0A, bytes.count - start) else { break }
             let end = base.distance(to: UnsafeRawPointer(nl))
             let line = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
-            if let p = previous {
-                emit(p, arrival: arrival, maxLine: maxLine, next: nil)
-            }
-            previous = line
+            if line.count > maxLine { countTooLong() } else { process(line, arrival: arrival) }
             start = end + 1
         }
-        if let p = previous { emit(p, arrival: arrival, maxLine: maxLine, next: nil) }
         return start
-    }
-
-    @inline(__always)
-    func emit(_ line: UnsafeRawBufferPointer, arrival: Double, maxLine: Int, next: UnsafeRawBufferPointer?) {
-        if line.count > maxLine { countTooLong() } else { process(line, arrival: arrival, next: next) }
     }
 }
 

@@ -7,14 +7,6 @@ import Glibc
 
 /// `esafety replay`: log files through the same pipeline as the daemon.
 public enum Replay {
-    public struct Summary: Sendable {
-        public var counters = SourceCounters()
-        /// Category -> matched requests.
-        public var categories: [String: Int] = [:]
-        public var seconds = 0.0
-        public var bytes = 0
-    }
-
     /// Reads `path` (`-` for standard input) in large chunks and runs every line through
     /// `pipeline`. Errors name the file.
     public static func run(path: String, pipeline: LinePipeline, maxLine: Int = 65536) throws(FileSystem.Error) -> (SourceCounters, Int) {

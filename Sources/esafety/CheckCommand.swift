@@ -74,17 +74,7 @@ enum VerdictText {
 
     static func line(_ m: MatchDetail, color: Bool) -> String {
         var severity = m.severity
-        if color {
-            let code: String
-            switch m.severity {
-            case "critical": code = "1;97;41"
-            case "high": code = "1;31"
-            case "medium": code = "33"
-            case "low": code = "36"
-            default: code = "2"
-            }
-            severity = "\u{1B}[\(code)m\(m.severity)\u{1B}[0m"
-        }
+        if color { severity = Terminal.colored(m.severity, severity: m.severity) }
         let lock = m.locked ? " locked" : ""
         return "\(Terminal.escape(m.name)) [\(severity)\(lock)]  \(m.kind)  \(Terminal.escape(m.file)):\(m.line)  \(Terminal.escape(m.rule))"
     }
