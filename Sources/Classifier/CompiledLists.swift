@@ -425,13 +425,11 @@ public final class ClassifyScratch {
         invalidHost = false
         hostCount = 0
     }
-
-    /// The most severe effective hit of the last call.
-    public var primary: Hit? { hits.max { $0.severity < $1.severity } }
 }
 
 extension String {
-    func trimmingCharacters(in set: String) -> String {
+    /// This string without leading and trailing characters from `set` (no Foundation).
+    public func trimmingCharacters(in set: String) -> String {
         let chars = Set(set)
         var s = Substring(self)
         while let f = s.first, chars.contains(f) { s = s.dropFirst() }

@@ -168,9 +168,6 @@ public final class EntryTable: @unchecked Sendable {
     @inline(__always)
     public func ruleRange(_ k: Int) -> Range<Int> { Int(ruleStart[k])..<Int(ruleStart[k + 1]) }
 
-    @inline(__always)
-    public func rule(_ r: Int) -> Rule { rulesBuffer[r] }
-
     /// The text of key `k`.
     public func key(_ k: Int) -> String {
         String(decoding: UnsafeBufferPointer(rebasing: pool[Int(keyOffsets[k])..<Int(keyOffsets[k + 1])]), as: UTF8.self)

@@ -21,7 +21,6 @@ public enum ListLoader {
 
     struct Folder {
         var path: String
-        var folderName: String
         var category: String
         var metadataPath: String?
     }
@@ -60,10 +59,10 @@ public enum ListLoader {
                 }
                 // Only folders holding at least one list file count as categories.
                 let hasLists = ListFileKind.allCases.contains { kind in
-                    FileSystem.exists(path + "/" + kind.rawValue)
+                    !FileSystem.listFiles(in: path, base: kind.rawValue).isEmpty
                 }
                 if !hasLists && metaFile == nil { continue }
-                folders.append(Folder(path: path, folderName: name, category: categoryName, metadataPath: metaFile))
+                folders.append(Folder(path: path, category: categoryName, metadataPath: metaFile))
             }
         }
 

@@ -23,8 +23,9 @@ public final class PatternSet: Sendable {
     let bitmap4: [UInt64]
     let bitmap3: [UInt64]
     let has3: Bool
-    let gramKeys: [UInt32]          // open addressing; 0 = empty (grams never 0: stored |1<<31? see gramKey)
-    let gramRanges: [UInt32]        // per slot: start into anchors (count = slots + 1 style via ends)
+    /// Open addressing over grams: per slot the gram and its range of `anchors`.
+    let gramKeys: [UInt32]
+    let gramRanges: [UInt32]
     let gramEnds: [UInt32]
     let anchors: [Anchor]
     let literalPool: [UInt8]
@@ -114,8 +115,7 @@ public final class PatternSet: Sendable {
             anchors.append(contentsOf: list)
             ends[i] = UInt32(anchors.count)
         }
-        // Empty slots are marked by start == end == 0 and key 0 with occupied false; encode
-        // occupancy in ends > starts (every gram has at least one anchor).
+        // Every gram has at least one anchor, so a slot is occupied exactly when its end > 0.
         self.gramKeys = keys
         self.gramRanges = starts
         self.gramEnds = ends
@@ -183,7 +183,7 @@ public final class PatternSet: Sendable {
     private func probe(_ gram: UInt32, at position: Int, _ subject: UnsafeBufferPointer<UInt8>, _ scratch: PatternScratch) {
         let capacity = gramKeys.count
         var i = Int(Self.mix(gram) % UInt32(capacity))
-        while gramEnds[i] > gramRanges[i] || (gramEnds[i] != 0) {
+        while gramEnds[i] != 0 {
             if gramKeys[i] == gram {
                 for a in Int(gramRanges[i])..<Int(gramEnds[i]) {
                     let anchor = anchors[a]

@@ -20,7 +20,6 @@ final class ControlServer: @unchecked Sendable {
     let stats: IngestStats
     let holder: GenerationHolder
     let reloader: Reloader
-    let configuration: DaemonConfiguration
     let logger: Logger
     let rate = Status.RateSampler()
     /// Extra commands (the incident log's `reopen`), by name.
@@ -30,14 +29,13 @@ final class ControlServer: @unchecked Sendable {
     private var thread: PosixThread?
 
     init(fd: Int32, path: String, ownsPath: Bool, stats: IngestStats, holder: GenerationHolder, reloader: Reloader,
-         configuration: DaemonConfiguration, logger: Logger) {
+         logger: Logger) {
         self.fd = fd
         self.path = path
         self.ownsPath = ownsPath
         self.stats = stats
         self.holder = holder
         self.reloader = reloader
-        self.configuration = configuration
         self.logger = logger
     }
 
@@ -86,7 +84,7 @@ final class ControlServer: @unchecked Sendable {
         let reply: String
         switch command {
         case "status":
-            let base = Status.json(stats: stats, holder: holder, configuration: configuration, rate: rate.rate)
+            let base = Status.json(stats: stats, holder: holder, rate: rate.rate)
             if let incidents = extra.withLock({ $0["incidents"] }) {
                 reply = String(base.dropLast()) + ",\"incident_log\":" + incidents() + "}"
             } else {
@@ -127,11 +125,3 @@ final class ControlServer: @unchecked Sendable {
     }
 }
 
-extension String {
-    func trimmingCharacters(in set: String) -> String {
-        var s = Substring(self)
-        while let f = s.first, set.contains(f) { s = s.dropFirst() }
-        while let l = s.last, set.contains(l) { s = s.dropLast() }
-        return String(s)
-    }
-}

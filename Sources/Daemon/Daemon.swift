@@ -80,7 +80,7 @@ public enum EsafetyDaemon {
         let ingest = IngestServer(streams: streams, datagrams: datagrams, workers: configuration.workers, holder: holder,
                                   sink: sink, stats: stats, maxLine: configuration.maxLineLength, logger: logger)
         let control = ControlServer(fd: controlFD, path: configuration.controlSocket, ownsPath: controlOwned, stats: stats,
-                                    holder: holder, reloader: reloader, configuration: configuration, logger: logger)
+                                    holder: holder, reloader: reloader, logger: logger)
 
         let socketNames = (streams + datagrams).map { $0.socket.path.isEmpty ? $0.socket.name : $0.socket.path }
         control.extra.withLock {

@@ -42,11 +42,7 @@ public final class IngestStats: Sendable {
     private let state = Mutex(State())
     public let startedAt: Double
 
-    public init() {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        startedAt = Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
+    public init() { startedAt = LogTime.nowSeconds() }
 
     public func add(source: String, _ counters: SourceCounters) {
         state.withLock { $0.sources[source, default: SourceCounters()].add(counters) }
@@ -109,16 +105,5 @@ public final class StatsSink: MatchSink {
     }
 }
 
-@inline(__always)
-func now() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
-
-@inline(__always)
-func monotonic() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
+@inline(__always) func now() -> Double { LogTime.nowSeconds() }
+@inline(__always) func monotonic() -> Double { LogTime.monotonicSeconds() }

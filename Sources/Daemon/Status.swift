@@ -17,7 +17,7 @@ public enum Status {
         var rate: Double { state.withLock { $0.rate } }
     }
 
-    static func json(stats: IngestStats, holder: GenerationHolder, configuration: DaemonConfiguration, rate: Double) -> String {
+    static func json(stats: IngestStats, holder: GenerationHolder, rate: Double) -> String {
         let snap = stats.snapshot()
         var total = SourceCounters()
         for c in snap.sources.values { total.add(c) }

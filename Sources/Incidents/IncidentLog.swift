@@ -141,7 +141,7 @@ public final class IncidentLog: @unchecked Sendable {
     }
 
     private func loop() {
-        var lastSync = monotonicSeconds()
+        var lastSync = LogTime.monotonicSeconds()
         var unsynced = false
         var failing = false
         while true {
@@ -161,7 +161,7 @@ public final class IncidentLog: @unchecked Sendable {
             }
             var pending = batch
             if lost > 0 {
-                let event = "{\"event\":\"lost\",\"time\":\"\(rfc3339Now())\",\"count\":\(lost),\"reason\":\"the incident queue overflowed while the log could not be written\"}"
+                let event = "{\"event\":\"lost\",\"time\":\"\(LogTime.rfc3339(LogTime.nowSeconds()))\",\"count\":\(lost),\"reason\":\"the incident queue overflowed while the log could not be written\"}"
                 pending.insert((event, true), at: 0)
             }
             var urgent = false
@@ -207,7 +207,7 @@ public final class IncidentLog: @unchecked Sendable {
                 failing = false
                 logger.notice("incident log writable again", metadata: ["incidents.file": "\(path)"])
             }
-            let t = monotonicSeconds()
+            let t = LogTime.monotonicSeconds()
             if unsynced && (urgent || stop || t - lastSync >= syncInterval) {
                 fsync(fd)
                 unsynced = false
@@ -237,16 +237,4 @@ public final class IncidentLog: @unchecked Sendable {
             return false
         }
     }
-}
-
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
-
-func rfc3339Now() -> String {
-    var ts = timespec()
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return LogTime.rfc3339(Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9)
 }

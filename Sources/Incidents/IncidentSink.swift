@@ -28,7 +28,6 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     /// Applies a new policy (after a reload); open windows continue.
     public func update(policy: Policy) { currentPolicy.withLock { $0 = policy } }
     private let state = Mutex<(open: [Key: Open], recent: [String: [Double]], counter: UInt32, lastSweep: Double)>(([:], [:], 0, 0))
-    public let counts = Mutex<[String: Int]>([:])
 
     /// Client address -> device name, and (for logs without users) client address -> user.
     let devices: [String: String]
@@ -94,7 +93,6 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         for (_, o) in closed where o.hits > 1 { log.append(Self.hitsEvent(o), urgent: false) }
         if let (text, urgent) = event {
             log.append(text, urgent: urgent)
-            counts.withLock { $0[primary.name, default: 0] += 1 }
         }
     }
 

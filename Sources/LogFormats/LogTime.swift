@@ -152,6 +152,20 @@ public struct LogTime: Sendable {
         return Self.epoch(y, mo, d, h, m, s) - Double(offset)
     }
 
+    /// Seconds since 1970, now (wall clock).
+    public static func nowSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// Seconds on the monotonic clock, for intervals.
+    public static func monotonicSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
     /// `1700000000.123` (Squid native, unbound's own log file).
     public static func epochSeconds(_ b: UnsafeRawBufferPointer) -> Double? {
         guard !b.isEmpty else { return nil }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Classifier
 
@@ -118,5 +119,24 @@ struct MetadataTests {
             #expect(error.code == .missingFolder)
             #expect(error.description == "/nonexistent/lists: no such list folder")
         }
+    }
+}
+
+@Suite("List folder layout")
+struct LayoutTests {
+    @Test("split files (domains.0, domains.1) are read; symlinked category folders are not read twice")
+    func splitFilesAndSymlinks() throws {
+        let t = TempLists([
+            "adult/domains.0": "a.example\n",
+            "adult/domains.1": "b.example\n",
+            "adult/domains.diff": "not-read.example\n",
+        ])
+        try FileManager.default.createSymbolicLink(atPath: t.root + "/porn", withDestinationPath: t.root + "/adult")
+        let lists = try t.load()
+        #expect(categories(lists, "a.example") == ["pornography"])
+        #expect(categories(lists, "b.example") == ["pornography"])
+        #expect(categories(lists, "not-read.example") == [])
+        #expect(lists.files.count == 2)
+        #expect(lists.diagnostics.filter { $0.kind == .duplicate }.isEmpty)
     }
 }

@@ -37,14 +37,15 @@ final class DaemonProcess: @unchecked Sendable {
     var control: String { dir.path + "/ctl.sock" }
     private var exited: (Int32, String)?
 
-    init(lists: [String], extra: [String] = [], dir: TempDir = TempDir(), wrapper: [String] = []) throws {
+    init(lists: [String], extra: [String] = [], dir: TempDir = TempDir(), wrapper: [String] = [],
+         environment: [String: String] = [:]) throws {
         self.dir = dir
-        setenv("STATE_DIRECTORY", dir.path + "/state", 1)
         let program = wrapper.first ?? (buildDirectory + "/esafetyd")
         let prefix = wrapper.isEmpty ? [] : Array(wrapper.dropFirst()) + [buildDirectory + "/esafetyd"]
         child = try Child(program, prefix + ["--socket", dir.path + "/in.sock", "--datagram-socket", dir.path + "/in.dgram",
                            "--control-socket", dir.path + "/ctl.sock", "--incident-log", dir.path + "/incidents.jsonl",
-                           "--workers", "2"] + lists.flatMap { ["--lists", $0] } + extra, capture: true)
+                           "--workers", "2"] + lists.flatMap { ["--lists", $0] } + extra, capture: true,
+                          environment: environment.merging(["STATE_DIRECTORY": dir.path + "/state"]) { a, _ in a })
         // Ready when the control socket answers.
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
@@ -142,7 +143,9 @@ final class Child: @unchecked Sendable {
     private let outputFD: Int32
 
     /// Starts `path` with `args`; standard output and error go to a pipe (`capture`) or /dev/null.
-    init(_ path: String, _ args: [String], capture: Bool = false, cwd: String? = nil) throws {
+    /// `environment` is added to this process's environment for the child only (tests
+    /// run in parallel: a `setenv` here would reach other tests' children too).
+    init(_ path: String, _ args: [String], capture: Bool = false, cwd: String? = nil, environment: [String: String] = [:]) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -172,8 +175,12 @@ final class Child: @unchecked Sendable {
         posix_spawnattr_setsigmask(&attr, &empty)
         posix_spawnattr_setsigdefault(&attr, &all)
         posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for e in envp { free(e) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, &attr, argv, environ)
+        let rc = posix_spawn(&pid, path, &actions, &attr, argv, envp)
         if capture { close(fds[1]) }
         guard rc == 0 else { throw DaemonProcess.Failure(message: "cannot start \(path): \(String(cString: strerror(rc)))") }
         self.pid = pid

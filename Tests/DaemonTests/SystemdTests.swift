@@ -41,11 +41,9 @@ struct SystemdTests {
         _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
         var tv = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        setenv("NOTIFY_SOCKET", path, 1)
-        setenv("WATCHDOG_USEC", "400000", 1)
-        defer { unsetenv("NOTIFY_SOCKET"); unsetenv("WATCHDOG_USEC") }
         dir.write("lists/gambling/domains", "bet.example\n")
-        let daemon = try DaemonProcess(lists: [dir.path + "/lists"], dir: dir)
+        let daemon = try DaemonProcess(lists: [dir.path + "/lists"], dir: dir,
+                                       environment: ["NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"])
         func messages(until needle: String) -> [String] {
             var out: [String] = []
             var buf = [UInt8](repeating: 0, count: 4096)
