@@ -2,10 +2,13 @@
 /// escaped per RFC 8259, and every control character is written as `\uXXXX`, so a
 /// record never carries a raw control character.
 public struct JSONText {
-    public private(set) var text = ""
+    /// The UTF-8 being written; `text` decodes it once at the end.
+    public private(set) var bytes: [UInt8] = []
     private var needsComma: [Bool] = []
 
-    public init() {}
+    public init(capacity: Int = 512) { bytes.reserveCapacity(capacity); needsComma.reserveCapacity(4) }
+
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
 
     public enum Value {
         case string(String)
@@ -16,27 +19,27 @@ public struct JSONText {
         case raw(String)
     }
 
-    public mutating func beginObject() { separator(); text += "{"; needsComma.append(false) }
-    public mutating func endObject() { text += "}"; needsComma.removeLast() }
-    public mutating func beginArray() { separator(); text += "["; needsComma.append(false) }
-    public mutating func endArray() { text += "]"; needsComma.removeLast() }
+    public mutating func beginObject() { separator(); bytes.append(UInt8(ascii: "{")); needsComma.append(false) }
+    public mutating func endObject() { bytes.append(UInt8(ascii: "}")); needsComma.removeLast() }
+    public mutating func beginArray() { separator(); bytes.append(UInt8(ascii: "[")); needsComma.append(false) }
+    public mutating func endArray() { bytes.append(UInt8(ascii: "]")); needsComma.removeLast() }
 
     public mutating func key(_ k: String) {
         separator()
-        Self.appendString(k, to: &text)
-        text += ":"
+        Self.appendString(k, to: &bytes)
+        bytes.append(UInt8(ascii: ":"))
         if !needsComma.isEmpty { needsComma[needsComma.count - 1] = false }
     }
 
     public mutating func value(_ v: Value) {
         separator()
         switch v {
-        case .string(let s): Self.appendString(s, to: &text)
-        case .int(let i): text += String(i)
-        case .double(let d): text += d.isFinite ? String(d) : "null"
-        case .bool(let b): text += b ? "true" : "false"
-        case .null: text += "null"
-        case .raw(let r): text += r
+        case .string(let s): Self.appendString(s, to: &bytes)
+        case .int(let i): Self.appendInt(i, to: &bytes)
+        case .double(let d): bytes.append(contentsOf: (d.isFinite ? String(d) : "null").utf8)
+        case .bool(let b): bytes.append(contentsOf: (b ? "true" : "false").utf8)
+        case .null: bytes.append(contentsOf: "null".utf8)
+        case .raw(let r): bytes.append(contentsOf: r.utf8)
         }
     }
 
@@ -45,34 +48,60 @@ public struct JSONText {
 
     private mutating func separator() {
         guard !needsComma.isEmpty else { return }
-        if needsComma[needsComma.count - 1] { text += "," } else { needsComma[needsComma.count - 1] = true }
+        if needsComma[needsComma.count - 1] { bytes.append(UInt8(ascii: ",")) } else { needsComma[needsComma.count - 1] = true }
     }
 
-    public static func appendString(_ s: String, to out: inout String) {
-        out += "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if Terminal.isControl(u) {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(u)
+    static func appendInt(_ i: Int, to out: inout [UInt8]) {
+        if i < 0 { out.append(UInt8(ascii: "-")) }
+        var v = i.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            repeat { d[n] = UInt8(ascii: "0") + UInt8(v % 10); v /= 10; n += 1 } while v > 0
+            while n > 0 { n -= 1; out.append(d[n]) }
+        }
+    }
+
+    /// Appends `s` as a JSON string. Printable ASCII without quotes or backslashes (nearly
+    /// every host and URL) is copied as it is; anything else goes scalar by scalar.
+    public static func appendString(_ s: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var plain = true
+        for b in s.utf8 where b < 0x20 || b >= 0x7F || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") { plain = false; break }
+        if plain {
+            out.append(contentsOf: s.utf8)
+        } else {
+            for u in s.unicodeScalars {
+                switch u {
+                case "\"": out.append(contentsOf: "\\\"".utf8)
+                case "\\": out.append(contentsOf: "\\\\".utf8)
+                case "\n": out.append(contentsOf: "\\n".utf8)
+                case "\r": out.append(contentsOf: "\\r".utf8)
+                case "\t": out.append(contentsOf: "\\t".utf8)
+                default:
+                    if Terminal.isControl(u) {
+                        let hex = String(u.value, radix: 16)
+                        out.append(contentsOf: ("\\u" + String(repeating: "0", count: 4 - hex.count) + hex).utf8)
+                    } else {
+                        out.append(contentsOf: String(u).utf8)
+                    }
                 }
             }
         }
-        out += "\""
+        out.append(UInt8(ascii: "\""))
+    }
+
+    public static func appendString(_ s: String, to out: inout String) {
+        var bytes: [UInt8] = []
+        appendString(s, to: &bytes)
+        out += String(decoding: bytes, as: UTF8.self)
     }
 
     public static func quoted(_ s: String) -> String {
-        var out = ""
+        var out: [UInt8] = []
         appendString(s, to: &out)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 }
 

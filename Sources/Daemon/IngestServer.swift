@@ -113,6 +113,8 @@ final class IngestWorker: @unchecked Sendable {
         var bytes = 0
         var fullReads = 0
         var queued = 0
+        /// The peer closed (or the read failed): nothing more will come.
+        var ended = false
         let isDatagram: Bool
 
         init(fd: Int32, id: Int, pipeline: LinePipeline, capacity: Int, isDatagram: Bool) {
@@ -209,10 +211,17 @@ final class IngestWorker: @unchecked Sendable {
             flush()
             for i in closed.reversed() { finish(connections.remove(at: i)) }
         }
-        // Shutting down: read every connection until the kernel has nothing more, then close.
+        // Shutting down: read every connection until the kernel has nothing more and the
+        // sender has been quiet for 50 ms (a sender may be in the middle of a write), or the
+        // peer closed; then close. Five seconds at most in all.
         let deadline = monotonic() + 5
         for c in connections {
-            while service(c, drain: true), monotonic() < deadline {}
+            while monotonic() < deadline {
+                if service(c, drain: true) { continue }
+                if c.ended || c.isDatagram { break }
+                var p = pollfd(fd: c.fd, events: Int16(POLLIN), revents: 0)
+                if poll(&p, 1, 50) <= 0 { break }
+            }
             finish(c, closeDatagram: false)
         }
         connections.removeAll()
@@ -248,6 +257,7 @@ final class IngestWorker: @unchecked Sendable {
         if n < 0 {
             if errno == EAGAIN || errno == EINTR { return !drain }
             logger.warning("ingest read failed", metadata: ["connection": "\(c.id)", "error": "\(Sockets.errnoText())"])
+            c.ended = true
             return false
         }
         if n == 0 {
@@ -259,6 +269,7 @@ final class IngestWorker: @unchecked Sendable {
                 c.lines += 1
             }
             c.filled = 0
+            c.ended = true
             return false
         }
         c.bytes += n

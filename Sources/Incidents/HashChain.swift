@@ -17,6 +17,25 @@ public enum HashChain {
         return (body + marker + chain + "\"}", chain)
     }
 
+    /// Seals a JSON object's text (ending in `}`) and appends the line and a newline to
+    /// `out`, working on the bytes; returns the new chain value.
+    public static func seal(_ object: String, previous: String, appendingTo out: inout [UInt8]) -> String {
+        // Hash `previous` + body where they will sit anyway: the previous value goes just
+        // past the end of `out`, the body after it; then the previous value is cut out.
+        let start = out.count
+        out.append(contentsOf: previous.utf8)
+        let bodyStart = out.count
+        out.append(contentsOf: object.utf8)
+        precondition(out.last == UInt8(ascii: "}"))
+        out.removeLast()
+        let chain = out.withUnsafeBytes { SHA256.hexString(SHA256.digest(UnsafeRawBufferPointer(rebasing: $0[start...]))) }
+        out.removeSubrange(start..<bodyStart)
+        out.append(contentsOf: marker.utf8)
+        out.append(contentsOf: chain.utf8)
+        out.append(contentsOf: "\"}\n".utf8)
+        return chain
+    }
+
     /// Splits a sealed line into its body and chain value.
     public static func split(_ line: Substring) -> (body: Substring, chain: String)? {
         guard line.hasSuffix("\"}"), let r = line.range(of: marker, options: .backwards) else { return nil }

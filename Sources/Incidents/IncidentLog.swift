@@ -34,7 +34,12 @@ public final class IncidentLog: @unchecked Sendable {
     let syncInterval: Double
     let bound: Int
     let logger: Logger
-    private let state = Mutex<(queue: [(String, Bool)], lost: Int, stop: Bool, reopen: Bool)>(([], 0, false, false))
+    /// `signalled`: the writer has been woken and has not drained yet, so further records
+    /// need no system call to wake it.
+    private let state = Mutex<(queue: [(String, Bool)], lost: Int, stop: Bool, reopen: Bool, signalled: Bool)>(([], 0, false, false, false))
+    /// Group commit: after an urgent wake-up the writer waits this long for more records,
+    /// so a burst of urgent incidents costs one write and one fsync, not one each.
+    let commitDelay: Double
     private let health = Mutex(Health())
     private let wakeup: Int32
     private var thread: Thread?
@@ -42,7 +47,8 @@ public final class IncidentLog: @unchecked Sendable {
     private(set) var lastChain = HashChain.genesis
     private var firstLineInFile = true
     public init(path: String, mode: UInt32 = 0o640, group: String? = nil, syncInterval: Double = 5, bound: Int = 100_000,
-                logger: Logger) {
+                commitDelay: Double = 0.01, logger: Logger) {
+        self.commitDelay = commitDelay
         self.path = path
         self.mode = mode_t(mode)
         self.group = group
@@ -94,11 +100,43 @@ public final class IncidentLog: @unchecked Sendable {
             if let (_, chain) = HashChain.split(Substring(last)) { lastChain = chain }
             firstLineInFile = false
         } else {
+            // An empty file (just rotated): continue from the rotated file's last line, or
+            // from the chain value saved when the file was reopened or closed.
             firstLineInFile = true
-            if let saved = try? FileSystem.readText(path + ".chain"), saved.count == 64, saved.allSatisfy(\.isHexDigit) { lastChain = saved }
+            if let previous = Self.lastChainValue(ofFile: path + ".1") {
+                lastChain = previous
+            } else if let saved = try? FileSystem.readText(path + ".chain"), saved.count == 64, saved.allSatisfy(\.isHexDigit) {
+                lastChain = saved
+            }
         }
         if fd >= 0 { close(fd) }
         fd = newFD
+    }
+
+    /// The chain value of a file's last complete line, if it has one.
+    static func lastChainValue(ofFile path: String) -> String? {
+        let rfd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard rfd >= 0 else { return nil }
+        defer { close(rfd) }
+        var st = stat()
+        guard fstat(rfd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size > 0 else { return nil }
+        let size = Int(st.st_size)
+        let n = min(size, 1 << 16)
+        var tail = [UInt8](repeating: 0, count: n)
+        guard tail.withUnsafeMutableBytes({ pread(rfd, $0.baseAddress, n, off_t(size - n)) }) == n else { return nil }
+        var end = n
+        while end > 0 && tail[end - 1] != 0x0A { end -= 1 }
+        guard end > 0 else { return nil }
+        var start = end - 1
+        while start > 0 && tail[start - 1] != 0x0A { start -= 1 }
+        return HashChain.split(Substring(String(decoding: tail[start..<(end - 1)], as: UTF8.self)))?.chain
+    }
+
+    /// Saves the chain value beside the log, so a file that is empty after rotation still
+    /// continues the chain (written when the file is reopened and when the log closes).
+    private func saveChain() {
+        var chain = lastChain
+        chain.withUTF8 { try? FileSystem.writeAtomically(path + ".chain", bytes: UnsafeRawBufferPointer($0), mode: mode) }
     }
 
     public func start() {
@@ -111,15 +149,17 @@ public final class IncidentLog: @unchecked Sendable {
     /// Queues a record (a JSON object without its chain). Never blocks for long: when the
     /// queue is full the record is counted as lost and reported when writing resumes.
     public func append(_ object: String, urgent: Bool) {
-        let (accepted, wasEmpty) = state.withLock { s -> (Bool, Bool) in
+        let (accepted, signal) = state.withLock { s -> (Bool, Bool) in
             if s.queue.count >= bound { s.lost += 1; return (false, false) }
             s.queue.append((object, urgent))
-            return (true, s.queue.count >= 1024)
+            // Urgent records wake the writer at once; others are picked up within 100 ms (or
+            // when a thousand are waiting), so a busy school day costs few context switches.
+            guard urgent || s.queue.count >= 1024, !s.signalled else { return (true, false) }
+            s.signalled = true
+            return (true, true)
         }
         if !accepted { health.withLock { $0.lost += 1 } }
-        // Urgent records wake the writer at once; others are picked up within 100 ms (or
-        // when a thousand are waiting), so a busy school day costs few context switches.
-        if wasEmpty || urgent {
+        if signal {
             var one: UInt64 = 1
             _ = write(wakeup, &one, 8)
         }
@@ -144,17 +184,21 @@ public final class IncidentLog: @unchecked Sendable {
         var lastSync = LogTime.monotonicSeconds()
         var unsynced = false
         var failing = false
+        var text: [UInt8] = []
         while true {
             var pfd = pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)
             _ = poll(&pfd, 1, failing ? 1000 : Int32(min(100, syncInterval * 1000)))
             var v: UInt64 = 0
-            _ = read(wakeup, &v, 8)
+            if read(wakeup, &v, 8) == 8, commitDelay > 0, !failing {
+                usleep(UInt32(commitDelay * 1e6))
+            }
             let (batch, lost, stop, reopen) = state.withLock { s -> ([(String, Bool)], Int, Bool, Bool) in
-                defer { s.queue.removeAll(keepingCapacity: true); s.lost = 0; s.reopen = false }
+                defer { s.queue.removeAll(keepingCapacity: true); s.lost = 0; s.reopen = false; s.signalled = false }
                 return (s.queue, s.lost, s.stop, s.reopen)
             }
             if reopen {
                 if unsynced { fsync(fd); unsynced = false }
+                saveChain()
                 do { try openFile(); logger.info("incident log reopened", metadata: ["incidents.file": "\(path)"]) } catch {
                     logger.error("cannot reopen the incident log", metadata: ["incidents.file": "\(path)", "error": "\(error)"])
                 }
@@ -167,18 +211,15 @@ public final class IncidentLog: @unchecked Sendable {
             var urgent = false
             var written = 0
             // Seal the batch, then write it with one system call (whole lines only).
-            var text = ""
+            text.removeAll(keepingCapacity: true)
             var chainAfter = lastChain
             var first = firstLineInFile
             for (object, isUrgent) in pending {
                 var obj = object
                 if first && chainAfter != HashChain.genesis {
-                    obj = String(obj.dropLast()) + ",\"prev\":\"\(chainAfter)\"}"
+                    obj = String(decoding: obj.utf8.dropLast(), as: UTF8.self) + ",\"prev\":\"\(chainAfter)\"}"
                 }
-                let (line, chain) = HashChain.seal(obj, previous: chainAfter)
-                text += line
-                text += "\n"
-                chainAfter = chain
+                chainAfter = HashChain.seal(obj, previous: chainAfter, appendingTo: &text)
                 first = false
                 urgent = urgent || isUrgent
             }
@@ -212,20 +253,18 @@ public final class IncidentLog: @unchecked Sendable {
                 fsync(fd)
                 unsynced = false
                 lastSync = t
-                var chain = lastChain
-                chain.withUTF8 { try? FileSystem.writeAtomically(path + ".chain", bytes: UnsafeRawBufferPointer($0), mode: mode) }
             }
             let queued = state.withLock { $0.queue.count }
             health.withLock { $0.written += written; $0.writing = !failing; $0.queued = queued }
             if stop && (queued == 0 || failing) { break }
         }
         if fd >= 0 { fsync(fd); close(fd) }
+        saveChain()
     }
 
     /// One `write` per batch of whole lines; a short write is undone so no torn line remains.
-    private func writeLine(_ line: String) -> Bool {
-        var text = line
-        return text.withUTF8 { bytes in
+    private func writeLine(_ text: [UInt8]) -> Bool {
+        text.withUnsafeBytes { bytes in
             var st = stat()
             fstat(fd, &st)
             let before = st.st_size

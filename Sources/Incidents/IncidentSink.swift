@@ -106,12 +106,22 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     /// per-process counter and the process id.
     static func id(time: Double, counter: UInt32) -> String {
         let ms = UInt64(max(0, time) * 1000)
-        func hex(_ v: UInt64, _ width: Int) -> String {
-            let s = String(v, radix: 16)
-            return String(repeating: "0", count: max(0, width - s.count)) + s
+        return String(unsafeUninitializedCapacity: 30) { out in
+            let digits: StaticString = "0123456789abcdef"
+            func hex(_ v: UInt64, _ width: Int, _ at: Int) {
+                digits.withUTF8Buffer { d in
+                    var v = v
+                    for i in stride(from: at + width - 1, through: at, by: -1) { out[i] = d[Int(v & 15)]; v >>= 4 }
+                }
+            }
+            for (i, c) in "inc-".utf8.enumerated() { out[i] = c }
+            hex(ms, 12, 4); out[16] = UInt8(ascii: "-"); hex(UInt64(counter & 0xFFFFFF), 6, 17); out[23] = UInt8(ascii: "-")
+            hex(processID, 6, 24)
+            return 30
         }
-        return "inc-" + hex(ms, 12) + "-" + hex(UInt64(counter), 6) + "-" + hex(UInt64(getpid()), 5)
     }
+
+    static let processID = UInt64(getpid()) & 0xFFFFFF
 
     static func hitsEvent(_ o: Open) -> String {
         var j = JSONText()
@@ -180,7 +190,7 @@ public enum SearchTerm {
     static let keys = ["q", "query", "search_query", "p", "text", "wd"]
 
     public static func extract(_ url: String) -> String? {
-        guard let qm = url.firstIndex(of: "?") else { return nil }
+        guard url.utf8.contains(UInt8(ascii: "?")), let qm = url.firstIndex(of: "?") else { return nil }
         let host = url.lowercased()
         guard host.contains("google.") || host.contains("bing.") || host.contains("duckduckgo.") || host.contains("youtube.")
             || host.contains("yahoo.") || host.contains("ecosia.") || host.contains("yandex.") || host.contains("baidu.")

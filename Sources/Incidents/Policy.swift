@@ -102,17 +102,28 @@ public struct Policy: Sendable, Equatable {
 
     /// An address as 16 bytes (IPv4 mapped into IPv6), or nil.
     static func address(_ s: String) -> [UInt8]? {
+        // Dotted IPv4, the common case, without allocating substrings.
+        var out = [UInt8](repeating: 0, count: 16)
+        out[10] = 0xFF; out[11] = 0xFF
+        var part = 12, value = 0, digits = 0, v4 = true
+        for b in s.utf8 {
+            if b == UInt8(ascii: ".") {
+                guard digits > 0, part < 15 else { v4 = false; break }
+                out[part] = UInt8(value); part += 1; value = 0; digits = 0
+            } else if b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") && digits < 3 {
+                value = value * 10 + Int(b - UInt8(ascii: "0")); digits += 1
+                if value > 255 { v4 = false; break }
+            } else { v4 = false; break }
+        }
+        if v4 {
+            guard part == 15, digits > 0 else { return nil }
+            out[15] = UInt8(value)
+            return out
+        }
         var text = s
         if text.hasPrefix("[") && text.hasSuffix("]") { text = String(text.dropFirst().dropLast()) }
         if let z = text.firstIndex(of: "%") { text = String(text[..<z]) }
-        var out = [UInt8](repeating: 0, count: 16)
-        if !text.contains(":") {
-            let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-            guard parts.count == 4 else { return nil }
-            out[10] = 0xFF; out[11] = 0xFF
-            for (i, p) in parts.enumerated() { guard let b = UInt8(p) else { return nil }; out[12 + i] = b }
-            return out
-        }
+        guard text.utf8.contains(UInt8(ascii: ":")) else { return nil }
         var result = [UInt8](repeating: 0, count: 16)
         let r = text.withCString { inet_pton(AF_INET6, $0, &result) }
         return r == 1 ? result : nil

@@ -30,20 +30,27 @@ public final class PublicSuffix: Sendable {
     /// The registrable domain of a normalised host; the host itself for IP addresses and
     /// for names that are a public suffix.
     public func registrableDomain(_ host: String) -> String {
-        if host.allSatisfy({ $0.isNumber || $0 == "." }) || host.contains(":") { return host }
-        let labels = host.split(separator: ".").map(String.init)
-        guard labels.count >= 2 else { return host }
+        var starts: [Int] = [0]   // where each label begins
+        var numeric = true
+        var i = 0
+        for b in host.utf8 {
+            if b == UInt8(ascii: ":") { return host }
+            if b == UInt8(ascii: ".") { starts.append(i + 1) } else if b < UInt8(ascii: "0") || b > UInt8(ascii: "9") { numeric = false }
+            i += 1
+        }
+        if numeric || starts.count < 2 { return host }
+        let utf8 = Array(host.utf8)
+        func suffix(_ label: Int) -> String { String(decoding: utf8[starts[label]...], as: UTF8.self) }
+        let labels = starts.count
         // The longest matching public suffix, in labels.
         var suffixLength = 1
-        for i in 0..<labels.count {
-            let candidate = labels[i...].joined(separator: ".")
-            if exceptions.contains(candidate) { suffixLength = labels.count - i - 1; break }
-            if rules.contains(candidate) { suffixLength = labels.count - i; break }
-            if i + 1 < labels.count, wildcards.contains(labels[(i + 1)...].joined(separator: ".")) {
-                suffixLength = labels.count - i; break
-            }
+        for i in 0..<labels {
+            let candidate = suffix(i)
+            if exceptions.contains(candidate) { suffixLength = labels - i - 1; break }
+            if rules.contains(candidate) { suffixLength = labels - i; break }
+            if i + 1 < labels, wildcards.contains(suffix(i + 1)) { suffixLength = labels - i; break }
         }
-        guard suffixLength < labels.count else { return host }
-        return labels[(labels.count - suffixLength - 1)...].joined(separator: ".")
+        guard suffixLength < labels else { return host }
+        return suffix(labels - suffixLength - 1)
     }
 }

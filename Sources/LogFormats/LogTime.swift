@@ -199,8 +199,21 @@ extension LogTime {
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
         let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        func three(_ v: Int) -> String { v < 10 ? "00\(v)" : v < 100 ? "0\(v)" : "\(v)" }
-        return "\(y)-\(two(m))-\(two(d))T\(two(rem / 3600)):\(two(rem % 3600 / 60)):\(two(rem % 60)).\(three(ms))Z"
+        // Written digit by digit: this runs for every incident and every event.
+        guard (0...9999).contains(y) else {
+            func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+            func three(_ v: Int) -> String { v < 10 ? "00\(v)" : v < 100 ? "0\(v)" : "\(v)" }
+            return "\(y)-\(two(m))-\(two(d))T\(two(rem / 3600)):\(two(rem % 3600 / 60)):\(two(rem % 60)).\(three(ms))Z"
+        }
+        return String(unsafeUninitializedCapacity: 24) { out in
+            func put(_ v: Int, _ width: Int, _ at: Int) {
+                var v = v
+                for i in stride(from: at + width - 1, through: at, by: -1) { out[i] = UInt8(ascii: "0") + UInt8(v % 10); v /= 10 }
+            }
+            put(y, 4, 0); out[4] = UInt8(ascii: "-"); put(m, 2, 5); out[7] = UInt8(ascii: "-"); put(d, 2, 8)
+            out[10] = UInt8(ascii: "T"); put(rem / 3600, 2, 11); out[13] = UInt8(ascii: ":"); put(rem % 3600 / 60, 2, 14)
+            out[16] = UInt8(ascii: ":"); put(rem % 60, 2, 17); out[19] = UInt8(ascii: "."); put(ms, 3, 20); out[23] = UInt8(ascii: "Z")
+            return 24
+        }
     }
 }
