@@ -46,6 +46,10 @@ public final class IncidentLog: @unchecked Sendable {
     private var fd: Int32 = -1
     private(set) var lastChain = HashChain.genesis
     private var firstLineInFile = true
+    /// The file's size after our last write: if it differs when we next write, another
+    /// writer (the coordinator's `esafety incidents ack`...) appended, and the chain
+    /// continues from its last line.
+    private var expectedSize: Int64 = 0
     public init(path: String, mode: UInt32 = 0o640, group: String? = nil, syncInterval: Double = 5, bound: Int = 100_000,
                 commitDelay: Double = 0.01, logger: Logger) {
         self.commitDelay = commitDelay
@@ -69,7 +73,7 @@ public final class IncidentLog: @unchecked Sendable {
     private func openFile() throws(FileSystem.Error) {
         let folder = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         if !folder.isEmpty && !FileSystem.isDirectory(folder) { mkdir(folder, 0o750) }
-        let newFD = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode)
+        let newFD = Glibc.open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, mode)
         guard newFD >= 0 else { throw FileSystem.Error(path: path, errno: errno) }
         fchmod(newFD, mode)
         if let group, let gr = getgrnam(group) { fchown(newFD, uid_t.max, gr.pointee.gr_gid) }
@@ -111,6 +115,12 @@ public final class IncidentLog: @unchecked Sendable {
         }
         if fd >= 0 { close(fd) }
         fd = newFD
+        expectedSize = Self.size(of: newFD)
+    }
+
+    static func size(of fd: Int32) -> Int64 {
+        var st = stat()
+        return fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG ? Int64(st.st_size) : 0
     }
 
     /// The chain value of a file's last complete line, if it has one.
@@ -118,6 +128,10 @@ public final class IncidentLog: @unchecked Sendable {
         let rfd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard rfd >= 0 else { return nil }
         defer { close(rfd) }
+        return lastChainValue(fd: rfd)
+    }
+
+    static func lastChainValue(fd rfd: Int32) -> String? {
         var st = stat()
         guard fstat(rfd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size > 0 else { return nil }
         let size = Int(st.st_size)
@@ -210,21 +224,32 @@ public final class IncidentLog: @unchecked Sendable {
             }
             var urgent = false
             var written = 0
-            // Seal the batch, then write it with one system call (whole lines only).
-            text.removeAll(keepingCapacity: true)
-            var chainAfter = lastChain
-            var first = firstLineInFile
-            for (object, isUrgent) in pending {
-                var obj = object
-                if first && chainAfter != HashChain.genesis {
-                    obj = String(decoding: obj.utf8.dropLast(), as: UTF8.self) + ",\"prev\":\"\(chainAfter)\"}"
-                }
-                chainAfter = HashChain.seal(obj, previous: chainAfter, appendingTo: &text)
-                first = false
-                urgent = urgent || isUrgent
-            }
+            // Seal the batch, then write it with one system call (whole lines only), holding
+            // the file's lock: the coordinator's tool appends workflow events to the same
+            // file under the same lock, and the chain continues from whoever wrote last.
             if !pending.isEmpty {
-                if writeLine(text) {
+                flock(fd, LOCK_EX)
+                let size = Self.size(of: fd)
+                if size != expectedSize, size > 0, let chain = Self.lastChainValue(fd: fd) {
+                    lastChain = chain
+                    firstLineInFile = false
+                }
+                text.removeAll(keepingCapacity: true)
+                var chainAfter = lastChain
+                var first = firstLineInFile
+                for (object, isUrgent) in pending {
+                    var obj = object
+                    if first && chainAfter != HashChain.genesis {
+                        obj = String(decoding: obj.utf8.dropLast(), as: UTF8.self) + ",\"prev\":\"\(chainAfter)\"}"
+                    }
+                    chainAfter = HashChain.seal(obj, previous: chainAfter, appendingTo: &text)
+                    first = false
+                    urgent = urgent || isUrgent
+                }
+                let ok = writeLine(text)
+                expectedSize = Self.size(of: fd)
+                flock(fd, LOCK_UN)
+                if ok {
                     lastChain = chainAfter
                     firstLineInFile = false
                     written = pending.count
@@ -260,6 +285,67 @@ public final class IncidentLog: @unchecked Sendable {
         }
         if fd >= 0 { fsync(fd); close(fd) }
         saveChain()
+    }
+
+    public struct ActFailure: Error, CustomStringConvertible, Sendable {
+        public var description: String
+        /// 1: refused (a workflow rule, an unknown id); 2: cannot (permissions, no log).
+        public var status: Int32
+    }
+
+    /// Appends workflow events to a log the daemon may be writing at the same moment: the
+    /// file is locked, the incidents are read as they stand, `decide` returns the event
+    /// lines (or refuses), and they are sealed onto the chain after the last line, whoever
+    /// wrote it, and fsync'd before the lock is released.
+    public static func appendEvents(path: String, group: String?,
+                                    _ decide: ([IncidentView]) throws(Workflow.Refusal) -> [String]) throws(ActFailure) {
+        let fd = Glibc.open(path, O_RDWR | O_APPEND | O_CLOEXEC)
+        guard fd >= 0 else {
+            let e = errno
+            switch e {
+            case ENOENT: throw ActFailure(description: "\(path): no incident log here (see `incidents.incident_log` in esafetyd's configuration)", status: 2)
+            case EACCES, EPERM, EROFS:
+                throw ActFailure(description: "you may not act on incidents: \(path) can be written only by the esafety service account; run the command with sudo as a member of the group \(group ?? "esafety-admin")", status: 2)
+            default: throw ActFailure(description: "\(path): cannot open: \(String(cString: strerror(e)))", status: 2)
+            }
+        }
+        defer { close(fd) }
+        flock(fd, LOCK_EX)
+        defer { flock(fd, LOCK_UN) }
+        let views: [IncidentView]
+        do { views = try IncidentStore.load(path, group: group) } catch { throw ActFailure(description: error.description, status: 2) }
+        let objects: [String]
+        do { objects = try decide(views) } catch { throw ActFailure(description: error.description, status: 1) }
+        guard !objects.isEmpty else { return }
+        var previous: String
+        var first = false
+        if size(of: fd) > 0 {
+            guard let chain = lastChainValue(fd: fd) else {
+                throw ActFailure(description: "\(path): the last line has no chain value; run `esafety verify` before acting", status: 2)
+            }
+            previous = chain
+        } else {
+            first = true
+            previous = lastChainValue(ofFile: path + ".1")
+                ?? (try? FileSystem.readText(path + ".chain")).flatMap { $0.count == 64 ? $0 : nil } ?? HashChain.genesis
+        }
+        var text: [UInt8] = []
+        for object in objects {
+            var obj = object
+            if first && previous != HashChain.genesis {
+                obj = String(decoding: obj.utf8.dropLast(), as: UTF8.self) + ",\"prev\":\"\(previous)\"}"
+            }
+            first = false
+            previous = HashChain.seal(obj, previous: previous, appendingTo: &text)
+        }
+        let before = size(of: fd)
+        let n = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if n != text.count {
+            let e = n < 0 ? errno : ENOSPC
+            if n > 0 { ftruncate(fd, off_t(before)) }
+            throw ActFailure(description: "\(path): cannot write: \(String(cString: strerror(e))); nothing was recorded", status: 2)
+        }
+        fsync(fd)
     }
 
     /// One `write` per batch of whole lines; a short write is undone so no torn line remains.

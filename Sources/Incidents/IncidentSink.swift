@@ -169,6 +169,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         j.field("line", .int(primary.line))
         j.field("rule", .string(primary.rule))
         j.field("generation", .int(m.generation))
+        j.field("locked", .bool(primary.locked))
         j.endObject()
         j.field("repeated", .bool(repeated))
         j.field("window", window?.name)

@@ -16,6 +16,12 @@ public struct IncidentView: Sendable {
     public var hits: Int
     public var lastSeen: String
     public var state: State = .new
+    /// Workflow facts folded from events.
+    public var acknowledgedAt: String?
+    public var closedAt: String?
+    public var assignee: String?
+    public var escalatedTo: [String] = []
+    public var outcome: String?
 
     public var time: String { record["time"] as? String ?? "" }
     public var severity: String { record["severity"] as? String ?? "" }
@@ -40,7 +46,7 @@ public enum IncidentStore {
     }
 
     /// Reads a log and its uncompressed rotations (`LOG.N` ... `LOG.1`, oldest first).
-    public static func load(_ path: String) throws(Failure) -> [IncidentView] {
+    public static func load(_ path: String, group: String? = nil) throws(Failure) -> [IncidentView] {
         var files: [String] = []
         var n = 1
         while FileSystem.exists("\(path).\(n)") { files.insert("\(path).\(n)", at: 0); n += 1 }
@@ -49,7 +55,7 @@ public enum IncidentStore {
         for f in files {
             do { text += try FileSystem.readText(f) } catch {
                 if error.errno == EACCES || error.errno == EPERM {
-                    throw Failure(description: "you may not read incidents: \(f) is for the e-safety administrators' group (esafety-admin); ask your network admin to add you")
+                    throw Failure(description: "you may not read incidents: \(f) is for members of the group \(group ?? "esafety-admin") only; ask your network admin to add you")
                 }
                 throw Failure(description: "\(f): cannot read: \(error)")
             }
@@ -77,11 +83,23 @@ public enum IncidentStore {
             case "hits":
                 views[i].hits = object["hits"] as? Int ?? views[i].hits
                 views[i].lastSeen = object["last_seen"] as? String ?? views[i].lastSeen
-            case "ack": views[i].state = .acknowledged
-            case "escalate": views[i].state = .escalated
-            case "resolve": views[i].state = .resolved
-            case "false-positive": views[i].state = .falsePositive
-            default: break
+            default:
+                // Workflow events follow the same table the tool enforces; one that does not
+                // fit (it cannot be written by the tool) changes nothing.
+                guard let action = Workflow.Action(rawValue: event),
+                      case .success(let next) = Workflow.next(views[i].state, action) else { break }
+                let time = object["time"] as? String
+                if views[i].acknowledgedAt == nil, action != .note, action != .assign { views[i].acknowledgedAt = time }
+                switch action {
+                case .assign: views[i].assignee = object["to"] as? String
+                case .escalate: if let to = object["to"] as? String { views[i].escalatedTo.append(to) }
+                case .resolve: views[i].outcome = object["outcome"] as? String
+                case .falsePositive: views[i].outcome = "false-positive"
+                case .reopen: views[i].closedAt = nil; views[i].outcome = nil
+                default: break
+                }
+                if next == .resolved || next == .falsePositive { views[i].closedAt = time }
+                views[i].state = next
             }
         }
         return views

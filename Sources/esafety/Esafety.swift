@@ -9,7 +9,7 @@ import Glibc
 struct Esafety: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "esafety",
-        abstract: "Classify, lint and compile e-safety category lists.",
+        abstract: "Lists, the daemon, incidents and reports: the e-safety tool for network admins, coordinators and DSLs.",
         subcommands: [CheckCommand.self, LintCommand.self, CompileCommand.self, ReplayCommand.self, StatusCommand.self, ReloadCommand.self, ReopenCommand.self, VerifyCommand.self, IncidentsCommand.self]
     )
 

@@ -12,8 +12,9 @@ import Glibc
 struct IncidentsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "incidents",
-        abstract: "Read the e-safety incident log: tail, list, show.",
-        subcommands: [TailCommand.self, ListCommand.self, ShowCommand.self]
+        abstract: "Review and act on e-safety incidents: tail, list, show; ack, note, assign, escalate, resolve, false-positive, reopen.",
+        subcommands: [TailCommand.self, ListCommand.self, ShowCommand.self, AckCommand.self, NoteCommand.self, AssignCommand.self,
+                      EscalateCommand.self, ResolveCommand.self, FalsePositiveCommand.self, ReopenIncidentCommand.self]
     )
 }
 
@@ -24,17 +25,22 @@ struct LogOption: ParsableArguments {
     @Option(help: ArgumentHelp("esafetyd's configuration file, to find the incident log.", valueName: "file"))
     var config: String?
 
-    var path: String {
-        if let log { return log }
+    var configuration: DaemonConfiguration {
         let file = config ?? (FileSystem.exists(DaemonConfiguration.defaultPath) ? DaemonConfiguration.defaultPath : nil)
         if let file {
-            do { return try DaemonConfiguration.load(path: file).incidentLog } catch { CLI.fail(error.description, status: 2) }
+            do { return try DaemonConfiguration.load(path: file) } catch { CLI.fail(error.description, status: 2) }
         }
-        return DaemonConfiguration().incidentLog
+        return DaemonConfiguration()
     }
 
+    var path: String { log ?? configuration.incidentLog }
+
+    /// The group whose members may read incidents and act on them.
+    var group: String { configuration.incidentLogGroup ?? "esafety-admin" }
+
     func load() -> [IncidentView] {
-        do { return try IncidentStore.load(path) } catch { CLI.fail(error.description, status: 1) }
+        Identity.requireMember(of: group)
+        do { return try IncidentStore.load(path, group: group) } catch { CLI.fail(error.description, status: 1) }
     }
 }
 
@@ -139,4 +145,162 @@ struct ShowCommand: ParsableCommand {
             print("  event        \(Terminal.escape("\(e["time"] ?? "") \(e["event"] ?? ""): \(e.filter { !["event", "id", "time", "chain"].contains($0.key) }.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " "))"))")
         }
     }
+}
+
+/// Who is acting: the invoking account (the sudo user when run through sudo), and the
+/// check that they belong to the group that may see incidents.
+enum Identity {
+    static func name(of uid: uid_t) -> String {
+        if let pw = getpwuid(uid), let n = pw.pointee.pw_name { return String(cString: n) }
+        return "uid \(uid)"
+    }
+
+    /// The person at the keyboard: `SUDO_USER` when root through sudo, else the account.
+    static var account: String {
+        if getuid() == 0, let s = ProcessInfo.processInfo.environment["SUDO_USER"], !s.isEmpty { return s }
+        return name(of: getuid())
+    }
+
+    /// Through sudo, the sudo user must be in `group` (root itself may always act); without
+    /// sudo, the file's permissions decide.
+    static func requireMember(of group: String) {
+        guard getuid() == 0, let user = ProcessInfo.processInfo.environment["SUDO_USER"], !user.isEmpty, user != "root" else { return }
+        guard let gr = getgrnam(group) else {
+            CLI.fail("the group \(group), whose members may see and act on incidents, does not exist on this machine (systemd-sysusers creates it; or set incidents.log_group)", status: 2)
+        }
+        let gid = gr.pointee.gr_gid
+        guard let pw = getpwnam(user) else { CLI.fail("\(user) (SUDO_USER) is not an account on this machine", status: 2) }
+        var count: Int32 = 64
+        var groups = [gid_t](repeating: 0, count: 64)
+        if getgrouplist(user, pw.pointee.pw_gid, &groups, &count) < 0 {
+            groups = [gid_t](repeating: 0, count: Int(count))
+            _ = getgrouplist(user, pw.pointee.pw_gid, &groups, &count)
+        }
+        guard groups.prefix(Int(count)).contains(gid) else {
+            CLI.fail("you may not see or act on incidents: \(user) is not a member of the group \(group); ask your network admin to add you", status: 2)
+        }
+    }
+}
+
+/// What every workflow action takes: the log, who acts, and the incident.
+struct ActOptions: ParsableArguments {
+    @OptionGroup var log: LogOption
+    @Option(help: ArgumentHelp("Who is acting, as recorded. Default: the invoking user (SUDO_USER through sudo).", valueName: "name"))
+    var by: String?
+    @Argument(help: "The incident id (from `esafety incidents list`).") var id: String
+
+    /// Appends the event for `action` after checking the transition against the incident
+    /// as it stands in the log (read under the log's lock).
+    func act(_ action: Workflow.Action, fields: [(String, String)] = [], after: ((IncidentView) -> Void)? = nil) {
+        let group = log.group
+        Identity.requireMember(of: group)
+        let account = Identity.account
+        let who = by ?? account
+        var extra = fields
+        if by != nil && by != account { extra.append(("account", account)) }
+        var found: IncidentView?
+        let id = self.id
+        do {
+            try IncidentLog.appendEvents(path: log.path, group: group) { (views: [IncidentView]) throws(Workflow.Refusal) -> [String] in
+                guard let v = views.first(where: { $0.id == id }) else { throw Workflow.Refusal(description: "no incident \(id) in \(log.path) or its rotations") }
+                found = v
+                if case .failure(let refusal) = Workflow.next(v.state, action) {
+                    throw Workflow.Refusal(description: "cannot \(action.rawValue) \(id): \(refusal.description)")
+                }
+                return [Workflow.event(action, id: id, by: who, time: LogTime.nowSeconds(), fields: extra)]
+            }
+        } catch let error as IncidentLog.ActFailure {
+            CLI.fail(error.description, status: error.status)
+        } catch {
+            CLI.fail("\(error)", status: 2)
+        }
+        if let v = found {
+            let state = (try? Workflow.next(v.state, action).get()) ?? v.state
+            print("\(Terminal.escape(id)): \(action.rawValue) by \(Terminal.escape(who)); now \(state.rawValue)")
+            after?(v)
+        }
+    }
+}
+
+struct AckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ack", abstract: "Acknowledge an incident: someone has it in hand.")
+    @OptionGroup var options: ActOptions
+    func run() throws { options.act(.ack) }
+}
+
+struct NoteCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "note", abstract: "Add a note to an incident's record.")
+    @OptionGroup var options: ActOptions
+    @Argument(help: "The note.") var text: String
+    func validate() throws { if text.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("the note is empty") } }
+    func run() throws { options.act(.note, fields: [("note", text)]) }
+}
+
+struct AssignCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "assign", abstract: "Assign an incident to a person.")
+    @OptionGroup var options: ActOptions
+    @Option(help: "Who is to deal with it.") var to: String
+    func run() throws { options.act(.assign, fields: [("to", to)]) }
+}
+
+struct EscalateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "escalate",
+        abstract: "Escalate an incident to a role: dsl, deputy-dsl, counsellor, headteacher, it, or a referral to social-care or police.")
+    @OptionGroup var options: ActOptions
+    @Option(help: "The role: dsl, deputy-dsl, counsellor, headteacher, it, social-care (referral), police (referral).") var to: String
+    @Option(help: "Why, for the record.") var reason: String?
+    func validate() throws {
+        if Workflow.role(to) == nil {
+            throw ValidationError("unknown role '\(to)'; one of: \(Workflow.roles.map(\.key).joined(separator: ", "))")
+        }
+    }
+    func run() throws {
+        let role = Workflow.role(to)!
+        var fields = [("to", role.name)]
+        if role.referral { fields.append(("referral", role.name)) }
+        if let reason { fields.append(("reason", reason)) }
+        options.act(.escalate, fields: fields)
+    }
+}
+
+struct ResolveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "resolve", abstract: "Close an incident with its outcome and the action taken.")
+    @OptionGroup var options: ActOptions
+    @Option(help: ArgumentHelp("How it ended: \(Workflow.outcomes.joined(separator: ", ")).")) var outcome: String
+    @Option(help: "What was done (closing needs a reason).") var action: String
+    func validate() throws {
+        if !Workflow.outcomes.contains(outcome) {
+            throw ValidationError("unknown outcome '\(outcome)'; one of: \(Workflow.outcomes.joined(separator: ", "))")
+        }
+        if action.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--action must say what was done") }
+    }
+    func run() throws { options.act(.resolve, fields: [("outcome", outcome), ("action", action)]) }
+}
+
+struct FalsePositiveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "false-positive",
+        abstract: "Close an incident as a false positive; prints the allowlist line that would stop it (it writes no list).")
+    @OptionGroup var options: ActOptions
+    @Option(help: "Why it is a false positive (closing needs a reason).") var reason: String
+    func validate() throws { if reason.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--reason must say why") } }
+    func run() throws {
+        options.act(.falsePositive, fields: [("reason", reason)]) { v in
+            let locked = (v.record["rule"] as? [String: Any])?["locked"] as? Bool ?? false
+            if locked {
+                print("\(Terminal.escape(v.category)) is a locked list: nothing may suppress it. If the entry is wrong, report it to the list's publisher.")
+            } else if let (file, line) = Workflow.allowlistLine(for: v) {
+                print("To stop this site raising incidents, add this line to <lists>/\(file) and reload (esafety reload):")
+                print("  \(Terminal.escape(line))")
+            }
+        }
+    }
+}
+
+struct ReopenIncidentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "reopen", abstract: "Reopen a resolved or false-positive incident.")
+    @OptionGroup var options: ActOptions
+    @Option(help: "Why it is reopened.") var reason: String
+    func run() throws { options.act(.reopen, fields: [("reason", reason)]) }
 }

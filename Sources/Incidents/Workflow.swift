@@ -1,0 +1,112 @@
+import Classifier
+import LogFormats
+
+/// The coordinator's workflow: what each action does to an incident's state, and what it
+/// records. Every action is an event line appended to the incident log; nothing is edited.
+///
+///     from \ action   ack           note  assign  escalate   resolve   false-positive  reopen
+///     new             acknowledged  =     =       escalated  resolved  false-positive  -
+///     acknowledged    -             =     =       escalated  resolved  false-positive  -
+///     escalated       -             =     =       escalated  resolved  false-positive  -
+///     resolved        -             =     -       -          -         -               acknowledged
+///     false-positive  -             =     -       -          -         -               acknowledged
+///
+/// `=` keeps the state; `-` is refused with a reason.
+public enum Workflow {
+    public typealias State = IncidentView.State
+
+    public enum Action: String, Sendable, CaseIterable {
+        case ack, note, assign, escalate, resolve
+        case falsePositive = "false-positive"
+        case reopen
+    }
+
+    public struct Refusal: Error, CustomStringConvertible, Sendable, Equatable {
+        public var description: String
+        public init(description: String) { self.description = description }
+    }
+
+    /// The state after `action`, or why it is refused.
+    public static func next(_ state: State, _ action: Action) -> Result<State, Refusal> {
+        let closed = state == .resolved || state == .falsePositive
+        switch action {
+        case .note:
+            return .success(state)
+        case .ack:
+            if state == .new { return .success(.acknowledged) }
+            return .failure(Refusal(description: closed ? "it is already closed (\(state.rawValue)); reopen it first"
+                                                        : "it is already acknowledged (\(state.rawValue))"))
+        case .assign:
+            if closed { return .failure(Refusal(description: "it is closed (\(state.rawValue)); reopen it first")) }
+            return .success(state)
+        case .escalate, .resolve, .falsePositive:
+            if closed { return .failure(Refusal(description: "it is already closed (\(state.rawValue)); reopen it first")) }
+            switch action {
+            case .escalate: return .success(.escalated)
+            case .resolve: return .success(.resolved)
+            default: return .success(.falsePositive)
+            }
+        case .reopen:
+            if closed { return .success(.acknowledged) }
+            return .failure(Refusal(description: "it is open (\(state.rawValue)); only a resolved or false-positive incident can be reopened"))
+        }
+    }
+
+    /// Who an incident can be escalated to. Referrals outside school are recorded as such.
+    public struct Role: Sendable {
+        public var key: String
+        public var name: String
+        public var referral: Bool
+    }
+
+    public static let roles: [Role] = [
+        Role(key: "dsl", name: "DSL", referral: false),
+        Role(key: "deputy-dsl", name: "deputy DSL", referral: false),
+        Role(key: "counsellor", name: "counsellor", referral: false),
+        Role(key: "headteacher", name: "headteacher", referral: false),
+        Role(key: "it", name: "IT", referral: false),
+        Role(key: "social-care", name: "children's social care", referral: true),
+        Role(key: "police", name: "police", referral: true),
+    ]
+
+    /// A role by key or name, ignoring case, spaces and hyphens ("Deputy DSL", "deputy-dsl").
+    public static func role(_ text: String) -> Role? {
+        func fold(_ s: String) -> String { s.lowercased().filter { $0.isLetter } }
+        return roles.first { fold($0.key) == fold(text) || fold($0.name) == fold(text) }
+    }
+
+    /// How a resolved incident ended.
+    public static let outcomes = [
+        "no-further-action", "pupil-spoken-to", "parents-informed", "sanction", "support-plan",
+        "referred-social-care", "referred-police", "filter-changed", "other",
+    ]
+
+    /// The event line for an action (a JSON object without its chain).
+    public static func event(_ action: Action, id: String, by: String, time: Double, fields: [(String, String)]) -> String {
+        var j = JSONText()
+        j.beginObject()
+        j.field("event", .string(action.rawValue))
+        j.field("id", .string(id))
+        j.field("time", .string(LogTime.rfc3339(time)))
+        j.field("by", .string(by))
+        for (k, v) in fields { j.field(k, .string(v)) }
+        j.endObject()
+        return j.text
+    }
+
+    /// What to add to the allowlist so this site stops raising incidents: the file (in the
+    /// list root) and the line. The host that was requested, so the exemption is no wider
+    /// than the request (a domain line covers its subdomains); a URL rule gets the URL.
+    /// Nil, with the reason, for a locked category, which nothing may suppress.
+    public static func allowlistLine(for view: IncidentView) -> (file: String, line: String)? {
+        if let rule = view.record["rule"] as? [String: Any], rule["kind"] as? String == "url",
+           let url = view.record["url"] as? String, !url.isEmpty {
+            var u = Substring(url)
+            for scheme in ["http://", "https://"] where u.hasPrefix(scheme) { u = u.dropFirst(scheme.count) }
+            if let q = u.firstIndex(where: { $0 == "?" || $0 == "#" }) { u = u[..<q] }
+            return ("allowlist/urls", String(u))
+        }
+        guard !view.host.isEmpty else { return nil }
+        return ("allowlist/domains", view.host)
+    }
+}
