@@ -96,7 +96,7 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "LogFormatsTests", dependencies: ["LogFormats", "Classifier"]),
-        .testTarget(name: "IncidentsTests", dependencies: ["Incidents", "LogFormats", "Classifier"]),
+        .testTarget(name: "IncidentsTests", dependencies: ["Incidents", "LogFormats", "Classifier"], exclude: ["Fixtures"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Incidents", "LogFormats", "Classifier"]),
     ]
 )

@@ -40,6 +40,11 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var maxLineLength = 65536
     public var incidentLog: String
     public var stateDirectory: String
+    /// Monitoring counters for the report (lines per source per minute, reloads, restarts);
+    /// nil: `counters.jsonl` in the state directory.
+    public var countersFile: String?
+    public var countersInterval = 60.0
+    public var countersPath: String { countersFile ?? stateDirectory + "/counters.jsonl" }
     /// A reload is refused when a locked category loses more than this fraction of entries.
     public var maxLockedShrink = 0.5
     /// Ingest worker threads.
@@ -152,6 +157,10 @@ public struct DaemonConfiguration: Sendable, Equatable {
                 guard (256...(16 << 20)).contains(c.maxLineLength) else { throw r.error(value, key, "must be between 256 and 16777216") }
             case "incident_log": c.incidentLog = try r.string(value, key)
             case "state_directory": c.stateDirectory = try r.string(value, key)
+            case "counters_file": c.countersFile = try r.string(value, key)
+            case "counters_interval":
+                c.countersInterval = try r.double(value, key)
+                guard (1...3600).contains(c.countersInterval) else { throw r.error(value, key, "must be between 1 and 3600 seconds") }
             case "max_locked_shrink":
                 c.maxLockedShrink = try r.double(value, key)
                 guard (0...1).contains(c.maxLockedShrink) else { throw r.error(value, key, "must be a fraction between 0 and 1") }

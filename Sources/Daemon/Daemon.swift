@@ -90,7 +90,12 @@ public enum EsafetyDaemon {
                 return "{\"writing\":\(h.writing),\"queued\":\(h.queued),\"lost\":\(h.lost),\"written\":\(h.written)}"
             }
         }
+        let countersFolder = configuration.countersPath.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        if !countersFolder.isEmpty && !FileSystem.isDirectory(countersFolder) { mkdir(countersFolder, 0o750) }
+        let counters = CounterRecorder(path: configuration.countersPath, interval: configuration.countersInterval, stats: stats, logger: logger)
+        // Services stop in reverse order: ingest drains first, the counters record last.
         let services: [any Service] = [
+            CounterService(recorder: counters),
             IncidentLogService(log: incidentLog, sink: incidents, signals: usr1),
             ReloadService(reloader: reloader, signals: hangups),
             ControlService(server: control),

@@ -120,7 +120,7 @@ enum Sockets {
         var pid: Int32 = 0
         var uid: UInt32 = 0, gid: UInt32 = 0
         guard esafety_peercred(fd, &pid, &uid, &gid) == 0 else { return ("unknown", UInt32.max) }
-        let comm = (try? FileSystem.readText("/proc/\(pid)/comm"))?.split(separator: "\n").first.map(String.init) ?? "pid"
+        let comm = (try? FileSystem.readText("/proc/\(pid)/comm"))?.split(separator: "\n").first.map(String.init) ?? "unknown"
         return ("\(Terminal.escape(comm))[\(pid)]", uid)
     }
 

@@ -10,7 +10,7 @@ struct Esafety: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "esafety",
         abstract: "Lists, the daemon, incidents and reports: the e-safety tool for network admins, coordinators and DSLs.",
-        subcommands: [CheckCommand.self, LintCommand.self, CompileCommand.self, ReplayCommand.self, StatusCommand.self, ReloadCommand.self, ReopenCommand.self, VerifyCommand.self, IncidentsCommand.self]
+        subcommands: [CheckCommand.self, LintCommand.self, CompileCommand.self, ReplayCommand.self, StatusCommand.self, ReloadCommand.self, ReopenCommand.self, VerifyCommand.self, IncidentsCommand.self, ReportCommand.self]
     )
 
     /// Usage errors print one line and exit 2; everything else as ArgumentParser does.

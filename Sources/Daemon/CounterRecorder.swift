@@ -1,0 +1,111 @@
+import Classifier
+import Foundation
+import LogFormats
+import Logging
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Persists what the daemon has seen, so `esafety report` can show monitoring health after
+/// a restart, on a copy of the files, or on another machine: every `interval` seconds, one
+/// JSON line per source with the lines received, parsed, matched and malformed since the
+/// last line (zeros included: a silent proxy is the point), plus `start`, `stop` and
+/// `reload` events. Appended to `counters.jsonl` in the state directory, mode 0640.
+///
+///     {"time":"…","source":"ingest:pid 812","interval":60,"received":1200,"parsed":1198,"matched":3,"malformed":2,"too_long":0}
+///     {"event":"reload","time":"…","generation":2,"ok":true,"seconds":0.7,"message":"…"}
+final class CounterRecorder: @unchecked Sendable {
+    let path: String
+    let interval: Double
+    let stats: IngestStats
+    let logger: Logger
+    let mode: mode_t
+    private var previous: [String: SourceCounters] = [:]
+    private var reloadsSeen = 0.0
+    private var failing = false
+
+    init(path: String, interval: Double, stats: IngestStats, logger: Logger, mode: mode_t = 0o640) {
+        self.path = path
+        self.interval = interval
+        self.stats = stats
+        self.logger = logger
+        self.mode = mode
+        reloadsSeen = LogTime.nowSeconds()
+    }
+
+    func event(_ name: String, _ fields: [(String, JSONText.Value)] = []) {
+        var j = JSONText()
+        j.beginObject()
+        j.field("event", .string(name))
+        j.field("time", .string(LogTime.rfc3339(LogTime.nowSeconds())))
+        for (k, v) in fields { j.field(k, v) }
+        j.endObject()
+        append([j.text])
+    }
+
+    /// One line per source: the counts since the last call.
+    func record() {
+        let now = LogTime.nowSeconds()
+        let snapshot = stats.snapshot()
+        var lines: [String] = []
+        for r in snapshot.reloads where r.at > reloadsSeen {
+            var j = JSONText()
+            j.beginObject()
+            j.field("event", .string("reload"))
+            j.field("time", .string(LogTime.rfc3339(r.at)))
+            j.field("generation", .int(r.generation))
+            j.field("ok", .bool(r.ok))
+            j.field("seconds", .double((r.seconds * 1000).rounded() / 1000))
+            j.field("message", .string(r.message))
+            j.endObject()
+            lines.append(j.text)
+            reloadsSeen = r.at
+        }
+        for (source, total) in snapshot.sources.sorted(by: { $0.key < $1.key }) {
+            let before = previous[source] ?? SourceCounters()
+            var j = JSONText()
+            j.beginObject()
+            j.field("time", .string(LogTime.rfc3339(now)))
+            j.field("source", .string(source))
+            j.field("interval", .double(interval))
+            j.field("received", .int(total.received - before.received))
+            j.field("parsed", .int(total.parsed - before.parsed))
+            j.field("matched", .int(total.matched - before.matched))
+            j.field("malformed", .int(total.malformed - before.malformed))
+            j.field("too_long", .int(total.tooLong - before.tooLong))
+            j.endObject()
+            lines.append(j.text)
+        }
+        previous = snapshot.sources
+        append(lines)
+    }
+
+    private func append(_ lines: [String]) {
+        guard !lines.isEmpty else { return }
+        var text = lines.joined(separator: "\n") + "\n"
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode)
+        let ok = fd >= 0 && text.withUTF8 { write(fd, $0.baseAddress, $0.count) == $0.count }
+        if fd >= 0 { close(fd) }
+        if !ok && !failing {
+            logger.error("cannot write the monitoring counters; the report will show a gap", metadata: ["counters.file": "\(path)", "error": "\(Sockets.errnoText())"])
+        }
+        failing = !ok
+    }
+}
+
+struct CounterService: Service {
+    let recorder: CounterRecorder
+    func run() async throws {
+        recorder.event("start", [("pid", .int(Int(getpid())))])
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await cancelOnGracefulShutdown { try await Task.sleep(for: .milliseconds(Int(recorder.interval * 1000))) }
+            if Task.isShuttingDownGracefully || Task.isCancelled { break }
+            recorder.record()
+        }
+        // Other services stop first (ingest drains before this runs), so the last counts are in.
+        recorder.record()
+        recorder.event("stop")
+    }
+}
