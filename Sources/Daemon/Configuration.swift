@@ -44,6 +44,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// nil: `counters.jsonl` in the state directory.
     public var countersFile: String?
     public var countersInterval = 60.0
+    /// Instant alerts: commands run with each new incident of the alerted severities.
+    public var alerts = AlertDispatcher.Settings()
     public var countersPath: String { countersFile ?? stateDirectory + "/counters.jsonl" }
     /// A reload is refused when a locked category loses more than this fraction of entries.
     public var maxLockedShrink = 0.5
@@ -168,6 +170,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
                 c.workers = try r.int(value, key)
                 guard (1...64).contains(c.workers) else { throw r.error(value, key, "must be between 1 and 64") }
             case "incidents": try r.incidents(value, &c)
+            case "alerts": try r.alerts(value, &c)
             case "log_level":
                 let s = try r.string(value, key)
                 guard let level = Logger.Level(rawValue: s) else {
@@ -291,6 +294,47 @@ public struct DaemonConfiguration: Sendable, Equatable {
             }
             guard !w.name.isEmpty else { throw error(n, k + ".name", "every window needs a name") }
             return w
+        }
+
+        func alerts(_ n: Node, _ c: inout DaemonConfiguration) throws(Error) {
+            guard case .mapping(let m) = n else { throw error(n, "alerts", "expected a mapping") }
+            for (key, v) in m {
+                let name = "alerts.\(key.string ?? "")"
+                switch key.string ?? "" {
+                case "severities":
+                    guard case .sequence(let seq) = v else { throw error(v, name, "expected a list of severities") }
+                    var set = Set<Severity>()
+                    for item in seq { set.insert(try severity(item, name)) }
+                    c.alerts.severities = set
+                case "rate_limit": c.alerts.rateLimit = try double(v, name)
+                case "timeout":
+                    c.alerts.timeout = try double(v, name)
+                    guard c.alerts.timeout > 0 && c.alerts.timeout <= 300 else { throw error(v, name, "must be between 0 and 300 seconds") }
+                case "retries":
+                    c.alerts.retries = try int(v, name)
+                    guard (0...10).contains(c.alerts.retries) else { throw error(v, name, "must be between 0 and 10") }
+                case "backoff": c.alerts.backoff = try double(v, name)
+                case "commands":
+                    guard case .sequence(let seq) = v else { throw error(v, name, "expected a list of {name, command}") }
+                    c.alerts.commands = []
+                    for (i, item) in seq.enumerated() {
+                        let where_ = "\(name)[\(i)]"
+                        guard case .mapping(let cm) = item else { throw error(item, where_, "expected name and command") }
+                        var command = AlertDispatcher.Command(name: "", argv: [])
+                        for (ck, cv) in cm {
+                            switch ck.string ?? "" {
+                            case "name": command.name = try string(cv, where_ + ".name")
+                            case "command": command.argv = try strings(cv, where_ + ".command")
+                            default: throw error(ck, where_, "unknown option (expected name, command)")
+                            }
+                        }
+                        guard !command.argv.isEmpty else { throw error(item, where_ + ".command", "every alert needs a command (a list: program and arguments)") }
+                        if command.name.isEmpty { command.name = command.argv[0] }
+                        c.alerts.commands.append(command)
+                    }
+                default: throw error(key, name, "unknown option")
+                }
+            }
         }
 
         func incidents(_ n: Node, _ c: inout DaemonConfiguration) throws(Error) {

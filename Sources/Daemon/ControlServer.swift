@@ -84,12 +84,11 @@ final class ControlServer: @unchecked Sendable {
         let reply: String
         switch command {
         case "status":
-            let base = Status.json(stats: stats, holder: holder, rate: rate.rate)
-            if let incidents = extra.withLock({ $0["incidents"] }) {
-                reply = String(base.dropLast()) + ",\"incident_log\":" + incidents() + "}"
-            } else {
-                reply = base
+            var base = Status.json(stats: stats, holder: holder, rate: rate.rate)
+            for (command, key) in [("incidents", "incident_log"), ("alerts", "alerts")] {
+                if let part = extra.withLock({ $0[command] }) { base = String(base.dropLast()) + ",\"\(key)\":" + part() + "}" }
             }
+            reply = base
         case "ping":
             reply = #"{"ok":true}"#
         case "reload":

@@ -3,6 +3,7 @@ import Foundation
 import LogFormats
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -24,7 +25,7 @@ final class CounterRecorder: @unchecked Sendable {
     let mode: mode_t
     private var previous: [String: SourceCounters] = [:]
     private var reloadsSeen = 0.0
-    private var failing = false
+    private let failing = Mutex(false)
 
     init(path: String, interval: Double, stats: IngestStats, logger: Logger, mode: mode_t = 0o640) {
         self.path = path
@@ -88,10 +89,10 @@ final class CounterRecorder: @unchecked Sendable {
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode)
         let ok = fd >= 0 && text.withUTF8 { write(fd, $0.baseAddress, $0.count) == $0.count }
         if fd >= 0 { close(fd) }
-        if !ok && !failing {
+        let wasFailing = failing.withLock { f -> Bool in defer { f = !ok }; return f }
+        if !ok && !wasFailing {
             logger.error("cannot write the monitoring counters; the report will show a gap", metadata: ["counters.file": "\(path)", "error": "\(Sockets.errnoText())"])
         }
-        failing = !ok
     }
 }
 

@@ -66,8 +66,15 @@ public enum EsafetyDaemon {
         } catch {
             throw StartError(description: error.description)
         }
+        let countersFolder = configuration.countersPath.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        if !countersFolder.isEmpty && !FileSystem.isDirectory(countersFolder) { mkdir(countersFolder, 0o750) }
+        let counters = CounterRecorder(path: configuration.countersPath, interval: configuration.countersInterval, stats: stats, logger: logger)
+        let alerts = AlertDispatcher(settings: configuration.alerts, logger: logger) { command, ok, error in
+            counters.event("alert", [("command", .string(command)), ("ok", .bool(ok))] + (error.map { [("error", JSONText.Value.string($0))] } ?? []))
+        }
+        alerts.start()
         let incidents = IncidentSink(log: incidentLog, policy: configuration.policy, suffixes: PublicSuffix.load(),
-                                     devices: devices, users: users)
+                                     devices: devices, users: users, alerts: alerts)
         let sink = StatsSink(stats: stats, next: incidents)
         let usr1 = await UnixSignalsSequence(trapping: .sigusr1)
 
@@ -89,13 +96,21 @@ public enum EsafetyDaemon {
                 let h = incidentLog.status
                 return "{\"writing\":\(h.writing),\"queued\":\(h.queued),\"lost\":\(h.lost),\"written\":\(h.written)}"
             }
+            $0["alerts"] = {
+                let h = alerts.status
+                var j = JSONText()
+                j.beginObject()
+                j.field("commands", .int(configuration.alerts.commands.count))
+                j.field("sent", .int(h.sent)); j.field("failed", .int(h.failed)); j.field("retried", .int(h.retried))
+                j.field("rate_limited", .int(h.rateLimited)); j.field("queued", .int(h.queued)); j.field("last_error", h.lastError)
+                j.endObject()
+                return j.text
+            }
         }
-        let countersFolder = configuration.countersPath.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        if !countersFolder.isEmpty && !FileSystem.isDirectory(countersFolder) { mkdir(countersFolder, 0o750) }
-        let counters = CounterRecorder(path: configuration.countersPath, interval: configuration.countersInterval, stats: stats, logger: logger)
         // Services stop in reverse order: ingest drains first, the counters record last.
         let services: [any Service] = [
             CounterService(recorder: counters),
+            AlertService(alerts: alerts),
             IncidentLogService(log: incidentLog, sink: incidents, signals: usr1),
             ReloadService(reloader: reloader, signals: hangups),
             ControlService(server: control),
@@ -202,6 +217,14 @@ struct IncidentLogService: Service {
         for await _ in signals.cancelOnGracefulShutdown() { log.reopen() }
         sink.closeAll()
         log.stop()
+    }
+}
+
+struct AlertService: Service {
+    let alerts: AlertDispatcher
+    func run() async throws {
+        try? await gracefulShutdown()
+        alerts.stop()
     }
 }
 

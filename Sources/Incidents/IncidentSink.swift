@@ -20,6 +20,8 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     }
 
     let log: IncidentLog
+    /// Instant alerts for new incidents, if configured.
+    public let alerts: AlertDispatcher?
     private let currentPolicy: Mutex<Policy>
     let suffixes: PublicSuffix
 
@@ -36,7 +38,8 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     let utcOffset: Int
 
     public init(log: IncidentLog, policy: Policy, suffixes: PublicSuffix, devices: [String: String] = [:],
-                users: [String: String] = [:], utcOffset: Int? = nil) {
+                users: [String: String] = [:], utcOffset: Int? = nil, alerts: AlertDispatcher? = nil) {
+        self.alerts = alerts
         self.devices = devices
         self.users = users
         self.utcOffset = utcOffset ?? LogTime().localOffset
@@ -56,6 +59,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         let site = suffixes.registrableDomain(m.host)
         let key = Key(person: person, site: site, category: primary.name)
         var event: (String, Bool)? = nil
+        var alert: (id: String, severity: Severity)? = nil
         var closed: [(Key, Open)] = []
         state.withLock { s in
             // Close expired windows, sweeping at most once a second of log time.
@@ -89,10 +93,14 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             s.open[key] = Open(id: id, opened: m.time, first: m.time, last: m.time, hits: 1, samples: m.url.map { [$0] } ?? [])
             event = (Self.record(id: id, m: m, primary: primary, severity: severity, group: group, policy: policy,
                                  repeated: repeated, window: window, device: devices[m.client]), severity >= .high)
+            alert = (id, severity)
         }
         for (_, o) in closed where o.hits > 1 { log.append(Self.hitsEvent(o), urgent: false) }
         if let (text, urgent) = event {
             log.append(text, urgent: urgent)
+            if let alerts, let alert {
+                alerts.incident(text, id: alert.id, severity: alert.severity, person: person, category: primary.name)
+            }
         }
     }
 

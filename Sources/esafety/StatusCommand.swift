@@ -93,6 +93,20 @@ enum StatusText {
         out += "\nslow clients: " + (slow.isEmpty ? "none" : slow.map(Terminal.escape).joined(separator: "; ")) + "\n"
         let connections = o["connections"] as? [[String: Any]] ?? []
         out += "connections: \(connections.count) open, \(int("connections_closed")) closed\n"
+        if let l = o["incident_log"] as? [String: Any] {
+            let writing = l["writing"] as? Bool ?? true
+            out += "incident log: " + (writing ? "writing" : "NOT WRITING (incidents are queued; see esafetyd's log)")
+                + ", \(int("written", l)) written, \(int("queued", l)) queued, \(int("lost", l)) lost\n"
+        }
+        if let a = o["alerts"] as? [String: Any] {
+            if int("commands", a) == 0 {
+                out += "alerts: none configured\n"
+            } else {
+                out += "alerts: \(int("sent", a)) sent, \(int("failed", a)) FAILED, \(int("retried", a)) retried, \(int("rate_limited", a)) rate-limited, \(int("queued", a)) waiting"
+                if let e = a["last_error"] as? String { out += "; last error: " + Terminal.escape(e) }
+                out += "\n"
+            }
+        }
         return out
     }
 }

@@ -1,0 +1,230 @@
+import Classifier
+import CShims
+import Foundation
+import LogFormats
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Instant alerts: for the configured severities, each configured command runs with the
+/// incident record (JSON) on its standard input, on the alerts' own thread, so ingestion
+/// never waits. A command that fails (non-zero exit, a signal, or longer than the timeout)
+/// is retried with exponential backoff; at most one alert per (person, category) per
+/// rate-limit interval. Results are counted for `status`, logged without the incident's
+/// contents, and passed to `record` (the counters file, for the report).
+public final class AlertDispatcher: @unchecked Sendable {
+    public struct Command: Sendable, Equatable {
+        public var name: String
+        public var argv: [String]
+        public init(name: String, argv: [String]) { self.name = name; self.argv = argv }
+    }
+
+    public struct Settings: Sendable, Equatable {
+        public var commands: [Command] = []
+        public var severities: Set<Severity> = [.critical, .high]
+        /// Seconds between alerts for one (person, category).
+        public var rateLimit = 600.0
+        public var timeout = 10.0
+        /// Attempts after the first.
+        public var retries = 3
+        /// Seconds before the first retry; doubled for each one after.
+        public var backoff = 5.0
+        public init() {}
+    }
+
+    public struct Health: Sendable {
+        public var sent = 0
+        public var failed = 0
+        public var retried = 0
+        public var rateLimited = 0
+        public var dropped = 0
+        public var queued = 0
+        public var lastError: String?
+    }
+
+    struct Attempt {
+        var payload: String
+        var command: Command
+        var number: Int
+        var notBefore: Double
+        var id: String
+    }
+
+    let settings: Settings
+    let logger: Logger
+    let record: @Sendable (_ command: String, _ ok: Bool, _ error: String?) -> Void
+    private let state = Mutex<(pending: [Attempt], last: [String: Double], stop: Bool)>(([], [:], false))
+    private let health = Mutex(Health())
+    private let wakeup = esafety_eventfd()
+    private var thread: Thread?
+    static let bound = 1000
+
+    public init(settings: Settings, logger: Logger, record: @escaping @Sendable (String, Bool, String?) -> Void = { _, _, _ in }) {
+        self.settings = settings
+        self.logger = logger
+        self.record = record
+    }
+
+    public var status: Health { health.withLock { $0 } }
+
+    public func start() {
+        guard !settings.commands.isEmpty else { return }
+        let t = Thread { [self] in loop() }
+        t.name = "esafety-alerts"
+        thread = t
+        t.start()
+    }
+
+    public func stop() {
+        state.withLock { $0.stop = true }
+        poke()
+        while thread?.isFinished == false { usleep(5_000) }
+    }
+
+    /// A new incident: queue an alert for each command, unless its severity is not alerted
+    /// or this person and category were alerted within the rate limit.
+    public func incident(_ record: String, id: String, severity: Severity, person: String, category: String, now: Double = LogTime.monotonicSeconds()) {
+        guard !settings.commands.isEmpty, settings.severities.contains(severity) else { return }
+        let key = person + "\u{0}" + category
+        let outcome = state.withLock { s -> Int in
+            if let last = s.last[key], now - last < settings.rateLimit { return 1 }
+            if s.pending.count + settings.commands.count > Self.bound { return 2 }
+            s.last[key] = now
+            if s.last.count > 50_000 { s.last = s.last.filter { now - $0.value < settings.rateLimit } }
+            for c in settings.commands { s.pending.append(Attempt(payload: record, command: c, number: 0, notBefore: 0, id: id)) }
+            return 0
+        }
+        switch outcome {
+        case 1: health.withLock { $0.rateLimited += 1 }
+        case 2:
+            health.withLock { $0.dropped += settings.commands.count; $0.failed += settings.commands.count; $0.lastError = "alert queue full" }
+            logger.error("alert queue full: alert not sent (the incident is in the log)", metadata: ["incident": "\(id)"])
+        default: poke()
+        }
+    }
+
+    private func poke() {
+        var one: UInt64 = 1
+        _ = write(wakeup, &one, 8)
+    }
+
+    private func loop() {
+        while true {
+            let now = LogTime.monotonicSeconds()
+            let (next, wait, stop) = state.withLock { s -> (Attempt?, Double, Bool) in
+                if let i = s.pending.firstIndex(where: { $0.notBefore <= now }) { return (s.pending.remove(at: i), 0, s.stop) }
+                let soonest = s.pending.map(\.notBefore).min().map { $0 - now } ?? 60
+                return (nil, soonest, s.stop)
+            }
+            health.withLock { h in h.queued = state.withLock { $0.pending.count } }
+            if let a = next {
+                run(a)
+                continue
+            }
+            // Stopping: what is due has been tried; retries still waiting are given up, loudly.
+            if stop {
+                let left = state.withLock { s -> Int in defer { s.pending.removeAll() }; return s.pending.count }
+                if left > 0 {
+                    health.withLock { $0.failed += left }
+                    logger.error("stopping with alerts still waiting to be retried; they were not sent (the incidents are in the log)", metadata: ["alerts": "\(left)"])
+                }
+                break
+            }
+            var pfd = pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)
+            _ = poll(&pfd, 1, Int32(max(1, min(60_000, wait * 1000))))
+            var v: UInt64 = 0
+            _ = read(wakeup, &v, 8)
+        }
+    }
+
+    private func run(_ a: Attempt) {
+        let error = Self.execute(a.command.argv, input: a.payload, timeout: settings.timeout)
+        if error == nil {
+            health.withLock { $0.sent += 1 }
+            record(a.command.name, true, nil)
+            return
+        }
+        let why = error!
+        if a.number < settings.retries {
+            var retry = a
+            retry.number += 1
+            retry.notBefore = LogTime.monotonicSeconds() + settings.backoff * Double(1 << (a.number))
+            state.withLock { $0.pending.append(retry) }
+            health.withLock { $0.retried += 1; $0.lastError = "\(a.command.name): \(why)" }
+            logger.warning("alert command failed; will retry", metadata: ["alert.command": "\(a.command.name)", "error": "\(why)", "attempt": "\(a.number + 1)", "incident": "\(a.id)"])
+            return
+        }
+        let message = "\(why) after \(a.number + 1) attempt(s)"
+        health.withLock { $0.failed += 1; $0.lastError = "\(a.command.name): \(message)" }
+        record(a.command.name, false, message)
+        logger.error("ALERT NOT SENT: the alert command failed every attempt", metadata: ["alert.command": "\(a.command.name)", "error": "\(message)", "incident": "\(a.id)"])
+    }
+
+    /// Runs `argv` with `input` on standard input; nil on exit status 0, else why not.
+    static func execute(_ argv: [String], input: String, timeout: Double) -> String? {
+        guard let program = argv.first else { return "no command" }
+        // A socket pair rather than a pipe: writes use MSG_NOSIGNAL, so a command that exits
+        // without reading its input cannot raise SIGPIPE in the daemon.
+        var fds: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+            return "socketpair: \(String(cString: strerror(errno)))"
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fds[0], 0)
+        posix_spawn_file_actions_addclose(&actions, fds[1])
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attr, &empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigdefault(&attr, &all)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+        var pid: pid_t = 0
+        let args = argv.map { s in s.withCString { strdup($0) } } + [nil]
+        defer { for a in args { free(a) } }
+        let env = ["PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG=C.UTF-8"].map { s in s.withCString { strdup($0) } } + [nil]
+        defer { for e in env { free(e) } }
+        let rc = program.contains("/") ? posix_spawn(&pid, program, &actions, &attr, args, env) : posix_spawnp(&pid, program, &actions, &attr, args, env)
+        close(fds[0])
+        guard rc == 0 else { close(fds[1]); return "cannot run \(program): \(String(cString: strerror(rc)))" }
+        // Write the record; a command that does not read it still gets to finish.
+        var bytes = Array(input.utf8) + [0x0A]
+        var off = 0
+        let deadline = LogTime.monotonicSeconds() + timeout
+        var status: Int32 = 0
+        var exited = false
+        while !exited {
+            if off < bytes.count && fds[1] >= 0 {
+                let n = bytes.withUnsafeMutableBytes { send(fds[1], $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                if n > 0 { off += n } else if n < 0 && errno != EAGAIN { close(fds[1]); fds[1] = -1 }
+                if off == bytes.count { close(fds[1]); fds[1] = -1 }
+            }
+            let w = waitpid(pid, &status, WNOHANG)
+            if w == pid { exited = true; break }
+            if LogTime.monotonicSeconds() > deadline {
+                kill(-pid, SIGKILL)
+                kill(pid, SIGKILL)
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                if fds[1] >= 0 { close(fds[1]) }
+                return "timed out after \(Int(timeout)) s"
+            }
+            usleep(2_000)
+        }
+        if fds[1] >= 0 { close(fds[1]) }
+        bytes.removeAll()
+        if (status & 0x7f) == 0 {
+            let code = (status >> 8) & 0xff
+            return code == 0 ? nil : "exit status \(code)"
+        }
+        return "killed by signal \(status & 0x7f)"
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+@testable import Daemon
+@testable import Incidents
+import LogFormats
+
+/// The daemon's side of alerts and the report: a real esafetyd with an alert command and
+/// its counters file, then `esafety status` and `esafety report` on what it left behind.
+@Suite("Alerts, counters and the report through the binaries", .serialized)
+struct ReportCommandTests {
+    @Test("a critical incident alerts at once; status and the counters file show it; the report reads only the files")
+    func endToEnd() throws {
+        let dir = TempDir()
+        let alerts = dir.path + "/alerts.jsonl"
+        dir.write("esafetyd.yaml", """
+        counters_interval: 1
+        alerts:
+          severities: [critical]
+          commands:
+            - name: record
+              command: ["/bin/sh", "-c", "cat >> \(alerts)"]
+        """)
+        let daemon = try DaemonProcess(lists: [IngestTests.makeLists(dir)], extra: ["--config", dir.path + "/esafetyd.yaml"], dir: dir)
+        let fd = try connectUnix(daemon.socket)
+        let now = Int(Date().timeIntervalSince1970)
+        writeAll(fd, Array("""
+        \(now).000 5 10.0.0.9 TCP_MISS/200 900 GET http://iwf.canary.esafety.invalid/c p1 HIER_DIRECT/1.2.3.4 text/html
+        \(now).000 5 10.0.0.9 TCP_MISS/200 900 GET http://bet.example/ p1 HIER_DIRECT/1.2.3.4 text/html
+
+        """.utf8))
+        close(fd)
+        for _ in 0..<300 where ((try? String(contentsOfFile: alerts, encoding: .utf8)) ?? "").isEmpty { usleep(20_000) }
+        let alerted = try String(contentsOfFile: alerts, encoding: .utf8).split(separator: "\n")
+        #expect(alerted.count == 1, "only the critical incident alerts")
+        #expect(alerted.first?.contains("\"category\":\"iwf\"") == true)
+        let status = try daemon.status()
+        #expect((status["alerts"] as? [String: Any])?["sent"] as? Int == 1)
+        let (code, text) = try Child.run(buildDirectory + "/esafety", ["status", "--control-socket", daemon.control])
+        #expect(code == 0)
+        #expect(text.contains("alerts: 1 sent, 0 FAILED"), "\(text)")
+        #expect(text.contains("incident log: writing"), "\(text)")
+        usleep(1_200_000)
+        #expect(daemon.stop().0 == 0)
+
+        let counters = dir.path + "/state/counters.jsonl"
+        let rows = try String(contentsOfFile: counters, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(rows.first?.contains("\"event\":\"start\"") == true)
+        #expect(rows.last?.contains("\"event\":\"stop\"") == true)
+        #expect(rows.contains { $0.contains("\"event\":\"alert\"") && $0.contains("\"ok\":true") })
+        #expect(rows.filter { $0.contains("\"source\"") }.compactMap { json($0)["received"] as? Int }.reduce(0, +) == 2)
+
+        // The report needs only the two files: copy them elsewhere and run it there.
+        let copy = TempDir()
+        try FileManager.default.copyItem(atPath: dir.path + "/incidents.jsonl", toPath: copy.path + "/incidents.jsonl")
+        try FileManager.default.copyItem(atPath: counters, toPath: copy.path + "/counters.jsonl")
+        let day = String(LogTime.rfc3339(Double(now)).prefix(10))
+        let args = ["report", "--log", copy.path + "/incidents.jsonl", "--counters", copy.path + "/counters.jsonl", "--date", day]
+        let report = try Child(buildDirectory + "/esafety", args + ["--format", "json"], capture: true, environment: ["TZ": "UTC"]).wait()
+        #expect(report.0 == 0, "\(report.1)")
+        let r = json(report.1)
+        #expect(r["new_incidents"] as? Int == 2)
+        #expect(r["open"] as? [Any] != nil)
+        #expect((r["monitoring"] as? [String: Any])?["lines_received"] as? Int == 2)
+        #expect((r["monitoring"] as? [String: Any])?["alerts_sent"] as? Int == 1)
+        let out = copy.path + "/report.html"
+        let html = try Child(buildDirectory + "/esafety", args + ["--format", "html", "--out", out, "--anonymise"], capture: true, environment: ["TZ": "UTC"]).wait()
+        #expect(html.0 == 0, "\(html.1)")
+        let attributes = try FileManager.default.attributesOfItem(atPath: out)
+        #expect((attributes[.posixPermissions] as? Int) == 0o640, "a report about children is not world-readable")
+        #expect(try String(contentsOfFile: out, encoding: .utf8).contains("<svg"))
+        let bad = try Child.run(buildDirectory + "/esafety", ["report", "--date", "2026-13-40", "--log", copy.path + "/incidents.jsonl"])
+        #expect(bad.0 == 2)
+        #expect(bad.1.contains("--date must be YYYY-MM-DD"))
+    }
+}
+
+func json(_ text: String) -> [String: Any] {
+    (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:]
+}

@@ -1,0 +1,95 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+@testable import Classifier
+@testable import Incidents
+
+/// Instant alerts with real child processes (/bin/sh), real pipes and real timeouts.
+@Suite("Instant alerts")
+struct AlertTests {
+    final class Recorded: Sendable {
+        let events = Mutex<[(String, Bool, String?)]>([])
+        func add(_ c: String, _ ok: Bool, _ e: String?) { events.withLock { $0.append((c, ok, e)) } }
+    }
+
+    static func settings(_ script: String, retries: Int = 3, timeout: Double = 5) -> AlertDispatcher.Settings {
+        var s = AlertDispatcher.Settings()
+        s.commands = [.init(name: "test", argv: ["/bin/sh", "-c", script])]
+        s.retries = retries
+        s.backoff = 0.05
+        s.timeout = timeout
+        return s
+    }
+
+    static func waitUntil(_ condition: () -> Bool) {
+        for _ in 0..<500 where !condition() { usleep(10_000) }
+    }
+
+    @Test("the incident arrives as JSON on standard input; one alert per person and category within the rate limit")
+    func payloadAndRateLimit() throws {
+        let out = tempPath()
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let recorded = Recorded()
+        let d = AlertDispatcher(settings: Self.settings("cat >> \(out)"), logger: Logger(label: "test"), record: recorded.add)
+        d.start()
+        let record = #"{"event":"incident","id":"inc-1","severity":"critical","category":"selfharm","user":"p1"}"#
+        d.incident(record, id: "inc-1", severity: .critical, person: "p1", category: "selfharm", now: 100)
+        d.incident(record, id: "inc-2", severity: .critical, person: "p1", category: "selfharm", now: 200)  // within 600 s
+        d.incident(record, id: "inc-3", severity: .high, person: "p1", category: "adult", now: 200)     // another category
+        d.incident(record, id: "inc-4", severity: .medium, person: "p2", category: "gambling", now: 200) // not alerted
+        d.incident(record, id: "inc-5", severity: .critical, person: "p1", category: "selfharm", now: 701) // after the limit
+        Self.waitUntil { d.status.sent == 3 }
+        d.stop()
+        #expect(d.status.sent == 3)
+        #expect(d.status.rateLimited == 1)
+        let lines = (try String(contentsOfFile: out, encoding: .utf8)).split(separator: "\n")
+        #expect(lines.count == 3)
+        #expect(lines.allSatisfy { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) != nil })
+        #expect(recorded.events.withLock { $0.map(\.1) } == [true, true, true])
+    }
+
+    @Test("a failing command is retried with backoff until it succeeds")
+    func retries() throws {
+        let count = tempPath()
+        defer { try? FileManager.default.removeItem(atPath: count) }
+        // Fails twice (exit 75, as sendmail does when the mail server is down), then works.
+        let script = "cat >/dev/null; n=$(cat \(count) 2>/dev/null || echo 0); n=$((n+1)); echo $n > \(count); [ $n -ge 3 ] || exit 75"
+        let recorded = Recorded()
+        let d = AlertDispatcher(settings: Self.settings(script), logger: Logger(label: "test"), record: recorded.add)
+        d.start()
+        d.incident("{}", id: "inc-1", severity: .high, person: "p1", category: "adult", now: 0)
+        Self.waitUntil { d.status.sent == 1 }
+        d.stop()
+        #expect(d.status.sent == 1)
+        #expect(d.status.retried == 2)
+        #expect(d.status.failed == 0)
+        #expect(try String(contentsOfFile: count, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) == "3")
+        #expect(d.status.lastError?.contains("exit status 75") == true)
+    }
+
+    @Test("a command that hangs is killed at the timeout, and after its retries the failure is recorded")
+    func timeout() throws {
+        let recorded = Recorded()
+        let d = AlertDispatcher(settings: Self.settings("sleep 30", retries: 1, timeout: 0.3), logger: Logger(label: "test"), record: recorded.add)
+        d.start()
+        let start = Date()
+        d.incident("{}", id: "inc-1", severity: .critical, person: "p1", category: "iwf", now: 0)
+        Self.waitUntil { d.status.failed == 1 }
+        d.stop()
+        #expect(Date().timeIntervalSince(start) < 5)
+        #expect(d.status.failed == 1)
+        let events = recorded.events.withLock { $0 }
+        #expect(events.count == 1)
+        #expect(events.first?.1 == false)
+        #expect(events.first?.2?.contains("timed out") == true)
+        #expect(events.first?.2?.contains("2 attempt") == true)
+    }
+
+    @Test("a missing program is a failure with a reason, not a crash")
+    func missingProgram() {
+        #expect(AlertDispatcher.execute(["/nonexistent/alert"], input: "{}", timeout: 1)?.contains("cannot run") == true)
+        #expect(AlertDispatcher.execute(["/bin/sh", "-c", "exit 0"], input: String(repeating: "x", count: 1 << 20), timeout: 5) == nil,
+                "a command that does not read its input still succeeds")
+    }
+}
