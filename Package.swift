@@ -97,6 +97,6 @@ let package = Package(
         ),
         .testTarget(name: "LogFormatsTests", dependencies: ["LogFormats", "Classifier"]),
         .testTarget(name: "IncidentsTests", dependencies: ["Incidents", "LogFormats", "Classifier"], exclude: ["Fixtures"]),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Incidents", "LogFormats", "Classifier"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Incidents", "LogFormats", "Classifier"], exclude: ["Fixtures"]),
     ]
 )

@@ -21,6 +21,10 @@ struct ConfigurationTests {
         #expect(c.policy.group(client: "10.10.4.5", user: "staff.jones").name == "staff")
         #expect(c.policy.group(client: "10.99.0.7", user: nil).minimumSeverity == .medium)
         #expect(c.incidentLogGroup == "esafety-admin")
+        #expect(c.alerts.severities == [.critical, .high])
+        #expect(c.alerts.commands.isEmpty)
+        #expect(c.alerts.rateLimit == 600)
+        #expect(c.countersPath == "/var/lib/esafety/counters.jsonl")
     }
 
     @Test("incident policy errors name the option", arguments: [
@@ -28,6 +32,10 @@ struct ConfigurationTests {
         ("incidents:\n  groups:\n    - networks: [10.1.0.0/16]\n", "incidents.groups[0].name", "needs a name"),
         ("incidents:\n  deadlines:\n    urgent: 60\n", "incidents.deadlines", "unknown severity"),
         ("incidents:\n  colour: red\n", "incidents.colour", "unknown option"),
+        ("alerts:\n  commands:\n    - name: mail\n", "alerts.commands[0].command", "needs a command"),
+        ("alerts:\n  severities: [urgent]\n", "alerts.severities", "unknown severity"),
+        ("alerts:\n  timeout: 0\n", "alerts.timeout", "between 0 and 300"),
+        ("counters_interval: 0\n", "counters_interval", "between 1 and 3600"),
     ])
     func policyErrors(yaml: String, option: String, message: String) {
         do {

@@ -77,3 +77,39 @@ struct ReportCommandTests {
 func json(_ text: String) -> [String: Any] {
     (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:]
 }
+
+@Suite("The HTML report in a real browser")
+struct ReportScreenshotTests {
+    static let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+        .first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    @Test("headless Chromium renders the report's charts and severity colours, on a desktop and a phone width", arguments: [1024, 390])
+    func screenshot(width: Int) throws {
+        guard let browser = Self.chromium else {
+            throw DaemonProcess.Failure(message: "Chromium is missing (apt-get install chromium); .ci/run installs it")
+        }
+        let dir = TempDir()
+        let fixtures = repositoryRoot + "/Tests/IncidentsTests/Fixtures/report"
+        let html = dir.path + "/report.html"
+        let (code, out) = try Child.run(buildDirectory + "/esafety", ["report", "--log", fixtures + "/incidents.jsonl",
+            "--counters", fixtures + "/counters.jsonl", "--since", "2026-11-20T00:00:00Z", "--until", "2026-11-21T00:00:00Z",
+            "--format", "html", "--out", html])
+        #expect(code == 0, "\(out)")
+        let png = dir.path + "/shot.png"
+        let shot = try Child(browser, ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+                                       "--window-size=\(width),2400", "--screenshot=\(png)", "file://\(html)"],
+                             capture: true, environment: ["HOME": dir.path]).wait()
+        #expect(shot.0 == 0, "\(shot.1)")
+        // critical, high, medium, low (severity colours in the chart and badges), the hour bars, white.
+        let colours = ["b00020", "e65100", "f9a825", "0277bd", "90a4ae", "ffffff"]
+        let (pc, text) = try Child.run("/usr/bin/python3", [repositoryRoot + "/Tests/DaemonTests/Fixtures/png_colors.py", png] + colours)
+        #expect(pc == 0, "\(text)")
+        let r = json(text)
+        #expect(r["width"] as? Int == width)
+        let counts = r["counts"] as? [String: Int] ?? [:]
+        for c in colours.dropLast() { #expect((counts[c] ?? 0) > 200, "colour #\(c) barely drawn: \(counts)") }
+        let white = Double(counts["ffffff"] ?? 0) / Double(width * 2400)
+        #expect(white > 0.4 && white < 0.99, "page mostly background, but not blank: \(white)")
+        #expect((r["distinct"] as? Int ?? 0) > 50, "text and charts, not a flat image")
+    }
+}

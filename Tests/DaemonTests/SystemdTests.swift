@@ -12,14 +12,16 @@ struct SystemdTests {
             throw DaemonProcess.Failure(message: "systemd-analyze is missing (apt-get install systemd)")
         }
         let dir = TempDir()
-        for unit in ["esafetyd.service", "esafetyd.socket", "esafetyd-control.socket"] {
+        for unit in ["esafetyd.service", "esafetyd.socket", "esafetyd-control.socket", "esafety-report.service", "esafety-report.timer"] {
             var text = try String(contentsOfFile: repositoryRoot + "/systemd/" + unit, encoding: .utf8)
             // Point at the binary this build made (the unit names the installed path).
             text = text.replacingOccurrences(of: "/usr/local/bin/esafetyd", with: buildDirectory + "/esafetyd")
+                .replacingOccurrences(of: "/usr/local/bin/esafety ", with: buildDirectory + "/esafety ")
             dir.write(unit, text)
         }
         let (status, output) = try Child.run(analyze, ["verify", "--man=no",
-            dir.path + "/esafetyd.service", dir.path + "/esafetyd.socket", dir.path + "/esafetyd-control.socket"])
+            dir.path + "/esafetyd.service", dir.path + "/esafetyd.socket", dir.path + "/esafetyd-control.socket",
+            dir.path + "/esafety-report.service", dir.path + "/esafety-report.timer"])
         #expect(status == 0, "\(output)")
         #expect(!output.contains("Unknown"), "\(output)")
         let service = try String(contentsOfFile: repositoryRoot + "/systemd/esafetyd.service", encoding: .utf8)
