@@ -345,6 +345,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
                 case "deduplication_window": c.policy.deduplicationWindow = try double(v, name)
                 case "repetition_hits": c.policy.repetitionHits = try int(v, name)
                 case "repetition_window": c.policy.repetitionWindow = try double(v, name)
+                case "context_window":
+                    c.policy.contextWindow = try double(v, name)
+                    guard (0...7200).contains(c.policy.contextWindow) else { throw error(v, name, "must be between 0 and 7200 seconds") }
                 case "log_group": c.incidentLogGroup = try optionalString(v, name)
                 case "devices": c.deviceMap = try optionalString(v, name)
                 case "users": c.userMap = try optionalString(v, name)

@@ -29,7 +29,21 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
 
     /// Applies a new policy (after a reload); open windows continue.
     public func update(policy: Policy) { currentPolicy.withLock { $0 = policy } }
-    private let state = Mutex<(open: [Key: Open], recent: [String: [Double]], counter: UInt32, lastSweep: Double)>(([:], [:], 0, 0))
+    /// A categorised request kept for context: only matched requests (every category,
+    /// including those only counted), never unmatched browsing.
+    struct Seen { var time: Double; var host: String; var category: String; var searchTerm: String? }
+    /// A person with a recent incident: their categorised requests until `until`.
+    struct Watch { var ids: [String]; var until: Double; var seen: [Seen] }
+    struct State {
+        var open: [Key: Open] = [:]
+        var recent: [String: [Double]] = [:]
+        var counter: UInt32 = 0
+        var lastSweep = 0.0
+        var seen: [String: [Seen]] = [:]
+        var watching: [String: Watch] = [:]
+    }
+    private let state = Mutex(State())
+    static let contextLimit = 50
 
     /// Client address -> device name, and (for logs without users) client address -> user.
     let devices: [String: String]
@@ -61,6 +75,8 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         var event: (String, Bool)? = nil
         var alert: (id: String, severity: Severity)? = nil
         var closed: [(Key, Open)] = []
+        var context: [String] = []
+        let span = policy.contextWindow
         state.withLock { s in
             // Close expired windows, sweeping at most once a second of log time.
             if abs(m.time - s.lastSweep) >= 1 {
@@ -70,6 +86,23 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
                     s.open[k] = nil
                 }
                 s.recent = s.recent.filter { _, times in times.contains { m.time - $0 < policy.repetitionWindow } }
+                for (p, w) in s.watching where m.time >= w.until {
+                    context += w.ids.map { Self.contextEvent(id: $0, span: "after", seen: w.seen, time: w.until) }
+                    s.watching[p] = nil
+                }
+                s.seen = s.seen.filter { _, list in list.contains { m.time - $0.time < span } }
+            }
+            // Context: this person's categorised requests in the hour before an incident
+            // (in memory only) and the hour after one (written as `context` events).
+            if span > 0 {
+                let seen = Seen(time: m.time, host: m.host, category: primary.name, searchTerm: m.url.flatMap(SearchTerm.extract))
+                if var w = s.watching[person], m.time < w.until {
+                    if w.seen.count < Self.contextLimit * 4 { w.seen.append(seen) }
+                    s.watching[person] = w
+                }
+                s.seen[person, default: []].append(seen)
+                s.seen[person]!.removeAll { m.time - $0.time >= span }
+                if s.seen[person]!.count > Self.contextLimit { s.seen[person]!.removeFirst(s.seen[person]!.count - Self.contextLimit) }
             }
             if var o = s.open[key], m.time - o.opened < policy.deduplicationWindow {
                 o.hits += 1
@@ -94,6 +127,14 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             event = (Self.record(id: id, m: m, primary: primary, severity: severity, group: group, policy: policy,
                                  repeated: repeated, window: window, device: devices[m.client]), severity >= .high)
             alert = (id, severity)
+            if span > 0 {
+                let before = Array((s.seen[person] ?? []).dropLast())
+                if !before.isEmpty { context.append(Self.contextEvent(id: id, span: "before", seen: before, time: m.time)) }
+                var w = s.watching[person] ?? Watch(ids: [], until: 0, seen: [])
+                w.ids.append(id)
+                w.until = max(w.until, m.time + span)
+                s.watching[person] = w
+            }
         }
         for (_, o) in closed where o.hits > 1 { log.append(Self.hitsEvent(o), urgent: false) }
         if let (text, urgent) = event {
@@ -102,12 +143,43 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
                 alerts.incident(text, id: alert.id, severity: alert.severity, person: person, category: primary.name)
             }
         }
+        for c in context { log.append(c, urgent: false) }
+    }
+
+    /// `{"event":"context","id":…,"span":"before"|"after","requests":[{"time","host","category","search_term"}]}`
+    static func contextEvent(id: String, span: String, seen: [Seen], time: Double) -> String {
+        var j = JSONText()
+        j.beginObject()
+        j.field("event", .string("context"))
+        j.field("id", .string(id))
+        j.field("time", .string(LogTime.rfc3339(time)))
+        j.field("span", .string(span))
+        j.key("requests")
+        j.beginArray()
+        for r in seen {
+            j.beginObject()
+            j.field("time", .string(LogTime.rfc3339(r.time)))
+            j.field("host", .string(r.host))
+            j.field("category", .string(r.category))
+            if let t = r.searchTerm { j.field("search_term", .string(t)) }
+            j.endObject()
+        }
+        j.endArray()
+        j.endObject()
+        return j.text
     }
 
     /// Records the final counts of every open window (at shutdown).
     public func closeAll() {
-        let all = state.withLock { s -> [Open] in defer { s.open.removeAll() }; return Array(s.open.values) }
+        let (all, watching) = state.withLock { s -> ([Open], [Watch]) in
+            defer { s.open.removeAll(); s.watching.removeAll() }
+            return (Array(s.open.values), Array(s.watching.values))
+        }
         for o in all where o.hits > 1 { log.append(Self.hitsEvent(o), urgent: false) }
+        // The hour after is cut short by the shutdown; what was seen so far is kept.
+        for w in watching where !w.seen.isEmpty {
+            for id in w.ids { log.append(Self.contextEvent(id: id, span: "after", seen: w.seen, time: w.seen.last!.time), urgent: false) }
+        }
     }
 
     /// Sortable and unique across restarts: milliseconds since 1970 (12 hex digits), a

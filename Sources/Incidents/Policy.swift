@@ -86,6 +86,9 @@ public struct Policy: Sendable, Equatable {
     /// This many hits of one category by one person within `repetitionWindow` raise severity a step.
     public var repetitionHits = 5
     public var repetitionWindow = 3600.0
+    /// A person's other categorised requests this long before and after an incident are
+    /// kept with it (`context` events); 0 keeps none.
+    public var contextWindow = 3600.0
     /// Seconds from the incident to its due time, per severity.
     public var deadlines: [Severity: Double] = [.critical: 3600, .high: 86400, .medium: 3 * 86400, .low: 7 * 86400]
     public var defaultRoutes: [Severity: [String]] = [

@@ -141,8 +141,21 @@ struct ShowCommand: ParsableCommand {
         if let route = v.record["route"] as? [String] { print("  route        \(Terminal.escape(route.joined(separator: ", ")))") }
         print("  hits         \(v.hits) (last seen \(v.lastSeen))")
         print("  state        \(v.state.rawValue)")
-        for e in v.events {
+        let context = v.events.filter { $0["event"] as? String == "context" }
+        for e in v.events where e["event"] as? String != "context" {
             print("  event        \(Terminal.escape("\(e["time"] ?? "") \(e["event"] ?? ""): \(e.filter { !["event", "id", "time", "chain"].contains($0.key) }.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " "))"))")
+        }
+        // The person's other categorised requests in the hour either side (matched requests
+        // only: esafetyd keeps no browsing history).
+        for span in ["before", "after"] {
+            let requests = context.filter { $0["span"] as? String == span }.flatMap { $0["requests"] as? [[String: Any]] ?? [] }
+            guard !requests.isEmpty else { continue }
+            print("  \(span == "before" ? "the hour before" : "the hour after"):")
+            for r in requests {
+                let time = String((r["time"] as? String ?? "").dropFirst(11).prefix(8))
+                let term = (r["search_term"] as? String).map { "  search \"\($0)\"" } ?? ""
+                print("    " + Terminal.escape("\(time)  \(r["category"] as? String ?? "")  \(r["host"] as? String ?? "")\(term)"))
+            }
         }
     }
 }
@@ -209,10 +222,8 @@ struct ActOptions: ParsableArguments {
                 }
                 return [Workflow.event(action, id: id, by: who, time: LogTime.nowSeconds(), fields: extra)]
             }
-        } catch let error as IncidentLog.ActFailure {
-            CLI.fail(error.description, status: error.status)
         } catch {
-            CLI.fail("\(error)", status: 2)
+            CLI.fail(error.description, status: error.status)
         }
         if let v = found {
             let state = (try? Workflow.next(v.state, action).get()) ?? v.state

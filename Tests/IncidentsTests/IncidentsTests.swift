@@ -183,6 +183,35 @@ struct IncidentSinkTests {
         #expect(hits["id"] as? String == records[0]["id"] as? String)
     }
 
+    @Test("context: the person's other categorised requests in the hour before and after, no one else's")
+    func context() throws {
+        let records = try run([
+            match("games.example.com", time: 1000, category: "games", severity: "info"),               // counted only
+            match("shop.example.com", url: "http://shop.example.com/search?q=knife", time: 1100, category: "shopping", severity: "info"),
+            match("other.example.com", user: "pupil2", time: 1150, category: "games", severity: "info"), // someone else
+            match("old.example.com", time: 1000 - 4000, category: "news", severity: "info"),            // out of order, too old
+            match("www.bet365.com", time: 1200),                                                        // the incident
+            match("chat.example.com", time: 1500, category: "chat", severity: "info"),                  // the hour after
+            match("late.example.com", user: "pupil2", time: 1200 + 3601, category: "games", severity: "info"), // closes it
+        ])
+        let incident = try #require(records.first { $0["event"] as? String == "incident" }, "\(records)")
+        let context = records.filter { $0["event"] as? String == "context" && $0["id"] as? String == incident["id"] as? String }
+        let before = try #require(context.first { $0["span"] as? String == "before" }, "\(records)")
+        let after = try #require(context.first { $0["span"] as? String == "after" })
+        let hosts = { (e: [String: Any]) in (e["requests"] as? [[String: Any]] ?? []).compactMap { $0["host"] as? String } }
+        #expect(hosts(before) == ["games.example.com", "shop.example.com"])
+        #expect((before["requests"] as? [[String: Any]])?[1]["search_term"] as? String == "knife")
+        #expect(hosts(after) == ["chat.example.com"])
+        #expect(!records.contains { ($0["requests"] as? [[String: Any]])?.contains { $0["host"] as? String == "other.example.com" } == true })
+        // Nobody without an incident has context written.
+        #expect(context.count == 2)
+        #expect(records.filter { $0["event"] as? String == "context" }.count == 2)
+        var off = Policy()
+        off.contextWindow = 0
+        let none = try run([match("games.example.com", time: 1000, category: "games", severity: "info"), match("www.bet365.com", time: 1200)], policy: off)
+        #expect(!none.contains { $0["event"] as? String == "context" })
+    }
+
     @Test("a new window, another person or another site opens a new incident")
     func windows() throws {
         let records = try run([
@@ -245,7 +274,7 @@ struct IncidentSinkTests {
             match("www.bet365.com", user: "t.smith", client: "10.2.3.5", time: 1000),
             match("tiktok.com", time: 1000, category: "social-media", severity: "info"),
             match("abuse.example", time: 1000, category: "iwf", severity: "critical", locked: true),
-        ], policy: policy)
+        ], policy: policy).filter { $0["event"] as? String == "incident" }
         #expect(records.count == 3)
         #expect(records[0]["severity"] as? String == "high")
         #expect(records[0]["group"] as? String == "ks2")
@@ -257,7 +286,7 @@ struct IncidentSinkTests {
     @Test("repetition raises severity one step")
     func repetition() throws {
         let ms = (0..<5).map { match("site\($0).com", time: 1000 + Double($0) * 60) }
-        let records = try run(ms)
+        let records = try run(ms).filter { $0["event"] as? String == "incident" }
         #expect(records.map { $0["severity"] as? String } == ["medium", "medium", "medium", "medium", "high"])
     }
 
