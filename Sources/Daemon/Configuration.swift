@@ -314,6 +314,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
                     c.alerts.retries = try int(v, name)
                     guard (0...10).contains(c.alerts.retries) else { throw error(v, name, "must be between 0 and 10") }
                 case "backoff": c.alerts.backoff = try double(v, name)
+                case "overdue_repeat":
+                    c.alerts.overdueRepeat = try double(v, name)
+                    guard c.alerts.overdueRepeat == 0 || c.alerts.overdueRepeat >= 1 else { throw error(v, name, "must be 0 (off) or at least 1 second") }
                 case "commands":
                     guard case .sequence(let seq) = v else { throw error(v, name, "expected a list of {name, command}") }
                     c.alerts.commands = []

@@ -58,7 +58,6 @@ public enum EsafetyDaemon {
         do { try incidentLog.open() } catch {
             throw StartError(description: "\(configuration.incidentLog): cannot open the incident log: \(error)")
         }
-        incidentLog.start()
         var devices: [String: String] = [:], users: [String: String] = [:]
         do {
             if let f = configuration.deviceMap { devices = try MappingFile.load(f) }
@@ -73,6 +72,9 @@ public enum EsafetyDaemon {
             counters.event("alert", [("command", .string(command)), ("ok", .bool(ok))] + (error.map { [("error", JSONText.Value.string($0))] } ?? []))
         }
         alerts.start()
+        // Acknowledgements written by `esafety incidents ...` stop overdue re-alerts.
+        incidentLog.foreignLine = { alerts.workflowLine($0) }
+        incidentLog.start()
         let incidents = IncidentSink(log: incidentLog, policy: configuration.policy, suffixes: PublicSuffix.load(),
                                      devices: devices, users: users, alerts: alerts)
         let sink = StatsSink(stats: stats, next: incidents)
@@ -102,7 +104,8 @@ public enum EsafetyDaemon {
                 j.beginObject()
                 j.field("commands", .int(configuration.alerts.commands.count))
                 j.field("sent", .int(h.sent)); j.field("failed", .int(h.failed)); j.field("retried", .int(h.retried))
-                j.field("rate_limited", .int(h.rateLimited)); j.field("queued", .int(h.queued)); j.field("last_error", h.lastError)
+                j.field("rate_limited", .int(h.rateLimited)); j.field("queued", .int(h.queued)); j.field("overdue_alerts", .int(h.overdueAlerts))
+                j.field("last_error", h.lastError)
                 j.endObject()
                 return j.text
             }

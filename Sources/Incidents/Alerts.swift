@@ -32,6 +32,9 @@ public final class AlertDispatcher: @unchecked Sendable {
         public var retries = 3
         /// Seconds before the first retry; doubled for each one after.
         public var backoff = 5.0
+        /// While an alerted incident is past its due time and not yet acknowledged, alert
+        /// again this often (seconds); 0: never.
+        public var overdueRepeat = 0.0
         public init() {}
     }
 
@@ -42,8 +45,12 @@ public final class AlertDispatcher: @unchecked Sendable {
         public var rateLimited = 0
         public var dropped = 0
         public var queued = 0
+        public var overdueAlerts = 0
         public var lastError: String?
     }
+
+    /// An alerted incident not yet acknowledged, with its due time (seconds since 1970).
+    struct Awaiting { var record: String; var due: Double; var next: Double }
 
     struct Attempt {
         var payload: String
@@ -57,6 +64,7 @@ public final class AlertDispatcher: @unchecked Sendable {
     let logger: Logger
     let record: @Sendable (_ command: String, _ ok: Bool, _ error: String?) -> Void
     private let state = Mutex<(pending: [Attempt], last: [String: Double], stop: Bool)>(([], [:], false))
+    private let awaiting = Mutex<[String: Awaiting]>([:])
     private let health = Mutex(Health())
     private let wakeup = esafety_eventfd()
     private var thread: Thread?
@@ -86,8 +94,12 @@ public final class AlertDispatcher: @unchecked Sendable {
 
     /// A new incident: queue an alert for each command, unless its severity is not alerted
     /// or this person and category were alerted within the rate limit.
-    public func incident(_ record: String, id: String, severity: Severity, person: String, category: String, now: Double = LogTime.monotonicSeconds()) {
+    public func incident(_ record: String, id: String, severity: Severity, person: String, category: String,
+                         due: Double? = nil, now: Double = LogTime.monotonicSeconds()) {
         guard !settings.commands.isEmpty, settings.severities.contains(severity) else { return }
+        if settings.overdueRepeat > 0, let due {
+            awaiting.withLock { a in if a.count < 10_000 { a[id] = Awaiting(record: record, due: due, next: due) } }
+        }
         let key = person + "\u{0}" + category
         let outcome = state.withLock { s -> Int in
             if let last = s.last[key], now - last < settings.rateLimit { return 1 }
@@ -106,12 +118,51 @@ public final class AlertDispatcher: @unchecked Sendable {
         }
     }
 
+    /// Someone acknowledged (escalated, resolved...) the incident: no more overdue alerts.
+    public func responded(id: String) {
+        _ = awaiting.withLock { $0.removeValue(forKey: id) }
+    }
+
+    /// A workflow event line from the incident log (written by `esafety incidents ...`).
+    public func workflowLine(_ line: Substring) {
+        guard settings.overdueRepeat > 0, line.contains("\"event\":\""), !line.hasPrefix("{\"event\":\"incident\""),
+              !line.hasPrefix("{\"event\":\"note\""), !line.hasPrefix("{\"event\":\"assign\""),
+              let r = line.range(of: "\"id\":\""), let end = line[r.upperBound...].firstIndex(of: "\"") else { return }
+        let event = line.dropFirst(10).prefix { $0 != "\"" }
+        guard ["ack", "escalate", "resolve", "false-positive"].contains(String(event)) else { return }
+        responded(id: String(line[r.upperBound..<end]))
+    }
+
+    /// Queues a repeat alert for each incident past its due time and still unacknowledged
+    /// (the record, with `"alert":"overdue"` added). `now` is seconds since 1970.
+    public func checkOverdue(now: Double = LogTime.nowSeconds()) {
+        guard settings.overdueRepeat > 0 else { return }
+        let due = awaiting.withLock { a -> [(String, String)] in
+            var out: [(String, String)] = []
+            for (id, w) in a where now >= w.next {
+                out.append((id, String(w.record.utf8.dropLast())! + ",\"alert\":\"overdue\"}"))
+                a[id]!.next = now + settings.overdueRepeat
+            }
+            return out
+        }
+        guard !due.isEmpty else { return }
+        state.withLock { s in
+            for (id, payload) in due {
+                for c in settings.commands where s.pending.count < Self.bound { s.pending.append(Attempt(payload: payload, command: c, number: 0, notBefore: 0, id: id)) }
+            }
+        }
+        health.withLock { $0.overdueAlerts += due.count }
+        logger.warning("incidents overdue and not acknowledged; alerting again", metadata: ["incidents": "\(due.map(\.0))"])
+        poke()
+    }
+
     private func poke() {
         var one: UInt64 = 1
         _ = write(wakeup, &one, 8)
     }
 
     private func loop() {
+        var nextOverdueCheck = 0.0
         while true {
             let now = LogTime.monotonicSeconds()
             let (next, wait, stop) = state.withLock { s -> (Attempt?, Double, Bool) in
@@ -133,8 +184,14 @@ public final class AlertDispatcher: @unchecked Sendable {
                 }
                 break
             }
+            if settings.overdueRepeat > 0 && LogTime.monotonicSeconds() >= nextOverdueCheck {
+                nextOverdueCheck = LogTime.monotonicSeconds() + min(60, settings.overdueRepeat / 2)
+                checkOverdue()
+                continue
+            }
             var pfd = pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)
-            _ = poll(&pfd, 1, Int32(max(1, min(60_000, wait * 1000))))
+            let untilCheck = settings.overdueRepeat > 0 ? max(0.01, nextOverdueCheck - LogTime.monotonicSeconds()) : 60
+            _ = poll(&pfd, 1, Int32(max(1, min(60_000, min(wait, untilCheck) * 1000))))
             var v: UInt64 = 0
             _ = read(wakeup, &v, 8)
         }

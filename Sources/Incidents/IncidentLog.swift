@@ -64,6 +64,10 @@ public final class IncidentLog: @unchecked Sendable {
 
     public var status: Health { health.withLock { $0 } }
 
+    /// Called on the writer thread with each line another writer appended (the coordinator's
+    /// workflow events), so the daemon learns of acknowledgements without rereading the log.
+    public var foreignLine: (@Sendable (Substring) -> Void)?
+
     /// Opens (creating 0640) and finds where the chain continues. Throws when the file
     /// cannot be opened at all at start-up.
     public func open() throws(FileSystem.Error) {
@@ -121,6 +125,23 @@ public final class IncidentLog: @unchecked Sendable {
     static func size(of fd: Int32) -> Int64 {
         var st = stat()
         return fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG ? Int64(st.st_size) : 0
+    }
+
+    /// Lines another writer appended since our last write: passed to `foreignLine`, and the
+    /// chain continues from the last of them. At most 1 MiB is read at a time.
+    private func readForeignLines() {
+        let size = Self.size(of: fd)
+        guard size > expectedSize, fd >= 0 else { return }
+        let n = Int(min(size - expectedSize, 1 << 20))
+        var bytes = [UInt8](repeating: 0, count: n)
+        let got = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, n, off_t(expectedSize)) }
+        guard got > 0, let lastNewline = bytes[0..<got].lastIndex(of: 0x0A) else { return }
+        let text = String(decoding: bytes[0...lastNewline], as: UTF8.self)
+        for line in text.split(separator: "\n") {
+            foreignLine?(line)
+            if let (_, chain) = HashChain.split(line) { lastChain = chain; firstLineInFile = false }
+        }
+        expectedSize += Int64(lastNewline + 1)
     }
 
     /// The chain value of a file's last complete line, if it has one.
@@ -202,6 +223,7 @@ public final class IncidentLog: @unchecked Sendable {
         while true {
             var pfd = pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)
             _ = poll(&pfd, 1, failing ? 1000 : Int32(min(100, syncInterval * 1000)))
+            if !failing { readForeignLines() }
             var v: UInt64 = 0
             if read(wakeup, &v, 8) == 8, commitDelay > 0, !failing {
                 usleep(UInt32(commitDelay * 1e6))
@@ -229,10 +251,12 @@ public final class IncidentLog: @unchecked Sendable {
             // file under the same lock, and the chain continues from whoever wrote last.
             if !pending.isEmpty {
                 flock(fd, LOCK_EX)
+                readForeignLines()
                 let size = Self.size(of: fd)
                 if size != expectedSize, size > 0, let chain = Self.lastChainValue(fd: fd) {
                     lastChain = chain
                     firstLineInFile = false
+                    expectedSize = size
                 }
                 text.removeAll(keepingCapacity: true)
                 var chainAfter = lastChain

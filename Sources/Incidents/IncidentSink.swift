@@ -73,7 +73,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         let site = suffixes.registrableDomain(m.host)
         let key = Key(person: person, site: site, category: primary.name)
         var event: (String, Bool)? = nil
-        var alert: (id: String, severity: Severity)? = nil
+        var alert: (id: String, severity: Severity, due: Double?)? = nil
         var closed: [(Key, Open)] = []
         var context: [String] = []
         let span = policy.contextWindow
@@ -126,7 +126,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             s.open[key] = Open(id: id, opened: m.time, first: m.time, last: m.time, hits: 1, samples: m.url.map { [$0] } ?? [])
             event = (Self.record(id: id, m: m, primary: primary, severity: severity, group: group, policy: policy,
                                  repeated: repeated, window: window, device: devices[m.client]), severity >= .high)
-            alert = (id, severity)
+            alert = (id, severity, policy.deadlines[severity].map { m.time + $0 })
             if span > 0 {
                 let before = Array((s.seen[person] ?? []).dropLast())
                 if !before.isEmpty { context.append(Self.contextEvent(id: id, span: "before", seen: before, time: m.time)) }
@@ -140,7 +140,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         if let (text, urgent) = event {
             log.append(text, urgent: urgent)
             if let alerts, let alert {
-                alerts.incident(text, id: alert.id, severity: alert.severity, person: person, category: primary.name)
+                alerts.incident(text, id: alert.id, severity: alert.severity, person: person, category: primary.name, due: alert.due)
             }
         }
         for c in context { log.append(c, urgent: false) }

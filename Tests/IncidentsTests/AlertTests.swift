@@ -86,6 +86,31 @@ struct AlertTests {
         #expect(events.first?.2?.contains("2 attempt") == true)
     }
 
+    @Test("overdue and unacknowledged: alerted again, until someone acknowledges")
+    func overdue() throws {
+        let out = tempPath()
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        var settings = Self.settings("cat >> \(out)")
+        settings.overdueRepeat = 1
+        let d = AlertDispatcher(settings: settings, logger: Logger(label: "test"))
+        d.start()
+        let now = Date().timeIntervalSince1970
+        d.incident(#"{"event":"incident","id":"inc-late"}"#, id: "inc-late", severity: .critical, person: "p1", category: "selfharm", due: now - 1, now: 0)
+        d.incident(#"{"event":"incident","id":"inc-ontime"}"#, id: "inc-ontime", severity: .critical, person: "p2", category: "selfharm", due: now + 3600, now: 0)
+        Self.waitUntil { d.status.sent >= 3 }
+        // The coordinator acknowledges (a line the log writer passes on): no more repeats.
+        d.workflowLine(#"{"event":"ack","id":"inc-late","time":"2026-11-21T10:00:00.000Z","by":"dsl","chain":"00"}"#)
+        let sentAtAck = d.status.sent
+        usleep(2_500_000)
+        d.stop()
+        let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")
+        #expect(lines.filter { $0.contains("\"alert\":\"overdue\"") }.allSatisfy { $0.contains("inc-late") })
+        #expect(lines.filter { $0.contains("\"alert\":\"overdue\"") }.count >= 1)
+        #expect(!lines.contains { $0.contains("inc-ontime") && $0.contains("overdue") })
+        #expect(d.status.sent == sentAtAck, "no overdue alert after the acknowledgement")
+        #expect(d.status.overdueAlerts >= 1)
+    }
+
     @Test("a missing program is a failure with a reason, not a crash")
     func missingProgram() {
         #expect(AlertDispatcher.execute(["/nonexistent/alert"], input: "{}", timeout: 1)?.contains("cannot run") == true)

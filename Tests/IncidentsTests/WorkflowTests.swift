@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import Incidents
 
@@ -94,6 +95,8 @@ struct WorkflowTests {
         defer { for f in [path, path + ".chain"] { try? FileManager.default.removeItem(atPath: f) } }
         let log = IncidentLog(path: path, syncInterval: 0.05, commitDelay: 0, logger: .init(label: "test"))
         try log.open()
+        let foreign = Mutex<[String]>([])
+        log.foreignLine = { line in foreign.withLock { $0.append(String(line)) } }
         log.start()
         log.append("{\"event\":\"incident\",\"id\":\"inc-1\",\"time\":\"2026-11-21T10:00:00.000Z\"}", urgent: true)
         for _ in 0..<100 where lines(path).count < 1 { usleep(10_000) }
@@ -102,7 +105,11 @@ struct WorkflowTests {
             #expect(views.map(\.id) == ["inc-1"])
             return [Workflow.event(.ack, id: "inc-1", by: "dsl", time: 1_795_255_300, fields: [])]
         }
-        // ...and the daemon's next line chains from the tool's.
+        // The daemon's writer notices the tool's line (for overdue alerts)...
+        for _ in 0..<100 where foreign.withLock({ $0.isEmpty }) { usleep(10_000) }
+        #expect(foreign.withLock { $0.count } == 1)
+        #expect(foreign.withLock { $0.first?.contains("\"event\":\"ack\"") } == true)
+        // ...and its next line chains from the tool's.
         log.append("{\"event\":\"incident\",\"id\":\"inc-2\",\"time\":\"2026-11-21T10:05:00.000Z\"}", urgent: true)
         for _ in 0..<100 where lines(path).count < 3 { usleep(10_000) }
         log.stop()
