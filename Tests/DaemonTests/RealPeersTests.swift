@@ -69,7 +69,11 @@ struct RealPeersTests {
         ])
         defer { dnsmasq.stop() }
         var answered = false
-        for _ in 0..<50 where !answered { answered = Self.query("warmup.example.org", port: dnsPort); if !answered { usleep(100_000) } }
+        for _ in 0..<50 {
+            guard !answered else { break }
+            answered = Self.query("warmup.example.org", port: dnsPort)
+            if !answered { usleep(100_000) }
+        }
         #expect(answered, "dnsmasq did not answer")
         let names = [("www.bet.example", UInt16(1)), ("cdn.tiktok.example", 28), ("site.example.org", 1), ("school.example.org", 1)]
         for (name, type) in names { #expect(Self.query(name, type: type, port: dnsPort)) }
@@ -100,7 +104,8 @@ struct RealPeersTests {
         var squidRunning = true
         defer { if squidRunning { squid.stop() } }
         var up = false
-        for _ in 0..<100 where !up {
+        for _ in 0..<100 {
+            guard !up else { break }
             let (_, code) = try Self.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-x", "http://127.0.0.1:\(proxyPort)", "http://site.example.org:\(webPort)/"])
             up = code == "200"
             if !up { usleep(200_000) }

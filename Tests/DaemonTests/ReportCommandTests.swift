@@ -29,7 +29,7 @@ struct ReportCommandTests {
 
         """.utf8))
         close(fd)
-        for _ in 0..<300 where ((try? String(contentsOfFile: alerts, encoding: .utf8)) ?? "").isEmpty { usleep(20_000) }
+        for _ in 0..<300 { guard ((try? String(contentsOfFile: alerts, encoding: .utf8)) ?? "").isEmpty else { break }; usleep(20_000) }
         let alerted = try String(contentsOfFile: alerts, encoding: .utf8).split(separator: "\n")
         #expect(alerted.count == 1, "only the critical incident alerts")
         #expect(alerted.first?.contains("\"category\":\"iwf\"") == true)

@@ -89,7 +89,8 @@ struct SystemdTests {
         writeAll(connected, Array("Nov 21 10:00:00 dnsmasq[1]: query[A] www.bet.example from 10.0.0.1\n".utf8))
         close(connected)
         var matched = 0
-        for _ in 0..<100 where matched < 1 {
+        for _ in 0..<100 {
+            guard matched < 1 else { break }
             if let a = try? ControlClient.send("status", to: dir.path + "/ctl.sock", timeout: 2),
                let o = try? JSONSerialization.jsonObject(with: Data(a.utf8)) as? [String: Any] {
                 matched = o["lines_matched"] as? Int ?? 0
@@ -123,7 +124,7 @@ struct DaemonIncidentTests {
         let done = DispatchSemaphore(value: 0)
         DispatchQueue.global().async { writeAll(fd, bytes); done.signal() }
         // Kill while incidents are being written.
-        for _ in 0..<100 where lines(log).count < 50 { usleep(20_000) }
+        for _ in 0..<500 { guard lines(log).count < 50 else { break }; usleep(20_000) }
         daemon.signal(SIGKILL)
         _ = daemon.waitExit()
         done.wait()
@@ -138,7 +139,8 @@ struct DaemonIncidentTests {
         writeAll(c, Array("1700000100.000 5 10.9.9.9 TCP_MISS/200 10 GET http://abuse.example/1/x pupil9 HIER_DIRECT/1.2.3.4 text/html\n".utf8))
         close(c)
         var critical: String? = nil
-        for _ in 0..<40 where critical == nil {
+        for _ in 0..<40 {
+            guard critical == nil else { break }
             critical = lines(log).last { $0.contains("\"severity\":\"critical\"") }
             if critical == nil { usleep(50_000) }
         }
@@ -152,7 +154,8 @@ struct DaemonIncidentTests {
         writeAll(c2, Array("1700000200.000 5 10.9.9.8 TCP_MISS/200 10 GET http://abuse.example/1 pupil8 HIER_DIRECT/1.2.3.4 text/html\n".utf8))
         close(c2)
         var rotated: [String] = []
-        for _ in 0..<40 where rotated.isEmpty {
+        for _ in 0..<40 {
+            guard rotated.isEmpty else { break }
             rotated = lines(log)
             if rotated.isEmpty { usleep(50_000) }
         }
@@ -202,7 +205,7 @@ struct FullDiskTests {
         // Space returns.
         let (rc, out) = try Child.run(prlimit, ["--pid", "\(daemon.child.pid)", "--fsize=unlimited:unlimited"])
         #expect(rc == 0, "\(out)")
-        for _ in 0..<80 where lines(log).count < 20 { usleep(50_000) }
+        for _ in 0..<80 { guard lines(log).count < 20 else { break }; usleep(50_000) }
         #expect(lines(log).filter { $0.contains("\"event\":\"incident\"") }.count == 20)
         #expect(!lines(log).contains { $0.contains("\"event\":\"lost\"") })
         #expect(HashChain.verifyText(path: log).0 == nil)

@@ -20,7 +20,7 @@ struct WorkflowCommandTests {
     }
 
     static func waitFor(_ log: String, events: Int) {
-        for _ in 0..<300 where incidents(log).count < events { usleep(20_000) }
+        for _ in 0..<300 { guard incidents(log).count < events else { break }; usleep(20_000) }
     }
 
     static func me() -> String { getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? "" }

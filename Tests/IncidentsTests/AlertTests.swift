@@ -23,7 +23,7 @@ struct AlertTests {
     }
 
     static func waitUntil(_ condition: () -> Bool) {
-        for _ in 0..<500 where !condition() { usleep(10_000) }
+        for _ in 0..<500 { guard !condition() else { break }; usleep(10_000) }
     }
 
     @Test("the incident arrives as JSON on standard input; one alert per person and category within the rate limit")

@@ -99,19 +99,19 @@ struct WorkflowTests {
         log.foreignLine = { line in foreign.withLock { $0.append(String(line)) } }
         log.start()
         log.append("{\"event\":\"incident\",\"id\":\"inc-1\",\"time\":\"2026-11-21T10:00:00.000Z\"}", urgent: true)
-        for _ in 0..<100 where lines(path).count < 1 { usleep(10_000) }
+        for _ in 0..<100 { guard lines(path).count < 1 else { break }; usleep(10_000) }
         // The coordinator's tool appends under the lock...
         try IncidentLog.appendEvents(path: path, group: nil) { (views: [IncidentView]) throws(Workflow.Refusal) -> [String] in
             #expect(views.map(\.id) == ["inc-1"])
             return [Workflow.event(.ack, id: "inc-1", by: "dsl", time: 1_795_255_300, fields: [])]
         }
         // The daemon's writer notices the tool's line (for overdue alerts)...
-        for _ in 0..<100 where foreign.withLock({ $0.isEmpty }) { usleep(10_000) }
+        for _ in 0..<100 { guard foreign.withLock({ $0.isEmpty }) else { break }; usleep(10_000) }
         #expect(foreign.withLock { $0.count } == 1)
         #expect(foreign.withLock { $0.first?.contains("\"event\":\"ack\"") } == true)
         // ...and its next line chains from the tool's.
         log.append("{\"event\":\"incident\",\"id\":\"inc-2\",\"time\":\"2026-11-21T10:05:00.000Z\"}", urgent: true)
-        for _ in 0..<100 where lines(path).count < 3 { usleep(10_000) }
+        for _ in 0..<100 { guard lines(path).count < 3 else { break }; usleep(10_000) }
         log.stop()
         #expect(lines(path).count == 3)
         let (failure, checked) = HashChain.verifyText(path: path)
