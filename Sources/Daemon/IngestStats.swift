@@ -103,6 +103,7 @@ public final class StatsSink: MatchSink {
         if let c = match.categories.first { stats.matched(category: c.name) }
         next?.accept(match)
     }
+    public func lease(client: String, mac: String) { next?.lease(client: client, mac: mac) }
 }
 
 @inline(__always) func now() -> Double { LogTime.nowSeconds() }

@@ -45,8 +45,10 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     private let state = Mutex(State())
     static let contextLimit = 50
 
-    /// Client address -> device name, and (for logs without users) client address -> user.
+    /// Client address (or MAC) -> device name, and (for logs without users) client address -> user.
     let devices: [String: String]
+    /// Client address -> MAC, from the DHCP leases in the logs (bounded).
+    private let leases = Mutex<[String: String]>([:])
     let users: [String: String]
     /// Local time's offset from UTC, for time windows.
     let utcOffset: Int
@@ -60,6 +62,13 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         self.log = log
         self.currentPolicy = Mutex(policy)
         self.suffixes = suffixes
+    }
+
+    public func lease(client: String, mac: String) {
+        leases.withLock { l in
+            if l.count >= 100_000 { l.removeAll(keepingCapacity: true) }
+            l[client] = mac
+        }
     }
 
     public func accept(_ original: MatchedRequest) {
@@ -124,8 +133,10 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             s.counter &+= 1
             let id = Self.id(time: m.time, counter: s.counter)
             s.open[key] = Open(id: id, opened: m.time, first: m.time, last: m.time, hits: 1, samples: m.url.map { [$0] } ?? [])
+            let mac = leases.withLock { $0[m.client] }
+            let device = devices[m.client] ?? mac.flatMap { devices[$0] }
             event = (Self.record(id: id, m: m, primary: primary, severity: severity, group: group, policy: policy,
-                                 repeated: repeated, window: window, device: devices[m.client]), severity >= .high)
+                                 repeated: repeated, window: window, device: device, mac: mac), severity >= .high)
             alert = (id, severity, policy.deadlines[severity].map { m.time + $0 })
             if span > 0 {
                 let before = Array((s.seen[person] ?? []).dropLast())
@@ -221,7 +232,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     }
 
     static func record(id: String, m: MatchedRequest, primary: MatchDetail, severity: Severity, group: Policy.Group,
-                       policy: Policy, repeated: Bool, window: Policy.TimeWindow? = nil, device: String? = nil) -> String {
+                       policy: Policy, repeated: Bool, window: Policy.TimeWindow? = nil, device: String? = nil, mac: String? = nil) -> String {
         var j = JSONText()
         j.beginObject()
         j.field("event", .string("incident"))
@@ -233,6 +244,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         j.field("client", .string(m.client))
         j.field("user", m.user)
         j.field("device", device)
+        if let mac { j.field("mac", .string(mac)) }
         j.field("host", .string(m.host))
         j.field("url", m.url)
         j.field("search_term", m.url.flatMap(SearchTerm.extract))

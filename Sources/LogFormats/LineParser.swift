@@ -193,8 +193,25 @@ public final class LineParser {
             return .request(ParsedRequest(time: envTime, client: slice(b, client), user: nil, host: slice(b, name),
                                           url: nil, method: nil, action: .unknown, format: .dnsmasq))
         }
+        if startsAt(b, start, "DHCPACK(") {
+            var i = start + 8
+            while i < b.count, b[i] != UInt8(ascii: ")") { i += 1 }
+            var tokens = Tokens(b, i + 1)
+            if let ip = tokens.next(), let mac = tokens.next(), mac.count == 17, Self.isMAC(slice(b, mac)) {
+                return .lease(.dnsmasq, client: slice(b, ip), mac: slice(b, mac))
+            }
+        }
         for prefix in Self.dnsmasqOther where startsAt(b, start, prefix) { return .ignored(.dnsmasq) }
         return .malformed("dnsmasq: not a dnsmasq log message")
+    }
+
+    /// `aa:bb:cc:dd:ee:ff`.
+    static func isMAC(_ m: UnsafeRawBufferPointer) -> Bool {
+        guard m.count == 17 else { return false }
+        for (i, c) in m.enumerated() {
+            if i % 3 == 2 { if c != UInt8(ascii: ":") { return false } } else if !(c >= 0x30 && c <= 0x39 || c | 0x20 >= 0x61 && c | 0x20 <= 0x66) { return false }
+        }
+        return true
     }
 
     // MARK: - BIND

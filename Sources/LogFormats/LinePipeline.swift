@@ -53,6 +53,12 @@ public struct MatchedRequest: Sendable {
 /// `accept` may block to apply backpressure; it must never drop silently.
 public protocol MatchSink: AnyObject, Sendable {
     func accept(_ match: MatchedRequest)
+    /// A DHCP lease seen in the logs: `client` now belongs to the device with `mac`.
+    func lease(client: String, mac: String)
+}
+
+extension MatchSink {
+    public func lease(client: String, mac: String) {}
 }
 
 /// Per-format counters of one pipeline.
@@ -150,6 +156,9 @@ public final class LinePipeline {
             }
         case .ignored(let f):
             counters.formats[Int(f.rawValue)].ignored += 1
+        case .lease(let f, let client, let mac):
+            counters.formats[Int(f.rawValue)].ignored += 1
+            sink.lease(client: String(decoding: client, as: UTF8.self), mac: String(decoding: mac, as: UTF8.self).lowercased())
         case .malformed(let reason):
             counters.formats[Int(pinned?.rawValue ?? UInt8(LogFormat.allCases.count))].malformed += 1
             if samplesTaken < SourceCounters.maxSamples {

@@ -83,6 +83,9 @@ public enum ParseOutcome {
     /// `cached`, Pi-hole `gravity blocked`, BIND `answer:`, unbound statistics...):
     /// recognised and never counted as a request.
     case ignored(LogFormat)
+    /// A DHCP lease (dnsmasq `DHCPACK(iface) IP MAC [name]`): not a request, but it tells
+    /// which device has an address, for device names by MAC.
+    case lease(LogFormat, client: UnsafeRawBufferPointer, mac: UnsafeRawBufferPointer)
     /// A line no format accepts; the reason names the problem.
     case malformed(String)
 }

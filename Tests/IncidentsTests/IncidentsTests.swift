@@ -212,6 +212,29 @@ struct IncidentSinkTests {
         #expect(!none.contains { $0["event"] as? String == "context" })
     }
 
+    @Test("device names by MAC: a DHCP lease in the logs ties the address to the device")
+    func deviceByMAC() throws {
+        let path = tempPath() + ".jsonl"
+        defer { for f in [path, path + ".chain"] { try? FileManager.default.removeItem(atPath: f) } }
+        let log = IncidentLog(path: path, syncInterval: 0.05, logger: logger)
+        try log.open()
+        log.start()
+        let devices = try MappingFile.parse("A4:5E:60:D1:22:0B  Library PC 3\n10.9.9.9 Staff laptop\n", file: "devices")
+        let sink = IncidentSink(log: log, policy: Policy(), suffixes: PublicSuffix(text: "com\n"), devices: devices)
+        sink.lease(client: "10.0.0.57", mac: "a4:5e:60:d1:22:0b")
+        sink.accept(match("www.bet365.com", user: nil, client: "10.0.0.57", time: 1000))
+        sink.accept(match("www.bet365.com", user: nil, client: "10.9.9.9", time: 1000))
+        sink.accept(match("www.bet365.com", user: nil, client: "10.0.0.99", time: 1000))
+        sink.closeAll()
+        log.stop()
+        let records = lines(path).map(json).filter { $0["event"] as? String == "incident" }
+        #expect(records.count == 3)
+        #expect(records[0]["device"] as? String == "Library PC 3")
+        #expect(records[0]["mac"] as? String == "a4:5e:60:d1:22:0b")
+        #expect(records[1]["device"] as? String == "Staff laptop")
+        #expect(records[2]["device"] is NSNull)
+    }
+
     @Test("a new window, another person or another site opens a new incident")
     func windows() throws {
         let records = try run([

@@ -32,6 +32,7 @@ func parse(_ line: String, _ format: LogFormat? = nil) -> Parsed {
         case .request(let r): return fields(r, "request")
         case .reply(let r): return fields(r, "reply")
         case .ignored(let f): return Parsed(kind: "ignored", format: f.description)
+        case .lease(let f, let client, let mac): return Parsed(kind: "lease", format: f.description, client: s(client), host: s(mac))
         case .malformed: return Parsed(kind: "malformed")
         }
     }
@@ -114,6 +115,11 @@ struct DnsmasqTests {
         ("Nov 21 10:00:00 dnsmasq[812]: config local.lan is 10.0.0.1", Parsed(kind: "ignored", format: "dnsmasq")),
         ("Nov 21 10:00:00 dnsmasq[812]: /etc/hosts localhost is 127.0.0.1", Parsed(kind: "ignored", format: "dnsmasq")),
         ("Nov 21 10:00:00 dnsmasq[812]: query[A] truncated.example", Parsed(kind: "malformed")),
+        // DHCP leases: which device (MAC) has an address, for device names (host holds the MAC here).
+        ("Nov 21 10:00:00 dnsmasq-dhcp[812]: DHCPACK(eth0) 10.0.0.57 a4:5e:60:D1:22:0b library-pc-3",
+         Parsed(kind: "lease", format: "dnsmasq", client: "10.0.0.57", host: "a4:5e:60:D1:22:0b")),
+        ("Nov 21 10:00:00 dnsmasq-dhcp[812]: DHCPACK(eth0) 10.0.0.58 not-a-mac", Parsed(kind: "ignored", format: "dnsmasq")),
+        ("Nov 21 10:00:00 dnsmasq-dhcp[812]: DHCPREQUEST(eth0) 10.0.0.57 a4:5e:60:d1:22:0b", Parsed(kind: "ignored", format: "dnsmasq")),
     ])
     func lines(line: String, expected: Parsed) {
         #expect(parse(line) == expected)
