@@ -96,7 +96,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
                 }
                 s.recent = s.recent.filter { _, times in times.contains { m.time - $0 < policy.repetitionWindow } }
                 for (p, w) in s.watching where m.time >= w.until {
-                    context += w.ids.map { Self.contextEvent(id: $0, span: "after", seen: w.seen, time: w.until) }
+                    if !w.seen.isEmpty { context.append(Self.contextEvent(ids: w.ids, span: "after", seen: w.seen, time: w.until)) }
                     s.watching[p] = nil
                 }
                 s.seen = s.seen.filter { _, list in list.contains { m.time - $0.time < span } }
@@ -105,20 +105,19 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             // (in memory only) and the hour after one (written as `context` events).
             if span > 0 {
                 let seen = Seen(time: m.time, host: m.host, category: primary.name, searchTerm: m.url.flatMap(SearchTerm.extract))
-                if var w = s.watching[person], m.time < w.until {
-                    if w.seen.count < Self.contextLimit * 4 { w.seen.append(seen) }
-                    s.watching[person] = w
+                // In place: copying a watch out and back would copy its list every time.
+                if let w = s.watching[person], m.time < w.until, w.seen.count < Self.contextLimit * 4 {
+                    s.watching[person]!.seen.append(seen)
                 }
                 s.seen[person, default: []].append(seen)
                 s.seen[person]!.removeAll { m.time - $0.time >= span }
                 if s.seen[person]!.count > Self.contextLimit { s.seen[person]!.removeFirst(s.seen[person]!.count - Self.contextLimit) }
             }
-            if var o = s.open[key], m.time - o.opened < policy.deduplicationWindow {
-                o.hits += 1
-                o.last = max(o.last, m.time)
-                o.first = min(o.first, m.time)
-                if o.samples.count < 5, let url = m.url, !o.samples.contains(url) { o.samples.append(url) }
-                s.open[key] = o
+            if let o = s.open[key], m.time - o.opened < policy.deduplicationWindow {
+                s.open[key]!.hits += 1
+                s.open[key]!.last = max(o.last, m.time)
+                s.open[key]!.first = min(o.first, m.time)
+                if o.samples.count < 5, let url = m.url, !o.samples.contains(url) { s.open[key]!.samples.append(url) }
                 return
             }
             // Repetition: hits of this category by this person within the window.
@@ -139,12 +138,15 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
                                  repeated: repeated, window: window, device: device, mac: mac), severity >= .high)
             alert = (id, severity, policy.deadlines[severity].map { m.time + $0 })
             if span > 0 {
-                let before = Array((s.seen[person] ?? []).dropLast())
-                if !before.isEmpty { context.append(Self.contextEvent(id: id, span: "before", seen: before, time: m.time)) }
-                var w = s.watching[person] ?? Watch(ids: [], until: 0, seen: [])
-                w.ids.append(id)
-                w.until = max(w.until, m.time + span)
-                s.watching[person] = w
+                if let w = s.watching[person], m.time < w.until {
+                    // Already watched after an earlier incident: that hour's context covers
+                    // this one too; one `after` event will name both.
+                    if w.ids.count < 100 { s.watching[person]!.ids.append(id) }
+                } else {
+                    let before = Array((s.seen[person] ?? []).dropLast())
+                    if !before.isEmpty { context.append(Self.contextEvent(ids: [id], span: "before", seen: before, time: m.time)) }
+                    s.watching[person] = Watch(ids: [id], until: m.time + span, seen: [])
+                }
             }
         }
         for (_, o) in closed where o.hits > 1 { log.append(Self.hitsEvent(o), urgent: false) }
@@ -157,12 +159,20 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         for c in context { log.append(c, urgent: false) }
     }
 
-    /// `{"event":"context","id":…,"span":"before"|"after","requests":[{"time","host","category","search_term"}]}`
-    static func contextEvent(id: String, span: String, seen: [Seen], time: Double) -> String {
+    /// `{"event":"context","id":…,"ids":[…],"span":"before"|"after","requests":[{"time","host","category","search_term"}]}`:
+    /// `id` is the first incident it belongs to, `ids` all of them (a person's incidents
+    /// within the hour share one).
+    static func contextEvent(ids: [String], span: String, seen: [Seen], time: Double) -> String {
         var j = JSONText()
         j.beginObject()
         j.field("event", .string("context"))
-        j.field("id", .string(id))
+        j.field("id", .string(ids[0]))
+        if ids.count > 1 {
+            j.key("ids")
+            j.beginArray()
+            for id in ids { j.value(.string(id)) }
+            j.endArray()
+        }
         j.field("time", .string(LogTime.rfc3339(time)))
         j.field("span", .string(span))
         j.key("requests")
@@ -189,7 +199,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         for o in all where o.hits > 1 { log.append(Self.hitsEvent(o), urgent: false) }
         // The hour after is cut short by the shutdown; what was seen so far is kept.
         for w in watching where !w.seen.isEmpty {
-            for id in w.ids { log.append(Self.contextEvent(id: id, span: "after", seen: w.seen, time: w.seen.last!.time), urgent: false) }
+            log.append(Self.contextEvent(ids: w.ids, span: "after", seen: w.seen, time: w.seen.last!.time), urgent: false)
         }
     }
 

@@ -77,6 +77,11 @@ public enum IncidentStore {
                                           lastSeen: object["last_seen"] as? String ?? ""))
                 continue
             }
+            if event == "context", let ids = object["ids"] as? [String] {
+                // One context event can belong to several of a person's incidents.
+                for other in ids { if let i = index[other] { views[i].events.append(sendable) } }
+                continue
+            }
             guard let i = index[id] else { continue }
             views[i].events.append(sendable)
             switch event {

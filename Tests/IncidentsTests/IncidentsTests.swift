@@ -159,6 +159,10 @@ struct IncidentSinkTests {
     let logger = Logger(label: "test")
 
     func run(_ matches: [MatchedRequest], policy: Policy = Policy()) throws -> [[String: Any]] {
+        try runLines(matches, policy: policy).map(json)
+    }
+
+    func runLines(_ matches: [MatchedRequest], policy: Policy = Policy()) throws -> [String] {
         let path = tempPath() + ".jsonl"
         defer { for f in [path, path + ".chain"] { try? FileManager.default.removeItem(atPath: f) } }
         let log = IncidentLog(path: path, syncInterval: 0.05, logger: logger)
@@ -168,7 +172,7 @@ struct IncidentSinkTests {
         for m in matches { sink.accept(m) }
         sink.closeAll()
         log.stop()
-        return lines(path).map(json)
+        return lines(path)
     }
 
     @Test("a page that loads 80 resources is one incident; the window's final count follows")
@@ -185,23 +189,33 @@ struct IncidentSinkTests {
 
     @Test("context: the person's other categorised requests in the hour before and after, no one else's")
     func context() throws {
-        let records = try run([
+        let raw = try runLines([
             match("games.example.com", time: 1000, category: "games", severity: "info"),               // counted only
             match("shop.example.com", url: "http://shop.example.com/search?q=knife", time: 1100, category: "shopping", severity: "info"),
             match("other.example.com", user: "pupil2", time: 1150, category: "games", severity: "info"), // someone else
             match("old.example.com", time: 1000 - 4000, category: "news", severity: "info"),            // out of order, too old
             match("www.bet365.com", time: 1200),                                                        // the incident
             match("chat.example.com", time: 1500, category: "chat", severity: "info"),                  // the hour after
+            match("www.williamhill.com", time: 1600),                                                   // a second incident
             match("late.example.com", user: "pupil2", time: 1200 + 3601, category: "games", severity: "info"), // closes it
         ])
-        let incident = try #require(records.first { $0["event"] as? String == "incident" }, "\(records)")
+        let records = raw.map(json)
+        let incidents = records.filter { $0["event"] as? String == "incident" }
+        #expect(incidents.count == 2)
+        let incident = try #require(incidents.first, "\(records)")
         let context = records.filter { $0["event"] as? String == "context" && $0["id"] as? String == incident["id"] as? String }
         let before = try #require(context.first { $0["span"] as? String == "before" }, "\(records)")
         let after = try #require(context.first { $0["span"] as? String == "after" })
         let hosts = { (e: [String: Any]) in (e["requests"] as? [[String: Any]] ?? []).compactMap { $0["host"] as? String } }
         #expect(hosts(before) == ["games.example.com", "shop.example.com"])
         #expect((before["requests"] as? [[String: Any]])?[1]["search_term"] as? String == "knife")
-        #expect(hosts(after) == ["chat.example.com"])
+        #expect(hosts(after) == ["chat.example.com", "www.williamhill.com"])
+        // The second incident, inside the first one's hour, shares its `after` event and
+        // writes no `before` of its own; both incidents show it.
+        #expect(after["ids"] as? [String] == incidents.compactMap { $0["id"] as? String })
+        let views = IncidentStore.fold(raw.joined(separator: "\n"))
+        #expect(views.count == 2)
+        #expect(views.allSatisfy { $0.events.contains { $0["event"] as? String == "context" && $0["span"] as? String == "after" } })
         #expect(!records.contains { ($0["requests"] as? [[String: Any]])?.contains { $0["host"] as? String == "other.example.com" } == true })
         // Nobody without an incident has context written.
         #expect(context.count == 2)
