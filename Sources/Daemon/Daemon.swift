@@ -77,7 +77,10 @@ public enum EsafetyDaemon {
         incidentLog.start()
         let incidents = IncidentSink(log: incidentLog, policy: configuration.policy, suffixes: PublicSuffix.load(),
                                      devices: devices, users: users, alerts: alerts)
-        let sink = StatsSink(stats: stats, next: incidents)
+        // Incident work runs on its own thread, off the ingest workers' path.
+        let queued = QueuedSink(next: incidents)
+        queued.start()
+        let sink = StatsSink(stats: stats, next: queued)
         let usr1 = await UnixSignalsSequence(trapping: .sigusr1)
 
         let sockets = try openSockets(configuration, logger: logger)
@@ -114,7 +117,7 @@ public enum EsafetyDaemon {
         let services: [any Service] = [
             CounterService(recorder: counters),
             AlertService(alerts: alerts),
-            IncidentLogService(log: incidentLog, sink: incidents, signals: usr1),
+            IncidentLogService(log: incidentLog, queue: queued, sink: incidents, signals: usr1),
             ReloadService(reloader: reloader, signals: hangups),
             ControlService(server: control),
             WatchdogService(notify: notify),
@@ -214,10 +217,13 @@ struct IngestService: Service {
 /// drained, the open windows are closed and everything is written and fsync'd.
 struct IncidentLogService: Service {
     let log: IncidentLog
+    let queue: QueuedSink
     let sink: IncidentSink
     let signals: UnixSignalsSequence
     func run() async throws {
         for await _ in signals.cancelOnGracefulShutdown() { log.reopen() }
+        // Ingest has drained by now (it stops first): hand over what is queued, then close.
+        queue.stop()
         sink.closeAll()
         log.stop()
     }
