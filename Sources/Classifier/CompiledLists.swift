@@ -187,7 +187,7 @@ public final class CompiledLists: Sendable {
             let rule = domains.rulesBuffer[r]
             if exact && rule.subdomainsOnly { continue }
             scratch.raw.append(Hit(category: rule.category, kind: .domain,
-                                   severity: severities[Int(rule.category)], rule: UInt32(r)))
+                                   severity: severities[Int(rule.category)], rule: UInt32(r), key: UInt32(k)))
         }
     }
 
@@ -261,7 +261,7 @@ public final class CompiledLists: Sendable {
         for r in urls.ruleRange(k) {
             let rule = urls.rulesBuffer[r]
             scratch.raw.append(Hit(category: rule.category, kind: .url,
-                                   severity: severities[Int(rule.category)], rule: UInt32(r)))
+                                   severity: severities[Int(rule.category)], rule: UInt32(r), key: UInt32(k)))
         }
     }
 
@@ -315,11 +315,11 @@ public final class CompiledLists: Sendable {
         switch hit.kind {
         case .domain:
             rule = domains.rulesBuffer[Int(hit.rule)]
-            let key = domains.key(domains.keyIndex(ofRule: Int(hit.rule)))
+            let key = domains.key(hit.key != .max ? Int(hit.key) : domains.keyIndex(ofRule: Int(hit.rule)))
             text = rule.subdomainsOnly ? "*." + key : key
         case .url:
             rule = urls.rulesBuffer[Int(hit.rule)]
-            text = urls.key(urls.keyIndex(ofRule: Int(hit.rule)))
+            text = urls.key(hit.key != .max ? Int(hit.key) : urls.keyIndex(ofRule: Int(hit.rule)))
         case .pattern:
             rule = patterns.rules[Int(hit.rule)].rule
             text = patterns.rules[Int(hit.rule)].source

@@ -20,12 +20,16 @@ public struct Hit: Sendable, Equatable {
     public var severity: Severity
     /// Index into the domain or URL table's rules, or the pattern's index.
     public var rule: UInt32
+    /// The table key that held the rule (domain and URL hits), so describing the hit needs
+    /// no search; `UInt32.max` when unknown.
+    public var key: UInt32
 
-    public init(category: UInt16, kind: MatchKind, severity: Severity, rule: UInt32) {
+    public init(category: UInt16, kind: MatchKind, severity: Severity, rule: UInt32, key: UInt32 = .max) {
         self.category = category
         self.kind = kind
         self.severity = severity
         self.rule = rule
+        self.key = key
     }
 }
 
