@@ -233,7 +233,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         }
 
         func group(_ n: Node, _ k: String) throws(Error) -> Policy.Group {
-            guard case .mapping(let m) = n else { throw error(n, k, "expected name, networks, users, severity_shift, minimum_severity, routes") }
+            guard case .mapping(let m) = n else { throw error(n, k, "expected name, networks, users, categories, severity_shift, minimum_severity, routes") }
             var g = Policy.Group(name: "")
             for (key, v) in m {
                 let name = "\(k).\(key.string ?? "")"
@@ -249,6 +249,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
                     g.severityShift = try int(v, name)
                     guard (-4...4).contains(g.severityShift) else { throw error(v, name, "must be between -4 and 4") }
                 case "minimum_severity": g.minimumSeverity = try severity(v, name)
+                case "categories": g.categories = Set(try strings(v, name))
                 case "routes": g.routes = try routes(v, name)
                 case "windows":
                     guard case .sequence(let seq) = v else { throw error(v, name, "expected a list of time windows") }

@@ -74,10 +74,14 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     public func accept(_ original: MatchedRequest) {
         var m = original
         if m.user == nil, let u = users[m.client] { m.user = u }
-        guard let primary = m.categories.first else { return }
+        guard let first = m.categories.first else { return }
         let policy = self.policy
         let person = m.user ?? m.client
         let group = policy.group(client: m.client, user: m.user)
+        // The most severe category this group raises incidents for; when it raises none of
+        // them, the request still counts (and is kept as context) but opens no incident.
+        let raised = m.categories.first { group.raises($0.name, locked: $0.locked) }
+        let primary = raised ?? first
         let categorySeverity = Severity(name: primary.severity) ?? .info
         let site = suffixes.registrableDomain(m.host)
         let key = Key(person: person, site: site, category: primary.name)
@@ -113,6 +117,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
                 s.seen[person]!.removeAll { m.time - $0.time >= span }
                 if s.seen[person]!.count > Self.contextLimit { s.seen[person]!.removeFirst(s.seen[person]!.count - Self.contextLimit) }
             }
+            guard raised != nil else { return }
             if let o = s.open[key], m.time - o.opened < policy.deduplicationWindow {
                 s.open[key]!.hits += 1
                 s.open[key]!.last = max(o.last, m.time)

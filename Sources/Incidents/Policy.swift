@@ -56,6 +56,9 @@ public struct Policy: Sendable, Equatable {
         public var users: [String] = []
         /// Minimum severity (after adjustment) that raises an incident; lower ones are counted only.
         public var minimumSeverity: Severity = .low
+        /// The categories that raise incidents for this group (nil: every category); others
+        /// are only counted. Locked categories always raise one.
+        public var categories: Set<String>?
         /// Steps to raise (positive) or lower (negative) severity for this group (e.g. +1 for KS1/KS2).
         public var severityShift = 0
         /// Roles told (e.g. ["DSL"]); by severity, with a default.
@@ -64,6 +67,11 @@ public struct Policy: Sendable, Equatable {
         public var windows: [TimeWindow] = []
 
         public init(name: String) { self.name = name }
+
+        /// Whether a match of `category` can raise an incident for this group.
+        public func raises(_ category: String, locked: Bool) -> Bool {
+            locked || categories.map { $0.contains(category) } ?? true
+        }
 
         func matches(client: [UInt8]?, user: String?) -> Bool {
             if let user, !users.isEmpty {

@@ -320,6 +320,28 @@ struct IncidentSinkTests {
         #expect(records[2]["route"] as? [String] == ["DSL", "deputy DSL"])
     }
 
+    @Test("a group's categories: only those raise incidents (locked lists always do); the rest are counted")
+    func groupCategories() throws {
+        var policy = Policy()
+        var staff = Policy.Group(name: "staff")
+        staff.users = ["t.*"]
+        staff.categories = ["self-harm"]
+        policy.groups = [staff]
+        let both = MatchedRequest(time: 1000, client: "10.0.0.1", user: "t.smith", host: "mixed.com", url: nil, method: "GET",
+                                  action: .allowed, format: .squid, source: "ingest:squid",
+                                  categories: [MatchDetail(name: "gambling", severity: "high", locked: false, kind: "domain", file: "f", line: 1, rule: "mixed.com"),
+                                               MatchDetail(name: "self-harm", severity: "medium", locked: false, kind: "domain", file: "g", line: 2, rule: "mixed.com")],
+                                  generation: 1)
+        let records = try run([
+            match("www.bet365.com", user: "t.smith", time: 1000),                                            // not for staff
+            match("abuse.example", user: "t.smith", time: 1001, category: "iwf", severity: "critical", locked: true),
+            both,                                                                                           // raised as self-harm
+            match("www.bet365.com", user: "pupil1", time: 1002),                                             // default group: all
+        ], policy: policy).filter { $0["event"] as? String == "incident" }
+        #expect(records.map { $0["category"] as? String } == ["iwf", "self-harm", "gambling"])
+        #expect(records.map { $0["group"] as? String } == ["staff", "staff", "default"])
+    }
+
     @Test("repetition raises severity one step")
     func repetition() throws {
         let ms = (0..<5).map { match("site\($0).com", time: 1000 + Double($0) * 60) }
