@@ -51,10 +51,7 @@ final class IngestServer: @unchecked Sendable {
 
     func start() {
         for w in workers { w.start() }
-        acceptor = PosixThread(name: "esafety-accept") { [self] in
-            esafety_set_thread_name("esafety-accept")
-            acceptLoop()
-        }
+        acceptor = PosixThread(name: "esafety-accept") { [self] in acceptLoop() }
     }
 
     private func acceptLoop() {
@@ -163,7 +160,6 @@ final class IngestWorker: @unchecked Sendable {
             connections.append(Connection(fd: l.fd, id: 0, pipeline: pipeline, capacity: 256 * 1024, isDatagram: true))
         }
         thread = PosixThread(name: "esafety-ingest\(index)") { [self] in
-            esafety_set_thread_name("esafety-ingest\(index)")
             loop()
         }
     }

@@ -1,3 +1,4 @@
+import Classifier
 import CShims
 import LogFormats
 import Synchronization
@@ -20,7 +21,6 @@ final class QueuedSink: MatchSink, @unchecked Sendable {
     private let state = Mutex<(items: [Item], idle: Bool, stop: Bool)>(([], false, false))
     private let wakeup = Wakeup()
     private var thread: PosixThread?
-    private let finished = Atomic<Bool>(false)
 
     init(next: MatchSink, bound: Int = 65_536) {
         self.next = next
@@ -28,10 +28,7 @@ final class QueuedSink: MatchSink, @unchecked Sendable {
     }
 
     func start() {
-        thread = PosixThread(name: "esafety-incidents") { [self] in
-            esafety_set_thread_name("esafety-sink")
-            loop()
-        }
+        thread = PosixThread(name: "esafety-sink") { [self] in loop() }
     }
 
     func accept(_ match: MatchedRequest) { enqueue(.match(match)) }
@@ -71,8 +68,7 @@ final class QueuedSink: MatchSink, @unchecked Sendable {
             }
             if batch.isEmpty {
                 if stop { break }
-                var pfd = pollfd(fd: wakeup.fd, events: Int16(POLLIN), revents: 0)
-                _ = poll(&pfd, 1, 5)
+                wakeup.wait(milliseconds: 5)
                 wakeup.drain()
                 continue
             }

@@ -43,7 +43,6 @@ public final class AlertDispatcher: @unchecked Sendable {
         public var failed = 0
         public var retried = 0
         public var rateLimited = 0
-        public var dropped = 0
         public var queued = 0
         public var overdueAlerts = 0
         public var lastError: String?
@@ -66,8 +65,8 @@ public final class AlertDispatcher: @unchecked Sendable {
     private let state = Mutex<(pending: [Attempt], last: [String: Double], stop: Bool)>(([], [:], false))
     private let awaiting = Mutex<[String: Awaiting]>([:])
     private let health = Mutex(Health())
-    private let wakeup = esafety_eventfd()
-    private var thread: Thread?
+    private let wakeup = Wakeup()
+    private var thread: PosixThread?
     static let bound = 1000
 
     public init(settings: Settings, logger: Logger, record: @escaping @Sendable (String, Bool, String?) -> Void = { _, _, _ in }) {
@@ -76,20 +75,23 @@ public final class AlertDispatcher: @unchecked Sendable {
         self.record = record
     }
 
-    public var status: Health { health.withLock { $0 } }
+    /// Counters, with `queued` read from the queue itself.
+    public var status: Health {
+        var h = health.withLock { $0 }
+        h.queued = state.withLock { $0.pending.count }
+        return h
+    }
 
     public func start() {
         guard !settings.commands.isEmpty else { return }
-        let t = Thread { [self] in loop() }
-        t.name = "esafety-alerts"
-        thread = t
-        t.start()
+        thread = PosixThread(name: "esafety-alerts") { [self] in loop() }
     }
 
     public func stop() {
         state.withLock { $0.stop = true }
-        poke()
-        while thread?.isFinished == false { usleep(5_000) }
+        wakeup.signal()
+        thread?.join()
+        thread = nil
     }
 
     /// A new incident: queue an alert for each command, unless its severity is not alerted
@@ -112,9 +114,9 @@ public final class AlertDispatcher: @unchecked Sendable {
         switch outcome {
         case 1: health.withLock { $0.rateLimited += 1 }
         case 2:
-            health.withLock { $0.dropped += settings.commands.count; $0.failed += settings.commands.count; $0.lastError = "alert queue full" }
+            health.withLock { $0.failed += settings.commands.count; $0.lastError = "alert queue full" }
             logger.error("alert queue full: alert not sent (the incident is in the log)", metadata: ["incident": "\(id)"])
-        default: poke()
+        default: wakeup.signal()
         }
     }
 
@@ -153,12 +155,7 @@ public final class AlertDispatcher: @unchecked Sendable {
         }
         health.withLock { $0.overdueAlerts += due.count }
         logger.warning("incidents overdue and not acknowledged; alerting again", metadata: ["incidents": "\(due.map(\.0))"])
-        poke()
-    }
-
-    private func poke() {
-        var one: UInt64 = 1
-        _ = write(wakeup, &one, 8)
+        wakeup.signal()
     }
 
     private func loop() {
@@ -170,7 +167,6 @@ public final class AlertDispatcher: @unchecked Sendable {
                 let soonest = s.pending.map(\.notBefore).min().map { $0 - now } ?? 60
                 return (nil, soonest, s.stop)
             }
-            health.withLock { h in h.queued = state.withLock { $0.pending.count } }
             if let a = next {
                 run(a)
                 continue
@@ -189,11 +185,9 @@ public final class AlertDispatcher: @unchecked Sendable {
                 checkOverdue()
                 continue
             }
-            var pfd = pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)
             let untilCheck = settings.overdueRepeat > 0 ? max(0.01, nextOverdueCheck - LogTime.monotonicSeconds()) : 60
-            _ = poll(&pfd, 1, Int32(max(1, min(60_000, min(wait, untilCheck) * 1000))))
-            var v: UInt64 = 0
-            _ = read(wakeup, &v, 8)
+            wakeup.wait(milliseconds: Int32(max(1, min(60_000, min(wait, untilCheck) * 1000))))
+            wakeup.drain()
         }
     }
 

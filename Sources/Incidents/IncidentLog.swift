@@ -41,8 +41,8 @@ public final class IncidentLog: @unchecked Sendable {
     /// so a burst of urgent incidents costs one write and one fsync, not one each.
     let commitDelay: Double
     private let health = Mutex(Health())
-    private let wakeup: Int32
-    private var thread: Thread?
+    private let wakeup = Wakeup()
+    private var thread: PosixThread?
     private var fd: Int32 = -1
     private(set) var lastChain = HashChain.genesis
     private var firstLineInFile = true
@@ -59,10 +59,14 @@ public final class IncidentLog: @unchecked Sendable {
         self.syncInterval = syncInterval
         self.bound = bound
         self.logger = logger
-        self.wakeup = esafety_eventfd()
     }
 
-    public var status: Health { health.withLock { $0 } }
+    /// Counters, with `queued` read from the queue itself.
+    public var status: Health {
+        var h = health.withLock { $0 }
+        h.queued = state.withLock { $0.queue.count }
+        return h
+    }
 
     /// Called on the writer thread with each line another writer appended (the coordinator's
     /// workflow events), so the daemon learns of acknowledgements without rereading the log.
@@ -175,10 +179,7 @@ public final class IncidentLog: @unchecked Sendable {
     }
 
     public func start() {
-        let t = Thread { [self] in loop() }
-        t.name = "esafety-incidents"
-        thread = t
-        t.start()
+        thread = PosixThread(name: "esafety-log") { [self] in loop() }
     }
 
     /// Queues a record (a JSON object without its chain). Never blocks for long: when the
@@ -194,25 +195,21 @@ public final class IncidentLog: @unchecked Sendable {
             return (true, true)
         }
         if !accepted { health.withLock { $0.lost += 1 } }
-        if signal {
-            var one: UInt64 = 1
-            _ = write(wakeup, &one, 8)
-        }
+        if signal { wakeup.signal() }
     }
 
     /// Asks the writer to reopen the file (after logrotate moved it).
     public func reopen() {
         state.withLock { $0.reopen = true }
-        var one: UInt64 = 1
-        _ = write(wakeup, &one, 8)
+        wakeup.signal()
     }
 
     /// Writes everything queued, fsyncs, and stops the writer thread.
     public func stop() {
         state.withLock { $0.stop = true }
-        var one: UInt64 = 1
-        _ = write(wakeup, &one, 8)
-        while thread?.isFinished == false { usleep(5_000) }
+        wakeup.signal()
+        thread?.join()
+        thread = nil
     }
 
     private func loop() {
@@ -221,11 +218,9 @@ public final class IncidentLog: @unchecked Sendable {
         var failing = false
         var text: [UInt8] = []
         while true {
-            var pfd = pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)
-            _ = poll(&pfd, 1, failing ? 1000 : Int32(min(100, syncInterval * 1000)))
+            wakeup.wait(milliseconds: failing ? 1000 : Int32(min(100, syncInterval * 1000)))
             if !failing { readForeignLines() }
-            var v: UInt64 = 0
-            if read(wakeup, &v, 8) == 8, commitDelay > 0, !failing {
+            if wakeup.drain(), commitDelay > 0, !failing {
                 usleep(UInt32(commitDelay * 1e6))
             }
             let (batch, lost, stop, reopen) = state.withLock { s -> ([(String, Bool)], Int, Bool, Bool) in
@@ -304,7 +299,7 @@ public final class IncidentLog: @unchecked Sendable {
                 lastSync = t
             }
             let queued = state.withLock { $0.queue.count }
-            health.withLock { $0.written += written; $0.writing = !failing; $0.queued = queued }
+            health.withLock { $0.written += written; $0.writing = !failing }
             if stop && (queued == 0 || failing) { break }
         }
         if fd >= 0 { fsync(fd); close(fd) }
