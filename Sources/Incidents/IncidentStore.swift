@@ -15,13 +15,13 @@ public struct IncidentView: Sendable {
     public var events: [[String: any Sendable]] = []
     public var hits: Int
     public var lastSeen: String
-    public var state: State = .new
-    /// Workflow facts folded from events.
-    public var acknowledgedAt: String?
-    public var closedAt: String?
-    public var assignee: String?
-    public var escalatedTo: [String] = []
-    public var outcome: String?
+    /// The workflow events replayed (`Workflow.replay`).
+    public var workflow = Workflow.Replay()
+    public var state: State { workflow.state }
+    public var acknowledgedAt: String? { workflow.acknowledgedAt }
+    public var closedAt: String? { workflow.closedAt }
+    public var escalatedTo: [String] { workflow.escalatedTo }
+    public var outcome: String? { workflow.outcome }
 
     public var time: String { record["time"] as? String ?? "" }
     public var severity: String { record["severity"] as? String ?? "" }
@@ -84,29 +84,12 @@ public enum IncidentStore {
             }
             guard let i = index[id] else { continue }
             views[i].events.append(sendable)
-            switch event {
-            case "hits":
+            if event == "hits" {
                 views[i].hits = object["hits"] as? Int ?? views[i].hits
                 views[i].lastSeen = object["last_seen"] as? String ?? views[i].lastSeen
-            default:
-                // Workflow events follow the same table the tool enforces; one that does not
-                // fit (it cannot be written by the tool) changes nothing.
-                guard let action = Workflow.Action(rawValue: event),
-                      case .success(let next) = Workflow.next(views[i].state, action) else { break }
-                let time = object["time"] as? String
-                if views[i].acknowledgedAt == nil, action != .note, action != .assign { views[i].acknowledgedAt = time }
-                switch action {
-                case .assign: views[i].assignee = object["to"] as? String
-                case .escalate: if let to = object["to"] as? String { views[i].escalatedTo.append(to) }
-                case .resolve: views[i].outcome = object["outcome"] as? String
-                case .falsePositive: views[i].outcome = "false-positive"
-                case .reopen: views[i].closedAt = nil; views[i].outcome = nil
-                default: break
-                }
-                if next == .resolved || next == .falsePositive { views[i].closedAt = time }
-                views[i].state = next
             }
         }
+        for i in views.indices { views[i].workflow = Workflow.replay(views[i].events) }
         return views
     }
 

@@ -96,36 +96,29 @@ public struct Report: Sendable {
         incidentsByHour = Array(repeating: 0, count: hours)
         var people: [String: Int] = [:]
         var sites: [String: Int] = [:]
-        var rows: [Row] = []
+        var escalatedTo: [String] = [], outcomeNames: [String] = []
+        let sinceText = LogTime.rfc3339(since), untilText = LogTime.rfc3339(until)
         for v in views {
             guard let t = Self.epoch(v.time), t < until else { continue }
-            // The state as of the end of the window: only events before it count.
-            var state = IncidentView.State.new
-            var ack: Double?, closed: Double?, outcome: String?, escalated: [String] = []
-            for e in v.events {
-                guard let name = e["event"] as? String, let action = Workflow.Action(rawValue: name),
-                      let et = Self.epoch(e["time"] as? String), et < until,
-                      case .success(let next) = Workflow.next(state, action) else { continue }
-                if ack == nil, action != .note, action != .assign { ack = et }
-                if action == .escalate, let to = e["to"] as? String {
-                    escalated.append(to)
-                    if et >= since {
-                        escalations.append(Count(name: to, count: 1))
-                        if e["referral"] != nil { referrals += 1 }
-                    }
+            // The state as of the end of the period: only events before it count.
+            let w = Workflow.replay(v.events, before: untilText)
+            for (action, e) in w.applied where (e["time"] as? String ?? "") >= sinceText {
+                switch action {
+                case .escalate:
+                    escalatedTo.append(e["to"] as? String ?? "unknown")
+                    if e["referral"] != nil { referrals += 1 }
+                case .resolve: outcomeNames.append(e["outcome"] as? String ?? "unknown")
+                case .falsePositive: falsePositives += 1
+                default: break
                 }
-                if action == .resolve, et >= since { outcomes.append(Count(name: e["outcome"] as? String ?? "unknown", count: 1)) }
-                if action == .falsePositive, et >= since { falsePositives += 1 }
-                if next == .resolved || next == .falsePositive { closed = et; outcome = action == .resolve ? e["outcome"] as? String : "false-positive" }
-                if action == .reopen { closed = nil; outcome = nil }
-                state = next
             }
+            let state = w.state
+            let ack = Self.epoch(w.acknowledgedAt), closed = Self.epoch(w.closedAt)
             let due = Self.epoch(v.due)
             let row = Row(id: v.id, time: t, severity: v.severity, category: v.category, group: v.group, person: v.person,
                           client: v.record["client"] as? String ?? "", host: v.host, hits: v.hits, state: state.rawValue,
-                          due: due, acknowledged: ack, closed: closed, outcome: outcome, escalatedTo: escalated,
+                          due: due, acknowledged: ack, closed: closed, outcome: w.outcome, escalatedTo: w.escalatedTo,
                           overdue: state == .new && due.map { $0 < until } == true)
-            rows.append(row)
             if t >= since {
                 new.append(row)
                 people[row.person, default: 0] += 1
@@ -153,8 +146,8 @@ public struct Report: Sendable {
         }
         byCategory = counted(new.map(\.category))
         byGroup = counted(new.map(\.group))
-        escalations = counted(escalations.map(\.name))
-        outcomes = counted(outcomes.map(\.name))
+        escalations = counted(escalatedTo)
+        outcomes = counted(outcomeNames)
         topSites = Array(sites.map { Count(name: $0.key, count: $0.value) }.sorted { ($1.count, $0.name) < ($0.count, $1.name) }.prefix(10))
         let ranked = people.map { Count(name: $0.key, count: $0.value) }.sorted { ($1.count, $0.name) < ($0.count, $1.name) }
         topPeople = Array(ranked.prefix(10))

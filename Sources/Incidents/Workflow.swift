@@ -52,6 +52,43 @@ public enum Workflow {
         }
     }
 
+    /// What an incident's workflow events add up to.
+    public struct Replay: Sendable {
+        public var state: State = .new
+        /// The events that took effect, in order, with their action.
+        public var applied: [(action: Action, event: [String: any Sendable])] = []
+        /// The first response (anything but a note or an assignment), and the closing.
+        public var acknowledgedAt: String?
+        public var closedAt: String?
+        public var outcome: String?
+        public var escalatedTo: [String] = []
+    }
+
+    /// Replays workflow events in order through the same table the tool enforces (an event
+    /// that does not fit changes nothing); with `before`, only events earlier than that
+    /// RFC 3339 time count (a report's state at the end of its period). Other events
+    /// (`hits`, `context`) are passed over.
+    public static func replay(_ events: [[String: any Sendable]], before: String? = nil) -> Replay {
+        var r = Replay()
+        for e in events {
+            guard let name = e["event"] as? String, let action = Action(rawValue: name) else { continue }
+            let time = e["time"] as? String
+            if let before, (time ?? "") >= before { continue }
+            guard case .success(let next) = Self.next(r.state, action) else { continue }
+            r.applied.append((action, e))
+            if r.acknowledgedAt == nil, action != .note, action != .assign { r.acknowledgedAt = time }
+            switch action {
+            case .escalate: if let to = e["to"] as? String { r.escalatedTo.append(to) }
+            case .resolve: r.closedAt = time; r.outcome = e["outcome"] as? String
+            case .falsePositive: r.closedAt = time; r.outcome = "false-positive"
+            case .reopen: r.closedAt = nil; r.outcome = nil
+            default: break
+            }
+            r.state = next
+        }
+        return r
+    }
+
     /// Who an incident can be escalated to. Referrals outside school are recorded as such.
     public struct Role: Sendable {
         public var key: String
