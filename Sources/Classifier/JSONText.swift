@@ -91,18 +91,6 @@ public struct JSONText {
         }
         out.append(UInt8(ascii: "\""))
     }
-
-    public static func appendString(_ s: String, to out: inout String) {
-        var bytes: [UInt8] = []
-        appendString(s, to: &bytes)
-        out += String(decoding: bytes, as: UTF8.self)
-    }
-
-    public static func quoted(_ s: String) -> String {
-        var out: [UInt8] = []
-        appendString(s, to: &out)
-        return String(decoding: out, as: UTF8.self)
-    }
 }
 
 extension MatchDetail {

@@ -11,10 +11,9 @@ public enum HashChain {
 
     /// Appends the chain field to a JSON object's text (which must end with `}`).
     public static func seal(_ object: String, previous: String) -> (line: String, chain: String) {
-        precondition(object.hasSuffix("}"))
-        let body = String(object.dropLast())
-        let chain = SHA256.hex(previous, Substring(body))
-        return (body + marker + chain + "\"}", chain)
+        var out: [UInt8] = []
+        let chain = seal(object, previous: previous, appendingTo: &out)
+        return (String(decoding: out.dropLast(), as: UTF8.self), chain)
     }
 
     /// Seals a JSON object's text (ending in `}`) and appends the line and a newline to

@@ -85,45 +85,42 @@ public final class IncidentLog: @unchecked Sendable {
         guard newFD >= 0 else { throw FileSystem.Error(path: path, errno: errno) }
         fchmod(newFD, mode)
         if let group, let gr = getgrnam(group) { fchown(newFD, uid_t.max, gr.pointee.gr_gid) }
-        // Continue the chain from the last complete line; cut a torn tail. Only the tail
-        // of a regular file is read (a log can be large; /dev/full is not a file).
-        var st = stat()
-        fstat(newFD, &st)
-        let size = (st.st_mode & S_IFMT) == S_IFREG ? Int(st.st_size) : 0
-        let tailSize = min(size, 1 << 20)
-        var tail = [UInt8](repeating: 0, count: tailSize)
-        if tailSize > 0 {
-            let rfd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-            if rfd >= 0 {
-                _ = tail.withUnsafeMutableBytes { pread(rfd, $0.baseAddress, tailSize, off_t(size - tailSize)) }
-                close(rfd)
-            }
+        // Cut a torn tail (a crash mid-write), then continue the chain from the last line,
+        // or, in an empty file, from before it.
+        let torn = Self.tornTail(fd: newFD)
+        if torn > 0 {
+            ftruncate(newFD, off_t(Self.size(of: newFD) - Int64(torn)))
+            logger.warning("incident log ended in a partial line; removed it", metadata: ["incidents.file": "\(path)", "bytes": "\(torn)"])
         }
-        var end = tail.count
-        if end > 0 && tail[end - 1] != 0x0A {
-            while end > 0 && tail[end - 1] != 0x0A { end -= 1 }
-            ftruncate(newFD, off_t(size - (tail.count - end)))
-            logger.warning("incident log ended in a partial line; removed it", metadata: ["incidents.file": "\(path)", "bytes": "\(tail.count - end)"])
-        }
-        if end > 0 {
-            var start = end - 1
-            while start > 0 && tail[start - 1] != 0x0A { start -= 1 }
-            let last = String(decoding: tail[start..<(end - 1)], as: UTF8.self)
-            if let (_, chain) = HashChain.split(Substring(last)) { lastChain = chain }
+        if Self.size(of: newFD) > 0 {
+            lastChain = Self.lastChainValue(fd: newFD) ?? lastChain
             firstLineInFile = false
         } else {
-            // An empty file (just rotated): continue from the rotated file's last line, or
-            // from the chain value saved when the file was reopened or closed.
+            lastChain = Self.chainBefore(emptyLog: path)
             firstLineInFile = true
-            if let previous = Self.lastChainValue(ofFile: path + ".1") {
-                lastChain = previous
-            } else if let saved = try? FileSystem.readText(path + ".chain"), saved.count == 64, saved.allSatisfy(\.isHexDigit) {
-                lastChain = saved
-            }
         }
         if fd >= 0 { close(fd) }
         fd = newFD
         expectedSize = Self.size(of: newFD)
+    }
+
+    /// Bytes after the last newline of a regular file (a line whose write was cut short).
+    static func tornTail(fd: Int32) -> Int {
+        let size = Int(size(of: fd))
+        let n = min(size, 1 << 20)
+        guard n > 0 else { return 0 }
+        var tail = [UInt8](repeating: 0, count: n)
+        guard tail.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, n, off_t(size - n)) }) == n else { return 0 }
+        guard let lastNewline = tail.lastIndex(of: 0x0A) else { return n }
+        return n - lastNewline - 1
+    }
+
+    /// Where the chain stands before an empty log (just rotated): the rotated file's last
+    /// line, else the value saved at the last reopen or close, else the start.
+    static func chainBefore(emptyLog path: String) -> String {
+        if let previous = lastChainValue(ofFile: path + ".1") { return previous }
+        if let saved = try? FileSystem.readText(path + ".chain"), saved.count == 64, saved.allSatisfy(\.isHexDigit) { return saved }
+        return HashChain.genesis
     }
 
     static func size(of fd: Int32) -> Int64 {
@@ -345,8 +342,7 @@ public final class IncidentLog: @unchecked Sendable {
             previous = chain
         } else {
             first = true
-            previous = lastChainValue(ofFile: path + ".1")
-                ?? (try? FileSystem.readText(path + ".chain")).flatMap { $0.count == 64 ? $0 : nil } ?? HashChain.genesis
+            previous = chainBefore(emptyLog: path)
         }
         var text: [UInt8] = []
         for object in objects {

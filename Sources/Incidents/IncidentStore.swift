@@ -45,14 +45,18 @@ public enum IncidentStore {
         public var description: String
     }
 
-    /// Reads a log and its uncompressed rotations (`LOG.N` ... `LOG.1`, oldest first).
-    public static func load(_ path: String, group: String? = nil) throws(Failure) -> [IncidentView] {
-        var files: [String] = []
+    /// A file and its uncompressed rotations, oldest first: `FILE.N` ... `FILE.1`, `FILE`.
+    public static func withRotations(_ path: String) -> [String] {
+        var files = [path]
         var n = 1
         while FileSystem.exists("\(path).\(n)") { files.insert("\(path).\(n)", at: 0); n += 1 }
-        files.append(path)
+        return files
+    }
+
+    /// Reads a log and its uncompressed rotations (`LOG.N` ... `LOG.1`, oldest first).
+    public static func load(_ path: String, group: String? = nil) throws(Failure) -> [IncidentView] {
         var text = ""
-        for f in files {
+        for f in withRotations(path) {
             do { text += try FileSystem.readText(f) } catch {
                 if error.errno == EACCES || error.errno == EPERM {
                     throw Failure(description: "you may not read incidents: \(f) is for members of the group \(group ?? "esafety-admin") only; ask your network admin to add you")

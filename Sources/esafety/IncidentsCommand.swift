@@ -25,15 +25,20 @@ struct LogOption: ParsableArguments {
     @Option(help: ArgumentHelp("esafetyd's configuration file, to find the incident log.", valueName: "file"))
     var config: String?
 
-    var configuration: DaemonConfiguration {
+    /// Reads the configuration once: the log's path and the group that may use it.
+    func resolve() -> ResolvedLog {
         let file = config ?? (FileSystem.exists(DaemonConfiguration.defaultPath) ? DaemonConfiguration.defaultPath : nil)
+        var configuration = DaemonConfiguration()
         if let file {
-            do { return try DaemonConfiguration.load(path: file) } catch { CLI.fail(error.description, status: 2) }
+            do { configuration = try DaemonConfiguration.load(path: file) } catch { CLI.fail(error.description, status: 2) }
         }
-        return DaemonConfiguration()
+        return ResolvedLog(configuration: configuration, path: log ?? configuration.incidentLog)
     }
+}
 
-    var path: String { log ?? configuration.incidentLog }
+struct ResolvedLog {
+    let configuration: DaemonConfiguration
+    let path: String
 
     /// The group whose members may read incidents and act on them.
     var group: String { configuration.incidentLogGroup ?? "esafety-admin" }
@@ -53,6 +58,7 @@ struct TailCommand: ParsableCommand {
     @Flag(help: "Pass the records through as JSON lines.") var json = false
 
     func run() throws {
+        let log = self.log.resolve()
         let path = log.path
         let views = log.load()
         let color = !json && isatty(1) != 0
@@ -104,7 +110,7 @@ struct ListCommand: ParsableCommand {
 
     func run() throws {
         let now = LogTime.rfc3339(Date().timeIntervalSince1970)
-        let views = log.load().filter { v in
+        let views = log.resolve().load().filter { v in
             if open && !v.isOpen { return false }
             if overdue && !v.overdue(now: now) { return false }
             if let severity, v.severity != severity.lowercased() { return false }
@@ -129,7 +135,7 @@ struct ShowCommand: ParsableCommand {
     @Argument(help: "The incident id.") var id: String
 
     func run() throws {
-        guard let v = log.load().first(where: { $0.id == id }) else { CLI.fail("no incident \(id)", status: 1) }
+        guard let v = log.resolve().load().first(where: { $0.id == id }) else { CLI.fail("no incident \(id)", status: 1) }
         print(IncidentStore.line(v, color: isatty(1) != 0))
         for key in ["time", "severity", "category", "group", "client", "user", "device", "host", "url", "search_term", "action", "due"] {
             let value = v.record[key].map { "\($0)" } ?? "null"
@@ -205,6 +211,7 @@ struct ActOptions: ParsableArguments {
     /// Appends the event for `action` after checking the transition against the incident
     /// as it stands in the log (read under the log's lock).
     func act(_ action: Workflow.Action, fields: [(String, String)] = [], after: ((IncidentView) -> Void)? = nil) {
+        let log = self.log.resolve()
         let group = log.group
         Identity.requireMember(of: group)
         let account = Identity.account

@@ -63,14 +63,6 @@ struct ReportCommand: ParsableCommand {
         return tm.tm_gmtoff
     }
 
-    static func readRotated(_ path: String) -> String {
-        var files: [String] = []
-        var n = 1
-        while FileSystem.exists("\(path).\(n)") { files.insert("\(path).\(n)", at: 0); n += 1 }
-        files.append(path)
-        return files.compactMap { try? FileSystem.readText($0) }.joined()
-    }
-
     func run() throws {
         let now = LogTime.nowSeconds()
         let start: Double, end: Double
@@ -86,9 +78,10 @@ struct ReportCommand: ParsableCommand {
             start = Self.localMidnight(String(today), plusDays: -1)!
         }
         guard end > start else { CLI.fail("the period is empty: --until must be after --since", status: 2) }
+        let log = self.log.resolve()
         let views = log.load()
         let countersPath = counters ?? log.configuration.countersPath
-        let counterRows = Self.readRotated(countersPath).split(separator: "\n").compactMap {
+        let counterRows = IncidentStore.withRotations(countersPath).compactMap { try? FileSystem.readText($0) }.joined().split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
         var options = Report.Options(since: start, until: end)

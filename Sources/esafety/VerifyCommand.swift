@@ -16,12 +16,7 @@ struct VerifyCommand: ParsableCommand {
     func run() throws {
         var files = logs
         if files.isEmpty { files = [DaemonConfiguration().incidentLog] }
-        if files.count == 1 {
-            var rotated: [String] = []
-            var n = 1
-            while FileSystem.exists("\(files[0]).\(n)") { rotated.insert("\(files[0]).\(n)", at: 0); n += 1 }
-            files = rotated + files
-        }
+        if files.count == 1 { files = IncidentStore.withRotations(files[0]) }
         var inputs: [(String, String)] = []
         for f in files {
             do { inputs.append((f, try FileSystem.readText(f))) } catch {

@@ -113,6 +113,35 @@ struct IncidentLogTests {
         #expect(gap?.file == path && gap?.line == 1)
     }
 
+    @Test("rotated while stopped: a new empty log continues from LOG.1's last line, else from LOG.chain")
+    func rotatedWhileStopped() throws {
+        let path = tempPath() + ".jsonl"
+        defer { for f in [path, path + ".1", path + ".1.gz", path + ".chain"] { try? FileManager.default.removeItem(atPath: f) } }
+        func session(_ id: String) throws {
+            let log = IncidentLog(path: path, syncInterval: 0.05, logger: logger)
+            try log.open()
+            log.start()
+            log.append("{\"event\":\"incident\",\"id\":\"\(id)\"}", urgent: true)
+            log.stop()
+        }
+        try session("a")
+        try FileManager.default.moveItem(atPath: path, toPath: path + ".1")
+        try FileManager.default.removeItem(atPath: path + ".chain")  // LOG.1 alone must carry it
+        try session("b")
+        var (failure, checked) = HashChain.verify(files: [(path + ".1", try String(contentsOfFile: path + ".1", encoding: .utf8)),
+                                                          (path, try String(contentsOfFile: path, encoding: .utf8))])
+        #expect(failure == nil)
+        #expect(checked == 2)
+        // LOG.1 compressed away by logrotate: the value saved at the last close carries on.
+        let previous = try String(contentsOfFile: path, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: path + ".1")
+        try FileManager.default.moveItem(atPath: path, toPath: path + ".1.gz")
+        try session("c")
+        (failure, checked) = HashChain.verify(files: [("old", previous), (path, try String(contentsOfFile: path, encoding: .utf8))])
+        #expect(failure == nil)
+        #expect(checked == 2)
+    }
+
     @Test("a torn last line (crash mid-write) is removed on open and the chain continues")
     func tornLine() throws {
         let path = tempPath() + ".jsonl"
