@@ -180,10 +180,12 @@ public final class LinePipeline {
             return
         }
         counters.formats[f].matched += 1
-        let categories = scratch.hits.map(lists.describe).sorted { a, b in
-            let sa = Severity(name: a.severity) ?? .info, sb = Severity(name: b.severity) ?? .info
-            return sa != sb ? sa > sb : a.name < b.name
-        }
+        // Most severe first (ties by name), ordered on the hits' own severities before the
+        // details' Strings are built.
+        let categories = scratch.hits.sorted { a, b in
+            a.severity != b.severity ? a.severity > b.severity
+                : lists.categories[Int(a.category)].name < lists.categories[Int(b.category)].name
+        }.map(lists.describe)
         func s(_ b: UnsafeRawBufferPointer) -> String { String(decoding: b, as: UTF8.self) }
         let host = String(decoding: scratch.host[0..<scratch.hostCount], as: UTF8.self)
         sink.accept(MatchedRequest(
