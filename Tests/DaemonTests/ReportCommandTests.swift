@@ -113,3 +113,28 @@ struct ReportScreenshotTests {
         #expect((r["distinct"] as? Int ?? 0) > 50, "text and charts, not a flat image")
     }
 }
+
+@Suite("The documented alert command")
+struct AlertMailScriptTests {
+    @Test("esafety-alert-mail writes a plain message to sendmail, control characters neutralised, and fails so esafetyd retries")
+    func mail() throws {
+        let dir = TempDir()
+        let out = dir.path + "/mail.txt"
+        dir.write("sendmail", "#!/bin/sh\ncat > \(out)\n")
+        chmod(dir.path + "/sendmail", 0o755)
+        let script = repositoryRoot + "/scripts/esafety-alert-mail"
+        let record = #"{"id":"inc-1","severity":"critical","category":"self-harm","user":"p1\u001b[31m\nBcc: x@evil","host":"x.example","due":"2026-11-21T11:00:00.000Z","route":["DSL"]}"#
+        dir.write("record.json", record)
+        let ok = try Child("/bin/sh", ["-c", "\(script) dsl@school.example < \(dir.path)/record.json"], capture: true,
+                           environment: ["SENDMAIL": dir.path + "/sendmail"]).wait()
+        #expect(ok.0 == 0, "\(ok.1)")
+        let mail = try String(contentsOfFile: out, encoding: .utf8)
+        #expect(mail.hasPrefix("To: dsl@school.example\nSubject: [e-safety] critical self-harm - due 2026-11-21T11:00:00.000Z\n"))
+        #expect(mail.contains("Review it: esafety incidents show inc-1"))
+        #expect(!mail.contains("\u{1B}"), "no escape sequences reach the mail")
+        #expect(!mail.contains("\nBcc:"), "no header injection from log data")
+        let failing = try Child("/bin/sh", ["-c", "\(script) dsl@school.example < \(dir.path)/record.json"], capture: true,
+                                environment: ["SENDMAIL": dir.path + "/missing"]).wait()
+        #expect(failing.0 == 75, "EX_TEMPFAIL, so esafetyd retries: \(failing.1)")
+    }
+}

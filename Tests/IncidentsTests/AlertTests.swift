@@ -116,5 +116,12 @@ struct AlertTests {
         #expect(AlertDispatcher.execute(["/nonexistent/alert"], input: "{}", timeout: 1)?.contains("cannot run") == true)
         #expect(AlertDispatcher.execute(["/bin/sh", "-c", "exit 0"], input: String(repeating: "x", count: 1 << 20), timeout: 5) == nil,
                 "a command that does not read its input still succeeds")
+        // No shell unless asked for, and only PATH and LANG from the daemon's environment.
+        let out = tempPath()
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        #expect(AlertDispatcher.execute(["/usr/bin/env"], input: "{}", timeout: 5) == nil)
+        #expect(AlertDispatcher.execute(["/bin/sh", "-c", "env > \(out)"], input: "{}", timeout: 5) == nil)
+        let names = Set(((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n").map { String($0.prefix { $0 != "=" }) })
+        #expect(names.subtracting(["PWD", "SHLVL", "_"]) == ["PATH", "LANG"], "\(names)")
     }
 }
