@@ -24,6 +24,8 @@ final class ControlServer: @unchecked Sendable {
     let rate = Status.RateSampler()
     /// Extra commands (the incident log's `reopen`), by name.
     let extra: Mutex<[String: @Sendable () -> String]> = Mutex([:])
+    /// Extra sections of `status` (the incident log's health, alerts): key and JSON value.
+    let sections: Mutex<[(key: String, json: @Sendable () -> String)]> = Mutex([])
     private let stopping = Atomic<Bool>(false)
     private let wakeup = Wakeup()
     private var thread: PosixThread?
@@ -84,11 +86,7 @@ final class ControlServer: @unchecked Sendable {
         let reply: String
         switch command {
         case "status":
-            var base = Status.json(stats: stats, holder: holder, rate: rate.rate)
-            for (command, key) in [("incidents", "incident_log"), ("alerts", "alerts")] {
-                if let part = extra.withLock({ $0[command] }) { base = String(base.dropLast()) + ",\"\(key)\":" + part() + "}" }
-            }
-            reply = base
+            reply = Status.json(stats: stats, holder: holder, rate: rate.rate, sections: sections.withLock { $0 })
         case "ping":
             reply = #"{"ok":true}"#
         case "reload":

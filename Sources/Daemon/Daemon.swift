@@ -95,13 +95,18 @@ public enum EsafetyDaemon {
                                     holder: holder, reloader: reloader, logger: logger)
 
         let socketNames = (streams + datagrams).map { $0.socket.path.isEmpty ? $0.socket.name : $0.socket.path }
-        control.extra.withLock {
-            $0["reopen"] = { incidentLog.reopen(); return #"{"ok":true}"# }
-            $0["incidents"] = {
+        control.extra.withLock { $0["reopen"] = { incidentLog.reopen(); return #"{"ok":true}"# } }
+        control.sections.withLock {
+            $0.append(("incident_log", {
                 let h = incidentLog.status
-                return "{\"writing\":\(h.writing),\"queued\":\(h.queued),\"lost\":\(h.lost),\"written\":\(h.written)}"
-            }
-            $0["alerts"] = {
+                var j = JSONText()
+                j.beginObject()
+                j.field("writing", .bool(h.writing)); j.field("queued", .int(h.queued)); j.field("lost", .int(h.lost))
+                j.field("written", .int(h.written)); j.field("last_error", h.lastError)
+                j.endObject()
+                return j.text
+            }))
+            $0.append(("alerts", {
                 let h = alerts.status
                 var j = JSONText()
                 j.beginObject()
@@ -111,7 +116,7 @@ public enum EsafetyDaemon {
                 j.field("last_error", h.lastError)
                 j.endObject()
                 return j.text
-            }
+            }))
         }
         // Services stop in reverse order: ingest drains first, the counters record last.
         let services: [any Service] = [

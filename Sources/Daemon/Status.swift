@@ -17,7 +17,8 @@ public enum Status {
         var rate: Double { state.withLock { $0.rate } }
     }
 
-    static func json(stats: IngestStats, holder: GenerationHolder, rate: Double) -> String {
+    static func json(stats: IngestStats, holder: GenerationHolder, rate: Double,
+                     sections: [(key: String, json: @Sendable () -> String)] = []) -> String {
         let snap = stats.snapshot()
         var total = SourceCounters()
         for c in snap.sources.values { total.add(c) }
@@ -97,6 +98,7 @@ public enum Status {
         j.beginArray()
         for r in snap.reloads { reload(r, &j) }
         j.endArray()
+        for s in sections { j.field(s.key, .raw(s.json())) }
         j.endObject()
         return j.text
     }

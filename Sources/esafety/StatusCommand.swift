@@ -96,7 +96,8 @@ enum StatusText {
         if let l = o["incident_log"] as? [String: Any] {
             let writing = l["writing"] as? Bool ?? true
             out += "incident log: " + (writing ? "writing" : "NOT WRITING (incidents are queued; see esafetyd's log)")
-                + ", \(int("written", l)) written, \(int("queued", l)) queued, \(int("lost", l)) lost\n"
+                + ", \(int("written", l)) written, \(int("queued", l)) queued, \(int("lost", l)) lost"
+                + ((l["last_error"] as? String).map { "; last error: " + Terminal.escape($0) } ?? "") + "\n"
         }
         if let a = o["alerts"] as? [String: Any] {
             if int("commands", a) == 0 {

@@ -201,6 +201,7 @@ struct FullDiskTests {
         }
         #expect(health["writing"] as? Bool == false)
         #expect((health["queued"] as? Int ?? 0) > 0)
+        #expect(!((health["last_error"] as? String) ?? "").isEmpty, "status says why: \(health)")
         #expect(lines(log).count < 20)
         // Space returns.
         let (rc, out) = try Child.run(prlimit, ["--pid", "\(daemon.child.pid)", "--fsize=unlimited:unlimited"])
