@@ -2,6 +2,7 @@ import Classifier
 import Daemon
 import Foundation
 import LogFormats
+import Synchronization
 
 /// Issue 4's targets: ingest throughput with incidents being written (1% of lines match)
 /// against none matching, and the time from a critical line arriving to its fsync'd
@@ -85,7 +86,7 @@ enum IncidentBenchmark {
         let payloads = [("no matches", lines(hosts: ordinary, count: n, seed: 9)), ("1% matching", lines(hosts: mixed, count: n, seed: 9))]
         var results: [String: [Double]] = [:]
         if let dump = ProcessInfo.processInfo.environment["ESAFETY_BENCH_DUMP"] {
-            for (i, (_, p)) in payloads.enumerated() { FileManager.default.createFile(atPath: "\(dump)/payload\(i)", contents: Data(p)) }
+            for (i, (_, p)) in payloads.enumerated() { _ = FileManager.default.createFile(atPath: "\(dump)/payload\(i)", contents: Data(p)) }
         }
         for round in 1...5 {
             for (name, payload) in payloads {
@@ -119,9 +120,8 @@ enum IncidentBenchmark {
         let fd = connect(dir + "/in.sock")
         let background = lines(hosts: ordinary, count: 10_000, seed: 4)
         let rounds = 400
-        var sent = [Double](repeating: 0, count: rounds)
-        let lock = NSLock()
-        var latencies: [Double] = []
+        // Send times and measured latencies, shared with the watcher thread.
+        let shared = Mutex<(sent: [Double], latencies: [Double])>((Array(repeating: 0, count: rounds), []))
         let log = dir + "/incidents.jsonl"
         let watcher = Thread {
             var offset: UInt64 = 0
@@ -141,9 +141,7 @@ enum IncidentBenchmark {
                 for line in String(decoding: chunk, as: UTF8.self).split(separator: "\n") where line.contains("esafety-canary?n=") {
                     guard let r = line.range(of: "esafety-canary?n="),
                           let k = Int(line[r.upperBound...].prefix { $0.isNumber }) else { continue }
-                    lock.lock()
-                    latencies.append((now - sent[k]) * 1000)
-                    lock.unlock()
+                    shared.withLock { $0.latencies.append((now - $0.sent[k]) * 1000) }
                     seen += 1
                 }
             }
@@ -155,7 +153,7 @@ enum IncidentBenchmark {
             let roundStart = Date()
             send(fd, background)
             let critical = "1795255200.000 5 10.200.\(k / 250).\(k % 250 + 1) TCP_MISS/200 900 GET http://iwf.canary.esafety.invalid/esafety-canary?n=\(k) person\(k) HIER_DIRECT/93.184.216.34 text/html\n"
-            lock.lock(); sent[k] = Date().timeIntervalSince1970; lock.unlock()
+            shared.withLock { $0.sent[k] = Date().timeIntervalSince1970 }
             send(fd, Array(critical.utf8))
             let spent = Date().timeIntervalSince(roundStart)
             if spent < 0.02 { usleep(UInt32((0.02 - spent) * 1e6)) }
@@ -165,7 +163,7 @@ enum IncidentBenchmark {
         while !watcher.isFinished { usleep(10_000) }
         kill(daemon.processIdentifier, SIGTERM)
         daemon.waitUntilExit()
-        let sorted = latencies.sorted()
+        let sorted = shared.withLock { $0.latencies }.sorted()
         func pct(_ p: Double) -> Double { sorted.isEmpty ? .nan : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
         print("critical incidents: \(sorted.count) of \(rounds) seen; ingest rate \(mega(Double(rounds * 10_001) / seconds)) lines/s")
         print("line arriving -> fsync'd incident line visible: p50 \(fmt(pct(0.5), 2)) ms, p99 \(fmt(pct(0.99), 2)) ms, max \(fmt(sorted.last ?? .nan, 2)) ms (target p99 at most 50 ms)")

@@ -6,7 +6,7 @@ import LogFormats
 enum ReplayBenchmark {
     static func generate(format: String, lines: Int, hosts: [String], to path: String) {
         guard let out = FileHandle(forWritingAtPath: path) ?? {
-            FileManager.default.createFile(atPath: path, contents: nil)
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
             return FileHandle(forWritingAtPath: path)
         }() else { fatalError("cannot write \(path)") }
         var r = SplitMix(s: 77)

@@ -129,7 +129,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         guard case .mapping(let map) = root else {
             throw Error(file: file, line: root.mark?.line, option: nil, message: "expected a mapping of options")
         }
-        var r = Reader(file: file)
+        let r = Reader(file: file)
         for (keyNode, value) in map {
             let key = keyNode.string ?? ""
             switch key {

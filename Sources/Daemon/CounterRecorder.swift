@@ -101,7 +101,7 @@ struct CounterService: Service {
     func run() async throws {
         recorder.event("start", [("pid", .int(Int(getpid())))])
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await cancelOnGracefulShutdown { try await Task.sleep(for: .milliseconds(Int(recorder.interval * 1000))) }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int(recorder.interval * 1000))) }
             if Task.isShuttingDownGracefully || Task.isCancelled { break }
             recorder.record()
         }
