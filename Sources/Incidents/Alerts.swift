@@ -127,11 +127,12 @@ public final class AlertDispatcher: @unchecked Sendable {
 
     /// A workflow event line from the incident log (written by `esafety incidents ...`).
     public func workflowLine(_ line: Substring) {
-        guard settings.overdueRepeat > 0, line.contains("\"event\":\""), !line.hasPrefix("{\"event\":\"incident\""),
-              !line.hasPrefix("{\"event\":\"note\""), !line.hasPrefix("{\"event\":\"assign\""),
-              let r = line.range(of: "\"id\":\""), let end = line[r.upperBound...].firstIndex(of: "\"") else { return }
-        let event = line.dropFirst(10).prefix { $0 != "\"" }
-        guard ["ack", "escalate", "resolve", "false-positive"].contains(String(event)) else { return }
+        // Every line starts `{"event":"NAME","id":"ID"` (JSONText's fixed key order).
+        let head = #"{"event":""#
+        guard settings.overdueRepeat > 0, line.hasPrefix(head) else { return }
+        let event = line.dropFirst(head.count).prefix { $0 != "\"" }
+        guard let action = Workflow.Action(rawValue: String(event)), action.isResponse,
+              let r = line.range(of: #""id":""#), let end = line[r.upperBound...].firstIndex(of: "\"") else { return }
         responded(id: String(line[r.upperBound..<end]))
     }
 

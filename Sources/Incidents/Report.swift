@@ -85,8 +85,11 @@ public struct Report: Sendable {
     /// Parses an RFC 3339 time as written in the logs.
     public static func epoch(_ s: String?) -> Double? {
         guard var s else { return nil }
-        return s.withUTF8 { LogTime(localOffset: 0).rfc3339(UnsafeRawBufferPointer($0), at: 0)?.0 }
+        return s.withUTF8 { utc.rfc3339(UnsafeRawBufferPointer($0), at: 0)?.0 }
     }
+
+    /// Times without a zone are read as UTC (the logs write `Z`).
+    static let utc = LogTime(localOffset: 0)
 
     var hours: Int { max(1, Int(((options.until - options.since) / 3600).rounded(.up))) }
 

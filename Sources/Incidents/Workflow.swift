@@ -19,6 +19,10 @@ public enum Workflow {
         case ack, note, assign, escalate, resolve
         case falsePositive = "false-positive"
         case reopen
+
+        /// Someone has the incident in hand (what stops it being overdue): any action but a
+        /// note or an assignment.
+        public var isResponse: Bool { self != .note && self != .assign }
     }
 
     public struct Refusal: Error, CustomStringConvertible, Sendable, Equatable {
@@ -76,7 +80,7 @@ public enum Workflow {
             if let before, (time ?? "") >= before { continue }
             guard case .success(let next) = Self.next(r.state, action) else { continue }
             r.applied.append((action, e))
-            if r.acknowledgedAt == nil, action != .note, action != .assign { r.acknowledgedAt = time }
+            if r.acknowledgedAt == nil, action.isResponse { r.acknowledgedAt = time }
             switch action {
             case .escalate: if let to = e["to"] as? String { r.escalatedTo.append(to) }
             case .resolve: r.closedAt = time; r.outcome = e["outcome"] as? String
