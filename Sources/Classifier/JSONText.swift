@@ -67,11 +67,13 @@ public struct JSONText {
     /// every host and URL) is copied as it is; anything else goes scalar by scalar.
     public static func appendString(_ s: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        var plain = true
-        for b in s.utf8 where b < 0x20 || b >= 0x7F || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") { plain = false; break }
-        if plain {
-            out.append(contentsOf: s.utf8)
-        } else {
+        // Native Strings are contiguous UTF-8: check and copy the buffer in one pass each.
+        let copied = s.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
+            for b in bytes where b < 0x20 || b >= 0x7F || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") { return false }
+            out.append(contentsOf: bytes)
+            return true
+        } ?? false
+        if !copied {
             for u in s.unicodeScalars {
                 switch u {
                 case "\"": out.append(contentsOf: "\\\"".utf8)

@@ -22,13 +22,19 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     let log: IncidentLog
     /// Instant alerts for new incidents, if configured.
     public let alerts: AlertDispatcher?
-    private let currentPolicy: Mutex<Policy>
+    /// The policy in force, frozen in a box: taking it per request is one retain, not a
+    /// copy of every group, window and route table.
+    final class Frozen: Sendable {
+        let policy: Policy
+        init(_ policy: Policy) { self.policy = policy }
+    }
+    private let currentPolicy: Mutex<Frozen>
     let suffixes: PublicSuffix
 
-    var policy: Policy { currentPolicy.withLock { $0 } }
+    var policy: Policy { currentPolicy.withLock { $0 }.policy }
 
     /// Applies a new policy (after a reload); open windows continue.
-    public func update(policy: Policy) { currentPolicy.withLock { $0 = policy } }
+    public func update(policy: Policy) { currentPolicy.withLock { $0 = Frozen(policy) } }
     /// A categorised request kept for context: only matched requests (every category,
     /// including those only counted), never unmatched browsing.
     struct Seen { var time: Double; var host: String; var category: String; var searchTerm: String? }
@@ -41,6 +47,8 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         var lastSweep = 0.0
         var seen: [String: [Seen]] = [:]
         var watching: [String: Watch] = [:]
+        /// Host -> registrable domain, for the hosts seen lately (a page's hosts repeat).
+        var sites: [String: String] = [:]
     }
     private let state = Mutex(State())
     static let contextLimit = 50
@@ -60,7 +68,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         self.users = users
         self.utcOffset = utcOffset ?? LogTime().localOffset
         self.log = log
-        self.currentPolicy = Mutex(policy)
+        self.currentPolicy = Mutex(Frozen(policy))
         self.suffixes = suffixes
     }
 
@@ -75,30 +83,36 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         var m = original
         if m.user == nil, let u = users[m.client] { m.user = u }
         guard let first = m.categories.first else { return }
-        let policy = self.policy
+        let frozen = currentPolicy.withLock { $0 }
         let person = m.user ?? m.client
-        let group = policy.group(client: m.client, user: m.user)
+        let group = frozen.policy.group(client: m.client, user: m.user)
         // The most severe category this group raises incidents for; when it raises none of
         // them, the request still counts (and is kept as context) but opens no incident.
         let raised = m.categories.first { group.raises($0.name, locked: $0.locked) }
         let primary = raised ?? first
         let categorySeverity = Severity(name: primary.severity) ?? .info
-        let site = suffixes.registrableDomain(m.host)
-        let key = Key(person: person, site: site, category: primary.name)
+
         var event: (String, Bool)? = nil
         var alert: (id: String, severity: Severity, due: Double?)? = nil
         var closed: [(Key, Open)] = []
         var context: [String] = []
-        let span = policy.contextWindow
+        let span = frozen.policy.contextWindow
         state.withLock { s in
+            let site: String
+            if let known = s.sites[m.host] { site = known } else {
+                site = suffixes.registrableDomain(m.host)
+                if s.sites.count >= 8192 { s.sites.removeAll(keepingCapacity: true) }
+                s.sites[m.host] = site
+            }
+            let key = Key(person: person, site: site, category: primary.name)
             // Close expired windows, sweeping at most once a second of log time.
             if abs(m.time - s.lastSweep) >= 1 {
                 s.lastSweep = m.time
-                for (k, o) in s.open where m.time - o.opened >= policy.deduplicationWindow {
+                for (k, o) in s.open where m.time - o.opened >= frozen.policy.deduplicationWindow {
                     closed.append((k, o))
                     s.open[k] = nil
                 }
-                s.recent = s.recent.filter { _, times in times.contains { m.time - $0 < policy.repetitionWindow } }
+                s.recent = s.recent.filter { _, times in times.contains { m.time - $0 < frozen.policy.repetitionWindow } }
                 for (p, w) in s.watching where m.time >= w.until {
                     if !w.seen.isEmpty { context.append(Self.contextEvent(ids: w.ids, span: "after", seen: w.seen, time: w.until)) }
                     s.watching[p] = nil
@@ -118,7 +132,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
                 if s.seen[person]!.count > Self.contextLimit { s.seen[person]!.removeFirst(s.seen[person]!.count - Self.contextLimit) }
             }
             guard raised != nil else { return }
-            if let o = s.open[key], m.time - o.opened < policy.deduplicationWindow {
+            if let o = s.open[key], m.time - o.opened < frozen.policy.deduplicationWindow {
                 s.open[key]!.hits += 1
                 s.open[key]!.last = max(o.last, m.time)
                 s.open[key]!.first = min(o.first, m.time)
@@ -127,21 +141,21 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             }
             // Repetition: hits of this category by this person within the window.
             let rkey = person + "\u{0}" + primary.name
-            var times = s.recent[rkey, default: []].filter { m.time - $0 < policy.repetitionWindow }
+            var times = s.recent[rkey, default: []].filter { m.time - $0 < frozen.policy.repetitionWindow }
             times.append(m.time)
             s.recent[rkey] = times
-            let repeated = times.count >= policy.repetitionHits
-            let window = policy.window(for: group, time: m.time, utcOffset: utcOffset)
-            let severity = policy.severity(category: categorySeverity, locked: primary.locked, group: group, repeated: repeated, window: window)
+            let repeated = times.count >= frozen.policy.repetitionHits
+            let window = frozen.policy.window(for: group, time: m.time, utcOffset: utcOffset)
+            let severity = frozen.policy.severity(category: categorySeverity, locked: primary.locked, group: group, repeated: repeated, window: window)
             guard severity >= group.minimumSeverity || primary.locked else { return }
             s.counter &+= 1
             let id = Self.id(time: m.time, counter: s.counter)
             s.open[key] = Open(id: id, opened: m.time, first: m.time, last: m.time, hits: 1, samples: m.url.map { [$0] } ?? [])
             let mac = leases.withLock { $0[m.client] }
             let device = devices[m.client] ?? mac.flatMap { devices[$0] }
-            event = (Self.record(id: id, m: m, primary: primary, severity: severity, group: group, policy: policy,
+            event = (Self.record(id: id, m: m, primary: primary, severity: severity, group: group, policy: frozen.policy,
                                  repeated: repeated, window: window, device: device, mac: mac), severity >= .high)
-            alert = (id, severity, policy.deadlines[severity].map { m.time + $0 })
+            alert = (id, severity, frozen.policy.deadlines[severity].map { m.time + $0 })
             if span > 0 {
                 if let w = s.watching[person], m.time < w.until {
                     // Already watched after an earlier incident: that hour's context covers
