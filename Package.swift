@@ -86,7 +86,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "esafety-bench",
-            dependencies: ["Classifier", "LogFormats", "Daemon", "Incidents"],
+            dependencies: ["Classifier", "LogFormats", "Daemon", "Incidents", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/esafety-bench",
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),

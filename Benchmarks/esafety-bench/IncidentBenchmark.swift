@@ -72,7 +72,7 @@ enum IncidentBenchmark {
         return Array(text.utf8)
     }
 
-    static func run(ut1: String, bundled: String, work: String, ordinary: [String], listed: [String]) {
+    static func run(ut1: String, lists: CompiledLists, bundled: String, work: String, ordinary: [String], listed: [String], stagesOnly: Bool = false) {
         print("\n## Incidents (issue 4): throughput with incidents, and critical-incident latency")
         let bin = (CommandLine.arguments[0] as NSString).deletingLastPathComponent
         let dir = "/tmp/esi-bench-\(getpid())"
@@ -88,6 +88,8 @@ enum IncidentBenchmark {
         if let dump = ProcessInfo.processInfo.environment["ESAFETY_BENCH_DUMP"] {
             for (i, (_, p)) in payloads.enumerated() { _ = FileManager.default.createFile(atPath: "\(dump)/payload\(i)", contents: Data(p)) }
         }
+        StageBenchmark.run(lists: lists, payloads: payloads, dir: dir + "-stages")
+        if stagesOnly { return }
         for round in 1...5 {
             for (name, payload) in payloads {
                 let daemon = startDaemon(bin, dir, lists: [ut1])

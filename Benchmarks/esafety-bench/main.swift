@@ -1,6 +1,6 @@
 // esafety-bench: classifier figures on real lists (UT1) and real traffic (top sites).
 //
-//   swift run -c release esafety-bench [--data ../shared/data] [--only domains|patterns|replay|socket|incidents|squidguard]
+//   swift run -c release esafety-bench [--data ../shared/data] [--only domains|patterns|replay|socket|incidents|stages|squidguard|hash]
 //
 // Prints lines/s, ns per lookup, bytes per domain, compile and snapshot load times, and
 // peak memory, with the inputs named. BENCHMARKS.md records a run.
@@ -23,7 +23,7 @@ while let a = args.popFirst() {
         print("\(lists.domains.keyCount) \(after - before)")
         exit(0)
     default:
-        print("usage: esafety-bench [--data DIR] [--only domains|patterns|replay|socket|incidents|squidguard]")
+        print("usage: esafety-bench [--data DIR] [--only domains|patterns|replay|socket|incidents|stages|squidguard|hash]")
         exit(2)
     }
 }
@@ -280,7 +280,7 @@ if only == nil || only == "patterns" {
 
 // MARK: - Replay
 
-if only == nil || only == "replay" || only == "socket" || only == "incidents" {
+if only == nil || only == "replay" || only == "socket" || only == "incidents" || only == "stages" {
     // Ordinary traffic is what no list names: a third of the Tranco top 100k is in some
     // UT1 category (press, banks, shopping...), so those are left out, and 1% listed
     // entries are mixed in, as the issue asks.
@@ -303,9 +303,10 @@ if only == nil || only == "replay" || only == "socket" || only == "incidents" {
         }
     }
     print("\nreplay traffic: \(unlisted.count) of \(topSites.count) top sites are in no UT1 list; 1% listed entries mixed in")
-    if only == "incidents" {
+    if only == "incidents" || only == "stages" {
         let bundled = FileManager.default.currentDirectoryPath + "/Blocklists"
-        IncidentBenchmark.run(ut1: ut1, bundled: bundled, work: work, ordinary: Array(unlisted.prefix(50_000)), listed: ut1Domains)
+        IncidentBenchmark.run(ut1: ut1, lists: ut1Lists, bundled: bundled, work: work, ordinary: Array(unlisted.prefix(50_000)), listed: ut1Domains,
+                              stagesOnly: only == "stages")
         exit(0)
     }
     if only == "socket" {

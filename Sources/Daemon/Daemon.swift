@@ -80,7 +80,7 @@ public enum EsafetyDaemon {
         // Incident work runs on its own thread, off the ingest workers' path.
         let queued = QueuedSink(next: incidents)
         queued.start()
-        let sink = StatsSink(stats: stats, next: queued)
+        let sink = queued
         let usr1 = await UnixSignalsSequence(trapping: .sigusr1)
 
         let sockets = try openSockets(configuration, logger: logger)

@@ -45,12 +45,12 @@ public final class IngestStats: Sendable {
     public init() { startedAt = LogTime.nowSeconds() }
 
     public func add(source: String, _ counters: SourceCounters) {
-        state.withLock { $0.sources[source, default: SourceCounters()].add(counters) }
+        state.withLock { s in
+            s.sources[source, default: SourceCounters()].add(counters)
+            for (name, n) in counters.categories { s.categories[name, default: 0] += n }
+        }
     }
 
-    public func matched(category: String) {
-        state.withLock { $0.categories[category, default: 0] += 1 }
-    }
 
     public func opened(_ c: Connection) { state.withLock { $0.connections[c.id] = c } }
 
@@ -95,16 +95,5 @@ public final class IngestStats: Sendable {
 
 /// The daemon's sink in this version: counts matches per category. The incident log
 /// replaces it; the interface stays.
-public final class StatsSink: MatchSink {
-    let stats: IngestStats
-    let next: MatchSink?
-    public init(stats: IngestStats, next: MatchSink? = nil) { self.stats = stats; self.next = next }
-    public func accept(_ match: MatchedRequest) {
-        if let c = match.categories.first { stats.matched(category: c.name) }
-        next?.accept(match)
-    }
-    public func lease(client: String, mac: String) { next?.lease(client: client, mac: mac) }
-}
-
 @inline(__always) func now() -> Double { LogTime.nowSeconds() }
 @inline(__always) func monotonic() -> Double { LogTime.monotonicSeconds() }

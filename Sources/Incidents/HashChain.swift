@@ -19,12 +19,17 @@ public enum HashChain {
     /// Seals a JSON object's text (ending in `}`) and appends the line and a newline to
     /// `out`, working on the bytes; returns the new chain value.
     public static func seal(_ object: String, previous: String, appendingTo out: inout [UInt8]) -> String {
+        seal(bytes: object.utf8, previous: previous, appendingTo: &out)
+    }
+
+    /// The same, for an object already written as UTF-8 bytes.
+    public static func seal<Bytes: Collection<UInt8>>(bytes object: Bytes, previous: String, appendingTo out: inout [UInt8]) -> String {
         // Hash `previous` + body where they will sit anyway: the previous value goes just
         // past the end of `out`, the body after it; then the previous value is cut out.
         let start = out.count
         out.append(contentsOf: previous.utf8)
         let bodyStart = out.count
-        out.append(contentsOf: object.utf8)
+        out.append(contentsOf: object)
         precondition(out.last == UInt8(ascii: "}"))
         out.removeLast()
         let chain = out.withUnsafeBytes { SHA256.hexString(SHA256.digest(UnsafeRawBufferPointer(rebasing: $0[start...]))) }

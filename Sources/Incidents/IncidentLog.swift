@@ -36,7 +36,7 @@ public final class IncidentLog: @unchecked Sendable {
     let logger: Logger
     /// `signalled`: the writer has been woken and has not drained yet, so further records
     /// need no system call to wake it.
-    private let state = Mutex<(queue: [(String, Bool)], lost: Int, stop: Bool, reopen: Bool, signalled: Bool)>(([], 0, false, false, false))
+    private let state = Mutex<(queue: [([UInt8], Bool)], lost: Int, stop: Bool, reopen: Bool, signalled: Bool)>(([], 0, false, false, false))
     /// Group commit: after an urgent wake-up the writer waits this long for more records,
     /// so a burst of urgent incidents costs one write and one fsync, not one each.
     let commitDelay: Double
@@ -181,7 +181,10 @@ public final class IncidentLog: @unchecked Sendable {
 
     /// Queues a record (a JSON object without its chain). Never blocks for long: when the
     /// queue is full the record is counted as lost and reported when writing resumes.
-    public func append(_ object: String, urgent: Bool) {
+    public func append(_ object: String, urgent: Bool) { append(bytes: Array(object.utf8), urgent: urgent) }
+
+    /// The same, for an object already written as UTF-8 bytes (the incident sink's).
+    public func append(bytes object: [UInt8], urgent: Bool) {
         let (accepted, signal) = state.withLock { s -> (Bool, Bool) in
             if s.queue.count >= bound { s.lost += 1; return (false, false) }
             s.queue.append((object, urgent))
@@ -220,7 +223,7 @@ public final class IncidentLog: @unchecked Sendable {
             if wakeup.drain(), commitDelay > 0, !failing {
                 usleep(UInt32(commitDelay * 1e6))
             }
-            let (batch, lost, stop, reopen) = state.withLock { s -> ([(String, Bool)], Int, Bool, Bool) in
+            let (batch, lost, stop, reopen) = state.withLock { s -> ([([UInt8], Bool)], Int, Bool, Bool) in
                 defer { s.queue.removeAll(keepingCapacity: true); s.lost = 0; s.reopen = false; s.signalled = false }
                 return (s.queue, s.lost, s.stop, s.reopen)
             }
@@ -234,7 +237,7 @@ public final class IncidentLog: @unchecked Sendable {
             var pending = batch
             if lost > 0 {
                 let event = "{\"event\":\"lost\",\"time\":\"\(LogTime.rfc3339(LogTime.nowSeconds()))\",\"count\":\(lost),\"reason\":\"the incident queue overflowed while the log could not be written\"}"
-                pending.insert((event, true), at: 0)
+                pending.insert((Array(event.utf8), true), at: 0)
             }
             var urgent = false
             var written = 0
@@ -256,9 +259,10 @@ public final class IncidentLog: @unchecked Sendable {
                 for (object, isUrgent) in pending {
                     var obj = object
                     if first && chainAfter != HashChain.genesis {
-                        obj = String(decoding: obj.utf8.dropLast(), as: UTF8.self) + ",\"prev\":\"\(chainAfter)\"}"
+                        obj.removeLast()
+                        obj.append(contentsOf: ",\"prev\":\"\(chainAfter)\"}".utf8)
                     }
-                    chainAfter = HashChain.seal(obj, previous: chainAfter, appendingTo: &text)
+                    chainAfter = HashChain.seal(bytes: obj, previous: chainAfter, appendingTo: &text)
                     first = false
                     urgent = urgent || isUrgent
                 }

@@ -9,7 +9,6 @@ import Synchronization
 /// the window closes, a `hits` event records the final count. A page that loads 80
 /// resources is one incident, not 80.
 public final class IncidentSink: MatchSink, @unchecked Sendable {
-    struct Key: Hashable { var person: String; var site: String; var category: String }
     struct Open {
         var id: String
         var opened: Double
@@ -18,6 +17,8 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         var hits: Int
         var samples: [String]
     }
+    /// One open incident's key within a person: (registrable domain, category).
+    struct OpenKey: Hashable { var site: String; var category: String }
 
     let log: IncidentLog
     /// Instant alerts for new incidents, if configured.
@@ -36,17 +37,33 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     /// Applies a new policy (after a reload); open windows continue.
     public func update(policy: Policy) { currentPolicy.withLock { $0 = Frozen(policy) } }
     /// A categorised request kept for context: only matched requests (every category,
-    /// including those only counted), never unmatched browsing.
-    struct Seen { var time: Double; var host: String; var category: String; var searchTerm: String? }
+    /// including those only counted), never unmatched browsing. The search term is taken
+    /// from the URL only if the request is written into a `context` event.
+    struct Seen { var time: Double; var host: String; var category: String; var url: String? }
     /// A person with a recent incident: their categorised requests until `until`.
     struct Watch { var ids: [String]; var until: Double; var seen: [Seen] }
+
+    /// Everything kept about one person (a user, or a client address when the log names
+    /// no user), found with one lookup per request and changed in place.
+    final class Person {
+        /// Open incidents, by (registrable domain, category).
+        var open: [OpenKey: Open] = [:]
+        /// Times of recent hits per category, for repetition.
+        var recent: [(category: String, times: [Double])] = []
+        /// Categorised requests within the context window (the hour before an incident).
+        var seen: [Seen] = []
+        /// After an incident: the hour's requests, written as one `after` event.
+        var watch: Watch?
+        /// The group, for the client and policy it was worked out for.
+        var group: (client: String, policy: ObjectIdentifier, group: Policy.Group)?
+
+        var isEmpty: Bool { open.isEmpty && recent.isEmpty && seen.isEmpty && watch == nil }
+    }
+
     struct State {
-        var open: [Key: Open] = [:]
-        var recent: [String: [Double]] = [:]
+        var people: [String: Person] = [:]
         var counter: UInt32 = 0
         var lastSweep = 0.0
-        var seen: [String: [Seen]] = [:]
-        var watching: [String: Watch] = [:]
         /// Host -> registrable domain, for the hosts seen lately (a page's hosts repeat).
         var sites: [String: String] = [:]
     }
@@ -79,109 +96,149 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         }
     }
 
+    /// Records to append once the state's lock is released.
+    struct Output {
+        var hits: [Open] = []
+        var context: [[UInt8]] = []
+        var incident: (record: [UInt8], id: String, severity: Severity, due: Double?)?
+    }
+
     public func accept(_ original: MatchedRequest) {
         var m = original
         if m.user == nil, let u = users[m.client] { m.user = u }
-        guard let first = m.categories.first else { return }
+        let categories = m.categories
+        guard let first = categories.first else { return }
         let frozen = currentPolicy.withLock { $0 }
-        let person = m.user ?? m.client
-        let group = frozen.policy.group(client: m.client, user: m.user)
-        // The most severe category this group raises incidents for; when it raises none of
-        // them, the request still counts (and is kept as context) but opens no incident.
-        let raised = m.categories.first { group.raises($0.name, locked: $0.locked) }
-        let primary = raised ?? first
-        let categorySeverity = Severity(name: primary.severity) ?? .info
-
-        var event: (String, Bool)? = nil
-        var alert: (id: String, severity: Severity, due: Double?)? = nil
-        var closed: [(Key, Open)] = []
-        var context: [String] = []
-        let span = frozen.policy.contextWindow
+        let policy = frozen.policy
+        let name = m.user ?? m.client
+        var out = Output()
+        var category = first.name
         state.withLock { s in
+            if abs(m.time - s.lastSweep) >= 1 { sweep(&s, now: m.time, policy: policy, into: &out) }
+            let person: Person
+            if let p = s.people[name] { person = p } else { person = Person(); s.people[name] = person }
+            let group: Policy.Group
+            if let g = person.group, g.client == m.client, g.policy == ObjectIdentifier(frozen) { group = g.group } else {
+                group = policy.group(client: m.client, user: m.user)
+                person.group = (m.client, ObjectIdentifier(frozen), group)
+            }
+            // The most severe category this group raises incidents for; when it raises none
+            // of them, the request still counts (and is kept as context) but opens no incident.
+            let raised = categories.first { group.raises($0.name, locked: $0.locked) }
+            let primary = raised ?? first
+            category = primary.name
+            // Context: this person's categorised requests in the hour before an incident
+            // (in memory only) and the hour after one (written as `context` events).
+            let span = policy.contextWindow
+            if span > 0 {
+                let seen = Seen(time: m.time, host: m.host, category: primary.name, url: m.url)
+                if let w = person.watch, m.time < w.until, w.seen.count < Self.contextLimit * 4 {
+                    person.watch!.seen.append(seen)
+                }
+                person.seen.append(seen)
+                if person.seen.count > Self.contextLimit { person.seen.removeFirst(person.seen.count - Self.contextLimit) }
+            }
+            guard raised != nil else { return }
             let site: String
             if let known = s.sites[m.host] { site = known } else {
                 site = suffixes.registrableDomain(m.host)
                 if s.sites.count >= 8192 { s.sites.removeAll(keepingCapacity: true) }
                 s.sites[m.host] = site
             }
-            let key = Key(person: person, site: site, category: primary.name)
-            // Close expired windows, sweeping at most once a second of log time.
-            if abs(m.time - s.lastSweep) >= 1 {
-                s.lastSweep = m.time
-                for (k, o) in s.open where m.time - o.opened >= frozen.policy.deduplicationWindow {
-                    closed.append((k, o))
-                    s.open[k] = nil
+            let key = OpenKey(site: site, category: primary.name)
+            if let i = person.open.index(forKey: key) {
+                let o = person.open.values[i]
+                if m.time - o.opened < policy.deduplicationWindow {
+                    // In place: one lookup, no copy of the samples.
+                    person.open.values[i].hits += 1
+                    person.open.values[i].last = max(o.last, m.time)
+                    person.open.values[i].first = min(o.first, m.time)
+                    if o.samples.count < 5, let url = m.url, !o.samples.contains(url) { person.open.values[i].samples.append(url) }
+                    return
                 }
-                s.recent = s.recent.filter { _, times in times.contains { m.time - $0 < frozen.policy.repetitionWindow } }
-                for (p, w) in s.watching where m.time >= w.until {
-                    if !w.seen.isEmpty { context.append(Self.contextEvent(ids: w.ids, span: "after", seen: w.seen, time: w.until)) }
-                    s.watching[p] = nil
-                }
-                s.seen = s.seen.filter { _, list in list.contains { m.time - $0.time < span } }
-            }
-            // Context: this person's categorised requests in the hour before an incident
-            // (in memory only) and the hour after one (written as `context` events).
-            if span > 0 {
-                let seen = Seen(time: m.time, host: m.host, category: primary.name, searchTerm: m.url.flatMap(SearchTerm.extract))
-                // In place: copying a watch out and back would copy its list every time.
-                if let w = s.watching[person], m.time < w.until, w.seen.count < Self.contextLimit * 4 {
-                    s.watching[person]!.seen.append(seen)
-                }
-                s.seen[person, default: []].append(seen)
-                s.seen[person]!.removeAll { m.time - $0.time >= span }
-                if s.seen[person]!.count > Self.contextLimit { s.seen[person]!.removeFirst(s.seen[person]!.count - Self.contextLimit) }
-            }
-            guard raised != nil else { return }
-            if let o = s.open[key], m.time - o.opened < frozen.policy.deduplicationWindow {
-                s.open[key]!.hits += 1
-                s.open[key]!.last = max(o.last, m.time)
-                s.open[key]!.first = min(o.first, m.time)
-                if o.samples.count < 5, let url = m.url, !o.samples.contains(url) { s.open[key]!.samples.append(url) }
-                return
+                // Its window closed before the sweep came round: record its count now.
+                if o.hits > 1 { out.hits.append(o) }
+                person.open.remove(at: i)
             }
             // Repetition: hits of this category by this person within the window.
-            let rkey = person + "\u{0}" + primary.name
-            var times = s.recent[rkey, default: []].filter { m.time - $0 < frozen.policy.repetitionWindow }
-            times.append(m.time)
-            s.recent[rkey] = times
-            let repeated = times.count >= frozen.policy.repetitionHits
-            let window = frozen.policy.window(for: group, time: m.time, utcOffset: utcOffset)
-            let severity = frozen.policy.severity(category: categorySeverity, locked: primary.locked, group: group, repeated: repeated, window: window)
+            let repeated: Bool
+            if let r = person.recent.firstIndex(where: { $0.category == primary.name }) {
+                person.recent[r].times.removeAll { m.time - $0 >= policy.repetitionWindow }
+                person.recent[r].times.append(m.time)
+                repeated = person.recent[r].times.count >= policy.repetitionHits
+            } else {
+                person.recent.append((primary.name, [m.time]))
+                repeated = 1 >= policy.repetitionHits
+            }
+            let categorySeverity = Severity(name: primary.severity) ?? .info
+            let window = policy.window(for: group, time: m.time, utcOffset: utcOffset)
+            let severity = policy.severity(category: categorySeverity, locked: primary.locked, group: group, repeated: repeated, window: window)
             guard severity >= group.minimumSeverity || primary.locked else { return }
             s.counter &+= 1
             let id = Self.id(time: m.time, counter: s.counter)
-            s.open[key] = Open(id: id, opened: m.time, first: m.time, last: m.time, hits: 1, samples: m.url.map { [$0] } ?? [])
+            person.open[key] = Open(id: id, opened: m.time, first: m.time, last: m.time, hits: 1, samples: m.url.map { [$0] } ?? [])
             let mac = leases.withLock { $0[m.client] }
             let device = devices[m.client] ?? mac.flatMap { devices[$0] }
-            event = (Self.record(id: id, m: m, primary: primary, severity: severity, group: group, policy: frozen.policy,
-                                 repeated: repeated, window: window, device: device, mac: mac), severity >= .high)
-            alert = (id, severity, frozen.policy.deadlines[severity].map { m.time + $0 })
+            out.incident = (Self.record(id: id, m: m, primary: primary, severity: severity, group: group, policy: policy,
+                                        repeated: repeated, window: window, device: device, mac: mac),
+                            id, severity, policy.deadlines[severity].map { m.time + $0 })
             if span > 0 {
-                if let w = s.watching[person], m.time < w.until {
+                if let w = person.watch, m.time < w.until {
                     // Already watched after an earlier incident: that hour's context covers
                     // this one too; one `after` event will name both.
-                    if w.ids.count < 100 { s.watching[person]!.ids.append(id) }
+                    if w.ids.count < 100 { person.watch!.ids.append(id) }
                 } else {
-                    let before = Array((s.seen[person] ?? []).dropLast())
-                    if !before.isEmpty { context.append(Self.contextEvent(ids: [id], span: "before", seen: before, time: m.time)) }
-                    s.watching[person] = Watch(ids: [id], until: m.time + span, seen: [])
+                    if let w = person.watch, !w.seen.isEmpty {
+                        out.context.append(Self.contextEvent(ids: w.ids, span: "after", seen: w.seen, time: w.until))
+                    }
+                    let before = person.seen.dropLast().filter { m.time - $0.time < span }
+                    if !before.isEmpty { out.context.append(Self.contextEvent(ids: [id], span: "before", seen: Array(before), time: m.time)) }
+                    person.watch = Watch(ids: [id], until: m.time + span, seen: [])
                 }
             }
         }
-        for (_, o) in closed where o.hits > 1 { log.append(Self.hitsEvent(o), urgent: false) }
-        if let (text, urgent) = event {
-            log.append(text, urgent: urgent)
-            if let alerts, let alert {
-                alerts.incident(text, id: alert.id, severity: alert.severity, person: person, category: primary.name, due: alert.due)
+        for o in out.hits { log.append(bytes: Self.hitsEvent(o), urgent: false) }
+        if let incident = out.incident {
+            log.append(bytes: incident.record, urgent: incident.severity >= .high)
+            if let alerts {
+                alerts.incident(String(decoding: incident.record, as: UTF8.self), id: incident.id, severity: incident.severity,
+                                person: name, category: category, due: incident.due)
             }
         }
-        for c in context { log.append(c, urgent: false) }
+        for c in out.context { log.append(bytes: c, urgent: false) }
+    }
+
+    /// Closes expired windows and forgets what no window needs any more, at most once a
+    /// second of log time.
+    private func sweep(_ s: inout State, now: Double, policy: Policy, into out: inout Output) {
+        s.lastSweep = now
+        let span = policy.contextWindow
+        var gone: [String] = []
+        for (name, p) in s.people {
+            if !p.open.isEmpty {
+                for (k, o) in p.open where now - o.opened >= policy.deduplicationWindow {
+                    if o.hits > 1 { out.hits.append(o) }
+                    p.open[k] = nil
+                }
+            }
+            if !p.recent.isEmpty {
+                for i in p.recent.indices { p.recent[i].times.removeAll { now - $0 >= policy.repetitionWindow } }
+                p.recent.removeAll { $0.times.isEmpty }
+            }
+            if let w = p.watch, now >= w.until {
+                if !w.seen.isEmpty { out.context.append(Self.contextEvent(ids: w.ids, span: "after", seen: w.seen, time: w.until)) }
+                p.watch = nil
+            }
+            if let oldest = p.seen.first, now - oldest.time >= span || span <= 0 { p.seen.removeAll { now - $0.time >= span } }
+            if p.isEmpty { gone.append(name) }
+        }
+        for name in gone { s.people[name] = nil }
     }
 
     /// `{"event":"context","id":…,"ids":[…],"span":"before"|"after","requests":[{"time","host","category","search_term"}]}`:
     /// `id` is the first incident it belongs to, `ids` all of them (a person's incidents
     /// within the hour share one).
-    static func contextEvent(ids: [String], span: String, seen: [Seen], time: Double) -> String {
+    static func contextEvent(ids: [String], span: String, seen: [Seen], time: Double) -> [UInt8] {
         var j = JSONText()
         j.beginObject()
         j.field("event", .string("context"))
@@ -201,24 +258,26 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             j.field("time", .string(LogTime.rfc3339(r.time)))
             j.field("host", .string(r.host))
             j.field("category", .string(r.category))
-            if let t = r.searchTerm { j.field("search_term", .string(t)) }
+            if let t = r.url.flatMap(SearchTerm.extract) { j.field("search_term", .string(t)) }
             j.endObject()
         }
         j.endArray()
         j.endObject()
-        return j.text
+        return j.bytes
     }
 
     /// Records the final counts of every open window (at shutdown).
     public func closeAll() {
-        let (all, watching) = state.withLock { s -> ([Open], [Watch]) in
-            defer { s.open.removeAll(); s.watching.removeAll() }
-            return (Array(s.open.values), Array(s.watching.values))
+        let people = state.withLock { s -> [Person] in
+            defer { s.people.removeAll() }
+            return Array(s.people.values)
         }
-        for o in all where o.hits > 1 { log.append(Self.hitsEvent(o), urgent: false) }
-        // The hour after is cut short by the shutdown; what was seen so far is kept.
-        for w in watching where !w.seen.isEmpty {
-            log.append(Self.contextEvent(ids: w.ids, span: "after", seen: w.seen, time: w.seen.last!.time), urgent: false)
+        for p in people {
+            for o in p.open.values where o.hits > 1 { log.append(bytes: Self.hitsEvent(o), urgent: false) }
+            // The hour after is cut short by the shutdown; what was seen so far is kept.
+            if let w = p.watch, let last = w.seen.last {
+                log.append(bytes: Self.contextEvent(ids: w.ids, span: "after", seen: w.seen, time: last.time), urgent: false)
+            }
         }
     }
 
@@ -243,7 +302,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
 
     static let processID = UInt64(getpid()) & 0xFFFFFF
 
-    static func hitsEvent(_ o: Open) -> String {
+    static func hitsEvent(_ o: Open) -> [UInt8] {
         var j = JSONText()
         j.beginObject()
         j.field("event", .string("hits"))
@@ -257,16 +316,17 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         for u in o.samples { j.value(.string(u)) }
         j.endArray()
         j.endObject()
-        return j.text
+        return j.bytes
     }
 
     static func record(id: String, m: MatchedRequest, primary: MatchDetail, severity: Severity, group: Policy.Group,
-                       policy: Policy, repeated: Bool, window: Policy.TimeWindow? = nil, device: String? = nil, mac: String? = nil) -> String {
+                       policy: Policy, repeated: Bool, window: Policy.TimeWindow? = nil, device: String? = nil, mac: String? = nil) -> [UInt8] {
         var j = JSONText()
         j.beginObject()
         j.field("event", .string("incident"))
         j.field("id", .string(id))
-        j.field("time", .string(LogTime.rfc3339(m.time)))
+        let time = LogTime.rfc3339(m.time)
+        j.field("time", .string(time))
         j.field("severity", .string(severity.description))
         j.field("category", .string(primary.name))
         j.field("group", .string(group.name))
@@ -299,11 +359,11 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         for r in policy.routes(severity, group: group, window: window) { j.value(.string(r)) }
         j.endArray()
         j.field("hits", .int(1))
-        j.field("first_seen", .string(LogTime.rfc3339(m.time)))
-        j.field("last_seen", .string(LogTime.rfc3339(m.time)))
+        j.field("first_seen", .string(time))
+        j.field("last_seen", .string(time))
         if let d = policy.deadlines[severity] { j.field("due", .string(LogTime.rfc3339(m.time + d))) } else { j.field("due", nil) }
         j.endObject()
-        return j.text
+        return j.bytes
     }
 }
 

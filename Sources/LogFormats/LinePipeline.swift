@@ -44,9 +44,52 @@ public struct MatchedRequest: Sendable {
     public var format: LogFormat
     /// Where the line came from (socket and peer, or file).
     public var source: String
-    /// Effective matches, most severe first.
-    public var categories: [MatchDetail]
+    /// Effective matches, most severe first: described (names, files, rule text) when first
+    /// asked for, on the thread that asks, so the ingest thread hands over plain hits.
+    public var categories: [MatchDetail] {
+        get {
+            switch matches {
+            case .described(let d): d
+            case .hits(let hits, let lists): hits.map(lists.describe)
+            }
+        }
+        set { matches = .described(newValue) }
+    }
+    /// The most severe category's name, without describing the rest.
+    public var primaryCategory: String? {
+        switch matches {
+        case .described(let d): d.first?.name
+        case .hits(let hits, let lists): hits.first.map { lists.categories[Int($0.category)].name }
+        }
+    }
     public var generation: Int
+
+    enum Matches: Sendable {
+        case described([MatchDetail])
+        case hits([Hit], CompiledLists)
+    }
+    var matches: Matches
+
+    public init(time: Double, client: String, user: String?, host: String, url: String?, method: String?,
+                action: ProxyAction, format: LogFormat, source: String, categories: [MatchDetail], generation: Int) {
+        self.init(time: time, client: client, user: user, host: host, url: url, method: method, action: action,
+                  format: format, source: source, matches: .described(categories), generation: generation)
+    }
+
+    init(time: Double, client: String, user: String?, host: String, url: String?, method: String?,
+         action: ProxyAction, format: LogFormat, source: String, matches: Matches, generation: Int) {
+        self.time = time
+        self.client = client
+        self.user = user
+        self.host = host
+        self.url = url
+        self.method = method
+        self.action = action
+        self.format = format
+        self.source = source
+        self.matches = matches
+        self.generation = generation
+    }
 }
 
 /// Where matched requests go. The daemon's sink becomes the incident log; replay prints.
@@ -77,6 +120,8 @@ public struct SourceCounters: Sendable, Equatable {
     /// Index `LogFormat.rawValue`; the last slot counts malformed lines of no known format.
     public var formats = [FormatCounters](repeating: FormatCounters(), count: LogFormat.allCases.count + 1)
     public var matchLimitHits = 0
+    /// Matched requests by their most severe category.
+    public var categories: [String: Int] = [:]
     /// The first malformed lines, escaped and cut to 200 bytes, with the reason.
     public var samples: [String] = []
     public static let maxSamples = 5
@@ -92,6 +137,7 @@ public struct SourceCounters: Sendable, Equatable {
         received += other.received
         tooLong += other.tooLong
         matchLimitHits += other.matchLimitHits
+        for (name, n) in other.categories { categories[name, default: 0] += n }
         for i in formats.indices { formats[i] += other.formats[i] }
         for s in other.samples where samples.count < Self.maxSamples { samples.append(s) }
     }
@@ -113,6 +159,9 @@ public final class LinePipeline {
     var sawUnboundQuery = false
     /// Lines already in `counters.samples` since the pipeline began (samples are few).
     var samplesTaken = 0
+    /// Matches by most severe category, indexed as the generation's categories (names are
+    /// looked up when the counters are taken, not per match).
+    var categoryCounts: [Int]
 
     public init(source: String, format: LogFormat?, holder: GenerationHolder, sink: MatchSink, time: LogTime = LogTime()) {
         self.source = source
@@ -122,6 +171,7 @@ public final class LinePipeline {
         self.sink = sink
         self.generation = holder.current
         self.scratch = generation.lists.makeScratch()
+        self.categoryCounts = Array(repeating: 0, count: generation.lists.categories.count)
     }
 
     /// Takes the current generation; call once per batch of lines.
@@ -129,8 +179,10 @@ public final class LinePipeline {
     public func refreshGeneration() {
         let g = holder.current
         if g !== generation {
+            countCategories()
             generation = g
             scratch = g.lists.makeScratch()
+            categoryCounts = Array(repeating: 0, count: g.lists.categories.count)
         }
     }
 
@@ -180,24 +232,37 @@ public final class LinePipeline {
             return
         }
         counters.formats[f].matched += 1
-        // Most severe first (ties by name), ordered on the hits' own severities before the
-        // details' Strings are built.
-        let categories = scratch.hits.sorted { a, b in
-            a.severity != b.severity ? a.severity > b.severity
-                : lists.categories[Int(a.category)].name < lists.categories[Int(b.category)].name
-        }.map(lists.describe)
+        // Most severe first (ties by name), ordered on the hits' own severities; the hits
+        // are described (Strings for names, files and rules) on the sink's side.
+        var hits = scratch.hits
+        if hits.count > 1 {
+            hits.sort { a, b in
+                a.severity != b.severity ? a.severity > b.severity
+                    : lists.categories[Int(a.category)].name < lists.categories[Int(b.category)].name
+            }
+        }
+        categoryCounts[Int(hits[0].category)] += 1
         func s(_ b: UnsafeRawBufferPointer) -> String { String(decoding: b, as: UTF8.self) }
         let host = String(decoding: scratch.host[0..<scratch.hostCount], as: UTF8.self)
         sink.accept(MatchedRequest(
             time: r.time ?? arrival, client: s(r.client), user: r.user.map(s), host: host, url: r.url.map(s),
             method: r.method.map(s), action: r.action, format: r.format, source: source,
-            categories: categories, generation: generation.number))
+            matches: .hits(hits, lists), generation: generation.number))
     }
 
     /// Returns the counters gathered since the last call and starts again from zero.
     public func takeCounters() -> SourceCounters {
+        countCategories()
         defer { counters = SourceCounters() }
         return counters
+    }
+
+    func countCategories() {
+        let names = generation.lists.categories
+        for i in categoryCounts.indices where categoryCounts[i] > 0 {
+            counters.categories[names[i].name, default: 0] += categoryCounts[i]
+            categoryCounts[i] = 0
+        }
     }
 
     /// Processes every complete line in `bytes`; returns the index after the last `\n`

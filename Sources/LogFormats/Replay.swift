@@ -72,8 +72,8 @@ public final class CountingSink: MatchSink, @unchecked Sendable {
     public init(output: BufferedOutput?) { self.output = output }
 
     public func accept(_ m: MatchedRequest) {
-        if let primary = m.categories.first {
-            state.withLock { $0[primary.name, default: 0] += 1 }
+        if let primary = m.primaryCategory {
+            state.withLock { $0[primary, default: 0] += 1 }
         }
         output?.write(m.json + "\n")
     }
