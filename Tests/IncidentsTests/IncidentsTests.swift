@@ -255,6 +255,30 @@ struct IncidentSinkTests {
         #expect(!none.contains { $0["event"] as? String == "context" })
     }
 
+    @Test("a window or an hour after that ends between sweeps still has its count and context written")
+    func expiryBetweenSweeps() throws {
+        // Windows shorter than the sweep's second: the next request finds them expired
+        // before any sweep has closed them.
+        var short = Policy()
+        short.deduplicationWindow = 0.5
+        short.contextWindow = 0.5
+        let records = try run([
+            match("www.bet365.com", url: "http://www.bet365.com/a", time: 1000.0),
+            match("www.bet365.com", url: "http://www.bet365.com/b", time: 1000.1),
+            match("chat.example.com", time: 1000.2, category: "chat", severity: "info"),  // the hour (here 0.5 s) after
+            match("www.bet365.com", url: "http://www.bet365.com/c", time: 1000.7),        // a new window
+        ], policy: short)
+        let incidents = records.filter { $0["event"] as? String == "incident" }
+        #expect(incidents.count == 2)
+        let first = try #require(incidents.first?["id"] as? String)
+        let hits = try #require(records.first { $0["event"] as? String == "hits" && $0["id"] as? String == first }, "\(records)")
+        #expect(hits["hits"] as? Int == 2)
+        #expect(hits["sample_urls"] as? [String] == ["http://www.bet365.com/a", "http://www.bet365.com/b"])
+        let after = try #require(records.first { $0["event"] as? String == "context" && $0["span"] as? String == "after" && $0["id"] as? String == first },
+                                 "\(records)")
+        #expect((after["requests"] as? [[String: Any]])?.compactMap { $0["host"] as? String } == ["www.bet365.com", "chat.example.com"])
+    }
+
     @Test("device names by MAC: a DHCP lease in the logs ties the address to the device")
     func deviceByMAC() throws {
         let path = tempPath() + ".jsonl"
