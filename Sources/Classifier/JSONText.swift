@@ -4,9 +4,12 @@
 public struct JSONText {
     /// The UTF-8 being written; `text` decodes it once at the end.
     public private(set) var bytes: [UInt8] = []
-    private var needsComma: [Bool] = []
+    /// Per open object or array (bit `depth - 1`): whether the next value needs a comma.
+    /// Nesting deeper than 64 levels is not written here.
+    private var needsComma: UInt64 = 0
+    private var depth = 0
 
-    public init(capacity: Int = 512) { bytes.reserveCapacity(capacity); needsComma.reserveCapacity(4) }
+    public init(capacity: Int = 512) { bytes.reserveCapacity(capacity) }
 
     public var text: String { String(decoding: bytes, as: UTF8.self) }
 
@@ -19,16 +22,29 @@ public struct JSONText {
         case raw(String)
     }
 
-    public mutating func beginObject() { separator(); bytes.append(UInt8(ascii: "{")); needsComma.append(false) }
-    public mutating func endObject() { bytes.append(UInt8(ascii: "}")); needsComma.removeLast() }
-    public mutating func beginArray() { separator(); bytes.append(UInt8(ascii: "[")); needsComma.append(false) }
-    public mutating func endArray() { bytes.append(UInt8(ascii: "]")); needsComma.removeLast() }
+    public mutating func beginObject() { open(UInt8(ascii: "{")) }
+    public mutating func endObject() { close(UInt8(ascii: "}")) }
+    public mutating func beginArray() { open(UInt8(ascii: "[")) }
+    public mutating func endArray() { close(UInt8(ascii: "]")) }
+
+    private mutating func open(_ bracket: UInt8) {
+        separator()
+        bytes.append(bracket)
+        precondition(depth < 64, "JSONText: nested deeper than 64 levels")
+        depth += 1
+        needsComma &= ~(1 << UInt64(depth - 1))
+    }
+
+    private mutating func close(_ bracket: UInt8) {
+        bytes.append(bracket)
+        depth -= 1
+    }
 
     public mutating func key(_ k: String) {
         separator()
         Self.appendString(k, to: &bytes)
         bytes.append(UInt8(ascii: ":"))
-        if !needsComma.isEmpty { needsComma[needsComma.count - 1] = false }
+        if depth > 0 { needsComma &= ~(1 << UInt64(depth - 1)) }
     }
 
     public mutating func value(_ v: Value) {
@@ -47,8 +63,9 @@ public struct JSONText {
     public mutating func field(_ k: String, _ s: String?) { key(k); value(s.map(Value.string) ?? .null) }
 
     private mutating func separator() {
-        guard !needsComma.isEmpty else { return }
-        if needsComma[needsComma.count - 1] { bytes.append(UInt8(ascii: ",")) } else { needsComma[needsComma.count - 1] = true }
+        guard depth > 0 else { return }
+        let bit: UInt64 = 1 << UInt64(depth - 1)
+        if needsComma & bit != 0 { bytes.append(UInt8(ascii: ",")) } else { needsComma |= bit }
     }
 
     static func appendInt(_ i: Int, to out: inout [UInt8]) {
