@@ -309,7 +309,7 @@ public final class CompiledLists: Sendable {
     // MARK: - Reading results
 
     public func describe(_ hit: Hit) -> MatchDetail {
-        let category = categories[Int(hit.category)]
+        let c = Int(hit.category)
         let rule: Rule
         let text: String
         switch hit.kind {
@@ -324,7 +324,7 @@ public final class CompiledLists: Sendable {
             rule = patterns.rules[Int(hit.rule)].rule
             text = patterns.rules[Int(hit.rule)].source
         }
-        return MatchDetail(name: category.name, severity: category.severity.description, locked: category.locked,
+        return MatchDetail(name: categories[c].name, severity: categories[c].severity.description, locked: categories[c].locked,
                            kind: hit.kind.description, file: files[Int(rule.file)], line: rule.line, rule: text)
     }
 

@@ -103,29 +103,34 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         var incident: (record: [UInt8], id: String, severity: Severity, due: Double?)?
     }
 
-    public func accept(_ original: MatchedRequest) {
-        var m = original
-        if m.user == nil, let u = users[m.client] { m.user = u }
-        let categories = m.categories
-        guard let first = categories.first else { return }
+    public func accept(_ m: MatchedRequest) {
+        // Logs without users (DNS) get one from the mapping file, if it names the address.
+        let user = m.user ?? (users.isEmpty ? nil : users[m.client])
+        let count = m.categoryCount
+        guard count > 0 else { return }
         let frozen = currentPolicy.withLock { $0 }
         let policy = frozen.policy
-        let name = m.user ?? m.client
+        let name = user ?? m.client
         var out = Output()
-        var category = first.name
+        var category = ""
         state.withLock { s in
             if abs(m.time - s.lastSweep) >= 1 { sweep(&s, now: m.time, policy: policy, into: &out) }
             let person: Person
             if let p = s.people[name] { person = p } else { person = Person(); s.people[name] = person }
             let group: Policy.Group
             if let g = person.group, g.client == m.client, g.policy == ObjectIdentifier(frozen) { group = g.group } else {
-                group = policy.group(client: m.client, user: m.user)
+                group = policy.group(client: m.client, user: user)
                 person.group = (m.client, ObjectIdentifier(frozen), group)
             }
             // The most severe category this group raises incidents for; when it raises none
             // of them, the request still counts (and is kept as context) but opens no incident.
-            let raised = categories.first { group.raises($0.name, locked: $0.locked) }
-            let primary = raised ?? first
+            // Rules are described (file, line, text) only for a new incident's record.
+            var raised: Int? = nil
+            for i in 0..<count {
+                let c = m.category(i)
+                if group.raises(c.name, locked: c.locked) { raised = i; break }
+            }
+            let primary = m.category(raised ?? 0)
             category = primary.name
             // Context: this person's categorised requests in the hour before an incident
             // (in memory only) and the hour after one (written as `context` events).
@@ -170,16 +175,15 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
                 person.recent.append((primary.name, [m.time]))
                 repeated = 1 >= policy.repetitionHits
             }
-            let categorySeverity = Severity(name: primary.severity) ?? .info
             let window = policy.window(for: group, time: m.time, utcOffset: utcOffset)
-            let severity = policy.severity(category: categorySeverity, locked: primary.locked, group: group, repeated: repeated, window: window)
+            let severity = policy.severity(category: primary.severity, locked: primary.locked, group: group, repeated: repeated, window: window)
             guard severity >= group.minimumSeverity || primary.locked else { return }
             s.counter &+= 1
             let id = Self.id(time: m.time, counter: s.counter)
             person.open[key] = Open(id: id, opened: m.time, first: m.time, last: m.time, hits: 1, samples: m.url.map { [$0] } ?? [])
             let mac = leases.withLock { $0[m.client] }
             let device = devices[m.client] ?? mac.flatMap { devices[$0] }
-            out.incident = (Self.record(id: id, m: m, primary: primary, severity: severity, group: group, policy: policy,
+            out.incident = (Self.record(id: id, m: m, user: user, primary: m.detail(raised ?? 0), severity: severity, group: group, policy: policy,
                                         repeated: repeated, window: window, device: device, mac: mac),
                             id, severity, policy.deadlines[severity].map { m.time + $0 })
             if span > 0 {
@@ -319,7 +323,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         return j.bytes
     }
 
-    static func record(id: String, m: MatchedRequest, primary: MatchDetail, severity: Severity, group: Policy.Group,
+    static func record(id: String, m: MatchedRequest, user: String?, primary: MatchDetail, severity: Severity, group: Policy.Group,
                        policy: Policy, repeated: Bool, window: Policy.TimeWindow? = nil, device: String? = nil, mac: String? = nil) -> [UInt8] {
         var j = JSONText()
         j.beginObject()
@@ -331,7 +335,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         j.field("category", .string(primary.name))
         j.field("group", .string(group.name))
         j.field("client", .string(m.client))
-        j.field("user", m.user)
+        j.field("user", user)
         j.field("device", device)
         if let mac { j.field("mac", .string(mac)) }
         j.field("host", .string(m.host))

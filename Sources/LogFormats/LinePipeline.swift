@@ -56,10 +56,30 @@ public struct MatchedRequest: Sendable {
         set { matches = .described(newValue) }
     }
     /// The most severe category's name, without describing the rest.
-    public var primaryCategory: String? {
+    public var primaryCategory: String? { categoryCount > 0 ? category(0).name : nil }
+
+    /// How many categories matched.
+    public var categoryCount: Int {
         switch matches {
-        case .described(let d): d.first?.name
-        case .hits(let hits, let lists): hits.first.map { lists.categories[Int($0.category)].name }
+        case .described(let d): d.count
+        case .hits(let hits, _): hits.count
+        }
+    }
+
+    /// The `i`th category's name, severity and lock, without describing its rule.
+    public func category(_ i: Int) -> (name: String, severity: Severity, locked: Bool) {
+        switch matches {
+        case .described(let d): (d[i].name, Severity(name: d[i].severity) ?? .info, d[i].locked)
+        case .hits(let hits, let lists):
+            (lists.categories[Int(hits[i].category)].name, hits[i].severity, lists.categories[Int(hits[i].category)].locked)
+        }
+    }
+
+    /// The `i`th category with its rule described (file, line, rule text).
+    public func detail(_ i: Int) -> MatchDetail {
+        switch matches {
+        case .described(let d): d[i]
+        case .hits(let hits, let lists): lists.describe(hits[i])
         }
     }
     public var generation: Int
