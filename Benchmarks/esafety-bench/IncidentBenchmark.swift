@@ -75,7 +75,7 @@ enum IncidentBenchmark {
     static func run(ut1: String, lists: CompiledLists, bundled: String, work: String, ordinary: [String], listed: [String], stagesOnly: Bool = false) {
         print("\n## Incidents (issue 4): throughput with incidents, and critical-incident latency")
         let bin = (CommandLine.arguments[0] as NSString).deletingLastPathComponent
-        let dir = "/tmp/esi-bench-\(getpid())"
+        let dir = (ProcessInfo.processInfo.environment["ESAFETY_BENCH_TMP"] ?? "/tmp") + "/esi-bench-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let n = 5_000_000
         // Same lines, same lists; only the share of listed hosts differs.
@@ -103,12 +103,12 @@ enum IncidentBenchmark {
                 let seconds = Date().timeIntervalSince(start)
                 let cpu = cpuSeconds(daemon.processIdentifier) - cpuBefore
                 let matched = SocketBenchmark.statusValue(dir + "/ctl.sock", "lines_matched")
-                if round == 1 { print("  daemon CPU seconds by thread: " + describe(threadCPU(daemon.processIdentifier), since: threadsBefore)) }
+                let byThread = describe(threadCPU(daemon.processIdentifier), since: threadsBefore)
                 kill(daemon.processIdentifier, SIGTERM)
                 daemon.waitUntilExit()
                 let incidents = ((try? String(contentsOfFile: dir + "/incidents.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").count
                 results[name, default: []].append(Double(n) / seconds)
-                print("round \(round), \(name): \(n) Squid lines in \(fmt(seconds, 2)) s = \(mega(Double(n) / seconds)) lines/s; daemon CPU \(fmt(cpu / Double(n) * 1e9, 0)) ns/line; \(matched) matched, \(incidents) incident-log lines")
+                print("round \(round), \(name): \(n) Squid lines in \(fmt(seconds, 2)) s = \(mega(Double(n) / seconds)) lines/s; daemon CPU \(fmt(cpu / Double(n) * 1e9, 0)) ns/line (\(byThread)); \(matched) matched, \(incidents) incident-log lines")
             }
         }
         func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }

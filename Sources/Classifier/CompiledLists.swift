@@ -308,6 +308,15 @@ public final class CompiledLists: Sendable {
 
     // MARK: - Reading results
 
+    /// Orders a classification's hits most severe first, ties by category name.
+    @inline(__always)
+    public func orderHits(_ scratch: ClassifyScratch) {
+        guard scratch.hits.count > 1 else { return }
+        scratch.hits.sort { a, b in
+            a.severity != b.severity ? a.severity > b.severity : categories[Int(a.category)].name < categories[Int(b.category)].name
+        }
+    }
+
     public func describe(_ hit: Hit) -> MatchDetail {
         let c = Int(hit.category)
         let rule: Rule

@@ -13,35 +13,108 @@ import Glibc
 /// incident thread falls behind by `bound` requests, workers wait, so lines back up into the
 /// sockets as they do when classification falls behind; nothing is dropped. The thread
 /// looks for work every 5 ms, which adds at most that to an incident's latency.
-final class QueuedSink: MatchSink, @unchecked Sendable {
-    enum Item { case match(MatchedRequest), lease(String, String) }
+///
+/// A worker copies a match's bytes (client, user, host, URL, method) and hits into the
+/// queue's buffers and allocates nothing: the Strings are made on the incident thread,
+/// which also frees them, so memory does not pass between threads per match, and no
+/// shared object's reference count is touched per match.
+public final class QueuedSink: MatchSink, @unchecked Sendable {
+    /// One queued item; byte ranges index `Batch.bytes`, a negative length is nil.
+    struct Entry {
+        enum Kind: UInt8 { case match, lease }
+        var kind: Kind
+        var action: ProxyAction = .unknown
+        var format: LogFormat = .squid
+        var lists: UInt16 = 0
+        var source: UInt16 = 0
+        var time = 0.0
+        var generation = 0
+        var start: Int32
+        var client: Int32 = -1, user: Int32 = -1, host: Int32 = -1, url: Int32 = -1, method: Int32 = -1
+        var hitStart: Int32 = 0, hitCount: Int32 = 0
+    }
+
+    /// What the workers fill and the incident thread takes in one swap.
+    struct Batch {
+        var entries: [Entry] = []
+        var bytes: [UInt8] = []
+        var hits: [Hit] = []
+        /// The generations' lists and the sources named by entries (a handful per batch).
+        var lists: [CompiledLists] = []
+        var sources: [String] = []
+
+        mutating func clear() {
+            entries.removeAll(keepingCapacity: true)
+            bytes.removeAll(keepingCapacity: true)
+            hits.removeAll(keepingCapacity: true)
+            lists.removeAll(keepingCapacity: true)
+            sources.removeAll(keepingCapacity: true)
+        }
+
+        mutating func add(_ b: UnsafeRawBufferPointer?) -> Int32 {
+            guard let b else { return -1 }
+            bytes.append(contentsOf: b)
+            return Int32(b.count)
+        }
+
+        func string(_ at: inout Int, _ count: Int32) -> String? {
+            guard count >= 0 else { return nil }
+            defer { at += Int(count) }
+            return bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[at..<at + Int(count)]), as: UTF8.self) }
+        }
+    }
 
     let next: MatchSink
     let bound: Int
-    private let state = Mutex<(items: [Item], idle: Bool, stop: Bool)>(([], false, false))
+    private let state = Mutex<(batch: Batch, idle: Bool, stop: Bool)>((Batch(), false, false))
     private let wakeup = Wakeup()
     private var thread: PosixThread?
 
-    init(next: MatchSink, bound: Int = 65_536) {
+    public init(next: MatchSink, bound: Int = 65_536) {
         self.next = next
         self.bound = bound
     }
 
-    func start() {
+    public func start() {
         thread = PosixThread(name: "esafety-sink") { [self] in loop() }
     }
 
-    func accept(_ match: MatchedRequest) { enqueue(.match(match)) }
-    func lease(client: String, mac: String) { enqueue(.lease(client, mac)) }
+    public func accept(_ match: MatchedRequest) {
+        // Not the pipeline's path (it calls `accept(raw:)`); kept for completeness.
+        next.accept(match)
+    }
 
-    private func enqueue(_ item: Item) {
+    public func accept(raw m: borrowing RawMatch) {
+        let (time, action, format, generation, lists, source) = (m.time, m.action, m.format, m.generation, m.lists, m.source)
+        let (client, user, host, url, method, hits) = (m.client, m.user, m.host, m.url, m.method, m.hits)
+        enqueue { b in
+            var e = Entry(kind: .match, action: action, format: format, time: time, generation: generation, start: Int32(b.bytes.count))
+            e.client = b.add(client); e.user = b.add(user); e.host = b.add(host); e.url = b.add(url); e.method = b.add(method)
+            e.hitStart = Int32(b.hits.count); e.hitCount = Int32(hits.count)
+            b.hits.append(contentsOf: hits)
+            if let i = b.lists.lastIndex(where: { $0 === lists }) { e.lists = UInt16(i) } else { e.lists = UInt16(b.lists.count); b.lists.append(lists) }
+            if let i = b.sources.lastIndex(of: source) { e.source = UInt16(i) } else { e.source = UInt16(b.sources.count); b.sources.append(source) }
+            return e
+        }
+    }
+
+    public func lease(client: String, mac: String) {
+        enqueue { b in
+            var e = Entry(kind: .lease, start: Int32(b.bytes.count))
+            e.client = Int32(client.utf8.count); b.bytes.append(contentsOf: client.utf8)
+            e.user = Int32(mac.utf8.count); b.bytes.append(contentsOf: mac.utf8)
+            return e
+        }
+    }
+
+    private func enqueue(_ make: (inout Batch) -> Entry) {
         while true {
             let (accepted, wake) = state.withLock { s -> (Bool, Bool) in
-                guard s.items.count < bound || s.stop else { return (false, false) }
-                s.items.append(item)
+                guard s.batch.entries.count < bound || s.stop else { return (false, false) }
+                s.batch.entries.append(make(&s.batch))
                 // No wake-up per request (a system call and a context switch each): the
                 // incident thread looks every 5 ms, and is woken only when work piles up.
-                guard s.idle, s.items.count >= 4096 else { return (true, false) }
+                guard s.idle, s.batch.entries.count >= 4096 else { return (true, false) }
                 s.idle = false
                 return (true, true)
             }
@@ -52,33 +125,43 @@ final class QueuedSink: MatchSink, @unchecked Sendable {
     }
 
     /// Hands over everything queued, then stops the thread.
-    func stop() {
+    public func stop() {
         state.withLock { $0.stop = true }
         wakeup.signal()
         thread?.join()
     }
 
     private func loop() {
-        var batch: [Item] = []
+        // Two batches take turns: the workers fill one while this thread empties the other.
+        var batch = Batch()
         while true {
             let stop = state.withLock { s -> Bool in
-                swap(&batch, &s.items)
-                if batch.isEmpty { s.idle = true }
+                swap(&batch, &s.batch)
+                if batch.entries.isEmpty { s.idle = true }
                 return s.stop
             }
-            if batch.isEmpty {
+            if batch.entries.isEmpty {
                 if stop { break }
                 wakeup.wait(milliseconds: 5)
                 wakeup.drain()
                 continue
             }
-            for item in batch {
-                switch item {
-                case .match(let m): next.accept(m)
-                case .lease(let c, let mac): next.lease(client: c, mac: mac)
+            for e in batch.entries {
+                var at = Int(e.start)
+                let client = batch.string(&at, e.client) ?? ""
+                switch e.kind {
+                case .lease:
+                    next.lease(client: client, mac: batch.string(&at, e.user) ?? "")
+                case .match:
+                    let user = batch.string(&at, e.user), host = batch.string(&at, e.host) ?? ""
+                    let url = batch.string(&at, e.url), method = batch.string(&at, e.method)
+                    let hits = Array(batch.hits[Int(e.hitStart)..<Int(e.hitStart + e.hitCount)])
+                    next.accept(MatchedRequest(time: e.time, client: client, user: user, host: host, url: url, method: method,
+                                               action: e.action, format: e.format, source: batch.sources[Int(e.source)],
+                                               hits: hits, lists: batch.lists[Int(e.lists)], generation: e.generation))
                 }
             }
-            batch.removeAll(keepingCapacity: true)
+            batch.clear()
         }
     }
 }

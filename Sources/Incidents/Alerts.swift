@@ -96,6 +96,10 @@ public final class AlertDispatcher: @unchecked Sendable {
 
     /// A new incident: queue an alert for each command, unless its severity is not alerted
     /// or this person and category were alerted within the rate limit.
+    /// Whether an incident of this severity would be sent anywhere (so the caller can skip
+    /// preparing its payload when no command is configured).
+    public func wants(_ severity: Severity) -> Bool { !settings.commands.isEmpty && settings.severities.contains(severity) }
+
     public func incident(_ record: String, id: String, severity: Severity, person: String, category: String,
                          due: Double? = nil, now: Double = LogTime.monotonicSeconds()) {
         guard !settings.commands.isEmpty, settings.severities.contains(severity) else { return }

@@ -204,7 +204,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         for o in out.hits { log.append(bytes: Self.hitsEvent(o), urgent: false) }
         if let incident = out.incident {
             log.append(bytes: incident.record, urgent: incident.severity >= .high)
-            if let alerts {
+            if let alerts, alerts.wants(incident.severity) {
                 alerts.incident(String(decoding: incident.record, as: UTF8.self), id: incident.id, severity: incident.severity,
                                 person: name, category: category, due: incident.due)
             }

@@ -96,6 +96,13 @@ public struct MatchedRequest: Sendable {
                   format: format, source: source, matches: .described(categories), generation: generation)
     }
 
+    /// A request whose hits (most severe first) are described when first asked for.
+    public init(time: Double, client: String, user: String?, host: String, url: String?, method: String?,
+                action: ProxyAction, format: LogFormat, source: String, hits: [Hit], lists: CompiledLists, generation: Int) {
+        self.init(time: time, client: client, user: user, host: host, url: url, method: method, action: action,
+                  format: format, source: source, matches: .hits(hits, lists), generation: generation)
+    }
+
     init(time: Double, client: String, user: String?, host: String, url: String?, method: String?,
          action: ProxyAction, format: LogFormat, source: String, matches: Matches, generation: Int) {
         self.time = time
@@ -112,15 +119,47 @@ public struct MatchedRequest: Sendable {
     }
 }
 
+/// A match as the pipeline sees it: the request's fields are views into the line being
+/// read, valid only during `MatchSink.accept(raw:)`. A sink that hands matches to another
+/// thread copies the bytes it needs, so the ingest thread allocates nothing per match.
+public struct RawMatch {
+    public var time: Double
+    public var client: UnsafeRawBufferPointer
+    public var user: UnsafeRawBufferPointer?
+    /// The normalised host.
+    public var host: UnsafeRawBufferPointer
+    public var url: UnsafeRawBufferPointer?
+    public var method: UnsafeRawBufferPointer?
+    public var action: ProxyAction
+    public var format: LogFormat
+    public var source: String
+    /// Most severe first.
+    public var hits: UnsafeBufferPointer<Hit>
+    public var lists: CompiledLists
+    public var generation: Int
+
+    /// The match with its own copies of everything.
+    public var request: MatchedRequest {
+        func s(_ b: UnsafeRawBufferPointer) -> String { String(decoding: b, as: UTF8.self) }
+        return MatchedRequest(time: time, client: s(client), user: user.map(s), host: s(host), url: url.map(s),
+                              method: method.map(s), action: action, format: format, source: source,
+                              hits: Array(hits), lists: lists, generation: generation)
+    }
+}
+
 /// Where matched requests go. The daemon's sink becomes the incident log; replay prints.
 /// `accept` may block to apply backpressure; it must never drop silently.
 public protocol MatchSink: AnyObject, Sendable {
     func accept(_ match: MatchedRequest)
+    /// The pipeline's call: by default, `accept(raw.request)`. The views in `raw` must not
+    /// outlive the call.
+    func accept(raw: borrowing RawMatch)
     /// A DHCP lease seen in the logs: `client` now belongs to the device with `mac`.
     func lease(client: String, mac: String)
 }
 
 extension MatchSink {
+    public func accept(raw: borrowing RawMatch) { accept(raw.request) }
     public func lease(client: String, mac: String) {}
 }
 
@@ -254,20 +293,14 @@ public final class LinePipeline {
         counters.formats[f].matched += 1
         // Most severe first (ties by name), ordered on the hits' own severities; the hits
         // are described (Strings for names, files and rules) on the sink's side.
-        var hits = scratch.hits
-        if hits.count > 1 {
-            hits.sort { a, b in
-                a.severity != b.severity ? a.severity > b.severity
-                    : lists.categories[Int(a.category)].name < lists.categories[Int(b.category)].name
-            }
+        lists.orderHits(scratch)
+        categoryCounts[Int(scratch.hits[0].category)] += 1
+        let host = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: scratch.host[0..<scratch.hostCount]))
+        scratch.hits.withUnsafeBufferPointer { hits in
+            sink.accept(raw: RawMatch(
+                time: r.time ?? arrival, client: r.client, user: r.user, host: host, url: r.url, method: r.method,
+                action: r.action, format: r.format, source: source, hits: hits, lists: lists, generation: generation.number))
         }
-        categoryCounts[Int(hits[0].category)] += 1
-        func s(_ b: UnsafeRawBufferPointer) -> String { String(decoding: b, as: UTF8.self) }
-        let host = String(decoding: scratch.host[0..<scratch.hostCount], as: UTF8.self)
-        sink.accept(MatchedRequest(
-            time: r.time ?? arrival, client: s(r.client), user: r.user.map(s), host: host, url: r.url.map(s),
-            method: r.method.map(s), action: r.action, format: r.format, source: source,
-            matches: .hits(hits, lists), generation: generation.number))
     }
 
     /// Returns the counters gathered since the last call and starts again from zero.

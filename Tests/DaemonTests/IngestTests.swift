@@ -181,6 +181,43 @@ struct IngestTests {
         #expect(received?.contains("lines.received=\(n)") == true, "\(log)")
     }
 
+    @Test("through the incident thread: each match's fields, in order, and a DHCP lease before a match names its device")
+    func handOverToIncidents() throws {
+        let dir = TempDir()
+        dir.write("devices", "a4:5e:60:d1:22:0b  Library PC 3\n")
+        dir.write("esafetyd.yaml", "incidents:\n  devices: \(dir.path)/devices\n  context_window: 0\n")
+        let daemon = try DaemonProcess(lists: [Self.makeLists(dir)], extra: ["--config", dir.path + "/esafetyd.yaml"], dir: dir)
+        let fd = try connectUnix(daemon.socket)
+        var text = "Nov 21 10:00:00 dnsmasq-dhcp[812]: DHCPACK(eth0) 10.0.0.57 A4:5E:60:D1:22:0B library-pc-3\n"
+        // 300 people on 300 sites: each opens its own incident, in this order.
+        for i in 0..<300 {
+            text += "1795255200.\(100 + i) 5 10.1.\(i / 250).\(i % 250 + 1) TCP_MISS/200 900 GET http://s\(i).bet.example/p?x=\(i) pupil\(i) HIER_DIRECT/1.2.3.4 text/html\n"
+        }
+        text += "Nov 21 10:00:01 dnsmasq[812]: query[A] www.bet.example from 10.0.0.57\n"
+        writeAll(fd, Array(text.utf8))
+        close(fd)
+        _ = try daemon.waitForLines(302)
+        #expect(daemon.stop().0 == 0)
+        let records = ((try? String(contentsOfFile: dir.path + "/incidents.jsonl", encoding: .utf8)) ?? "").split(separator: "\n")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { $0["event"] as? String == "incident" }
+        #expect(records.count == 301)
+        for (i, r) in records.prefix(300).enumerated() {
+            #expect(r["user"] as? String == "pupil\(i)")
+            #expect(r["client"] as? String == "10.1.\(i / 250).\(i % 250 + 1)")
+            #expect(r["host"] as? String == "s\(i).bet.example")
+            #expect(r["url"] as? String == "http://s\(i).bet.example/p?x=\(i)")
+            #expect(r["category"] as? String == "gambling")
+            #expect((r["source"] as? [String: Any])?["format"] as? String == "squid")
+        }
+        let dns = try #require(records.last)
+        #expect(dns["client"] as? String == "10.0.0.57")
+        #expect(dns["user"] is NSNull)
+        #expect(dns["url"] is NSNull)
+        #expect(dns["mac"] as? String == "a4:5e:60:d1:22:0b")
+        #expect(dns["device"] as? String == "Library PC 3")
+    }
+
     @Test("esafety status and reload through the control socket")
     func statusCommand() throws {
         let dir = TempDir()
