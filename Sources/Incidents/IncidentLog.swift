@@ -12,14 +12,25 @@ import Glibc
 /// The append-only incident log: JSON Lines, one owner thread, each line sealed into the
 /// hash chain and written with one `write` on an `O_APPEND` descriptor.
 ///
-/// Durability: a line marked urgent (critical and high incidents) is fsync'd as soon as it
-/// is written; others within `syncInterval`. A crash leaves no torn line: a line that was
+/// Durability: critical incidents are written and fsync'd at once (with group commit); high
+/// ones are fsync'd within `promptInterval` (a quarter second: an fsync per high incident
+/// would cost a busy school's disk a hundred a second); others within `syncInterval`. A crash leaves no torn line: a line that was
 /// only partly written (disk full) is cut off again, and on open a partial last line is
 /// removed before the chain continues. When the file cannot be written, records wait in a
 /// bounded queue and are retried every second; the failure is logged and shown in status;
 /// if the queue ever overflows, a `lost` event with the count is the first line written
 /// when writing resumes.
 public final class IncidentLog: @unchecked Sendable {
+    /// How soon a record must be on disk.
+    public enum Durability: Sendable {
+        /// Written and fsync'd at once (critical incidents, `lost` events).
+        case now
+        /// Fsync'd within `promptInterval` (high incidents).
+        case prompt
+        /// Fsync'd within `syncInterval`.
+        case interval
+    }
+
     public struct Health: Sendable {
         public var writing = true
         public var lastError: String?
@@ -32,11 +43,13 @@ public final class IncidentLog: @unchecked Sendable {
     let mode: mode_t
     let group: String?
     let syncInterval: Double
+    /// The longest a `.prompt` record waits for its fsync.
+    let promptInterval: Double
     let bound: Int
     let logger: Logger
     /// `signalled`: the writer has been woken and has not drained yet, so further records
     /// need no system call to wake it.
-    private let state = Mutex<(queue: [([UInt8], Bool)], lost: Int, stop: Bool, reopen: Bool, signalled: Bool)>(([], 0, false, false, false))
+    private let state = Mutex<(queue: [([UInt8], Durability)], lost: Int, stop: Bool, reopen: Bool, signalled: Bool)>(([], 0, false, false, false))
     /// Group commit: after an urgent wake-up the writer waits this long for more records,
     /// so a burst of urgent incidents costs one write and one fsync, not one each.
     let commitDelay: Double
@@ -50,8 +63,9 @@ public final class IncidentLog: @unchecked Sendable {
     /// writer (the coordinator's `esafety incidents ack`...) appended, and the chain
     /// continues from its last line.
     private var expectedSize: Int64 = 0
-    public init(path: String, mode: UInt32 = 0o640, group: String? = nil, syncInterval: Double = 5, bound: Int = 100_000,
-                commitDelay: Double = 0.01, logger: Logger) {
+    public init(path: String, mode: UInt32 = 0o640, group: String? = nil, syncInterval: Double = 5, promptInterval: Double = 0.25,
+                bound: Int = 100_000, commitDelay: Double = 0.01, logger: Logger) {
+        self.promptInterval = min(promptInterval, syncInterval)
         self.commitDelay = commitDelay
         self.path = path
         self.mode = mode_t(mode)
@@ -181,13 +195,14 @@ public final class IncidentLog: @unchecked Sendable {
 
     /// Queues a record (a JSON object without its chain). Never blocks for long: when the
     /// queue is full the record is counted as lost and reported when writing resumes.
-    public func append(_ object: String, urgent: Bool) { append(bytes: Array(object.utf8), urgent: urgent) }
+    public func append(_ object: String, urgent: Bool) { append(bytes: Array(object.utf8), durability: urgent ? .now : .interval) }
 
     /// The same, for an object already written as UTF-8 bytes (the incident sink's).
-    public func append(bytes object: [UInt8], urgent: Bool) {
+    public func append(bytes object: [UInt8], durability: Durability) {
+        let urgent = durability == .now
         let (accepted, signal) = state.withLock { s -> (Bool, Bool) in
             if s.queue.count >= bound { s.lost += 1; return (false, false) }
-            s.queue.append((object, urgent))
+            s.queue.append((object, durability))
             // Urgent records wake the writer at once; others are picked up within 100 ms (or
             // when a thousand are waiting), so a busy school day costs few context switches.
             guard urgent || s.queue.count >= 1024, !s.signalled else { return (true, false) }
@@ -215,6 +230,8 @@ public final class IncidentLog: @unchecked Sendable {
     private func loop() {
         var lastSync = LogTime.monotonicSeconds()
         var unsynced = false
+        /// A `.prompt` record is written but not yet fsync'd.
+        var promptUnsynced = false
         var failing = false
         var text: [UInt8] = []
         while true {
@@ -223,7 +240,7 @@ public final class IncidentLog: @unchecked Sendable {
             if wakeup.drain(), commitDelay > 0, !failing {
                 usleep(UInt32(commitDelay * 1e6))
             }
-            let (batch, lost, stop, reopen) = state.withLock { s -> ([([UInt8], Bool)], Int, Bool, Bool) in
+            let (batch, lost, stop, reopen) = state.withLock { s -> ([([UInt8], Durability)], Int, Bool, Bool) in
                 defer { s.queue.removeAll(keepingCapacity: true); s.lost = 0; s.reopen = false; s.signalled = false }
                 return (s.queue, s.lost, s.stop, s.reopen)
             }
@@ -237,9 +254,9 @@ public final class IncidentLog: @unchecked Sendable {
             var pending = batch
             if lost > 0 {
                 let event = "{\"event\":\"lost\",\"time\":\"\(LogTime.rfc3339(LogTime.nowSeconds()))\",\"count\":\(lost),\"reason\":\"the incident queue overflowed while the log could not be written\"}"
-                pending.insert((Array(event.utf8), true), at: 0)
+                pending.insert((Array(event.utf8), .now), at: 0)
             }
-            var urgent = false
+            var urgent = false, prompt = false
             var written = 0
             // Seal the batch, then write it with one system call (whole lines only), holding
             // the file's lock: the coordinator's tool appends workflow events to the same
@@ -256,7 +273,7 @@ public final class IncidentLog: @unchecked Sendable {
                 text.removeAll(keepingCapacity: true)
                 var chainAfter = lastChain
                 var first = firstLineInFile
-                for (object, isUrgent) in pending {
+                for (object, durability) in pending {
                     var obj = object
                     if first && chainAfter != HashChain.genesis {
                         obj.removeLast()
@@ -264,7 +281,8 @@ public final class IncidentLog: @unchecked Sendable {
                     }
                     chainAfter = HashChain.seal(bytes: obj, previous: chainAfter, appendingTo: &text)
                     first = false
-                    urgent = urgent || isUrgent
+                    urgent = urgent || durability == .now
+                    prompt = prompt || durability == .prompt
                 }
                 let ok = writeLine(text)
                 expectedSize = Self.size(of: fd)
@@ -274,6 +292,7 @@ public final class IncidentLog: @unchecked Sendable {
                     firstLineInFile = false
                     written = pending.count
                     unsynced = true
+                    promptUnsynced = promptUnsynced || prompt
                 } else {
                     // Keep the batch, in order, and retry.
                     state.withLock { s in
@@ -294,9 +313,10 @@ public final class IncidentLog: @unchecked Sendable {
                 logger.notice("incident log writable again", metadata: ["incidents.file": "\(path)"])
             }
             let t = LogTime.monotonicSeconds()
-            if unsynced && (urgent || stop || t - lastSync >= syncInterval) {
+            if unsynced && (urgent || stop || t - lastSync >= syncInterval || (promptUnsynced && t - lastSync >= promptInterval)) {
                 fsync(fd)
                 unsynced = false
+                promptUnsynced = false
                 lastSync = t
             }
             let queued = state.withLock { $0.queue.count }

@@ -201,15 +201,15 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
                 }
             }
         }
-        for o in out.hits { log.append(bytes: Self.hitsEvent(o), urgent: false) }
+        for o in out.hits { log.append(bytes: Self.hitsEvent(o), durability: .interval) }
         if let incident = out.incident {
-            log.append(bytes: incident.record, urgent: incident.severity >= .high)
+            log.append(bytes: incident.record, durability: incident.severity >= .critical ? .now : incident.severity >= .high ? .prompt : .interval)
             if let alerts, alerts.wants(incident.severity) {
                 alerts.incident(String(decoding: incident.record, as: UTF8.self), id: incident.id, severity: incident.severity,
                                 person: name, category: category, due: incident.due)
             }
         }
-        for c in out.context { log.append(bytes: c, urgent: false) }
+        for c in out.context { log.append(bytes: c, durability: .interval) }
     }
 
     /// Closes expired windows and forgets what no window needs any more, at most once a
@@ -277,10 +277,10 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             return Array(s.people.values)
         }
         for p in people {
-            for o in p.open.values where o.hits > 1 { log.append(bytes: Self.hitsEvent(o), urgent: false) }
+            for o in p.open.values where o.hits > 1 { log.append(bytes: Self.hitsEvent(o), durability: .interval) }
             // The hour after is cut short by the shutdown; what was seen so far is kept.
             if let w = p.watch, let last = w.seen.last {
-                log.append(bytes: Self.contextEvent(ids: w.ids, span: "after", seen: w.seen, time: last.time), urgent: false)
+                log.append(bytes: Self.contextEvent(ids: w.ids, span: "after", seen: w.seen, time: last.time), durability: .interval)
             }
         }
     }
