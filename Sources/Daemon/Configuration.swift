@@ -56,6 +56,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var policy = Policy()
     /// Group that may read the incident log (mode 0640); nil keeps the daemon's group.
     public var incidentLogGroup: String?
+    /// Seconds within which incidents below high severity (and events) are fsync'd.
+    public var incidentSyncInterval = 5.0
     /// `address device-name` and `address user` mapping files.
     public var deviceMap: String?
     public var userMap: String?
@@ -353,6 +355,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
                     c.policy.contextWindow = try double(v, name)
                     guard (0...7200).contains(c.policy.contextWindow) else { throw error(v, name, "must be between 0 and 7200 seconds") }
                 case "log_group": c.incidentLogGroup = try optionalString(v, name)
+                case "sync_interval":
+                    c.incidentSyncInterval = try double(v, name)
+                    guard (0.25...300).contains(c.incidentSyncInterval) else { throw error(v, name, "must be between 0.25 and 300 seconds") }
                 case "devices": c.deviceMap = try optionalString(v, name)
                 case "users": c.userMap = try optionalString(v, name)
                 case "deadlines":

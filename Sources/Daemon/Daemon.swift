@@ -54,7 +54,8 @@ public enum EsafetyDaemon {
         }
         let holder = GenerationHolder(Generation(number: 1, lists: lists, loadedAt: now(), loadSeconds: seconds))
         let stats = IngestStats()
-        let incidentLog = IncidentLog(path: configuration.incidentLog, group: configuration.incidentLogGroup, logger: logger)
+        let incidentLog = IncidentLog(path: configuration.incidentLog, group: configuration.incidentLogGroup,
+                                      syncInterval: configuration.incidentSyncInterval, logger: logger)
         do { try incidentLog.open() } catch {
             throw StartError(description: "\(configuration.incidentLog): cannot open the incident log: \(error)")
         }

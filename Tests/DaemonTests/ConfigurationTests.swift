@@ -25,6 +25,7 @@ struct ConfigurationTests {
         #expect(c.policy.groups[1].raises("gambling", locked: false), "no list: every category")
         #expect(c.policy.group(client: "10.99.0.7", user: nil).minimumSeverity == .medium)
         #expect(c.incidentLogGroup == "esafety-admin")
+        #expect(c.incidentSyncInterval == 5)
         #expect(c.alerts.severities == [.critical, .high])
         #expect(c.alerts.commands.isEmpty)
         #expect(c.alerts.rateLimit == 600)
@@ -40,6 +41,7 @@ struct ConfigurationTests {
         ("alerts:\n  severities: [urgent]\n", "alerts.severities", "unknown severity"),
         ("alerts:\n  timeout: 0\n", "alerts.timeout", "between 0 and 300"),
         ("counters_interval: 0\n", "counters_interval", "between 1 and 3600"),
+        ("incidents:\n  sync_interval: 0.01\n", "incidents.sync_interval", "between 0.25 and 300"),
     ])
     func policyErrors(yaml: String, option: String, message: String) {
         do {
@@ -66,6 +68,7 @@ struct ConfigurationTests {
         #expect(c.workers == 3)
         #expect(c.maxLockedShrink == 0.25)
         #expect(c.logLevel == .debug)
+        #expect(try DaemonConfiguration.parse("incidents:\n  sync_interval: 2.5\n", file: "t.yaml").incidentSyncInterval == 2.5)
     }
 
     @Test("ingest sockets with formats, modes and groups")
