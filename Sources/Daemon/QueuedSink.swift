@@ -21,7 +21,7 @@ import Glibc
 public final class QueuedSink: MatchSink, @unchecked Sendable {
     /// One queued item; byte ranges index `Batch.bytes`, a negative length is nil.
     struct Entry {
-        enum Kind: UInt8 { case match, lease }
+        enum Kind: UInt8 { case match, lease, request }
         var kind: Kind
         var action: ProxyAction = .unknown
         var format: LogFormat = .squid
@@ -42,6 +42,8 @@ public final class QueuedSink: MatchSink, @unchecked Sendable {
         /// The generations' lists and the sources named by entries (a handful per batch).
         var lists: [CompiledLists] = []
         var sources: [String] = []
+        /// Requests handed over already made (`accept(_:)`), in `Entry.hitStart`.
+        var requests: [MatchedRequest] = []
 
         mutating func clear() {
             entries.removeAll(keepingCapacity: true)
@@ -49,6 +51,7 @@ public final class QueuedSink: MatchSink, @unchecked Sendable {
             hits.removeAll(keepingCapacity: true)
             lists.removeAll(keepingCapacity: true)
             sources.removeAll(keepingCapacity: true)
+            requests.removeAll(keepingCapacity: true)
         }
 
         mutating func add(_ b: UnsafeRawBufferPointer?) -> Int32 {
@@ -79,9 +82,13 @@ public final class QueuedSink: MatchSink, @unchecked Sendable {
         thread = PosixThread(name: "esafety-sink") { [self] in loop() }
     }
 
+    /// A request already made (not the pipeline's path, which calls `accept(raw:)`): queued
+    /// in order with the rest.
     public func accept(_ match: MatchedRequest) {
-        // Not the pipeline's path (it calls `accept(raw:)`); kept for completeness.
-        next.accept(match)
+        enqueue { b in
+            b.requests.append(match)
+            return Entry(kind: .request, start: Int32(b.bytes.count), hitStart: Int32(b.requests.count - 1))
+        }
     }
 
     public func accept(raw m: borrowing RawMatch) {
@@ -150,6 +157,8 @@ public final class QueuedSink: MatchSink, @unchecked Sendable {
                 var at = Int(e.start)
                 let client = batch.string(&at, e.client) ?? ""
                 switch e.kind {
+                case .request:
+                    next.accept(batch.requests[Int(e.hitStart)])
                 case .lease:
                     next.lease(client: client, mac: batch.string(&at, e.user) ?? "")
                 case .match:

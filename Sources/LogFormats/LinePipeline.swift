@@ -138,6 +138,23 @@ public struct RawMatch {
     public var lists: CompiledLists
     public var generation: Int
 
+    public init(time: Double, client: UnsafeRawBufferPointer, user: UnsafeRawBufferPointer?, host: UnsafeRawBufferPointer,
+                url: UnsafeRawBufferPointer?, method: UnsafeRawBufferPointer?, action: ProxyAction, format: LogFormat,
+                source: String, hits: UnsafeBufferPointer<Hit>, lists: CompiledLists, generation: Int) {
+        self.time = time
+        self.client = client
+        self.user = user
+        self.host = host
+        self.url = url
+        self.method = method
+        self.action = action
+        self.format = format
+        self.source = source
+        self.hits = hits
+        self.lists = lists
+        self.generation = generation
+    }
+
     /// The match with its own copies of everything.
     public var request: MatchedRequest {
         func s(_ b: UnsafeRawBufferPointer) -> String { String(decoding: b, as: UTF8.self) }
