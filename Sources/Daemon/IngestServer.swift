@@ -58,23 +58,29 @@ final class IngestServer: @unchecked Sendable {
         var fds = streams.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
         fds.append(pollfd(fd: wakeup.fd, events: Int16(POLLIN), revents: 0))
         var next = 0
+        // Accepts every connection waiting on a listener; the worker with the fewest
+        // connections takes each.
+        func acceptWaiting(_ listener: Listener) {
+            while true {
+                let fd = esafety_accept(listener.fd)
+                if fd < 0 { break }
+                let (peer, _) = Sockets.peer(fd)
+                let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+                let worker = workers.min { $0.connectionCount < $1.connectionCount } ?? workers[next % workers.count]
+                next += 1
+                worker.adopt(fd: fd, id: id, socket: listener.socket, peer: peer)
+            }
+        }
         while !stopping.load(ordering: .acquiring) {
             let rc = poll(&fds, nfds_t(fds.count), 1000)
             if rc < 0 && errno != EINTR { logger.error("poll failed", metadata: ["error": "\(Sockets.errnoText())"]); break }
             if stopping.load(ordering: .acquiring) { break }
-            for (i, listener) in streams.enumerated() where fds[i].revents & Int16(POLLIN) != 0 {
-                while true {
-                    let fd = esafety_accept(listener.fd)
-                    if fd < 0 { break }
-                    let (peer, _) = Sockets.peer(fd)
-                    let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
-                    // The worker with the fewest connections takes it.
-                    let worker = workers.min { $0.connectionCount < $1.connectionCount } ?? workers[next % workers.count]
-                    next += 1
-                    worker.adopt(fd: fd, id: id, socket: listener.socket, peer: peer)
-                }
-            }
+            for (i, listener) in streams.enumerated() where fds[i].revents & Int16(POLLIN) != 0 { acceptWaiting(listener) }
         }
+        // A sender whose connect completed before the stop has had its connection made by
+        // the kernel, and may already have written: take those still waiting too, so the
+        // workers drain their lines with the rest.
+        for listener in streams { acceptWaiting(listener) }
         // Stop accepting: close the listeners and remove the paths we created.
         for l in streams {
             close(l.fd)

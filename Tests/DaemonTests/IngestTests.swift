@@ -181,6 +181,27 @@ struct IngestTests {
         #expect(received?.contains("lines.received=\(n)") == true, "\(log)")
     }
 
+    @Test("a connection the kernel completed before SIGTERM, not yet accepted, is drained too")
+    func backlogOnShutdown() throws {
+        let dir = TempDir()
+        let daemon = try DaemonProcess(lists: [Self.makeLists(dir)], dir: dir)
+        // Stopped, esafetyd cannot accept: the connection waits in the listen backlog with
+        // its lines, and SIGTERM is pending when it resumes.
+        daemon.signal(SIGSTOP)
+        let fd = try connectUnix(daemon.socket)
+        let n = 1_000
+        var text = ""
+        for i in 0..<n { text += "Nov 21 10:00:00 dnsmasq[812]: query[A] h\(i).bet.example from 10.0.0.1\n" }
+        writeAll(fd, Array(text.utf8))
+        close(fd)
+        daemon.signal(SIGTERM)
+        daemon.signal(SIGCONT)
+        let (code, log) = daemon.waitExit()
+        #expect(code == 0)
+        let stopped = log.split(separator: "\n").last { $0.contains("esafetyd stopped") }
+        #expect(stopped?.contains("lines.received=\(n)") == true, "\(log)")
+    }
+
     @Test("through the incident thread: each match's fields, in order, and a DHCP lease before a match names its device")
     func handOverToIncidents() throws {
         let dir = TempDir()
