@@ -63,22 +63,19 @@ public enum Replay {
     }
 }
 
-/// A sink that counts matches per category and, optionally, writes each as a JSON line.
-public final class CountingSink: MatchSink, @unchecked Sendable {
-    // One pipeline thread calls `accept`; the lock makes reading the counts from another safe.
-    private let state = Mutex<[String: Int]>([:])
+/// `esafety replay`'s sink: writes each match as a JSON line, or nothing (the counts per
+/// category come with the pipeline's counters).
+public final class ReplaySink: MatchSink, @unchecked Sendable {
     private let output: BufferedOutput?
 
     public init(output: BufferedOutput?) { self.output = output }
 
-    public func accept(_ m: MatchedRequest) {
-        if let primary = m.primaryCategory {
-            state.withLock { $0[primary, default: 0] += 1 }
-        }
-        output?.write(m.json + "\n")
-    }
+    public func accept(_ m: MatchedRequest) { output?.write(m.json + "\n") }
 
-    public var categories: [String: Int] { state.withLock { $0 } }
+    public func accept(raw: borrowing RawMatch) {
+        // Without JSON output nothing of the match is needed.
+        if output != nil { accept(raw.request) }
+    }
 }
 
 /// Buffered writes to a file descriptor (standard output), flushed at 64 KiB and on `flush`.

@@ -38,7 +38,7 @@ struct ReplayCommand: ParsableCommand {
         let lists = source.load()
         let holder = GenerationHolder(Generation(number: 1, lists: lists, loadedAt: 0, loadSeconds: 0))
         let output = json ? BufferedOutput(fd: 1) : nil
-        let sink = CountingSink(output: output)
+        let sink = ReplaySink(output: output)
         let pinned = format.flatMap(LogFormat.init(name:))
         var total = SourceCounters()
         var bytes = 0
@@ -59,12 +59,12 @@ struct ReplayCommand: ParsableCommand {
         let elapsed = clock.now - start
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         if json { return }
-        print(ReplaySummary.render(total, categories: sink.categories, lists: lists, seconds: seconds, bytes: bytes))
+        print(ReplaySummary.render(total, lists: lists, seconds: seconds, bytes: bytes))
     }
 }
 
 enum ReplaySummary {
-    static func render(_ c: SourceCounters, categories: [String: Int], lists: CompiledLists, seconds: Double, bytes: Int) -> String {
+    static func render(_ c: SourceCounters, lists: CompiledLists, seconds: Double, bytes: Int) -> String {
         var out = "lines \(c.received)  parsed \(c.parsed)  matched \(c.matched)  ignored \(c.ignored)  malformed \(c.malformed)  too long \(c.tooLong)\n"
         let rate = seconds > 0 ? Double(c.received) / seconds : 0
         out += "time \(String(format2: seconds)) s  \(Int(rate)) lines/s  \(bytes / 1_048_576) MiB\n\n"
@@ -77,10 +77,10 @@ enum ReplaySummary {
         }
         let unknown = c.formats[LogFormat.allCases.count]
         if unknown.malformed > 0 { out += "unknown".padding(14) + "0".leftPadding(12) + "0".leftPadding(10) + "0".leftPadding(10) + String(unknown.malformed).leftPadding(9) + "\n" }
-        if !categories.isEmpty {
+        if !c.categories.isEmpty {
             out += "\ncategory".padding(23) + "severity".padding(10) + "matched".leftPadding(10) + "\n"
             let severity: (String) -> String = { name in lists.categories.first { $0.name == name }?.severity.description ?? "" }
-            for (name, n) in categories.sorted(by: { $0.value > $1.value }) {
+            for (name, n) in c.categories.sorted(by: { $0.value > $1.value }) {
                 out += Terminal.escape(name).padding(22) + severity(name).padding(10) + String(n).leftPadding(10) + "\n"
             }
         }

@@ -78,6 +78,22 @@ struct CommandLineTests {
         #expect(r.stderr.contains(t.root + "/games/domains: cannot read"))
     }
 
+    @Test("replay's summary counts matches by their most severe category")
+    func replaySummary() throws {
+        let path = NSTemporaryDirectory() + "esafety-" + UUID().uuidString + ".log"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var text = ""
+        for i in 0..<7 { text += "Nov 21 10:00:00 dnsmasq[812]: query[A] h\(i).bet.example from 10.0.0.1\n" }
+        for i in 0..<3 { text += "1795255200.0 5 10.0.0.2 TCP_MISS/200 900 GET http://abuse.example/img?\(i) - HIER_DIRECT/1.2.3.4 text/html\n" }
+        text += "Nov 21 10:00:00 dnsmasq[812]: query[A] news.example from 10.0.0.1\n"
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        let r = try run("esafety", ["replay", "--lists", Self.lists.root, path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let rows = r.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+        #expect(rows.contains(["gambling", "medium", "7"]), "\(r.stdout)")
+        #expect(rows.contains(["iwf", "critical", "3"]), "\(r.stdout)")
+    }
+
     @Test("compile writes a snapshot that check and esafetyd --check-config accept")
     func compileAndUse() throws {
         let path = NSTemporaryDirectory() + "esafety-" + UUID().uuidString + ".snapshot"
