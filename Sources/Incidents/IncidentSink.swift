@@ -54,8 +54,9 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         var seen: [Seen] = []
         /// After an incident: the hour's requests, written as one `after` event.
         var watch: Watch?
-        /// The group, for the client and policy it was worked out for.
-        var group: (client: String, policy: ObjectIdentifier, group: Policy.Group)?
+        /// The group, for the client and policy it was worked out for (the policy held, not
+        /// its address: a freed policy's memory can be the next one's).
+        var group: (client: String, policy: Frozen, group: Policy.Group)?
 
         var isEmpty: Bool { open.isEmpty && recent.isEmpty && seen.isEmpty && watch == nil }
     }
@@ -118,9 +119,9 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             let person: Person
             if let p = s.people[name] { person = p } else { person = Person(); s.people[name] = person }
             let group: Policy.Group
-            if let g = person.group, g.client == m.client, g.policy == ObjectIdentifier(frozen) { group = g.group } else {
+            if let g = person.group, g.client == m.client, g.policy === frozen { group = g.group } else {
                 group = policy.group(client: m.client, user: user)
-                person.group = (m.client, ObjectIdentifier(frozen), group)
+                person.group = (m.client, frozen, group)
             }
             // The most severe category this group raises incidents for; when it raises none
             // of them, the request still counts (and is kept as context) but opens no incident.

@@ -373,6 +373,37 @@ struct IncidentSinkTests {
         #expect(records[2]["route"] as? [String] == ["DSL", "deputy DSL"])
     }
 
+    @Test("after each reload, a person's group comes from the policy in force")
+    func groupsAfterReload() throws {
+        let path = tempPath() + ".jsonl"
+        defer { for f in [path, path + ".chain"] { try? FileManager.default.removeItem(atPath: f) } }
+        let log = IncidentLog(path: path, syncInterval: 0.05, logger: logger)
+        try log.open()
+        log.start()
+        func policy(_ name: String) -> Policy {
+            var p = Policy()
+            var g = Policy.Group(name: name)
+            g.networks = [Policy.network("10.0.0.0/8")!]
+            p.groups = [g]
+            return p
+        }
+        let sink = IncidentSink(log: log, policy: policy("g0"), suffixes: PublicSuffix(text: "com\n"))
+        // Two reloads between this person's requests, many times: a policy freed by one
+        // reload can leave its memory to the next.
+        let between = policy("between"), policies = (0..<40).map { policy("g\($0)") }
+        for i in 0..<40 {
+            if i > 0 {
+                sink.update(policy: between)
+                sink.update(policy: policies[i])
+            }
+            sink.accept(match("site\(i).com", client: "10.1.2.3", time: 1000 + Double(i)))
+        }
+        sink.closeAll()
+        log.stop()
+        let groups = lines(path).map(json).filter { $0["event"] as? String == "incident" }.compactMap { $0["group"] as? String }
+        #expect(groups == (0..<40).map { "g\($0)" })
+    }
+
     @Test("a group's categories: only those raise incidents (locked lists always do); the rest are counted")
     func groupCategories() throws {
         var policy = Policy()
