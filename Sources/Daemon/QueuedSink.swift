@@ -32,6 +32,8 @@ public final class QueuedSink: MatchSink, @unchecked Sendable {
         var start: Int32
         var client: Int32 = -1, user: Int32 = -1, host: Int32 = -1, url: Int32 = -1, method: Int32 = -1
         var hitStart: Int32 = 0, hitCount: Int32 = 0
+        /// `.request`: its index in `Batch.requests`.
+        var request: Int32 = 0
     }
 
     /// What the workers fill and the incident thread takes in one swap.
@@ -42,7 +44,7 @@ public final class QueuedSink: MatchSink, @unchecked Sendable {
         /// The generations' lists and the sources named by entries (a handful per batch).
         var lists: [CompiledLists] = []
         var sources: [String] = []
-        /// Requests handed over already made (`accept(_:)`), in `Entry.hitStart`.
+        /// Requests handed over already made (`accept(_:)`).
         var requests: [MatchedRequest] = []
 
         mutating func clear() {
@@ -87,7 +89,7 @@ public final class QueuedSink: MatchSink, @unchecked Sendable {
     public func accept(_ match: MatchedRequest) {
         enqueue { b in
             b.requests.append(match)
-            return Entry(kind: .request, start: Int32(b.bytes.count), hitStart: Int32(b.requests.count - 1))
+            return Entry(kind: .request, start: Int32(b.bytes.count), request: Int32(b.requests.count - 1))
         }
     }
 
@@ -158,7 +160,7 @@ public final class QueuedSink: MatchSink, @unchecked Sendable {
                 let client = batch.string(&at, e.client) ?? ""
                 switch e.kind {
                 case .request:
-                    next.accept(batch.requests[Int(e.hitStart)])
+                    next.accept(batch.requests[Int(e.request)])
                 case .lease:
                     next.lease(client: client, mac: batch.string(&at, e.user) ?? "")
                 case .match:
