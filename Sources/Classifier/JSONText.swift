@@ -59,6 +59,13 @@ public struct JSONText {
         }
     }
 
+    /// A value written by `write` straight into the bytes (a timestamp, say), without a
+    /// String in between; `write` must append one whole JSON value.
+    public mutating func value(writing write: (inout [UInt8]) -> Void) {
+        separator()
+        write(&bytes)
+    }
+
     public mutating func field(_ k: String, _ v: Value) { key(k); value(v) }
     public mutating func field(_ k: String, _ s: String?) { key(k); value(s.map(Value.string) ?? .null) }
 
@@ -80,13 +87,38 @@ public struct JSONText {
         }
     }
 
+    /// True when every byte is printable ASCII other than `"` and `\\` (copied as it is).
+    /// Eight bytes at a time: a record's URLs, hosts and keys are checked for every incident.
+    @inline(__always)
+    static func isPlain(_ b: UnsafeRawBufferPointer) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        /// A high bit where a byte of `v` is zero (exact for whether any is).
+        func zeroByte(_ v: UInt64) -> UInt64 { (v &- ones) & ~v & highs }
+        func bad(_ w: UInt64) -> Bool {
+            // Below 0x20, 0x80 or above, 0x7F, a quote, a backslash.
+            ((w &- ones &* 0x20) & ~w & highs) | (w & highs) | zeroByte(w ^ (ones &* 0x7F))
+                | zeroByte(w ^ (ones &* 0x22)) | zeroByte(w ^ (ones &* 0x5C)) != 0
+        }
+        var i = 0
+        while i + 8 <= b.count {
+            if bad(b.loadUnaligned(fromByteOffset: i, as: UInt64.self)) { return false }
+            i += 8
+        }
+        while i < b.count {
+            let c = b[i]
+            if c < 0x20 || c >= 0x7F || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { return false }
+            i += 1
+        }
+        return true
+    }
+
     /// Appends `s` as a JSON string. Printable ASCII without quotes or backslashes (nearly
     /// every host and URL) is copied as it is; anything else goes scalar by scalar.
     public static func appendString(_ s: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         // Native Strings are contiguous UTF-8: check and copy the buffer in one pass each.
         let copied = s.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
-            for b in bytes where b < 0x20 || b >= 0x7F || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") { return false }
+            guard isPlain(UnsafeRawBufferPointer(bytes)) else { return false }
             out.append(contentsOf: bytes)
             return true
         } ?? false

@@ -254,13 +254,13 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             for id in ids { j.value(.string(id)) }
             j.endArray()
         }
-        j.field("time", .string(LogTime.rfc3339(time)))
+        j.field("time", time: time)
         j.field("span", .string(span))
         j.key("requests")
         j.beginArray()
         for r in seen {
             j.beginObject()
-            j.field("time", .string(LogTime.rfc3339(r.time)))
+            j.field("time", time: r.time)
             j.field("host", .string(r.host))
             j.field("category", .string(r.category))
             if let t = r.url.flatMap(SearchTerm.extract) { j.field("search_term", .string(t)) }
@@ -312,10 +312,10 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         j.beginObject()
         j.field("event", .string("hits"))
         j.field("id", .string(o.id))
-        j.field("time", .string(LogTime.rfc3339(o.last)))
+        j.field("time", time: o.last)
         j.field("hits", .int(o.hits))
-        j.field("first_seen", .string(LogTime.rfc3339(o.first)))
-        j.field("last_seen", .string(LogTime.rfc3339(o.last)))
+        j.field("first_seen", time: o.first)
+        j.field("last_seen", time: o.last)
         j.key("sample_urls")
         j.beginArray()
         for u in o.samples { j.value(.string(u)) }
@@ -326,12 +326,11 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
 
     static func record(id: String, m: MatchedRequest, user: String?, primary: MatchDetail, severity: Severity, group: Policy.Group,
                        policy: Policy, repeated: Bool, window: Policy.TimeWindow? = nil, device: String? = nil, mac: String? = nil) -> [UInt8] {
-        var j = JSONText()
+        var j = JSONText(capacity: 1024)
         j.beginObject()
         j.field("event", .string("incident"))
         j.field("id", .string(id))
-        let time = LogTime.rfc3339(m.time)
-        j.field("time", .string(time))
+        j.field("time", time: m.time)
         j.field("severity", .string(severity.description))
         j.field("category", .string(primary.name))
         j.field("group", .string(group.name))
@@ -364,11 +363,19 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         for r in policy.routes(severity, group: group, window: window) { j.value(.string(r)) }
         j.endArray()
         j.field("hits", .int(1))
-        j.field("first_seen", .string(time))
-        j.field("last_seen", .string(time))
-        if let d = policy.deadlines[severity] { j.field("due", .string(LogTime.rfc3339(m.time + d))) } else { j.field("due", nil) }
+        j.field("first_seen", time: m.time)
+        j.field("last_seen", time: m.time)
+        if let d = policy.deadlines[severity] { j.field("due", time: m.time + d) } else { j.field("due", nil) }
         j.endObject()
         return j.bytes
+    }
+}
+
+extension JSONText {
+    /// A UTC timestamp (RFC 3339, milliseconds) written straight into the record.
+    mutating func field(_ k: String, time t: Double) {
+        key(k)
+        value { LogTime.appendRFC3339(t, quotedTo: &$0) }
     }
 }
 

@@ -222,3 +222,23 @@ struct EnvelopeTests {
         #expect(got == expected)
     }
 }
+
+@Suite("RFC 3339 output")
+struct RFC3339OutputTests {
+    @Test("UTC with milliseconds, as a String and written into bytes", arguments: [
+        (1_795_262_400.0, "2026-11-21T12:00:00.000Z"),
+        (1_795_262_400.1234, "2026-11-21T12:00:00.123Z"),
+        (1_795_262_399.9996, "2026-11-21T12:00:00.000Z"),
+        (0.0, "1970-01-01T00:00:00.000Z"),
+        (951_782_400.5, "2000-02-29T00:00:00.500Z"),
+        (-1.0, "1969-12-31T23:59:59.000Z"),
+        (253_402_300_799.0, "9999-12-31T23:59:59.000Z"),
+        (253_402_300_800.0, "10000-01-01T00:00:00.000Z"),
+    ])
+    func output(_ t: Double, _ expected: String) {
+        #expect(LogTime.rfc3339(t) == expected)
+        var bytes: [UInt8] = Array("x".utf8)
+        LogTime.appendRFC3339(t, quotedTo: &bytes)
+        #expect(String(decoding: bytes, as: UTF8.self) == "x\"\(expected)\"")
+    }
+}
