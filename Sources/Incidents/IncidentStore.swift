@@ -54,6 +54,19 @@ public enum IncidentStore {
     }
 
     /// Reads a log and its uncompressed rotations (`LOG.N` ... `LOG.1`, oldest first).
+    /// A parsed JSON value as a Sendable one, keeping its type (numbers stay `NSNumber`, so
+    /// `as? Int` and `as? Bool` read them as before).
+    static func sendable(_ v: Any) -> any Sendable {
+        switch v {
+        case let n as NSNumber: return n
+        case let s as String: return s
+        case let a as [Any]: return a.map(sendable)
+        case let o as [String: Any]: return o.mapValues(sendable)
+        case is NSNull: return NSNull()
+        default: return String(describing: v)
+        }
+    }
+
     public static func load(_ path: String, group: String? = nil) throws(Failure) -> [IncidentView] {
         var text = ""
         for f in withRotations(path) {
@@ -74,7 +87,7 @@ public enum IncidentStore {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
             let event = object["event"] as? String ?? "incident"
             guard let id = object["id"] as? String else { continue }
-            let sendable = object.mapValues { $0 as! (any Sendable) }
+            let sendable = object.mapValues(Self.sendable)
             if event == "incident" {
                 index[id] = views.count
                 views.append(IncidentView(id: id, record: sendable, line: String(line), hits: object["hits"] as? Int ?? 1,

@@ -136,7 +136,7 @@ struct WorkflowCommandTests {
         let incident = "{\"event\":\"incident\",\"id\":\"inc-1\",\"time\":\"2026-11-21T10:00:00.000Z\",\"severity\":\"high\",\"category\":\"gambling\",\"group\":\"ks3\",\"client\":\"10.0.0.1\",\"user\":\"p1\",\"host\":\"x.example\",\"url\":null,\"hits\":1,\"due\":null}"
         var out: [UInt8] = []
         _ = HashChain.seal(incident, previous: HashChain.genesis, appendingTo: &out)
-        FileManager.default.createFile(atPath: log, contents: Data(out), attributes: [.posixPermissions: 0o640])
+        #expect(FileManager.default.createFile(atPath: log, contents: Data(out), attributes: [.posixPermissions: 0o640]))
         // A copy of the tool that any account can run.
         let tool = dir.path + "/esafety"
         try FileManager.default.copyItem(atPath: Self.esafety, toPath: tool)
