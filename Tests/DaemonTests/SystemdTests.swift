@@ -169,6 +169,57 @@ struct DaemonIncidentTests {
         let mode = try FileManager.default.attributesOfItem(atPath: log)[.posixPermissions] as? Int
         #expect(mode == 0o640)
     }
+
+    /// The fsyncs of the incident log in an strace output file (`-f -ttt -y`): their wall-clock times.
+    static func logFsyncs(_ trace: String) -> [Double] {
+        lines(trace).compactMap { line -> Double? in
+            guard line.contains("fsync("), line.contains("incidents.jsonl>"), line.hasSuffix("= 0") else { return nil }
+            return line.split(separator: " ").lazy.compactMap { Double($0) }.first { $0 > 1_000_000_000 }
+        }
+    }
+
+    @Test("a high incident is fsync'd within a second of its line arriving; a medium one waits for the sync interval")
+    func durabilityBySeverity() throws {
+        let dir = TempDir()
+        dir.write("lists/gambling/domains", "bet.example\n")
+        dir.write("lists/selfharm/category.toml", "severity = \"high\"\n")
+        dir.write("lists/selfharm/domains", "harm.example\n")
+        // The longest interval: nothing else would fsync the log while the test looks.
+        dir.write("esafetyd.yaml", "incidents:\n  sync_interval: 300\n")
+        let log = dir.path + "/incidents.jsonl", trace = dir.path + "/trace"
+        // strace sees the daemon's fsyncs as the kernel does (only those are stopped for).
+        let daemon = try DaemonProcess(lists: [dir.path + "/lists"], extra: ["--config", dir.path + "/esafetyd.yaml"], dir: dir,
+                                       wrapper: ["/usr/bin/strace", "-f", "-qq", "-ttt", "-y", "--seccomp-bpf", "-e", "trace=fsync,fdatasync", "-o", trace])
+        let children = try String(contentsOfFile: "/proc/\(daemon.child.pid)/task/\(daemon.child.pid)/children", encoding: .utf8)
+        let pid = try #require(children.split(separator: " ").first.flatMap { pid_t($0) })
+        func send(_ line: String) throws {
+            let fd = try connectUnix(daemon.socket)
+            writeAll(fd, Array((line + "\n").utf8))
+            close(fd)
+        }
+        func waitFor(_ text: String) -> Bool {
+            for _ in 0..<100 { if lines(log).contains(where: { $0.contains(text) }) { return true }; usleep(20_000) }
+            return false
+        }
+        let mediumSent = Date().timeIntervalSince1970
+        try send("1795255200.000 5 10.0.0.1 TCP_MISS/200 10 GET http://www.bet.example/ pupil1 HIER_DIRECT/1.2.3.4 text/html")
+        #expect(waitFor("\"category\":\"gambling\""))
+        usleep(1_500_000)
+        let highSent = Date().timeIntervalSince1970
+        try send("1795255201.000 5 10.0.0.2 TCP_MISS/200 10 GET http://www.harm.example/ pupil2 HIER_DIRECT/1.2.3.4 text/html")
+        #expect(waitFor("\"severity\":\"high\""))
+        usleep(1_200_000)
+        let stopped = Date().timeIntervalSince1970
+        kill(pid, SIGTERM)
+        _ = daemon.waitExit()
+        let fsyncs = Self.logFsyncs(trace)
+        // The medium incident was written (above) but not fsync'd before the high one came.
+        #expect(!fsyncs.contains { $0 >= mediumSent && $0 < highSent }, "\(fsyncs) medium \(mediumSent) high \(highSent)")
+        // The high one was, within a second (the daemon promises a quarter).
+        #expect(fsyncs.contains { $0 >= highSent && $0 <= highSent + 1 }, "\(fsyncs) high \(highSent)")
+        // And the log was fsync'd again when the daemon stopped.
+        #expect(fsyncs.contains { $0 >= stopped })
+    }
 }
 
 func lines(_ path: String) -> [String] {
