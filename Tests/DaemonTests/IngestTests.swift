@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import Daemon
 
@@ -163,22 +164,44 @@ struct IngestTests {
         let dir = TempDir()
         let daemon = try DaemonProcess(lists: [Self.makeLists(dir)], dir: dir)
         let fd = try connectUnix(daemon.socket)
-        let n = 50_000
-        var text = ""
-        for i in 0..<n { text += "Nov 21 10:00:00 dnsmasq[812]: query[A] h\(i).bet.example from 10.0.0.1\n" }
-        // Write in the background, signal while the kernel buffers still hold lines.
+        defer { close(fd) }
+        func lines(_ range: Range<Int>) -> [UInt8] {
+            Array(range.map { "Nov 21 10:00:00 dnsmasq[812]: query[A] h\($0).bet.example from 10.0.0.1\n" }.joined().utf8)
+        }
+        let first = 30_000
+        writeAll(fd, lines(0..<first))
+        #expect(try daemon.waitForLines(first)["lines_received"] as? Int == first)
+        // esafetyd stopped, a client starts 1.3 MB of lines: the kernel's socket buffer takes
+        // the first ~200 KB and the client blocks. SIGTERM is pending when esafetyd resumes,
+        // so most of the stream reaches it while it shuts down: every line the client sends
+        // before the daemon hangs up must be counted, none lost in the kernel's buffer.
+        daemon.signal(SIGSTOP)
+        let rest = lines(first..<first + 20_000)
+        let sent = Mutex(0)
         let done = DispatchSemaphore(value: 0)
-        let bytes = Array(text.utf8)
-        DispatchQueue.global().async { writeAll(fd, bytes); done.signal() }
-        usleep(20_000)
+        DispatchQueue.global().async {
+            var off = 0
+            rest.withUnsafeBytes { raw in
+                while off < raw.count {
+                    let n = send(fd, raw.baseAddress! + off, raw.count - off, Int32(MSG_NOSIGNAL))
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    off += n
+                }
+            }
+            sent.withLock { $0 = off }
+            done.signal()
+        }
+        usleep(100_000)
         daemon.signal(SIGTERM)
-        done.wait()
-        close(fd)
+        daemon.signal(SIGCONT)
         let (code, log) = daemon.waitExit()
+        done.wait()
         #expect(code == 0)
+        let sentLines = first + rest.prefix(sent.withLock { $0 }).reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
         // The final log line carries the totals.
         let received = log.split(separator: "\n").last { $0.contains("esafetyd stopped") }
-        #expect(received?.contains("lines.received=\(n)") == true, "\(log)")
+        #expect(received?.contains("lines.received=\(sentLines)") == true, "sent \(sentLines) lines: \(log)")
     }
 
     @Test("a connection the kernel completed before SIGTERM, not yet accepted, is drained too")
