@@ -14,9 +14,11 @@ import Glibc
 ///
 /// Durability: critical incidents are written and fsync'd at once (with group commit); high
 /// ones are fsync'd within `promptInterval` (a quarter second: an fsync per high incident
-/// would cost a busy school's disk a hundred a second); others within `syncInterval`. A crash leaves no torn line: a line that was
-/// only partly written (disk full) is cut off again, and on open a partial last line is
-/// removed before the chain continues. When the file cannot be written, records wait in a
+/// would cost a busy school's disk a hundred a second); others within `syncInterval`. No torn
+/// line stays: a line only partly written (disk full) is cut off again at once; a partial
+/// last line left by a writer killed mid-write (`kill -9` can stop a write of several pages
+/// part way) is cut before anything else is appended: on open, and under the lock by every
+/// writer. Readers skip a last line without its newline. When the file cannot be written, records wait in a
 /// bounded queue and are retried every second; the failure is logged and shown in status;
 /// if the queue ever overflows, a `lost` event with the count is the first line written
 /// when writing resumes.
@@ -116,6 +118,19 @@ public final class IncidentLog: @unchecked Sendable {
         if fd >= 0 { close(fd) }
         fd = newFD
         expectedSize = Self.size(of: newFD)
+    }
+
+    /// Removes a partial last line (a writer killed mid-write: `kill -9` can stop a write
+    /// of several pages part way). Only under the file's lock, when no writer is mid-write.
+    /// True when there was one.
+    @discardableResult
+    static func cutTornTail(fd: Int32) -> Bool {
+        let size = size(of: fd)
+        var last: UInt8 = 0
+        guard size > 0, pread(fd, &last, 1, off_t(size - 1)) == 1, last != 0x0A else { return false }
+        let torn = tornTail(fd: fd)
+        guard torn > 0 else { return false }
+        return ftruncate(fd, off_t(size - Int64(torn))) == 0
     }
 
     /// Bytes after the last newline of a regular file (a line whose write was cut short).
@@ -264,7 +279,13 @@ public final class IncidentLog: @unchecked Sendable {
             if !pending.isEmpty {
                 flock(fd, LOCK_EX)
                 readForeignLines()
-                let size = Self.size(of: fd)
+                var size = Self.size(of: fd)
+                // Another writer (the coordinator's tool) was killed mid-write: cut its
+                // partial line, or this batch would be joined to it.
+                if size != expectedSize, size > 0, Self.cutTornTail(fd: fd) {
+                    logger.warning("incident log ended in a partial line another writer left; removed it", metadata: ["incidents.file": "\(path)"])
+                    size = Self.size(of: fd)
+                }
                 if size != expectedSize, size > 0, let chain = Self.lastChainValue(fd: fd) {
                     lastChain = chain
                     firstLineInFile = false
@@ -352,6 +373,9 @@ public final class IncidentLog: @unchecked Sendable {
         defer { close(fd) }
         flock(fd, LOCK_EX)
         defer { flock(fd, LOCK_UN) }
+        // A writer killed mid-write (the daemon, or another `esafety incidents`) can leave a
+        // partial last line; the events go after the last whole line, not joined to it.
+        cutTornTail(fd: fd)
         let views: [IncidentView]
         do { views = try IncidentStore.load(path, group: group) } catch { throw ActFailure(description: error.description, status: 2) }
         let objects: [String]
