@@ -53,7 +53,6 @@ public enum IncidentStore {
         return files
     }
 
-    /// Reads a log and its uncompressed rotations (`LOG.N` ... `LOG.1`, oldest first).
     /// A parsed JSON value as a Sendable one, keeping its type (numbers stay `NSNumber`, so
     /// `as? Int` and `as? Bool` read them as before).
     static func sendable(_ v: Any) -> any Sendable {
@@ -67,10 +66,13 @@ public enum IncidentStore {
         }
     }
 
+    /// Reads a log and its uncompressed rotations (`LOG.N` ... `LOG.1`, oldest first).
     public static func load(_ path: String, group: String? = nil) throws(Failure) -> [IncidentView] {
         var text = ""
         for f in withRotations(path) {
-            do { text += try FileSystem.readText(f) } catch {
+            // A file ending in a partial line (a writer killed mid-write) must not join it
+            // to the next file's first line: it stays a line of its own, and is skipped.
+            do { text += try FileSystem.readText(f); if !text.isEmpty && !text.hasSuffix("\n") { text += "\n" } } catch {
                 if error.errno == EACCES || error.errno == EPERM {
                     throw Failure(description: "you may not read incidents: \(f) is for members of the group \(group ?? "esafety-admin") only; ask your network admin to add you")
                 }

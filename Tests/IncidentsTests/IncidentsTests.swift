@@ -111,6 +111,11 @@ struct IncidentLogTests {
         let truncatedOld = old.split(separator: "\n").dropLast().joined(separator: "\n") + "\n"
         let (gap, _) = HashChain.verify(files: [(path + ".1", truncatedOld), (path, new)])
         #expect(gap?.file == path && gap?.line == 1)
+        // Readers across the files: a partial line at the end of LOG.1 (a writer killed
+        // mid-write) is skipped and does not swallow LOG's first incident.
+        #expect(try IncidentStore.load(path).map(\.id) == ["a", "b", "c", "d"])
+        try (old + #"{"event":"incident","id":"e","ti"#).write(toFile: path + ".1", atomically: false, encoding: .utf8)
+        #expect(try IncidentStore.load(path).map(\.id) == ["a", "b", "c", "d"])
     }
 
     @Test("rotated while stopped: a new empty log continues from LOG.1's last line, else from LOG.chain")
