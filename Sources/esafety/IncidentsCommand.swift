@@ -65,9 +65,11 @@ struct TailCommand: ParsableCommand {
         for v in views.suffix(n) { print(json ? v.line : IncidentStore.line(v, color: color)) }
         guard f else { return }
         // Follow: read what is appended; start again when logrotate replaces the file.
-        var offset = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        // The offset is always just after a whole line: a partial last line (one being
+        // written, or left by a writer killed mid-write and cut by the next) is read again
+        // once it is complete, never joined to what replaces it.
+        var offset = Self.endOfLastLine(path)
         var inode = (try? FileManager.default.attributesOfItem(atPath: path)[.systemFileNumber] as? Int) ?? 0
-        var pending = ""
         while true {
             usleep(300_000)
             guard let attrs = try? FileManager.default.attributesOfItem(atPath: path) else { continue }
@@ -78,14 +80,20 @@ struct TailCommand: ParsableCommand {
             h.seek(toFileOffset: UInt64(offset))
             let data = h.readDataToEndOfFile()
             try? h.close()
-            offset += data.count
-            pending += String(decoding: data, as: UTF8.self)
-            guard let last = pending.lastIndex(of: "\n") else { continue }
-            let complete = String(pending[...last])
-            pending = String(pending[pending.index(after: last)...])
+            guard let last = data.lastIndex(of: 0x0A) else { continue }
+            let complete = String(decoding: data[...last], as: UTF8.self)
+            offset += data.distance(from: data.startIndex, to: last) + 1
             for v in IncidentStore.fold(complete) { print(json ? v.line : IncidentStore.line(v, color: color)) }
             fflush(nil)
         }
+    }
+}
+
+extension TailCommand {
+    /// The size of `path` up to and including its last newline.
+    static func endOfLastLine(_ path: String) -> Int {
+        guard let data = FileManager.default.contents(atPath: path), let last = data.lastIndex(of: 0x0A) else { return 0 }
+        return data.distance(from: data.startIndex, to: last) + 1
     }
 }
 

@@ -568,4 +568,41 @@ struct IncidentsCommandTests {
         #expect(show.contains("rule         domain Blocklists/iwf/domains:3 abuse.example (generation 1)"))
         #expect(show.contains("state        new"))
     }
+
+    @Test("tail -f prints each incident once, as its line completes, also when a partial line is cut and replaced")
+    func tailFollow() throws {
+        let path = tempPath() + ".jsonl"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        func record(_ id: String) -> String { #"{"event":"incident","id":"\#(id)","time":"2026-11-21T10:00:00.000Z","severity":"high","category":"selfharm","group":"ks3","client":"10.0.0.1","user":"u","host":"h.example","url":null,"rule":{},"hits":1,"due":null}"# + "\n" }
+        func append(_ text: String) throws {
+            let h = try #require(FileHandle(forWritingAtPath: path))
+            h.seekToEndOfFile()
+            h.write(Data(text.utf8))
+            try h.close()
+        }
+        try record("inc-old").write(toFile: path, atomically: false, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.buildDirectory + "/esafety")
+        p.arguments = ["incidents", "tail", "-f", "--json", "-n", "0", "--log", path]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        usleep(500_000)
+        // A whole line; then the first half of one (being written, or a writer killed).
+        try append(record("inc-a"))
+        let b = record("inc-b")
+        try append(String(b.prefix(60)))
+        usleep(700_000)
+        // The next writer cuts the partial line and appends whole ones.
+        let size = try #require(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        #expect(truncate(path, off_t(size - 60)) == 0)
+        try append(record("inc-c") + b)
+        usleep(700_000)
+        kill(p.processIdentifier, SIGKILL)  // SIGTERM may be blocked in a test runner's children
+        p.waitUntilExit()
+        let ids = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .split(separator: "\n").map { ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["id"] as? String ?? "unreadable: \($0)" }
+        #expect(ids == ["inc-a", "inc-c", "inc-b"])
+    }
 }
