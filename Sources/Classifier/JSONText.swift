@@ -87,7 +87,7 @@ public struct JSONText {
         }
     }
 
-    /// True when every byte is printable ASCII other than `"` and `\\` (copied as it is).
+    /// True when every byte is printable ASCII other than a quote and a backslash (copied as it is).
     /// Eight bytes at a time: a record's URLs, hosts and keys are checked for every incident.
     @inline(__always)
     static func isPlain(_ b: UnsafeRawBufferPointer) -> Bool {
