@@ -64,7 +64,7 @@ public enum HashChain {
             var lineNumber = 0
             if !text.isEmpty && !text.hasSuffix("\n") {
                 let n = text.split(separator: "\n", omittingEmptySubsequences: false).count
-                return (Failure(file: name, line: n, message: "the last line is incomplete (truncated)"), checked)
+                return (Failure(file: name, line: n, message: "the last line is incomplete: its write was cut short (a crash: the next writer removes it) or the file was cut"), checked)
             }
             for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
                 lineNumber += 1
