@@ -71,6 +71,11 @@ public enum Status {
             j.beginArray()
             for s in c.samples { j.value(.string(s)) }
             j.endArray()
+            // Which source brings which categories (the proxy, the resolver...).
+            j.key("matched_by_category")
+            j.beginObject()
+            for (k, v) in c.categories.sorted(by: { $0.key < $1.key }) { j.field(k, .int(v)) }
+            j.endObject()
             j.endObject()
         }
         j.endArray()

@@ -87,6 +87,13 @@ enum StatusText {
         for s in o["sources"] as? [[String: Any]] ?? [] {
             out += str("source", s).padding(28) + String(int("received", s)).leftPadding(12) + String(int("parsed", s)).leftPadding(12)
                 + String(int("matched", s)).leftPadding(10) + String(int("parse_errors", s)).leftPadding(9) + "\n"
+            let categories = (s["matched_by_category"] as? [String: Any] ?? [:]).map { ($0.key, ($0.value as? NSNumber)?.intValue ?? 0) }
+            if !categories.isEmpty {
+                // Most matched first; a source with many categories shows its top eight.
+                let top = categories.sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }
+                out += "    " + top.prefix(8).map { "\(Terminal.escape($0.0)) \($0.1)" }.joined(separator: ", ")
+                    + (top.count > 8 ? ", \(top.count - 8) more" : "") + "\n"
+            }
             for sample in s["error_samples"] as? [String] ?? [] { out += "    e.g. " + Terminal.escape(sample) + "\n" }
         }
         let slow = o["slow_clients"] as? [String] ?? []

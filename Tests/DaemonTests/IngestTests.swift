@@ -156,6 +156,13 @@ struct IngestTests {
         let categories = s["matched_by_category"] as? [String: Int]
         #expect(categories?["iwf"] == 1)
         #expect(categories?["gambling"] == 1)
+        // Per source too: both came through the datagram socket.
+        let sources = s["sources"] as? [[String: Any]] ?? []
+        #expect(sources.count == 1)
+        #expect(sources.first?["matched_by_category"] as? [String: Int] == ["gambling": 1, "iwf": 1])
+        let (code, text) = try Child.run(buildDirectory + "/esafety", ["status", "--control-socket", daemon.control])
+        #expect(code == 0)
+        #expect(text.contains("    gambling 1, iwf 1\n"), "\(text)")
         #expect(daemon.stop().0 == 0)
     }
 
