@@ -103,9 +103,8 @@ public final class IncidentLog: @unchecked Sendable {
         if let group, let gr = getgrnam(group) { fchown(newFD, uid_t.max, gr.pointee.gr_gid) }
         // Cut a torn tail (a crash mid-write), then continue the chain from the last line,
         // or, in an empty file, from before it.
-        let torn = Self.tornTail(fd: newFD)
+        let torn = Self.cutTornTail(fd: newFD)
         if torn > 0 {
-            ftruncate(newFD, off_t(Self.size(of: newFD) - Int64(torn)))
             logger.warning("incident log ended in a partial line; removed it", metadata: ["incidents.file": "\(path)", "bytes": "\(torn)"])
         }
         if Self.size(of: newFD) > 0 {
@@ -122,15 +121,24 @@ public final class IncidentLog: @unchecked Sendable {
 
     /// Removes a partial last line (a writer killed mid-write: `kill -9` can stop a write
     /// of several pages part way). Only under the file's lock, when no writer is mid-write.
-    /// True when there was one.
+    /// The bytes removed (0 when the file ends in a newline).
     @discardableResult
-    static func cutTornTail(fd: Int32) -> Bool {
+    static func cutTornTail(fd: Int32) -> Int {
         let size = size(of: fd)
         var last: UInt8 = 0
-        guard size > 0, pread(fd, &last, 1, off_t(size - 1)) == 1, last != 0x0A else { return false }
+        guard size > 0, pread(fd, &last, 1, off_t(size - 1)) == 1, last != 0x0A else { return 0 }
         let torn = tornTail(fd: fd)
-        guard torn > 0 else { return false }
-        return ftruncate(fd, off_t(size - Int64(torn))) == 0
+        guard torn > 0, ftruncate(fd, off_t(size - Int64(torn))) == 0 else { return 0 }
+        return torn
+    }
+
+    /// Where the whole lines of a log end (its size less any partial last line), reading
+    /// only its tail; 0 when it cannot be read.
+    public static func endOfWholeLines(_ path: String) -> Int {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        return Int(size(of: fd)) - tornTail(fd: fd)
     }
 
     /// Bytes after the last newline of a regular file (a line whose write was cut short).
@@ -282,7 +290,7 @@ public final class IncidentLog: @unchecked Sendable {
                 var size = Self.size(of: fd)
                 // Another writer (the coordinator's tool) was killed mid-write: cut its
                 // partial line, or this batch would be joined to it.
-                if size != expectedSize, size > 0, Self.cutTornTail(fd: fd) {
+                if size != expectedSize, size > 0, Self.cutTornTail(fd: fd) > 0 {
                     logger.warning("incident log ended in a partial line another writer left; removed it", metadata: ["incidents.file": "\(path)"])
                     size = Self.size(of: fd)
                 }

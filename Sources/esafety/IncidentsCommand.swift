@@ -68,7 +68,7 @@ struct TailCommand: ParsableCommand {
         // The offset is always just after a whole line: a partial last line (one being
         // written, or left by a writer killed mid-write and cut by the next) is read again
         // once it is complete, never joined to what replaces it.
-        var offset = Self.endOfLastLine(path)
+        var offset = IncidentLog.endOfWholeLines(path)
         var inode = (try? FileManager.default.attributesOfItem(atPath: path)[.systemFileNumber] as? Int) ?? 0
         while true {
             usleep(300_000)
@@ -86,14 +86,6 @@ struct TailCommand: ParsableCommand {
             for v in IncidentStore.fold(complete) { print(json ? v.line : IncidentStore.line(v, color: color)) }
             fflush(nil)
         }
-    }
-}
-
-extension TailCommand {
-    /// The size of `path` up to and including its last newline.
-    static func endOfLastLine(_ path: String) -> Int {
-        guard let data = FileManager.default.contents(atPath: path), let last = data.lastIndex(of: 0x0A) else { return 0 }
-        return data.distance(from: data.startIndex, to: last) + 1
     }
 }
 
