@@ -34,7 +34,6 @@ public final class IngestStats: Sendable {
         var sources: [String: SourceCounters] = [:]
         var connections: [Int: Connection] = [:]
         var closedConnections = 0
-        var categories: [String: Int] = [:]
         var reloads: [Reload] = []
         var lastReload: Reload?
     }
@@ -45,12 +44,8 @@ public final class IngestStats: Sendable {
     public init() { startedAt = LogTime.nowSeconds() }
 
     public func add(source: String, _ counters: SourceCounters) {
-        state.withLock { s in
-            s.sources[source, default: SourceCounters()].add(counters)
-            for (name, n) in counters.categories { s.categories[name, default: 0] += n }
-        }
+        state.withLock { $0.sources[source, default: SourceCounters()].add(counters) }
     }
-
 
     public func opened(_ c: Connection) { state.withLock { $0.connections[c.id] = c } }
 
@@ -79,9 +74,11 @@ public final class IngestStats: Sendable {
     /// Everything, copied under the lock.
     public func snapshot() -> (sources: [String: SourceCounters], connections: [Connection], closed: Int,
                                categories: [String: Int], lastReload: Reload?, reloads: [Reload]) {
-        state.withLock { s in
-            (s.sources, s.connections.values.sorted { $0.id < $1.id }, s.closedConnections, s.categories, s.lastReload, s.reloads)
-        }
+        let s = state.withLock { $0 }
+        // Matches by category over all sources: the sum of each source's.
+        var categories: [String: Int] = [:]
+        for c in s.sources.values { categories.merge(c.categories, uniquingKeysWith: +) }
+        return (s.sources, s.connections.values.sorted { $0.id < $1.id }, s.closedConnections, categories, s.lastReload, s.reloads)
     }
 
     public var totals: SourceCounters {
@@ -93,7 +90,5 @@ public final class IngestStats: Sendable {
     }
 }
 
-/// The daemon's sink in this version: counts matches per category. The incident log
-/// replaces it; the interface stays.
 @inline(__always) func now() -> Double { LogTime.nowSeconds() }
 @inline(__always) func monotonic() -> Double { LogTime.monotonicSeconds() }

@@ -110,8 +110,9 @@ public final class QueuedSink: MatchSink, @unchecked Sendable {
     public func lease(client: String, mac: String) {
         enqueue { b in
             var e = Entry(kind: .lease, start: Int32(b.bytes.count))
-            e.client = Int32(client.utf8.count); b.bytes.append(contentsOf: client.utf8)
-            e.user = Int32(mac.utf8.count); b.bytes.append(contentsOf: mac.utf8)
+            var (client, mac) = (client, mac)
+            e.client = client.withUTF8 { b.add(UnsafeRawBufferPointer($0)) }
+            e.user = mac.withUTF8 { b.add(UnsafeRawBufferPointer($0)) }
             return e
         }
     }

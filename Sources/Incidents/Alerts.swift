@@ -94,15 +94,15 @@ public final class AlertDispatcher: @unchecked Sendable {
         thread = nil
     }
 
-    /// A new incident: queue an alert for each command, unless its severity is not alerted
-    /// or this person and category were alerted within the rate limit.
     /// Whether an incident of this severity would be sent anywhere (so the caller can skip
     /// preparing its payload when no command is configured).
     public func wants(_ severity: Severity) -> Bool { !settings.commands.isEmpty && settings.severities.contains(severity) }
 
+    /// A new incident: queue an alert for each command, unless its severity is not alerted
+    /// or this person and category were alerted within the rate limit.
     public func incident(_ record: String, id: String, severity: Severity, person: String, category: String,
                          due: Double? = nil, now: Double = LogTime.monotonicSeconds()) {
-        guard !settings.commands.isEmpty, settings.severities.contains(severity) else { return }
+        guard wants(severity) else { return }
         if settings.overdueRepeat > 0, let due {
             awaiting.withLock { a in if a.count < 10_000 { a[id] = Awaiting(record: record, due: due, next: due) } }
         }

@@ -32,8 +32,6 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     private let currentPolicy: Mutex<Frozen>
     let suffixes: PublicSuffix
 
-    var policy: Policy { currentPolicy.withLock { $0 }.policy }
-
     /// Applies a new policy (after a reload); open windows continue.
     public func update(policy: Policy) { currentPolicy.withLock { $0 = Frozen(policy) } }
     /// A categorised request kept for context: only matched requests (every category,

@@ -47,13 +47,10 @@ public struct MatchedRequest: Sendable {
     /// Effective matches, most severe first: described (names, files, rule text) when first
     /// asked for, on the thread that asks, so the ingest thread hands over plain hits.
     public var categories: [MatchDetail] {
-        get {
-            switch matches {
-            case .described(let d): d
-            case .hits(let hits, let lists): hits.map(lists.describe)
-            }
+        switch matches {
+        case .described(let d): d
+        case .hits(let hits, let lists): hits.map(lists.describe)
         }
-        set { matches = .described(newValue) }
     }
     /// The most severe category's name, without describing the rest.
     public var primaryCategory: String? { categoryCount > 0 ? category(0).name : nil }
@@ -89,33 +86,21 @@ public struct MatchedRequest: Sendable {
         case hits([Hit], CompiledLists)
     }
     var matches: Matches
+}
 
+// In an extension, so the member-wise initialiser stays for the two below.
+extension MatchedRequest {
     public init(time: Double, client: String, user: String?, host: String, url: String?, method: String?,
                 action: ProxyAction, format: LogFormat, source: String, categories: [MatchDetail], generation: Int) {
         self.init(time: time, client: client, user: user, host: host, url: url, method: method, action: action,
-                  format: format, source: source, matches: .described(categories), generation: generation)
+                  format: format, source: source, generation: generation, matches: .described(categories))
     }
 
     /// A request whose hits (most severe first) are described when first asked for.
     public init(time: Double, client: String, user: String?, host: String, url: String?, method: String?,
                 action: ProxyAction, format: LogFormat, source: String, hits: [Hit], lists: CompiledLists, generation: Int) {
         self.init(time: time, client: client, user: user, host: host, url: url, method: method, action: action,
-                  format: format, source: source, matches: .hits(hits, lists), generation: generation)
-    }
-
-    init(time: Double, client: String, user: String?, host: String, url: String?, method: String?,
-         action: ProxyAction, format: LogFormat, source: String, matches: Matches, generation: Int) {
-        self.time = time
-        self.client = client
-        self.user = user
-        self.host = host
-        self.url = url
-        self.method = method
-        self.action = action
-        self.format = format
-        self.source = source
-        self.matches = matches
-        self.generation = generation
+                  format: format, source: source, generation: generation, matches: .hits(hits, lists))
     }
 }
 
