@@ -55,43 +55,77 @@ public enum HashChain {
         public var description: String { "\(file):\(line): \(message)" }
     }
 
+    /// What `verify` found: the first failure, the lines checked before it, and the last
+    /// verified line (the chain's head: keep its value outside the log, and a later
+    /// `verify` can show that nothing up to it was removed).
+    public struct Verification: Sendable {
+        public var failure: Failure?
+        public var checked: Int
+        public var head: (file: String, line: Int, chain: String)?
+    }
+
     /// Verifies files in order (oldest first). Returns the first failure, or nil and the
     /// number of lines checked.
     public static func verify(files: [(name: String, text: String)]) -> (Failure?, Int) {
+        let v = check(files: files)
+        return (v.failure, v.checked)
+    }
+
+    /// Verifies files in order (oldest first): every line's chain value, the links between
+    /// files, and that esafetyd never found the log cut short (a `truncated` event, which
+    /// it writes when the file is shorter than it left it). `heads` are chain values (or
+    /// prefixes of at least 12 hex digits) recorded earlier, outside the log: each must be
+    /// some line's chain value, or the lines up to it were removed. A hash chain alone
+    /// cannot show that lines were removed from its end; a recorded head can.
+    public static func check(files: [(name: String, text: String)], heads: [String] = []) -> Verification {
         var previous: String? = nil
-        var checked = 0
+        var v = Verification(failure: nil, checked: 0, head: nil)
+        var missing = heads.map { $0.lowercased() }
+        func fail(_ name: String, _ line: Int, _ message: String) -> Verification {
+            v.failure = Failure(file: name, line: line, message: message)
+            return v
+        }
         for (name, text) in files {
             var lineNumber = 0
             if !text.isEmpty && !text.hasSuffix("\n") {
                 let n = text.split(separator: "\n", omittingEmptySubsequences: false).count
-                return (Failure(file: name, line: n, message: "the last line is incomplete: its write was cut short (a crash: the next writer removes it) or the file was cut"), checked)
+                return fail(name, n, "the last line is incomplete: its write was cut short (a crash: the next writer removes it) or the file was cut")
             }
             for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
                 lineNumber += 1
                 guard let (body, chain) = split(line) else {
-                    return (Failure(file: name, line: lineNumber, message: "no chain value: the line was changed or inserted"), checked)
+                    return fail(name, lineNumber, "no chain value: the line was changed or inserted")
                 }
                 let prevField = field(body, "prev")
                 let expectedPrevious: String
                 if let p = previous {
                     expectedPrevious = p
                     if lineNumber == 1, let pf = prevField, pf != p {
-                        return (Failure(file: name, line: 1, message: "does not continue the previous file: a file or lines between them are missing"), checked)
+                        return fail(name, 1, "does not continue the previous file: a file or lines between them are missing")
                     }
                 } else {
                     expectedPrevious = prevField ?? genesis
                 }
                 let computed = SHA256.hex(expectedPrevious, body)
                 if computed != chain {
-                    let why = lineNumber == 1 && previous == nil ? "chain mismatch: the line was changed" :
-                        "chain mismatch: this line, or the one before it, was changed, removed or inserted"
-                    return (Failure(file: name, line: lineNumber, message: why), checked)
+                    return fail(name, lineNumber, lineNumber == 1 && previous == nil ? "chain mismatch: the line was changed" :
+                        "chain mismatch: this line, or the one before it, was changed, removed or inserted")
                 }
+                if field(body, "event") == "truncated" {
+                    let had = field(body, "last_chain").map { " (its last line's chain value was \($0))" } ?? ""
+                    return fail(name, lineNumber, "esafetyd found the log cut short here: lines it had written after the line before this one were removed\(had)")
+                }
+                if !missing.isEmpty { missing.removeAll { chain.hasPrefix($0) } }
                 previous = chain
-                checked += 1
+                v.checked += 1
+                v.head = (name, lineNumber, chain)
             }
         }
-        return (nil, checked)
+        if let gone = missing.first {
+            return fail(v.head?.file ?? files.last?.name ?? "log", (v.head?.line ?? 0) + 1,
+                        "no line has the recorded chain value \(gone): the lines up to it were removed, or the files that hold it were not checked")
+        }
+        return v
     }
 
     /// Verifies one file on disk; the failure as text.

@@ -257,6 +257,7 @@ public final class IncidentLog: @unchecked Sendable {
         var promptUnsynced = false
         var failing = false
         var text: [UInt8] = []
+        var noted = (chain: lastChain, at: LogTime.monotonicSeconds())
         while true {
             wakeup.wait(milliseconds: failing ? 1000 : Int32(min(100, syncInterval * 1000)))
             if !failing { readForeignLines() }
@@ -269,6 +270,7 @@ public final class IncidentLog: @unchecked Sendable {
             }
             if reopen {
                 if unsynced { fsync(fd); unsynced = false }
+                noteHead(&noted)
                 saveChain()
                 do { try openFile(); logger.info("incident log reopened", metadata: ["incidents.file": "\(path)"]) } catch {
                     logger.error("cannot reopen the incident log", metadata: ["incidents.file": "\(path)", "error": "\(error)"])
@@ -284,10 +286,20 @@ public final class IncidentLog: @unchecked Sendable {
             // Seal the batch, then write it with one system call (whole lines only), holding
             // the file's lock: the coordinator's tool appends workflow events to the same
             // file under the same lock, and the chain continues from whoever wrote last.
-            if !pending.isEmpty {
+            // A file shorter than esafetyd left it (checked at every wake-up) had lines removed.
+            if !pending.isEmpty || (!failing && fd >= 0 && Self.size(of: fd) < expectedSize) {
                 flock(fd, LOCK_EX)
                 readForeignLines()
                 var size = Self.size(of: fd)
+                if size < expectedSize {
+                    logger.critical("THE INCIDENT LOG WAS CUT SHORT: it is shorter than esafetyd left it, so lines were removed; a `truncated` event records it",
+                                    metadata: ["incidents.file": "\(path)", "bytes": "\(size)", "expected_bytes": "\(expectedSize)",
+                                               "incidents.chain": "\(lastChain)"])
+                    let event = "{\"event\":\"truncated\",\"time\":\"\(LogTime.rfc3339(LogTime.nowSeconds()))\",\"size\":\(size),\"expected_size\":\(expectedSize),\"last_chain\":\"\(lastChain)\",\"reason\":\"the incident log was shorter than esafetyd left it: lines were removed\"}"
+                    pending.insert((Array(event.utf8), .now), at: 0)
+                    // An emptied file: the event starts it, naming the chain value it follows.
+                    if size == 0 { firstLineInFile = true }
+                }
                 // Another writer (the coordinator's tool) was killed mid-write: cut its
                 // partial line, or this batch would be joined to it.
                 if size != expectedSize, size > 0, Self.cutTornTail(fd: fd) > 0 {
@@ -348,12 +360,28 @@ public final class IncidentLog: @unchecked Sendable {
                 promptUnsynced = false
                 lastSync = t
             }
+            if t - noted.at >= Self.headInterval { noteHead(&noted) }
             let queued = state.withLock { $0.queue.count }
             health.withLock { $0.written += written; $0.writing = !failing }
             if stop && (queued == 0 || failing) { break }
         }
         if fd >= 0 { fsync(fd); close(fd) }
+        noteHead(&noted)
         saveChain()
+    }
+
+    /// How often the chain's head goes to esafetyd's own log (the journal), when it moved.
+    static let headInterval = 3600.0
+
+    /// Writes the chain's head to esafetyd's own log (the journal, which the service
+    /// account cannot edit): hourly, before a reopen and at exit, when it moved. A hash
+    /// chain cannot show that lines were removed from its end; `esafety verify --head`
+    /// with a value from the journal can.
+    private func noteHead(_ noted: inout (chain: String, at: Double)) {
+        noted.at = LogTime.monotonicSeconds()
+        guard lastChain != noted.chain else { return }
+        noted.chain = lastChain
+        logger.notice("incident log chain head", metadata: ["incidents.file": "\(path)", "incidents.chain": "\(lastChain)"])
     }
 
     public struct ActFailure: Error, CustomStringConvertible, Sendable {

@@ -91,6 +91,46 @@ struct WorkflowCommandTests {
         #expect(out.contains(b) && !out.contains(a), "\(out)")
     }
 
+    @Test("removed lines: verify --head with the head from the journal shows a cut made while esafetyd was stopped; esafetyd records one made while it runs")
+    func removedLines() throws {
+        let dir = TempDir()
+        let log = dir.path + "/incidents.jsonl"
+        var daemon = try DaemonProcess(lists: [IngestTests.makeLists(dir)], dir: dir)
+        var fd = try connectUnix(daemon.socket)
+        writeAll(fd, Array((0..<3).map { Self.squid("pupil\($0)", t: $0) }.joined().utf8))
+        close(fd)
+        Self.waitFor(log, events: 3)
+        // esafetyd writes its chain head to its own log (the journal) at exit.
+        let (status, journal) = daemon.stop()
+        #expect(status == 0)
+        let noted = try #require(journal.split(separator: "\n").last { $0.contains("incident log chain head") })
+        let head = try #require(noted.split(separator: " ").first { $0.hasPrefix("incidents.chain=") }).dropFirst("incidents.chain=".count)
+        var (code, out) = try Self.run(["verify", log])
+        #expect(code == 0 && out.contains("head: \(head) (\(log):3)"), "\(out)")
+        // While esafetyd is stopped, someone removes the last incident: the chain alone still
+        // verifies; with the recorded head it does not.
+        let rows = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        #expect(truncate(log, off_t(rows.prefix(2).map { $0.utf8.count + 1 }.reduce(0, +))) == 0)
+        (code, out) = try Self.run(["verify", log])
+        #expect(code == 0, "\(out)")
+        (code, out) = try Self.run(["verify", log, "--head", String(head.prefix(16))])
+        #expect(code == 1 && out.contains("BROKEN") && out.contains("removed"), "\(out)")
+        (code, out) = try Self.run(["verify", log, "--head", "not-hex"])
+        #expect(code == 2 && out.contains("--head takes 12 to 64 hex digits"), "\(out)")
+        // While esafetyd runs, the same cut is found and recorded at once, and verify names it.
+        daemon = try DaemonProcess(lists: [IngestTests.makeLists(dir)], extra: [], dir: dir)
+        fd = try connectUnix(daemon.socket)
+        writeAll(fd, Array(Self.squid("pupil9", t: 9).utf8))
+        close(fd)
+        Self.waitFor(log, events: 3)
+        #expect(truncate(log, off_t(rows[0].utf8.count + 1)) == 0)
+        for _ in 0..<250 where !Self.incidents(log).contains(where: { $0["event"] as? String == "truncated" }) { usleep(20_000) }
+        (code, out) = try Self.run(["verify", log])
+        #expect(code == 1 && out.contains("\(log):2: esafetyd found the log cut short here"), "\(out)")
+        let (_, logged) = daemon.stop()
+        #expect(logged.contains("THE INCIDENT LOG WAS CUT SHORT"), "\(logged)")
+    }
+
     @Test("two coordinators at once while the daemon appends: every event kept, the chain unbroken")
     func concurrentWriters() throws {
         let dir = TempDir()

@@ -69,6 +69,26 @@ struct HashChainTests {
         let (failure, _) = HashChain.verify(files: [("log", text)])
         #expect(failure?.line == line, "\(failure?.description ?? "no failure")")
     }
+
+    @Test("lines removed from the end verify on their own; a head recorded earlier shows them gone")
+    func recordedHead() throws {
+        let text = Self.chainText(5)
+        let rows = text.split(separator: "\n")
+        let intact = HashChain.check(files: [("log", text)])
+        #expect(intact.failure == nil)
+        let head = try #require(intact.head)
+        #expect(head.line == 5 && head.file == "log" && rows[4].hasSuffix("\"chain\":\"\(head.chain)\"}"))
+        let third = try #require(HashChain.split(rows[2])).chain
+        // The last two lines removed: the chain alone cannot tell.
+        let cut = rows.prefix(3).joined(separator: "\n") + "\n"
+        #expect(HashChain.check(files: [("log", cut)]).failure == nil)
+        // With the head recorded before the cut (12 hex digits, in capitals, are enough), it can.
+        let missing = HashChain.check(files: [("log", cut)], heads: [String(head.chain.prefix(12)).uppercased()])
+        #expect(missing.failure?.line == 4)
+        #expect(missing.failure?.message.contains("removed") == true, "\(missing.failure?.description ?? "no failure")")
+        #expect(HashChain.check(files: [("log", text)], heads: [String(head.chain.prefix(12)), third]).failure == nil)
+        #expect(HashChain.check(files: [("log", cut)], heads: [third]).failure == nil)
+    }
 }
 
 @Suite("The incident log", .serialized)
@@ -169,6 +189,46 @@ struct IncidentLogTests {
         #expect(!text.contains("half"))
         #expect(HashChain.verify(files: [(path, text)]).0 == nil)
         #expect(lines(path).count == 2)
+    }
+
+    @Test("lines removed while esafetyd runs: a truncated event names the cut and verify fails there", arguments: [false, true])
+    func cutWhileRunning(emptied: Bool) throws {
+        let path = tempPath() + ".jsonl"
+        defer { for f in [path, path + ".chain"] { try? FileManager.default.removeItem(atPath: f) } }
+        let log = IncidentLog(path: path, syncInterval: 0.05, logger: logger)
+        try log.open()
+        log.start()
+        defer { log.stop() }
+        for id in ["a", "b", "c"] { log.append("{\"event\":\"incident\",\"id\":\"\(id)\"}", urgent: true) }
+        var deadline = Date() + 5
+        while lines(path).count < 3 && Date() < deadline { usleep(10_000) }
+        let before = lines(path)
+        try #require(before.count == 3)
+        let lastChain = try #require(HashChain.split(Substring(before[2]))).chain
+        // Someone with write access removes the last two lines (or everything).
+        let kept = emptied ? "" : before[0] + "\n"
+        #expect(truncate(path, off_t(kept.utf8.count)) == 0)
+        // The writer notices at its next wake-up, with no incident to write.
+        deadline = Date() + 5
+        while !lines(path).contains(where: { $0.contains("\"truncated\"") }) && Date() < deadline { usleep(10_000) }
+        log.append(#"{"event":"incident","id":"d"}"#, urgent: true)
+        deadline = Date() + 5
+        while !lines(path).contains(where: { $0.contains("\"id\":\"d\"") }) && Date() < deadline { usleep(10_000) }
+        let after = lines(path)
+        let cutAt = emptied ? 0 : 1
+        try #require(after.count == cutAt + 2, "\(after)")
+        let event = json(after[cutAt])
+        #expect(event["event"] as? String == "truncated")
+        #expect(event["size"] as? Int == kept.utf8.count)
+        #expect(event["expected_size"] as? Int == before.joined(separator: "\n").utf8.count + 1)
+        #expect(event["last_chain"] as? String == lastChain)
+        if emptied { #expect(event["prev"] as? String == lastChain) }
+        // The chain itself is whole (the event follows what is left), but verify names the cut.
+        let v = HashChain.check(files: [(path, try String(contentsOfFile: path, encoding: .utf8))])
+        #expect(v.failure?.line == cutAt + 1)
+        #expect(v.failure?.message.contains("cut short") == true && v.failure?.message.contains(lastChain) == true,
+                "\(v.failure?.description ?? "no failure")")
+        #expect(v.checked == cutAt)
     }
 
     @Test("an unwritable log keeps incidents queued, says so, and writes them when it can")
