@@ -79,6 +79,38 @@ public struct Report: Sendable {
     public var alertsSent = 0
     public var alertFailures: [String] = []
     public var counterRows = 0
+    /// The incident log's hash chain as it stood when the report was made (`esafety
+    /// verify`): the report carries the head out of the log, so a later `verify --head`
+    /// can show that nothing up to it was removed.
+    public var integrity: Integrity?
+
+    public struct Integrity: Sendable {
+        public var checked: Int
+        public var files: Int
+        public var head: String?
+        /// The first failure, as `esafety verify` names it.
+        public var broken: String?
+
+        /// Verifies a log and its rotations (LOG.N ... LOG.1, LOG).
+        public init(log path: String) {
+            let files = IncidentStore.withRotations(path)
+            var inputs: [(name: String, text: String)] = []
+            var unreadable: String?
+            for f in files {
+                do { inputs.append((f, try FileSystem.readText(f))) } catch { unreadable = "\(f): cannot read: \(error)"; break }
+            }
+            let v = HashChain.check(files: inputs)
+            self.checked = v.checked
+            self.files = inputs.count
+            self.head = v.head?.chain
+            self.broken = unreadable ?? v.failure?.description
+        }
+
+        public var summary: String {
+            if let broken { return "INCIDENT LOG CHAIN BROKEN: \(broken) (\(checked) line(s) before it verified; see esafety verify)" }
+            return "incident log: \(checked) line(s) in \(files) file(s) verified; chain head \(head ?? "none") (keep it: esafety verify --head shows any later removal)"
+        }
+    }
 
     public static let severities = ["critical", "high", "medium", "low", "info"]
 
@@ -300,6 +332,7 @@ extension Report {
         if counterRows == 0 { line("  no monitoring counters for this period: was esafetyd running?") }
         line("  list reloads \(reloads)\(generation.map { ", generation \($0)" } ?? "")\(failedReloads.isEmpty ? "" : ", FAILED \(failedReloads.count): " + failedReloads.joined(separator: "; "))")
         line("  alerts sent \(alertsSent), failed \(alertFailures.count)\(alertFailures.isEmpty ? "" : ": " + alertFailures.joined(separator: "; "))")
+        if let integrity { line("  " + integrity.summary) }
         return out
     }
 
@@ -373,6 +406,12 @@ extension Report {
         j.key("failed_reloads"); j.beginArray(); for f in failedReloads { j.value(.string(f)) }; j.endArray()
         j.field("alerts_sent", .int(alertsSent))
         j.key("alert_failures"); j.beginArray(); for f in alertFailures { j.value(.string(f)) }; j.endArray()
+        if let integrity {
+            j.key("incident_log"); j.beginObject()
+            j.field("verified_lines", .int(integrity.checked)); j.field("files", .int(integrity.files))
+            j.field("chain_head", integrity.head); j.field("broken", integrity.broken)
+            j.endObject()
+        }
         j.endObject()
         j.endObject()
         return j.text + "\n"

@@ -148,6 +148,9 @@ extension Report {
         if counterRows == 0 { h += "<li><b>No monitoring counters for this period</b>: was esafetyd running?</li>\n" }
         h += "<li>List reloads \(reloads)\(generation.map { ", generation \($0)" } ?? "")\(failedReloads.isEmpty ? "" : "; <b>failed \(failedReloads.count)</b>: " + e(failedReloads.joined(separator: "; ")))</li>\n"
         h += "<li>Alerts sent \(alertsSent), failed \(alertFailures.count)\(alertFailures.isEmpty ? "" : ": " + e(alertFailures.joined(separator: "; ")))</li>\n"
+        if let integrity {
+            h += integrity.broken == nil ? "<li>\(e(integrity.summary))</li>\n" : "<li><b>\(e(integrity.summary))</b></li>\n"
+        }
         h += "</ul>\n</body>\n</html>\n"
         return h
     }

@@ -89,7 +89,8 @@ struct ReportCommand: ParsableCommand {
         options.silence = Double(silence) * 60
         options.utcOffset = Self.offset(at: start)
         options.title = title
-        let report = Report(views: views, counters: counterRows, options: options)
+        var report = Report(views: views, counters: counterRows, options: options)
+        if format != "csv" { report.integrity = Report.Integrity(log: log.path) }
         let text: String
         switch format {
         case "html": text = report.html

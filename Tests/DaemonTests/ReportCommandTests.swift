@@ -62,12 +62,26 @@ struct ReportCommandTests {
         #expect(r["open"] as? [Any] != nil)
         #expect((r["monitoring"] as? [String: Any])?["lines_received"] as? Int == 2)
         #expect((r["monitoring"] as? [String: Any])?["alerts_sent"] as? Int == 1)
+        // The report carries the chain's head out of the log, as esafety verify gives it.
+        let integrity = (r["monitoring"] as? [String: Any])?["incident_log"] as? [String: Any]
+        let verified = try Child.run(buildDirectory + "/esafety", ["verify", copy.path + "/incidents.jsonl"])
+        let head = try #require(integrity?["chain_head"] as? String)
+        #expect(verified.0 == 0 && verified.1.contains("head: \(head) "), "\(verified.1)")
+        let logLines = try String(contentsOfFile: copy.path + "/incidents.jsonl", encoding: .utf8).split(separator: "\n").count
+        #expect(integrity?["verified_lines"] as? Int == logLines && integrity?["broken"] is NSNull, "\(integrity ?? [:])")
         let out = copy.path + "/report.html"
         let html = try Child(buildDirectory + "/esafety", args + ["--format", "html", "--out", out, "--anonymise"], capture: true, environment: ["TZ": "UTC"]).wait()
         #expect(html.0 == 0, "\(html.1)")
         let attributes = try FileManager.default.attributesOfItem(atPath: out)
         #expect((attributes[.posixPermissions] as? Int) == 0o640, "a report about children is not world-readable")
         #expect(try String(contentsOfFile: out, encoding: .utf8).contains("<svg"))
+        // A changed line: the text report (the one that is mailed) says the chain is broken, and where.
+        let logCopy = copy.path + "/incidents.jsonl"
+        try String(contentsOfFile: logCopy, encoding: .utf8).replacingOccurrences(of: "\"p1\"", with: "\"p2\"")
+            .write(toFile: logCopy, atomically: false, encoding: .utf8)
+        let tampered = try Child(buildDirectory + "/esafety", args + ["--format", "text"], capture: true, environment: ["TZ": "UTC"]).wait()
+        #expect(tampered.0 == 0)
+        #expect(tampered.1.contains("INCIDENT LOG CHAIN BROKEN: \(logCopy):1: chain mismatch"), "\(tampered.1)")
         let bad = try Child.run(buildDirectory + "/esafety", ["report", "--date", "2026-13-40", "--log", copy.path + "/incidents.jsonl"])
         #expect(bad.0 == 2)
         #expect(bad.1.contains("--date must be YYYY-MM-DD"))
