@@ -216,11 +216,9 @@ public final class IncidentLog: @unchecked Sendable {
         thread = PosixThread(name: "esafety-log") { [self] in loop() }
     }
 
-    /// Queues a record (a JSON object without its chain). Never blocks for long: when the
-    /// queue is full the record is counted as lost and reported when writing resumes.
-    public func append(_ object: String, urgent: Bool) { append(bytes: Array(object.utf8), durability: urgent ? .now : .interval) }
-
-    /// The same, for an object already written as UTF-8 bytes (the incident sink's).
+    /// Queues a record (a JSON object without its chain, as UTF-8 bytes). Never blocks for
+    /// long: when the queue is full the record is counted as lost and reported when writing
+    /// resumes.
     public func append(bytes object: [UInt8], durability: Durability) {
         let urgent = durability == .now
         let (accepted, signal) = state.withLock { s -> (Bool, Bool) in

@@ -5,6 +5,11 @@ import Testing
 @testable import Incidents
 @testable import LogFormats
 
+extension IncidentLog {
+    /// A record from text: critical (written and fsync'd at once) or not.
+    func append(_ object: String, urgent: Bool) { append(bytes: Array(object.utf8), durability: urgent ? .now : .interval) }
+}
+
 func tempPath() -> String { "/tmp/esi-" + String(UUID().uuidString.prefix(8)) }
 
 func lines(_ path: String) -> [String] {
