@@ -113,6 +113,9 @@ public enum HashChain {
                 }
                 if field(body, "event") == "truncated" {
                     let had = field(body, "last_chain").map { " (its last line's chain value was \($0))" } ?? ""
+                    if let saved = field(body, "recovered") {
+                        return fail(name, lineNumber, "esafetyd found the log deleted here and started a new one; it saved what it had written in \(saved)\(had)")
+                    }
                     return fail(name, lineNumber, "esafetyd found the log cut short here: lines it had written after the line before this one were removed\(had)")
                 }
                 if !missing.isEmpty { missing.removeAll { chain.hasPrefix($0) } }

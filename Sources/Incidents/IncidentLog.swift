@@ -160,6 +160,33 @@ public final class IncidentLog: @unchecked Sendable {
         return HashChain.genesis
     }
 
+    /// Copies a deleted log (still open) to `LOG.recovered-<UTC time>` beside it, with the
+    /// log's mode and group; returns that path, or nil when the copy failed.
+    private func recoverDeleted() -> String? {
+        let stamp = LogTime.rfc3339(LogTime.nowSeconds()).filter { $0 != "-" && $0 != ":" }.prefix(15)  // 20261121T201500
+        let target = "\(path).recovered-\(stamp)Z"
+        let out = Glibc.open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard out >= 0 else { return nil }
+        defer { close(out) }
+        fchmod(out, mode)
+        if let group, let gr = getgrnam(group) { fchown(out, uid_t.max, gr.pointee.gr_gid) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var offset: off_t = 0
+        while true {
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
+            if n == 0 { break }
+            guard n > 0, buffer.withUnsafeBytes({ write(out, $0.baseAddress, n) }) == n else { return nil }
+            offset += off_t(n)
+        }
+        return fsync(out) == 0 ? target : nil
+    }
+
+    /// Whether an open regular file has no name left (deleted).
+    static func isDeleted(_ fd: Int32) -> Bool {
+        var st = stat()
+        return fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && st.st_nlink == 0
+    }
+
     static func size(of fd: Int32) -> Int64 {
         var st = stat()
         return fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG ? Int64(st.st_size) : 0
@@ -256,6 +283,7 @@ public final class IncidentLog: @unchecked Sendable {
         var failing = false
         var text: [UInt8] = []
         var noted = (chain: lastChain, at: LogTime.monotonicSeconds())
+        var lastDeletedTry = -Double.infinity
         while true {
             wakeup.wait(milliseconds: failing ? 1000 : Int32(min(100, syncInterval * 1000)))
             if !failing { readForeignLines() }
@@ -266,15 +294,43 @@ public final class IncidentLog: @unchecked Sendable {
                 defer { s.queue.removeAll(keepingCapacity: true); s.lost = 0; s.reopen = false; s.signalled = false }
                 return (s.queue, s.lost, s.stop, s.reopen)
             }
-            if reopen {
+            // The file deleted while open (its last link gone): what esafetyd wrote there goes
+            // with it when the file is closed, so a new log is started and says so.
+            // Its lines are copied out first (esafetyd still holds the file open), so nothing
+            // written is lost.
+            var deleted: (size: Int64, chain: String, recovered: String?)? = nil
+            if !failing, fd >= 0, Self.isDeleted(fd), LogTime.monotonicSeconds() - lastDeletedTry >= 1 {
+                lastDeletedTry = LogTime.monotonicSeconds()
+                if unsynced { fsync(fd); unsynced = false }
+                let recovered = recoverDeleted()
+                deleted = (expectedSize, lastChain, recovered)
+                logger.critical("THE INCIDENT LOG WAS DELETED while esafetyd was writing it; its lines are saved in the recovered file, and a new log starts with a `truncated` event that names it",
+                                metadata: ["incidents.file": "\(path)", "recovered": "\(recovered ?? "NOTHING: the copy failed")",
+                                           "expected_bytes": "\(expectedSize)", "incidents.chain": "\(lastChain)"])
+            }
+            if reopen || deleted != nil {
                 if unsynced { fsync(fd); unsynced = false }
                 noteHead(&noted)
                 saveChain()
                 do { try openFile(); logger.info("incident log reopened", metadata: ["incidents.file": "\(path)"]) } catch {
                     logger.error("cannot reopen the incident log", metadata: ["incidents.file": "\(path)", "error": "\(error)"])
+                    deleted = nil  // tried again in a second
                 }
             }
             var pending = batch
+            if let deleted {
+                var j = JSONText()
+                j.beginObject()
+                j.field("event", .string("truncated"))
+                j.field("time", .string(LogTime.rfc3339(LogTime.nowSeconds())))
+                j.field("size", .int(0))
+                j.field("expected_size", .int(Int(deleted.size)))
+                j.field("last_chain", .string(deleted.chain))
+                j.field("recovered", deleted.recovered)
+                j.field("reason", .string("the incident log was deleted while esafetyd was writing it"))
+                j.endObject()
+                pending.insert((j.bytes, .now), at: 0)
+            }
             if lost > 0 {
                 let event = "{\"event\":\"lost\",\"time\":\"\(LogTime.rfc3339(LogTime.nowSeconds()))\",\"count\":\(lost),\"reason\":\"the incident queue overflowed while the log could not be written\"}"
                 pending.insert((Array(event.utf8), .now), at: 0)

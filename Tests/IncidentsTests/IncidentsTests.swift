@@ -236,6 +236,52 @@ struct IncidentLogTests {
         #expect(v.checked == cutAt)
     }
 
+    @Test("the log deleted while esafetyd writes it: its lines are recovered, a new log starts and says so")
+    func deletedWhileRunning() throws {
+        let path = tempPath() + ".jsonl"
+        let log = IncidentLog(path: path, syncInterval: 0.05, logger: logger)
+        try log.open()
+        log.start()
+        var stopped = false
+        defer {
+            if !stopped { log.stop() }
+            let folder = (path as NSString).deletingLastPathComponent, name = (path as NSString).lastPathComponent
+            for f in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where f.hasPrefix(name) {
+                try? FileManager.default.removeItem(atPath: folder + "/" + f)
+            }
+        }
+        for id in ["a", "b"] { log.append("{\"event\":\"incident\",\"id\":\"\(id)\"}", urgent: true) }
+        var deadline = Date() + 5
+        while lines(path).count < 2 && Date() < deadline { usleep(10_000) }
+        let before = try String(contentsOfFile: path, encoding: .utf8)
+        let lastChain = try #require(HashChain.split(Substring(before.split(separator: "\n")[1]))).chain
+        #expect(unlink(path) == 0)
+        deadline = Date() + 5
+        while !FileManager.default.fileExists(atPath: path) && Date() < deadline { usleep(10_000) }
+        log.append(#"{"event":"incident","id":"c"}"#, urgent: true)
+        deadline = Date() + 5
+        while lines(path).count < 2 && Date() < deadline { usleep(10_000) }
+        log.stop()
+        stopped = true
+        let after = lines(path)
+        try #require(after.count == 2, "\(after)")
+        let event = json(after[0])
+        #expect(event["event"] as? String == "truncated")
+        #expect(event["last_chain"] as? String == lastChain && event["prev"] as? String == lastChain)
+        #expect(json(after[1])["id"] as? String == "c")
+        // Everything written before the deletion is in the recovered file, 0640, and verifies.
+        let recovered = try #require(event["recovered"] as? String)
+        #expect(recovered.hasPrefix(path + ".recovered-"))
+        #expect(try String(contentsOfFile: recovered, encoding: .utf8) == before)
+        #expect((try FileManager.default.attributesOfItem(atPath: recovered)[.posixPermissions] as? Int) == 0o640)
+        #expect(HashChain.verify(files: [(recovered, before)]).0 == nil)
+        // The new log follows on from it, and verify names the deletion and the recovered file.
+        let v = HashChain.check(files: [(recovered, before), (path, try String(contentsOfFile: path, encoding: .utf8))])
+        #expect(v.failure?.file == path && v.failure?.line == 1 && v.checked == 2)
+        #expect(v.failure?.message.contains("deleted") == true && v.failure?.message.contains(recovered) == true,
+                "\(v.failure?.description ?? "no failure")")
+    }
+
     @Test("an unwritable log keeps incidents queued, says so, and writes them when it can")
     func fullDisk() throws {
         // /dev/full fails every write with ENOSPC, like a full disk.
