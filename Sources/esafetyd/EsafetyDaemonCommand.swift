@@ -108,7 +108,7 @@ struct EsafetyDaemonCommand: AsyncParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let level = configuration.logLevel
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = DaemonLogHandler(label: label)
             handler.logLevel = level
             return handler
         }

@@ -31,6 +31,44 @@ struct SystemdTests {
         }
     }
 
+    @Test("under the journal (JOURNAL_STREAM names stderr) each line carries its syslog priority and no time of its own")
+    func journalPriorities() throws {
+        let dir = TempDir()
+        dir.write("lists/gambling/domains", "bet.example\n")
+        // What systemd does: JOURNAL_STREAM is device:inode of the stream standard error is.
+        let wrapper = ["/bin/sh", "-c", "JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec \"$0\" \"$@\""]
+        let daemon = try DaemonProcess(lists: [dir.path + "/lists"], dir: dir, wrapper: wrapper)
+        let log = dir.path + "/incidents.jsonl"
+        let fd = try connectUnix(daemon.socket)
+        writeAll(fd, Array("1795255200.000 5 10.0.0.9 TCP_MISS/200 900 GET http://bet.example/ p1 HIER_DIRECT/1.2.3.4 text/html\n".utf8))
+        close(fd)
+        for _ in 0..<250 where ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").isEmpty { usleep(20_000) }
+        #expect(truncate(log, 0) == 0)
+        for _ in 0..<250 where !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("truncated") { usleep(20_000) }
+        let (status, output) = daemon.stop()
+        #expect(status == 0)
+        let lines = output.split(separator: "\n")
+        #expect(!lines.isEmpty && lines.allSatisfy { $0.first == "<" }, "\(output)")
+        #expect(lines.contains { $0.hasPrefix("<6>info esafetyd:") && $0.hasSuffix("esafetyd ready") }, "\(output)")
+        #expect(lines.contains { $0.hasPrefix("<2>critical esafetyd:") && $0.contains("THE INCIDENT LOG WAS CUT SHORT") }, "\(output)")
+        #expect(lines.contains { $0.hasPrefix("<5>notice esafetyd:") && $0.hasSuffix("incident log chain head") }, "\(output)")
+        // Elsewhere (a terminal, a file), a line starts with its time.
+        let plain = DaemonLogHandler.format(level: .warning, label: "esafetyd", message: "a\u{1B}[2Jb\nc",
+                                            metadata: ["peer": "x\ny"], source: "Daemon", journal: false, time: 1795255200.5)
+        #expect(plain == "2026-11-21T10:00:00.500Z warning esafetyd: peer=x\\x0Ay [Daemon] a\\x1B[2Jb\\x0Ac\n")
+        #expect(DaemonLogHandler.format(level: .error, label: "l", message: "m", metadata: [:], source: "S", journal: true, time: 0) == "<3>error l: [S] m\n")
+        // JOURNAL_STREAM is inherited: it counts only when it names this very descriptor.
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        var st = stat()
+        fstat(fds[1], &st)
+        #expect(DaemonLogHandler.isJournal(fd: fds[1], environment: "\(st.st_dev):\(st.st_ino)"))
+        #expect(!DaemonLogHandler.isJournal(fd: fds[1], environment: "\(st.st_dev):\(st.st_ino + 1)"))
+        #expect(!DaemonLogHandler.isJournal(fd: fds[1], environment: nil))
+        #expect(!DaemonLogHandler.isJournal(fd: fds[1], environment: "junk"))
+    }
+
     @Test("sd_notify: READY, RELOADING, STOPPING and WATCHDOG are sent to NOTIFY_SOCKET")
     func notify() throws {
         let dir = TempDir()
