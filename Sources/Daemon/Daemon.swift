@@ -104,6 +104,7 @@ public enum EsafetyDaemon {
                 j.beginObject()
                 j.field("writing", .bool(h.writing)); j.field("queued", .int(h.queued)); j.field("lost", .int(h.lost))
                 j.field("written", .int(h.written)); j.field("last_error", h.lastError)
+                j.field("chain_head", h.head); j.field("tampering", h.tampering)
                 j.endObject()
                 return j.text
             }))

@@ -39,6 +39,11 @@ public final class IncidentLog: @unchecked Sendable {
         public var queued = 0
         public var lost = 0
         public var written = 0
+        /// The chain value of the last line esafetyd wrote or read (the head to keep).
+        public var head: String?
+        /// What esafetyd last found done to the file behind its back (lines removed, the
+        /// file deleted), with when; nil while nothing was.
+        public var tampering: String?
     }
 
     let path: String
@@ -304,6 +309,7 @@ public final class IncidentLog: @unchecked Sendable {
                 if unsynced { fsync(fd); unsynced = false }
                 let recovered = recoverDeleted()
                 deleted = (expectedSize, lastChain, recovered)
+                health.withLock { $0.tampering = "\(LogTime.rfc3339(LogTime.nowSeconds())): the log was deleted; " + (recovered.map { "its lines are saved in \($0)" } ?? "its lines could not be saved") }
                 logger.critical("THE INCIDENT LOG WAS DELETED while esafetyd was writing it; its lines are saved in the recovered file, and a new log starts with a `truncated` event that names it",
                                 metadata: ["incidents.file": "\(path)", "recovered": "\(recovered ?? "NOTHING: the copy failed")",
                                            "expected_bytes": "\(expectedSize)", "incidents.chain": "\(lastChain)"])
@@ -346,6 +352,7 @@ public final class IncidentLog: @unchecked Sendable {
                 readForeignLines()
                 var size = Self.size(of: fd)
                 if size < expectedSize {
+                    health.withLock { $0.tampering = "\(LogTime.rfc3339(LogTime.nowSeconds())): the log was cut short (\(size) bytes, esafetyd had left \(expectedSize)); lines were removed" }
                     logger.critical("THE INCIDENT LOG WAS CUT SHORT: it is shorter than esafetyd left it, so lines were removed; a `truncated` event records it",
                                     metadata: ["incidents.file": "\(path)", "bytes": "\(size)", "expected_bytes": "\(expectedSize)",
                                                "incidents.chain": "\(lastChain)"])
@@ -416,7 +423,8 @@ public final class IncidentLog: @unchecked Sendable {
             }
             if t - noted.at >= Self.headInterval { noteHead(&noted) }
             let queued = state.withLock { $0.queue.count }
-            health.withLock { $0.written += written; $0.writing = !failing }
+            let head = lastChain
+            health.withLock { $0.written += written; $0.writing = !failing; $0.head = head }
             if stop && (queued == 0 || failing) { break }
         }
         if fd >= 0 { fsync(fd); close(fd) }

@@ -105,6 +105,8 @@ enum StatusText {
             out += "incident log: " + (writing ? "writing" : "NOT WRITING (incidents are queued; see esafetyd's log)")
                 + ", \(int("written", l)) written, \(int("queued", l)) queued, \(int("lost", l)) lost"
                 + ((l["last_error"] as? String).map { "; last error: " + Terminal.escape($0) } ?? "") + "\n"
+            if let t = l["tampering"] as? String { out += "INCIDENT LOG TAMPERED WITH: " + Terminal.escape(t) + " (see esafety verify)\n" }
+            if let h = l["chain_head"] as? String { out += "incident log chain head: " + Terminal.escape(h) + "\n" }
         }
         if let a = o["alerts"] as? [String: Any] {
             if int("commands", a) == 0 {

@@ -123,10 +123,18 @@ struct WorkflowCommandTests {
         writeAll(fd, Array(Self.squid("pupil9", t: 9).utf8))
         close(fd)
         Self.waitFor(log, events: 3)
+        // esafety status shows the head esafetyd has written (the last line's chain value).
+        let last = try #require(String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").last)
+        let written = try #require(HashChain.split(last)).chain
+        for _ in 0..<100 where ((try? daemon.status())?["incident_log"] as? [String: Any])?["chain_head"] as? String != written { usleep(20_000) }
+        (code, out) = try Self.run(["status", "--control-socket", daemon.control])
+        #expect(out.contains("incident log chain head: \(written)") && !out.contains("TAMPERED"), "\(out)")
         #expect(truncate(log, off_t(rows[0].utf8.count + 1)) == 0)
         for _ in 0..<250 where !Self.incidents(log).contains(where: { $0["event"] as? String == "truncated" }) { usleep(20_000) }
         (code, out) = try Self.run(["verify", log])
         #expect(code == 1 && out.contains("\(log):2: esafetyd found the log cut short here"), "\(out)")
+        (code, out) = try Self.run(["status", "--control-socket", daemon.control])
+        #expect(out.contains("INCIDENT LOG TAMPERED WITH: ") && out.contains("the log was cut short"), "\(out)")
         let (_, logged) = daemon.stop()
         #expect(logged.contains("THE INCIDENT LOG WAS CUT SHORT"), "\(logged)")
     }

@@ -220,6 +220,7 @@ struct IncidentLogTests {
         deadline = Date() + 5
         while !lines(path).contains(where: { $0.contains("\"id\":\"d\"") }) && Date() < deadline { usleep(10_000) }
         let after = lines(path)
+        #expect(log.status.tampering?.contains("the log was cut short (\(kept.utf8.count) bytes") == true, "\(log.status)")
         let cutAt = emptied ? 0 : 1
         try #require(after.count == cutAt + 2, "\(after)")
         let event = json(after[cutAt])
@@ -261,6 +262,7 @@ struct IncidentLogTests {
         log.append(#"{"event":"incident","id":"c"}"#, urgent: true)
         deadline = Date() + 5
         while lines(path).count < 2 && Date() < deadline { usleep(10_000) }
+        #expect(log.status.tampering?.contains("the log was deleted; its lines are saved in \(path).recovered-") == true, "\(log.status)")
         log.stop()
         stopped = true
         let after = lines(path)
