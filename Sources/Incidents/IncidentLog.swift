@@ -115,6 +115,11 @@ public final class IncidentLog: @unchecked Sendable {
         if Self.size(of: newFD) > 0 {
             lastChain = Self.lastChainValue(fd: newFD) ?? lastChain
             firstLineInFile = false
+        } else if fd >= 0 {
+            // A reopen: the file esafetyd had open (rotated under any name, or deleted) is
+            // still open, and its last line, whoever wrote it, is what the new file follows.
+            lastChain = Self.lastChainValue(fd: fd) ?? lastChain
+            firstLineInFile = true
         } else {
             lastChain = Self.chainBefore(emptyLog: path)
             firstLineInFile = true

@@ -143,6 +143,35 @@ struct IncidentLogTests {
         #expect(try IncidentStore.load(path).map(\.id) == ["a", "b", "c", "d"])
     }
 
+    @Test("rotated under another name (dateext) beside an older LOG.1: the new log follows the file esafetyd had open")
+    func rotatedWithDateext() throws {
+        let path = tempPath() + ".jsonl"
+        let dated = path + "-20261121"
+        defer { for f in [path, path + ".1", path + ".chain", dated] { try? FileManager.default.removeItem(atPath: f) } }
+        // An older rotation from before, with a chain of its own.
+        try HashChainTests.chainText(2).write(toFile: path + ".1", atomically: false, encoding: .utf8)
+        let log = IncidentLog(path: path, syncInterval: 0.05, logger: logger)
+        try log.open()
+        log.start()
+        log.append(#"{"event":"incident","id":"a"}"#, urgent: true)
+        var deadline = Date() + 5
+        while lines(path).count < 1 && Date() < deadline { usleep(10_000) }
+        try FileManager.default.moveItem(atPath: path, toPath: dated)
+        // The coordinator's tool appends to the moved file before esafetyd reopens.
+        try IncidentLog.appendEvents(path: dated, group: nil) { _ in [#"{"event":"note","id":"a","text":"seen"}"#] }
+        log.reopen()
+        log.append(#"{"event":"incident","id":"b"}"#, urgent: true)
+        deadline = Date() + 5
+        while lines(path).count < 1 && Date() < deadline { usleep(10_000) }
+        log.stop()
+        let old = try String(contentsOfFile: dated, encoding: .utf8), new = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(old.split(separator: "\n").count == 2)
+        let oldLast = try #require(HashChain.split(old.split(separator: "\n").last!)).chain
+        #expect(json(String(new.split(separator: "\n")[0]))["prev"] as? String == oldLast)
+        let v = HashChain.check(files: [(dated, old), (path, new)])
+        #expect(v.failure == nil && v.checked == 3, "\(v.failure?.description ?? "")")
+    }
+
     @Test("rotated while stopped: a new empty log continues from LOG.1's last line, else from LOG.chain")
     func rotatedWhileStopped() throws {
         let path = tempPath() + ".jsonl"
