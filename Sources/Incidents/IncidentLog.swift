@@ -21,7 +21,9 @@ import Glibc
 /// writer. Readers skip a last line without its newline. When the file cannot be written, records wait in a
 /// bounded queue and are retried every second; the failure is logged and shown in status;
 /// if the queue ever overflows, a `lost` event with the count is the first line written
-/// when writing resumes.
+/// when writing resumes. A file that becomes shorter than esafetyd left it, or is deleted,
+/// gets a `truncated` event (a deleted file's lines are copied out first), and the chain's
+/// head goes to esafetyd's own log hourly, so lines removed from the end can be shown.
 public final class IncidentLog: @unchecked Sendable {
     /// How soon a record must be on disk.
     public enum Durability: Sendable {
@@ -304,10 +306,9 @@ public final class IncidentLog: @unchecked Sendable {
                 defer { s.queue.removeAll(keepingCapacity: true); s.lost = 0; s.reopen = false; s.signalled = false }
                 return (s.queue, s.lost, s.stop, s.reopen)
             }
-            // The file deleted while open (its last link gone): what esafetyd wrote there goes
-            // with it when the file is closed, so a new log is started and says so.
-            // Its lines are copied out first (esafetyd still holds the file open), so nothing
-            // written is lost.
+            // The file deleted while open (its last link gone): what esafetyd wrote there would
+            // go with it when the file is closed, so its lines are copied out first (it is
+            // still open), and a new log starts with an event that names the copy.
             var deleted: (size: Int64, chain: String, recovered: String?)? = nil
             if !failing, fd >= 0, Self.isDeleted(fd), LogTime.monotonicSeconds() - lastDeletedTry >= 1 {
                 lastDeletedTry = LogTime.monotonicSeconds()
@@ -330,17 +331,8 @@ public final class IncidentLog: @unchecked Sendable {
             }
             var pending = batch
             if let deleted {
-                var j = JSONText()
-                j.beginObject()
-                j.field("event", .string("truncated"))
-                j.field("time", .string(LogTime.rfc3339(LogTime.nowSeconds())))
-                j.field("size", .int(0))
-                j.field("expected_size", .int(Int(deleted.size)))
-                j.field("last_chain", .string(deleted.chain))
-                j.field("recovered", deleted.recovered)
-                j.field("reason", .string("the incident log was deleted while esafetyd was writing it"))
-                j.endObject()
-                pending.insert((j.bytes, .now), at: 0)
+                pending.insert((Self.truncatedEvent(size: 0, expected: deleted.size, lastChain: deleted.chain, recovered: deleted.recovered,
+                                                    reason: "the incident log was deleted while esafetyd was writing it"), .now), at: 0)
             }
             if lost > 0 {
                 let event = "{\"event\":\"lost\",\"time\":\"\(LogTime.rfc3339(LogTime.nowSeconds()))\",\"count\":\(lost),\"reason\":\"the incident queue overflowed while the log could not be written\"}"
@@ -361,8 +353,8 @@ public final class IncidentLog: @unchecked Sendable {
                     logger.critical("THE INCIDENT LOG WAS CUT SHORT: it is shorter than esafetyd left it, so lines were removed; a `truncated` event records it",
                                     metadata: ["incidents.file": "\(path)", "bytes": "\(size)", "expected_bytes": "\(expectedSize)",
                                                "incidents.chain": "\(lastChain)"])
-                    let event = "{\"event\":\"truncated\",\"time\":\"\(LogTime.rfc3339(LogTime.nowSeconds()))\",\"size\":\(size),\"expected_size\":\(expectedSize),\"last_chain\":\"\(lastChain)\",\"reason\":\"the incident log was shorter than esafetyd left it: lines were removed\"}"
-                    pending.insert((Array(event.utf8), .now), at: 0)
+                    pending.insert((Self.truncatedEvent(size: size, expected: expectedSize, lastChain: lastChain, recovered: nil,
+                                                        reason: "the incident log was shorter than esafetyd left it: lines were removed"), .now), at: 0)
                     // An emptied file: the event starts it, naming the chain value it follows.
                     if size == 0 { firstLineInFile = true }
                 }
@@ -435,6 +427,23 @@ public final class IncidentLog: @unchecked Sendable {
         if fd >= 0 { fsync(fd); close(fd) }
         noteHead(&noted)
         saveChain()
+    }
+
+    /// `{"event":"truncated",...}`: esafetyd found the file shorter than it left it, or
+    /// deleted; `last_chain` is the chain value of the last line it had written there, and
+    /// `recovered` the copy it saved of a deleted file. `esafety verify` fails at this line.
+    static func truncatedEvent(size: Int64, expected: Int64, lastChain: String, recovered: String?, reason: String) -> [UInt8] {
+        var j = JSONText()
+        j.beginObject()
+        j.field("event", .string("truncated"))
+        j.field("time", .string(LogTime.rfc3339(LogTime.nowSeconds())))
+        j.field("size", .int(Int(size)))
+        j.field("expected_size", .int(Int(expected)))
+        j.field("last_chain", .string(lastChain))
+        j.field("recovered", recovered)
+        j.field("reason", .string(reason))
+        j.endObject()
+        return j.bytes
     }
 
     /// How often the chain's head goes to esafetyd's own log (the journal), when it moved.
