@@ -45,12 +45,37 @@ public enum IncidentStore {
         public var description: String
     }
 
-    /// A file and its uncompressed rotations, oldest first: `FILE.N` ... `FILE.1`, `FILE`.
+    /// A file and its uncompressed rotations, oldest first: `FILE.N` ... `FILE.1`, `FILE`;
+    /// and any `FILE.recovered-<time>` (the lines of a log deleted while esafetyd wrote it,
+    /// which it copied out) where its chain goes on: before the file whose first line
+    /// names the copy's last chain value as `prev`, else just before `FILE`.
     public static func withRotations(_ path: String) -> [String] {
         var files = [path]
         var n = 1
         while FileSystem.exists("\(path).\(n)") { files.insert("\(path).\(n)", at: 0); n += 1 }
+        let slash = path.lastIndex(of: "/")
+        let folder = slash.map { String(path[..<$0]) } ?? "."
+        let prefix = (slash.map { String(path[path.index(after: $0)...]) } ?? path) + ".recovered-"
+        let recovered = ((try? FileSystem.listDirectory(folder.isEmpty ? "/" : folder)) ?? []).filter { $0.hasPrefix(prefix) }.sorted()
+        for name in recovered {
+            let file = slash == nil ? name : folder + "/" + name
+            let last = IncidentLog.lastChainValue(ofFile: file)
+            let next = last.flatMap { chain in files.firstIndex { firstPrevious(ofFile: $0) == chain } }
+            files.insert(file, at: next ?? files.count - 1)
+        }
         return files
+    }
+
+    /// The `prev` value on a file's first line (where it says which chain value it follows).
+    static func firstPrevious(ofFile path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var head = [UInt8](repeating: 0, count: 1 << 16)
+        let n = head.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return nil }
+        let line = head[0..<n].split(separator: 0x0A, maxSplits: 1, omittingEmptySubsequences: false)[0]
+        return HashChain.field(Substring(String(decoding: line, as: UTF8.self)), "prev")
     }
 
     /// A parsed JSON value as a Sendable one, keeping its type (numbers stay `NSNumber`, so

@@ -31,6 +31,46 @@ struct SystemdTests {
         }
     }
 
+    @Test("the shipped logrotate file, run by logrotate: LOG.1 keeps the lines, esafetyd reopens, the chain and the readers go on")
+    func logrotate() throws {
+        let logrotate = "/usr/sbin/logrotate"
+        guard FileManager.default.isExecutableFile(atPath: logrotate) else {
+            throw DaemonProcess.Failure(message: "logrotate is missing (apt-get install logrotate)")
+        }
+        let dir = TempDir()
+        dir.write("lists/gambling/domains", "bet.example\n")
+        let daemon = try DaemonProcess(lists: [dir.path + "/lists"], dir: dir)
+        let log = dir.path + "/incidents.jsonl"
+        func send(_ user: String) throws {
+            let fd = try connectUnix(daemon.socket)
+            writeAll(fd, Array("1795255200.000 5 10.0.0.9 TCP_MISS/200 900 GET http://bet.example/ \(user) HIER_DIRECT/1.2.3.4 text/html\n".utf8))
+            close(fd)
+        }
+        func lineCount(_ file: String) -> Int { ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").split(separator: "\n").count }
+        try send("p1"); try send("p2")
+        for _ in 0..<250 where lineCount(log) < 2 { usleep(20_000) }
+        // The shipped file, pointed at this folder, this account and this esafetyd.
+        let me = String(cString: getpwuid(getuid())!.pointee.pw_name), group = String(cString: getgrgid(getgid())!.pointee.gr_name)
+        let conf = try String(contentsOfFile: repositoryRoot + "/systemd/esafety.logrotate", encoding: .utf8)
+            .replacingOccurrences(of: "/var/lib/esafety/", with: dir.path + "/")
+            .replacingOccurrences(of: "create 0640 esafety esafety-admin", with: "create 0640 \(me) \(group)")
+            .replacingOccurrences(of: "/bin/systemctl kill --signal=SIGUSR1 --kill-whom=main esafetyd.service", with: "/bin/kill -USR1 \(daemon.child.pid)")
+        #expect(conf.contains("/bin/kill -USR1") && conf.contains(dir.path + "/incidents.jsonl {"), "\(conf)")
+        dir.write("logrotate.conf", conf)
+        let (status, output) = try Child.run(logrotate, ["-f", "-s", dir.path + "/logrotate.state", dir.path + "/logrotate.conf"])
+        #expect(status == 0, "\(output)")
+        #expect(lineCount(log + ".1") == 2)
+        #expect((try FileManager.default.attributesOfItem(atPath: log)[.posixPermissions] as? Int) == 0o640)
+        // esafetyd writes the next incident into the new file, following LOG.1's last line.
+        try send("p3")
+        for _ in 0..<250 where lineCount(log) < 1 { usleep(20_000) }
+        let verify = try Child.run(buildDirectory + "/esafety", ["verify", log])
+        #expect(verify.0 == 0 && verify.1.contains("OK: 3 line(s) in 2 file(s) verified"), "\(verify.1)")
+        let list = try Child.run(buildDirectory + "/esafety", ["incidents", "list", "--log", log])
+        #expect(list.0 == 0 && ["p1", "p2", "p3"].allSatisfy { list.1.contains($0) }, "\(list.1)")
+        #expect(daemon.stop().0 == 0)
+    }
+
     @Test("under the journal (JOURNAL_STREAM names stderr) each line carries its syslog priority and no time of its own")
     func journalPriorities() throws {
         let dir = TempDir()

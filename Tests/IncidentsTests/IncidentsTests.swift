@@ -311,6 +311,20 @@ struct IncidentLogTests {
         #expect(v.failure?.file == path && v.failure?.line == 1 && v.checked == 2)
         #expect(v.failure?.message.contains("deleted") == true && v.failure?.message.contains(recovered) == true,
                 "\(v.failure?.description ?? "no failure")")
+        // Readers, the report and verify find the copy where its chain goes on, also after
+        // the new log is rotated: the coordinator still sees a, b and c.
+        #expect(IncidentStore.withRotations(path) == [recovered, path])
+        #expect(try IncidentStore.load(path).map(\.id) == ["a", "b", "c"])
+        try FileManager.default.moveItem(atPath: path, toPath: path + ".1")
+        let next = IncidentLog(path: path, syncInterval: 0.05, logger: logger)
+        try next.open()
+        next.start()
+        next.append(#"{"event":"incident","id":"d"}"#, urgent: true)
+        next.stop()
+        #expect(IncidentStore.withRotations(path) == [recovered, path + ".1", path])
+        #expect(try IncidentStore.load(path).map(\.id) == ["a", "b", "c", "d"])
+        let files = try IncidentStore.withRotations(path).map { ($0, try String(contentsOfFile: $0, encoding: .utf8)) }
+        #expect(HashChain.check(files: files).failure?.file == path + ".1")
     }
 
     @Test("an unwritable log keeps incidents queued, says so, and writes them when it can")
