@@ -1,3 +1,4 @@
+import Classifier
 import Foundation
 
 /// The incident log's tamper evidence: every line ends with `"chain":"<hex>"`, where the
@@ -129,6 +130,14 @@ public enum HashChain {
                         "no line has the recorded chain value \(gone): the lines up to it were removed, or the files that hold it were not checked")
         }
         return v
+    }
+
+    /// Reads the files (oldest first) and checks them; throws for the first that cannot
+    /// be read.
+    public static func check(paths: [String], heads: [String] = []) throws(FileSystem.Error) -> Verification {
+        var inputs: [(name: String, text: String)] = []
+        for path in paths { inputs.append((path, try FileSystem.readText(path))) }
+        return check(files: inputs, heads: heads)
     }
 
     /// Verifies one file on disk; the failure as text.

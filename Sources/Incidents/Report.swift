@@ -94,16 +94,13 @@ public struct Report: Sendable {
         /// Verifies a log and its rotations (LOG.N ... LOG.1, LOG).
         public init(log path: String) {
             let files = IncidentStore.withRotations(path)
-            var inputs: [(name: String, text: String)] = []
-            var unreadable: String?
-            for f in files {
-                do { inputs.append((f, try FileSystem.readText(f))) } catch { unreadable = "\(f): cannot read: \(error)"; break }
+            self.files = files.count
+            do {
+                let v = try HashChain.check(paths: files)
+                (checked, head, broken) = (v.checked, v.head?.chain, v.failure?.description)
+            } catch {
+                (checked, head, broken) = (0, nil, "\(error.path): cannot read: \(error)")
             }
-            let v = HashChain.check(files: inputs)
-            self.checked = v.checked
-            self.files = inputs.count
-            self.head = v.head?.chain
-            self.broken = unreadable ?? v.failure?.description
         }
 
         public var summary: String {

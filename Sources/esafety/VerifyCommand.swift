@@ -32,13 +32,10 @@ struct VerifyCommand: ParsableCommand {
         var files = logs
         if files.isEmpty { files = [DaemonConfiguration().incidentLog] }
         if files.count == 1 { files = IncidentStore.withRotations(files[0]) }
-        var inputs: [(String, String)] = []
-        for f in files {
-            do { inputs.append((f, try FileSystem.readText(f))) } catch {
-                CLI.fail("\(f): cannot read: \(error)", status: 2)
-            }
+        let result: HashChain.Verification
+        do { result = try HashChain.check(paths: files, heads: heads) } catch {
+            CLI.fail("\(error.path): cannot read: \(error)", status: 2)
         }
-        let result = HashChain.check(files: inputs, heads: heads)
         if let failure = result.failure {
             print(Terminal.escape("BROKEN: " + failure.description))
             print("\(result.checked) line(s) before it verified")
