@@ -334,10 +334,7 @@ public final class IncidentLog: @unchecked Sendable {
                 pending.insert((Self.truncatedEvent(size: 0, expected: deleted.size, lastChain: deleted.chain, recovered: deleted.recovered,
                                                     reason: "the incident log was deleted while esafetyd was writing it"), .now), at: 0)
             }
-            if lost > 0 {
-                let event = "{\"event\":\"lost\",\"time\":\"\(LogTime.rfc3339(LogTime.nowSeconds()))\",\"count\":\(lost),\"reason\":\"the incident queue overflowed while the log could not be written\"}"
-                pending.insert((Array(event.utf8), .now), at: 0)
-            }
+            if lost > 0 { pending.insert((Self.lostEvent(count: lost), .now), at: 0) }
             var urgent = false, prompt = false
             var written = 0
             // Seal the batch, then write it with one system call (whole lines only), holding
@@ -427,6 +424,19 @@ public final class IncidentLog: @unchecked Sendable {
         if fd >= 0 { fsync(fd); close(fd) }
         noteHead(&noted)
         saveChain()
+    }
+
+    /// `{"event":"lost","count":N}`: records the bounded queue could not keep while the
+    /// log could not be written; the first line written when writing resumes.
+    static func lostEvent(count: Int) -> [UInt8] {
+        var j = JSONText()
+        j.beginObject()
+        j.field("event", .string("lost"))
+        j.field("time", .string(LogTime.rfc3339(LogTime.nowSeconds())))
+        j.field("count", .int(count))
+        j.field("reason", .string("the incident queue overflowed while the log could not be written"))
+        j.endObject()
+        return j.bytes
     }
 
     /// `{"event":"truncated",...}`: esafetyd found the file shorter than it left it, or

@@ -491,6 +491,65 @@ struct IncidentSinkTests {
         #expect((r["rule"] as? [String: Any])?["line"] as? Int == 3)
     }
 
+    /// The keys docs/INCIDENT-LOG.md gives each kind of line, by its section's heading.
+    static func documentedKeys() throws -> [String: Set<String>] {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let text = try String(contentsOf: root.appendingPathComponent("docs/INCIDENT-LOG.md"), encoding: .utf8)
+        var sections: [String: Set<String>] = [:]
+        var current = ""
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("## ") { current = String(line.dropFirst(3)); continue }
+            guard line.hasPrefix("| `") else { continue }
+            let cell = line.dropFirst(2).prefix { $0 != "|" }
+            for name in cell.split(separator: ",") {
+                let key = name.trimmingCharacters(in: .whitespaces)
+                if key.hasPrefix("`") && key.hasSuffix("`") { sections[current, default: []].insert(String(key.dropFirst().dropLast())) }
+            }
+        }
+        return sections
+    }
+
+    @Test("docs/INCIDENT-LOG.md names every key of every kind of line the log holds, and no key an incident lacks")
+    func documentedSchema() throws {
+        let docs = try Self.documentedKeys()
+        let common = try #require(docs["On every line"])
+        func section(_ prefix: String) throws -> Set<String> { try #require(docs.first { $0.key.hasPrefix(prefix) }?.value, "no section \(prefix)") }
+        // Real lines: an incident with a device and a MAC, its window's count, its context,
+        // a workflow action of each kind, lost and truncated events, all sealed into a chain.
+        let sink = try runLines([
+            match("games.example.com", time: 1000, category: "games", severity: "info"),
+            match("www.bet365.com", url: "https://www.google.com/search?q=bets", time: 1200),
+            match("www.bet365.com", url: "https://www.bet365.com/a", time: 1210),
+            match("chat.example.com", time: 1500, category: "chat", severity: "info"),
+            match("late.example.com", user: "pupil2", time: 1200 + 3601, category: "games", severity: "info"),
+        ]).map(json)
+        var lines = sink
+        let workflow: [(Workflow.Action, [(String, String)])] = [
+            (.ack, []), (.note, [("note", "n")]), (.assign, [("to", "Ms Jones")]),
+            (.escalate, [("to", "police"), ("referral", "police"), ("reason", "r")]),
+            (.resolve, [("outcome", "other"), ("action", "a")]), (.falsePositive, [("reason", "r")]), (.reopen, [("reason", "r")]),
+        ]
+        for (action, fields) in workflow {
+            lines.append(json(Workflow.event(action, id: "inc-1", by: "alice", time: 0, fields: fields + [("account", "root")])))
+        }
+        lines.append(json(String(decoding: IncidentLog.lostEvent(count: 3), as: UTF8.self)))
+        lines.append(json(String(decoding: IncidentLog.truncatedEvent(size: 0, expected: 9, lastChain: "x", recovered: "f", reason: "r"), as: UTF8.self)))
+        var seen = Set<String>()
+        for line in lines {
+            let event = try #require(line["event"] as? String)
+            seen.insert(event)
+            let kind = ["incident", "hits", "context", "lost", "truncated"].contains(event) ? "`\(event)`" : "Workflow actions"
+            let documented = try section(kind).union(common)
+            for key in line.keys { #expect(documented.contains(key), "\(event): \(key) is not in docs/INCIDENT-LOG.md") }
+        }
+        #expect(seen.isSuperset(of: ["incident", "hits", "context", "ack", "escalate", "resolve", "lost", "truncated"]), "\(seen)")
+        // Every key documented for an incident without "optional" is on a real one.
+        let incident = try #require(sink.first { $0["event"] as? String == "incident" })
+        for key in try section("`incident`") where key != "mac" {
+            #expect(incident[key] != nil, "the docs promise \(key) on every incident")
+        }
+    }
+
     @Test("policy table", arguments: [
         // (group shift, category severity, locked, repeated) -> severity
         (0, "medium", false, false, "medium"),
