@@ -28,6 +28,16 @@ let buildDirectory: String = {
     return (exe as NSString).deletingLastPathComponent
 }()
 
+/// A program a test runs (a real peer or tool), or a failure naming the Debian package that
+/// has it (`.ci/run` installs them all).
+@discardableResult
+func requireExecutable(_ path: String, package: String) throws -> String {
+    guard FileManager.default.isExecutableFile(atPath: path) else {
+        throw DaemonProcess.Failure(message: "\(path) is missing (apt-get install \(package)); .ci/run installs it")
+    }
+    return path
+}
+
 /// A running `esafetyd` on sockets in a temporary folder.
 final class DaemonProcess: @unchecked Sendable {
     let dir: TempDir

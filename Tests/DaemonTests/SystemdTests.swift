@@ -7,10 +7,7 @@ import Incidents
 struct SystemdTests {
     @Test("systemd-analyze verify passes on the shipped units")
     func unitsVerify() throws {
-        let analyze = "/usr/bin/systemd-analyze"
-        guard FileManager.default.isExecutableFile(atPath: analyze) else {
-            throw DaemonProcess.Failure(message: "systemd-analyze is missing (apt-get install systemd)")
-        }
+        let analyze = try requireExecutable("/usr/bin/systemd-analyze", package: "systemd")
         let dir = TempDir()
         for unit in ["esafetyd.service", "esafetyd.socket", "esafetyd-control.socket", "esafety-report.service", "esafety-report.timer"] {
             var text = try String(contentsOfFile: repositoryRoot + "/systemd/" + unit, encoding: .utf8)
@@ -33,10 +30,7 @@ struct SystemdTests {
 
     @Test("the shipped logrotate file, run by logrotate: LOG.1 keeps the lines, esafetyd reopens, the chain and the readers go on")
     func logrotate() throws {
-        let logrotate = "/usr/sbin/logrotate"
-        guard FileManager.default.isExecutableFile(atPath: logrotate) else {
-            throw DaemonProcess.Failure(message: "logrotate is missing (apt-get install logrotate)")
-        }
+        let logrotate = try requireExecutable("/usr/sbin/logrotate", package: "logrotate")
         let dir = TempDir()
         dir.write("lists/gambling/domains", "bet.example\n")
         let daemon = try DaemonProcess(lists: [dir.path + "/lists"], dir: dir)
@@ -147,10 +141,7 @@ struct SystemdTests {
 
     @Test("socket activation: esafetyd uses the sockets systemd passes")
     func socketActivation() throws {
-        let activate = "/usr/bin/systemd-socket-activate"
-        guard FileManager.default.isExecutableFile(atPath: activate) else {
-            throw DaemonProcess.Failure(message: "systemd-socket-activate is missing (apt-get install systemd)")
-        }
+        let activate = try requireExecutable("/usr/bin/systemd-socket-activate", package: "systemd")
         let dir = TempDir()
         dir.write("lists/gambling/domains", "bet.example\n")
         let ingest = dir.path + "/act.sock"
@@ -347,10 +338,7 @@ func lines(_ path: String) -> [String] {
 struct FullDiskTests {
     @Test("when the incident log cannot grow, incidents wait, status says so, and all are written when space returns")
     func fileSizeLimit() throws {
-        let prlimit = "/usr/bin/prlimit"
-        guard FileManager.default.isExecutableFile(atPath: prlimit) else {
-            throw DaemonProcess.Failure(message: "prlimit is missing (apt-get install util-linux)")
-        }
+        let prlimit = try requireExecutable("/usr/bin/prlimit", package: "util-linux")
         let dir = TempDir()
         dir.write("lists/gambling/domains", "bet.example\n")
         let log = dir.path + "/incidents.jsonl"
