@@ -20,12 +20,10 @@ public struct DaemonLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     let label: String
     let journal: Bool
-    let fd: Int32
 
-    public init(label: String, fd: Int32 = 2, journal: Bool? = nil) {
+    public init(label: String) {
         self.label = label
-        self.fd = fd
-        self.journal = journal ?? Self.isJournal(fd: fd, environment: getenv("JOURNAL_STREAM").map { String(cString: $0) })
+        self.journal = Self.isJournal(fd: 2, environment: getenv("JOURNAL_STREAM").map { String(cString: $0) })
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -40,7 +38,7 @@ public struct DaemonLogHandler: LogHandler {
         line.withUTF8 { b in
             var at = 0
             while at < b.count {
-                let n = write(fd, b.baseAddress! + at, b.count - at)
+                let n = write(2, b.baseAddress! + at, b.count - at)
                 if n <= 0 { if n < 0 && errno == EINTR { continue }; return }
                 at += n
             }
