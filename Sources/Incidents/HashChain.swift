@@ -142,9 +142,12 @@ public enum HashChain {
 
     /// Verifies one file on disk; the failure as text.
     public static func verifyText(path: String) -> (String?, Int) {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return ("\(path): cannot read", 0) }
-        let (f, n) = verify(files: [(path, text)])
-        return (f?.description, n)
+        do {
+            let v = try check(paths: [path])
+            return (v.failure?.description, v.checked)
+        } catch {
+            return ("\(path): cannot read: \(error)", 0)
+        }
     }
 
     /// The value of a top-level string field in a JSON line (for `prev`).
