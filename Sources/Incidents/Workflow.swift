@@ -128,7 +128,7 @@ public enum Workflow {
         j.beginObject()
         j.field("event", .string(action.rawValue))
         j.field("id", .string(id))
-        j.field("time", .string(LogTime.rfc3339(time)))
+        j.field("time", time: time)
         j.field("by", .string(by))
         for (k, v) in fields { j.field(k, .string(v)) }
         j.endObject()
