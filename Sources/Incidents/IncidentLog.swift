@@ -72,8 +72,11 @@ public final class IncidentLog: @unchecked Sendable {
     /// writer (the coordinator's `esafety incidents ack`...) appended, and the chain
     /// continues from its last line.
     private var expectedSize: Int64 = 0
+    /// How often the chain's head goes to esafetyd's own log (the journal), when it moved.
+    let headInterval: Double
     public init(path: String, mode: UInt32 = 0o640, group: String? = nil, syncInterval: Double = 5, promptInterval: Double = 0.25,
-                bound: Int = 100_000, commitDelay: Double = 0.01, logger: Logger) {
+                bound: Int = 100_000, commitDelay: Double = 0.01, headInterval: Double = 3600, logger: Logger) {
+        self.headInterval = headInterval
         self.promptInterval = min(promptInterval, syncInterval)
         self.commitDelay = commitDelay
         self.path = path
@@ -193,10 +196,12 @@ public final class IncidentLog: @unchecked Sendable {
         return fsync(out) == 0 ? target : nil
     }
 
-    /// Whether an open regular file has no name left (deleted).
-    static func isDeleted(_ fd: Int32) -> Bool {
+    /// An open regular file's size, and whether it has no name left (deleted); nil for
+    /// anything else (a device such as /dev/full).
+    static func fileState(of fd: Int32) -> (size: Int64, deleted: Bool)? {
         var st = stat()
-        return fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && st.st_nlink == 0
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return (Int64(st.st_size), st.st_nlink == 0)
     }
 
     static func size(of fd: Int32) -> Int64 {
@@ -309,8 +314,10 @@ public final class IncidentLog: @unchecked Sendable {
             // The file deleted while open (its last link gone): what esafetyd wrote there would
             // go with it when the file is closed, so its lines are copied out first (it is
             // still open), and a new log starts with an event that names the copy.
+            // One look at the file per wake-up: deleted, or shorter than esafetyd left it.
+            let file = !failing && fd >= 0 ? Self.fileState(of: fd) : nil
             var deleted: (size: Int64, chain: String, recovered: String?)? = nil
-            if !failing, fd >= 0, Self.isDeleted(fd), LogTime.monotonicSeconds() - lastDeletedTry >= 1 {
+            if let file, file.deleted, LogTime.monotonicSeconds() - lastDeletedTry >= 1 {
                 lastDeletedTry = LogTime.monotonicSeconds()
                 if unsynced { fsync(fd); unsynced = false }
                 let recovered = recoverDeleted()
@@ -320,7 +327,9 @@ public final class IncidentLog: @unchecked Sendable {
                                 metadata: ["incidents.file": "\(path)", "recovered": "\(recovered ?? "NOTHING: the copy failed")",
                                            "expected_bytes": "\(expectedSize)", "incidents.chain": "\(lastChain)"])
             }
+            var shrunk = file.map { !$0.deleted && $0.size < expectedSize } ?? false
             if reopen || deleted != nil {
+                shrunk = false  // a new file: nothing of it was written yet
                 if unsynced { fsync(fd); unsynced = false }
                 noteHead(&noted)
                 saveChain()
@@ -340,8 +349,8 @@ public final class IncidentLog: @unchecked Sendable {
             // Seal the batch, then write it with one system call (whole lines only), holding
             // the file's lock: the coordinator's tool appends workflow events to the same
             // file under the same lock, and the chain continues from whoever wrote last.
-            // A file shorter than esafetyd left it (checked at every wake-up) had lines removed.
-            if !pending.isEmpty || (!failing && fd >= 0 && Self.size(of: fd) < expectedSize) {
+            // A file shorter than esafetyd left it had lines removed: checked again under the lock.
+            if !pending.isEmpty || shrunk {
                 flock(fd, LOCK_EX)
                 readForeignLines()
                 var size = Self.size(of: fd)
@@ -415,7 +424,7 @@ public final class IncidentLog: @unchecked Sendable {
                 promptUnsynced = false
                 lastSync = t
             }
-            if t - noted.at >= Self.headInterval { noteHead(&noted) }
+            if t - noted.at >= headInterval { noteHead(&noted) }
             let queued = state.withLock { $0.queue.count }
             let head = lastChain
             health.withLock { $0.written += written; $0.writing = !failing; $0.head = head }
@@ -432,7 +441,7 @@ public final class IncidentLog: @unchecked Sendable {
         var j = JSONText()
         j.beginObject()
         j.field("event", .string("lost"))
-        j.field("time", .string(LogTime.rfc3339(LogTime.nowSeconds())))
+        j.field("time", time: LogTime.nowSeconds())
         j.field("count", .int(count))
         j.field("reason", .string("the incident queue overflowed while the log could not be written"))
         j.endObject()
@@ -446,7 +455,7 @@ public final class IncidentLog: @unchecked Sendable {
         var j = JSONText()
         j.beginObject()
         j.field("event", .string("truncated"))
-        j.field("time", .string(LogTime.rfc3339(LogTime.nowSeconds())))
+        j.field("time", time: LogTime.nowSeconds())
         j.field("size", .int(Int(size)))
         j.field("expected_size", .int(Int(expected)))
         j.field("last_chain", .string(lastChain))
@@ -455,9 +464,6 @@ public final class IncidentLog: @unchecked Sendable {
         j.endObject()
         return j.bytes
     }
-
-    /// How often the chain's head goes to esafetyd's own log (the journal), when it moved.
-    static let headInterval = 3600.0
 
     /// Writes the chain's head to esafetyd's own log (the journal, which the service
     /// account cannot edit): hourly, before a reopen and at exit, when it moved. A hash

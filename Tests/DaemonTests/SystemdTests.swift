@@ -62,7 +62,12 @@ struct SystemdTests {
         #expect(verify.0 == 0 && verify.1.contains("OK: 3 line(s) in 2 file(s) verified"), "\(verify.1)")
         let list = try Child.run(buildDirectory + "/esafety", ["incidents", "list", "--log", log])
         #expect(list.0 == 0 && ["p1", "p2", "p3"].allSatisfy { list.1.contains($0) }, "\(list.1)")
-        #expect(daemon.stop().0 == 0)
+        // Before the reopen, esafetyd wrote the rotated file's head to its own log.
+        let (exit, logged) = daemon.stop()
+        #expect(exit == 0)
+        let rotatedLast = try #require(String(contentsOfFile: log + ".1", encoding: .utf8).split(separator: "\n").last)
+        let rotatedHead = try #require(HashChain.split(rotatedLast)).chain
+        #expect(logged.split(separator: "\n").contains { $0.contains("incident log chain head") && $0.contains("incidents.chain=\(rotatedHead)") }, "\(logged)")
     }
 
     @Test("under the journal (JOURNAL_STREAM names stderr) each line carries its syslog priority and no time of its own")

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 @testable import Classifier
 @testable import Incidents
@@ -8,6 +9,27 @@ import Testing
 extension IncidentLog {
     /// A record from text: critical (written and fsync'd at once) or not.
     func append(_ object: String, urgent: Bool) { append(bytes: Array(object.utf8), durability: urgent ? .now : .interval) }
+}
+
+/// An incident log at `path`, opened and writing (fsyncs every 50 ms).
+func startedLog(_ path: String, headInterval: Double = 3600, logger: Logger) throws -> IncidentLog {
+    let log = IncidentLog(path: path, syncInterval: 0.05, headInterval: headInterval, logger: logger)
+    try log.open()
+    log.start()
+    return log
+}
+
+/// Keeps what a logger is given (for asserting on esafetyd's own log).
+final class CapturedLog: LogHandler, @unchecked Sendable {
+    private let lines = Mutex<[String]>([])
+    var logLevel: Logger.Level = .trace
+    var metadata: Logger.Metadata = [:]
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? { get { metadata[key] } set { metadata[key] = newValue } }
+    func log(event: LogEvent) {
+        let text = (event.metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        lines.withLock { $0.append("\(event.level) \(event.message) \(text)") }
+    }
+    var messages: [String] { lines.withLock { $0 } }
 }
 
 func tempPath() -> String { "/tmp/esi-" + String(UUID().uuidString.prefix(8)) }
@@ -104,18 +126,14 @@ struct IncidentLogTests {
     func restartAndRotation() throws {
         let path = tempPath() + ".jsonl"
         defer { for f in [path, path + ".1", path + ".chain"] { try? FileManager.default.removeItem(atPath: f) } }
-        var log = IncidentLog(path: path, syncInterval: 0.05, logger: logger)
-        try log.open()
-        log.start()
+        var log = try startedLog(path, logger: logger)
         log.append(#"{"event":"incident","id":"a"}"#, urgent: true)
         log.append(#"{"event":"incident","id":"b"}"#, urgent: false)
         log.stop()
         let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
         #expect(mode == 0o640)
         // A restart continues the chain.
-        log = IncidentLog(path: path, syncInterval: 0.05, logger: logger)
-        try log.open()
-        log.start()
+        log = try startedLog(path, logger: logger)
         log.append(#"{"event":"incident","id":"c"}"#, urgent: true)
         // Rotation: move the file away, reopen; the new file's first line names the previous chain.
         usleep(100_000)
@@ -150,9 +168,7 @@ struct IncidentLogTests {
         defer { for f in [path, path + ".1", path + ".chain", dated] { try? FileManager.default.removeItem(atPath: f) } }
         // An older rotation from before, with a chain of its own.
         try HashChainTests.chainText(2).write(toFile: path + ".1", atomically: false, encoding: .utf8)
-        let log = IncidentLog(path: path, syncInterval: 0.05, logger: logger)
-        try log.open()
-        log.start()
+        let log = try startedLog(path, logger: logger)
         log.append(#"{"event":"incident","id":"a"}"#, urgent: true)
         var deadline = Date() + 5
         while lines(path).count < 1 && Date() < deadline { usleep(10_000) }
@@ -177,9 +193,7 @@ struct IncidentLogTests {
         let path = tempPath() + ".jsonl"
         defer { for f in [path, path + ".1", path + ".1.gz", path + ".chain"] { try? FileManager.default.removeItem(atPath: f) } }
         func session(_ id: String) throws {
-            let log = IncidentLog(path: path, syncInterval: 0.05, logger: logger)
-            try log.open()
-            log.start()
+            let log = try startedLog(path, logger: logger)
             log.append("{\"event\":\"incident\",\"id\":\"\(id)\"}", urgent: true)
             log.stop()
         }
@@ -205,18 +219,14 @@ struct IncidentLogTests {
     func tornLine() throws {
         let path = tempPath() + ".jsonl"
         defer { for f in [path, path + ".chain"] { try? FileManager.default.removeItem(atPath: f) } }
-        var log = IncidentLog(path: path, syncInterval: 0.05, logger: logger)
-        try log.open()
-        log.start()
+        var log = try startedLog(path, logger: logger)
         log.append(#"{"event":"incident","id":"a"}"#, urgent: true)
         log.stop()
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         h.seekToEndOfFile()
         h.write(Data(#"{"event":"incident","id":"half"#.utf8))
         try h.close()
-        log = IncidentLog(path: path, syncInterval: 0.05, logger: logger)
-        try log.open()
-        log.start()
+        log = try startedLog(path, logger: logger)
         log.append(#"{"event":"incident","id":"b"}"#, urgent: true)
         log.stop()
         let text = try String(contentsOfFile: path, encoding: .utf8)
@@ -225,13 +235,35 @@ struct IncidentLogTests {
         #expect(lines(path).count == 2)
     }
 
+    @Test("the chain's head goes to esafetyd's own log every interval when it moved, and not when it did not")
+    func headNoted() throws {
+        let path = tempPath() + ".jsonl"
+        defer { for f in [path, path + ".chain"] { try? FileManager.default.removeItem(atPath: f) } }
+        let captured = CapturedLog()
+        let log = try startedLog(path, headInterval: 0.2, logger: Logger(label: "test") { _ in captured })
+        func notes() -> [String] { captured.messages.filter { $0.contains("incident log chain head") } }
+        func waitForNote(_ chain: String) {
+            for _ in 0..<200 where !notes().contains(where: { $0.contains("incidents.chain=\(chain)") }) { usleep(10_000) }
+        }
+        for id in ["a", "b"] {
+            log.append("{\"event\":\"incident\",\"id\":\"\(id)\"}", urgent: true)
+            for _ in 0..<200 where !lines(path).contains(where: { $0.contains("\"id\":\"\(id)\"") }) { usleep(10_000) }
+            let last = try #require(lines(path).last)
+            let chain = try #require(HashChain.split(Substring(last))).chain
+            waitForNote(chain)
+            #expect(notes().last?.contains("incidents.chain=\(chain)") == true, "\(notes())")
+        }
+        let count = notes().count
+        usleep(600_000)  // three intervals with nothing written
+        #expect(notes().count == count, "\(notes())")
+        log.stop()
+    }
+
     @Test("lines removed while esafetyd runs: a truncated event names the cut and verify fails there", arguments: [false, true])
     func cutWhileRunning(emptied: Bool) throws {
         let path = tempPath() + ".jsonl"
         defer { for f in [path, path + ".chain"] { try? FileManager.default.removeItem(atPath: f) } }
-        let log = IncidentLog(path: path, syncInterval: 0.05, logger: logger)
-        try log.open()
-        log.start()
+        let log = try startedLog(path, logger: logger)
         defer { log.stop() }
         for id in ["a", "b", "c"] { log.append("{\"event\":\"incident\",\"id\":\"\(id)\"}", urgent: true) }
         var deadline = Date() + 5
@@ -269,9 +301,7 @@ struct IncidentLogTests {
     @Test("the log deleted while esafetyd writes it: its lines are recovered, a new log starts and says so")
     func deletedWhileRunning() throws {
         let path = tempPath() + ".jsonl"
-        let log = IncidentLog(path: path, syncInterval: 0.05, logger: logger)
-        try log.open()
-        log.start()
+        let log = try startedLog(path, logger: logger)
         var stopped = false
         defer {
             if !stopped { log.stop() }
@@ -316,9 +346,7 @@ struct IncidentLogTests {
         #expect(IncidentStore.withRotations(path) == [recovered, path])
         #expect(try IncidentStore.load(path).map(\.id) == ["a", "b", "c"])
         try FileManager.default.moveItem(atPath: path, toPath: path + ".1")
-        let next = IncidentLog(path: path, syncInterval: 0.05, logger: logger)
-        try next.open()
-        next.start()
+        let next = try startedLog(path, logger: logger)
         next.append(#"{"event":"incident","id":"d"}"#, urgent: true)
         next.stop()
         #expect(IncidentStore.withRotations(path) == [recovered, path + ".1", path])
@@ -355,9 +383,7 @@ struct IncidentSinkTests {
     func runLines(_ matches: [MatchedRequest], policy: Policy = Policy()) throws -> [String] {
         let path = tempPath() + ".jsonl"
         defer { for f in [path, path + ".chain"] { try? FileManager.default.removeItem(atPath: f) } }
-        let log = IncidentLog(path: path, syncInterval: 0.05, logger: logger)
-        try log.open()
-        log.start()
+        let log = try startedLog(path, logger: logger)
         let sink = IncidentSink(log: log, policy: policy, suffixes: PublicSuffix(text: "com\nuk\nco.uk\n"))
         for m in matches { sink.accept(m) }
         sink.closeAll()
@@ -444,9 +470,7 @@ struct IncidentSinkTests {
     func deviceByMAC() throws {
         let path = tempPath() + ".jsonl"
         defer { for f in [path, path + ".chain"] { try? FileManager.default.removeItem(atPath: f) } }
-        let log = IncidentLog(path: path, syncInterval: 0.05, logger: logger)
-        try log.open()
-        log.start()
+        let log = try startedLog(path, logger: logger)
         let devices = try MappingFile.parse("A4:5E:60:D1:22:0B  Library PC 3\n10.9.9.9 Staff laptop\n", file: "devices")
         let sink = IncidentSink(log: log, policy: Policy(), suffixes: PublicSuffix(text: "com\n"), devices: devices)
         sink.lease(client: "10.0.0.57", mac: "a4:5e:60:d1:22:0b")
@@ -597,9 +621,7 @@ struct IncidentSinkTests {
     func groupsAfterReload() throws {
         let path = tempPath() + ".jsonl"
         defer { for f in [path, path + ".chain"] { try? FileManager.default.removeItem(atPath: f) } }
-        let log = IncidentLog(path: path, syncInterval: 0.05, logger: logger)
-        try log.open()
-        log.start()
+        let log = try startedLog(path, logger: logger)
         func policy(_ name: String) -> Policy {
             var p = Policy()
             var g = Policy.Group(name: name)
