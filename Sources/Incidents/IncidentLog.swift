@@ -301,6 +301,8 @@ public final class IncidentLog: @unchecked Sendable {
         var text: [UInt8] = []
         var noted = (chain: lastChain, at: LogTime.monotonicSeconds())
         var lastDeletedTry = -Double.infinity
+        /// A deleted file already copied out, whose new file could not be started yet.
+        var unfinishedDeletion: (size: Int64, chain: String, recovered: String?)? = nil
         while true {
             wakeup.wait(milliseconds: failing ? 1000 : Int32(min(100, syncInterval * 1000)))
             if !failing { readForeignLines() }
@@ -315,17 +317,22 @@ public final class IncidentLog: @unchecked Sendable {
             // go with it when the file is closed, so its lines are copied out first (it is
             // still open), and a new log starts with an event that names the copy.
             // One look at the file per wake-up: deleted, or shorter than esafetyd left it.
+            // The copy is made once; starting the new file is tried again each second until it can.
             let file = !failing && fd >= 0 ? Self.fileState(of: fd) : nil
             var deleted: (size: Int64, chain: String, recovered: String?)? = nil
-            if let file, file.deleted, LogTime.monotonicSeconds() - lastDeletedTry >= 1 {
-                lastDeletedTry = LogTime.monotonicSeconds()
+            if let file, file.deleted, unfinishedDeletion == nil {
                 if unsynced { fsync(fd); unsynced = false }
                 let recovered = recoverDeleted()
-                deleted = (expectedSize, lastChain, recovered)
+                unfinishedDeletion = (expectedSize, lastChain, recovered)
+                deleted = unfinishedDeletion
+                lastDeletedTry = LogTime.monotonicSeconds()
                 health.withLock { $0.tampering = "\(LogTime.rfc3339(LogTime.nowSeconds())): the log was deleted; " + (recovered.map { "its lines are saved in \($0)" } ?? "its lines could not be saved") }
                 logger.critical("THE INCIDENT LOG WAS DELETED while esafetyd was writing it; its lines are saved in the recovered file, and a new log starts with a `truncated` event that names it",
                                 metadata: ["incidents.file": "\(path)", "recovered": "\(recovered ?? "NOTHING: the copy failed")",
                                            "expected_bytes": "\(expectedSize)", "incidents.chain": "\(lastChain)"])
+            } else if let file, file.deleted, LogTime.monotonicSeconds() - lastDeletedTry >= 1 {
+                lastDeletedTry = LogTime.monotonicSeconds()
+                deleted = unfinishedDeletion
             }
             var shrunk = file.map { !$0.deleted && $0.size < expectedSize } ?? false
             if reopen || deleted != nil {
@@ -333,9 +340,13 @@ public final class IncidentLog: @unchecked Sendable {
                 if unsynced { fsync(fd); unsynced = false }
                 noteHead(&noted)
                 saveChain()
-                do { try openFile(); logger.info("incident log reopened", metadata: ["incidents.file": "\(path)"]) } catch {
+                do {
+                    try openFile()
+                    unfinishedDeletion = nil
+                    logger.info("incident log reopened", metadata: ["incidents.file": "\(path)"])
+                } catch {
                     logger.error("cannot reopen the incident log", metadata: ["incidents.file": "\(path)", "error": "\(error)"])
-                    deleted = nil  // tried again in a second
+                    deleted = nil  // the event waits for the new file
                 }
             }
             var pending = batch
