@@ -2,6 +2,16 @@
 public enum MatchKind: UInt8, Sendable, CustomStringConvertible {
     case domain = 0, url = 1, pattern = 2
 
+    /// The kind its description names (`domain`, `url`, `pattern`), as records write it.
+    public init?(name: String) {
+        switch name {
+        case "domain": self = .domain
+        case "url": self = .url
+        case "pattern": self = .pattern
+        default: return nil
+        }
+    }
+
     public var description: String {
         switch self {
         case .domain: "domain"

@@ -1,5 +1,6 @@
 import Classifier
 import Foundation
+import Incidents
 import LogFormats
 import Logging
 import ServiceLifecycle
@@ -36,15 +37,7 @@ final class CounterRecorder: @unchecked Sendable {
         reloadsSeen = LogTime.nowSeconds()
     }
 
-    func event(_ name: String, _ fields: [(String, JSONText.Value)] = []) {
-        var j = JSONText()
-        j.beginObject()
-        j.field("event", .string(name))
-        j.field("time", .string(LogTime.rfc3339(LogTime.nowSeconds())))
-        for (k, v) in fields { j.field(k, v) }
-        j.endObject()
-        append([j.text])
-    }
+    func event(_ record: CounterRecord) { append([record.text]) }
 
     /// One line per source: the counts since the last call.
     func record() {
@@ -52,32 +45,17 @@ final class CounterRecorder: @unchecked Sendable {
         let snapshot = stats.snapshot()
         var lines: [String] = []
         for r in snapshot.reloads where r.at > reloadsSeen {
-            var j = JSONText()
-            j.beginObject()
-            j.field("event", .string("reload"))
-            j.field("time", .string(LogTime.rfc3339(r.at)))
-            j.field("generation", .int(r.generation))
-            j.field("ok", .bool(r.ok))
-            j.field("seconds", .double((r.seconds * 1000).rounded() / 1000))
-            j.field("message", .string(r.message))
-            j.endObject()
-            lines.append(j.text)
+            lines.append(CounterRecord.reload(.init(time: LogTime.rfc3339(r.at), generation: r.generation, ok: r.ok,
+                                                    seconds: (r.seconds * 1000).rounded() / 1000, message: r.message)).text)
             reloadsSeen = r.at
         }
         for (source, total) in snapshot.sources.sorted(by: { $0.key < $1.key }) {
             let before = previous[source] ?? SourceCounters()
-            var j = JSONText()
-            j.beginObject()
-            j.field("time", .string(LogTime.rfc3339(now)))
-            j.field("source", .string(source))
-            j.field("interval", .double(interval))
-            j.field("received", .int(total.received - before.received))
-            j.field("parsed", .int(total.parsed - before.parsed))
-            j.field("matched", .int(total.matched - before.matched))
-            j.field("malformed", .int(total.malformed - before.malformed))
-            j.field("too_long", .int(total.tooLong - before.tooLong))
-            j.endObject()
-            lines.append(j.text)
+            let counts = CounterRecord.Counts(
+                time: LogTime.rfc3339(now), source: source, interval: interval, received: total.received - before.received,
+                parsed: total.parsed - before.parsed, matched: total.matched - before.matched,
+                malformed: total.malformed - before.malformed, tooLong: total.tooLong - before.tooLong)
+            lines.append(CounterRecord.counts(counts).text)
         }
         previous = snapshot.sources
         append(lines)
@@ -99,7 +77,7 @@ final class CounterRecorder: @unchecked Sendable {
 struct CounterService: Service {
     let recorder: CounterRecorder
     func run() async throws {
-        recorder.event("start", [("pid", .int(Int(getpid())))])
+        recorder.event(.start(time: LogTime.rfc3339(LogTime.nowSeconds()), pid: Int(getpid())))
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int(recorder.interval * 1000))) }
             if Task.isShuttingDownGracefully || Task.isCancelled { break }
@@ -107,6 +85,6 @@ struct CounterService: Service {
         }
         // Other services stop first (ingest drains before this runs), so the last counts are in.
         recorder.record()
-        recorder.event("stop")
+        recorder.event(.stop(time: LogTime.rfc3339(LogTime.nowSeconds())))
     }
 }

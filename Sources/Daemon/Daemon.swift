@@ -70,7 +70,7 @@ public enum EsafetyDaemon {
         if !countersFolder.isEmpty && !FileSystem.isDirectory(countersFolder) { mkdir(countersFolder, 0o750) }
         let counters = CounterRecorder(path: configuration.countersPath, interval: configuration.countersInterval, stats: stats, logger: logger)
         let alerts = AlertDispatcher(settings: configuration.alerts, logger: logger) { command, ok, error in
-            counters.event("alert", [("command", .string(command)), ("ok", .bool(ok))] + (error.map { [("error", JSONText.Value.string($0))] } ?? []))
+            counters.event(.alert(.init(time: LogTime.rfc3339(LogTime.nowSeconds()), command: command, ok: ok, error: error)))
         }
         alerts.start()
         // Acknowledgements written by `esafety incidents ...` stop overdue re-alerts.

@@ -449,31 +449,17 @@ public final class IncidentLog: @unchecked Sendable {
     /// `{"event":"lost","count":N}`: records the bounded queue could not keep while the
     /// log could not be written; the first line written when writing resumes.
     static func lostEvent(count: Int) -> [UInt8] {
-        var j = JSONText()
-        j.beginObject()
-        j.field("event", .string("lost"))
-        j.field("time", time: LogTime.nowSeconds())
-        j.field("count", .int(count))
-        j.field("reason", .string("the incident queue overflowed while the log could not be written"))
-        j.endObject()
-        return j.bytes
+        LogRecord.lost(LostRecord(time: LogTime.rfc3339(LogTime.nowSeconds()), count: count,
+                                  reason: "the incident queue overflowed while the log could not be written")).bytes
     }
 
     /// `{"event":"truncated",...}`: esafetyd found the file shorter than it left it, or
     /// deleted; `last_chain` is the chain value of the last line it had written there, and
     /// `recovered` the copy it saved of a deleted file. `esafety verify` fails at this line.
     static func truncatedEvent(size: Int64, expected: Int64, lastChain: String, recovered: String?, reason: String) -> [UInt8] {
-        var j = JSONText()
-        j.beginObject()
-        j.field("event", .string("truncated"))
-        j.field("time", time: LogTime.nowSeconds())
-        j.field("size", .int(Int(size)))
-        j.field("expected_size", .int(Int(expected)))
-        j.field("last_chain", .string(lastChain))
-        j.field("recovered", recovered)
-        j.field("reason", .string(reason))
-        j.endObject()
-        return j.bytes
+        LogRecord.truncated(TruncatedRecord(time: LogTime.rfc3339(LogTime.nowSeconds()), size: Int(size),
+                                            expectedSize: Int(expected), lastChain: lastChain, recovered: recovered,
+                                            reason: reason)).bytes
     }
 
     /// Writes the chain's head to esafetyd's own log (the journal, which the service
@@ -498,7 +484,7 @@ public final class IncidentLog: @unchecked Sendable {
     /// lines (or refuses), and they are sealed onto the chain after the last line, whoever
     /// wrote it, and fsync'd before the lock is released.
     public static func appendEvents(path: String, group: String?,
-                                    _ decide: ([IncidentView]) throws(Workflow.Refusal) -> [String]) throws(ActFailure) {
+                                    _ decide: ([IncidentView]) throws(Workflow.Refusal) -> [ActionRecord]) throws(ActFailure) {
         let fd = Glibc.open(path, O_RDWR | O_APPEND | O_CLOEXEC)
         guard fd >= 0 else {
             let e = errno
@@ -518,7 +504,7 @@ public final class IncidentLog: @unchecked Sendable {
         let views: [IncidentView]
         do { views = try IncidentStore.load(path, group: group) } catch { throw ActFailure(description: error.description, status: 2) }
         let objects: [String]
-        do { objects = try decide(views) } catch { throw ActFailure(description: error.description, status: 1) }
+        do { objects = try decide(views).map { LogRecord.action($0).text } } catch { throw ActFailure(description: error.description, status: 1) }
         guard !objects.isEmpty else { return }
         var previous: String
         var first = false

@@ -192,10 +192,10 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
                     if w.ids.count < 100 { person.watch!.ids.append(id) }
                 } else {
                     if let w = person.watch, !w.seen.isEmpty {
-                        out.context.append(Self.contextEvent(ids: w.ids, span: "after", seen: w.seen, time: w.until))
+                        out.context.append(Self.contextEvent(ids: w.ids, span: .after, seen: w.seen, time: w.until))
                     }
                     let before = person.seen.dropLast().filter { m.time - $0.time < span }
-                    if !before.isEmpty { out.context.append(Self.contextEvent(ids: [id], span: "before", seen: Array(before), time: m.time)) }
+                    if !before.isEmpty { out.context.append(Self.contextEvent(ids: [id], span: .before, seen: Array(before), time: m.time)) }
                     person.watch = Watch(ids: [id], until: m.time + span, seen: [])
                 }
             }
@@ -229,7 +229,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
                 p.recent.removeAll { $0.times.isEmpty }
             }
             if let w = p.watch, now >= w.until {
-                if !w.seen.isEmpty { out.context.append(Self.contextEvent(ids: w.ids, span: "after", seen: w.seen, time: w.until)) }
+                if !w.seen.isEmpty { out.context.append(Self.contextEvent(ids: w.ids, span: .after, seen: w.seen, time: w.until)) }
                 p.watch = nil
             }
             if let oldest = p.seen.first, now - oldest.time >= span || span <= 0 { p.seen.removeAll { now - $0.time >= span } }
@@ -238,35 +238,14 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         for name in gone { s.people[name] = nil }
     }
 
-    /// `{"event":"context","id":…,"ids":[…],"span":"before"|"after","requests":[{"time","host","category","search_term"}]}`:
-    /// `id` is the first incident it belongs to, `ids` all of them (a person's incidents
-    /// within the hour share one).
-    static func contextEvent(ids: [String], span: String, seen: [Seen], time: Double) -> [UInt8] {
-        var j = JSONText()
-        j.beginObject()
-        j.field("event", .string("context"))
-        j.field("id", .string(ids[0]))
-        if ids.count > 1 {
-            j.key("ids")
-            j.beginArray()
-            for id in ids { j.value(.string(id)) }
-            j.endArray()
+    /// The `context` line: `id` is the first incident it belongs to, `ids` all of them (a
+    /// person's incidents within the hour share one).
+    static func contextEvent(ids: [String], span: ContextRecord.Span, seen: [Seen], time: Double) -> [UInt8] {
+        let requests = seen.map {
+            ContextRecord.Request(time: LogTime.rfc3339($0.time), host: $0.host, category: $0.category,
+                                  searchTerm: $0.url.flatMap(SearchTerm.extract))
         }
-        j.field("time", time: time)
-        j.field("span", .string(span))
-        j.key("requests")
-        j.beginArray()
-        for r in seen {
-            j.beginObject()
-            j.field("time", time: r.time)
-            j.field("host", .string(r.host))
-            j.field("category", .string(r.category))
-            if let t = r.url.flatMap(SearchTerm.extract) { j.field("search_term", .string(t)) }
-            j.endObject()
-        }
-        j.endArray()
-        j.endObject()
-        return j.bytes
+        return LogRecord.context(ContextRecord(ids: ids, time: LogTime.rfc3339(time), span: span, requests: requests)).bytes
     }
 
     /// Records the final counts of every open window (at shutdown).
@@ -279,7 +258,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             for o in p.open.values where o.hits > 1 { log.append(bytes: Self.hitsEvent(o), durability: .interval) }
             // The hour after is cut short by the shutdown; what was seen so far is kept.
             if let w = p.watch, let last = w.seen.last {
-                log.append(bytes: Self.contextEvent(ids: w.ids, span: "after", seen: w.seen, time: last.time), durability: .interval)
+                log.append(bytes: Self.contextEvent(ids: w.ids, span: .after, seen: w.seen, time: last.time), durability: .interval)
             }
         }
     }
@@ -306,74 +285,24 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     static let processID = UInt64(getpid()) & 0xFFFFFF
 
     static func hitsEvent(_ o: Open) -> [UInt8] {
-        var j = JSONText()
-        j.beginObject()
-        j.field("event", .string("hits"))
-        j.field("id", .string(o.id))
-        j.field("time", time: o.last)
-        j.field("hits", .int(o.hits))
-        j.field("first_seen", time: o.first)
-        j.field("last_seen", time: o.last)
-        j.key("sample_urls")
-        j.beginArray()
-        for u in o.samples { j.value(.string(u)) }
-        j.endArray()
-        j.endObject()
-        return j.bytes
+        LogRecord.hits(HitsRecord(id: o.id, hits: o.hits, firstSeen: LogTime.rfc3339(o.first),
+                                  lastSeen: LogTime.rfc3339(o.last), sampleURLs: o.samples)).bytes
     }
 
     static func record(id: String, m: MatchedRequest, user: String?, primary: MatchDetail, severity: Severity, group: Policy.Group,
                        policy: Policy, repeated: Bool, window: Policy.TimeWindow? = nil, device: String? = nil, mac: String? = nil) -> [UInt8] {
+        let time = LogTime.rfc3339(m.time)
+        let rule = IncidentRecord.Rule(kind: MatchKind(name: primary.kind), file: primary.file, line: primary.line,
+                                       rule: primary.rule, generation: m.generation, locked: primary.locked)
+        let record = IncidentRecord(
+            id: id, time: time, severity: severity, category: primary.name, group: group.name, client: m.client, user: user,
+            device: device, mac: mac, host: m.host, url: m.url, searchTerm: m.url.flatMap(SearchTerm.extract),
+            action: m.action.description, source: IncidentRecord.Source(format: m.format.description, peer: m.source),
+            rule: rule, repeated: repeated, window: window?.name, route: policy.routes(severity, group: group, window: window),
+            firstSeen: time, lastSeen: time, due: policy.deadlines[severity].map { LogTime.rfc3339(m.time + $0) })
         var j = JSONText(capacity: 1024)
-        j.beginObject()
-        j.field("event", .string("incident"))
-        j.field("id", .string(id))
-        j.field("time", time: m.time)
-        j.field("severity", .string(severity.description))
-        j.field("category", .string(primary.name))
-        j.field("group", .string(group.name))
-        j.field("client", .string(m.client))
-        j.field("user", user)
-        j.field("device", device)
-        if let mac { j.field("mac", .string(mac)) }
-        j.field("host", .string(m.host))
-        j.field("url", m.url)
-        j.field("search_term", m.url.flatMap(SearchTerm.extract))
-        j.field("action", .string(m.action.description))
-        j.key("source")
-        j.beginObject()
-        j.field("format", .string(m.format.description))
-        j.field("peer", .string(m.source))
-        j.endObject()
-        j.key("rule")
-        j.beginObject()
-        j.field("kind", .string(primary.kind))
-        j.field("file", .string(primary.file))
-        j.field("line", .int(primary.line))
-        j.field("rule", .string(primary.rule))
-        j.field("generation", .int(m.generation))
-        j.field("locked", .bool(primary.locked))
-        j.endObject()
-        j.field("repeated", .bool(repeated))
-        j.field("window", window?.name)
-        j.key("route")
-        j.beginArray()
-        for r in policy.routes(severity, group: group, window: window) { j.value(.string(r)) }
-        j.endArray()
-        j.field("hits", .int(1))
-        j.field("first_seen", time: m.time)
-        j.field("last_seen", time: m.time)
-        if let d = policy.deadlines[severity] { j.field("due", time: m.time + d) } else { j.field("due", nil) }
-        j.endObject()
+        record.write(to: &j)
         return j.bytes
-    }
-}
-
-extension JSONText {
-    /// A UTC timestamp (RFC 3339, milliseconds) written straight into the record.
-    mutating func field(_ k: String, time t: Double) {
-        key(k)
-        value { LogTime.appendRFC3339(t, quotedTo: &$0) }
     }
 }
 

@@ -3,33 +3,49 @@ import Foundation
 import LogFormats
 
 /// Reads incident logs and folds each incident's later events into one view, for
-/// `esafety incidents tail | list | show`.
+/// `esafety incidents tail | list | show` and the report.
 public struct IncidentView: Sendable {
     public enum State: String, Sendable { case new, acknowledged, escalated, resolved, falsePositive = "false-positive" }
 
-    public var id: String
+    /// The incident line, typed.
+    public var record: IncidentRecord
     /// The incident line as written.
-    public var record: [String: any Sendable]
     public var line: String
-    /// Later event lines that name this incident, oldest first.
-    public var events: [[String: any Sendable]] = []
+    /// Later lines that name this incident (hits, context, workflow actions), oldest first.
+    public var events: [LogRecord] = []
     public var hits: Int
     public var lastSeen: String
     /// The workflow events replayed (`Workflow.replay`).
     public var workflow = Workflow.Replay()
+
+    public init(record: IncidentRecord, line: String) {
+        (self.record, self.line, self.hits, self.lastSeen) = (record, line, record.hits, record.lastSeen)
+    }
+
+    public var id: String { record.id }
     public var state: State { workflow.state }
     public var acknowledgedAt: String? { workflow.acknowledgedAt }
     public var closedAt: String? { workflow.closedAt }
     public var escalatedTo: [String] { workflow.escalatedTo }
     public var outcome: String? { workflow.outcome }
 
-    public var time: String { record["time"] as? String ?? "" }
-    public var severity: String { record["severity"] as? String ?? "" }
-    public var category: String { record["category"] as? String ?? "" }
-    public var group: String { record["group"] as? String ?? "" }
-    public var person: String { (record["user"] as? String) ?? (record["client"] as? String) ?? "" }
-    public var host: String { record["host"] as? String ?? "" }
-    public var due: String? { record["due"] as? String }
+    public var time: String { record.time }
+    public var severity: Severity? { record.severity }
+    public var category: String { record.category }
+    public var group: String { record.group }
+    public var person: String { record.person }
+    public var host: String { record.host }
+    public var due: String? { record.due }
+
+    /// The workflow actions recorded for this incident, oldest first.
+    public var actions: [ActionRecord] {
+        events.compactMap { if case .action(let a) = $0 { a } else { nil } }
+    }
+
+    /// The context lines (the person's categorised requests either side), oldest first.
+    public var context: [ContextRecord] {
+        events.compactMap { if case .context(let c) = $0 { c } else { nil } }
+    }
 
     /// Past its due time without acknowledgement.
     public func overdue(now: String) -> Bool {
@@ -78,19 +94,6 @@ public enum IncidentStore {
         return HashChain.field(Substring(String(decoding: line, as: UTF8.self)), "prev")
     }
 
-    /// A parsed JSON value as a Sendable one, keeping its type (numbers stay `NSNumber`, so
-    /// `as? Int` and `as? Bool` read them as before).
-    static func sendable(_ v: Any) -> any Sendable {
-        switch v {
-        case let n as NSNumber: return n
-        case let s as String: return s
-        case let a as [Any]: return a.map(sendable)
-        case let o as [String: Any]: return o.mapValues(sendable)
-        case is NSNull: return NSNull()
-        default: return String(describing: v)
-        }
-    }
-
     /// Reads a log and its uncompressed rotations (`LOG.N` ... `LOG.1`, oldest first).
     public static func load(_ path: String, group: String? = nil) throws(Failure) -> [IncidentView] {
         var text = ""
@@ -111,37 +114,33 @@ public enum IncidentStore {
         var views: [IncidentView] = []
         var index: [String: Int] = [:]
         for line in text.split(separator: "\n") {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
-            let event = object["event"] as? String ?? "incident"
-            guard let id = object["id"] as? String else { continue }
-            let sendable = object.mapValues(Self.sendable)
-            if event == "incident" {
+            guard let record = LogRecord(line: line), let id = record.id, !id.isEmpty else { continue }
+            switch record {
+            case .incident(let incident):
                 index[id] = views.count
-                views.append(IncidentView(id: id, record: sendable, line: String(line), hits: object["hits"] as? Int ?? 1,
-                                          lastSeen: object["last_seen"] as? String ?? ""))
-                continue
-            }
-            if event == "context", let ids = object["ids"] as? [String] {
+                views.append(IncidentView(record: incident, line: String(line)))
+            case .context(let context):
                 // One context event can belong to several of a person's incidents.
-                for other in ids { if let i = index[other] { views[i].events.append(sendable) } }
-                continue
-            }
-            guard let i = index[id] else { continue }
-            views[i].events.append(sendable)
-            if event == "hits" {
-                views[i].hits = object["hits"] as? Int ?? views[i].hits
-                views[i].lastSeen = object["last_seen"] as? String ?? views[i].lastSeen
+                for other in context.ids { if let i = index[other] { views[i].events.append(record) } }
+            case .hits(let hits):
+                guard let i = index[id] else { continue }
+                views[i].events.append(record)
+                views[i].hits = hits.hits
+                views[i].lastSeen = hits.lastSeen
+            case .action, .lost, .truncated:
+                guard let i = index[id] else { continue }
+                views[i].events.append(record)
             }
         }
-        for i in views.indices { views[i].workflow = Workflow.replay(views[i].events) }
+        for i in views.indices { views[i].workflow = Workflow.replay(views[i].actions) }
         return views
     }
 
     /// One line per incident: time, severity, group, person, category, site, hits.
     public static func line(_ v: IncidentView, color: Bool) -> String {
         let time = String(v.time.prefix(19)).replacingOccurrences(of: "T", with: " ")
-        var severity = v.severity.uppercased().padding(toLength: 8, withPad: " ", startingAt: 0)
-        if color { severity = Terminal.colored(severity, severity: v.severity) }
+        var severity = (v.severity?.description ?? "").uppercased().padding(toLength: 8, withPad: " ", startingAt: 0)
+        if color { severity = Terminal.colored(severity, severity: v.severity?.description ?? "") }
         let fields = [v.group, v.person, v.category, v.host].map(Terminal.escape)
         return "\(time)Z  \(severity)  \(fields[0])  \(fields[1])  \(fields[2])  \(fields[3])  hits \(v.hits)  \(v.state.rawValue)  \(Terminal.escape(v.id))"
     }

@@ -122,7 +122,7 @@ public struct Report: Sendable {
 
     var hours: Int { max(1, Int(((options.until - options.since) / 3600).rounded(.up))) }
 
-    public init(views: [IncidentView], counters: [[String: Any]], options: Options) {
+    public init(views: [IncidentView], counters: [CounterRecord], options: Options) {
         self.options = options
         let since = options.since, until = options.until
         incidentsByHour = Array(repeating: 0, count: hours)
@@ -133,13 +133,13 @@ public struct Report: Sendable {
         for v in views {
             guard let t = Self.epoch(v.time), t < until else { continue }
             // The state as of the end of the period: only events before it count.
-            let w = Workflow.replay(v.events, before: untilText)
-            for (action, e) in w.applied where (e["time"] as? String ?? "") >= sinceText {
-                switch action {
+            let w = Workflow.replay(v.actions, before: untilText)
+            for e in w.applied where e.time >= sinceText {
+                switch e.action {
                 case .escalate:
-                    escalatedTo.append(e["to"] as? String ?? "unknown")
-                    if e["referral"] != nil { referrals += 1 }
-                case .resolve: outcomeNames.append(e["outcome"] as? String ?? "unknown")
+                    escalatedTo.append(e.to ?? "unknown")
+                    if e.referral != nil { referrals += 1 }
+                case .resolve: outcomeNames.append(e.outcome ?? "unknown")
                 case .falsePositive: falsePositives += 1
                 default: break
                 }
@@ -147,8 +147,8 @@ public struct Report: Sendable {
             let state = w.state
             let ack = Self.epoch(w.acknowledgedAt), closed = Self.epoch(w.closedAt)
             let due = Self.epoch(v.due)
-            let row = Row(id: v.id, time: t, severity: v.severity, category: v.category, group: v.group, person: v.person,
-                          client: v.record["client"] as? String ?? "", host: v.host, hits: v.hits, state: state.rawValue,
+            let row = Row(id: v.id, time: t, severity: v.severity?.description ?? "", category: v.category, group: v.group,
+                          person: v.person, client: v.record.client, host: v.host, hits: v.hits, state: state.rawValue,
                           due: due, acknowledged: ack, closed: closed, outcome: w.outcome, escalatedTo: w.escalatedTo,
                           overdue: state == .new && due.map { $0 < until } == true)
             if t >= since {
@@ -198,48 +198,50 @@ public struct Report: Sendable {
         monitoring(counters)
     }
 
-    private mutating func monitoring(_ counters: [[String: Any]]) {
+    private mutating func monitoring(_ counters: [CounterRecord]) {
         let since = options.since, until = options.until, hours = self.hours
         var active: [String: [(Double, Double)]] = [:]
         var sources = Set<String>()
         var lastStop: Double?
         var running = false
         for c in counters {
-            guard let t = Self.epoch(c["time"] as? String) else { continue }
-            if let event = c["event"] as? String {
-                switch event {
-                case "start":
-                    if let s = lastStop, t > since, s < until { downtime.append(Silence(source: "esafetyd", from: max(s, since), to: min(t, until))) }
-                    lastStop = nil
-                    running = true
-                case "stop": lastStop = t; running = false
-                case "reload" where t >= since && t < until:
-                    reloads += 1
-                    if let g = c["generation"] as? Int, c["ok"] as? Bool == true { generation = max(generation ?? 0, g) }
-                    if c["ok"] as? Bool != true { failedReloads.append("\(Self.clock(t, options.utcOffset)) \(c["message"] as? String ?? "")") }
-                case "alert" where t >= since && t < until:
-                    if c["ok"] as? Bool == true { alertsSent += 1 } else {
-                        alertFailures.append("\(Self.clock(t, options.utcOffset)) \(c["command"] as? String ?? "") \(c["error"] as? String ?? "")")
-                    }
-                default: break
+            guard let t = Self.epoch(c.time) else { continue }
+            switch c {
+            case .start:
+                if let s = lastStop, t > since, s < until {
+                    downtime.append(Silence(source: "esafetyd", from: max(s, since), to: min(t, until)))
                 }
-                continue
+                lastStop = nil
+                running = true
+            case .stop:
+                lastStop = t
+                running = false
+            case .reload(let r) where t >= since && t < until:
+                reloads += 1
+                if r.ok { generation = max(generation ?? 0, r.generation) }
+                if !r.ok { failedReloads.append("\(Self.clock(t, options.utcOffset)) \(r.message)") }
+            case .alert(let a) where t >= since && t < until:
+                if a.ok { alertsSent += 1 } else {
+                    alertFailures.append("\(Self.clock(t, options.utcOffset)) \(a.command) \(a.error ?? "")")
+                }
+            case .reload, .alert: break
+            case .counts(let counts):
+                let source = counts.source
+                sources.insert(source)
+                // A counter line counts the interval that ends at its time.
+                let start = t - counts.interval
+                guard start >= since - 1 && start < until else { continue }
+                counterRows += 1
+                let n = counts.received
+                let hour = max(0, Int((start - since) / 3600))
+                if hour < hours {
+                    linesByHour[source, default: Array(repeating: 0, count: hours)][hour] += n
+                }
+                received += n
+                malformed += counts.malformed
+                matched += counts.matched
+                if n > 0 { active[source, default: []].append((start, t)) }
             }
-            guard let source = c["source"] as? String else { continue }
-            sources.insert(source)
-            // A counter line counts the interval that ends at its time.
-            let start = t - (c["interval"] as? Double ?? 60)
-            guard start >= since - 1 && start < until else { continue }
-            counterRows += 1
-            let n = c["received"] as? Int ?? 0
-            let hour = max(0, Int((start - since) / 3600))
-            if hour < hours {
-                linesByHour[source, default: Array(repeating: 0, count: hours)][hour] += n
-            }
-            received += n
-            malformed += c["malformed"] as? Int ?? 0
-            matched += c["matched"] as? Int ?? 0
-            if n > 0 { active[source, default: []].append((start, t)) }
         }
         if let s = lastStop, !running, s < until { downtime.append(Silence(source: "esafetyd", from: max(s, since), to: until)) }
         for source in sources.sorted() {

@@ -60,7 +60,7 @@ public enum Workflow {
     public struct Replay: Sendable {
         public var state: State = .new
         /// The events that took effect, in order, with their action.
-        public var applied: [(action: Action, event: [String: any Sendable])] = []
+        public var applied: [ActionRecord] = []
         /// The first response (anything but a note or an assignment), and the closing.
         public var acknowledgedAt: String?
         public var closedAt: String?
@@ -72,19 +72,17 @@ public enum Workflow {
     /// that does not fit changes nothing); with `before`, only events earlier than that
     /// RFC 3339 time count (a report's state at the end of its period). Other events
     /// (`hits`, `context`) are passed over.
-    public static func replay(_ events: [[String: any Sendable]], before: String? = nil) -> Replay {
+    public static func replay(_ actions: [ActionRecord], before: String? = nil) -> Replay {
         var r = Replay()
-        for e in events {
-            guard let name = e["event"] as? String, let action = Action(rawValue: name) else { continue }
-            let time = e["time"] as? String
-            if let before, (time ?? "") >= before { continue }
-            guard case .success(let next) = Self.next(r.state, action) else { continue }
-            r.applied.append((action, e))
-            if r.acknowledgedAt == nil, action.isResponse { r.acknowledgedAt = time }
-            switch action {
-            case .escalate: if let to = e["to"] as? String { r.escalatedTo.append(to) }
-            case .resolve: r.closedAt = time; r.outcome = e["outcome"] as? String
-            case .falsePositive: r.closedAt = time; r.outcome = "false-positive"
+        for e in actions {
+            if let before, e.time >= before { continue }
+            guard case .success(let next) = Self.next(r.state, e.action) else { continue }
+            r.applied.append(e)
+            if r.acknowledgedAt == nil, e.action.isResponse { r.acknowledgedAt = e.time }
+            switch e.action {
+            case .escalate: if let to = e.to { r.escalatedTo.append(to) }
+            case .resolve: r.closedAt = e.time; r.outcome = e.outcome
+            case .falsePositive: r.closedAt = e.time; r.outcome = "false-positive"
             case .reopen: r.closedAt = nil; r.outcome = nil
             default: break
             }
@@ -122,26 +120,12 @@ public enum Workflow {
         "referred-social-care", "referred-police", "filter-changed", "other",
     ]
 
-    /// The event line for an action (a JSON object without its chain).
-    public static func event(_ action: Action, id: String, by: String, time: Double, fields: [(String, String)]) -> String {
-        var j = JSONText()
-        j.beginObject()
-        j.field("event", .string(action.rawValue))
-        j.field("id", .string(id))
-        j.field("time", time: time)
-        j.field("by", .string(by))
-        for (k, v) in fields { j.field(k, .string(v)) }
-        j.endObject()
-        return j.text
-    }
-
     /// What to add to the allowlist so this site stops raising incidents: the file (in the
     /// list root) and the line. The host that was requested, so the exemption is no wider
     /// than the request (a domain line covers its subdomains); a URL rule gets the URL.
     /// Nil, with the reason, for a locked category, which nothing may suppress.
     public static func allowlistLine(for view: IncidentView) -> (file: String, line: String)? {
-        if let rule = view.record["rule"] as? [String: Any], rule["kind"] as? String == "url",
-           let url = view.record["url"] as? String, !url.isEmpty {
+        if view.record.rule.kind == .url, let url = view.record.url, !url.isEmpty {
             var u = Substring(url)
             for scheme in ["http://", "https://"] where u.hasPrefix(scheme) { u = u.dropFirst(scheme.count) }
             if let q = u.firstIndex(where: { $0 == "?" || $0 == "#" }) { u = u[..<q] }

@@ -113,11 +113,11 @@ struct ListCommand: ParsableCommand {
         let views = log.resolve().load().filter { v in
             if open && !v.isOpen { return false }
             if overdue && !v.overdue(now: now) { return false }
-            if let severity, v.severity != severity.lowercased() { return false }
+            if let severity, v.severity?.description != severity.lowercased() { return false }
             if let category, v.category != category { return false }
             if let group, v.group != group { return false }
-            if let user, (v.record["user"] as? String) != user { return false }
-            if let client, (v.record["client"] as? String) != client { return false }
+            if let user, v.record.user != user { return false }
+            if let client, v.record.client != client { return false }
             if let since, v.time < since { return false }
             if let until, v.time >= until { return false }
             return true
@@ -137,32 +137,7 @@ struct ShowCommand: ParsableCommand {
     func run() throws {
         guard let v = log.resolve().load().first(where: { $0.id == id }) else { CLI.fail("no incident \(id)", status: 1) }
         print(IncidentStore.line(v, color: isatty(1) != 0))
-        for key in ["time", "severity", "category", "group", "client", "user", "device", "host", "url", "search_term", "action", "due"] {
-            let value = v.record[key].map { "\($0)" } ?? "null"
-            print("  \(key.padding(12)) \(Terminal.escape(value == "<null>" ? "null" : value))")
-        }
-        if let rule = v.record["rule"] as? [String: Any] {
-            print("  rule         \(Terminal.escape("\(rule["kind"] ?? "") \(rule["file"] ?? ""):\(rule["line"] ?? "") \(rule["rule"] ?? "") (generation \(rule["generation"] ?? ""))"))")
-        }
-        if let route = v.record["route"] as? [String] { print("  route        \(Terminal.escape(route.joined(separator: ", ")))") }
-        print("  hits         \(v.hits) (last seen \(v.lastSeen))")
-        print("  state        \(v.state.rawValue)")
-        let context = v.events.filter { $0["event"] as? String == "context" }
-        for e in v.events where e["event"] as? String != "context" {
-            print("  event        \(Terminal.escape("\(e["time"] ?? "") \(e["event"] ?? ""): \(e.filter { !["event", "id", "time", "chain"].contains($0.key) }.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " "))"))")
-        }
-        // The person's other categorised requests in the hour either side (matched requests
-        // only: esafetyd keeps no browsing history).
-        for span in ["before", "after"] {
-            let requests = context.filter { $0["span"] as? String == span }.flatMap { $0["requests"] as? [[String: Any]] ?? [] }
-            guard !requests.isEmpty else { continue }
-            print("  \(span == "before" ? "the hour before" : "the hour after"):")
-            for r in requests {
-                let time = String((r["time"] as? String ?? "").dropFirst(11).prefix(8))
-                let term = (r["search_term"] as? String).map { "  search \"\($0)\"" } ?? ""
-                print("    " + Terminal.escape("\(time)  \(r["category"] as? String ?? "")  \(r["host"] as? String ?? "")\(term)"))
-            }
-        }
+        print(IncidentDisplay.details(v), terminator: "")
     }
 }
 
@@ -210,24 +185,26 @@ struct ActOptions: ParsableArguments {
 
     /// Appends the event for `action` after checking the transition against the incident
     /// as it stands in the log (read under the log's lock).
-    func act(_ action: Workflow.Action, fields: [(String, String)] = [], after: ((IncidentView) -> Void)? = nil) {
+    func act(_ action: Workflow.Action, details: (inout ActionRecord) -> Void = { _ in },
+             after: ((IncidentView) -> Void)? = nil) {
         let log = self.log.resolve()
         let group = log.group
         Identity.requireMember(of: group)
         let account = Identity.account
         let who = by ?? account
-        var extra = fields
-        if by != nil && by != account { extra.append(("account", account)) }
         var found: IncidentView?
         let id = self.id
         do {
-            try IncidentLog.appendEvents(path: log.path, group: group) { (views: [IncidentView]) throws(Workflow.Refusal) -> [String] in
+            try IncidentLog.appendEvents(path: log.path, group: group) { (views: [IncidentView]) throws(Workflow.Refusal) -> [ActionRecord] in
                 guard let v = views.first(where: { $0.id == id }) else { throw Workflow.Refusal(description: "no incident \(id) in \(log.path) or its rotations") }
                 found = v
                 if case .failure(let refusal) = Workflow.next(v.state, action) {
                     throw Workflow.Refusal(description: "cannot \(action.rawValue) \(id): \(refusal.description)")
                 }
-                return [Workflow.event(action, id: id, by: who, time: LogTime.nowSeconds(), fields: extra)]
+                var record = ActionRecord(action, id: id, time: LogTime.rfc3339(LogTime.nowSeconds()), by: who,
+                                          account: by != nil && by != account ? account : nil)
+                details(&record)
+                return [record]
             }
         } catch {
             CLI.fail(error.description, status: error.status)
@@ -251,14 +228,14 @@ struct NoteCommand: ParsableCommand {
     @OptionGroup var options: ActOptions
     @Argument(help: "The note.") var text: String
     func validate() throws { if text.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("the note is empty") } }
-    func run() throws { options.act(.note, fields: [("note", text)]) }
+    func run() throws { options.act(.note) { $0.note = text } }
 }
 
 struct AssignCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "assign", abstract: "Assign an incident to a person.")
     @OptionGroup var options: ActOptions
     @Option(help: "Who is to deal with it.") var to: String
-    func run() throws { options.act(.assign, fields: [("to", to)]) }
+    func run() throws { options.act(.assign) { $0.to = to } }
 }
 
 struct EscalateCommand: ParsableCommand {
@@ -275,10 +252,11 @@ struct EscalateCommand: ParsableCommand {
     }
     func run() throws {
         let role = Workflow.role(to)!
-        var fields = [("to", role.name)]
-        if role.referral { fields.append(("referral", role.name)) }
-        if let reason { fields.append(("reason", reason)) }
-        options.act(.escalate, fields: fields)
+        options.act(.escalate) {
+            $0.to = role.name
+            $0.referral = role.referral ? role.name : nil
+            $0.reason = reason
+        }
     }
 }
 
@@ -293,7 +271,7 @@ struct ResolveCommand: ParsableCommand {
         }
         if action.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--action must say what was done") }
     }
-    func run() throws { options.act(.resolve, fields: [("outcome", outcome), ("action", action)]) }
+    func run() throws { options.act(.resolve) { [outcome, action] in $0.outcome = outcome; $0.actionTaken = action } }
 }
 
 struct FalsePositiveCommand: ParsableCommand {
@@ -304,9 +282,8 @@ struct FalsePositiveCommand: ParsableCommand {
     @Option(help: "Why it is a false positive (closing needs a reason).") var reason: String
     func validate() throws { if reason.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--reason must say why") } }
     func run() throws {
-        options.act(.falsePositive, fields: [("reason", reason)]) { v in
-            let locked = (v.record["rule"] as? [String: Any])?["locked"] as? Bool ?? false
-            if locked {
+        options.act(.falsePositive, details: { [reason] in $0.reason = reason }) { v in
+            if v.record.rule.locked {
                 print("\(Terminal.escape(v.category)) is a locked list: nothing may suppress it. If the entry is wrong, report it to the list's publisher.")
             } else if let (file, line) = Workflow.allowlistLine(for: v) {
                 print("To stop this site raising incidents, add this line to <lists>/\(file) and reload (esafety reload):")
@@ -320,5 +297,5 @@ struct ReopenIncidentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "reopen", abstract: "Reopen a resolved or false-positive incident.")
     @OptionGroup var options: ActOptions
     @Option(help: "Why it is reopened.") var reason: String
-    func run() throws { options.act(.reopen, fields: [("reason", reason)]) }
+    func run() throws { options.act(.reopen) { [reason] in $0.reason = reason } }
 }

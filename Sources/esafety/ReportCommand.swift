@@ -81,9 +81,8 @@ struct ReportCommand: ParsableCommand {
         let log = self.log.resolve()
         let views = log.load()
         let countersPath = counters ?? log.configuration.countersPath
-        let counterRows = IncidentStore.withRotations(countersPath).compactMap { try? FileSystem.readText($0) }.joined().split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-        }
+        let counterRows = IncidentStore.withRotations(countersPath).compactMap { try? FileSystem.readText($0) }.joined()
+            .split(separator: "\n").compactMap(CounterRecord.init(line:))
         var options = Report.Options(since: start, until: end)
         options.anonymise = anonymise
         options.silence = Double(silence) * 60

@@ -221,7 +221,7 @@ struct DaemonIncidentTests {
         // whole line, not onto the partial one, and the log verifies.
         let someID = try #require(IncidentStore.load(log).first?.id)
         try IncidentLog.appendEvents(path: log, group: nil) { _ in
-            ["{\"event\":\"note\",\"id\":\"\(someID)\",\"time\":\"2026-11-21T12:00:00.000Z\",\"by\":\"dsl\",\"note\":\"after the crash\"}"]
+            [ActionRecord(.note, id: someID, time: "2026-11-21T12:00:00.000Z", by: "dsl", note: "after the crash")]
         }
         let (afterNote, _) = HashChain.verifyText(path: log)
         #expect(afterNote == nil, "\(afterNote ?? "")")

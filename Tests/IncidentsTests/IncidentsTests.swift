@@ -174,7 +174,7 @@ struct IncidentLogTests {
         while lines(path).count < 1 && Date() < deadline { usleep(10_000) }
         try FileManager.default.moveItem(atPath: path, toPath: dated)
         // The coordinator's tool appends to the moved file before esafetyd reopens.
-        try IncidentLog.appendEvents(path: dated, group: nil) { _ in [#"{"event":"note","id":"a","text":"seen"}"#] }
+        try IncidentLog.appendEvents(path: dated, group: nil) { _ in [ActionRecord(.note, id: "a", time: "2026-11-21T10:00:00.000Z", by: "dsl", note: "seen")] }
         log.reopen()
         log.append(#"{"event":"incident","id":"b"}"#, urgent: true)
         deadline = Date() + 5
@@ -431,7 +431,7 @@ struct IncidentSinkTests {
         #expect(after["ids"] as? [String] == incidents.compactMap { $0["id"] as? String })
         let views = IncidentStore.fold(raw.joined(separator: "\n"))
         #expect(views.count == 2)
-        #expect(views.allSatisfy { $0.events.contains { $0["event"] as? String == "context" && $0["span"] as? String == "after" } })
+        #expect(views.allSatisfy { $0.context.contains { $0.span == .after } })
         #expect(!records.contains { ($0["requests"] as? [[String: Any]])?.contains { $0["host"] as? String == "other.example.com" } == true })
         // Nobody without an incident has context written.
         #expect(context.count == 2)
@@ -548,13 +548,19 @@ struct IncidentSinkTests {
             match("late.example.com", user: "pupil2", time: 1200 + 3601, category: "games", severity: "info"),
         ]).map(json)
         var lines = sink
-        let workflow: [(Workflow.Action, [(String, String)])] = [
-            (.ack, []), (.note, [("note", "n")]), (.assign, [("to", "Ms Jones")]),
-            (.escalate, [("to", "police"), ("referral", "police"), ("reason", "r")]),
-            (.resolve, [("outcome", "other"), ("action", "a")]), (.falsePositive, [("reason", "r")]), (.reopen, [("reason", "r")]),
+        let workflow: [ActionRecord] = [
+            ActionRecord(.ack, id: "inc-1", time: "", by: "alice"),
+            ActionRecord(.note, id: "inc-1", time: "", by: "alice", note: "n"),
+            ActionRecord(.assign, id: "inc-1", time: "", by: "alice", to: "Ms Jones"),
+            ActionRecord(.escalate, id: "inc-1", time: "", by: "alice", to: "police", referral: "police", reason: "r"),
+            ActionRecord(.resolve, id: "inc-1", time: "", by: "alice", outcome: "other", actionTaken: "a"),
+            ActionRecord(.falsePositive, id: "inc-1", time: "", by: "alice", reason: "r"),
+            ActionRecord(.reopen, id: "inc-1", time: "", by: "alice", reason: "r"),
         ]
-        for (action, fields) in workflow {
-            lines.append(json(Workflow.event(action, id: "inc-1", by: "alice", time: 0, fields: fields + [("account", "root")])))
+        for var action in workflow {
+            action.time = LogTime.rfc3339(0)
+            action.account = "root"
+            lines.append(json(LogRecord.action(action).text))
         }
         lines.append(json(String(decoding: IncidentLog.lostEvent(count: 3), as: UTF8.self)))
         lines.append(json(String(decoding: IncidentLog.truncatedEvent(size: 0, expected: 9, lastChain: "x", recovered: "f", reason: "r"), as: UTF8.self)))

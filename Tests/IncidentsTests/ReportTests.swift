@@ -18,9 +18,7 @@ struct ReportTests {
 
     static func report(anonymise: Bool = false) throws -> Report {
         let views = IncidentStore.fold(try String(contentsOfFile: fixtures + "/incidents.jsonl", encoding: .utf8))
-        let counters = try String(contentsOfFile: fixtures + "/counters.jsonl", encoding: .utf8).split(separator: "\n").compactMap {
-            try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-        }
+        let counters = try String(contentsOfFile: fixtures + "/counters.jsonl", encoding: .utf8).split(separator: "\n").compactMap(CounterRecord.init(line:))
         var options = Report.Options(since: Report.epoch("2026-11-20T00:00:00Z")!, until: Report.epoch("2026-11-21T00:00:00Z")!)
         options.anonymise = anonymise
         options.title = "Hilltop School e-safety report"

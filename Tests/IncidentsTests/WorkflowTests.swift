@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import LogFormats
 @testable import Incidents
 
 @Suite("The coordinator's workflow")
@@ -101,9 +102,9 @@ struct WorkflowTests {
         log.append("{\"event\":\"incident\",\"id\":\"inc-1\",\"time\":\"2026-11-21T10:00:00.000Z\"}", urgent: true)
         for _ in 0..<100 { guard lines(path).count < 1 else { break }; usleep(10_000) }
         // The coordinator's tool appends under the lock...
-        try IncidentLog.appendEvents(path: path, group: nil) { (views: [IncidentView]) throws(Workflow.Refusal) -> [String] in
+        try IncidentLog.appendEvents(path: path, group: nil) { (views: [IncidentView]) throws(Workflow.Refusal) -> [ActionRecord] in
             #expect(views.map(\.id) == ["inc-1"])
-            return [Workflow.event(.ack, id: "inc-1", by: "dsl", time: 1_795_255_300, fields: [])]
+            return [ActionRecord(.ack, id: "inc-1", time: LogTime.rfc3339(1_795_255_300), by: "dsl")]
         }
         // The daemon's writer notices the tool's line (for overdue alerts)...
         for _ in 0..<100 { guard foreign.withLock({ $0.isEmpty }) else { break }; usleep(10_000) }
@@ -119,7 +120,7 @@ struct WorkflowTests {
         #expect(checked == 3)
         // A refusal writes nothing.
         #expect(throws: IncidentLog.ActFailure.self) {
-            try IncidentLog.appendEvents(path: path, group: nil) { (_: [IncidentView]) throws(Workflow.Refusal) -> [String] in
+            try IncidentLog.appendEvents(path: path, group: nil) { (_: [IncidentView]) throws(Workflow.Refusal) -> [ActionRecord] in
                 throw Workflow.Refusal(description: "no")
             }
         }
