@@ -18,7 +18,7 @@ enum IncidentBenchmark {
                             "--workers", "2", "--log-level", "warning"]
         daemon.standardError = FileHandle.nullDevice
         try! daemon.run()
-        while SocketBenchmark.statusValue(dir + "/ctl.sock", "generation") < 1 { usleep(50_000) }
+        while SocketBenchmark.statusValue(dir + "/ctl.sock", \.generation) < 1 { usleep(50_000) }
         return daemon
     }
 
@@ -122,10 +122,10 @@ enum IncidentBenchmark {
                 let start = Date()
                 send(fd, payload)
                 close(fd)
-                while SocketBenchmark.statusValue(dir + "/ctl.sock", "lines_received") < n { usleep(5_000) }
+                while SocketBenchmark.statusValue(dir + "/ctl.sock", \.linesReceived) < n { usleep(5_000) }
                 let seconds = Date().timeIntervalSince(start)
                 let cpu = cpuSeconds(daemon.processIdentifier) - cpuBefore
-                let matched = SocketBenchmark.statusValue(dir + "/ctl.sock", "lines_matched")
+                let matched = SocketBenchmark.statusValue(dir + "/ctl.sock", \.linesMatched)
                 let byThread = describe(threadCPU(daemon.processIdentifier), since: threadsBefore)
                 kill(daemon.processIdentifier, SIGTERM)
                 daemon.waitUntilExit()

@@ -6,10 +6,11 @@ import LogFormats
 /// End to end: a client streams a file into a running esafetyd over its Unix socket;
 /// lines counted in (by the client) and out (by esafetyd's status) must agree.
 enum SocketBenchmark {
-    static func statusValue(_ control: String, _ key: String) -> Int {
+    /// One figure of esafetyd's status, or -1 when it does not answer.
+    static func statusValue(_ control: String, _ key: KeyPath<StatusReport, Int>) -> Int {
         guard let answer = try? ControlClient.send("status", to: control, timeout: 10),
-              let o = try? JSONSerialization.jsonObject(with: Data(answer.utf8)) as? [String: Any] else { return -1 }
-        return (o[key] as? Int) ?? -1
+              let status = try? StatusReport(json: answer) else { return -1 }
+        return status[keyPath: key]
     }
 
     static func peakRSS(_ pid: Int32) -> Int {
@@ -37,7 +38,7 @@ enum SocketBenchmark {
                                 "--control-socket", dir + "/ctl.sock", "--workers", "2", "--log-level", "warning"]
             daemon.standardError = FileHandle.nullDevice
             try! daemon.run()
-            while statusValue(dir + "/ctl.sock", "generation") < 1 { usleep(50_000) }
+            while statusValue(dir + "/ctl.sock", \.generation) < 1 { usleep(50_000) }
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
             var addr = sockaddr_un()
             addr.sun_family = sa_family_t(AF_UNIX)
@@ -70,12 +71,12 @@ enum SocketBenchmark {
             close(fd)
             var received = 0
             while received < sentLines {
-                received = statusValue(dir + "/ctl.sock", "lines_received")
+                received = statusValue(dir + "/ctl.sock", \.linesReceived)
                 if received < sentLines { usleep(10_000) }
                 if Date().timeIntervalSince(start) > 600 { break }
             }
             let seconds = Date().timeIntervalSince(start)
-            let generation = statusValue(dir + "/ctl.sock", "generation")
+            let generation = statusValue(dir + "/ctl.sock", \.generation)
             let rss = peakRSS(daemon.processIdentifier)
             kill(daemon.processIdentifier, SIGTERM)
             daemon.waitUntilExit()

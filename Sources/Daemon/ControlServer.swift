@@ -24,8 +24,8 @@ final class ControlServer: @unchecked Sendable {
     let rate = Status.RateSampler()
     /// Extra commands (the incident log's `reopen`), by name.
     let extra: Mutex<[String: @Sendable () -> String]> = Mutex([:])
-    /// Extra sections of `status` (the incident log's health, alerts): key and JSON value.
-    let sections: Mutex<[(key: String, json: @Sendable () -> String)]> = Mutex([])
+    /// The incident log's and the alerts' health, for `status`, when the daemon has them.
+    let health: Mutex<(@Sendable () -> (StatusReport.IncidentLogHealth?, StatusReport.AlertHealth?))?> = Mutex(nil)
     private let stopping = Atomic<Bool>(false)
     private let wakeup = Wakeup()
     private var thread: PosixThread?
@@ -86,7 +86,8 @@ final class ControlServer: @unchecked Sendable {
         let reply: String
         switch command {
         case "status":
-            reply = Status.json(stats: stats, holder: holder, rate: rate.rate, sections: sections.withLock { $0 })
+            let (log, alerts) = health.withLock { $0 }?() ?? (nil, nil)
+            reply = Status.report(stats: stats, holder: holder, rate: rate.rate, incidentLog: log, alerts: alerts).json
         case "ping":
             reply = #"{"ok":true}"#
         case "reload":
@@ -100,9 +101,7 @@ final class ControlServer: @unchecked Sendable {
             }
             done.wait()
             let r = box.withLock { $0 }!
-            var j = JSONText()
-            Status.reload(r, &j)
-            reply = j.text
+            reply = StatusReport.Reload(r).json
         default:
             if let action = extra.withLock({ $0[command] }) {
                 reply = action()

@@ -97,28 +97,21 @@ public enum EsafetyDaemon {
 
         let socketNames = (streams + datagrams).map { $0.socket.path.isEmpty ? $0.socket.name : $0.socket.path }
         control.extra.withLock { $0["reopen"] = { incidentLog.reopen(); return #"{"ok":true}"# } }
-        control.sections.withLock {
-            $0.append(("incident_log", {
+        let alertCommands = configuration.alerts.commands.count
+        control.health.withLock {
+            $0 = {
                 let h = incidentLog.status
-                var j = JSONText()
-                j.beginObject()
-                j.field("writing", .bool(h.writing)); j.field("queued", .int(h.queued)); j.field("lost", .int(h.lost))
-                j.field("written", .int(h.written)); j.field("last_error", h.lastError)
-                j.field("chain_head", h.head); j.field("tampering", h.tampering)
-                j.endObject()
-                return j.text
-            }))
-            $0.append(("alerts", {
-                let h = alerts.status
-                var j = JSONText()
-                j.beginObject()
-                j.field("commands", .int(configuration.alerts.commands.count))
-                j.field("sent", .int(h.sent)); j.field("failed", .int(h.failed)); j.field("retried", .int(h.retried))
-                j.field("rate_limited", .int(h.rateLimited)); j.field("queued", .int(h.queued)); j.field("overdue_alerts", .int(h.overdueAlerts))
-                j.field("last_error", h.lastError)
-                j.endObject()
-                return j.text
-            }))
+                let a = alerts.status
+                return (
+                    StatusReport.IncidentLogHealth(
+                        writing: h.writing, queued: h.queued, lost: h.lost, written: h.written, lastError: h.lastError,
+                        chainHead: h.head, tampering: h.tampering),
+                    StatusReport.AlertHealth(
+                        commands: alertCommands, sent: a.sent, failed: a.failed, retried: a.retried,
+                        rateLimited: a.rateLimited, queued: a.queued, overdueAlerts: a.overdueAlerts,
+                        lastError: a.lastError)
+                )
+            }
         }
         // Services stop in reverse order: ingest drains first, the counters record last.
         let services: [any Service] = [

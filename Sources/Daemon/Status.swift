@@ -17,104 +17,55 @@ public enum Status {
         var rate: Double { state.withLock { $0.rate } }
     }
 
-    static func json(stats: IngestStats, holder: GenerationHolder, rate: Double,
-                     sections: [(key: String, json: @Sendable () -> String)] = []) -> String {
+    /// The status as it stands, with the incident log's and the alerts' health when the
+    /// daemon has them.
+    static func report(stats: IngestStats, holder: GenerationHolder, rate: Double,
+                       incidentLog: StatusReport.IncidentLogHealth? = nil,
+                       alerts: StatusReport.AlertHealth? = nil) -> StatusReport {
         let snap = stats.snapshot()
         var total = SourceCounters()
         for c in snap.sources.values { total.add(c) }
         let g = holder.current
         let t = now()
-        var j = JSONText()
-        j.beginObject()
-        j.field("uptime_seconds", .double((t - stats.startedAt).rounded()))
-        j.field("lines_received", .int(total.received))
-        j.field("lines_parsed", .int(total.parsed))
-        j.field("lines_matched", .int(total.matched))
-        j.field("lines_ignored", .int(total.ignored))
-        j.field("parse_errors", .int(total.malformed))
-        j.field("lines_too_long", .int(total.tooLong))
-        j.field("match_limit_hits", .int(total.matchLimitHits))
-        j.field("lines_per_second", .double((rate * 10).rounded() / 10))
-        j.field("lines_per_second_average", .double(((Double(total.received) / max(1, t - stats.startedAt)) * 10).rounded() / 10))
-        j.field("generation", .int(g.number))
-        j.field("generation_loaded_at", .string(LogTime.rfc3339(g.loadedAt)))
-        j.field("generation_load_seconds", .double((g.loadSeconds * 1000).rounded() / 1000))
-        j.field("lists", .string(g.lists.sources.joined(separator: ", ")))
-        j.field("categories_loaded", .int(g.lists.categories.count))
-        j.field("entries_loaded", .int(g.lists.counts.reduce(0) { $0 + $1.total }))
-        j.key("last_reload")
-        if let r = snap.lastReload { reload(r, &j) } else { j.value(.null) }
-        j.key("sources")
-        j.beginArray()
-        for (name, c) in snap.sources.sorted(by: { $0.key < $1.key }) {
-            j.beginObject()
-            j.field("source", .string(name))
-            j.field("received", .int(c.received))
-            j.field("parsed", .int(c.parsed))
-            j.field("matched", .int(c.matched))
-            j.field("ignored", .int(c.ignored))
-            j.field("parse_errors", .int(c.malformed))
-            j.field("too_long", .int(c.tooLong))
-            j.key("formats")
-            j.beginObject()
+        let sources = snap.sources.sorted(by: { $0.key < $1.key }).map { name, c in
+            var formats: [String: StatusReport.FormatCounts] = [:]
             for f in LogFormat.allCases {
                 let fc = c.formats[Int(f.rawValue)]
                 if fc == FormatCounters() { continue }
-                j.key(f.description)
-                j.beginObject()
-                j.field("parsed", .int(fc.parsed)); j.field("matched", .int(fc.matched))
-                j.field("ignored", .int(fc.ignored)); j.field("parse_errors", .int(fc.malformed))
-                j.endObject()
+                formats[f.description] = .init(parsed: fc.parsed, matched: fc.matched, ignored: fc.ignored,
+                                               parseErrors: fc.malformed)
             }
-            j.endObject()
-            j.key("error_samples")
-            j.beginArray()
-            for s in c.samples { j.value(.string(s)) }
-            j.endArray()
             // Which source brings which categories (the proxy, the resolver...).
-            j.key("matched_by_category")
-            j.beginObject()
-            for (k, v) in c.categories.sorted(by: { $0.key < $1.key }) { j.field(k, .int(v)) }
-            j.endObject()
-            j.endObject()
+            return StatusReport.Source(
+                source: name, received: c.received, parsed: c.parsed, matched: c.matched, ignored: c.ignored,
+                parseErrors: c.malformed, tooLong: c.tooLong, formats: formats, errorSamples: c.samples,
+                matchedByCategory: c.categories)
         }
-        j.endArray()
-        j.key("connections")
-        j.beginArray()
-        for c in snap.connections {
-            j.beginObject()
-            j.field("id", .int(c.id)); j.field("socket", .string(c.socket)); j.field("peer", .string(c.peer))
-            j.field("connected_at", .string(LogTime.rfc3339(c.connectedAt)))
-            j.field("lines", .int(c.lines)); j.field("bytes", .int(c.bytes)); j.field("queued_bytes", .int(c.queued))
-            j.field("slow", .bool(c.queued > 0 && c.fullReads >= 4))
-            j.endObject()
+        let connections = snap.connections.map { c in
+            StatusReport.Connection(
+                id: c.id, socket: c.socket, peer: c.peer, connectedAt: LogTime.rfc3339(c.connectedAt), lines: c.lines,
+                bytes: c.bytes, queuedBytes: c.queued, slow: c.queued > 0 && c.fullReads >= 4)
         }
-        j.endArray()
-        j.key("slow_clients")
-        j.beginArray()
-        for c in snap.connections where c.queued > 0 && c.fullReads >= 4 { j.value(.string("\(c.socket) \(c.peer) (\(c.queued) bytes waiting)")) }
-        j.endArray()
-        j.field("connections_closed", .int(snap.closed))
-        j.key("matched_by_category")
-        j.beginObject()
-        for (k, v) in snap.categories.sorted(by: { $0.key < $1.key }) { j.field(k, .int(v)) }
-        j.endObject()
-        j.key("reloads")
-        j.beginArray()
-        for r in snap.reloads { reload(r, &j) }
-        j.endArray()
-        for s in sections { j.field(s.key, .raw(s.json())) }
-        j.endObject()
-        return j.text
-    }
-
-    static func reload(_ r: IngestStats.Reload, _ j: inout JSONText) {
-        j.beginObject()
-        j.field("at", .string(LogTime.rfc3339(r.at)))
-        j.field("ok", .bool(r.ok))
-        j.field("generation", .int(r.generation))
-        j.field("seconds", .double((r.seconds * 1000).rounded() / 1000))
-        j.field("message", .string(r.message))
-        j.endObject()
+        let slow = snap.connections.filter { $0.queued > 0 && $0.fullReads >= 4 }
+            .map { "\($0.socket) \($0.peer) (\($0.queued) bytes waiting)" }
+        let uptime: Double = (t - stats.startedAt).rounded()
+        let perSecond: Double = (rate * 10).rounded() / 10
+        let average: Double = ((Double(total.received) / max(1, t - stats.startedAt)) * 10).rounded() / 10
+        let loadSeconds: Double = (g.loadSeconds * 1000).rounded() / 1000
+        let entries: Int = g.lists.counts.reduce(0) { $0 + $1.total }
+        let lastReload: StatusReport.Reload? = snap.lastReload.map(StatusReport.Reload.init)
+        let reloads: [StatusReport.Reload] = snap.reloads.map(StatusReport.Reload.init)
+        return StatusReport(
+            uptimeSeconds: uptime, linesReceived: total.received, linesParsed: total.parsed,
+            linesMatched: total.matched, linesIgnored: total.ignored, parseErrors: total.malformed,
+            linesTooLong: total.tooLong, matchLimitHits: total.matchLimitHits,
+            linesPerSecond: perSecond, linesPerSecondAverage: average,
+            generation: g.number, generationLoadedAt: LogTime.rfc3339(g.loadedAt),
+            generationLoadSeconds: loadSeconds,
+            lists: g.lists.sources.joined(separator: ", "), categoriesLoaded: g.lists.categories.count,
+            entriesLoaded: entries, lastReload: lastReload,
+            sources: sources, connections: connections, slowClients: slow, connectionsClosed: snap.closed,
+            matchedByCategory: snap.categories, reloads: reloads,
+            incidentLog: incidentLog, alerts: alerts)
     }
 }

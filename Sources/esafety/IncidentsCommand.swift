@@ -64,26 +64,10 @@ struct TailCommand: ParsableCommand {
         let color = !json && isatty(1) != 0
         for v in views.suffix(n) { print(json ? v.line : IncidentStore.line(v, color: color)) }
         guard f else { return }
-        // Follow: read what is appended; start again when logrotate replaces the file.
-        // The offset is always just after a whole line: a partial last line (one being
-        // written, or left by a writer killed mid-write and cut by the next) is read again
-        // once it is complete, never joined to what replaces it.
-        var offset = IncidentLog.endOfWholeLines(path)
-        var inode = (try? FileManager.default.attributesOfItem(atPath: path)[.systemFileNumber] as? Int) ?? 0
+        var follower = IncidentFollower(path: path)
         while true {
             usleep(300_000)
-            guard let attrs = try? FileManager.default.attributesOfItem(atPath: path) else { continue }
-            let size = attrs[.size] as? Int ?? 0
-            let ino = attrs[.systemFileNumber] as? Int ?? 0
-            if ino != inode || size < offset { offset = 0; inode = ino }
-            guard size > offset, let h = FileHandle(forReadingAtPath: path) else { continue }
-            h.seek(toFileOffset: UInt64(offset))
-            let data = h.readDataToEndOfFile()
-            try? h.close()
-            guard let last = data.lastIndex(of: 0x0A) else { continue }
-            let complete = String(decoding: data[...last], as: UTF8.self)
-            offset += data.distance(from: data.startIndex, to: last) + 1
-            for v in IncidentStore.fold(complete) { print(json ? v.line : IncidentStore.line(v, color: color)) }
+            for v in follower.poll() { print(json ? v.line : IncidentStore.line(v, color: color)) }
             fflush(nil)
         }
     }
