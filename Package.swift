@@ -1,13 +1,25 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
+// Linux only: esafetyd is a Linux daemon (SO_PEERCRED, accept4, eventfd, systemd), built and
+// tested on Debian 12. No other platform is claimed, so there are no #if branches for one.
+//
+// Dependencies point one way:
+//   CShims, CPCRE2, CCrypto <- SystemSupport <- Classifier <- LogFormats <- Pipeline
+//   <- Incidents <- Reports <- Daemon <- esafetyd, esafety, esafety-bench
+//
+// The hot path's modules (Classifier, LogFormats, Pipeline) are built with
+// -enforce-exclusivity=unchecked: they mutate per-thread scratch state owned by one caller,
+// and the dynamic exclusivity checks cost 3-5% of ingest there while guarding nothing. That
+// is an unsafe flag, which SwiftPM refuses in a package used as a versioned dependency, so
+// this package vends no library product: its modules are esafety's own, not an API.
+let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+
 let package = Package(
     name: "esafety",
-    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "esafetyd", targets: ["esafetyd"]),
         .executable(name: "esafety", targets: ["esafety"]),
-        .library(name: "Classifier", targets: ["Classifier"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -16,49 +28,43 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
-        // The one C dependency: PCRE2 (8-bit code units), from Debian's libpcre2-dev.
-        .systemLibrary(
-            name: "CPCRE2",
-            pkgConfig: "libpcre2-8",
-            providers: [.apt(["libpcre2-dev"])]
-        ),
-        .systemLibrary(
-            name: "CCrypto",
-            pkgConfig: "libcrypto",
-            providers: [.apt(["libssl-dev"])]
-        ),
-        // Category lists, host/URL normalisation, the compiled tables, PCRE2 patterns,
-        // verdicts with provenance, snapshots and lint. No sockets, no NIO.
-        // Header-only C helpers (a prefetch hint) for the hot path.
-        .target(name: "CShims"),
-        .target(
-            name: "Classifier",
-            dependencies: ["CPCRE2", "CShims"],
-            // The hot path mutates per-thread scratch state owned by one caller; dynamic
-            // exclusivity checks cost ~5% there and guard nothing.
-            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
-        ),
-        // Byte-level parsers: Squid, dnsmasq/Pi-hole, BIND, unbound, JSON, syslog envelopes.
-        .target(
-            name: "LogFormats",
-            dependencies: ["Classifier"],
-            // The line pipeline runs per line on a worker's own parser and counters; the
-            // dynamic exclusivity checks cost ~3% of ingest there and guard nothing.
-            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
-        ),
-        // Incidents: policy, de-duplication, the append-only hash-chained incident log.
+        // PCRE2 (8-bit code units), from Debian's libpcre2-dev. Only PCRE2Regex.swift imports it.
+        .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
+        // OpenSSL's libcrypto, for the incident chain's SHA-256. Only SHA256.swift imports it.
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // What Swift cannot spell itself: a prefetch hint, peer credentials, accept4, eventfd,
+        // thread names. Linux calls, compiled with _GNU_SOURCE.
+        .target(name: "CShims", cSettings: [.define("_GNU_SOURCE")]),
+        // What every module may use: threads and wake-ups, files and write-all, the clock and
+        // RFC 3339 time text, JSON text, terminal escaping, child processes.
+        .target(name: "SystemSupport", dependencies: ["CShims"]),
+        // Classification only: host/URL normalisation, category lists and metadata, the
+        // compiled tables, PCRE2 patterns, verdicts with provenance, snapshots and lint.
+        .target(name: "Classifier", dependencies: ["CPCRE2", "CShims", "SystemSupport"], swiftSettings: hotPath),
+        // Pure byte parsers: Squid, dnsmasq/Pi-hole, BIND, unbound, JSON lines, syslog
+        // envelopes, log times -> one ParsedRequest.
+        .target(name: "LogFormats", dependencies: ["Classifier", "SystemSupport"], swiftSettings: hotPath),
+        // Parse and classify: list generations (reload), the match sink, the line pipeline
+        // and its counters, replay.
+        .target(name: "Pipeline", dependencies: ["Classifier", "LogFormats", "SystemSupport"], swiftSettings: hotPath),
+        // Incidents: the typed records, policy, de-duplication, the hash-chained incident log,
+        // the workflow, alerts.
         .target(
             name: "Incidents",
-            dependencies: ["Classifier", "LogFormats", "CShims", "CCrypto", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "Classifier", "LogFormats", "Pipeline", "SystemSupport", "CShims", "CCrypto",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
-        // The running service: sockets, workers, reload, control socket, sd_notify, status.
+        // The report: aggregation of incidents and counters, and its renderers (text, HTML,
+        // JSON, CSV).
+        .target(name: "Reports", dependencies: ["Incidents", "LogFormats", "SystemSupport"]),
+        // The running service: sockets, workers, reload, control socket, sd_notify, status,
+        // the counters file.
         .target(
             name: "Daemon",
             dependencies: [
-                "Classifier",
-                "Incidents",
-                "CShims",
-                "LogFormats",
+                "Classifier", "Incidents", "CShims", "LogFormats", "Pipeline", "SystemSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -68,35 +74,42 @@ let package = Package(
         .executableTarget(
             name: "esafety",
             dependencies: [
-                "Classifier",
-                "Incidents",
-                "LogFormats",
-                "Daemon",
+                "Classifier", "Incidents", "LogFormats", "Pipeline", "Reports", "Daemon", "SystemSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "esafetyd",
             dependencies: [
-                "Classifier",
-                "Daemon",
+                "Classifier", "Daemon", "SystemSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "esafety-bench",
-            dependencies: ["Classifier", "LogFormats", "Daemon", "Incidents", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Classifier", "LogFormats", "Pipeline", "Daemon", "Incidents", "SystemSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Benchmarks/esafety-bench",
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
+        .testTarget(name: "ClassifierTests", dependencies: ["Classifier", "SystemSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "LogFormatsTests", dependencies: ["LogFormats", "Pipeline", "Classifier", "SystemSupport"]),
         .testTarget(
-            name: "ClassifierTests",
-            dependencies: ["Classifier"],
+            name: "IncidentsTests",
+            dependencies: ["Incidents", "LogFormats", "Pipeline", "Classifier", "SystemSupport"]
+        ),
+        .testTarget(
+            name: "ReportsTests",
+            dependencies: ["Reports", "Incidents", "LogFormats", "SystemSupport"],
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "LogFormatsTests", dependencies: ["LogFormats", "Classifier"]),
-        .testTarget(name: "IncidentsTests", dependencies: ["Incidents", "LogFormats", "Classifier"], exclude: ["Fixtures"]),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Incidents", "LogFormats", "Classifier"], exclude: ["Fixtures"]),
+        .testTarget(
+            name: "DaemonTests",
+            dependencies: ["Daemon", "Incidents", "LogFormats", "Pipeline", "Classifier", "SystemSupport"],
+            exclude: ["Fixtures"]
+        ),
     ]
 )

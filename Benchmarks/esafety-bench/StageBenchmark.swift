@@ -4,6 +4,7 @@ import Foundation
 import Incidents
 import LogFormats
 import Logging
+import Pipeline
 
 /// Where a matched line's cost goes, in one process and without sockets, so that the VM's
 /// scheduling does not blur it: the ingest thread's work per line with and without matches

@@ -1,4 +1,6 @@
-#define _GNU_SOURCE
+#ifndef __linux__
+#error "esafety builds on Linux only (SO_PEERCRED, accept4, eventfd)"
+#endif
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>

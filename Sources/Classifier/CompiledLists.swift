@@ -1,4 +1,5 @@
 import CShims
+import SystemSupport
 
 /// One immutable generation of compiled lists: every category's domains, URLs and
 /// patterns, and the allowlist. Build with `ListLoader`, or load a snapshot file.
@@ -433,16 +434,5 @@ public final class ClassifyScratch {
         allowedBy = nil
         invalidHost = false
         hostCount = 0
-    }
-}
-
-extension String {
-    /// This string without leading and trailing characters from `set` (no Foundation).
-    public func trimmingCharacters(in set: String) -> String {
-        let chars = Set(set)
-        var s = Substring(self)
-        while let f = s.first, chars.contains(f) { s = s.dropFirst() }
-        while let l = s.last, chars.contains(l) { s = s.dropLast() }
-        return String(s)
     }
 }

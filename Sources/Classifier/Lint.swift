@@ -1,3 +1,5 @@
+import SystemSupport
+
 /// `esafety lint`: the findings on a set of list roots, and a summary per category.
 public enum Lint {
     public struct Report: Sendable {

@@ -1,3 +1,5 @@
+import SystemSupport
+
 /// The three kinds of list file in the squidGuard/UT1 layout.
 public enum ListFileKind: String, Sendable, CaseIterable {
     case domains, urls, expressions

@@ -1,10 +1,5 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import SystemSupport
 
 /// Reads list roots in the squidGuard/UT1 layout (`<root>/<category>/{domains,urls,
 /// expressions}`) and compiles them into one `CompiledLists` generation.

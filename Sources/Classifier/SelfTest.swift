@@ -1,3 +1,5 @@
+import SystemSupport
+
 /// "Is the filter working?": checks that a generation still does what the last one did.
 public enum SelfTest {
     /// A category whose canary no longer classifies to it.

@@ -1,3 +1,5 @@
+import SystemSupport
+
 /// Compiled lists in one binary file that loads without parsing any list text.
 ///
 /// Layout (little-endian):

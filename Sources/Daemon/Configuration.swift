@@ -2,11 +2,10 @@ import Classifier
 import Incidents
 import Logging
 import LogFormats
+import SystemSupport
 import Yams
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Everything esafetyd can be told, with a default for every option, so that `esafetyd`
 /// with no file runs on the bundled lists. Loaded and validated by `load(path:)`, which

@@ -1,9 +1,8 @@
 import Classifier
 import CShims
 
-#if canImport(Glibc)
 import Glibc
-#endif
+import SystemSupport
 
 /// The other end of the control socket, for `esafety status` and `esafety reload`.
 public enum ControlClient {

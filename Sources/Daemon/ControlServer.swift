@@ -3,11 +3,11 @@ import CShims
 import Dispatch
 import LogFormats
 import Logging
+import Pipeline
 import Synchronization
 
-#if canImport(Glibc)
 import Glibc
-#endif
+import SystemSupport
 
 /// The admin-only control socket: one command line in, one JSON line out.
 ///
@@ -56,7 +56,7 @@ final class ControlServer: @unchecked Sendable {
         var lastSample = 0.0
         while !stopping.load(ordering: .acquiring) {
             _ = poll(&fds, 2, 1000)
-            let t = monotonic()
+            let t = Clock.monotonic()
             if t - lastSample >= 5 {
                 rate.sample(time: t, received: stats.totals.received)
                 lastSample = t

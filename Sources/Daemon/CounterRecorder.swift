@@ -3,12 +3,12 @@ import Foundation
 import Incidents
 import LogFormats
 import Logging
+import Pipeline
 import ServiceLifecycle
 import Synchronization
 
-#if canImport(Glibc)
 import Glibc
-#endif
+import SystemSupport
 
 /// Persists what the daemon has seen, so `esafety report` can show monitoring health after
 /// a restart, on a copy of the files, or on another machine: every `interval` seconds, one
@@ -34,25 +34,25 @@ final class CounterRecorder: @unchecked Sendable {
         self.stats = stats
         self.logger = logger
         self.mode = mode
-        reloadsSeen = LogTime.nowSeconds()
+        reloadsSeen = Clock.now()
     }
 
     func event(_ record: CounterRecord) { append([record.text]) }
 
     /// One line per source: the counts since the last call.
     func record() {
-        let now = LogTime.nowSeconds()
+        let now = Clock.now()
         let snapshot = stats.snapshot()
         var lines: [String] = []
         for r in snapshot.reloads where r.at > reloadsSeen {
-            lines.append(CounterRecord.reload(.init(time: LogTime.rfc3339(r.at), generation: r.generation, ok: r.ok,
+            lines.append(CounterRecord.reload(.init(time: Clock.rfc3339(r.at), generation: r.generation, ok: r.ok,
                                                     seconds: (r.seconds * 1000).rounded() / 1000, message: r.message)).text)
             reloadsSeen = r.at
         }
         for (source, total) in snapshot.sources.sorted(by: { $0.key < $1.key }) {
             let before = previous[source] ?? SourceCounters()
             let counts = CounterRecord.Counts(
-                time: LogTime.rfc3339(now), source: source, interval: interval, received: total.received - before.received,
+                time: Clock.rfc3339(now), source: source, interval: interval, received: total.received - before.received,
                 parsed: total.parsed - before.parsed, matched: total.matched - before.matched,
                 malformed: total.malformed - before.malformed, tooLong: total.tooLong - before.tooLong)
             lines.append(CounterRecord.counts(counts).text)
@@ -77,7 +77,7 @@ final class CounterRecorder: @unchecked Sendable {
 struct CounterService: Service {
     let recorder: CounterRecorder
     func run() async throws {
-        recorder.event(.start(time: LogTime.rfc3339(LogTime.nowSeconds()), pid: Int(getpid())))
+        recorder.event(.start(time: Clock.rfc3339(Clock.now()), pid: Int(getpid())))
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int(recorder.interval * 1000))) }
             if Task.isShuttingDownGracefully || Task.isCancelled { break }
@@ -85,6 +85,6 @@ struct CounterService: Service {
         }
         // Other services stop first (ingest drains before this runs), so the last counts are in.
         recorder.record()
-        recorder.event(.stop(time: LogTime.rfc3339(LogTime.nowSeconds())))
+        recorder.event(.stop(time: Clock.rfc3339(Clock.now())))
     }
 }

@@ -3,12 +3,12 @@ import Incidents
 import CShims
 import LogFormats
 import Logging
+import Pipeline
 import ServiceLifecycle
+import SystemSupport
 import UnixSignals
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Wires the daemon together and runs it until SIGTERM or SIGINT.
 ///
@@ -23,7 +23,7 @@ public enum EsafetyDaemon {
     /// Loads and checks configuration and lists: what `--check-config` runs, and the
     /// daemon's first step.
     public static func prepare(_ configuration: DaemonConfiguration) throws(StartError) -> (ListSource, CompiledLists, Double) {
-        let started = monotonic()
+        let started = Clock.monotonic()
         let source: ListSource
         let lists: CompiledLists
         do {
@@ -36,7 +36,7 @@ public enum EsafetyDaemon {
         if !canaries.isEmpty {
             throw StartError(description: "self-test failed: " + canaries.map(\.description).joined(separator: "; "))
         }
-        return (source, lists, monotonic() - started)
+        return (source, lists, Clock.monotonic() - started)
     }
 
     public static func run(configuration: DaemonConfiguration, logger: Logger,
@@ -52,7 +52,7 @@ public enum EsafetyDaemon {
         if lists.diagnostics.count > 20 {
             logger.warning("more list warnings not shown; run esafety lint", metadata: ["lists.warnings": "\(lists.diagnostics.count)"])
         }
-        let holder = GenerationHolder(Generation(number: 1, lists: lists, loadedAt: now(), loadSeconds: seconds))
+        let holder = GenerationHolder(Generation(number: 1, lists: lists, loadedAt: Clock.now(), loadSeconds: seconds))
         let stats = IngestStats()
         let incidentLog = IncidentLog(path: configuration.incidentLog, group: configuration.incidentLogGroup,
                                       syncInterval: configuration.incidentSyncInterval, logger: logger)
@@ -70,7 +70,7 @@ public enum EsafetyDaemon {
         if !countersFolder.isEmpty && !FileSystem.isDirectory(countersFolder) { mkdir(countersFolder, 0o750) }
         let counters = CounterRecorder(path: configuration.countersPath, interval: configuration.countersInterval, stats: stats, logger: logger)
         let alerts = AlertDispatcher(settings: configuration.alerts, logger: logger) { command, ok, error in
-            counters.event(.alert(.init(time: LogTime.rfc3339(LogTime.nowSeconds()), command: command, ok: ok, error: error)))
+            counters.event(.alert(.init(time: Clock.rfc3339(Clock.now()), command: command, ok: ok, error: error)))
         }
         alerts.start()
         // Acknowledgements written by `esafety incidents ...` stop overdue re-alerts.

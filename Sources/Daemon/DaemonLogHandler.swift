@@ -2,9 +2,8 @@ import Classifier
 import LogFormats
 import Logging
 
-#if canImport(Glibc)
 import Glibc
-#endif
+import SystemSupport
 
 /// esafetyd's own log, one line per event on standard error.
 ///
@@ -34,7 +33,7 @@ public struct DaemonLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var line = Self.format(level: event.level, label: label, message: event.message.description,
                                metadata: metadata.merging(event.metadata ?? [:]) { $1 }, source: event.source,
-                               journal: journal, time: LogTime.nowSeconds())
+                               journal: journal, time: Clock.now())
         line.withUTF8 { b in
             var at = 0
             while at < b.count {
@@ -49,7 +48,7 @@ public struct DaemonLogHandler: LogHandler {
     /// `time level label: ...` otherwise.
     static func format(level: Logger.Level, label: String, message: String, metadata: Logger.Metadata, source: String,
                        journal: Bool, time: Double) -> String {
-        var line = journal ? "<\(priority(level))>" : LogTime.rfc3339(time) + " "
+        var line = journal ? "<\(priority(level))>" : Clock.rfc3339(time) + " "
         line += "\(level) \(label):"
         for (key, value) in metadata.sorted(by: { $0.key < $1.key }) { line += " \(key)=\(value)" }
         line += " [\(source)] \(message)"

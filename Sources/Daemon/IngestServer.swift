@@ -2,11 +2,11 @@ import Classifier
 import CShims
 import LogFormats
 import Logging
+import Pipeline
 import Synchronization
 
-#if canImport(Glibc)
 import Glibc
-#endif
+import SystemSupport
 
 /// Reads log lines from the ingest sockets and runs them through the pipeline.
 ///
@@ -172,7 +172,7 @@ final class IngestWorker: @unchecked Sendable {
 
     func adopt(fd: Int32, id: Int, socket: DaemonConfiguration.IngestSocket, peer: String) {
         count.wrappingAdd(1, ordering: .relaxed)
-        stats.opened(IngestStats.Connection(id: id, socket: socket.name, peer: peer, connectedAt: now()))
+        stats.opened(IngestStats.Connection(id: id, socket: socket.name, peer: peer, connectedAt: Clock.now()))
         pending.withLock { $0.append((fd, id, socket, peer)) }
         wakeup.signal()
     }
@@ -217,10 +217,10 @@ final class IngestWorker: @unchecked Sendable {
         // of them have been quiet together for 200 ms (a sender may be in the middle of a
         // write), each closing as its peer does. One poll over all of them, so idle
         // connections cost one quiet period in all, not one each; five seconds at most.
-        let deadline = monotonic() + 5
+        let deadline = Clock.monotonic() + 5
         var open = connections
-        while !open.isEmpty && monotonic() < deadline {
-            for c in open { while service(c, drain: true), monotonic() < deadline {} }
+        while !open.isEmpty && Clock.monotonic() < deadline {
+            for c in open { while service(c, drain: true), Clock.monotonic() < deadline {} }
             for c in open where c.ended || c.isDatagram { finish(c, closeDatagram: false) }
             open.removeAll { $0.ended || $0.isDatagram }
             var fds = open.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
@@ -234,7 +234,7 @@ final class IngestWorker: @unchecked Sendable {
     /// Reads once (or, draining, until would-block) and processes. False when the peer
     /// closed or failed, or, draining, when nothing more is waiting.
     private func service(_ c: Connection, drain: Bool) -> Bool {
-        let arrival = now()
+        let arrival = Clock.now()
         if c.isDatagram {
             var got = false
             for _ in 0..<256 {

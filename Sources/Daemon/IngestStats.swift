@@ -1,10 +1,10 @@
 import Classifier
 import LogFormats
+import Pipeline
 import Synchronization
 
-#if canImport(Glibc)
 import Glibc
-#endif
+import SystemSupport
 
 /// What the daemon has seen, for `esafety status`: counters per source, connections,
 /// reloads. Workers add their counters after each batch; one lock, taken briefly.
@@ -41,7 +41,7 @@ public final class IngestStats: Sendable {
     private let state = Mutex(State())
     public let startedAt: Double
 
-    public init() { startedAt = LogTime.nowSeconds() }
+    public init() { startedAt = Clock.now() }
 
     public func add(source: String, _ counters: SourceCounters) {
         state.withLock { $0.sources[source, default: SourceCounters()].add(counters) }
@@ -90,5 +90,3 @@ public final class IngestStats: Sendable {
     }
 }
 
-@inline(__always) func now() -> Double { LogTime.nowSeconds() }
-@inline(__always) func monotonic() -> Double { LogTime.monotonicSeconds() }

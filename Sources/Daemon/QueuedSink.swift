@@ -1,11 +1,11 @@
 import Classifier
 import CShims
 import LogFormats
+import Pipeline
 import Synchronization
 
-#if canImport(Glibc)
 import Glibc
-#endif
+import SystemSupport
 
 /// Runs a sink on its own thread: ingest workers hand matched requests over and go back to
 /// reading, and the incident work (de-duplication, policy, context, the record's JSON) runs

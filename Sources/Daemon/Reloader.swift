@@ -1,6 +1,8 @@
 import Classifier
 import LogFormats
 import Logging
+import Pipeline
+import SystemSupport
 
 /// Builds, checks and swaps a new generation of configuration and lists. One reload at a
 /// time (an actor); the old generation stays if anything is wrong, and the reason is
@@ -32,7 +34,7 @@ public actor Reloader {
     public func reload(reason: String) async -> IngestStats.Reload {
         notify.reloading()
         defer { notify.send("READY=1") }
-        let started = monotonic()
+        let started = Clock.monotonic()
         let old = holder.current
         logger.info("reload started", metadata: ["reload.reason": "\(reason)", "reload.generation": "\(old.number)"])
         var next = configuration
@@ -72,8 +74,8 @@ public actor Reloader {
         }
         let shrink = SelfTest.lockedShrinkage(old: old.lists, new: lists, maxShrink: next.maxLockedShrink)
         if !shrink.isEmpty { return refuse(old, started, shrink.joined(separator: "; ")) }
-        let seconds = monotonic() - started
-        let generation = Generation(number: old.number + 1, lists: lists, loadedAt: now(), loadSeconds: seconds)
+        let seconds = Clock.monotonic() - started
+        let generation = Generation(number: old.number + 1, lists: lists, loadedAt: Clock.now(), loadSeconds: seconds)
         holder.swap(generation)
         configuration = next
         applied(next)
@@ -83,7 +85,7 @@ public actor Reloader {
             "reload.generation": "\(generation.number)", "reload.seconds": "\(seconds)", "lists.entries": "\(entries)",
             "lists.warnings": "\(lists.diagnostics.count)",
         ])
-        let record = IngestStats.Reload(at: now(), ok: true, generation: generation.number, message: message, seconds: seconds)
+        let record = IngestStats.Reload(at: Clock.now(), ok: true, generation: generation.number, message: message, seconds: seconds)
         stats.recordReload(record)
         return record
     }
@@ -92,8 +94,8 @@ public actor Reloader {
         logger.error("reload refused; keeping the current lists", metadata: [
             "reload.generation": "\(old.number)", "reload.error": "\(why)",
         ])
-        let record = IngestStats.Reload(at: now(), ok: false, generation: old.number,
-                                        message: "refused, kept generation \(old.number): \(why)", seconds: monotonic() - started)
+        let record = IngestStats.Reload(at: Clock.now(), ok: false, generation: old.number,
+                                        message: "refused, kept generation \(old.number): \(why)", seconds: Clock.monotonic() - started)
         stats.recordReload(record)
         return record
     }

@@ -1,9 +1,8 @@
 import Classifier
 import CShims
 
-#if canImport(Glibc)
 import Glibc
-#endif
+import SystemSupport
 
 /// Unix sockets: bound ourselves, or passed by systemd (`LISTEN_FDS`).
 enum Sockets {

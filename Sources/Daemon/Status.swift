@@ -1,6 +1,8 @@
 import Classifier
 import LogFormats
+import Pipeline
 import Synchronization
+import SystemSupport
 
 /// The daemon's status as JSON, for `esafety status`.
 public enum Status {
@@ -26,7 +28,7 @@ public enum Status {
         var total = SourceCounters()
         for c in snap.sources.values { total.add(c) }
         let g = holder.current
-        let t = now()
+        let t = Clock.now()
         let sources = snap.sources.sorted(by: { $0.key < $1.key }).map { name, c in
             var formats: [String: StatusReport.FormatCounts] = [:]
             for f in LogFormat.allCases {
@@ -43,7 +45,7 @@ public enum Status {
         }
         let connections = snap.connections.map { c in
             StatusReport.Connection(
-                id: c.id, socket: c.socket, peer: c.peer, connectedAt: LogTime.rfc3339(c.connectedAt), lines: c.lines,
+                id: c.id, socket: c.socket, peer: c.peer, connectedAt: Clock.rfc3339(c.connectedAt), lines: c.lines,
                 bytes: c.bytes, queuedBytes: c.queued, slow: c.queued > 0 && c.fullReads >= 4)
         }
         let slow = snap.connections.filter { $0.queued > 0 && $0.fullReads >= 4 }
@@ -60,7 +62,7 @@ public enum Status {
             linesMatched: total.matched, linesIgnored: total.ignored, parseErrors: total.malformed,
             linesTooLong: total.tooLong, matchLimitHits: total.matchLimitHits,
             linesPerSecond: perSecond, linesPerSecondAverage: average,
-            generation: g.number, generationLoadedAt: LogTime.rfc3339(g.loadedAt),
+            generation: g.number, generationLoadedAt: Clock.rfc3339(g.loadedAt),
             generationLoadSeconds: loadSeconds,
             lists: g.lists.sources.joined(separator: ", "), categoriesLoaded: g.lists.categories.count,
             entriesLoaded: entries, lastReload: lastReload,

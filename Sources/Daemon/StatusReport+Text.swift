@@ -1,4 +1,5 @@
 import Classifier
+import SystemSupport
 
 extension StatusReport {
     /// `esafety status` for a person at a terminal; everything from the daemon escaped.

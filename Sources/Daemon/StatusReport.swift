@@ -1,5 +1,6 @@
 import Foundation
 import LogFormats
+import SystemSupport
 
 /// What `esafety status` shows: the daemon's health as one typed value, encoded by esafetyd
 /// on the control socket and decoded by the tool (`--json` passes the daemon's JSON through).
@@ -186,7 +187,7 @@ extension StatusReport {
 
 extension StatusReport.Reload {
     init(_ r: IngestStats.Reload) {
-        self.init(at: LogTime.rfc3339(r.at), ok: r.ok, generation: r.generation,
+        self.init(at: Clock.rfc3339(r.at), ok: r.ok, generation: r.generation,
                   seconds: (r.seconds * 1000).rounded() / 1000, message: r.message)
     }
 

@@ -1,8 +1,6 @@
 import CShims
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// `sd_notify` without libsystemd: datagrams to `$NOTIFY_SOCKET` (a path, or an abstract
 /// name starting with `@`). Does nothing when the daemon is not run by systemd.

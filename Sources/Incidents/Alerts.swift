@@ -5,9 +5,8 @@ import LogFormats
 import Logging
 import Synchronization
 
-#if canImport(Glibc)
 import Glibc
-#endif
+import SystemSupport
 
 /// Instant alerts: for the configured severities, each configured command runs with the
 /// incident record (JSON) on its standard input, on the alerts' own thread, so ingestion
@@ -101,7 +100,7 @@ public final class AlertDispatcher: @unchecked Sendable {
     /// A new incident: queue an alert for each command, unless its severity is not alerted
     /// or this person and category were alerted within the rate limit.
     public func incident(_ record: String, id: String, severity: Severity, person: String, category: String,
-                         due: Double? = nil, now: Double = LogTime.monotonicSeconds()) {
+                         due: Double? = nil, now: Double = Clock.monotonic()) {
         guard wants(severity) else { return }
         if settings.overdueRepeat > 0, let due {
             awaiting.withLock { a in if a.count < 10_000 { a[id] = Awaiting(record: record, due: due, next: due) } }
@@ -142,7 +141,7 @@ public final class AlertDispatcher: @unchecked Sendable {
 
     /// Queues a repeat alert for each incident past its due time and still unacknowledged
     /// (the record, with `"alert":"overdue"` added). `now` is seconds since 1970.
-    public func checkOverdue(now: Double = LogTime.nowSeconds()) {
+    public func checkOverdue(now: Double = Clock.now()) {
         guard settings.overdueRepeat > 0 else { return }
         let due = awaiting.withLock { a -> [(String, String)] in
             var out: [(String, String)] = []
@@ -166,7 +165,7 @@ public final class AlertDispatcher: @unchecked Sendable {
     private func loop() {
         var nextOverdueCheck = 0.0
         while true {
-            let now = LogTime.monotonicSeconds()
+            let now = Clock.monotonic()
             let (next, wait, stop) = state.withLock { s -> (Attempt?, Double, Bool) in
                 if let i = s.pending.firstIndex(where: { $0.notBefore <= now }) { return (s.pending.remove(at: i), 0, s.stop) }
                 let soonest = s.pending.map(\.notBefore).min().map { $0 - now } ?? 60
@@ -185,19 +184,19 @@ public final class AlertDispatcher: @unchecked Sendable {
                 }
                 break
             }
-            if settings.overdueRepeat > 0 && LogTime.monotonicSeconds() >= nextOverdueCheck {
-                nextOverdueCheck = LogTime.monotonicSeconds() + min(60, settings.overdueRepeat / 2)
+            if settings.overdueRepeat > 0 && Clock.monotonic() >= nextOverdueCheck {
+                nextOverdueCheck = Clock.monotonic() + min(60, settings.overdueRepeat / 2)
                 checkOverdue()
                 continue
             }
-            let untilCheck = settings.overdueRepeat > 0 ? max(0.01, nextOverdueCheck - LogTime.monotonicSeconds()) : 60
+            let untilCheck = settings.overdueRepeat > 0 ? max(0.01, nextOverdueCheck - Clock.monotonic()) : 60
             wakeup.wait(milliseconds: Int32(max(1, min(60_000, min(wait, untilCheck) * 1000))))
             wakeup.drain()
         }
     }
 
     private func run(_ a: Attempt) {
-        let error = Self.execute(a.command.argv, input: a.payload, timeout: settings.timeout)
+        let error = ChildProcess.run(a.command.argv, input: a.payload, timeout: settings.timeout)
         if error == nil {
             health.withLock { $0.sent += 1 }
             record(a.command.name, true, nil)
@@ -207,7 +206,7 @@ public final class AlertDispatcher: @unchecked Sendable {
         if a.number < settings.retries {
             var retry = a
             retry.number += 1
-            retry.notBefore = LogTime.monotonicSeconds() + settings.backoff * Double(1 << (a.number))
+            retry.notBefore = Clock.monotonic() + settings.backoff * Double(1 << (a.number))
             state.withLock { $0.pending.append(retry) }
             health.withLock { $0.retried += 1; $0.lastError = "\(a.command.name): \(why)" }
             logger.warning("alert command failed; will retry", metadata: ["alert.command": "\(a.command.name)", "error": "\(why)", "attempt": "\(a.number + 1)", "incident": "\(a.id)"])
@@ -218,69 +217,5 @@ public final class AlertDispatcher: @unchecked Sendable {
         record(a.command.name, false, message)
         logger.error("ALERT NOT SENT: the alert command failed every attempt", metadata: ["alert.command": "\(a.command.name)", "error": "\(message)", "incident": "\(a.id)"])
     }
-
-    /// Runs `argv` with `input` on standard input; nil on exit status 0, else why not.
-    static func execute(_ argv: [String], input: String, timeout: Double) -> String? {
-        guard let program = argv.first else { return "no command" }
-        // A socket pair rather than a pipe: writes use MSG_NOSIGNAL, so a command that exits
-        // without reading its input cannot raise SIGPIPE in the daemon.
-        var fds: [Int32] = [-1, -1]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
-            return "socketpair: \(String(cString: strerror(errno)))"
-        }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, fds[0], 0)
-        posix_spawn_file_actions_addclose(&actions, fds[1])
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attr, &empty)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigdefault(&attr, &all)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
-        var pid: pid_t = 0
-        let args = argv.map { s in s.withCString { strdup($0) } } + [nil]
-        defer { for a in args { free(a) } }
-        let env = ["PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG=C.UTF-8"].map { s in s.withCString { strdup($0) } } + [nil]
-        defer { for e in env { free(e) } }
-        let rc = program.contains("/") ? posix_spawn(&pid, program, &actions, &attr, args, env) : posix_spawnp(&pid, program, &actions, &attr, args, env)
-        close(fds[0])
-        guard rc == 0 else { close(fds[1]); return "cannot run \(program): \(String(cString: strerror(rc)))" }
-        // Write the record; a command that does not read it still gets to finish.
-        var bytes = Array(input.utf8) + [0x0A]
-        var off = 0
-        let deadline = LogTime.monotonicSeconds() + timeout
-        var status: Int32 = 0
-        var exited = false
-        while !exited {
-            if off < bytes.count && fds[1] >= 0 {
-                let n = bytes.withUnsafeMutableBytes { send(fds[1], $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
-                if n > 0 { off += n } else if n < 0 && errno != EAGAIN { close(fds[1]); fds[1] = -1 }
-                if off == bytes.count { close(fds[1]); fds[1] = -1 }
-            }
-            let w = waitpid(pid, &status, WNOHANG)
-            if w == pid { exited = true; break }
-            if LogTime.monotonicSeconds() > deadline {
-                kill(-pid, SIGKILL)
-                kill(pid, SIGKILL)
-                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-                if fds[1] >= 0 { close(fds[1]) }
-                return "timed out after \(Int(timeout)) s"
-            }
-            usleep(2_000)
-        }
-        if fds[1] >= 0 { close(fds[1]) }
-        bytes.removeAll()
-        if (status & 0x7f) == 0 {
-            let code = (status >> 8) & 0xff
-            return code == 0 ? nil : "exit status \(code)"
-        }
-        return "killed by signal \(status & 0x7f)"
-    }
 }
+

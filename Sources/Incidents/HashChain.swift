@@ -1,5 +1,6 @@
 import Classifier
 import Foundation
+import SystemSupport
 
 /// The incident log's tamper evidence: every line ends with `"chain":"<hex>"`, where the
 /// value is SHA-256 of the previous line's chain value followed by this line's bytes up to

@@ -1,4 +1,5 @@
 import Classifier
+import SystemSupport
 
 /// How `esafety incidents show` prints one incident for a person at a terminal: every field
 /// of the record, the rule that matched, the hits, the state, the history of actions, and

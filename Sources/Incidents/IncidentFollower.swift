@@ -1,8 +1,6 @@
 import Classifier
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Follows an incident log as it grows, for `esafety incidents tail -f`: each call reads what
 /// was appended since the last; when logrotate replaces the file (another inode) or it

@@ -5,9 +5,8 @@ import LogFormats
 import Logging
 import Synchronization
 
-#if canImport(Glibc)
 import Glibc
-#endif
+import SystemSupport
 
 /// The append-only incident log: JSON Lines, one owner thread, each line sealed into the
 /// hash chain and written with one `write` on an `O_APPEND` descriptor.
@@ -178,7 +177,7 @@ public final class IncidentLog: @unchecked Sendable {
     /// Copies a deleted log (still open) to `LOG.recovered-<UTC time>` beside it, with the
     /// log's mode and group; returns that path, or nil when the copy failed.
     private func recoverDeleted() -> String? {
-        let stamp = LogTime.rfc3339(LogTime.nowSeconds()).filter { $0 != "-" && $0 != ":" }.prefix(15)  // 20261121T201500
+        let stamp = Clock.rfc3339(Clock.now()).filter { $0 != "-" && $0 != ":" }.prefix(15)  // 20261121T201500
         let target = "\(path).recovered-\(stamp)Z"
         let out = Glibc.open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard out >= 0 else { return nil }
@@ -293,13 +292,13 @@ public final class IncidentLog: @unchecked Sendable {
     }
 
     private func loop() {
-        var lastSync = LogTime.monotonicSeconds()
+        var lastSync = Clock.monotonic()
         var unsynced = false
         /// A `.prompt` record is written but not yet fsync'd.
         var promptUnsynced = false
         var failing = false
         var text: [UInt8] = []
-        var noted = (chain: lastChain, at: LogTime.monotonicSeconds())
+        var noted = (chain: lastChain, at: Clock.monotonic())
         var lastDeletedTry = -Double.infinity
         /// A deleted file already copied out, whose new file could not be started yet.
         var unfinishedDeletion: (size: Int64, chain: String, recovered: String?)? = nil
@@ -325,13 +324,13 @@ public final class IncidentLog: @unchecked Sendable {
                 let recovered = recoverDeleted()
                 unfinishedDeletion = (expectedSize, lastChain, recovered)
                 deleted = unfinishedDeletion
-                lastDeletedTry = LogTime.monotonicSeconds()
-                health.withLock { $0.tampering = "\(LogTime.rfc3339(LogTime.nowSeconds())): the log was deleted; " + (recovered.map { "its lines are saved in \($0)" } ?? "its lines could not be saved") }
+                lastDeletedTry = Clock.monotonic()
+                health.withLock { $0.tampering = "\(Clock.rfc3339(Clock.now())): the log was deleted; " + (recovered.map { "its lines are saved in \($0)" } ?? "its lines could not be saved") }
                 logger.critical("THE INCIDENT LOG WAS DELETED while esafetyd was writing it; its lines are saved in the recovered file, and a new log starts with a `truncated` event that names it",
                                 metadata: ["incidents.file": "\(path)", "recovered": "\(recovered ?? "NOTHING: the copy failed")",
                                            "expected_bytes": "\(expectedSize)", "incidents.chain": "\(lastChain)"])
-            } else if let file, file.deleted, LogTime.monotonicSeconds() - lastDeletedTry >= 1 {
-                lastDeletedTry = LogTime.monotonicSeconds()
+            } else if let file, file.deleted, Clock.monotonic() - lastDeletedTry >= 1 {
+                lastDeletedTry = Clock.monotonic()
                 deleted = unfinishedDeletion
             }
             var shrunk = file.map { !$0.deleted && $0.size < expectedSize } ?? false
@@ -366,7 +365,7 @@ public final class IncidentLog: @unchecked Sendable {
                 readForeignLines()
                 var size = Self.size(of: fd)
                 if size < expectedSize {
-                    health.withLock { $0.tampering = "\(LogTime.rfc3339(LogTime.nowSeconds())): the log was cut short (\(size) bytes, esafetyd had left \(expectedSize)); lines were removed" }
+                    health.withLock { $0.tampering = "\(Clock.rfc3339(Clock.now())): the log was cut short (\(size) bytes, esafetyd had left \(expectedSize)); lines were removed" }
                     logger.critical("THE INCIDENT LOG WAS CUT SHORT: it is shorter than esafetyd left it, so lines were removed; a `truncated` event records it",
                                     metadata: ["incidents.file": "\(path)", "bytes": "\(size)", "expected_bytes": "\(expectedSize)",
                                                "incidents.chain": "\(lastChain)"])
@@ -428,7 +427,7 @@ public final class IncidentLog: @unchecked Sendable {
                 failing = false
                 logger.notice("incident log writable again", metadata: ["incidents.file": "\(path)"])
             }
-            let t = LogTime.monotonicSeconds()
+            let t = Clock.monotonic()
             if unsynced && (urgent || stop || t - lastSync >= syncInterval || (promptUnsynced && t - lastSync >= promptInterval)) {
                 fsync(fd)
                 unsynced = false
@@ -449,7 +448,7 @@ public final class IncidentLog: @unchecked Sendable {
     /// `{"event":"lost","count":N}`: records the bounded queue could not keep while the
     /// log could not be written; the first line written when writing resumes.
     static func lostEvent(count: Int) -> [UInt8] {
-        LogRecord.lost(LostRecord(time: LogTime.rfc3339(LogTime.nowSeconds()), count: count,
+        LogRecord.lost(LostRecord(time: Clock.rfc3339(Clock.now()), count: count,
                                   reason: "the incident queue overflowed while the log could not be written")).bytes
     }
 
@@ -457,7 +456,7 @@ public final class IncidentLog: @unchecked Sendable {
     /// deleted; `last_chain` is the chain value of the last line it had written there, and
     /// `recovered` the copy it saved of a deleted file. `esafety verify` fails at this line.
     static func truncatedEvent(size: Int64, expected: Int64, lastChain: String, recovered: String?, reason: String) -> [UInt8] {
-        LogRecord.truncated(TruncatedRecord(time: LogTime.rfc3339(LogTime.nowSeconds()), size: Int(size),
+        LogRecord.truncated(TruncatedRecord(time: Clock.rfc3339(Clock.now()), size: Int(size),
                                             expectedSize: Int(expected), lastChain: lastChain, recovered: recovered,
                                             reason: reason)).bytes
     }
@@ -467,7 +466,7 @@ public final class IncidentLog: @unchecked Sendable {
     /// chain cannot show that lines were removed from its end; `esafety verify --head`
     /// with a value from the journal can.
     private func noteHead(_ noted: inout (chain: String, at: Double)) {
-        noted.at = LogTime.monotonicSeconds()
+        noted.at = Clock.monotonic()
         guard lastChain != noted.chain else { return }
         noted.chain = lastChain
         logger.notice("incident log chain head", metadata: ["incidents.file": "\(path)", "incidents.chain": "\(lastChain)"])

@@ -1,6 +1,9 @@
 import Classifier
 import LogFormats
+import Pipeline
 import Synchronization
+import Glibc
+import SystemSupport
 
 /// Turns matched requests into e-safety incidents: the daemon's `MatchSink`.
 ///
@@ -242,10 +245,10 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     /// person's incidents within the hour share one).
     static func contextEvent(ids: [String], span: ContextRecord.Span, seen: [Seen], time: Double) -> [UInt8] {
         let requests = seen.map {
-            ContextRecord.Request(time: LogTime.rfc3339($0.time), host: $0.host, category: $0.category,
+            ContextRecord.Request(time: Clock.rfc3339($0.time), host: $0.host, category: $0.category,
                                   searchTerm: $0.url.flatMap(SearchTerm.extract))
         }
-        return LogRecord.context(ContextRecord(ids: ids, time: LogTime.rfc3339(time), span: span, requests: requests)).bytes
+        return LogRecord.context(ContextRecord(ids: ids, time: Clock.rfc3339(time), span: span, requests: requests)).bytes
     }
 
     /// Records the final counts of every open window (at shutdown).
@@ -285,13 +288,13 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     static let processID = UInt64(getpid()) & 0xFFFFFF
 
     static func hitsEvent(_ o: Open) -> [UInt8] {
-        LogRecord.hits(HitsRecord(id: o.id, hits: o.hits, firstSeen: LogTime.rfc3339(o.first),
-                                  lastSeen: LogTime.rfc3339(o.last), sampleURLs: o.samples)).bytes
+        LogRecord.hits(HitsRecord(id: o.id, hits: o.hits, firstSeen: Clock.rfc3339(o.first),
+                                  lastSeen: Clock.rfc3339(o.last), sampleURLs: o.samples)).bytes
     }
 
     static func record(id: String, m: MatchedRequest, user: String?, primary: MatchDetail, severity: Severity, group: Policy.Group,
                        policy: Policy, repeated: Bool, window: Policy.TimeWindow? = nil, device: String? = nil, mac: String? = nil) -> [UInt8] {
-        let time = LogTime.rfc3339(m.time)
+        let time = Clock.rfc3339(m.time)
         let rule = IncidentRecord.Rule(kind: MatchKind(name: primary.kind), file: primary.file, line: primary.line,
                                        rule: primary.rule, generation: m.generation, locked: primary.locked)
         let record = IncidentRecord(
@@ -299,7 +302,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             device: device, mac: mac, host: m.host, url: m.url, searchTerm: m.url.flatMap(SearchTerm.extract),
             action: m.action.description, source: IncidentRecord.Source(format: m.format.description, peer: m.source),
             rule: rule, repeated: repeated, window: window?.name, route: policy.routes(severity, group: group, window: window),
-            firstSeen: time, lastSeen: time, due: policy.deadlines[severity].map { LogTime.rfc3339(m.time + $0) })
+            firstSeen: time, lastSeen: time, due: policy.deadlines[severity].map { Clock.rfc3339(m.time + $0) })
         var j = JSONText(capacity: 1024)
         record.write(to: &j)
         return j.bytes
@@ -336,7 +339,3 @@ public enum SearchTerm {
         return Terminal.escape(String(decoding: bytes, as: UTF8.self))
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

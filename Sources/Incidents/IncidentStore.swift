@@ -1,6 +1,7 @@
 import Classifier
 import Foundation
 import LogFormats
+import SystemSupport
 
 /// Reads incident logs and folds each incident's later events into one view, for
 /// `esafety incidents tail | list | show` and the report.

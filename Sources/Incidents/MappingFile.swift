@@ -1,4 +1,5 @@
 import Classifier
+import SystemSupport
 
 /// `key value` files: client address (or MAC) to device name, and client address to user
 /// for DNS logs that carry no user. `#` starts a comment; errors name file and line.

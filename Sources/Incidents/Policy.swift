@@ -1,9 +1,7 @@
 import Classifier
 import LogFormats
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Who a person is for the e-safety policy (their group), and what a match means for them:
 /// whether it raises an incident, how severe, who is told, by when.

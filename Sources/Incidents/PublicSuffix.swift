@@ -1,4 +1,5 @@
 import Classifier
+import SystemSupport
 
 /// Registrable domains (eTLD+1) from the Public Suffix List, so `a.b.example.co.uk` and
 /// `www.example.co.uk` are one site for de-duplication. Reads Debian's `publicsuffix`

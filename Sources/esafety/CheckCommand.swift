@@ -1,8 +1,7 @@
 import ArgumentParser
 import Classifier
-#if canImport(Glibc)
 import Glibc
-#endif
+import SystemSupport
 
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

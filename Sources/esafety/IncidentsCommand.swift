@@ -5,9 +5,8 @@ import Foundation
 import Incidents
 import LogFormats
 
-#if canImport(Glibc)
 import Glibc
-#endif
+import SystemSupport
 
 struct IncidentsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -93,7 +92,7 @@ struct ListCommand: ParsableCommand {
     }
 
     func run() throws {
-        let now = LogTime.rfc3339(Date().timeIntervalSince1970)
+        let now = Clock.rfc3339(Date().timeIntervalSince1970)
         let views = log.resolve().load().filter { v in
             if open && !v.isOpen { return false }
             if overdue && !v.overdue(now: now) { return false }
@@ -185,7 +184,7 @@ struct ActOptions: ParsableArguments {
                 if case .failure(let refusal) = Workflow.next(v.state, action) {
                     throw Workflow.Refusal(description: "cannot \(action.rawValue) \(id): \(refusal.description)")
                 }
-                var record = ActionRecord(action, id: id, time: LogTime.rfc3339(LogTime.nowSeconds()), by: who,
+                var record = ActionRecord(action, id: id, time: Clock.rfc3339(Clock.now()), by: who,
                                           account: by != nil && by != account ? account : nil)
                 details(&record)
                 return [record]

@@ -1,9 +1,8 @@
 import ArgumentParser
 import Classifier
 
-#if canImport(Glibc)
 import Glibc
-#endif
+import SystemSupport
 
 struct LintCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

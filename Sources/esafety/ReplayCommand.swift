@@ -2,9 +2,9 @@ import ArgumentParser
 import Classifier
 import LogFormats
 
-#if canImport(Glibc)
 import Glibc
-#endif
+import Pipeline
+import SystemSupport
 
 struct ReplayCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -5,9 +5,9 @@ import Foundation
 import Incidents
 import LogFormats
 
-#if canImport(Glibc)
 import Glibc
-#endif
+import Reports
+import SystemSupport
 
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -64,7 +64,7 @@ struct ReportCommand: ParsableCommand {
     }
 
     func run() throws {
-        let now = LogTime.nowSeconds()
+        let now = Clock.now()
         let start: Double, end: Double
         if let date {
             start = Self.localMidnight(date)!
@@ -73,7 +73,7 @@ struct ReportCommand: ParsableCommand {
             end = until.flatMap(Self.time) ?? now
             start = since.flatMap(Self.time) ?? end - 86400
         } else {
-            let today = LogTime.rfc3339(now + Double(Self.offset(at: now))).prefix(10)
+            let today = Clock.rfc3339(now + Double(Self.offset(at: now))).prefix(10)
             end = Self.localMidnight(String(today))!
             start = Self.localMidnight(String(today), plusDays: -1)!
         }

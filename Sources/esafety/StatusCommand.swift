@@ -2,6 +2,7 @@ import ArgumentParser
 import Classifier
 import Daemon
 import Foundation
+import SystemSupport
 
 /// Where the control socket is: the flag, else the configuration's, else the default.
 struct ControlOptions: ParsableArguments {

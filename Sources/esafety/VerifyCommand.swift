@@ -2,6 +2,7 @@ import ArgumentParser
 import Classifier
 import Daemon
 import Incidents
+import SystemSupport
 
 struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,9 +3,8 @@ import Classifier
 import Daemon
 import Logging
 
-#if canImport(Glibc)
 import Glibc
-#endif
+import SystemSupport
 
 /// esafetyd: flags, logging, then `EsafetyDaemon.run`. Nothing else lives here.
 struct EsafetyDaemonCommand: AsyncParsableCommand {

@@ -1,6 +1,7 @@
 import Classifier
 import Foundation
 import LogFormats
+import Pipeline
 import Synchronization
 import Testing
 @testable import Daemon

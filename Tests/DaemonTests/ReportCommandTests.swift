@@ -1,4 +1,5 @@
 import Foundation
+import SystemSupport
 import Testing
 @testable import Daemon
 @testable import Incidents
@@ -53,7 +54,7 @@ struct ReportCommandTests {
         let copy = TempDir()
         try FileManager.default.copyItem(atPath: dir.path + "/incidents.jsonl", toPath: copy.path + "/incidents.jsonl")
         try FileManager.default.copyItem(atPath: counters, toPath: copy.path + "/counters.jsonl")
-        let day = String(LogTime.rfc3339(Double(now)).prefix(10))
+        let day = String(Clock.rfc3339(Double(now)).prefix(10))
         let args = ["report", "--log", copy.path + "/incidents.jsonl", "--counters", copy.path + "/counters.jsonl", "--date", day]
         let report = try Child(buildDirectory + "/esafety", args + ["--format", "json"], capture: true, environment: ["TZ": "UTC"]).wait()
         #expect(report.0 == 0, "\(report.1)")
@@ -103,7 +104,7 @@ struct ReportScreenshotTests {
             throw DaemonProcess.Failure(message: "Chromium is missing (apt-get install chromium); .ci/run installs it")
         }
         let dir = TempDir()
-        let fixtures = repositoryRoot + "/Tests/IncidentsTests/Fixtures/report"
+        let fixtures = repositoryRoot + "/Tests/ReportsTests/Fixtures/report"
         let html = dir.path + "/report.html"
         let (code, out) = try Child.run(buildDirectory + "/esafety", ["report", "--log", fixtures + "/incidents.jsonl",
             "--counters", fixtures + "/counters.jsonl", "--since", "2026-11-20T00:00:00Z", "--until", "2026-11-21T00:00:00Z",

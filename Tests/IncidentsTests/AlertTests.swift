@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Synchronization
+import SystemSupport
 import Testing
 @testable import Classifier
 @testable import Incidents
@@ -113,14 +114,14 @@ struct AlertTests {
 
     @Test("a missing program is a failure with a reason, not a crash")
     func missingProgram() {
-        #expect(AlertDispatcher.execute(["/nonexistent/alert"], input: "{}", timeout: 1)?.contains("cannot run") == true)
-        #expect(AlertDispatcher.execute(["/bin/sh", "-c", "exit 0"], input: String(repeating: "x", count: 1 << 20), timeout: 5) == nil,
+        #expect(ChildProcess.run(["/nonexistent/alert"], input: "{}", timeout: 1)?.contains("cannot run") == true)
+        #expect(ChildProcess.run(["/bin/sh", "-c", "exit 0"], input: String(repeating: "x", count: 1 << 20), timeout: 5) == nil,
                 "a command that does not read its input still succeeds")
         // No shell unless asked for, and only PATH and LANG from the daemon's environment.
         let out = tempPath()
         defer { try? FileManager.default.removeItem(atPath: out) }
-        #expect(AlertDispatcher.execute(["/usr/bin/env"], input: "{}", timeout: 5) == nil)
-        #expect(AlertDispatcher.execute(["/bin/sh", "-c", "env > \(out)"], input: "{}", timeout: 5) == nil)
+        #expect(ChildProcess.run(["/usr/bin/env"], input: "{}", timeout: 5) == nil)
+        #expect(ChildProcess.run(["/bin/sh", "-c", "env > \(out)"], input: "{}", timeout: 5) == nil)
         let names = Set(((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n").map { String($0.prefix { $0 != "=" }) })
         #expect(names.subtracting(["PWD", "SHLVL", "_"]) == ["PATH", "LANG"], "\(names)")
     }

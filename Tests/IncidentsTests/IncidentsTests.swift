@@ -1,6 +1,8 @@
 import Foundation
 import Logging
+import Pipeline
 import Synchronization
+import SystemSupport
 import Testing
 @testable import Classifier
 @testable import Incidents
@@ -558,7 +560,7 @@ struct IncidentSinkTests {
             ActionRecord(.reopen, id: "inc-1", time: "", by: "alice", reason: "r"),
         ]
         for var action in workflow {
-            action.time = LogTime.rfc3339(0)
+            action.time = Clock.rfc3339(0)
             action.account = "root"
             lines.append(json(LogRecord.action(action).text))
         }

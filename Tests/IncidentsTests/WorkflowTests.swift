@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import SystemSupport
 import Testing
 import LogFormats
 @testable import Incidents
@@ -104,7 +105,7 @@ struct WorkflowTests {
         // The coordinator's tool appends under the lock...
         try IncidentLog.appendEvents(path: path, group: nil) { (views: [IncidentView]) throws(Workflow.Refusal) -> [ActionRecord] in
             #expect(views.map(\.id) == ["inc-1"])
-            return [ActionRecord(.ack, id: "inc-1", time: LogTime.rfc3339(1_795_255_300), by: "dsl")]
+            return [ActionRecord(.ack, id: "inc-1", time: Clock.rfc3339(1_795_255_300), by: "dsl")]
         }
         // The daemon's writer notices the tool's line (for overdue alerts)...
         for _ in 0..<100 { guard foreign.withLock({ $0.isEmpty }) else { break }; usleep(10_000) }

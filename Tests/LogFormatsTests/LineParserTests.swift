@@ -1,3 +1,4 @@
+import SystemSupport
 import Testing
 @testable import LogFormats
 
@@ -236,9 +237,9 @@ struct RFC3339OutputTests {
         (253_402_300_800.0, "10000-01-01T00:00:00.000Z"),
     ])
     func output(_ t: Double, _ expected: String) {
-        #expect(LogTime.rfc3339(t) == expected)
+        #expect(Clock.rfc3339(t) == expected)
         var bytes: [UInt8] = Array("x".utf8)
-        LogTime.appendRFC3339(t, quotedTo: &bytes)
+        Clock.appendRFC3339(t, quotedTo: &bytes)
         #expect(String(decoding: bytes, as: UTF8.self) == "x\"\(expected)\"")
     }
 }

@@ -1,5 +1,6 @@
 import Classifier
 import Foundation
+import SystemSupport
 
 /// One line of esafetyd's counters file (`counters.jsonl` in the state folder), which the
 /// report reads for monitoring health: a source's counts over the interval that ends at

@@ -1,5 +1,6 @@
 import Classifier
 import Foundation
+import SystemSupport
 
 /// `hits`: a de-duplication window's final count, written when the window closes.
 public struct HitsRecord: Sendable, Equatable {

@@ -1,5 +1,6 @@
 import Classifier
 import Foundation
+import SystemSupport
 
 /// The `incident` line: the first hit of (person, registrable domain, category) in a window.
 ///

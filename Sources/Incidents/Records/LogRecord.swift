@@ -1,5 +1,6 @@
 import Classifier
 import Foundation
+import SystemSupport
 
 /// One line of the incident log, typed: every kind of line esafetyd and the tool write, read
 /// back by the same types that wrote it. docs/INCIDENT-LOG.md is the contract for the keys.

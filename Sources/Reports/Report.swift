@@ -1,6 +1,8 @@
 import Classifier
 import Foundation
+import Incidents
 import LogFormats
+import SystemSupport
 
 /// The nightly report for the e-safety coordinator, the DSL, senior leaders and governors.
 /// Built only from the incident log and the daemon's persisted counters, so it runs after
@@ -129,7 +131,7 @@ public struct Report: Sendable {
         var people: [String: Int] = [:]
         var sites: [String: Int] = [:]
         var escalatedTo: [String] = [], outcomeNames: [String] = []
-        let sinceText = LogTime.rfc3339(since), untilText = LogTime.rfc3339(until)
+        let sinceText = Clock.rfc3339(since), untilText = Clock.rfc3339(until)
         for v in views {
             guard let t = Self.epoch(v.time), t < until else { continue }
             // The state as of the end of the period: only events before it count.
@@ -257,12 +259,12 @@ public struct Report: Sendable {
     // MARK: - Formatting helpers
 
     static func clock(_ t: Double, _ offset: Int) -> String {
-        let s = LogTime.rfc3339(t + Double(offset))
+        let s = Clock.rfc3339(t + Double(offset))
         return String(s.dropFirst(11).prefix(5))
     }
 
     func dateTime(_ t: Double) -> String {
-        let s = LogTime.rfc3339(t + Double(options.utcOffset))
+        let s = Clock.rfc3339(t + Double(options.utcOffset))
         return String(s.prefix(10)) + " " + String(s.dropFirst(11).prefix(5))
     }
 
@@ -352,7 +354,7 @@ extension Report {
         func counts(_ key: String, _ list: [Count]) {
             j.key(key); j.beginObject(); for c in list { j.field(c.name, .int(c.count)) }; j.endObject()
         }
-        func time(_ t: Double?) -> JSONText.Value { t.map { .string(LogTime.rfc3339($0)) } ?? .null }
+        func time(_ t: Double?) -> JSONText.Value { t.map { .string(Clock.rfc3339($0)) } ?? .null }
         func rows(_ key: String, _ list: [Row]) {
             j.key(key)
             j.beginArray()
@@ -426,8 +428,8 @@ extension Report {
         }
         var out = "id,time,severity,category,group,person,client,site,hits,state,due,acknowledged,closed,outcome,overdue\r\n"
         for r in new {
-            let fields = [r.id, LogTime.rfc3339(r.time), r.severity, r.category, r.group, r.person, r.client, r.host, String(r.hits), r.state,
-                          r.due.map(LogTime.rfc3339) ?? "", r.acknowledged.map(LogTime.rfc3339) ?? "", r.closed.map(LogTime.rfc3339) ?? "",
+            let fields = [r.id, Clock.rfc3339(r.time), r.severity, r.category, r.group, r.person, r.client, r.host, String(r.hits), r.state,
+                          r.due.map(Clock.rfc3339) ?? "", r.acknowledged.map(Clock.rfc3339) ?? "", r.closed.map(Clock.rfc3339) ?? "",
                           r.outcome ?? "", r.overdue ? "yes" : "no"]
             out += fields.map(cell).joined(separator: ",") + "\r\n"
         }

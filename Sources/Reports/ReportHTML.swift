@@ -1,6 +1,8 @@
 import Classifier
 import Foundation
+import Incidents
 import LogFormats
+import SystemSupport
 
 /// The report as one self-contained HTML file: no scripts, no external fetches, inline CSS
 /// and SVG charts; readable on a phone and printable. Written as well-formed XHTML, so any

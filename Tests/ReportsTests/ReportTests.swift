@@ -2,6 +2,8 @@ import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
+import Reports
+import SystemSupport
 import Testing
 @testable import Incidents
 import LogFormats
@@ -78,7 +80,7 @@ struct ReportTests {
         #expect(squid.count == 24)
         #expect(squid[6] == 0 && squid[7] == 72_000 && squid[11] == 0 && squid[12] == 50 * 1200 && squid[17] == 0)
         #expect(r.linesByHour["syslog:dnsmasq"]?[19] == 40 * 300, "20 minutes not running")
-        let silent = r.silences.map { "\($0.source) \(LogTime.rfc3339($0.from).dropFirst(11).prefix(5))-\(LogTime.rfc3339($0.to).dropFirst(11).prefix(5))" }
+        let silent = r.silences.map { "\($0.source) \(Clock.rfc3339($0.from).dropFirst(11).prefix(5))-\(Clock.rfc3339($0.to).dropFirst(11).prefix(5))" }
         #expect(silent == ["squid:squid 00:00-07:00", "squid:squid 11:00-12:10", "squid:squid 17:00-00:00"])
         #expect(r.downtime.count == 1)
         #expect(r.downtime.first.map { $0.to - $0.from } == 1200)

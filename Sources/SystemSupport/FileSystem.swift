@@ -1,10 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Small POSIX helpers: whole-file reads and directory listings, errors as `errno` text.
 public enum FileSystem {
@@ -44,7 +38,7 @@ public enum FileSystem {
     }
 
     /// Files in `folder` named `base` or `base.N` (UT1 splits large lists), sorted.
-    static func listFiles(in folder: String, base: String) -> [String] {
+    public static func listFiles(in folder: String, base: String) -> [String] {
         guard let names = try? listDirectory(folder) else { return [] }
         return names.filter { name in
             if name == base { return true }

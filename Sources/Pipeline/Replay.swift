@@ -1,9 +1,9 @@
 import Classifier
+import LogFormats
 import Synchronization
 
-#if canImport(Glibc)
 import Glibc
-#endif
+import SystemSupport
 
 /// `esafety replay`: log files through the same pipeline as the daemon.
 public enum Replay {
@@ -114,7 +114,7 @@ extension MatchedRequest {
     public var json: String {
         var j = JSONText()
         j.beginObject()
-        j.field("time", .string(LogTime.rfc3339(time)))
+        j.field("time", .string(Clock.rfc3339(time)))
         j.field("client", .string(client))
         j.field("user", user)
         j.field("host", .string(host))

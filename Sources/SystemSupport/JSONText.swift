@@ -75,7 +75,7 @@ public struct JSONText {
         if needsComma & bit != 0 { bytes.append(UInt8(ascii: ",")) } else { needsComma |= bit }
     }
 
-    static func appendInt(_ i: Int, to out: inout [UInt8]) {
+    public static func appendInt(_ i: Int, to out: inout [UInt8]) {
         if i < 0 { out.append(UInt8(ascii: "-")) }
         var v = i.magnitude
         var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
@@ -90,7 +90,7 @@ public struct JSONText {
     /// True when every byte is printable ASCII other than a quote and a backslash (copied as it is).
     /// Eight bytes at a time: a record's URLs, hosts and keys are checked for every incident.
     @inline(__always)
-    static func isPlain(_ b: UnsafeRawBufferPointer) -> Bool {
+    public static func isPlain(_ b: UnsafeRawBufferPointer) -> Bool {
         let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
         /// A high bit where a byte of `v` is zero (exact for whether any is).
         func zeroByte(_ v: UInt64) -> UInt64 { (v &- ones) & ~v & highs }
@@ -141,44 +141,5 @@ public struct JSONText {
             }
         }
         out.append(UInt8(ascii: "\""))
-    }
-}
-
-extension MatchDetail {
-    /// `{"name":…,"severity":…,"kind":…,"file":…,"line":…,"rule":…,"locked":…}`
-    public func write(to json: inout JSONText) {
-        json.beginObject()
-        json.field("name", .string(name))
-        json.field("severity", .string(severity))
-        json.field("kind", .string(kind))
-        json.field("file", .string(file))
-        json.field("line", .int(line))
-        json.field("rule", .string(rule))
-        json.field("locked", .bool(locked))
-        json.endObject()
-    }
-}
-
-extension Verdict {
-    /// One JSON object: `target`, `host`, `url`, `categories`, `allowed_by`, `suppressed`.
-    public var json: String {
-        var j = JSONText()
-        j.beginObject()
-        j.field("target", .string(target))
-        j.field("host", .string(host))
-        j.field("url", url)
-        j.key("categories")
-        j.beginArray()
-        for c in categories { c.write(to: &j) }
-        j.endArray()
-        j.key("allowed_by")
-        if let allowedBy { allowedBy.write(to: &j) } else { j.value(.null) }
-        j.key("suppressed")
-        j.beginArray()
-        for c in suppressed { c.write(to: &j) }
-        j.endArray()
-        if let error { j.field("error", .string(error)) }
-        j.endObject()
-        return j.text
     }
 }

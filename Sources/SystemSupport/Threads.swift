@@ -1,8 +1,6 @@
 import CShims
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// A named POSIX thread running a closure; `join()` waits for it. The daemon's long-lived
 /// workers (ingest, control, the incident sink, the log writer, alerts) are threads, not

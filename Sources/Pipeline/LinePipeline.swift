@@ -1,5 +1,8 @@
 import Classifier
+import LogFormats
 import Synchronization
+import Glibc
+import SystemSupport
 
 /// One numbered, immutable generation of compiled lists.
 public final class Generation: Sendable {
@@ -337,11 +340,3 @@ public final class LinePipeline {
         return start
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
