@@ -334,8 +334,8 @@ public final class CompiledLists: Sendable {
             rule = patterns.rules[Int(hit.rule)].rule
             text = patterns.rules[Int(hit.rule)].source
         }
-        return MatchDetail(name: categories[c].name, severity: categories[c].severity.description, locked: categories[c].locked,
-                           kind: hit.kind.description, file: files[Int(rule.file)], line: rule.line, rule: text)
+        return MatchDetail(name: categories[c].name, severity: categories[c].severity, locked: categories[c].locked,
+                           kind: hit.kind, file: files[Int(rule.file)], line: rule.line, rule: text)
     }
 
     /// Classifies a target written by a person: a URL (`https://x.example/a`), a host
@@ -364,10 +364,10 @@ public final class CompiledLists: Sendable {
         }
         let host = String(decoding: scratch.host[0..<scratch.hostCount], as: UTF8.self)
         let order: (MatchDetail, MatchDetail) -> Bool = { a, b in
-            let sa = Severity(name: a.severity)!, sb = Severity(name: b.severity)!
+            let sa = a.severity, sb = b.severity
             if sa != sb { return sa > sb }
             if a.name != b.name { return a.name < b.name }
-            return a.kind < b.kind
+            return a.kind.description < b.kind.description
         }
         return Verdict(
             target: target, host: host, url: urlText,

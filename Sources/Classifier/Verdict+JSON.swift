@@ -5,8 +5,8 @@ extension MatchDetail {
     public func write(to json: inout JSONText) {
         json.beginObject()
         json.field("name", .string(name))
-        json.field("severity", .string(severity))
-        json.field("kind", .string(kind))
+        json.field("severity", .string(severity.description))
+        json.field("kind", .string(kind.description))
         json.field("file", .string(file))
         json.field("line", .int(line))
         json.field("rule", .string(rule))

@@ -44,17 +44,21 @@ public struct Hit: Sendable, Equatable {
 }
 
 /// A match with its provenance, as people read it.
-public struct MatchDetail: Sendable, Equatable, Codable {
+public struct MatchDetail: Sendable, Equatable {
     /// Category name.
     public var name: String
-    public var severity: String
+    public var severity: Severity
     public var locked: Bool
-    /// `domain`, `url` or `pattern`.
-    public var kind: String
+    public var kind: MatchKind
     public var file: String
     public var line: Int
     /// The rule as it is stored (normalised entry, or the pattern's text).
     public var rule: String
+
+    public init(name: String, severity: Severity, locked: Bool, kind: MatchKind, file: String, line: Int, rule: String) {
+        (self.name, self.severity, self.locked, self.kind) = (name, severity, locked, kind)
+        (self.file, self.line, self.rule) = (file, line, rule)
+    }
 }
 
 /// The result of classifying one target.

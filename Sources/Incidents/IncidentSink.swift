@@ -295,7 +295,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     static func record(id: String, m: MatchedRequest, user: String?, primary: MatchDetail, severity: Severity, group: Policy.Group,
                        policy: Policy, repeated: Bool, window: Policy.TimeWindow? = nil, device: String? = nil, mac: String? = nil) -> [UInt8] {
         let time = Clock.rfc3339(m.time)
-        let rule = IncidentRecord.Rule(kind: MatchKind(name: primary.kind), file: primary.file, line: primary.line,
+        let rule = IncidentRecord.Rule(kind: primary.kind, file: primary.file, line: primary.line,
                                        rule: primary.rule, generation: m.generation, locked: primary.locked)
         let record = IncidentRecord(
             id: id, time: time, severity: severity, category: primary.name, group: group.name, client: m.client, user: user,

@@ -69,7 +69,7 @@ public struct MatchedRequest: Sendable {
     /// The `i`th category's name, severity and lock, without describing its rule.
     public func category(_ i: Int) -> (name: String, severity: Severity, locked: Bool) {
         switch matches {
-        case .described(let d): (d[i].name, Severity(name: d[i].severity) ?? .info, d[i].locked)
+        case .described(let d): (d[i].name, d[i].severity, d[i].locked)
         case .hits(let hits, let lists):
             (lists.categories[Int(hits[i].category)].name, hits[i].severity, lists.categories[Int(hits[i].category)].locked)
         }

@@ -72,8 +72,8 @@ enum VerdictText {
     }
 
     static func line(_ m: MatchDetail, color: Bool) -> String {
-        var severity = m.severity
-        if color { severity = Terminal.colored(m.severity, severity: m.severity) }
+        var severity = m.severity.description
+        if color { severity = Terminal.colored(severity, severity: severity) }
         let lock = m.locked ? " locked" : ""
         return "\(Terminal.escape(m.name)) [\(severity)\(lock)]  \(m.kind)  \(Terminal.escape(m.file)):\(m.line)  \(Terminal.escape(m.rule))"
     }

@@ -45,6 +45,6 @@ struct AllowlistTests {
         ])
         let v = try t.load().classify(target: "x.example")
         #expect(v.categories.map(\.name) == ["pornography", "gambling", "games"])
-        #expect(v.primary?.severity == "high")
+        #expect(v.primary?.severity == .high)
     }
 }

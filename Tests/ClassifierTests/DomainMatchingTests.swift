@@ -62,7 +62,7 @@ struct DomainMatchingTests {
         let lists = try Self.lists.load()
         let v = lists.classify(target: "m.snapchat.com")
         let m = try #require(v.categories.first)
-        #expect(m.kind == "domain")
+        #expect(m.kind == .domain)
         #expect(m.file.hasSuffix("social-media/domains"))
         #expect(m.line == 2)
         #expect(m.rule == "snapchat.com")

@@ -102,11 +102,11 @@ struct MetadataTests {
         // Merged with our gambling category and its metadata.
         let casino = try #require(lists.classify(target: "casino.example").categories.first)
         #expect(casino.name == "gambling")
-        #expect(casino.severity == "high")
+        #expect(casino.severity == .high)
         #expect(casino.file.hasPrefix(ut1.root))
         let jobs = try #require(lists.classify(target: "jobs.example").categories.first)
         #expect(jobs.name == "jobsearch")
-        #expect(jobs.severity == "info")
+        #expect(jobs.severity == .info)
         #expect(lists.categories.filter { $0.name == "gambling" }.count == 1)
     }
 

@@ -78,7 +78,7 @@ struct PatternTests {
         #expect(categories(lists, "roulette.example") == ["gambling"])
         #expect(categories(lists, "http://roulette.example/") == [])
         let v = lists.classify(target: "casino.example")
-        #expect(v.categories.first?.kind == "pattern")
+        #expect(v.categories.first?.kind == .pattern)
         #expect(v.categories.first?.line == 1)
     }
 

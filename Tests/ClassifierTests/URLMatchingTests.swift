@@ -53,9 +53,9 @@ struct URLMatchingTests {
         let v = lists.classify(target: "https://abuse.example/img/123")
         let m = try #require(v.categories.first)
         #expect(m.name == "iwf")
-        #expect(m.kind == "url")
+        #expect(m.kind == .url)
         #expect(m.locked)
-        #expect(m.severity == "critical")
+        #expect(m.severity == .critical)
         #expect(m.rule == "abuse.example/img/123")
     }
 }

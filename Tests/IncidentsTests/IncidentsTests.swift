@@ -48,7 +48,7 @@ func match(_ host: String, url: String? = nil, user: String? = "pupil1", client:
            category: String = "gambling", severity: String = "medium", locked: Bool = false) -> MatchedRequest {
     MatchedRequest(time: time, client: client, user: user, host: host, url: url, method: "GET", action: .allowed, format: .squid,
                    source: "ingest:squid",
-                   categories: [MatchDetail(name: category, severity: severity, locked: locked, kind: "domain",
+                   categories: [MatchDetail(name: category, severity: Severity(name: severity)!, locked: locked, kind: .domain,
                                             file: "Blocklists/\(category)/domains", line: 3, rule: host)],
                    generation: 1)
 }
@@ -663,8 +663,8 @@ struct IncidentSinkTests {
         policy.groups = [staff]
         let both = MatchedRequest(time: 1000, client: "10.0.0.1", user: "t.smith", host: "mixed.com", url: nil, method: "GET",
                                   action: .allowed, format: .squid, source: "ingest:squid",
-                                  categories: [MatchDetail(name: "gambling", severity: "high", locked: false, kind: "domain", file: "f", line: 1, rule: "mixed.com"),
-                                               MatchDetail(name: "self-harm", severity: "medium", locked: false, kind: "domain", file: "g", line: 2, rule: "mixed.com")],
+                                  categories: [MatchDetail(name: "gambling", severity: .high, locked: false, kind: .domain, file: "f", line: 1, rule: "mixed.com"),
+                                               MatchDetail(name: "self-harm", severity: .medium, locked: false, kind: .domain, file: "g", line: 2, rule: "mixed.com")],
                                   generation: 1)
         let records = try run([
             match("www.bet365.com", user: "t.smith", time: 1000),                                            // not for staff
