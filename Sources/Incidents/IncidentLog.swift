@@ -61,16 +61,16 @@ public final class IncidentLog: @unchecked Sendable {
     /// Group commit: after an urgent wake-up the writer waits this long for more records,
     /// so a burst of urgent incidents costs one write and one fsync, not one each.
     let commitDelay: Double
-    private let health = Mutex(Health())
+    let health = Mutex(Health())
     private let wakeup = Wakeup()
     private var thread: PosixThread?
-    private var fd: Int32 = -1
-    private(set) var lastChain = HashChain.genesis
-    private var firstLineInFile = true
+    var fd: Int32 = -1
+    var lastChain = HashChain.genesis
+    var firstLineInFile = true
     /// The file's size after our last write: if it differs when we next write, another
     /// writer (the coordinator's `esafety incidents ack`...) appended, and the chain
     /// continues from its last line.
-    private var expectedSize: Int64 = 0
+    var expectedSize: Int64 = 0
     /// How often the chain's head goes to esafetyd's own log (the journal), when it moved.
     let headInterval: Double
     public init(path: String, mode: UInt32 = 0o640, group: String? = nil, syncInterval: Double = 5, promptInterval: Double = 0.25,
@@ -103,7 +103,7 @@ public final class IncidentLog: @unchecked Sendable {
         try openFile()
     }
 
-    private func openFile() throws(FileSystem.Error) {
+    func openFile() throws(FileSystem.Error) {
         let folder = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         if !folder.isEmpty && !FileSystem.isDirectory(folder) { mkdir(folder, 0o750) }
         let newFD = Glibc.open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, mode)
@@ -131,128 +131,6 @@ public final class IncidentLog: @unchecked Sendable {
         if fd >= 0 { close(fd) }
         fd = newFD
         expectedSize = Self.size(of: newFD)
-    }
-
-    /// Removes a partial last line (a writer killed mid-write: `kill -9` can stop a write
-    /// of several pages part way). Only under the file's lock, when no writer is mid-write.
-    /// The bytes removed (0 when the file ends in a newline).
-    @discardableResult
-    static func cutTornTail(fd: Int32) -> Int {
-        let size = size(of: fd)
-        var last: UInt8 = 0
-        guard size > 0, pread(fd, &last, 1, off_t(size - 1)) == 1, last != 0x0A else { return 0 }
-        let torn = tornTail(fd: fd)
-        guard torn > 0, ftruncate(fd, off_t(size - Int64(torn))) == 0 else { return 0 }
-        return torn
-    }
-
-    /// Where the whole lines of a log end (its size less any partial last line), reading
-    /// only its tail; 0 when it cannot be read.
-    public static func endOfWholeLines(_ path: String) -> Int {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return 0 }
-        defer { close(fd) }
-        return Int(size(of: fd)) - tornTail(fd: fd)
-    }
-
-    /// Bytes after the last newline of a regular file (a line whose write was cut short).
-    static func tornTail(fd: Int32) -> Int {
-        let size = Int(size(of: fd))
-        let n = min(size, 1 << 20)
-        guard n > 0 else { return 0 }
-        var tail = [UInt8](repeating: 0, count: n)
-        guard tail.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, n, off_t(size - n)) }) == n else { return 0 }
-        guard let lastNewline = tail.lastIndex(of: 0x0A) else { return n }
-        return n - lastNewline - 1
-    }
-
-    /// Where the chain stands before an empty log (just rotated): the rotated file's last
-    /// line, else the value saved at the last reopen or close, else the start.
-    static func chainBefore(emptyLog path: String) -> String {
-        if let previous = lastChainValue(ofFile: path + ".1") { return previous }
-        if let saved = try? FileSystem.readText(path + ".chain"), saved.count == 64, saved.allSatisfy(\.isHexDigit) { return saved }
-        return HashChain.genesis
-    }
-
-    /// Copies a deleted log (still open) to `LOG.recovered-<UTC time>` beside it, with the
-    /// log's mode and group; returns that path, or nil when the copy failed.
-    private func recoverDeleted() -> String? {
-        let stamp = Clock.rfc3339(Clock.now()).filter { $0 != "-" && $0 != ":" }.prefix(15)  // 20261121T201500
-        let target = "\(path).recovered-\(stamp)Z"
-        let out = Glibc.open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-        guard out >= 0 else { return nil }
-        defer { close(out) }
-        fchmod(out, mode)
-        if let group, let gr = getgrnam(group) { fchown(out, uid_t.max, gr.pointee.gr_gid) }
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        var offset: off_t = 0
-        while true {
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
-            if n == 0 { break }
-            guard n > 0, buffer.withUnsafeBytes({ write(out, $0.baseAddress, n) }) == n else { return nil }
-            offset += off_t(n)
-        }
-        return fsync(out) == 0 ? target : nil
-    }
-
-    /// An open regular file's size, and whether it has no name left (deleted); nil for
-    /// anything else (a device such as /dev/full).
-    static func fileState(of fd: Int32) -> (size: Int64, deleted: Bool)? {
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
-        return (Int64(st.st_size), st.st_nlink == 0)
-    }
-
-    static func size(of fd: Int32) -> Int64 {
-        var st = stat()
-        return fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG ? Int64(st.st_size) : 0
-    }
-
-    /// Lines another writer appended since our last write: passed to `foreignLine`, and the
-    /// chain continues from the last of them. At most 1 MiB is read at a time.
-    private func readForeignLines() {
-        let size = Self.size(of: fd)
-        guard size > expectedSize, fd >= 0 else { return }
-        let n = Int(min(size - expectedSize, 1 << 20))
-        var bytes = [UInt8](repeating: 0, count: n)
-        let got = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, n, off_t(expectedSize)) }
-        guard got > 0, let lastNewline = bytes[0..<got].lastIndex(of: 0x0A) else { return }
-        let text = String(decoding: bytes[0...lastNewline], as: UTF8.self)
-        for line in text.split(separator: "\n") {
-            foreignLine?(line)
-            if let (_, chain) = HashChain.split(line) { lastChain = chain; firstLineInFile = false }
-        }
-        expectedSize += Int64(lastNewline + 1)
-    }
-
-    /// The chain value of a file's last complete line, if it has one.
-    static func lastChainValue(ofFile path: String) -> String? {
-        let rfd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-        guard rfd >= 0 else { return nil }
-        defer { close(rfd) }
-        return lastChainValue(fd: rfd)
-    }
-
-    static func lastChainValue(fd rfd: Int32) -> String? {
-        var st = stat()
-        guard fstat(rfd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size > 0 else { return nil }
-        let size = Int(st.st_size)
-        let n = min(size, 1 << 16)
-        var tail = [UInt8](repeating: 0, count: n)
-        guard tail.withUnsafeMutableBytes({ pread(rfd, $0.baseAddress, n, off_t(size - n)) }) == n else { return nil }
-        var end = n
-        while end > 0 && tail[end - 1] != 0x0A { end -= 1 }
-        guard end > 0 else { return nil }
-        var start = end - 1
-        while start > 0 && tail[start - 1] != 0x0A { start -= 1 }
-        return HashChain.split(Substring(String(decoding: tail[start..<(end - 1)], as: UTF8.self)))?.chain
-    }
-
-    /// Saves the chain value beside the log, so a file that is empty after rotation still
-    /// continues the chain (written when the file is reopened and when the log closes).
-    private func saveChain() {
-        var chain = lastChain
-        chain.withUTF8 { try? FileSystem.writeAtomically(path + ".chain", bytes: UnsafeRawBufferPointer($0), mode: mode) }
     }
 
     public func start() {
@@ -291,7 +169,7 @@ public final class IncidentLog: @unchecked Sendable {
         thread = nil
     }
 
-    private func loop() {
+    func loop() {
         var lastSync = Clock.monotonic()
         var unsynced = false
         /// A `.prompt` record is written but not yet fsync'd.
@@ -445,98 +323,8 @@ public final class IncidentLog: @unchecked Sendable {
         saveChain()
     }
 
-    /// `{"event":"lost","count":N}`: records the bounded queue could not keep while the
-    /// log could not be written; the first line written when writing resumes.
-    static func lostEvent(count: Int) -> [UInt8] {
-        LogRecord.lost(LostRecord(time: Clock.rfc3339(Clock.now()), count: count,
-                                  reason: "the incident queue overflowed while the log could not be written")).bytes
-    }
-
-    /// `{"event":"truncated",...}`: esafetyd found the file shorter than it left it, or
-    /// deleted; `last_chain` is the chain value of the last line it had written there, and
-    /// `recovered` the copy it saved of a deleted file. `esafety verify` fails at this line.
-    static func truncatedEvent(size: Int64, expected: Int64, lastChain: String, recovered: String?, reason: String) -> [UInt8] {
-        LogRecord.truncated(TruncatedRecord(time: Clock.rfc3339(Clock.now()), size: Int(size),
-                                            expectedSize: Int(expected), lastChain: lastChain, recovered: recovered,
-                                            reason: reason)).bytes
-    }
-
-    /// Writes the chain's head to esafetyd's own log (the journal, which the service
-    /// account cannot edit): hourly, before a reopen and at exit, when it moved. A hash
-    /// chain cannot show that lines were removed from its end; `esafety verify --head`
-    /// with a value from the journal can.
-    private func noteHead(_ noted: inout (chain: String, at: Double)) {
-        noted.at = Clock.monotonic()
-        guard lastChain != noted.chain else { return }
-        noted.chain = lastChain
-        logger.notice("incident log chain head", metadata: ["incidents.file": "\(path)", "incidents.chain": "\(lastChain)"])
-    }
-
-    public struct ActFailure: Error, CustomStringConvertible, Sendable {
-        public var description: String
-        /// 1: refused (a workflow rule, an unknown id); 2: cannot (permissions, no log).
-        public var status: Int32
-    }
-
-    /// Appends workflow events to a log the daemon may be writing at the same moment: the
-    /// file is locked, the incidents are read as they stand, `decide` returns the event
-    /// lines (or refuses), and they are sealed onto the chain after the last line, whoever
-    /// wrote it, and fsync'd before the lock is released.
-    public static func appendEvents(path: String, group: String?,
-                                    _ decide: ([IncidentView]) throws(Workflow.Refusal) -> [ActionRecord]) throws(ActFailure) {
-        let fd = Glibc.open(path, O_RDWR | O_APPEND | O_CLOEXEC)
-        guard fd >= 0 else {
-            let e = errno
-            switch e {
-            case ENOENT: throw ActFailure(description: "\(path): no incident log here (see `incidents.incident_log` in esafetyd's configuration)", status: 2)
-            case EACCES, EPERM, EROFS:
-                throw ActFailure(description: "you may not act on incidents: \(path) can be written only by the esafety service account; run the command with sudo as a member of the group \(group ?? "esafety-admin")", status: 2)
-            default: throw ActFailure(description: "\(path): cannot open: \(String(cString: strerror(e)))", status: 2)
-            }
-        }
-        defer { close(fd) }
-        flock(fd, LOCK_EX)
-        defer { flock(fd, LOCK_UN) }
-        // A writer killed mid-write (the daemon, or another `esafety incidents`) can leave a
-        // partial last line; the events go after the last whole line, not joined to it.
-        cutTornTail(fd: fd)
-        let views: [IncidentView]
-        do { views = try IncidentStore.load(path, group: group) } catch { throw ActFailure(description: error.description, status: 2) }
-        let objects: [String]
-        do { objects = try decide(views).map { LogRecord.action($0).text } } catch { throw ActFailure(description: error.description, status: 1) }
-        guard !objects.isEmpty else { return }
-        var previous: String
-        var first = false
-        if size(of: fd) > 0 {
-            guard let chain = lastChainValue(fd: fd) else {
-                throw ActFailure(description: "\(path): the last line has no chain value; run `esafety verify` before acting", status: 2)
-            }
-            previous = chain
-        } else {
-            first = true
-            previous = chainBefore(emptyLog: path)
-        }
-        var text: [UInt8] = []
-        for object in objects {
-            var obj = object
-            if first && previous != HashChain.genesis {
-                obj = String(decoding: obj.utf8.dropLast(), as: UTF8.self) + ",\"prev\":\"\(previous)\"}"
-            }
-            first = false
-            previous = HashChain.seal(obj, previous: previous, appendingTo: &text)
-        }
-        let before = size(of: fd)
-        let n = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        if n != text.count {
-            let e = n < 0 ? errno : ENOSPC
-            if n > 0 { ftruncate(fd, off_t(before)) }
-            throw ActFailure(description: "\(path): cannot write: \(String(cString: strerror(e))); nothing was recorded", status: 2)
-        }
-        fsync(fd)
-    }
-
     /// One `write` per batch of whole lines; a short write is undone so no torn line remains.
-    private func writeLine(_ text: [UInt8]) -> Bool {
+    func writeLine(_ text: [UInt8]) -> Bool {
         text.withUnsafeBytes { bytes in
             var st = stat()
             fstat(fd, &st)
