@@ -137,14 +137,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             // Context: this person's categorised requests in the hour before an incident
             // (in memory only) and the hour after one (written as `context` events).
             let span = policy.contextWindow
-            if span > 0 {
-                let seen = Seen(time: m.time, host: m.host, category: primary.name, url: m.url)
-                if let w = person.watch, m.time < w.until, w.seen.count < Self.contextLimit * 4 {
-                    person.watch!.seen.append(seen)
-                }
-                person.seen.append(seen)
-                if person.seen.count > Self.contextLimit { person.seen.removeFirst(person.seen.count - Self.contextLimit) }
-            }
+            if span > 0 { Self.keep(Seen(time: m.time, host: m.host, category: primary.name, url: m.url), for: person) }
             guard raised != nil else { return }
             let site: String
             if let known = s.sites[m.host] { site = known } else {
@@ -153,55 +146,20 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
                 s.sites[m.host] = site
             }
             let key = OpenKey(site: site, category: primary.name)
-            if let i = person.open.index(forKey: key) {
-                let o = person.open.values[i]
-                if m.time - o.opened < policy.deduplicationWindow {
-                    // In place: one lookup, no copy of the samples.
-                    person.open.values[i].hits += 1
-                    person.open.values[i].last = max(o.last, m.time)
-                    person.open.values[i].first = min(o.first, m.time)
-                    if o.samples.count < 5, let url = m.url, !o.samples.contains(url) { person.open.values[i].samples.append(url) }
-                    return
-                }
-                // Its window closed before the sweep came round: record its count now.
-                if o.hits > 1 { out.hits.append(o) }
-                person.open.remove(at: i)
-            }
-            // Repetition: hits of this category by this person within the window.
-            let repeated: Bool
-            if let r = person.recent.firstIndex(where: { $0.category == primary.name }) {
-                person.recent[r].times.removeAll { m.time - $0 >= policy.repetitionWindow }
-                person.recent[r].times.append(m.time)
-                repeated = person.recent[r].times.count >= policy.repetitionHits
-            } else {
-                person.recent.append((primary.name, [m.time]))
-                repeated = 1 >= policy.repetitionHits
-            }
+            if Self.absorb(m, into: person, key: key, window: policy.deduplicationWindow, closed: &out.hits) { return }
+            let repeated = Self.repeated(primary.name, by: person, at: m.time, policy: policy)
             let window = policy.window(for: group, time: m.time, utcOffset: utcOffset)
             let severity = policy.severity(category: primary.severity, locked: primary.locked, group: group, repeated: repeated, window: window)
             guard severity >= group.minimumSeverity || primary.locked else { return }
             s.counter &+= 1
-            let id = Self.id(time: m.time, counter: s.counter)
+            let id = IncidentID.make(time: m.time, counter: s.counter)
             person.open[key] = Open(id: id, opened: m.time, first: m.time, last: m.time, hits: 1, samples: m.url.map { [$0] } ?? [])
             let mac = leases.withLock { $0[m.client] }
             let device = devices[m.client] ?? mac.flatMap { devices[$0] }
             out.incident = (Self.record(id: id, m: m, user: user, primary: m.detail(raised ?? 0), severity: severity, group: group, policy: policy,
                                         repeated: repeated, window: window, device: device, mac: mac),
                             id, severity, policy.deadlines[severity].map { m.time + $0 })
-            if span > 0 {
-                if let w = person.watch, m.time < w.until {
-                    // Already watched after an earlier incident: that hour's context covers
-                    // this one too; one `after` event will name both.
-                    if w.ids.count < 100 { person.watch!.ids.append(id) }
-                } else {
-                    if let w = person.watch, !w.seen.isEmpty {
-                        out.context.append(Self.contextEvent(ids: w.ids, span: .after, seen: w.seen, time: w.until))
-                    }
-                    let before = person.seen.dropLast().filter { m.time - $0.time < span }
-                    if !before.isEmpty { out.context.append(Self.contextEvent(ids: [id], span: .before, seen: Array(before), time: m.time)) }
-                    person.watch = Watch(ids: [id], until: m.time + span, seen: [])
-                }
-            }
+            if span > 0 { Self.watch(person, after: id, at: m.time, span: span, context: &out.context) }
         }
         for o in out.hits { log.append(bytes: Self.hitsEvent(o), durability: .interval) }
         if let incident = out.incident {
@@ -212,6 +170,61 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             }
         }
         for c in out.context { log.append(bytes: c, durability: .interval) }
+    }
+
+    /// Keeps a categorised request as context: in the hour before any incident (in memory
+    /// only, the last `contextLimit`), and in the watched hour after one.
+    private static func keep(_ seen: Seen, for person: Person) {
+        if let w = person.watch, seen.time < w.until, w.seen.count < contextLimit * 4 { person.watch!.seen.append(seen) }
+        person.seen.append(seen)
+        if person.seen.count > contextLimit { person.seen.removeFirst(person.seen.count - contextLimit) }
+    }
+
+    /// A hit inside an open incident's window is counted there (true). A window that closed
+    /// before the sweep came round is ended now, its count recorded when above one (false).
+    private static func absorb(_ m: MatchedRequest, into person: Person, key: OpenKey, window: Double,
+                               closed: inout [Open]) -> Bool {
+        guard let i = person.open.index(forKey: key) else { return false }
+        let o = person.open.values[i]
+        if m.time - o.opened < window {
+            // In place: one lookup, no copy of the samples.
+            person.open.values[i].hits += 1
+            person.open.values[i].last = max(o.last, m.time)
+            person.open.values[i].first = min(o.first, m.time)
+            if o.samples.count < 5, let url = m.url, !o.samples.contains(url) { person.open.values[i].samples.append(url) }
+            return true
+        }
+        if o.hits > 1 { closed.append(o) }
+        person.open.remove(at: i)
+        return false
+    }
+
+    /// Whether this person has reached the repetition threshold for a category (hits within
+    /// the repetition window, this one included).
+    private static func repeated(_ category: String, by person: Person, at time: Double, policy: Policy) -> Bool {
+        if let r = person.recent.firstIndex(where: { $0.category == category }) {
+            person.recent[r].times.removeAll { time - $0 >= policy.repetitionWindow }
+            person.recent[r].times.append(time)
+            return person.recent[r].times.count >= policy.repetitionHits
+        }
+        person.recent.append((category, [time]))
+        return 1 >= policy.repetitionHits
+    }
+
+    /// After a new incident: the hour before is written as a `before` event, and the hour
+    /// after is watched; an incident inside an hour already watched shares its `after` event.
+    private static func watch(_ person: Person, after id: String, at time: Double, span: Double,
+                              context: inout [[UInt8]]) {
+        if let w = person.watch, time < w.until {
+            if w.ids.count < 100 { person.watch!.ids.append(id) }
+            return
+        }
+        if let w = person.watch, !w.seen.isEmpty {
+            context.append(contextEvent(ids: w.ids, span: .after, seen: w.seen, time: w.until))
+        }
+        let before = person.seen.dropLast().filter { time - $0.time < span }
+        if !before.isEmpty { context.append(contextEvent(ids: [id], span: .before, seen: Array(before), time: time)) }
+        person.watch = Watch(ids: [id], until: time + span, seen: [])
     }
 
     /// Closes expired windows and forgets what no window needs any more, at most once a
@@ -266,27 +279,6 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         }
     }
 
-    /// Sortable and unique across restarts: milliseconds since 1970 (12 hex digits), a
-    /// per-process counter and the process id.
-    static func id(time: Double, counter: UInt32) -> String {
-        let ms = UInt64(max(0, time) * 1000)
-        return String(unsafeUninitializedCapacity: 30) { out in
-            let digits: StaticString = "0123456789abcdef"
-            func hex(_ v: UInt64, _ width: Int, _ at: Int) {
-                digits.withUTF8Buffer { d in
-                    var v = v
-                    for i in stride(from: at + width - 1, through: at, by: -1) { out[i] = d[Int(v & 15)]; v >>= 4 }
-                }
-            }
-            for (i, c) in "inc-".utf8.enumerated() { out[i] = c }
-            hex(ms, 12, 4); out[16] = UInt8(ascii: "-"); hex(UInt64(counter & 0xFFFFFF), 6, 17); out[23] = UInt8(ascii: "-")
-            hex(processID, 6, 24)
-            return 30
-        }
-    }
-
-    static let processID = UInt64(getpid()) & 0xFFFFFF
-
     static func hitsEvent(_ o: Open) -> [UInt8] {
         LogRecord.hits(HitsRecord(id: o.id, hits: o.hits, firstSeen: Clock.rfc3339(o.first),
                                   lastSeen: Clock.rfc3339(o.last), sampleURLs: o.samples)).bytes
@@ -306,36 +298,5 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         var j = JSONText(capacity: 1024)
         record.write(to: &j)
         return j.bytes
-    }
-}
-
-/// The search term in a search engine's URL (Google, Bing, DuckDuckGo, YouTube, Yahoo...).
-public enum SearchTerm {
-    static let keys = ["q", "query", "search_query", "p", "text", "wd"]
-
-    public static func extract(_ url: String) -> String? {
-        guard url.utf8.contains(UInt8(ascii: "?")), let qm = url.firstIndex(of: "?") else { return nil }
-        let host = url.lowercased()
-        guard host.contains("google.") || host.contains("bing.") || host.contains("duckduckgo.") || host.contains("youtube.")
-            || host.contains("yahoo.") || host.contains("ecosia.") || host.contains("yandex.") || host.contains("baidu.")
-            || host.contains("/search") else { return nil }
-        for pair in url[url.index(after: qm)...].split(separator: "&") {
-            let kv = pair.split(separator: "=", maxSplits: 1)
-            guard kv.count == 2, keys.contains(String(kv[0])) else { continue }
-            return decode(String(kv[1]))
-        }
-        return nil
-    }
-
-    static func decode(_ s: String) -> String {
-        var bytes: [UInt8] = []
-        var it = Array(s.utf8)[...]
-        while let c = it.popFirst() {
-            if c == UInt8(ascii: "+") { bytes.append(0x20) }
-            else if c == UInt8(ascii: "%"), it.count >= 2, let v = UInt8(String(decoding: it.prefix(2), as: UTF8.self), radix: 16) {
-                bytes.append(v); it = it.dropFirst(2)
-            } else { bytes.append(c) }
-        }
-        return Terminal.escape(String(decoding: bytes, as: UTF8.self))
     }
 }
