@@ -115,10 +115,20 @@ public enum Workflow {
     }
 
     /// How a resolved incident ended.
-    public static let outcomes = [
-        "no-further-action", "pupil-spoken-to", "parents-informed", "sanction", "support-plan",
-        "referred-social-care", "referred-police", "filter-changed", "other",
-    ]
+    public enum Outcome: String, CaseIterable, Sendable {
+        case noFurtherAction = "no-further-action"
+        case pupilSpokenTo = "pupil-spoken-to"
+        case parentsInformed = "parents-informed"
+        case sanction
+        case supportPlan = "support-plan"
+        case referredSocialCare = "referred-social-care"
+        case referredPolice = "referred-police"
+        case filterChanged = "filter-changed"
+        case other
+    }
+
+    /// The outcomes' names, as the log records them.
+    public static var outcomes: [String] { Outcome.allCases.map(\.rawValue) }
 
     /// What to add to the allowlist so this site stops raising incidents: the file (in the
     /// list root) and the line. The host that was requested, so the exemption is no wider

@@ -23,7 +23,7 @@ struct CheckCommand: ParsableCommand {
     }
 
     func run() throws {
-        let lists = source.load()
+        let lists = try source.load()
         let scratch = lists.makeScratch()
         let color = !json && isatty(1) != 0
         for target in targets {

@@ -15,11 +15,11 @@ struct CompileCommand: ParsableCommand {
     func run() throws {
         let clock = ContinuousClock()
         let start = clock.now
-        let lists = source.load()
+        let lists = try source.load()
         do {
             try Snapshot.write(lists, to: out)
         } catch {
-            CLI.fail(error.description, status: 2)
+            throw CommandFailure(error.description, status: 2)
         }
         let elapsed = clock.now - start
         let domains = lists.domains.keyCount, urls = lists.urls.keyCount, patterns = lists.patterns.count

@@ -12,16 +12,20 @@ struct Esafety: ParsableCommand {
         subcommands: [CheckCommand.self, LintCommand.self, CompileCommand.self, ReplayCommand.self, StatusCommand.self, ReloadCommand.self, ReopenCommand.self, VerifyCommand.self, IncidentsCommand.self, ReportCommand.self]
     )
 
-    /// Usage errors print one line and exit 2; everything else as ArgumentParser does.
+    /// A command's failure prints its one line and exits with its status; usage errors print
+    /// one line and exit 2; help and the rest as ArgumentParser does.
     static func main() {
         do {
             var command = try parseAsRoot()
             try command.run()
+        } catch let failure as CommandFailure {
+            if let message = failure.message { FileOutput.stderr("esafety: error: " + Terminal.escape(message) + "\n") }
+            Glibc.exit(failure.status)
         } catch {
-            let code = exitCode(for: error)
-            if code == .validationFailure {
+            if exitCode(for: error) == .validationFailure {
                 let message = Self.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
-                CLI.fail(message, status: 2)
+                FileOutput.stderr("esafety: error: " + Terminal.escape(message) + "\n")
+                Glibc.exit(2)
             }
             exit(withError: error)
         }
@@ -36,19 +40,12 @@ struct ListOptions: ParsableArguments {
     @Option(help: ArgumentHelp("A compiled snapshot (from `esafety compile`) instead of list folders.", valueName: "file"))
     var snapshot: String?
 
-    func load() -> CompiledLists {
+    func load() throws -> CompiledLists {
         do {
             return try ListSource.resolve(lists: lists, snapshot: snapshot).load()
         } catch {
-            CLI.fail(error.description, status: 2)
+            throw CommandFailure(error.description, status: 2)
         }
-    }
-}
-
-enum CLI {
-    static func fail(_ message: String, status: Int32) -> Never {
-        FileOutput.stderr("esafety: error: " + Terminal.escape(message) + "\n")
-        exit(status)
     }
 }
 

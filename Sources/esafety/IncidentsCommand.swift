@@ -25,11 +25,11 @@ struct LogOption: ParsableArguments {
     var config: String?
 
     /// Reads the configuration once: the log's path and the group that may use it.
-    func resolve() -> ResolvedLog {
+    func resolve() throws -> ResolvedLog {
         let file = config ?? (FileSystem.exists(DaemonConfiguration.defaultPath) ? DaemonConfiguration.defaultPath : nil)
         var configuration = DaemonConfiguration()
         if let file {
-            do { configuration = try DaemonConfiguration.load(path: file) } catch { CLI.fail(error.description, status: 2) }
+            do { configuration = try DaemonConfiguration.load(path: file) } catch { throw CommandFailure(error.description, status: 2) }
         }
         return ResolvedLog(configuration: configuration, path: log ?? configuration.incidentLog)
     }
@@ -42,9 +42,9 @@ struct ResolvedLog {
     /// The group whose members may read incidents and act on them.
     var group: String { configuration.incidentLogGroup ?? "esafety-admin" }
 
-    func load() -> [IncidentView] {
-        Identity.requireMember(of: group)
-        do { return try IncidentStore.load(path, group: group) } catch { CLI.fail(error.description, status: 1) }
+    func load() throws -> [IncidentView] {
+        if let refusal = Identity.requireMember(of: group) { throw CommandFailure(refusal.description, status: refusal.status) }
+        do { return try IncidentStore.load(path, group: group) } catch { throw CommandFailure(error.description, status: 1) }
     }
 }
 
@@ -57,9 +57,9 @@ struct TailCommand: ParsableCommand {
     @Flag(help: "Pass the records through as JSON lines.") var json = false
 
     func run() throws {
-        let log = self.log.resolve()
+        let log = try self.log.resolve()
         let path = log.path
-        let views = log.load()
+        let views = try log.load()
         let color = !json && isatty(1) != 0
         for v in views.suffix(n) { print(json ? v.line : IncidentStore.line(v, color: color)) }
         guard f else { return }
@@ -78,7 +78,7 @@ struct ListCommand: ParsableCommand {
     @OptionGroup var log: LogOption
     @Flag(help: "Only incidents not resolved or false-positive.") var open = false
     @Flag(help: "Only incidents past their due time without acknowledgement.") var overdue = false
-    @Option(help: "Only this severity (critical, high, medium, low).") var severity: String?
+    @Option(help: "Only this severity.") var severity: Severity?
     @Option(help: "Only this category.") var category: String?
     @Option(help: "Only this group.") var group: String?
     @Option(help: "Only this user.") var user: String?
@@ -87,16 +87,12 @@ struct ListCommand: ParsableCommand {
     @Option(help: "Before this time (RFC 3339 or YYYY-MM-DD, UTC).") var until: String?
     @Flag(help: "The records as JSON lines.") var json = false
 
-    func validate() throws {
-        if let severity, Severity(name: severity) == nil { throw ValidationError("unknown severity '\(severity)'") }
-    }
-
     func run() throws {
         let now = Clock.rfc3339(Date().timeIntervalSince1970)
-        let views = log.resolve().load().filter { v in
+        let views = try log.resolve().load().filter { v in
             if open && !v.isOpen { return false }
             if overdue && !v.overdue(now: now) { return false }
-            if let severity, v.severity?.description != severity.lowercased() { return false }
+            if let severity, v.severity != severity { return false }
             if let category, v.category != category { return false }
             if let group, v.group != group { return false }
             if let user, v.record.user != user { return false }
@@ -118,44 +114,9 @@ struct ShowCommand: ParsableCommand {
     @Argument(help: "The incident id.") var id: String
 
     func run() throws {
-        guard let v = log.resolve().load().first(where: { $0.id == id }) else { CLI.fail("no incident \(id)", status: 1) }
+        guard let v = try log.resolve().load().first(where: { $0.id == id }) else { throw CommandFailure("no incident \(id)", status: 1) }
         print(IncidentStore.line(v, color: isatty(1) != 0))
         print(IncidentDisplay.details(v), terminator: "")
-    }
-}
-
-/// Who is acting: the invoking account (the sudo user when run through sudo), and the
-/// check that they belong to the group that may see incidents.
-enum Identity {
-    static func name(of uid: uid_t) -> String {
-        if let pw = getpwuid(uid), let n = pw.pointee.pw_name { return String(cString: n) }
-        return "uid \(uid)"
-    }
-
-    /// The person at the keyboard: `SUDO_USER` when root through sudo, else the account.
-    static var account: String {
-        if getuid() == 0, let s = ProcessInfo.processInfo.environment["SUDO_USER"], !s.isEmpty { return s }
-        return name(of: getuid())
-    }
-
-    /// Through sudo, the sudo user must be in `group` (root itself may always act); without
-    /// sudo, the file's permissions decide.
-    static func requireMember(of group: String) {
-        guard getuid() == 0, let user = ProcessInfo.processInfo.environment["SUDO_USER"], !user.isEmpty, user != "root" else { return }
-        guard let gr = getgrnam(group) else {
-            CLI.fail("the group \(group), whose members may see and act on incidents, does not exist on this machine (systemd-sysusers creates it; or set incidents.log_group)", status: 2)
-        }
-        let gid = gr.pointee.gr_gid
-        guard let pw = getpwnam(user) else { CLI.fail("\(user) (SUDO_USER) is not an account on this machine", status: 2) }
-        var count: Int32 = 64
-        var groups = [gid_t](repeating: 0, count: 64)
-        if getgrouplist(user, pw.pointee.pw_gid, &groups, &count) < 0 {
-            groups = [gid_t](repeating: 0, count: Int(count))
-            _ = getgrouplist(user, pw.pointee.pw_gid, &groups, &count)
-        }
-        guard groups.prefix(Int(count)).contains(gid) else {
-            CLI.fail("you may not see or act on incidents: \(user) is not a member of the group \(group); ask your network admin to add you", status: 2)
-        }
     }
 }
 
@@ -169,10 +130,10 @@ struct ActOptions: ParsableArguments {
     /// Appends the event for `action` after checking the transition against the incident
     /// as it stands in the log (read under the log's lock).
     func act(_ action: Workflow.Action, details: (inout ActionRecord) -> Void = { _ in },
-             after: ((IncidentView) -> Void)? = nil) {
-        let log = self.log.resolve()
+             after: ((IncidentView) -> Void)? = nil) throws {
+        let log = try self.log.resolve()
         let group = log.group
-        Identity.requireMember(of: group)
+        if let refusal = Identity.requireMember(of: group) { throw CommandFailure(refusal.description, status: refusal.status) }
         let account = Identity.account
         let who = by ?? account
         var found: IncidentView?
@@ -190,7 +151,7 @@ struct ActOptions: ParsableArguments {
                 return [record]
             }
         } catch {
-            CLI.fail(error.description, status: error.status)
+            throw CommandFailure(error.description, status: error.status)
         }
         if let v = found {
             let state = (try? Workflow.next(v.state, action).get()) ?? v.state
@@ -203,7 +164,7 @@ struct ActOptions: ParsableArguments {
 struct AckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ack", abstract: "Acknowledge an incident: someone has it in hand.")
     @OptionGroup var options: ActOptions
-    func run() throws { options.act(.ack) }
+    func run() throws { try options.act(.ack) }
 }
 
 struct NoteCommand: ParsableCommand {
@@ -211,14 +172,14 @@ struct NoteCommand: ParsableCommand {
     @OptionGroup var options: ActOptions
     @Argument(help: "The note.") var text: String
     func validate() throws { if text.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("the note is empty") } }
-    func run() throws { options.act(.note) { $0.note = text } }
+    func run() throws { try options.act(.note) { $0.note = text } }
 }
 
 struct AssignCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "assign", abstract: "Assign an incident to a person.")
     @OptionGroup var options: ActOptions
     @Option(help: "Who is to deal with it.") var to: String
-    func run() throws { options.act(.assign) { $0.to = to } }
+    func run() throws { try options.act(.assign) { $0.to = to } }
 }
 
 struct EscalateCommand: ParsableCommand {
@@ -226,16 +187,18 @@ struct EscalateCommand: ParsableCommand {
         commandName: "escalate",
         abstract: "Escalate an incident to a role: dsl, deputy-dsl, counsellor, headteacher, it, or a referral to social-care or police.")
     @OptionGroup var options: ActOptions
-    @Option(help: "The role: dsl, deputy-dsl, counsellor, headteacher, it, social-care (referral), police (referral).") var to: String
-    @Option(help: "Why, for the record.") var reason: String?
+    /// A role is matched loosely ("Deputy DSL", "deputy-dsl"), so it is a validated string.
+    @Option(help: "The role: dsl, deputy-dsl, counsellor, headteacher, it, social-care (referral), police (referral).")
+    var to: String
     func validate() throws {
         if Workflow.role(to) == nil {
             throw ValidationError("unknown role '\(to)'; one of: \(Workflow.roles.map(\.key).joined(separator: ", "))")
         }
     }
+    @Option(help: "Why, for the record.") var reason: String?
     func run() throws {
-        let role = Workflow.role(to)!
-        options.act(.escalate) {
+        guard let role = Workflow.role(to) else { return }
+        try options.act(.escalate) {
             $0.to = role.name
             $0.referral = role.referral ? role.name : nil
             $0.reason = reason
@@ -246,15 +209,12 @@ struct EscalateCommand: ParsableCommand {
 struct ResolveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "resolve", abstract: "Close an incident with its outcome and the action taken.")
     @OptionGroup var options: ActOptions
-    @Option(help: ArgumentHelp("How it ended: \(Workflow.outcomes.joined(separator: ", ")).")) var outcome: String
+    @Option(help: "How it ended.") var outcome: Workflow.Outcome
     @Option(help: "What was done (closing needs a reason).") var action: String
     func validate() throws {
-        if !Workflow.outcomes.contains(outcome) {
-            throw ValidationError("unknown outcome '\(outcome)'; one of: \(Workflow.outcomes.joined(separator: ", "))")
-        }
         if action.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--action must say what was done") }
     }
-    func run() throws { options.act(.resolve) { [outcome, action] in $0.outcome = outcome; $0.actionTaken = action } }
+    func run() throws { try options.act(.resolve) { [outcome, action] in $0.outcome = outcome.rawValue; $0.actionTaken = action } }
 }
 
 struct FalsePositiveCommand: ParsableCommand {
@@ -265,7 +225,7 @@ struct FalsePositiveCommand: ParsableCommand {
     @Option(help: "Why it is a false positive (closing needs a reason).") var reason: String
     func validate() throws { if reason.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--reason must say why") } }
     func run() throws {
-        options.act(.falsePositive, details: { [reason] in $0.reason = reason }) { v in
+        try options.act(.falsePositive, details: { [reason] in $0.reason = reason }) { v in
             if v.record.rule.locked {
                 print("\(Terminal.escape(v.category)) is a locked list: nothing may suppress it. If the entry is wrong, report it to the list's publisher.")
             } else if let (file, line) = Workflow.allowlistLine(for: v) {
@@ -280,5 +240,5 @@ struct ReopenIncidentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "reopen", abstract: "Reopen a resolved or false-positive incident.")
     @OptionGroup var options: ActOptions
     @Option(help: "Why it is reopened.") var reason: String
-    func run() throws { options.act(.reopen) { [reason] in $0.reason = reason } }
+    func run() throws { try options.act(.reopen) { [reason] in $0.reason = reason } }
 }

@@ -23,10 +23,10 @@ struct LintCommand: ParsableCommand {
             guard case .folders(let r) = try ListSource.resolve(lists: lists, snapshot: nil) else { return }
             roots = r
         } catch {
-            CLI.fail(error.description, status: 2)
+            throw CommandFailure(error.description, status: 2)
         }
         for root in roots where !FileSystem.isDirectory(root) {
-            CLI.fail("\(root): no such list folder", status: 2)
+            throw CommandFailure("\(root): no such list folder", status: 2)
         }
         let report = Lint.run(roots: roots)
         for d in report.diagnostics { print(Terminal.escape(d.description)) }
@@ -40,7 +40,7 @@ struct LintCommand: ParsableCommand {
             }
             print("\(report.errorCount) error(s), \(report.warningCount) warning(s)")
         }
-        if report.errorCount > 0 { throw ExitCode(1) }
+        if report.errorCount > 0 { throw CommandFailure(nil, status: 1) }
     }
 }
 

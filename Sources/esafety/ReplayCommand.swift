@@ -16,7 +16,7 @@ struct ReplayCommand: ParsableCommand {
     @OptionGroup var source: ListOptions
 
     @Option(help: ArgumentHelp("Pin the log format instead of detecting it per line.", valueName: "format"))
-    var format: String?
+    var format: LogFormat?
 
     @Flag(help: "Print each matched request as one JSON line instead of the summary.")
     var json = false
@@ -29,17 +29,14 @@ struct ReplayCommand: ParsableCommand {
 
     func validate() throws {
         if files.isEmpty { throw ValidationError("give at least one FILE (or - for standard input)") }
-        if let format, LogFormat(name: format) == nil {
-            throw ValidationError("unknown format '\(format)' (expected squid, squid-common, dnsmasq, bind, unbound or json)")
-        }
     }
 
     func run() throws {
-        let lists = source.load()
+        let lists = try source.load()
         let holder = GenerationHolder(Generation(number: 1, lists: lists, loadedAt: 0, loadSeconds: 0))
         let output = json ? BufferedOutput(fd: 1) : nil
         let sink = ReplaySink(output: output)
-        let pinned = format.flatMap(LogFormat.init(name:))
+        let pinned = format
         var total = SourceCounters()
         var bytes = 0
         let clock = ContinuousClock()
@@ -52,7 +49,7 @@ struct ReplayCommand: ParsableCommand {
                 bytes += n
             } catch {
                 output?.flush()
-                CLI.fail("\(file): cannot read: \(error)", status: 2)
+                throw CommandFailure("\(file): cannot read: \(error)", status: 2)
             }
         }
         output?.flush()

@@ -23,7 +23,7 @@ struct ReportCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The day (YYYY-MM-DD, local time).", valueName: "date")) var date: String?
     @Option(help: ArgumentHelp("Start of the period (YYYY-MM-DD or RFC 3339).", valueName: "time")) var since: String?
     @Option(help: ArgumentHelp("End of the period, exclusive (YYYY-MM-DD or RFC 3339). Default: now.", valueName: "time")) var until: String?
-    @Option(help: "text (fits in an email), html (one self-contained file), json, or csv (one row per new incident).") var format = "text"
+    @Option(help: "text (fits in an email), html (one self-contained file), json, or csv (one row per new incident).") var format = ReportFormat.text
     @Option(help: ArgumentHelp("Write the report here (mode 0640) instead of standard output.", valueName: "file")) var out: String?
     @Flag(help: "Replace people with \"person 1\", \"person 2\"... and hide client addresses (for governors).") var anonymise = false
     @Option(help: ArgumentHelp("esafetyd's counters file. Default: the configured one.", valueName: "file")) var counters: String?
@@ -31,78 +31,38 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "The report's title (e.g. the school's name).") var title = "E-safety report"
 
     func validate() throws {
-        guard ["text", "html", "json", "csv"].contains(format) else { throw ValidationError("unknown format '\(format)'; one of text, html, json, csv") }
         if date != nil && (since != nil || until != nil) { throw ValidationError("give --date, or --since and --until, not both") }
-        if let date, Self.localMidnight(date) == nil { throw ValidationError("--date must be YYYY-MM-DD, not '\(date)'") }
+        if let date, ReportPeriod.localMidnight(date) == nil { throw ValidationError("--date must be YYYY-MM-DD, not '\(date)'") }
         for (name, value) in [("--since", since), ("--until", until)] {
-            if let value, Self.time(value) == nil { throw ValidationError("\(name) must be YYYY-MM-DD or an RFC 3339 time, not '\(value)'") }
+            if let value, ReportPeriod.time(value) == nil { throw ValidationError("\(name) must be YYYY-MM-DD or an RFC 3339 time, not '\(value)'") }
         }
         guard silence > 0 else { throw ValidationError("--silence must be a positive number of minutes") }
     }
 
-    /// Local midnight at the start of a YYYY-MM-DD day.
-    static func localMidnight(_ day: String, plusDays: Int = 0) -> Double? {
-        let parts = day.split(separator: "-").compactMap { Int($0) }
-        guard parts.count == 3, day.count == 10, (1...12).contains(parts[1]), (1...31).contains(parts[2]) else { return nil }
-        var tm = Glibc.tm()
-        tm.tm_year = Int32(parts[0] - 1900); tm.tm_mon = Int32(parts[1] - 1); tm.tm_mday = Int32(parts[2] + plusDays)
-        tm.tm_isdst = -1
-        let t = mktime(&tm)
-        return t == -1 ? nil : Double(t)
-    }
-
-    static func time(_ s: String) -> Double? {
-        if s.count == 10 { return localMidnight(s) }
-        return Report.epoch(s)
-    }
-
-    static func offset(at t: Double) -> Int {
-        var tt = time_t(t)
-        var tm = Glibc.tm()
-        localtime_r(&tt, &tm)
-        return tm.tm_gmtoff
-    }
-
     func run() throws {
-        let now = Clock.now()
-        let start: Double, end: Double
-        if let date {
-            start = Self.localMidnight(date)!
-            end = Self.localMidnight(date, plusDays: 1)!
-        } else if since != nil || until != nil {
-            end = until.flatMap(Self.time) ?? now
-            start = since.flatMap(Self.time) ?? end - 86400
-        } else {
-            let today = Clock.rfc3339(now + Double(Self.offset(at: now))).prefix(10)
-            end = Self.localMidnight(String(today))!
-            start = Self.localMidnight(String(today), plusDays: -1)!
+        guard let period = ReportPeriod(date: date, since: since, until: until, now: Clock.now()) else {
+            throw CommandFailure("the period is empty: --until must be after --since", status: 2)
         }
-        guard end > start else { CLI.fail("the period is empty: --until must be after --since", status: 2) }
-        let log = self.log.resolve()
-        let views = log.load()
+        let (start, end) = (period.since, period.until)
+        let log = try self.log.resolve()
+        let views = try log.load()
         let countersPath = counters ?? log.configuration.countersPath
         let counterRows = IncidentStore.withRotations(countersPath).compactMap { try? FileSystem.readText($0) }.joined()
             .split(separator: "\n").compactMap(CounterRecord.init(line:))
         var options = Report.Options(since: start, until: end)
         options.anonymise = anonymise
         options.silence = Double(silence) * 60
-        options.utcOffset = Self.offset(at: start)
+        options.utcOffset = ReportPeriod.offset(at: start)
         options.title = title
         var report = Report(views: views, counters: counterRows, options: options)
-        if format != "csv" { report.integrity = Report.Integrity(log: log.path) }
-        let text: String
-        switch format {
-        case "html": text = report.html
-        case "json": text = report.json
-        case "csv": text = report.csv
-        default: text = report.text
-        }
+        if format != .csv { report.integrity = Report.Integrity(log: log.path) }
+        let text = report.rendered(as: format)
         if let out {
             var t = text
             do {
                 try t.withUTF8 { try FileSystem.writeAtomically(out, bytes: UnsafeRawBufferPointer($0), mode: 0o640) }
             } catch {
-                CLI.fail("\(out): cannot write the report: \(error)", status: 2)
+                throw CommandFailure("\(out): cannot write the report: \(error)", status: 2)
             }
         } else {
             FileHandle.standardOutput.write(Data(text.utf8))

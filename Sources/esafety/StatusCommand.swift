@@ -12,20 +12,21 @@ struct ControlOptions: ParsableArguments {
     @Option(help: ArgumentHelp("esafetyd's configuration file, to find the control socket.", valueName: "file"))
     var config: String?
 
-    var path: String {
+    func path() throws -> String {
         if let controlSocket { return controlSocket }
         let file = config ?? (FileSystem.exists(DaemonConfiguration.defaultPath) ? DaemonConfiguration.defaultPath : nil)
         if let file {
             do { return try DaemonConfiguration.load(path: file).controlSocket } catch {
-                CLI.fail(error.description, status: 2)
+                throw CommandFailure(error.description, status: 2)
             }
         }
         return DaemonConfiguration().controlSocket
     }
 
-    func send(_ command: String) -> String {
+    func send(_ command: String) throws -> String {
+        let path = try path()
         do { return try ControlClient.send(command, to: path) } catch {
-            CLI.fail(error.description, status: 1)
+            throw CommandFailure(error.description, status: 1)
         }
     }
 }
@@ -42,12 +43,12 @@ struct StatusCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let answer = control.send("status")
+        let answer = try control.send("status")
         if json {
             print(answer)
             return
         }
-        guard let status = try? StatusReport(json: answer) else { CLI.fail("unexpected answer from esafetyd", status: 1) }
+        guard let status = try? StatusReport(json: answer) else { throw CommandFailure("unexpected answer from esafetyd", status: 1) }
         print(status.text)
     }
 }
@@ -61,12 +62,12 @@ struct ReloadCommand: ParsableCommand {
     @OptionGroup var control: ControlOptions
 
     func run() throws {
-        let answer = control.send("reload")
+        let answer = try control.send("reload")
         guard let r = try? JSONDecoder().decode(StatusReport.Reload.self, from: Data(answer.utf8)) else {
-            CLI.fail("unexpected answer from esafetyd", status: 1)
+            throw CommandFailure("unexpected answer from esafetyd", status: 1)
         }
         print(Terminal.escape((r.ok ? "reloaded: " : "reload refused: ") + r.message))
-        if !r.ok { throw ExitCode(1) }
+        if !r.ok { throw CommandFailure(nil, status: 1) }
     }
 }
 
@@ -79,8 +80,8 @@ struct ReopenCommand: ParsableCommand {
     @OptionGroup var control: ControlOptions
 
     func run() throws {
-        let answer = control.send("reopen")
-        guard answer.contains("\"ok\":true") else { CLI.fail("esafetyd did not reopen the incident log: \(answer)", status: 1) }
+        let answer = try control.send("reopen")
+        guard answer.contains("\"ok\":true") else { throw CommandFailure("esafetyd did not reopen the incident log: \(answer)", status: 1) }
         print("incident log reopened")
     }
 }

@@ -35,12 +35,12 @@ struct VerifyCommand: ParsableCommand {
         if files.count == 1 { files = IncidentStore.withRotations(files[0]) }
         let result: HashChain.Verification
         do { result = try HashChain.check(paths: files, heads: heads) } catch {
-            CLI.fail("\(error.path): cannot read: \(error)", status: 2)
+            throw CommandFailure("\(error.path): cannot read: \(error)", status: 2)
         }
         if let failure = result.failure {
             print(Terminal.escape("BROKEN: " + failure.description))
             print("\(result.checked) line(s) before it verified")
-            throw ExitCode(1)
+            throw CommandFailure(nil, status: 1)
         }
         print("OK: \(result.checked) line(s) in \(files.count) file(s) verified" + (heads.isEmpty ? "" : "; the recorded head(s) found"))
         if let head = result.head { print(Terminal.escape("head: \(head.chain) (\(head.file):\(head.line))")) }

@@ -1,0 +1,47 @@
+import Foundation
+import Glibc
+
+/// Who is acting: the invoking account (the sudo user when run through sudo), and the
+/// check that they belong to the group that may see incidents.
+public enum Identity {
+    public static func name(of uid: uid_t) -> String {
+        if let pw = getpwuid(uid), let n = pw.pointee.pw_name { return String(cString: n) }
+        return "uid \(uid)"
+    }
+
+    /// The person at the keyboard: `SUDO_USER` when root through sudo, else the account.
+    public static var account: String {
+        if getuid() == 0, let s = ProcessInfo.processInfo.environment["SUDO_USER"], !s.isEmpty { return s }
+        return name(of: getuid())
+    }
+
+    /// Through sudo, the sudo user must be in `group` (root itself may always act); without
+    /// sudo, the file's permissions decide.
+    public static func requireMember(of group: String) -> Refusal? {
+        guard getuid() == 0, let user = ProcessInfo.processInfo.environment["SUDO_USER"], !user.isEmpty, user != "root" else {
+            return nil
+        }
+        guard let gr = getgrnam(group) else {
+            return Refusal("the group \(group), whose members may see and act on incidents, does not exist on this machine (systemd-sysusers creates it; or set incidents.log_group)", status: 2)
+        }
+        let gid = gr.pointee.gr_gid
+        guard let pw = getpwnam(user) else { return Refusal("\(user) (SUDO_USER) is not an account on this machine", status: 2) }
+        var count: Int32 = 64
+        var groups = [gid_t](repeating: 0, count: 64)
+        if getgrouplist(user, pw.pointee.pw_gid, &groups, &count) < 0 {
+            groups = [gid_t](repeating: 0, count: Int(count))
+            _ = getgrouplist(user, pw.pointee.pw_gid, &groups, &count)
+        }
+        guard groups.prefix(Int(count)).contains(gid) else {
+            return Refusal("you may not see or act on incidents: \(user) is not a member of the group \(group); ask your network admin to add you", status: 2)
+        }
+        return nil
+    }
+
+    /// Why someone may not see or act on incidents, with the exit status (2: cannot).
+    public struct Refusal: Error, CustomStringConvertible, Sendable {
+        public var description: String
+        public var status: Int32
+        init(_ description: String, status: Int32) { (self.description, self.status) = (description, status) }
+    }
+}
