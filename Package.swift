@@ -95,20 +95,32 @@ let package = Package(
             path: "Benchmarks/esafety-bench",
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
-        .testTarget(name: "ClassifierTests", dependencies: ["Classifier", "SystemSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "LogFormatsTests", dependencies: ["LogFormats", "Pipeline", "Classifier", "SystemSupport"]),
+        // The helpers every test target shares, one copy each.
+        .target(
+            name: "TestSupport",
+            dependencies: ["Classifier", "Pipeline"],
+            path: "Tests/TestSupport"
+        ),
+        // Unit tests, one target per module.
+        .testTarget(name: "ClassifierTests", dependencies: ["Classifier", "SystemSupport", "TestSupport"]),
+        .testTarget(name: "LogFormatsTests", dependencies: ["LogFormats", "Pipeline", "Classifier", "SystemSupport", "TestSupport"]),
         .testTarget(
             name: "IncidentsTests",
-            dependencies: ["Incidents", "LogFormats", "Pipeline", "Classifier", "SystemSupport"]
+            dependencies: ["Incidents", "LogFormats", "Pipeline", "Classifier", "SystemSupport", "TestSupport"]
         ),
         .testTarget(
             name: "ReportsTests",
-            dependencies: ["Reports", "Incidents", "LogFormats", "SystemSupport"],
+            dependencies: ["Reports", "Incidents", "LogFormats", "SystemSupport", "TestSupport"],
             exclude: ["Fixtures"]
         ),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "SystemSupport", "TestSupport"]),
+        // Everything that runs a built executable (esafetyd, esafety) or a real peer (Squid,
+        // dnsmasq, logrotate, Chromium...), against real sockets and files.
         .testTarget(
-            name: "DaemonTests",
-            dependencies: ["Daemon", "Incidents", "LogFormats", "Pipeline", "Classifier", "SystemSupport"],
+            name: "EndToEndTests",
+            dependencies: [
+                "Daemon", "Incidents", "LogFormats", "Pipeline", "Classifier", "SystemSupport", "TestSupport",
+            ],
             exclude: ["Fixtures"]
         ),
     ]

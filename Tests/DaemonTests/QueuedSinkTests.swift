@@ -3,6 +3,7 @@ import Foundation
 import LogFormats
 import Pipeline
 import Synchronization
+import TestSupport
 import Testing
 @testable import Daemon
 

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Synchronization
 import SystemSupport
+import TestSupport
 import Testing
 @testable import Classifier
 @testable import Incidents

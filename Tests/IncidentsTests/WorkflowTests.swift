@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import SystemSupport
+import TestSupport
 import Testing
 import LogFormats
 @testable import Incidents

@@ -4,6 +4,7 @@ import FoundationXML
 #endif
 import Reports
 import SystemSupport
+import TestSupport
 import Testing
 @testable import Incidents
 import LogFormats

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import Daemon
 @testable import Incidents
@@ -26,7 +27,7 @@ struct WorkflowCommandTests {
     static func me() -> String { getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? "" }
 
     static func run(_ args: [String], environment: [String: String] = [:]) throws -> (Int32, String) {
-        try Child(esafety, args, capture: true, environment: environment).wait()
+        try Child.run(esafety, args, environment: environment)
     }
 
     @Test("ack, escalate (a referral), resolve, false-positive, reopen; refusals say why and write nothing")

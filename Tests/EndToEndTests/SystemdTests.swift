@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import Daemon
 import Incidents
@@ -335,9 +336,6 @@ struct DaemonIncidentTests {
     }
 }
 
-func lines(_ path: String) -> [String] {
-    ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
-}
 
 @Suite("A full disk under the daemon", .serialized)
 struct FullDiskTests {

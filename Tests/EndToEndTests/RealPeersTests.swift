@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import Daemon
 
@@ -17,9 +18,6 @@ struct RealPeersTests {
         try Child(path, args, cwd: cwd)
     }
 
-    static func run(_ path: String, _ args: [String]) throws -> (Int32, String) {
-        try Child.run(path, args)
-    }
 
     /// A DNS query for `name` over UDP to 127.0.0.1:`port`; true when an answer came back.
     static func query(_ name: String, type: UInt16 = 1, port: UInt16) -> Bool {
@@ -42,9 +40,6 @@ struct RealPeersTests {
         return recv(fd, &reply, reply.count, 0) > 0
     }
 
-    static func lines(_ path: String) -> [String] {
-        ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
-    }
 
     @Test("dnsmasq and Squid write real log lines; esafetyd parses and classifies all of them")
     func realPeers() throws {
@@ -106,23 +101,23 @@ struct RealPeersTests {
         var up = false
         for _ in 0..<100 {
             guard !up else { break }
-            let (_, code) = try Self.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-x", "http://127.0.0.1:\(proxyPort)", "http://site.example.org:\(webPort)/"])
+            let (_, code) = try Child.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-x", "http://127.0.0.1:\(proxyPort)", "http://site.example.org:\(webPort)/"])
             up = code == "200"
             if !up { usleep(200_000) }
         }
         #expect(up, "squid did not come up")
         let urls = ["http://www.bet.example/casino", "http://site.example.org:\(webPort)/abuse/42", "http://site.example.org:\(webPort)/homework"]
-        for url in urls { _ = try Self.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-x", "http://127.0.0.1:\(proxyPort)", url]) }
-        _ = try Self.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-x", "http://127.0.0.1:\(proxyPort)", "-p", "http://cdn.tiktok.example:\(webPort)/v"])
+        for url in urls { _ = try Child.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-x", "http://127.0.0.1:\(proxyPort)", url]) }
+        _ = try Child.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-x", "http://127.0.0.1:\(proxyPort)", "-p", "http://cdn.tiktok.example:\(webPort)/v"])
         squid.stop()
         squidRunning = false
 
         // Stream both logs into esafetyd, as an admin's `tail -F | socat` would.
-        let accessLines = Self.lines(dir.path + "/access.log")
-        let dnsLines = Self.lines(dnsLog)
+        let accessLines = lines(dir.path + "/access.log")
+        let dnsLines = lines(dnsLog)
         #expect(accessLines.count >= urls.count + 2, "\(accessLines)")
         for file in [dir.path + "/access.log", dnsLog] {
-            let (status, output) = try Self.run("/usr/bin/socat", ["-u", "OPEN:\(file)", "UNIX-CONNECT:\(daemon.socket)"])
+            let (status, output) = try Child.run("/usr/bin/socat", ["-u", "OPEN:\(file)", "UNIX-CONNECT:\(daemon.socket)"])
             #expect(status == 0, "\(output)")
         }
         let s = try daemon.waitForLines(accessLines.count + dnsLines.count)
@@ -139,7 +134,7 @@ struct RealPeersTests {
         #expect(daemon.stop().0 == 0)
 
         // The same Squid lines through replay: the denied request is `blocked`, with its category.
-        let (_, json) = try Self.run(buildDirectory + "/esafety", ["replay", "--json", "--lists", dir.path + "/lists", dir.path + "/access.log"])
+        let (_, json) = try Child.run(buildDirectory + "/esafety", ["replay", "--json", "--lists", dir.path + "/lists", dir.path + "/access.log"])
         let records = json.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         let bet = records.first { ($0["host"] as? String) == "www.bet.example" }
         #expect(bet?["action"] as? String == "blocked")

@@ -1,5 +1,6 @@
 import Foundation
 import SystemSupport
+import TestSupport
 import Testing
 @testable import Daemon
 @testable import Incidents
@@ -89,9 +90,6 @@ struct ReportCommandTests {
     }
 }
 
-func json(_ text: String) -> [String: Any] {
-    (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:]
-}
 
 @Suite("The HTML report in a real browser")
 struct ReportScreenshotTests {
@@ -117,7 +115,7 @@ struct ReportScreenshotTests {
         #expect(shot.0 == 0, "\(shot.1)")
         // critical, high, medium, low (severity colours in the chart and badges), the hour bars, white.
         let colours = ["b00020", "e65100", "f9a825", "0277bd", "90a4ae", "ffffff"]
-        let (pc, text) = try Child.run("/usr/bin/python3", [repositoryRoot + "/Tests/DaemonTests/Fixtures/png_colors.py", png] + colours)
+        let (pc, text) = try Child.run("/usr/bin/python3", [repositoryRoot + "/Tests/EndToEndTests/Fixtures/png_colors.py", png] + colours)
         #expect(pc == 0, "\(text)")
         let r = json(text)
         #expect(r["width"] as? Int == width)

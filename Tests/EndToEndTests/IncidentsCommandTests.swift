@@ -1,0 +1,96 @@
+import Foundation
+import Logging
+import Pipeline
+import Synchronization
+import SystemSupport
+import TestSupport
+import Testing
+@testable import Classifier
+@testable import Incidents
+@testable import LogFormats
+
+@Suite("esafety incidents tail, list, show")
+struct IncidentsCommandTests {
+    func esafety(_ args: [String]) throws -> (Int32, String) {
+        let r = try run("esafety", args)
+        return (r.status, r.stdout)
+    }
+
+    @Test("filters, newest first, JSON pass-through, history, escaped control characters")
+    func commands() throws {
+        let path = tempPath() + ".jsonl"
+        defer { for f in [path, path + ".chain"] { try? FileManager.default.removeItem(atPath: f) } }
+        let log = IncidentLog(path: path, syncInterval: 0.05, logger: Logger(label: "t"))
+        try log.open()
+        log.start()
+        let sink = IncidentSink(log: log, policy: Policy(), suffixes: PublicSuffix(text: "com\n"), utcOffset: 0)
+        // Times relative to now: the critical incident is two hours old (overdue: due within the hour).
+        let now = Date().timeIntervalSince1970
+        sink.accept(match("www.bet365.com", url: "http://www.bet365.com/a", time: now - 7300))
+        sink.accept(match("www.bet365.com", url: "http://www.bet365.com/b", time: now - 7299))
+        sink.accept(match("abuse.example", user: "evil\u{1B}[2J", time: now - 7200, category: "iwf", severity: "critical", locked: true))
+        sink.accept(match("tinder.com", user: "pupil2", time: now - 60, category: "dating", severity: "medium"))
+        sink.closeAll()
+        log.stop()
+        let (status, list) = try esafety(["incidents", "list", "--log", path])
+        #expect(status == 0)
+        let rows = list.split(separator: "\n")
+        #expect(rows.count == 3)
+        #expect(rows.first?.contains("dating") == true)   // newest first
+        #expect(!list.contains("\u{1B}"))
+        #expect(list.contains("evil\\x1B[2J"))
+        let (_, critical) = try esafety(["incidents", "list", "--log", path, "--severity", "critical", "--json"])
+        let records = critical.split(separator: "\n").map { json(String($0)) }
+        #expect(records.count == 1)
+        #expect(records.first?["category"] as? String == "iwf")
+        let (_, byUser) = try esafety(["incidents", "list", "--log", path, "--user", "pupil1"])
+        #expect(byUser.split(separator: "\n").count == 1)
+        #expect(byUser.contains("hits 2"))
+        let (_, overdue) = try esafety(["incidents", "list", "--log", path, "--overdue"])
+        #expect(overdue.split(separator: "\n").count == 1)
+        #expect(overdue.contains("iwf"))
+        let (_, tail) = try esafety(["incidents", "tail", "--log", path, "-n", "2"])
+        #expect(tail.split(separator: "\n").count == 2)
+        let id = try #require(records.first?["id"] as? String)
+        let (_, show) = try esafety(["incidents", "show", "--log", path, id])
+        #expect(show.contains("rule         domain Blocklists/iwf/domains:3 abuse.example (generation 1)"))
+        #expect(show.contains("state        new"))
+    }
+
+    @Test("tail -f prints each incident once, as its line completes, also when a partial line is cut and replaced")
+    func tailFollow() throws {
+        let path = tempPath() + ".jsonl"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        func record(_ id: String) -> String { #"{"event":"incident","id":"\#(id)","time":"2026-11-21T10:00:00.000Z","severity":"high","category":"selfharm","group":"ks3","client":"10.0.0.1","user":"u","host":"h.example","url":null,"rule":{},"hits":1,"due":null}"# + "\n" }
+        func append(_ text: String) throws {
+            let h = try #require(FileHandle(forWritingAtPath: path))
+            h.seekToEndOfFile()
+            h.write(Data(text.utf8))
+            try h.close()
+        }
+        try record("inc-old").write(toFile: path, atomically: false, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: buildDirectory + "/esafety")
+        p.arguments = ["incidents", "tail", "-f", "--json", "-n", "0", "--log", path]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        usleep(500_000)
+        // A whole line; then the first half of one (being written, or a writer killed).
+        try append(record("inc-a"))
+        let b = record("inc-b")
+        try append(String(b.prefix(60)))
+        usleep(700_000)
+        // The next writer cuts the partial line and appends whole ones.
+        let size = try #require(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        #expect(truncate(path, off_t(size - 60)) == 0)
+        try append(record("inc-c") + b)
+        usleep(700_000)
+        kill(p.processIdentifier, SIGKILL)  // SIGTERM may be blocked in a test runner's children
+        p.waitUntilExit()
+        let ids = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .split(separator: "\n").map { ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["id"] as? String ?? "unreadable: \($0)" }
+        #expect(ids == ["inc-a", "inc-c", "inc-b"])
+    }
+}
