@@ -242,7 +242,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
                 case "name": g.name = try string(v, name)
                 case "networks":
                     for text in try strings(v, name) {
-                        guard let net = Policy.network(text) else { throw error(v, name, "not an IPv4 network: \(text)") }
+                        guard let net = Policy.network(text) else { throw error(v, name, "not an IPv4 or IPv6 network: \(text)") }
                         g.networks.append(net)
                     }
                 case "users": g.users = try strings(v, name)

@@ -1,3 +1,4 @@
+import Foundation
 import TestSupport
 import Testing
 @testable import Daemon
@@ -34,7 +35,7 @@ struct ConfigurationTests {
     }
 
     @Test("incident policy errors name the option", arguments: [
-        ("incidents:\n  groups:\n    - name: ks1\n      networks: [10.1.0.0/33]\n", "incidents.groups[0].networks", "not an IPv4 network"),
+        ("incidents:\n  groups:\n    - name: ks1\n      networks: [10.1.0.0/33]\n", "incidents.groups[0].networks", "not an IPv4 or IPv6 network"),
         ("incidents:\n  groups:\n    - networks: [10.1.0.0/16]\n", "incidents.groups[0].name", "needs a name"),
         ("incidents:\n  deadlines:\n    urgent: 60\n", "incidents.deadlines", "unknown severity"),
         ("incidents:\n  colour: red\n", "incidents.colour", "unknown option"),
@@ -54,12 +55,80 @@ struct ConfigurationTests {
         }
     }
 
-    @Test("every option has a default")
+    /// Each option of the annotated example, by its path, and what it sets.
+    static let options: [(key: String, value: @Sendable (DaemonConfiguration) -> String)] = [
+        ("lists", { "\($0.lists)" }),
+        ("ingest", { "\($0.ingest)" }),
+        ("control_socket", { "\($0.controlSocket) \($0.controlMode) \(String(describing: $0.controlGroup))" }),
+        ("max_line_length", { "\($0.maxLineLength)" }),
+        ("incident_log", { $0.incidentLog }),
+        ("state_directory", { $0.stateDirectory }),
+        ("max_locked_shrink", { "\($0.maxLockedShrink)" }),
+        ("log_level", { "\($0.logLevel)" }),
+        ("incidents.deduplication_window", { "\($0.policy.deduplicationWindow)" }),
+        ("incidents.repetition_hits", { "\($0.policy.repetitionHits)" }),
+        ("incidents.repetition_window", { "\($0.policy.repetitionWindow)" }),
+        ("incidents.context_window", { "\($0.policy.contextWindow)" }),
+        ("incidents.log_group", { "\(String(describing: $0.incidentLogGroup))" }),
+        ("incidents.sync_interval", { "\($0.incidentSyncInterval)" }),
+        ("incidents.deadlines", { "\($0.policy.deadlines.sorted { $0.key < $1.key })" }),
+        ("incidents.routes", { "\($0.policy.defaultRoutes.sorted { $0.key < $1.key })" }),
+        ("incidents.groups", { "\($0.policy.groups.map(\.name))" }),
+        ("incidents.default_group", { "\($0.policy.defaultGroup.name) \($0.policy.defaultGroup.minimumSeverity)" }),
+        ("alerts.severities", { "\($0.alerts.severities.sorted())" }),
+        ("alerts.rate_limit", { "\($0.alerts.rateLimit)" }),
+        ("alerts.timeout", { "\($0.alerts.timeout)" }),
+        ("alerts.retries", { "\($0.alerts.retries)" }),
+        ("alerts.backoff", { "\($0.alerts.backoff)" }),
+        ("alerts.overdue_repeat", { "\($0.alerts.overdueRepeat)" }),
+        ("alerts.commands", { "\($0.alerts.commands.map(\.name))" }),
+    ]
+
+    /// The example's text without one option (a top-level key, or `section.key`) and the
+    /// lines indented under it.
+    static func example(without key: String) throws -> String {
+        let text = try String(contentsOfFile: repositoryRoot + "/config/esafetyd.yaml", encoding: .utf8)
+        let parts = key.split(separator: ".")
+        let indent = parts.count == 1 ? "" : "  "
+        let name = String(parts.last!)
+        var out: [Substring] = []
+        var section = "", skipping = false
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let depth = line.prefix { $0 == " " }.count
+            let isKey = !line.trimmingCharacters(in: .whitespaces).isEmpty && !line.drop { $0 == " " }.hasPrefix("#")
+            if isKey && depth == 0 { section = String(line.prefix { $0 != ":" }) }
+            if skipping {
+                if isKey && depth <= indent.count { skipping = false } else { continue }
+            }
+            let inSection = parts.count == 1 || section == String(parts[0])
+            if inSection && isKey && depth == indent.count && line.dropFirst(depth).hasPrefix(name + ":") {
+                skipping = true
+                continue
+            }
+            out.append(line)
+        }
+        return out.joined(separator: "\n")
+    }
+
+    @Test("every option has a default: each option the annotated example sets can be left out, and then takes it")
     func defaults() throws {
-        let c = try DaemonConfiguration.parse("", file: "empty.yaml")
-        #expect(c == DaemonConfiguration())
-        #expect(c.maxLineLength == 65536)
-        #expect(c.maxLockedShrink == 0.5)
+        let defaults = DaemonConfiguration()
+        #expect(try DaemonConfiguration.parse("", file: "empty.yaml") == defaults)
+        let full = try DaemonConfiguration.load(path: repositoryRoot + "/config/esafetyd.yaml")
+        for (key, value) in Self.options {
+            let text = try Self.example(without: key)
+            #expect(text.count < (try String(contentsOfFile: repositoryRoot + "/config/esafetyd.yaml", encoding: .utf8)).count,
+                    "\(key) is not in the example")
+            let partial = try DaemonConfiguration.parse(text, file: "example-without-\(key).yaml")
+            #expect(value(partial) == value(defaults), "\(key) left out")
+        }
+        // The options named here are every option the example sets (a new one must be added).
+        let top = try String(contentsOfFile: repositoryRoot + "/config/esafetyd.yaml", encoding: .utf8)
+            .split(separator: "\n").filter { $0.first?.isLetter == true }.map { String($0.prefix { $0 != ":" }) }
+        for key in top where !["incidents", "alerts"].contains(key) {
+            #expect(Self.options.contains { $0.key == key }, "\(key) has no default check")
+        }
+        #expect(full != defaults, "the example sets options of its own")
     }
 
     @Test("options are read")
