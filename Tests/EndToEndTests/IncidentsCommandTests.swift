@@ -75,21 +75,29 @@ struct IncidentsCommandTests {
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice
+        let printed = Mutex(Data())
+        out.fileHandleForReading.readabilityHandler = { h in
+            let d = h.availableData
+            printed.withLock { $0.append(d) }
+        }
+        func shown(_ id: String) -> Bool { printed.withLock { String(decoding: $0, as: UTF8.self).contains(id) } }
         try p.run()
+        // tail -f starts from the end of the file as it finds it: give it time to start.
         usleep(500_000)
         // A whole line; then the first half of one (being written, or a writer killed).
         try append(record("inc-a"))
         let b = record("inc-b")
         try append(String(b.prefix(60)))
-        usleep(700_000)
+        #expect(poll { shown("inc-a") })
         // The next writer cuts the partial line and appends whole ones.
         let size = try #require(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
         #expect(truncate(path, off_t(size - 60)) == 0)
         try append(record("inc-c") + b)
-        usleep(700_000)
+        #expect(poll { shown("inc-b") })
         kill(p.processIdentifier, SIGKILL)  // SIGTERM may be blocked in a test runner's children
         p.waitUntilExit()
-        let ids = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        out.fileHandleForReading.readabilityHandler = nil
+        let ids = String(decoding: printed.withLock { $0 }, as: UTF8.self)
             .split(separator: "\n").map { ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["id"] as? String ?? "unreadable: \($0)" }
         #expect(ids == ["inc-a", "inc-c", "inc-b"])
     }

@@ -75,7 +75,7 @@ struct IngestTests {
         usleep(200_000)
         dir.write("lists/gambling/category.toml", "severity = \"urgent\"\n")
         daemon.signal(SIGHUP)
-        usleep(300_000)
+        #expect(poll(timeout: 20) { ((try? daemon.status())?["last_reload"] as? [String: Any])?["ok"] as? Bool == false })
         group.wait()
         let s = try daemon.waitForLines(clients * perClient)
         #expect(s["lines_received"] as? Int == clients * perClient)

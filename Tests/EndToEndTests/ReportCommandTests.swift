@@ -41,7 +41,9 @@ struct ReportCommandTests {
         #expect(code == 0)
         #expect(text.contains("alerts: 1 sent, 0 FAILED"), "\(text)")
         #expect(text.contains("incident log: writing"), "\(text)")
-        usleep(1_200_000)
+        // A whole counters interval (1 s) with the lines in it, before the stop.
+        #expect(poll { ((try? String(contentsOfFile: dir.path + "/state/counters.jsonl", encoding: .utf8)) ?? "")
+            .contains("\"received\":2") })
         #expect(daemon.stop().0 == 0)
 
         let counters = dir.path + "/state/counters.jsonl"

@@ -263,7 +263,7 @@ struct DaemonIncidentTests {
         // Rotation: move the log away, SIGUSR1, and the next incident starts the new file.
         try FileManager.default.moveItem(atPath: log, toPath: log + ".1")
         daemon.signal(SIGUSR1)
-        usleep(300_000)
+        #expect(poll { FileManager.default.fileExists(atPath: log) }, "reopened")
         let c2 = try connectUnix(daemon.socket)
         writeAll(c2, Array("1700000200.000 5 10.9.9.8 TCP_MISS/200 10 GET http://abuse.example/1 pupil8 HIER_DIRECT/1.2.3.4 text/html\n".utf8))
         close(c2)

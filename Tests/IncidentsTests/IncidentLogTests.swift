@@ -27,10 +27,9 @@ struct IncidentLogTests {
         log = try startedLog(path, logger: logger)
         log.append(#"{"event":"incident","id":"c"}"#, urgent: true)
         // Rotation: move the file away, reopen; the new file's first line names the previous chain.
-        usleep(100_000)
+        #expect(poll { lines(path).contains { $0.contains(#""id":"c""#) } })
         try FileManager.default.moveItem(atPath: path, toPath: path + ".1")
         log.reopen()
-        usleep(100_000)
         log.append(#"{"event":"incident","id":"d"}"#, urgent: true)
         log.stop()
         let old = try String(contentsOfFile: path + ".1", encoding: .utf8)
@@ -253,7 +252,7 @@ struct IncidentLogTests {
         try log.open()
         log.start()
         for i in 0..<5 { log.append("{\"event\":\"incident\",\"id\":\"\(i)\"}", urgent: true) }
-        usleep(300_000)
+        poll { !log.status.writing && log.status.queued + log.status.lost == 5 }
         let h = log.status
         #expect(h.writing == false)
         #expect(h.lastError?.contains("No space") == true)
