@@ -103,7 +103,10 @@ let package = Package(
         ),
         // Unit tests, one target per module.
         .testTarget(name: "ClassifierTests", dependencies: ["Classifier", "SystemSupport", "TestSupport"]),
-        .testTarget(name: "LogFormatsTests", dependencies: ["LogFormats", "Pipeline", "Classifier", "SystemSupport", "TestSupport"]),
+        .testTarget(
+            name: "LogFormatsTests",
+            dependencies: ["LogFormats", "Pipeline", "Classifier", "SystemSupport", "TestSupport"]
+        ),
         .testTarget(
             name: "IncidentsTests",
             dependencies: ["Incidents", "LogFormats", "Pipeline", "Classifier", "SystemSupport", "TestSupport"]

@@ -10,7 +10,9 @@ enum HashBench {
         let body = line.utf8.dropLast().withContiguousStorageIfAvailable { String(decoding: $0, as: UTF8.self) } ?? ""
         for _ in 0..<20_000 { chain = SHA256.hex(chain, Substring(body)) }
         var t = Date().timeIntervalSince(start)
-        print("SHA-256 chain step over an 800-byte line (verify's path): \(fmt(t / 20_000 * 1e6, 2)) us (\(chain.prefix(8)))")
+        print(
+            "SHA-256 chain step over an 800-byte line (verify's path): \(fmt(t / 20_000 * 1e6, 2)) us (\(chain.prefix(8)))"
+        )
         start = Date()
         chain = String(repeating: "0", count: 64)
         var out: [UInt8] = []
@@ -20,6 +22,8 @@ enum HashBench {
             chain = HashChain.seal(line, previous: chain, appendingTo: &out)
         }
         t = Date().timeIntervalSince(start)
-        print("sealing an 800-byte line into the writer's batch (the log writer's path): \(fmt(t / 20_000 * 1e6, 2)) us (\(chain.prefix(8)))")
+        print(
+            "sealing an 800-byte line into the writer's batch (the log writer's path): \(fmt(t / 20_000 * 1e6, 2)) us (\(chain.prefix(8)))"
+        )
     }
 }

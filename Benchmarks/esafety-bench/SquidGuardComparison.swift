@@ -6,7 +6,9 @@ import Foundation
 enum SquidGuardComparison {
     static func run(ut1: String, work: String, traffic hosts: [String], ut1Domains: [String]) {
         print("\n## squidGuard comparison")
-        let binary = ["/usr/bin/squidGuard", "/usr/sbin/squidGuard"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let binary = ["/usr/bin/squidGuard", "/usr/sbin/squidGuard"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
         guard let binary else {
             print("squidGuard not installed (apt-get install squidguard); skipped")
             return
@@ -22,7 +24,8 @@ enum SquidGuardComparison {
             let path = ut1 + "/" + cat
             var isDir: ObjCBool = false
             guard fm.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue,
-                  (try? fm.destinationOfSymbolicLink(atPath: path)) == nil else { continue }
+                (try? fm.destinationOfSymbolicLink(atPath: path)) == nil
+            else { continue }
             let name = cat.replacingOccurrences(of: "-", with: "_")
             var body = ""
             for (kind, key) in [("domains", "domainlist"), ("urls", "urllist"), ("expressions", "expressionlist")] {
@@ -36,7 +39,8 @@ enum SquidGuardComparison {
             dests.append(name)
             config += "dest \(name) {\n\(body)}\n"
         }
-        config += "\nacl {\n  default {\n    pass \(dests.map { "!" + $0 }.joined(separator: " ")) all\n    redirect http://blocked.invalid/?cat=%t\n  }\n}\n"
+        config +=
+            "\nacl {\n  default {\n    pass \(dests.map { "!" + $0 }.joined(separator: " ")) all\n    redirect http://blocked.invalid/?cat=%t\n  }\n}\n"
         try! config.write(toFile: sg + "/squidGuard.conf", atomically: false, encoding: .utf8)
 
         var r = SplitMix(s: 11)
@@ -84,47 +88,85 @@ enum SquidGuardComparison {
         let (_, rawSeconds) = time {
             var m = 0
             for (h, u) in zip(packedHosts, urls) {
-                var hh = h, uu = u
-                hh.withUTF8 { hb in uu.withUTF8 { ub in if lists.classify(host: UnsafeRawBufferPointer(hb), url: UnsafeRawBufferPointer(ub), scratch: scratch) { m += 1 } } }
+                var hh = h
+                var uu = u
+                hh.withUTF8 { hb in
+                    uu.withUTF8 { ub in
+                        if lists.classify(
+                            host: UnsafeRawBufferPointer(hb),
+                            url: UnsafeRawBufferPointer(ub),
+                            scratch: scratch
+                        ) {
+                            m += 1
+                        }
+                    }
+                }
             }
             return m
         }
-        print("squidGuard \(binary), same UT1 text lists, \(urls.count) URLs (\(hosts.count) from traffic, \(urlEntries.count) UT1 URL entries)")
-        print("squidGuard: start-up (loading lists) \(fmt(startup, 2)) s; \(fmt(Double(urls.count) / sgSeconds, 0)) URLs/s after start-up")
-        print("esafety:    compile \(fmt(0, 0))-free path: \(fmt(Double(urls.count) / rawSeconds, 0)) URLs/s raw, \(fmt(Double(urls.count) / ourSeconds, 0)) URLs/s with verdict text")
+        print(
+            "squidGuard \(binary), same UT1 text lists, \(urls.count) URLs (\(hosts.count) from traffic, \(urlEntries.count) UT1 URL entries)"
+        )
+        print(
+            "squidGuard: start-up (loading lists) \(fmt(startup, 2)) s; \(fmt(Double(urls.count) / sgSeconds, 0)) URLs/s after start-up"
+        )
+        print(
+            "esafety:    compile \(fmt(0, 0))-free path: \(fmt(Double(urls.count) / rawSeconds, 0)) URLs/s raw, \(fmt(Double(urls.count) / ourSeconds, 0)) URLs/s with verdict text"
+        )
         print("speed-up (raw classify vs squidGuard after start-up): \(fmt(sgSeconds / rawSeconds, 1))x")
 
         // Verdict agreement: blocked or not, and by which UT1 folder.
-        var agreeBlocked = 0, agreePassed = 0, onlyUs = 0, onlySG = 0, categoryMismatch = 0
-        var samplesUs: [String] = [], samplesSG: [String] = [], samplesCat: [String] = []
+        var agreeBlocked = 0
+        var agreePassed = 0
+        var onlyUs = 0
+        var onlySG = 0
+        var categoryMismatch = 0
+        var samplesUs: [String] = []
+        var samplesSG: [String] = []
+        var samplesCat: [String] = []
         for (i, url) in urls.enumerated() {
             let answer = i < answers.count ? answers[i] : ""
             var sgCat: String? = nil
             if let range = answer.range(of: "cat=") {
                 sgCat = String(answer[range.upperBound...].prefix { $0 != " " && $0 != "\"" && $0 != "&" })
             }
-            let ourFolders = Set((verdicts[i].categories + verdicts[i].suppressed).map { m -> String in
-                let parts = m.file.split(separator: "/")
-                return parts.count >= 2 ? String(parts[parts.count - 2]).replacingOccurrences(of: "-", with: "_") : m.name
-            })
+            let ourFolders = Set(
+                (verdicts[i].categories + verdicts[i].suppressed).map { m -> String in
+                    let parts = m.file.split(separator: "/")
+                    return parts.count >= 2
+                        ? String(parts[parts.count - 2]).replacingOccurrences(of: "-", with: "_") : m.name
+                }
+            )
             switch (sgCat, ourFolders.isEmpty) {
             case (nil, true): agreePassed += 1
             case (let c?, false):
-                if ourFolders.contains(c) { agreeBlocked += 1 } else {
+                if ourFolders.contains(c) {
+                    agreeBlocked += 1
+                } else {
                     categoryMismatch += 1
-                    if samplesCat.count < 5 { samplesCat.append("\(url) squidGuard=\(c) esafety=\(ourFolders.sorted().joined(separator: ","))") }
+                    if samplesCat.count < 5 {
+                        samplesCat.append(
+                            "\(url) squidGuard=\(c) esafety=\(ourFolders.sorted().joined(separator: ","))"
+                        )
+                    }
                 }
             case (nil, false):
                 onlyUs += 1
-                if samplesUs.count < 8 { samplesUs.append("\(url) esafety=\(ourFolders.sorted().joined(separator: ","))") }
+                if samplesUs.count < 8 {
+                    samplesUs.append("\(url) esafety=\(ourFolders.sorted().joined(separator: ","))")
+                }
             case (let c?, true):
                 onlySG += 1
                 if samplesSG.count < 8 { samplesSG.append("\(url) squidGuard=\(c)") }
             }
         }
         let n = Double(urls.count)
-        print("agreement: \(fmt(Double(agreeBlocked + agreePassed) * 100 / n, 2))% (both listed, same folder: \(agreeBlocked); both clean: \(agreePassed))")
-        print("esafety only: \(onlyUs); squidGuard only: \(onlySG); listed by both, different folder: \(categoryMismatch)")
+        print(
+            "agreement: \(fmt(Double(agreeBlocked + agreePassed) * 100 / n, 2))% (both listed, same folder: \(agreeBlocked); both clean: \(agreePassed))"
+        )
+        print(
+            "esafety only: \(onlyUs); squidGuard only: \(onlySG); listed by both, different folder: \(categoryMismatch)"
+        )
         for s in samplesUs { print("  esafety only: \(s)") }
         for s in samplesSG { print("  squidGuard only: \(s)") }
         for s in samplesCat { print("  folder differs: \(s)") }

@@ -34,7 +34,8 @@ enum StageBenchmark {
         let collect = Collect()
         // The matching lines of the 1% payload, and as many ordinary lines: what a match adds
         // to the ingest thread is the difference per line between the two.
-        var matchedLines: [UInt8] = [], ordinaryLines: [UInt8] = []
+        var matchedLines: [UInt8] = []
+        var ordinaryLines: [UInt8] = []
         let probe = LinePipeline(source: "bench", format: nil, holder: holder, sink: collect)
         payloads[1].1.withUnsafeBytes { raw in
             var start = 0
@@ -42,13 +43,17 @@ enum StageBenchmark {
                 let line = UnsafeRawBufferPointer(rebasing: raw[start..<nl])
                 let before = collect.count
                 probe.process(line, arrival: 0)
-                if collect.count > before { matchedLines.append(contentsOf: line); matchedLines.append(0x0A) }
+                if collect.count > before {
+                    matchedLines.append(contentsOf: line)
+                    matchedLines.append(0x0A)
+                }
                 start = nl + 1
             }
         }
         let matchCount = collect.count
         payloads[0].1.withUnsafeBytes { raw in
-            var start = 0, n = 0
+            var start = 0
+            var n = 0
             while n < matchCount, let nl = raw[start...].firstIndex(of: 0x0A) {
                 ordinaryLines.append(contentsOf: raw[start...nl])
                 start = nl + 1
@@ -69,20 +74,27 @@ enum StageBenchmark {
                     while start < raw.count {
                         // The daemon's read size.
                         let end = min(raw.count, start + 256 * 1024)
-                        start += pipeline.processLines(UnsafeRawBufferPointer(rebasing: raw[start..<end]), arrival: 0, maxLine: 65_536)
+                        start += pipeline.processLines(
+                            UnsafeRawBufferPointer(rebasing: raw[start..<end]),
+                            arrival: 0,
+                            maxLine: 65_536
+                        )
                     }
                 }
                 best = min(best, threadCPU() - before)
             }
             return best
         }
-        var matchedBest = Double.infinity, ordinaryBest = Double.infinity
+        var matchedBest = Double.infinity
+        var ordinaryBest = Double.infinity
         for _ in 0..<10 {
             ordinaryBest = min(ordinaryBest, perLine(ordinaryLines, rounds: 1))
             matchedBest = min(matchedBest, perLine(matchedLines, rounds: 1))
         }
         let (ordinaryNs, matchedNs) = (ordinaryBest / Double(matchCount) * 1e9, matchedBest / Double(matchCount) * 1e9)
-        print("  ingest thread: \(fmt(ordinaryNs, 0)) ns per ordinary line, \(fmt(matchedNs, 0)) ns per matching line (\(matchCount) of each): a match adds \(fmt(matchedNs - ordinaryNs, 0)) ns")
+        print(
+            "  ingest thread: \(fmt(ordinaryNs, 0)) ns per ordinary line, \(fmt(matchedNs, 0)) ns per matching line (\(matchCount) of each): a match adds \(fmt(matchedNs - ordinaryNs, 0)) ns"
+        )
         let all = perLine(payloads[1].1, rounds: 3)
         let lines = Double(payloads[1].1.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) })
         print("  ingest thread, whole 1% payload: \(fmt(all / lines * 1e9, 0)) ns/line")
@@ -93,7 +105,9 @@ enum StageBenchmark {
         let pipeline = LinePipeline(source: "bench", format: nil, holder: holder, sink: collect)
         payloads[1].1.withUnsafeBytes { _ = pipeline.processLines($0, arrival: 0, maxLine: 65_536) }
         let matched = collect.items
-        var sinkBest = Double.infinity, logBest = Double.infinity, records = 0
+        var sinkBest = Double.infinity
+        var logBest = Double.infinity
+        var records = 0
         for _ in 0..<3 {
             try? FileManager.default.removeItem(atPath: dir)
             try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -111,9 +125,13 @@ enum StageBenchmark {
             usleep(100_000)
             logBest = min(logBest, IncidentBenchmark.threadCPU(getpid())["esafety-log", default: logBefore] - logBefore)
             log.stop()
-            records = ((try? String(contentsOfFile: dir + "/incidents.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").count
+            records =
+                ((try? String(contentsOfFile: dir + "/incidents.jsonl", encoding: .utf8)) ?? "").split(separator: "\n")
+                .count
         }
-        print("  incident sink: \(fmt(sinkBest / Double(matched.count) * 1e6, 2)) us per match (\(matched.count) matches, \(records) log lines)")
+        print(
+            "  incident sink: \(fmt(sinkBest / Double(matched.count) * 1e6, 2)) us per match (\(matched.count) matches, \(records) log lines)"
+        )
         print("  log writer: \(fmt(logBest / Double(max(1, records)) * 1e6, 2)) us per log line")
     }
 }

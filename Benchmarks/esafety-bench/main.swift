@@ -23,11 +23,16 @@ while let a = args.popFirst() {
         print("\(lists.domains.keyCount) \(after - before)")
         exit(0)
     default:
-        print("usage: esafety-bench [--data DIR] [--only domains|patterns|replay|socket|incidents|stages|squidguard|hash]")
+        print(
+            "usage: esafety-bench [--data DIR] [--only domains|patterns|replay|socket|incidents|stages|squidguard|hash]"
+        )
         exit(2)
     }
 }
-if only == "hash" { HashBench.run(); exit(0) }
+if only == "hash" {
+    HashBench.run()
+    exit(0)
+}
 let ut1 = dataDir + "/ut1-blacklists"
 guard FileManager.default.fileExists(atPath: ut1) else {
     print("esafety-bench: \(ut1) not found; the benchmark needs ../shared/data (UT1 lists and top sites)")
@@ -58,9 +63,18 @@ func time<T>(_ body: () throws -> T) rethrows -> (T, Double) {
     return (r, seconds(clock.now - start))
 }
 
-struct SplitMix { var s: UInt64; mutating func next() -> UInt64 { s &+= 0x9E3779B97F4A7C15; var z = s; z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9; z = (z ^ (z >> 27)) &* 0x94D049BB133111EB; return z ^ (z >> 31) }
+struct SplitMix {
+    var s: UInt64
+    mutating func next() -> UInt64 {
+        s &+= 0x9E3779B97F4A7C15
+        var z = s
+        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
+        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
+        return z ^ (z >> 31)
+    }
     mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) } }
+    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}
 
 func readLines(_ path: String) -> [String] {
     guard let s = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
@@ -72,7 +86,10 @@ struct Packed {
     var bytes: [UInt8] = []
     var ends: [Int] = []
     init(_ items: [String]) {
-        for s in items { bytes += s.utf8; ends.append(bytes.count) }
+        for s in items {
+            bytes += s.utf8
+            ends.append(bytes.count)
+        }
     }
     var count: Int { ends.count }
 }
@@ -82,12 +99,14 @@ func classifyAll(_ lists: CompiledLists, hosts: Packed, urls: Packed?, scratch: 
     hosts.bytes.withUnsafeBytes { hb in
         if let urls {
             urls.bytes.withUnsafeBytes { ub in
-                var hs = 0, us = 0
+                var hs = 0
+                var us = 0
                 for i in 0..<hosts.count {
                     let h = UnsafeRawBufferPointer(rebasing: hb[hs..<hosts.ends[i]])
                     let u = UnsafeRawBufferPointer(rebasing: ub[us..<urls.ends[i]])
                     if lists.classify(host: h, url: u, scratch: scratch) { matched += 1 }
-                    hs = hosts.ends[i]; us = urls.ends[i]
+                    hs = hosts.ends[i]
+                    us = urls.ends[i]
                 }
             }
         } else {
@@ -96,7 +115,9 @@ func classifyAll(_ lists: CompiledLists, hosts: Packed, urls: Packed?, scratch: 
             var hs = 0
             for i in 0..<hosts.count {
                 if i + ahead < hosts.count {
-                    lists.prefetch(host: UnsafeRawBufferPointer(rebasing: hb[hosts.ends[i + ahead - 1]..<hosts.ends[i + ahead]]))
+                    lists.prefetch(
+                        host: UnsafeRawBufferPointer(rebasing: hb[hosts.ends[i + ahead - 1]..<hosts.ends[i + ahead]])
+                    )
                 }
                 let h = UnsafeRawBufferPointer(rebasing: hb[hs..<hosts.ends[i]])
                 if lists.classify(host: h, url: nil, scratch: scratch) { matched += 1 }
@@ -112,13 +133,16 @@ func mega(_ x: Double) -> String { fmt(x / 1e6, 2) + "M" }
 
 // MARK: - Inputs
 
-print("esafety-bench on \(ProcessInfo.processInfo.processorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB; PCRE2 \(PCRE2Regex.version)")
+print(
+    "esafety-bench on \(ProcessInfo.processInfo.processorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB; PCRE2 \(PCRE2Regex.version)"
+)
 var ut1Domains: [String] = []
 for cat in (try? FileManager.default.contentsOfDirectory(atPath: ut1).sorted()) ?? [] {
     let path = ut1 + "/" + cat
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue,
-          (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) == nil else { continue }
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) == nil
+    else { continue }
     ut1Domains += readLines(path + "/domains")
 }
 ut1Domains = Array(Set(ut1Domains.filter { !$0.hasPrefix("#") && !$0.isEmpty })).sorted()
@@ -126,10 +150,15 @@ let topSites = readLines(dataDir + "/top-sites/tranco_top_100k.csv").map { line 
     let parts = line.split(separator: ",")
     return String(parts.count > 1 ? parts[1] : parts[0])
 }
-print("inputs: UT1 \(ut1Domains.count) distinct domains (all categories), top sites \(topSites.count) (Tranco top 100k)")
+print(
+    "inputs: UT1 \(ut1Domains.count) distinct domains (all categories), top sites \(topSites.count) (Tranco top 100k)"
+)
 
 var rng = SplitMix(s: 42)
-let syllables = ["ka", "lo", "mi", "ne", "ro", "ta", "vi", "zu", "be", "do", "fa", "gu", "pi", "se", "xo", "yu", "qua", "tri", "bet", "win"]
+let syllables = [
+    "ka", "lo", "mi", "ne", "ro", "ta", "vi", "zu", "be", "do", "fa", "gu", "pi", "se", "xo", "yu", "qua", "tri", "bet",
+    "win",
+]
 let tlds = ["com", "net", "org", "co.uk", "info", "fr", "de", "io", "xyz", "online"]
 func generatedDomain(_ i: Int) -> String {
     var r = SplitMix(s: UInt64(i) &* 7919)
@@ -165,7 +194,10 @@ if only == nil || only == "domains" {
     print("size        domains  compile s  s/M dom  bytes/dom(tables)  RSS delta/dom  lookups/s  ns/host  matched%")
     var all = ut1Domains
     var i = 0
-    while all.count < 2_000_000 { all.append(generatedDomain(i)); i += 1 }
+    while all.count < 2_000_000 {
+        all.append(generatedDomain(i))
+        i += 1
+    }
     var rng2 = SplitMix(s: 99)
     for k in stride(from: all.count - 1, to: 0, by: -1) { all.swapAt(k, rng2.below(k + 1)) }
     var snapshotFigures = ""
@@ -173,7 +205,11 @@ if only == nil || only == "domains" {
         let entries = Array(all.prefix(size))
         let root = work + "/d\(size)"
         try! FileManager.default.createDirectory(atPath: root + "/bench", withIntermediateDirectories: true)
-        try! (entries.joined(separator: "\n") + "\n").write(toFile: root + "/bench/domains", atomically: false, encoding: .utf8)
+        try! (entries.joined(separator: "\n") + "\n").write(
+            toFile: root + "/bench/domains",
+            atomically: false,
+            encoding: .utf8
+        )
         let before = rssKiB()
         let (lists, compileSeconds) = time { try! ListLoader.load(roots: [root]) }
         let after = rssKiB()
@@ -183,11 +219,14 @@ if only == nil || only == "domains" {
         var matched = 0
         for _ in 0..<3 {
             let (m, t) = time { classifyAll(lists, hosts: hosts, urls: nil, scratch: scratch) }
-            best = min(best, t); matched = m
+            best = min(best, t)
+            matched = m
         }
         let tableBytes = Double(lists.domains.memoryBytes) / Double(lists.domains.keyCount)
         let rssPer = Double(max(0, after - before) * 1024) / Double(size)
-        print("\(String(size).padding(toLength: 10, withPad: " ", startingAt: 0))  \(lists.domains.keyCount)  \(fmt(compileSeconds, 3))  \(fmt(compileSeconds / (Double(size) / 1e6), 2))  \(fmt(tableBytes, 1))  \(fmt(rssPer, 1))  \(mega(Double(hosts.count) / best))  \(fmt(best * 1e9 / Double(hosts.count), 1))  \(fmt(Double(matched) * 100 / Double(hosts.count), 2))")
+        print(
+            "\(String(size).padding(toLength: 10, withPad: " ", startingAt: 0))  \(lists.domains.keyCount)  \(fmt(compileSeconds, 3))  \(fmt(compileSeconds / (Double(size) / 1e6), 2))  \(fmt(tableBytes, 1))  \(fmt(rssPer, 1))  \(mega(Double(hosts.count) / best))  \(fmt(best * 1e9 / Double(hosts.count), 1))  \(fmt(Double(matched) * 100 / Double(hosts.count), 2))"
+        )
         if size == 2_000_000 {
             let path = work + "/d2m.snapshot"
             let (_, writeSeconds) = time { try! Snapshot.write(lists, to: path) }
@@ -204,11 +243,16 @@ if only == nil || only == "domains" {
             let pipe = Pipe()
             child.standardOutput = pipe
             try! child.run()
-            let answer = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: " ")
+            let answer = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(
+                separator: " "
+            )
             child.waitUntilExit()
-            let residentPerDomain = Double(Int(answer[1].trimmingCharacters(in: .whitespacesAndNewlines))! * 1024) / Double(Int(answer[0])!)
-            snapshotFigures = "resident memory of a fresh process that loaded the 2M-domain snapshot: \(fmt(residentPerDomain, 1)) bytes per domain\n"
-            snapshotFigures += "snapshot at 2M domains: \(fileSize / 1_048_576) MiB, written in \(fmt(writeSeconds, 3)) s, loaded in \(fmt(bestLoad * 1000, 1)) ms (best of 3)"
+            let residentPerDomain =
+                Double(Int(answer[1].trimmingCharacters(in: .whitespacesAndNewlines))! * 1024) / Double(Int(answer[0])!)
+            snapshotFigures =
+                "resident memory of a fresh process that loaded the 2M-domain snapshot: \(fmt(residentPerDomain, 1)) bytes per domain\n"
+            snapshotFigures +=
+                "snapshot at 2M domains: \(fileSize / 1_048_576) MiB, written in \(fmt(writeSeconds, 3)) s, loaded in \(fmt(bestLoad * 1000, 1)) ms (best of 3)"
         }
     }
     print(snapshotFigures)
@@ -231,7 +275,8 @@ func generatedPatterns(_ n: Int, words: [String]) -> [String] {
     var r = SplitMix(s: 1234)
     var out: [String] = []
     for i in 0..<n {
-        let a = words[r.below(words.count)], b = words[r.below(words.count)]
+        let a = words[r.below(words.count)]
+        let b = words[r.below(words.count)]
         switch i % 6 {
         case 0: out.append("\(a)[0-9]*\\.(com|net|org)/")
         case 1: out.append("/(\(a)|\(b))/")
@@ -247,21 +292,30 @@ func generatedPatterns(_ n: Int, words: [String]) -> [String] {
 if only == nil || only == "patterns" {
     print("\n## Patterns: URLs/s on one core (UT1 domains and URLs loaded, plus N patterns)")
     let ws = words()
-    let paths = ["/", "/index.html", "/search?q=weather+today", "/news/world/2026/11/story.html", "/static/js/app.min.js",
-                 "/images/logo.png", "/watch?v=dQw4w9WgXcQ", "/wp-content/uploads/2026/photo.jpg", "/api/v2/items?page=3",
-                 "/en-gb/products/shoes", "/login", "/article/12345-some-title"]
+    let paths = [
+        "/", "/index.html", "/search?q=weather+today", "/news/world/2026/11/story.html", "/static/js/app.min.js",
+        "/images/logo.png", "/watch?v=dQw4w9WgXcQ", "/wp-content/uploads/2026/photo.jpg", "/api/v2/items?page=3",
+        "/en-gb/products/shoes", "/login", "/article/12345-some-title",
+    ]
     var r = SplitMix(s: 5)
     let hostList = traffic(300_000, listed: ut1Domains)
     let urlList = hostList.map { "https://" + $0 + paths[r.below(paths.count)] }
-    let hosts = Packed(hostList), urls = Packed(urlList)
-    print("traffic: \(urlList.count) URLs from top sites with 1% listed hosts, \(paths.count) path shapes; patterns from UT1 words, 6 shapes")
+    let hosts = Packed(hostList)
+    let urls = Packed(urlList)
+    print(
+        "traffic: \(urlList.count) URLs from top sites with 1% listed hosts, \(paths.count) path shapes; patterns from UT1 words, 6 shapes"
+    )
     print("patterns  compile s  prefiltered  always-run  URLs/s    ns/URL   regex runs/URL")
     var figures: [Int: Double] = [:]
     for n in [0, 100, 1_000, 5_000] {
         let root = work + "/p\(n)"
         try? FileManager.default.removeItem(atPath: root)
         try! FileManager.default.createDirectory(atPath: root + "/bench", withIntermediateDirectories: true)
-        try! (generatedPatterns(n, words: ws).joined(separator: "\n") + "\n").write(toFile: root + "/bench/expressions", atomically: false, encoding: .utf8)
+        try! (generatedPatterns(n, words: ws).joined(separator: "\n") + "\n").write(
+            toFile: root + "/bench/expressions",
+            atomically: false,
+            encoding: .utf8
+        )
         let (lists, compileSeconds) = time { try! ListLoader.load(roots: [ut1, root]) }
         let scratch = lists.makeScratch()
         var best = Double.infinity
@@ -272,9 +326,13 @@ if only == nil || only == "patterns" {
         }
         let runs = Double(scratch.patterns.patternsRun - runsBefore) / Double(3 * urls.count)
         figures[n] = best
-        print("\(String(n).padding(toLength: 8, withPad: " ", startingAt: 0))  \(fmt(compileSeconds, 2))  \(lists.patterns.prefilteredCount)  \(lists.patterns.alwaysRun.count)  \(mega(Double(urls.count) / best))  \(fmt(best * 1e9 / Double(urls.count), 0))  \(fmt(runs, 3))")
+        print(
+            "\(String(n).padding(toLength: 8, withPad: " ", startingAt: 0))  \(fmt(compileSeconds, 2))  \(lists.patterns.prefilteredCount)  \(lists.patterns.alwaysRun.count)  \(mega(Double(urls.count) / best))  \(fmt(best * 1e9 / Double(urls.count), 0))  \(fmt(runs, 3))"
+        )
     }
-    if let a = figures[100], let b = figures[5_000] { print("5,000 patterns vs 100: \(fmt(b / a, 2))x the time per URL") }
+    if let a = figures[100], let b = figures[5_000] {
+        print("5,000 patterns vs 100: \(fmt(b / a, 2))x the time per URL")
+    }
     print("peak RSS so far: \(rssKiB("VmHWM") / 1024) MiB")
 }
 
@@ -302,19 +360,33 @@ if only == nil || only == "replay" || only == "socket" || only == "incidents" ||
             return prefixes[r.below(prefixes.count)] + unlisted[max(0, index)]
         }
     }
-    print("\nreplay traffic: \(unlisted.count) of \(topSites.count) top sites are in no UT1 list; 1% listed entries mixed in")
+    print(
+        "\nreplay traffic: \(unlisted.count) of \(topSites.count) top sites are in no UT1 list; 1% listed entries mixed in"
+    )
     if only == "incidents" || only == "stages" {
         let bundled = FileManager.default.currentDirectoryPath + "/Blocklists"
-        IncidentBenchmark.run(ut1: ut1, lists: ut1Lists, bundled: bundled, work: work, ordinary: Array(unlisted.prefix(50_000)), listed: ut1Domains,
-                              stagesOnly: only == "stages")
+        IncidentBenchmark.run(
+            ut1: ut1,
+            lists: ut1Lists,
+            bundled: bundled,
+            work: work,
+            ordinary: Array(unlisted.prefix(50_000)),
+            listed: ut1Domains,
+            stagesOnly: only == "stages"
+        )
         exit(0)
     }
     if only == "socket" {
         SocketBenchmark.run(ut1: ut1, work: work, hosts: replayTraffic(1_000_000, ut1Domains))
         exit(0)
     }
-    ReplayBenchmark.run(ut1: ut1, work: work, traffic: replayTraffic, ut1Domains: ut1Domains,
-                        patterns: generatedPatterns(1_000, words: words()))
+    ReplayBenchmark.run(
+        ut1: ut1,
+        work: work,
+        traffic: replayTraffic,
+        ut1Domains: ut1Domains,
+        patterns: generatedPatterns(1_000, words: words())
+    )
 }
 
 // MARK: - squidGuard

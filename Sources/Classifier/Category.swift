@@ -16,8 +16,12 @@ public struct Category: Sendable, Equatable {
     public var isAllowlist: Bool
 
     public init(
-        name: String, displayName: String? = nil, description: String = "",
-        severity: Severity = .info, locked: Bool = false, canary: String? = nil,
+        name: String,
+        displayName: String? = nil,
+        description: String = "",
+        severity: Severity = .info,
+        locked: Bool = false,
+        canary: String? = nil,
         isAllowlist: Bool = false
     ) {
         self.name = name
@@ -62,8 +66,12 @@ public struct Category: Sendable, Equatable {
             case "severity":
                 let s = try string()
                 guard let severity = Severity(name: s) else {
-                    throw ListError(.badMetadata, file: file, line: lineNumber,
-                                    "unknown severity \"\(s)\" (expected critical, high, medium, low or info)")
+                    throw ListError(
+                        .badMetadata,
+                        file: file,
+                        line: lineNumber,
+                        "unknown severity \"\(s)\" (expected critical, high, medium, low or info)"
+                    )
                 }
                 category.severity = severity
             case "locked":

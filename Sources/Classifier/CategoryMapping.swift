@@ -50,8 +50,12 @@ public enum CategoryMapping {
 
     /// Metadata for a foreign folder that maps to nothing: counted as `info`.
     public static func unmapped(_ folder: String) -> Category {
-        Category(name: folder, displayName: folder,
-                 description: "Foreign category without an esafety mapping", severity: .info)
+        Category(
+            name: folder,
+            displayName: folder,
+            description: "Foreign category without an esafety mapping",
+            severity: .info
+        )
     }
 
     /// The esafety name a folder is loaded under.

@@ -23,12 +23,22 @@ public final class CompiledLists: Sendable {
         public var domains = 0, urls = 0, patterns = 0
         public var total: Int { domains + urls + patterns }
         public init(domains: Int = 0, urls: Int = 0, patterns: Int = 0) {
-            self.domains = domains; self.urls = urls; self.patterns = patterns
+            self.domains = domains
+            self.urls = urls
+            self.patterns = patterns
         }
     }
 
-    init(categories: [Category], files: [String], domains: EntryTable, urls: EntryTable,
-         patterns: PatternSet, counts: [EntryCounts], diagnostics: [Diagnostic], sources: [String]) {
+    init(
+        categories: [Category],
+        files: [String],
+        domains: EntryTable,
+        urls: EntryTable,
+        patterns: PatternSet,
+        counts: [EntryCounts],
+        diagnostics: [Diagnostic],
+        sources: [String]
+    ) {
         self.categories = categories
         self.files = files
         self.domains = domains
@@ -98,8 +108,14 @@ public final class CompiledLists: Sendable {
             let severities = self.severities
             patterns.forEachMatch(subject, scratch.patterns) { p in
                 let rule = patterns.rules[p].rule
-                scratch.raw.append(Hit(category: rule.category, kind: .pattern,
-                                       severity: severities[Int(rule.category)], rule: UInt32(p)))
+                scratch.raw.append(
+                    Hit(
+                        category: rule.category,
+                        kind: .pattern,
+                        severity: severities[Int(rule.category)],
+                        rule: UInt32(p)
+                    )
+                )
             }
         }
         return settle(scratch)
@@ -139,7 +155,8 @@ public final class CompiledLists: Sendable {
             return
         }
         let maxProbes = 16
-        withUnsafeTemporaryAllocation(of: (hash: UInt64, start: Int, home: Int, slot: UInt64).self, capacity: maxProbes) { probes in
+        withUnsafeTemporaryAllocation(of: (hash: UInt64, start: Int, home: Int, slot: UInt64).self, capacity: maxProbes)
+        { probes in
             var count = 0
             var h = KeyHash.seed
             var i = host.count
@@ -150,7 +167,9 @@ public final class CompiledLists: Sendable {
                     if count == maxProbes {
                         // Very deep names: drop the shortest suffix probes' overlap and go on one by one.
                         let suffix = UnsafeBufferPointer(rebasing: host[i...])
-                        if let k = domains.find(hash: KeyHash.finish(h), key: suffix), i == 0 || !Self.isIPv4Shaped(suffix) {
+                        if let k = domains.find(hash: KeyHash.finish(h), key: suffix),
+                            i == 0 || !Self.isIPv4Shaped(suffix)
+                        {
                             addDomainHits(k, exact: i == 0, scratch)
                         }
                         continue
@@ -166,7 +185,8 @@ public final class CompiledLists: Sendable {
                 if probe.slot == 0 { continue }
                 let suffix = UnsafeBufferPointer(rebasing: host[probe.start...])
                 if let k = domains.find(hash: probe.hash, from: probe.home, key: suffix),
-                   probe.start == 0 || !Self.isIPv4Shaped(suffix) {
+                    probe.start == 0 || !Self.isIPv4Shaped(suffix)
+                {
                     addDomainHits(k, exact: probe.start == 0, scratch)
                 }
             }
@@ -187,8 +207,15 @@ public final class CompiledLists: Sendable {
         for r in domains.ruleRange(k) {
             let rule = domains.rulesBuffer[r]
             if exact && rule.subdomainsOnly { continue }
-            scratch.raw.append(Hit(category: rule.category, kind: .domain,
-                                   severity: severities[Int(rule.category)], rule: UInt32(r), key: UInt32(k)))
+            scratch.raw.append(
+                Hit(
+                    category: rule.category,
+                    kind: .domain,
+                    severity: severities[Int(rule.category)],
+                    rule: UInt32(r),
+                    key: UInt32(k)
+                )
+            )
         }
     }
 
@@ -204,7 +231,11 @@ public final class CompiledLists: Sendable {
         // Key = bareHost + path, built in scratch.key.
         var h = KeyHash.seed
         var n = 0
-        for b in bareHost { h = KeyHash.step(h, b); scratch.key[n] = b; n += 1 }
+        for b in bareHost {
+            h = KeyHash.step(h, b)
+            scratch.key[n] = b
+            n += 1
+        }
         let hostKey = UnsafeBufferPointer(rebasing: scratch.key[0..<n])
         guard let hostIndex = urls.find(hash: KeyHash.finish(h), key: hostKey) else { return }
         addURLHits(hostIndex, scratch)
@@ -261,8 +292,15 @@ public final class CompiledLists: Sendable {
     func addURLHits(_ k: Int, _ scratch: ClassifyScratch) {
         for r in urls.ruleRange(k) {
             let rule = urls.rulesBuffer[r]
-            scratch.raw.append(Hit(category: rule.category, kind: .url,
-                                   severity: severities[Int(rule.category)], rule: UInt32(r), key: UInt32(k)))
+            scratch.raw.append(
+                Hit(
+                    category: rule.category,
+                    kind: .url,
+                    severity: severities[Int(rule.category)],
+                    rule: UInt32(r),
+                    key: UInt32(k)
+                )
+            )
         }
     }
 
@@ -314,7 +352,8 @@ public final class CompiledLists: Sendable {
     public func orderHits(_ scratch: ClassifyScratch) {
         guard scratch.hits.count > 1 else { return }
         scratch.hits.sort { a, b in
-            a.severity != b.severity ? a.severity > b.severity : categories[Int(a.category)].name < categories[Int(b.category)].name
+            a.severity != b.severity
+                ? a.severity > b.severity : categories[Int(a.category)].name < categories[Int(b.category)].name
         }
     }
 
@@ -334,8 +373,15 @@ public final class CompiledLists: Sendable {
             rule = patterns.rules[Int(hit.rule)].rule
             text = patterns.rules[Int(hit.rule)].source
         }
-        return MatchDetail(name: categories[c].name, severity: categories[c].severity, locked: categories[c].locked,
-                           kind: hit.kind, file: files[Int(rule.file)], line: rule.line, rule: text)
+        return MatchDetail(
+            name: categories[c].name,
+            severity: categories[c].severity,
+            locked: categories[c].locked,
+            kind: hit.kind,
+            file: files[Int(rule.file)],
+            line: rule.line,
+            rule: text
+        )
     }
 
     /// Classifies a target written by a person: a URL (`https://x.example/a`), a host
@@ -351,7 +397,11 @@ public final class CompiledLists: Sendable {
         hostCopy.withUTF8 { hostBytes in
             if var u = urlCopy {
                 u.withUTF8 { urlBytes in
-                    _ = classify(host: UnsafeRawBufferPointer(hostBytes), url: UnsafeRawBufferPointer(urlBytes), scratch: scratch)
+                    _ = classify(
+                        host: UnsafeRawBufferPointer(hostBytes),
+                        url: UnsafeRawBufferPointer(urlBytes),
+                        scratch: scratch
+                    )
                 }
                 urlCopy = u
             } else {
@@ -359,21 +409,33 @@ public final class CompiledLists: Sendable {
             }
         }
         if scratch.invalidHost {
-            return Verdict(target: target, host: hostText, url: urlText, categories: [], suppressed: [], allowedBy: nil,
-                           error: "not a host or URL")
+            return Verdict(
+                target: target,
+                host: hostText,
+                url: urlText,
+                categories: [],
+                suppressed: [],
+                allowedBy: nil,
+                error: "not a host or URL"
+            )
         }
         let host = String(decoding: scratch.host[0..<scratch.hostCount], as: UTF8.self)
         let order: (MatchDetail, MatchDetail) -> Bool = { a, b in
-            let sa = a.severity, sb = b.severity
+            let sa = a.severity
+            let sb = b.severity
             if sa != sb { return sa > sb }
             if a.name != b.name { return a.name < b.name }
             return a.kind.description < b.kind.description
         }
         return Verdict(
-            target: target, host: host, url: urlText,
+            target: target,
+            host: host,
+            url: urlText,
             categories: scratch.hits.map(describe).sorted(by: order),
             suppressed: scratch.suppressed.map(describe).sorted(by: order),
-            allowedBy: scratch.allowedBy.map(describe), error: nil)
+            allowedBy: scratch.allowedBy.map(describe),
+            error: nil
+        )
     }
 
     /// Splits a target into its host and, for URLs with a path, the URL.

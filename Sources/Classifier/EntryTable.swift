@@ -45,16 +45,19 @@ public enum KeyHash {
     }
 
     /// Hash of `bytes` read right to left (domain keys).
-    
+
     public static func reversed(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
         var h = seed
         var i = bytes.count
-        while i > 0 { i -= 1; h = step(h, bytes[i]) }
+        while i > 0 {
+            i -= 1
+            h = step(h, bytes[i])
+        }
         return finish(h)
     }
 
     /// Hash of `bytes` read left to right (URL keys).
-    
+
     public static func forward(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
         var h = seed
         for b in bytes { h = step(h, b) }
@@ -75,9 +78,9 @@ public enum KeyHash {
 /// `let` reference never retain five arrays per call.
 public final class EntryTable: @unchecked Sendable {
     let slots: UnsafeMutableBufferPointer<UInt64>
-    let keyOffsets: UnsafeMutableBufferPointer<UInt32>   // keyCount + 1
+    let keyOffsets: UnsafeMutableBufferPointer<UInt32>  // keyCount + 1
     let pool: UnsafeMutableBufferPointer<UInt8>
-    let ruleStart: UnsafeMutableBufferPointer<UInt32>    // keyCount + 1
+    let ruleStart: UnsafeMutableBufferPointer<UInt32>  // keyCount + 1
     public let rulesBuffer: UnsafeMutableBufferPointer<Rule>
     public let keyCount: Int
 
@@ -97,9 +100,13 @@ public final class EntryTable: @unchecked Sendable {
 
     /// Takes ownership of buffers allocated with `UnsafeMutableBufferPointer.allocate`
     /// (the snapshot loader copies file sections straight into them).
-    init(owning slots: UnsafeMutableBufferPointer<UInt64>, keyOffsets: UnsafeMutableBufferPointer<UInt32>,
-         pool: UnsafeMutableBufferPointer<UInt8>, ruleStart: UnsafeMutableBufferPointer<UInt32>,
-         rules: UnsafeMutableBufferPointer<Rule>) {
+    init(
+        owning slots: UnsafeMutableBufferPointer<UInt64>,
+        keyOffsets: UnsafeMutableBufferPointer<UInt32>,
+        pool: UnsafeMutableBufferPointer<UInt8>,
+        ruleStart: UnsafeMutableBufferPointer<UInt32>,
+        rules: UnsafeMutableBufferPointer<Rule>
+    ) {
         self.slots = slots
         self.keyOffsets = keyOffsets
         self.pool = pool
@@ -152,7 +159,8 @@ public final class EntryTable: @unchecked Sendable {
 
     @inline(__always)
     func keyEquals(_ k: Int, _ key: UnsafeBufferPointer<UInt8>) -> Bool {
-        let start = Int(keyOffsets[k]), end = Int(keyOffsets[k + 1])
+        let start = Int(keyOffsets[k])
+        let end = Int(keyOffsets[k + 1])
         guard end - start == key.count else { return false }
         guard let a = pool.baseAddress, let b = key.baseAddress else { return key.isEmpty }
         return memcmp(a + start, b, key.count) == 0
@@ -164,12 +172,16 @@ public final class EntryTable: @unchecked Sendable {
 
     /// The text of key `k`.
     public func key(_ k: Int) -> String {
-        String(decoding: UnsafeBufferPointer(rebasing: pool[Int(keyOffsets[k])..<Int(keyOffsets[k + 1])]), as: UTF8.self)
+        String(
+            decoding: UnsafeBufferPointer(rebasing: pool[Int(keyOffsets[k])..<Int(keyOffsets[k + 1])]),
+            as: UTF8.self
+        )
     }
 
     /// The key that holds rule `r` (binary search over `ruleStart`).
     public func keyIndex(ofRule r: Int) -> Int {
-        var lo = 0, hi = keyCount
+        var lo = 0
+        var hi = keyCount
         while lo + 1 < hi {
             let mid = (lo + hi) / 2
             if Int(ruleStart[mid]) <= r { lo = mid } else { hi = mid }
@@ -212,14 +224,19 @@ struct EntryTableBuilder {
     }
 
     /// A duplicate (same key, same category) found while compiling.
-    struct Duplicate { var first: Rule; var again: Rule; var key: String }
+    struct Duplicate {
+        var first: Rule
+        var again: Rule
+        var key: String
+    }
 
     func compile() -> (EntryTable, [Duplicate]) {
         let n = records.count
         var order = Array(0..<n)
         pool.withUnsafeBufferPointer { pool in
             order.sort { a, b in
-                let ra = records[a], rb = records[b]
+                let ra = records[a]
+                let rb = records[b]
                 if ra.hash != rb.hash { return ra.hash < rb.hash }
                 let c = compareBytes(pool, ra.offset, ra.length, rb.offset, rb.length)
                 if c != 0 { return c < 0 }
@@ -245,17 +262,33 @@ struct EntryTableBuilder {
                 var groupRules: [Rule] = []
                 while j < n {
                     let r = records[order[j]]
-                    if r.hash != first.hash || compareBytes(pool, r.offset, r.length, first.offset, first.length) != 0 { break }
-                    if r.rule.category == Self.markerCategory { j += 1; continue }
-                    if let previous = groupRules.first(where: { $0.category == r.rule.category && $0.subdomainsOnly == r.rule.subdomainsOnly }) {
-                        let text = String(decoding: UnsafeBufferPointer(rebasing: pool[Int(r.offset)..<Int(r.offset) + Int(r.length)]), as: UTF8.self)
+                    if r.hash != first.hash || compareBytes(pool, r.offset, r.length, first.offset, first.length) != 0 {
+                        break
+                    }
+                    if r.rule.category == Self.markerCategory {
+                        j += 1
+                        continue
+                    }
+                    if let previous = groupRules.first(where: {
+                        $0.category == r.rule.category && $0.subdomainsOnly == r.rule.subdomainsOnly
+                    }) {
+                        let text = String(
+                            decoding: UnsafeBufferPointer(
+                                rebasing: pool[Int(r.offset)..<Int(r.offset) + Int(r.length)]
+                            ),
+                            as: UTF8.self
+                        )
                         duplicates.append(Duplicate(first: previous, again: r.rule, key: text))
                     } else {
                         groupRules.append(r.rule)
                     }
                     j += 1
                 }
-                newPool.append(contentsOf: UnsafeBufferPointer(rebasing: pool[Int(first.offset)..<Int(first.offset) + Int(first.length)]))
+                newPool.append(
+                    contentsOf: UnsafeBufferPointer(
+                        rebasing: pool[Int(first.offset)..<Int(first.offset) + Int(first.length)]
+                    )
+                )
                 keyOffsets.append(UInt32(newPool.count))
                 rules.append(contentsOf: groupRules)
                 ruleStart.append(UInt32(rules.count))
@@ -268,10 +301,16 @@ struct EntryTableBuilder {
         var slots = [UInt64](repeating: 0, count: capacity)
         for (k, hash) in hashes.enumerated() {
             var i = Int(hash.multipliedFullWidth(by: UInt64(capacity)).high)
-            while slots[i] != 0 { i += 1; if i == capacity { i = 0 } }
+            while slots[i] != 0 {
+                i += 1
+                if i == capacity { i = 0 }
+            }
             slots[i] = UInt64(UInt32(truncatingIfNeeded: hash)) << 32 | UInt64(k + 1)
         }
-        return (EntryTable(slots: slots, keyOffsets: keyOffsets, pool: newPool, ruleStart: ruleStart, rules: rules), duplicates)
+        return (
+            EntryTable(slots: slots, keyOffsets: keyOffsets, pool: newPool, ruleStart: ruleStart, rules: rules),
+            duplicates
+        )
     }
 
     /// Category number used for keys that only mark a host as having URL entries.
@@ -279,11 +318,18 @@ struct EntryTableBuilder {
 }
 
 @inline(__always)
-private func compareBytes(_ pool: UnsafeBufferPointer<UInt8>, _ ao: UInt32, _ al: UInt16, _ bo: UInt32, _ bl: UInt16) -> Int {
+private func compareBytes(
+    _ pool: UnsafeBufferPointer<UInt8>,
+    _ ao: UInt32,
+    _ al: UInt16,
+    _ bo: UInt32,
+    _ bl: UInt16
+) -> Int {
     let n = Int(min(al, bl))
     var i = 0
     while i < n {
-        let a = pool[Int(ao) + i], b = pool[Int(bo) + i]
+        let a = pool[Int(ao) + i]
+        let b = pool[Int(bo) + i]
         if a != b { return a < b ? -1 : 1 }
         i += 1
     }

@@ -19,9 +19,13 @@ public enum Host {
     /// `[2001:db8::1]:443`, `10.0.0.1`) into `out`: lower case, no port, no brackets,
     /// no trailing or leading dots.
     /// - Complexity: O(n), no allocation.
-    
-    public static func normalize(_ input: UnsafeRawBufferPointer, into out: UnsafeMutableBufferPointer<UInt8>) -> Outcome {
-        var start = 0, end = input.count
+
+    public static func normalize(
+        _ input: UnsafeRawBufferPointer,
+        into out: UnsafeMutableBufferPointer<UInt8>
+    ) -> Outcome {
+        var start = 0
+        var end = input.count
         while start < end, input[start] == 0x20 || input[start] == 0x09 { start += 1 }
         while end > start, input[end - 1] == 0x20 || input[end - 1] == 0x09 { end -= 1 }
         guard start < end else { return .invalid }
@@ -34,14 +38,19 @@ public enum Host {
             for i in (start + 1)..<close {
                 let b = input[i]
                 guard isHexOrColonOrDot(b) else { return .invalid }
-                out[n] = lower(b); n += 1
+                out[n] = lower(b)
+                n += 1
             }
             return n > 0 ? .ok(count: n, kind: .ipv6) : .invalid
         }
-        var colons = 0, lastColon = -1
+        var colons = 0
+        var lastColon = -1
         var i = start
         while i < end {
-            if input[i] == UInt8(ascii: ":") { colons += 1; lastColon = i }
+            if input[i] == UInt8(ascii: ":") {
+                colons += 1
+                lastColon = i
+            }
             i += 1
         }
         if colons >= 2 {
@@ -51,21 +60,26 @@ public enum Host {
             for i in start..<end {
                 let b = input[i]
                 guard isHexOrColonOrDot(b) else { return .invalid }
-                out[n] = lower(b); n += 1
+                out[n] = lower(b)
+                n += 1
             }
             return .ok(count: n, kind: .ipv6)
         }
         if colons == 1 {
             // host:port; the port must be digits.
             var p = lastColon + 1
-            while p < end { guard input[p] >= 0x30 && input[p] <= 0x39 else { return .invalid }; p += 1 }
+            while p < end {
+                guard input[p] >= 0x30 && input[p] <= 0x39 else { return .invalid }
+                p += 1
+            }
             end = lastColon
         }
         while end > start, input[end - 1] == UInt8(ascii: ".") { end -= 1 }
         while start < end, input[start] == UInt8(ascii: ".") { start += 1 }
         guard start < end, end - start <= min(out.count, maxLength) else { return .invalid }
         var n = 0
-        var digitsAndDots = true, dots = 0
+        var digitsAndDots = true
+        var dots = 0
         var previousDot = false
         for i in start..<end {
             let b = input[i]
@@ -133,7 +147,7 @@ public enum Host {
     /// Splits `scheme://user@host:port/path?query#fragment`, also `host/path` and
     /// `host:port` (as Squid logs CONNECT requests).
     /// - Complexity: O(n), no allocation.
-    
+
     public static func splitURL(_ url: UnsafeRawBufferPointer) -> URLParts {
         let n = url.count
         var start = 0

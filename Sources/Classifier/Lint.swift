@@ -27,8 +27,10 @@ public enum Lint {
         do {
             lists = try ListLoader.load(roots: roots)
         } catch {
-            return Report(diagnostics: [Diagnostic(.error, .metadata, file: error.file, line: error.line, error.message)],
-                          summary: [])
+            return Report(
+                diagnostics: [Diagnostic(.error, .metadata, file: error.file, line: error.line, error.message)],
+                summary: []
+            )
         }
         return run(lists)
     }
@@ -58,9 +60,18 @@ public enum Lint {
                 guard let p = found else { continue }
                 for r in table.ruleRange(k) {
                     let rule = table.rulesBuffer[r]
-                    if let parentRule = table.ruleRange(p).map({ table.rulesBuffer[$0] }).first(where: { $0.category == rule.category }) {
-                        out.append(Diagnostic(.warning, .shadowed, file: lists.files[Int(rule.file)], line: rule.line,
-                            "\(Terminal.escape(table.key(k))) is already covered by \(Terminal.escape(table.key(p))) (\(lists.files[Int(parentRule.file)]):\(parentRule.line))"))
+                    if let parentRule = table.ruleRange(p).map({ table.rulesBuffer[$0] }).first(where: {
+                        $0.category == rule.category
+                    }) {
+                        out.append(
+                            Diagnostic(
+                                .warning,
+                                .shadowed,
+                                file: lists.files[Int(rule.file)],
+                                line: rule.line,
+                                "\(Terminal.escape(table.key(k))) is already covered by \(Terminal.escape(table.key(p))) (\(lists.files[Int(parentRule.file)]):\(parentRule.line))"
+                            )
+                        )
                     }
                 }
             }
@@ -76,13 +87,27 @@ public enum Lint {
         for (p, rule) in set.rules.enumerated() where set.compiled(p) {
             let file = lists.files[Int(rule.rule.file)]
             if always.contains(p) {
-                out.append(Diagnostic(.warning, .noLiteral, file: file, line: rule.rule.line,
-                    "pattern has no literal of 3 or more characters to prefilter on; it runs on every URL"))
+                out.append(
+                    Diagnostic(
+                        .warning,
+                        .noLiteral,
+                        file: file,
+                        line: rule.rule.line,
+                        "pattern has no literal of 3 or more characters to prefilter on; it runs on every URL"
+                    )
+                )
             }
             for probe in adversarialProbes {
                 if set.outcome(of: p, on: probe, scratch: scratch) == .matchLimit {
-                    out.append(Diagnostic(.warning, .matchLimit, file: file, line: rule.rule.line,
-                        "pattern hits the match limit on an adversarial probe (\(probe.utf8.count) bytes); such URLs count as no match"))
+                    out.append(
+                        Diagnostic(
+                            .warning,
+                            .matchLimit,
+                            file: file,
+                            line: rule.rule.line,
+                            "pattern hits the match limit on an adversarial probe (\(probe.utf8.count) bytes); such URLs count as no match"
+                        )
+                    )
                     break
                 }
             }
@@ -113,10 +138,18 @@ public enum Lint {
                     let rule = table.rulesBuffer[r]
                     let key = table.key(k)
                     let host = key.split(separator: "/", maxSplits: 1).first.map(String.init) ?? key
-                    for entry in lockedHosts where entry.host == host || entry.host.hasSuffix("." + host) || host.hasSuffix("." + entry.host) {
+                    for entry in lockedHosts
+                    where entry.host == host || entry.host.hasSuffix("." + host) || host.hasSuffix("." + entry.host) {
                         let category = lists.categories[Int(entry.rule.category)].name
-                        out.append(Diagnostic(.warning, .allowlistTouchesLocked, file: lists.files[Int(rule.file)], line: rule.line,
-                            "allowlist entry \(Terminal.escape(key)) touches locked category \(category) (\(lists.files[Int(entry.rule.file)]):\(entry.rule.line)); locked categories are never suppressed"))
+                        out.append(
+                            Diagnostic(
+                                .warning,
+                                .allowlistTouchesLocked,
+                                file: lists.files[Int(rule.file)],
+                                line: rule.line,
+                                "allowlist entry \(Terminal.escape(key)) touches locked category \(category) (\(lists.files[Int(entry.rule.file)]):\(entry.rule.line)); locked categories are never suppressed"
+                            )
+                        )
                         break
                     }
                 }

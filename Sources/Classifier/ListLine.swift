@@ -35,10 +35,13 @@ enum ListLine {
     /// Parses one line (without its `\n`) and calls `emit` for each entry on it: none for
     /// blanks and comments, several for a hosts-file line naming several hosts.
     static func parse(
-        _ rawLine: UnsafeBufferPointer<UInt8>, kind: ListFileKind, scratch: inout [UInt8],
+        _ rawLine: UnsafeBufferPointer<UInt8>,
+        kind: ListFileKind,
+        scratch: inout [UInt8],
         emit: (Entry) -> Void
     ) {
-        var start = 0, end = rawLine.count
+        var start = 0
+        var end = rawLine.count
         // UTF-8 byte order mark (first line of a file; harmless elsewhere).
         if end - start >= 3, rawLine[0] == 0xEF, rawLine[1] == 0xBB, rawLine[2] == 0xBF { start = 3 }
         while start < end, isSpace(rawLine[start]) { start += 1 }
@@ -90,10 +93,13 @@ enum ListLine {
     }
 
     private static func parseToken(
-        _ token: UnsafeBufferPointer<UInt8>, kind: ListFileKind, scratch: inout [UInt8],
+        _ token: UnsafeBufferPointer<UInt8>,
+        kind: ListFileKind,
+        scratch: inout [UInt8],
         emit: (Entry) -> Void
     ) {
-        var s = 0, e = token.count
+        var s = 0
+        var e = token.count
         var subdomainsOnly = false
         if e - s >= 2, token[0] == UInt8(ascii: "@"), token[1] == UInt8(ascii: "@") {
             emit(.invalid(.invalidEntry, "adblock exception rules (@@) belong in the allowlist"))
@@ -174,10 +180,14 @@ enum ListLine {
     @inline(__always) static func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0D || b == 0x0A }
 
     private static func isAddress(_ line: UnsafeBufferPointer<UInt8>, _ token: Range<Int>) -> Bool {
-        var digitsOrDots = true, hasColon = false
+        var digitsOrDots = true
+        var hasColon = false
         for i in token {
             let c = line[i]
-            if c == UInt8(ascii: ":") { hasColon = true; continue }
+            if c == UInt8(ascii: ":") {
+                hasColon = true
+                continue
+            }
             if !((c >= 0x30 && c <= 0x39) || c == UInt8(ascii: ".")) { digitsOrDots = false }
         }
         return digitsOrDots || hasColon

@@ -22,7 +22,7 @@ public enum ListLoader {
 
     struct Builder {
         var folders: [Folder] = []
-        var metadata: [String: (Category, String)] = [:]   // name -> (category, file)
+        var metadata: [String: (Category, String)] = [:]  // name -> (category, file)
         var diagnostics: [Diagnostic] = []
 
         mutating func addRoot(_ root: String) throws(ListError) {
@@ -47,7 +47,10 @@ public enum ListLoader {
                         throw ListError(.unreadableFile, file: metaPath, "cannot read: \(error)")
                     }
                     var category = try Category.parseMetadata(text, file: metaPath, defaultName: name)
-                    if name == Category.allowlistName { category.isAllowlist = true; category.locked = false }
+                    if name == Category.allowlistName {
+                        category.isAllowlist = true
+                        category.locked = false
+                    }
                     if metadata[name] == nil { metadata[name] = (category, metaPath) }
                 } else {
                     categoryName = name == Category.allowlistName ? name : CategoryMapping.name(forFolder: name)
@@ -119,17 +122,42 @@ public enum ListLoader {
                                 ListLine.parse(line, kind: kind, scratch: &scratch) { entry in
                                     switch entry {
                                     case .domain(let key, let subdomainsOnly):
-                                        domains.add(key, rule: Rule(category: categoryIndex, file: fileIndex, line: lineNumber, subdomainsOnly: subdomainsOnly))
+                                        domains.add(
+                                            key,
+                                            rule: Rule(
+                                                category: categoryIndex,
+                                                file: fileIndex,
+                                                line: lineNumber,
+                                                subdomainsOnly: subdomainsOnly
+                                            )
+                                        )
                                         counts[Int(categoryIndex)].domains += 1
                                     case .url(let key, let host):
-                                        urls.add(host, rule: Rule(category: EntryTableBuilder.markerCategory, file: fileIndex, line: lineNumber))
-                                        urls.add(key, rule: Rule(category: categoryIndex, file: fileIndex, line: lineNumber))
+                                        urls.add(
+                                            host,
+                                            rule: Rule(
+                                                category: EntryTableBuilder.markerCategory,
+                                                file: fileIndex,
+                                                line: lineNumber
+                                            )
+                                        )
+                                        urls.add(
+                                            key,
+                                            rule: Rule(category: categoryIndex, file: fileIndex, line: lineNumber)
+                                        )
                                         counts[Int(categoryIndex)].urls += 1
                                     case .pattern(let source):
-                                        patternRules.append(PatternRule(source: source, rule: Rule(category: categoryIndex, file: fileIndex, line: lineNumber)))
+                                        patternRules.append(
+                                            PatternRule(
+                                                source: source,
+                                                rule: Rule(category: categoryIndex, file: fileIndex, line: lineNumber)
+                                            )
+                                        )
                                         counts[Int(categoryIndex)].patterns += 1
                                     case .invalid(let kind, let message):
-                                        diagnostics.append(Diagnostic(.warning, kind, file: path, line: Int(lineNumber), message))
+                                        diagnostics.append(
+                                            Diagnostic(.warning, kind, file: path, line: Int(lineNumber), message)
+                                        )
                                     }
                                 }
                                 start = end + 1
@@ -141,18 +169,40 @@ public enum ListLoader {
             let (domainTable, domainDuplicates) = domains.compile()
             let (urlTable, urlDuplicates) = urls.compile()
             for d in domainDuplicates + urlDuplicates {
-                diagnostics.append(Diagnostic(.warning, .duplicate, file: files[Int(d.again.file)], line: d.again.line,
-                                              "duplicate entry \(Terminal.escape(d.key)) (first at \(files[Int(d.first.file)]):\(d.first.line))"))
+                diagnostics.append(
+                    Diagnostic(
+                        .warning,
+                        .duplicate,
+                        file: files[Int(d.again.file)],
+                        line: d.again.line,
+                        "duplicate entry \(Terminal.escape(d.key)) (first at \(files[Int(d.first.file)]):\(d.first.line))"
+                    )
+                )
             }
             var patternDiagnostics: [Diagnostic] = []
             let patternSet = PatternSet(rules: patternRules) { index, error in
                 let r = patternRules[index].rule
-                patternDiagnostics.append(Diagnostic(.warning, .badPattern, file: files[Int(r.file)], line: r.line,
-                                                     "pattern does not compile: \(error)"))
+                patternDiagnostics.append(
+                    Diagnostic(
+                        .warning,
+                        .badPattern,
+                        file: files[Int(r.file)],
+                        line: r.line,
+                        "pattern does not compile: \(error)"
+                    )
+                )
             }
             diagnostics += patternDiagnostics
-            return CompiledLists(categories: categories, files: files, domains: domainTable, urls: urlTable,
-                                 patterns: patternSet, counts: counts, diagnostics: diagnostics, sources: sources)
+            return CompiledLists(
+                categories: categories,
+                files: files,
+                domains: domainTable,
+                urls: urlTable,
+                patterns: patternSet,
+                counts: counts,
+                diagnostics: diagnostics,
+                sources: sources
+            )
         }
     }
 }

@@ -21,7 +21,11 @@ enum TOMLValue: Equatable {
         var closed = false
         while index < text.endIndex {
             let c = text[index]
-            if c == quote { closed = true; index = text.index(after: index); break }
+            if c == quote {
+                closed = true
+                index = text.index(after: index)
+                break
+            }
             if c == "\\" && quote == "\"" {
                 index = text.index(after: index)
                 guard index < text.endIndex else { break }

@@ -34,14 +34,16 @@ public final class PCRE2Regex: @unchecked Sendable {
         var errorOffset: Int = 0
         var options: UInt32 = 0
         if caseless { options |= UInt32(PCRE2_CASELESS) }
-        let compiled: OpaquePointer? = pattern.utf8.withContiguousStorageIfAvailable { utf8 in
-            pcre2_compile_8(utf8.baseAddress, utf8.count, options, &errorCode, &errorOffset, nil)
-        } ?? {
-            let bytes = Array(pattern.utf8)
-            return bytes.withUnsafeBufferPointer {
-                pcre2_compile_8($0.baseAddress, $0.count, options, &errorCode, &errorOffset, nil)
+        let compiled: OpaquePointer? =
+            pattern.utf8.withContiguousStorageIfAvailable { utf8 in
+                pcre2_compile_8(utf8.baseAddress, utf8.count, options, &errorCode, &errorOffset, nil)
             }
-        }()
+            ?? {
+                let bytes = Array(pattern.utf8)
+                return bytes.withUnsafeBufferPointer {
+                    pcre2_compile_8($0.baseAddress, $0.count, options, &errorCode, &errorOffset, nil)
+                }
+            }()
         guard let compiled else {
             throw CompileError(message: Self.message(for: errorCode), offset: errorOffset)
         }

@@ -58,7 +58,10 @@ enum PatternAnalyzer {
                 var atom: Atom
                 switch c {
                 case UInt8(ascii: "\\"):
-                    guard i + 1 < bytes.count else { failed = true; return nil }
+                    guard i + 1 < bytes.count else {
+                        failed = true
+                        return nil
+                    }
                     let e = bytes[i + 1]
                     i += 2
                     if isAlnum(e) {
@@ -80,7 +83,10 @@ enum PatternAnalyzer {
                 case UInt8(ascii: "("):
                     i += 1
                     if i < bytes.count, bytes[i] == UInt8(ascii: "?") {
-                        guard i + 1 < bytes.count else { failed = true; return nil }
+                        guard i + 1 < bytes.count else {
+                            failed = true
+                            return nil
+                        }
                         let k = bytes[i + 1]
                         if k == UInt8(ascii: ":") {
                             i += 2
@@ -90,14 +96,22 @@ enum PatternAnalyzer {
                             i += 2
                             _ = alternation()
                             atom = .other
-                        } else if k == UInt8(ascii: "i") || k == UInt8(ascii: "-") || k == UInt8(ascii: "s") || k == UInt8(ascii: "m") {
+                        } else if k == UInt8(ascii: "i") || k == UInt8(ascii: "-") || k == UInt8(ascii: "s")
+                            || k == UInt8(ascii: "m")
+                        {
                             // Inline flags "(?i)" or "(?i:...)"; "x" changes syntax: give up.
                             var j = i + 1
                             while j < bytes.count, bytes[j] != UInt8(ascii: ")"), bytes[j] != UInt8(ascii: ":") {
-                                if bytes[j] == UInt8(ascii: "x") { failed = true; return nil }
+                                if bytes[j] == UInt8(ascii: "x") {
+                                    failed = true
+                                    return nil
+                                }
                                 j += 1
                             }
-                            guard j < bytes.count else { failed = true; return nil }
+                            guard j < bytes.count else {
+                                failed = true
+                                return nil
+                            }
                             if bytes[j] == UInt8(ascii: ")") {
                                 i = j + 1
                                 continue
@@ -114,7 +128,10 @@ enum PatternAnalyzer {
                     } else {
                         atom = .group(alternation())
                     }
-                    guard !failed, i < bytes.count, bytes[i] == UInt8(ascii: ")") else { failed = true; return nil }
+                    guard !failed, i < bytes.count, bytes[i] == UInt8(ascii: ")") else {
+                        failed = true
+                        return nil
+                    }
                     i += 1
                 case UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "$"):
                     i += 1
@@ -128,7 +145,8 @@ enum PatternAnalyzer {
                     atom = .literal(c)
                 }
                 // Quantifier?
-                var optional = false, repeated = false
+                var optional = false
+                var repeated = false
                 if i < bytes.count {
                     let q = bytes[i]
                     if q == UInt8(ascii: "*") || q == UInt8(ascii: "?") {
@@ -142,7 +160,9 @@ enum PatternAnalyzer {
                         repeated = true
                         i = next
                     }
-                    if optional || repeated, i < bytes.count, bytes[i] == UInt8(ascii: "?") || bytes[i] == UInt8(ascii: "+") {
+                    if optional || repeated, i < bytes.count,
+                        bytes[i] == UInt8(ascii: "?") || bytes[i] == UInt8(ascii: "+")
+                    {
                         i += 1  // lazy or possessive
                     }
                 }
@@ -170,8 +190,9 @@ enum PatternAnalyzer {
             if i < bytes.count, bytes[i] == UInt8(ascii: "^") { i += 1 }
             if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1 }
             while i < bytes.count, bytes[i] != UInt8(ascii: "]") {
-                if bytes[i] == UInt8(ascii: "\\") { i += 1 }
-                else if bytes[i] == UInt8(ascii: "["), i + 1 < bytes.count, bytes[i + 1] == UInt8(ascii: ":") {
+                if bytes[i] == UInt8(ascii: "\\") {
+                    i += 1
+                } else if bytes[i] == UInt8(ascii: "["), i + 1 < bytes.count, bytes[i + 1] == UInt8(ascii: ":") {
                     // [:alpha:]
                     i += 2
                     while i < bytes.count, bytes[i] != UInt8(ascii: "]") { i += 1 }
@@ -184,8 +205,13 @@ enum PatternAnalyzer {
         /// `{n}`, `{n,}`, `{n,m}`: the minimum and the index after `}`; nil if not a quantifier.
         func braces(at start: Int) -> (Int, Int)? {
             var j = start + 1
-            var n = 0, digits = 0
-            while j < bytes.count, bytes[j] >= 0x30, bytes[j] <= 0x39 { n = n * 10 + Int(bytes[j] - 0x30); j += 1; digits += 1 }
+            var n = 0
+            var digits = 0
+            while j < bytes.count, bytes[j] >= 0x30, bytes[j] <= 0x39 {
+                n = n * 10 + Int(bytes[j] - 0x30)
+                j += 1
+                digits += 1
+            }
             if j < bytes.count, bytes[j] == UInt8(ascii: ",") {
                 j += 1
                 while j < bytes.count, bytes[j] >= 0x30, bytes[j] <= 0x39 { j += 1 }

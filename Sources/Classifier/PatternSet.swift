@@ -86,7 +86,10 @@ public final class PatternSet: Sendable {
                     for k in 0...(lit.count - 4) {
                         let g = Self.gram4(lit, k)
                         let cost = (frequency[g] ?? 0) + (Self.commonGrams.contains(g) ? 1_000_000 : 0)
-                        if cost < bestCost { bestCost = cost; offset = k }
+                        if cost < bestCost {
+                            bestCost = cost
+                            offset = k
+                        }
                     }
                     key = Self.gram4(lit, offset)
                     Self.set(&bitmap4, Self.bit(key))
@@ -96,7 +99,13 @@ public final class PatternSet: Sendable {
                     has3 = true
                 }
                 byGram[key, default: []].append(
-                    Anchor(literalStart: start, literalLength: UInt16(lit.count), gramOffset: UInt16(offset), pattern: UInt32(pattern)))
+                    Anchor(
+                        literalStart: start,
+                        literalLength: UInt16(lit.count),
+                        gramOffset: UInt16(offset),
+                        pattern: UInt32(pattern)
+                    )
+                )
             }
         }
         // Flatten byGram into an open-addressing table of grams -> anchor ranges.
@@ -131,8 +140,10 @@ public final class PatternSet: Sendable {
 
     /// Grams that occur in nearly every URL: never chosen as anchors when another exists.
     static let commonGrams: Set<UInt32> = {
-        let words = ["http", "ttp:", "tp:/", "p://", "ttps", "tps:", "ps:/", "://w", "//ww", "/www", "www.",
-                     ".com", "com/", ".htm", "html", ".php", "inde", "ndex", "dex.", ".net", ".org", "/wp-"]
+        let words = [
+            "http", "ttp:", "tp:/", "p://", "ttps", "tps:", "ps:/", "://w", "//ww", "/www", "www.",
+            ".com", "com/", ".htm", "html", ".php", "inde", "ndex", "dex.", ".net", ".org", "/wp-",
+        ]
         return Set(words.map { gram4(Array($0.utf8), 0) })
     }()
 
@@ -145,7 +156,9 @@ public final class PatternSet: Sendable {
     @inline(__always) static func mix(_ g: UInt32) -> UInt32 { (g &* 0x9E37_79B1) ^ (g >> 15) }
     @inline(__always) static func bit(_ g: UInt32) -> Int { Int((g &* 0x9E37_79B1) >> UInt32(32 - bitmapBits)) }
     @inline(__always) static func set(_ bm: inout [UInt64], _ bit: Int) { bm[bit >> 6] |= 1 << UInt64(bit & 63) }
-    @inline(__always) static func test(_ bm: UnsafeBufferPointer<UInt64>, _ bit: Int) -> Bool { bm[bit >> 6] & (1 << UInt64(bit & 63)) != 0 }
+    @inline(__always) static func test(_ bm: UnsafeBufferPointer<UInt64>, _ bit: Int) -> Bool {
+        bm[bit >> 6] & (1 << UInt64(bit & 63)) != 0
+    }
 
     /// Marks in `scratch` the patterns whose literal occurs in `subject` (lower-cased).
     @inline(__always)
@@ -180,7 +193,12 @@ public final class PatternSet: Sendable {
     }
 
     @inline(never)
-    private func probe(_ gram: UInt32, at position: Int, _ subject: UnsafeBufferPointer<UInt8>, _ scratch: PatternScratch) {
+    private func probe(
+        _ gram: UInt32,
+        at position: Int,
+        _ subject: UnsafeBufferPointer<UInt8>,
+        _ scratch: PatternScratch
+    ) {
         let capacity = gramKeys.count
         var i = Int(Self.mix(gram) % UInt32(capacity))
         while gramEnds[i] != 0 {
@@ -194,7 +212,10 @@ public final class PatternSet: Sendable {
                     var equal = true
                     var k = 0
                     while k < length {
-                        if literalPool[Int(anchor.literalStart) + k] != subject[start + k] { equal = false; break }
+                        if literalPool[Int(anchor.literalStart) + k] != subject[start + k] {
+                            equal = false
+                            break
+                        }
                         k += 1
                     }
                     if equal {
@@ -220,7 +241,12 @@ public final class PatternSet: Sendable {
     }
 
     @inline(__always)
-    private func run(_ p: Int, _ subject: UnsafeBufferPointer<UInt8>, _ scratch: PatternScratch, _ onMatch: (Int) -> Void) {
+    private func run(
+        _ p: Int,
+        _ subject: UnsafeBufferPointer<UInt8>,
+        _ scratch: PatternScratch,
+        _ onMatch: (Int) -> Void
+    ) {
         guard let regex = regexes[p] else { return }
         scratch.patternsRun += 1
         switch regex.match(subject, scratch: scratch.pcre) {

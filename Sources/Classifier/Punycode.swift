@@ -26,7 +26,9 @@ public enum Punycode {
         let basicCount = output.count
         var handled = basicCount
         if basicCount > 0 { output.append(UInt8(ascii: "-")) }
-        var n = initialN, delta = 0, bias = initialBias
+        var n = initialN
+        var delta = 0
+        var bias = initialBias
         while handled < scalars.count {
             guard let m = scalars.filter({ Int($0) >= n }).min().map(Int.init) else { return nil }
             let (product, overflow) = (m - n).multipliedReportingOverflow(by: handled + 1)

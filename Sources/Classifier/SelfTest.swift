@@ -39,7 +39,9 @@ public enum SelfTest {
             }
             let after = new.counts[j].total
             if before > 0 && Double(before - after) / Double(before) > maxShrink {
-                problems.append("locked category \(category.name) shrank from \(before) to \(after) entries (limit \(Int(maxShrink * 100))%)")
+                problems.append(
+                    "locked category \(category.name) shrank from \(before) to \(after) entries (limit \(Int(maxShrink * 100))%)"
+                )
             }
         }
         return problems

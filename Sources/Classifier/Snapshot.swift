@@ -22,21 +22,37 @@ public enum Snapshot {
         var w = Writer()
         w.u32(UInt32(lists.categories.count))
         for c in lists.categories {
-            w.string(c.name); w.string(c.displayName); w.string(c.description)
-            w.u8(c.severity.rawValue); w.u8(c.locked ? 1 : 0); w.u8(c.isAllowlist ? 1 : 0)
-            w.string(c.canary ?? ""); w.u8(c.canary == nil ? 0 : 1)
+            w.string(c.name)
+            w.string(c.displayName)
+            w.string(c.description)
+            w.u8(c.severity.rawValue)
+            w.u8(c.locked ? 1 : 0)
+            w.u8(c.isAllowlist ? 1 : 0)
+            w.string(c.canary ?? "")
+            w.u8(c.canary == nil ? 0 : 1)
         }
         w.u32(UInt32(lists.files.count))
         for f in lists.files { w.string(f) }
         w.u32(UInt32(lists.sources.count))
         for s in lists.sources { w.string(s) }
-        for c in lists.counts { w.u64(UInt64(c.domains)); w.u64(UInt64(c.urls)); w.u64(UInt64(c.patterns)) }
+        for c in lists.counts {
+            w.u64(UInt64(c.domains))
+            w.u64(UInt64(c.urls))
+            w.u64(UInt64(c.patterns))
+        }
         for table in [lists.domains, lists.urls] {
-            w.array(table.slotArray); w.array(table.keyOffsetArray); w.array(table.poolArray); w.array(table.ruleStartArray); w.array(table.rules)
+            w.array(table.slotArray)
+            w.array(table.keyOffsetArray)
+            w.array(table.poolArray)
+            w.array(table.ruleStartArray)
+            w.array(table.rules)
         }
         w.u32(UInt32(lists.patterns.rules.count))
         for p in lists.patterns.rules {
-            w.string(p.source); w.u16(p.rule.category); w.u16(p.rule.file); w.u32(p.rule.lineAndFlags)
+            w.string(p.source)
+            w.u16(p.rule.category)
+            w.u16(p.rule.file)
+            w.u32(p.rule.lineAndFlags)
         }
         let payload = w.bytes
         var out: [UInt8] = []
@@ -54,7 +70,10 @@ public enum Snapshot {
     public static func write(_ lists: CompiledLists, to path: String) throws(SnapshotError) {
         let bytes = encode(lists)
         let failure = bytes.withUnsafeBytes { raw -> FileSystem.Error? in
-            do { try FileSystem.writeAtomically(path, bytes: raw); return nil } catch { return error as? FileSystem.Error }
+            do {
+                try FileSystem.writeAtomically(path, bytes: raw)
+                return nil
+            } catch { return error as? FileSystem.Error }
         }
         if let failure { throw SnapshotError(.unwritable, path: path, "cannot write: \(failure)") }
     }
@@ -76,14 +95,22 @@ public enum Snapshot {
         }
         let version: UInt32 = readLE(bytes, 8)
         guard version == Self.version else {
-            throw SnapshotError(.version, path: path, "snapshot format version \(version), this esafety reads version \(Self.version)")
+            throw SnapshotError(
+                .version,
+                path: path,
+                "snapshot format version \(version), this esafety reads version \(Self.version)"
+            )
         }
         guard readLE(bytes, 12) as UInt32 == 0x0102_0304 else {
             throw SnapshotError(.foreign, path: path, "snapshot written on a machine of another byte order")
         }
         let length = Int(readLE(bytes, 16) as UInt64)
         guard bytes.count - headerSize == length else {
-            throw SnapshotError(.truncated, path: path, "payload is \(bytes.count - headerSize) bytes, header says \(length)")
+            throw SnapshotError(
+                .truncated,
+                path: path,
+                "payload is \(bytes.count - headerSize) bytes, header says \(length)"
+            )
         }
         let expected: UInt64 = readLE(bytes, 24)
         let actual = bytes.withUnsafeBytes { checksum(UnsafeRawBufferPointer(rebasing: $0[headerSize...])) }
@@ -94,12 +121,25 @@ public enum Snapshot {
             var r = Reader(bytes: bytes, offset: headerSize)
             var categories: [Category] = []
             for _ in 0..<(try r.u32()) {
-                let name = try r.string(), display = try r.string(), description = try r.string()
+                let name = try r.string()
+                let display = try r.string()
+                let description = try r.string()
                 guard let severity = Severity(rawValue: try r.u8()) else { throw Reader.Failure() }
-                let locked = try r.u8() == 1, allow = try r.u8() == 1
-                let canary = try r.string(), hasCanary = try r.u8() == 1
-                categories.append(Category(name: name, displayName: display, description: description, severity: severity,
-                                           locked: locked, canary: hasCanary ? canary : nil, isAllowlist: allow))
+                let locked = try r.u8() == 1
+                let allow = try r.u8() == 1
+                let canary = try r.string()
+                let hasCanary = try r.u8() == 1
+                categories.append(
+                    Category(
+                        name: name,
+                        displayName: display,
+                        description: description,
+                        severity: severity,
+                        locked: locked,
+                        canary: hasCanary ? canary : nil,
+                        isAllowlist: allow
+                    )
+                )
             }
             var files: [String] = []
             for _ in 0..<(try r.u32()) { files.append(try r.string()) }
@@ -117,14 +157,20 @@ public enum Snapshot {
                 let ruleStart: UnsafeMutableBufferPointer<UInt32> = try r.buffer()
                 let rules: UnsafeMutableBufferPointer<Rule> = try r.buffer()
                 // The table owns the buffers from here, so they are freed on any failure.
-                let table = EntryTable(owning: slots, keyOffsets: offsets, pool: pool, ruleStart: ruleStart, rules: rules)
+                let table = EntryTable(
+                    owning: slots,
+                    keyOffsets: offsets,
+                    pool: pool,
+                    ruleStart: ruleStart,
+                    rules: rules
+                )
                 guard !slots.isEmpty, offsets.count == ruleStart.count, offsets.count >= 1,
-                      Int(offsets.last!) == pool.count, Int(ruleStart.last!) == rules.count,
-                      slots.count > offsets.count - 1,
-                      offsets.indices.dropFirst().allSatisfy({ offsets[$0 - 1] <= offsets[$0] }),
-                      ruleStart.indices.dropFirst().allSatisfy({ ruleStart[$0 - 1] <= ruleStart[$0] }),
-                      slots.allSatisfy({ $0 == 0 || Int(UInt32(truncatingIfNeeded: $0)) <= offsets.count - 1 }),
-                      rules.allSatisfy({ Int($0.category) < categories.count && Int($0.file) < files.count })
+                    Int(offsets.last!) == pool.count, Int(ruleStart.last!) == rules.count,
+                    slots.count > offsets.count - 1,
+                    offsets.indices.dropFirst().allSatisfy({ offsets[$0 - 1] <= offsets[$0] }),
+                    ruleStart.indices.dropFirst().allSatisfy({ ruleStart[$0 - 1] <= ruleStart[$0] }),
+                    slots.allSatisfy({ $0 == 0 || Int(UInt32(truncatingIfNeeded: $0)) <= offsets.count - 1 }),
+                    rules.allSatisfy({ Int($0.category) < categories.count && Int($0.file) < files.count })
                 else { throw Reader.Failure(offset: r.offset) }
                 tables.append(table)
             }
@@ -134,18 +180,35 @@ public enum Snapshot {
                 let rule = Rule(category: try r.u16(), file: try r.u16(), line: 0)
                 var full = rule
                 full.lineAndFlags = try r.u32()
-                guard Int(full.category) < categories.count, Int(full.file) < files.count else { throw Reader.Failure() }
+                guard Int(full.category) < categories.count, Int(full.file) < files.count else {
+                    throw Reader.Failure()
+                }
                 patternRules.append(PatternRule(source: source, rule: full))
             }
             guard r.offset == bytes.count else { throw Reader.Failure() }
             var diagnostics: [Diagnostic] = []
             let patterns = PatternSet(rules: patternRules) { index, error in
                 let rule = patternRules[index].rule
-                diagnostics.append(Diagnostic(.warning, .badPattern, file: files[Int(rule.file)], line: rule.line,
-                                              "pattern does not compile: \(error)"))
+                diagnostics.append(
+                    Diagnostic(
+                        .warning,
+                        .badPattern,
+                        file: files[Int(rule.file)],
+                        line: rule.line,
+                        "pattern does not compile: \(error)"
+                    )
+                )
             }
-            return CompiledLists(categories: categories, files: files, domains: tables[0], urls: tables[1],
-                                 patterns: patterns, counts: counts, diagnostics: diagnostics, sources: ["snapshot:" + path])
+            return CompiledLists(
+                categories: categories,
+                files: files,
+                domains: tables[0],
+                urls: tables[1],
+                patterns: patterns,
+                counts: counts,
+                diagnostics: diagnostics,
+                sources: ["snapshot:" + path]
+            )
         } catch {
             let at = (error as? Reader.Failure)?.offset ?? 0
             throw SnapshotError(.corrupt, path: path, "inconsistent contents at byte \(at)")
@@ -155,7 +218,8 @@ public enum Snapshot {
     /// A 64-bit checksum over 8-byte words in four lanes (several bytes per cycle),
     /// finished with the length. Detects corruption; not a cryptographic signature.
     public static func checksum(_ data: UnsafeRawBufferPointer) -> UInt64 {
-        let p1: UInt64 = 0x9E37_79B1_85EB_CA87, p2: UInt64 = 0xC2B2_AE3D_27D4_EB4F
+        let p1: UInt64 = 0x9E37_79B1_85EB_CA87
+        let p2: UInt64 = 0xC2B2_AE3D_27D4_EB4F
         var lanes: (UInt64, UInt64, UInt64, UInt64) = (p1, p2, p1 ^ p2, p1 &+ p2)
         let n = data.count
         var i = 0
@@ -172,7 +236,10 @@ public enum Snapshot {
             i += 32
         }
         var h = round(lanes.0, lanes.1) ^ round(lanes.2, lanes.3) ^ UInt64(n)
-        while i < n { h = round(h, UInt64(data[i])); i += 1 }
+        while i < n {
+            h = round(h, UInt64(data[i]))
+            i += 1
+        }
         return KeyHash.finish(h)
     }
 
@@ -190,7 +257,10 @@ public enum Snapshot {
         mutating func u16(_ v: UInt16) { appendLE(&bytes, v) }
         mutating func u32(_ v: UInt32) { appendLE(&bytes, v) }
         mutating func u64(_ v: UInt64) { appendLE(&bytes, v) }
-        mutating func string(_ s: String) { u32(UInt32(s.utf8.count)); bytes += s.utf8 }
+        mutating func string(_ s: String) {
+            u32(UInt32(s.utf8.count))
+            bytes += s.utf8
+        }
         /// Element count, then the raw elements, padded to 8 bytes.
         mutating func array<T: BitwiseCopyable>(_ a: [T]) {
             u64(UInt64(a.count))
@@ -227,7 +297,9 @@ public enum Snapshot {
             let at = try take(size)
             let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: max(Int(count), 1))
             bytes.withUnsafeBytes { src in
-                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: src[at..<at + size]))
+                UnsafeMutableRawBufferPointer(buffer).copyMemory(
+                    from: UnsafeRawBufferPointer(rebasing: src[at..<at + size])
+                )
             }
             return UnsafeMutableBufferPointer(rebasing: buffer[0..<Int(count)])
         }
@@ -241,7 +313,9 @@ public struct SnapshotError: Error, Sendable, CustomStringConvertible {
     public var path: String
     public var message: String
     public init(_ code: Code, path: String, _ message: String) {
-        self.code = code; self.path = path; self.message = message
+        self.code = code
+        self.path = path
+        self.message = message
     }
     public var description: String { "\(path): \(message)" }
 }

@@ -1,6 +1,8 @@
 /// How a rule matched.
 public enum MatchKind: UInt8, Sendable, CustomStringConvertible {
-    case domain = 0, url = 1, pattern = 2
+    case domain = 0
+    case url = 1
+    case pattern = 2
 
     /// The kind its description names (`domain`, `url`, `pattern`), as records write it.
     public init?(name: String) {
@@ -55,7 +57,8 @@ public struct MatchDetail: Sendable, Equatable {
     /// The rule as it is stored (normalised entry, or the pattern's text).
     public var rule: String
 
-    public init(name: String, severity: Severity, locked: Bool, kind: MatchKind, file: String, line: Int, rule: String) {
+    public init(name: String, severity: Severity, locked: Bool, kind: MatchKind, file: String, line: Int, rule: String)
+    {
         (self.name, self.severity, self.locked, self.kind) = (name, severity, locked, kind)
         (self.file, self.line, self.rule) = (file, line, rule)
     }

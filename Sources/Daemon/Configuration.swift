@@ -1,11 +1,10 @@
 import Classifier
+import Glibc
 import Incidents
-import Logging
 import LogFormats
+import Logging
 import SystemSupport
 import Yams
-
-import Glibc
 
 /// Everything esafetyd can be told, with a default for every option, so that `esafetyd`
 /// with no file runs on the bundled lists. Loaded and validated by `load(path:)`, which
@@ -24,8 +23,20 @@ public struct DaemonConfiguration: Sendable, Equatable {
         /// Name used in status and incidents (`ingest`, `dns`...).
         public var name: String
 
-        public init(path: String, kind: Kind, format: LogFormat?, mode: UInt32 = 0o660, group: String? = nil, name: String) {
-            self.path = path; self.kind = kind; self.format = format; self.mode = mode; self.group = group; self.name = name
+        public init(
+            path: String,
+            kind: Kind,
+            format: LogFormat?,
+            mode: UInt32 = 0o660,
+            group: String? = nil,
+            name: String
+        ) {
+            self.path = path
+            self.kind = kind
+            self.format = format
+            self.mode = mode
+            self.group = group
+            self.name = name
         }
     }
 
@@ -78,7 +89,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// `$RUNTIME_DIRECTORY` (systemd), else `/run/esafety` for root, else
     /// `$XDG_RUNTIME_DIR/esafety` or `/tmp/esafety-UID`.
     public static func defaultRuntimeDirectory() -> String {
-        if let d = getenv("RUNTIME_DIRECTORY") { return String(cString: d).split(separator: ":").first.map(String.init) ?? "/run/esafety" }
+        if let d = getenv("RUNTIME_DIRECTORY") {
+            return String(cString: d).split(separator: ":").first.map(String.init) ?? "/run/esafety"
+        }
         if getuid() == 0 { return "/run/esafety" }
         if let x = getenv("XDG_RUNTIME_DIR") { return String(cString: x) + "/esafety" }
         return "/tmp/esafety-\(getuid())"
@@ -87,7 +100,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// `$STATE_DIRECTORY` (systemd), else `/var/lib/esafety` for root, else
     /// `$XDG_STATE_HOME/esafety` or `~/.local/state/esafety`.
     public static func defaultStateDirectory() -> String {
-        if let d = getenv("STATE_DIRECTORY") { return String(cString: d).split(separator: ":").first.map(String.init) ?? "/var/lib/esafety" }
+        if let d = getenv("STATE_DIRECTORY") {
+            return String(cString: d).split(separator: ":").first.map(String.init) ?? "/var/lib/esafety"
+        }
         if getuid() == 0 { return "/var/lib/esafety" }
         if let x = getenv("XDG_STATE_HOME") { return String(cString: x) + "/esafety" }
         if let h = getenv("HOME") { return String(cString: h) + "/.local/state/esafety" }
@@ -157,16 +172,22 @@ public struct DaemonConfiguration: Sendable, Equatable {
                 }
             case "max_line_length":
                 c.maxLineLength = try r.int(value, key)
-                guard (256...(16 << 20)).contains(c.maxLineLength) else { throw r.error(value, key, "must be between 256 and 16777216") }
+                guard (256...(16 << 20)).contains(c.maxLineLength) else {
+                    throw r.error(value, key, "must be between 256 and 16777216")
+                }
             case "incident_log": c.incidentLog = try r.string(value, key)
             case "state_directory": c.stateDirectory = try r.string(value, key)
             case "counters_file": c.countersFile = try r.string(value, key)
             case "counters_interval":
                 c.countersInterval = try r.double(value, key)
-                guard (1...3600).contains(c.countersInterval) else { throw r.error(value, key, "must be between 1 and 3600 seconds") }
+                guard (1...3600).contains(c.countersInterval) else {
+                    throw r.error(value, key, "must be between 1 and 3600 seconds")
+                }
             case "max_locked_shrink":
                 c.maxLockedShrink = try r.double(value, key)
-                guard (0...1).contains(c.maxLockedShrink) else { throw r.error(value, key, "must be a fraction between 0 and 1") }
+                guard (0...1).contains(c.maxLockedShrink) else {
+                    throw r.error(value, key, "must be a fraction between 0 and 1")
+                }
             case "workers":
                 c.workers = try r.int(value, key)
                 guard (1...64).contains(c.workers) else { throw r.error(value, key, "must be between 1 and 64") }
@@ -175,7 +196,11 @@ public struct DaemonConfiguration: Sendable, Equatable {
             case "log_level":
                 let s = try r.string(value, key)
                 guard let level = Logger.Level(rawValue: s) else {
-                    throw r.error(value, key, "unknown level \"\(s)\" (trace, debug, info, notice, warning, error, critical)")
+                    throw r.error(
+                        value,
+                        key,
+                        "unknown level \"\(s)\" (trace, debug, info, notice, warning, error, critical)"
+                    )
                 }
                 c.logLevel = level
             default:
@@ -222,7 +247,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
         }
         func severity(_ n: Node, _ k: String) throws(Error) -> Severity {
             let s = try string(n, k)
-            guard let v = Severity(name: s) else { throw error(n, k, "unknown severity \"\(s)\" (critical, high, medium, low, info)") }
+            guard let v = Severity(name: s) else {
+                throw error(n, k, "unknown severity \"\(s)\" (critical, high, medium, low, info)")
+            }
             return v
         }
 
@@ -234,7 +261,13 @@ public struct DaemonConfiguration: Sendable, Equatable {
         }
 
         func group(_ n: Node, _ k: String) throws(Error) -> Policy.Group {
-            guard case .mapping(let m) = n else { throw error(n, k, "expected name, networks, users, categories, severity_shift, minimum_severity, routes") }
+            guard case .mapping(let m) = n else {
+                throw error(
+                    n,
+                    k,
+                    "expected name, networks, users, categories, severity_shift, minimum_severity, routes"
+                )
+            }
             var g = Policy.Group(name: "")
             for (key, v) in m {
                 let name = "\(k).\(key.string ?? "")"
@@ -242,7 +275,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
                 case "name": g.name = try string(v, name)
                 case "networks":
                     for text in try strings(v, name) {
-                        guard let net = Policy.network(text) else { throw error(v, name, "not an IPv4 or IPv6 network: \(text)") }
+                        guard let net = Policy.network(text) else {
+                            throw error(v, name, "not an IPv4 or IPv6 network: \(text)")
+                        }
                         g.networks.append(net)
                     }
                 case "users": g.users = try strings(v, name)
@@ -267,14 +302,18 @@ public struct DaemonConfiguration: Sendable, Equatable {
         func minutes(_ n: Node, _ k: String) throws(Error) -> Int {
             let s = try string(n, k)
             let parts = s.split(separator: ":")
-            guard parts.count == 2, let h = Int(parts[0]), let m = Int(parts[1]), (0...24).contains(h), (0..<60).contains(m), h * 60 + m <= 1440 else {
+            guard parts.count == 2, let h = Int(parts[0]), let m = Int(parts[1]), (0...24).contains(h),
+                (0..<60).contains(m), h * 60 + m <= 1440
+            else {
                 throw error(n, k, "expected a time like \"08:30\"")
             }
             return h * 60 + m
         }
 
         func window(_ n: Node, _ k: String) throws(Error) -> Policy.TimeWindow {
-            guard case .mapping(let m) = n else { throw error(n, k, "expected name, days, start, end, severity_shift, routes") }
+            guard case .mapping(let m) = n else {
+                throw error(n, k, "expected name, days, start, end, severity_shift, routes")
+            }
             var w = Policy.TimeWindow(name: "")
             for (key, v) in m {
                 let name = "\(k).\(key.string ?? "")"
@@ -283,7 +322,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
                 case "days":
                     var days = Set<Int>()
                     for d in try strings(v, name) {
-                        guard let n = Self.dayNames[String(d.lowercased().prefix(3))] else { throw error(v, name, "unknown day \(d)") }
+                        guard let n = Self.dayNames[String(d.lowercased().prefix(3))] else {
+                            throw error(v, name, "unknown day \(d)")
+                        }
                         days.insert(n)
                     }
                     w.days = days
@@ -311,20 +352,28 @@ public struct DaemonConfiguration: Sendable, Equatable {
                 case "rate_limit": c.alerts.rateLimit = try double(v, name)
                 case "timeout":
                     c.alerts.timeout = try double(v, name)
-                    guard c.alerts.timeout > 0 && c.alerts.timeout <= 300 else { throw error(v, name, "must be between 0 and 300 seconds") }
+                    guard c.alerts.timeout > 0 && c.alerts.timeout <= 300 else {
+                        throw error(v, name, "must be between 0 and 300 seconds")
+                    }
                 case "retries":
                     c.alerts.retries = try int(v, name)
                     guard (0...10).contains(c.alerts.retries) else { throw error(v, name, "must be between 0 and 10") }
                 case "backoff": c.alerts.backoff = try double(v, name)
                 case "overdue_repeat":
                     c.alerts.overdueRepeat = try double(v, name)
-                    guard c.alerts.overdueRepeat == 0 || c.alerts.overdueRepeat >= 1 else { throw error(v, name, "must be 0 (off) or at least 1 second") }
+                    guard c.alerts.overdueRepeat == 0 || c.alerts.overdueRepeat >= 1 else {
+                        throw error(v, name, "must be 0 (off) or at least 1 second")
+                    }
                 case "commands":
-                    guard case .sequence(let seq) = v else { throw error(v, name, "expected a list of {name, command}") }
+                    guard case .sequence(let seq) = v else {
+                        throw error(v, name, "expected a list of {name, command}")
+                    }
                     c.alerts.commands = []
                     for (i, item) in seq.enumerated() {
                         let where_ = "\(name)[\(i)]"
-                        guard case .mapping(let cm) = item else { throw error(item, where_, "expected name and command") }
+                        guard case .mapping(let cm) = item else {
+                            throw error(item, where_, "expected name and command")
+                        }
                         var command = AlertDispatcher.Command(name: "", argv: [])
                         for (ck, cv) in cm {
                             switch ck.string ?? "" {
@@ -333,7 +382,13 @@ public struct DaemonConfiguration: Sendable, Equatable {
                             default: throw error(ck, where_, "unknown option (expected name, command)")
                             }
                         }
-                        guard !command.argv.isEmpty else { throw error(item, where_ + ".command", "every alert needs a command (a list: program and arguments)") }
+                        guard !command.argv.isEmpty else {
+                            throw error(
+                                item,
+                                where_ + ".command",
+                                "every alert needs a command (a list: program and arguments)"
+                            )
+                        }
                         if command.name.isEmpty { command.name = command.argv[0] }
                         c.alerts.commands.append(command)
                     }
@@ -352,16 +407,22 @@ public struct DaemonConfiguration: Sendable, Equatable {
                 case "repetition_window": c.policy.repetitionWindow = try double(v, name)
                 case "context_window":
                     c.policy.contextWindow = try double(v, name)
-                    guard (0...7200).contains(c.policy.contextWindow) else { throw error(v, name, "must be between 0 and 7200 seconds") }
+                    guard (0...7200).contains(c.policy.contextWindow) else {
+                        throw error(v, name, "must be between 0 and 7200 seconds")
+                    }
                 case "log_group": c.incidentLogGroup = try optionalString(v, name)
                 case "sync_interval":
                     c.incidentSyncInterval = try double(v, name)
-                    guard (0.25...300).contains(c.incidentSyncInterval) else { throw error(v, name, "must be between 0.25 and 300 seconds") }
+                    guard (0.25...300).contains(c.incidentSyncInterval) else {
+                        throw error(v, name, "must be between 0.25 and 300 seconds")
+                    }
                 case "devices": c.deviceMap = try optionalString(v, name)
                 case "users": c.userMap = try optionalString(v, name)
                 case "deadlines":
                     guard case .mapping(let dm) = v else { throw error(v, name, "expected severity: seconds") }
-                    for (sk, sv) in dm { c.policy.deadlines[try severity(sk, name)] = try double(sv, "\(name).\(sk.string ?? "")") }
+                    for (sk, sv) in dm {
+                        c.policy.deadlines[try severity(sk, name)] = try double(sv, "\(name).\(sk.string ?? "")")
+                    }
                 case "routes": c.policy.defaultRoutes = try routes(v, name)
                 case "default_group": c.policy.defaultGroup = try group(v, name)
                 case "groups":
@@ -382,13 +443,19 @@ public struct DaemonConfiguration: Sendable, Equatable {
                 switch key.string ?? "" {
                 case "path": path = try string(v, name)
                 case "type":
-                    guard let kind = IngestSocket.Kind(rawValue: try string(v, name)) else { throw error(v, name, "expected stream or datagram") }
+                    guard let kind = IngestSocket.Kind(rawValue: try string(v, name)) else {
+                        throw error(v, name, "expected stream or datagram")
+                    }
                     socket.kind = kind
                 case "format":
                     let f = try string(v, name)
                     if f != "auto" {
                         guard let format = LogFormat(name: f) else {
-                            throw error(v, name, "unknown format \"\(f)\" (auto, squid, squid-common, dnsmasq, bind, unbound, json)")
+                            throw error(
+                                v,
+                                name,
+                                "unknown format \"\(f)\" (auto, squid, squid-common, dnsmasq, bind, unbound, json)"
+                            )
                         }
                         socket.format = format
                     }

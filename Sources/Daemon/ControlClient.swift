@@ -1,6 +1,5 @@
-import Classifier
 import CShims
-
+import Classifier
 import Glibc
 import SystemSupport
 
@@ -18,15 +17,22 @@ public enum ControlClient {
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw Failure(description: "\(path): path too long") }
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+            throw Failure(description: "\(path): path too long")
+        }
         withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes) }
         let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard rc == 0 else {
             let e = errno
             if e == EACCES || e == EPERM {
-                throw Failure(description: "\(path): permission denied; the control socket is for the esafety administrators' group (ask your network admin, or use sudo)")
+                throw Failure(
+                    description:
+                        "\(path): permission denied; the control socket is for the esafety administrators' group (ask your network admin, or use sudo)"
+                )
             }
             if e == ENOENT || e == ECONNREFUSED {
                 throw Failure(description: "\(path): esafetyd is not running (no control socket)")

@@ -1,12 +1,11 @@
-import Classifier
 import CShims
+import Classifier
 import Dispatch
+import Glibc
 import LogFormats
 import Logging
 import Pipeline
 import Synchronization
-
-import Glibc
 import SystemSupport
 
 /// The admin-only control socket: one command line in, one JSON line out.
@@ -30,8 +29,15 @@ final class ControlServer: @unchecked Sendable {
     private let wakeup = Wakeup()
     private var thread: PosixThread?
 
-    init(fd: Int32, path: String, ownsPath: Bool, stats: IngestStats, holder: GenerationHolder, reloader: Reloader,
-         logger: Logger) {
+    init(
+        fd: Int32,
+        path: String,
+        ownsPath: Bool,
+        stats: IngestStats,
+        holder: GenerationHolder,
+        reloader: Reloader,
+        logger: Logger
+    ) {
         self.fd = fd
         self.path = path
         self.ownsPath = ownsPath
@@ -52,7 +58,9 @@ final class ControlServer: @unchecked Sendable {
     }
 
     private func loop() {
-        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeup.fd, events: Int16(POLLIN), revents: 0)]
+        var fds = [
+            pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeup.fd, events: Int16(POLLIN), revents: 0),
+        ]
         var lastSample = 0.0
         while !stopping.load(ordering: .acquiring) {
             _ = poll(&fds, 2, 1000)
@@ -81,7 +89,8 @@ final class ControlServer: @unchecked Sendable {
             n += r
             if buffer[0..<n].contains(0x0A) { break }
         }
-        let command = String(decoding: buffer[0..<n], as: UTF8.self).split(whereSeparator: \.isNewline).first.map(String.init)?
+        let command =
+            String(decoding: buffer[0..<n], as: UTF8.self).split(whereSeparator: \.isNewline).first.map(String.init)?
             .trimmingCharacters(in: " \t") ?? ""
         let reply: String
         switch command {
@@ -120,4 +129,3 @@ final class ControlServer: @unchecked Sendable {
         }
     }
 }
-

@@ -1,13 +1,12 @@
 import Classifier
 import Foundation
+import Glibc
 import Incidents
 import LogFormats
 import Logging
 import Pipeline
 import ServiceLifecycle
 import Synchronization
-
-import Glibc
 import SystemSupport
 
 /// Persists what the daemon has seen, so `esafety report` can show monitoring health after
@@ -45,16 +44,31 @@ final class CounterRecorder: @unchecked Sendable {
         let snapshot = stats.snapshot()
         var lines: [String] = []
         for r in snapshot.reloads where r.at > reloadsSeen {
-            lines.append(CounterRecord.reload(.init(time: Clock.rfc3339(r.at), generation: r.generation, ok: r.ok,
-                                                    seconds: (r.seconds * 1000).rounded() / 1000, message: r.message)).text)
+            lines.append(
+                CounterRecord.reload(
+                    .init(
+                        time: Clock.rfc3339(r.at),
+                        generation: r.generation,
+                        ok: r.ok,
+                        seconds: (r.seconds * 1000).rounded() / 1000,
+                        message: r.message
+                    )
+                ).text
+            )
             reloadsSeen = r.at
         }
         for (source, total) in snapshot.sources.sorted(by: { $0.key < $1.key }) {
             let before = previous[source] ?? SourceCounters()
             let counts = CounterRecord.Counts(
-                time: Clock.rfc3339(now), source: source, interval: interval, received: total.received - before.received,
-                parsed: total.parsed - before.parsed, matched: total.matched - before.matched,
-                malformed: total.malformed - before.malformed, tooLong: total.tooLong - before.tooLong)
+                time: Clock.rfc3339(now),
+                source: source,
+                interval: interval,
+                received: total.received - before.received,
+                parsed: total.parsed - before.parsed,
+                matched: total.matched - before.matched,
+                malformed: total.malformed - before.malformed,
+                tooLong: total.tooLong - before.tooLong
+            )
             lines.append(CounterRecord.counts(counts).text)
         }
         previous = snapshot.sources
@@ -67,9 +81,15 @@ final class CounterRecorder: @unchecked Sendable {
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode)
         let ok = fd >= 0 && text.withUTF8 { write(fd, $0.baseAddress, $0.count) == $0.count }
         if fd >= 0 { close(fd) }
-        let wasFailing = failing.withLock { f -> Bool in defer { f = !ok }; return f }
+        let wasFailing = failing.withLock { f -> Bool in
+            defer { f = !ok }
+            return f
+        }
         if !ok && !wasFailing {
-            logger.error("cannot write the monitoring counters; the report will show a gap", metadata: ["counters.file": "\(path)", "error": "\(Sockets.errnoText())"])
+            logger.error(
+                "cannot write the monitoring counters; the report will show a gap",
+                metadata: ["counters.file": "\(path)", "error": "\(Sockets.errnoText())"]
+            )
         }
     }
 }
@@ -79,7 +99,9 @@ struct CounterService: Service {
     func run() async throws {
         recorder.event(.start(time: Clock.rfc3339(Clock.now()), pid: Int(getpid())))
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int(recorder.interval * 1000))) }
+            try? await cancelWhenGracefulShutdown {
+                try await Task.sleep(for: .milliseconds(Int(recorder.interval * 1000)))
+            }
             if Task.isShuttingDownGracefully || Task.isCancelled { break }
             recorder.record()
         }

@@ -1,14 +1,13 @@
-import Classifier
-import Incidents
 import CShims
+import Classifier
+import Glibc
+import Incidents
 import LogFormats
 import Logging
 import Pipeline
 import ServiceLifecycle
 import SystemSupport
 import UnixSignals
-
-import Glibc
 
 /// Wires the daemon together and runs it until SIGTERM or SIGINT.
 ///
@@ -22,7 +21,9 @@ public enum EsafetyDaemon {
 
     /// Loads and checks configuration and lists: what `--check-config` runs, and the
     /// daemon's first step.
-    public static func prepare(_ configuration: DaemonConfiguration) throws(StartError) -> (ListSource, CompiledLists, Double) {
+    public static func prepare(
+        _ configuration: DaemonConfiguration
+    ) throws(StartError) -> (ListSource, CompiledLists, Double) {
         let started = Clock.monotonic()
         let source: ListSource
         let lists: CompiledLists
@@ -39,36 +40,56 @@ public enum EsafetyDaemon {
         return (source, lists, Clock.monotonic() - started)
     }
 
-    public static func run(configuration: DaemonConfiguration, logger: Logger,
-                           overrides: @escaping @Sendable (inout DaemonConfiguration) -> Void) async throws {
+    public static func run(
+        configuration: DaemonConfiguration,
+        logger: Logger,
+        overrides: @escaping @Sendable (inout DaemonConfiguration) -> Void
+    ) async throws {
         let notify = SystemdNotify()
         // Trap SIGHUP before anything can announce readiness: an early SIGHUP must reload,
         // never kill the daemon with the default action.
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         let (source, lists, seconds) = try prepare(configuration)
         for d in lists.diagnostics.prefix(20) {
-            logger.warning("list warning", metadata: ["list.file": "\(d.file)", "list.line": "\(d.line ?? 0)", "list.message": "\(d.message)"])
+            logger.warning(
+                "list warning",
+                metadata: ["list.file": "\(d.file)", "list.line": "\(d.line ?? 0)", "list.message": "\(d.message)"]
+            )
         }
         if lists.diagnostics.count > 20 {
-            logger.warning("more list warnings not shown; run esafety lint", metadata: ["lists.warnings": "\(lists.diagnostics.count)"])
+            logger.warning(
+                "more list warnings not shown; run esafety lint",
+                metadata: ["lists.warnings": "\(lists.diagnostics.count)"]
+            )
         }
         let holder = GenerationHolder(Generation(number: 1, lists: lists, loadedAt: Clock.now(), loadSeconds: seconds))
         let stats = IngestStats()
-        let incidentLog = IncidentLog(path: configuration.incidentLog, group: configuration.incidentLogGroup,
-                                      syncInterval: configuration.incidentSyncInterval, logger: logger)
+        let incidentLog = IncidentLog(
+            path: configuration.incidentLog,
+            group: configuration.incidentLogGroup,
+            syncInterval: configuration.incidentSyncInterval,
+            logger: logger
+        )
         do { try incidentLog.open() } catch {
             throw StartError(description: "\(configuration.incidentLog): cannot open the incident log: \(error)")
         }
-        var devices: [String: String] = [:], users: [String: String] = [:]
+        var devices: [String: String] = [:]
+        var users: [String: String] = [:]
         do {
             if let f = configuration.deviceMap { devices = try MappingFile.load(f) }
             if let f = configuration.userMap { users = try MappingFile.load(f) }
         } catch {
             throw StartError(description: error.description)
         }
-        let countersFolder = configuration.countersPath.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let countersFolder = configuration.countersPath.split(separator: "/", omittingEmptySubsequences: false)
+            .dropLast().joined(separator: "/")
         if !countersFolder.isEmpty && !FileSystem.isDirectory(countersFolder) { mkdir(countersFolder, 0o750) }
-        let counters = CounterRecorder(path: configuration.countersPath, interval: configuration.countersInterval, stats: stats, logger: logger)
+        let counters = CounterRecorder(
+            path: configuration.countersPath,
+            interval: configuration.countersInterval,
+            stats: stats,
+            logger: logger
+        )
         let alerts = AlertDispatcher(settings: configuration.alerts, logger: logger) { command, ok, error in
             counters.event(.alert(.init(time: Clock.rfc3339(Clock.now()), command: command, ok: ok, error: error)))
         }
@@ -76,8 +97,14 @@ public enum EsafetyDaemon {
         // Acknowledgements written by `esafety incidents ...` stop overdue re-alerts.
         incidentLog.foreignLine = { alerts.workflowLine($0) }
         incidentLog.start()
-        let incidents = IncidentSink(log: incidentLog, policy: configuration.policy, suffixes: PublicSuffix.load(),
-                                     devices: devices, users: users, alerts: alerts)
+        let incidents = IncidentSink(
+            log: incidentLog,
+            policy: configuration.policy,
+            suffixes: PublicSuffix.load(),
+            devices: devices,
+            users: users,
+            alerts: alerts
+        )
         // Incident work runs on its own thread, off the ingest workers' path.
         let queued = QueuedSink(next: incidents)
         queued.start()
@@ -85,18 +112,47 @@ public enum EsafetyDaemon {
         let usr1 = await UnixSignalsSequence(trapping: .sigusr1)
 
         let sockets = try openSockets(configuration, logger: logger)
-        let streams = sockets.streams, datagrams = sockets.datagrams
-        let controlFD = sockets.control, controlOwned = sockets.controlOwned
+        let streams = sockets.streams
+        let datagrams = sockets.datagrams
+        let controlFD = sockets.control
+        let controlOwned = sockets.controlOwned
 
-        let reloader = Reloader(holder: holder, stats: stats, configuration: configuration, logger: logger,
-                                notify: notify, overrides: overrides, applied: { incidents.update(policy: $0.policy) })
-        let ingest = IngestServer(streams: streams, datagrams: datagrams, workers: configuration.workers, holder: holder,
-                                  sink: sink, stats: stats, maxLine: configuration.maxLineLength, logger: logger)
-        let control = ControlServer(fd: controlFD, path: configuration.controlSocket, ownsPath: controlOwned, stats: stats,
-                                    holder: holder, reloader: reloader, logger: logger)
+        let reloader = Reloader(
+            holder: holder,
+            stats: stats,
+            configuration: configuration,
+            logger: logger,
+            notify: notify,
+            overrides: overrides,
+            applied: { incidents.update(policy: $0.policy) }
+        )
+        let ingest = IngestServer(
+            streams: streams,
+            datagrams: datagrams,
+            workers: configuration.workers,
+            holder: holder,
+            sink: sink,
+            stats: stats,
+            maxLine: configuration.maxLineLength,
+            logger: logger
+        )
+        let control = ControlServer(
+            fd: controlFD,
+            path: configuration.controlSocket,
+            ownsPath: controlOwned,
+            stats: stats,
+            holder: holder,
+            reloader: reloader,
+            logger: logger
+        )
 
         let socketNames = (streams + datagrams).map { $0.socket.path.isEmpty ? $0.socket.name : $0.socket.path }
-        control.extra.withLock { $0["reopen"] = { incidentLog.reopen(); return #"{"ok":true}"# } }
+        control.extra.withLock {
+            $0["reopen"] = {
+                incidentLog.reopen()
+                return #"{"ok":true}"#
+            }
+        }
         let alertCommands = configuration.alerts.commands.count
         control.health.withLock {
             $0 = {
@@ -104,12 +160,24 @@ public enum EsafetyDaemon {
                 let a = alerts.status
                 return (
                     StatusReport.IncidentLogHealth(
-                        writing: h.writing, queued: h.queued, lost: h.lost, written: h.written, lastError: h.lastError,
-                        chainHead: h.head, tampering: h.tampering),
+                        writing: h.writing,
+                        queued: h.queued,
+                        lost: h.lost,
+                        written: h.written,
+                        lastError: h.lastError,
+                        chainHead: h.head,
+                        tampering: h.tampering
+                    ),
                     StatusReport.AlertHealth(
-                        commands: alertCommands, sent: a.sent, failed: a.failed, retried: a.retried,
-                        rateLimited: a.rateLimited, queued: a.queued, overdueAlerts: a.overdueAlerts,
-                        lastError: a.lastError)
+                        commands: alertCommands,
+                        sent: a.sent,
+                        failed: a.failed,
+                        retried: a.retried,
+                        rateLimited: a.rateLimited,
+                        queued: a.queued,
+                        overdueAlerts: a.overdueAlerts,
+                        lastError: a.lastError
+                    )
                 )
             }
         }
@@ -121,25 +189,40 @@ public enum EsafetyDaemon {
             ReloadService(reloader: reloader, signals: hangups),
             ControlService(server: control),
             WatchdogService(notify: notify),
-            IngestService(server: ingest, notify: notify, logger: logger, ready: {
-                let entries = lists.counts.reduce(0) { $0 + $1.total }
-                logger.info("esafetyd ready", metadata: [
-                    "lists": "\(source)", "lists.entries": "\(entries)", "lists.seconds": "\(seconds)",
-                    "ingest.sockets": "\(socketNames)", "control.socket": "\(configuration.controlSocket)",
-                    "workers": "\(configuration.workers)",
-                ])
-                notify.ready(status: "generation 1, \(entries) entries")
-            }),
+            IngestService(
+                server: ingest,
+                notify: notify,
+                logger: logger,
+                ready: {
+                    let entries = lists.counts.reduce(0) { $0 + $1.total }
+                    logger.info(
+                        "esafetyd ready",
+                        metadata: [
+                            "lists": "\(source)", "lists.entries": "\(entries)", "lists.seconds": "\(seconds)",
+                            "ingest.sockets": "\(socketNames)", "control.socket": "\(configuration.controlSocket)",
+                            "workers": "\(configuration.workers)",
+                        ]
+                    )
+                    notify.ready(status: "generation 1, \(entries) entries")
+                }
+            ),
         ]
-        let group = ServiceGroup(configuration: .init(
-            services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
         try await group.run()
         let totals = stats.totals
-        logger.info("esafetyd stopped", metadata: [
-            "lines.received": "\(totals.received)", "lines.parsed": "\(totals.parsed)", "lines.matched": "\(totals.matched)",
-        ])
+        logger.info(
+            "esafetyd stopped",
+            metadata: [
+                "lines.received": "\(totals.received)", "lines.parsed": "\(totals.parsed)",
+                "lines.matched": "\(totals.matched)",
+            ]
+        )
     }
 }
 
@@ -152,7 +235,8 @@ struct OpenedSockets {
 
 /// Sockets: systemd's if it passed any (by `FileDescriptorName=`: `control`, or an ingest
 /// socket's name), else bound from the configuration.
-func openSockets(_ configuration: DaemonConfiguration, logger: Logger) throws(EsafetyDaemon.StartError) -> OpenedSockets {
+func openSockets(_ configuration: DaemonConfiguration, logger: Logger) throws(EsafetyDaemon.StartError) -> OpenedSockets
+{
     var out = OpenedSockets()
     let activated = Sockets.activated()
     for a in activated {
@@ -162,7 +246,8 @@ func openSockets(_ configuration: DaemonConfiguration, logger: Logger) throws(Es
             continue
         }
         let kind: DaemonConfiguration.IngestSocket.Kind = a.type == Int32(SOCK_DGRAM.rawValue) ? .datagram : .stream
-        let configured = configuration.ingest.first { $0.name == a.name && $0.kind == kind }
+        let configured =
+            configuration.ingest.first { $0.name == a.name && $0.kind == kind }
             ?? configuration.ingest.first { $0.kind == kind }
         let socket = configured ?? .init(path: "", kind: kind, format: nil, name: a.name)
         let listener = IngestServer.Listener(fd: a.fd, socket: socket, ownsPath: false)
@@ -183,8 +268,12 @@ func openSockets(_ configuration: DaemonConfiguration, logger: Logger) throws(Es
     }
     if out.control < 0 {
         do {
-            out.control = try Sockets.bind(path: configuration.controlSocket, type: Int32(SOCK_STREAM.rawValue),
-                                           mode: configuration.controlMode, group: configuration.controlGroup)
+            out.control = try Sockets.bind(
+                path: configuration.controlSocket,
+                type: Int32(SOCK_STREAM.rawValue),
+                mode: configuration.controlMode,
+                group: configuration.controlGroup
+            )
         } catch {
             throw EsafetyDaemon.StartError(description: error.description)
         }

@@ -1,8 +1,7 @@
 import Classifier
+import Glibc
 import LogFormats
 import Logging
-
-import Glibc
 import SystemSupport
 
 /// esafetyd's own log, one line per event on standard error.
@@ -31,14 +30,23 @@ public struct DaemonLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var line = Self.format(level: event.level, label: label, message: event.message.description,
-                               metadata: metadata.merging(event.metadata ?? [:]) { $1 }, source: event.source,
-                               journal: journal, time: Clock.now())
+        var line = Self.format(
+            level: event.level,
+            label: label,
+            message: event.message.description,
+            metadata: metadata.merging(event.metadata ?? [:]) { $1 },
+            source: event.source,
+            journal: journal,
+            time: Clock.now()
+        )
         line.withUTF8 { b in
             var at = 0
             while at < b.count {
                 let n = write(2, b.baseAddress! + at, b.count - at)
-                if n <= 0 { if n < 0 && errno == EINTR { continue }; return }
+                if n <= 0 {
+                    if n < 0 && errno == EINTR { continue }
+                    return
+                }
                 at += n
             }
         }
@@ -46,8 +54,15 @@ public struct DaemonLogHandler: LogHandler {
 
     /// One line: `<priority>level label: key=value ... [source] message` for the journal,
     /// `time level label: ...` otherwise.
-    static func format(level: Logger.Level, label: String, message: String, metadata: Logger.Metadata, source: String,
-                       journal: Bool, time: Double) -> String {
+    static func format(
+        level: Logger.Level,
+        label: String,
+        message: String,
+        metadata: Logger.Metadata,
+        source: String,
+        journal: Bool,
+        time: Double
+    ) -> String {
         var line = journal ? "<\(priority(level))>" : Clock.rfc3339(time) + " "
         line += "\(level) \(label):"
         for (key, value) in metadata.sorted(by: { $0.key < $1.key }) { line += " \(key)=\(value)" }

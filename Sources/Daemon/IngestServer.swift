@@ -1,11 +1,10 @@
-import Classifier
 import CShims
+import Classifier
+import Glibc
 import LogFormats
 import Logging
 import Pipeline
 import Synchronization
-
-import Glibc
 import SystemSupport
 
 /// Reads log lines from the ingest sockets and runs them through the pipeline.
@@ -35,16 +34,33 @@ final class IngestServer: @unchecked Sendable {
     private var acceptor: PosixThread?
     private let nextID = Atomic<Int>(1)
 
-    init(streams: [Listener], datagrams: [Listener], workers count: Int, holder: GenerationHolder, sink: MatchSink,
-         stats: IngestStats, maxLine: Int, logger: Logger) {
+    init(
+        streams: [Listener],
+        datagrams: [Listener],
+        workers count: Int,
+        holder: GenerationHolder,
+        sink: MatchSink,
+        stats: IngestStats,
+        maxLine: Int,
+        logger: Logger
+    ) {
         self.streams = streams
         self.datagrams = datagrams
         self.stats = stats
         self.logger = logger
         var workers: [IngestWorker] = []
         for i in 0..<max(1, count) {
-            workers.append(IngestWorker(index: i, holder: holder, sink: sink, stats: stats, maxLine: maxLine,
-                                        datagrams: i == 0 ? datagrams : [], logger: logger))
+            workers.append(
+                IngestWorker(
+                    index: i,
+                    holder: holder,
+                    sink: sink,
+                    stats: stats,
+                    maxLine: maxLine,
+                    datagrams: i == 0 ? datagrams : [],
+                    logger: logger
+                )
+            )
         }
         self.workers = workers
     }
@@ -73,9 +89,14 @@ final class IngestServer: @unchecked Sendable {
         }
         while !stopping.load(ordering: .acquiring) {
             let rc = poll(&fds, nfds_t(fds.count), 1000)
-            if rc < 0 && errno != EINTR { logger.error("poll failed", metadata: ["error": "\(Sockets.errnoText())"]); break }
+            if rc < 0 && errno != EINTR {
+                logger.error("poll failed", metadata: ["error": "\(Sockets.errnoText())"])
+                break
+            }
             if stopping.load(ordering: .acquiring) { break }
-            for (i, listener) in streams.enumerated() where fds[i].revents & Int16(POLLIN) != 0 { acceptWaiting(listener) }
+            for (i, listener) in streams.enumerated() where fds[i].revents & Int16(POLLIN) != 0 {
+                acceptWaiting(listener)
+            }
         }
         // A sender whose connect completed before the stop has had its connection made by
         // the kernel, and may already have written: take those still waiting too, so the
@@ -146,8 +167,15 @@ final class IngestWorker: @unchecked Sendable {
     private var connections: [Connection] = []
     private let datagramListeners: [IngestServer.Listener]
 
-    init(index: Int, holder: GenerationHolder, sink: MatchSink, stats: IngestStats, maxLine: Int,
-         datagrams: [IngestServer.Listener], logger: Logger) {
+    init(
+        index: Int,
+        holder: GenerationHolder,
+        sink: MatchSink,
+        stats: IngestStats,
+        maxLine: Int,
+        datagrams: [IngestServer.Listener],
+        logger: Logger
+    ) {
         self.index = index
         self.holder = holder
         self.sink = sink
@@ -162,7 +190,12 @@ final class IngestWorker: @unchecked Sendable {
 
     func start() {
         for l in datagramListeners {
-            let pipeline = LinePipeline(source: "\(l.socket.name):datagram", format: l.socket.format, holder: holder, sink: sink)
+            let pipeline = LinePipeline(
+                source: "\(l.socket.name):datagram",
+                format: l.socket.format,
+                holder: holder,
+                sink: sink
+            )
             connections.append(Connection(fd: l.fd, id: 0, pipeline: pipeline, capacity: 256 * 1024, isDatagram: true))
         }
         thread = PosixThread(name: "esafety-ingest\(index)") { [self] in
@@ -188,10 +221,16 @@ final class IngestWorker: @unchecked Sendable {
         var fds: [pollfd] = []
         while true {
             let stop = stopping.load(ordering: .acquiring)
-            for (fd, id, socket, peer) in pending.withLock({ p -> [(Int32, Int, DaemonConfiguration.IngestSocket, String)] in defer { p.removeAll() }; return p }) {
+            for (fd, id, socket, peer) in pending.withLock({
+                p -> [(Int32, Int, DaemonConfiguration.IngestSocket, String)] in
+                defer { p.removeAll() }
+                return p
+            }) {
                 let source = "\(socket.name):\(peer.split(separator: "[").first.map(String.init) ?? peer)"
                 let pipeline = LinePipeline(source: source, format: socket.format, holder: holder, sink: sink)
-                connections.append(Connection(fd: fd, id: id, pipeline: pipeline, capacity: capacity, isDatagram: false))
+                connections.append(
+                    Connection(fd: fd, id: id, pipeline: pipeline, capacity: capacity, isDatagram: false)
+                )
             }
             if stop { break }
             fds.removeAll(keepingCapacity: true)
@@ -249,7 +288,11 @@ final class IngestWorker: @unchecked Sendable {
                 let used = c.pipeline.processLines(message, arrival: arrival, maxLine: maxLine)
                 if used < len {
                     let rest = UnsafeRawBufferPointer(rebasing: message[used...])
-                    if rest.count > maxLine { c.pipeline.countTooLong() } else { c.pipeline.process(rest, arrival: arrival) }
+                    if rest.count > maxLine {
+                        c.pipeline.countTooLong()
+                    } else {
+                        c.pipeline.process(rest, arrival: arrival)
+                    }
                 }
                 c.lines += c.pipeline.counters.received - before
             }
@@ -259,7 +302,10 @@ final class IngestWorker: @unchecked Sendable {
         let n = read(c.fd, c.buffer.baseAddress! + c.filled, free)
         if n < 0 {
             if errno == EAGAIN || errno == EINTR { return !drain }
-            logger.warning("ingest read failed", metadata: ["connection": "\(c.id)", "error": "\(Sockets.errnoText())"])
+            logger.warning(
+                "ingest read failed",
+                metadata: ["connection": "\(c.id)", "error": "\(Sockets.errnoText())"]
+            )
             c.ended = true
             return false
         }
@@ -268,7 +314,11 @@ final class IngestWorker: @unchecked Sendable {
             if c.filled > 0 && !c.skipping {
                 c.pipeline.refreshGeneration()
                 let line = UnsafeRawBufferPointer(rebasing: c.buffer[0..<c.filled])
-                if line.count > maxLine { c.pipeline.countTooLong() } else { c.pipeline.process(line, arrival: arrival) }
+                if line.count > maxLine {
+                    c.pipeline.countTooLong()
+                } else {
+                    c.pipeline.process(line, arrival: arrival)
+                }
                 c.lines += 1
             }
             c.filled = 0
@@ -276,16 +326,29 @@ final class IngestWorker: @unchecked Sendable {
             return false
         }
         c.bytes += n
-        if n == free { c.fullReads += 1; c.queued = Sockets.queued(c.fd) } else { c.fullReads = 0; c.queued = 0 }
+        if n == free {
+            c.fullReads += 1
+            c.queued = Sockets.queued(c.fd)
+        } else {
+            c.fullReads = 0
+            c.queued = 0
+        }
         c.filled += n
         var start = 0
         if c.skipping {
-            guard let nl = memchr(c.buffer.baseAddress!, 0x0A, c.filled) else { c.filled = 0; return true }
+            guard let nl = memchr(c.buffer.baseAddress!, 0x0A, c.filled) else {
+                c.filled = 0
+                return true
+            }
             start = c.buffer.baseAddress!.distance(to: UnsafeMutableRawPointer(nl)) + 1
             c.skipping = false
         }
         let before = c.pipeline.counters.received
-        let used = c.pipeline.processLines(UnsafeRawBufferPointer(rebasing: c.buffer[start..<c.filled]), arrival: arrival, maxLine: maxLine)
+        let used = c.pipeline.processLines(
+            UnsafeRawBufferPointer(rebasing: c.buffer[start..<c.filled]),
+            arrival: arrival,
+            maxLine: maxLine
+        )
         c.lines += c.pipeline.counters.received - before
         let consumed = start + used
         let rest = c.filled - consumed

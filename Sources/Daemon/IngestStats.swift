@@ -1,9 +1,8 @@
 import Classifier
+import Glibc
 import LogFormats
 import Pipeline
 import Synchronization
-
-import Glibc
 import SystemSupport
 
 /// What the daemon has seen, for `esafety status`: counters per source, connections,
@@ -52,7 +51,10 @@ public final class IngestStats: Sendable {
     public func update(connection id: Int, lines: Int, bytes: Int, queued: Int, fullReads: Int) {
         state.withLock {
             guard var c = $0.connections[id] else { return }
-            c.lines += lines; c.bytes += bytes; c.queued = queued; c.fullReads = fullReads
+            c.lines += lines
+            c.bytes += bytes
+            c.queued = queued
+            c.fullReads = fullReads
             $0.connections[id] = c
         }
     }
@@ -72,13 +74,18 @@ public final class IngestStats: Sendable {
     }
 
     /// Everything, copied under the lock.
-    public func snapshot() -> (sources: [String: SourceCounters], connections: [Connection], closed: Int,
-                               categories: [String: Int], lastReload: Reload?, reloads: [Reload]) {
+    public func snapshot() -> (
+        sources: [String: SourceCounters], connections: [Connection], closed: Int,
+        categories: [String: Int], lastReload: Reload?, reloads: [Reload]
+    ) {
         let s = state.withLock { $0 }
         // Matches by category over all sources: the sum of each source's.
         var categories: [String: Int] = [:]
         for c in s.sources.values { categories.merge(c.categories, uniquingKeysWith: +) }
-        return (s.sources, s.connections.values.sorted { $0.id < $1.id }, s.closedConnections, categories, s.lastReload, s.reloads)
+        return (
+            s.sources, s.connections.values.sorted { $0.id < $1.id }, s.closedConnections, categories, s.lastReload,
+            s.reloads
+        )
     }
 
     public var totals: SourceCounters {
@@ -89,4 +96,3 @@ public final class IngestStats: Sendable {
         }
     }
 }
-

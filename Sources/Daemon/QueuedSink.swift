@@ -1,10 +1,9 @@
-import Classifier
 import CShims
+import Classifier
+import Glibc
 import LogFormats
 import Pipeline
 import Synchronization
-
-import Glibc
 import SystemSupport
 
 /// Runs a sink on its own thread: ingest workers hand matched requests over and go back to
@@ -65,7 +64,9 @@ public final class QueuedSink: MatchSink, @unchecked Sendable {
         func string(_ at: inout Int, _ count: Int32) -> String? {
             guard count >= 0 else { return nil }
             defer { at += Int(count) }
-            return bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[at..<at + Int(count)]), as: UTF8.self) }
+            return bytes.withUnsafeBufferPointer {
+                String(decoding: UnsafeBufferPointer(rebasing: $0[at..<at + Int(count)]), as: UTF8.self)
+            }
         }
     }
 
@@ -94,15 +95,39 @@ public final class QueuedSink: MatchSink, @unchecked Sendable {
     }
 
     public func accept(raw m: borrowing RawMatch) {
-        let (time, action, format, generation, lists, source) = (m.time, m.action, m.format, m.generation, m.lists, m.source)
+        let (time, action, format, generation, lists, source) = (
+            m.time, m.action, m.format, m.generation, m.lists, m.source
+        )
         let (client, user, host, url, method, hits) = (m.client, m.user, m.host, m.url, m.method, m.hits)
         enqueue { b in
-            var e = Entry(kind: .match, action: action, format: format, time: time, generation: generation, start: Int32(b.bytes.count))
-            e.client = b.add(client); e.user = b.add(user); e.host = b.add(host); e.url = b.add(url); e.method = b.add(method)
-            e.hitStart = Int32(b.hits.count); e.hitCount = Int32(hits.count)
+            var e = Entry(
+                kind: .match,
+                action: action,
+                format: format,
+                time: time,
+                generation: generation,
+                start: Int32(b.bytes.count)
+            )
+            e.client = b.add(client)
+            e.user = b.add(user)
+            e.host = b.add(host)
+            e.url = b.add(url)
+            e.method = b.add(method)
+            e.hitStart = Int32(b.hits.count)
+            e.hitCount = Int32(hits.count)
             b.hits.append(contentsOf: hits)
-            if let i = b.lists.lastIndex(where: { $0 === lists }) { e.lists = UInt16(i) } else { e.lists = UInt16(b.lists.count); b.lists.append(lists) }
-            if let i = b.sources.lastIndex(of: source) { e.source = UInt16(i) } else { e.source = UInt16(b.sources.count); b.sources.append(source) }
+            if let i = b.lists.lastIndex(where: { $0 === lists }) {
+                e.lists = UInt16(i)
+            } else {
+                e.lists = UInt16(b.lists.count)
+                b.lists.append(lists)
+            }
+            if let i = b.sources.lastIndex(of: source) {
+                e.source = UInt16(i)
+            } else {
+                e.source = UInt16(b.sources.count)
+                b.sources.append(source)
+            }
             return e
         }
     }
@@ -165,12 +190,27 @@ public final class QueuedSink: MatchSink, @unchecked Sendable {
                 case .lease:
                     next.lease(client: client, mac: batch.string(&at, e.user) ?? "")
                 case .match:
-                    let user = batch.string(&at, e.user), host = batch.string(&at, e.host) ?? ""
-                    let url = batch.string(&at, e.url), method = batch.string(&at, e.method)
+                    let user = batch.string(&at, e.user)
+                    let host = batch.string(&at, e.host) ?? ""
+                    let url = batch.string(&at, e.url)
+                    let method = batch.string(&at, e.method)
                     let hits = Array(batch.hits[Int(e.hitStart)..<Int(e.hitStart + e.hitCount)])
-                    next.accept(MatchedRequest(time: e.time, client: client, user: user, host: host, url: url, method: method,
-                                               action: e.action, format: e.format, source: batch.sources[Int(e.source)],
-                                               hits: hits, lists: batch.lists[Int(e.lists)], generation: e.generation))
+                    next.accept(
+                        MatchedRequest(
+                            time: e.time,
+                            client: client,
+                            user: user,
+                            host: host,
+                            url: url,
+                            method: method,
+                            action: e.action,
+                            format: e.format,
+                            source: batch.sources[Int(e.source)],
+                            hits: hits,
+                            lists: batch.lists[Int(e.lists)],
+                            generation: e.generation
+                        )
+                    )
                 }
             }
             batch.clear()

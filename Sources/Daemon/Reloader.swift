@@ -18,9 +18,15 @@ public actor Reloader {
     /// Called with the new configuration after a successful reload (the incident policy).
     let applied: @Sendable (DaemonConfiguration) -> Void
 
-    public init(holder: GenerationHolder, stats: IngestStats, configuration: DaemonConfiguration, logger: Logger,
-                notify: SystemdNotify, overrides: @escaping @Sendable (inout DaemonConfiguration) -> Void,
-                applied: @escaping @Sendable (DaemonConfiguration) -> Void = { _ in }) {
+    public init(
+        holder: GenerationHolder,
+        stats: IngestStats,
+        configuration: DaemonConfiguration,
+        logger: Logger,
+        notify: SystemdNotify,
+        overrides: @escaping @Sendable (inout DaemonConfiguration) -> Void,
+        applied: @escaping @Sendable (DaemonConfiguration) -> Void = { _ in }
+    ) {
         self.holder = holder
         self.stats = stats
         self.configuration = configuration
@@ -80,22 +86,41 @@ public actor Reloader {
         configuration = next
         applied(next)
         let entries = lists.counts.reduce(0) { $0 + $1.total }
-        let message = "generation \(generation.number): \(lists.categories.count) categories, \(entries) entries, \(lists.diagnostics.count) warning(s)"
-        logger.info("reload succeeded", metadata: [
-            "reload.generation": "\(generation.number)", "reload.seconds": "\(seconds)", "lists.entries": "\(entries)",
-            "lists.warnings": "\(lists.diagnostics.count)",
-        ])
-        let record = IngestStats.Reload(at: Clock.now(), ok: true, generation: generation.number, message: message, seconds: seconds)
+        let message =
+            "generation \(generation.number): \(lists.categories.count) categories, \(entries) entries, \(lists.diagnostics.count) warning(s)"
+        logger.info(
+            "reload succeeded",
+            metadata: [
+                "reload.generation": "\(generation.number)", "reload.seconds": "\(seconds)",
+                "lists.entries": "\(entries)",
+                "lists.warnings": "\(lists.diagnostics.count)",
+            ]
+        )
+        let record = IngestStats.Reload(
+            at: Clock.now(),
+            ok: true,
+            generation: generation.number,
+            message: message,
+            seconds: seconds
+        )
         stats.recordReload(record)
         return record
     }
 
     private func refuse(_ old: Generation, _ started: Double, _ why: String) -> IngestStats.Reload {
-        logger.error("reload refused; keeping the current lists", metadata: [
-            "reload.generation": "\(old.number)", "reload.error": "\(why)",
-        ])
-        let record = IngestStats.Reload(at: Clock.now(), ok: false, generation: old.number,
-                                        message: "refused, kept generation \(old.number): \(why)", seconds: Clock.monotonic() - started)
+        logger.error(
+            "reload refused; keeping the current lists",
+            metadata: [
+                "reload.generation": "\(old.number)", "reload.error": "\(why)",
+            ]
+        )
+        let record = IngestStats.Reload(
+            at: Clock.now(),
+            ok: false,
+            generation: old.number,
+            message: "refused, kept generation \(old.number): \(why)",
+            seconds: Clock.monotonic() - started
+        )
         stats.recordReload(record)
         return record
     }

@@ -1,6 +1,5 @@
-import Classifier
 import CShims
-
+import Classifier
 import Glibc
 import SystemSupport
 
@@ -16,7 +15,13 @@ enum Sockets {
 
     /// Binds a Unix socket at `path` (removing a stale socket file, never another kind of
     /// file), with `mode` and, if given, `group`. The folder is created 0755 if missing.
-    static func bind(path: String, type: Int32, mode: UInt32, group: String?, backlog: Int32 = 128) throws(Failure) -> Int32 {
+    static func bind(
+        path: String,
+        type: Int32,
+        mode: UInt32,
+        group: String?,
+        backlog: Int32 = 128
+    ) throws(Failure) -> Int32 {
         let folder = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         if !folder.isEmpty && !FileSystem.isDirectory(folder) {
             if mkdirs(folder) != 0 { throw Failure(path: folder, message: "cannot create folder: \(errnoText())") }
@@ -44,7 +49,9 @@ enum Sockets {
         // Bind with a tight umask, then set the mode we want: no window where it is wider.
         let old = umask(0o177)
         let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         umask(old)
         guard rc == 0 else {
@@ -54,19 +61,22 @@ enum Sockets {
         }
         if let group {
             guard let gr = getgrnam(group) else {
-                close(fd); unlink(path)
+                close(fd)
+                unlink(path)
                 throw Failure(path: path, message: "no such group \(group)")
             }
             if chown(path, uid_t.max, gr.pointee.gr_gid) != 0 {
                 let e = errnoText()
-                close(fd); unlink(path)
+                close(fd)
+                unlink(path)
                 throw Failure(path: path, message: "cannot give the socket to group \(group): \(e)")
             }
         }
         chmod(path, mode_t(mode))
         if type == Int32(SOCK_STREAM.rawValue) && listen(fd, backlog) != 0 {
             let e = errnoText()
-            close(fd); unlink(path)
+            close(fd)
+            unlink(path)
             throw Failure(path: path, message: "listen: \(e)")
         }
         if type == Int32(SOCK_DGRAM.rawValue) {
@@ -97,9 +107,12 @@ enum Sockets {
     /// Sockets passed by systemd socket activation: (fd, name, type).
     static func activated() -> [(fd: Int32, name: String, type: Int32)] {
         guard let pidText = getenv("LISTEN_PID"), Int32(String(cString: pidText)) == getpid(),
-              let fdsText = getenv("LISTEN_FDS"), let count = Int32(String(cString: fdsText)), count > 0
+            let fdsText = getenv("LISTEN_FDS"), let count = Int32(String(cString: fdsText)), count > 0
         else { return [] }
-        let names = getenv("LISTEN_FDNAMES").map { String(cString: $0).split(separator: ":", omittingEmptySubsequences: false).map(String.init) } ?? []
+        let names =
+            getenv("LISTEN_FDNAMES").map {
+                String(cString: $0).split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            } ?? []
         var out: [(Int32, String, Int32)] = []
         for i in 0..<count {
             let fd = 3 + i
@@ -110,16 +123,20 @@ enum Sockets {
             setNonBlocking(fd)
             out.append((fd, Int(i) < names.count ? names[Int(i)] : "fd\(fd)", type))
         }
-        unsetenv("LISTEN_PID"); unsetenv("LISTEN_FDS"); unsetenv("LISTEN_FDNAMES")
+        unsetenv("LISTEN_PID")
+        unsetenv("LISTEN_FDS")
+        unsetenv("LISTEN_FDNAMES")
         return out
     }
 
     /// The peer process of a connected Unix stream socket, as `comm[pid]` (uid).
     static func peer(_ fd: Int32) -> (name: String, uid: UInt32) {
         var pid: Int32 = 0
-        var uid: UInt32 = 0, gid: UInt32 = 0
+        var uid: UInt32 = 0
+        var gid: UInt32 = 0
         guard esafety_peercred(fd, &pid, &uid, &gid) == 0 else { return ("unknown", UInt32.max) }
-        let comm = (try? FileSystem.readText("/proc/\(pid)/comm"))?.split(separator: "\n").first.map(String.init) ?? "unknown"
+        let comm =
+            (try? FileSystem.readText("/proc/\(pid)/comm"))?.split(separator: "\n").first.map(String.init) ?? "unknown"
         return ("\(Terminal.escape(comm))[\(pid)]", uid)
     }
 

@@ -21,9 +21,13 @@ public enum Status {
 
     /// The status as it stands, with the incident log's and the alerts' health when the
     /// daemon has them.
-    static func report(stats: IngestStats, holder: GenerationHolder, rate: Double,
-                       incidentLog: StatusReport.IncidentLogHealth? = nil,
-                       alerts: StatusReport.AlertHealth? = nil) -> StatusReport {
+    static func report(
+        stats: IngestStats,
+        holder: GenerationHolder,
+        rate: Double,
+        incidentLog: StatusReport.IncidentLogHealth? = nil,
+        alerts: StatusReport.AlertHealth? = nil
+    ) -> StatusReport {
         let snap = stats.snapshot()
         var total = SourceCounters()
         for c in snap.sources.values { total.add(c) }
@@ -34,19 +38,38 @@ public enum Status {
             for f in LogFormat.allCases {
                 let fc = c.formats[Int(f.rawValue)]
                 if fc == FormatCounters() { continue }
-                formats[f.description] = .init(parsed: fc.parsed, matched: fc.matched, ignored: fc.ignored,
-                                               parseErrors: fc.malformed)
+                formats[f.description] = .init(
+                    parsed: fc.parsed,
+                    matched: fc.matched,
+                    ignored: fc.ignored,
+                    parseErrors: fc.malformed
+                )
             }
             // Which source brings which categories (the proxy, the resolver...).
             return StatusReport.Source(
-                source: name, received: c.received, parsed: c.parsed, matched: c.matched, ignored: c.ignored,
-                parseErrors: c.malformed, tooLong: c.tooLong, formats: formats, errorSamples: c.samples,
-                matchedByCategory: c.categories)
+                source: name,
+                received: c.received,
+                parsed: c.parsed,
+                matched: c.matched,
+                ignored: c.ignored,
+                parseErrors: c.malformed,
+                tooLong: c.tooLong,
+                formats: formats,
+                errorSamples: c.samples,
+                matchedByCategory: c.categories
+            )
         }
         let connections = snap.connections.map { c in
             StatusReport.Connection(
-                id: c.id, socket: c.socket, peer: c.peer, connectedAt: Clock.rfc3339(c.connectedAt), lines: c.lines,
-                bytes: c.bytes, queuedBytes: c.queued, slow: c.queued > 0 && c.fullReads >= 4)
+                id: c.id,
+                socket: c.socket,
+                peer: c.peer,
+                connectedAt: Clock.rfc3339(c.connectedAt),
+                lines: c.lines,
+                bytes: c.bytes,
+                queuedBytes: c.queued,
+                slow: c.queued > 0 && c.fullReads >= 4
+            )
         }
         let slow = snap.connections.filter { $0.queued > 0 && $0.fullReads >= 4 }
             .map { "\($0.socket) \($0.peer) (\($0.queued) bytes waiting)" }
@@ -58,16 +81,31 @@ public enum Status {
         let lastReload: StatusReport.Reload? = snap.lastReload.map(StatusReport.Reload.init)
         let reloads: [StatusReport.Reload] = snap.reloads.map(StatusReport.Reload.init)
         return StatusReport(
-            uptimeSeconds: uptime, linesReceived: total.received, linesParsed: total.parsed,
-            linesMatched: total.matched, linesIgnored: total.ignored, parseErrors: total.malformed,
-            linesTooLong: total.tooLong, matchLimitHits: total.matchLimitHits,
-            linesPerSecond: perSecond, linesPerSecondAverage: average,
-            generation: g.number, generationLoadedAt: Clock.rfc3339(g.loadedAt),
+            uptimeSeconds: uptime,
+            linesReceived: total.received,
+            linesParsed: total.parsed,
+            linesMatched: total.matched,
+            linesIgnored: total.ignored,
+            parseErrors: total.malformed,
+            linesTooLong: total.tooLong,
+            matchLimitHits: total.matchLimitHits,
+            linesPerSecond: perSecond,
+            linesPerSecondAverage: average,
+            generation: g.number,
+            generationLoadedAt: Clock.rfc3339(g.loadedAt),
             generationLoadSeconds: loadSeconds,
-            lists: g.lists.sources.joined(separator: ", "), categoriesLoaded: g.lists.categories.count,
-            entriesLoaded: entries, lastReload: lastReload,
-            sources: sources, connections: connections, slowClients: slow, connectionsClosed: snap.closed,
-            matchedByCategory: snap.categories, reloads: reloads,
-            incidentLog: incidentLog, alerts: alerts)
+            lists: g.lists.sources.joined(separator: ", "),
+            categoriesLoaded: g.lists.categories.count,
+            entriesLoaded: entries,
+            lastReload: lastReload,
+            sources: sources,
+            connections: connections,
+            slowClients: slow,
+            connectionsClosed: snap.closed,
+            matchedByCategory: snap.categories,
+            reloads: reloads,
+            incidentLog: incidentLog,
+            alerts: alerts
+        )
     }
 }

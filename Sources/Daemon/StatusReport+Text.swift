@@ -5,26 +5,35 @@ extension StatusReport {
     /// `esafety status` for a person at a terminal; everything from the daemon escaped.
     public var text: String {
         func e(_ s: String) -> String { Terminal.escape(s) }
-        func left(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
-        func right(_ s: String, _ n: Int) -> String { s.count >= n ? " " + s : String(repeating: " ", count: n - s.count) + s }
+        func left(_ s: String, _ n: Int) -> String {
+            s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count)
+        }
+        func right(_ s: String, _ n: Int) -> String {
+            s.count >= n ? " " + s : String(repeating: " ", count: n - s.count) + s
+        }
         var out = ""
         let uptime = Int(uptimeSeconds)
-        out += "esafetyd up \(uptime / 86400)d \(uptime % 86400 / 3600)h \(uptime % 3600 / 60)m; "
+        out +=
+            "esafetyd up \(uptime / 86400)d \(uptime % 86400 / 3600)h \(uptime % 3600 / 60)m; "
             + "lists generation \(generation) (\(e(lists)), \(entriesLoaded) entries, loaded \(e(generationLoadedAt)))\n"
-        out += "lines: \(linesReceived) received, \(linesParsed) parsed, \(linesMatched) matched, "
+        out +=
+            "lines: \(linesReceived) received, \(linesParsed) parsed, \(linesMatched) matched, "
             + "\(parseErrors) parse errors, \(linesTooLong) too long; \(linesPerSecond) lines/s now\n"
         if let r = lastReload {
             out += "last reload: \(e(r.at)) \(r.ok ? "ok" : "REFUSED"): \(e(r.message))\n"
         }
-        out += "\n" + left("source", 28) + right("received", 12) + right("parsed", 12) + right("matched", 10)
+        out +=
+            "\n" + left("source", 28) + right("received", 12) + right("parsed", 12) + right("matched", 10)
             + right("errors", 9) + "\n"
         for s in sources {
-            out += left(e(s.source), 28) + right(String(s.received), 12) + right(String(s.parsed), 12)
+            out +=
+                left(e(s.source), 28) + right(String(s.received), 12) + right(String(s.parsed), 12)
                 + right(String(s.matched), 10) + right(String(s.parseErrors), 9) + "\n"
             if !s.matchedByCategory.isEmpty {
                 // Most matched first; a source with many categories shows its top eight.
                 let top = s.matchedByCategory.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
-                out += "    " + top.prefix(8).map { "\(e($0.key)) \($0.value)" }.joined(separator: ", ")
+                out +=
+                    "    " + top.prefix(8).map { "\(e($0.key)) \($0.value)" }.joined(separator: ", ")
                     + (top.count > 8 ? ", \(top.count - 8) more" : "") + "\n"
             }
             for sample in s.errorSamples { out += "    e.g. " + e(sample) + "\n" }
@@ -32,7 +41,8 @@ extension StatusReport {
         out += "\nslow clients: " + (slowClients.isEmpty ? "none" : slowClients.map(e).joined(separator: "; ")) + "\n"
         out += "connections: \(connections.count) open, \(connectionsClosed) closed\n"
         if let l = incidentLog {
-            out += "incident log: " + (l.writing ? "writing" : "NOT WRITING (incidents are queued; see esafetyd's log)")
+            out +=
+                "incident log: " + (l.writing ? "writing" : "NOT WRITING (incidents are queued; see esafetyd's log)")
                 + ", \(l.written) written, \(l.queued) queued, \(l.lost) lost"
                 + (l.lastError.map { "; last error: " + e($0) } ?? "") + "\n"
             if let t = l.tampering { out += "INCIDENT LOG TAMPERED WITH: " + e(t) + " (see esafety verify)\n" }
@@ -42,7 +52,8 @@ extension StatusReport {
             if a.commands == 0 {
                 out += "alerts: none configured\n"
             } else {
-                out += "alerts: \(a.sent) sent, \(a.failed) FAILED, \(a.retried) retried, \(a.rateLimited) rate-limited, "
+                out +=
+                    "alerts: \(a.sent) sent, \(a.failed) FAILED, \(a.retried) retried, \(a.rateLimited) rate-limited, "
                     + "\(a.queued) waiting"
                 if let err = a.lastError { out += "; last error: " + e(err) }
                 out += "\n"

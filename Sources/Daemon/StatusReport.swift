@@ -82,7 +82,12 @@ public struct StatusReport: Codable, Sendable, Equatable {
             case tampering
         }
         public init(
-            writing: Bool, queued: Int, lost: Int, written: Int, lastError: String?, chainHead: String?,
+            writing: Bool,
+            queued: Int,
+            lost: Int,
+            written: Int,
+            lastError: String?,
+            chainHead: String?,
             tampering: String?
         ) {
             (self.writing, self.queued, self.lost, self.written) = (writing, queued, lost, written)
@@ -108,11 +113,19 @@ public struct StatusReport: Codable, Sendable, Equatable {
             case lastError = "last_error"
         }
         public init(
-            commands: Int, sent: Int, failed: Int, retried: Int, rateLimited: Int, queued: Int, overdueAlerts: Int,
+            commands: Int,
+            sent: Int,
+            failed: Int,
+            retried: Int,
+            rateLimited: Int,
+            queued: Int,
+            overdueAlerts: Int,
             lastError: String?
         ) {
             (self.commands, self.sent, self.failed, self.retried) = (commands, sent, failed, retried)
-            (self.rateLimited, self.queued, self.overdueAlerts, self.lastError) = (rateLimited, queued, overdueAlerts, lastError)
+            (self.rateLimited, self.queued, self.overdueAlerts, self.lastError) = (
+                rateLimited, queued, overdueAlerts, lastError
+            )
         }
     }
 
@@ -187,8 +200,13 @@ extension StatusReport {
 
 extension StatusReport.Reload {
     init(_ r: IngestStats.Reload) {
-        self.init(at: Clock.rfc3339(r.at), ok: r.ok, generation: r.generation,
-                  seconds: (r.seconds * 1000).rounded() / 1000, message: r.message)
+        self.init(
+            at: Clock.rfc3339(r.at),
+            ok: r.ok,
+            generation: r.generation,
+            seconds: (r.seconds * 1000).rounded() / 1000,
+            message: r.message
+        )
     }
 
     /// One line of JSON, as `reload` answers on the control socket.

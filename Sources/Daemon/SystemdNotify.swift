@@ -1,5 +1,4 @@
 import CShims
-
 import Glibc
 
 /// `sd_notify` without libsystemd: datagrams to `$NOTIFY_SOCKET` (a path, or an abstract

@@ -1,11 +1,10 @@
-import Classifier
 import CShims
+import Classifier
 import Foundation
+import Glibc
 import LogFormats
 import Logging
 import Synchronization
-
-import Glibc
 import SystemSupport
 
 /// Instant alerts: for the configured severities, each configured command runs with the
@@ -18,7 +17,10 @@ public final class AlertDispatcher: @unchecked Sendable {
     public struct Command: Sendable, Equatable {
         public var name: String
         public var argv: [String]
-        public init(name: String, argv: [String]) { self.name = name; self.argv = argv }
+        public init(name: String, argv: [String]) {
+            self.name = name
+            self.argv = argv
+        }
     }
 
     public struct Settings: Sendable, Equatable {
@@ -48,7 +50,11 @@ public final class AlertDispatcher: @unchecked Sendable {
     }
 
     /// An alerted incident not yet acknowledged, with its due time (seconds since 1970).
-    struct Awaiting { var record: String; var due: Double; var next: Double }
+    struct Awaiting {
+        var record: String
+        var due: Double
+        var next: Double
+    }
 
     struct Attempt {
         var payload: String
@@ -68,7 +74,11 @@ public final class AlertDispatcher: @unchecked Sendable {
     private var thread: PosixThread?
     static let bound = 1000
 
-    public init(settings: Settings, logger: Logger, record: @escaping @Sendable (String, Bool, String?) -> Void = { _, _, _ in }) {
+    public init(
+        settings: Settings,
+        logger: Logger,
+        record: @escaping @Sendable (String, Bool, String?) -> Void = { _, _, _ in }
+    ) {
         self.settings = settings
         self.logger = logger
         self.record = record
@@ -95,12 +105,21 @@ public final class AlertDispatcher: @unchecked Sendable {
 
     /// Whether an incident of this severity would be sent anywhere (so the caller can skip
     /// preparing its payload when no command is configured).
-    public func wants(_ severity: Severity) -> Bool { !settings.commands.isEmpty && settings.severities.contains(severity) }
+    public func wants(_ severity: Severity) -> Bool {
+        !settings.commands.isEmpty && settings.severities.contains(severity)
+    }
 
     /// A new incident: queue an alert for each command, unless its severity is not alerted
     /// or this person and category were alerted within the rate limit.
-    public func incident(_ record: String, id: String, severity: Severity, person: String, category: String,
-                         due: Double? = nil, now: Double = Clock.monotonic()) {
+    public func incident(
+        _ record: String,
+        id: String,
+        severity: Severity,
+        person: String,
+        category: String,
+        due: Double? = nil,
+        now: Double = Clock.monotonic()
+    ) {
         guard wants(severity) else { return }
         if settings.overdueRepeat > 0, let due {
             awaiting.withLock { a in if a.count < 10_000 { a[id] = Awaiting(record: record, due: due, next: due) } }
@@ -111,14 +130,22 @@ public final class AlertDispatcher: @unchecked Sendable {
             if s.pending.count + settings.commands.count > Self.bound { return 2 }
             s.last[key] = now
             if s.last.count > 50_000 { s.last = s.last.filter { now - $0.value < settings.rateLimit } }
-            for c in settings.commands { s.pending.append(Attempt(payload: record, command: c, number: 0, notBefore: 0, id: id)) }
+            for c in settings.commands {
+                s.pending.append(Attempt(payload: record, command: c, number: 0, notBefore: 0, id: id))
+            }
             return 0
         }
         switch outcome {
         case 1: health.withLock { $0.rateLimited += 1 }
         case 2:
-            health.withLock { $0.failed += settings.commands.count; $0.lastError = "alert queue full" }
-            logger.error("alert queue full: alert not sent (the incident is in the log)", metadata: ["incident": "\(id)"])
+            health.withLock {
+                $0.failed += settings.commands.count
+                $0.lastError = "alert queue full"
+            }
+            logger.error(
+                "alert queue full: alert not sent (the incident is in the log)",
+                metadata: ["incident": "\(id)"]
+            )
         default: wakeup.signal()
         }
     }
@@ -135,7 +162,8 @@ public final class AlertDispatcher: @unchecked Sendable {
         guard settings.overdueRepeat > 0, line.hasPrefix(head) else { return }
         let event = line.dropFirst(head.count).prefix { $0 != "\"" }
         guard let action = Workflow.Action(rawValue: String(event)), action.isResponse,
-              let r = line.range(of: #""id":""#), let end = line[r.upperBound...].firstIndex(of: "\"") else { return }
+            let r = line.range(of: #""id":""#), let end = line[r.upperBound...].firstIndex(of: "\"")
+        else { return }
         responded(id: String(line[r.upperBound..<end]))
     }
 
@@ -154,11 +182,16 @@ public final class AlertDispatcher: @unchecked Sendable {
         guard !due.isEmpty else { return }
         state.withLock { s in
             for (id, payload) in due {
-                for c in settings.commands where s.pending.count < Self.bound { s.pending.append(Attempt(payload: payload, command: c, number: 0, notBefore: 0, id: id)) }
+                for c in settings.commands where s.pending.count < Self.bound {
+                    s.pending.append(Attempt(payload: payload, command: c, number: 0, notBefore: 0, id: id))
+                }
             }
         }
         health.withLock { $0.overdueAlerts += due.count }
-        logger.warning("incidents overdue and not acknowledged; alerting again", metadata: ["incidents": "\(due.map(\.0))"])
+        logger.warning(
+            "incidents overdue and not acknowledged; alerting again",
+            metadata: ["incidents": "\(due.map(\.0))"]
+        )
         wakeup.signal()
     }
 
@@ -167,7 +200,9 @@ public final class AlertDispatcher: @unchecked Sendable {
         while true {
             let now = Clock.monotonic()
             let (next, wait, stop) = state.withLock { s -> (Attempt?, Double, Bool) in
-                if let i = s.pending.firstIndex(where: { $0.notBefore <= now }) { return (s.pending.remove(at: i), 0, s.stop) }
+                if let i = s.pending.firstIndex(where: { $0.notBefore <= now }) {
+                    return (s.pending.remove(at: i), 0, s.stop)
+                }
                 let soonest = s.pending.map(\.notBefore).min().map { $0 - now } ?? 60
                 return (nil, soonest, s.stop)
             }
@@ -177,10 +212,16 @@ public final class AlertDispatcher: @unchecked Sendable {
             }
             // Stopping: what is due has been tried; retries still waiting are given up, loudly.
             if stop {
-                let left = state.withLock { s -> Int in defer { s.pending.removeAll() }; return s.pending.count }
+                let left = state.withLock { s -> Int in
+                    defer { s.pending.removeAll() }
+                    return s.pending.count
+                }
                 if left > 0 {
                     health.withLock { $0.failed += left }
-                    logger.error("stopping with alerts still waiting to be retried; they were not sent (the incidents are in the log)", metadata: ["alerts": "\(left)"])
+                    logger.error(
+                        "stopping with alerts still waiting to be retried; they were not sent (the incidents are in the log)",
+                        metadata: ["alerts": "\(left)"]
+                    )
                 }
                 break
             }
@@ -208,14 +249,28 @@ public final class AlertDispatcher: @unchecked Sendable {
             retry.number += 1
             retry.notBefore = Clock.monotonic() + settings.backoff * Double(1 << (a.number))
             state.withLock { $0.pending.append(retry) }
-            health.withLock { $0.retried += 1; $0.lastError = "\(a.command.name): \(why)" }
-            logger.warning("alert command failed; will retry", metadata: ["alert.command": "\(a.command.name)", "error": "\(why)", "attempt": "\(a.number + 1)", "incident": "\(a.id)"])
+            health.withLock {
+                $0.retried += 1
+                $0.lastError = "\(a.command.name): \(why)"
+            }
+            logger.warning(
+                "alert command failed; will retry",
+                metadata: [
+                    "alert.command": "\(a.command.name)", "error": "\(why)", "attempt": "\(a.number + 1)",
+                    "incident": "\(a.id)",
+                ]
+            )
             return
         }
         let message = "\(why) after \(a.number + 1) attempt(s)"
-        health.withLock { $0.failed += 1; $0.lastError = "\(a.command.name): \(message)" }
+        health.withLock {
+            $0.failed += 1
+            $0.lastError = "\(a.command.name): \(message)"
+        }
         record(a.command.name, false, message)
-        logger.error("ALERT NOT SENT: the alert command failed every attempt", metadata: ["alert.command": "\(a.command.name)", "error": "\(message)", "incident": "\(a.id)"])
+        logger.error(
+            "ALERT NOT SENT: the alert command failed every attempt",
+            metadata: ["alert.command": "\(a.command.name)", "error": "\(message)", "incident": "\(a.id)"]
+        )
     }
 }
-

@@ -25,7 +25,11 @@ public enum HashChain {
     }
 
     /// The same, for an object already written as UTF-8 bytes.
-    public static func seal<Bytes: Collection<UInt8>>(bytes object: Bytes, previous: String, appendingTo out: inout [UInt8]) -> String {
+    public static func seal<Bytes: Collection<UInt8>>(
+        bytes object: Bytes,
+        previous: String,
+        appendingTo out: inout [UInt8]
+    ) -> String {
         // Hash `previous` + body where they will sit anyway: the previous value goes just
         // past the end of `out`, the body after it; then the previous value is cut out.
         let start = out.count
@@ -34,7 +38,9 @@ public enum HashChain {
         out.append(contentsOf: object)
         precondition(out.last == UInt8(ascii: "}"))
         out.removeLast()
-        let chain = out.withUnsafeBytes { SHA256.hexString(SHA256.digest(UnsafeRawBufferPointer(rebasing: $0[start...]))) }
+        let chain = out.withUnsafeBytes {
+            SHA256.hexString(SHA256.digest(UnsafeRawBufferPointer(rebasing: $0[start...])))
+        }
         out.removeSubrange(start..<bodyStart)
         out.append(contentsOf: marker.utf8)
         out.append(contentsOf: chain.utf8)
@@ -91,7 +97,11 @@ public enum HashChain {
             var lineNumber = 0
             if !text.isEmpty && !text.hasSuffix("\n") {
                 let n = text.split(separator: "\n", omittingEmptySubsequences: false).count
-                return fail(name, n, "the last line is incomplete: its write was cut short (a crash: the next writer removes it) or the file was cut")
+                return fail(
+                    name,
+                    n,
+                    "the last line is incomplete: its write was cut short (a crash: the next writer removes it) or the file was cut"
+                )
             }
             for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
                 lineNumber += 1
@@ -103,22 +113,39 @@ public enum HashChain {
                 if let p = previous {
                     expectedPrevious = p
                     if lineNumber == 1, let pf = prevField, pf != p {
-                        return fail(name, 1, "does not continue the previous file: a file or lines between them are missing")
+                        return fail(
+                            name,
+                            1,
+                            "does not continue the previous file: a file or lines between them are missing"
+                        )
                     }
                 } else {
                     expectedPrevious = prevField ?? genesis
                 }
                 let computed = SHA256.hex(expectedPrevious, body)
                 if computed != chain {
-                    return fail(name, lineNumber, lineNumber == 1 && previous == nil ? "chain mismatch: the line was changed" :
-                        "chain mismatch: this line, or the one before it, was changed, removed or inserted")
+                    return fail(
+                        name,
+                        lineNumber,
+                        lineNumber == 1 && previous == nil
+                            ? "chain mismatch: the line was changed"
+                            : "chain mismatch: this line, or the one before it, was changed, removed or inserted"
+                    )
                 }
                 if field(body, "event") == "truncated" {
                     let had = field(body, "last_chain").map { " (its last line's chain value was \($0))" } ?? ""
                     if let saved = field(body, "recovered") {
-                        return fail(name, lineNumber, "esafetyd found the log deleted here and started a new one; it saved what it had written in \(saved)\(had)")
+                        return fail(
+                            name,
+                            lineNumber,
+                            "esafetyd found the log deleted here and started a new one; it saved what it had written in \(saved)\(had)"
+                        )
                     }
-                    return fail(name, lineNumber, "esafetyd found the log cut short here: lines it had written after the line before this one were removed\(had)")
+                    return fail(
+                        name,
+                        lineNumber,
+                        "esafetyd found the log cut short here: lines it had written after the line before this one were removed\(had)"
+                    )
                 }
                 if !missing.isEmpty { missing.removeAll { chain.hasPrefix($0) } }
                 previous = chain
@@ -127,8 +154,11 @@ public enum HashChain {
             }
         }
         if let gone = missing.first {
-            return fail(v.head?.file ?? files.last?.name ?? "log", (v.head?.line ?? 0) + 1,
-                        "no line has the recorded chain value \(gone): the lines up to it were removed, or the files that hold it were not checked")
+            return fail(
+                v.head?.file ?? files.last?.name ?? "log",
+                (v.head?.line ?? 0) + 1,
+                "no line has the recorded chain value \(gone): the lines up to it were removed, or the files that hold it were not checked"
+            )
         }
         return v
     }

@@ -18,14 +18,20 @@ public enum Identity {
     /// Through sudo, the sudo user must be in `group` (root itself may always act); without
     /// sudo, the file's permissions decide.
     public static func requireMember(of group: String) -> Refusal? {
-        guard getuid() == 0, let user = ProcessInfo.processInfo.environment["SUDO_USER"], !user.isEmpty, user != "root" else {
+        guard getuid() == 0, let user = ProcessInfo.processInfo.environment["SUDO_USER"], !user.isEmpty, user != "root"
+        else {
             return nil
         }
         guard let gr = getgrnam(group) else {
-            return Refusal("the group \(group), whose members may see and act on incidents, does not exist on this machine (systemd-sysusers creates it; or set incidents.log_group)", status: 2)
+            return Refusal(
+                "the group \(group), whose members may see and act on incidents, does not exist on this machine (systemd-sysusers creates it; or set incidents.log_group)",
+                status: 2
+            )
         }
         let gid = gr.pointee.gr_gid
-        guard let pw = getpwnam(user) else { return Refusal("\(user) (SUDO_USER) is not an account on this machine", status: 2) }
+        guard let pw = getpwnam(user) else {
+            return Refusal("\(user) (SUDO_USER) is not an account on this machine", status: 2)
+        }
         var count: Int32 = 64
         var groups = [gid_t](repeating: 0, count: 64)
         if getgrouplist(user, pw.pointee.pw_gid, &groups, &count) < 0 {
@@ -33,7 +39,10 @@ public enum Identity {
             _ = getgrouplist(user, pw.pointee.pw_gid, &groups, &count)
         }
         guard groups.prefix(Int(count)).contains(gid) else {
-            return Refusal("you may not see or act on incidents: \(user) is not a member of the group \(group); ask your network admin to add you", status: 2)
+            return Refusal(
+                "you may not see or act on incidents: \(user) is not a member of the group \(group); ask your network admin to add you",
+                status: 2
+            )
         }
         return nil
     }

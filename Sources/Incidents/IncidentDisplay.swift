@@ -11,7 +11,8 @@ public enum IncidentDisplay {
         let r = v.record
         var out = ""
         func row(_ key: String, _ value: String?) {
-            out += "  " + key.padding(toLength: max(12, key.count), withPad: " ", startingAt: 0) + " "
+            out +=
+                "  " + key.padding(toLength: max(12, key.count), withPad: " ", startingAt: 0) + " "
                 + Terminal.escape(value ?? "null") + "\n"
         }
         row("time", r.time)
@@ -28,7 +29,10 @@ public enum IncidentDisplay {
         row("action", r.action)
         row("due", r.due)
         let rule = r.rule
-        row("rule", "\(rule.kind?.description ?? "") \(rule.file):\(rule.line) \(rule.rule) (generation \(rule.generation))")
+        row(
+            "rule",
+            "\(rule.kind?.description ?? "") \(rule.file):\(rule.line) \(rule.rule) (generation \(rule.generation))"
+        )
         if !r.route.isEmpty { row("route", r.route.joined(separator: ", ")) }
         out += "  hits         \(v.hits) (last seen \(Terminal.escape(v.lastSeen)))\n"
         out += "  state        \(v.state.rawValue)\n"

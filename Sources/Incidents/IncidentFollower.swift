@@ -1,5 +1,4 @@
 import Classifier
-
 import Glibc
 
 /// Follows an incident log as it grows, for `esafety incidents tail -f`: each call reads what
@@ -29,7 +28,10 @@ public struct IncidentFollower {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { return [] }
-        if st.st_ino != inode || Int(st.st_size) < offset { offset = 0; inode = st.st_ino }
+        if st.st_ino != inode || Int(st.st_size) < offset {
+            offset = 0
+            inode = st.st_ino
+        }
         let size = Int(st.st_size)
         guard size > offset else { return [] }
         var data = [UInt8](repeating: 0, count: size - offset)

@@ -11,11 +11,17 @@ enum IncidentID {
             func hex(_ v: UInt64, _ width: Int, _ at: Int) {
                 digits.withUTF8Buffer { d in
                     var v = v
-                    for i in stride(from: at + width - 1, through: at, by: -1) { out[i] = d[Int(v & 15)]; v >>= 4 }
+                    for i in stride(from: at + width - 1, through: at, by: -1) {
+                        out[i] = d[Int(v & 15)]
+                        v >>= 4
+                    }
                 }
             }
             for (i, c) in "inc-".utf8.enumerated() { out[i] = c }
-            hex(ms, 12, 4); out[16] = UInt8(ascii: "-"); hex(UInt64(counter & 0xFFFFFF), 6, 17); out[23] = UInt8(ascii: "-")
+            hex(ms, 12, 4)
+            out[16] = UInt8(ascii: "-")
+            hex(UInt64(counter & 0xFFFFFF), 6, 17)
+            out[23] = UInt8(ascii: "-")
             hex(processID, 6, 24)
             return 30
         }

@@ -1,5 +1,5 @@
-import Classifier
 import CShims
+import Classifier
 import Foundation
 import Glibc
 import Logging
@@ -27,15 +27,27 @@ extension IncidentLog {
     /// file is locked, the incidents are read as they stand, `decide` returns the event
     /// lines (or refuses), and they are sealed onto the chain after the last line, whoever
     /// wrote it, and fsync'd before the lock is released.
-    public static func appendEvents(path: String, group: String?,
-                                    _ decide: ([IncidentView]) throws(Workflow.Refusal) -> [ActionRecord]) throws(ActFailure) {
+    public static func appendEvents(
+        path: String,
+        group: String?,
+        _ decide: ([IncidentView]) throws(Workflow.Refusal) -> [ActionRecord]
+    ) throws(ActFailure) {
         let fd = Glibc.open(path, O_RDWR | O_APPEND | O_CLOEXEC)
         guard fd >= 0 else {
             let e = errno
             switch e {
-            case ENOENT: throw ActFailure(description: "\(path): no incident log here (see `incidents.incident_log` in esafetyd's configuration)", status: 2)
+            case ENOENT:
+                throw ActFailure(
+                    description:
+                        "\(path): no incident log here (see `incidents.incident_log` in esafetyd's configuration)",
+                    status: 2
+                )
             case EACCES, EPERM, EROFS:
-                throw ActFailure(description: "you may not act on incidents: \(path) can be written only by the esafety service account; run the command with sudo as a member of the group \(group ?? "esafety-admin")", status: 2)
+                throw ActFailure(
+                    description:
+                        "you may not act on incidents: \(path) can be written only by the esafety service account; run the command with sudo as a member of the group \(group ?? "esafety-admin")",
+                    status: 2
+                )
             default: throw ActFailure(description: "\(path): cannot open: \(String(cString: strerror(e)))", status: 2)
             }
         }
@@ -46,15 +58,22 @@ extension IncidentLog {
         // partial last line; the events go after the last whole line, not joined to it.
         cutTornTail(fd: fd)
         let views: [IncidentView]
-        do { views = try IncidentStore.load(path, group: group) } catch { throw ActFailure(description: error.description, status: 2) }
+        do { views = try IncidentStore.load(path, group: group) } catch {
+            throw ActFailure(description: error.description, status: 2)
+        }
         let objects: [String]
-        do { objects = try decide(views).map { LogRecord.action($0).text } } catch { throw ActFailure(description: error.description, status: 1) }
+        do { objects = try decide(views).map { LogRecord.action($0).text } } catch {
+            throw ActFailure(description: error.description, status: 1)
+        }
         guard !objects.isEmpty else { return }
         var previous: String
         var first = false
         if size(of: fd) > 0 {
             guard let chain = lastChainValue(fd: fd) else {
-                throw ActFailure(description: "\(path): the last line has no chain value; run `esafety verify` before acting", status: 2)
+                throw ActFailure(
+                    description: "\(path): the last line has no chain value; run `esafety verify` before acting",
+                    status: 2
+                )
             }
             previous = chain
         } else {
@@ -75,7 +94,10 @@ extension IncidentLog {
         if n != text.count {
             let e = n < 0 ? errno : ENOSPC
             if n > 0 { ftruncate(fd, off_t(before)) }
-            throw ActFailure(description: "\(path): cannot write: \(String(cString: strerror(e))); nothing was recorded", status: 2)
+            throw ActFailure(
+                description: "\(path): cannot write: \(String(cString: strerror(e))); nothing was recorded",
+                status: 2
+            )
         }
         fsync(fd)
     }

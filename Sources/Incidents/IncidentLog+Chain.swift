@@ -1,5 +1,5 @@
-import Classifier
 import CShims
+import Classifier
 import Foundation
 import Glibc
 import Logging
@@ -14,7 +14,9 @@ extension IncidentLog {
     /// line, else the value saved at the last reopen or close, else the start.
     static func chainBefore(emptyLog path: String) -> String {
         if let previous = lastChainValue(ofFile: path + ".1") { return previous }
-        if let saved = try? FileSystem.readText(path + ".chain"), saved.count == 64, saved.allSatisfy(\.isHexDigit) { return saved }
+        if let saved = try? FileSystem.readText(path + ".chain"), saved.count == 64, saved.allSatisfy(\.isHexDigit) {
+            return saved
+        }
         return HashChain.genesis
     }
 
@@ -30,7 +32,10 @@ extension IncidentLog {
         let text = String(decoding: bytes[0...lastNewline], as: UTF8.self)
         for line in text.split(separator: "\n") {
             foreignLine?(line)
-            if let (_, chain) = HashChain.split(line) { lastChain = chain; firstLineInFile = false }
+            if let (_, chain) = HashChain.split(line) {
+                lastChain = chain
+                firstLineInFile = false
+            }
         }
         expectedSize += Int64(lastNewline + 1)
     }
@@ -62,7 +67,9 @@ extension IncidentLog {
     /// continues the chain (written when the file is reopened and when the log closes).
     func saveChain() {
         var chain = lastChain
-        chain.withUTF8 { try? FileSystem.writeAtomically(path + ".chain", bytes: UnsafeRawBufferPointer($0), mode: mode) }
+        chain.withUTF8 {
+            try? FileSystem.writeAtomically(path + ".chain", bytes: UnsafeRawBufferPointer($0), mode: mode)
+        }
     }
 
     /// Writes the chain's head to esafetyd's own log (the journal, which the service
@@ -73,6 +80,9 @@ extension IncidentLog {
         noted.at = Clock.monotonic()
         guard lastChain != noted.chain else { return }
         noted.chain = lastChain
-        logger.notice("incident log chain head", metadata: ["incidents.file": "\(path)", "incidents.chain": "\(lastChain)"])
+        logger.notice(
+            "incident log chain head",
+            metadata: ["incidents.file": "\(path)", "incidents.chain": "\(lastChain)"]
+        )
     }
 }

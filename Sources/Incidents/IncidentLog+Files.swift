@@ -1,5 +1,5 @@
-import Classifier
 import CShims
+import Classifier
 import Foundation
 import Glibc
 import Logging

@@ -1,5 +1,5 @@
-import Classifier
 import CShims
+import Classifier
 import Foundation
 import Glibc
 import Logging
@@ -33,16 +33,34 @@ extension IncidentLog {
     /// `{"event":"lost","count":N}`: records the bounded queue could not keep while the
     /// log could not be written; the first line written when writing resumes.
     static func lostEvent(count: Int) -> [UInt8] {
-        LogRecord.lost(LostRecord(time: Clock.rfc3339(Clock.now()), count: count,
-                                  reason: "the incident queue overflowed while the log could not be written")).bytes
+        LogRecord.lost(
+            LostRecord(
+                time: Clock.rfc3339(Clock.now()),
+                count: count,
+                reason: "the incident queue overflowed while the log could not be written"
+            )
+        ).bytes
     }
 
     /// `{"event":"truncated",...}`: esafetyd found the file shorter than it left it, or
     /// deleted; `last_chain` is the chain value of the last line it had written there, and
     /// `recovered` the copy it saved of a deleted file. `esafety verify` fails at this line.
-    static func truncatedEvent(size: Int64, expected: Int64, lastChain: String, recovered: String?, reason: String) -> [UInt8] {
-        LogRecord.truncated(TruncatedRecord(time: Clock.rfc3339(Clock.now()), size: Int(size),
-                                            expectedSize: Int(expected), lastChain: lastChain, recovered: recovered,
-                                            reason: reason)).bytes
+    static func truncatedEvent(
+        size: Int64,
+        expected: Int64,
+        lastChain: String,
+        recovered: String?,
+        reason: String
+    ) -> [UInt8] {
+        LogRecord.truncated(
+            TruncatedRecord(
+                time: Clock.rfc3339(Clock.now()),
+                size: Int(size),
+                expectedSize: Int(expected),
+                lastChain: lastChain,
+                recovered: recovered,
+                reason: reason
+            )
+        ).bytes
     }
 }

@@ -1,11 +1,10 @@
-import Classifier
 import CShims
+import Classifier
 import Foundation
+import Glibc
 import LogFormats
 import Logging
 import Synchronization
-
-import Glibc
 import SystemSupport
 
 /// The append-only incident log: JSON Lines, one owner thread, each line sealed into the
@@ -57,7 +56,9 @@ public final class IncidentLog: @unchecked Sendable {
     let logger: Logger
     /// `signalled`: the writer has been woken and has not drained yet, so further records
     /// need no system call to wake it.
-    private let state = Mutex<(queue: [([UInt8], Durability)], lost: Int, stop: Bool, reopen: Bool, signalled: Bool)>(([], 0, false, false, false))
+    private let state = Mutex<(queue: [([UInt8], Durability)], lost: Int, stop: Bool, reopen: Bool, signalled: Bool)>(
+        ([], 0, false, false, false)
+    )
     /// Group commit: after an urgent wake-up the writer waits this long for more records,
     /// so a burst of urgent incidents costs one write and one fsync, not one each.
     let commitDelay: Double
@@ -73,8 +74,17 @@ public final class IncidentLog: @unchecked Sendable {
     var expectedSize: Int64 = 0
     /// How often the chain's head goes to esafetyd's own log (the journal), when it moved.
     let headInterval: Double
-    public init(path: String, mode: UInt32 = 0o640, group: String? = nil, syncInterval: Double = 5, promptInterval: Double = 0.25,
-                bound: Int = 100_000, commitDelay: Double = 0.01, headInterval: Double = 3600, logger: Logger) {
+    public init(
+        path: String,
+        mode: UInt32 = 0o640,
+        group: String? = nil,
+        syncInterval: Double = 5,
+        promptInterval: Double = 0.25,
+        bound: Int = 100_000,
+        commitDelay: Double = 0.01,
+        headInterval: Double = 3600,
+        logger: Logger
+    ) {
         self.headInterval = headInterval
         self.promptInterval = min(promptInterval, syncInterval)
         self.commitDelay = commitDelay
@@ -114,7 +124,10 @@ public final class IncidentLog: @unchecked Sendable {
         // or, in an empty file, from before it.
         let torn = Self.cutTornTail(fd: newFD)
         if torn > 0 {
-            logger.warning("incident log ended in a partial line; removed it", metadata: ["incidents.file": "\(path)", "bytes": "\(torn)"])
+            logger.warning(
+                "incident log ended in a partial line; removed it",
+                metadata: ["incidents.file": "\(path)", "bytes": "\(torn)"]
+            )
         }
         if Self.size(of: newFD) > 0 {
             lastChain = Self.lastChainValue(fd: newFD) ?? lastChain
@@ -143,7 +156,10 @@ public final class IncidentLog: @unchecked Sendable {
     public func append(bytes object: [UInt8], durability: Durability) {
         let urgent = durability == .now
         let (accepted, signal) = state.withLock { s -> (Bool, Bool) in
-            if s.queue.count >= bound { s.lost += 1; return (false, false) }
+            if s.queue.count >= bound {
+                s.lost += 1
+                return (false, false)
+            }
             s.queue.append((object, durability))
             // Urgent records wake the writer at once; others are picked up within 100 ms (or
             // when a thousand are waiting), so a busy school day costs few context switches.
@@ -187,7 +203,12 @@ public final class IncidentLog: @unchecked Sendable {
                 usleep(UInt32(commitDelay * 1e6))
             }
             let (batch, lost, stop, reopen) = state.withLock { s -> ([([UInt8], Durability)], Int, Bool, Bool) in
-                defer { s.queue.removeAll(keepingCapacity: true); s.lost = 0; s.reopen = false; s.signalled = false }
+                defer {
+                    s.queue.removeAll(keepingCapacity: true)
+                    s.lost = 0
+                    s.reopen = false
+                    s.signalled = false
+                }
                 return (s.queue, s.lost, s.stop, s.reopen)
             }
             // The file deleted while open (its last link gone): what esafetyd wrote there would
@@ -198,15 +219,26 @@ public final class IncidentLog: @unchecked Sendable {
             let file = !failing && fd >= 0 ? Self.fileState(of: fd) : nil
             var deleted: (size: Int64, chain: String, recovered: String?)? = nil
             if let file, file.deleted, unfinishedDeletion == nil {
-                if unsynced { fsync(fd); unsynced = false }
+                if unsynced {
+                    fsync(fd)
+                    unsynced = false
+                }
                 let recovered = recoverDeleted()
                 unfinishedDeletion = (expectedSize, lastChain, recovered)
                 deleted = unfinishedDeletion
                 lastDeletedTry = Clock.monotonic()
-                health.withLock { $0.tampering = "\(Clock.rfc3339(Clock.now())): the log was deleted; " + (recovered.map { "its lines are saved in \($0)" } ?? "its lines could not be saved") }
-                logger.critical("THE INCIDENT LOG WAS DELETED while esafetyd was writing it; its lines are saved in the recovered file, and a new log starts with a `truncated` event that names it",
-                                metadata: ["incidents.file": "\(path)", "recovered": "\(recovered ?? "NOTHING: the copy failed")",
-                                           "expected_bytes": "\(expectedSize)", "incidents.chain": "\(lastChain)"])
+                health.withLock {
+                    $0.tampering =
+                        "\(Clock.rfc3339(Clock.now())): the log was deleted; "
+                        + (recovered.map { "its lines are saved in \($0)" } ?? "its lines could not be saved")
+                }
+                logger.critical(
+                    "THE INCIDENT LOG WAS DELETED while esafetyd was writing it; its lines are saved in the recovered file, and a new log starts with a `truncated` event that names it",
+                    metadata: [
+                        "incidents.file": "\(path)", "recovered": "\(recovered ?? "NOTHING: the copy failed")",
+                        "expected_bytes": "\(expectedSize)", "incidents.chain": "\(lastChain)",
+                    ]
+                )
             } else if let file, file.deleted, Clock.monotonic() - lastDeletedTry >= 1 {
                 lastDeletedTry = Clock.monotonic()
                 deleted = unfinishedDeletion
@@ -214,7 +246,10 @@ public final class IncidentLog: @unchecked Sendable {
             var shrunk = file.map { !$0.deleted && $0.size < expectedSize } ?? false
             if reopen || deleted != nil {
                 shrunk = false  // a new file: nothing of it was written yet
-                if unsynced { fsync(fd); unsynced = false }
+                if unsynced {
+                    fsync(fd)
+                    unsynced = false
+                }
                 noteHead(&noted)
                 saveChain()
                 do {
@@ -222,17 +257,31 @@ public final class IncidentLog: @unchecked Sendable {
                     unfinishedDeletion = nil
                     logger.info("incident log reopened", metadata: ["incidents.file": "\(path)"])
                 } catch {
-                    logger.error("cannot reopen the incident log", metadata: ["incidents.file": "\(path)", "error": "\(error)"])
+                    logger.error(
+                        "cannot reopen the incident log",
+                        metadata: ["incidents.file": "\(path)", "error": "\(error)"]
+                    )
                     deleted = nil  // the event waits for the new file
                 }
             }
             var pending = batch
             if let deleted {
-                pending.insert((Self.truncatedEvent(size: 0, expected: deleted.size, lastChain: deleted.chain, recovered: deleted.recovered,
-                                                    reason: "the incident log was deleted while esafetyd was writing it"), .now), at: 0)
+                pending.insert(
+                    (
+                        Self.truncatedEvent(
+                            size: 0,
+                            expected: deleted.size,
+                            lastChain: deleted.chain,
+                            recovered: deleted.recovered,
+                            reason: "the incident log was deleted while esafetyd was writing it"
+                        ), .now
+                    ),
+                    at: 0
+                )
             }
             if lost > 0 { pending.insert((Self.lostEvent(count: lost), .now), at: 0) }
-            var urgent = false, prompt = false
+            var urgent = false
+            var prompt = false
             var written = 0
             // Seal the batch, then write it with one system call (whole lines only), holding
             // the file's lock: the coordinator's tool appends workflow events to the same
@@ -243,19 +292,39 @@ public final class IncidentLog: @unchecked Sendable {
                 readForeignLines()
                 var size = Self.size(of: fd)
                 if size < expectedSize {
-                    health.withLock { $0.tampering = "\(Clock.rfc3339(Clock.now())): the log was cut short (\(size) bytes, esafetyd had left \(expectedSize)); lines were removed" }
-                    logger.critical("THE INCIDENT LOG WAS CUT SHORT: it is shorter than esafetyd left it, so lines were removed; a `truncated` event records it",
-                                    metadata: ["incidents.file": "\(path)", "bytes": "\(size)", "expected_bytes": "\(expectedSize)",
-                                               "incidents.chain": "\(lastChain)"])
-                    pending.insert((Self.truncatedEvent(size: size, expected: expectedSize, lastChain: lastChain, recovered: nil,
-                                                        reason: "the incident log was shorter than esafetyd left it: lines were removed"), .now), at: 0)
+                    health.withLock {
+                        $0.tampering =
+                            "\(Clock.rfc3339(Clock.now())): the log was cut short (\(size) bytes, esafetyd had left \(expectedSize)); lines were removed"
+                    }
+                    logger.critical(
+                        "THE INCIDENT LOG WAS CUT SHORT: it is shorter than esafetyd left it, so lines were removed; a `truncated` event records it",
+                        metadata: [
+                            "incidents.file": "\(path)", "bytes": "\(size)", "expected_bytes": "\(expectedSize)",
+                            "incidents.chain": "\(lastChain)",
+                        ]
+                    )
+                    pending.insert(
+                        (
+                            Self.truncatedEvent(
+                                size: size,
+                                expected: expectedSize,
+                                lastChain: lastChain,
+                                recovered: nil,
+                                reason: "the incident log was shorter than esafetyd left it: lines were removed"
+                            ), .now
+                        ),
+                        at: 0
+                    )
                     // An emptied file: the event starts it, naming the chain value it follows.
                     if size == 0 { firstLineInFile = true }
                 }
                 // Another writer (the coordinator's tool) was killed mid-write: cut its
                 // partial line, or this batch would be joined to it.
                 if size != expectedSize, size > 0, Self.cutTornTail(fd: fd) > 0 {
-                    logger.warning("incident log ended in a partial line another writer left; removed it", metadata: ["incidents.file": "\(path)"])
+                    logger.warning(
+                        "incident log ended in a partial line another writer left; removed it",
+                        metadata: ["incidents.file": "\(path)"]
+                    )
                     size = Self.size(of: fd)
                 }
                 if size != expectedSize, size > 0, let chain = Self.lastChainValue(fd: fd) {
@@ -294,8 +363,12 @@ public final class IncidentLog: @unchecked Sendable {
                         s.lost += pending.count - min(pending.count, room)
                     }
                     if !failing {
-                        logger.critical("INCIDENTS ARE NOT BEING WRITTEN: the incident log cannot be written; retrying every second",
-                                        metadata: ["incidents.file": "\(path)", "error": "\(health.withLock { $0.lastError ?? "" })"])
+                        logger.critical(
+                            "INCIDENTS ARE NOT BEING WRITTEN: the incident log cannot be written; retrying every second",
+                            metadata: [
+                                "incidents.file": "\(path)", "error": "\(health.withLock { $0.lastError ?? "" })",
+                            ]
+                        )
                     }
                     failing = true
                     urgent = false
@@ -306,7 +379,10 @@ public final class IncidentLog: @unchecked Sendable {
                 logger.notice("incident log writable again", metadata: ["incidents.file": "\(path)"])
             }
             let t = Clock.monotonic()
-            if unsynced && (urgent || stop || t - lastSync >= syncInterval || (promptUnsynced && t - lastSync >= promptInterval)) {
+            if unsynced
+                && (urgent || stop || t - lastSync >= syncInterval
+                    || (promptUnsynced && t - lastSync >= promptInterval))
+            {
                 fsync(fd)
                 unsynced = false
                 promptUnsynced = false
@@ -315,10 +391,17 @@ public final class IncidentLog: @unchecked Sendable {
             if t - noted.at >= headInterval { noteHead(&noted) }
             let queued = state.withLock { $0.queue.count }
             let head = lastChain
-            health.withLock { $0.written += written; $0.writing = !failing; $0.head = head }
+            health.withLock {
+                $0.written += written
+                $0.writing = !failing
+                $0.head = head
+            }
             if stop && (queued == 0 || failing) { break }
         }
-        if fd >= 0 { fsync(fd); close(fd) }
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
         noteHead(&noted)
         saveChain()
     }
@@ -333,7 +416,10 @@ public final class IncidentLog: @unchecked Sendable {
             if n == bytes.count { return true }
             let e = n < 0 ? errno : ENOSPC
             if n > 0 { ftruncate(fd, before) }
-            health.withLock { $0.lastError = String(cString: strerror(e)); $0.writing = false }
+            health.withLock {
+                $0.lastError = String(cString: strerror(e))
+                $0.writing = false
+            }
             return false
         }
     }

@@ -1,8 +1,8 @@
 import Classifier
+import Glibc
 import LogFormats
 import Pipeline
 import Synchronization
-import Glibc
 import SystemSupport
 
 /// Turns matched requests into e-safety incidents: the daemon's `MatchSink`.
@@ -21,7 +21,10 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         var samples: [String]
     }
     /// One open incident's key within a person: (registrable domain, category).
-    struct OpenKey: Hashable { var site: String; var category: String }
+    struct OpenKey: Hashable {
+        var site: String
+        var category: String
+    }
 
     let log: IncidentLog
     /// Instant alerts for new incidents, if configured.
@@ -40,9 +43,18 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     /// A categorised request kept for context: only matched requests (every category,
     /// including those only counted), never unmatched browsing. The search term is taken
     /// from the URL only if the request is written into a `context` event.
-    struct Seen { var time: Double; var host: String; var category: String; var url: String? }
+    struct Seen {
+        var time: Double
+        var host: String
+        var category: String
+        var url: String?
+    }
     /// A person with a recent incident: their categorised requests until `until`.
-    struct Watch { var ids: [String]; var until: Double; var seen: [Seen] }
+    struct Watch {
+        var ids: [String]
+        var until: Double
+        var seen: [Seen]
+    }
 
     /// Everything kept about one person (a user, or a client address when the log names
     /// no user), found with one lookup per request and changed in place.
@@ -80,8 +92,15 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     /// Local time's offset from UTC, for time windows.
     let utcOffset: Int
 
-    public init(log: IncidentLog, policy: Policy, suffixes: PublicSuffix, devices: [String: String] = [:],
-                users: [String: String] = [:], utcOffset: Int? = nil, alerts: AlertDispatcher? = nil) {
+    public init(
+        log: IncidentLog,
+        policy: Policy,
+        suffixes: PublicSuffix,
+        devices: [String: String] = [:],
+        users: [String: String] = [:],
+        utcOffset: Int? = nil,
+        alerts: AlertDispatcher? = nil
+    ) {
         self.alerts = alerts
         self.devices = devices
         self.users = users
@@ -118,9 +137,16 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         state.withLock { s in
             if abs(m.time - s.lastSweep) >= 1 { sweep(&s, now: m.time, policy: policy, into: &out) }
             let person: Person
-            if let p = s.people[name] { person = p } else { person = Person(); s.people[name] = person }
+            if let p = s.people[name] {
+                person = p
+            } else {
+                person = Person()
+                s.people[name] = person
+            }
             let group: Policy.Group
-            if let g = person.group, g.client == m.client, g.policy === frozen { group = g.group } else {
+            if let g = person.group, g.client == m.client, g.policy === frozen {
+                group = g.group
+            } else {
                 group = policy.group(client: m.client, user: user)
                 person.group = (m.client, frozen, group)
             }
@@ -130,7 +156,10 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             var raised: Int? = nil
             for i in 0..<count {
                 let c = m.category(i)
-                if group.raises(c.name, locked: c.locked) { raised = i; break }
+                if group.raises(c.name, locked: c.locked) {
+                    raised = i
+                    break
+                }
             }
             let primary = m.category(raised ?? 0)
             category = primary.name
@@ -140,7 +169,9 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             if span > 0 { Self.keep(Seen(time: m.time, host: m.host, category: primary.name, url: m.url), for: person) }
             guard raised != nil else { return }
             let site: String
-            if let known = s.sites[m.host] { site = known } else {
+            if let known = s.sites[m.host] {
+                site = known
+            } else {
                 site = suffixes.registrableDomain(m.host)
                 if s.sites.count >= 8192 { s.sites.removeAll(keepingCapacity: true) }
                 s.sites[m.host] = site
@@ -149,24 +180,59 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             if Self.absorb(m, into: person, key: key, window: policy.deduplicationWindow, closed: &out.hits) { return }
             let repeated = Self.repeated(primary.name, by: person, at: m.time, policy: policy)
             let window = policy.window(for: group, time: m.time, utcOffset: utcOffset)
-            let severity = policy.severity(category: primary.severity, locked: primary.locked, group: group, repeated: repeated, window: window)
+            let severity = policy.severity(
+                category: primary.severity,
+                locked: primary.locked,
+                group: group,
+                repeated: repeated,
+                window: window
+            )
             guard severity >= group.minimumSeverity || primary.locked else { return }
             s.counter &+= 1
             let id = IncidentID.make(time: m.time, counter: s.counter)
-            person.open[key] = Open(id: id, opened: m.time, first: m.time, last: m.time, hits: 1, samples: m.url.map { [$0] } ?? [])
+            person.open[key] = Open(
+                id: id,
+                opened: m.time,
+                first: m.time,
+                last: m.time,
+                hits: 1,
+                samples: m.url.map { [$0] } ?? []
+            )
             let mac = leases.withLock { $0[m.client] }
             let device = devices[m.client] ?? mac.flatMap { devices[$0] }
-            out.incident = (Self.record(id: id, m: m, user: user, primary: m.detail(raised ?? 0), severity: severity, group: group, policy: policy,
-                                        repeated: repeated, window: window, device: device, mac: mac),
-                            id, severity, policy.deadlines[severity].map { m.time + $0 })
+            out.incident = (
+                Self.record(
+                    id: id,
+                    m: m,
+                    user: user,
+                    primary: m.detail(raised ?? 0),
+                    severity: severity,
+                    group: group,
+                    policy: policy,
+                    repeated: repeated,
+                    window: window,
+                    device: device,
+                    mac: mac
+                ),
+                id, severity, policy.deadlines[severity].map { m.time + $0 }
+            )
             if span > 0 { Self.watch(person, after: id, at: m.time, span: span, context: &out.context) }
         }
         for o in out.hits { log.append(bytes: Self.hitsEvent(o), durability: .interval) }
         if let incident = out.incident {
-            log.append(bytes: incident.record, durability: incident.severity >= .critical ? .now : incident.severity >= .high ? .prompt : .interval)
+            log.append(
+                bytes: incident.record,
+                durability: incident.severity >= .critical ? .now : incident.severity >= .high ? .prompt : .interval
+            )
             if let alerts, alerts.wants(incident.severity) {
-                alerts.incident(String(decoding: incident.record, as: UTF8.self), id: incident.id, severity: incident.severity,
-                                person: name, category: category, due: incident.due)
+                alerts.incident(
+                    String(decoding: incident.record, as: UTF8.self),
+                    id: incident.id,
+                    severity: incident.severity,
+                    person: name,
+                    category: category,
+                    due: incident.due
+                )
             }
         }
         for c in out.context { log.append(bytes: c, durability: .interval) }
@@ -175,15 +241,22 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     /// Keeps a categorised request as context: in the hour before any incident (in memory
     /// only, the last `contextLimit`), and in the watched hour after one.
     private static func keep(_ seen: Seen, for person: Person) {
-        if let w = person.watch, seen.time < w.until, w.seen.count < contextLimit * 4 { person.watch!.seen.append(seen) }
+        if let w = person.watch, seen.time < w.until, w.seen.count < contextLimit * 4 {
+            person.watch!.seen.append(seen)
+        }
         person.seen.append(seen)
         if person.seen.count > contextLimit { person.seen.removeFirst(person.seen.count - contextLimit) }
     }
 
     /// A hit inside an open incident's window is counted there (true). A window that closed
     /// before the sweep came round is ended now, its count recorded when above one (false).
-    private static func absorb(_ m: MatchedRequest, into person: Person, key: OpenKey, window: Double,
-                               closed: inout [Open]) -> Bool {
+    private static func absorb(
+        _ m: MatchedRequest,
+        into person: Person,
+        key: OpenKey,
+        window: Double,
+        closed: inout [Open]
+    ) -> Bool {
         guard let i = person.open.index(forKey: key) else { return false }
         let o = person.open.values[i]
         if m.time - o.opened < window {
@@ -191,7 +264,9 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             person.open.values[i].hits += 1
             person.open.values[i].last = max(o.last, m.time)
             person.open.values[i].first = min(o.first, m.time)
-            if o.samples.count < 5, let url = m.url, !o.samples.contains(url) { person.open.values[i].samples.append(url) }
+            if o.samples.count < 5, let url = m.url, !o.samples.contains(url) {
+                person.open.values[i].samples.append(url)
+            }
             return true
         }
         if o.hits > 1 { closed.append(o) }
@@ -213,8 +288,13 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
 
     /// After a new incident: the hour before is written as a `before` event, and the hour
     /// after is watched; an incident inside an hour already watched shares its `after` event.
-    private static func watch(_ person: Person, after id: String, at time: Double, span: Double,
-                              context: inout [[UInt8]]) {
+    private static func watch(
+        _ person: Person,
+        after id: String,
+        at time: Double,
+        span: Double,
+        context: inout [[UInt8]]
+    ) {
         if let w = person.watch, time < w.until {
             if w.ids.count < 100 { person.watch!.ids.append(id) }
             return
@@ -245,10 +325,14 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
                 p.recent.removeAll { $0.times.isEmpty }
             }
             if let w = p.watch, now >= w.until {
-                if !w.seen.isEmpty { out.context.append(Self.contextEvent(ids: w.ids, span: .after, seen: w.seen, time: w.until)) }
+                if !w.seen.isEmpty {
+                    out.context.append(Self.contextEvent(ids: w.ids, span: .after, seen: w.seen, time: w.until))
+                }
                 p.watch = nil
             }
-            if let oldest = p.seen.first, now - oldest.time >= span || span <= 0 { p.seen.removeAll { now - $0.time >= span } }
+            if let oldest = p.seen.first, now - oldest.time >= span || span <= 0 {
+                p.seen.removeAll { now - $0.time >= span }
+            }
             if p.isEmpty { gone.append(name) }
         }
         for name in gone { s.people[name] = nil }
@@ -258,10 +342,15 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     /// person's incidents within the hour share one).
     static func contextEvent(ids: [String], span: ContextRecord.Span, seen: [Seen], time: Double) -> [UInt8] {
         let requests = seen.map {
-            ContextRecord.Request(time: Clock.rfc3339($0.time), host: $0.host, category: $0.category,
-                                  searchTerm: $0.url.flatMap(SearchTerm.extract))
+            ContextRecord.Request(
+                time: Clock.rfc3339($0.time),
+                host: $0.host,
+                category: $0.category,
+                searchTerm: $0.url.flatMap(SearchTerm.extract)
+            )
         }
-        return LogRecord.context(ContextRecord(ids: ids, time: Clock.rfc3339(time), span: span, requests: requests)).bytes
+        return LogRecord.context(ContextRecord(ids: ids, time: Clock.rfc3339(time), span: span, requests: requests))
+            .bytes
     }
 
     /// Records the final counts of every open window (at shutdown).
@@ -274,27 +363,71 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             for o in p.open.values where o.hits > 1 { log.append(bytes: Self.hitsEvent(o), durability: .interval) }
             // The hour after is cut short by the shutdown; what was seen so far is kept.
             if let w = p.watch, let last = w.seen.last {
-                log.append(bytes: Self.contextEvent(ids: w.ids, span: .after, seen: w.seen, time: last.time), durability: .interval)
+                log.append(
+                    bytes: Self.contextEvent(ids: w.ids, span: .after, seen: w.seen, time: last.time),
+                    durability: .interval
+                )
             }
         }
     }
 
     static func hitsEvent(_ o: Open) -> [UInt8] {
-        LogRecord.hits(HitsRecord(id: o.id, hits: o.hits, firstSeen: Clock.rfc3339(o.first),
-                                  lastSeen: Clock.rfc3339(o.last), sampleURLs: o.samples)).bytes
+        LogRecord.hits(
+            HitsRecord(
+                id: o.id,
+                hits: o.hits,
+                firstSeen: Clock.rfc3339(o.first),
+                lastSeen: Clock.rfc3339(o.last),
+                sampleURLs: o.samples
+            )
+        ).bytes
     }
 
-    static func record(id: String, m: MatchedRequest, user: String?, primary: MatchDetail, severity: Severity, group: Policy.Group,
-                       policy: Policy, repeated: Bool, window: Policy.TimeWindow? = nil, device: String? = nil, mac: String? = nil) -> [UInt8] {
+    static func record(
+        id: String,
+        m: MatchedRequest,
+        user: String?,
+        primary: MatchDetail,
+        severity: Severity,
+        group: Policy.Group,
+        policy: Policy,
+        repeated: Bool,
+        window: Policy.TimeWindow? = nil,
+        device: String? = nil,
+        mac: String? = nil
+    ) -> [UInt8] {
         let time = Clock.rfc3339(m.time)
-        let rule = IncidentRecord.Rule(kind: primary.kind, file: primary.file, line: primary.line,
-                                       rule: primary.rule, generation: m.generation, locked: primary.locked)
+        let rule = IncidentRecord.Rule(
+            kind: primary.kind,
+            file: primary.file,
+            line: primary.line,
+            rule: primary.rule,
+            generation: m.generation,
+            locked: primary.locked
+        )
         let record = IncidentRecord(
-            id: id, time: time, severity: severity, category: primary.name, group: group.name, client: m.client, user: user,
-            device: device, mac: mac, host: m.host, url: m.url, searchTerm: m.url.flatMap(SearchTerm.extract),
-            action: m.action.description, source: IncidentRecord.Source(format: m.format.description, peer: m.source),
-            rule: rule, repeated: repeated, window: window?.name, route: policy.routes(severity, group: group, window: window),
-            firstSeen: time, lastSeen: time, due: policy.deadlines[severity].map { Clock.rfc3339(m.time + $0) })
+            id: id,
+            time: time,
+            severity: severity,
+            category: primary.name,
+            group: group.name,
+            client: m.client,
+            user: user,
+            device: device,
+            mac: mac,
+            host: m.host,
+            url: m.url,
+            searchTerm: m.url.flatMap(SearchTerm.extract),
+            action: m.action.description,
+            source: IncidentRecord.Source(format: m.format.description, peer: m.source),
+            rule: rule,
+            repeated: repeated,
+            window: window?.name,
+            route: policy.routes(severity, group: group, window: window),
+            firstSeen: time,
+            lastSeen: time,
+            due: policy.deadlines[severity].map { Clock.rfc3339(m.time + $0) }
+        )
         var j = JSONText(capacity: 1024)
         record.write(to: &j)
         return j.bytes

@@ -6,7 +6,10 @@ import SystemSupport
 /// Reads incident logs and folds each incident's later events into one view, for
 /// `esafety incidents tail | list | show` and the report.
 public struct IncidentView: Sendable {
-    public enum State: String, Sendable { case new, acknowledged, escalated, resolved, falsePositive = "false-positive" }
+    public enum State: String, Sendable {
+        case new, acknowledged, escalated, resolved
+        case falsePositive = "false-positive"
+    }
 
     /// The incident line, typed.
     public var record: IncidentRecord
@@ -69,11 +72,16 @@ public enum IncidentStore {
     public static func withRotations(_ path: String) -> [String] {
         var files = [path]
         var n = 1
-        while FileSystem.exists("\(path).\(n)") { files.insert("\(path).\(n)", at: 0); n += 1 }
+        while FileSystem.exists("\(path).\(n)") {
+            files.insert("\(path).\(n)", at: 0)
+            n += 1
+        }
         let slash = path.lastIndex(of: "/")
         let folder = slash.map { String(path[..<$0]) } ?? "."
         let prefix = (slash.map { String(path[path.index(after: $0)...]) } ?? path) + ".recovered-"
-        let recovered = ((try? FileSystem.listDirectory(folder.isEmpty ? "/" : folder)) ?? []).filter { $0.hasPrefix(prefix) }.sorted()
+        let recovered = ((try? FileSystem.listDirectory(folder.isEmpty ? "/" : folder)) ?? []).filter {
+            $0.hasPrefix(prefix)
+        }.sorted()
         for name in recovered {
             let file = slash == nil ? name : folder + "/" + name
             let last = IncidentLog.lastChainValue(ofFile: file)
@@ -101,9 +109,15 @@ public enum IncidentStore {
         for f in withRotations(path) {
             // A file ending in a partial line (a writer killed mid-write) must not join it
             // to the next file's first line: it stays a line of its own, and is skipped.
-            do { text += try FileSystem.readText(f); if !text.isEmpty && !text.hasSuffix("\n") { text += "\n" } } catch {
+            do {
+                text += try FileSystem.readText(f)
+                if !text.isEmpty && !text.hasSuffix("\n") { text += "\n" }
+            } catch {
                 if error.errno == EACCES || error.errno == EPERM {
-                    throw Failure(description: "you may not read incidents: \(f) is for members of the group \(group ?? "esafety-admin") only; ask your network admin to add you")
+                    throw Failure(
+                        description:
+                            "you may not read incidents: \(f) is for members of the group \(group ?? "esafety-admin") only; ask your network admin to add you"
+                    )
                 }
                 throw Failure(description: "\(f): cannot read: \(error)")
             }
@@ -143,6 +157,7 @@ public enum IncidentStore {
         var severity = (v.severity?.description ?? "").uppercased().padding(toLength: 8, withPad: " ", startingAt: 0)
         if color { severity = Terminal.colored(severity, severity: v.severity?.description ?? "") }
         let fields = [v.group, v.person, v.category, v.host].map(Terminal.escape)
-        return "\(time)Z  \(severity)  \(fields[0])  \(fields[1])  \(fields[2])  \(fields[3])  hits \(v.hits)  \(v.state.rawValue)  \(Terminal.escape(v.id))"
+        return
+            "\(time)Z  \(severity)  \(fields[0])  \(fields[1])  \(fields[2])  \(fields[3])  hits \(v.hits)  \(v.state.rawValue)  \(Terminal.escape(v.id))"
     }
 }

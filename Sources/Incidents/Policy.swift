@@ -1,15 +1,14 @@
 import Classifier
-import LogFormats
-
 import Glibc
+import LogFormats
 
 /// Who a person is for the e-safety policy (their group), and what a match means for them:
 /// whether it raises an incident, how severe, who is told, by when.
 public struct Policy: Sendable, Equatable {
     /// An IPv4 or IPv6 network (IPv4 held as ::ffff:a.b.c.d).
     public struct Network: Sendable, Equatable {
-        public var address: [UInt8]   // 16 bytes
-        public var prefix: Int        // 0...128
+        public var address: [UInt8]  // 16 bytes
+        public var prefix: Int  // 0...128
 
         func contains(_ ip: [UInt8]) -> Bool {
             guard ip.count == 16 else { return false }
@@ -113,16 +112,33 @@ public struct Policy: Sendable, Equatable {
     static func address(_ s: String) -> [UInt8]? {
         // Dotted IPv4, the common case, without allocating substrings.
         var out = [UInt8](repeating: 0, count: 16)
-        out[10] = 0xFF; out[11] = 0xFF
-        var part = 12, value = 0, digits = 0, v4 = true
+        out[10] = 0xFF
+        out[11] = 0xFF
+        var part = 12
+        var value = 0
+        var digits = 0
+        var v4 = true
         for b in s.utf8 {
             if b == UInt8(ascii: ".") {
-                guard digits > 0, part < 15 else { v4 = false; break }
-                out[part] = UInt8(value); part += 1; value = 0; digits = 0
+                guard digits > 0, part < 15 else {
+                    v4 = false
+                    break
+                }
+                out[part] = UInt8(value)
+                part += 1
+                value = 0
+                digits = 0
             } else if b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") && digits < 3 {
-                value = value * 10 + Int(b - UInt8(ascii: "0")); digits += 1
-                if value > 255 { v4 = false; break }
-            } else { v4 = false; break }
+                value = value * 10 + Int(b - UInt8(ascii: "0"))
+                digits += 1
+                if value > 255 {
+                    v4 = false
+                    break
+                }
+            } else {
+                v4 = false
+                break
+            }
         }
         if v4 {
             guard part == 15, digits > 0 else { return nil }
@@ -163,7 +179,13 @@ public struct Policy: Sendable, Equatable {
 
     /// The severity for a match: the category's, shifted for the group and for repetition;
     /// a locked category is always critical.
-    public func severity(category: Severity, locked: Bool, group: Group, repeated: Bool, window: TimeWindow? = nil) -> Severity {
+    public func severity(
+        category: Severity,
+        locked: Bool,
+        group: Group,
+        repeated: Bool,
+        window: TimeWindow? = nil
+    ) -> Severity {
         if locked { return .critical }
         var raw = Int(category.rawValue) + group.severityShift + (window?.severityShift ?? 0) + (repeated ? 1 : 0)
         if category == .info { raw = 0 }  // counted-only categories stay info

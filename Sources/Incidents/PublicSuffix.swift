@@ -12,31 +12,43 @@ public final class PublicSuffix: Sendable {
     public static let debianPath = "/usr/share/publicsuffix/public_suffix_list.dat"
 
     public init(text: String) {
-        var r = Set<String>(), w = Set<String>(), e = Set<String>()
+        var r = Set<String>()
+        var w = Set<String>()
+        var e = Set<String>()
         for raw in text.split(whereSeparator: \.isNewline) {
             let line = raw.split(separator: " ").first.map(String.init) ?? ""
             if line.isEmpty || line.hasPrefix("//") { continue }
-            let ascii = Host.normalize(line.replacingOccurrences(of: "*.", with: "").replacingOccurrences(of: "!", with: ""))?.0
+            let ascii = Host.normalize(
+                line.replacingOccurrences(of: "*.", with: "").replacingOccurrences(of: "!", with: "")
+            )?.0
             guard let a = ascii else { continue }
             if line.hasPrefix("!") { e.insert(a) } else if line.hasPrefix("*.") { w.insert(a) } else { r.insert(a) }
         }
-        rules = r; wildcards = w; exceptions = e
+        rules = r
+        wildcards = w
+        exceptions = e
     }
 
     public static func load(path: String = debianPath) -> PublicSuffix {
         if let text = try? FileSystem.readText(path) { return PublicSuffix(text: text) }
-        return PublicSuffix(text: "com\nnet\norg\nedu\ngov\nuk\nco.uk\norg.uk\nac.uk\nsch.uk\ngov.uk\nde\nfr\nio\ninfo\n")
+        return PublicSuffix(
+            text: "com\nnet\norg\nedu\ngov\nuk\nco.uk\norg.uk\nac.uk\nsch.uk\ngov.uk\nde\nfr\nio\ninfo\n"
+        )
     }
 
     /// The registrable domain of a normalised host; the host itself for IP addresses and
     /// for names that are a public suffix.
     public func registrableDomain(_ host: String) -> String {
-        var starts: [Int] = [0]   // where each label begins
+        var starts: [Int] = [0]  // where each label begins
         var numeric = true
         var i = 0
         for b in host.utf8 {
             if b == UInt8(ascii: ":") { return host }
-            if b == UInt8(ascii: ".") { starts.append(i + 1) } else if b < UInt8(ascii: "0") || b > UInt8(ascii: "9") { numeric = false }
+            if b == UInt8(ascii: ".") {
+                starts.append(i + 1)
+            } else if b < UInt8(ascii: "0") || b > UInt8(ascii: "9") {
+                numeric = false
+            }
             i += 1
         }
         if numeric || starts.count < 2 { return host }
@@ -47,9 +59,18 @@ public final class PublicSuffix: Sendable {
         var suffixLength = 1
         for i in 0..<labels {
             let candidate = suffix(i)
-            if exceptions.contains(candidate) { suffixLength = labels - i - 1; break }
-            if rules.contains(candidate) { suffixLength = labels - i; break }
-            if i + 1 < labels, wildcards.contains(suffix(i + 1)) { suffixLength = labels - i; break }
+            if exceptions.contains(candidate) {
+                suffixLength = labels - i - 1
+                break
+            }
+            if rules.contains(candidate) {
+                suffixLength = labels - i
+                break
+            }
+            if i + 1 < labels, wildcards.contains(suffix(i + 1)) {
+                suffixLength = labels - i
+                break
+            }
         }
         guard suffixLength < labels else { return host }
         return suffix(labels - suffixLength - 1)

@@ -21,7 +21,8 @@ public enum SHA256 {
 
     /// SHA-256 of `a` followed by `b` (the chain: previous value, then the line).
     public static func hex(_ a: String, _ b: Substring) -> String {
-        var a = a, b = b
+        var a = a
+        var b = b
         return a.withUTF8 { pa in
             b.withUTF8 { pb in
                 withUnsafeTemporaryAllocation(of: UInt8.self, capacity: pa.count + pb.count) { buffer in

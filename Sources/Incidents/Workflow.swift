@@ -38,13 +38,20 @@ public enum Workflow {
             return .success(state)
         case .ack:
             if state == .new { return .success(.acknowledged) }
-            return .failure(Refusal(description: closed ? "it is already closed (\(state.rawValue)); reopen it first"
-                                                        : "it is already acknowledged (\(state.rawValue))"))
+            return .failure(
+                Refusal(
+                    description: closed
+                        ? "it is already closed (\(state.rawValue)); reopen it first"
+                        : "it is already acknowledged (\(state.rawValue))"
+                )
+            )
         case .assign:
             if closed { return .failure(Refusal(description: "it is closed (\(state.rawValue)); reopen it first")) }
             return .success(state)
         case .escalate, .resolve, .falsePositive:
-            if closed { return .failure(Refusal(description: "it is already closed (\(state.rawValue)); reopen it first")) }
+            if closed {
+                return .failure(Refusal(description: "it is already closed (\(state.rawValue)); reopen it first"))
+            }
             switch action {
             case .escalate: return .success(.escalated)
             case .resolve: return .success(.resolved)
@@ -52,7 +59,12 @@ public enum Workflow {
             }
         case .reopen:
             if closed { return .success(.acknowledged) }
-            return .failure(Refusal(description: "it is open (\(state.rawValue)); only a resolved or false-positive incident can be reopened"))
+            return .failure(
+                Refusal(
+                    description:
+                        "it is open (\(state.rawValue)); only a resolved or false-positive incident can be reopened"
+                )
+            )
         }
     }
 
@@ -81,9 +93,15 @@ public enum Workflow {
             if r.acknowledgedAt == nil, e.action.isResponse { r.acknowledgedAt = e.time }
             switch e.action {
             case .escalate: if let to = e.to { r.escalatedTo.append(to) }
-            case .resolve: r.closedAt = e.time; r.outcome = e.outcome
-            case .falsePositive: r.closedAt = e.time; r.outcome = "false-positive"
-            case .reopen: r.closedAt = nil; r.outcome = nil
+            case .resolve:
+                r.closedAt = e.time
+                r.outcome = e.outcome
+            case .falsePositive:
+                r.closedAt = e.time
+                r.outcome = "false-positive"
+            case .reopen:
+                r.closedAt = nil
+                r.outcome = nil
             default: break
             }
             r.state = next

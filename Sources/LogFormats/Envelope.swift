@@ -18,16 +18,21 @@ public enum Envelope {
         if b.count > 3, b[0] == UInt8(ascii: "<") {
             var j = 1
             while j < b.count, j < 5, b[j] >= 0x30, b[j] <= 0x39 { j += 1 }
-            if j > 1, j < b.count, b[j] == UInt8(ascii: ">") { i = j + 1; pri = true }
+            if j > 1, j < b.count, b[j] == UInt8(ascii: ">") {
+                i = j + 1
+                pri = true
+            }
         }
         if pri, i + 1 < b.count, b[i] == UInt8(ascii: "1"), b[i + 1] == 0x20 {
             return rfc5424(b, from: i + 2, clock: clock)
         }
         var time: Double? = nil
         if let (t, j) = clock.syslog(b, at: i) {
-            time = t; i = j
+            time = t
+            i = j
         } else if let (t, j) = clock.rfc3339(b, at: i), j < b.count, b[j] == 0x20 {
-            time = t; i = j
+            time = t
+            i = j
         } else if !pri {
             // No timestamp: maybe a bare "tag[pid]: message".
             if let (tag, next) = tagToken(b, i) { return Stripped(message: next, time: nil, tag: tag) }
@@ -55,10 +60,13 @@ public enum Envelope {
                 while m < b.count, b[m] == 0x20 { m += 1 }
                 // Leave "queries:", "info:" and "client" to the BIND and unbound parsers.
                 let tag = UnsafeRawBufferPointer(rebasing: b[start..<j])
-                if equals(tag, "queries") || equals(tag, "info") || equals(tag, "notice") || equals(tag, "error") { return nil }
+                if equals(tag, "queries") || equals(tag, "info") || equals(tag, "notice") || equals(tag, "error") {
+                    return nil
+                }
                 return (start..<j, m)
             }
-            let ok = (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39)
+            let ok =
+                (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39)
                 || c == UInt8(ascii: "-") || c == UInt8(ascii: "_") || c == UInt8(ascii: ".") || c == UInt8(ascii: "/")
                 || c == UInt8(ascii: "[") || c == UInt8(ascii: "]") || c == UInt8(ascii: "(") || c == UInt8(ascii: ")")
             if !ok { return nil }
@@ -87,9 +95,16 @@ public enum Envelope {
                 i += 1
                 while i < b.count {
                     let c = b[i]
-                    if c == UInt8(ascii: "\\") { i += 2; continue }
-                    if c == UInt8(ascii: "\"") { inQuote.toggle() }
-                    else if c == UInt8(ascii: "]") && !inQuote { i += 1; break }
+                    if c == UInt8(ascii: "\\") {
+                        i += 2
+                        continue
+                    }
+                    if c == UInt8(ascii: "\"") {
+                        inQuote.toggle()
+                    } else if c == UInt8(ascii: "]") && !inQuote {
+                        i += 1
+                        break
+                    }
                     i += 1
                 }
             }
@@ -105,11 +120,19 @@ struct JSONScanner {
     let b: UnsafeRawBufferPointer
     var i: Int
 
-    init(_ b: UnsafeRawBufferPointer, _ start: Int) { self.b = b; self.i = start }
+    init(_ b: UnsafeRawBufferPointer, _ start: Int) {
+        self.b = b
+        self.i = start
+    }
 
-    mutating func skipSpace() { while i < b.count, b[i] == 0x20 || b[i] == 0x09 || b[i] == 0x0A || b[i] == 0x0D { i += 1 } }
+    mutating func skipSpace() {
+        while i < b.count, b[i] == 0x20 || b[i] == 0x09 || b[i] == 0x0A || b[i] == 0x0D { i += 1 }
+    }
 
-    mutating func peek() -> UInt8? { skipSpace(); return i < b.count ? b[i] : nil }
+    mutating func peek() -> UInt8? {
+        skipSpace()
+        return i < b.count ? b[i] : nil
+    }
 
     mutating func expect(_ c: UInt8) -> Bool {
         skipSpace()
@@ -125,7 +148,10 @@ struct JSONScanner {
         let start = i
         var escaped = false
         while i < b.count, b[i] != UInt8(ascii: "\"") {
-            if b[i] == UInt8(ascii: "\\") { escaped = true; i += 1 }
+            if b[i] == UInt8(ascii: "\\") {
+                escaped = true
+                i += 1
+            }
             i += 1
         }
         guard i < b.count else { return nil }
@@ -137,7 +163,8 @@ struct JSONScanner {
         var k = start
         func put(_ c: UInt8) -> Bool {
             guard used < arena.count else { return false }
-            arena[used] = c; used += 1
+            arena[used] = c
+            used += 1
             return true
         }
         while k < end {
@@ -158,9 +185,16 @@ struct JSONScanner {
                     let scalar = (0xD800...0xDFFF).contains(v) ? 0xFFFD : v
                     var out = [UInt8]()
                     out.reserveCapacity(3)
-                    if scalar < 0x80 { out = [UInt8(scalar)] }
-                    else if scalar < 0x800 { out = [UInt8(0xC0 | (scalar >> 6)), UInt8(0x80 | (scalar & 0x3F))] }
-                    else { out = [UInt8(0xE0 | (scalar >> 12)), UInt8(0x80 | ((scalar >> 6) & 0x3F)), UInt8(0x80 | (scalar & 0x3F))] }
+                    if scalar < 0x80 {
+                        out = [UInt8(scalar)]
+                    } else if scalar < 0x800 {
+                        out = [UInt8(0xC0 | (scalar >> 6)), UInt8(0x80 | (scalar & 0x3F))]
+                    } else {
+                        out = [
+                            UInt8(0xE0 | (scalar >> 12)), UInt8(0x80 | ((scalar >> 6) & 0x3F)),
+                            UInt8(0x80 | (scalar & 0x3F)),
+                        ]
+                    }
                     for o in out { guard put(o) else { return nil } }
                     continue
                 default: c = b[k]
@@ -176,9 +210,13 @@ struct JSONScanner {
         var v = 0
         for k in at..<(at + 4) {
             let c = b[k] | 0x20
-            if c >= 0x30 && c <= 0x39 { v = v * 16 + Int(c - 0x30) }
-            else if c >= 0x61 && c <= 0x66 { v = v * 16 + Int(c - 0x61 + 10) }
-            else { return nil }
+            if c >= 0x30 && c <= 0x39 {
+                v = v * 16 + Int(c - 0x30)
+            } else if c >= 0x61 && c <= 0x66 {
+                v = v * 16 + Int(c - 0x61 + 10)
+            } else {
+                return nil
+            }
         }
         return v
     }
@@ -195,11 +233,16 @@ struct JSONScanner {
                 let c = b[i]
                 if inString {
                     if c == UInt8(ascii: "\\") { i += 1 } else if c == UInt8(ascii: "\"") { inString = false }
-                } else if c == UInt8(ascii: "\"") { inString = true }
-                else if c == UInt8(ascii: "{") || c == UInt8(ascii: "[") { depth += 1 }
-                else if c == UInt8(ascii: "}") || c == UInt8(ascii: "]") {
+                } else if c == UInt8(ascii: "\"") {
+                    inString = true
+                } else if c == UInt8(ascii: "{") || c == UInt8(ascii: "[") {
+                    depth += 1
+                } else if c == UInt8(ascii: "}") || c == UInt8(ascii: "]") {
                     depth -= 1
-                    if depth == 0 { i += 1; return UnsafeRawBufferPointer(rebasing: b[start..<i]) }
+                    if depth == 0 {
+                        i += 1
+                        return UnsafeRawBufferPointer(rebasing: b[start..<i])
+                    }
                 }
                 i += 1
             }

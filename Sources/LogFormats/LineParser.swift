@@ -56,7 +56,9 @@ public final class LineParser {
             // unbound: "[pid:thread] info: ..." or its own file "[epoch] unbound[pid:thread] ..."
             return .unbound
         }
-        if startsAt(b, i, "query[") || startsAt(b, i, "forwarded ") || startsAt(b, i, "reply ") || startsAt(b, i, "cached ") {
+        if startsAt(b, i, "query[") || startsAt(b, i, "forwarded ") || startsAt(b, i, "reply ")
+            || startsAt(b, i, "cached ")
+        {
             return .dnsmasq
         }
         if startsAt(b, i, "client ") || startsAt(b, i, "queries: ") || startsAt(b, i, "info: client ") { return .bind }
@@ -66,10 +68,14 @@ public final class LineParser {
             if time.bind(b, at: i) != nil { return .bind }
         }
         // Squid common: client ident user [date] "request"
-        var j = i, tokens = 0
+        var j = i
+        var tokens = 0
         while j < b.count, tokens < 4 {
             if b[j] == UInt8(ascii: "[") { return tokens == 3 ? .squidCommon : nil }
-            if b[j] == 0x20 { tokens += 1; while j + 1 < b.count, b[j + 1] == 0x20 { j += 1 } }
+            if b[j] == 0x20 {
+                tokens += 1
+                while j + 1 < b.count, b[j + 1] == 0x20 { j += 1 }
+            }
             j += 1
         }
         return nil
@@ -98,32 +104,65 @@ public final class LineParser {
         var code: Range<Int>? = nil
         for _ in 0..<4 {
             guard let t = tokens.next() else { break }
-            if isResultCode(b, t) { code = t; break }
+            if isResultCode(b, t) {
+                code = t
+                break
+            }
         }
         guard let code else { return .malformed("squid: no result code (like TCP_MISS/200)") }
         // Skip numbers (bytes, timings) to the method.
         var method: Range<Int>? = nil
         while let t = tokens.next() {
-            if isMethod(b, t) { method = t; break }
+            if isMethod(b, t) {
+                method = t
+                break
+            }
             guard isNumberOrDash(b, t) else { return .malformed("squid: no request method") }
         }
         guard let method, let urlToken = tokens.next() else { return .malformed("squid: no URL") }
         var user = tokens.next()
         if let u = user, isHTTPVersion(b, u) { user = tokens.next() }
         let action = squidAction(b, code)
-        return .request(request(b, seconds: seconds, client: client, user: user, method: method, url: urlToken, action: action, format: .squid))
+        return .request(
+            request(
+                b,
+                seconds: seconds,
+                client: client,
+                user: user,
+                method: method,
+                url: urlToken,
+                action: action,
+                format: .squid
+            )
+        )
     }
 
-    private func request(_ b: UnsafeRawBufferPointer, seconds: Double?, client: Range<Int>, user: Range<Int>?, method: Range<Int>?,
-                         url: Range<Int>, action: ProxyAction, format: LogFormat) -> ParsedRequest {
+    private func request(
+        _ b: UnsafeRawBufferPointer,
+        seconds: Double?,
+        client: Range<Int>,
+        user: Range<Int>?,
+        method: Range<Int>?,
+        url: Range<Int>,
+        action: ProxyAction,
+        format: LogFormat
+    ) -> ParsedRequest {
         let urlBytes = slice(b, url)
         let parts = Host.splitURL(urlBytes)
         let host = UnsafeRawBufferPointer(rebasing: urlBytes[parts.authority])
         let isConnect = method.map { equals(slice(b, $0), "CONNECT") } ?? false
         // CONNECT host:443 has no URL; nor does a bare host.
         let fullURL: UnsafeRawBufferPointer? = (isConnect || (!parts.hasScheme && parts.path.isEmpty)) ? nil : urlBytes
-        return ParsedRequest(time: seconds, client: slice(b, client), user: user.flatMap { dashIsNil(b, $0) },
-                             host: host, url: fullURL, method: method.map { slice(b, $0) }, action: action, format: format)
+        return ParsedRequest(
+            time: seconds,
+            client: slice(b, client),
+            user: user.flatMap { dashIsNil(b, $0) },
+            host: host,
+            url: fullURL,
+            method: method.map { slice(b, $0) },
+            action: action,
+            format: format
+        )
     }
 
     private func squidAction(_ b: UnsafeRawBufferPointer, _ code: Range<Int>) -> ProxyAction {
@@ -154,18 +193,33 @@ public final class LineParser {
         let reqStart = i
         while i < b.count, b[i] != UInt8(ascii: "\"") { i += 1 }
         var req = Tokens(b, reqStart, end: i)
-        guard let method = req.next(), let url = req.next() else { return .malformed("squid-common: request has no URL") }
+        guard let method = req.next(), let url = req.next() else {
+            return .malformed("squid-common: request has no URL")
+        }
         let rest = UnsafeRawBufferPointer(rebasing: b[min(i + 1, b.count)...])
         let action: ProxyAction = contains(rest, "DENIED") ? .blocked : .allowed
         let who = dashIsNil(b, user) != nil ? user : ident
-        return .request(request(b, seconds: seconds, client: client, user: who, method: method, url: url, action: action, format: .squidCommon))
+        return .request(
+            request(
+                b,
+                seconds: seconds,
+                client: client,
+                user: who,
+                method: method,
+                url: url,
+                action: action,
+                format: .squidCommon
+            )
+        )
     }
 
     /// `05/02/2025 11:30:29` (seen in the wild): day/month/year, local time.
     private func commonSlashDate(_ b: UnsafeRawBufferPointer, _ i: Int) -> Double? {
-        guard let d = LogTime.digits(b, i, 2), let mo = LogTime.digits(b, i + 3, 2), let y = LogTime.digits(b, i + 6, 4),
-              let h = LogTime.digits(b, i + 11, 2), let m = LogTime.digits(b, i + 14, 2), let s = LogTime.digits(b, i + 17, 2),
-              (1...12).contains(mo)
+        guard let d = LogTime.digits(b, i, 2), let mo = LogTime.digits(b, i + 3, 2),
+            let y = LogTime.digits(b, i + 6, 4),
+            let h = LogTime.digits(b, i + 11, 2), let m = LogTime.digits(b, i + 14, 2),
+            let s = LogTime.digits(b, i + 17, 2),
+            (1...12).contains(mo)
         else { return nil }
         return LogTime.epoch(y, mo, d, h, m, s) - Double(time.localOffset)
     }
@@ -188,10 +242,20 @@ public final class LineParser {
             while i < b.count, b[i] != UInt8(ascii: "]") { i += 1 }
             var tokens = Tokens(b, i + 1)
             guard let name = tokens.next(), let from = tokens.next(), equals(slice(b, from), "from"),
-                  let client = tokens.next()
+                let client = tokens.next()
             else { return .malformed("dnsmasq: query line without `NAME from CLIENT`") }
-            return .request(ParsedRequest(time: envTime, client: slice(b, client), user: nil, host: slice(b, name),
-                                          url: nil, method: nil, action: .unknown, format: .dnsmasq))
+            return .request(
+                ParsedRequest(
+                    time: envTime,
+                    client: slice(b, client),
+                    user: nil,
+                    host: slice(b, name),
+                    url: nil,
+                    method: nil,
+                    action: .unknown,
+                    format: .dnsmasq
+                )
+            )
         }
         if startsAt(b, start, "DHCPACK(") {
             var i = start + 8
@@ -209,7 +273,11 @@ public final class LineParser {
     static func isMAC(_ m: UnsafeRawBufferPointer) -> Bool {
         guard m.count == 17 else { return false }
         for (i, c) in m.enumerated() {
-            if i % 3 == 2 { if c != UInt8(ascii: ":") { return false } } else if !(c >= 0x30 && c <= 0x39 || c | 0x20 >= 0x61 && c | 0x20 <= 0x66) { return false }
+            if i % 3 == 2 {
+                if c != UInt8(ascii: ":") { return false }
+            } else if !(c >= 0x30 && c <= 0x39 || c | 0x20 >= 0x61 && c | 0x20 <= 0x66) {
+                return false
+            }
         }
         return true
     }
@@ -228,7 +296,8 @@ public final class LineParser {
         if startsAt(b, i, "queries: ") { i += 9 }
         if startsAt(b, i, "info: ") { i += 6 }
         guard startsAt(b, i, "client ") else {
-            return startsAt(b, i, "FORMERR") || startsAt(b, i, "lame-servers") || startsAt(b, i, "resolver") ? .ignored(.bind)
+            return startsAt(b, i, "FORMERR") || startsAt(b, i, "lame-servers") || startsAt(b, i, "resolver")
+                ? .ignored(.bind)
                 : .malformed("bind: no `client`")
         }
         var tokens = Tokens(b, i + 7)
@@ -258,9 +327,21 @@ public final class LineParser {
         }
         guard startsAt(b, i, "query: ") else { return .ignored(.bind) }
         var q = Tokens(b, i + 7)
-        guard let name = q.next(), q.next() != nil, q.next() != nil else { return .malformed("bind: query without NAME CLASS TYPE") }
-        return .request(ParsedRequest(time: seconds, client: slice(b, client), user: nil, host: slice(b, name),
-                                      url: nil, method: nil, action: .unknown, format: .bind))
+        guard let name = q.next(), q.next() != nil, q.next() != nil else {
+            return .malformed("bind: query without NAME CLASS TYPE")
+        }
+        return .request(
+            ParsedRequest(
+                time: seconds,
+                client: slice(b, client),
+                user: nil,
+                host: slice(b, name),
+                url: nil,
+                method: nil,
+                action: .unknown,
+                format: .bind
+            )
+        )
     }
 
     // MARK: - unbound
@@ -284,7 +365,8 @@ public final class LineParser {
             }
         }
         guard startsAt(b, i, "info: ") else {
-            for p in ["notice: ", "error: ", "warning: ", "debug: ", "query: ", "reply: ", "operational", "fatal"] where startsAt(b, i, p) {
+            for p in ["notice: ", "error: ", "warning: ", "debug: ", "query: ", "reply: ", "operational", "fatal"]
+            where startsAt(b, i, p) {
                 return .ignored(.unbound)
             }
             return .malformed("unbound: not an unbound log message")
@@ -292,10 +374,18 @@ public final class LineParser {
         var tokens = Tokens(b, i + 6)
         guard let client = tokens.next(), isAddress(b, client) else { return .ignored(.unbound) }
         guard let name = tokens.next(), b[name.upperBound - 1] == UInt8(ascii: "."),
-              tokens.next() != nil, tokens.next() != nil
+            tokens.next() != nil, tokens.next() != nil
         else { return .ignored(.unbound) }
-        let r = ParsedRequest(time: seconds, client: slice(b, client), user: nil, host: slice(b, name),
-                              url: nil, method: nil, action: .unknown, format: .unbound)
+        let r = ParsedRequest(
+            time: seconds,
+            client: slice(b, client),
+            user: nil,
+            host: slice(b, name),
+            url: nil,
+            method: nil,
+            action: .unknown,
+            format: .unbound
+        )
         return tokens.next() != nil ? .reply(r) : .request(r)
     }
 
@@ -307,8 +397,11 @@ public final class LineParser {
         var p = JSONScanner(b, start)
         guard p.expect(UInt8(ascii: "{")) else { return .malformed("json: not an object") }
         var timeValue: Double? = nil
-        var client: UnsafeRawBufferPointer? = nil, user: UnsafeRawBufferPointer? = nil, host: UnsafeRawBufferPointer? = nil
-        var url: UnsafeRawBufferPointer? = nil, method: UnsafeRawBufferPointer? = nil
+        var client: UnsafeRawBufferPointer? = nil
+        var user: UnsafeRawBufferPointer? = nil
+        var host: UnsafeRawBufferPointer? = nil
+        var url: UnsafeRawBufferPointer? = nil
+        var method: UnsafeRawBufferPointer? = nil
         var action = ProxyAction.unknown
         if p.peek() == UInt8(ascii: "}") { return .malformed("json: empty object") }
         while true {
@@ -317,16 +410,27 @@ public final class LineParser {
             }
             let k = key
             if p.peek() == UInt8(ascii: "\"") {
-                guard let v = p.string(arena: arena, used: &arenaUsed) else { return .malformed("json: bad string at byte \(p.i)") }
-                if equals(k, "time") { timeValue = time.rfc3339(v, at: 0)?.0 ?? LogTime.epochSeconds(v) }
-                else if equals(k, "client") { client = v }
-                else if equals(k, "user") { user = v.isEmpty || equals(v, "-") ? nil : v }
-                else if equals(k, "host") { host = v }
-                else if equals(k, "url") { url = v }
-                else if equals(k, "method") { method = v }
-                else if equals(k, "action") {
-                    if equals(v, "blocked") || equals(v, "denied") || equals(v, "block") { action = .blocked }
-                    else if equals(v, "allowed") || equals(v, "allow") || equals(v, "pass") { action = .allowed }
+                guard let v = p.string(arena: arena, used: &arenaUsed) else {
+                    return .malformed("json: bad string at byte \(p.i)")
+                }
+                if equals(k, "time") {
+                    timeValue = time.rfc3339(v, at: 0)?.0 ?? LogTime.epochSeconds(v)
+                } else if equals(k, "client") {
+                    client = v
+                } else if equals(k, "user") {
+                    user = v.isEmpty || equals(v, "-") ? nil : v
+                } else if equals(k, "host") {
+                    host = v
+                } else if equals(k, "url") {
+                    url = v
+                } else if equals(k, "method") {
+                    method = v
+                } else if equals(k, "action") {
+                    if equals(v, "blocked") || equals(v, "denied") || equals(v, "block") {
+                        action = .blocked
+                    } else if equals(v, "allowed") || equals(v, "allow") || equals(v, "pass") {
+                        action = .allowed
+                    }
                 }
             } else {
                 guard let v = p.scalar() else { return .malformed("json: bad value at byte \(p.i)") }
@@ -343,8 +447,18 @@ public final class LineParser {
         }
         guard let h = hostBytes, !h.isEmpty else { return .malformed("json: neither host nor url") }
         let empty = UnsafeRawBufferPointer(rebasing: b[0..<0])
-        return .request(ParsedRequest(time: timeValue, client: client ?? empty, user: user, host: h, url: url,
-                                      method: method, action: action, format: .json))
+        return .request(
+            ParsedRequest(
+                time: timeValue,
+                client: client ?? empty,
+                user: user,
+                host: h,
+                url: url,
+                method: method,
+                action: action,
+                format: .json
+            )
+        )
     }
 
     // MARK: - Byte helpers
@@ -360,7 +474,10 @@ public final class LineParser {
 
     func isResultCode(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Bool {
         var slash = -1
-        for i in r where b[i] == UInt8(ascii: "/") { slash = i; break }
+        for i in r where b[i] == UInt8(ascii: "/") {
+            slash = i
+            break
+        }
         guard slash > r.lowerBound, r.upperBound - slash == 4 else { return false }
         for i in r.lowerBound..<slash {
             let c = b[i]
@@ -371,24 +488,34 @@ public final class LineParser {
 
     func isMethod(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Bool {
         guard r.count >= 3, r.count <= 12 else { return false }
-        for i in r { guard (b[i] >= 0x41 && b[i] <= 0x5A) || b[i] == UInt8(ascii: "_") || b[i] == UInt8(ascii: "-") else { return false } }
+        for i in r {
+            guard (b[i] >= 0x41 && b[i] <= 0x5A) || b[i] == UInt8(ascii: "_") || b[i] == UInt8(ascii: "-") else {
+                return false
+            }
+        }
         return true
     }
 
     func isNumberOrDash(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Bool {
-        for i in r { guard isDigit(b[i]) || b[i] == UInt8(ascii: "-") || b[i] == UInt8(ascii: ".") else { return false } }
+        for i in r {
+            guard isDigit(b[i]) || b[i] == UInt8(ascii: "-") || b[i] == UInt8(ascii: ".") else { return false }
+        }
         return true
     }
 
     func isHTTPVersion(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Bool {
-        r.count == 3 && isDigit(b[r.lowerBound]) && b[r.lowerBound + 1] == UInt8(ascii: ".") && isDigit(b[r.lowerBound + 2])
+        r.count == 3 && isDigit(b[r.lowerBound]) && b[r.lowerBound + 1] == UInt8(ascii: ".")
+            && isDigit(b[r.lowerBound + 2])
     }
 
     func isAddress(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Bool {
         var sawSeparator = false
         for i in r {
             let c = b[i] | 0x20
-            if c == UInt8(ascii: ".") || c == UInt8(ascii: ":") { sawSeparator = true; continue }
+            if c == UInt8(ascii: ".") || c == UInt8(ascii: ":") {
+                sawSeparator = true
+                continue
+            }
             guard isDigit(b[i]) || (c >= 0x61 && c <= 0x66) else { return false }
         }
         return sawSeparator
@@ -413,7 +540,10 @@ func startsAt(_ b: UnsafeRawBufferPointer, _ i: Int, _ s: String) -> Bool {
     let u = s.utf8
     guard i + u.count <= b.count else { return false }
     var k = i
-    for c in u { if b[k] != c { return false }; k += 1 }
+    for c in u {
+        if b[k] != c { return false }
+        k += 1
+    }
     return true
 }
 
@@ -454,7 +584,10 @@ struct Tokens {
     mutating func next() -> Range<Int>? {
         var i = position
         while i < end, b[i] == 0x20 || b[i] == 0x09 { i += 1 }
-        guard i < end else { position = i; return nil }
+        guard i < end else {
+            position = i
+            return nil
+        }
         let s = i
         while i < end, b[i] != 0x20, b[i] != 0x09 { i += 1 }
         position = i

@@ -44,15 +44,15 @@ public struct LogTime: Sendable {
         guard i + 3 <= b.count else { return nil }
         let k = (UInt32(b[i] | 0x20) << 16) | (UInt32(b[i + 1] | 0x20) << 8) | UInt32(b[i + 2] | 0x20)
         switch k {
-        case 0x6a616e: return 1   // jan
-        case 0x666562: return 2   // feb
-        case 0x6d6172: return 3   // mar
-        case 0x617072: return 4   // apr
-        case 0x6d6179: return 5   // may
-        case 0x6a756e: return 6   // jun
-        case 0x6a756c: return 7   // jul
-        case 0x617567: return 8   // aug
-        case 0x736570: return 9   // sep
+        case 0x6a616e: return 1  // jan
+        case 0x666562: return 2  // feb
+        case 0x6d6172: return 3  // mar
+        case 0x617072: return 4  // apr
+        case 0x6d6179: return 5  // may
+        case 0x6a756e: return 6  // jun
+        case 0x6a756c: return 7  // jul
+        case 0x617567: return 8  // aug
+        case 0x736570: return 9  // sep
         case 0x6f6374: return 10  // oct
         case 0x6e6f76: return 11  // nov
         case 0x646563: return 12  // dec
@@ -77,8 +77,13 @@ public struct LogTime: Sendable {
     static func fraction(_ b: UnsafeRawBufferPointer, _ i: Int) -> (Double, Int) {
         guard i < b.count, b[i] == UInt8(ascii: ".") || b[i] == UInt8(ascii: ",") else { return (0, i) }
         var j = i + 1
-        var v = 0.0, scale = 0.1
-        while j < b.count, b[j] >= 0x30, b[j] <= 0x39 { v += Double(b[j] - 0x30) * scale; scale /= 10; j += 1 }
+        var v = 0.0
+        var scale = 0.1
+        while j < b.count, b[j] >= 0x30, b[j] <= 0x39 {
+            v += Double(b[j] - 0x30) * scale
+            scale /= 10
+            j += 1
+        }
         return (v, j)
     }
 
@@ -86,12 +91,18 @@ public struct LogTime: Sendable {
     /// year. Returns the time and the index after it.
     public func syslog(_ b: UnsafeRawBufferPointer, at i: Int) -> (Double, Int)? {
         guard let mo = Self.month(b, i), i + 15 <= b.count, b[i + 3] == 0x20 else { return nil }
-        let d1 = b[i + 4], d2 = b[i + 5]
+        let d1 = b[i + 4]
+        let d2 = b[i + 5]
         let day: Int
-        if d1 == 0x20, d2 >= 0x30, d2 <= 0x39 { day = Int(d2 - 0x30) }
-        else if let dd = Self.digits(b, i + 4, 2) { day = dd } else { return nil }
+        if d1 == 0x20, d2 >= 0x30, d2 <= 0x39 {
+            day = Int(d2 - 0x30)
+        } else if let dd = Self.digits(b, i + 4, 2) {
+            day = dd
+        } else {
+            return nil
+        }
         guard b[i + 6] == 0x20, let h = Self.digits(b, i + 7, 2), b[i + 9] == UInt8(ascii: ":"),
-              let m = Self.digits(b, i + 10, 2), b[i + 12] == UInt8(ascii: ":"), let s = Self.digits(b, i + 13, 2)
+            let m = Self.digits(b, i + 10, 2), b[i + 12] == UInt8(ascii: ":"), let s = Self.digits(b, i + 13, 2)
         else { return nil }
         let (frac, end) = Self.fraction(b, i + 15)
         var t = Self.epoch(year, mo, day, h, m, s) - Double(localOffset) + frac
@@ -102,17 +113,19 @@ public struct LogTime: Sendable {
     /// RFC 3339 `2026-11-21T10:00:00.123+01:00` (or `Z`, or a space for `T`) at `i`.
     public func rfc3339(_ b: UnsafeRawBufferPointer, at i: Int) -> (Double, Int)? {
         guard let y = Self.digits(b, i, 4), i + 19 <= b.count, b[i + 4] == UInt8(ascii: "-"),
-              let mo = Self.digits(b, i + 5, 2), b[i + 7] == UInt8(ascii: "-"), let d = Self.digits(b, i + 8, 2),
-              b[i + 10] == UInt8(ascii: "T") || b[i + 10] == UInt8(ascii: " ") || b[i + 10] == UInt8(ascii: "t"),
-              let h = Self.digits(b, i + 11, 2), b[i + 13] == UInt8(ascii: ":"), let m = Self.digits(b, i + 14, 2),
-              b[i + 16] == UInt8(ascii: ":"), let s = Self.digits(b, i + 17, 2), (1...12).contains(mo)
+            let mo = Self.digits(b, i + 5, 2), b[i + 7] == UInt8(ascii: "-"), let d = Self.digits(b, i + 8, 2),
+            b[i + 10] == UInt8(ascii: "T") || b[i + 10] == UInt8(ascii: " ") || b[i + 10] == UInt8(ascii: "t"),
+            let h = Self.digits(b, i + 11, 2), b[i + 13] == UInt8(ascii: ":"), let m = Self.digits(b, i + 14, 2),
+            b[i + 16] == UInt8(ascii: ":"), let s = Self.digits(b, i + 17, 2), (1...12).contains(mo)
         else { return nil }
         var (frac, j) = Self.fraction(b, i + 19)
         var offset = localOffset
         if j < b.count, b[j] == UInt8(ascii: "Z") || b[j] == UInt8(ascii: "z") {
-            offset = 0; j += 1
+            offset = 0
+            j += 1
         } else if j + 6 <= b.count, b[j] == UInt8(ascii: "+") || b[j] == UInt8(ascii: "-"),
-                  let oh = Self.digits(b, j + 1, 2), b[j + 3] == UInt8(ascii: ":"), let om = Self.digits(b, j + 4, 2) {
+            let oh = Self.digits(b, j + 1, 2), b[j + 3] == UInt8(ascii: ":"), let om = Self.digits(b, j + 4, 2)
+        {
             offset = (oh * 3600 + om * 60) * (b[j] == UInt8(ascii: "-") ? -1 : 1)
             j += 6
         }
@@ -123,9 +136,9 @@ public struct LogTime: Sendable {
     /// BIND `21-Nov-2026 10:00:00.123` at `i` (local time).
     public func bind(_ b: UnsafeRawBufferPointer, at i: Int) -> (Double, Int)? {
         guard let d = Self.digits(b, i, 2), i + 20 <= b.count, b[i + 2] == UInt8(ascii: "-"),
-              let mo = Self.month(b, i + 3), b[i + 6] == UInt8(ascii: "-"), let y = Self.digits(b, i + 7, 4),
-              b[i + 11] == 0x20, let h = Self.digits(b, i + 12, 2), b[i + 14] == UInt8(ascii: ":"),
-              let m = Self.digits(b, i + 15, 2), b[i + 17] == UInt8(ascii: ":"), let s = Self.digits(b, i + 18, 2)
+            let mo = Self.month(b, i + 3), b[i + 6] == UInt8(ascii: "-"), let y = Self.digits(b, i + 7, 4),
+            b[i + 11] == 0x20, let h = Self.digits(b, i + 12, 2), b[i + 14] == UInt8(ascii: ":"),
+            let m = Self.digits(b, i + 15, 2), b[i + 17] == UInt8(ascii: ":"), let s = Self.digits(b, i + 18, 2)
         else { return nil }
         let (frac, j) = Self.fraction(b, i + 20)
         return (Self.epoch(y, mo, d, h, m, s) - Double(localOffset) + frac, j)
@@ -134,13 +147,14 @@ public struct LogTime: Sendable {
     /// Squid/Apache common `21/Nov/2026:10:00:00 +0000` at `i` (inside the brackets).
     public func common(_ b: UnsafeRawBufferPointer, at i: Int) -> Double? {
         guard let d = Self.digits(b, i, 2), i + 20 <= b.count, b[i + 2] == UInt8(ascii: "/"),
-              let mo = Self.month(b, i + 3), b[i + 6] == UInt8(ascii: "/"), let y = Self.digits(b, i + 7, 4),
-              b[i + 11] == UInt8(ascii: ":"), let h = Self.digits(b, i + 12, 2), let m = Self.digits(b, i + 15, 2),
-              let s = Self.digits(b, i + 18, 2)
+            let mo = Self.month(b, i + 3), b[i + 6] == UInt8(ascii: "/"), let y = Self.digits(b, i + 7, 4),
+            b[i + 11] == UInt8(ascii: ":"), let h = Self.digits(b, i + 12, 2), let m = Self.digits(b, i + 15, 2),
+            let s = Self.digits(b, i + 18, 2)
         else { return nil }
         var offset = localOffset
         if i + 26 <= b.count, b[i + 20] == 0x20, b[i + 21] == UInt8(ascii: "+") || b[i + 21] == UInt8(ascii: "-"),
-           let oh = Self.digits(b, i + 22, 2), let om = Self.digits(b, i + 24, 2) {
+            let oh = Self.digits(b, i + 22, 2), let om = Self.digits(b, i + 24, 2)
+        {
             offset = (oh * 3600 + om * 60) * (b[i + 21] == UInt8(ascii: "-") ? -1 : 1)
         }
         return Self.epoch(y, mo, d, h, m, s) - Double(offset)
@@ -151,7 +165,10 @@ public struct LogTime: Sendable {
         guard !b.isEmpty else { return nil }
         var v = 0.0
         var i = 0
-        while i < b.count, b[i] >= 0x30, b[i] <= 0x39 { v = v * 10 + Double(b[i] - 0x30); i += 1 }
+        while i < b.count, b[i] >= 0x30, b[i] <= 0x39 {
+            v = v * 10 + Double(b[i] - 0x30)
+            i += 1
+        }
         guard i > 0, i <= 12 else { return nil }
         let (frac, j) = fraction(b, i)
         guard j == b.count else { return nil }

@@ -26,8 +26,14 @@ public enum LogFormat: UInt8, CaseIterable, Sendable, CustomStringConvertible {
 
     public init?(name: String) {
         guard let f = Self.allCases.first(where: { $0.description == name }) else {
-            if name == "squid-combined" || name == "combined" || name == "common" { self = .squidCommon; return }
-            if name == "pihole" || name == "pi-hole" { self = .dnsmasq; return }
+            if name == "squid-combined" || name == "combined" || name == "common" {
+                self = .squidCommon
+                return
+            }
+            if name == "pihole" || name == "pi-hole" {
+                self = .dnsmasq
+                return
+            }
             return nil
         }
         self = f
@@ -39,7 +45,9 @@ public enum LogFormat: UInt8, CaseIterable, Sendable, CustomStringConvertible {
 
 /// What the proxy or resolver did with the request, when the log says.
 public enum ProxyAction: UInt8, Sendable, CustomStringConvertible {
-    case unknown = 0, allowed = 1, blocked = 2
+    case unknown = 0
+    case allowed = 1
+    case blocked = 2
     public var description: String {
         switch self {
         case .unknown: "unknown"
@@ -65,10 +73,24 @@ public struct ParsedRequest {
     public var action: ProxyAction
     public var format: LogFormat
 
-    public init(time: Double?, client: UnsafeRawBufferPointer, user: UnsafeRawBufferPointer?, host: UnsafeRawBufferPointer,
-                url: UnsafeRawBufferPointer?, method: UnsafeRawBufferPointer?, action: ProxyAction, format: LogFormat) {
-        self.time = time; self.client = client; self.user = user; self.host = host
-        self.url = url; self.method = method; self.action = action; self.format = format
+    public init(
+        time: Double?,
+        client: UnsafeRawBufferPointer,
+        user: UnsafeRawBufferPointer?,
+        host: UnsafeRawBufferPointer,
+        url: UnsafeRawBufferPointer?,
+        method: UnsafeRawBufferPointer?,
+        action: ProxyAction,
+        format: LogFormat
+    ) {
+        self.time = time
+        self.client = client
+        self.user = user
+        self.host = host
+        self.url = url
+        self.method = method
+        self.action = action
+        self.format = format
     }
 }
 

@@ -1,7 +1,7 @@
 import Classifier
+import Glibc
 import LogFormats
 import Synchronization
-import Glibc
 import SystemSupport
 
 /// One numbered, immutable generation of compiled lists.
@@ -71,7 +71,10 @@ public struct MatchedRequest: Sendable {
         switch matches {
         case .described(let d): (d[i].name, d[i].severity, d[i].locked)
         case .hits(let hits, let lists):
-            (lists.categories[Int(hits[i].category)].name, hits[i].severity, lists.categories[Int(hits[i].category)].locked)
+            (
+                lists.categories[Int(hits[i].category)].name, hits[i].severity,
+                lists.categories[Int(hits[i].category)].locked
+            )
         }
     }
 
@@ -93,17 +96,62 @@ public struct MatchedRequest: Sendable {
 
 // In an extension, so the member-wise initialiser stays for the two below.
 extension MatchedRequest {
-    public init(time: Double, client: String, user: String?, host: String, url: String?, method: String?,
-                action: ProxyAction, format: LogFormat, source: String, categories: [MatchDetail], generation: Int) {
-        self.init(time: time, client: client, user: user, host: host, url: url, method: method, action: action,
-                  format: format, source: source, generation: generation, matches: .described(categories))
+    public init(
+        time: Double,
+        client: String,
+        user: String?,
+        host: String,
+        url: String?,
+        method: String?,
+        action: ProxyAction,
+        format: LogFormat,
+        source: String,
+        categories: [MatchDetail],
+        generation: Int
+    ) {
+        self.init(
+            time: time,
+            client: client,
+            user: user,
+            host: host,
+            url: url,
+            method: method,
+            action: action,
+            format: format,
+            source: source,
+            generation: generation,
+            matches: .described(categories)
+        )
     }
 
     /// A request whose hits (most severe first) are described when first asked for.
-    public init(time: Double, client: String, user: String?, host: String, url: String?, method: String?,
-                action: ProxyAction, format: LogFormat, source: String, hits: [Hit], lists: CompiledLists, generation: Int) {
-        self.init(time: time, client: client, user: user, host: host, url: url, method: method, action: action,
-                  format: format, source: source, generation: generation, matches: .hits(hits, lists))
+    public init(
+        time: Double,
+        client: String,
+        user: String?,
+        host: String,
+        url: String?,
+        method: String?,
+        action: ProxyAction,
+        format: LogFormat,
+        source: String,
+        hits: [Hit],
+        lists: CompiledLists,
+        generation: Int
+    ) {
+        self.init(
+            time: time,
+            client: client,
+            user: user,
+            host: host,
+            url: url,
+            method: method,
+            action: action,
+            format: format,
+            source: source,
+            generation: generation,
+            matches: .hits(hits, lists)
+        )
     }
 }
 
@@ -126,9 +174,20 @@ public struct RawMatch {
     public var lists: CompiledLists
     public var generation: Int
 
-    public init(time: Double, client: UnsafeRawBufferPointer, user: UnsafeRawBufferPointer?, host: UnsafeRawBufferPointer,
-                url: UnsafeRawBufferPointer?, method: UnsafeRawBufferPointer?, action: ProxyAction, format: LogFormat,
-                source: String, hits: UnsafeBufferPointer<Hit>, lists: CompiledLists, generation: Int) {
+    public init(
+        time: Double,
+        client: UnsafeRawBufferPointer,
+        user: UnsafeRawBufferPointer?,
+        host: UnsafeRawBufferPointer,
+        url: UnsafeRawBufferPointer?,
+        method: UnsafeRawBufferPointer?,
+        action: ProxyAction,
+        format: LogFormat,
+        source: String,
+        hits: UnsafeBufferPointer<Hit>,
+        lists: CompiledLists,
+        generation: Int
+    ) {
         self.time = time
         self.client = client
         self.user = user
@@ -146,9 +205,20 @@ public struct RawMatch {
     /// The match with its own copies of everything.
     public var request: MatchedRequest {
         func s(_ b: UnsafeRawBufferPointer) -> String { String(decoding: b, as: UTF8.self) }
-        return MatchedRequest(time: time, client: s(client), user: user.map(s), host: s(host), url: url.map(s),
-                              method: method.map(s), action: action, format: format, source: source,
-                              hits: Array(hits), lists: lists, generation: generation)
+        return MatchedRequest(
+            time: time,
+            client: s(client),
+            user: user.map(s),
+            host: s(host),
+            url: url.map(s),
+            method: method.map(s),
+            action: action,
+            format: format,
+            source: source,
+            hits: Array(hits),
+            lists: lists,
+            generation: generation
+        )
     }
 }
 
@@ -173,7 +243,10 @@ public struct FormatCounters: Sendable, Equatable {
     public var parsed = 0, matched = 0, ignored = 0, malformed = 0
     public init() {}
     public static func += (a: inout FormatCounters, b: FormatCounters) {
-        a.parsed += b.parsed; a.matched += b.matched; a.ignored += b.ignored; a.malformed += b.malformed
+        a.parsed += b.parsed
+        a.matched += b.matched
+        a.ignored += b.ignored
+        a.malformed += b.malformed
     }
 }
 
@@ -227,7 +300,13 @@ public final class LinePipeline {
     /// looked up when the counters are taken, not per match).
     var categoryCounts: [Int]
 
-    public init(source: String, format: LogFormat?, holder: GenerationHolder, sink: MatchSink, time: LogTime = LogTime()) {
+    public init(
+        source: String,
+        format: LogFormat?,
+        holder: GenerationHolder,
+        sink: MatchSink,
+        time: LogTime = LogTime()
+    ) {
         self.source = source
         self.pinned = format
         self.parser = LineParser(time: time)
@@ -274,7 +353,10 @@ public final class LinePipeline {
             counters.formats[Int(f.rawValue)].ignored += 1
         case .lease(let f, let client, let mac):
             counters.formats[Int(f.rawValue)].ignored += 1
-            sink.lease(client: String(decoding: client, as: UTF8.self), mac: String(decoding: mac, as: UTF8.self).lowercased())
+            sink.lease(
+                client: String(decoding: client, as: UTF8.self),
+                mac: String(decoding: mac, as: UTF8.self).lowercased()
+            )
         case .malformed(let reason):
             counters.formats[Int(pinned?.rawValue ?? UInt8(LogFormat.allCases.count))].malformed += 1
             if samplesTaken < SourceCounters.maxSamples {
@@ -302,9 +384,22 @@ public final class LinePipeline {
         categoryCounts[Int(scratch.hits[0].category)] += 1
         let host = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: scratch.host[0..<scratch.hostCount]))
         scratch.hits.withUnsafeBufferPointer { hits in
-            sink.accept(raw: RawMatch(
-                time: r.time ?? arrival, client: r.client, user: r.user, host: host, url: r.url, method: r.method,
-                action: r.action, format: r.format, source: source, hits: hits, lists: lists, generation: generation.number))
+            sink.accept(
+                raw: RawMatch(
+                    time: r.time ?? arrival,
+                    client: r.client,
+                    user: r.user,
+                    host: host,
+                    url: r.url,
+                    method: r.method,
+                    action: r.action,
+                    format: r.format,
+                    source: source,
+                    hits: hits,
+                    lists: lists,
+                    generation: generation.number
+                )
+            )
         }
     }
 

@@ -1,15 +1,18 @@
 import Classifier
+import Glibc
 import LogFormats
 import Synchronization
-
-import Glibc
 import SystemSupport
 
 /// `esafety replay`: log files through the same pipeline as the daemon.
 public enum Replay {
     /// Reads `path` (`-` for standard input) in large chunks and runs every line through
     /// `pipeline`. Errors name the file.
-    public static func run(path: String, pipeline: LinePipeline, maxLine: Int = 65536) throws(FileSystem.Error) -> (SourceCounters, Int) {
+    public static func run(
+        path: String,
+        pipeline: LinePipeline,
+        maxLine: Int = 65536
+    ) throws(FileSystem.Error) -> (SourceCounters, Int) {
         let fd: Int32 = path == "-" ? 0 : open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileSystem.Error(path: path, errno: errno) }
         defer { if fd != 0 { close(fd) } }
@@ -41,7 +44,11 @@ public enum Replay {
                     continue
                 }
             }
-            let used = pipeline.processLines(UnsafeRawBufferPointer(rebasing: buffer[start..<filled]), arrival: now, maxLine: maxLine)
+            let used = pipeline.processLines(
+                UnsafeRawBufferPointer(rebasing: buffer[start..<filled]),
+                arrival: now,
+                maxLine: maxLine
+            )
             let consumed = start + used
             let rest = filled - consumed
             if rest >= maxLine || rest == capacity {
@@ -98,7 +105,10 @@ public final class BufferedOutput: @unchecked Sendable {
         buffer.withUnsafeBytes { raw in
             while offset < raw.count {
                 let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n <= 0 { if errno == EINTR { continue }; break }
+                if n <= 0 {
+                    if errno == EINTR { continue }
+                    break
+                }
                 offset += n
             }
         }

@@ -20,7 +20,10 @@ public struct Report: Sendable {
         public var utcOffset = 0
         public var title = "E-safety report"
 
-        public init(since: Double, until: Double) { self.since = since; self.until = until }
+        public init(since: Double, until: Double) {
+            self.since = since
+            self.until = until
+        }
     }
 
     public struct Row: Sendable {
@@ -42,8 +45,15 @@ public struct Report: Sendable {
         public var overdue: Bool
     }
 
-    public struct Silence: Sendable { public var source: String; public var from: Double; public var to: Double }
-    public struct Count: Sendable { public var name: String; public var count: Int }
+    public struct Silence: Sendable {
+        public var source: String
+        public var from: Double
+        public var to: Double
+    }
+    public struct Count: Sendable {
+        public var name: String
+        public var count: Int
+    }
 
     public var options: Options
     /// Incidents opened in the window, oldest first.
@@ -106,8 +116,12 @@ public struct Report: Sendable {
         }
 
         public var summary: String {
-            if let broken { return "INCIDENT LOG CHAIN BROKEN: \(broken) (\(checked) line(s) before it verified; see esafety verify)" }
-            return "incident log: \(checked) line(s) in \(files) file(s) verified; chain head \(head ?? "none") (keep it: esafety verify --head shows any later removal)"
+            if let broken {
+                return
+                    "INCIDENT LOG CHAIN BROKEN: \(broken) (\(checked) line(s) before it verified; see esafety verify)"
+            }
+            return
+                "incident log: \(checked) line(s) in \(files) file(s) verified; chain head \(head ?? "none") (keep it: esafety verify --head shows any later removal)"
         }
     }
 
@@ -126,12 +140,15 @@ public struct Report: Sendable {
 
     public init(views: [IncidentView], counters: [CounterRecord], options: Options) {
         self.options = options
-        let since = options.since, until = options.until
+        let since = options.since
+        let until = options.until
         incidentsByHour = Array(repeating: 0, count: hours)
         var people: [String: Int] = [:]
         var sites: [String: Int] = [:]
-        var escalatedTo: [String] = [], outcomeNames: [String] = []
-        let sinceText = Clock.rfc3339(since), untilText = Clock.rfc3339(until)
+        var escalatedTo: [String] = []
+        var outcomeNames: [String] = []
+        let sinceText = Clock.rfc3339(since)
+        let untilText = Clock.rfc3339(until)
         for v in views {
             guard let t = Self.epoch(v.time), t < until else { continue }
             // The state as of the end of the period: only events before it count.
@@ -147,12 +164,27 @@ public struct Report: Sendable {
                 }
             }
             let state = w.state
-            let ack = Self.epoch(w.acknowledgedAt), closed = Self.epoch(w.closedAt)
+            let ack = Self.epoch(w.acknowledgedAt)
+            let closed = Self.epoch(w.closedAt)
             let due = Self.epoch(v.due)
-            let row = Row(id: v.id, time: t, severity: v.severity?.description ?? "", category: v.category, group: v.group,
-                          person: v.person, client: v.record.client, host: v.host, hits: v.hits, state: state.rawValue,
-                          due: due, acknowledged: ack, closed: closed, outcome: w.outcome, escalatedTo: w.escalatedTo,
-                          overdue: state == .new && due.map { $0 < until } == true)
+            let row = Row(
+                id: v.id,
+                time: t,
+                severity: v.severity?.description ?? "",
+                category: v.category,
+                group: v.group,
+                person: v.person,
+                client: v.record.client,
+                host: v.host,
+                hits: v.hits,
+                state: state.rawValue,
+                due: due,
+                acknowledged: ack,
+                closed: closed,
+                outcome: w.outcome,
+                escalatedTo: w.escalatedTo,
+                overdue: state == .new && due.map { $0 < until } == true
+            )
             if t >= since {
                 new.append(row)
                 people[row.person, default: 0] += 1
@@ -182,15 +214,25 @@ public struct Report: Sendable {
         byGroup = counted(new.map(\.group))
         escalations = counted(escalatedTo)
         outcomes = counted(outcomeNames)
-        topSites = Array(sites.map { Count(name: $0.key, count: $0.value) }.sorted { ($1.count, $0.name) < ($0.count, $1.name) }.prefix(10))
-        let ranked = people.map { Count(name: $0.key, count: $0.value) }.sorted { ($1.count, $0.name) < ($0.count, $1.name) }
+        topSites = Array(
+            sites.map { Count(name: $0.key, count: $0.value) }.sorted { ($1.count, $0.name) < ($0.count, $1.name) }
+                .prefix(10)
+        )
+        let ranked = people.map { Count(name: $0.key, count: $0.value) }.sorted {
+            ($1.count, $0.name) < ($0.count, $1.name)
+        }
         topPeople = Array(ranked.prefix(10))
         if options.anonymise {
             // Pseudonyms by rank among everyone the report names (new and open incidents).
             var names: [String: String] = [:]
             for (i, p) in ranked.enumerated() { names[p.name] = "person \(i + 1)" }
             for r in open where names[r.person] == nil { names[r.person] = "person \(names.count + 1)" }
-            func hide(_ r: Row) -> Row { var r = r; r.person = names[r.person] ?? "person"; r.client = ""; return r }
+            func hide(_ r: Row) -> Row {
+                var r = r
+                r.person = names[r.person] ?? "person"
+                r.client = ""
+                return r
+            }
             new = new.map(hide)
             open = open.map(hide)
             topPeople = topPeople.map { Count(name: names[$0.name] ?? "person", count: $0.count) }
@@ -201,7 +243,9 @@ public struct Report: Sendable {
     }
 
     private mutating func monitoring(_ counters: [CounterRecord]) {
-        let since = options.since, until = options.until, hours = self.hours
+        let since = options.since
+        let until = options.until
+        let hours = self.hours
         var active: [String: [(Double, Double)]] = [:]
         var sources = Set<String>()
         var lastStop: Double?
@@ -223,7 +267,9 @@ public struct Report: Sendable {
                 if r.ok { generation = max(generation ?? 0, r.generation) }
                 if !r.ok { failedReloads.append("\(Self.clock(t, options.utcOffset)) \(r.message)") }
             case .alert(let a) where t >= since && t < until:
-                if a.ok { alertsSent += 1 } else {
+                if a.ok {
+                    alertsSent += 1
+                } else {
                     alertFailures.append("\(Self.clock(t, options.utcOffset)) \(a.command) \(a.error ?? "")")
                 }
             case .reload, .alert: break
@@ -245,12 +291,16 @@ public struct Report: Sendable {
                 if n > 0 { active[source, default: []].append((start, t)) }
             }
         }
-        if let s = lastStop, !running, s < until { downtime.append(Silence(source: "esafetyd", from: max(s, since), to: until)) }
+        if let s = lastStop, !running, s < until {
+            downtime.append(Silence(source: "esafetyd", from: max(s, since), to: until))
+        }
         for source in sources.sorted() {
             linesByHour[source] = linesByHour[source] ?? Array(repeating: 0, count: hours)
             var previous = since
             for (start, end) in (active[source] ?? []).sorted(by: { $0.0 < $1.0 }) + [(until, until)] {
-                if start - previous > options.silence { silences.append(Silence(source: source, from: previous, to: min(start, until))) }
+                if start - previous > options.silence {
+                    silences.append(Silence(source: source, from: previous, to: min(start, until)))
+                }
                 previous = max(previous, end)
             }
         }
@@ -301,45 +351,79 @@ extension Report {
         var out = "\(options.title)\n\(windowLabel)\n\n"
         func line(_ s: String = "") { out += Terminal.escape(s) + "\n" }
         line("NEW INCIDENTS: \(new.count)")
-        if !bySeverity.isEmpty { line("  by severity: " + bySeverity.map { "\($0.name) \($0.count)" }.joined(separator: ", ")) }
-        if !byCategory.isEmpty { line("  by category: " + byCategory.map { "\($0.name) \($0.count)" }.joined(separator: ", ")) }
-        if !byGroup.isEmpty { line("  by group:    " + byGroup.map { "\($0.name) \($0.count)" }.joined(separator: ", ")) }
+        if !bySeverity.isEmpty {
+            line("  by severity: " + bySeverity.map { "\($0.name) \($0.count)" }.joined(separator: ", "))
+        }
+        if !byCategory.isEmpty {
+            line("  by category: " + byCategory.map { "\($0.name) \($0.count)" }.joined(separator: ", "))
+        }
+        if !byGroup.isEmpty {
+            line("  by group:    " + byGroup.map { "\($0.name) \($0.count)" }.joined(separator: ", "))
+        }
         line()
         let overdue = open.filter(\.overdue)
         let escalated = open.filter { $0.state == "escalated" }
         line("OPEN AT THE END: \(open.count) (overdue \(overdue.count), escalated \(escalated.count))")
         for r in open {
             let flag = r.overdue ? "OVERDUE " : ""
-            line("  \(flag)\(r.severity) \(r.category) \(r.group) \(r.person) \(r.host) - \(r.state), age \(Self.duration(options.until - r.time))\(r.due.map { ", due \(dateTime($0))" } ?? "") [\(r.id)]")
+            line(
+                "  \(flag)\(r.severity) \(r.category) \(r.group) \(r.person) \(r.host) - \(r.state), age \(Self.duration(options.until - r.time))\(r.due.map { ", due \(dateTime($0))" } ?? "") [\(r.id)]"
+            )
         }
         line()
-        if !topSites.isEmpty { line("TOP SITES: " + topSites.map { "\($0.name) (\($0.count))" }.joined(separator: ", ")) }
-        if !topPeople.isEmpty { line("TOP PEOPLE: " + topPeople.map { "\($0.name) (\($0.count))" }.joined(separator: ", ")) }
+        if !topSites.isEmpty {
+            line("TOP SITES: " + topSites.map { "\($0.name) (\($0.count))" }.joined(separator: ", "))
+        }
+        if !topPeople.isEmpty {
+            line("TOP PEOPLE: " + topPeople.map { "\($0.name) (\($0.count))" }.joined(separator: ", "))
+        }
         line()
-        line("ESCALATIONS: " + (escalations.isEmpty ? "none" : escalations.map { "\($0.name) \($0.count)" }.joined(separator: ", "))
-             + (referrals > 0 ? "; referrals outside school: \(referrals)" : ""))
-        line("OUTCOMES: " + (outcomes.isEmpty && falsePositives == 0 ? "none" :
-             (outcomes.map { "\($0.name) \($0.count)" } + (falsePositives > 0 ? ["false-positive \(falsePositives)"] : [])).joined(separator: ", ")))
+        line(
+            "ESCALATIONS: "
+                + (escalations.isEmpty ? "none" : escalations.map { "\($0.name) \($0.count)" }.joined(separator: ", "))
+                + (referrals > 0 ? "; referrals outside school: \(referrals)" : "")
+        )
+        line(
+            "OUTCOMES: "
+                + (outcomes.isEmpty && falsePositives == 0
+                    ? "none"
+                    : (outcomes.map { "\($0.name) \($0.count)" }
+                        + (falsePositives > 0 ? ["false-positive \(falsePositives)"] : [])).joined(separator: ", "))
+        )
         line("RESPONSE: " + responseSummary)
         line()
         line("MONITORING")
-        line("  lines received \(received), matched \(matched), malformed \(malformed) (\(String(format: "%.2f", parseErrorRate * 100))%)")
+        line(
+            "  lines received \(received), matched \(matched), malformed \(malformed) (\(String(format: "%.2f", parseErrorRate * 100))%)"
+        )
         for (source, counts) in linesByHour.sorted(by: { $0.key < $1.key }) {
-            line("  \(source): \(counts.reduce(0, +)) lines; by hour: " + counts.map(String.init).joined(separator: " "))
+            line(
+                "  \(source): \(counts.reduce(0, +)) lines; by hour: " + counts.map(String.init).joined(separator: " ")
+            )
         }
         if silences.isEmpty { line("  silent periods over \(Self.duration(options.silence)): none") }
-        for s in silences { line("  SILENT: \(s.source) \(dateTime(s.from)) to \(dateTime(s.to)) (\(Self.duration(s.to - s.from)))") }
-        for d in downtime { line("  NOT RUNNING: esafetyd \(dateTime(d.from)) to \(dateTime(d.to)) (\(Self.duration(d.to - d.from)))") }
+        for s in silences {
+            line("  SILENT: \(s.source) \(dateTime(s.from)) to \(dateTime(s.to)) (\(Self.duration(s.to - s.from)))")
+        }
+        for d in downtime {
+            line("  NOT RUNNING: esafetyd \(dateTime(d.from)) to \(dateTime(d.to)) (\(Self.duration(d.to - d.from)))")
+        }
         if counterRows == 0 { line("  no monitoring counters for this period: was esafetyd running?") }
-        line("  list reloads \(reloads)\(generation.map { ", generation \($0)" } ?? "")\(failedReloads.isEmpty ? "" : ", FAILED \(failedReloads.count): " + failedReloads.joined(separator: "; "))")
-        line("  alerts sent \(alertsSent), failed \(alertFailures.count)\(alertFailures.isEmpty ? "" : ": " + alertFailures.joined(separator: "; "))")
+        line(
+            "  list reloads \(reloads)\(generation.map { ", generation \($0)" } ?? "")\(failedReloads.isEmpty ? "" : ", FAILED \(failedReloads.count): " + failedReloads.joined(separator: "; "))"
+        )
+        line(
+            "  alerts sent \(alertsSent), failed \(alertFailures.count)\(alertFailures.isEmpty ? "" : ": " + alertFailures.joined(separator: "; "))"
+        )
         if let integrity { line("  " + integrity.summary) }
         return out
     }
 
     var responseSummary: String {
         var parts: [String] = []
-        if let m = Self.percentile(toAcknowledge, 0.5) { parts.append("median time to acknowledge \(Self.duration(m))") }
+        if let m = Self.percentile(toAcknowledge, 0.5) {
+            parts.append("median time to acknowledge \(Self.duration(m))")
+        }
         if let m = Self.percentile(toResolve, 0.5) { parts.append("median time to resolve \(Self.duration(m))") }
         if withDeadline > 0 { parts.append("acknowledged by the deadline \(acknowledgedInTime) of \(withDeadline)") }
         return parts.isEmpty ? "no responses yet to this period's incidents" : parts.joined(separator: "; ")
@@ -352,7 +436,10 @@ extension Report {
     public var json: String {
         var j = JSONText(capacity: 4096)
         func counts(_ key: String, _ list: [Count]) {
-            j.key(key); j.beginObject(); for c in list { j.field(c.name, .int(c.count)) }; j.endObject()
+            j.key(key)
+            j.beginObject()
+            for c in list { j.field(c.name, .int(c.count)) }
+            j.endObject()
         }
         func time(_ t: Double?) -> JSONText.Value { t.map { .string(Clock.rfc3339($0)) } ?? .null }
         func rows(_ key: String, _ list: [Row]) {
@@ -360,12 +447,21 @@ extension Report {
             j.beginArray()
             for r in list {
                 j.beginObject()
-                j.field("id", .string(r.id)); j.field("time", time(r.time)); j.field("severity", .string(r.severity))
-                j.field("category", .string(r.category)); j.field("group", .string(r.group)); j.field("person", .string(r.person))
+                j.field("id", .string(r.id))
+                j.field("time", time(r.time))
+                j.field("severity", .string(r.severity))
+                j.field("category", .string(r.category))
+                j.field("group", .string(r.group))
+                j.field("person", .string(r.person))
                 if !options.anonymise { j.field("client", .string(r.client)) }
-                j.field("host", .string(r.host)); j.field("hits", .int(r.hits)); j.field("state", .string(r.state))
-                j.field("due", time(r.due)); j.field("acknowledged", time(r.acknowledged)); j.field("closed", time(r.closed))
-                j.field("outcome", r.outcome); j.field("overdue", .bool(r.overdue))
+                j.field("host", .string(r.host))
+                j.field("hits", .int(r.hits))
+                j.field("state", .string(r.state))
+                j.field("due", time(r.due))
+                j.field("acknowledged", time(r.acknowledged))
+                j.field("closed", time(r.closed))
+                j.field("outcome", r.outcome)
+                j.field("overdue", .bool(r.overdue))
                 j.field("age_seconds", .int(Int(options.until - r.time)))
                 j.endObject()
             }
@@ -373,44 +469,86 @@ extension Report {
         }
         j.beginObject()
         j.field("title", .string(options.title))
-        j.field("since", time(options.since)); j.field("until", time(options.until)); j.field("anonymised", .bool(options.anonymise))
+        j.field("since", time(options.since))
+        j.field("until", time(options.until))
+        j.field("anonymised", .bool(options.anonymise))
         j.field("new_incidents", .int(new.count))
-        counts("by_severity", bySeverity); counts("by_category", byCategory); counts("by_group", byGroup)
+        counts("by_severity", bySeverity)
+        counts("by_category", byCategory)
+        counts("by_group", byGroup)
         rows("new", new)
         rows("open", open)
         j.field("overdue", .int(open.filter(\.overdue).count))
         j.field("escalated", .int(open.filter { $0.state == "escalated" }.count))
-        counts("top_sites", topSites); counts("top_people", topPeople)
-        counts("escalations", escalations); j.field("referrals", .int(referrals))
-        counts("outcomes", outcomes); j.field("false_positives", .int(falsePositives))
-        j.key("response"); j.beginObject()
+        counts("top_sites", topSites)
+        counts("top_people", topPeople)
+        counts("escalations", escalations)
+        j.field("referrals", .int(referrals))
+        counts("outcomes", outcomes)
+        j.field("false_positives", .int(falsePositives))
+        j.key("response")
+        j.beginObject()
         j.field("median_seconds_to_acknowledge", Self.percentile(toAcknowledge, 0.5).map { .int(Int($0)) } ?? .null)
         j.field("p90_seconds_to_acknowledge", Self.percentile(toAcknowledge, 0.9).map { .int(Int($0)) } ?? .null)
         j.field("median_seconds_to_resolve", Self.percentile(toResolve, 0.5).map { .int(Int($0)) } ?? .null)
-        j.field("acknowledged_by_deadline", .int(acknowledgedInTime)); j.field("with_deadline", .int(withDeadline))
+        j.field("acknowledged_by_deadline", .int(acknowledgedInTime))
+        j.field("with_deadline", .int(withDeadline))
         j.endObject()
-        j.key("monitoring"); j.beginObject()
-        j.field("lines_received", .int(received)); j.field("lines_matched", .int(matched)); j.field("lines_malformed", .int(malformed))
-        j.key("lines_by_hour"); j.beginObject()
+        j.key("monitoring")
+        j.beginObject()
+        j.field("lines_received", .int(received))
+        j.field("lines_matched", .int(matched))
+        j.field("lines_malformed", .int(malformed))
+        j.key("lines_by_hour")
+        j.beginObject()
         for (source, counts) in linesByHour.sorted(by: { $0.key < $1.key }) {
-            j.key(source); j.beginArray(); for c in counts { j.value(.int(c)) }; j.endArray()
+            j.key(source)
+            j.beginArray()
+            for c in counts { j.value(.int(c)) }
+            j.endArray()
         }
         j.endObject()
-        j.key("incidents_by_hour"); j.beginArray(); for c in incidentsByHour { j.value(.int(c)) }; j.endArray()
-        j.key("silent_periods"); j.beginArray()
-        for s in silences { j.beginObject(); j.field("source", .string(s.source)); j.field("from", time(s.from)); j.field("to", time(s.to)); j.endObject() }
+        j.key("incidents_by_hour")
+        j.beginArray()
+        for c in incidentsByHour { j.value(.int(c)) }
         j.endArray()
-        j.key("not_running"); j.beginArray()
-        for s in downtime { j.beginObject(); j.field("from", time(s.from)); j.field("to", time(s.to)); j.endObject() }
+        j.key("silent_periods")
+        j.beginArray()
+        for s in silences {
+            j.beginObject()
+            j.field("source", .string(s.source))
+            j.field("from", time(s.from))
+            j.field("to", time(s.to))
+            j.endObject()
+        }
         j.endArray()
-        j.field("reloads", .int(reloads)); j.field("generation", generation.map { .int($0) } ?? .null)
-        j.key("failed_reloads"); j.beginArray(); for f in failedReloads { j.value(.string(f)) }; j.endArray()
+        j.key("not_running")
+        j.beginArray()
+        for s in downtime {
+            j.beginObject()
+            j.field("from", time(s.from))
+            j.field("to", time(s.to))
+            j.endObject()
+        }
+        j.endArray()
+        j.field("reloads", .int(reloads))
+        j.field("generation", generation.map { .int($0) } ?? .null)
+        j.key("failed_reloads")
+        j.beginArray()
+        for f in failedReloads { j.value(.string(f)) }
+        j.endArray()
         j.field("alerts_sent", .int(alertsSent))
-        j.key("alert_failures"); j.beginArray(); for f in alertFailures { j.value(.string(f)) }; j.endArray()
+        j.key("alert_failures")
+        j.beginArray()
+        for f in alertFailures { j.value(.string(f)) }
+        j.endArray()
         if let integrity {
-            j.key("incident_log"); j.beginObject()
-            j.field("verified_lines", .int(integrity.checked)); j.field("files", .int(integrity.files))
-            j.field("chain_head", integrity.head); j.field("broken", integrity.broken)
+            j.key("incident_log")
+            j.beginObject()
+            j.field("verified_lines", .int(integrity.checked))
+            j.field("files", .int(integrity.files))
+            j.field("chain_head", integrity.head)
+            j.field("broken", integrity.broken)
             j.endObject()
         }
         j.endObject()
@@ -424,13 +562,19 @@ extension Report {
             var s = Terminal.escape(s)
             // Spreadsheets run cells that start with these as formulas.
             if let f = s.first, "=+-@".contains(f) { s = "'" + s }
-            return s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+            return s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" })
+                ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
         }
-        var out = "id,time,severity,category,group,person,client,site,hits,state,due,acknowledged,closed,outcome,overdue\r\n"
+        var out =
+            "id,time,severity,category,group,person,client,site,hits,state,due,acknowledged,closed,outcome,overdue\r\n"
         for r in new {
-            let fields = [r.id, Clock.rfc3339(r.time), r.severity, r.category, r.group, r.person, r.client, r.host, String(r.hits), r.state,
-                          r.due.map(Clock.rfc3339) ?? "", r.acknowledged.map(Clock.rfc3339) ?? "", r.closed.map(Clock.rfc3339) ?? "",
-                          r.outcome ?? "", r.overdue ? "yes" : "no"]
+            let fields = [
+                r.id, Clock.rfc3339(r.time), r.severity, r.category, r.group, r.person, r.client, r.host,
+                String(r.hits), r.state,
+                r.due.map(Clock.rfc3339) ?? "", r.acknowledged.map(Clock.rfc3339) ?? "",
+                r.closed.map(Clock.rfc3339) ?? "",
+                r.outcome ?? "", r.overdue ? "yes" : "no",
+            ]
             out += fields.map(cell).joined(separator: ",") + "\r\n"
         }
         return out

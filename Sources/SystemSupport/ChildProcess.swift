@@ -31,11 +31,20 @@ public enum ChildProcess {
         var pid: pid_t = 0
         let args = argv.map { s in s.withCString { strdup($0) } } + [nil]
         defer { for a in args { free(a) } }
-        let env = ["PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG=C.UTF-8"].map { s in s.withCString { strdup($0) } } + [nil]
+        let env =
+            ["PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG=C.UTF-8"].map { s in
+                s.withCString { strdup($0) }
+            } + [nil]
         defer { for e in env { free(e) } }
-        let rc = program.contains("/") ? posix_spawn(&pid, program, &actions, &attr, args, env) : posix_spawnp(&pid, program, &actions, &attr, args, env)
+        let rc =
+            program.contains("/")
+            ? posix_spawn(&pid, program, &actions, &attr, args, env)
+            : posix_spawnp(&pid, program, &actions, &attr, args, env)
         close(fds[0])
-        guard rc == 0 else { close(fds[1]); return "cannot run \(program): \(String(cString: strerror(rc)))" }
+        guard rc == 0 else {
+            close(fds[1])
+            return "cannot run \(program): \(String(cString: strerror(rc)))"
+        }
         // Write the record; a command that does not read it still gets to finish.
         var bytes = Array(input.utf8) + [0x0A]
         var off = 0
@@ -44,12 +53,25 @@ public enum ChildProcess {
         var exited = false
         while !exited {
             if off < bytes.count && fds[1] >= 0 {
-                let n = bytes.withUnsafeMutableBytes { send(fds[1], $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
-                if n > 0 { off += n } else if n < 0 && errno != EAGAIN { close(fds[1]); fds[1] = -1 }
-                if off == bytes.count { close(fds[1]); fds[1] = -1 }
+                let n = bytes.withUnsafeMutableBytes {
+                    send(fds[1], $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                }
+                if n > 0 {
+                    off += n
+                } else if n < 0 && errno != EAGAIN {
+                    close(fds[1])
+                    fds[1] = -1
+                }
+                if off == bytes.count {
+                    close(fds[1])
+                    fds[1] = -1
+                }
             }
             let w = waitpid(pid, &status, WNOHANG)
-            if w == pid { exited = true; break }
+            if w == pid {
+                exited = true
+                break
+            }
             if Clock.monotonic() > deadline {
                 kill(-pid, SIGKILL)
                 kill(pid, SIGKILL)

@@ -32,7 +32,11 @@ public enum Clock {
     public static func appendRFC3339(_ t: Double, quotedTo bytes: inout [UInt8]) {
         bytes.append(UInt8(ascii: "\""))
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { out in
-            if let n = write(t, to: out) { bytes.append(contentsOf: out[0..<n]) } else { bytes.append(contentsOf: wideYear(t).utf8) }
+            if let n = write(t, to: out) {
+                bytes.append(contentsOf: out[0..<n])
+            } else {
+                bytes.append(contentsOf: wideYear(t).utf8)
+            }
         }
         bytes.append(UInt8(ascii: "\""))
     }
@@ -42,10 +46,16 @@ public enum Clock {
         let whole = Int(t.rounded(.down))
         var ms = Int(((t - Double(whole)) * 1000).rounded())
         var secs = whole
-        if ms >= 1000 { ms -= 1000; secs += 1 }
+        if ms >= 1000 {
+            ms -= 1000
+            secs += 1
+        }
         var days = secs / 86400
         var rem = secs % 86400
-        if rem < 0 { rem += 86400; days -= 1 }
+        if rem < 0 {
+            rem += 86400
+            days -= 1
+        }
         // civil_from_days (Howard Hinnant)
         let z = days + 719468
         let era = (z >= 0 ? z : z - 146096) / 146097
@@ -66,11 +76,25 @@ public enum Clock {
         guard (0...9999).contains(y), out.count >= 24 else { return nil }
         func put(_ v: Int, _ width: Int, _ at: Int) {
             var v = v
-            for i in stride(from: at + width - 1, through: at, by: -1) { out[i] = UInt8(ascii: "0") + UInt8(v % 10); v /= 10 }
+            for i in stride(from: at + width - 1, through: at, by: -1) {
+                out[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+            }
         }
-        put(y, 4, 0); out[4] = UInt8(ascii: "-"); put(m, 2, 5); out[7] = UInt8(ascii: "-"); put(d, 2, 8)
-        out[10] = UInt8(ascii: "T"); put(rem / 3600, 2, 11); out[13] = UInt8(ascii: ":"); put(rem % 3600 / 60, 2, 14)
-        out[16] = UInt8(ascii: ":"); put(rem % 60, 2, 17); out[19] = UInt8(ascii: "."); put(ms, 3, 20); out[23] = UInt8(ascii: "Z")
+        put(y, 4, 0)
+        out[4] = UInt8(ascii: "-")
+        put(m, 2, 5)
+        out[7] = UInt8(ascii: "-")
+        put(d, 2, 8)
+        out[10] = UInt8(ascii: "T")
+        put(rem / 3600, 2, 11)
+        out[13] = UInt8(ascii: ":")
+        put(rem % 3600 / 60, 2, 14)
+        out[16] = UInt8(ascii: ":")
+        put(rem % 60, 2, 17)
+        out[19] = UInt8(ascii: ".")
+        put(ms, 3, 20)
+        out[23] = UInt8(ascii: "Z")
         return 24
     }
 

@@ -6,7 +6,10 @@ public enum FileSystem {
         public var path: String
         public var errno: Int32
         public var description: String { String(cString: strerror(errno)) }
-        public init(path: String, errno: Int32) { self.path = path; self.errno = errno }
+        public init(path: String, errno: Int32) {
+            self.path = path
+            self.errno = errno
+        }
     }
 
     public static func exists(_ path: String) -> Bool {
@@ -46,7 +49,7 @@ public enum FileSystem {
             let suffix = name.dropFirst(base.count + 1)
             return !suffix.isEmpty && suffix.allSatisfy(\.isNumber)
         }.filter { !isDirectory(folder + "/" + $0) }
-         .sorted { a, b in a.count != b.count ? a.count < b.count : a < b }
+            .sorted { a, b in a.count != b.count ? a.count < b.count : a < b }
     }
 
     public static func readBytes(_ path: String) throws(Error) -> [UInt8] {
@@ -62,7 +65,10 @@ public enum FileSystem {
             initialized = 0
             while initialized < size {
                 let n = read(fd, buffer.baseAddress! + initialized, size - initialized)
-                if n <= 0 { if n < 0 && errno == EINTR { continue }; break }
+                if n <= 0 {
+                    if n < 0 && errno == EINTR { continue }
+                    break
+                }
                 initialized += n
             }
         }
@@ -86,7 +92,11 @@ public enum FileSystem {
 
     /// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync,
     /// rename. `mode` is applied to the new file.
-    public static func writeAtomically(_ path: String, bytes: UnsafeRawBufferPointer, mode: mode_t = 0o644) throws(Error) {
+    public static func writeAtomically(
+        _ path: String,
+        bytes: UnsafeRawBufferPointer,
+        mode: mode_t = 0o644
+    ) throws(Error) {
         let tmp = path + ".tmp.\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw Error(path: tmp, errno: errno) }
@@ -96,13 +106,23 @@ public enum FileSystem {
             if n < 0 {
                 if errno == EINTR { continue }
                 let e = errno
-                close(fd); unlink(tmp)
+                close(fd)
+                unlink(tmp)
                 throw Error(path: path, errno: e)
             }
             offset += n
         }
-        if fsync(fd) != 0 { let e = errno; close(fd); unlink(tmp); throw Error(path: path, errno: e) }
+        if fsync(fd) != 0 {
+            let e = errno
+            close(fd)
+            unlink(tmp)
+            throw Error(path: path, errno: e)
+        }
         close(fd)
-        if rename(tmp, path) != 0 { let e = errno; unlink(tmp); throw Error(path: path, errno: e) }
+        if rename(tmp, path) != 0 {
+            let e = errno
+            unlink(tmp)
+            throw Error(path: path, errno: e)
+        }
     }
 }

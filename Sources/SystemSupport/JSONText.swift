@@ -66,8 +66,14 @@ public struct JSONText {
         write(&bytes)
     }
 
-    public mutating func field(_ k: String, _ v: Value) { key(k); value(v) }
-    public mutating func field(_ k: String, _ s: String?) { key(k); value(s.map(Value.string) ?? .null) }
+    public mutating func field(_ k: String, _ v: Value) {
+        key(k)
+        value(v)
+    }
+    public mutating func field(_ k: String, _ s: String?) {
+        key(k)
+        value(s.map(Value.string) ?? .null)
+    }
 
     private mutating func separator() {
         guard depth > 0 else { return }
@@ -78,12 +84,22 @@ public struct JSONText {
     public static func appendInt(_ i: Int, to out: inout [UInt8]) {
         if i < 0 { out.append(UInt8(ascii: "-")) }
         var v = i.magnitude
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var digits:
+            (
+                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8
+            ) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         var n = 0
         withUnsafeMutableBytes(of: &digits) { d in
-            repeat { d[n] = UInt8(ascii: "0") + UInt8(v % 10); v /= 10; n += 1 } while v > 0
-            while n > 0 { n -= 1; out.append(d[n]) }
+            repeat {
+                d[n] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+                n += 1
+            } while v > 0
+            while n > 0 {
+                n -= 1
+                out.append(d[n])
+            }
         }
     }
 
@@ -91,7 +107,8 @@ public struct JSONText {
     /// Eight bytes at a time: a record's URLs, hosts and keys are checked for every incident.
     @inline(__always)
     public static func isPlain(_ b: UnsafeRawBufferPointer) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
         /// A high bit where a byte of `v` is zero (exact for whether any is).
         func zeroByte(_ v: UInt64) -> UInt64 { (v &- ones) & ~v & highs }
         func bad(_ w: UInt64) -> Bool {
@@ -117,11 +134,12 @@ public struct JSONText {
     public static func appendString(_ s: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         // Native Strings are contiguous UTF-8: check and copy the buffer in one pass each.
-        let copied = s.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
-            guard isPlain(UnsafeRawBufferPointer(bytes)) else { return false }
-            out.append(contentsOf: bytes)
-            return true
-        } ?? false
+        let copied =
+            s.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
+                guard isPlain(UnsafeRawBufferPointer(bytes)) else { return false }
+                out.append(contentsOf: bytes)
+                return true
+            } ?? false
         if !copied {
             for u in s.unicodeScalars {
                 switch u {

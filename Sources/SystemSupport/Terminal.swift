@@ -4,7 +4,10 @@ public enum Terminal {
     /// URL cannot move the cursor, retitle the window or hide lines.
     public static func escape(_ s: String) -> String {
         var needs = false
-        for u in s.unicodeScalars where isControl(u) { needs = true; break }
+        for u in s.unicodeScalars where isControl(u) {
+            needs = true
+            break
+        }
         guard needs else { return s }
         var out = ""
         out.reserveCapacity(s.utf8.count + 8)

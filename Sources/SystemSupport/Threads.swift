@@ -1,5 +1,4 @@
 import CShims
-
 import Glibc
 
 /// A named POSIX thread running a closure; `join()` waits for it. The daemon's long-lived
@@ -9,7 +8,10 @@ public final class PosixThread: @unchecked Sendable {
     private final class Box {
         let name: String
         let body: @Sendable () -> Void
-        init(_ name: String, _ body: @escaping @Sendable () -> Void) { self.name = name; self.body = body }
+        init(_ name: String, _ body: @escaping @Sendable () -> Void) {
+            self.name = name
+            self.body = body
+        }
     }
 
     private var thread = pthread_t()
@@ -19,12 +21,17 @@ public final class PosixThread: @unchecked Sendable {
     public init(name: String, _ body: @escaping @Sendable () -> Void) {
         self.name = name
         let box = Unmanaged.passRetained(Box(name, body)).toOpaque()
-        let rc = pthread_create(&thread, nil, { arg in
-            let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
-            esafety_set_thread_name(box.name)
-            box.body()
-            return nil
-        }, box)
+        let rc = pthread_create(
+            &thread,
+            nil,
+            { arg in
+                let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+                esafety_set_thread_name(box.name)
+                box.body()
+                return nil
+            },
+            box
+        )
         precondition(rc == 0, "pthread_create failed: \(rc)")
     }
 

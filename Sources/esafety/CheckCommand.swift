@@ -19,7 +19,9 @@ struct CheckCommand: ParsableCommand {
     var targets: [String]
 
     func validate() throws {
-        if targets.isEmpty { throw ValidationError("give at least one TARGET (a URL, a host, or - for standard input)") }
+        if targets.isEmpty {
+            throw ValidationError("give at least one TARGET (a URL, a host, or - for standard input)")
+        }
     }
 
     func run() throws {
@@ -75,6 +77,7 @@ enum VerdictText {
         var severity = m.severity.description
         if color { severity = Terminal.colored(severity, severity: severity) }
         let lock = m.locked ? " locked" : ""
-        return "\(Terminal.escape(m.name)) [\(severity)\(lock)]  \(m.kind)  \(Terminal.escape(m.file)):\(m.line)  \(Terminal.escape(m.rule))"
+        return
+            "\(Terminal.escape(m.name)) [\(severity)\(lock)]  \(m.kind)  \(Terminal.escape(m.file)):\(m.line)  \(Terminal.escape(m.rule))"
     }
 }

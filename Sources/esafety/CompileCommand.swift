@@ -22,7 +22,11 @@ struct CompileCommand: ParsableCommand {
             throw CommandFailure(error.description, status: 2)
         }
         let elapsed = clock.now - start
-        let domains = lists.domains.keyCount, urls = lists.urls.keyCount, patterns = lists.patterns.count
-        print("wrote \(out): \(lists.categories.count) categories, \(domains) domains, \(urls) URL keys, \(patterns) patterns, \(lists.diagnostics.count) warning(s) in \(elapsed)")
+        let domains = lists.domains.keyCount
+        let urls = lists.urls.keyCount
+        let patterns = lists.patterns.count
+        print(
+            "wrote \(out): \(lists.categories.count) categories, \(domains) domains, \(urls) URL keys, \(patterns) patterns, \(lists.diagnostics.count) warning(s) in \(elapsed)"
+        )
     }
 }

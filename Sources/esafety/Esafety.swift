@@ -1,6 +1,5 @@
 import ArgumentParser
 import Classifier
-
 import Glibc
 import SystemSupport
 
@@ -8,8 +7,12 @@ import SystemSupport
 struct Esafety: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "esafety",
-        abstract: "Lists, the daemon, incidents and reports: the e-safety tool for network admins, coordinators and DSLs.",
-        subcommands: [CheckCommand.self, LintCommand.self, CompileCommand.self, ReplayCommand.self, StatusCommand.self, ReloadCommand.self, ReopenCommand.self, VerifyCommand.self, IncidentsCommand.self, ReportCommand.self]
+        abstract:
+            "Lists, the daemon, incidents and reports: the e-safety tool for network admins, coordinators and DSLs.",
+        subcommands: [
+            CheckCommand.self, LintCommand.self, CompileCommand.self, ReplayCommand.self, StatusCommand.self,
+            ReloadCommand.self, ReopenCommand.self, VerifyCommand.self, IncidentsCommand.self, ReportCommand.self,
+        ]
     )
 
     /// A command's failure prints its one line and exits with its status; usage errors print
@@ -23,7 +26,8 @@ struct Esafety: ParsableCommand {
             Glibc.exit(failure.status)
         } catch {
             if exitCode(for: error) == .validationFailure {
-                let message = Self.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
+                let message =
+                    Self.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
                 FileOutput.stderr("esafety: error: " + Terminal.escape(message) + "\n")
                 Glibc.exit(2)
             }
@@ -34,10 +38,18 @@ struct Esafety: ParsableCommand {
 
 /// Options shared by every command that reads lists.
 struct ListOptions: ParsableArguments {
-    @Option(name: .customLong("lists"), help: ArgumentHelp("A list root in the squidGuard/UT1 layout (repeatable). Default: the bundled Blocklists/.", valueName: "dir"))
+    @Option(
+        name: .customLong("lists"),
+        help: ArgumentHelp(
+            "A list root in the squidGuard/UT1 layout (repeatable). Default: the bundled Blocklists/.",
+            valueName: "dir"
+        )
+    )
     var lists: [String] = []
 
-    @Option(help: ArgumentHelp("A compiled snapshot (from `esafety compile`) instead of list folders.", valueName: "file"))
+    @Option(
+        help: ArgumentHelp("A compiled snapshot (from `esafety compile`) instead of list folders.", valueName: "file")
+    )
     var snapshot: String?
 
     func load() throws -> CompiledLists {

@@ -2,18 +2,20 @@ import ArgumentParser
 import Classifier
 import Daemon
 import Foundation
+import Glibc
 import Incidents
 import LogFormats
-
-import Glibc
 import SystemSupport
 
 struct IncidentsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "incidents",
-        abstract: "Review and act on e-safety incidents: tail, list, show; ack, note, assign, escalate, resolve, false-positive, reopen.",
-        subcommands: [TailCommand.self, ListCommand.self, ShowCommand.self, AckCommand.self, NoteCommand.self, AssignCommand.self,
-                      EscalateCommand.self, ResolveCommand.self, FalsePositiveCommand.self, ReopenIncidentCommand.self]
+        abstract:
+            "Review and act on e-safety incidents: tail, list, show; ack, note, assign, escalate, resolve, false-positive, reopen.",
+        subcommands: [
+            TailCommand.self, ListCommand.self, ShowCommand.self, AckCommand.self, NoteCommand.self, AssignCommand.self,
+            EscalateCommand.self, ResolveCommand.self, FalsePositiveCommand.self, ReopenIncidentCommand.self,
+        ]
     )
 }
 
@@ -26,10 +28,13 @@ struct LogOption: ParsableArguments {
 
     /// Reads the configuration once: the log's path and the group that may use it.
     func resolve() throws -> ResolvedLog {
-        let file = config ?? (FileSystem.exists(DaemonConfiguration.defaultPath) ? DaemonConfiguration.defaultPath : nil)
+        let file =
+            config ?? (FileSystem.exists(DaemonConfiguration.defaultPath) ? DaemonConfiguration.defaultPath : nil)
         var configuration = DaemonConfiguration()
         if let file {
-            do { configuration = try DaemonConfiguration.load(path: file) } catch { throw CommandFailure(error.description, status: 2) }
+            do { configuration = try DaemonConfiguration.load(path: file) } catch {
+                throw CommandFailure(error.description, status: 2)
+            }
         }
         return ResolvedLog(configuration: configuration, path: log ?? configuration.incidentLog)
     }
@@ -43,13 +48,20 @@ struct ResolvedLog {
     var group: String { configuration.incidentLogGroup ?? "esafety-admin" }
 
     func load() throws -> [IncidentView] {
-        if let refusal = Identity.requireMember(of: group) { throw CommandFailure(refusal.description, status: refusal.status) }
-        do { return try IncidentStore.load(path, group: group) } catch { throw CommandFailure(error.description, status: 1) }
+        if let refusal = Identity.requireMember(of: group) {
+            throw CommandFailure(refusal.description, status: refusal.status)
+        }
+        do { return try IncidentStore.load(path, group: group) } catch {
+            throw CommandFailure(error.description, status: 1)
+        }
     }
 }
 
 struct TailCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "tail", abstract: "The latest incidents, one line each; -f follows the log.")
+    static let configuration = CommandConfiguration(
+        commandName: "tail",
+        abstract: "The latest incidents, one line each; -f follows the log."
+    )
 
     @OptionGroup var log: LogOption
     @Option(name: .short, help: "How many to show.") var n = 10
@@ -73,7 +85,10 @@ struct TailCommand: ParsableCommand {
 }
 
 struct ListCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "Incidents matching filters, newest first.")
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "Incidents matching filters, newest first."
+    )
 
     @OptionGroup var log: LogOption
     @Flag(help: "Only incidents not resolved or false-positive.") var open = false
@@ -108,13 +123,18 @@ struct ListCommand: ParsableCommand {
 }
 
 struct ShowCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "show", abstract: "One incident: the record, the rule that matched, and its history.")
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "One incident: the record, the rule that matched, and its history."
+    )
 
     @OptionGroup var log: LogOption
     @Argument(help: "The incident id.") var id: String
 
     func run() throws {
-        guard let v = try log.resolve().load().first(where: { $0.id == id }) else { throw CommandFailure("no incident \(id)", status: 1) }
+        guard let v = try log.resolve().load().first(where: { $0.id == id }) else {
+            throw CommandFailure("no incident \(id)", status: 1)
+        }
         print(IncidentStore.line(v, color: isatty(1) != 0))
         print(IncidentDisplay.details(v), terminator: "")
     }
@@ -123,30 +143,48 @@ struct ShowCommand: ParsableCommand {
 /// What every workflow action takes: the log, who acts, and the incident.
 struct ActOptions: ParsableArguments {
     @OptionGroup var log: LogOption
-    @Option(help: ArgumentHelp("Who is acting, as recorded. Default: the invoking user (SUDO_USER through sudo).", valueName: "name"))
+    @Option(
+        help: ArgumentHelp(
+            "Who is acting, as recorded. Default: the invoking user (SUDO_USER through sudo).",
+            valueName: "name"
+        )
+    )
     var by: String?
     @Argument(help: "The incident id (from `esafety incidents list`).") var id: String
 
     /// Appends the event for `action` after checking the transition against the incident
     /// as it stands in the log (read under the log's lock).
-    func act(_ action: Workflow.Action, details: (inout ActionRecord) -> Void = { _ in },
-             after: ((IncidentView) -> Void)? = nil) throws {
+    func act(
+        _ action: Workflow.Action,
+        details: (inout ActionRecord) -> Void = { _ in },
+        after: ((IncidentView) -> Void)? = nil
+    ) throws {
         let log = try self.log.resolve()
         let group = log.group
-        if let refusal = Identity.requireMember(of: group) { throw CommandFailure(refusal.description, status: refusal.status) }
+        if let refusal = Identity.requireMember(of: group) {
+            throw CommandFailure(refusal.description, status: refusal.status)
+        }
         let account = Identity.account
         let who = by ?? account
         var found: IncidentView?
         let id = self.id
         do {
-            try IncidentLog.appendEvents(path: log.path, group: group) { (views: [IncidentView]) throws(Workflow.Refusal) -> [ActionRecord] in
-                guard let v = views.first(where: { $0.id == id }) else { throw Workflow.Refusal(description: "no incident \(id) in \(log.path) or its rotations") }
+            try IncidentLog.appendEvents(path: log.path, group: group) {
+                (views: [IncidentView]) throws(Workflow.Refusal) -> [ActionRecord] in
+                guard let v = views.first(where: { $0.id == id }) else {
+                    throw Workflow.Refusal(description: "no incident \(id) in \(log.path) or its rotations")
+                }
                 found = v
                 if case .failure(let refusal) = Workflow.next(v.state, action) {
                     throw Workflow.Refusal(description: "cannot \(action.rawValue) \(id): \(refusal.description)")
                 }
-                var record = ActionRecord(action, id: id, time: Clock.rfc3339(Clock.now()), by: who,
-                                          account: by != nil && by != account ? account : nil)
+                var record = ActionRecord(
+                    action,
+                    id: id,
+                    time: Clock.rfc3339(Clock.now()),
+                    by: who,
+                    account: by != nil && by != account ? account : nil
+                )
                 details(&record)
                 return [record]
             }
@@ -162,16 +200,24 @@ struct ActOptions: ParsableArguments {
 }
 
 struct AckCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "ack", abstract: "Acknowledge an incident: someone has it in hand.")
+    static let configuration = CommandConfiguration(
+        commandName: "ack",
+        abstract: "Acknowledge an incident: someone has it in hand."
+    )
     @OptionGroup var options: ActOptions
     func run() throws { try options.act(.ack) }
 }
 
 struct NoteCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "note", abstract: "Add a note to an incident's record.")
+    static let configuration = CommandConfiguration(
+        commandName: "note",
+        abstract: "Add a note to an incident's record."
+    )
     @OptionGroup var options: ActOptions
     @Argument(help: "The note.") var text: String
-    func validate() throws { if text.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("the note is empty") } }
+    func validate() throws {
+        if text.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("the note is empty") }
+    }
     func run() throws { try options.act(.note) { $0.note = text } }
 }
 
@@ -185,7 +231,9 @@ struct AssignCommand: ParsableCommand {
 struct EscalateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "escalate",
-        abstract: "Escalate an incident to a role: dsl, deputy-dsl, counsellor, headteacher, it, or a referral to social-care or police.")
+        abstract:
+            "Escalate an incident to a role: dsl, deputy-dsl, counsellor, headteacher, it, or a referral to social-care or police."
+    )
     @OptionGroup var options: ActOptions
     /// A role is matched loosely ("Deputy DSL", "deputy-dsl"), so it is a validated string.
     @Option(help: "The role: dsl, deputy-dsl, counsellor, headteacher, it, social-care (referral), police (referral).")
@@ -207,29 +255,47 @@ struct EscalateCommand: ParsableCommand {
 }
 
 struct ResolveCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "resolve", abstract: "Close an incident with its outcome and the action taken.")
+    static let configuration = CommandConfiguration(
+        commandName: "resolve",
+        abstract: "Close an incident with its outcome and the action taken."
+    )
     @OptionGroup var options: ActOptions
     @Option(help: "How it ended.") var outcome: Workflow.Outcome
     @Option(help: "What was done (closing needs a reason).") var action: String
     func validate() throws {
-        if action.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--action must say what was done") }
+        if action.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("--action must say what was done")
+        }
     }
-    func run() throws { try options.act(.resolve) { [outcome, action] in $0.outcome = outcome.rawValue; $0.actionTaken = action } }
+    func run() throws {
+        try options.act(.resolve) { [outcome, action] in
+            $0.outcome = outcome.rawValue
+            $0.actionTaken = action
+        }
+    }
 }
 
 struct FalsePositiveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "false-positive",
-        abstract: "Close an incident as a false positive; prints the allowlist line that would stop it (it writes no list).")
+        abstract:
+            "Close an incident as a false positive; prints the allowlist line that would stop it (it writes no list)."
+    )
     @OptionGroup var options: ActOptions
     @Option(help: "Why it is a false positive (closing needs a reason).") var reason: String
-    func validate() throws { if reason.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--reason must say why") } }
+    func validate() throws {
+        if reason.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--reason must say why") }
+    }
     func run() throws {
         try options.act(.falsePositive, details: { [reason] in $0.reason = reason }) { v in
             if v.record.rule.locked {
-                print("\(Terminal.escape(v.category)) is a locked list: nothing may suppress it. If the entry is wrong, report it to the list's publisher.")
+                print(
+                    "\(Terminal.escape(v.category)) is a locked list: nothing may suppress it. If the entry is wrong, report it to the list's publisher."
+                )
             } else if let (file, line) = Workflow.allowlistLine(for: v) {
-                print("To stop this site raising incidents, add this line to <lists>/\(file) and reload (esafety reload):")
+                print(
+                    "To stop this site raising incidents, add this line to <lists>/\(file) and reload (esafety reload):"
+                )
                 print("  \(Terminal.escape(line))")
             }
         }
@@ -237,7 +303,10 @@ struct FalsePositiveCommand: ParsableCommand {
 }
 
 struct ReopenIncidentCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "reopen", abstract: "Reopen a resolved or false-positive incident.")
+    static let configuration = CommandConfiguration(
+        commandName: "reopen",
+        abstract: "Reopen a resolved or false-positive incident."
+    )
     @OptionGroup var options: ActOptions
     @Option(help: "Why it is reopened.") var reason: String
     func run() throws { try options.act(.reopen) { [reason] in $0.reason = reason } }

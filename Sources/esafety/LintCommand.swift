@@ -1,6 +1,5 @@
 import ArgumentParser
 import Classifier
-
 import Glibc
 import SystemSupport
 
@@ -8,10 +7,14 @@ struct LintCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lint",
         abstract: "Check list folders: errors, duplicates, shadowed entries, bad or slow patterns.",
-        discussion: "Findings are printed as file:line: level: message [kind]. Exit status 1 when there are errors, 0 otherwise."
+        discussion:
+            "Findings are printed as file:line: level: message [kind]. Exit status 1 when there are errors, 0 otherwise."
     )
 
-    @Option(name: .customLong("lists"), help: ArgumentHelp("A list root (repeatable). Default: the bundled Blocklists/.", valueName: "dir"))
+    @Option(
+        name: .customLong("lists"),
+        help: ArgumentHelp("A list root (repeatable). Default: the bundled Blocklists/.", valueName: "dir")
+    )
     var lists: [String] = []
 
     @Flag(help: "Print the findings only, not the summary.")
@@ -32,11 +35,18 @@ struct LintCommand: ParsableCommand {
         for d in report.diagnostics { print(Terminal.escape(d.description)) }
         if !quiet {
             print("")
-            print("category".padding(22) + "severity".padding(10) + "domains".leftPadding(9) + "urls".leftPadding(9) + "patterns".leftPadding(10))
+            print(
+                "category".padding(22) + "severity".padding(10) + "domains".leftPadding(9) + "urls".leftPadding(9)
+                    + "patterns".leftPadding(10)
+            )
             for (category, counts) in report.summary {
-                let name = category.name + (category.locked ? " (locked)" : "") + (category.isAllowlist ? " (allow)" : "")
-                print(Terminal.escape(name).padding(22) + category.severity.description.padding(10)
-                      + String(counts.domains).leftPadding(9) + String(counts.urls).leftPadding(9) + String(counts.patterns).leftPadding(10))
+                let name =
+                    category.name + (category.locked ? " (locked)" : "") + (category.isAllowlist ? " (allow)" : "")
+                print(
+                    Terminal.escape(name).padding(22) + category.severity.description.padding(10)
+                        + String(counts.domains).leftPadding(9) + String(counts.urls).leftPadding(9)
+                        + String(counts.patterns).leftPadding(10)
+                )
             }
             print("\(report.errorCount) error(s), \(report.warningCount) warning(s)")
         }

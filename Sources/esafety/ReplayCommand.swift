@@ -1,8 +1,7 @@
 import ArgumentParser
 import Classifier
-import LogFormats
-
 import Glibc
+import LogFormats
 import Pipeline
 import SystemSupport
 
@@ -10,7 +9,8 @@ struct ReplayCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
         abstract: "Run log files through the daemon's parse-and-classify pipeline (audits, benchmarks).",
-        discussion: "Formats: squid, squid-common, dnsmasq, bind, unbound, json; detected per line unless --format pins one."
+        discussion:
+            "Formats: squid, squid-common, dnsmasq, bind, unbound, json; detected per line unless --format pins one."
     )
 
     @OptionGroup var source: ListOptions
@@ -62,21 +62,31 @@ struct ReplayCommand: ParsableCommand {
 
 enum ReplaySummary {
     static func render(_ c: SourceCounters, lists: CompiledLists, seconds: Double, bytes: Int) -> String {
-        var out = "lines \(c.received)  parsed \(c.parsed)  matched \(c.matched)  ignored \(c.ignored)  malformed \(c.malformed)  too long \(c.tooLong)\n"
+        var out =
+            "lines \(c.received)  parsed \(c.parsed)  matched \(c.matched)  ignored \(c.ignored)  malformed \(c.malformed)  too long \(c.tooLong)\n"
         let rate = seconds > 0 ? Double(c.received) / seconds : 0
         out += "time \(String(format2: seconds)) s  \(Int(rate)) lines/s  \(bytes / 1_048_576) MiB\n\n"
-        out += "format".padding(14) + "parsed".leftPadding(12) + "matched".leftPadding(10) + "ignored".leftPadding(10) + "errors".leftPadding(9) + "\n"
+        out +=
+            "format".padding(14) + "parsed".leftPadding(12) + "matched".leftPadding(10) + "ignored".leftPadding(10)
+            + "errors".leftPadding(9) + "\n"
         for f in LogFormat.allCases {
             let fc = c.formats[Int(f.rawValue)]
             if fc == FormatCounters() { continue }
-            out += f.description.padding(14) + String(fc.parsed).leftPadding(12) + String(fc.matched).leftPadding(10)
+            out +=
+                f.description.padding(14) + String(fc.parsed).leftPadding(12) + String(fc.matched).leftPadding(10)
                 + String(fc.ignored).leftPadding(10) + String(fc.malformed).leftPadding(9) + "\n"
         }
         let unknown = c.formats[LogFormat.allCases.count]
-        if unknown.malformed > 0 { out += "unknown".padding(14) + "0".leftPadding(12) + "0".leftPadding(10) + "0".leftPadding(10) + String(unknown.malformed).leftPadding(9) + "\n" }
+        if unknown.malformed > 0 {
+            out +=
+                "unknown".padding(14) + "0".leftPadding(12) + "0".leftPadding(10) + "0".leftPadding(10)
+                + String(unknown.malformed).leftPadding(9) + "\n"
+        }
         if !c.categories.isEmpty {
             out += "\ncategory".padding(23) + "severity".padding(10) + "matched".leftPadding(10) + "\n"
-            let severity: (String) -> String = { name in lists.categories.first { $0.name == name }?.severity.description ?? "" }
+            let severity: (String) -> String = { name in
+                lists.categories.first { $0.name == name }?.severity.description ?? ""
+            }
             for (name, n) in c.categories.sorted(by: { $0.value > $1.value }) {
                 out += Terminal.escape(name).padding(22) + severity(name).padding(10) + String(n).leftPadding(10) + "\n"
             }

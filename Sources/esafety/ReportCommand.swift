@@ -2,10 +2,9 @@ import ArgumentParser
 import Classifier
 import Daemon
 import Foundation
+import Glibc
 import Incidents
 import LogFormats
-
-import Glibc
 import Reports
 import SystemSupport
 
@@ -14,27 +13,40 @@ struct ReportCommand: ParsableCommand {
         commandName: "report",
         abstract: "The e-safety report for a day or period: incidents, responses, monitoring health.",
         discussion: """
-        Reads only the incident log (and its rotations) and esafetyd's counters file, so it
-        runs after a restart, on a copy of the files, or on another machine. Without --date
-        or --since, the report is for yesterday (local time).
-        """)
+            Reads only the incident log (and its rotations) and esafetyd's counters file, so it
+            runs after a restart, on a copy of the files, or on another machine. Without --date
+            or --since, the report is for yesterday (local time).
+            """
+    )
 
     @OptionGroup var log: LogOption
     @Option(help: ArgumentHelp("The day (YYYY-MM-DD, local time).", valueName: "date")) var date: String?
     @Option(help: ArgumentHelp("Start of the period (YYYY-MM-DD or RFC 3339).", valueName: "time")) var since: String?
-    @Option(help: ArgumentHelp("End of the period, exclusive (YYYY-MM-DD or RFC 3339). Default: now.", valueName: "time")) var until: String?
-    @Option(help: "text (fits in an email), html (one self-contained file), json, or csv (one row per new incident).") var format = ReportFormat.text
-    @Option(help: ArgumentHelp("Write the report here (mode 0640) instead of standard output.", valueName: "file")) var out: String?
-    @Flag(help: "Replace people with \"person 1\", \"person 2\"... and hide client addresses (for governors).") var anonymise = false
-    @Option(help: ArgumentHelp("esafetyd's counters file. Default: the configured one.", valueName: "file")) var counters: String?
+    @Option(
+        help: ArgumentHelp("End of the period, exclusive (YYYY-MM-DD or RFC 3339). Default: now.", valueName: "time")
+    ) var until: String?
+    @Option(help: "text (fits in an email), html (one self-contained file), json, or csv (one row per new incident).")
+    var format = ReportFormat.text
+    @Option(help: ArgumentHelp("Write the report here (mode 0640) instead of standard output.", valueName: "file"))
+    var out: String?
+    @Flag(help: "Replace people with \"person 1\", \"person 2\"... and hide client addresses (for governors).")
+    var anonymise = false
+    @Option(help: ArgumentHelp("esafetyd's counters file. Default: the configured one.", valueName: "file"))
+    var counters: String?
     @Option(help: "A source quiet for longer than this many minutes is reported as a silent period.") var silence = 30
     @Option(help: "The report's title (e.g. the school's name).") var title = "E-safety report"
 
     func validate() throws {
-        if date != nil && (since != nil || until != nil) { throw ValidationError("give --date, or --since and --until, not both") }
-        if let date, ReportPeriod.localMidnight(date) == nil { throw ValidationError("--date must be YYYY-MM-DD, not '\(date)'") }
+        if date != nil && (since != nil || until != nil) {
+            throw ValidationError("give --date, or --since and --until, not both")
+        }
+        if let date, ReportPeriod.localMidnight(date) == nil {
+            throw ValidationError("--date must be YYYY-MM-DD, not '\(date)'")
+        }
         for (name, value) in [("--since", since), ("--until", until)] {
-            if let value, ReportPeriod.time(value) == nil { throw ValidationError("\(name) must be YYYY-MM-DD or an RFC 3339 time, not '\(value)'") }
+            if let value, ReportPeriod.time(value) == nil {
+                throw ValidationError("\(name) must be YYYY-MM-DD or an RFC 3339 time, not '\(value)'")
+            }
         }
         guard silence > 0 else { throw ValidationError("--silence must be a positive number of minutes") }
     }

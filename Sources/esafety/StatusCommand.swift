@@ -14,7 +14,8 @@ struct ControlOptions: ParsableArguments {
 
     func path() throws -> String {
         if let controlSocket { return controlSocket }
-        let file = config ?? (FileSystem.exists(DaemonConfiguration.defaultPath) ? DaemonConfiguration.defaultPath : nil)
+        let file =
+            config ?? (FileSystem.exists(DaemonConfiguration.defaultPath) ? DaemonConfiguration.defaultPath : nil)
         if let file {
             do { return try DaemonConfiguration.load(path: file).controlSocket } catch {
                 throw CommandFailure(error.description, status: 2)
@@ -48,7 +49,9 @@ struct StatusCommand: ParsableCommand {
             print(answer)
             return
         }
-        guard let status = try? StatusReport(json: answer) else { throw CommandFailure("unexpected answer from esafetyd", status: 1) }
+        guard let status = try? StatusReport(json: answer) else {
+            throw CommandFailure("unexpected answer from esafetyd", status: 1)
+        }
         print(status.text)
     }
 }
@@ -81,7 +84,9 @@ struct ReopenCommand: ParsableCommand {
 
     func run() throws {
         let answer = try control.send("reopen")
-        guard answer.contains("\"ok\":true") else { throw CommandFailure("esafetyd did not reopen the incident log: \(answer)", status: 1) }
+        guard answer.contains("\"ok\":true") else {
+            throw CommandFailure("esafetyd did not reopen the incident log: \(answer)", status: 1)
+        }
         print("incident log reopened")
     }
 }

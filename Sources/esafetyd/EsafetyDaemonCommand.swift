@@ -1,9 +1,8 @@
 import ArgumentParser
 import Classifier
 import Daemon
-import Logging
-
 import Glibc
+import Logging
 import SystemSupport
 
 /// esafetyd: flags, logging, then `EsafetyDaemon.run`. Nothing else lives here.
@@ -21,10 +20,16 @@ struct EsafetyDaemonCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Configuration file (YAML).", valueName: "file"))
     var config: String?
 
-    @Flag(name: .customLong("check-config"), help: "Validate configuration and lists, run the canary self-test, and exit.")
+    @Flag(
+        name: .customLong("check-config"),
+        help: "Validate configuration and lists, run the canary self-test, and exit."
+    )
     var checkConfig = false
 
-    @Option(name: .customLong("lists"), help: ArgumentHelp("A list root (repeatable). Default: the bundled Blocklists/.", valueName: "dir"))
+    @Option(
+        name: .customLong("lists"),
+        help: ArgumentHelp("A list root (repeatable). Default: the bundled Blocklists/.", valueName: "dir")
+    )
     var lists: [String] = []
 
     @Option(help: ArgumentHelp("A compiled snapshot instead of list folders.", valueName: "file"))
@@ -33,7 +38,10 @@ struct EsafetyDaemonCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The stream socket for log lines.", valueName: "path"))
     var socket: String?
 
-    @Option(name: .customLong("datagram-socket"), help: ArgumentHelp("The datagram socket (syslog forwarding).", valueName: "path"))
+    @Option(
+        name: .customLong("datagram-socket"),
+        help: ArgumentHelp("The datagram socket (syslog forwarding).", valueName: "path")
+    )
     var datagramSocket: String?
 
     @Option(name: .customLong("control-socket"), help: ArgumentHelp("The admin control socket.", valueName: "path"))
@@ -45,28 +53,45 @@ struct EsafetyDaemonCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Ingest worker threads.", valueName: "n"))
     var workers: Int?
 
-    @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug, info, notice, warning, error, critical.", valueName: "level"))
+    @Option(
+        name: .customLong("log-level"),
+        help: ArgumentHelp("trace, debug, info, notice, warning, error, critical.", valueName: "level")
+    )
     var logLevel: String?
 
     func validate() throws {
-        if let logLevel, Logger.Level(rawValue: logLevel) == nil { throw ValidationError("unknown log level '\(logLevel)'") }
+        if let logLevel, Logger.Level(rawValue: logLevel) == nil {
+            throw ValidationError("unknown log level '\(logLevel)'")
+        }
         if let workers, !(1...64).contains(workers) { throw ValidationError("--workers must be between 1 and 64") }
     }
 
     /// Flag values applied over a configuration (also after every reload of the file).
     var overrides: @Sendable (inout DaemonConfiguration) -> Void {
         let (lists, snapshot, socket, datagramSocket, controlSocket, incidentLog, workers, logLevel) =
-            (self.lists, self.snapshot, self.socket, self.datagramSocket, self.controlSocket, self.incidentLog, self.workers, self.logLevel)
+            (
+                self.lists, self.snapshot, self.socket, self.datagramSocket, self.controlSocket, self.incidentLog,
+                self.workers, self.logLevel
+            )
         return { c in
-            if !lists.isEmpty { c.lists = lists; c.snapshot = nil }
+            if !lists.isEmpty {
+                c.lists = lists
+                c.snapshot = nil
+            }
             if let snapshot { c.snapshot = snapshot }
             if let socket {
-                if let i = c.ingest.firstIndex(where: { $0.kind == .stream }) { c.ingest[i].path = socket }
-                else { c.ingest.append(.init(path: socket, kind: .stream, format: nil, name: "ingest")) }
+                if let i = c.ingest.firstIndex(where: { $0.kind == .stream }) {
+                    c.ingest[i].path = socket
+                } else {
+                    c.ingest.append(.init(path: socket, kind: .stream, format: nil, name: "ingest"))
+                }
             }
             if let datagramSocket {
-                if let i = c.ingest.firstIndex(where: { $0.kind == .datagram }) { c.ingest[i].path = datagramSocket }
-                else { c.ingest.append(.init(path: datagramSocket, kind: .datagram, format: nil, name: "syslog")) }
+                if let i = c.ingest.firstIndex(where: { $0.kind == .datagram }) {
+                    c.ingest[i].path = datagramSocket
+                } else {
+                    c.ingest.append(.init(path: datagramSocket, kind: .datagram, format: nil, name: "syslog"))
+                }
             }
             if let controlSocket { c.controlSocket = controlSocket }
             if let incidentLog { c.incidentLog = incidentLog }
@@ -94,7 +119,9 @@ struct EsafetyDaemonCommand: AsyncParsableCommand {
             do {
                 let (source, lists, seconds) = try EsafetyDaemon.prepare(configuration)
                 let entries = lists.counts.reduce(0) { $0 + $1.total }
-                print("esafetyd: configuration OK (\(configuration.path ?? "built-in defaults")): \(source): \(lists.categories.count) categories, \(entries) entries, \(lists.diagnostics.count) warning(s), loaded in \(Int(seconds * 1000)) ms")
+                print(
+                    "esafetyd: configuration OK (\(configuration.path ?? "built-in defaults")): \(source): \(lists.categories.count) categories, \(entries) entries, \(lists.diagnostics.count) warning(s), loaded in \(Int(seconds * 1000)) ms"
+                )
                 return
             } catch {
                 Self.fail(error.description)

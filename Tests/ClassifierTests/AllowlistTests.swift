@@ -1,5 +1,6 @@
 import TestSupport
 import Testing
+
 @testable import Classifier
 
 @Suite("Allowlist and locked categories")
@@ -25,11 +26,14 @@ struct AllowlistTests {
         #expect(allowed.line == 1)
     }
 
-    @Test("nothing suppresses a locked category", arguments: [
-        ("https://social.example/abuse/1", ["iwf"], ["social-media"]),
-        ("terror.example", ["ctiru"], []),
-        ("http://a.terror.example/x", ["ctiru"], []),
-    ])
+    @Test(
+        "nothing suppresses a locked category",
+        arguments: [
+            ("https://social.example/abuse/1", ["iwf"], ["social-media"]),
+            ("terror.example", ["ctiru"], []),
+            ("http://a.terror.example/x", ["ctiru"], []),
+        ]
+    )
     func locked(target: String, effective: [String], suppressed: [String]) throws {
         let v = try Self.lists.load().classify(target: target)
         #expect(v.categories.map(\.name) == effective)

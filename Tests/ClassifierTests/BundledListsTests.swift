@@ -1,5 +1,6 @@
 import TestSupport
 import Testing
+
 @testable import Classifier
 
 @Suite("The bundled Blocklists")
@@ -33,12 +34,15 @@ struct BundledListsTests {
         #expect(report.diagnostics.isEmpty, "\(report.diagnostics)")
     }
 
-    @Test("well-known entries", arguments: [
-        ("https://www.bet365.com/", "gambling"), ("m.facebook.com", "social-media"), ("dns.google", "bypass"),
-        ("nordvpn.com", "bypass"), ("www.pornhub.com", "pornography"), ("tinder.com", "dating"),
-        ("https://www.google.com/search?q=how+to+kill+myself", "suicide"),
-        ("https://www.bing.com/search?q=ways%20to%20cut%20myself", "self-harm"),
-    ])
+    @Test(
+        "well-known entries",
+        arguments: [
+            ("https://www.bet365.com/", "gambling"), ("m.facebook.com", "social-media"), ("dns.google", "bypass"),
+            ("nordvpn.com", "bypass"), ("www.pornhub.com", "pornography"), ("tinder.com", "dating"),
+            ("https://www.google.com/search?q=how+to+kill+myself", "suicide"),
+            ("https://www.bing.com/search?q=ways%20to%20cut%20myself", "self-harm"),
+        ]
+    )
     func wellKnown(target: String, category: String) {
         #expect(Self.lists.classify(target: target).primary?.name == category)
     }

@@ -1,59 +1,70 @@
 import TestSupport
 import Testing
+
 @testable import Classifier
 
 @Suite("Domain lists")
 struct DomainMatchingTests {
     static let lists = TempLists([
         "gambling/domains": "bet365.com\nWILLIAMHILL.COM.\n*.wild.example\n",
-        "social-media/domains": "0.0.0.0 facebook.com\n127.0.0.1 tiktok.com snapchat.com # hosts file line\n||discord.com^\n||reddit.com^$third-party\n",
+        "social-media/domains":
+            "0.0.0.0 facebook.com\n127.0.0.1 tiktok.com snapchat.com # hosts file line\n||discord.com^\n||reddit.com^$third-party\n",
         "pornography/domains": "\u{FEFF}bad.example\r\nvery.bad.example\r\n",
         "streaming/domains": "bücher.example\n10.9.8.7\n",
         "games/domains": "# comment only\n\n   \n",
     ])
 
-    @Test("a domain matches itself and subdomains, never a look-alike", arguments: [
-        ("bet365.com", ["gambling"]),
-        ("www.bet365.com", ["gambling"]),
-        ("a.b.c.bet365.com", ["gambling"]),
-        ("notbet365.com", []),
-        ("bet365.com.evil.example", []),
-        ("bet365.co", []),
-        ("et365.com", []),
-    ])
+    @Test(
+        "a domain matches itself and subdomains, never a look-alike",
+        arguments: [
+            ("bet365.com", ["gambling"]),
+            ("www.bet365.com", ["gambling"]),
+            ("a.b.c.bet365.com", ["gambling"]),
+            ("notbet365.com", []),
+            ("bet365.com.evil.example", []),
+            ("bet365.co", []),
+            ("et365.com", []),
+        ]
+    )
     func subdomainsNotLookAlikes(host: String, expected: [String]) throws {
         #expect(categories(try Self.lists.load(), host) == expected)
     }
 
-    @Test("list forms: hosts file, adblock, wildcard, upper case, trailing dot, BOM, CRLF", arguments: [
-        ("facebook.com", ["social-media"]),
-        ("tiktok.com", ["social-media"]),
-        ("snapchat.com", ["social-media"]),
-        ("cdn.discord.com", ["social-media"]),
-        ("reddit.com", ["social-media"]),
-        ("williamhill.com", ["gambling"]),
-        ("sports.williamhill.com", ["gambling"]),
-        ("bad.example", ["pornography"]),
-        ("x.very.bad.example", ["pornography"]),
-        ("a.wild.example", ["gambling"]),
-        ("wild.example", []),
-    ])
+    @Test(
+        "list forms: hosts file, adblock, wildcard, upper case, trailing dot, BOM, CRLF",
+        arguments: [
+            ("facebook.com", ["social-media"]),
+            ("tiktok.com", ["social-media"]),
+            ("snapchat.com", ["social-media"]),
+            ("cdn.discord.com", ["social-media"]),
+            ("reddit.com", ["social-media"]),
+            ("williamhill.com", ["gambling"]),
+            ("sports.williamhill.com", ["gambling"]),
+            ("bad.example", ["pornography"]),
+            ("x.very.bad.example", ["pornography"]),
+            ("a.wild.example", ["gambling"]),
+            ("wild.example", []),
+        ]
+    )
     func listForms(host: String, expected: [String]) throws {
         #expect(categories(try Self.lists.load(), host) == expected)
     }
 
-    @Test("targets: case, trailing dot, port, URL, IDN, IP literal", arguments: [
-        ("WWW.BET365.COM.", ["gambling"]),
-        ("bet365.com:443", ["gambling"]),
-        ("https://www.bet365.com:8443/en/sports?x=1", ["gambling"]),
-        ("http://user@bet365.com/", ["gambling"]),
-        ("BÜCHER.example", ["streaming"]),
-        ("xn--bcher-kva.example", ["streaming"]),
-        ("10.9.8.7", ["streaming"]),
-        ("10.9.8.7:80", ["streaming"]),
-        ("9.8.7", []),
-        ("1.10.9.8.7", []),
-    ])
+    @Test(
+        "targets: case, trailing dot, port, URL, IDN, IP literal",
+        arguments: [
+            ("WWW.BET365.COM.", ["gambling"]),
+            ("bet365.com:443", ["gambling"]),
+            ("https://www.bet365.com:8443/en/sports?x=1", ["gambling"]),
+            ("http://user@bet365.com/", ["gambling"]),
+            ("BÜCHER.example", ["streaming"]),
+            ("xn--bcher-kva.example", ["streaming"]),
+            ("10.9.8.7", ["streaming"]),
+            ("10.9.8.7:80", ["streaming"]),
+            ("9.8.7", []),
+            ("1.10.9.8.7", []),
+        ]
+    )
     func targets(target: String, expected: [String]) throws {
         #expect(categories(try Self.lists.load(), target) == expected)
     }
@@ -86,7 +97,9 @@ struct DomainMatchingTests {
 
     @Test("invalid entries are warnings with file and line, and loading goes on")
     func invalidEntries() throws {
-        let t = TempLists(["gambling/domains": "ok.example\nnot a host name\nbad!chars.example\n@@||allowed.example^\nfine.example\n"])
+        let t = TempLists([
+            "gambling/domains": "ok.example\nnot a host name\nbad!chars.example\n@@||allowed.example^\nfine.example\n"
+        ])
         let lists = try t.load()
         #expect(categories(lists, "fine.example") == ["gambling"])
         let lines = lists.diagnostics.map(\.line)

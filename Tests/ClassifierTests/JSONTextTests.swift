@@ -2,6 +2,7 @@ import Foundation
 import SystemSupport
 import TestSupport
 import Testing
+
 @testable import Classifier
 
 @Suite("JSON text")
@@ -27,25 +28,36 @@ struct JSONTextTests {
             }
         }
         let edges: [UInt8] = [0x00, 0x01, 0x1F, 0x20, 0x21, 0x22, 0x23, 0x5B, 0x5C, 0x5D, 0x7E, 0x7F, 0x80, 0xFF]
-        for a in edges { for b in edges {
-            for at in 0..<15 {
-                var bytes = [UInt8](repeating: UInt8(ascii: "z"), count: 16)
-                bytes[at] = a; bytes[at + 1] = b
-                #expect(bytes.withUnsafeBytes { JSONText.isPlain($0) } == Self.plain(bytes), "\(a) then \(b) at \(at)")
+        for a in edges {
+            for b in edges {
+                for at in 0..<15 {
+                    var bytes = [UInt8](repeating: UInt8(ascii: "z"), count: 16)
+                    bytes[at] = a
+                    bytes[at + 1] = b
+                    #expect(
+                        bytes.withUnsafeBytes { JSONText.isPlain($0) } == Self.plain(bytes),
+                        "\(a) then \(b) at \(at)"
+                    )
+                }
             }
-        } }
+        }
     }
 
     @Test("strings are escaped per RFC 8259 and parse back to what was written")
     func escaping() throws {
-        let values = ["plain.example.com/path?q=1", "quote \" and backslash \\ here", "tab\tnew\nline\rreturn",
-                      "bell\u{7} escape\u{1B}[31m delete\u{7F} c1\u{85}", "é ü 中文 😀", "", "12345678", "1234567\""]
+        let values = [
+            "plain.example.com/path?q=1", "quote \" and backslash \\ here", "tab\tnew\nline\rreturn",
+            "bell\u{7} escape\u{1B}[31m delete\u{7F} c1\u{85}", "é ü 中文 😀", "", "12345678", "1234567\"",
+        ]
         for v in values {
             var j = JSONText()
             j.beginObject()
             j.field("v", .string(v))
             j.endObject()
-            #expect(!j.bytes.contains { $0 < 0x20 || $0 == 0x7F }, "raw control character written for \(v.debugDescription)")
+            #expect(
+                !j.bytes.contains { $0 < 0x20 || $0 == 0x7F },
+                "raw control character written for \(v.debugDescription)"
+            )
             let back = try JSONSerialization.jsonObject(with: Data(j.bytes)) as? [String: String]
             #expect(back?["v"] == v, "\(v.debugDescription) came back as \(String(describing: back?["v"]))")
         }

@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import Testing
+
 @testable import Classifier
 
 @Suite("Lint findings")
@@ -49,7 +50,9 @@ struct LintTests {
         #expect(Self.report.errorCount == 0)
     }
     @Test("metadata errors are errors with file and line") func metadataError() {
-        let t = TempLists(["games/category.toml": "display_name = \"Games\"\nseverity = \"urgent\"\n", "games/domains": "x.example\n"])
+        let t = TempLists([
+            "games/category.toml": "display_name = \"Games\"\nseverity = \"urgent\"\n", "games/domains": "x.example\n",
+        ])
         let report = Lint.run(roots: [t.root])
         #expect(report.errorCount == 1)
         let d = report.diagnostics[0]
@@ -61,16 +64,19 @@ struct LintTests {
 
 @Suite("Category metadata and foreign trees")
 struct MetadataTests {
-    @Test("category.toml", arguments: [
-        ("severity = \"high\"\nlocked = true\n", nil as Int?),
-        ("display_name = 'Single quoted'\n", nil),
-        ("# comment\n\ndescription = \"with # hash\" # trailing\n", nil),
-        ("severity = high\n", 1),
-        ("locked = yes\n", 1),
-        ("colour = \"red\"\n", 1),
-        ("\n\nnonsense\n", 3),
-        ("description = \"unterminated\n", 1),
-    ])
+    @Test(
+        "category.toml",
+        arguments: [
+            ("severity = \"high\"\nlocked = true\n", nil as Int?),
+            ("display_name = 'Single quoted'\n", nil),
+            ("# comment\n\ndescription = \"with # hash\" # trailing\n", nil),
+            ("severity = high\n", 1),
+            ("locked = yes\n", 1),
+            ("colour = \"red\"\n", 1),
+            ("\n\nnonsense\n", 3),
+            ("description = \"unterminated\n", 1),
+        ]
+    )
     func metadata(text: String, errorLine: Int?) {
         do {
             _ = try Category.parseMetadata(text, file: "c/category.toml", defaultName: "c")

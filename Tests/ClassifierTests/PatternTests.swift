@@ -1,25 +1,29 @@
 import TestSupport
 import Testing
+
 @testable import Classifier
 
 @Suite("Patterns and the literal prefilter")
 struct PatternTests {
-    @Test("required literals", arguments: [
-        ("casino", ["casino"]),
-        ("poker[0-9]+stars", ["stars", "poker"]),
-        ("(porn|xxx|sex)cam", ["cam"]),
-        ("(pornhub|xvideos)\\.com", ["pornhub", "xvideos"]),
-        ("\\.exe$", [".exe"]),
-        ("^https?://[^/]+/casino", ["/casino"]),
-        ("ab?cdef", ["cdef"]),
-        ("(?i)roulette", ["roulette"]),
-        ("x(abc)?yz", ["yz"]),
-        ("[a-z]+\\d{3}", []),
-        ("(a|bcd)", ["a", "bcd"]),
-        ("foo.*bar", ["foo", "bar"]),
-        ("(?=look)ahead", ["ahead"]),
-        ("\\Qlit\\E", []),
-    ])
+    @Test(
+        "required literals",
+        arguments: [
+            ("casino", ["casino"]),
+            ("poker[0-9]+stars", ["stars", "poker"]),
+            ("(porn|xxx|sex)cam", ["cam"]),
+            ("(pornhub|xvideos)\\.com", ["pornhub", "xvideos"]),
+            ("\\.exe$", [".exe"]),
+            ("^https?://[^/]+/casino", ["/casino"]),
+            ("ab?cdef", ["cdef"]),
+            ("(?i)roulette", ["roulette"]),
+            ("x(abc)?yz", ["yz"]),
+            ("[a-z]+\\d{3}", []),
+            ("(a|bcd)", ["a", "bcd"]),
+            ("foo.*bar", ["foo", "bar"]),
+            ("(?=look)ahead", ["ahead"]),
+            ("\\Qlit\\E", []),
+        ]
+    )
     func literals(pattern: String, expected: [String]) {
         let result = PatternAnalyzer.requiredLiterals(pattern)?.map { String(decoding: $0, as: UTF8.self) } ?? []
         if expected.count == 2 && expected[0] == "stars" {
@@ -46,9 +50,11 @@ struct PatternTests {
         let regexes = try patterns.map { try PCRE2Regex($0) }
         let pcre = PCRE2Scratch()
         var generator = SystemRandomNumberGenerator()
-        let pieces = ["casino", "poker", "123", "stars", "porn", "sexcam", "xxx", ".exe", "http://", "https://", "a.example",
-                      "/", "?q=", "kill+myself", "hurt myself", "abcdef", "acdef", "xyz", "xabcyz", "free-bet", "bet365",
-                      "betting365", "/wp-admin/", "RouLette", "vpn", "proxy12.", "gambl", "ganbl", "&", "zz"]
+        let pieces = [
+            "casino", "poker", "123", "stars", "porn", "sexcam", "xxx", ".exe", "http://", "https://", "a.example",
+            "/", "?q=", "kill+myself", "hurt myself", "abcdef", "acdef", "xyz", "xabcyz", "free-bet", "bet365",
+            "betting365", "/wp-admin/", "RouLette", "vpn", "proxy12.", "gambl", "ganbl", "&", "zz",
+        ]
         for _ in 0..<3000 {
             var url = ""
             for _ in 0..<Int.random(in: 1...8, using: &generator) { url += pieces.randomElement(using: &generator)! }
@@ -91,7 +97,9 @@ struct PatternTests {
         var host = "a.example"
         var url = String(repeating: "a", count: 60) + "!"
         let matched = host.withUTF8 { h in
-            url.withUTF8 { u in lists.classify(host: UnsafeRawBufferPointer(h), url: UnsafeRawBufferPointer(u), scratch: scratch) }
+            url.withUTF8 { u in
+                lists.classify(host: UnsafeRawBufferPointer(h), url: UnsafeRawBufferPointer(u), scratch: scratch)
+            }
         }
         #expect(!matched)
         #expect(scratch.patterns.limitHits[0] == 1)

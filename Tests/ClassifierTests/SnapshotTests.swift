@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import Testing
+
 @testable import Classifier
 
 @Suite("Snapshots")
@@ -10,7 +11,8 @@ struct SnapshotTests {
         "pornography/urls": "example.com/bad\n",
         "self-harm/expressions": "hurt[+ ]myself\n",
         "allowlist/domains": "ok.bet.example\n",
-        "iwf/category.toml": "display_name = \"IWF\"\nseverity = \"critical\"\nlocked = true\ncanary = \"http://iwf.canary.esafety.invalid/c\"\n",
+        "iwf/category.toml":
+            "display_name = \"IWF\"\nseverity = \"critical\"\nlocked = true\ncanary = \"http://iwf.canary.esafety.invalid/c\"\n",
         "iwf/urls": "iwf.canary.esafety.invalid/c\n",
     ])
 
@@ -26,11 +28,14 @@ struct SnapshotTests {
         #expect(loaded.categories == lists.categories)
         #expect(loaded.files == lists.files)
         #expect(loaded.counts == lists.counts)
-        let targets = ["bet.example", "a.bet.example", "ok.bet.example", "wild.example", "x.wild.example",
-                       "http://example.com/bad/x", "https://www.google.com/search?q=hurt+myself",
-                       "http://iwf.canary.esafety.invalid/c", "unlisted.example"]
+        let targets = [
+            "bet.example", "a.bet.example", "ok.bet.example", "wild.example", "x.wild.example",
+            "http://example.com/bad/x", "https://www.google.com/search?q=hurt+myself",
+            "http://iwf.canary.esafety.invalid/c", "unlisted.example",
+        ]
         for t in targets {
-            let a = lists.classify(target: t), b = loaded.classify(target: t)
+            let a = lists.classify(target: t)
+            let b = loaded.classify(target: t)
             #expect(a.categories == b.categories, "\(t)")
             #expect(a.allowedBy == b.allowedBy, "\(t)")
             #expect(a.suppressed == b.suppressed, "\(t)")
@@ -42,7 +47,10 @@ struct SnapshotTests {
     func refusals() throws {
         let bytes = Snapshot.encode(try Self.source.load())
         func code(_ b: [UInt8]) -> SnapshotError.Code? {
-            do { _ = try Snapshot.decode(b, path: "test.snapshot"); return nil } catch { return error.code }
+            do {
+                _ = try Snapshot.decode(b, path: "test.snapshot")
+                return nil
+            } catch { return error.code }
         }
         #expect(code(bytes) == nil)
         var flipped = bytes

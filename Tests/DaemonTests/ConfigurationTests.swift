@@ -1,8 +1,9 @@
 import Foundation
+import LogFormats
 import TestSupport
 import Testing
+
 @testable import Daemon
-import LogFormats
 
 @Suite("Configuration")
 struct ConfigurationTests {
@@ -34,17 +35,23 @@ struct ConfigurationTests {
         #expect(c.countersPath == "/var/lib/esafety/counters.jsonl")
     }
 
-    @Test("incident policy errors name the option", arguments: [
-        ("incidents:\n  groups:\n    - name: ks1\n      networks: [10.1.0.0/33]\n", "incidents.groups[0].networks", "not an IPv4 or IPv6 network"),
-        ("incidents:\n  groups:\n    - networks: [10.1.0.0/16]\n", "incidents.groups[0].name", "needs a name"),
-        ("incidents:\n  deadlines:\n    urgent: 60\n", "incidents.deadlines", "unknown severity"),
-        ("incidents:\n  colour: red\n", "incidents.colour", "unknown option"),
-        ("alerts:\n  commands:\n    - name: mail\n", "alerts.commands[0].command", "needs a command"),
-        ("alerts:\n  severities: [urgent]\n", "alerts.severities", "unknown severity"),
-        ("alerts:\n  timeout: 0\n", "alerts.timeout", "between 0 and 300"),
-        ("counters_interval: 0\n", "counters_interval", "between 1 and 3600"),
-        ("incidents:\n  sync_interval: 0.01\n", "incidents.sync_interval", "between 0.25 and 300"),
-    ])
+    @Test(
+        "incident policy errors name the option",
+        arguments: [
+            (
+                "incidents:\n  groups:\n    - name: ks1\n      networks: [10.1.0.0/33]\n",
+                "incidents.groups[0].networks", "not an IPv4 or IPv6 network"
+            ),
+            ("incidents:\n  groups:\n    - networks: [10.1.0.0/16]\n", "incidents.groups[0].name", "needs a name"),
+            ("incidents:\n  deadlines:\n    urgent: 60\n", "incidents.deadlines", "unknown severity"),
+            ("incidents:\n  colour: red\n", "incidents.colour", "unknown option"),
+            ("alerts:\n  commands:\n    - name: mail\n", "alerts.commands[0].command", "needs a command"),
+            ("alerts:\n  severities: [urgent]\n", "alerts.severities", "unknown severity"),
+            ("alerts:\n  timeout: 0\n", "alerts.timeout", "between 0 and 300"),
+            ("counters_interval: 0\n", "counters_interval", "between 1 and 3600"),
+            ("incidents:\n  sync_interval: 0.01\n", "incidents.sync_interval", "between 0.25 and 300"),
+        ]
+    )
     func policyErrors(yaml: String, option: String, message: String) {
         do {
             _ = try DaemonConfiguration.parse(yaml, file: "p.yaml")
@@ -92,7 +99,8 @@ struct ConfigurationTests {
         let indent = parts.count == 1 ? "" : "  "
         let name = String(parts.last!)
         var out: [Substring] = []
-        var section = "", skipping = false
+        var section = ""
+        var skipping = false
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
             let depth = line.prefix { $0 == " " }.count
             let isKey = !line.trimmingCharacters(in: .whitespaces).isEmpty && !line.drop { $0 == " " }.hasPrefix("#")
@@ -117,8 +125,11 @@ struct ConfigurationTests {
         let full = try DaemonConfiguration.load(path: repositoryRoot + "/config/esafetyd.yaml")
         for (key, value) in Self.options {
             let text = try Self.example(without: key)
-            #expect(text.count < (try String(contentsOfFile: repositoryRoot + "/config/esafetyd.yaml", encoding: .utf8)).count,
-                    "\(key) is not in the example")
+            #expect(
+                text.count
+                    < (try String(contentsOfFile: repositoryRoot + "/config/esafetyd.yaml", encoding: .utf8)).count,
+                "\(key) is not in the example"
+            )
             let partial = try DaemonConfiguration.parse(text, file: "example-without-\(key).yaml")
             #expect(value(partial) == value(defaults), "\(key) left out")
         }
@@ -133,17 +144,24 @@ struct ConfigurationTests {
 
     @Test("options are read")
     func options() throws {
-        let c = try DaemonConfiguration.parse("max_line_length: 4096\nworkers: 3\nmax_locked_shrink: 0.25\nlog_level: debug\n", file: "t.yaml")
+        let c = try DaemonConfiguration.parse(
+            "max_line_length: 4096\nworkers: 3\nmax_locked_shrink: 0.25\nlog_level: debug\n",
+            file: "t.yaml"
+        )
         #expect(c.maxLineLength == 4096)
         #expect(c.workers == 3)
         #expect(c.maxLockedShrink == 0.25)
         #expect(c.logLevel == .debug)
-        #expect(try DaemonConfiguration.parse("incidents:\n  sync_interval: 2.5\n", file: "t.yaml").incidentSyncInterval == 2.5)
+        #expect(
+            try DaemonConfiguration.parse("incidents:\n  sync_interval: 2.5\n", file: "t.yaml").incidentSyncInterval
+                == 2.5
+        )
     }
 
     @Test("ingest sockets with formats, modes and groups")
     func ingest() throws {
-        let c = try DaemonConfiguration.parse("""
+        let c = try DaemonConfiguration.parse(
+            """
             ingest:
               - path: /run/esafety/squid.sock
                 format: squid
@@ -152,7 +170,9 @@ struct ConfigurationTests {
                 name: squid
               - path: /run/esafety/dns.dgram
                 type: datagram
-            """, file: "t.yaml")
+            """,
+            file: "t.yaml"
+        )
         #expect(c.ingest.count == 2)
         #expect(c.ingest[0].format == .squid)
         #expect(c.ingest[0].mode == 0o620)
@@ -162,14 +182,17 @@ struct ConfigurationTests {
         #expect(c.ingest[1].format == nil)
     }
 
-    @Test("errors name file, line and option", arguments: [
-        ("colour: red\n", 1, "colour", "unknown option"),
-        ("workers: 2\nmax_line_length: lots\n", 2, "max_line_length", "whole number"),
-        ("ingest:\n  - path: /x\n    format: squidd\n", 3, "ingest[0].format", "unknown format"),
-        ("ingest:\n  - type: stream\n", 2, "ingest[0].path", "needs a path"),
-        ("log_level: loud\n", 1, "log_level", "unknown level"),
-        ("max_locked_shrink: 2\n", 1, "max_locked_shrink", "fraction"),
-    ])
+    @Test(
+        "errors name file, line and option",
+        arguments: [
+            ("colour: red\n", 1, "colour", "unknown option"),
+            ("workers: 2\nmax_line_length: lots\n", 2, "max_line_length", "whole number"),
+            ("ingest:\n  - path: /x\n    format: squidd\n", 3, "ingest[0].format", "unknown format"),
+            ("ingest:\n  - type: stream\n", 2, "ingest[0].path", "needs a path"),
+            ("log_level: loud\n", 1, "log_level", "unknown level"),
+            ("max_locked_shrink: 2\n", 1, "max_locked_shrink", "fraction"),
+        ]
+    )
     func errors(yaml: String, line: Int, option: String, message: String) {
         do {
             _ = try DaemonConfiguration.parse(yaml, file: "bad.yaml")

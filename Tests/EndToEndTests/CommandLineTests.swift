@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import Testing
+
 @testable import Classifier
 
 /// End-to-end: the built `esafety` and `esafetyd` binaries.
@@ -15,7 +16,13 @@ struct CommandLineTests {
 
     @Test("check --json prints one object per target with the documented keys")
     func checkJSON() throws {
-        let r = try run("esafety", ["check", "--lists", Self.lists.root, "--json", "www.bet.example", "http://abuse.example/img/1", "ok.bet.example", "clean.example"])
+        let r = try run(
+            "esafety",
+            [
+                "check", "--lists", Self.lists.root, "--json", "www.bet.example", "http://abuse.example/img/1",
+                "ok.bet.example", "clean.example",
+            ]
+        )
         #expect(r.status == 0)
         let lines = r.stdout.split(separator: "\n")
         #expect(lines.count == 4)
@@ -39,7 +46,11 @@ struct CommandLineTests {
 
     @Test("check - reads targets from standard input; human output explains each match")
     func checkStdin() throws {
-        let r = try run("esafety", ["check", "--lists", Self.lists.root, "-"], stdin: "a.bet.example\r\nnothing.example\n")
+        let r = try run(
+            "esafety",
+            ["check", "--lists", Self.lists.root, "-"],
+            stdin: "a.bet.example\r\nnothing.example\n"
+        )
         #expect(r.status == 0)
         #expect(r.stdout.contains("gambling [medium]  domain  \(Self.lists.root)/gambling/domains:1  bet.example"))
         #expect(r.stdout.contains("nothing.example\n  no match"))
@@ -52,14 +63,17 @@ struct CommandLineTests {
         #expect(r.stdout.contains("\\x1B"))
     }
 
-    @Test("usage errors: one line naming the thing, exit status 2", arguments: [
-        (["check", "--no-such-flag", "x"], "--no-such-flag"),
-        (["check", "--lists", "/nonexistent/lists", "x"], "/nonexistent/lists"),
-        (["check", "--snapshot", "/nonexistent/snap", "x"], "/nonexistent/snap"),
-        (["lint", "--lists", "/nonexistent/lists"], "/nonexistent/lists"),
-        (["compile", "--lists", "/nonexistent/lists", "--out", "/tmp/x"], "/nonexistent/lists"),
-        (["frobnicate"], "frobnicate"),
-    ])
+    @Test(
+        "usage errors: one line naming the thing, exit status 2",
+        arguments: [
+            (["check", "--no-such-flag", "x"], "--no-such-flag"),
+            (["check", "--lists", "/nonexistent/lists", "x"], "/nonexistent/lists"),
+            (["check", "--snapshot", "/nonexistent/snap", "x"], "/nonexistent/snap"),
+            (["lint", "--lists", "/nonexistent/lists"], "/nonexistent/lists"),
+            (["compile", "--lists", "/nonexistent/lists", "--out", "/tmp/x"], "/nonexistent/lists"),
+            (["frobnicate"], "frobnicate"),
+        ]
+    )
     func usageErrors(arguments: [String], names: String) throws {
         let r = try run("esafety", arguments)
         #expect(r.status == 2)
@@ -72,7 +86,10 @@ struct CommandLineTests {
     func unreadable() throws {
         // A dangling symbolic link cannot be read, even by root.
         let t = TempLists(["games/category.toml": "severity = \"info\"\n"])
-        try FileManager.default.createSymbolicLink(atPath: t.root + "/games/domains", withDestinationPath: t.root + "/gone")
+        try FileManager.default.createSymbolicLink(
+            atPath: t.root + "/games/domains",
+            withDestinationPath: t.root + "/gone"
+        )
         let r = try run("esafety", ["check", "--lists", t.root, "x.example"])
         #expect(r.status == 2)
         #expect(r.stderr.split(separator: "\n").count == 1)
@@ -85,12 +102,17 @@ struct CommandLineTests {
         defer { try? FileManager.default.removeItem(atPath: path) }
         var text = ""
         for i in 0..<7 { text += "Nov 21 10:00:00 dnsmasq[812]: query[A] h\(i).bet.example from 10.0.0.1\n" }
-        for i in 0..<3 { text += "1795255200.0 5 10.0.0.2 TCP_MISS/200 900 GET http://abuse.example/img?\(i) - HIER_DIRECT/1.2.3.4 text/html\n" }
+        for i in 0..<3 {
+            text +=
+                "1795255200.0 5 10.0.0.2 TCP_MISS/200 900 GET http://abuse.example/img?\(i) - HIER_DIRECT/1.2.3.4 text/html\n"
+        }
         text += "Nov 21 10:00:00 dnsmasq[812]: query[A] news.example from 10.0.0.1\n"
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
         let r = try run("esafety", ["replay", "--lists", Self.lists.root, path])
         #expect(r.status == 0, "\(r.stderr)")
-        let rows = r.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+        let rows = r.stdout.split(separator: "\n").map {
+            $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        }
         #expect(rows.contains(["gambling", "medium", "7"]), "\(r.stdout)")
         #expect(rows.contains(["iwf", "critical", "3"]), "\(r.stdout)")
     }

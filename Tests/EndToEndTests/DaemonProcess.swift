@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import TestSupport
+
 @testable import Daemon
 
 /// A running `esafetyd` on sockets in a temporary folder.
@@ -12,15 +13,26 @@ final class DaemonProcess: @unchecked Sendable {
     var control: String { dir.path + "/ctl.sock" }
     private var exited: (Int32, String)?
 
-    init(lists: [String], extra: [String] = [], dir: TempDir = TempDir(), wrapper: [String] = [],
-         environment: [String: String] = [:]) throws {
+    init(
+        lists: [String],
+        extra: [String] = [],
+        dir: TempDir = TempDir(),
+        wrapper: [String] = [],
+        environment: [String: String] = [:]
+    ) throws {
         self.dir = dir
         let program = wrapper.first ?? (buildDirectory + "/esafetyd")
         let prefix = wrapper.isEmpty ? [] : Array(wrapper.dropFirst()) + [buildDirectory + "/esafetyd"]
-        child = try Child(program, prefix + ["--socket", dir.path + "/in.sock", "--datagram-socket", dir.path + "/in.dgram",
-                           "--control-socket", dir.path + "/ctl.sock", "--incident-log", dir.path + "/incidents.jsonl",
-                           "--workers", "2"] + lists.flatMap { ["--lists", $0] } + extra, capture: true,
-                          environment: environment.merging(["STATE_DIRECTORY": dir.path + "/state"]) { a, _ in a })
+        child = try Child(
+            program,
+            prefix + [
+                "--socket", dir.path + "/in.sock", "--datagram-socket", dir.path + "/in.dgram",
+                "--control-socket", dir.path + "/ctl.sock", "--incident-log", dir.path + "/incidents.jsonl",
+                "--workers", "2",
+            ] + lists.flatMap { ["--lists", $0] } + extra,
+            capture: true,
+            environment: environment.merging(["STATE_DIRECTORY": dir.path + "/state"]) { a, _ in a }
+        )
         // Ready when the control socket answers.
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
@@ -68,6 +80,10 @@ final class DaemonProcess: @unchecked Sendable {
         return waitExit()
     }
 
-    deinit { if exited == nil { kill(child.pid, SIGKILL); _ = child.wait() } }
+    deinit {
+        if exited == nil {
+            kill(child.pid, SIGKILL)
+            _ = child.wait()
+        }
+    }
 }
-

@@ -5,6 +5,7 @@ import Synchronization
 import SystemSupport
 import TestSupport
 import Testing
+
 @testable import Classifier
 @testable import Incidents
 @testable import LogFormats
@@ -28,7 +29,16 @@ struct IncidentsCommandTests {
         let now = Date().timeIntervalSince1970
         sink.accept(match("www.bet365.com", url: "http://www.bet365.com/a", time: now - 7300))
         sink.accept(match("www.bet365.com", url: "http://www.bet365.com/b", time: now - 7299))
-        sink.accept(match("abuse.example", user: "evil\u{1B}[2J", time: now - 7200, category: "iwf", severity: "critical", locked: true))
+        sink.accept(
+            match(
+                "abuse.example",
+                user: "evil\u{1B}[2J",
+                time: now - 7200,
+                category: "iwf",
+                severity: "critical",
+                locked: true
+            )
+        )
         sink.accept(match("tinder.com", user: "pupil2", time: now - 60, category: "dating", severity: "medium"))
         sink.closeAll()
         log.stop()
@@ -36,7 +46,7 @@ struct IncidentsCommandTests {
         #expect(status == 0)
         let rows = list.split(separator: "\n")
         #expect(rows.count == 3)
-        #expect(rows.first?.contains("dating") == true)   // newest first
+        #expect(rows.first?.contains("dating") == true)  // newest first
         #expect(!list.contains("\u{1B}"))
         #expect(list.contains("evil\\x1B[2J"))
         let (_, critical) = try esafety(["incidents", "list", "--log", path, "--severity", "critical", "--json"])
@@ -61,7 +71,10 @@ struct IncidentsCommandTests {
     func tailFollow() throws {
         let path = tempPath() + ".jsonl"
         defer { try? FileManager.default.removeItem(atPath: path) }
-        func record(_ id: String) -> String { #"{"event":"incident","id":"\#(id)","time":"2026-11-21T10:00:00.000Z","severity":"high","category":"selfharm","group":"ks3","client":"10.0.0.1","user":"u","host":"h.example","url":null,"rule":{},"hits":1,"due":null}"# + "\n" }
+        func record(_ id: String) -> String {
+            #"{"event":"incident","id":"\#(id)","time":"2026-11-21T10:00:00.000Z","severity":"high","category":"selfharm","group":"ks3","client":"10.0.0.1","user":"u","host":"h.example","url":null,"rule":{},"hits":1,"due":null}"#
+                + "\n"
+        }
         func append(_ text: String) throws {
             let h = try #require(FileHandle(forWritingAtPath: path))
             h.seekToEndOfFile()
@@ -98,7 +111,10 @@ struct IncidentsCommandTests {
         p.waitUntilExit()
         out.fileHandleForReading.readabilityHandler = nil
         let ids = String(decoding: printed.withLock { $0 }, as: UTF8.self)
-            .split(separator: "\n").map { ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["id"] as? String ?? "unreadable: \($0)" }
+            .split(separator: "\n").map {
+                ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["id"] as? String
+                    ?? "unreadable: \($0)"
+            }
         #expect(ids == ["inc-a", "inc-c", "inc-b"])
     }
 }

@@ -2,15 +2,22 @@ import Foundation
 import Synchronization
 import TestSupport
 import Testing
+
 @testable import Daemon
 
 @Suite("esafetyd ingest, reload and shutdown", .serialized)
 struct IngestTests {
     /// Lists with a canary, so reloads pass the self-test, and one listed domain.
     static func makeLists(_ dir: TempDir) -> String {
-        dir.write("lists/gambling/category.toml", "severity = \"medium\"\ncanary = \"gambling.canary.esafety.invalid\"\n")
+        dir.write(
+            "lists/gambling/category.toml",
+            "severity = \"medium\"\ncanary = \"gambling.canary.esafety.invalid\"\n"
+        )
         dir.write("lists/gambling/domains", "gambling.canary.esafety.invalid\nbet.example\n")
-        dir.write("lists/iwf/category.toml", "severity = \"critical\"\nlocked = true\ncanary = \"http://iwf.canary.esafety.invalid/c\"\n")
+        dir.write(
+            "lists/iwf/category.toml",
+            "severity = \"critical\"\nlocked = true\ncanary = \"http://iwf.canary.esafety.invalid/c\"\n"
+        )
         dir.write("lists/iwf/urls", "iwf.canary.esafety.invalid/c\nabuse.example/1\nabuse.example/2\nabuse.example/3\n")
         return dir.path + "/lists"
     }
@@ -22,9 +29,17 @@ struct IngestTests {
         let listed = i % 3 == 0
         let host = listed ? "www.bet.example" : "site\(i).example.org"
         switch i % 5 {
-        case 0: return ("1700000000.\(i % 1000) 5 10.0.\(client).9 TCP_MISS/200 10 GET http://\(host)/p\(i) pupil\(client) HIER_DIRECT/1.2.3.4 text/html", true, listed)
+        case 0:
+            return (
+                "1700000000.\(i % 1000) 5 10.0.\(client).9 TCP_MISS/200 10 GET http://\(host)/p\(i) pupil\(client) HIER_DIRECT/1.2.3.4 text/html",
+                true, listed
+            )
         case 1: return ("Nov 21 10:00:00 dnsmasq[812]: query[A] \(host) from 10.0.\(client).7", true, listed)
-        case 2: return ("21-Nov-2026 10:00:00.123 queries: info: client @0x7f 10.0.\(client).5#5353 (\(host)): query: \(host) IN A +E(0)K (10.0.0.1)", true, listed)
+        case 2:
+            return (
+                "21-Nov-2026 10:00:00.123 queries: info: client @0x7f 10.0.\(client).5#5353 (\(host)): query: \(host) IN A +E(0)K (10.0.0.1)",
+                true, listed
+            )
         case 3: return ("[1700000000] unbound[1:0] info: 10.0.\(client).8 \(host). A IN", true, listed)
         default: return ("{\"client\":\"10.0.\(client).6\",\"url\":\"https://\(host)/x\"}", true, listed)
         }
@@ -35,8 +50,10 @@ struct IngestTests {
         let dir = TempDir()
         let lists = Self.makeLists(dir)
         let daemon = try DaemonProcess(lists: [lists], dir: dir)
-        let clients = 4, perClient = 20_000
-        var expectedParsed = 0, expectedMatched = 0
+        let clients = 4
+        let perClient = 20_000
+        var expectedParsed = 0
+        var expectedMatched = 0
         var payloads: [[UInt8]] = []
         for c in 0..<clients {
             var text = ""
@@ -75,7 +92,9 @@ struct IngestTests {
         usleep(200_000)
         dir.write("lists/gambling/category.toml", "severity = \"urgent\"\n")
         daemon.signal(SIGHUP)
-        #expect(poll(timeout: 20) { ((try? daemon.status())?["last_reload"] as? [String: Any])?["ok"] as? Bool == false })
+        #expect(
+            poll(timeout: 20) { ((try? daemon.status())?["last_reload"] as? [String: Any])?["ok"] as? Bool == false }
+        )
         group.wait()
         let s = try daemon.waitForLines(clients * perClient)
         #expect(s["lines_received"] as? Int == clients * perClient)
@@ -95,8 +114,13 @@ struct IngestTests {
         #expect(after["lines_matched"] as? Int == expectedMatched + 1)
         #expect(after["generation"] as? Int == generation)
         // A good list again: the reload goes through.
-        dir.write("lists/gambling/category.toml", "severity = \"medium\"\ncanary = \"gambling.canary.esafety.invalid\"\n")
-        let reload = try JSONSerialization.jsonObject(with: Data(try ControlClient.send("reload", to: daemon.control).utf8)) as! [String: Any]
+        dir.write(
+            "lists/gambling/category.toml",
+            "severity = \"medium\"\ncanary = \"gambling.canary.esafety.invalid\"\n"
+        )
+        let reload =
+            try JSONSerialization.jsonObject(with: Data(try ControlClient.send("reload", to: daemon.control).utf8))
+            as! [String: Any]
         #expect(reload["ok"] as? Bool == true)
         #expect(reload["generation"] as? Int == generation + 1)
         let (code, log) = daemon.stop()
@@ -111,12 +135,16 @@ struct IngestTests {
         let lists = Self.makeLists(dir)
         let daemon = try DaemonProcess(lists: [lists], dir: dir)
         dir.write("lists/gambling/domains", "bet.example\n")
-        var r = try JSONSerialization.jsonObject(with: Data(try ControlClient.send("reload", to: daemon.control).utf8)) as! [String: Any]
+        var r =
+            try JSONSerialization.jsonObject(with: Data(try ControlClient.send("reload", to: daemon.control).utf8))
+            as! [String: Any]
         #expect(r["ok"] as? Bool == false)
         #expect((r["message"] as? String)?.contains("canary gambling.canary.esafety.invalid") == true)
         dir.write("lists/gambling/domains", "gambling.canary.esafety.invalid\nbet.example\n")
         dir.write("lists/iwf/urls", "iwf.canary.esafety.invalid/c\n")
-        r = try JSONSerialization.jsonObject(with: Data(try ControlClient.send("reload", to: daemon.control).utf8)) as! [String: Any]
+        r =
+            try JSONSerialization.jsonObject(with: Data(try ControlClient.send("reload", to: daemon.control).utf8))
+            as! [String: Any]
         #expect(r["ok"] as? Bool == false)
         #expect((r["message"] as? String)?.contains("locked category iwf shrank from 4 to 1") == true)
         #expect(try daemon.status()["generation"] as? Int == 1)
@@ -130,7 +158,9 @@ struct IngestTests {
         let daemon = try DaemonProcess(lists: [lists], extra: [], dir: dir)
         let fd = try connectUnix(daemon.socket)
         var text = "Nov 21 10:00:00 dnsmasq[812]: query[A] bet.example from 10.0.0.1\n"
-        text += "Nov 21 10:00:00 dnsmasq[812]: query[A] " + String(repeating: "a", count: 200_000) + ".example from 10.0.0.1\n"
+        text +=
+            "Nov 21 10:00:00 dnsmasq[812]: query[A] " + String(repeating: "a", count: 200_000)
+            + ".example from 10.0.0.1\n"
         text += "Nov 21 10:00:00 dnsmasq[812]: query[A] www.bet.example from 10.0.0.2\n"
         text += "Nov 21 10:00:00 dnsmasq[812]: query[A] last.bet.example from 10.0.0.3"  // no newline: client hangs up
         writeAll(fd, Array(text.utf8))
@@ -147,7 +177,10 @@ struct IngestTests {
         let dir = TempDir()
         let daemon = try DaemonProcess(lists: [Self.makeLists(dir)], dir: dir)
         sendDatagram(daemon.datagram, "<30>Nov 21 10:00:00 host dnsmasq[1]: query[A] bet.example from 10.0.0.3")
-        sendDatagram(daemon.datagram, "<134>1 2026-11-21T10:00:00Z proxy squid 12 - - 1700000000.1 5 10.0.0.7 TCP_MISS/200 10 GET http://abuse.example/1 - HIER_DIRECT/1.2.3.4 -")
+        sendDatagram(
+            daemon.datagram,
+            "<134>1 2026-11-21T10:00:00Z proxy squid 12 - - 1700000000.1 5 10.0.0.7 TCP_MISS/200 10 GET http://abuse.example/1 - HIER_DIRECT/1.2.3.4 -"
+        )
         sendDatagram(daemon.datagram, "<30>Nov 21 10:00:00 host dnsmasq[1]: forwarded bet.example to 1.1.1.1\n")
         let s = try daemon.waitForLines(3)
         #expect(s["lines_received"] as? Int == 3)
@@ -174,7 +207,9 @@ struct IngestTests {
         let fd = try connectUnix(daemon.socket)
         defer { close(fd) }
         func lines(_ range: Range<Int>) -> [UInt8] {
-            Array(range.map { "Nov 21 10:00:00 dnsmasq[812]: query[A] h\($0).bet.example from 10.0.0.1\n" }.joined().utf8)
+            Array(
+                range.map { "Nov 21 10:00:00 dnsmasq[812]: query[A] h\($0).bet.example from 10.0.0.1\n" }.joined().utf8
+            )
         }
         let first = 30_000
         writeAll(fd, lines(0..<first))
@@ -233,26 +268,35 @@ struct IngestTests {
         #expect(stopped?.contains("lines.received=\(n)") == true, "\(log)")
     }
 
-    @Test("through the incident thread: each match's fields, in order, and a DHCP lease before a match names its device")
+    @Test(
+        "through the incident thread: each match's fields, in order, and a DHCP lease before a match names its device"
+    )
     func handOverToIncidents() throws {
         let dir = TempDir()
         dir.write("devices", "a4:5e:60:d1:22:0b  Library PC 3\n")
         dir.write("esafetyd.yaml", "incidents:\n  devices: \(dir.path)/devices\n  context_window: 0\n")
-        let daemon = try DaemonProcess(lists: [Self.makeLists(dir)], extra: ["--config", dir.path + "/esafetyd.yaml"], dir: dir)
+        let daemon = try DaemonProcess(
+            lists: [Self.makeLists(dir)],
+            extra: ["--config", dir.path + "/esafetyd.yaml"],
+            dir: dir
+        )
         let fd = try connectUnix(daemon.socket)
         var text = "Nov 21 10:00:00 dnsmasq-dhcp[812]: DHCPACK(eth0) 10.0.0.57 A4:5E:60:D1:22:0B library-pc-3\n"
         // 300 people on 300 sites: each opens its own incident, in this order.
         for i in 0..<300 {
-            text += "1795255200.\(100 + i) 5 10.1.\(i / 250).\(i % 250 + 1) TCP_MISS/200 900 GET http://s\(i).bet.example/p?x=\(i) pupil\(i) HIER_DIRECT/1.2.3.4 text/html\n"
+            text +=
+                "1795255200.\(100 + i) 5 10.1.\(i / 250).\(i % 250 + 1) TCP_MISS/200 900 GET http://s\(i).bet.example/p?x=\(i) pupil\(i) HIER_DIRECT/1.2.3.4 text/html\n"
         }
         text += "Nov 21 10:00:01 dnsmasq[812]: query[A] www.bet.example from 10.0.0.57\n"
         writeAll(fd, Array(text.utf8))
         close(fd)
         _ = try daemon.waitForLines(302)
         #expect(daemon.stop().0 == 0)
-        let records = ((try? String(contentsOfFile: dir.path + "/incidents.jsonl", encoding: .utf8)) ?? "").split(separator: "\n")
-            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-            .filter { $0["event"] as? String == "incident" }
+        let records = ((try? String(contentsOfFile: dir.path + "/incidents.jsonl", encoding: .utf8)) ?? "").split(
+            separator: "\n"
+        )
+        .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        .filter { $0["event"] as? String == "incident" }
         #expect(records.count == 301)
         for (i, r) in records.prefix(300).enumerated() {
             #expect(r["user"] as? String == "pupil\(i)")
@@ -285,7 +329,8 @@ struct IngestTests {
         p.standardOutput = out
         try p.run()
         p.waitUntilExit()
-        let object = try JSONSerialization.jsonObject(with: out.fileHandleForReading.readDataToEndOfFile()) as! [String: Any]
+        let object =
+            try JSONSerialization.jsonObject(with: out.fileHandleForReading.readDataToEndOfFile()) as! [String: Any]
         for key in ["lines_received", "lines_parsed", "lines_matched", "parse_errors", "generation"] {
             #expect(object[key] != nil, "missing \(key)")
         }
@@ -311,7 +356,11 @@ struct IngestTests {
         try gone.run()
         gone.waitUntilExit()
         #expect(gone.terminationStatus == 1)
-        #expect(String(decoding: gerr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("esafetyd is not running"))
+        #expect(
+            String(decoding: gerr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains(
+                "esafetyd is not running"
+            )
+        )
     }
 
     @Test("the control and ingest sockets are 0660")

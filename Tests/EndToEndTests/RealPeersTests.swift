@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import Testing
+
 @testable import Daemon
 
 /// A real Squid and a real dnsmasq (Debian packages, loopback only) write their own log
@@ -10,7 +11,10 @@ import Testing
 struct RealPeersTests {
     static func require(_ path: String) throws {
         guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw DaemonProcess.Failure(message: "\(path) is missing: install squid, dnsmasq and socat (apt-get install squid dnsmasq socat); .ci/run does")
+            throw DaemonProcess.Failure(
+                message:
+                    "\(path) is missing: install squid, dnsmasq and socat (apt-get install squid dnsmasq socat); .ci/run does"
+            )
         }
     }
 
@@ -18,11 +22,13 @@ struct RealPeersTests {
         try Child(path, args, cwd: cwd)
     }
 
-
     /// A DNS query for `name` over UDP to 127.0.0.1:`port`; true when an answer came back.
     static func query(_ name: String, type: UInt16 = 1, port: UInt16) -> Bool {
         var packet: [UInt8] = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]
-        for label in name.split(separator: ".") { packet.append(UInt8(label.utf8.count)); packet += label.utf8 }
+        for label in name.split(separator: ".") {
+            packet.append(UInt8(label.utf8.count))
+            packet += label.utf8
+        }
         packet += [0, UInt8(type >> 8), UInt8(type & 0xff), 0, 1]
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         defer { close(fd) }
@@ -33,17 +39,20 @@ struct RealPeersTests {
         addr.sin_port = port.bigEndian
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         let sent = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, packet, packet.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(fd, packet, packet.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard sent == packet.count else { return false }
         var reply = [UInt8](repeating: 0, count: 512)
         return recv(fd, &reply, reply.count, 0) > 0
     }
 
-
     @Test("dnsmasq and Squid write real log lines; esafetyd parses and classifies all of them")
     func realPeers() throws {
-        for binary in ["/usr/sbin/squid", "/usr/sbin/dnsmasq", "/usr/bin/socat", "/usr/bin/curl"] { try Self.require(binary) }
+        for binary in ["/usr/sbin/squid", "/usr/sbin/dnsmasq", "/usr/bin/socat", "/usr/bin/curl"] {
+            try Self.require(binary)
+        }
         let dir = TempDir()
         chmod(dir.path, 0o777)
         dir.write("lists/gambling/domains", "bet.example\n")
@@ -52,16 +61,22 @@ struct RealPeersTests {
         dir.write("lists/iwf/urls", "site.example.org/abuse/42\n")
         let daemon = try DaemonProcess(lists: [dir.path + "/lists"], dir: dir)
         let base = UInt16(20000 + Int(getpid() % 10000))
-        let dnsPort = base, proxyPort = base + 1, webPort = base + 2
+        let dnsPort = base
+        let proxyPort = base + 1
+        let webPort = base + 2
 
         // dnsmasq: answers the test names itself, logs every query to a file.
         let dnsLog = dir.path + "/dnsmasq.log"
-        let dnsmasq = try Self.start("/usr/sbin/dnsmasq", [
-            "-k", "--conf-file=/dev/null", "--port=\(dnsPort)", "--listen-address=127.0.0.1", "--bind-interfaces",
-            "--no-resolv", "--no-hosts", "--log-queries", "--log-facility=\(dnsLog)", "--user=root",
-            "--pid-file=\(dir.path)/dnsmasq.pid", "--address=/bet.example/127.0.0.1", "--address=/example.org/127.0.0.1",
-            "--address=/tiktok.example/127.0.0.1",
-        ])
+        let dnsmasq = try Self.start(
+            "/usr/sbin/dnsmasq",
+            [
+                "-k", "--conf-file=/dev/null", "--port=\(dnsPort)", "--listen-address=127.0.0.1", "--bind-interfaces",
+                "--no-resolv", "--no-hosts", "--log-queries", "--log-facility=\(dnsLog)", "--user=root",
+                "--pid-file=\(dir.path)/dnsmasq.pid", "--address=/bet.example/127.0.0.1",
+                "--address=/example.org/127.0.0.1",
+                "--address=/tiktok.example/127.0.0.1",
+            ]
+        )
         defer { dnsmasq.stop() }
         var answered = false
         for _ in 0..<50 {
@@ -70,15 +85,23 @@ struct RealPeersTests {
             if !answered { usleep(100_000) }
         }
         #expect(answered, "dnsmasq did not answer")
-        let names = [("www.bet.example", UInt16(1)), ("cdn.tiktok.example", 28), ("site.example.org", 1), ("school.example.org", 1)]
+        let names = [
+            ("www.bet.example", UInt16(1)), ("cdn.tiktok.example", 28), ("site.example.org", 1),
+            ("school.example.org", 1),
+        ]
         for (name, type) in names { #expect(Self.query(name, type: type, port: dnsPort)) }
         usleep(300_000)
 
         // Squid: denies *.bet.example, proxies the rest to a local web server.
-        let web = try Self.start("/usr/bin/env", ["python3", "-m", "http.server", "\(webPort)", "--bind", "127.0.0.1", "--directory", dir.path])
+        let web = try Self.start(
+            "/usr/bin/env",
+            ["python3", "-m", "http.server", "\(webPort)", "--bind", "127.0.0.1", "--directory", dir.path]
+        )
         defer { web.stop() }
         dir.write("hosts", "127.0.0.1 site.example.org cdn.tiktok.example\n")
-        dir.write("squid.conf", """
+        dir.write(
+            "squid.conf",
+            """
             http_port 127.0.0.1:\(proxyPort)
             pid_filename \(dir.path)/squid.pid
             access_log stdio:\(dir.path)/access.log
@@ -94,21 +117,39 @@ struct RealPeersTests {
             http_access deny all
             coredump_dir \(dir.path)
             shutdown_lifetime 1 seconds
-            """)
+            """
+        )
         let squid = try Self.start("/usr/sbin/squid", ["-N", "-f", dir.path + "/squid.conf"])
         var squidRunning = true
         defer { if squidRunning { squid.stop() } }
         var up = false
         for _ in 0..<100 {
             guard !up else { break }
-            let (_, code) = try Child.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-x", "http://127.0.0.1:\(proxyPort)", "http://site.example.org:\(webPort)/"])
+            let (_, code) = try Child.run(
+                "/usr/bin/curl",
+                [
+                    "-s", "-o", "/dev/null", "-w", "%{http_code}", "-x", "http://127.0.0.1:\(proxyPort)",
+                    "http://site.example.org:\(webPort)/",
+                ]
+            )
             up = code == "200"
             if !up { usleep(200_000) }
         }
         #expect(up, "squid did not come up")
-        let urls = ["http://www.bet.example/casino", "http://site.example.org:\(webPort)/abuse/42", "http://site.example.org:\(webPort)/homework"]
-        for url in urls { _ = try Child.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-x", "http://127.0.0.1:\(proxyPort)", url]) }
-        _ = try Child.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-x", "http://127.0.0.1:\(proxyPort)", "-p", "http://cdn.tiktok.example:\(webPort)/v"])
+        let urls = [
+            "http://www.bet.example/casino", "http://site.example.org:\(webPort)/abuse/42",
+            "http://site.example.org:\(webPort)/homework",
+        ]
+        for url in urls {
+            _ = try Child.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-x", "http://127.0.0.1:\(proxyPort)", url])
+        }
+        _ = try Child.run(
+            "/usr/bin/curl",
+            [
+                "-s", "-o", "/dev/null", "-x", "http://127.0.0.1:\(proxyPort)", "-p",
+                "http://cdn.tiktok.example:\(webPort)/v",
+            ]
+        )
         squid.stop()
         squidRunning = false
 
@@ -117,7 +158,10 @@ struct RealPeersTests {
         let dnsLines = lines(dnsLog)
         #expect(accessLines.count >= urls.count + 2, "\(accessLines)")
         for file in [dir.path + "/access.log", dnsLog] {
-            let (status, output) = try Child.run("/usr/bin/socat", ["-u", "OPEN:\(file)", "UNIX-CONNECT:\(daemon.socket)"])
+            let (status, output) = try Child.run(
+                "/usr/bin/socat",
+                ["-u", "OPEN:\(file)", "UNIX-CONNECT:\(daemon.socket)"]
+            )
             #expect(status == 0, "\(output)")
         }
         let s = try daemon.waitForLines(accessLines.count + dnsLines.count)
@@ -134,8 +178,13 @@ struct RealPeersTests {
         #expect(daemon.stop().0 == 0)
 
         // The same Squid lines through replay: the denied request is `blocked`, with its category.
-        let (_, json) = try Child.run(buildDirectory + "/esafety", ["replay", "--json", "--lists", dir.path + "/lists", dir.path + "/access.log"])
-        let records = json.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let (_, json) = try Child.run(
+            buildDirectory + "/esafety",
+            ["replay", "--json", "--lists", dir.path + "/lists", dir.path + "/access.log"]
+        )
+        let records = json.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
         let bet = records.first { ($0["host"] as? String) == "www.bet.example" }
         #expect(bet?["action"] as? String == "blocked")
         #expect(bet?["format"] as? String == "squid")

@@ -1,10 +1,11 @@
 import Foundation
+import LogFormats
 import SystemSupport
 import TestSupport
 import Testing
+
 @testable import Daemon
 @testable import Incidents
-import LogFormats
 
 /// The daemon's side of alerts and the report: a real esafetyd with an alert command and
 /// its counters file, then `esafety status` and `esafety report` on what it left behind.
@@ -14,24 +15,39 @@ struct ReportCommandTests {
     func endToEnd() throws {
         let dir = TempDir()
         let alerts = dir.path + "/alerts.jsonl"
-        dir.write("esafetyd.yaml", """
-        counters_interval: 1
-        alerts:
-          severities: [critical]
-          commands:
-            - name: record
-              command: ["/bin/sh", "-c", "cat >> \(alerts)"]
-        """)
-        let daemon = try DaemonProcess(lists: [IngestTests.makeLists(dir)], extra: ["--config", dir.path + "/esafetyd.yaml"], dir: dir)
+        dir.write(
+            "esafetyd.yaml",
+            """
+            counters_interval: 1
+            alerts:
+              severities: [critical]
+              commands:
+                - name: record
+                  command: ["/bin/sh", "-c", "cat >> \(alerts)"]
+            """
+        )
+        let daemon = try DaemonProcess(
+            lists: [IngestTests.makeLists(dir)],
+            extra: ["--config", dir.path + "/esafetyd.yaml"],
+            dir: dir
+        )
         let fd = try connectUnix(daemon.socket)
         let now = Int(Date().timeIntervalSince1970)
-        writeAll(fd, Array("""
-        \(now).000 5 10.0.0.9 TCP_MISS/200 900 GET http://iwf.canary.esafety.invalid/c p1 HIER_DIRECT/1.2.3.4 text/html
-        \(now).000 5 10.0.0.9 TCP_MISS/200 900 GET http://bet.example/ p1 HIER_DIRECT/1.2.3.4 text/html
+        writeAll(
+            fd,
+            Array(
+                """
+                \(now).000 5 10.0.0.9 TCP_MISS/200 900 GET http://iwf.canary.esafety.invalid/c p1 HIER_DIRECT/1.2.3.4 text/html
+                \(now).000 5 10.0.0.9 TCP_MISS/200 900 GET http://bet.example/ p1 HIER_DIRECT/1.2.3.4 text/html
 
-        """.utf8))
+                """.utf8
+            )
+        )
         close(fd)
-        for _ in 0..<300 { guard ((try? String(contentsOfFile: alerts, encoding: .utf8)) ?? "").isEmpty else { break }; usleep(20_000) }
+        for _ in 0..<300 {
+            guard ((try? String(contentsOfFile: alerts, encoding: .utf8)) ?? "").isEmpty else { break }
+            usleep(20_000)
+        }
         let alerted = try String(contentsOfFile: alerts, encoding: .utf8).split(separator: "\n")
         #expect(alerted.count == 1, "only the critical incident alerts")
         #expect(alerted.first?.contains("\"category\":\"iwf\"") == true)
@@ -42,8 +58,12 @@ struct ReportCommandTests {
         #expect(text.contains("alerts: 1 sent, 0 FAILED"), "\(text)")
         #expect(text.contains("incident log: writing"), "\(text)")
         // A whole counters interval (1 s) with the lines in it, before the stop.
-        #expect(poll { ((try? String(contentsOfFile: dir.path + "/state/counters.jsonl", encoding: .utf8)) ?? "")
-            .contains("\"received\":2") })
+        #expect(
+            poll {
+                ((try? String(contentsOfFile: dir.path + "/state/counters.jsonl", encoding: .utf8)) ?? "")
+                    .contains("\"received\":2")
+            }
+        )
         #expect(daemon.stop().0 == 0)
 
         let counters = dir.path + "/state/counters.jsonl"
@@ -58,8 +78,16 @@ struct ReportCommandTests {
         try FileManager.default.copyItem(atPath: dir.path + "/incidents.jsonl", toPath: copy.path + "/incidents.jsonl")
         try FileManager.default.copyItem(atPath: counters, toPath: copy.path + "/counters.jsonl")
         let day = String(Clock.rfc3339(Double(now)).prefix(10))
-        let args = ["report", "--log", copy.path + "/incidents.jsonl", "--counters", copy.path + "/counters.jsonl", "--date", day]
-        let report = try Child(buildDirectory + "/esafety", args + ["--format", "json"], capture: true, environment: ["TZ": "UTC"]).wait()
+        let args = [
+            "report", "--log", copy.path + "/incidents.jsonl", "--counters", copy.path + "/counters.jsonl", "--date",
+            day,
+        ]
+        let report = try Child(
+            buildDirectory + "/esafety",
+            args + ["--format", "json"],
+            capture: true,
+            environment: ["TZ": "UTC"]
+        ).wait()
         #expect(report.0 == 0, "\(report.1)")
         let r = json(report.1)
         #expect(r["new_incidents"] as? Int == 2)
@@ -71,10 +99,20 @@ struct ReportCommandTests {
         let verified = try Child.run(buildDirectory + "/esafety", ["verify", copy.path + "/incidents.jsonl"])
         let head = try #require(integrity?["chain_head"] as? String)
         #expect(verified.0 == 0 && verified.1.contains("head: \(head) "), "\(verified.1)")
-        let logLines = try String(contentsOfFile: copy.path + "/incidents.jsonl", encoding: .utf8).split(separator: "\n").count
-        #expect(integrity?["verified_lines"] as? Int == logLines && integrity?["broken"] is NSNull, "\(integrity ?? [:])")
+        let logLines = try String(contentsOfFile: copy.path + "/incidents.jsonl", encoding: .utf8).split(
+            separator: "\n"
+        ).count
+        #expect(
+            integrity?["verified_lines"] as? Int == logLines && integrity?["broken"] is NSNull,
+            "\(integrity ?? [:])"
+        )
         let out = copy.path + "/report.html"
-        let html = try Child(buildDirectory + "/esafety", args + ["--format", "html", "--out", out, "--anonymise"], capture: true, environment: ["TZ": "UTC"]).wait()
+        let html = try Child(
+            buildDirectory + "/esafety",
+            args + ["--format", "html", "--out", out, "--anonymise"],
+            capture: true,
+            environment: ["TZ": "UTC"]
+        ).wait()
         #expect(html.0 == 0, "\(html.1)")
         let attributes = try FileManager.default.attributesOfItem(atPath: out)
         #expect((attributes[.posixPermissions] as? Int) == 0o640, "a report about children is not world-readable")
@@ -83,22 +121,32 @@ struct ReportCommandTests {
         let logCopy = copy.path + "/incidents.jsonl"
         try String(contentsOfFile: logCopy, encoding: .utf8).replacingOccurrences(of: "\"p1\"", with: "\"p2\"")
             .write(toFile: logCopy, atomically: false, encoding: .utf8)
-        let tampered = try Child(buildDirectory + "/esafety", args + ["--format", "text"], capture: true, environment: ["TZ": "UTC"]).wait()
+        let tampered = try Child(
+            buildDirectory + "/esafety",
+            args + ["--format", "text"],
+            capture: true,
+            environment: ["TZ": "UTC"]
+        ).wait()
         #expect(tampered.0 == 0)
         #expect(tampered.1.contains("INCIDENT LOG CHAIN BROKEN: \(logCopy):1: chain mismatch"), "\(tampered.1)")
-        let bad = try Child.run(buildDirectory + "/esafety", ["report", "--date", "2026-13-40", "--log", copy.path + "/incidents.jsonl"])
+        let bad = try Child.run(
+            buildDirectory + "/esafety",
+            ["report", "--date", "2026-13-40", "--log", copy.path + "/incidents.jsonl"]
+        )
         #expect(bad.0 == 2)
         #expect(bad.1.contains("--date must be YYYY-MM-DD"))
     }
 }
-
 
 @Suite("The HTML report in a real browser")
 struct ReportScreenshotTests {
     static let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
         .first { FileManager.default.isExecutableFile(atPath: $0) }
 
-    @Test("headless Chromium renders the report's charts and severity colours, on a desktop and a phone width", arguments: [1024, 390])
+    @Test(
+        "headless Chromium renders the report's charts and severity colours, on a desktop and a phone width",
+        arguments: [1024, 390]
+    )
     func screenshot(width: Int) throws {
         guard let browser = Self.chromium else {
             throw DaemonProcess.Failure(message: "Chromium is missing (apt-get install chromium); .ci/run installs it")
@@ -106,18 +154,33 @@ struct ReportScreenshotTests {
         let dir = TempDir()
         let fixtures = repositoryRoot + "/Tests/ReportsTests/Fixtures/report"
         let html = dir.path + "/report.html"
-        let (code, out) = try Child.run(buildDirectory + "/esafety", ["report", "--log", fixtures + "/incidents.jsonl",
-            "--counters", fixtures + "/counters.jsonl", "--since", "2026-11-20T00:00:00Z", "--until", "2026-11-21T00:00:00Z",
-            "--format", "html", "--out", html])
+        let (code, out) = try Child.run(
+            buildDirectory + "/esafety",
+            [
+                "report", "--log", fixtures + "/incidents.jsonl",
+                "--counters", fixtures + "/counters.jsonl", "--since", "2026-11-20T00:00:00Z", "--until",
+                "2026-11-21T00:00:00Z",
+                "--format", "html", "--out", html,
+            ]
+        )
         #expect(code == 0, "\(out)")
         let png = dir.path + "/shot.png"
-        let shot = try Child(browser, ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-                                       "--window-size=\(width),2400", "--screenshot=\(png)", "file://\(html)"],
-                             capture: true, environment: ["HOME": dir.path]).wait()
+        let shot = try Child(
+            browser,
+            [
+                "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+                "--window-size=\(width),2400", "--screenshot=\(png)", "file://\(html)",
+            ],
+            capture: true,
+            environment: ["HOME": dir.path]
+        ).wait()
         #expect(shot.0 == 0, "\(shot.1)")
         // critical, high, medium, low (severity colours in the chart and badges), the hour bars, white.
         let colours = ["b00020", "e65100", "f9a825", "0277bd", "90a4ae", "ffffff"]
-        let (pc, text) = try Child.run("/usr/bin/python3", [repositoryRoot + "/Tests/EndToEndTests/Fixtures/png_colors.py", png] + colours)
+        let (pc, text) = try Child.run(
+            "/usr/bin/python3",
+            [repositoryRoot + "/Tests/EndToEndTests/Fixtures/png_colors.py", png] + colours
+        )
         #expect(pc == 0, "\(text)")
         let r = json(text)
         #expect(r["width"] as? Int == width)
@@ -131,25 +194,40 @@ struct ReportScreenshotTests {
 
 @Suite("The documented alert command")
 struct AlertMailScriptTests {
-    @Test("esafety-alert-mail writes a plain message to sendmail, control characters neutralised, and fails so esafetyd retries")
+    @Test(
+        "esafety-alert-mail writes a plain message to sendmail, control characters neutralised, and fails so esafetyd retries"
+    )
     func mail() throws {
         let dir = TempDir()
         let out = dir.path + "/mail.txt"
         dir.write("sendmail", "#!/bin/sh\ncat > \(out)\n")
         chmod(dir.path + "/sendmail", 0o755)
         let script = repositoryRoot + "/scripts/esafety-alert-mail"
-        let record = #"{"id":"inc-1","severity":"critical","category":"self-harm","user":"p1\u001b[31m\nBcc: x@evil","host":"x.example","due":"2026-11-21T11:00:00.000Z","route":["DSL"]}"#
+        let record =
+            #"{"id":"inc-1","severity":"critical","category":"self-harm","user":"p1\u001b[31m\nBcc: x@evil","host":"x.example","due":"2026-11-21T11:00:00.000Z","route":["DSL"]}"#
         dir.write("record.json", record)
-        let ok = try Child("/bin/sh", ["-c", "\(script) dsl@school.example < \(dir.path)/record.json"], capture: true,
-                           environment: ["SENDMAIL": dir.path + "/sendmail"]).wait()
+        let ok = try Child(
+            "/bin/sh",
+            ["-c", "\(script) dsl@school.example < \(dir.path)/record.json"],
+            capture: true,
+            environment: ["SENDMAIL": dir.path + "/sendmail"]
+        ).wait()
         #expect(ok.0 == 0, "\(ok.1)")
         let mail = try String(contentsOfFile: out, encoding: .utf8)
-        #expect(mail.hasPrefix("To: dsl@school.example\nSubject: [e-safety] critical self-harm - due 2026-11-21T11:00:00.000Z\n"))
+        #expect(
+            mail.hasPrefix(
+                "To: dsl@school.example\nSubject: [e-safety] critical self-harm - due 2026-11-21T11:00:00.000Z\n"
+            )
+        )
         #expect(mail.contains("Review it: esafety incidents show inc-1"))
         #expect(!mail.contains("\u{1B}"), "no escape sequences reach the mail")
         #expect(!mail.contains("\nBcc:"), "no header injection from log data")
-        let failing = try Child("/bin/sh", ["-c", "\(script) dsl@school.example < \(dir.path)/record.json"], capture: true,
-                                environment: ["SENDMAIL": dir.path + "/missing"]).wait()
+        let failing = try Child(
+            "/bin/sh",
+            ["-c", "\(script) dsl@school.example < \(dir.path)/record.json"],
+            capture: true,
+            environment: ["SENDMAIL": dir.path + "/missing"]
+        ).wait()
         #expect(failing.0 == 75, "EX_TEMPFAIL, so esafetyd retries: \(failing.1)")
     }
 }

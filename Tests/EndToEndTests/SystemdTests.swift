@@ -1,8 +1,9 @@
 import Foundation
+import Incidents
 import TestSupport
 import Testing
+
 @testable import Daemon
-import Incidents
 
 @Suite("systemd integration", .serialized)
 struct SystemdTests {
@@ -10,26 +11,38 @@ struct SystemdTests {
     func unitsVerify() throws {
         let analyze = try requireExecutable("/usr/bin/systemd-analyze", package: "systemd")
         let dir = TempDir()
-        for unit in ["esafetyd.service", "esafetyd.socket", "esafetyd-control.socket", "esafety-report.service", "esafety-report.timer"] {
+        for unit in [
+            "esafetyd.service", "esafetyd.socket", "esafetyd-control.socket", "esafety-report.service",
+            "esafety-report.timer",
+        ] {
             var text = try String(contentsOfFile: repositoryRoot + "/systemd/" + unit, encoding: .utf8)
             // Point at the binary this build made (the unit names the installed path).
             text = text.replacingOccurrences(of: "/usr/local/bin/esafetyd", with: buildDirectory + "/esafetyd")
                 .replacingOccurrences(of: "/usr/local/bin/esafety ", with: buildDirectory + "/esafety ")
             dir.write(unit, text)
         }
-        let (status, output) = try Child.run(analyze, ["verify", "--man=no",
-            dir.path + "/esafetyd.service", dir.path + "/esafetyd.socket", dir.path + "/esafetyd-control.socket",
-            dir.path + "/esafety-report.service", dir.path + "/esafety-report.timer"])
+        let (status, output) = try Child.run(
+            analyze,
+            [
+                "verify", "--man=no",
+                dir.path + "/esafetyd.service", dir.path + "/esafetyd.socket", dir.path + "/esafetyd-control.socket",
+                dir.path + "/esafety-report.service", dir.path + "/esafety-report.timer",
+            ]
+        )
         #expect(status == 0, "\(output)")
         #expect(!output.contains("Unknown"), "\(output)")
         let service = try String(contentsOfFile: repositoryRoot + "/systemd/esafetyd.service", encoding: .utf8)
-        for line in ["Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "User=esafety", "ProtectSystem=strict",
-                     "NoNewPrivileges=yes", "PrivateTmp=yes", "RestrictAddressFamilies=AF_UNIX", "WatchdogSec="] {
+        for line in [
+            "Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "User=esafety", "ProtectSystem=strict",
+            "NoNewPrivileges=yes", "PrivateTmp=yes", "RestrictAddressFamilies=AF_UNIX", "WatchdogSec=",
+        ] {
             #expect(service.contains(line), "missing \(line)")
         }
     }
 
-    @Test("the shipped logrotate file, run by logrotate: LOG.1 keeps the lines, esafetyd reopens, the chain and the readers go on")
+    @Test(
+        "the shipped logrotate file, run by logrotate: LOG.1 keeps the lines, esafetyd reopens, the chain and the readers go on"
+    )
     func logrotate() throws {
         let logrotate = try requireExecutable("/usr/sbin/logrotate", package: "logrotate")
         let dir = TempDir()
@@ -38,21 +51,37 @@ struct SystemdTests {
         let log = dir.path + "/incidents.jsonl"
         func send(_ user: String) throws {
             let fd = try connectUnix(daemon.socket)
-            writeAll(fd, Array("1795255200.000 5 10.0.0.9 TCP_MISS/200 900 GET http://bet.example/ \(user) HIER_DIRECT/1.2.3.4 text/html\n".utf8))
+            writeAll(
+                fd,
+                Array(
+                    "1795255200.000 5 10.0.0.9 TCP_MISS/200 900 GET http://bet.example/ \(user) HIER_DIRECT/1.2.3.4 text/html\n"
+                        .utf8
+                )
+            )
             close(fd)
         }
-        func lineCount(_ file: String) -> Int { ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").split(separator: "\n").count }
-        try send("p1"); try send("p2")
+        func lineCount(_ file: String) -> Int {
+            ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").split(separator: "\n").count
+        }
+        try send("p1")
+        try send("p2")
         for _ in 0..<250 where lineCount(log) < 2 { usleep(20_000) }
         // The shipped file, pointed at this folder, this account and this esafetyd.
-        let me = String(cString: getpwuid(getuid())!.pointee.pw_name), group = String(cString: getgrgid(getgid())!.pointee.gr_name)
+        let me = String(cString: getpwuid(getuid())!.pointee.pw_name)
+        let group = String(cString: getgrgid(getgid())!.pointee.gr_name)
         let conf = try String(contentsOfFile: repositoryRoot + "/systemd/esafety.logrotate", encoding: .utf8)
             .replacingOccurrences(of: "/var/lib/esafety/", with: dir.path + "/")
             .replacingOccurrences(of: "create 0640 esafety esafety-admin", with: "create 0640 \(me) \(group)")
-            .replacingOccurrences(of: "/bin/systemctl kill --signal=SIGUSR1 --kill-whom=main esafetyd.service", with: "/bin/kill -USR1 \(daemon.child.pid)")
+            .replacingOccurrences(
+                of: "/bin/systemctl kill --signal=SIGUSR1 --kill-whom=main esafetyd.service",
+                with: "/bin/kill -USR1 \(daemon.child.pid)"
+            )
         #expect(conf.contains("/bin/kill -USR1") && conf.contains(dir.path + "/incidents.jsonl {"), "\(conf)")
         dir.write("logrotate.conf", conf)
-        let (status, output) = try Child.run(logrotate, ["-f", "-s", dir.path + "/logrotate.state", dir.path + "/logrotate.conf"])
+        let (status, output) = try Child.run(
+            logrotate,
+            ["-f", "-s", dir.path + "/logrotate.state", dir.path + "/logrotate.conf"]
+        )
         #expect(status == 0, "\(output)")
         #expect(lineCount(log + ".1") == 2)
         #expect((try FileManager.default.attributesOfItem(atPath: log)[.posixPermissions] as? Int) == 0o640)
@@ -68,10 +97,17 @@ struct SystemdTests {
         #expect(exit == 0)
         let rotatedLast = try #require(String(contentsOfFile: log + ".1", encoding: .utf8).split(separator: "\n").last)
         let rotatedHead = try #require(HashChain.split(rotatedLast)).chain
-        #expect(logged.split(separator: "\n").contains { $0.contains("incident log chain head") && $0.contains("incidents.chain=\(rotatedHead)") }, "\(logged)")
+        #expect(
+            logged.split(separator: "\n").contains {
+                $0.contains("incident log chain head") && $0.contains("incidents.chain=\(rotatedHead)")
+            },
+            "\(logged)"
+        )
     }
 
-    @Test("under the journal (JOURNAL_STREAM names stderr) each line carries its syslog priority and no time of its own")
+    @Test(
+        "under the journal (JOURNAL_STREAM names stderr) each line carries its syslog priority and no time of its own"
+    )
     func journalPriorities() throws {
         let dir = TempDir()
         dir.write("lists/gambling/domains", "bet.example\n")
@@ -80,27 +116,61 @@ struct SystemdTests {
         let daemon = try DaemonProcess(lists: [dir.path + "/lists"], dir: dir, wrapper: wrapper)
         let log = dir.path + "/incidents.jsonl"
         let fd = try connectUnix(daemon.socket)
-        writeAll(fd, Array("1795255200.000 5 10.0.0.9 TCP_MISS/200 900 GET http://bet.example/ p1 HIER_DIRECT/1.2.3.4 text/html\n".utf8))
+        writeAll(
+            fd,
+            Array(
+                "1795255200.000 5 10.0.0.9 TCP_MISS/200 900 GET http://bet.example/ p1 HIER_DIRECT/1.2.3.4 text/html\n"
+                    .utf8
+            )
+        )
         close(fd)
         for _ in 0..<250 where ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").isEmpty { usleep(20_000) }
         #expect(truncate(log, 0) == 0)
-        for _ in 0..<250 where !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("truncated") { usleep(20_000) }
+        for _ in 0..<250 where !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("truncated") {
+            usleep(20_000)
+        }
         let (status, output) = daemon.stop()
         #expect(status == 0)
         let lines = output.split(separator: "\n")
         #expect(!lines.isEmpty && lines.allSatisfy { $0.first == "<" }, "\(output)")
         #expect(lines.contains { $0.hasPrefix("<6>info esafetyd:") && $0.hasSuffix("esafetyd ready") }, "\(output)")
-        #expect(lines.contains { $0.hasPrefix("<2>critical esafetyd:") && $0.contains("THE INCIDENT LOG WAS CUT SHORT") }, "\(output)")
-        #expect(lines.contains { $0.hasPrefix("<5>notice esafetyd:") && $0.hasSuffix("incident log chain head") }, "\(output)")
+        #expect(
+            lines.contains { $0.hasPrefix("<2>critical esafetyd:") && $0.contains("THE INCIDENT LOG WAS CUT SHORT") },
+            "\(output)"
+        )
+        #expect(
+            lines.contains { $0.hasPrefix("<5>notice esafetyd:") && $0.hasSuffix("incident log chain head") },
+            "\(output)"
+        )
         // Elsewhere (a terminal, a file), a line starts with its time.
-        let plain = DaemonLogHandler.format(level: .warning, label: "esafetyd", message: "a\u{1B}[2Jb\nc",
-                                            metadata: ["peer": "x\ny"], source: "Daemon", journal: false, time: 1795255200.5)
+        let plain = DaemonLogHandler.format(
+            level: .warning,
+            label: "esafetyd",
+            message: "a\u{1B}[2Jb\nc",
+            metadata: ["peer": "x\ny"],
+            source: "Daemon",
+            journal: false,
+            time: 1795255200.5
+        )
         #expect(plain == "2026-11-21T10:00:00.500Z warning esafetyd: peer=x\\x0Ay [Daemon] a\\x1B[2Jb\\x0Ac\n")
-        #expect(DaemonLogHandler.format(level: .error, label: "l", message: "m", metadata: [:], source: "S", journal: true, time: 0) == "<3>error l: [S] m\n")
+        #expect(
+            DaemonLogHandler.format(
+                level: .error,
+                label: "l",
+                message: "m",
+                metadata: [:],
+                source: "S",
+                journal: true,
+                time: 0
+            ) == "<3>error l: [S] m\n"
+        )
         // JOURNAL_STREAM is inherited: it counts only when it names this very descriptor.
         var fds: [Int32] = [0, 0]
         #expect(pipe(&fds) == 0)
-        defer { close(fds[0]); close(fds[1]) }
+        defer {
+            close(fds[0])
+            close(fds[1])
+        }
         var st = stat()
         fstat(fds[1], &st)
         #expect(DaemonLogHandler.isJournal(fd: fds[1], environment: "\(st.st_dev):\(st.st_ino)"))
@@ -118,12 +188,19 @@ struct SystemdTests {
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        _ = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
         var tv = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         dir.write("lists/gambling/domains", "bet.example\n")
-        let daemon = try DaemonProcess(lists: [dir.path + "/lists"], dir: dir,
-                                       environment: ["NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"])
+        let daemon = try DaemonProcess(
+            lists: [dir.path + "/lists"],
+            dir: dir,
+            environment: ["NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"]
+        )
         func messages(until needle: String) -> [String] {
             var out: [String] = []
             var buf = [UInt8](repeating: 0, count: 4096)
@@ -151,13 +228,22 @@ struct SystemdTests {
         let dir = TempDir()
         dir.write("lists/gambling/domains", "bet.example\n")
         let ingest = dir.path + "/act.sock"
-        let launcher = try Child(activate, ["-l", ingest, "--fdname=ingest", buildDirectory + "/esafetyd",
-                                            "--lists", dir.path + "/lists", "--control-socket", dir.path + "/ctl.sock",
-                                            "--incident-log", dir.path + "/incidents.jsonl"], capture: true)
+        let launcher = try Child(
+            activate,
+            [
+                "-l", ingest, "--fdname=ingest", buildDirectory + "/esafetyd",
+                "--lists", dir.path + "/lists", "--control-socket", dir.path + "/ctl.sock",
+                "--incident-log", dir.path + "/incidents.jsonl",
+            ],
+            capture: true
+        )
         defer { launcher.stop() }
         var connected: Int32 = -1
         for _ in 0..<100 {
-            if let fd = try? connectUnix(ingest) { connected = fd; break }
+            if let fd = try? connectUnix(ingest) {
+                connected = fd
+                break
+            }
             usleep(50_000)
         }
         #expect(connected >= 0)
@@ -167,7 +253,8 @@ struct SystemdTests {
         for _ in 0..<100 {
             guard matched < 1 else { break }
             if let a = try? ControlClient.send("status", to: dir.path + "/ctl.sock", timeout: 2),
-               let o = try? JSONSerialization.jsonObject(with: Data(a.utf8)) as? [String: Any] {
+                let o = try? JSONSerialization.jsonObject(with: Data(a.utf8)) as? [String: Any]
+            {
                 matched = o["lines_matched"] as? Int ?? 0
             }
             if matched < 1 { usleep(50_000) }
@@ -181,7 +268,9 @@ struct SystemdTests {
 
 @Suite("Incidents from the running daemon", .serialized)
 struct DaemonIncidentTests {
-    @Test("matches become incidents; kill -9 mid-stream leaves a log that verifies; restart continues the chain; SIGUSR1 reopens")
+    @Test(
+        "matches become incidents; kill -9 mid-stream leaves a log that verifies; restart continues the chain; SIGUSR1 reopens"
+    )
     func crashAndRotate() throws {
         let dir = TempDir()
         dir.write("lists/gambling/domains", "bet.example\n")
@@ -193,13 +282,20 @@ struct DaemonIncidentTests {
         let fd = try connectUnix(daemon.socket)
         var text = ""
         for i in 0..<4_000 {
-            text += "1700000000.\(i % 1000) 5 10.0.\(i / 200).\(i % 200) TCP_MISS/200 10 GET http://www.bet.example/\(i) - HIER_DIRECT/1.2.3.4 text/html\n"
+            text +=
+                "1700000000.\(i % 1000) 5 10.0.\(i / 200).\(i % 200) TCP_MISS/200 10 GET http://www.bet.example/\(i) - HIER_DIRECT/1.2.3.4 text/html\n"
         }
         let bytes = Array(text.utf8)
         let done = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async { writeAll(fd, bytes); done.signal() }
+        DispatchQueue.global().async {
+            writeAll(fd, bytes)
+            done.signal()
+        }
         // Kill while incidents are being written.
-        for _ in 0..<500 { guard lines(log).count < 50 else { break }; usleep(20_000) }
+        for _ in 0..<500 {
+            guard lines(log).count < 50 else { break }
+            usleep(20_000)
+        }
         daemon.signal(SIGKILL)
         _ = daemon.waitExit()
         done.wait()
@@ -209,7 +305,11 @@ struct DaemonIncidentTests {
         // kill -9 can stop a write of several pages part way: at most the last line is
         // partial, and verify names only that.
         let (failure, _) = HashChain.verifyText(path: log)
-        #expect(failure == nil || failure!.contains(":\(afterCrash.count): the last line is incomplete: its write was cut short"), "\(failure ?? "")")
+        #expect(
+            failure == nil
+                || failure!.contains(":\(afterCrash.count): the last line is incomplete: its write was cut short"),
+            "\(failure ?? "")"
+        )
         // What kill -9 can leave, made certain: the first bytes of a line, no newline.
         let fragment = try #require(afterCrash.first { $0.contains("\"event\":\"incident\"") })
         var text0 = try String(contentsOfFile: log, encoding: .utf8)
@@ -231,7 +331,13 @@ struct DaemonIncidentTests {
         // Restart: the chain continues; a critical incident is on disk at once.
         daemon = try DaemonProcess(lists: [dir.path + "/lists"], dir: dir)
         let c = try connectUnix(daemon.socket)
-        writeAll(c, Array("1700000100.000 5 10.9.9.9 TCP_MISS/200 10 GET http://abuse.example/1/x pupil9 HIER_DIRECT/1.2.3.4 text/html\n".utf8))
+        writeAll(
+            c,
+            Array(
+                "1700000100.000 5 10.9.9.9 TCP_MISS/200 10 GET http://abuse.example/1/x pupil9 HIER_DIRECT/1.2.3.4 text/html\n"
+                    .utf8
+            )
+        )
         close(c)
         var critical: String? = nil
         for _ in 0..<40 {
@@ -250,7 +356,13 @@ struct DaemonIncidentTests {
         flock(other, LOCK_UN)
         close(other)
         let c1 = try connectUnix(daemon.socket)
-        writeAll(c1, Array("1700000150.000 5 10.9.9.7 TCP_MISS/200 10 GET http://abuse.example/1/y pupil7 HIER_DIRECT/1.2.3.4 text/html\n".utf8))
+        writeAll(
+            c1,
+            Array(
+                "1700000150.000 5 10.9.9.7 TCP_MISS/200 10 GET http://abuse.example/1/y pupil7 HIER_DIRECT/1.2.3.4 text/html\n"
+                    .utf8
+            )
+        )
         close(c1)
         var seventh = false
         for _ in 0..<40 where !seventh {
@@ -265,7 +377,13 @@ struct DaemonIncidentTests {
         daemon.signal(SIGUSR1)
         #expect(poll { FileManager.default.fileExists(atPath: log) }, "reopened")
         let c2 = try connectUnix(daemon.socket)
-        writeAll(c2, Array("1700000200.000 5 10.9.9.8 TCP_MISS/200 10 GET http://abuse.example/1 pupil8 HIER_DIRECT/1.2.3.4 text/html\n".utf8))
+        writeAll(
+            c2,
+            Array(
+                "1700000200.000 5 10.9.9.8 TCP_MISS/200 10 GET http://abuse.example/1 pupil8 HIER_DIRECT/1.2.3.4 text/html\n"
+                    .utf8
+            )
+        )
         close(c2)
         var rotated: [String] = []
         for _ in 0..<40 {
@@ -300,11 +418,22 @@ struct DaemonIncidentTests {
         dir.write("lists/selfharm/domains", "harm.example\n")
         // The longest interval: nothing else would fsync the log while the test looks.
         dir.write("esafetyd.yaml", "incidents:\n  sync_interval: 300\n")
-        let log = dir.path + "/incidents.jsonl", trace = dir.path + "/trace"
+        let log = dir.path + "/incidents.jsonl"
+        let trace = dir.path + "/trace"
         // strace sees the daemon's fsyncs as the kernel does (only those are stopped for).
-        let daemon = try DaemonProcess(lists: [dir.path + "/lists"], extra: ["--config", dir.path + "/esafetyd.yaml"], dir: dir,
-                                       wrapper: ["/usr/bin/strace", "-f", "-qq", "-ttt", "-y", "--seccomp-bpf", "-e", "trace=fsync,fdatasync", "-o", trace])
-        let children = try String(contentsOfFile: "/proc/\(daemon.child.pid)/task/\(daemon.child.pid)/children", encoding: .utf8)
+        let daemon = try DaemonProcess(
+            lists: [dir.path + "/lists"],
+            extra: ["--config", dir.path + "/esafetyd.yaml"],
+            dir: dir,
+            wrapper: [
+                "/usr/bin/strace", "-f", "-qq", "-ttt", "-y", "--seccomp-bpf", "-e", "trace=fsync,fdatasync", "-o",
+                trace,
+            ]
+        )
+        let children = try String(
+            contentsOfFile: "/proc/\(daemon.child.pid)/task/\(daemon.child.pid)/children",
+            encoding: .utf8
+        )
         let pid = try #require(children.split(separator: " ").first.flatMap { pid_t($0) })
         func send(_ line: String) throws {
             let fd = try connectUnix(daemon.socket)
@@ -312,15 +441,22 @@ struct DaemonIncidentTests {
             close(fd)
         }
         func waitFor(_ text: String) -> Bool {
-            for _ in 0..<100 { if lines(log).contains(where: { $0.contains(text) }) { return true }; usleep(20_000) }
+            for _ in 0..<100 {
+                if lines(log).contains(where: { $0.contains(text) }) { return true }
+                usleep(20_000)
+            }
             return false
         }
         let mediumSent = Date().timeIntervalSince1970
-        try send("1795255200.000 5 10.0.0.1 TCP_MISS/200 10 GET http://www.bet.example/ pupil1 HIER_DIRECT/1.2.3.4 text/html")
+        try send(
+            "1795255200.000 5 10.0.0.1 TCP_MISS/200 10 GET http://www.bet.example/ pupil1 HIER_DIRECT/1.2.3.4 text/html"
+        )
         #expect(waitFor("\"category\":\"gambling\""))
         usleep(1_500_000)
         let highSent = Date().timeIntervalSince1970
-        try send("1795255201.000 5 10.0.0.2 TCP_MISS/200 10 GET http://www.harm.example/ pupil2 HIER_DIRECT/1.2.3.4 text/html")
+        try send(
+            "1795255201.000 5 10.0.0.2 TCP_MISS/200 10 GET http://www.harm.example/ pupil2 HIER_DIRECT/1.2.3.4 text/html"
+        )
         #expect(waitFor("\"severity\":\"high\""))
         usleep(1_200_000)
         let stopped = Date().timeIntervalSince1970
@@ -328,14 +464,16 @@ struct DaemonIncidentTests {
         _ = daemon.waitExit()
         let fsyncs = Self.logFsyncs(trace)
         // The medium incident was written (above) but not fsync'd before the high one came.
-        #expect(!fsyncs.contains { $0 >= mediumSent && $0 < highSent }, "\(fsyncs) medium \(mediumSent) high \(highSent)")
+        #expect(
+            !fsyncs.contains { $0 >= mediumSent && $0 < highSent },
+            "\(fsyncs) medium \(mediumSent) high \(highSent)"
+        )
         // The high one was, within a second (the daemon promises a quarter).
         #expect(fsyncs.contains { $0 >= highSent && $0 <= highSent + 1 }, "\(fsyncs) high \(highSent)")
         // And the log was fsync'd again when the daemon stopped.
         #expect(fsyncs.contains { $0 >= stopped })
     }
 }
-
 
 @Suite("A full disk under the daemon", .serialized)
 struct FullDiskTests {
@@ -346,10 +484,17 @@ struct FullDiskTests {
         dir.write("lists/gambling/domains", "bet.example\n")
         let log = dir.path + "/incidents.jsonl"
         // Room for about two incident lines: then every write fails with EFBIG, as on a full disk.
-        let daemon = try DaemonProcess(lists: [dir.path + "/lists"], dir: dir, wrapper: [prlimit, "--fsize=1500:unlimited"])
+        let daemon = try DaemonProcess(
+            lists: [dir.path + "/lists"],
+            dir: dir,
+            wrapper: [prlimit, "--fsize=1500:unlimited"]
+        )
         let fd = try connectUnix(daemon.socket)
         var text = ""
-        for i in 0..<20 { text += "1700000000.\(i) 5 10.0.0.\(i + 1) TCP_MISS/200 10 GET http://www.bet.example/\(i) - HIER_DIRECT/1.2.3.4 text/html\n" }
+        for i in 0..<20 {
+            text +=
+                "1700000000.\(i) 5 10.0.0.\(i + 1) TCP_MISS/200 10 GET http://www.bet.example/\(i) - HIER_DIRECT/1.2.3.4 text/html\n"
+        }
         writeAll(fd, Array(text.utf8))
         close(fd)
         var health: [String: Any] = [:]
@@ -365,7 +510,10 @@ struct FullDiskTests {
         // Space returns.
         let (rc, out) = try Child.run(prlimit, ["--pid", "\(daemon.child.pid)", "--fsize=unlimited:unlimited"])
         #expect(rc == 0, "\(out)")
-        for _ in 0..<80 { guard lines(log).count < 20 else { break }; usleep(50_000) }
+        for _ in 0..<80 {
+            guard lines(log).count < 20 else { break }
+            usleep(50_000)
+        }
         #expect(lines(log).filter { $0.contains("\"event\":\"incident\"") }.count == 20)
         #expect(!lines(log).contains { $0.contains("\"event\":\"lost\"") })
         #expect(HashChain.verifyText(path: log).0 == nil)

@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import Testing
+
 @testable import Daemon
 @testable import Incidents
 
@@ -21,7 +22,10 @@ struct WorkflowCommandTests {
     }
 
     static func waitFor(_ log: String, events: Int) {
-        for _ in 0..<300 { guard incidents(log).count < events else { break }; usleep(20_000) }
+        for _ in 0..<300 {
+            guard incidents(log).count < events else { break }
+            usleep(20_000)
+        }
     }
 
     static func me() -> String { getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? "" }
@@ -57,14 +61,18 @@ struct WorkflowCommandTests {
         #expect(out.contains("unknown role"))
         (code, out) = try Self.run(["incidents", "resolve", a, "--outcome", "referred-police"] + L)
         #expect(code == 2, "closing needs a reason")
-        (code, out) = try Self.run(["incidents", "resolve", a, "--outcome", "referred-police", "--action", "referred; parents told"] + L)
+        (code, out) = try Self.run(
+            ["incidents", "resolve", a, "--outcome", "referred-police", "--action", "referred; parents told"] + L
+        )
         #expect(code == 0, "\(out)")
         (code, out) = try Self.run(["incidents", "note", a, "called back by PC Smith"] + L)
         #expect(code == 0, "notes are allowed on closed incidents: \(out)")
         (code, out) = try Self.run(["incidents", "escalate", a, "--to", "dsl"] + L)
         #expect(code == 1)
         #expect(out.contains("already closed"))
-        (code, out) = try Self.run(["incidents", "false-positive", b, "--reason", "the school's own fundraiser", "--by", "Ms Jones"] + L)
+        (code, out) = try Self.run(
+            ["incidents", "false-positive", b, "--reason", "the school's own fundraiser", "--by", "Ms Jones"] + L
+        )
         #expect(code == 0, "\(out)")
         #expect(out.contains("allowlist/domains"))
         #expect(out.contains("gambling.canary.esafety.invalid"))
@@ -76,7 +84,11 @@ struct WorkflowCommandTests {
         #expect(daemon.stop().0 == 0)
 
         let events = Self.incidents(log).filter { $0["event"] as? String != "incident" }
-        #expect(events.map { $0["event"] as? String ?? "" } == ["ack", "escalate", "resolve", "note", "false-positive", "reopen"])
+        #expect(
+            events.map { $0["event"] as? String ?? "" } == [
+                "ack", "escalate", "resolve", "note", "false-positive", "reopen",
+            ]
+        )
         let escalation = events[1]
         #expect(escalation["to"] as? String == "police")
         #expect(escalation["referral"] as? String == "police")
@@ -92,7 +104,9 @@ struct WorkflowCommandTests {
         #expect(out.contains(b) && !out.contains(a), "\(out)")
     }
 
-    @Test("removed lines: verify --head with the head from the journal shows a cut made while esafetyd was stopped; esafetyd records one made while it runs")
+    @Test(
+        "removed lines: verify --head with the head from the journal shows a cut made while esafetyd was stopped; esafetyd records one made while it runs"
+    )
     func removedLines() throws {
         let dir = TempDir()
         let log = dir.path + "/incidents.jsonl"
@@ -105,7 +119,9 @@ struct WorkflowCommandTests {
         let (status, journal) = daemon.stop()
         #expect(status == 0)
         let noted = try #require(journal.split(separator: "\n").last { $0.contains("incident log chain head") })
-        let head = try #require(noted.split(separator: " ").first { $0.hasPrefix("incidents.chain=") }).dropFirst("incidents.chain=".count)
+        let head = try #require(noted.split(separator: " ").first { $0.hasPrefix("incidents.chain=") }).dropFirst(
+            "incidents.chain=".count
+        )
         var (code, out) = try Self.run(["verify", log])
         #expect(code == 0 && out.contains("head: \(head) (\(log):3)"), "\(out)")
         // While esafetyd is stopped, someone removes the last incident: the chain alone still
@@ -127,11 +143,16 @@ struct WorkflowCommandTests {
         // esafety status shows the head esafetyd has written (the last line's chain value).
         let last = try #require(String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").last)
         let written = try #require(HashChain.split(last)).chain
-        for _ in 0..<100 where ((try? daemon.status())?["incident_log"] as? [String: Any])?["chain_head"] as? String != written { usleep(20_000) }
+        for _ in 0..<100
+        where ((try? daemon.status())?["incident_log"] as? [String: Any])?["chain_head"] as? String != written {
+            usleep(20_000)
+        }
         (code, out) = try Self.run(["status", "--control-socket", daemon.control])
         #expect(out.contains("incident log chain head: \(written)") && !out.contains("TAMPERED"), "\(out)")
         #expect(truncate(log, off_t(rows[0].utf8.count + 1)) == 0)
-        for _ in 0..<250 where !Self.incidents(log).contains(where: { $0["event"] as? String == "truncated" }) { usleep(20_000) }
+        for _ in 0..<250 where !Self.incidents(log).contains(where: { $0["event"] as? String == "truncated" }) {
+            usleep(20_000)
+        }
         (code, out) = try Self.run(["verify", log])
         #expect(code == 1 && out.contains("\(log):2: esafetyd found the log cut short here"), "\(out)")
         (code, out) = try Self.run(["status", "--control-socket", daemon.control])
@@ -156,13 +177,22 @@ struct WorkflowCommandTests {
         // The daemon keeps opening incidents while two coordinators each note every one.
         let lateFD = try connectUnix(daemon.socket)
         let feeder = Thread {
-            for i in 0..<400 { writeAll(lateFD, Array(Self.squid("late\(i)", t: i).utf8)); usleep(500) }
+            for i in 0..<400 {
+                writeAll(lateFD, Array(Self.squid("late\(i)", t: i).utf8))
+                usleep(500)
+            }
         }
         feeder.start()
         var children: [Child] = []
         for coordinator in ["Ms Jones", "Mr Patel"] {
             for id in ids {
-                children.append(try Child(Self.esafety, ["incidents", "note", id, "checked by \(coordinator)", "--by", coordinator, "--log", log], capture: true))
+                children.append(
+                    try Child(
+                        Self.esafety,
+                        ["incidents", "note", id, "checked by \(coordinator)", "--by", coordinator, "--log", log],
+                        capture: true
+                    )
+                )
             }
         }
         let results = children.map { $0.wait() }
@@ -182,20 +212,31 @@ struct WorkflowCommandTests {
     func permissions() throws {
         let dir = TempDir()
         let log = dir.path + "/incidents.jsonl"
-        let incident = "{\"event\":\"incident\",\"id\":\"inc-1\",\"time\":\"2026-11-21T10:00:00.000Z\",\"severity\":\"high\",\"category\":\"gambling\",\"group\":\"ks3\",\"client\":\"10.0.0.1\",\"user\":\"p1\",\"host\":\"x.example\",\"url\":null,\"hits\":1,\"due\":null}"
+        let incident =
+            "{\"event\":\"incident\",\"id\":\"inc-1\",\"time\":\"2026-11-21T10:00:00.000Z\",\"severity\":\"high\",\"category\":\"gambling\",\"group\":\"ks3\",\"client\":\"10.0.0.1\",\"user\":\"p1\",\"host\":\"x.example\",\"url\":null,\"hits\":1,\"due\":null}"
         var out: [UInt8] = []
         _ = HashChain.seal(incident, previous: HashChain.genesis, appendingTo: &out)
-        #expect(FileManager.default.createFile(atPath: log, contents: Data(out), attributes: [.posixPermissions: 0o640]))
+        #expect(
+            FileManager.default.createFile(atPath: log, contents: Data(out), attributes: [.posixPermissions: 0o640])
+        )
         // A copy of the tool that any account can run.
         let tool = dir.path + "/esafety"
         try FileManager.default.copyItem(atPath: Self.esafety, toPath: tool)
         chmod(dir.path, 0o755)
 
         // Not root, not in the group: cannot read, cannot act.
-        var (code, text) = try Child("/usr/bin/setpriv", ["--reuid=nobody", "--regid=nogroup", "--clear-groups", tool, "incidents", "list", "--log", log], capture: true).wait()
+        var (code, text) = try Child(
+            "/usr/bin/setpriv",
+            ["--reuid=nobody", "--regid=nogroup", "--clear-groups", tool, "incidents", "list", "--log", log],
+            capture: true
+        ).wait()
         #expect(code == 1)
         #expect(text.contains("you may not read incidents"), "\(text)")
-        (code, text) = try Child("/usr/bin/setpriv", ["--reuid=nobody", "--regid=nogroup", "--clear-groups", tool, "incidents", "ack", "inc-1", "--log", log], capture: true).wait()
+        (code, text) = try Child(
+            "/usr/bin/setpriv",
+            ["--reuid=nobody", "--regid=nogroup", "--clear-groups", tool, "incidents", "ack", "inc-1", "--log", log],
+            capture: true
+        ).wait()
         #expect(code == 2)
         #expect(text.contains("you may not act on incidents"), "\(text)")
 

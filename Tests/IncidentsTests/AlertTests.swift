@@ -4,6 +4,7 @@ import Synchronization
 import SystemSupport
 import TestSupport
 import Testing
+
 @testable import Classifier
 @testable import Incidents
 
@@ -25,7 +26,10 @@ struct AlertTests {
     }
 
     static func waitUntil(_ condition: () -> Bool) {
-        for _ in 0..<500 { guard !condition() else { break }; usleep(10_000) }
+        for _ in 0..<500 {
+            guard !condition() else { break }
+            usleep(10_000)
+        }
     }
 
     @Test("the incident arrives as JSON on standard input; one alert per person and category within the rate limit")
@@ -33,14 +37,18 @@ struct AlertTests {
         let out = tempPath()
         defer { try? FileManager.default.removeItem(atPath: out) }
         let recorded = Recorded()
-        let d = AlertDispatcher(settings: Self.settings("cat >> \(out)"), logger: Logger(label: "test"), record: recorded.add)
+        let d = AlertDispatcher(
+            settings: Self.settings("cat >> \(out)"),
+            logger: Logger(label: "test"),
+            record: recorded.add
+        )
         d.start()
         let record = #"{"event":"incident","id":"inc-1","severity":"critical","category":"selfharm","user":"p1"}"#
         d.incident(record, id: "inc-1", severity: .critical, person: "p1", category: "selfharm", now: 100)
         d.incident(record, id: "inc-2", severity: .critical, person: "p1", category: "selfharm", now: 200)  // within 600 s
-        d.incident(record, id: "inc-3", severity: .high, person: "p1", category: "adult", now: 200)     // another category
-        d.incident(record, id: "inc-4", severity: .medium, person: "p2", category: "gambling", now: 200) // not alerted
-        d.incident(record, id: "inc-5", severity: .critical, person: "p1", category: "selfharm", now: 701) // after the limit
+        d.incident(record, id: "inc-3", severity: .high, person: "p1", category: "adult", now: 200)  // another category
+        d.incident(record, id: "inc-4", severity: .medium, person: "p2", category: "gambling", now: 200)  // not alerted
+        d.incident(record, id: "inc-5", severity: .critical, person: "p1", category: "selfharm", now: 701)  // after the limit
         Self.waitUntil { d.status.sent == 3 }
         d.stop()
         #expect(d.status.sent == 3)
@@ -56,7 +64,8 @@ struct AlertTests {
         let count = tempPath()
         defer { try? FileManager.default.removeItem(atPath: count) }
         // Fails twice (exit 75, as sendmail does when the mail server is down), then works.
-        let script = "cat >/dev/null; n=$(cat \(count) 2>/dev/null || echo 0); n=$((n+1)); echo $n > \(count); [ $n -ge 3 ] || exit 75"
+        let script =
+            "cat >/dev/null; n=$(cat \(count) 2>/dev/null || echo 0); n=$((n+1)); echo $n > \(count); [ $n -ge 3 ] || exit 75"
         let recorded = Recorded()
         let d = AlertDispatcher(settings: Self.settings(script), logger: Logger(label: "test"), record: recorded.add)
         d.start()
@@ -66,14 +75,20 @@ struct AlertTests {
         #expect(d.status.sent == 1)
         #expect(d.status.retried == 2)
         #expect(d.status.failed == 0)
-        #expect(try String(contentsOfFile: count, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) == "3")
+        #expect(
+            try String(contentsOfFile: count, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) == "3"
+        )
         #expect(d.status.lastError?.contains("exit status 75") == true)
     }
 
     @Test("a command that hangs is killed at the timeout, and after its retries the failure is recorded")
     func timeout() throws {
         let recorded = Recorded()
-        let d = AlertDispatcher(settings: Self.settings("sleep 30", retries: 1, timeout: 0.3), logger: Logger(label: "test"), record: recorded.add)
+        let d = AlertDispatcher(
+            settings: Self.settings("sleep 30", retries: 1, timeout: 0.3),
+            logger: Logger(label: "test"),
+            record: recorded.add
+        )
         d.start()
         let start = Date()
         d.incident("{}", id: "inc-1", severity: .critical, person: "p1", category: "iwf", now: 0)
@@ -97,8 +112,24 @@ struct AlertTests {
         let d = AlertDispatcher(settings: settings, logger: Logger(label: "test"))
         d.start()
         let now = Date().timeIntervalSince1970
-        d.incident(#"{"event":"incident","id":"inc-late"}"#, id: "inc-late", severity: .critical, person: "p1", category: "selfharm", due: now - 1, now: 0)
-        d.incident(#"{"event":"incident","id":"inc-ontime"}"#, id: "inc-ontime", severity: .critical, person: "p2", category: "selfharm", due: now + 3600, now: 0)
+        d.incident(
+            #"{"event":"incident","id":"inc-late"}"#,
+            id: "inc-late",
+            severity: .critical,
+            person: "p1",
+            category: "selfharm",
+            due: now - 1,
+            now: 0
+        )
+        d.incident(
+            #"{"event":"incident","id":"inc-ontime"}"#,
+            id: "inc-ontime",
+            severity: .critical,
+            person: "p2",
+            category: "selfharm",
+            due: now + 3600,
+            now: 0
+        )
         Self.waitUntil { d.status.sent >= 3 }
         // The coordinator acknowledges (a line the log writer passes on): no more repeats.
         d.workflowLine(#"{"event":"ack","id":"inc-late","time":"2026-11-21T10:00:00.000Z","by":"dsl","chain":"00"}"#)
@@ -116,14 +147,21 @@ struct AlertTests {
     @Test("a missing program is a failure with a reason, not a crash")
     func missingProgram() {
         #expect(ChildProcess.run(["/nonexistent/alert"], input: "{}", timeout: 1)?.contains("cannot run") == true)
-        #expect(ChildProcess.run(["/bin/sh", "-c", "exit 0"], input: String(repeating: "x", count: 1 << 20), timeout: 5) == nil,
-                "a command that does not read its input still succeeds")
+        #expect(
+            ChildProcess.run(["/bin/sh", "-c", "exit 0"], input: String(repeating: "x", count: 1 << 20), timeout: 5)
+                == nil,
+            "a command that does not read its input still succeeds"
+        )
         // No shell unless asked for, and only PATH and LANG from the daemon's environment.
         let out = tempPath()
         defer { try? FileManager.default.removeItem(atPath: out) }
         #expect(ChildProcess.run(["/usr/bin/env"], input: "{}", timeout: 5) == nil)
         #expect(ChildProcess.run(["/bin/sh", "-c", "env > \(out)"], input: "{}", timeout: 5) == nil)
-        let names = Set(((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n").map { String($0.prefix { $0 != "=" }) })
+        let names = Set(
+            ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n").map {
+                String($0.prefix { $0 != "=" })
+            }
+        )
         #expect(names.subtracting(["PWD", "SHLVL", "_"]) == ["PATH", "LANG"], "\(names)")
     }
 }

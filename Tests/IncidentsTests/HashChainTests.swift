@@ -5,17 +5,24 @@ import Synchronization
 import SystemSupport
 import TestSupport
 import Testing
+
 @testable import Classifier
 @testable import Incidents
 @testable import LogFormats
 
 @Suite("SHA-256 and the hash chain")
 struct HashChainTests {
-    @Test("SHA-256 test vectors", arguments: [
-        ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
-        ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
-        ("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"),
-    ])
+    @Test(
+        "SHA-256 test vectors",
+        arguments: [
+            ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+            ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+            (
+                "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+                "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+            ),
+        ]
+    )
     func vectors(input: String, digest: String) {
         #expect(SHA256.hex(Array(input.utf8)) == digest)
     }
@@ -38,9 +45,12 @@ struct HashChainTests {
         #expect(checked == 5)
     }
 
-    @Test("an edited, a removed, an inserted and a truncated line are named", arguments: [
-        ("edited", 3), ("removed", 3), ("inserted", 3), ("truncated", 5),
-    ])
+    @Test(
+        "an edited, a removed, an inserted and a truncated line are named",
+        arguments: [
+            ("edited", 3), ("removed", 3), ("inserted", 3), ("truncated", 5),
+        ]
+    )
     func tampering(kind: String, line: Int) {
         var rows = Self.chainText(5).split(separator: "\n").map(String.init)
         switch kind {

@@ -5,6 +5,7 @@ import Synchronization
 import SystemSupport
 import TestSupport
 import Testing
+
 @testable import Classifier
 @testable import Incidents
 @testable import LogFormats
@@ -55,7 +56,9 @@ struct IncidentLogTests {
     func rotatedWithDateext() throws {
         let path = tempPath() + ".jsonl"
         let dated = path + "-20261121"
-        defer { for f in [path, path + ".1", path + ".chain", dated] { try? FileManager.default.removeItem(atPath: f) } }
+        defer {
+            for f in [path, path + ".1", path + ".chain", dated] { try? FileManager.default.removeItem(atPath: f) }
+        }
         // An older rotation from before, with a chain of its own.
         try HashChainTests.chainText(2).write(toFile: path + ".1", atomically: false, encoding: .utf8)
         let log = try startedLog(path, logger: logger)
@@ -64,13 +67,16 @@ struct IncidentLogTests {
         while lines(path).count < 1 && Date() < deadline { usleep(10_000) }
         try FileManager.default.moveItem(atPath: path, toPath: dated)
         // The coordinator's tool appends to the moved file before esafetyd reopens.
-        try IncidentLog.appendEvents(path: dated, group: nil) { _ in [ActionRecord(.note, id: "a", time: "2026-11-21T10:00:00.000Z", by: "dsl", note: "seen")] }
+        try IncidentLog.appendEvents(path: dated, group: nil) { _ in
+            [ActionRecord(.note, id: "a", time: "2026-11-21T10:00:00.000Z", by: "dsl", note: "seen")]
+        }
         log.reopen()
         log.append(#"{"event":"incident","id":"b"}"#, urgent: true)
         deadline = Date() + 5
         while lines(path).count < 1 && Date() < deadline { usleep(10_000) }
         log.stop()
-        let old = try String(contentsOfFile: dated, encoding: .utf8), new = try String(contentsOfFile: path, encoding: .utf8)
+        let old = try String(contentsOfFile: dated, encoding: .utf8)
+        let new = try String(contentsOfFile: path, encoding: .utf8)
         #expect(old.split(separator: "\n").count == 2)
         let oldLast = try #require(HashChain.split(old.split(separator: "\n").last!)).chain
         #expect(json(String(new.split(separator: "\n")[0]))["prev"] as? String == oldLast)
@@ -81,7 +87,11 @@ struct IncidentLogTests {
     @Test("rotated while stopped: a new empty log continues from LOG.1's last line, else from LOG.chain")
     func rotatedWhileStopped() throws {
         let path = tempPath() + ".jsonl"
-        defer { for f in [path, path + ".1", path + ".1.gz", path + ".chain"] { try? FileManager.default.removeItem(atPath: f) } }
+        defer {
+            for f in [path, path + ".1", path + ".1.gz", path + ".chain"] {
+                try? FileManager.default.removeItem(atPath: f)
+            }
+        }
         func session(_ id: String) throws {
             let log = try startedLog(path, logger: logger)
             log.append("{\"event\":\"incident\",\"id\":\"\(id)\"}", urgent: true)
@@ -91,8 +101,10 @@ struct IncidentLogTests {
         try FileManager.default.moveItem(atPath: path, toPath: path + ".1")
         try FileManager.default.removeItem(atPath: path + ".chain")  // LOG.1 alone must carry it
         try session("b")
-        var (failure, checked) = HashChain.verify(files: [(path + ".1", try String(contentsOfFile: path + ".1", encoding: .utf8)),
-                                                          (path, try String(contentsOfFile: path, encoding: .utf8))])
+        var (failure, checked) = HashChain.verify(files: [
+            (path + ".1", try String(contentsOfFile: path + ".1", encoding: .utf8)),
+            (path, try String(contentsOfFile: path, encoding: .utf8)),
+        ])
         #expect(failure == nil)
         #expect(checked == 2)
         // LOG.1 compressed away by logrotate: the value saved at the last close carries on.
@@ -100,7 +112,9 @@ struct IncidentLogTests {
         try FileManager.default.removeItem(atPath: path + ".1")
         try FileManager.default.moveItem(atPath: path, toPath: path + ".1.gz")
         try session("c")
-        (failure, checked) = HashChain.verify(files: [("old", previous), (path, try String(contentsOfFile: path, encoding: .utf8))])
+        (failure, checked) = HashChain.verify(files: [
+            ("old", previous), (path, try String(contentsOfFile: path, encoding: .utf8)),
+        ])
         #expect(failure == nil)
         #expect(checked == 2)
     }
@@ -133,7 +147,9 @@ struct IncidentLogTests {
         let log = try startedLog(path, headInterval: 0.2, logger: Logger(label: "test") { _ in captured })
         func notes() -> [String] { captured.messages.filter { $0.contains("incident log chain head") } }
         func waitForNote(_ chain: String) {
-            for _ in 0..<200 where !notes().contains(where: { $0.contains("incidents.chain=\(chain)") }) { usleep(10_000) }
+            for _ in 0..<200 where !notes().contains(where: { $0.contains("incidents.chain=\(chain)") }) {
+                usleep(10_000)
+            }
         }
         for id in ["a", "b"] {
             log.append("{\"event\":\"incident\",\"id\":\"\(id)\"}", urgent: true)
@@ -149,7 +165,10 @@ struct IncidentLogTests {
         log.stop()
     }
 
-    @Test("lines removed while esafetyd runs: a truncated event names the cut and verify fails there", arguments: [false, true])
+    @Test(
+        "lines removed while esafetyd runs: a truncated event names the cut and verify fails there",
+        arguments: [false, true]
+    )
     func cutWhileRunning(emptied: Bool) throws {
         let path = tempPath() + ".jsonl"
         defer { for f in [path, path + ".chain"] { try? FileManager.default.removeItem(atPath: f) } }
@@ -171,7 +190,10 @@ struct IncidentLogTests {
         deadline = Date() + 5
         while !lines(path).contains(where: { $0.contains("\"id\":\"d\"") }) && Date() < deadline { usleep(10_000) }
         let after = lines(path)
-        #expect(log.status.tampering?.contains("the log was cut short (\(kept.utf8.count) bytes") == true, "\(log.status)")
+        #expect(
+            log.status.tampering?.contains("the log was cut short (\(kept.utf8.count) bytes") == true,
+            "\(log.status)"
+        )
         let cutAt = emptied ? 0 : 1
         try #require(after.count == cutAt + 2, "\(after)")
         let event = json(after[cutAt])
@@ -183,8 +205,10 @@ struct IncidentLogTests {
         // The chain itself is whole (the event follows what is left), but verify names the cut.
         let v = HashChain.check(files: [(path, try String(contentsOfFile: path, encoding: .utf8))])
         #expect(v.failure?.line == cutAt + 1)
-        #expect(v.failure?.message.contains("cut short") == true && v.failure?.message.contains(lastChain) == true,
-                "\(v.failure?.description ?? "no failure")")
+        #expect(
+            v.failure?.message.contains("cut short") == true && v.failure?.message.contains(lastChain) == true,
+            "\(v.failure?.description ?? "no failure")"
+        )
         #expect(v.checked == cutAt)
     }
 
@@ -195,7 +219,8 @@ struct IncidentLogTests {
         var stopped = false
         defer {
             if !stopped { log.stop() }
-            let folder = (path as NSString).deletingLastPathComponent, name = (path as NSString).lastPathComponent
+            let folder = (path as NSString).deletingLastPathComponent
+            let name = (path as NSString).lastPathComponent
             for f in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where f.hasPrefix(name) {
                 try? FileManager.default.removeItem(atPath: folder + "/" + f)
             }
@@ -211,7 +236,10 @@ struct IncidentLogTests {
         log.append(#"{"event":"incident","id":"c"}"#, urgent: true)
         deadline = Date() + 5
         while lines(path).count < 2 && Date() < deadline { usleep(10_000) }
-        #expect(log.status.tampering?.contains("the log was deleted; its lines are saved in \(path).recovered-") == true, "\(log.status)")
+        #expect(
+            log.status.tampering?.contains("the log was deleted; its lines are saved in \(path).recovered-") == true,
+            "\(log.status)"
+        )
         log.stop()
         stopped = true
         let after = lines(path)
@@ -229,8 +257,10 @@ struct IncidentLogTests {
         // The new log follows on from it, and verify names the deletion and the recovered file.
         let v = HashChain.check(files: [(recovered, before), (path, try String(contentsOfFile: path, encoding: .utf8))])
         #expect(v.failure?.file == path && v.failure?.line == 1 && v.checked == 2)
-        #expect(v.failure?.message.contains("deleted") == true && v.failure?.message.contains(recovered) == true,
-                "\(v.failure?.description ?? "no failure")")
+        #expect(
+            v.failure?.message.contains("deleted") == true && v.failure?.message.contains(recovered) == true,
+            "\(v.failure?.description ?? "no failure")"
+        )
         // Readers, the report and verify find the copy where its chain goes on, also after
         // the new log is rotated: the coordinator still sees a, b and c.
         #expect(IncidentStore.withRotations(path) == [recovered, path])

@@ -5,6 +5,7 @@ import Synchronization
 import SystemSupport
 import TestSupport
 import Testing
+
 @testable import Classifier
 @testable import Incidents
 @testable import LogFormats
@@ -15,9 +16,15 @@ struct IncidentRecordTests {
 
     @Test("every incident carries the documented keys")
     func schema() throws {
-        let r = try #require(try sinkRecords([match("www.bet365.com", url: "https://www.google.com/search?q=free+bets%21", time: 1795255200)]).first)
-        for key in ["id", "time", "severity", "category", "group", "client", "user", "host", "url", "rule", "hits", "due",
-                    "route", "search_term", "action", "source", "first_seen", "last_seen", "chain"] {
+        let r = try #require(
+            try sinkRecords([
+                match("www.bet365.com", url: "https://www.google.com/search?q=free+bets%21", time: 1795255200)
+            ]).first
+        )
+        for key in [
+            "id", "time", "severity", "category", "group", "client", "user", "host", "url", "rule", "hits", "due",
+            "route", "search_term", "action", "source", "first_seen", "last_seen", "chain",
+        ] {
             #expect(r[key] != nil, "missing \(key)")
         }
         #expect(r["time"] as? String == "2026-11-21T10:00:00.000Z")
@@ -28,17 +35,23 @@ struct IncidentRecordTests {
 
     /// The keys docs/INCIDENT-LOG.md gives each kind of line, by its section's heading.
     static func documentedKeys() throws -> [String: Set<String>] {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let text = try String(contentsOf: root.appendingPathComponent("docs/INCIDENT-LOG.md"), encoding: .utf8)
         var sections: [String: Set<String>] = [:]
         var current = ""
         for line in text.split(separator: "\n") {
-            if line.hasPrefix("## ") { current = String(line.dropFirst(3)); continue }
+            if line.hasPrefix("## ") {
+                current = String(line.dropFirst(3))
+                continue
+            }
             guard line.hasPrefix("| `") else { continue }
             let cell = line.dropFirst(2).prefix { $0 != "|" }
             for name in cell.split(separator: ",") {
                 let key = name.trimmingCharacters(in: .whitespaces)
-                if key.hasPrefix("`") && key.hasSuffix("`") { sections[current, default: []].insert(String(key.dropFirst().dropLast())) }
+                if key.hasPrefix("`") && key.hasSuffix("`") {
+                    sections[current, default: []].insert(String(key.dropFirst().dropLast()))
+                }
             }
         }
         return sections
@@ -48,7 +61,9 @@ struct IncidentRecordTests {
     func documentedSchema() throws {
         let docs = try Self.documentedKeys()
         let common = try #require(docs["On every line"])
-        func section(_ prefix: String) throws -> Set<String> { try #require(docs.first { $0.key.hasPrefix(prefix) }?.value, "no section \(prefix)") }
+        func section(_ prefix: String) throws -> Set<String> {
+            try #require(docs.first { $0.key.hasPrefix(prefix) }?.value, "no section \(prefix)")
+        }
         // Real lines: an incident with a device and a MAC, its window's count, its context,
         // a workflow action of each kind, lost and truncated events, all sealed into a chain.
         let sink = try sinkLines([
@@ -74,16 +89,35 @@ struct IncidentRecordTests {
             lines.append(json(LogRecord.action(action).text))
         }
         lines.append(json(String(decoding: IncidentLog.lostEvent(count: 3), as: UTF8.self)))
-        lines.append(json(String(decoding: IncidentLog.truncatedEvent(size: 0, expected: 9, lastChain: "x", recovered: "f", reason: "r"), as: UTF8.self)))
+        lines.append(
+            json(
+                String(
+                    decoding: IncidentLog.truncatedEvent(
+                        size: 0,
+                        expected: 9,
+                        lastChain: "x",
+                        recovered: "f",
+                        reason: "r"
+                    ),
+                    as: UTF8.self
+                )
+            )
+        )
         var seen = Set<String>()
         for line in lines {
             let event = try #require(line["event"] as? String)
             seen.insert(event)
-            let kind = ["incident", "hits", "context", "lost", "truncated"].contains(event) ? "`\(event)`" : "Workflow actions"
+            let kind =
+                ["incident", "hits", "context", "lost", "truncated"].contains(event) ? "`\(event)`" : "Workflow actions"
             let documented = try section(kind).union(common)
-            for key in line.keys { #expect(documented.contains(key), "\(event): \(key) is not in docs/INCIDENT-LOG.md") }
+            for key in line.keys {
+                #expect(documented.contains(key), "\(event): \(key) is not in docs/INCIDENT-LOG.md")
+            }
         }
-        #expect(seen.isSuperset(of: ["incident", "hits", "context", "ack", "escalate", "resolve", "lost", "truncated"]), "\(seen)")
+        #expect(
+            seen.isSuperset(of: ["incident", "hits", "context", "ack", "escalate", "resolve", "lost", "truncated"]),
+            "\(seen)"
+        )
         // Every key documented for an incident without "optional" is on a real one.
         let incident = try #require(sink.first { $0["event"] as? String == "incident" })
         for key in try section("`incident`") where key != "mac" {

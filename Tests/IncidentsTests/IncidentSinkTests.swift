@@ -5,6 +5,7 @@ import Synchronization
 import SystemSupport
 import TestSupport
 import Testing
+
 @testable import Classifier
 @testable import Incidents
 @testable import LogFormats
@@ -16,7 +17,15 @@ struct IncidentSinkTests {
     @Test("a page that loads 80 resources is one incident; the window's final count follows")
     func deduplication() throws {
         var ms: [MatchedRequest] = []
-        for i in 0..<80 { ms.append(match(i % 2 == 0 ? "www.bet365.com" : "static.bet365.com", url: "http://www.bet365.com/r\(i)", time: 1000 + Double(i) / 10)) }
+        for i in 0..<80 {
+            ms.append(
+                match(
+                    i % 2 == 0 ? "www.bet365.com" : "static.bet365.com",
+                    url: "http://www.bet365.com/r\(i)",
+                    time: 1000 + Double(i) / 10
+                )
+            )
+        }
         let records = try sinkRecords(ms)
         #expect(records.filter { $0["event"] as? String == "incident" }.count == 1)
         let hits = try #require(records.first { $0["event"] as? String == "hits" })
@@ -28,23 +37,33 @@ struct IncidentSinkTests {
     @Test("context: the person's other categorised requests in the hour before and after, no one else's")
     func context() throws {
         let raw = try sinkLines([
-            match("games.example.com", time: 1000, category: "games", severity: "info"),               // counted only
-            match("shop.example.com", url: "http://shop.example.com/search?q=knife", time: 1100, category: "shopping", severity: "info"),
-            match("other.example.com", user: "pupil2", time: 1150, category: "games", severity: "info"), // someone else
-            match("old.example.com", time: 1000 - 4000, category: "news", severity: "info"),            // out of order, too old
-            match("www.bet365.com", time: 1200),                                                        // the incident
-            match("chat.example.com", time: 1500, category: "chat", severity: "info"),                  // the hour after
-            match("www.williamhill.com", time: 1600),                                                   // a second incident
-            match("late.example.com", user: "pupil2", time: 1200 + 3601, category: "games", severity: "info"), // closes it
+            match("games.example.com", time: 1000, category: "games", severity: "info"),  // counted only
+            match(
+                "shop.example.com",
+                url: "http://shop.example.com/search?q=knife",
+                time: 1100,
+                category: "shopping",
+                severity: "info"
+            ),
+            match("other.example.com", user: "pupil2", time: 1150, category: "games", severity: "info"),  // someone else
+            match("old.example.com", time: 1000 - 4000, category: "news", severity: "info"),  // out of order, too old
+            match("www.bet365.com", time: 1200),  // the incident
+            match("chat.example.com", time: 1500, category: "chat", severity: "info"),  // the hour after
+            match("www.williamhill.com", time: 1600),  // a second incident
+            match("late.example.com", user: "pupil2", time: 1200 + 3601, category: "games", severity: "info"),  // closes it
         ])
         let records = raw.map(json)
         let incidents = records.filter { $0["event"] as? String == "incident" }
         #expect(incidents.count == 2)
         let incident = try #require(incidents.first, "\(records)")
-        let context = records.filter { $0["event"] as? String == "context" && $0["id"] as? String == incident["id"] as? String }
+        let context = records.filter {
+            $0["event"] as? String == "context" && $0["id"] as? String == incident["id"] as? String
+        }
         let before = try #require(context.first { $0["span"] as? String == "before" }, "\(records)")
         let after = try #require(context.first { $0["span"] as? String == "after" })
-        let hosts = { (e: [String: Any]) in (e["requests"] as? [[String: Any]] ?? []).compactMap { $0["host"] as? String } }
+        let hosts = { (e: [String: Any]) in
+            (e["requests"] as? [[String: Any]] ?? []).compactMap { $0["host"] as? String }
+        }
         #expect(hosts(before) == ["games.example.com", "shop.example.com"])
         #expect((before["requests"] as? [[String: Any]])?[1]["search_term"] as? String == "knife")
         #expect(hosts(after) == ["chat.example.com", "www.williamhill.com"])
@@ -54,13 +73,23 @@ struct IncidentSinkTests {
         let views = IncidentStore.fold(raw.joined(separator: "\n"))
         #expect(views.count == 2)
         #expect(views.allSatisfy { $0.context.contains { $0.span == .after } })
-        #expect(!records.contains { ($0["requests"] as? [[String: Any]])?.contains { $0["host"] as? String == "other.example.com" } == true })
+        #expect(
+            !records.contains {
+                ($0["requests"] as? [[String: Any]])?.contains { $0["host"] as? String == "other.example.com" } == true
+            }
+        )
         // Nobody without an incident has context written.
         #expect(context.count == 2)
         #expect(records.filter { $0["event"] as? String == "context" }.count == 2)
         var off = Policy()
         off.contextWindow = 0
-        let none = try sinkRecords([match("games.example.com", time: 1000, category: "games", severity: "info"), match("www.bet365.com", time: 1200)], policy: off)
+        let none = try sinkRecords(
+            [
+                match("games.example.com", time: 1000, category: "games", severity: "info"),
+                match("www.bet365.com", time: 1200),
+            ],
+            policy: off
+        )
         #expect(!none.contains { $0["event"] as? String == "context" })
     }
 
@@ -71,21 +100,35 @@ struct IncidentSinkTests {
         var short = Policy()
         short.deduplicationWindow = 0.5
         short.contextWindow = 0.5
-        let records = try sinkRecords([
-            match("www.bet365.com", url: "http://www.bet365.com/a", time: 1000.0),
-            match("www.bet365.com", url: "http://www.bet365.com/b", time: 1000.1),
-            match("chat.example.com", time: 1000.2, category: "chat", severity: "info"),  // the hour (here 0.5 s) after
-            match("www.bet365.com", url: "http://www.bet365.com/c", time: 1000.7),        // a new window
-        ], policy: short)
+        let records = try sinkRecords(
+            [
+                match("www.bet365.com", url: "http://www.bet365.com/a", time: 1000.0),
+                match("www.bet365.com", url: "http://www.bet365.com/b", time: 1000.1),
+                match("chat.example.com", time: 1000.2, category: "chat", severity: "info"),  // the hour (here 0.5 s) after
+                match("www.bet365.com", url: "http://www.bet365.com/c", time: 1000.7),  // a new window
+            ],
+            policy: short
+        )
         let incidents = records.filter { $0["event"] as? String == "incident" }
         #expect(incidents.count == 2)
         let first = try #require(incidents.first?["id"] as? String)
-        let hits = try #require(records.first { $0["event"] as? String == "hits" && $0["id"] as? String == first }, "\(records)")
+        let hits = try #require(
+            records.first { $0["event"] as? String == "hits" && $0["id"] as? String == first },
+            "\(records)"
+        )
         #expect(hits["hits"] as? Int == 2)
         #expect(hits["sample_urls"] as? [String] == ["http://www.bet365.com/a", "http://www.bet365.com/b"])
-        let after = try #require(records.first { $0["event"] as? String == "context" && $0["span"] as? String == "after" && $0["id"] as? String == first },
-                                 "\(records)")
-        #expect((after["requests"] as? [[String: Any]])?.compactMap { $0["host"] as? String } == ["www.bet365.com", "chat.example.com"])
+        let after = try #require(
+            records.first {
+                $0["event"] as? String == "context" && $0["span"] as? String == "after" && $0["id"] as? String == first
+            },
+            "\(records)"
+        )
+        #expect(
+            (after["requests"] as? [[String: Any]])?.compactMap { $0["host"] as? String } == [
+                "www.bet365.com", "chat.example.com",
+            ]
+        )
     }
 
     @Test("device names by MAC: a DHCP lease in the logs ties the address to the device")
@@ -123,7 +166,6 @@ struct IncidentSinkTests {
         #expect(records.last?["user"] is NSNull)
         #expect(records.last?["client"] as? String == "10.9.9.9")
     }
-
 
     @Test("repetition raises severity one step")
     func repetition() throws {

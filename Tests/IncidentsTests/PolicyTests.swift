@@ -5,6 +5,7 @@ import Synchronization
 import SystemSupport
 import TestSupport
 import Testing
+
 @testable import Classifier
 @testable import Incidents
 @testable import LogFormats
@@ -13,20 +14,26 @@ import Testing
 struct PolicyTests {
     let logger = Logger(label: "test")
 
-    @Test("policy table", arguments: [
-        // (group shift, category severity, locked, repeated) -> severity
-        (0, "medium", false, false, "medium"),
-        (1, "medium", false, false, "high"),
-        (1, "high", false, false, "critical"),
-        (-1, "high", false, false, "medium"),
-        (-4, "medium", true, false, "critical"),
-        (0, "low", false, true, "medium"),
-        (2, "info", false, true, "info"),
-    ])
+    @Test(
+        "policy table",
+        arguments: [
+            // (group shift, category severity, locked, repeated) -> severity
+            (0, "medium", false, false, "medium"),
+            (1, "medium", false, false, "high"),
+            (1, "high", false, false, "critical"),
+            (-1, "high", false, false, "medium"),
+            (-4, "medium", true, false, "critical"),
+            (0, "low", false, true, "medium"),
+            (2, "info", false, true, "info"),
+        ]
+    )
     func severity(shift: Int, category: String, locked: Bool, repeated: Bool, expected: String) {
         var g = Policy.Group(name: "g")
         g.severityShift = shift
-        #expect(Policy().severity(category: Severity(name: category)!, locked: locked, group: g, repeated: repeated).description == expected)
+        #expect(
+            Policy().severity(category: Severity(name: category)!, locked: locked, group: g, repeated: repeated)
+                .description == expected
+        )
     }
 
     @Test("groups by network and user; first match wins; info is counted, not an incident")
@@ -42,12 +49,15 @@ struct PolicyTests {
         #expect(policy.group(client: "10.2.3.4", user: nil).name == "ks2")
         #expect(policy.group(client: "10.2.3.4", user: "t.smith").name == "staff")
         #expect(policy.group(client: "10.3.3.4", user: "pupil").name == "default")
-        let records = try sinkRecords([
-            match("www.bet365.com", user: nil, client: "10.2.3.4", time: 1000),
-            match("www.bet365.com", user: "t.smith", client: "10.2.3.5", time: 1000),
-            match("tiktok.com", time: 1000, category: "social-media", severity: "info"),
-            match("abuse.example", time: 1000, category: "iwf", severity: "critical", locked: true),
-        ], policy: policy).filter { $0["event"] as? String == "incident" }
+        let records = try sinkRecords(
+            [
+                match("www.bet365.com", user: nil, client: "10.2.3.4", time: 1000),
+                match("www.bet365.com", user: "t.smith", client: "10.2.3.5", time: 1000),
+                match("tiktok.com", time: 1000, category: "social-media", severity: "info"),
+                match("abuse.example", time: 1000, category: "iwf", severity: "critical", locked: true),
+            ],
+            policy: policy
+        ).filter { $0["event"] as? String == "incident" }
         #expect(records.count == 3)
         #expect(records[0]["severity"] as? String == "high")
         #expect(records[0]["group"] as? String == "ks2")
@@ -71,7 +81,8 @@ struct PolicyTests {
         let sink = IncidentSink(log: log, policy: policy("g0"), suffixes: PublicSuffix(text: "com\n"))
         // Two reloads between this person's requests, many times: a policy freed by one
         // reload can leave its memory to the next.
-        let between = policy("between"), policies = (0..<40).map { policy("g\($0)") }
+        let between = policy("between")
+        let policies = (0..<40).map { policy("g\($0)") }
         for i in 0..<40 {
             if i > 0 {
                 sink.update(policy: between)
@@ -81,7 +92,9 @@ struct PolicyTests {
         }
         sink.closeAll()
         log.stop()
-        let groups = lines(path).map(json).filter { $0["event"] as? String == "incident" }.compactMap { $0["group"] as? String }
+        let groups = lines(path).map(json).filter { $0["event"] as? String == "incident" }.compactMap {
+            $0["group"] as? String
+        }
         #expect(groups == (0..<40).map { "g\($0)" })
     }
 
@@ -92,17 +105,54 @@ struct PolicyTests {
         staff.users = ["t.*"]
         staff.categories = ["self-harm"]
         policy.groups = [staff]
-        let both = MatchedRequest(time: 1000, client: "10.0.0.1", user: "t.smith", host: "mixed.com", url: nil, method: "GET",
-                                  action: .allowed, format: .squid, source: "ingest:squid",
-                                  categories: [MatchDetail(name: "gambling", severity: .high, locked: false, kind: .domain, file: "f", line: 1, rule: "mixed.com"),
-                                               MatchDetail(name: "self-harm", severity: .medium, locked: false, kind: .domain, file: "g", line: 2, rule: "mixed.com")],
-                                  generation: 1)
-        let records = try sinkRecords([
-            match("www.bet365.com", user: "t.smith", time: 1000),                                            // not for staff
-            match("abuse.example", user: "t.smith", time: 1001, category: "iwf", severity: "critical", locked: true),
-            both,                                                                                           // raised as self-harm
-            match("www.bet365.com", user: "pupil1", time: 1002),                                             // default group: all
-        ], policy: policy).filter { $0["event"] as? String == "incident" }
+        let both = MatchedRequest(
+            time: 1000,
+            client: "10.0.0.1",
+            user: "t.smith",
+            host: "mixed.com",
+            url: nil,
+            method: "GET",
+            action: .allowed,
+            format: .squid,
+            source: "ingest:squid",
+            categories: [
+                MatchDetail(
+                    name: "gambling",
+                    severity: .high,
+                    locked: false,
+                    kind: .domain,
+                    file: "f",
+                    line: 1,
+                    rule: "mixed.com"
+                ),
+                MatchDetail(
+                    name: "self-harm",
+                    severity: .medium,
+                    locked: false,
+                    kind: .domain,
+                    file: "g",
+                    line: 2,
+                    rule: "mixed.com"
+                ),
+            ],
+            generation: 1
+        )
+        let records = try sinkRecords(
+            [
+                match("www.bet365.com", user: "t.smith", time: 1000),  // not for staff
+                match(
+                    "abuse.example",
+                    user: "t.smith",
+                    time: 1001,
+                    category: "iwf",
+                    severity: "critical",
+                    locked: true
+                ),
+                both,  // raised as self-harm
+                match("www.bet365.com", user: "pupil1", time: 1002),  // default group: all
+            ],
+            policy: policy
+        ).filter { $0["event"] as? String == "incident" }
         #expect(records.map { $0["category"] as? String } == ["iwf", "self-harm", "gambling"])
         #expect(records.map { $0["group"] as? String } == ["staff", "staff", "default"])
     }

@@ -5,13 +5,16 @@ import Synchronization
 import SystemSupport
 import TestSupport
 import Testing
+
 @testable import Classifier
 @testable import Incidents
 @testable import LogFormats
 
 extension IncidentLog {
     /// A record from text: critical (written and fsync'd at once) or not.
-    func append(_ object: String, urgent: Bool) { append(bytes: Array(object.utf8), durability: urgent ? .now : .interval) }
+    func append(_ object: String, urgent: Bool) {
+        append(bytes: Array(object.utf8), durability: urgent ? .now : .interval)
+    }
 }
 
 /// An incident log at `path`, opened and writing (fsyncs every 50 ms).
@@ -27,14 +30,18 @@ final class CapturedLog: LogHandler, @unchecked Sendable {
     private let lines = Mutex<[String]>([])
     var logLevel: Logger.Level = .trace
     var metadata: Logger.Metadata = [:]
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? { get { metadata[key] } set { metadata[key] = newValue } }
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
     func log(event: LogEvent) {
-        let text = (event.metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        let text = (event.metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
+            separator: " "
+        )
         lines.withLock { $0.append("\(event.level) \(event.message) \(text)") }
     }
     var messages: [String] { lines.withLock { $0 } }
 }
-
 
 /// Runs matches through a sink into a fresh log: the lines written.
 func sinkLines(_ matches: [MatchedRequest], policy: Policy = Policy()) throws -> [String] {

@@ -5,17 +5,22 @@ import Synchronization
 import SystemSupport
 import TestSupport
 import Testing
+
 @testable import Classifier
 @testable import Incidents
 @testable import LogFormats
 
 @Suite("Time windows and mapping files")
 struct WindowTests {
-    @Test("windows by day and time, wrapping midnight", arguments: [
-        // 2026-11-16 is a Monday. (day offset, "hh:mm", expected window)
-        (0, "09:00", "school"), (0, "16:00", nil as String?), (5, "09:00", nil), (0, "22:00", "night"), (1, "05:00", "night"),
-        (0, "05:00", "night"),
-    ])
+    @Test(
+        "windows by day and time, wrapping midnight",
+        arguments: [
+            // 2026-11-16 is a Monday. (day offset, "hh:mm", expected window)
+            (0, "09:00", "school"), (0, "16:00", nil as String?), (5, "09:00", nil), (0, "22:00", "night"),
+            (1, "05:00", "night"),
+            (0, "05:00", "night"),
+        ]
+    )
     func windows(dayOffset: Int, time: String, expected: String?) {
         var school = Policy.TimeWindow(name: "school")
         school.days = [1, 2, 3, 4, 5]
@@ -50,7 +55,14 @@ struct WindowTests {
         log.start()
         let devices = try MappingFile.parse("# DHCP\n10.30.0.5 laptop-17\n", file: "devices")
         let users = try MappingFile.parse("10.30.0.5 boarder.jones\n", file: "users")
-        let sink = IncidentSink(log: log, policy: policy, suffixes: PublicSuffix(text: "com\n"), devices: devices, users: users, utcOffset: 0)
+        let sink = IncidentSink(
+            log: log,
+            policy: policy,
+            suffixes: PublicSuffix(text: "com\n"),
+            devices: devices,
+            users: users,
+            utcOffset: 0
+        )
         // 2026-11-21 23:00 UTC.
         sink.accept(match("www.bet365.com", user: nil, client: "10.30.0.5", time: 1_795_302_000))
         log.stop()
@@ -65,7 +77,9 @@ struct WindowTests {
     @Test("mapping file errors name file and line")
     func mappingErrors() {
         #expect(throws: MappingFile.Failure.self) { try MappingFile.parse("10.0.0.1\n", file: "m") }
-        let twice = #expect(throws: MappingFile.Failure.self) { try MappingFile.parse("10.0.0.1 a\n10.0.0.1 b\n", file: "m") }
+        let twice = #expect(throws: MappingFile.Failure.self) {
+            try MappingFile.parse("10.0.0.1 a\n10.0.0.1 b\n", file: "m")
+        }
         #expect(twice?.description == "m:2: 10.0.0.1 is listed twice")
     }
 }

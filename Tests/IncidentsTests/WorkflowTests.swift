@@ -1,9 +1,10 @@
 import Foundation
+import LogFormats
 import Synchronization
 import SystemSupport
 import TestSupport
 import Testing
-import LogFormats
+
 @testable import Incidents
 
 @Suite("The coordinator's workflow")
@@ -13,18 +14,32 @@ struct WorkflowTests {
 
     /// The whole table: every state against every action; nil means refused.
     static let table: [S: [A: S?]] = [
-        .new: [.ack: .acknowledged, .note: .new, .assign: .new, .escalate: .escalated, .resolve: .resolved,
-               .falsePositive: .falsePositive, .reopen: nil],
-        .acknowledged: [.ack: nil, .note: .acknowledged, .assign: .acknowledged, .escalate: .escalated, .resolve: .resolved,
-                        .falsePositive: .falsePositive, .reopen: nil],
-        .escalated: [.ack: nil, .note: .escalated, .assign: .escalated, .escalate: .escalated, .resolve: .resolved,
-                     .falsePositive: .falsePositive, .reopen: nil],
-        .resolved: [.ack: nil, .note: .resolved, .assign: nil, .escalate: nil, .resolve: nil, .falsePositive: nil, .reopen: .acknowledged],
-        .falsePositive: [.ack: nil, .note: .falsePositive, .assign: nil, .escalate: nil, .resolve: nil, .falsePositive: nil,
-                         .reopen: .acknowledged],
+        .new: [
+            .ack: .acknowledged, .note: .new, .assign: .new, .escalate: .escalated, .resolve: .resolved,
+            .falsePositive: .falsePositive, .reopen: nil,
+        ],
+        .acknowledged: [
+            .ack: nil, .note: .acknowledged, .assign: .acknowledged, .escalate: .escalated, .resolve: .resolved,
+            .falsePositive: .falsePositive, .reopen: nil,
+        ],
+        .escalated: [
+            .ack: nil, .note: .escalated, .assign: .escalated, .escalate: .escalated, .resolve: .resolved,
+            .falsePositive: .falsePositive, .reopen: nil,
+        ],
+        .resolved: [
+            .ack: nil, .note: .resolved, .assign: nil, .escalate: nil, .resolve: nil, .falsePositive: nil,
+            .reopen: .acknowledged,
+        ],
+        .falsePositive: [
+            .ack: nil, .note: .falsePositive, .assign: nil, .escalate: nil, .resolve: nil, .falsePositive: nil,
+            .reopen: .acknowledged,
+        ],
     ]
 
-    @Test("every state and action: the next state, or a refusal that says why", arguments: [S.new, .acknowledged, .escalated, .resolved, .falsePositive])
+    @Test(
+        "every state and action: the next state, or a refusal that says why",
+        arguments: [S.new, .acknowledged, .escalated, .resolved, .falsePositive]
+    )
     func transitions(from state: S) {
         for action in A.allCases {
             let expected = Self.table[state]![action]!
@@ -39,9 +54,11 @@ struct WorkflowTests {
     }
 
     static func log(_ events: [String]) -> String {
-        var text = "{\"event\":\"incident\",\"id\":\"inc-1\",\"time\":\"2026-11-21T10:00:00.000Z\",\"severity\":\"high\",\"category\":\"selfharm\",\"group\":\"ks3\",\"client\":\"10.0.0.1\",\"user\":\"p1\",\"host\":\"x.example\",\"url\":null,\"rule\":{\"kind\":\"domain\",\"locked\":false},\"hits\":1,\"due\":\"2026-11-22T10:00:00.000Z\"}\n"
+        var text =
+            "{\"event\":\"incident\",\"id\":\"inc-1\",\"time\":\"2026-11-21T10:00:00.000Z\",\"severity\":\"high\",\"category\":\"selfharm\",\"group\":\"ks3\",\"client\":\"10.0.0.1\",\"user\":\"p1\",\"host\":\"x.example\",\"url\":null,\"rule\":{\"kind\":\"domain\",\"locked\":false},\"hits\":1,\"due\":\"2026-11-22T10:00:00.000Z\"}\n"
         for (i, e) in events.enumerated() {
-            text += "{\"event\":\"\(e)\",\"id\":\"inc-1\",\"time\":\"2026-11-21T11:0\(i):00.000Z\",\"by\":\"dsl\",\"to\":\"DSL\",\"outcome\":\"parents-informed\"}\n"
+            text +=
+                "{\"event\":\"\(e)\",\"id\":\"inc-1\",\"time\":\"2026-11-21T11:0\(i):00.000Z\",\"by\":\"dsl\",\"to\":\"DSL\",\"outcome\":\"parents-informed\"}\n"
         }
         return text
     }
@@ -87,7 +104,11 @@ struct WorkflowTests {
         let v = try #require(IncidentStore.fold(Self.log([])).first)
         #expect(Workflow.allowlistLine(for: v)?.file == "allowlist/domains")
         #expect(Workflow.allowlistLine(for: v)?.line == "x.example")
-        let u = try #require(IncidentStore.fold("{\"event\":\"incident\",\"id\":\"inc-2\",\"host\":\"a.example\",\"url\":\"https://a.example/p/q?x=1\",\"rule\":{\"kind\":\"url\"}}\n").first)
+        let u = try #require(
+            IncidentStore.fold(
+                "{\"event\":\"incident\",\"id\":\"inc-2\",\"host\":\"a.example\",\"url\":\"https://a.example/p/q?x=1\",\"rule\":{\"kind\":\"url\"}}\n"
+            ).first
+        )
         #expect(Workflow.allowlistLine(for: u)?.file == "allowlist/urls")
         #expect(Workflow.allowlistLine(for: u)?.line == "a.example/p/q")
     }
@@ -102,19 +123,29 @@ struct WorkflowTests {
         log.foreignLine = { line in foreign.withLock { $0.append(String(line)) } }
         log.start()
         log.append("{\"event\":\"incident\",\"id\":\"inc-1\",\"time\":\"2026-11-21T10:00:00.000Z\"}", urgent: true)
-        for _ in 0..<100 { guard lines(path).count < 1 else { break }; usleep(10_000) }
+        for _ in 0..<100 {
+            guard lines(path).count < 1 else { break }
+            usleep(10_000)
+        }
         // The coordinator's tool appends under the lock...
-        try IncidentLog.appendEvents(path: path, group: nil) { (views: [IncidentView]) throws(Workflow.Refusal) -> [ActionRecord] in
+        try IncidentLog.appendEvents(path: path, group: nil) {
+            (views: [IncidentView]) throws(Workflow.Refusal) -> [ActionRecord] in
             #expect(views.map(\.id) == ["inc-1"])
             return [ActionRecord(.ack, id: "inc-1", time: Clock.rfc3339(1_795_255_300), by: "dsl")]
         }
         // The daemon's writer notices the tool's line (for overdue alerts)...
-        for _ in 0..<100 { guard foreign.withLock({ $0.isEmpty }) else { break }; usleep(10_000) }
+        for _ in 0..<100 {
+            guard foreign.withLock({ $0.isEmpty }) else { break }
+            usleep(10_000)
+        }
         #expect(foreign.withLock { $0.count } == 1)
         #expect(foreign.withLock { $0.first?.contains("\"event\":\"ack\"") } == true)
         // ...and its next line chains from the tool's.
         log.append("{\"event\":\"incident\",\"id\":\"inc-2\",\"time\":\"2026-11-21T10:05:00.000Z\"}", urgent: true)
-        for _ in 0..<100 { guard lines(path).count < 3 else { break }; usleep(10_000) }
+        for _ in 0..<100 {
+            guard lines(path).count < 3 else { break }
+            usleep(10_000)
+        }
         log.stop()
         #expect(lines(path).count == 3)
         let (failure, checked) = HashChain.verifyText(path: path)
@@ -122,7 +153,8 @@ struct WorkflowTests {
         #expect(checked == 3)
         // A refusal writes nothing.
         #expect(throws: IncidentLog.ActFailure.self) {
-            try IncidentLog.appendEvents(path: path, group: nil) { (_: [IncidentView]) throws(Workflow.Refusal) -> [ActionRecord] in
+            try IncidentLog.appendEvents(path: path, group: nil) {
+                (_: [IncidentView]) throws(Workflow.Refusal) -> [ActionRecord] in
                 throw Workflow.Refusal(description: "no")
             }
         }

@@ -1,13 +1,15 @@
 import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
+import LogFormats
 import Reports
 import SystemSupport
 import TestSupport
 import Testing
+
 @testable import Incidents
-import LogFormats
+
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 
 /// `esafety report` from a fixed incident log and counters file (Fixtures/report): golden
 /// files for each format, and the facts behind them checked one by one.
@@ -21,8 +23,12 @@ struct ReportTests {
 
     static func report(anonymise: Bool = false) throws -> Report {
         let views = IncidentStore.fold(try String(contentsOfFile: fixtures + "/incidents.jsonl", encoding: .utf8))
-        let counters = try String(contentsOfFile: fixtures + "/counters.jsonl", encoding: .utf8).split(separator: "\n").compactMap(CounterRecord.init(line:))
-        var options = Report.Options(since: Report.epoch("2026-11-20T00:00:00Z")!, until: Report.epoch("2026-11-21T00:00:00Z")!)
+        let counters = try String(contentsOfFile: fixtures + "/counters.jsonl", encoding: .utf8).split(separator: "\n")
+            .compactMap(CounterRecord.init(line:))
+        var options = Report.Options(
+            since: Report.epoch("2026-11-20T00:00:00Z")!,
+            until: Report.epoch("2026-11-21T00:00:00Z")!
+        )
         options.anonymise = anonymise
         options.title = "Hilltop School e-safety report"
         return Report(views: views, counters: counters, options: options)
@@ -35,7 +41,10 @@ struct ReportTests {
             try actual.write(toFile: path, atomically: true, encoding: .utf8)
         }
         let expected = try String(contentsOfFile: path, encoding: .utf8)
-        #expect(actual == expected, "\(name) differs from \(path); if the change is intended, rerun with ESAFETY_UPDATE_GOLDEN=1 and review the diff")
+        #expect(
+            actual == expected,
+            "\(name) differs from \(path); if the change is intended, rerun with ESAFETY_UPDATE_GOLDEN=1 and review the diff"
+        )
     }
 
     @Test("each format matches its golden file, and is the same on every run")
@@ -54,7 +63,9 @@ struct ReportTests {
     @Test("the facts: new, open, overdue, escalations, outcomes, response times")
     func facts() throws {
         let r = try Self.report()
-        #expect(r.new.map(\.id) == ["inc-0002", "inc-0003", "inc-0004", "inc-0008", "inc-0005", "inc-0006", "inc-0007"])
+        #expect(
+            r.new.map(\.id) == ["inc-0002", "inc-0003", "inc-0004", "inc-0008", "inc-0005", "inc-0006", "inc-0007"]
+        )
         #expect(r.bySeverity.map(\.name) == ["critical", "high", "medium", "low"])
         #expect(r.bySeverity.map(\.count) == [2, 2, 2, 1])
         // Open at midnight: the day before's self-harm (overdue), and four of the day's; the
@@ -64,7 +75,11 @@ struct ReportTests {
         #expect(r.open.first { $0.id == "inc-0006" }?.state == "escalated")
         #expect(Dictionary(uniqueKeysWithValues: r.escalations.map { ($0.name, $0.count) }) == ["police": 1, "DSL": 1])
         #expect(r.referrals == 1)
-        #expect(Dictionary(uniqueKeysWithValues: r.outcomes.map { ($0.name, $0.count) }) == ["referred-police": 1, "pupil-spoken-to": 1])
+        #expect(
+            Dictionary(uniqueKeysWithValues: r.outcomes.map { ($0.name, $0.count) }) == [
+                "referred-police": 1, "pupil-spoken-to": 1,
+            ]
+        )
         #expect(r.falsePositives == 1)
         // inc-0002 acknowledged after 14 min 50 s; inc-0003 after 28 min; inc-0006 escalated after 8 min; inc-0008 after 25 min.
         #expect(r.toAcknowledge == [480, 890, 1500, 1680])
@@ -81,7 +96,9 @@ struct ReportTests {
         #expect(squid.count == 24)
         #expect(squid[6] == 0 && squid[7] == 72_000 && squid[11] == 0 && squid[12] == 50 * 1200 && squid[17] == 0)
         #expect(r.linesByHour["syslog:dnsmasq"]?[19] == 40 * 300, "20 minutes not running")
-        let silent = r.silences.map { "\($0.source) \(Clock.rfc3339($0.from).dropFirst(11).prefix(5))-\(Clock.rfc3339($0.to).dropFirst(11).prefix(5))" }
+        let silent = r.silences.map {
+            "\($0.source) \(Clock.rfc3339($0.from).dropFirst(11).prefix(5))-\(Clock.rfc3339($0.to).dropFirst(11).prefix(5))"
+        }
         #expect(silent == ["squid:squid 00:00-07:00", "squid:squid 11:00-12:10", "squid:squid 17:00-00:00"])
         #expect(r.downtime.count == 1)
         #expect(r.downtime.first.map { $0.to - $0.from } == 1200)
@@ -118,9 +135,16 @@ struct ReportTests {
 
     @Test("CSV cells that a spreadsheet would run as formulas are quoted as text")
     func csvFormulas() throws {
-        let log = "{\"event\":\"incident\",\"id\":\"inc-x\",\"time\":\"2026-11-20T10:00:00.000Z\",\"severity\":\"low\",\"category\":\"games\",\"group\":\"ks2\",\"client\":\"10.0.0.1\",\"user\":\"=HYPERLINK(\\\"http://evil\\\")\",\"host\":\"a.example\",\"hits\":1}\n"
-        let r = Report(views: IncidentStore.fold(log), counters: [],
-                       options: Report.Options(since: Report.epoch("2026-11-20T00:00:00Z")!, until: Report.epoch("2026-11-21T00:00:00Z")!))
+        let log =
+            "{\"event\":\"incident\",\"id\":\"inc-x\",\"time\":\"2026-11-20T10:00:00.000Z\",\"severity\":\"low\",\"category\":\"games\",\"group\":\"ks2\",\"client\":\"10.0.0.1\",\"user\":\"=HYPERLINK(\\\"http://evil\\\")\",\"host\":\"a.example\",\"hits\":1}\n"
+        let r = Report(
+            views: IncidentStore.fold(log),
+            counters: [],
+            options: Report.Options(
+                since: Report.epoch("2026-11-20T00:00:00Z")!,
+                until: Report.epoch("2026-11-21T00:00:00Z")!
+            )
+        )
         #expect(r.csv.contains("\"'=HYPERLINK(\"\"http://evil\"\")\""))
         #expect(r.text.contains("no monitoring counters for this period"))
     }

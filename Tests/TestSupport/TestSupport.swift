@@ -38,7 +38,9 @@ public final class TempDir: Sendable {
     public func write(_ relative: String, _ text: String) {
         let full = path + "/" + relative
         try! FileManager.default.createDirectory(
-            atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            atPath: (full as NSString).deletingLastPathComponent,
+            withIntermediateDirectories: true
+        )
         try! Data(text.utf8).write(to: URL(fileURLWithPath: full))
     }
     deinit { try? FileManager.default.removeItem(atPath: path) }
@@ -88,12 +90,21 @@ public struct RunResult {
 
 /// Runs a built executable to completion, with optional standard input; its output and
 /// errors apart.
-public func run(_ executable: String, _ arguments: [String], stdin: String? = nil, cwd: String? = nil) throws -> RunResult {
+public func run(
+    _ executable: String,
+    _ arguments: [String],
+    stdin: String? = nil,
+    cwd: String? = nil
+) throws -> RunResult {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : buildDirectory + "/" + executable)
+    process.executableURL = URL(
+        fileURLWithPath: executable.hasPrefix("/") ? executable : buildDirectory + "/" + executable
+    )
     process.arguments = arguments
     if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-    let out = Pipe(), err = Pipe(), input = Pipe()
+    let out = Pipe()
+    let err = Pipe()
+    let input = Pipe()
     process.standardOutput = out
     process.standardError = err
     process.standardInput = input
@@ -103,8 +114,11 @@ public func run(_ executable: String, _ arguments: [String], stdin: String? = ni
     let o = out.fileHandleForReading.readDataToEndOfFile()
     let e = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    return RunResult(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                     stderr: String(decoding: e, as: UTF8.self))
+    return RunResult(
+        status: process.terminationStatus,
+        stdout: String(decoding: o, as: UTF8.self),
+        stderr: String(decoding: e, as: UTF8.self)
+    )
 }
 
 /// Connects to a Unix stream socket.
@@ -115,9 +129,14 @@ public func connectUnix(_ path: String) throws -> Int32 {
     let bytes = Array(path.utf8)
     withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes) }
     let rc = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+        }
     }
-    guard rc == 0 else { close(fd); throw TestFailure(message: "connect \(path): \(String(cString: strerror(errno)))") }
+    guard rc == 0 else {
+        close(fd)
+        throw TestFailure(message: "connect \(path): \(String(cString: strerror(errno)))")
+    }
     return fd
 }
 
@@ -126,7 +145,10 @@ public func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
     bytes.withUnsafeBytes { raw in
         while off < raw.count {
             let n = send(fd, raw.baseAddress! + off, raw.count - off, Int32(MSG_NOSIGNAL))
-            if n <= 0 { if errno == EINTR { continue }; return }
+            if n <= 0 {
+                if errno == EINTR { continue }
+                return
+            }
             off += n
         }
     }
@@ -142,7 +164,9 @@ public func sendDatagram(_ path: String, _ message: String) {
     var m = message
     _ = m.withUTF8 { buf in
         withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, buf.baseAddress, buf.count, 0, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(fd, buf.baseAddress, buf.count, 0, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
     }
 }
@@ -156,7 +180,13 @@ public final class Child: @unchecked Sendable {
     /// Starts `path` with `args`; standard output and error go to a pipe (`capture`) or /dev/null.
     /// `environment` is added to this process's environment for the child only (tests
     /// run in parallel: a `setenv` here would reach other tests' children too).
-    public init(_ path: String, _ args: [String], capture: Bool = false, cwd: String? = nil, environment: [String: String] = [:]) throws {
+    public init(
+        _ path: String,
+        _ args: [String],
+        capture: Bool = false,
+        cwd: String? = nil,
+        environment: [String: String] = [:]
+    ) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -224,19 +254,49 @@ public final class Child: @unchecked Sendable {
 
     /// Runs a command to completion.
     /// Runs a command to completion: its status and its output and errors together.
-    public static func run(_ path: String, _ args: [String], environment: [String: String] = [:]) throws -> (Int32, String) {
+    public static func run(
+        _ path: String,
+        _ args: [String],
+        environment: [String: String] = [:]
+    ) throws -> (Int32, String) {
         try Child(path, args, capture: true, environment: environment).wait()
     }
 }
 
 /// A matched request as the pipeline hands it to a sink (one category, a domain rule).
-public func match(_ host: String, url: String? = nil, user: String? = "pupil1", client: String = "10.1.2.3", time: Double,
-           category: String = "gambling", severity: String = "medium", locked: Bool = false) -> MatchedRequest {
-    MatchedRequest(time: time, client: client, user: user, host: host, url: url, method: "GET", action: .allowed, format: .squid,
-                   source: "ingest:squid",
-                   categories: [MatchDetail(name: category, severity: Severity(name: severity)!, locked: locked, kind: .domain,
-                                            file: "Blocklists/\(category)/domains", line: 3, rule: host)],
-                   generation: 1)
+public func match(
+    _ host: String,
+    url: String? = nil,
+    user: String? = "pupil1",
+    client: String = "10.1.2.3",
+    time: Double,
+    category: String = "gambling",
+    severity: String = "medium",
+    locked: Bool = false
+) -> MatchedRequest {
+    MatchedRequest(
+        time: time,
+        client: client,
+        user: user,
+        host: host,
+        url: url,
+        method: "GET",
+        action: .allowed,
+        format: .squid,
+        source: "ingest:squid",
+        categories: [
+            MatchDetail(
+                name: category,
+                severity: Severity(name: severity)!,
+                locked: locked,
+                kind: .domain,
+                file: "Blocklists/\(category)/domains",
+                line: 3,
+                rule: host
+            )
+        ],
+        generation: 1
+    )
 }
 
 /// A list root in a fresh temporary folder, removed when the value is released.
@@ -247,8 +307,10 @@ public final class TempLists: Sendable {
         root = NSTemporaryDirectory() + "esafety-tests-" + UUID().uuidString
         for (path, text) in files {
             let full = root + "/" + path
-            try! FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent,
-                                                     withIntermediateDirectories: true)
+            try! FileManager.default.createDirectory(
+                atPath: (full as NSString).deletingLastPathComponent,
+                withIntermediateDirectories: true
+            )
             try! Data(text.utf8).write(to: URL(fileURLWithPath: full))
         }
         try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -256,8 +318,10 @@ public final class TempLists: Sendable {
 
     public func write(_ path: String, bytes: [UInt8]) {
         let full = root + "/" + path
-        try! FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent,
-                                                 withIntermediateDirectories: true)
+        try! FileManager.default.createDirectory(
+            atPath: (full as NSString).deletingLastPathComponent,
+            withIntermediateDirectories: true
+        )
         try! Data(bytes).write(to: URL(fileURLWithPath: full))
     }
 

@@ -27,7 +27,13 @@ public enum CounterRecord: Sendable, Equatable {
         }
 
         public init(
-            time: String, source: String, interval: Double, received: Int, parsed: Int, matched: Int, malformed: Int,
+            time: String,
+            source: String,
+            interval: Double,
+            received: Int,
+            parsed: Int,
+            matched: Int,
+            malformed: Int,
             tooLong: Int
         ) {
             (self.time, self.source, self.interval, self.received) = (time, source, interval, received)
@@ -37,10 +43,15 @@ public enum CounterRecord: Sendable, Equatable {
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             self.init(
-                time: try c.decode(String.self, forKey: .time), source: try c.decode(String.self, forKey: .source),
-                interval: c.lenient(Double.self, .interval) ?? 60, received: c.lenient(Int.self, .received) ?? 0,
-                parsed: c.lenient(Int.self, .parsed) ?? 0, matched: c.lenient(Int.self, .matched) ?? 0,
-                malformed: c.lenient(Int.self, .malformed) ?? 0, tooLong: c.lenient(Int.self, .tooLong) ?? 0)
+                time: try c.decode(String.self, forKey: .time),
+                source: try c.decode(String.self, forKey: .source),
+                interval: c.lenient(Double.self, .interval) ?? 60,
+                received: c.lenient(Int.self, .received) ?? 0,
+                parsed: c.lenient(Int.self, .parsed) ?? 0,
+                matched: c.lenient(Int.self, .matched) ?? 0,
+                malformed: c.lenient(Int.self, .malformed) ?? 0,
+                tooLong: c.lenient(Int.self, .tooLong) ?? 0
+            )
         }
     }
 
@@ -137,12 +148,17 @@ public enum CounterRecord: Sendable, Equatable {
             let c = try decoder.container(keyedBy: Keys.self)
             switch c.lenient(String.self, .event) {
             case nil: record = .counts(try Counts(from: decoder))
-            case "start": record = .start(time: try c.decode(String.self, forKey: .time), pid: c.lenient(Int.self, .pid))
+            case "start":
+                record = .start(time: try c.decode(String.self, forKey: .time), pid: c.lenient(Int.self, .pid))
             case "stop": record = .stop(time: try c.decode(String.self, forKey: .time))
             case "reload": record = .reload(try Reload(from: decoder))
             case "alert": record = .alert(try Alert(from: decoder))
             case let other?:
-                throw DecodingError.dataCorruptedError(forKey: .event, in: c, debugDescription: "unknown event \(other)")
+                throw DecodingError.dataCorruptedError(
+                    forKey: .event,
+                    in: c,
+                    debugDescription: "unknown event \(other)"
+                )
             }
         }
     }

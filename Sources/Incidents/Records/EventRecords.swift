@@ -46,9 +46,12 @@ extension HitsRecord: Decodable {
         let c = try decoder.container(keyedBy: Keys.self)
         let last = c.lenient(String.self, .lastSeen) ?? c.lenient(String.self, .time) ?? ""
         self.init(
-            id: c.lenient(String.self, .id) ?? "", hits: c.lenient(Int.self, .hits) ?? 1,
-            firstSeen: c.lenient(String.self, .firstSeen) ?? last, lastSeen: last,
-            sampleURLs: c.lenient([String].self, .sampleURLs) ?? [])
+            id: c.lenient(String.self, .id) ?? "",
+            hits: c.lenient(Int.self, .hits) ?? 1,
+            firstSeen: c.lenient(String.self, .firstSeen) ?? last,
+            lastSeen: last,
+            sampleURLs: c.lenient([String].self, .sampleURLs) ?? []
+        )
         time = c.lenient(String.self, .time) ?? last
     }
 }
@@ -123,8 +126,11 @@ extension ContextRecord: Decodable {
         }
         let id = c.lenient(String.self, .id) ?? ""
         self.init(
-            ids: c.lenient([String].self, .ids) ?? [id], time: c.lenient(String.self, .time) ?? "", span: span,
-            requests: c.lenient([Request].self, .requests) ?? [])
+            ids: c.lenient([String].self, .ids) ?? [id],
+            time: c.lenient(String.self, .time) ?? "",
+            span: span,
+            requests: c.lenient([Request].self, .requests) ?? []
+        )
     }
 }
 
@@ -149,9 +155,17 @@ public struct ActionRecord: Sendable, Equatable {
     public var reason: String?
 
     public init(
-        _ action: Workflow.Action, id: String, time: String, by: String, account: String? = nil,
-        note: String? = nil, to: String? = nil, referral: String? = nil, outcome: String? = nil,
-        actionTaken: String? = nil, reason: String? = nil
+        _ action: Workflow.Action,
+        id: String,
+        time: String,
+        by: String,
+        account: String? = nil,
+        note: String? = nil,
+        to: String? = nil,
+        referral: String? = nil,
+        outcome: String? = nil,
+        actionTaken: String? = nil,
+        reason: String? = nil
     ) {
         (self.action, self.id, self.time, self.by, self.account) = (action, id, time, by, account)
         (self.note, self.to, self.referral, self.outcome) = (note, to, referral, outcome)
@@ -184,11 +198,18 @@ public struct ActionRecord: Sendable, Equatable {
     init(from decoder: Decoder, action: Workflow.Action) throws {
         let c = try decoder.container(keyedBy: Keys.self)
         self.init(
-            action, id: c.lenient(String.self, .id) ?? "", time: c.lenient(String.self, .time) ?? "",
-            by: c.lenient(String.self, .by) ?? "", account: c.lenient(String.self, .account),
-            note: c.lenient(String.self, .note), to: c.lenient(String.self, .to),
-            referral: c.lenient(String.self, .referral), outcome: c.lenient(String.self, .outcome),
-            actionTaken: c.lenient(String.self, .action), reason: c.lenient(String.self, .reason))
+            action,
+            id: c.lenient(String.self, .id) ?? "",
+            time: c.lenient(String.self, .time) ?? "",
+            by: c.lenient(String.self, .by) ?? "",
+            account: c.lenient(String.self, .account),
+            note: c.lenient(String.self, .note),
+            to: c.lenient(String.self, .to),
+            referral: c.lenient(String.self, .referral),
+            outcome: c.lenient(String.self, .outcome),
+            actionTaken: c.lenient(String.self, .action),
+            reason: c.lenient(String.self, .reason)
+        )
     }
 }
 
@@ -199,7 +220,9 @@ public struct LostRecord: Sendable, Equatable, Decodable {
     public var count: Int
     public var reason: String
 
-    public init(time: String, count: Int, reason: String) { (self.time, self.count, self.reason) = (time, count, reason) }
+    public init(time: String, count: Int, reason: String) {
+        (self.time, self.count, self.reason) = (time, count, reason)
+    }
 
     public func write(to j: inout JSONText) {
         j.beginObject()

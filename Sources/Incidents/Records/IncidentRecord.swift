@@ -60,10 +60,28 @@ public struct IncidentRecord: Sendable, Equatable {
     public var due: String?
 
     public init(
-        id: String, time: String, severity: Severity?, category: String, group: String, client: String,
-        user: String?, device: String?, mac: String?, host: String, url: String?, searchTerm: String?,
-        action: String, source: Source, rule: Rule, repeated: Bool, window: String?, route: [String],
-        hits: Int = 1, firstSeen: String? = nil, lastSeen: String? = nil, due: String?
+        id: String,
+        time: String,
+        severity: Severity?,
+        category: String,
+        group: String,
+        client: String,
+        user: String?,
+        device: String?,
+        mac: String?,
+        host: String,
+        url: String?,
+        searchTerm: String?,
+        action: String,
+        source: Source,
+        rule: Rule,
+        repeated: Bool,
+        window: String?,
+        route: [String],
+        hits: Int = 1,
+        firstSeen: String? = nil,
+        lastSeen: String? = nil,
+        due: String?
     ) {
         (self.id, self.time, self.severity, self.category, self.group) = (id, time, severity, category, group)
         (self.client, self.user, self.device, self.mac, self.host) = (client, user, device, mac, host)
@@ -138,18 +156,30 @@ extension IncidentRecord: Decodable {
         let severity = c.lenient(String.self, .severity).flatMap(Severity.init(name:))
         let time = c.lenient(String.self, .time) ?? ""
         self.init(
-            id: c.lenient(String.self, .id) ?? "", time: time, severity: severity,
-            category: c.lenient(String.self, .category) ?? "", group: c.lenient(String.self, .group) ?? "",
-            client: c.lenient(String.self, .client) ?? "", user: c.lenient(String.self, .user),
-            device: c.lenient(String.self, .device), mac: c.lenient(String.self, .mac),
-            host: c.lenient(String.self, .host) ?? "", url: c.lenient(String.self, .url),
-            searchTerm: c.lenient(String.self, .searchTerm), action: c.lenient(String.self, .action) ?? "unknown",
+            id: c.lenient(String.self, .id) ?? "",
+            time: time,
+            severity: severity,
+            category: c.lenient(String.self, .category) ?? "",
+            group: c.lenient(String.self, .group) ?? "",
+            client: c.lenient(String.self, .client) ?? "",
+            user: c.lenient(String.self, .user),
+            device: c.lenient(String.self, .device),
+            mac: c.lenient(String.self, .mac),
+            host: c.lenient(String.self, .host) ?? "",
+            url: c.lenient(String.self, .url),
+            searchTerm: c.lenient(String.self, .searchTerm),
+            action: c.lenient(String.self, .action) ?? "unknown",
             source: c.lenient(Source.self, .source) ?? Source(format: "", peer: ""),
-            rule: c.lenient(Rule.self, .rule) ?? Rule(kind: nil, file: "", line: 0, rule: "", generation: 0, locked: false),
-            repeated: c.lenient(Bool.self, .repeated) ?? false, window: c.lenient(String.self, .window),
-            route: c.lenient([String].self, .route) ?? [], hits: c.lenient(Int.self, .hits) ?? 1,
-            firstSeen: c.lenient(String.self, .firstSeen), lastSeen: c.lenient(String.self, .lastSeen),
-            due: c.lenient(String.self, .due))
+            rule: c.lenient(Rule.self, .rule)
+                ?? Rule(kind: nil, file: "", line: 0, rule: "", generation: 0, locked: false),
+            repeated: c.lenient(Bool.self, .repeated) ?? false,
+            window: c.lenient(String.self, .window),
+            route: c.lenient([String].self, .route) ?? [],
+            hits: c.lenient(Int.self, .hits) ?? 1,
+            firstSeen: c.lenient(String.self, .firstSeen),
+            lastSeen: c.lenient(String.self, .lastSeen),
+            due: c.lenient(String.self, .due)
+        )
     }
 }
 
@@ -159,9 +189,13 @@ extension IncidentRecord.Rule: Decodable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: Keys.self)
         self.init(
-            kind: c.lenient(String.self, .kind).flatMap(MatchKind.init(name:)), file: c.lenient(String.self, .file) ?? "",
-            line: c.lenient(Int.self, .line) ?? 0, rule: c.lenient(String.self, .rule) ?? "",
-            generation: c.lenient(Int.self, .generation) ?? 0, locked: c.lenient(Bool.self, .locked) ?? false)
+            kind: c.lenient(String.self, .kind).flatMap(MatchKind.init(name:)),
+            file: c.lenient(String.self, .file) ?? "",
+            line: c.lenient(Int.self, .line) ?? 0,
+            rule: c.lenient(String.self, .rule) ?? "",
+            generation: c.lenient(Int.self, .generation) ?? 0,
+            locked: c.lenient(Bool.self, .locked) ?? false
+        )
     }
 }
 

@@ -95,7 +95,11 @@ public enum LogRecord: Sendable, Equatable {
             case .lost: record = .lost(try LostRecord(from: decoder))
             case .truncated: record = .truncated(try TruncatedRecord(from: decoder))
             case nil:
-                throw DecodingError.dataCorruptedError(forKey: .event, in: c, debugDescription: "unknown event \(event)")
+                throw DecodingError.dataCorruptedError(
+                    forKey: .event,
+                    in: c,
+                    debugDescription: "unknown event \(event)"
+                )
             }
         }
     }
