@@ -11,7 +11,8 @@ enum HashBench {
         for _ in 0..<20_000 { chain = SHA256.hex(chain, Substring(body)) }
         var t = Date().timeIntervalSince(start)
         print(
-            "SHA-256 chain step over an 800-byte line (verify's path): \(fmt(t / 20_000 * 1e6, 2)) us (\(chain.prefix(8)))"
+            "SHA-256 chain step over an 800-byte line (verify's path): \(fmt(t / 20_000 * 1e6, 2)) us "
+                + "(\(chain.prefix(8)))"
         )
         start = Date()
         chain = String(repeating: "0", count: 64)
@@ -23,7 +24,8 @@ enum HashBench {
         }
         t = Date().timeIntervalSince(start)
         print(
-            "sealing an 800-byte line into the writer's batch (the log writer's path): \(fmt(t / 20_000 * 1e6, 2)) us (\(chain.prefix(8)))"
+            "sealing an 800-byte line into the writer's batch (the log writer's path): \(fmt(t / 20_000 * 1e6, 2)) "
+                + "us (\(chain.prefix(8)))"
         )
     }
 }

@@ -92,7 +92,8 @@ enum IncidentBenchmark {
         for i in 0..<count {
             let host = hosts[i % hosts.count]
             text +=
-                "1795255200.\(i % 1000) 5 10.\(r.below(4)).\(r.below(256)).\(1 + r.below(250)) TCP_MISS/200 900 GET http://\(host)/p\(r.below(50)) pupil\(r.below(900)) HIER_DIRECT/93.184.216.34 text/html\n"
+                "1795255200.\(i % 1000) 5 10.\(r.below(4)).\(r.below(256)).\(1 + r.below(250)) TCP_MISS/200 900 GET "
+                + "http://\(host)/p\(r.below(50)) pupil\(r.below(900)) HIER_DIRECT/93.184.216.34 text/html\n"
         }
         return Array(text.utf8)
     }
@@ -158,14 +159,17 @@ enum IncidentBenchmark {
                 ).count
                 results[name, default: []].append(Double(n) / seconds)
                 print(
-                    "round \(round), \(name): \(n) Squid lines in \(fmt(seconds, 2)) s = \(mega(Double(n) / seconds)) lines/s; daemon CPU \(fmt(cpu / Double(n) * 1e9, 0)) ns/line (\(byThread)); \(matched) matched, \(incidents) incident-log lines"
+                    "round \(round), \(name): \(n) Squid lines in \(fmt(seconds, 2)) s = "
+                        + "\(mega(Double(n) / seconds)) lines/s; daemon CPU \(fmt(cpu / Double(n) * 1e9, 0)) ns/line "
+                        + "(\(byThread)); \(matched) matched, \(incidents) incident-log lines"
                 )
             }
         }
         func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
         if let a = results["no matches"], let b = results["1% matching"] {
             print(
-                "median: no matches \(mega(median(a))) lines/s, 1% matching \(mega(median(b))) lines/s: \(fmt(median(b) / median(a) * 100, 1))% of the no-match figure (target at least 90%)"
+                "median: no matches \(mega(median(a))) lines/s, 1% matching \(mega(median(b))) lines/s: "
+                    + "\(fmt(median(b) / median(a) * 100, 1))% of the no-match figure (target at least 90%)"
             )
             let pairs = zip(a, b).map { $1 / $0 * 100 }
             print(
@@ -174,7 +178,8 @@ enum IncidentBenchmark {
             )
             if let ci = medianInterval(pairs) {
                 print(
-                    "the pairs' median lies in \(fmt(ci.low, 1))%...\(fmt(ci.high, 1))% with \(fmt(ci.confidence * 100, 1))% confidence (order statistics, no assumption about the noise)"
+                    "the pairs' median lies in \(fmt(ci.low, 1))%...\(fmt(ci.high, 1))% with "
+                        + "\(fmt(ci.confidence * 100, 1))% confidence (order statistics, no assumption about the noise)"
                 )
             }
         }
@@ -229,7 +234,9 @@ enum IncidentBenchmark {
             let roundStart = Date()
             send(fd, background)
             let critical =
-                "1795255200.000 5 10.200.\(k / 250).\(k % 250 + 1) TCP_MISS/200 900 GET http://iwf.canary.esafety.invalid/esafety-canary?n=\(k) person\(k) HIER_DIRECT/93.184.216.34 text/html\n"
+                "1795255200.000 5 10.200.\(k / 250).\(k % 250 + 1) TCP_MISS/200 900 GET "
+                + "http://iwf.canary.esafety.invalid/esafety-canary?n=\(k) person\(k) HIER_DIRECT/93.184.216.34 "
+                + "text/html\n"
             shared.withLock { $0.sent[k] = Date().timeIntervalSince1970 }
             send(fd, Array(critical.utf8))
             let spent = Date().timeIntervalSince(roundStart)
@@ -245,10 +252,12 @@ enum IncidentBenchmark {
             sorted.isEmpty ? .nan : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
         }
         print(
-            "critical incidents: \(sorted.count) of \(rounds) seen; ingest rate \(mega(Double(rounds * 10_001) / seconds)) lines/s"
+            "critical incidents: \(sorted.count) of \(rounds) seen; ingest rate "
+                + "\(mega(Double(rounds * 10_001) / seconds)) lines/s"
         )
         print(
-            "line arriving -> fsync'd incident line visible: p50 \(fmt(pct(0.5), 2)) ms, p99 \(fmt(pct(0.99), 2)) ms, max \(fmt(sorted.last ?? .nan, 2)) ms (target p99 at most 50 ms)"
+            "line arriving -> fsync'd incident line visible: p50 \(fmt(pct(0.5), 2)) ms, p99 \(fmt(pct(0.99), 2)) "
+                + "ms, max \(fmt(sorted.last ?? .nan, 2)) ms (target p99 at most 50 ms)"
         )
     }
 }

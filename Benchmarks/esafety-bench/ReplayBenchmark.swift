@@ -28,14 +28,19 @@ enum ReplayBenchmark {
             case "squid":
                 if r.below(10) < 3 {
                     chunk +=
-                        "\(String(format: "%.3f", t)) \(r.below(900)) \(client) TCP_TUNNEL/200 \(r.below(90000)) CONNECT \(host):443 - HIER_DIRECT/93.184.216.34 -\n"
+                        "\(String(format: "%.3f", t)) \(r.below(900)) \(client) TCP_TUNNEL/200 \(r.below(90000)) "
+                        + "CONNECT \(host):443 - HIER_DIRECT/93.184.216.34 -\n"
                 } else {
                     chunk +=
-                        "\(String(format: "%.3f", t)) \(r.below(900)) \(client) TCP_MISS/200 \(r.below(90000)) GET http://\(host)\(paths[r.below(paths.count)]) pupil\(r.below(900)) HIER_DIRECT/93.184.216.34 text/html\n"
+                        "\(String(format: "%.3f", t)) \(r.below(900)) \(client) TCP_MISS/200 \(r.below(90000)) GET "
+                        + "http://\(host)\(paths[r.below(paths.count)]) pupil\(r.below(900)) "
+                        + "HIER_DIRECT/93.184.216.34 text/html\n"
                 }
             case "squid-common":
                 chunk +=
-                    "\(client) - pupil\(r.below(900)) [21/Nov/2026:10:00:00 +0000] \"GET http://\(host)\(paths[r.below(paths.count)]) HTTP/1.1\" 200 \(r.below(90000)) \"-\" \"Mozilla/5.0\" TCP_MISS:HIER_DIRECT\n"
+                    "\(client) - pupil\(r.below(900)) [21/Nov/2026:10:00:00 +0000] \"GET "
+                    + "http://\(host)\(paths[r.below(paths.count)]) HTTP/1.1\" 200 \(r.below(90000)) \"-\" "
+                    + "\"Mozilla/5.0\" TCP_MISS:HIER_DIRECT\n"
             case "dnsmasq":
                 if i % 2 == 0 {
                     chunk += "Nov 21 10:00:00 dnsmasq[812]: query[A] \(host) from \(client)\n"
@@ -44,12 +49,15 @@ enum ReplayBenchmark {
                 }
             case "bind":
                 chunk +=
-                    "21-Nov-2026 10:00:00.123 queries: info: client @0x7f64500020ef \(client)#\(1024 + r.below(60000)) (\(host)): query: \(host) IN A +E(0)K (10.0.0.1)\n"
+                    "21-Nov-2026 10:00:00.123 queries: info: client @0x7f64500020ef "
+                    + "\(client)#\(1024 + r.below(60000)) (\(host)): query: \(host) IN A +E(0)K (10.0.0.1)\n"
             case "unbound":
                 chunk += "[1795255200] unbound[1234:0] info: \(client) \(host). A IN\n"
             default:  // json
                 chunk +=
-                    "{\"time\":\"2026-11-21T10:00:00Z\",\"client\":\"\(client)\",\"user\":\"pupil\(r.below(900))\",\"url\":\"https://\(host)\(paths[r.below(paths.count)])\",\"method\":\"GET\",\"action\":\"allowed\"}\n"
+                    "{\"time\":\"2026-11-21T10:00:00Z\",\"client\":\"\(client)\",\"user\":\"pupil\(r.below(900))\","
+                    + "\"url\":\"https://\(host)\(paths[r.below(paths.count)])\",\"method\":\"GET\",\"action\":"
+                    + "\"allowed\"}\n"
             }
             if chunk.utf8.count > (1 << 22) - 4096 {
                 out.write(chunk.data(using: .utf8)!)
@@ -83,7 +91,8 @@ enum ReplayBenchmark {
             encoding: .utf8
         )
         print(
-            "input: \(lines) generated lines per format; hosts from the traffic mix (Tranco top 100k, 1% UT1 entries); dnsmasq alternates query and reply lines"
+            "input: \(lines) generated lines per format; hosts from the traffic mix (Tranco top 100k, 1% UT1 "
+                + "entries); dnsmasq alternates query and reply lines"
         )
         print("format         patterns  lines/s    ns/line  parsed     matched   peak RSS")
         for format in ["dnsmasq", "bind", "unbound", "squid", "squid-common", "json"] {
@@ -112,7 +121,9 @@ enum ReplayBenchmark {
                 let matched = fields.count > 5 ? String(fields[5]) : "?"
                 let nsPerLine = Double(rate).map { fmt(1e9 / $0, 0) } ?? "?"
                 print(
-                    "\(format.padding(toLength: 14, withPad: " ", startingAt: 0)) \(withPatterns ? String(patterns.count) : "0")  \(rate)  \(nsPerLine)  \(parsed)  \(matched)  \(usage.ru_maxrss / 1024) MiB (max of runs so far)"
+                    "\(format.padding(toLength: 14, withPad: " ", startingAt: 0)) "
+                        + "\(withPatterns ? String(patterns.count) : "0")  \(rate)  \(nsPerLine)  \(parsed)  "
+                        + "\(matched)  \(usage.ru_maxrss / 1024) MiB (max of runs so far)"
                 )
             }
             try? FileManager.default.removeItem(atPath: path)

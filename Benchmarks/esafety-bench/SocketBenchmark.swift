@@ -95,7 +95,9 @@ enum SocketBenchmark {
             kill(daemon.processIdentifier, SIGTERM)
             daemon.waitUntilExit()
             print(
-                "\(format.padding(toLength: 9, withPad: " ", startingAt: 0)) \(sentLines)  \(fmt(seconds, 2))  \(mega(Double(sentLines) / seconds))  \(sentLines - received)  \(hups)  \(generation)  \(rss) MiB"
+                "\(format.padding(toLength: 9, withPad: " ", startingAt: 0)) \(sentLines)  \(fmt(seconds, 2))  "
+                    + "\(mega(Double(sentLines) / seconds))  \(sentLines - received)  \(hups)  \(generation)  \(rss) "
+                    + "MiB"
             )
         }
     }

@@ -40,7 +40,8 @@ enum SquidGuardComparison {
             config += "dest \(name) {\n\(body)}\n"
         }
         config +=
-            "\nacl {\n  default {\n    pass \(dests.map { "!" + $0 }.joined(separator: " ")) all\n    redirect http://blocked.invalid/?cat=%t\n  }\n}\n"
+            "\nacl {\n  default {\n    pass \(dests.map { "!" + $0 }.joined(separator: " ")) all\n    redirect "
+            + "http://blocked.invalid/?cat=%t\n  }\n}\n"
         try! config.write(toFile: sg + "/squidGuard.conf", atomically: false, encoding: .utf8)
 
         var r = SplitMix(s: 11)
@@ -105,13 +106,16 @@ enum SquidGuardComparison {
             return m
         }
         print(
-            "squidGuard \(binary), same UT1 text lists, \(urls.count) URLs (\(hosts.count) from traffic, \(urlEntries.count) UT1 URL entries)"
+            "squidGuard \(binary), same UT1 text lists, \(urls.count) URLs (\(hosts.count) from traffic, "
+                + "\(urlEntries.count) UT1 URL entries)"
         )
         print(
-            "squidGuard: start-up (loading lists) \(fmt(startup, 2)) s; \(fmt(Double(urls.count) / sgSeconds, 0)) URLs/s after start-up"
+            "squidGuard: start-up (loading lists) \(fmt(startup, 2)) s; \(fmt(Double(urls.count) / sgSeconds, 0)) "
+                + "URLs/s after start-up"
         )
         print(
-            "esafety:    compile \(fmt(0, 0))-free path: \(fmt(Double(urls.count) / rawSeconds, 0)) URLs/s raw, \(fmt(Double(urls.count) / ourSeconds, 0)) URLs/s with verdict text"
+            "esafety:    compile \(fmt(0, 0))-free path: \(fmt(Double(urls.count) / rawSeconds, 0)) URLs/s raw, "
+                + "\(fmt(Double(urls.count) / ourSeconds, 0)) URLs/s with verdict text"
         )
         print("speed-up (raw classify vs squidGuard after start-up): \(fmt(sgSeconds / rawSeconds, 1))x")
 
@@ -162,7 +166,8 @@ enum SquidGuardComparison {
         }
         let n = Double(urls.count)
         print(
-            "agreement: \(fmt(Double(agreeBlocked + agreePassed) * 100 / n, 2))% (both listed, same folder: \(agreeBlocked); both clean: \(agreePassed))"
+            "agreement: \(fmt(Double(agreeBlocked + agreePassed) * 100 / n, 2))% (both listed, same folder: "
+                + "\(agreeBlocked); both clean: \(agreePassed))"
         )
         print(
             "esafety only: \(onlyUs); squidGuard only: \(onlySG); listed by both, different folder: \(categoryMismatch)"

@@ -93,7 +93,8 @@ enum StageBenchmark {
         }
         let (ordinaryNs, matchedNs) = (ordinaryBest / Double(matchCount) * 1e9, matchedBest / Double(matchCount) * 1e9)
         print(
-            "  ingest thread: \(fmt(ordinaryNs, 0)) ns per ordinary line, \(fmt(matchedNs, 0)) ns per matching line (\(matchCount) of each): a match adds \(fmt(matchedNs - ordinaryNs, 0)) ns"
+            "  ingest thread: \(fmt(ordinaryNs, 0)) ns per ordinary line, \(fmt(matchedNs, 0)) ns per matching line "
+                + "(\(matchCount) of each): a match adds \(fmt(matchedNs - ordinaryNs, 0)) ns"
         )
         let all = perLine(payloads[1].1, rounds: 3)
         let lines = Double(payloads[1].1.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) })
@@ -130,7 +131,8 @@ enum StageBenchmark {
                 .count
         }
         print(
-            "  incident sink: \(fmt(sinkBest / Double(matched.count) * 1e6, 2)) us per match (\(matched.count) matches, \(records) log lines)"
+            "  incident sink: \(fmt(sinkBest / Double(matched.count) * 1e6, 2)) us per match (\(matched.count) "
+                + "matches, \(records) log lines)"
         )
         print("  log writer: \(fmt(logBest / Double(max(1, records)) * 1e6, 2)) us per log line")
     }

@@ -1,6 +1,7 @@
 // esafety-bench: classifier figures on real lists (UT1) and real traffic (top sites).
 //
-//   swift run -c release esafety-bench [--data ../shared/data] [--only domains|patterns|replay|socket|incidents|stages|squidguard|hash]
+// swift run -c release esafety-bench [--data ../shared/data] [--only
+// domains|patterns|replay|socket|incidents|stages|squidguard|hash]
 //
 // Prints lines/s, ns per lookup, bytes per domain, compile and snapshot load times, and
 // peak memory, with the inputs named. BENCHMARKS.md records a run.
@@ -134,7 +135,8 @@ func mega(_ x: Double) -> String { fmt(x / 1e6, 2) + "M" }
 // MARK: - Inputs
 
 print(
-    "esafety-bench on \(ProcessInfo.processInfo.processorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB; PCRE2 \(PCRE2Regex.version)"
+    "esafety-bench on \(ProcessInfo.processInfo.processorCount) cores, "
+        + "\(ProcessInfo.processInfo.physicalMemory >> 30) GiB; PCRE2 \(PCRE2Regex.version)"
 )
 var ut1Domains: [String] = []
 for cat in (try? FileManager.default.contentsOfDirectory(atPath: ut1).sorted()) ?? [] {
@@ -225,7 +227,11 @@ if only == nil || only == "domains" {
         let tableBytes = Double(lists.domains.memoryBytes) / Double(lists.domains.keyCount)
         let rssPer = Double(max(0, after - before) * 1024) / Double(size)
         print(
-            "\(String(size).padding(toLength: 10, withPad: " ", startingAt: 0))  \(lists.domains.keyCount)  \(fmt(compileSeconds, 3))  \(fmt(compileSeconds / (Double(size) / 1e6), 2))  \(fmt(tableBytes, 1))  \(fmt(rssPer, 1))  \(mega(Double(hosts.count) / best))  \(fmt(best * 1e9 / Double(hosts.count), 1))  \(fmt(Double(matched) * 100 / Double(hosts.count), 2))"
+            "\(String(size).padding(toLength: 10, withPad: " ", startingAt: 0))  \(lists.domains.keyCount)  "
+                + "\(fmt(compileSeconds, 3))  \(fmt(compileSeconds / (Double(size) / 1e6), 2))  "
+                + "\(fmt(tableBytes, 1))  \(fmt(rssPer, 1))  \(mega(Double(hosts.count) / best))  "
+                + "\(fmt(best * 1e9 / Double(hosts.count), 1))  "
+                + "\(fmt(Double(matched) * 100 / Double(hosts.count), 2))"
         )
         if size == 2_000_000 {
             let path = work + "/d2m.snapshot"
@@ -250,9 +256,11 @@ if only == nil || only == "domains" {
             let residentPerDomain =
                 Double(Int(answer[1].trimmingCharacters(in: .whitespacesAndNewlines))! * 1024) / Double(Int(answer[0])!)
             snapshotFigures =
-                "resident memory of a fresh process that loaded the 2M-domain snapshot: \(fmt(residentPerDomain, 1)) bytes per domain\n"
+                "resident memory of a fresh process that loaded the 2M-domain snapshot: \(fmt(residentPerDomain, 1)) "
+                + "bytes per domain\n"
             snapshotFigures +=
-                "snapshot at 2M domains: \(fileSize / 1_048_576) MiB, written in \(fmt(writeSeconds, 3)) s, loaded in \(fmt(bestLoad * 1000, 1)) ms (best of 3)"
+                "snapshot at 2M domains: \(fileSize / 1_048_576) MiB, written in \(fmt(writeSeconds, 3)) s, loaded "
+                + "in \(fmt(bestLoad * 1000, 1)) ms (best of 3)"
         }
     }
     print(snapshotFigures)
@@ -303,7 +311,8 @@ if only == nil || only == "patterns" {
     let hosts = Packed(hostList)
     let urls = Packed(urlList)
     print(
-        "traffic: \(urlList.count) URLs from top sites with 1% listed hosts, \(paths.count) path shapes; patterns from UT1 words, 6 shapes"
+        "traffic: \(urlList.count) URLs from top sites with 1% listed hosts, \(paths.count) path shapes; patterns "
+            + "from UT1 words, 6 shapes"
     )
     print("patterns  compile s  prefiltered  always-run  URLs/s    ns/URL   regex runs/URL")
     var figures: [Int: Double] = [:]
@@ -327,7 +336,9 @@ if only == nil || only == "patterns" {
         let runs = Double(scratch.patterns.patternsRun - runsBefore) / Double(3 * urls.count)
         figures[n] = best
         print(
-            "\(String(n).padding(toLength: 8, withPad: " ", startingAt: 0))  \(fmt(compileSeconds, 2))  \(lists.patterns.prefilteredCount)  \(lists.patterns.alwaysRun.count)  \(mega(Double(urls.count) / best))  \(fmt(best * 1e9 / Double(urls.count), 0))  \(fmt(runs, 3))"
+            "\(String(n).padding(toLength: 8, withPad: " ", startingAt: 0))  \(fmt(compileSeconds, 2))  "
+                + "\(lists.patterns.prefilteredCount)  \(lists.patterns.alwaysRun.count)  "
+                + "\(mega(Double(urls.count) / best))  \(fmt(best * 1e9 / Double(urls.count), 0))  \(fmt(runs, 3))"
         )
     }
     if let a = figures[100], let b = figures[5_000] {
@@ -361,7 +372,8 @@ if only == nil || only == "replay" || only == "socket" || only == "incidents" ||
         }
     }
     print(
-        "\nreplay traffic: \(unlisted.count) of \(topSites.count) top sites are in no UT1 list; 1% listed entries mixed in"
+        "\nreplay traffic: \(unlisted.count) of \(topSites.count) top sites are in no UT1 list; 1% listed entries "
+            + "mixed in"
     )
     if only == "incidents" || only == "stages" {
         let bundled = FileManager.default.currentDirectoryPath + "/Blocklists"

@@ -69,7 +69,9 @@ public enum Lint {
                                 .shadowed,
                                 file: lists.files[Int(rule.file)],
                                 line: rule.line,
-                                "\(Terminal.escape(table.key(k))) is already covered by \(Terminal.escape(table.key(p))) (\(lists.files[Int(parentRule.file)]):\(parentRule.line))"
+                                "\(Terminal.escape(table.key(k))) is already covered by "
+                                    + "\(Terminal.escape(table.key(p))) "
+                                    + "(\(lists.files[Int(parentRule.file)]):\(parentRule.line))"
                             )
                         )
                     }
@@ -105,7 +107,8 @@ public enum Lint {
                             .matchLimit,
                             file: file,
                             line: rule.rule.line,
-                            "pattern hits the match limit on an adversarial probe (\(probe.utf8.count) bytes); such URLs count as no match"
+                            "pattern hits the match limit on an adversarial probe (\(probe.utf8.count) bytes); such "
+                                + "URLs count as no match"
                         )
                     )
                     break
@@ -147,7 +150,9 @@ public enum Lint {
                                 .allowlistTouchesLocked,
                                 file: lists.files[Int(rule.file)],
                                 line: rule.line,
-                                "allowlist entry \(Terminal.escape(key)) touches locked category \(category) (\(lists.files[Int(entry.rule.file)]):\(entry.rule.line)); locked categories are never suppressed"
+                                "allowlist entry \(Terminal.escape(key)) touches locked category \(category) "
+                                    + "(\(lists.files[Int(entry.rule.file)]):\(entry.rule.line)); locked categories "
+                                    + "are never suppressed"
                             )
                         )
                         break

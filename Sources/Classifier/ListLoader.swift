@@ -175,7 +175,8 @@ public enum ListLoader {
                         .duplicate,
                         file: files[Int(d.again.file)],
                         line: d.again.line,
-                        "duplicate entry \(Terminal.escape(d.key)) (first at \(files[Int(d.first.file)]):\(d.first.line))"
+                        "duplicate entry \(Terminal.escape(d.key)) (first at "
+                            + "\(files[Int(d.first.file)]):\(d.first.line))"
                     )
                 )
             }

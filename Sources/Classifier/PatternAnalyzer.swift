@@ -54,7 +54,11 @@ enum PatternAnalyzer {
             while !failed, i < bytes.count {
                 let c = bytes[i]
                 if c == UInt8(ascii: "|") || c == UInt8(ascii: ")") { break }
-                enum Atom { case literal(UInt8), other, group([[UInt8]]?) }
+                enum Atom {
+                    case literal(UInt8)
+                    case other
+                    case group([[UInt8]]?)
+                }
                 var atom: Atom
                 switch c {
                 case UInt8(ascii: "\\"):

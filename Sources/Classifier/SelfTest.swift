@@ -8,7 +8,8 @@ public enum SelfTest {
         public var canary: String
         public var got: [String]
         public var description: String {
-            "canary \(Terminal.escape(canary)) no longer classifies to \(category) (got \(got.isEmpty ? "no match" : got.joined(separator: ", ")))"
+            "canary \(Terminal.escape(canary)) no longer classifies to \(category) (got "
+                + "\(got.isEmpty ? "no match" : got.joined(separator: ", ")))"
         }
     }
 
@@ -40,7 +41,8 @@ public enum SelfTest {
             let after = new.counts[j].total
             if before > 0 && Double(before - after) / Double(before) > maxShrink {
                 problems.append(
-                    "locked category \(category.name) shrank from \(before) to \(after) entries (limit \(Int(maxShrink * 100))%)"
+                    "locked category \(category.name) shrank from \(before) to \(after) entries (limit "
+                        + "\(Int(maxShrink * 100))%)"
                 )
             }
         }

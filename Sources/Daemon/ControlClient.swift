@@ -31,7 +31,8 @@ public enum ControlClient {
             if e == EACCES || e == EPERM {
                 throw Failure(
                     description:
-                        "\(path): permission denied; the control socket is for the esafety administrators' group (ask your network admin, or use sudo)"
+                        "\(path): permission denied; the control socket is for the esafety administrators' group "
+                        + "(ask your network admin, or use sudo)"
                 )
             }
             if e == ENOENT || e == ECONNREFUSED {

@@ -15,7 +15,8 @@ import SystemSupport
 /// last line (zeros included: a silent proxy is the point), plus `start`, `stop` and
 /// `reload` events. Appended to `counters.jsonl` in the state directory, mode 0640.
 ///
-///     {"time":"…","source":"ingest:pid 812","interval":60,"received":1200,"parsed":1198,"matched":3,"malformed":2,"too_long":0}
+/// {"time":"…","source":"ingest:pid
+/// 812","interval":60,"received":1200,"parsed":1198,"matched":3,"malformed":2,"too_long":0}
 ///     {"event":"reload","time":"…","generation":2,"ok":true,"seconds":0.7,"message":"…"}
 final class CounterRecorder: @unchecked Sendable {
     let path: String

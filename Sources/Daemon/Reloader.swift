@@ -87,7 +87,8 @@ public actor Reloader {
         applied(next)
         let entries = lists.counts.reduce(0) { $0 + $1.total }
         let message =
-            "generation \(generation.number): \(lists.categories.count) categories, \(entries) entries, \(lists.diagnostics.count) warning(s)"
+            "generation \(generation.number): \(lists.categories.count) categories, \(entries) entries, "
+            + "\(lists.diagnostics.count) warning(s)"
         logger.info(
             "reload succeeded",
             metadata: [

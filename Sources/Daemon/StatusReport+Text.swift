@@ -15,7 +15,8 @@ extension StatusReport {
         let uptime = Int(uptimeSeconds)
         out +=
             "esafetyd up \(uptime / 86400)d \(uptime % 86400 / 3600)h \(uptime % 3600 / 60)m; "
-            + "lists generation \(generation) (\(e(lists)), \(entriesLoaded) entries, loaded \(e(generationLoadedAt)))\n"
+            + "lists generation \(generation) (\(e(lists)), \(entriesLoaded) entries, loaded "
+            + "\(e(generationLoadedAt)))\n"
         out +=
             "lines: \(linesReceived) received, \(linesParsed) parsed, \(linesMatched) matched, "
             + "\(parseErrors) parse errors, \(linesTooLong) too long; \(linesPerSecond) lines/s now\n"

@@ -219,7 +219,12 @@ public final class AlertDispatcher: @unchecked Sendable {
                 if left > 0 {
                     health.withLock { $0.failed += left }
                     logger.error(
-                        "stopping with alerts still waiting to be retried; they were not sent (the incidents are in the log)",
+                        Logger.Message(
+                            stringLiteral:
+                                "stopping with alerts still waiting to be retried; they were not sent (the incidents "
+                                + "are in "
+                                + "the log)"
+                        ),
                         metadata: ["alerts": "\(left)"]
                     )
                 }

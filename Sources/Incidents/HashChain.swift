@@ -100,7 +100,8 @@ public enum HashChain {
                 return fail(
                     name,
                     n,
-                    "the last line is incomplete: its write was cut short (a crash: the next writer removes it) or the file was cut"
+                    "the last line is incomplete: its write was cut short (a crash: the next writer removes it) or "
+                        + "the file was cut"
                 )
             }
             for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
@@ -138,13 +139,15 @@ public enum HashChain {
                         return fail(
                             name,
                             lineNumber,
-                            "esafetyd found the log deleted here and started a new one; it saved what it had written in \(saved)\(had)"
+                            "esafetyd found the log deleted here and started a new one; it saved what it had written "
+                                + "in \(saved)\(had)"
                         )
                     }
                     return fail(
                         name,
                         lineNumber,
-                        "esafetyd found the log cut short here: lines it had written after the line before this one were removed\(had)"
+                        "esafetyd found the log cut short here: lines it had written after the line before this one "
+                            + "were removed\(had)"
                     )
                 }
                 if !missing.isEmpty { missing.removeAll { chain.hasPrefix($0) } }
@@ -157,7 +160,8 @@ public enum HashChain {
             return fail(
                 v.head?.file ?? files.last?.name ?? "log",
                 (v.head?.line ?? 0) + 1,
-                "no line has the recorded chain value \(gone): the lines up to it were removed, or the files that hold it were not checked"
+                "no line has the recorded chain value \(gone): the lines up to it were removed, or the files that "
+                    + "hold it were not checked"
             )
         }
         return v

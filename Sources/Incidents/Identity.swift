@@ -24,7 +24,8 @@ public enum Identity {
         }
         guard let gr = getgrnam(group) else {
             return Refusal(
-                "the group \(group), whose members may see and act on incidents, does not exist on this machine (systemd-sysusers creates it; or set incidents.log_group)",
+                "the group \(group), whose members may see and act on incidents, does not exist on this machine "
+                    + "(systemd-sysusers creates it; or set incidents.log_group)",
                 status: 2
             )
         }
@@ -40,7 +41,8 @@ public enum Identity {
         }
         guard groups.prefix(Int(count)).contains(gid) else {
             return Refusal(
-                "you may not see or act on incidents: \(user) is not a member of the group \(group); ask your network admin to add you",
+                "you may not see or act on incidents: \(user) is not a member of the group \(group); ask your "
+                    + "network admin to add you",
                 status: 2
             )
         }

@@ -45,7 +45,8 @@ extension IncidentLog {
             case EACCES, EPERM, EROFS:
                 throw ActFailure(
                     description:
-                        "you may not act on incidents: \(path) can be written only by the esafety service account; run the command with sudo as a member of the group \(group ?? "esafety-admin")",
+                        "you may not act on incidents: \(path) can be written only by the esafety service account; "
+                        + "run the command with sudo as a member of the group \(group ?? "esafety-admin")",
                     status: 2
                 )
             default: throw ActFailure(description: "\(path): cannot open: \(String(cString: strerror(e)))", status: 2)

@@ -233,7 +233,11 @@ public final class IncidentLog: @unchecked Sendable {
                         + (recovered.map { "its lines are saved in \($0)" } ?? "its lines could not be saved")
                 }
                 logger.critical(
-                    "THE INCIDENT LOG WAS DELETED while esafetyd was writing it; its lines are saved in the recovered file, and a new log starts with a `truncated` event that names it",
+                    Logger.Message(
+                        stringLiteral:
+                            "THE INCIDENT LOG WAS DELETED while esafetyd was writing it; its lines are saved in the "
+                            + "recovered file, and a new log starts with a `truncated` event that names it"
+                    ),
                     metadata: [
                         "incidents.file": "\(path)", "recovered": "\(recovered ?? "NOTHING: the copy failed")",
                         "expected_bytes": "\(expectedSize)", "incidents.chain": "\(lastChain)",
@@ -294,10 +298,16 @@ public final class IncidentLog: @unchecked Sendable {
                 if size < expectedSize {
                     health.withLock {
                         $0.tampering =
-                            "\(Clock.rfc3339(Clock.now())): the log was cut short (\(size) bytes, esafetyd had left \(expectedSize)); lines were removed"
+                            "\(Clock.rfc3339(Clock.now())): the log was cut short (\(size) bytes, esafetyd had left "
+                            + "\(expectedSize)); lines were removed"
                     }
                     logger.critical(
-                        "THE INCIDENT LOG WAS CUT SHORT: it is shorter than esafetyd left it, so lines were removed; a `truncated` event records it",
+                        Logger.Message(
+                            stringLiteral:
+                                "THE INCIDENT LOG WAS CUT SHORT: it is shorter than esafetyd left it, so lines were "
+                                + "removed; "
+                                + "a `truncated` event records it"
+                        ),
                         metadata: [
                             "incidents.file": "\(path)", "bytes": "\(size)", "expected_bytes": "\(expectedSize)",
                             "incidents.chain": "\(lastChain)",
@@ -364,7 +374,12 @@ public final class IncidentLog: @unchecked Sendable {
                     }
                     if !failing {
                         logger.critical(
-                            "INCIDENTS ARE NOT BEING WRITTEN: the incident log cannot be written; retrying every second",
+                            Logger.Message(
+                                stringLiteral:
+                                    "INCIDENTS ARE NOT BEING WRITTEN: the incident log cannot be written; retrying "
+                                    + "every "
+                                    + "second"
+                            ),
                             metadata: [
                                 "incidents.file": "\(path)", "error": "\(health.withLock { $0.lastError ?? "" })",
                             ]

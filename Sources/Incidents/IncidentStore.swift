@@ -116,7 +116,8 @@ public enum IncidentStore {
                 if error.errno == EACCES || error.errno == EPERM {
                     throw Failure(
                         description:
-                            "you may not read incidents: \(f) is for members of the group \(group ?? "esafety-admin") only; ask your network admin to add you"
+                            "you may not read incidents: \(f) is for members of the group "
+                            + "\(group ?? "esafety-admin") only; ask your network admin to add you"
                     )
                 }
                 throw Failure(description: "\(f): cannot read: \(error)")
@@ -158,6 +159,7 @@ public enum IncidentStore {
         if color { severity = Terminal.colored(severity, severity: v.severity?.description ?? "") }
         let fields = [v.group, v.person, v.category, v.host].map(Terminal.escape)
         return
-            "\(time)Z  \(severity)  \(fields[0])  \(fields[1])  \(fields[2])  \(fields[3])  hits \(v.hits)  \(v.state.rawValue)  \(Terminal.escape(v.id))"
+            "\(time)Z  \(severity)  \(fields[0])  \(fields[1])  \(fields[2])  \(fields[3])  hits \(v.hits)  "
+            + "\(v.state.rawValue)  \(Terminal.escape(v.id))"
     }
 }

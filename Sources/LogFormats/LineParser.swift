@@ -284,7 +284,8 @@ public final class LineParser {
 
     // MARK: - BIND
 
-    /// `[21-Nov-2026 10:00:00.123] [queries: ][info: ]client [@0x...] IP#PORT [(name)]: [view V: ]query: NAME CLASS TYPE FLAGS (SERVER)`
+    /// `[21-Nov-2026 10:00:00.123] [queries: ][info: ]client [@0x...] IP#PORT [(name)]: [view V: ]query: NAME CLASS
+    /// TYPE FLAGS (SERVER)`
     func bind(_ b: UnsafeRawBufferPointer, _ start: Int, envTime: Double?) -> ParseOutcome {
         var i = start
         var seconds = envTime

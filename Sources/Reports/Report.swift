@@ -121,7 +121,8 @@ public struct Report: Sendable {
                     "INCIDENT LOG CHAIN BROKEN: \(broken) (\(checked) line(s) before it verified; see esafety verify)"
             }
             return
-                "incident log: \(checked) line(s) in \(files) file(s) verified; chain head \(head ?? "none") (keep it: esafety verify --head shows any later removal)"
+                "incident log: \(checked) line(s) in \(files) file(s) verified; chain head \(head ?? "none") (keep "
+                + "it: esafety verify --head shows any later removal)"
         }
     }
 
@@ -367,7 +368,8 @@ extension Report {
         for r in open {
             let flag = r.overdue ? "OVERDUE " : ""
             line(
-                "  \(flag)\(r.severity) \(r.category) \(r.group) \(r.person) \(r.host) - \(r.state), age \(Self.duration(options.until - r.time))\(r.due.map { ", due \(dateTime($0))" } ?? "") [\(r.id)]"
+                "  \(flag)\(r.severity) \(r.category) \(r.group) \(r.person) \(r.host) - \(r.state), age "
+                    + "\(Self.duration(options.until - r.time))\(r.due.map { ", due \(dateTime($0))" } ?? "") [\(r.id)]"
             )
         }
         line()
@@ -394,7 +396,8 @@ extension Report {
         line()
         line("MONITORING")
         line(
-            "  lines received \(received), matched \(matched), malformed \(malformed) (\(String(format: "%.2f", parseErrorRate * 100))%)"
+            "  lines received \(received), matched \(matched), malformed \(malformed) "
+                + "(\(String(format: "%.2f", parseErrorRate * 100))%)"
         )
         for (source, counts) in linesByHour.sorted(by: { $0.key < $1.key }) {
             line(
@@ -409,11 +412,14 @@ extension Report {
             line("  NOT RUNNING: esafetyd \(dateTime(d.from)) to \(dateTime(d.to)) (\(Self.duration(d.to - d.from)))")
         }
         if counterRows == 0 { line("  no monitoring counters for this period: was esafetyd running?") }
+        let generationText = generation.map { ", generation \($0)" } ?? ""
+        let failedText =
+            failedReloads.isEmpty
+            ? "" : ", FAILED \(failedReloads.count): " + failedReloads.joined(separator: "; ")
+        line("  list reloads \(reloads)\(generationText)\(failedText)")
         line(
-            "  list reloads \(reloads)\(generation.map { ", generation \($0)" } ?? "")\(failedReloads.isEmpty ? "" : ", FAILED \(failedReloads.count): " + failedReloads.joined(separator: "; "))"
-        )
-        line(
-            "  alerts sent \(alertsSent), failed \(alertFailures.count)\(alertFailures.isEmpty ? "" : ": " + alertFailures.joined(separator: "; "))"
+            "  alerts sent \(alertsSent), failed "
+                + "\(alertFailures.count)\(alertFailures.isEmpty ? "" : ": " + alertFailures.joined(separator: "; "))"
         )
         if let integrity { line("  " + integrity.summary) }
         return out

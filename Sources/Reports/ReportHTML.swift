@@ -43,26 +43,36 @@ extension Report {
         let maxIncidents = max(1, incidentsByHour.max() ?? 1)
         let bar = plotW / Double(n)
         var svg =
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-labelledby=\"activity-title\" class=\"chart\">"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" "
+            + "aria-labelledby=\"activity-title\" class=\"chart\">"
         svg += "<title id=\"activity-title\">Lines received and new incidents by hour</title>"
         svg +=
-            "<line x1=\"\(Int(left))\" y1=\"\(Int(top + plotH))\" x2=\"\(Int(width - 8))\" y2=\"\(Int(top + plotH))\" stroke=\"#555\"/>"
+            "<line x1=\"\(Int(left))\" y1=\"\(Int(top + plotH))\" x2=\"\(Int(width - 8))\" "
+            + "y2=\"\(Int(top + plotH))\" stroke=\"#555\"/>"
         svg +=
-            "<text x=\"4\" y=\"\(Int(top + 8))\" font-size=\"10\">\(maxLines)</text><text x=\"4\" y=\"\(Int(top + plotH))\" font-size=\"10\">0</text>"
+            "<text x=\"4\" y=\"\(Int(top + 8))\" font-size=\"10\">\(maxLines)</text><text x=\"4\" "
+            + "y=\"\(Int(top + plotH))\" font-size=\"10\">0</text>"
         for (i, c) in lines.enumerated() {
             let h = plotH * Double(c) / Double(maxLines)
             let x = left + Double(i) * bar
             svg +=
-                "<rect x=\"\(fmt(x + 1))\" y=\"\(fmt(top + plotH - h))\" width=\"\(fmt(max(1, bar - 2)))\" height=\"\(fmt(h))\" fill=\"#90a4ae\"><title>\(Self.clock(options.since + Double(i) * 3600, options.utcOffset)): \(c) lines</title></rect>"
+                "<rect x=\"\(fmt(x + 1))\" y=\"\(fmt(top + plotH - h))\" width=\"\(fmt(max(1, bar - 2)))\" "
+                + "height=\"\(fmt(h))\" "
+                + "fill=\"#90a4ae\"><title>"
+                + "\(Self.clock(options.since + Double(i) * 3600, options.utcOffset)): \(c) "
+                + "lines</title></rect>"
             if i % 3 == 0 {
                 svg +=
-                    "<text x=\"\(fmt(x + bar / 2))\" y=\"\(Int(height - 8))\" font-size=\"10\" text-anchor=\"middle\">\(Self.clock(options.since + Double(i) * 3600, options.utcOffset))</text>"
+                    "<text x=\"\(fmt(x + bar / 2))\" y=\"\(Int(height - 8))\" font-size=\"10\" "
+                    + "text-anchor=\"middle\">"
+                    + "\(Self.clock(options.since + Double(i) * 3600, options.utcOffset))</text>"
             }
         }
         for (i, c) in incidentsByHour.enumerated() where c > 0 && i < n {
             let y = top + plotH - plotH * Double(c) / Double(maxIncidents)
             svg +=
-                "<circle cx=\"\(fmt(left + (Double(i) + 0.5) * bar))\" cy=\"\(fmt(y))\" r=\"4\" fill=\"#b00020\"><title>\(c) new incident(s)</title></circle>"
+                "<circle cx=\"\(fmt(left + (Double(i) + 0.5) * bar))\" cy=\"\(fmt(y))\" r=\"4\" "
+                + "fill=\"#b00020\"><title>\(c) new incident(s)</title></circle>"
         }
         svg += "</svg>"
         return svg
@@ -77,18 +87,21 @@ extension Report {
         let height = Double(max(1, categories.count)) * rowH + 30
         let maxCount = max(1, byCategory.map(\.count).max() ?? 1)
         var svg =
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-labelledby=\"category-title\" class=\"chart\">"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" "
+            + "aria-labelledby=\"category-title\" class=\"chart\">"
         svg += "<title id=\"category-title\">New incidents by category and severity</title>"
         for (i, category) in categories.enumerated() {
             let y = Double(i) * rowH + 4
             svg +=
-                "<text x=\"\(Int(left - 6))\" y=\"\(fmt(y + 14))\" font-size=\"12\" text-anchor=\"end\">\(Self.escape(category))</text>"
+                "<text x=\"\(Int(left - 6))\" y=\"\(fmt(y + 14))\" font-size=\"12\" "
+                + "text-anchor=\"end\">\(Self.escape(category))</text>"
             var x = left
             for s in Self.severities {
                 guard let c = categorySeverity[category]?[s], c > 0 else { continue }
                 let w = (width - left - 40) * Double(c) / Double(maxCount)
                 svg +=
-                    "<rect x=\"\(fmt(x))\" y=\"\(fmt(y))\" width=\"\(fmt(w))\" height=\"\(fmt(rowH - 6))\" fill=\"\(Self.colors[s]!)\"><title>\(Self.escape(category)): \(c) \(s)</title></rect>"
+                    "<rect x=\"\(fmt(x))\" y=\"\(fmt(y))\" width=\"\(fmt(w))\" height=\"\(fmt(rowH - 6))\" "
+                    + "fill=\"\(Self.colors[s]!)\"><title>\(Self.escape(category)): \(c) \(s)</title></rect>"
                 x += w
             }
             let total = byCategory[i].count
@@ -97,7 +110,9 @@ extension Report {
         var lx = left
         for s in Self.severities {
             svg +=
-                "<rect x=\"\(fmt(lx))\" y=\"\(fmt(height - 18))\" width=\"10\" height=\"10\" fill=\"\(Self.colors[s]!)\"/><text x=\"\(fmt(lx + 14))\" y=\"\(fmt(height - 9))\" font-size=\"11\">\(s)</text>"
+                "<rect x=\"\(fmt(lx))\" y=\"\(fmt(height - 18))\" width=\"10\" height=\"10\" "
+                + "fill=\"\(Self.colors[s]!)\"/><text x=\"\(fmt(lx + 14))\" y=\"\(fmt(height - 9))\" "
+                + "font-size=\"11\">\(s)</text>"
             lx += 80
         }
         svg += "</svg>"
@@ -109,24 +124,34 @@ extension Report {
     public var html: String {
         let e = Self.escape
         var h =
-            "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n"
+            "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n<meta "
+            + "charset=\"utf-8\"/>\n"
         h +=
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n<title>\(e(options.title))</title>\n"
+            "<meta name=\"viewport\" content=\"width=device-width, "
+            + "initial-scale=1\"/>\n<title>\(e(options.title))</title>\n"
         h += """
             <style>
-            body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:960px;padding:12px;color:#212121;line-height:1.4}
-            h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;border-bottom:2px solid #cfd8dc;padding-bottom:2px;margin-top:1.4em}
-            .tiles{display:flex;flex-wrap:wrap;gap:8px}.tile{flex:1 1 120px;border:1px solid #cfd8dc;border-radius:6px;padding:8px;text-align:center}
+            body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:960px;\
+            padding:12px;color:#212121;line-height:1.4}
+            h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;border-bottom:2px solid #cfd8dc;padding-bottom:2px;\
+            margin-top:1.4em}
+            .tiles{display:flex;flex-wrap:wrap;gap:8px}.tile{flex:1 1 120px;border:1px solid #cfd8dc;\
+            border-radius:6px;padding:8px;text-align:center}
             .tile b{display:block;font-size:1.6em}.warn{background:#fff3e0}.bad{background:#ffebee}
-            table{border-collapse:collapse;width:100%;font-size:.9em}th,td{border-bottom:1px solid #eceff1;padding:4px;text-align:left;vertical-align:top}
-            .scroll{overflow-x:auto}.chart{width:100%;height:auto;max-width:640px}.sev{color:#fff;border-radius:3px;padding:0 4px;font-size:.85em}
-            .critical{background:#b00020}.high{background:#e65100}.medium{background:#f9a825;color:#000}.low{background:#0277bd}.info{background:#9e9e9e}
-            @media print{body{max-width:none}.scroll{overflow:visible}h2{break-after:avoid}table,svg{break-inside:avoid}}
+            table{border-collapse:collapse;width:100%;font-size:.9em}th,td{border-bottom:1px solid #eceff1;\
+            padding:4px;text-align:left;vertical-align:top}
+            .scroll{overflow-x:auto}.chart{width:100%;height:auto;max-width:640px}.sev{color:#fff;border-radius:3px;\
+            padding:0 4px;font-size:.85em}
+            .critical{background:#b00020}.high{background:#e65100}.medium{background:#f9a825;color:#000}\
+            .low{background:#0277bd}.info{background:#9e9e9e}
+            @media print{body{max-width:none}.scroll{overflow:visible}h2{break-after:avoid}table,\
+            svg{break-inside:avoid}}
             </style>
 
             """
         h +=
-            "</head>\n<body>\n<h1>\(e(options.title))</h1>\n<p>\(e(windowLabel))\(options.anonymise ? " · people anonymised" : "")</p>\n"
+            "</head>\n<body>\n<h1>\(e(options.title))</h1>\n<p>"
+            + "\(e(windowLabel))\(options.anonymise ? " · people anonymised" : "")</p>\n"
         let overdue = open.filter(\.overdue)
         let escalated = open.filter { $0.state == "escalated" }
         func tile(_ label: String, _ value: Int, _ cls: String = "") -> String {
@@ -158,13 +183,17 @@ extension Report {
 
         func table(_ rows: [Row], age: Bool) -> String {
             var t =
-                "<div class=\"scroll\"><table>\n<thead><tr><th>Time</th><th>Severity</th><th>Category</th><th>Group</th><th>Person</th><th>Site</th><th>Hits</th><th>State</th>"
+                "<div "
+                + "class=\"scroll\"><table>\n<thead><tr><th>Time</th><th>Severity</th><th>Category</th><th>"
+                + "Group</th><th>Person</th><th>Site</th><th>Hits</th><th>State</th>"
             t += age ? "<th>Age</th><th>Due</th></tr></thead>\n<tbody>\n" : "</tr></thead>\n<tbody>\n"
             for r in rows {
                 t +=
-                    "<tr><td>\(e(dateTime(r.time)))</td><td><span class=\"sev \(e(r.severity))\">\(e(r.severity))</span></td><td>\(e(r.category))</td>"
+                    "<tr><td>\(e(dateTime(r.time)))</td><td><span class=\"sev "
+                    + "\(e(r.severity))\">\(e(r.severity))</span></td><td>\(e(r.category))</td>"
                 t +=
-                    "<td>\(e(r.group))</td><td>\(e(r.person))</td><td>\(e(r.host))</td><td>\(r.hits)</td><td>\(r.overdue ? "<b>overdue</b>" : e(r.state))</td>"
+                    "<td>\(e(r.group))</td><td>\(e(r.person))</td><td>\(e(r.host))</td><td>\(r.hits)</td><td>"
+                    + "\(r.overdue ? "<b>overdue</b>" : e(r.state))</td>"
                 if age {
                     t += "<td>\(e(Self.duration(options.until - r.time)))</td><td>\(e(r.due.map(dateTime) ?? ""))</td>"
                 }
@@ -199,23 +228,29 @@ extension Report {
         h += "<li>Response: \(e(responseSummary))</li>\n</ul>\n"
         h += "<h2>Monitoring health</h2>\n<ul>\n"
         h +=
-            "<li>Lines received \(received), matched \(matched), malformed \(malformed) (\(String(format: "%.2f", parseErrorRate * 100))%)</li>\n"
+            "<li>Lines received \(received), matched \(matched), malformed \(malformed) "
+            + "(\(String(format: "%.2f", parseErrorRate * 100))%)</li>\n"
         for (source, counts) in linesByHour.sorted(by: { $0.key < $1.key }) {
             h += "<li>\(e(source)): \(counts.reduce(0, +)) lines</li>\n"
         }
         for s in silences {
             h +=
-                "<li><b>Silent</b>: \(e(s.source)) \(e(dateTime(s.from))) to \(e(dateTime(s.to))) (\(e(Self.duration(s.to - s.from))))</li>\n"
+                "<li><b>Silent</b>: \(e(s.source)) \(e(dateTime(s.from))) to \(e(dateTime(s.to))) "
+                + "(\(e(Self.duration(s.to - s.from))))</li>\n"
         }
         for d in downtime {
             h +=
-                "<li><b>esafetyd not running</b>: \(e(dateTime(d.from))) to \(e(dateTime(d.to))) (\(e(Self.duration(d.to - d.from))))</li>\n"
+                "<li><b>esafetyd not running</b>: \(e(dateTime(d.from))) to \(e(dateTime(d.to))) "
+                + "(\(e(Self.duration(d.to - d.from))))</li>\n"
         }
         if counterRows == 0 { h += "<li><b>No monitoring counters for this period</b>: was esafetyd running?</li>\n" }
-        h +=
-            "<li>List reloads \(reloads)\(generation.map { ", generation \($0)" } ?? "")\(failedReloads.isEmpty ? "" : "; <b>failed \(failedReloads.count)</b>: " + e(failedReloads.joined(separator: "; ")))</li>\n"
-        h +=
-            "<li>Alerts sent \(alertsSent), failed \(alertFailures.count)\(alertFailures.isEmpty ? "" : ": " + e(alertFailures.joined(separator: "; ")))</li>\n"
+        let generationText = generation.map { ", generation \($0)" } ?? ""
+        let failedText =
+            failedReloads.isEmpty
+            ? "" : "; <b>failed \(failedReloads.count)</b>: " + e(failedReloads.joined(separator: "; "))
+        h += "<li>List reloads \(reloads)\(generationText)\(failedText)</li>\n"
+        let alertFailuresText = alertFailures.isEmpty ? "" : ": " + e(alertFailures.joined(separator: "; "))
+        h += "<li>Alerts sent \(alertsSent), failed \(alertFailures.count)\(alertFailuresText)</li>\n"
         if let integrity {
             h +=
                 integrity.broken == nil

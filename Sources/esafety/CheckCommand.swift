@@ -78,6 +78,7 @@ enum VerdictText {
         if color { severity = Terminal.colored(severity, severity: severity) }
         let lock = m.locked ? " locked" : ""
         return
-            "\(Terminal.escape(m.name)) [\(severity)\(lock)]  \(m.kind)  \(Terminal.escape(m.file)):\(m.line)  \(Terminal.escape(m.rule))"
+            "\(Terminal.escape(m.name)) [\(severity)\(lock)]  \(m.kind)  \(Terminal.escape(m.file)):\(m.line)  "
+            + "\(Terminal.escape(m.rule))"
     }
 }

@@ -26,7 +26,8 @@ struct CompileCommand: ParsableCommand {
         let urls = lists.urls.keyCount
         let patterns = lists.patterns.count
         print(
-            "wrote \(out): \(lists.categories.count) categories, \(domains) domains, \(urls) URL keys, \(patterns) patterns, \(lists.diagnostics.count) warning(s) in \(elapsed)"
+            "wrote \(out): \(lists.categories.count) categories, \(domains) domains, \(urls) URL keys, \(patterns) "
+                + "patterns, \(lists.diagnostics.count) warning(s) in \(elapsed)"
         )
     }
 }

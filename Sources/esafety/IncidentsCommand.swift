@@ -11,7 +11,8 @@ struct IncidentsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "incidents",
         abstract:
-            "Review and act on e-safety incidents: tail, list, show; ack, note, assign, escalate, resolve, false-positive, reopen.",
+            "Review and act on e-safety incidents: tail, list, show; ack, note, assign, escalate, resolve, "
+            + "false-positive, reopen.",
         subcommands: [
             TailCommand.self, ListCommand.self, ShowCommand.self, AckCommand.self, NoteCommand.self, AssignCommand.self,
             EscalateCommand.self, ResolveCommand.self, FalsePositiveCommand.self, ReopenIncidentCommand.self,
@@ -232,7 +233,8 @@ struct EscalateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "escalate",
         abstract:
-            "Escalate an incident to a role: dsl, deputy-dsl, counsellor, headteacher, it, or a referral to social-care or police."
+            "Escalate an incident to a role: dsl, deputy-dsl, counsellor, headteacher, it, or a referral to "
+            + "social-care or police."
     )
     @OptionGroup var options: ActOptions
     /// A role is matched loosely ("Deputy DSL", "deputy-dsl"), so it is a validated string.
@@ -290,7 +292,8 @@ struct FalsePositiveCommand: ParsableCommand {
         try options.act(.falsePositive, details: { [reason] in $0.reason = reason }) { v in
             if v.record.rule.locked {
                 print(
-                    "\(Terminal.escape(v.category)) is a locked list: nothing may suppress it. If the entry is wrong, report it to the list's publisher."
+                    "\(Terminal.escape(v.category)) is a locked list: nothing may suppress it. If the entry is "
+                        + "wrong, report it to the list's publisher."
                 )
             } else if let (file, line) = Workflow.allowlistLine(for: v) {
                 print(

@@ -8,7 +8,8 @@ struct LintCommand: ParsableCommand {
         commandName: "lint",
         abstract: "Check list folders: errors, duplicates, shadowed entries, bad or slow patterns.",
         discussion:
-            "Findings are printed as file:line: level: message [kind]. Exit status 1 when there are errors, 0 otherwise."
+            "Findings are printed as file:line: level: message [kind]. Exit status 1 when there are errors, 0 "
+            + "otherwise."
     )
 
     @Option(

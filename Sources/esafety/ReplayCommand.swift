@@ -63,7 +63,8 @@ struct ReplayCommand: ParsableCommand {
 enum ReplaySummary {
     static func render(_ c: SourceCounters, lists: CompiledLists, seconds: Double, bytes: Int) -> String {
         var out =
-            "lines \(c.received)  parsed \(c.parsed)  matched \(c.matched)  ignored \(c.ignored)  malformed \(c.malformed)  too long \(c.tooLong)\n"
+            "lines \(c.received)  parsed \(c.parsed)  matched \(c.matched)  ignored \(c.ignored)  malformed "
+            + "\(c.malformed)  too long \(c.tooLong)\n"
         let rate = seconds > 0 ? Double(c.received) / seconds : 0
         out += "time \(String(format2: seconds)) s  \(Int(rate)) lines/s  \(bytes / 1_048_576) MiB\n\n"
         out +=

@@ -25,7 +25,8 @@ struct VerifyCommand: ParsableCommand {
     @Option(
         name: .customLong("head"),
         help: ArgumentHelp(
-            "A chain value recorded earlier (at least its first 12 hex digits): some line must have it, or the lines up to it were removed. Repeatable.",
+            "A chain value recorded earlier (at least its first 12 hex digits): some line must have it, or the lines "
+                + "up to it were removed. Repeatable.",
             valueName: "hex"
         )
     )

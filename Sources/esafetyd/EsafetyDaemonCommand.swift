@@ -120,7 +120,9 @@ struct EsafetyDaemonCommand: AsyncParsableCommand {
                 let (source, lists, seconds) = try EsafetyDaemon.prepare(configuration)
                 let entries = lists.counts.reduce(0) { $0 + $1.total }
                 print(
-                    "esafetyd: configuration OK (\(configuration.path ?? "built-in defaults")): \(source): \(lists.categories.count) categories, \(entries) entries, \(lists.diagnostics.count) warning(s), loaded in \(Int(seconds * 1000)) ms"
+                    "esafetyd: configuration OK (\(configuration.path ?? "built-in defaults")): \(source): "
+                        + "\(lists.categories.count) categories, \(entries) entries, \(lists.diagnostics.count) "
+                        + "warning(s), loaded in \(Int(seconds * 1000)) ms"
                 )
                 return
             } catch {

@@ -45,10 +45,12 @@ struct AlertTests {
         d.start()
         let record = #"{"event":"incident","id":"inc-1","severity":"critical","category":"selfharm","user":"p1"}"#
         d.incident(record, id: "inc-1", severity: .critical, person: "p1", category: "selfharm", now: 100)
-        d.incident(record, id: "inc-2", severity: .critical, person: "p1", category: "selfharm", now: 200)  // within 600 s
+        // within 600 s
+        d.incident(record, id: "inc-2", severity: .critical, person: "p1", category: "selfharm", now: 200)
         d.incident(record, id: "inc-3", severity: .high, person: "p1", category: "adult", now: 200)  // another category
         d.incident(record, id: "inc-4", severity: .medium, person: "p2", category: "gambling", now: 200)  // not alerted
-        d.incident(record, id: "inc-5", severity: .critical, person: "p1", category: "selfharm", now: 701)  // after the limit
+        // after the limit
+        d.incident(record, id: "inc-5", severity: .critical, person: "p1", category: "selfharm", now: 701)
         Self.waitUntil { d.status.sent == 3 }
         d.stop()
         #expect(d.status.sent == 3)

@@ -45,12 +45,14 @@ struct IncidentSinkTests {
                 category: "shopping",
                 severity: "info"
             ),
-            match("other.example.com", user: "pupil2", time: 1150, category: "games", severity: "info"),  // someone else
+            // someone else
+            match("other.example.com", user: "pupil2", time: 1150, category: "games", severity: "info"),
             match("old.example.com", time: 1000 - 4000, category: "news", severity: "info"),  // out of order, too old
             match("www.bet365.com", time: 1200),  // the incident
             match("chat.example.com", time: 1500, category: "chat", severity: "info"),  // the hour after
             match("www.williamhill.com", time: 1600),  // a second incident
-            match("late.example.com", user: "pupil2", time: 1200 + 3601, category: "games", severity: "info"),  // closes it
+            // closes it
+            match("late.example.com", user: "pupil2", time: 1200 + 3601, category: "games", severity: "info"),
         ])
         let records = raw.map(json)
         let incidents = records.filter { $0["event"] as? String == "incident" }
@@ -104,7 +106,8 @@ struct IncidentSinkTests {
             [
                 match("www.bet365.com", url: "http://www.bet365.com/a", time: 1000.0),
                 match("www.bet365.com", url: "http://www.bet365.com/b", time: 1000.1),
-                match("chat.example.com", time: 1000.2, category: "chat", severity: "info"),  // the hour (here 0.5 s) after
+                // the hour (here 0.5 s) after
+                match("chat.example.com", time: 1000.2, category: "chat", severity: "info"),
                 match("www.bet365.com", url: "http://www.bet365.com/c", time: 1000.7),  // a new window
             ],
             policy: short

@@ -7,7 +7,8 @@ import SystemSupport
 /// `time`, or a `start`, `stop`, `reload` or `alert` event. Written by the daemon's counter
 /// recorder and read by the report through this one type.
 ///
-///     {"time":"…","source":"ingest:pid 812","interval":60,"received":1200,"parsed":1198,"matched":3,"malformed":2,"too_long":0}
+/// {"time":"…","source":"ingest:pid
+/// 812","interval":60,"received":1200,"parsed":1198,"matched":3,"malformed":2,"too_long":0}
 ///     {"event":"reload","time":"…","generation":2,"ok":true,"seconds":0.7,"message":"…"}
 public enum CounterRecord: Sendable, Equatable {
     public struct Counts: Sendable, Equatable, Codable {
