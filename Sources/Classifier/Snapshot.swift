@@ -104,8 +104,10 @@ public enum Snapshot {
         guard readLE(bytes, 12) as UInt32 == 0x0102_0304 else {
             throw SnapshotError(.foreign, path: path, "snapshot written on a machine of another byte order")
         }
-        let length = Int(readLE(bytes, 16) as UInt64)
-        guard bytes.count - headerSize == length else {
+        // Every length and count is checked before it is used as an Int: a corrupt header or
+        // payload is refused, never a trap.
+        let length: UInt64 = readLE(bytes, 16)
+        guard UInt64(bytes.count - headerSize) == length else {
             throw SnapshotError(
                 .truncated,
                 path: path,
@@ -147,7 +149,7 @@ public enum Snapshot {
             for _ in 0..<(try r.u32()) { sources.append(try r.string()) }
             var counts: [CompiledLists.EntryCounts] = []
             for _ in categories {
-                counts.append(.init(domains: Int(try r.u64()), urls: Int(try r.u64()), patterns: Int(try r.u64())))
+                counts.append(.init(domains: try r.count(), urls: try r.count(), patterns: try r.count()))
             }
             var tables: [EntryTable] = []
             for _ in 0..<2 {
@@ -169,7 +171,10 @@ public enum Snapshot {
                     slots.count > offsets.count - 1,
                     offsets.indices.dropFirst().allSatisfy({ offsets[$0 - 1] <= offsets[$0] }),
                     ruleStart.indices.dropFirst().allSatisfy({ ruleStart[$0 - 1] <= ruleStart[$0] }),
-                    slots.allSatisfy({ $0 == 0 || Int(UInt32(truncatingIfNeeded: $0)) <= offsets.count - 1 }),
+                    // A used slot names a key (1...keys); an empty one ends every probe, so there
+                    // must be one, or a lookup of an unknown key would never end.
+                    slots.allSatisfy({ $0 == 0 || (1..<offsets.count).contains(Int(UInt32(truncatingIfNeeded: $0))) }),
+                    slots.contains(0),
                     rules.allSatisfy({ Int($0.category) < categories.count && Int($0.file) < files.count })
                 else { throw Reader.Failure(offset: r.offset) }
                 tables.append(table)
@@ -283,6 +288,13 @@ public enum Snapshot {
         mutating func u16() throws(Failure) -> UInt16 { readLE(bytes, try take(2)) }
         mutating func u32() throws(Failure) -> UInt32 { readLE(bytes, try take(4)) }
         mutating func u64() throws(Failure) -> UInt64 { readLE(bytes, try take(8)) }
+        /// A count written as 64 bits: no more than the file's size could hold.
+        mutating func count() throws(Failure) -> Int {
+            let at = offset
+            let v = try u64()
+            guard v <= UInt64(Int32.max) else { throw Failure(offset: at) }
+            return Int(v)
+        }
         mutating func string() throws(Failure) -> String {
             let n = Int(try u32())
             let at = try take(n)

@@ -67,6 +67,58 @@ struct SnapshotTests {
         #expect(code(Array("# just a text file\nbet.example\n".utf8) + [UInt8](repeating: 0, count: 40)) == .foreign)
     }
 
+    /// A snapshot with its checksum made to match its (changed) payload, so the decoder's
+    /// own checks are what stand between a corrupt file and a crash.
+    static func resealed(_ bytes: [UInt8]) -> [UInt8] {
+        var b = bytes
+        let sum = b.withUnsafeBytes { Snapshot.checksum(UnsafeRawBufferPointer(rebasing: $0[32...])) }
+        withUnsafeBytes(of: sum.littleEndian) { b.replaceSubrange(24..<32, with: $0) }
+        return b
+    }
+
+    /// Decodes, and when that succeeds, classifies with the result: refused or working,
+    /// never a crash. Whether it loaded.
+    static func loadOrRefuse(_ bytes: [UInt8]) -> Bool {
+        guard let lists = try? Snapshot.decode(bytes, path: "mutated.snapshot") else { return false }
+        for t in ["bet.example", "a.wild.example", "http://example.com/bad/x", "https://x.example/hurt+myself"] {
+            _ = lists.classify(target: t)
+        }
+        return true
+    }
+
+    @Test(
+        "no corrupt snapshot crashes: every byte changed three ways, and 2,000 random changes, checksums made to match"
+    )
+    func mutations() throws {
+        let bytes = Snapshot.encode(try Self.source.load())
+        var refused = 0
+        for offset in bytes.indices {
+            for delta: UInt8 in [0x01, 0x80, 0xFF] {
+                var b = bytes
+                b[offset] ^= delta
+                if !Self.loadOrRefuse(offset >= 32 ? Self.resealed(b) : b) { refused += 1 }
+            }
+        }
+        // A fixed seed: the same mutations every run.
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> Int {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return Int(state >> 1)
+        }
+        for _ in 0..<2000 {
+            var b = bytes
+            for _ in 0..<(1 + next() % 4) { b[32 + next() % (b.count - 32)] = UInt8(truncatingIfNeeded: next()) }
+            if !Self.loadOrRefuse(Self.resealed(b)) { refused += 1 }
+        }
+        #expect(refused > 0)
+        // The payload length, set past any Int: refused as a length mismatch (it trapped).
+        var huge = bytes
+        huge[23] = 0xFF
+        #expect(throws: SnapshotError.self) { try Snapshot.decode(huge, path: "t") }
+    }
+
     @Test("a missing snapshot names the path")
     func missing() {
         #expect(throws: SnapshotError.self) { try Snapshot.load("/nonexistent/esafety.snapshot") }

@@ -137,6 +137,37 @@ struct CommandLineTests {
         let badd = try run("esafetyd", ["--check-config", "--snapshot", path])
         #expect(badd.status != 0)
         #expect(badd.stderr.contains("checksum"))
+        // One byte of the payload length (offset 23) changed: refused by every command that
+        // reads it, not a crash ("Not enough bits to represent the passed value").
+        bytes[bytes.count - 3] ^= 0xFF
+        bytes[23] = 0xFF
+        try bytes.write(to: URL(fileURLWithPath: path))
+        for (program, args) in [
+            ("esafety", ["check", "--snapshot", path, "bet.example"]),
+            ("esafety", ["compile", "--snapshot", path, "--out", path + ".copy"]),
+            ("esafetyd", ["--check-config", "--snapshot", path]),
+        ] {
+            let r = try run(program, args)
+            #expect(r.status != 0 && r.status < 128, "\(program) \(args): \(r.status)")
+            #expect(r.stderr.contains("header says"), "\(program) \(args): \(r.stderr)")
+        }
+    }
+
+    @Test("a running esafetyd whose snapshot is replaced by a corrupt one refuses the reload and keeps its lists")
+    func corruptSnapshotReload() throws {
+        let dir = TempDir()
+        let path = dir.path + "/lists.snapshot"
+        #expect(try run("esafety", ["compile", "--lists", Self.lists.root, "--out", path]).status == 0)
+        let daemon = try DaemonProcess(lists: [], extra: ["--snapshot", path], dir: dir)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[23] = 0xFF
+        try bytes.write(to: URL(fileURLWithPath: path))
+        daemon.signal(SIGHUP)
+        #expect(poll { ((try? daemon.status())?["last_reload"] as? [String: Any])?["ok"] as? Bool == false })
+        let last = try daemon.status()["last_reload"] as? [String: Any]
+        #expect((last?["message"] as? String)?.contains("header says") == true, "\(String(describing: last))")
+        #expect(try daemon.status()["generation"] as? Int == 1)
+        #expect(daemon.stop().0 == 0)
     }
 
     @Test("lint exits 1 on errors and prints file:line")
