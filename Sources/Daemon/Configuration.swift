@@ -235,9 +235,30 @@ public struct DaemonConfiguration: Sendable, Equatable {
             return v
         }
         func double(_ n: Node, _ k: String) throws(Error) -> Double {
-            guard let v = Double(try string(n, k)) else { throw error(n, k, "expected a number") }
+            guard let v = Double(try string(n, k)), v.isFinite else { throw error(n, k, "expected a number") }
             return v
         }
+        /// A number of seconds within `range`: every duration is range-checked, so no value
+        /// that passes `--check-config` can overflow a time or turn a rule inside out.
+        func seconds(_ n: Node, _ k: String, _ range: ClosedRange<Double>) throws(Error) -> Double {
+            let v = try double(n, k)
+            guard range.contains(v) else {
+                throw error(
+                    n,
+                    k,
+                    "must be between \(Self.text(range.lowerBound)) and \(Self.text(range.upperBound)) seconds"
+                )
+            }
+            return v
+        }
+        func int(_ n: Node, _ k: String, _ range: ClosedRange<Int>) throws(Error) -> Int {
+            let v = try int(n, k)
+            guard range.contains(v) else {
+                throw error(n, k, "must be between \(range.lowerBound) and \(range.upperBound)")
+            }
+            return v
+        }
+        static func text(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(v) }
         func mode(_ n: Node, _ k: String) throws(Error) -> UInt32 {
             let s = try string(n, k)
             guard let v = UInt32(s.hasPrefix("0o") ? String(s.dropFirst(2)) : s, radix: 8), v <= 0o777 else {
@@ -330,7 +351,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
                     w.days = days
                 case "start": w.start = try minutes(v, name)
                 case "end": w.end = try minutes(v, name)
-                case "severity_shift": w.severityShift = try int(v, name)
+                case "severity_shift": w.severityShift = try int(v, name, -4...4)
                 case "routes": w.routes = try routes(v, name)
                 default: throw error(key, name, "unknown option")
                 }
@@ -349,7 +370,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
                     var set = Set<Severity>()
                     for item in seq { set.insert(try severity(item, name)) }
                     c.alerts.severities = set
-                case "rate_limit": c.alerts.rateLimit = try double(v, name)
+                case "rate_limit": c.alerts.rateLimit = try seconds(v, name, 0...86400)
                 case "timeout":
                     c.alerts.timeout = try double(v, name)
                     guard c.alerts.timeout > 0 && c.alerts.timeout <= 300 else {
@@ -358,7 +379,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
                 case "retries":
                     c.alerts.retries = try int(v, name)
                     guard (0...10).contains(c.alerts.retries) else { throw error(v, name, "must be between 0 and 10") }
-                case "backoff": c.alerts.backoff = try double(v, name)
+                case "backoff": c.alerts.backoff = try seconds(v, name, 0.1...3600)
                 case "overdue_repeat":
                     c.alerts.overdueRepeat = try double(v, name)
                     guard c.alerts.overdueRepeat == 0 || c.alerts.overdueRepeat >= 1 else {
@@ -389,6 +410,15 @@ public struct DaemonConfiguration: Sendable, Equatable {
                                 "every alert needs a command (a list: program and arguments)"
                             )
                         }
+                        // esafetyd runs commands with a fixed PATH and no shell: name the program.
+                        guard command.argv[0].hasPrefix("/") else {
+                            throw error(
+                                item,
+                                where_ + ".command",
+                                "the program must be an absolute path (such as /usr/local/bin/esafety-alert-mail), "
+                                    + "not \(command.argv[0])"
+                            )
+                        }
                         if command.name.isEmpty { command.name = command.argv[0] }
                         c.alerts.commands.append(command)
                     }
@@ -402,9 +432,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
             for (key, v) in m {
                 let name = "incidents.\(key.string ?? "")"
                 switch key.string ?? "" {
-                case "deduplication_window": c.policy.deduplicationWindow = try double(v, name)
-                case "repetition_hits": c.policy.repetitionHits = try int(v, name)
-                case "repetition_window": c.policy.repetitionWindow = try double(v, name)
+                case "deduplication_window": c.policy.deduplicationWindow = try seconds(v, name, 1...86400)
+                case "repetition_hits": c.policy.repetitionHits = try int(v, name, 1...1000)
+                case "repetition_window": c.policy.repetitionWindow = try seconds(v, name, 1...604_800)
                 case "context_window":
                     c.policy.contextWindow = try double(v, name)
                     guard (0...7200).contains(c.policy.contextWindow) else {
@@ -421,7 +451,12 @@ public struct DaemonConfiguration: Sendable, Equatable {
                 case "deadlines":
                     guard case .mapping(let dm) = v else { throw error(v, name, "expected severity: seconds") }
                     for (sk, sv) in dm {
-                        c.policy.deadlines[try severity(sk, name)] = try double(sv, "\(name).\(sk.string ?? "")")
+                        // A minute to a year: a due time is always a real time.
+                        c.policy.deadlines[try severity(sk, name)] = try seconds(
+                            sv,
+                            "\(name).\(sk.string ?? "")",
+                            60...31_536_000
+                        )
                     }
                 case "routes": c.policy.defaultRoutes = try routes(v, name)
                 case "default_group": c.policy.defaultGroup = try group(v, name)

@@ -37,6 +37,8 @@ public enum EsafetyDaemon {
         if !canaries.isEmpty {
             throw StartError(description: "self-test failed: " + canaries.map(\.description).joined(separator: "; "))
         }
+        let problems = configuration.environmentProblems(lists: lists)
+        if !problems.isEmpty { throw StartError(description: problems.map(\.description).joined(separator: "; ")) }
         return (source, lists, Clock.monotonic() - started)
     }
 
@@ -166,7 +168,8 @@ public enum EsafetyDaemon {
                         written: h.written,
                         lastError: h.lastError,
                         chainHead: h.head,
-                        tampering: h.tampering
+                        tampering: h.tampering,
+                        timesAhead: incidents.futureTimes.load(ordering: .relaxed)
                     ),
                     StatusReport.AlertHealth(
                         commands: alertCommands,

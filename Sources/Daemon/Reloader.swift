@@ -5,8 +5,10 @@ import Pipeline
 import SystemSupport
 
 /// Builds, checks and swaps a new generation of configuration and lists. One reload at a
-/// time (an actor); the old generation stays if anything is wrong, and the reason is
-/// logged with file and line.
+/// time: an actor alone is not enough (a reload suspends while the lists compile, and a
+/// second would start from the same generation), so each reload waits for the one before;
+/// every generation number is used once. The old generation stays if anything is wrong,
+/// and the reason is logged with file and line.
 public actor Reloader {
     let holder: GenerationHolder
     let stats: IngestStats
@@ -38,6 +40,19 @@ public actor Reloader {
 
     /// Reloads; returns what happened (also recorded for `status`).
     public func reload(reason: String) async -> IngestStats.Reload {
+        let previous = last
+        let task = Task { [previous] in
+            await previous?.value
+            return await self.perform(reason: reason)
+        }
+        last = Task { _ = await task.value }
+        return await task.value
+    }
+
+    /// The reload before the latest one asked for: the next waits for it.
+    private var last: Task<Void, Never>?
+
+    private func perform(reason: String) async -> IngestStats.Reload {
         notify.reloading()
         defer { notify.send("READY=1") }
         let started = Clock.monotonic()
@@ -80,6 +95,8 @@ public actor Reloader {
         }
         let shrink = SelfTest.lockedShrinkage(old: old.lists, new: lists, maxShrink: next.maxLockedShrink)
         if !shrink.isEmpty { return refuse(old, started, shrink.joined(separator: "; ")) }
+        let problems = next.environmentProblems(lists: lists)
+        if !problems.isEmpty { return refuse(old, started, problems.map(\.description).joined(separator: "; ")) }
         let seconds = Clock.monotonic() - started
         let generation = Generation(number: old.number + 1, lists: lists, loadedAt: Clock.now(), loadSeconds: seconds)
         holder.swap(generation)

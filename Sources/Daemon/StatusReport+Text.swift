@@ -48,6 +48,11 @@ extension StatusReport {
                 + (l.lastError.map { "; last error: " + e($0) } ?? "") + "\n"
             if let t = l.tampering { out += "INCIDENT LOG TAMPERED WITH: " + e(t) + " (see esafety verify)\n" }
             if let h = l.chainHead { out += "incident log chain head: " + e(h) + "\n" }
+            if l.timesAhead > 0 {
+                out +=
+                    "lines dated more than a day ahead: \(l.timesAhead) (kept in their records; the clock drove "
+                    + "the windows)\n"
+            }
         }
         if let a = alerts {
             if a.commands == 0 {

@@ -75,11 +75,15 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var chainHead: String?
         /// Set when esafetyd found lines removed or the file deleted.
         public var tampering: String?
+        /// Matched lines whose time was more than a day ahead of the clock: kept in their
+        /// records, but the wall clock drove the windows.
+        public var timesAhead: Int
         enum CodingKeys: String, CodingKey {
             case writing, queued, lost, written
             case lastError = "last_error"
             case chainHead = "chain_head"
             case tampering
+            case timesAhead = "times_ahead"
         }
         public init(
             writing: Bool,
@@ -88,10 +92,12 @@ public struct StatusReport: Codable, Sendable, Equatable {
             written: Int,
             lastError: String?,
             chainHead: String?,
-            tampering: String?
+            tampering: String?,
+            timesAhead: Int = 0
         ) {
             (self.writing, self.queued, self.lost, self.written) = (writing, queued, lost, written)
             (self.lastError, self.chainHead, self.tampering) = (lastError, chainHead, tampering)
+            self.timesAhead = timesAhead
         }
     }
 

@@ -37,6 +37,10 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     }
     private let currentPolicy: Mutex<Frozen>
     let suffixes: PublicSuffix
+    /// How far ahead of the wall clock a line's time may be and still drive the windows.
+    public let futureTolerance: Double
+    /// Lines whose time was that far ahead (kept in their records, not trusted for windows).
+    public let futureTimes = Atomic<Int>(0)
 
     /// Applies a new policy (after a reload); open windows continue.
     public func update(policy: Policy) { currentPolicy.withLock { $0 = Frozen(policy) } }
@@ -99,8 +103,10 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         devices: [String: String] = [:],
         users: [String: String] = [:],
         utcOffset: Int? = nil,
-        alerts: AlertDispatcher? = nil
+        alerts: AlertDispatcher? = nil,
+        futureTolerance: Double = 86400
     ) {
+        self.futureTolerance = futureTolerance
         self.alerts = alerts
         self.devices = devices
         self.users = users
@@ -124,11 +130,19 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         var incident: (record: [UInt8], id: String, severity: Severity, due: Double?)?
     }
 
-    public func accept(_ m: MatchedRequest) {
+    public func accept(_ request: MatchedRequest) {
         // Logs without users (DNS) get one from the mapping file, if it names the address.
-        let user = m.user ?? (users.isEmpty ? nil : users[m.client])
-        let count = m.categoryCount
+        let user = request.user ?? (users.isEmpty ? nil : users[request.client])
+        let count = request.categoryCount
         guard count > 0 else { return }
+        // Windows and expiry follow the wall clock when a line claims a time far ahead of it
+        // (a wrong clock, a hostile line): one line stamped 9999 must not close every open
+        // window. Its own time stays in the record.
+        var m = request
+        if m.time - Clock.now() > futureTolerance {
+            m.time = Clock.now()
+            futureTimes.add(1, ordering: .relaxed)
+        }
         let frozen = currentPolicy.withLock { $0 }
         let policy = frozen.policy
         let name = user ?? m.client
@@ -204,6 +218,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
                 Self.record(
                     id: id,
                     m: m,
+                    loggedTime: request.time,
                     user: user,
                     primary: m.detail(raised ?? 0),
                     severity: severity,
@@ -386,6 +401,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     static func record(
         id: String,
         m: MatchedRequest,
+        loggedTime: Double? = nil,
         user: String?,
         primary: MatchDetail,
         severity: Severity,
@@ -396,7 +412,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         device: String? = nil,
         mac: String? = nil
     ) -> [UInt8] {
-        let time = Clock.rfc3339(m.time)
+        let time = Clock.rfc3339(loggedTime ?? m.time)
         let rule = IncidentRecord.Rule(
             kind: primary.kind,
             file: primary.file,

@@ -43,6 +43,8 @@ public enum Clock {
 
     /// The fields of a UTC time: year, month, day, seconds of the day, milliseconds.
     static func civil(_ t: Double) -> (y: Int, m: Int, d: Int, rem: Int, ms: Int) {
+        // Any Double, even infinite or NaN, writes some time: clamped to about ±3 million years.
+        let t = t.isNaN ? 0 : min(max(t, -1e14), 1e14)
         let whole = Int(t.rounded(.down))
         var ms = Int(((t - Double(whole)) * 1000).rounded())
         var secs = whole

@@ -50,6 +50,24 @@ struct ConfigurationTests {
             ("alerts:\n  timeout: 0\n", "alerts.timeout", "between 0 and 300"),
             ("counters_interval: 0\n", "counters_interval", "between 1 and 3600"),
             ("incidents:\n  sync_interval: 0.01\n", "incidents.sync_interval", "between 0.25 and 300"),
+            // Values that passed --check-config and then crashed the daemon on the first incident,
+            // or turned a rule inside out (every hit a new incident, nothing ever repeated).
+            (
+                "incidents:\n  deadlines:\n    critical: 9223372036854775807\n", "incidents.deadlines.critical",
+                "between 60 and 31536000 seconds"
+            ),
+            ("incidents:\n  deadlines:\n    high: 1e300\n", "incidents.deadlines.high", "between 60 and 31536000"),
+            ("incidents:\n  deadlines:\n    low: -60\n", "incidents.deadlines.low", "between 60 and 31536000"),
+            ("incidents:\n  deadlines:\n    low: .nan\n", "incidents.deadlines.low", "expected a number"),
+            ("incidents:\n  deduplication_window: -1\n", "incidents.deduplication_window", "between 1 and 86400"),
+            ("incidents:\n  repetition_hits: 0\n", "incidents.repetition_hits", "between 1 and 1000"),
+            ("incidents:\n  repetition_window: 0\n", "incidents.repetition_window", "between 1 and 604800"),
+            ("alerts:\n  rate_limit: -5\n", "alerts.rate_limit", "between 0 and 86400"),
+            ("alerts:\n  backoff: -1\n", "alerts.backoff", "between 0.1 and 3600"),
+            (
+                "alerts:\n  commands:\n    - name: mail\n      command: [mail, dsl@school.example]\n",
+                "alerts.commands[0].command", "must be an absolute path"
+            ),
         ]
     )
     func policyErrors(yaml: String, option: String, message: String) {
@@ -203,5 +221,43 @@ struct ConfigurationTests {
             #expect(error.message.contains(message))
             #expect(error.description.hasPrefix("bad.yaml:\(line): option `\(option)`"))
         }
+    }
+
+    @Test("what the configuration names must exist: groups, mapping files, alert programs, categories")
+    func environment() throws {
+        let lists = try TempLists([
+            "gambling/domains": "bet.example\n",
+            "iwf/category.toml": "severity = \"critical\"\nlocked = true\n",
+            "iwf/domains": "abuse.example\n",
+        ]).load()
+        #expect(DaemonConfiguration().environmentProblems(lists: lists).isEmpty)
+        let yaml = """
+            control_socket:
+              path: /tmp/x.sock
+              group: no-such-group-esafety
+            incidents:
+              log_group: no-such-group-esafety
+              devices: /nonexistent/devices
+              groups:
+                - name: ks1
+                  categories: [gambling, gamblnig]
+            alerts:
+              commands:
+                - name: mail
+                  command: [/nonexistent/esafety-alert-mail]
+            """
+        var c = try DaemonConfiguration.parse(yaml, file: "env.yaml")
+        c.path = "env.yaml"
+        let problems = c.environmentProblems(lists: lists)
+        let byOption = Dictionary(grouping: problems, by: { $0.option ?? "" })
+        #expect(
+            byOption["incidents.log_group"]?.first?.message.contains("no-such-group-esafety does not exist") == true
+        )
+        #expect(byOption["control_socket.group"] != nil)
+        #expect(byOption["incidents.devices"]?.first?.message.contains("/nonexistent/devices") == true)
+        #expect(byOption["alerts.commands[0].command"]?.first?.message.contains("cannot run") == true)
+        #expect(byOption["incidents.groups[0].categories"]?.first?.message.contains("gamblnig") == true)
+        #expect(problems.count == 5, "\(problems)")
+        #expect(problems.allSatisfy { $0.description.hasPrefix("env.yaml: option `") })
     }
 }

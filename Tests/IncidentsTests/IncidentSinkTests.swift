@@ -176,4 +176,25 @@ struct IncidentSinkTests {
         let records = try sinkRecords(ms).filter { $0["event"] as? String == "incident" }
         #expect(records.map { $0["severity"] as? String } == ["medium", "medium", "medium", "medium", "high"])
     }
+
+    @Test("a line dated far ahead keeps its time in the record but does not close anyone's windows")
+    func futureTime() throws {
+        let now = Date().timeIntervalSince1970
+        let ms = [
+            match("www.bet365.com", url: "http://www.bet365.com/a", time: now - 10),
+            // Year 9999 (a wrong clock or a hostile line), another person and site.
+            match("tinder.com", user: "pupil2", time: 253_402_300_000, category: "dating"),
+            match("www.bet365.com", url: "http://www.bet365.com/b", time: now - 5),
+        ]
+        let records = try sinkRecords(ms)
+        let incidents = records.filter { $0["event"] as? String == "incident" }
+        // The second bet365 hit is inside the first one's window: still one incident for it.
+        #expect(incidents.count == 2, "\(incidents)")
+        let hits = records.first { $0["event"] as? String == "hits" }
+        #expect(hits?["hits"] as? Int == 2)
+        let future = try #require(incidents.first { $0["category"] as? String == "dating" })
+        #expect((future["time"] as? String)?.hasPrefix("9999-") == true)
+        // Its due time comes from the clock, so it can fall overdue.
+        #expect((future["due"] as? String)?.hasPrefix("9999-") == false)
+    }
 }

@@ -592,6 +592,10 @@ struct RFC3339OutputTests {
             (-1.0, "1969-12-31T23:59:59.000Z"),
             (253_402_300_799.0, "9999-12-31T23:59:59.000Z"),
             (253_402_300_800.0, "10000-01-01T00:00:00.000Z"),
+            // Any Double writes some time, never a trap (a corrupt time in a record).
+            (1e300, "3170843-11-07T09:46:40.000Z"),
+            (-.infinity, "-3166904-02-24T14:13:20.000Z"),
+            (.nan, "1970-01-01T00:00:00.000Z"),
         ]
     )
     func output(_ t: Double, _ expected: String) {
