@@ -8,6 +8,10 @@ import SystemSupport
 /// `CategoryMapping`) are merged. Symbolic links between category folders (UT1's
 /// `porn -> adult`) are skipped so that no list is read twice.
 public enum ListLoader {
+    /// The largest list file read (UT1's biggest is about 100 MB): anything larger is refused, so
+    /// a mistaken link (to a log, a disk image) cannot take the memory of the machine.
+    public static let maxFileBytes = 1 << 30
+
     public static func load(roots: [String]) throws(ListError) -> CompiledLists {
         var builder = Builder()
         for root in roots { try builder.addRoot(root) }
@@ -37,13 +41,19 @@ public enum ListLoader {
             for name in entries.sorted() where !name.hasPrefix(".") {
                 let path = base + "/" + name
                 guard FileSystem.isDirectory(path), !FileSystem.isSymlink(path) else { continue }
+                // A category folder that cannot be read is an error: skipping it would drop the
+                // category (and its canary) from the filter without a word.
+                let names: [String]
+                do { names = try FileSystem.listDirectory(path) } catch {
+                    throw ListError(.unreadableFile, file: path, "cannot read category folder: \(error)")
+                }
                 let metaPath = path + "/category.toml"
                 var categoryName = name
                 var metaFile: String? = nil
-                if FileSystem.exists(metaPath) {
+                if names.contains("category.toml") {
                     metaFile = metaPath
                     let text: String
-                    do { text = try FileSystem.readText(metaPath) } catch {
+                    do { text = try FileSystem.readText(metaPath, limit: 1 << 20) } catch {
                         throw ListError(.unreadableFile, file: metaPath, "cannot read: \(error)")
                     }
                     var category = try Category.parseMetadata(text, file: metaPath, defaultName: name)
@@ -57,7 +67,7 @@ public enum ListLoader {
                 }
                 // Only folders holding at least one list file count as categories.
                 let hasLists = ListFileKind.allCases.contains { kind in
-                    !FileSystem.listFiles(in: path, base: kind.rawValue).isEmpty
+                    !FileSystem.listFiles(named: kind.rawValue, among: names, in: path).isEmpty
                 }
                 if !hasLists && metaFile == nil { continue }
                 folders.append(Folder(path: path, category: categoryName, metadataPath: metaFile))
@@ -98,7 +108,11 @@ public enum ListLoader {
             for folder in folders {
                 let categoryIndex = UInt16(names.firstIndex(of: folder.category)!)
                 for kind in ListFileKind.allCases {
-                    for fileName in FileSystem.listFiles(in: folder.path, base: kind.rawValue) {
+                    let fileNames: [String]
+                    do { fileNames = try FileSystem.listFiles(in: folder.path, base: kind.rawValue) } catch {
+                        throw ListError(.unreadableFile, file: folder.path, "cannot read category folder: \(error)")
+                    }
+                    for fileName in fileNames {
                         let path = folder.path + "/" + fileName
                         guard files.count < Int(UInt16.max) else {
                             throw ListError(.tooManyCategories, file: path, "more than 65535 list files")
@@ -106,7 +120,7 @@ public enum ListLoader {
                         let fileIndex = UInt16(files.count)
                         files.append(path)
                         let bytes: [UInt8]
-                        do { bytes = try FileSystem.readBytes(path) } catch {
+                        do { bytes = try FileSystem.readBytes(path, limit: ListLoader.maxFileBytes) } catch {
                             throw ListError(.unreadableFile, file: path, "cannot read: \(error)")
                         }
                         if kind == .domains { domains.reserve(domains.count + bytes.count / 16) }

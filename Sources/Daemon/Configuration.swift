@@ -127,7 +127,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// Reads and validates a YAML configuration; unknown options are errors.
     public static func load(path: String) throws(Error) -> DaemonConfiguration {
         let text: String
-        do { text = try FileSystem.readText(path) } catch {
+        do { text = try FileSystem.readText(path, limit: 16 << 20) } catch {
             throw Error(file: path, line: nil, option: nil, message: "cannot read: \(error)")
         }
         var c = try parse(text, file: path)

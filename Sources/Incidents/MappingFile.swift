@@ -13,7 +13,7 @@ public enum MappingFile {
 
     public static func load(_ path: String) throws(Failure) -> [String: String] {
         let text: String
-        do { text = try FileSystem.readText(path) } catch {
+        do { text = try FileSystem.readText(path, limit: 256 << 20) } catch {
             throw Failure(file: path, line: nil, message: "cannot read: \(error)")
         }
         return try parse(text, file: path)

@@ -5,10 +5,13 @@ public enum FileSystem {
     public struct Error: Swift.Error, CustomStringConvertible, Sendable {
         public var path: String
         public var errno: Int32
-        public var description: String { String(cString: strerror(errno)) }
-        public init(path: String, errno: Int32) {
+        /// Said instead of the errno's text when there is more to say.
+        public var reason: String?
+        public var description: String { reason ?? String(cString: strerror(errno)) }
+        public init(path: String, errno: Int32, reason: String? = nil) {
             self.path = path
             self.errno = errno
+            self.reason = reason
         }
     }
 
@@ -40,10 +43,15 @@ public enum FileSystem {
         return names
     }
 
-    /// Files in `folder` named `base` or `base.N` (UT1 splits large lists), sorted.
-    public static func listFiles(in folder: String, base: String) -> [String] {
-        guard let names = try? listDirectory(folder) else { return [] }
-        return names.filter { name in
+    /// Files in `folder` named `base` or `base.N` (UT1 splits large lists), sorted; a folder
+    /// that cannot be read is an error, never an empty list.
+    public static func listFiles(in folder: String, base: String) throws(Error) -> [String] {
+        try listFiles(named: base, among: listDirectory(folder), in: folder)
+    }
+
+    /// The same, from names already listed.
+    public static func listFiles(named base: String, among names: [String], in folder: String) -> [String] {
+        names.filter { name in
             if name == base { return true }
             guard name.hasPrefix(base + ".") else { return false }
             let suffix = name.dropFirst(base.count + 1)
@@ -52,13 +60,36 @@ public enum FileSystem {
             .sorted { a, b in a.count != b.count ? a.count < b.count : a < b }
     }
 
-    public static func readBytes(_ path: String) throws(Error) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+    /// What a file that is not a regular file is, for the error that names it.
+    static func kind(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFDIR: "a folder"
+        case S_IFIFO: "a FIFO"
+        case S_IFCHR: "a character device"
+        case S_IFBLK: "a block device"
+        case S_IFSOCK: "a socket"
+        default: "not a regular file"
+        }
+    }
+
+    /// A regular file's bytes (a symlink to one is followed). Anything else (a FIFO, which
+    /// would block for ever, a device such as /dev/zero, which never ends) and a file over
+    /// `limit` bytes is an error naming it, before anything is read.
+    public static func readBytes(_ path: String, limit: Int = Int.max) throws(Error) -> [UInt8] {
+        // O_NONBLOCK: opening a FIFO must not wait for a writer; reads of a regular file
+        // ignore it.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw Error(path: path, errno: errno) }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw Error(path: path, errno: errno) }
         if (st.st_mode & S_IFMT) == S_IFDIR { throw Error(path: path, errno: EISDIR) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw Error(path: path, errno: EINVAL, reason: "\(kind(st.st_mode)), not a regular file")
+        }
+        guard Int(st.st_size) <= limit else {
+            throw Error(path: path, errno: EFBIG, reason: "larger than \(limit) bytes (\(st.st_size))")
+        }
         // One read into storage sized from fstat; keep reading if the file grew.
         var size = max(Int(st.st_size), 0)
         var result = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
@@ -82,12 +113,15 @@ public enum FileSystem {
             }
             if n == 0 { break }
             result.append(contentsOf: chunk[0..<n])
+            guard result.count <= limit else {
+                throw Error(path: path, errno: EFBIG, reason: "larger than \(limit) bytes")
+            }
         }
         return result
     }
 
-    public static func readText(_ path: String) throws(Error) -> String {
-        String(decoding: try readBytes(path), as: UTF8.self)
+    public static func readText(_ path: String, limit: Int = Int.max) throws(Error) -> String {
+        String(decoding: try readBytes(path, limit: limit), as: UTF8.self)
     }
 
     /// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync,

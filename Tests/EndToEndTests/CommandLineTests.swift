@@ -190,4 +190,35 @@ struct CommandLineTests {
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("games/category.toml:1"))
     }
+
+    /// Runs a built tool as a user other than root (root reads a folder of mode 000).
+    static func asUnprivileged(_ program: String, _ args: [String]) throws -> RunResult {
+        if getuid() != 0 { return try run(program, args) }
+        let runuser = try requireExecutable("/usr/sbin/runuser", package: "util-linux")
+        return try run(runuser, ["-u", "nobody", "--", buildDirectory + "/" + program] + args)
+    }
+
+    @Test("a category folder that cannot be read is an error in lint, check and --check-config, never a silent gap")
+    func unreadableCategoryFolder() throws {
+        let lists = TempLists([
+            "gambling/category.toml": "severity = \"medium\"\ncanary = \"gambling.canary.esafety.invalid\"\n",
+            "gambling/domains": "gambling.canary.esafety.invalid\nbet.example\n",
+            "games/domains": "x.example\n",
+        ])
+        #expect(chmod(lists.root, 0o755) == 0)
+        #expect(chmod(lists.root + "/games", 0o755) == 0)
+        #expect(chmod(lists.root + "/gambling", 0o000) == 0)
+        defer { chmod(lists.root + "/gambling", 0o755) }
+        for (program, args) in [
+            ("esafety", ["lint", "--lists", lists.root]),
+            ("esafety", ["check", "--lists", lists.root, "bet.example"]),
+            ("esafetyd", ["--check-config", "--lists", lists.root]),
+        ] {
+            let r = try Self.asUnprivileged(program, args)
+            #expect(r.status != 0, "\(program) \(args): \(r.stdout)")
+            let said = r.stderr + r.stdout
+            #expect(said.contains(lists.root + "/gambling"), "\(said)")
+            #expect(said.contains("cannot read category folder: Permission denied"), "\(said)")
+        }
+    }
 }

@@ -373,4 +373,17 @@ struct IngestTests {
         }
         #expect(daemon.stop().0 == 0)
     }
+
+    @Test("a FIFO among the lists: the reload is refused at once and status keeps answering")
+    func fifoList() throws {
+        let dir = TempDir()
+        let daemon = try DaemonProcess(lists: [Self.makeLists(dir)], dir: dir)
+        #expect(mkfifo(dir.path + "/lists/gambling/domains.1", 0o644) == 0)
+        let answer = try ControlClient.send("reload", to: daemon.control, timeout: 10)
+        #expect(answer.contains("\"ok\":false"), "\(answer)")
+        #expect(answer.contains("domains.1: cannot read: a FIFO, not a regular file"), "\(answer)")
+        let status = try daemon.status()
+        #expect(status["generation"] as? Int == 1)
+        #expect(daemon.stop().0 == 0)
+    }
 }
