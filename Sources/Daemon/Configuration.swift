@@ -48,6 +48,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// Group allowed to use the control socket (status, reload); nil: the daemon's group.
     public var controlGroup: String?
     public var maxLineLength = 65536
+    /// Stream connections open at once, over all ingest sockets; more are closed at once and
+    /// counted (`connections_refused` in status).
+    public var maxConnections = 1000
     public var incidentLog: String
     public var stateDirectory: String
     /// Monitoring counters for the report (lines per source per minute, reloads, restarts);
@@ -175,6 +178,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
                 guard (256...(16 << 20)).contains(c.maxLineLength) else {
                     throw r.error(value, key, "must be between 256 and 16777216")
                 }
+            case "max_connections": c.maxConnections = try r.int(value, key, 1...100_000)
             case "incident_log": c.incidentLog = try r.string(value, key)
             case "state_directory": c.stateDirectory = try r.string(value, key)
             case "counters_file": c.countersFile = try r.string(value, key)

@@ -136,6 +136,7 @@ public enum EsafetyDaemon {
             sink: sink,
             stats: stats,
             maxLine: configuration.maxLineLength,
+            maxConnections: configuration.maxConnections,
             logger: logger
         )
         let control = ControlServer(
@@ -145,6 +146,7 @@ public enum EsafetyDaemon {
             stats: stats,
             holder: holder,
             reloader: reloader,
+            adminGroup: configuration.controlGroup,
             logger: logger
         )
 

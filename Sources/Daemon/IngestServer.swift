@@ -29,6 +29,8 @@ final class IngestServer: @unchecked Sendable {
     let workers: [IngestWorker]
     let stats: IngestStats
     let logger: Logger
+    /// Open stream connections allowed at once, over all stream sockets.
+    let maxConnections: Int
     private let stopping = Atomic<Bool>(false)
     private let wakeup = Wakeup()
     private var acceptor: PosixThread?
@@ -42,8 +44,16 @@ final class IngestServer: @unchecked Sendable {
         sink: MatchSink,
         stats: IngestStats,
         maxLine: Int,
+        maxConnections: Int = 1000,
         logger: Logger
     ) {
+        // Keep 64 descriptors for the rest (the log, the lists, control clients, reloads), so
+        // that a flood of clients can never leave the control socket unable to answer.
+        var limit = rlimit()
+        let available =
+            getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0
+            ? Int(clamping: limit.rlim_cur) - 64 : maxConnections
+        self.maxConnections = max(1, min(maxConnections, available))
         self.streams = streams
         self.datagrams = datagrams
         self.stats = stats
@@ -74,12 +84,44 @@ final class IngestServer: @unchecked Sendable {
         var fds = streams.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
         fds.append(pollfd(fd: wakeup.fd, events: Int16(POLLIN), revents: 0))
         var next = 0
+        // A descriptor kept in reserve: when the process is out of them (EMFILE), it is freed
+        // to take one waiting connection and close it, so the sender learns at once, and the
+        // listeners rest for a moment instead of waking this thread in a loop.
+        var spare = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        var restUntil = 0.0
+        var lastWarning = -Double.infinity
+        func refuse(_ fd: Int32, _ why: String) {
+            close(fd)
+            stats.refusedConnections.wrappingAdd(1, ordering: .relaxed)
+            if Clock.monotonic() - lastWarning >= 60 {
+                lastWarning = Clock.monotonic()
+                logger.warning(
+                    "ingest connection refused",
+                    metadata: [
+                        "reason": "\(why)", "refused.total": "\(stats.refusedConnections.load(ordering: .relaxed))",
+                    ]
+                )
+            }
+        }
         // Accepts every connection waiting on a listener; the worker with the fewest
         // connections takes each.
         func acceptWaiting(_ listener: Listener) {
             while true {
                 let fd = esafety_accept(listener.fd)
-                if fd < 0 { break }
+                if fd < 0 {
+                    guard errno == EMFILE || errno == ENFILE else { break }
+                    if spare >= 0 { close(spare) }
+                    let shed = esafety_accept(listener.fd)
+                    spare = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                    if shed >= 0 { refuse(shed, "out of file descriptors (raise LimitNOFILE)") }
+                    restUntil = Clock.monotonic() + 0.1
+                    break
+                }
+                let open = workers.reduce(0) { $0 + $1.connectionCount }
+                if open >= maxConnections {
+                    refuse(fd, "max_connections (\(maxConnections)) reached")
+                    continue
+                }
                 let (peer, _) = Sockets.peer(fd)
                 let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
                 let worker = workers.min { $0.connectionCount < $1.connectionCount } ?? workers[next % workers.count]
@@ -88,7 +130,9 @@ final class IngestServer: @unchecked Sendable {
             }
         }
         while !stopping.load(ordering: .acquiring) {
-            let rc = poll(&fds, nfds_t(fds.count), 1000)
+            let resting = Clock.monotonic() < restUntil
+            for i in streams.indices { fds[i].events = resting ? 0 : Int16(POLLIN) }
+            let rc = poll(&fds, nfds_t(fds.count), resting ? 100 : 1000)
             if rc < 0 && errno != EINTR {
                 logger.error("poll failed", metadata: ["error": "\(Sockets.errnoText())"])
                 break
@@ -102,6 +146,7 @@ final class IngestServer: @unchecked Sendable {
         // the kernel, and may already have written: take those still waiting too, so the
         // workers drain their lines with the rest.
         for listener in streams { acceptWaiting(listener) }
+        if spare >= 0 { close(spare) }
         // Stop accepting: close the listeners and remove the paths we created.
         for l in streams {
             close(l.fd)
@@ -130,8 +175,10 @@ final class IngestWorker: @unchecked Sendable {
         let fd: Int32
         let id: Int
         let pipeline: LinePipeline
+        /// A datagram socket's receive buffer (streams read into the worker's `readBuffer`).
         let buffer: UnsafeMutableRawBufferPointer
-        var filled = 0
+        /// A stream's line begun in an earlier read and not yet ended.
+        var carry: [UInt8] = []
         var skipping = false
         var lines = 0
         var bytes = 0
@@ -145,7 +192,7 @@ final class IngestWorker: @unchecked Sendable {
             self.fd = fd
             self.id = id
             self.pipeline = pipeline
-            self.buffer = .allocate(byteCount: capacity, alignment: 16)
+            self.buffer = .allocate(byteCount: max(capacity, 1), alignment: 16)
             self.isDatagram = isDatagram
         }
 
@@ -158,6 +205,8 @@ final class IngestWorker: @unchecked Sendable {
     let stats: IngestStats
     let maxLine: Int
     let capacity: Int
+    /// One read buffer for all of this worker's stream connections.
+    let readBuffer: UnsafeMutableRawBufferPointer
     let logger: Logger
     private let pending = Mutex<[(Int32, Int, DaemonConfiguration.IngestSocket, String)]>([])
     private let count = Atomic<Int>(0)
@@ -182,9 +231,12 @@ final class IngestWorker: @unchecked Sendable {
         self.stats = stats
         self.maxLine = maxLine
         self.capacity = max(256 * 1024, maxLine * 2)
+        self.readBuffer = .allocate(byteCount: max(256 * 1024, maxLine * 2), alignment: 16)
         self.datagramListeners = datagrams
         self.logger = logger
     }
+
+    deinit { readBuffer.deallocate() }
 
     var connectionCount: Int { count.load(ordering: .relaxed) }
 
@@ -228,9 +280,7 @@ final class IngestWorker: @unchecked Sendable {
             }) {
                 let source = "\(socket.name):\(peer.split(separator: "[").first.map(String.init) ?? peer)"
                 let pipeline = LinePipeline(source: source, format: socket.format, holder: holder, sink: sink)
-                connections.append(
-                    Connection(fd: fd, id: id, pipeline: pipeline, capacity: capacity, isDatagram: false)
-                )
+                connections.append(Connection(fd: fd, id: id, pipeline: pipeline, capacity: 0, isDatagram: false))
             }
             if stop { break }
             fds.removeAll(keepingCapacity: true)
@@ -298,8 +348,14 @@ final class IngestWorker: @unchecked Sendable {
             }
             return drain ? got : true
         }
-        let free = c.buffer.count - c.filled
-        let n = read(c.fd, c.buffer.baseAddress! + c.filled, free)
+        // Streams share the worker's read buffer; a connection keeps only the start of a line
+        // that has not ended yet (`carry`), so an idle or quiet connection costs almost nothing.
+        let k = c.carry.count
+        if k > 0 {
+            c.carry.withUnsafeBytes { readBuffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: k) }
+        }
+        let free = readBuffer.count - k
+        let n = read(c.fd, readBuffer.baseAddress! + k, free)
         if n < 0 {
             if errno == EAGAIN || errno == EINTR { return !drain }
             logger.warning(
@@ -311,9 +367,9 @@ final class IngestWorker: @unchecked Sendable {
         }
         if n == 0 {
             // End of stream: a last line without a newline is still a line.
-            if c.filled > 0 && !c.skipping {
+            if k > 0 && !c.skipping {
                 c.pipeline.refreshGeneration()
-                let line = UnsafeRawBufferPointer(rebasing: c.buffer[0..<c.filled])
+                let line = UnsafeRawBufferPointer(rebasing: readBuffer[0..<k])
                 if line.count > maxLine {
                     c.pipeline.countTooLong()
                 } else {
@@ -321,7 +377,7 @@ final class IngestWorker: @unchecked Sendable {
                 }
                 c.lines += 1
             }
-            c.filled = 0
+            c.carry = []
             c.ended = true
             return false
         }
@@ -333,34 +389,36 @@ final class IngestWorker: @unchecked Sendable {
             c.fullReads = 0
             c.queued = 0
         }
-        c.filled += n
+        let filled = k + n
         var start = 0
         if c.skipping {
-            guard let nl = memchr(c.buffer.baseAddress!, 0x0A, c.filled) else {
-                c.filled = 0
+            guard let nl = memchr(readBuffer.baseAddress!, 0x0A, filled) else {
+                c.carry.removeAll(keepingCapacity: false)
                 return true
             }
-            start = c.buffer.baseAddress!.distance(to: UnsafeMutableRawPointer(nl)) + 1
+            start = readBuffer.baseAddress!.distance(to: UnsafeMutableRawPointer(nl)) + 1
             c.skipping = false
         }
         let before = c.pipeline.counters.received
         let used = c.pipeline.processLines(
-            UnsafeRawBufferPointer(rebasing: c.buffer[start..<c.filled]),
+            UnsafeRawBufferPointer(rebasing: readBuffer[start..<filled]),
             arrival: arrival,
             maxLine: maxLine
         )
         c.lines += c.pipeline.counters.received - before
         let consumed = start + used
-        let rest = c.filled - consumed
+        let rest = filled - consumed
         if rest > maxLine {
             // Longer than the limit with no end in sight: count it, skip to the next newline.
             c.pipeline.countTooLong()
             c.lines += 1
             c.skipping = true
-            c.filled = 0
+            c.carry.removeAll(keepingCapacity: false)
+        } else if rest == 0 {
+            c.carry.removeAll(keepingCapacity: c.carry.capacity <= 4096)
         } else {
-            if rest > 0 && consumed > 0 { memmove(c.buffer.baseAddress!, c.buffer.baseAddress! + consumed, rest) }
-            c.filled = rest
+            c.carry.removeAll(keepingCapacity: c.carry.capacity <= 4096 || rest > 4096)
+            c.carry.append(contentsOf: UnsafeRawBufferPointer(rebasing: readBuffer[consumed..<filled]))
         }
         return true
     }

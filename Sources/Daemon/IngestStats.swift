@@ -39,6 +39,8 @@ public final class IngestStats: Sendable {
 
     private let state = Mutex(State())
     public let startedAt: Double
+    /// Stream connections turned away: over `max_connections`, or out of file descriptors.
+    public let refusedConnections = Atomic<Int>(0)
 
     public init() { startedAt = Clock.now() }
 

@@ -74,7 +74,7 @@ public actor Reloader {
         do { source = try next.listSource() } catch { return refuse(old, started, error.description) }
         // Build off the async pool: compiling big lists takes a second or two of CPU.
         let result: Result<CompiledLists, ListSource.LoadError> = await withCheckedContinuation { continuation in
-            _ = PosixThread(name: "esafety-reload") {
+            PosixThread(name: "esafety-reload") {
                 let outcome: Result<CompiledLists, ListSource.LoadError>
                 do { outcome = .success(try source.load()) } catch let e as ListSource.LoadError {
                     outcome = .failure(e)
@@ -82,7 +82,7 @@ public actor Reloader {
                     outcome = .failure(.noBundledLists)
                 }
                 continuation.resume(returning: outcome)
-            }
+            }.detach()
         }
         let lists: CompiledLists
         switch result {

@@ -26,6 +26,7 @@ public enum Status {
         holder: GenerationHolder,
         rate: Double,
         incidentLog: StatusReport.IncidentLogHealth? = nil,
+        controlRefused: Int = 0,
         alerts: StatusReport.AlertHealth? = nil
     ) -> StatusReport {
         let snap = stats.snapshot()
@@ -102,6 +103,8 @@ public enum Status {
             connections: connections,
             slowClients: slow,
             connectionsClosed: snap.closed,
+            connectionsRefused: stats.refusedConnections.load(ordering: .relaxed),
+            controlRefused: controlRefused,
             matchedByCategory: snap.categories,
             reloads: reloads,
             incidentLog: incidentLog,

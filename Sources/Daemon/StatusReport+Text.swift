@@ -40,7 +40,10 @@ extension StatusReport {
             for sample in s.errorSamples { out += "    e.g. " + e(sample) + "\n" }
         }
         out += "\nslow clients: " + (slowClients.isEmpty ? "none" : slowClients.map(e).joined(separator: "; ")) + "\n"
-        out += "connections: \(connections.count) open, \(connectionsClosed) closed\n"
+        out +=
+            "connections: \(connections.count) open, \(connectionsClosed) closed"
+            + (connectionsRefused > 0 ? ", \(connectionsRefused) REFUSED (max_connections or out of descriptors)" : "")
+            + (controlRefused > 0 ? "; control clients refused: \(controlRefused)" : "") + "\n"
         if let l = incidentLog {
             out +=
                 "incident log: " + (l.writing ? "writing" : "NOT WRITING (incidents are queued; see esafetyd's log)")

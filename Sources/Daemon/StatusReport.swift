@@ -157,6 +157,10 @@ public struct StatusReport: Codable, Sendable, Equatable {
     public var connections: [Connection]
     public var slowClients: [String]
     public var connectionsClosed: Int
+    /// Stream connections turned away (over `max_connections`, or out of file descriptors).
+    public var connectionsRefused: Int
+    /// Control clients refused for their credentials.
+    public var controlRefused: Int
     public var matchedByCategory: [String: Int]
     public var reloads: [Reload]
     public var incidentLog: IncidentLogHealth?
@@ -183,6 +187,8 @@ public struct StatusReport: Codable, Sendable, Equatable {
         case sources, connections
         case slowClients = "slow_clients"
         case connectionsClosed = "connections_closed"
+        case connectionsRefused = "connections_refused"
+        case controlRefused = "control_refused"
         case matchedByCategory = "matched_by_category"
         case reloads
         case incidentLog = "incident_log"

@@ -36,6 +36,9 @@ public final class PosixThread: @unchecked Sendable {
     }
 
     public func join() { pthread_join(thread, nil) }
+
+    /// Lets the thread's resources go when it ends, for a thread nobody joins.
+    public func detach() { pthread_detach(thread) }
 }
 
 /// An eventfd that wakes a thread blocked in `poll`.

@@ -134,6 +134,13 @@ struct EsafetyDaemonCommand: AsyncParsableCommand {
         // incident log retries, not kill the daemon.
         signal(SIGXFSZ, SIG_IGN)
         signal(SIGPIPE, SIG_IGN)
+        // Each stream client holds a descriptor: use all the hard limit allows (systemd's
+        // default soft limit is 1024).
+        var limit = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        }
         let level = configuration.logLevel
         LoggingSystem.bootstrap { label in
             var handler = DaemonLogHandler(label: label)

@@ -86,6 +86,7 @@ struct ConfigurationTests {
         ("ingest", { "\($0.ingest)" }),
         ("control_socket", { "\($0.controlSocket) \($0.controlMode) \(String(describing: $0.controlGroup))" }),
         ("max_line_length", { "\($0.maxLineLength)" }),
+        ("max_connections", { "\($0.maxConnections)" }),
         ("incident_log", { $0.incidentLog }),
         ("state_directory", { $0.stateDirectory }),
         ("max_locked_shrink", { "\($0.maxLockedShrink)" }),

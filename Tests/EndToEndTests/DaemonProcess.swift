@@ -82,6 +82,10 @@ final class DaemonProcess: @unchecked Sendable {
 
     deinit {
         if exited == nil {
+            // A wrapper (strace) may leave esafetyd running when it is killed: its children first.
+            let children =
+                (try? String(contentsOfFile: "/proc/\(child.pid)/task/\(child.pid)/children", encoding: .utf8))
+            for pid in children?.split(separator: " ").compactMap({ pid_t($0) }) ?? [] { kill(pid, SIGKILL) }
             kill(child.pid, SIGKILL)
             _ = child.wait()
         }

@@ -1,0 +1,128 @@
+import Foundation
+import Glibc
+import TestSupport
+import Testing
+
+@testable import Daemon
+
+/// Bounded resources, and a control plane that always answers.
+@Suite("Resources and the control socket", .serialized)
+struct ResourceTests {
+    /// CPU seconds a process has used (user + system), from /proc.
+    static func cpuSeconds(_ pid: pid_t) -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = text.lastIndex(of: ")")
+        else { return 0 }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // After the name: state is field 3, utime 14 and stime 15 (1-based, over the whole line).
+        let ticks = (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
+        return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// Resident memory of a process, in KiB.
+    static func rssKiB(_ pid: pid_t) -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        }
+        return 0
+    }
+
+    @Test("idle control clients do not hold up status (six made it take 30 s)")
+    func idleControlClients() throws {
+        let dir = TempDir()
+        let daemon = try DaemonProcess(lists: [IngestTests.makeLists(dir)], dir: dir)
+        let idle = try (0..<6).map { _ in try connectUnix(daemon.control) }
+        defer { for fd in idle { close(fd) } }
+        let started = Date()
+        let status = try daemon.status()
+        #expect(status["generation"] as? Int == 1)
+        #expect(Date().timeIntervalSince(started) < 2, "status took \(Date().timeIntervalSince(started)) s")
+        #expect(daemon.stop().0 == 0)
+    }
+
+    @Test("the control socket checks who is asking, whatever the socket's mode")
+    func peerCredentials() throws {
+        let runuser = try requireExecutable("/usr/sbin/runuser", package: "util-linux")
+        let socat = try requireExecutable("/usr/bin/socat", package: "socat")
+        guard getuid() == 0 else { return }  // needs another account to ask from
+        let dir = TempDir()
+        #expect(chmod(dir.path, 0o755) == 0)
+        let daemon = try DaemonProcess(lists: [IngestTests.makeLists(dir)], dir: dir)
+        // A socket anyone may connect to: only the credentials check stands in the way.
+        #expect(chmod(daemon.control, 0o666) == 0)
+        let (_, answer) = try Child.run(
+            runuser,
+            ["-u", "nobody", "--", "/bin/sh", "-c", "echo status | \(socat) -t 5 - UNIX-CONNECT:\(daemon.control)"]
+        )
+        #expect(answer.contains("permission denied"), "\(answer)")
+        #expect(!answer.contains("lines_received"), "\(answer)")
+        let status = try daemon.status()
+        #expect(status["control_refused"] as? Int == 1)
+        #expect(daemon.stop().0 == 0)
+    }
+
+    @Test("out of file descriptors: connections are refused and counted, the acceptor does not spin, status answers")
+    func descriptorLimit() throws {
+        let prlimit = try requireExecutable("/usr/bin/prlimit", package: "util-linux")
+        let dir = TempDir()
+        let daemon = try DaemonProcess(
+            lists: [IngestTests.makeLists(dir)],
+            dir: dir,
+            wrapper: [prlimit, "--nofile=256:256", "--"]
+        )
+        var clients: [Int32] = []
+        defer { for fd in clients { close(fd) } }
+        for _ in 0..<400 {
+            if let fd = try? connectUnix(daemon.socket) { clients.append(fd) }
+        }
+        // Every connection is taken or turned away; none waits for ever.
+        #expect(
+            poll(timeout: 10) {
+                let s = try? daemon.status()
+                return (s?["connections"] as? [Any])?.count ?? 0 > 0 && (s?["connections_refused"] as? Int ?? 0) > 0
+            }
+        )
+        let cpuBefore = Self.cpuSeconds(daemon.child.pid)
+        usleep(1_000_000)
+        let cpu = Self.cpuSeconds(daemon.child.pid) - cpuBefore
+        #expect(cpu < 0.5, "esafetyd used \(cpu) s of CPU in 1 s with its descriptors used up")
+        let started = Date()
+        let status = try daemon.status()
+        #expect(Date().timeIntervalSince(started) < 2)
+        let open = (status["connections"] as? [Any])?.count ?? 0
+        #expect(open <= 256 - 64, "\(open) open")
+        // Lines still flow on an accepted connection.
+        writeAll(clients[0], Array("Nov 21 10:00:00 dnsmasq[1]: query[A] bet.example from 10.0.0.1\n".utf8))
+        #expect(poll { (try? daemon.status())?["lines_matched"] as? Int == 1 })
+        for fd in clients { close(fd) }
+        clients.removeAll()
+        #expect(daemon.stop().0 == 0)
+    }
+
+    @Test("connections that sent a burst and went quiet give their big buffers back")
+    func idleConnectionMemory() throws {
+        let dir = TempDir()
+        let daemon = try DaemonProcess(lists: [IngestTests.makeLists(dir)], dir: dir)
+        let before = Self.rssKiB(daemon.child.pid)
+        var clients: [Int32] = []
+        defer { for fd in clients { close(fd) } }
+        for _ in 0..<400 {
+            let fd = try connectUnix(daemon.socket)
+            // A burst (an over-long line, skipped and counted) and one ordinary line.
+            writeAll(
+                fd,
+                [UInt8](repeating: 0x78, count: 200_000)
+                    + Array("\nNov 21 10:00:00 dnsmasq[1]: query[A] x.example from 10.0.0.1\n".utf8)
+            )
+            clients.append(fd)
+        }
+        #expect(poll(timeout: 30) { (try? daemon.status())?["lines_received"] as? Int == 800 })
+        let grown = Self.rssKiB(daemon.child.pid) - before
+        // 400 buffers of 256 KB, each filled by its burst, would be 100 MB.
+        #expect(grown < 30 * 1024, "RSS grew \(grown) KiB for 400 quiet connections")
+        for fd in clients { close(fd) }
+        clients.removeAll()
+        #expect(daemon.stop().0 == 0)
+    }
+}
