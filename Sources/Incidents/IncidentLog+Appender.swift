@@ -32,14 +32,19 @@ extension IncidentLog {
         group: String?,
         _ decide: ([IncidentView]) throws(Workflow.Refusal) -> [ActionRecord]
     ) throws(ActFailure) {
-        let fd = Glibc.open(path, O_RDWR | O_APPEND | O_CLOEXEC)
+        // O_NOFOLLOW: a link put where the log should be must not send a child's record elsewhere.
+        let fd = Glibc.open(path, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else {
             let e = errno
             switch e {
             case ENOENT:
                 throw ActFailure(
-                    description:
-                        "\(path): no incident log here (see `incidents.incident_log` in esafetyd's configuration)",
+                    description: "\(path): no incident log here (see `incident_log` in esafetyd's configuration)",
+                    status: 2
+                )
+            case ELOOP:
+                throw ActFailure(
+                    description: "\(path) is a symbolic link, not the incident log; refusing to write through it",
                     status: 2
                 )
             case EACCES, EPERM, EROFS:

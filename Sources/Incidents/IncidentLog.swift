@@ -116,8 +116,20 @@ public final class IncidentLog: @unchecked Sendable {
     func openFile() throws(FileSystem.Error) {
         let folder = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         if !folder.isEmpty && !FileSystem.isDirectory(folder) { mkdir(folder, 0o750) }
-        let newFD = Glibc.open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, mode)
-        guard newFD >= 0 else { throw FileSystem.Error(path: path, errno: errno) }
+        // O_NOFOLLOW: a symbolic link put where the log should be is refused, so no record (and
+        // no chmod or chown) goes through it to another file.
+        let newFD = Glibc.open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode)
+        guard newFD >= 0 else {
+            let e = errno
+            if e == ELOOP {
+                throw FileSystem.Error(
+                    path: path,
+                    errno: e,
+                    reason: "a symbolic link, not the incident log; refusing it"
+                )
+            }
+            throw FileSystem.Error(path: path, errno: e)
+        }
         fchmod(newFD, mode)
         if let group, let gr = getgrnam(group) { fchown(newFD, uid_t.max, gr.pointee.gr_gid) }
         // Cut a torn tail (a crash mid-write), then continue the chain from the last line,

@@ -290,4 +290,27 @@ struct IncidentLogTests {
         #expect(h.lost == 2)
         log.stop()
     }
+
+    @Test("a symbolic link where the log should be is refused by esafetyd's writer and the tool, its target untouched")
+    func symlinkRefused() throws {
+        let dir = TempDir()
+        let target = dir.path + "/elsewhere"
+        dir.write("elsewhere", "not the incident log\n")
+        #expect(chmod(target, 0o644) == 0)
+        let path = dir.path + "/incidents.jsonl"
+        #expect(symlink(target, path) == 0)
+        let log = IncidentLog(path: path, syncInterval: 0.05, logger: logger)
+        let opened = #expect(throws: FileSystem.Error.self) { try log.open() }
+        #expect(opened?.description.contains("symbolic link") == true)
+        let acted = #expect(throws: IncidentLog.ActFailure.self) {
+            try IncidentLog.appendEvents(path: path, group: nil) { _ in
+                [ActionRecord(.note, id: "x", time: "2026-11-21T10:00:00.000Z", by: "dsl", note: "n")]
+            }
+        }
+        #expect(acted?.description.contains("symbolic link") == true)
+        var st = stat()
+        #expect(stat(target, &st) == 0)
+        #expect(st.st_mode & 0o777 == 0o644, "the target was not chmod'ed")
+        #expect(try String(contentsOfFile: target, encoding: .utf8) == "not the incident log\n")
+    }
 }
