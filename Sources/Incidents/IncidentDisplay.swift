@@ -15,7 +15,7 @@ public enum IncidentDisplay {
                 "  " + key.padding(toLength: max(12, key.count), withPad: " ", startingAt: 0) + " "
                 + Terminal.escape(value ?? "null") + "\n"
         }
-        row("time", r.time)
+        row("time", r.time.text)
         row("severity", r.severity?.description)
         row("category", r.category)
         row("group", r.group)
@@ -27,7 +27,7 @@ public enum IncidentDisplay {
         row("url", r.url)
         row("search_term", r.searchTerm)
         row("action", r.action)
-        row("due", r.due)
+        row("due", r.due?.text)
         let rule = r.rule
         row(
             "rule",
@@ -42,7 +42,7 @@ public enum IncidentDisplay {
             case .context: continue
             case .hits(let h):
                 fields = [
-                    ("hits", String(h.hits)), ("first_seen", h.firstSeen), ("last_seen", h.lastSeen),
+                    ("hits", String(h.hits)), ("first_seen", h.firstSeen.text), ("last_seen", h.lastSeen.text),
                     ("sample_urls", h.sampleURLs.joined(separator: " ")),
                 ]
             case .action(let a): fields = [("by", a.by)] + a.details.map { ($0.key, $0.value) }
@@ -57,7 +57,7 @@ public enum IncidentDisplay {
             guard !requests.isEmpty else { continue }
             out += "  \(span == .before ? "the hour before" : "the hour after"):\n"
             for q in requests {
-                let time = String(q.time.dropFirst(11).prefix(8))
+                let time = String(q.time.text.dropFirst(11).prefix(8))
                 let term = q.searchTerm.map { "  search \"\($0)\"" } ?? ""
                 out += "    " + Terminal.escape("\(time)  \(q.category)  \(q.host)\(term)") + "\n"
             }

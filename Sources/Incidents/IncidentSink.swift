@@ -358,14 +358,16 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     static func contextEvent(ids: [String], span: ContextRecord.Span, seen: [Seen], time: Double) -> [UInt8] {
         let requests = seen.map {
             ContextRecord.Request(
-                time: Clock.rfc3339($0.time),
+                time: RecordTime(seconds: $0.time),
                 host: $0.host,
                 category: $0.category,
                 searchTerm: $0.url.flatMap(SearchTerm.extract)
             )
         }
-        return LogRecord.context(ContextRecord(ids: ids, time: Clock.rfc3339(time), span: span, requests: requests))
-            .bytes
+        return LogRecord.context(
+            ContextRecord(ids: ids, time: RecordTime(seconds: time), span: span, requests: requests)
+        )
+        .bytes
     }
 
     /// Records the final counts of every open window (at shutdown).
@@ -391,8 +393,8 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             HitsRecord(
                 id: o.id,
                 hits: o.hits,
-                firstSeen: Clock.rfc3339(o.first),
-                lastSeen: Clock.rfc3339(o.last),
+                firstSeen: RecordTime(seconds: o.first),
+                lastSeen: RecordTime(seconds: o.last),
                 sampleURLs: o.samples
             )
         ).bytes
@@ -412,7 +414,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         device: String? = nil,
         mac: String? = nil
     ) -> [UInt8] {
-        let time = Clock.rfc3339(loggedTime ?? m.time)
+        let time = RecordTime(seconds: loggedTime ?? m.time)
         let rule = IncidentRecord.Rule(
             kind: primary.kind,
             file: primary.file,
@@ -442,7 +444,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             route: policy.routes(severity, group: group, window: window),
             firstSeen: time,
             lastSeen: time,
-            due: policy.deadlines[severity].map { Clock.rfc3339(m.time + $0) }
+            due: policy.deadlines[severity].map { RecordTime(seconds: m.time + $0) }
         )
         var j = JSONText(capacity: 1024)
         record.write(to: &j)

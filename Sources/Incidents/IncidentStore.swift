@@ -23,7 +23,7 @@ public struct IncidentView: Sendable {
     public var workflow = Workflow.Replay()
 
     public init(record: IncidentRecord, line: String) {
-        (self.record, self.line, self.hits, self.lastSeen) = (record, line, record.hits, record.lastSeen)
+        (self.record, self.line, self.hits, self.lastSeen) = (record, line, record.hits, record.lastSeen.text)
     }
 
     public var id: String { record.id }
@@ -33,13 +33,13 @@ public struct IncidentView: Sendable {
     public var escalatedTo: [String] { workflow.escalatedTo }
     public var outcome: String? { workflow.outcome }
 
-    public var time: String { record.time }
+    public var time: String { record.time.text }
     public var severity: Severity? { record.severity }
     public var category: String { record.category }
     public var group: String { record.group }
     public var person: String { record.person }
     public var host: String { record.host }
-    public var due: String? { record.due }
+    public var due: String? { record.due?.text }
 
     /// The workflow actions recorded for this incident, oldest first.
     public var actions: [ActionRecord] {
@@ -142,7 +142,7 @@ public enum IncidentStore {
                 guard let i = index[id] else { continue }
                 views[i].events.append(record)
                 views[i].hits = hits.hits
-                views[i].lastSeen = hits.lastSeen
+                views[i].lastSeen = hits.lastSeen.text
             case .action, .lost, .truncated:
                 guard let i = index[id] else { continue }
                 views[i].events.append(record)

@@ -221,7 +221,7 @@ struct WorkflowCommandTests {
         )
         // A copy of the tool that any account can run.
         let tool = dir.path + "/esafety"
-        try FileManager.default.copyItem(atPath: Self.esafety, toPath: tool)
+        try copyExecutable(Self.esafety, to: tool)
         chmod(dir.path, 0o755)
 
         // Not root, not in the group: cannot read, cannot act.

@@ -46,6 +46,19 @@ public final class TempDir: Sendable {
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
+/// Copies an executable for other accounts to run, written through a close-on-exec
+/// descriptor: a copy made with an inheritable one (FileManager's) can still be open in a
+/// child another test is starting at that moment, and running it fails with ETXTBSY.
+public func copyExecutable(_ source: String, to target: String) throws {
+    let bytes = try Data(contentsOf: URL(fileURLWithPath: source))
+    let fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
+    guard fd >= 0 else { throw TestFailure(message: "cannot create \(target)") }
+    defer { close(fd) }
+    let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    guard written == bytes.count else { throw TestFailure(message: "cannot write \(target)") }
+    fchmod(fd, 0o755)
+}
+
 /// A fresh path in /tmp (short, for Unix sockets); the caller removes what it creates.
 public func tempPath() -> String { "/tmp/esi-" + String(UUID().uuidString.prefix(8)) }
 

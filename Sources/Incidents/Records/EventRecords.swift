@@ -6,14 +6,14 @@ import SystemSupport
 public struct HitsRecord: Sendable, Equatable {
     public var id: String
     /// The last hit.
-    public var time: String
+    public var time: RecordTime
     public var hits: Int
-    public var firstSeen: String
-    public var lastSeen: String
+    public var firstSeen: RecordTime
+    public var lastSeen: RecordTime
     /// Up to five distinct URLs.
     public var sampleURLs: [String]
 
-    public init(id: String, hits: Int, firstSeen: String, lastSeen: String, sampleURLs: [String]) {
+    public init(id: String, hits: Int, firstSeen: RecordTime, lastSeen: RecordTime, sampleURLs: [String]) {
         (self.id, self.time, self.hits) = (id, lastSeen, hits)
         (self.firstSeen, self.lastSeen, self.sampleURLs) = (firstSeen, lastSeen, sampleURLs)
     }
@@ -22,10 +22,10 @@ public struct HitsRecord: Sendable, Equatable {
         j.beginObject()
         j.field("event", .string(LogRecord.Kind.hits.rawValue))
         j.field("id", .string(id))
-        j.field("time", .string(time))
+        j.field("time", time)
         j.field("hits", .int(hits))
-        j.field("first_seen", .string(firstSeen))
-        j.field("last_seen", .string(lastSeen))
+        j.field("first_seen", firstSeen)
+        j.field("last_seen", lastSeen)
         j.key("sample_urls")
         j.beginArray()
         for u in sampleURLs { j.value(.string(u)) }
@@ -44,15 +44,15 @@ extension HitsRecord: Decodable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: Keys.self)
-        let last = c.lenient(String.self, .lastSeen) ?? c.lenient(String.self, .time) ?? ""
+        let last = RecordTime(text: c.lenient(String.self, .lastSeen) ?? c.lenient(String.self, .time) ?? "")
         self.init(
             id: c.lenient(String.self, .id) ?? "",
             hits: c.lenient(Int.self, .hits) ?? 1,
-            firstSeen: c.lenient(String.self, .firstSeen) ?? last,
+            firstSeen: c.lenient(String.self, .firstSeen).map(RecordTime.init(text:)) ?? last,
             lastSeen: last,
             sampleURLs: c.lenient([String].self, .sampleURLs) ?? []
         )
-        time = c.lenient(String.self, .time) ?? last
+        time = c.lenient(String.self, .time).map(RecordTime.init(text:)) ?? last
     }
 }
 
@@ -61,7 +61,7 @@ public struct ContextRecord: Sendable, Equatable {
     public enum Span: String, Sendable, Codable { case before, after }
 
     public struct Request: Sendable, Equatable, Codable {
-        public var time: String
+        public var time: RecordTime
         public var host: String
         public var category: String
         public var searchTerm: String?
@@ -71,7 +71,7 @@ public struct ContextRecord: Sendable, Equatable {
             case searchTerm = "search_term"
         }
 
-        public init(time: String, host: String, category: String, searchTerm: String?) {
+        public init(time: RecordTime, host: String, category: String, searchTerm: String?) {
             (self.time, self.host, self.category, self.searchTerm) = (time, host, category, searchTerm)
         }
     }
@@ -79,11 +79,11 @@ public struct ContextRecord: Sendable, Equatable {
     /// Every incident it belongs to (one hour's context serves all of a person's incidents
     /// in it); the first is written as `id`, and `ids` only when there is more than one.
     public var ids: [String]
-    public var time: String
+    public var time: RecordTime
     public var span: Span
     public var requests: [Request]
 
-    public init(ids: [String], time: String, span: Span, requests: [Request]) {
+    public init(ids: [String], time: RecordTime, span: Span, requests: [Request]) {
         (self.ids, self.time, self.span, self.requests) = (ids, time, span, requests)
     }
 
@@ -99,13 +99,13 @@ public struct ContextRecord: Sendable, Equatable {
             for id in ids { j.value(.string(id)) }
             j.endArray()
         }
-        j.field("time", .string(time))
+        j.field("time", time)
         j.field("span", .string(span.rawValue))
         j.key("requests")
         j.beginArray()
         for r in requests {
             j.beginObject()
-            j.field("time", .string(r.time))
+            j.field("time", r.time)
             j.field("host", .string(r.host))
             j.field("category", .string(r.category))
             if let t = r.searchTerm { j.field("search_term", .string(t)) }
@@ -127,7 +127,7 @@ extension ContextRecord: Decodable {
         let id = c.lenient(String.self, .id) ?? ""
         self.init(
             ids: c.lenient([String].self, .ids) ?? [id],
-            time: c.lenient(String.self, .time) ?? "",
+            time: RecordTime(text: c.lenient(String.self, .time) ?? ""),
             span: span,
             requests: c.lenient([Request].self, .requests) ?? []
         )

@@ -6,7 +6,7 @@ import SystemSupport
 ///
 /// Written by esafetyd's incident sink and read by every reader (the tool, the report, the
 /// alerts) through this one type; docs/INCIDENT-LOG.md is the contract for its keys. Times
-/// are kept as the RFC 3339 text the log holds (UTC, milliseconds), which sorts as time does
+/// are `RecordTime`s: the seconds when esafetyd writes, the text when a reader reads
 /// and round-trips byte for byte.
 public struct IncidentRecord: Sendable, Equatable {
     public struct Source: Sendable, Equatable, Codable {
@@ -34,7 +34,7 @@ public struct IncidentRecord: Sendable, Equatable {
     }
 
     public var id: String
-    public var time: String
+    public var time: RecordTime
     /// Nil only when a line read back names no severity this version knows (a hand-made or
     /// damaged line): shown blank, never guessed.
     public var severity: Severity?
@@ -55,13 +55,13 @@ public struct IncidentRecord: Sendable, Equatable {
     public var window: String?
     public var route: [String]
     public var hits: Int
-    public var firstSeen: String
-    public var lastSeen: String
-    public var due: String?
+    public var firstSeen: RecordTime
+    public var lastSeen: RecordTime
+    public var due: RecordTime?
 
     public init(
         id: String,
-        time: String,
+        time: RecordTime,
         severity: Severity?,
         category: String,
         group: String,
@@ -79,9 +79,9 @@ public struct IncidentRecord: Sendable, Equatable {
         window: String?,
         route: [String],
         hits: Int = 1,
-        firstSeen: String? = nil,
-        lastSeen: String? = nil,
-        due: String?
+        firstSeen: RecordTime? = nil,
+        lastSeen: RecordTime? = nil,
+        due: RecordTime?
     ) {
         (self.id, self.time, self.severity, self.category, self.group) = (id, time, severity, category, group)
         (self.client, self.user, self.device, self.mac, self.host) = (client, user, device, mac, host)
@@ -98,7 +98,7 @@ public struct IncidentRecord: Sendable, Equatable {
         j.beginObject()
         j.field("event", .string(LogRecord.Kind.incident.rawValue))
         j.field("id", .string(id))
-        j.field("time", .string(time))
+        j.field("time", time)
         j.field("severity", severity?.description)
         j.field("category", .string(category))
         j.field("group", .string(group))
@@ -131,8 +131,8 @@ public struct IncidentRecord: Sendable, Equatable {
         for r in route { j.value(.string(r)) }
         j.endArray()
         j.field("hits", .int(hits))
-        j.field("first_seen", .string(firstSeen))
-        j.field("last_seen", .string(lastSeen))
+        j.field("first_seen", firstSeen)
+        j.field("last_seen", lastSeen)
         j.field("due", due)
         j.endObject()
     }
@@ -157,7 +157,7 @@ extension IncidentRecord: Decodable {
         let time = c.lenient(String.self, .time) ?? ""
         self.init(
             id: c.lenient(String.self, .id) ?? "",
-            time: time,
+            time: RecordTime(text: time),
             severity: severity,
             category: c.lenient(String.self, .category) ?? "",
             group: c.lenient(String.self, .group) ?? "",
@@ -176,9 +176,9 @@ extension IncidentRecord: Decodable {
             window: c.lenient(String.self, .window),
             route: c.lenient([String].self, .route) ?? [],
             hits: c.lenient(Int.self, .hits) ?? 1,
-            firstSeen: c.lenient(String.self, .firstSeen),
-            lastSeen: c.lenient(String.self, .lastSeen),
-            due: c.lenient(String.self, .due)
+            firstSeen: c.lenient(String.self, .firstSeen).map(RecordTime.init(text:)),
+            lastSeen: c.lenient(String.self, .lastSeen).map(RecordTime.init(text:)),
+            due: c.lenient(String.self, .due).map(RecordTime.init(text:))
         )
     }
 }

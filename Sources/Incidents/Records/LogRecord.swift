@@ -30,9 +30,9 @@ public enum LogRecord: Sendable, Equatable {
 
     public var time: String {
         switch self {
-        case .incident(let r): r.time
-        case .hits(let r): r.time
-        case .context(let r): r.time
+        case .incident(let r): r.time.text
+        case .hits(let r): r.time.text
+        case .context(let r): r.time.text
         case .action(let r): r.time
         case .lost(let r): r.time
         case .truncated(let r): r.time
