@@ -138,9 +138,10 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         // Windows and expiry follow the wall clock when a line claims a time far ahead of it
         // (a wrong clock, a hostile line): one line stamped 9999 must not close every open
         // window. Its own time stays in the record.
-        var m = request
-        if m.time - Clock.now() > futureTolerance {
-            m.time = Clock.now()
+        let m = request
+        var time = request.time
+        if time - Clock.now() > futureTolerance {
+            time = Clock.now()
             futureTimes.add(1, ordering: .relaxed)
         }
         let frozen = currentPolicy.withLock { $0 }
@@ -149,7 +150,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         var out = Output()
         var category = ""
         state.withLock { s in
-            if abs(m.time - s.lastSweep) >= 1 { sweep(&s, now: m.time, policy: policy, into: &out) }
+            if abs(time - s.lastSweep) >= 1 { sweep(&s, now: time, policy: policy, into: &out) }
             let person: Person
             if let p = s.people[name] {
                 person = p
@@ -180,7 +181,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             // Context: this person's categorised requests in the hour before an incident
             // (in memory only) and the hour after one (written as `context` events).
             let span = policy.contextWindow
-            if span > 0 { Self.keep(Seen(time: m.time, host: m.host, category: primary.name, url: m.url), for: person) }
+            if span > 0 { Self.keep(Seen(time: time, host: m.host, category: primary.name, url: m.url), for: person) }
             guard raised != nil else { return }
             let site: String
             if let known = s.sites[m.host] {
@@ -191,9 +192,11 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
                 s.sites[m.host] = site
             }
             let key = OpenKey(site: site, category: primary.name)
-            if Self.absorb(m, into: person, key: key, window: policy.deduplicationWindow, closed: &out.hits) { return }
-            let repeated = Self.repeated(primary.name, by: person, at: m.time, policy: policy)
-            let window = policy.window(for: group, time: m.time, utcOffset: utcOffset)
+            if Self.absorb(m, at: time, into: person, key: key, window: policy.deduplicationWindow, closed: &out.hits) {
+                return
+            }
+            let repeated = Self.repeated(primary.name, by: person, at: time, policy: policy)
+            let window = policy.window(for: group, time: time, utcOffset: utcOffset)
             let severity = policy.severity(
                 category: primary.severity,
                 locked: primary.locked,
@@ -203,12 +206,12 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             )
             guard severity >= group.minimumSeverity || primary.locked else { return }
             s.counter &+= 1
-            let id = IncidentID.make(time: m.time, counter: s.counter)
+            let id = IncidentID.make(time: time, counter: s.counter)
             person.open[key] = Open(
                 id: id,
-                opened: m.time,
-                first: m.time,
-                last: m.time,
+                opened: time,
+                first: time,
+                last: time,
                 hits: 1,
                 samples: m.url.map { [$0] } ?? []
             )
@@ -218,7 +221,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
                 Self.record(
                     id: id,
                     m: m,
-                    loggedTime: request.time,
+                    time: time,
                     user: user,
                     primary: m.detail(raised ?? 0),
                     severity: severity,
@@ -229,9 +232,9 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
                     device: device,
                     mac: mac
                 ),
-                id, severity, policy.deadlines[severity].map { m.time + $0 }
+                id, severity, policy.deadlines[severity].map { time + $0 }
             )
-            if span > 0 { Self.watch(person, after: id, at: m.time, span: span, context: &out.context) }
+            if span > 0 { Self.watch(person, after: id, at: time, span: span, context: &out.context) }
         }
         for o in out.hits { log.append(bytes: Self.hitsEvent(o), durability: .interval) }
         if let incident = out.incident {
@@ -267,6 +270,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     /// before the sweep came round is ended now, its count recorded when above one (false).
     private static func absorb(
         _ m: MatchedRequest,
+        at time: Double,
         into person: Person,
         key: OpenKey,
         window: Double,
@@ -274,11 +278,11 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     ) -> Bool {
         guard let i = person.open.index(forKey: key) else { return false }
         let o = person.open.values[i]
-        if m.time - o.opened < window {
+        if time - o.opened < window {
             // In place: one lookup, no copy of the samples.
             person.open.values[i].hits += 1
-            person.open.values[i].last = max(o.last, m.time)
-            person.open.values[i].first = min(o.first, m.time)
+            person.open.values[i].last = max(o.last, time)
+            person.open.values[i].first = min(o.first, time)
             if o.samples.count < 5, let url = m.url, !o.samples.contains(url) {
                 person.open.values[i].samples.append(url)
             }
@@ -403,7 +407,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     static func record(
         id: String,
         m: MatchedRequest,
-        loggedTime: Double? = nil,
+        time trusted: Double? = nil,
         user: String?,
         primary: MatchDetail,
         severity: Severity,
@@ -414,7 +418,8 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         device: String? = nil,
         mac: String? = nil
     ) -> [UInt8] {
-        let time = RecordTime(seconds: loggedTime ?? m.time)
+        // The line's own time is the record's; windows and the due time run on the trusted one.
+        let time = RecordTime(seconds: m.time)
         let rule = IncidentRecord.Rule(
             kind: primary.kind,
             file: primary.file,
@@ -444,7 +449,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             route: policy.routes(severity, group: group, window: window),
             firstSeen: time,
             lastSeen: time,
-            due: policy.deadlines[severity].map { RecordTime(seconds: m.time + $0) }
+            due: policy.deadlines[severity].map { RecordTime(seconds: (trusted ?? m.time) + $0) }
         )
         var j = JSONText(capacity: 1024)
         record.write(to: &j)
