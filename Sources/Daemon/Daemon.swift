@@ -70,6 +70,7 @@ public enum EsafetyDaemon {
             path: configuration.incidentLog,
             group: configuration.incidentLogGroup,
             syncInterval: configuration.incidentSyncInterval,
+            spillDirectory: configuration.stateDirectory,
             logger: logger
         )
         do { try incidentLog.open() } catch {

@@ -30,14 +30,16 @@ extension IncidentLog {
         return fsync(out) == 0 ? target : nil
     }
 
-    /// `{"event":"lost","count":N}`: records the bounded queue could not keep while the
-    /// log could not be written; the first line written when writing resumes.
-    static func lostEvent(count: Int) -> [UInt8] {
+    /// `{"event":"lost","count":N}`: medium, low and info records the bounded queue could not
+    /// keep while the log could not be written (`error`, the last write's failure); the first
+    /// line written when writing resumes, once, with the exact count.
+    static func lostEvent(count: Int, reason error: String? = nil) -> [UInt8] {
         LogRecord.lost(
             LostRecord(
                 time: Clock.rfc3339(Clock.now()),
                 count: count,
-                reason: "the incident queue overflowed while the log could not be written"
+                reason: "the incident log could not be written (\(error ?? "unknown error")) and the queue was full: "
+                    + "the medium, low and info records beyond it were dropped (critical and high ones never are)"
             )
         ).bytes
     }

@@ -56,7 +56,7 @@ public final class IncidentLog: @unchecked Sendable {
     let logger: Logger
     /// `signalled`: the writer has been woken and has not drained yet, so further records
     /// need no system call to wake it.
-    private let state = Mutex<(queue: [([UInt8], Durability)], lost: Int, stop: Bool, reopen: Bool, signalled: Bool)>(
+    let state = Mutex<(queue: [([UInt8], Durability)], lost: Int, stop: Bool, reopen: Bool, signalled: Bool)>(
         ([], 0, false, false, false)
     )
     /// Group commit: after an urgent wake-up the writer waits this long for more records,
@@ -74,6 +74,12 @@ public final class IncidentLog: @unchecked Sendable {
     var expectedSize: Int64 = 0
     /// How often the chain's head goes to esafetyd's own log (the journal), when it moved.
     let headInterval: Double
+    /// Where records that could not be written before a stop are saved when the file beside
+    /// the log cannot take them either (the state folder).
+    let spillDirectory: String?
+    /// Spill files whose records were queued at open, and how many of those records are still
+    /// to be written before the files are removed.
+    var spilled: (paths: [String], remaining: Int) = ([], 0)
     public init(
         path: String,
         mode: UInt32 = 0o640,
@@ -83,8 +89,10 @@ public final class IncidentLog: @unchecked Sendable {
         bound: Int = 100_000,
         commitDelay: Double = 0.01,
         headInterval: Double = 3600,
+        spillDirectory: String? = nil,
         logger: Logger
     ) {
+        self.spillDirectory = spillDirectory
         self.headInterval = headInterval
         self.promptInterval = min(promptInterval, syncInterval)
         self.commitDelay = commitDelay
@@ -111,6 +119,7 @@ public final class IncidentLog: @unchecked Sendable {
     /// cannot be opened at all at start-up.
     public func open() throws(FileSystem.Error) {
         try openFile()
+        takeSpill()
     }
 
     func openFile() throws(FileSystem.Error) {
@@ -167,8 +176,18 @@ public final class IncidentLog: @unchecked Sendable {
     /// resumes.
     public func append(bytes object: [UInt8], durability: Durability) {
         let urgent = durability == .now
+        // A full queue while the log is being written: wait for room (the incident thread
+        // slows, and with it ingestion: backpressure, not loss). Only while the log cannot be
+        // written is a medium, low or info record dropped, counted exactly; a critical or high
+        // one is always kept.
+        while durability == .interval, state.withLock({ $0.queue.count >= bound && !$0.stop }),
+            health.withLock({ $0.writing })
+        {
+            wakeup.signal()
+            usleep(1000)
+        }
         let (accepted, signal) = state.withLock { s -> (Bool, Bool) in
-            if s.queue.count >= bound {
+            if s.queue.count >= bound && durability == .interval {
                 s.lost += 1
                 return (false, false)
             }
@@ -295,7 +314,16 @@ public final class IncidentLog: @unchecked Sendable {
                     at: 0
                 )
             }
-            if lost > 0 { pending.insert((Self.lostEvent(count: lost), .now), at: 0) }
+            // A backlog (the log could not be written): critical and high first, as soon as there
+            // is room (a stable partition: a record's later events are ordinary, so they still
+            // follow it); then the rest in order. Otherwise records go in the order they came.
+            if failing, pending.contains(where: { $0.1 == .interval }), pending.contains(where: { $0.1 != .interval }) {
+                pending = pending.filter { $0.1 != .interval } + pending.filter { $0.1 == .interval }
+            }
+            let lostReported = lost > 0
+            if lostReported {
+                pending.insert((Self.lostEvent(count: lost, reason: health.withLock { $0.lastError }), .now), at: 0)
+            }
             var urgent = false
             var prompt = false
             var written = 0
@@ -357,6 +385,9 @@ public final class IncidentLog: @unchecked Sendable {
                 text.removeAll(keepingCapacity: true)
                 var chainAfter = lastChain
                 var first = firstLineInFile
+                /// Where each sealed line ends in `text`, and its chain value.
+                var ends: [(end: Int, chain: String)] = []
+                ends.reserveCapacity(pending.count)
                 for (object, durability) in pending {
                     var obj = object
                     if first && chainAfter != HashChain.genesis {
@@ -364,26 +395,47 @@ public final class IncidentLog: @unchecked Sendable {
                         obj.append(contentsOf: ",\"prev\":\"\(chainAfter)\"}".utf8)
                     }
                     chainAfter = HashChain.seal(bytes: obj, previous: chainAfter, appendingTo: &text)
+                    ends.append((text.count, chainAfter))
                     first = false
                     urgent = urgent || durability == .now
                     prompt = prompt || durability == .prompt
                 }
-                let ok = writeLine(text)
+                // One write for the batch; when that fails (a full disk), line by line, so
+                // what fits is written (a batch bigger than the space left was never written).
+                var done = writeLine(text) ? pending.count : 0
+                if done == 0 {
+                    var start = 0
+                    while done < ends.count, writeLine(Array(text[start..<ends[done].end])) {
+                        start = ends[done].end
+                        done += 1
+                    }
+                }
                 expectedSize = Self.size(of: fd)
                 flock(fd, LOCK_UN)
-                if ok {
-                    lastChain = chainAfter
+                if done > 0 {
+                    lastChain = ends[done - 1].chain
                     firstLineInFile = false
-                    written = pending.count
+                    written = done
                     unsynced = true
                     promptUnsynced = promptUnsynced || prompt
-                } else {
-                    // Keep the batch, in order, and retry.
-                    state.withLock { s in
-                        let room = max(0, bound - s.queue.count)
-                        s.queue.insert(contentsOf: pending.prefix(room), at: 0)
-                        s.lost += pending.count - min(pending.count, room)
+                }
+                if done < pending.count {
+                    // Keep the rest, in order, and retry. A `lost` event not written is not
+                    // kept as a line: its count goes back, to be reported once, exactly.
+                    var rest = Array(pending[done...])
+                    if lostReported && done == 0 { rest.removeFirst() }
+                    let restoredLost = lostReported && done == 0 ? lost : 0
+                    let dropped = state.withLock { s -> Int in
+                        s.lost += restoredLost
+                        let urgentRest = rest.filter { $0.1 != .interval }
+                        let room = max(0, bound - s.queue.count - urgentRest.count)
+                        let ordinary = rest.filter { $0.1 == .interval }
+                        s.queue.insert(contentsOf: urgentRest + ordinary.prefix(room), at: 0)
+                        let dropped = ordinary.count - min(ordinary.count, room)
+                        s.lost += dropped
+                        return dropped
                     }
+                    if dropped > 0 { health.withLock { $0.lost += dropped } }
                     if !failing {
                         logger.critical(
                             Logger.Message(
@@ -398,12 +450,19 @@ public final class IncidentLog: @unchecked Sendable {
                         )
                     }
                     failing = true
-                    urgent = false
+                    if done == 0 { urgent = false }
                 }
             }
             if written > 0 && failing && state.withLock({ $0.queue.isEmpty }) {
                 failing = false
-                logger.notice("incident log writable again", metadata: ["incidents.file": "\(path)"])
+                let error = health.withLock { h -> String? in
+                    defer { h.lastError = nil }
+                    return h.lastError
+                }
+                logger.notice(
+                    "incident log writable again; everything queued is written",
+                    metadata: ["incidents.file": "\(path)", "error.was": "\(error ?? "")"]
+                )
             }
             let t = Clock.monotonic()
             if unsynced
@@ -423,6 +482,21 @@ public final class IncidentLog: @unchecked Sendable {
                 $0.writing = !failing
                 $0.head = head
             }
+            if written > 0 && !spilled.paths.isEmpty {
+                spilled.remaining -= written
+                if spilled.remaining <= 0 {
+                    if unsynced {
+                        fsync(fd)
+                        unsynced = false
+                    }
+                    for p in spilled.paths { unlink(p) }
+                    logger.notice(
+                        "records saved at the last stop are now in the incident log",
+                        metadata: ["spill": "\(spilled.paths)"]
+                    )
+                    spilled = ([], 0)
+                }
+            }
             if stop && (queued == 0 || failing) { break }
         }
         if fd >= 0 {
@@ -431,6 +505,7 @@ public final class IncidentLog: @unchecked Sendable {
         }
         noteHead(&noted)
         saveChain()
+        spillLeftovers()
     }
 
     /// One `write` per batch of whole lines; a short write is undone so no torn line remains.

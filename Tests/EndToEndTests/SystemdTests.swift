@@ -507,7 +507,8 @@ struct FullDiskTests {
         #expect((health["queued"] as? Int ?? 0) > 0)
         #expect(!((health["last_error"] as? String) ?? "").isEmpty, "status says why: \(health)")
         #expect(lines(log).count < 20)
-        // Space returns.
+        // What fits is written, line by line (an all-or-nothing batch wrote nothing).
+        #expect(lines(log).count >= 1)
         let (rc, out) = try Child.run(prlimit, ["--pid", "\(daemon.child.pid)", "--fsize=unlimited:unlimited"])
         #expect(rc == 0, "\(out)")
         for _ in 0..<80 {
@@ -517,9 +518,46 @@ struct FullDiskTests {
         #expect(lines(log).filter { $0.contains("\"event\":\"incident\"") }.count == 20)
         #expect(!lines(log).contains { $0.contains("\"event\":\"lost\"") })
         #expect(HashChain.verifyText(path: log).0 == nil)
+        // Recovery clears the error status showed.
+        let recovered = (try daemon.status())["incident_log"] as? [String: Any] ?? [:]
+        #expect(recovered["writing"] as? Bool == true)
+        #expect(recovered["last_error"] == nil || recovered["last_error"] is NSNull, "\(recovered)")
         let (code, logText) = daemon.stop()
         #expect(code == 0)
         #expect(logText.contains("INCIDENTS ARE NOT BEING WRITTEN"))
         #expect(logText.contains("incident log writable again"))
+    }
+
+    @Test("stopped while the disk is full: what cannot be written or saved is named, exactly, at critical")
+    func stopWhileFull() throws {
+        let prlimit = try requireExecutable("/usr/bin/prlimit", package: "util-linux")
+        let dir = TempDir()
+        dir.write("lists/gambling/domains", "bet.example\n")
+        let log = dir.path + "/incidents.jsonl"
+        // Every file esafetyd writes is limited to 1500 bytes: the log and the spill files too.
+        let daemon = try DaemonProcess(
+            lists: [dir.path + "/lists"],
+            dir: dir,
+            wrapper: [prlimit, "--fsize=1500:unlimited"]
+        )
+        let fd = try connectUnix(daemon.socket)
+        var text = ""
+        for i in 0..<20 {
+            text +=
+                "1700000000.\(i) 5 10.0.0.\(i + 1) TCP_MISS/200 10 GET http://www.bet.example/\(i) - HIER_DIRECT/1.2.3.4 text/html\n"
+        }
+        writeAll(fd, Array(text.utf8))
+        close(fd)
+        #expect(
+            poll {
+                let h = (try? daemon.status())?["incident_log"] as? [String: Any]
+                return h?["writing"] as? Bool == false && (h?["queued"] as? Int ?? 0) + lines(log).count >= 20
+            }
+        )
+        let (code, said) = daemon.stop()
+        #expect(code == 0)
+        let written = lines(log).filter { $0.contains("\"event\":\"incident\"") }.count
+        #expect(said.contains("INCIDENTS LOST AT STOP"), "\(said)")
+        #expect(said.contains("incidents.lost=\(20 - written)"), "written \(written): \(said)")
     }
 }

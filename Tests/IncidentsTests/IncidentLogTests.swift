@@ -275,20 +275,72 @@ struct IncidentLogTests {
         #expect(HashChain.check(files: files).failure?.file == path + ".1")
     }
 
-    @Test("an unwritable log keeps incidents queued, says so, and writes them when it can")
+    @Test(
+        "an unwritable log keeps every critical and high record queued; only ordinary ones past the bound drop, counted"
+    )
     func fullDisk() throws {
         // /dev/full fails every write with ENOSPC, like a full disk.
-        let log = IncidentLog(path: "/dev/full", syncInterval: 0.05, bound: 3, logger: logger)
+        let spill = TempDir()
+        let log = IncidentLog(
+            path: "/dev/full",
+            syncInterval: 0.05,
+            bound: 3,
+            spillDirectory: spill.path,
+            logger: logger
+        )
         try log.open()
         log.start()
-        for i in 0..<5 { log.append("{\"event\":\"incident\",\"id\":\"\(i)\"}", urgent: true) }
-        poll { !log.status.writing && log.status.queued + log.status.lost == 5 }
+        log.append("{\"event\":\"incident\",\"id\":\"first\"}", urgent: true)
+        #expect(poll { !log.status.writing })
+        // Behind a full queue of ordinary records, critical ones (a queue of 101,000 ordinary
+        // records once dropped a critical incident).
+        for i in 0..<5 { log.append("{\"event\":\"incident\",\"id\":\"m\(i)\"}", urgent: false) }
+        for i in 0..<4 { log.append("{\"event\":\"incident\",\"id\":\"c\(i)\"}", urgent: true) }
+        // The five critical records fill the bound: every ordinary one is dropped, each once.
+        #expect(poll { log.status.queued == 5 && log.status.lost == 5 }, "\(log.status)")
         let h = log.status
         #expect(h.writing == false)
         #expect(h.lastError?.contains("No space") == true)
-        #expect(h.queued + h.lost == 5)
-        #expect(h.lost == 2)
+        // Retries do not count them again.
+        usleep(1_200_000)
+        #expect(log.status.lost == 5)
         log.stop()
+        // What could not be written is in the spill file, after one `lost` line for the five.
+        let spilled = lines(spill.path + "/incidents.spill")
+        #expect(spilled.count == 6, "\(spilled)")
+        #expect(spilled.first?.contains("\"event\":\"lost\",") == true)
+        #expect(spilled.first?.contains("\"count\":5,") == true)
+        #expect(spilled.first?.contains("No space left on device") == true)
+        // The next start writes them first into a real log, seals them into the chain, and
+        // removes the spill file.
+        let path = spill.path + "/incidents.jsonl"
+        let next = IncidentLog(path: path, syncInterval: 0.05, spillDirectory: spill.path, logger: logger)
+        try next.open()
+        next.start()
+        next.append("{\"event\":\"incident\",\"id\":\"after\"}", urgent: true)
+        #expect(poll { lines(path).count == 7 })
+        next.stop()
+        let written = lines(path)
+        #expect(written.filter { $0.contains("\"event\":\"lost\"") }.count == 1)
+        for id in ["first", "c0", "c1", "c2", "c3", "after"] {
+            #expect(written.contains { $0.contains("\"id\":\"\(id)\"") }, "\(id)")
+        }
+        #expect(HashChain.verifyText(path: path).0 == nil)
+        #expect(!FileManager.default.fileExists(atPath: spill.path + "/incidents.spill"))
+    }
+
+    @Test("a full queue while the log can be written slows the producer; nothing is lost")
+    func backpressure() throws {
+        let dir = TempDir()
+        let path = dir.path + "/incidents.jsonl"
+        let log = IncidentLog(path: path, syncInterval: 0.05, bound: 10, logger: logger)
+        try log.open()
+        log.start()
+        for i in 0..<1000 { log.append("{\"event\":\"incident\",\"id\":\"\(i)\"}", urgent: false) }
+        log.stop()
+        #expect(log.status.lost == 0)
+        #expect(lines(path).count == 1000)
+        #expect(!lines(path).contains { $0.contains("\"event\":\"lost\"") })
     }
 
     @Test("a symbolic link where the log should be is refused by esafetyd's writer and the tool, its target untouched")
