@@ -152,20 +152,37 @@ struct EsafetyDaemonCommand: AsyncParsableCommand {
             try await EsafetyDaemon.run(configuration: configuration, logger: logger, overrides: overrides)
         } catch let error as EsafetyDaemon.StartError {
             logger.critical("esafetyd cannot start", metadata: ["error": "\(error.description)"])
-            Self.fail(error.description)
+            Self.fail(error.description, status: 1)
         }
     }
 
-    static func fail(_ message: String) -> Never {
+    /// One line on standard error, then the exit status: 2 for what the admin gave (flags,
+    /// a configuration that cannot be read or is invalid, lists that do not load), 1 for a
+    /// start that failed.
+    static func fail(_ message: String, status: Int32 = 2) -> Never {
         var line = "esafetyd: error: " + Terminal.escape(message) + "\n"
         line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
-        Glibc.exit(1)
+        Glibc.exit(status)
     }
 }
 
 @main
 enum Main {
+    /// Usage errors print one line and exit 2 (as the README promises); help as usual.
     static func main() async {
-        await EsafetyDaemonCommand.main()
+        do {
+            var command = try EsafetyDaemonCommand.parseAsRoot()
+            if var daemon = command as? EsafetyDaemonCommand {
+                try await daemon.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if EsafetyDaemonCommand.exitCode(for: error) == .validationFailure {
+                let message = EsafetyDaemonCommand.message(for: error).split(separator: "\n").first.map(String.init)
+                EsafetyDaemonCommand.fail(message ?? "invalid arguments")
+            }
+            EsafetyDaemonCommand.exit(withError: error)
+        }
     }
 }

@@ -82,6 +82,22 @@ struct CommandLineTests {
         #expect(r.stderr.contains(names))
     }
 
+    @Test(
+        "esafetyd's usage errors: one line naming the thing, exit status 2 (an unknown flag gave 64 and three lines)",
+        arguments: [
+            (["--no-such-flag"], "--no-such-flag"),
+            (["--config", "/nonexistent/esafetyd.yaml"], "/nonexistent/esafetyd.yaml"),
+            (["--check-config", "--lists", "/nonexistent/lists"], "/nonexistent/lists"),
+            (["--workers", "0"], "--workers"),
+        ]
+    )
+    func daemonUsageErrors(arguments: [String], names: String) throws {
+        let r = try run("esafetyd", arguments)
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(r.stderr.contains(names), "\(r.stderr)")
+    }
+
     @Test("an unreadable list file is an error naming it, exit status 2")
     func unreadable() throws {
         // A dangling symbolic link cannot be read, even by root.
