@@ -17,19 +17,23 @@ extension StatusReport {
             "esafetyd up \(uptime / 86400)d \(uptime % 86400 / 3600)h \(uptime % 3600 / 60)m; "
             + "lists generation \(generation) (\(e(lists)), \(entriesLoaded) entries, loaded "
             + "\(e(generationLoadedAt)))\n"
+        // Every line received is parsed, ignored (not a request: replies, forwarded, leases,
+        // authentication challenges, blank lines), a parse error or too long: the figures add up.
         out +=
-            "lines: \(linesReceived) received, \(linesParsed) parsed, \(linesMatched) matched, "
-            + "\(parseErrors) parse errors, \(linesTooLong) too long; \(linesPerSecond) lines/s now\n"
+            "lines: \(linesReceived) received = \(linesParsed) parsed + \(linesIgnored) ignored + "
+            + "\(parseErrors) parse errors + \(linesTooLong) too long; \(linesMatched) matched; "
+            + "\(linesPerSecond) lines/s now\n"
         if let r = lastReload {
             out += "last reload: \(e(r.at)) \(r.ok ? "ok" : "REFUSED"): \(e(r.message))\n"
         }
         out +=
-            "\n" + left("source", 28) + right("received", 12) + right("parsed", 12) + right("matched", 10)
-            + right("errors", 9) + "\n"
+            "\n" + left("source", 28) + right("received", 12) + right("parsed", 12) + right("ignored", 10)
+            + right("errors", 9) + right("too long", 10) + right("matched", 10) + "\n"
         for s in sources {
             out +=
                 left(e(s.source), 28) + right(String(s.received), 12) + right(String(s.parsed), 12)
-                + right(String(s.matched), 10) + right(String(s.parseErrors), 9) + "\n"
+                + right(String(s.ignored), 10) + right(String(s.parseErrors), 9) + right(String(s.tooLong), 10)
+                + right(String(s.matched), 10) + "\n"
             if !s.matchedByCategory.isEmpty {
                 // Most matched first; a source with many categories shows its top eight.
                 let top = s.matchedByCategory.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }

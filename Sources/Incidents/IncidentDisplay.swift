@@ -27,6 +27,7 @@ public enum IncidentDisplay {
         row("url", r.url)
         row("search_term", r.searchTerm)
         row("action", r.action)
+        if let blocker = r.blockedBy { row("blocked_by", blocker) }
         row("due", r.due?.text)
         let rule = r.rule
         row(

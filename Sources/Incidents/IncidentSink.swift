@@ -428,7 +428,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             generation: m.generation,
             locked: primary.locked
         )
-        let record = IncidentRecord(
+        var record = IncidentRecord(
             id: id,
             time: time,
             severity: severity,
@@ -451,6 +451,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             lastSeen: time,
             due: policy.deadlines[severity].map { RecordTime(seconds: (trusted ?? m.time) + $0) }
         )
+        record.blockedBy = m.action.blocker
         var j = JSONText(capacity: 1024)
         record.write(to: &j)
         return j.bytes

@@ -22,7 +22,8 @@ public final class LineParser {
         var end = line.count
         while end > 0, line[end - 1] == 0x0D || line[end - 1] == 0x20 || line[end - 1] == 0x09 { end -= 1 }
         let b = UnsafeRawBufferPointer(rebasing: line[0..<end])
-        guard !b.isEmpty else { return .malformed("empty line") }
+        // A blank line (a trailing newline, a keep-alive) is nothing to count as an error.
+        guard b.contains(where: { $0 != 0x20 && $0 != 0x09 }) else { return .blank }
         let env = Envelope.strip(b, time: time)
         let m = env.message
         guard m < b.count else { return .malformed("no message after the syslog header") }
@@ -122,6 +123,9 @@ public final class LineParser {
         guard let method, let urlToken = tokens.next() else { return .malformed("squid: no URL") }
         var user = tokens.next()
         if let u = user, isHTTPVersion(b, u) { user = tokens.next() }
+        // 407 is Squid asking the browser to authenticate, before every authenticated request:
+        // not a request of its own (the real one follows, with the user), never an incident.
+        if contains(slice(b, code), "/407") { return .ignored(.squid) }
         let action = squidAction(b, code)
         return .request(
             request(
@@ -167,7 +171,8 @@ public final class LineParser {
 
     private func squidAction(_ b: UnsafeRawBufferPointer, _ code: Range<Int>) -> ProxyAction {
         let c = slice(b, code)
-        if contains(c, "DENIED") { return .blocked }
+        if contains(c, "DENIED") { return .blockedByProxy }
+        if contains(c, "REDIRECT") { return .blockedByRedirector }
         if starts(c, "NONE") && contains(c, "/000") { return .unknown }
         return .allowed
     }
@@ -197,7 +202,10 @@ public final class LineParser {
             return .malformed("squid-common: request has no URL")
         }
         let rest = UnsafeRawBufferPointer(rebasing: b[min(i + 1, b.count)...])
-        let action: ProxyAction = contains(rest, "DENIED") ? .blocked : .allowed
+        // The status code after the request: 407 is an authentication challenge, not a request.
+        var status = Tokens(b, min(i + 1, b.count))
+        if let code = status.next(), equals(slice(b, code), "407") { return .ignored(.squidCommon) }
+        let action: ProxyAction = contains(rest, "DENIED") ? .blockedByProxy : .allowed
         let who = dashIsNil(b, user) != nil ? user : ident
         return .request(
             request(

@@ -43,16 +43,33 @@ public enum LogFormat: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     public var isDNS: Bool { self == .dnsmasq || self == .bind || self == .unbound }
 }
 
-/// What the proxy or resolver did with the request, when the log says.
+/// What the proxy or resolver did with the request, when the log says: the first question a
+/// DSL asks ("did the pupil see it?"). A block says who blocked it when the log shows that.
 public enum ProxyAction: UInt8, Sendable, CustomStringConvertible {
     case unknown = 0
     case allowed = 1
+    /// Blocked, by something the line does not name.
     case blocked = 2
+    /// Squid refused it (`TCP_DENIED` with a status other than 407).
+    case blockedByProxy = 3
+    /// A URL rewriter (squidGuard, ufdbGuard) redirected it (`TCP_REDIRECT`).
+    case blockedByRedirector = 4
+
+    /// `allowed`, `blocked` or `unknown`, as records write `action`.
     public var description: String {
         switch self {
         case .unknown: "unknown"
         case .allowed: "allowed"
-        case .blocked: "blocked"
+        case .blocked, .blockedByProxy, .blockedByRedirector: "blocked"
+        }
+    }
+
+    /// Who blocked it, as records write `blocked_by`; nil when not blocked or not known.
+    public var blocker: String? {
+        switch self {
+        case .blockedByProxy: "squid"
+        case .blockedByRedirector: "redirector"
+        case .unknown, .allowed, .blocked: nil
         }
     }
 }
@@ -108,6 +125,8 @@ public enum ParseOutcome {
     /// A DHCP lease (dnsmasq `DHCPACK(iface) IP MAC [name]`): not a request, but it tells
     /// which device has an address, for device names by MAC.
     case lease(LogFormat, client: UnsafeRawBufferPointer, mac: UnsafeRawBufferPointer)
+    /// An empty or blank line: counted as ignored, never an error.
+    case blank
     /// A line no format accepts; the reason names the problem.
     case malformed(String)
 }

@@ -351,6 +351,8 @@ public final class LinePipeline {
             }
         case .ignored(let f):
             counters.formats[Int(f.rawValue)].ignored += 1
+        case .blank:
+            counters.formats[Int(pinned?.rawValue ?? UInt8(LogFormat.allCases.count))].ignored += 1
         case .lease(let f, let client, let mac):
             counters.formats[Int(f.rawValue)].ignored += 1
             sink.lease(

@@ -131,6 +131,7 @@ extension MatchedRequest {
         j.field("url", url)
         j.field("method", method)
         j.field("action", .string(action.description))
+        if let blocker = action.blocker { j.field("blocked_by", .string(blocker)) }
         j.field("format", .string(format.description))
         j.field("source", .string(source))
         j.field("generation", .int(generation))

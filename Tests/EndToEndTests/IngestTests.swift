@@ -345,7 +345,11 @@ struct IngestTests {
         try human.run()
         human.waitUntilExit()
         let text = String(decoding: hout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(text.contains("lines: 2 received, 1 parsed, 1 matched, 1 parse errors"))
+        // The text adds up: received = parsed + ignored + parse errors + too long.
+        #expect(
+            text.contains("lines: 2 received = 1 parsed + 0 ignored + 1 parse errors + 0 too long; 1 matched;"),
+            "\(text)"
+        )
         #expect(daemon.stop().0 == 0)
         // With the daemon gone, status says so plainly.
         let gone = Process()
@@ -384,6 +388,38 @@ struct IngestTests {
         #expect(answer.contains("domains.1: cannot read: a FIFO, not a regular file"), "\(answer)")
         let status = try daemon.status()
         #expect(status["generation"] as? Int == 1)
+        #expect(daemon.stop().0 == 0)
+    }
+
+    @Test("an authenticated visit is one incident, with its user; a redirector's block says so")
+    func truthfulActions() throws {
+        let dir = TempDir()
+        let daemon = try DaemonProcess(lists: [Self.makeLists(dir)], dir: dir)
+        let fd = try connectUnix(daemon.socket)
+        writeAll(
+            fd,
+            Array(
+                """
+                1795255200.100     2 10.0.0.5 TCP_DENIED/407 3900 GET http://bet.example/ - HIER_NONE/- text/html
+                1795255200.200    40 10.0.0.5 TCP_MISS/200 5120 GET http://bet.example/ pupil1 HIER_DIRECT/1.2.3.4 text/html
+                1795255300.000     1 10.0.0.6 TCP_REDIRECT/302 360 GET http://bet.example/x pupil2 HIER_NONE/- -
+
+                """.utf8
+            )
+        )
+        close(fd)
+        let log = dir.path + "/incidents.jsonl"
+        #expect(poll { lines(log).filter { $0.contains("\"event\":\"incident\"") }.count >= 2 })
+        let incidents = lines(log).map(json).filter { $0["event"] as? String == "incident" }
+        #expect(incidents.count == 2, "\(incidents)")
+        let visit = incidents.first { $0["user"] as? String == "pupil1" }
+        #expect(visit?["action"] as? String == "allowed")
+        #expect(!incidents.contains { $0["user"] is NSNull }, "no incident for the 407 challenge")
+        let redirected = incidents.first { $0["user"] as? String == "pupil2" }
+        #expect(redirected?["action"] as? String == "blocked")
+        #expect(redirected?["blocked_by"] as? String == "redirector")
+        let status = try daemon.status()
+        #expect(status["lines_ignored"] as? Int == 1, "the 407 challenge is counted as ignored")
         #expect(daemon.stop().0 == 0)
     }
 }

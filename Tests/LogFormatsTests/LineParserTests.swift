@@ -48,6 +48,7 @@ func parse(_ line: String, _ format: LogFormat? = nil) -> Parsed {
         case .ignored(let f): return Parsed(kind: "ignored", format: f.description)
         case .lease(let f, let client, let mac):
             return Parsed(kind: "lease", format: f.description, client: s(client), host: s(mac))
+        case .blank: return Parsed(kind: "blank")
         case .malformed: return Parsed(kind: "malformed")
         }
     }
@@ -87,7 +88,13 @@ struct SquidTests {
                 )
             ),
             (
+                // A 407 is Squid asking the browser to authenticate: not a request (it made a false
+                // "blocked" incident before every authenticated visit).
                 "1140701230.827    781 192.168.1.210 TCP_DENIED/407 1785 GET http://www.ossec.net oahmet NONE/- text/html",
+                Parsed(kind: "ignored", format: "squid")
+            ),
+            (
+                "1140701230.827    781 192.168.1.210 TCP_DENIED/403 1785 GET http://www.ossec.net oahmet NONE/- text/html",
                 Parsed(
                     kind: "request",
                     format: "squid",
@@ -96,6 +103,21 @@ struct SquidTests {
                     user: "oahmet",
                     host: "www.ossec.net",
                     url: "http://www.ossec.net",
+                    method: "GET",
+                    action: "blocked"
+                )
+            ),
+            (
+                // squidGuard as url_rewrite_program with 302: Squid logs the redirect.
+                "1795255200.123     12 10.0.0.5 TCP_REDIRECT/302 360 GET http://www.bet365.com/ pupil1 HIER_NONE/- -",
+                Parsed(
+                    kind: "request",
+                    format: "squid",
+                    time: 1795255200.123,
+                    client: "10.0.0.5",
+                    user: "pupil1",
+                    host: "www.bet365.com",
+                    url: "http://www.bet365.com/",
                     method: "GET",
                     action: "blocked"
                 )
@@ -551,10 +573,34 @@ struct EnvelopeTests {
 
     @Test(
         "unknown lines are malformed, never fatal",
-        arguments: ["", "   ", "hello world", "\u{1B}[2J", "<13>", "{not json"]
+        arguments: ["hello world", "\u{1B}[2J", "<13>", "{not json"]
     )
     func unknown(line: String) {
         #expect(parse(line).kind == "malformed")
+    }
+
+    @Test("blank lines are nothing, not parse errors", arguments: ["", "   ", "\t", " \r"])
+    func blank(line: String) {
+        #expect(parse(line).kind == "blank")
+    }
+
+    @Test(
+        "who blocked it: Squid itself, or a URL rewriter's redirect",
+        arguments: [
+            ("TCP_DENIED/403", "squid"), ("TCP_REDIRECT/302", "redirector"), ("TCP_MISS/200", nil),
+            ("TCP_DENIED_REPLY/403", "squid"),
+        ]
+    )
+    func blocker(code: String, expected: String?) {
+        let parser = LineParser()
+        let line = "1795255200.123 12 10.0.0.5 \(code) 360 GET http://www.bet365.com/ pupil1 HIER_NONE/- -"
+        var bytes = Array(line.utf8)
+        let outcome = bytes.withUnsafeMutableBytes { parser.parse(UnsafeRawBufferPointer($0)) }
+        guard case .request(let r) = outcome else {
+            Issue.record("not a request: \(outcome)")
+            return
+        }
+        #expect(r.action.blocker == expected)
     }
 
     @Test("a pinned format refuses other formats' lines")

@@ -49,6 +49,8 @@ public struct IncidentRecord: Sendable, Equatable {
     public var searchTerm: String?
     /// What the proxy or resolver did: `blocked`, `allowed`, `unknown`.
     public var action: String
+    /// Who blocked it, when the log shows that: `squid`, `redirector`.
+    public var blockedBy: String?
     public var source: Source
     public var rule: Rule
     public var repeated: Bool
@@ -110,6 +112,7 @@ public struct IncidentRecord: Sendable, Equatable {
         j.field("url", url)
         j.field("search_term", searchTerm)
         j.field("action", .string(action))
+        if let blockedBy { j.field("blocked_by", .string(blockedBy)) }
         j.key("source")
         j.beginObject()
         j.field("format", .string(source.format))
@@ -142,7 +145,9 @@ extension IncidentRecord: Decodable {
     enum Keys: String, CodingKey {
         case id, time, severity, category, group, client, user, device, mac, host, url
         case searchTerm = "search_term"
-        case action, source, rule, repeated, window, route, hits
+        case action
+        case blockedBy = "blocked_by"
+        case source, rule, repeated, window, route, hits
         case firstSeen = "first_seen"
         case lastSeen = "last_seen"
         case due
@@ -180,6 +185,7 @@ extension IncidentRecord: Decodable {
             lastSeen: c.lenient(String.self, .lastSeen).map(RecordTime.init(text:)),
             due: c.lenient(String.self, .due).map(RecordTime.init(text:))
         )
+        blockedBy = c.lenient(String.self, .blockedBy)
     }
 }
 
