@@ -19,7 +19,18 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         var last: Double
         var hits: Int
         var samples: [String]
+        /// The count the last `hits` event wrote (1: none yet), and when.
+        var reported = 1
+        var reportedAt = 0.0
+
+        /// Hits not yet in a `hits` event.
+        var unreported: Bool { hits > reported }
     }
+
+    /// While hits come, a `hits` event at the second hit and then at most this often, so the
+    /// count a DSL sees (`show`, `list`, the report) is never minutes behind; the window's
+    /// final count when it closes.
+    static let hitsInterval = 60.0
     /// One open incident's key within a person: (registrable domain, category).
     struct OpenKey: Hashable {
         var site: String
@@ -266,8 +277,10 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         if person.seen.count > contextLimit { person.seen.removeFirst(person.seen.count - contextLimit) }
     }
 
-    /// A hit inside an open incident's window is counted there (true). A window that closed
-    /// before the sweep came round is ended now, its count recorded when above one (false).
+    /// A hit inside an open incident's window is counted there (true), and its count written
+    /// at once at the second hit and then at most every `hitsInterval` (into `closed`, the
+    /// `hits` events to write). A window that closed before the sweep came round is ended now,
+    /// with its count when there are hits not yet written (false).
     private static func absorb(
         _ m: MatchedRequest,
         at time: Double,
@@ -286,9 +299,14 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             if o.samples.count < 5, let url = m.url, !o.samples.contains(url) {
                 person.open.values[i].samples.append(url)
             }
+            if o.hits == 1 || time - o.reportedAt >= hitsInterval {
+                person.open.values[i].reported = o.hits + 1
+                person.open.values[i].reportedAt = time
+                closed.append(person.open.values[i])
+            }
             return true
         }
-        if o.hits > 1 { closed.append(o) }
+        if o.unreported { closed.append(o) }
         person.open.remove(at: i)
         return false
     }
@@ -335,7 +353,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         for (name, p) in s.people {
             if !p.open.isEmpty {
                 for (k, o) in p.open where now - o.opened >= policy.deduplicationWindow {
-                    if o.hits > 1 { out.hits.append(o) }
+                    if o.unreported { out.hits.append(o) }
                     p.open[k] = nil
                 }
             }
@@ -381,7 +399,9 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             return Array(s.people.values)
         }
         for p in people {
-            for o in p.open.values where o.hits > 1 { log.append(bytes: Self.hitsEvent(o), durability: .interval) }
+            for o in p.open.values where o.unreported {
+                log.append(bytes: Self.hitsEvent(o), durability: .interval)
+            }
             // The hour after is cut short by the shutdown; what was seen so far is kept.
             if let w = p.watch, let last = w.seen.last {
                 log.append(

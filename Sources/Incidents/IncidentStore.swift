@@ -152,6 +152,31 @@ public enum IncidentStore {
         return views
     }
 
+    /// The incident an id names: the whole id, or any prefix of at least 8 characters that
+    /// only one incident has (ids are 30 characters; nobody should have to type them whole).
+    public static func find(_ id: String, in views: [IncidentView]) -> Result<IncidentView, Workflow.Refusal> {
+        if let exact = views.last(where: { $0.id == id }) { return .success(exact) }
+        guard id.count >= 8 else {
+            return .failure(
+                Workflow.Refusal(description: "no incident \(id) (give the whole id or at least 8 characters)")
+            )
+        }
+        let matches = views.filter { $0.id.hasPrefix(id) }
+        switch matches.count {
+        case 1: return .success(matches[0])
+        case 0: return .failure(Workflow.Refusal(description: "no incident \(id)"))
+        default:
+            let some = matches.prefix(5).map(\.id).joined(separator: ", ")
+            return .failure(
+                Workflow.Refusal(
+                    description:
+                        "\(matches.count) incidents start with \(id) (\(some)\(matches.count > 5 ? ", ..." : "")): "
+                        + "give more of the id"
+                )
+            )
+        }
+    }
+
     /// One line per incident: time, severity, group, person, category, site, hits.
     public static func line(_ v: IncidentView, color: Bool) -> String {
         let time = String(v.time.prefix(19)).replacingOccurrences(of: "T", with: " ")

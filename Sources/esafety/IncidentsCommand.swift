@@ -130,11 +130,13 @@ struct ShowCommand: ParsableCommand {
     )
 
     @OptionGroup var log: LogOption
-    @Argument(help: "The incident id.") var id: String
+    @Argument(help: "The incident id, or at least its first 8 characters.") var id: String
 
     func run() throws {
-        guard let v = try log.resolve().load().first(where: { $0.id == id }) else {
-            throw CommandFailure("no incident \(id)", status: 1)
+        let v: IncidentView
+        switch IncidentStore.find(id, in: try log.resolve().load()) {
+        case .success(let view): v = view
+        case .failure(let refusal): throw CommandFailure(refusal.description, status: 1)
         }
         print(IncidentStore.line(v, color: isatty(1) != 0))
         print(IncidentDisplay.details(v), terminator: "")
@@ -151,7 +153,8 @@ struct ActOptions: ParsableArguments {
         )
     )
     var by: String?
-    @Argument(help: "The incident id (from `esafety incidents list`).") var id: String
+    @Argument(help: "The incident id (from `esafety incidents list`), or at least its first 8 characters.") var id:
+        String
 
     /// Appends the event for `action` after checking the transition against the incident
     /// as it stands in the log (read under the log's lock).
@@ -172,16 +175,19 @@ struct ActOptions: ParsableArguments {
         do {
             try IncidentLog.appendEvents(path: log.path, group: group) {
                 (views: [IncidentView]) throws(Workflow.Refusal) -> [ActionRecord] in
-                guard let v = views.first(where: { $0.id == id }) else {
-                    throw Workflow.Refusal(description: "no incident \(id) in \(log.path) or its rotations")
+                let v: IncidentView
+                switch IncidentStore.find(id, in: views) {
+                case .success(let view): v = view
+                case .failure(let refusal):
+                    throw Workflow.Refusal(description: "\(refusal.description) in \(log.path) or its rotations")
                 }
                 found = v
                 if case .failure(let refusal) = Workflow.next(v.state, action) {
-                    throw Workflow.Refusal(description: "cannot \(action.rawValue) \(id): \(refusal.description)")
+                    throw Workflow.Refusal(description: "cannot \(action.rawValue) \(v.id): \(refusal.description)")
                 }
                 var record = ActionRecord(
                     action,
-                    id: id,
+                    id: v.id,
                     time: Clock.rfc3339(Clock.now()),
                     by: who,
                     account: by != nil && by != account ? account : nil
@@ -194,7 +200,7 @@ struct ActOptions: ParsableArguments {
         }
         if let v = found {
             let state = (try? Workflow.next(v.state, action).get()) ?? v.state
-            print("\(Terminal.escape(id)): \(action.rawValue) by \(Terminal.escape(who)); now \(state.rawValue)")
+            print("\(Terminal.escape(v.id)): \(action.rawValue) by \(Terminal.escape(who)); now \(state.rawValue)")
             after?(v)
         }
     }
@@ -241,8 +247,11 @@ struct EscalateCommand: ParsableCommand {
     @Option(help: "The role: dsl, deputy-dsl, counsellor, headteacher, it, social-care (referral), police (referral).")
     var to: String
     func validate() throws {
-        if Workflow.role(to) == nil {
+        guard let role = Workflow.role(to) else {
             throw ValidationError("unknown role '\(to)'; one of: \(Workflow.roles.map(\.key).joined(separator: ", "))")
+        }
+        if role.referral, (reason ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("a referral to \(role.name) needs --reason: the record must say why")
         }
     }
     @Option(help: "Why, for the record.") var reason: String?

@@ -48,9 +48,23 @@ struct WorkflowCommandTests {
         let (a, b) = (ids[0], ids[1])
         let L = ["--log", log]
 
-        var (code, out) = try Self.run(["incidents", "ack", a] + L)
+        // Ids need not be typed whole: a unique prefix of 8 or more characters will do.
+        let prefix = String(a.prefix(24))
+        var (code, out) = try Self.run(["incidents", "ack", prefix] + L)
         #expect(code == 0, "\(out)")
         #expect(out.contains("now acknowledged"))
+        #expect(out.contains(a), "the whole id is said back: \(out)")
+        (code, out) = try Self.run(["incidents", "show", prefix] + L)
+        #expect(code == 0 && out.contains(a), "\(out)")
+        (code, out) = try Self.run(["incidents", "show", "inc-"] + L)
+        #expect(code == 1 && out.contains("at least 8 characters"), "\(out)")
+        if a.prefix(12) == b.prefix(12) {
+            (code, out) = try Self.run(["incidents", "show", String(a.prefix(12))] + L)
+            #expect(code == 1 && out.contains("2 incidents start with"), "\(out)")
+        }
+        // A referral outside school needs a reason on the record.
+        (code, out) = try Self.run(["incidents", "escalate", a, "--to", "social-care"] + L)
+        #expect(code == 2 && out.contains("needs --reason"), "\(out)")
         (code, out) = try Self.run(["incidents", "ack", a] + L)
         #expect(code == 1)
         #expect(out.contains("already acknowledged"), "\(out)")

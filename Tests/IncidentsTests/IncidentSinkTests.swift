@@ -28,10 +28,43 @@ struct IncidentSinkTests {
         }
         let records = try sinkRecords(ms)
         #expect(records.filter { $0["event"] as? String == "incident" }.count == 1)
-        let hits = try #require(records.first { $0["event"] as? String == "hits" })
+        // The window's final count: the last hits event.
+        let hits = try #require(records.last { $0["event"] as? String == "hits" })
         #expect(hits["hits"] as? Int == 80)
         #expect((hits["sample_urls"] as? [String])?.count == 5)
         #expect(hits["id"] as? String == records[0]["id"] as? String)
+        // A second hit is written at once, not when the window closes ten minutes later.
+        let counts = records.filter { $0["event"] as? String == "hits" }.compactMap { $0["hits"] as? Int }
+        #expect(counts == [2, 80], "the second hit, then (all within a minute) the final count")
+    }
+
+    @Test("a second hit is visible within seconds; while hits come, at most one hits event a minute")
+    func hitsVisibleAtOnce() throws {
+        // A pupil searches for self-harm twice, a few seconds apart, then keeps going for 3 minutes.
+        var ms = [
+            match("www.google.com", url: "https://www.google.com/search?q=hurt", time: 1000, category: "self-harm"),
+            match("www.google.com", url: "https://www.google.com/search?q=hurt+2", time: 1005, category: "self-harm"),
+        ]
+        for i in 0..<18 {
+            ms.append(
+                match(
+                    "www.google.com",
+                    url: "https://www.google.com/search?q=\(i)",
+                    time: 1010 + Double(i) * 10,
+                    category: "self-harm"
+                )
+            )
+        }
+        let records = try sinkRecords(ms)
+        let hits = records.filter { $0["event"] as? String == "hits" }
+        #expect(hits.first?["hits"] as? Int == 2)
+        #expect(hits.first?["last_seen"] as? String == Clock.rfc3339(1005))
+        let counts = hits.compactMap { $0["hits"] as? Int }
+        #expect(counts.last == 20)
+        #expect(counts.count <= 5, "\(counts)")
+        // What the tool shows follows the latest count.
+        let view = try #require(IncidentStore.fold(try sinkLines(Array(ms.prefix(2))).joined(separator: "\n")).first)
+        #expect(view.hits == 2)
     }
 
     @Test("context: the person's other categorised requests in the hour before and after, no one else's")
