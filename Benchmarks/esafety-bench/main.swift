@@ -1,7 +1,7 @@
 // esafety-bench: classifier figures on real lists (UT1) and real traffic (top sites).
 //
 // swift run -c release esafety-bench [--data ../shared/data] [--only
-// domains|patterns|replay|socket|incidents|stages|squidguard|hash]
+// domains|patterns|replay|socket|incidents|stages|squidguard|hash|people]
 //
 // Prints lines/s, ns per lookup, bytes per domain, compile and snapshot load times, and
 // peak memory, with the inputs named. BENCHMARKS.md records a run.
@@ -25,13 +25,23 @@ while let a = args.popFirst() {
         exit(0)
     default:
         print(
-            "usage: esafety-bench [--data DIR] [--only domains|patterns|replay|socket|incidents|stages|squidguard|hash]"
+            "usage: esafety-bench [--data DIR] [--only domains|patterns|replay|socket|incidents|stages|squidguard|hash|people]"
         )
         exit(2)
     }
 }
 if only == "hash" {
     HashBench.run()
+    exit(0)
+}
+if only == "people" {
+    PeopleBenchmark.run(people: 200_000) {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in s.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        }
+        return 0
+    }
     exit(0)
 }
 let ut1 = dataDir + "/ut1-blacklists"

@@ -71,6 +71,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var incidentLogGroup: String?
     /// Seconds within which incidents below high severity (and events) are fsync'd.
     public var incidentSyncInterval = 5.0
+    /// People whose recent requests are kept in memory at most (about 2 KB each).
+    public var maxPeople = 200_000
     /// `address device-name` and `address user` mapping files.
     public var deviceMap: String?
     public var userMap: String?
@@ -450,6 +452,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
                     guard (0.25...300).contains(c.incidentSyncInterval) else {
                         throw error(v, name, "must be between 0.25 and 300 seconds")
                     }
+                case "max_people": c.maxPeople = try int(v, name, 100...10_000_000)
                 case "devices": c.deviceMap = try optionalString(v, name)
                 case "users": c.userMap = try optionalString(v, name)
                 case "deadlines":

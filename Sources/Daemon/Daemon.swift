@@ -106,7 +106,8 @@ public enum EsafetyDaemon {
             suffixes: PublicSuffix.load(),
             devices: devices,
             users: users,
-            alerts: alerts
+            alerts: alerts,
+            maxPeople: configuration.maxPeople
         )
         // Incident work runs on its own thread, off the ingest workers' path.
         let queued = QueuedSink(next: incidents)
@@ -172,7 +173,9 @@ public enum EsafetyDaemon {
                         lastError: h.lastError,
                         chainHead: h.head,
                         tampering: h.tampering,
-                        timesAhead: incidents.futureTimes.load(ordering: .relaxed)
+                        timesAhead: incidents.futureTimes.load(ordering: .relaxed),
+                        people: incidents.peopleKept,
+                        peopleEvicted: incidents.evictions.load(ordering: .relaxed)
                     ),
                     StatusReport.AlertHealth(
                         commands: alertCommands,

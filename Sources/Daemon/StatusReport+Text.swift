@@ -55,6 +55,10 @@ extension StatusReport {
                 + (l.lastError.map { "; last error: " + e($0) } ?? "") + "\n"
             if let t = l.tampering { out += "INCIDENT LOG TAMPERED WITH: " + e(t) + " (see esafety verify)\n" }
             if let h = l.chainHead { out += "incident log chain head: " + e(h) + "\n" }
+            out +=
+                "people kept: \(l.people)"
+                + (l.peopleEvicted > 0 ? ", \(l.peopleEvicted) forgotten to stay under incidents.max_people" : "")
+                + "\n"
             if l.timesAhead > 0 {
                 out +=
                     "lines dated more than a day ahead: \(l.timesAhead) (kept in their records; the clock drove "

@@ -78,12 +78,18 @@ public struct StatusReport: Codable, Sendable, Equatable {
         /// Matched lines whose time was more than a day ahead of the clock: kept in their
         /// records, but the wall clock drove the windows.
         public var timesAhead: Int
+        /// People whose recent requests esafetyd keeps (windows, repetition, context), and
+        /// how many it forgot to stay under `incidents.max_people`.
+        public var people: Int
+        public var peopleEvicted: Int
         enum CodingKeys: String, CodingKey {
             case writing, queued, lost, written
             case lastError = "last_error"
             case chainHead = "chain_head"
             case tampering
             case timesAhead = "times_ahead"
+            case people
+            case peopleEvicted = "people_evicted"
         }
         public init(
             writing: Bool,
@@ -93,11 +99,13 @@ public struct StatusReport: Codable, Sendable, Equatable {
             lastError: String?,
             chainHead: String?,
             tampering: String?,
-            timesAhead: Int = 0
+            timesAhead: Int = 0,
+            people: Int = 0,
+            peopleEvicted: Int = 0
         ) {
             (self.writing, self.queued, self.lost, self.written) = (writing, queued, lost, written)
             (self.lastError, self.chainHead, self.tampering) = (lastError, chainHead, tampering)
-            self.timesAhead = timesAhead
+            (self.timesAhead, self.people, self.peopleEvicted) = (timesAhead, people, peopleEvicted)
         }
     }
 

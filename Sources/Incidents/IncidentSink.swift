@@ -85,9 +85,19 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         /// The group, for the client and policy it was worked out for (the policy held, not
         /// its address: a freed policy's memory can be the next one's).
         var group: (client: String, policy: Frozen, group: Policy.Group)?
+        /// The time of this person's latest request (for choosing whom to forget first).
+        var lastActive = 0.0
 
         var isEmpty: Bool { open.isEmpty && recent.isEmpty && seen.isEmpty && watch == nil }
     }
+
+    /// People kept in memory at most; past it, the least recently active are forgotten.
+    public let maxPeople: Int
+    /// People forgotten to stay under `maxPeople`: their windows ended early, with their counts
+    /// and context written first (no incident is lost; a later hit may open a new one).
+    public let evictions = Atomic<Int>(0)
+    /// People kept now.
+    public var peopleKept: Int { state.withLock { $0.people.count } }
 
     struct State {
         var people: [String: Person] = [:]
@@ -115,9 +125,11 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         users: [String: String] = [:],
         utcOffset: Int? = nil,
         alerts: AlertDispatcher? = nil,
-        futureTolerance: Double = 86400
+        futureTolerance: Double = 86400,
+        maxPeople: Int = 200_000
     ) {
         self.futureTolerance = futureTolerance
+        self.maxPeople = max(10, maxPeople)
         self.alerts = alerts
         self.devices = devices
         self.users = users
@@ -166,9 +178,11 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             if let p = s.people[name] {
                 person = p
             } else {
+                if s.people.count >= maxPeople { evictLeastActive(&s, into: &out) }
                 person = Person()
                 s.people[name] = person
             }
+            person.lastActive = max(person.lastActive, time)
             let group: Policy.Group
             if let g = person.group, g.client == m.client, g.policy === frozen {
                 group = g.group
@@ -393,6 +407,22 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     }
 
     /// Records the final counts of every open window (at shutdown).
+    /// Forgets the least recently active tenth of the people kept (sorting once per tenth,
+    /// so the cost per new person stays small), writing what each has pending first: the
+    /// counts of open windows and the context of a watched hour, as at shutdown.
+    private func evictLeastActive(_ s: inout State, into out: inout Output) {
+        let count = max(1, s.people.count / 10)
+        let oldest = s.people.sorted { $0.value.lastActive < $1.value.lastActive }.prefix(count)
+        for (name, p) in oldest {
+            for o in p.open.values where o.unreported { out.hits.append(o) }
+            if let w = p.watch, let last = w.seen.last {
+                out.context.append(Self.contextEvent(ids: w.ids, span: .after, seen: w.seen, time: last.time))
+            }
+            s.people[name] = nil
+        }
+        evictions.add(oldest.count, ordering: .relaxed)
+    }
+
     public func closeAll() {
         let people = state.withLock { s -> [Person] in
             defer { s.people.removeAll() }

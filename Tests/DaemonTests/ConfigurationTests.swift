@@ -97,6 +97,7 @@ struct ConfigurationTests {
         ("incidents.context_window", { "\($0.policy.contextWindow)" }),
         ("incidents.log_group", { "\(String(describing: $0.incidentLogGroup))" }),
         ("incidents.sync_interval", { "\($0.incidentSyncInterval)" }),
+        ("incidents.max_people", { "\($0.maxPeople)" }),
         ("incidents.deadlines", { "\($0.policy.deadlines.sorted { $0.key < $1.key })" }),
         ("incidents.routes", { "\($0.policy.defaultRoutes.sorted { $0.key < $1.key })" }),
         ("incidents.groups", { "\($0.policy.groups.map(\.name))" }),

@@ -230,4 +230,32 @@ struct IncidentSinkTests {
         // Its due time comes from the clock, so it can fall overdue.
         #expect((future["due"] as? String)?.hasPrefix("9999-") == false)
     }
+
+    @Test("per-person state is capped: the least active are forgotten, their counts written first, nothing lost")
+    func peopleCap() throws {
+        let path = tempPath() + ".jsonl"
+        defer { for f in [path, path + ".chain"] { try? FileManager.default.removeItem(atPath: f) } }
+        let log = try startedLog(path, logger: logger)
+        let sink = IncidentSink(
+            log: log,
+            policy: Policy(),
+            suffixes: PublicSuffix(text: "com\n"),
+            utcOffset: 0,
+            maxPeople: 100
+        )
+        // pupil0 has an open window with a second hit not yet reported... then 500 others come.
+        sink.accept(match("www.bet365.com", url: "http://www.bet365.com/a", user: "pupil0", time: 1000))
+        sink.accept(match("www.bet365.com", url: "http://www.bet365.com/b", user: "pupil0", time: 1001))
+        sink.accept(match("www.bet365.com", url: "http://www.bet365.com/c", user: "pupil0", time: 1070))
+        for i in 1...500 { sink.accept(match("www.bet365.com", user: "p\(i)", time: 1100 + Double(i) / 100)) }
+        #expect(sink.peopleKept <= 100)
+        #expect(sink.evictions.load(ordering: .relaxed) >= 400)
+        sink.closeAll()
+        log.stop()
+        let records = lines(path).map(json)
+        // Every person's incident is there; pupil0's three hits were written before they were forgotten.
+        #expect(records.filter { $0["event"] as? String == "incident" }.count == 501)
+        let hits = records.filter { $0["event"] as? String == "hits" }.compactMap { $0["hits"] as? Int }
+        #expect(hits.contains(3), "\(hits)")
+    }
 }
