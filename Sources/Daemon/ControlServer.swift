@@ -73,7 +73,7 @@ final class ControlServer: @unchecked Sendable {
         wakeup.signal()
         thread?.join()
         close(fd)
-        if ownsPath { unlink(path) }
+        if ownsPath { Sockets.removeIfOurs(path) }
     }
 
     private func loop() {

@@ -150,7 +150,7 @@ final class IngestServer: @unchecked Sendable {
         // Stop accepting: close the listeners and remove the paths we created.
         for l in streams {
             close(l.fd)
-            if l.ownsPath { unlink(l.socket.path) }
+            if l.ownsPath { Sockets.removeIfOurs(l.socket.path) }
         }
     }
 
@@ -164,7 +164,7 @@ final class IngestServer: @unchecked Sendable {
         for w in workers { w.join() }
         for l in datagrams {
             close(l.fd)
-            if l.ownsPath { unlink(l.socket.path) }
+            if l.ownsPath { Sockets.removeIfOurs(l.socket.path) }
         }
     }
 }

@@ -1,6 +1,7 @@
 import CShims
 import Classifier
 import Glibc
+import Synchronization
 import SystemSupport
 
 /// Unix sockets: bound ourselves, or passed by systemd (`LISTEN_FDS`).
@@ -12,6 +13,36 @@ enum Sockets {
     }
 
     static func errnoText() -> String { String(cString: strerror(errno)) }
+
+    /// The socket files this process made, by path: the device and inode it bound, so that at
+    /// stop it removes only a file that is still its own (not one a newer esafetyd made).
+    private static let bound = Mutex<[String: (dev: UInt64, ino: UInt64)]>([:])
+
+    /// Removes `path` if it is still the socket this process bound there.
+    static func removeIfOurs(_ path: String) {
+        var st = stat()
+        guard lstat(path, &st) == 0, let mine = bound.withLock({ $0[path] }),
+            UInt64(st.st_dev) == mine.dev, UInt64(st.st_ino) == mine.ino
+        else { return }
+        unlink(path)
+    }
+
+    /// Whether a process is listening on the Unix socket at `path` (a connect succeeds).
+    static func answers(_ path: String, type: Int32) -> Bool {
+        let fd = socket(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in raw.copyBytes(from: bytes) }
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
+            }
+        }
+    }
 
     /// Binds a Unix socket at `path` (removing a stale socket file, never another kind of
     /// file), with `mode` and, if given, `group`. The folder is created 0755 if missing.
@@ -30,6 +61,15 @@ enum Sockets {
         if lstat(path, &st) == 0 {
             guard (st.st_mode & S_IFMT) == S_IFSOCK else {
                 throw Failure(path: path, message: "exists and is not a socket; refusing to replace it")
+            }
+            // A socket something still listens on belongs to a running process (another
+            // esafetyd): taking it over would leave that one deaf. Only a stale one is replaced.
+            guard !answers(path, type: type) else {
+                throw Failure(
+                    path: path,
+                    message: "another process is listening here (another esafetyd?); stop it first, or give this one "
+                        + "other sockets"
+                )
             }
             unlink(path)
         }
@@ -73,6 +113,10 @@ enum Sockets {
             }
         }
         chmod(path, mode_t(mode))
+        if lstat(path, &st) == 0 {
+            let identity = (dev: UInt64(st.st_dev), ino: UInt64(st.st_ino))
+            bound.withLock { $0[path] = identity }
+        }
         if type == Int32(SOCK_STREAM.rawValue) && listen(fd, backlog) != 0 {
             let e = errnoText()
             close(fd)

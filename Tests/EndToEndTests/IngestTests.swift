@@ -422,4 +422,52 @@ struct IngestTests {
         #expect(status["lines_ignored"] as? Int == 1, "the 407 challenge is counted as ignored")
         #expect(daemon.stop().0 == 0)
     }
+
+    @Test("a second esafetyd on the same sockets refuses to start; the first keeps them and keeps working")
+    func secondDaemonRefused() throws {
+        let dir = TempDir()
+        let lists = Self.makeLists(dir)
+        let first = try DaemonProcess(lists: [lists], dir: dir)
+        let second = try Child(
+            buildDirectory + "/esafetyd",
+            [
+                "--socket", first.socket, "--datagram-socket", first.datagram, "--control-socket", first.control,
+                "--incident-log", dir.path + "/other.jsonl", "--lists", lists,
+            ],
+            capture: true,
+            environment: ["STATE_DIRECTORY": dir.path + "/state2"]
+        )
+        let (code, said) = second.wait()
+        #expect(code != 0, "\(said)")
+        #expect(said.contains("another process is listening here"), "\(said)")
+        // The first still answers and still reads lines.
+        let fd = try connectUnix(first.socket)
+        writeAll(fd, Array("Nov 21 10:00:00 dnsmasq[1]: query[A] bet.example from 10.0.0.1\n".utf8))
+        close(fd)
+        #expect(poll { (try? first.status())?["lines_matched"] as? Int == 1 })
+        #expect(first.stop().0 == 0)
+        #expect(!FileManager.default.fileExists(atPath: first.socket), "its own sockets are removed at stop")
+    }
+
+    @Test("at stop, esafetyd removes only socket files that are still its own")
+    func removesOnlyItsOwnSockets() throws {
+        let dir = TempDir()
+        let daemon = try DaemonProcess(lists: [Self.makeLists(dir)], dir: dir)
+        // Another program put a new socket where esafetyd's stream socket was.
+        #expect(unlink(daemon.socket) == 0)
+        let other = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(other) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(daemon.socket.utf8)) }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(other, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        #expect(rc == 0)
+        #expect(daemon.stop().0 == 0)
+        #expect(FileManager.default.fileExists(atPath: daemon.socket), "the other program's socket is left alone")
+        #expect(!FileManager.default.fileExists(atPath: daemon.control), "esafetyd's own control socket is removed")
+    }
 }
