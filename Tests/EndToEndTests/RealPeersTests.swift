@@ -192,4 +192,97 @@ struct RealPeersTests {
         #expect(iwf?["url"] as? String == "http://site.example.org:\(webPort)/abuse/42")
         #expect(iwf?["action"] as? String == "allowed")
     }
+
+    /// A loopback UDP port for rsyslog's network input, apart from other test runs.
+    static let syslogPort = 20000 + Int(getpid()) % 20000
+
+    /// A fenced block of the README whose first line names the file it goes in.
+    static func readmeBlock(for file: String) throws -> String {
+        let text = try String(contentsOfFile: repositoryRoot + "/README.md", encoding: .utf8)
+        var blocks: [String] = []
+        var current: [Substring]? = nil
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("```") {
+                if let c = current { blocks.append(c.joined(separator: "\n") + "\n") }
+                current = current == nil ? [] : nil
+            } else if current != nil {
+                current!.append(line)
+            }
+        }
+        return try #require(blocks.first { $0.hasPrefix("# " + file + "\n") }, "README has no block for \(file)")
+    }
+
+    @Test("the README's rsyslog file, installed verbatim in a real rsyslogd, forwards Squid, dnsmasq, unbound and BIND")
+    func rsyslogAsDocumented() throws {
+        let rsyslogd = try requireExecutable("/usr/sbin/rsyslogd", package: "rsyslog")
+        let logger = try requireExecutable("/usr/bin/logger", package: "bsdutils")
+        let dir = TempDir()
+        dir.write(
+            "lists/gambling/category.toml",
+            "severity = \"medium\"\ncanary = \"gambling.canary.esafety.invalid\"\n"
+        )
+        dir.write("lists/gambling/domains", "gambling.canary.esafety.invalid\nbet.example\n")
+        let daemon = try DaemonProcess(lists: [dir.path + "/lists"], dir: dir)
+        // The README's block, with the test daemon's socket in place of /run/esafety's.
+        let block = try Self.readmeBlock(for: "/etc/rsyslog.d/30-esafety.conf")
+        dir.write(
+            "rsyslog.d/30-esafety.conf",
+            block.replacingOccurrences(of: "/run/esafety/ingest.dgram", with: daemon.datagram)
+        )
+        dir.write("work/.keep", "")
+        dir.write(
+            "rsyslog.conf",
+            """
+            global(workDirectory="\(dir.path)/work")
+            module(load="imuxsock" SysSock.Use="off")
+            input(type="imuxsock" Socket="\(dir.path)/log.sock")
+            module(load="imudp")
+            input(type="imudp" address="127.0.0.1" port="\(Self.syslogPort)")
+            $IncludeConfig \(dir.path)/rsyslog.d/*.conf
+
+            """
+        )
+        let rsyslog = try Child(
+            rsyslogd,
+            ["-n", "-f", dir.path + "/rsyslog.conf", "-i", dir.path + "/rsyslog.pid"],
+            capture: true
+        )
+        defer { kill(rsyslog.pid, SIGKILL) }
+        #expect(poll { FileManager.default.fileExists(atPath: dir.path + "/log.sock") })
+        let socket = dir.path + "/log.sock"
+        let sent: [(tag: String, priority: String, message: String, rfc5424: Bool)] = [
+            (
+                "squid", "local4.info",
+                "1795255200.000 5 10.0.0.1 TCP_MISS/200 10 GET http://bet.example/a - HIER_DIRECT/1.2.3.4 text/html",
+                false
+            ),
+            ("dnsmasq", "daemon.info", "query[A] bet.example from 10.0.0.2", false),
+            ("unbound", "daemon.info", "[812:0] info: 10.0.0.3 bet.example. A IN", false),
+            (
+                "named", "local5.info",
+                "client @0x7f0 10.0.0.4#5353 (bet.example): query: bet.example IN A + (10.0.0.53)", false
+            ),
+            // A message that reaches rsyslog as RFC 5424 over the network (another machine's, logger -n).
+            ("dnsmasq", "daemon.info", "query[AAAA] bet.example from 10.0.0.5", true),
+        ]
+        for m in sent {
+            let (rc, out) = try Child.run(
+                logger,
+                (m.rfc5424 ? ["--rfc5424", "-d", "-n", "127.0.0.1", "-P", "\(Self.syslogPort)"] : ["-u", socket])
+                    + ["-t", m.tag, "-p", m.priority, m.message]
+            )
+            #expect(rc == 0, "\(out)")
+        }
+        let arrived = poll(timeout: 15) { (try? daemon.status())?["lines_matched"] as? Int == sent.count }
+        if !arrived {
+            kill(rsyslog.pid, SIGTERM)
+            let (_, said) = rsyslog.wait()
+            Issue.record("not all arrived: \(String(describing: try? daemon.status())); rsyslogd said: \(said)")
+        }
+        let status = try daemon.status()
+        #expect(status["parse_errors"] as? Int == 0, "\(status)")
+        let formats = (status["sources"] as? [[String: Any]])?.first?["formats"] as? [String: Any] ?? [:]
+        for f in ["squid", "dnsmasq", "unbound", "bind"] { #expect(formats[f] != nil, "\(f) in \(formats)") }
+        #expect(daemon.stop().0 == 0)
+    }
 }
