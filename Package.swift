@@ -7,6 +7,7 @@ import PackageDescription
 // Dependencies point one way:
 //   CShims, CPCRE2, CCrypto <- SystemSupport <- Classifier <- LogFormats <- Pipeline
 //   <- Incidents <- Reports <- Daemon <- esafetyd, esafety, esafety-bench
+//   CShims <- Threads <- Incidents, Daemon
 //
 // The hot path's modules (Classifier, LogFormats, Pipeline) are built with
 // -enforce-exclusivity=unchecked: they mutate per-thread scratch state owned by one caller,
@@ -35,9 +36,12 @@ let package = Package(
         // What Swift cannot spell itself: a prefetch hint, peer credentials, accept4, eventfd,
         // thread names. Linux calls, compiled with _GNU_SOURCE.
         .target(name: "CShims", cSettings: [.define("_GNU_SOURCE")]),
-        // What every module may use: threads and wake-ups, files and write-all, the clock and
-        // RFC 3339 time text, JSON text, terminal escaping, child processes.
+        // What every module may use: files, the clock and RFC 3339 time text, JSON text,
+        // escaping text for terminals, child processes.
         .target(name: "SystemSupport", dependencies: ["CShims"]),
+        // Named POSIX threads and eventfd wake-ups, for the daemon's long-lived workers (not
+        // for the classifier, which runs on whatever thread calls it).
+        .target(name: "Threads", dependencies: ["CShims"]),
         // Classification only: host/URL normalisation, category lists and metadata, the
         // compiled tables, PCRE2 patterns, verdicts with provenance, snapshots and lint.
         .target(name: "Classifier", dependencies: ["CPCRE2", "CShims", "SystemSupport"], swiftSettings: hotPath),
@@ -52,7 +56,7 @@ let package = Package(
         .target(
             name: "Incidents",
             dependencies: [
-                "Classifier", "LogFormats", "Pipeline", "SystemSupport", "CShims", "CCrypto",
+                "Classifier", "LogFormats", "Pipeline", "SystemSupport", "Threads", "CShims", "CCrypto",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -64,7 +68,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Classifier", "Incidents", "CShims", "LogFormats", "Pipeline", "SystemSupport",
+                "Classifier", "Incidents", "CShims", "LogFormats", "Pipeline", "SystemSupport", "Threads",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

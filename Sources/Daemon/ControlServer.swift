@@ -7,6 +7,7 @@ import Logging
 import Pipeline
 import Synchronization
 import SystemSupport
+import Threads
 
 /// The admin-only control socket: one command line in, one JSON line out.
 ///

@@ -7,6 +7,7 @@ import Logging
 import Pipeline
 import ServiceLifecycle
 import SystemSupport
+import Threads
 import UnixSignals
 
 /// Wires the daemon together and runs it until SIGTERM or SIGINT.

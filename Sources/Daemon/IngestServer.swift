@@ -6,6 +6,7 @@ import Logging
 import Pipeline
 import Synchronization
 import SystemSupport
+import Threads
 
 /// Reads log lines from the ingest sockets and runs them through the pipeline.
 ///

@@ -5,6 +5,7 @@ import LogFormats
 import Pipeline
 import Synchronization
 import SystemSupport
+import Threads
 
 /// Runs a sink on its own thread: ingest workers hand matched requests over and go back to
 /// reading, and the incident work (de-duplication, policy, context, the record's JSON) runs

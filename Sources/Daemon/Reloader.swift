@@ -3,6 +3,7 @@ import LogFormats
 import Logging
 import Pipeline
 import SystemSupport
+import Threads
 
 /// Builds, checks and swaps a new generation of configuration and lists. One reload at a
 /// time: an actor alone is not enough (a reload suspends while the lists compile, and a

@@ -6,6 +6,7 @@ import LogFormats
 import Logging
 import Synchronization
 import SystemSupport
+import Threads
 
 /// Instant alerts: for the configured severities, each configured command runs with the
 /// incident record (JSON) on its standard input, on the alerts' own thread, so ingestion

@@ -66,3 +66,19 @@ public enum IncidentDisplay {
         return out
     }
 }
+
+extension Severity {
+    /// `text` in this severity's ANSI colour, for a terminal (critical white on red, high
+    /// bold red, medium yellow, low cyan, info dim).
+    public func colored(_ text: String) -> String {
+        let code: String
+        switch self {
+        case .critical: code = "1;97;41"
+        case .high: code = "1;31"
+        case .medium: code = "33"
+        case .low: code = "36"
+        case .info: code = "2"
+        }
+        return "\u{1B}[\(code)m\(text)\u{1B}[0m"
+    }
+}

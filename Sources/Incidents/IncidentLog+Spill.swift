@@ -37,7 +37,7 @@ extension IncidentLog {
             close(fd)
             if ok {
                 logger.critical(
-                    "stopping with incidents the log could not take; they are saved and will be written at the next start",
+                    "stopping with incidents the log could not take; saved, to be written at the next start",
                     metadata: ["spill": "\(target)", "records": "\(queue.count)", "lost.before": "\(lost)"]
                 )
                 return

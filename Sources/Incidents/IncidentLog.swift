@@ -6,6 +6,7 @@ import LogFormats
 import Logging
 import Synchronization
 import SystemSupport
+import Threads
 
 /// The append-only incident log: JSON Lines, one owner thread, each line sealed into the
 /// hash chain and written with one `write` on an `O_APPEND` descriptor.

@@ -181,7 +181,7 @@ public enum IncidentStore {
     public static func line(_ v: IncidentView, color: Bool) -> String {
         let time = String(v.time.prefix(19)).replacingOccurrences(of: "T", with: " ")
         var severity = (v.severity?.description ?? "").uppercased().padding(toLength: 8, withPad: " ", startingAt: 0)
-        if color { severity = Terminal.colored(severity, severity: v.severity?.description ?? "") }
+        if color, let s = v.severity { severity = s.colored(severity) }
         let fields = [v.group, v.person, v.category, v.host].map(Terminal.escape)
         return
             "\(time)Z  \(severity)  \(fields[0])  \(fields[1])  \(fields[2])  \(fields[3])  hits \(v.hits)  "

@@ -26,20 +26,6 @@ public enum Terminal {
         return out
     }
 
-    /// `text` in the ANSI colour of a severity (critical white on red, high bold red,
-    /// medium yellow, low cyan, info dim).
-    public static func colored(_ text: String, severity: String) -> String {
-        let code: String
-        switch severity {
-        case "critical": code = "1;97;41"
-        case "high": code = "1;31"
-        case "medium": code = "33"
-        case "low": code = "36"
-        default: code = "2"
-        }
-        return "\u{1B}[\(code)m\(text)\u{1B}[0m"
-    }
-
     @inline(__always)
     static func isControl(_ u: Unicode.Scalar) -> Bool {
         let v = u.value

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Classifier
 import Glibc
+import Incidents
 import SystemSupport
 
 struct CheckCommand: ParsableCommand {
@@ -75,7 +76,7 @@ enum VerdictText {
 
     static func line(_ m: MatchDetail, color: Bool) -> String {
         var severity = m.severity.description
-        if color { severity = Terminal.colored(severity, severity: severity) }
+        if color { severity = m.severity.colored(severity) }
         let lock = m.locked ? " locked" : ""
         return
             "\(Terminal.escape(m.name)) [\(severity)\(lock)]  \(m.kind)  \(Terminal.escape(m.file)):\(m.line)  "
