@@ -120,7 +120,7 @@ let package = Package(
             dependencies: ["Reports", "Incidents", "LogFormats", "SystemSupport", "TestSupport"],
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "SystemSupport", "TestSupport"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Incidents", "SystemSupport", "TestSupport"]),
         // Everything that runs a built executable (esafetyd, esafety) or a real peer (Squid,
         // dnsmasq, logrotate, Chromium...), against real sockets and files.
         .testTarget(

@@ -5,7 +5,7 @@
 public struct Category: Sendable, Equatable {
     /// Folder name after mapping (`pornography`, not UT1's `adult`).
     public var name: String
-    public var displayName: String
+    var displayName: String
     public var description: String
     public var severity: Severity
     /// A locked category is never suppressed by the allowlist and never lowered.
@@ -34,10 +34,10 @@ public struct Category: Sendable, Equatable {
     }
 
     /// The folder name of the allowlist in any list root.
-    public static let allowlistName = "allowlist"
+    static let allowlistName = "allowlist"
 
     /// Parses `category.toml`. Unknown keys and bad values are errors naming file and line.
-    public static func parseMetadata(_ text: String, file: String, defaultName: String) throws(ListError) -> Category {
+    static func parseMetadata(_ text: String, file: String, defaultName: String) throws(ListError) -> Category {
         var category = Category(name: defaultName)
         var lineNumber = 0
         for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {

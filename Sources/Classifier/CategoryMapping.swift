@@ -6,7 +6,7 @@
 /// folder name with severity `info`: counted, never an incident by default.
 public enum CategoryMapping {
     /// Foreign folder name -> esafety category. Documented in `docs/LISTS.md`.
-    public static let foreign: [String: String] = [
+    static let foreign: [String: String] = [
         // UT1 (Université Toulouse 1), including its compatibility symlinks.
         "adult": "pornography",
         "porn": "pornography",
@@ -49,7 +49,7 @@ public enum CategoryMapping {
     ]
 
     /// Metadata for a foreign folder that maps to nothing: counted as `info`.
-    public static func unmapped(_ folder: String) -> Category {
+    static func unmapped(_ folder: String) -> Category {
         Category(
             name: folder,
             displayName: folder,

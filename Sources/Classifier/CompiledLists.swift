@@ -11,7 +11,7 @@ public final class CompiledLists: Sendable {
     public let urls: EntryTable
     public let patterns: PatternSet
     /// Index of the allowlist pseudo-category, if any list root has one.
-    public let allowlistCategory: UInt16?
+    let allowlistCategory: UInt16?
     /// Entries per category (domains, urls, patterns), for status and reload checks.
     public let counts: [EntryCounts]
     /// Warnings found while loading (invalid entries, duplicates, bad patterns).
@@ -470,7 +470,7 @@ public final class ClassifyScratch {
     public let patterns: PatternScratch
 
     /// URLs longer than this are classified on their first `maxURL` bytes.
-    public static let maxURL = 8192
+    static let maxURL = 8192
 
     init(patternCount: Int, matchLimit: UInt32) {
         host = .allocate(capacity: Host.maxLength)

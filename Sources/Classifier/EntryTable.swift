@@ -8,9 +8,9 @@ import Glibc
 public struct Rule: Sendable, Equatable, BitwiseCopyable {
     public var category: UInt16
     public var file: UInt16
-    public var lineAndFlags: UInt32
+    var lineAndFlags: UInt32
 
-    public static let subdomainsOnlyFlag: UInt32 = 1 << 31
+    static let subdomainsOnlyFlag: UInt32 = 1 << 31
 
     public init(category: UInt16, file: UInt16, line: UInt32, subdomainsOnly: Bool = false) {
         self.category = category
@@ -19,7 +19,7 @@ public struct Rule: Sendable, Equatable, BitwiseCopyable {
     }
 
     public var line: Int { Int(lineAndFlags & ~Self.subdomainsOnlyFlag) }
-    public var subdomainsOnly: Bool { lineAndFlags & Self.subdomainsOnlyFlag != 0 }
+    var subdomainsOnly: Bool { lineAndFlags & Self.subdomainsOnlyFlag != 0 }
 }
 
 /// Hashing shared by the builder and the lookups: FNV-1a per byte, finished with
@@ -81,7 +81,7 @@ public final class EntryTable: @unchecked Sendable {
     let keyOffsets: UnsafeMutableBufferPointer<UInt32>  // keyCount + 1
     let pool: UnsafeMutableBufferPointer<UInt8>
     let ruleStart: UnsafeMutableBufferPointer<UInt32>  // keyCount + 1
-    public let rulesBuffer: UnsafeMutableBufferPointer<Rule>
+    let rulesBuffer: UnsafeMutableBufferPointer<Rule>
     public let keyCount: Int
 
     init(slots: [UInt64], keyOffsets: [UInt32], pool: [UInt8], ruleStart: [UInt32], rules: [Rule]) {
@@ -168,7 +168,7 @@ public final class EntryTable: @unchecked Sendable {
 
     /// The rules of key `k`, as a range of indices into `rules`.
     @inline(__always)
-    public func ruleRange(_ k: Int) -> Range<Int> { Int(ruleStart[k])..<Int(ruleStart[k + 1]) }
+    func ruleRange(_ k: Int) -> Range<Int> { Int(ruleStart[k])..<Int(ruleStart[k + 1]) }
 
     /// The text of key `k`.
     public func key(_ k: Int) -> String {
@@ -179,7 +179,7 @@ public final class EntryTable: @unchecked Sendable {
     }
 
     /// The key that holds rule `r` (binary search over `ruleStart`).
-    public func keyIndex(ofRule r: Int) -> Int {
+    func keyIndex(ofRule r: Int) -> Int {
         var lo = 0
         var hi = keyCount
         while lo + 1 < hi {

@@ -6,7 +6,7 @@ public enum HostKind: UInt8, Sendable {
 /// Byte-level host and URL normalisation, allocation-free for ASCII input.
 public enum Host {
     /// The longest host accepted (RFC 1035: 253 octets, plus room for a trailing dot).
-    public static let maxLength = 255
+    static let maxLength = 255
 
     public enum Outcome: Equatable {
         case ok(count: Int, kind: HostKind)
@@ -183,7 +183,7 @@ public enum Host {
 
     /// Is `host` a syntactically valid DNS name (labels of 1-63 bytes of letters, digits,
     /// `-`, `_`; at most 253 bytes)?
-    public static func isValidName(_ host: UnsafeBufferPointer<UInt8>) -> Bool {
+    static func isValidName(_ host: UnsafeBufferPointer<UInt8>) -> Bool {
         guard !host.isEmpty, host.count <= 253 else { return false }
         var labelLength = 0
         for c in host {

@@ -5,7 +5,7 @@ public enum ListFileKind: String, Sendable, CaseIterable {
     case domains, urls, expressions
 
     /// The matcher kind that entries of this file produce.
-    public var matchKind: MatchKind {
+    var matchKind: MatchKind {
         switch self {
         case .domains: .domain
         case .urls: .url
@@ -202,7 +202,7 @@ enum ListLine {
 /// URL keys as squidGuard compares them.
 public enum URLKey {
     /// `www.example.com` -> `example.com`, as squidGuard strips a leading `www.`.
-    public static func strippingWWW(_ host: String) -> String {
+    static func strippingWWW(_ host: String) -> String {
         host.hasPrefix("www.") && host.count > 4 ? String(host.dropFirst(4)) : host
     }
 

@@ -10,7 +10,7 @@ import SystemSupport
 public enum ListLoader {
     /// The largest list file read (UT1's biggest is about 100 MB): anything larger is refused, so
     /// a mistaken link (to a log, a disk image) cannot take the memory of the machine.
-    public static let maxFileBytes = 1 << 30
+    static let maxFileBytes = 1 << 30
 
     public static func load(roots: [String]) throws(ListError) -> CompiledLists {
         var builder = Builder()

@@ -9,7 +9,7 @@ import CPCRE2
 public final class PCRE2Regex: @unchecked Sendable {
     private let code: OpaquePointer
     public let pattern: String
-    public let isJIT: Bool
+    let isJIT: Bool
 
     /// A pattern that did not compile: PCRE2's message and the offset in the pattern.
     public struct CompileError: Error, Sendable, CustomStringConvertible {

@@ -63,7 +63,7 @@ public enum Punycode {
     /// A Unicode host name in its ASCII form: lower-cased, NFC, each non-ASCII label as
     /// `xn--` + Punycode. IDNA dot variants (U+3002, U+FF0E, U+FF61) separate labels.
     /// Returns nil when a label cannot be encoded.
-    public static func asciiHost(_ host: String) -> String? {
+    static func asciiHost(_ host: String) -> String? {
         let folded = host.precomposedStringWithCanonicalMapping.lowercased()
         var labels: [String] = []
         var current: [UInt32] = []

@@ -14,7 +14,7 @@ import SystemSupport
 /// A file with another magic, version or byte order, a short file, or a checksum
 /// mismatch is refused with a `SnapshotError` that says which.
 public enum Snapshot {
-    public static let magic: [UInt8] = Array("ESAFSNAP".utf8)
+    static let magic: [UInt8] = Array("ESAFSNAP".utf8)
     public static let version: UInt32 = 1
     static let headerSize = 32
 
@@ -222,7 +222,7 @@ public enum Snapshot {
 
     /// A 64-bit checksum over 8-byte words in four lanes (several bytes per cycle),
     /// finished with the length. Detects corruption; not a cryptographic signature.
-    public static func checksum(_ data: UnsafeRawBufferPointer) -> UInt64 {
+    static func checksum(_ data: UnsafeRawBufferPointer) -> UInt64 {
         let p1: UInt64 = 0x9E37_79B1_85EB_CA87
         let p2: UInt64 = 0xC2B2_AE3D_27D4_EB4F
         var lanes: (UInt64, UInt64, UInt64, UInt64) = (p1, p2, p1 ^ p2, p1 &+ p2)

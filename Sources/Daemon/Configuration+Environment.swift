@@ -7,7 +7,7 @@ extension DaemonConfiguration {
     /// `--check-config`, the start and every reload, so that a check that passes means the
     /// start will not fail: the groups exist, the mapping files read, the alert programs run,
     /// and every category a group names is in the lists.
-    public func environmentProblems(lists: CompiledLists) -> [Error] {
+    func environmentProblems(lists: CompiledLists) -> [Error] {
         let file = path ?? "built-in defaults"
         var problems: [Error] = []
         func problem(_ option: String, _ message: String) {

@@ -44,24 +44,24 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var snapshot: String?
     public var ingest: [IngestSocket]
     public var controlSocket: String
-    public var controlMode: UInt32 = 0o660
+    var controlMode: UInt32 = 0o660
     /// Group allowed to use the control socket (status, reload); nil: the daemon's group.
-    public var controlGroup: String?
-    public var maxLineLength = 65536
+    var controlGroup: String?
+    var maxLineLength = 65536
     /// Stream connections open at once, over all ingest sockets; more are closed at once and
     /// counted (`connections_refused` in status).
-    public var maxConnections = 1000
+    var maxConnections = 1000
     public var incidentLog: String
-    public var stateDirectory: String
+    var stateDirectory: String
     /// Monitoring counters for the report (lines per source per minute, reloads, restarts);
     /// nil: `counters.jsonl` in the state directory.
-    public var countersFile: String?
-    public var countersInterval = 60.0
+    var countersFile: String?
+    var countersInterval = 60.0
     /// Instant alerts: commands run with each new incident of the alerted severities.
     public var alerts = AlertDispatcher.Settings()
     public var countersPath: String { countersFile ?? stateDirectory + "/counters.jsonl" }
     /// A reload is refused when a locked category loses more than this fraction of entries.
-    public var maxLockedShrink = 0.5
+    var maxLockedShrink = 0.5
     /// Ingest worker threads.
     public var workers = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     public var logLevel: Logger.Level = .info
@@ -70,12 +70,12 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// Group that may read the incident log (mode 0640); nil keeps the daemon's group.
     public var incidentLogGroup: String?
     /// Seconds within which incidents below high severity (and events) are fsync'd.
-    public var incidentSyncInterval = 5.0
+    var incidentSyncInterval = 5.0
     /// People whose recent requests are kept in memory at most (about 2 KB each).
     public var maxPeople = 200_000
     /// `address device-name` and `address user` mapping files.
-    public var deviceMap: String?
-    public var userMap: String?
+    var deviceMap: String?
+    var userMap: String?
     /// The file this configuration came from, if any.
     public var path: String?
 
@@ -93,7 +93,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
 
     /// `$RUNTIME_DIRECTORY` (systemd), else `/run/esafety` for root, else
     /// `$XDG_RUNTIME_DIR/esafety` or `/tmp/esafety-UID`.
-    public static func defaultRuntimeDirectory() -> String {
+    static func defaultRuntimeDirectory() -> String {
         if let d = getenv("RUNTIME_DIRECTORY") {
             return String(cString: d).split(separator: ":").first.map(String.init) ?? "/run/esafety"
         }
@@ -104,7 +104,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
 
     /// `$STATE_DIRECTORY` (systemd), else `/var/lib/esafety` for root, else
     /// `$XDG_STATE_HOME/esafety` or `~/.local/state/esafety`.
-    public static func defaultStateDirectory() -> String {
+    static func defaultStateDirectory() -> String {
         if let d = getenv("STATE_DIRECTORY") {
             return String(cString: d).split(separator: ":").first.map(String.init) ?? "/var/lib/esafety"
         }
@@ -121,7 +121,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public struct Error: Swift.Error, Sendable, CustomStringConvertible {
         public var file: String
         public var line: Int?
-        public var option: String?
+        var option: String?
         public var message: String
         public var description: String {
             let place = line.map { "\(file):\($0)" } ?? file
@@ -515,7 +515,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     }
 
     /// The list source: a snapshot wins, then `lists`, then the bundled `Blocklists/`.
-    public func listSource() throws(ListSource.LoadError) -> ListSource {
+    func listSource() throws(ListSource.LoadError) -> ListSource {
         try ListSource.resolve(lists: lists, snapshot: snapshot)
     }
 }

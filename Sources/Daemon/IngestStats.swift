@@ -12,13 +12,13 @@ public final class IngestStats: Sendable {
         public var id: Int
         public var socket: String
         public var peer: String
-        public var connectedAt: Double
+        var connectedAt: Double
         public var lines = 0
         public var bytes = 0
         /// Bytes waiting in the kernel's socket buffer at the last read (we are behind).
         public var queued = 0
         /// Reads in a row that filled the whole buffer.
-        public var fullReads = 0
+        var fullReads = 0
     }
 
     public struct Reload: Sendable {
@@ -38,9 +38,9 @@ public final class IngestStats: Sendable {
     }
 
     private let state = Mutex(State())
-    public let startedAt: Double
+    let startedAt: Double
     /// Stream connections turned away: over `max_connections`, or out of file descriptors.
-    public let refusedConnections = Atomic<Int>(0)
+    let refusedConnections = Atomic<Int>(0)
 
     public init() { startedAt = Clock.now() }
 
@@ -67,7 +67,7 @@ public final class IngestStats: Sendable {
         }
     }
 
-    public func recordReload(_ r: Reload) {
+    func recordReload(_ r: Reload) {
         state.withLock {
             $0.lastReload = r
             $0.reloads.append(r)
@@ -90,7 +90,7 @@ public final class IngestStats: Sendable {
         )
     }
 
-    public var totals: SourceCounters {
+    var totals: SourceCounters {
         state.withLock { s in
             var t = SourceCounters()
             for c in s.sources.values { t.add(c) }

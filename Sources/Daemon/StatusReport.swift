@@ -18,7 +18,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var parsed: Int
         public var matched: Int
         public var ignored: Int
-        public var parseErrors: Int
+        var parseErrors: Int
         enum CodingKeys: String, CodingKey {
             case parsed, matched, ignored
             case parseErrors = "parse_errors"
@@ -31,12 +31,12 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var parsed: Int
         public var matched: Int
         public var ignored: Int
-        public var parseErrors: Int
+        var parseErrors: Int
         public var tooLong: Int
         /// By log format's name (`squid`, `dnsmasq`...), formats seen only.
         public var formats: [String: FormatCounts]
-        public var errorSamples: [String]
-        public var matchedByCategory: [String: Int]
+        var errorSamples: [String]
+        var matchedByCategory: [String: Int]
         enum CodingKeys: String, CodingKey {
             case source, received, parsed, matched, ignored
             case parseErrors = "parse_errors"
@@ -51,10 +51,10 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var id: Int
         public var socket: String
         public var peer: String
-        public var connectedAt: String
+        var connectedAt: String
         public var lines: Int
         public var bytes: Int
-        public var queuedBytes: Int
+        var queuedBytes: Int
         public var slow: Bool
         enum CodingKeys: String, CodingKey {
             case id, socket, peer
@@ -72,16 +72,16 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var lost: Int
         public var written: Int
         public var lastError: String?
-        public var chainHead: String?
+        var chainHead: String?
         /// Set when esafetyd found lines removed or the file deleted.
         public var tampering: String?
         /// Matched lines whose time was more than a day ahead of the clock: kept in their
         /// records, but the wall clock drove the windows.
-        public var timesAhead: Int
+        var timesAhead: Int
         /// People whose recent requests esafetyd keeps (windows, repetition, context), and
         /// how many it forgot to stay under `incidents.max_people`.
         public var people: Int
-        public var peopleEvicted: Int
+        var peopleEvicted: Int
         enum CodingKeys: String, CodingKey {
             case writing, queued, lost, written
             case lastError = "last_error"
@@ -143,33 +143,33 @@ public struct StatusReport: Codable, Sendable, Equatable {
         }
     }
 
-    public var uptimeSeconds: Double
+    var uptimeSeconds: Double
     public var linesReceived: Int
-    public var linesParsed: Int
+    var linesParsed: Int
     public var linesMatched: Int
-    public var linesIgnored: Int
-    public var parseErrors: Int
-    public var linesTooLong: Int
+    var linesIgnored: Int
+    var parseErrors: Int
+    var linesTooLong: Int
     public var matchLimitHits: Int
-    public var linesPerSecond: Double
-    public var linesPerSecondAverage: Double
+    var linesPerSecond: Double
+    var linesPerSecondAverage: Double
     public var generation: Int
-    public var generationLoadedAt: String
-    public var generationLoadSeconds: Double
+    var generationLoadedAt: String
+    var generationLoadSeconds: Double
     /// The list roots, comma-separated.
     public var lists: String
-    public var categoriesLoaded: Int
-    public var entriesLoaded: Int
-    public var lastReload: Reload?
+    var categoriesLoaded: Int
+    var entriesLoaded: Int
+    var lastReload: Reload?
     public var sources: [Source]
-    public var connections: [Connection]
-    public var slowClients: [String]
-    public var connectionsClosed: Int
+    var connections: [Connection]
+    var slowClients: [String]
+    var connectionsClosed: Int
     /// Stream connections turned away (over `max_connections`, or out of file descriptors).
-    public var connectionsRefused: Int
+    var connectionsRefused: Int
     /// Control clients refused for their credentials.
-    public var controlRefused: Int
-    public var matchedByCategory: [String: Int]
+    var controlRefused: Int
+    var matchedByCategory: [String: Int]
     public var reloads: [Reload]
     public var incidentLog: IncidentLogHealth?
     public var alerts: AlertHealth?

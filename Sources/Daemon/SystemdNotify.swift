@@ -10,7 +10,7 @@ public struct SystemdNotify: Sendable {
         path = getenv("NOTIFY_SOCKET").map { String(cString: $0) }
     }
 
-    public var isActive: Bool { path != nil }
+    var isActive: Bool { path != nil }
 
     /// Sends `state` (`READY=1`, `RELOADING=1\nMONOTONIC_USEC=...`, `STOPPING=1`, `WATCHDOG=1`, `STATUS=...`).
     @discardableResult
@@ -37,9 +37,9 @@ public struct SystemdNotify: Sendable {
         }
     }
 
-    public func ready(status: String) { send("READY=1\nSTATUS=\(status)") }
+    func ready(status: String) { send("READY=1\nSTATUS=\(status)") }
 
-    public func reloading() {
+    func reloading() {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         let usec = UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
@@ -49,7 +49,7 @@ public struct SystemdNotify: Sendable {
     public func stopping() { send("STOPPING=1") }
 
     /// Half of `$WATCHDOG_USEC` in seconds, when systemd asked for a watchdog for us.
-    public var watchdogInterval: Double? {
+    var watchdogInterval: Double? {
         guard let v = getenv("WATCHDOG_USEC"), let usec = Double(String(cString: v)), usec > 0 else { return nil }
         if let p = getenv("WATCHDOG_PID"), let pid = Int32(String(cString: p)), pid != getpid() { return nil }
         return usec / 2e6

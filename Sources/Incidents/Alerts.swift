@@ -106,7 +106,7 @@ public final class AlertDispatcher: @unchecked Sendable {
 
     /// Whether an incident of this severity would be sent anywhere (so the caller can skip
     /// preparing its payload when no command is configured).
-    public func wants(_ severity: Severity) -> Bool {
+    func wants(_ severity: Severity) -> Bool {
         !settings.commands.isEmpty && settings.severities.contains(severity)
     }
 
@@ -152,7 +152,7 @@ public final class AlertDispatcher: @unchecked Sendable {
     }
 
     /// Someone acknowledged (escalated, resolved...) the incident: no more overdue alerts.
-    public func responded(id: String) {
+    func responded(id: String) {
         _ = awaiting.withLock { $0.removeValue(forKey: id) }
     }
 
@@ -170,7 +170,7 @@ public final class AlertDispatcher: @unchecked Sendable {
 
     /// Queues a repeat alert for each incident past its due time and still unacknowledged
     /// (the record, with `"alert":"overdue"` added). `now` is seconds since 1970.
-    public func checkOverdue(now: Double = Clock.now()) {
+    func checkOverdue(now: Double = Clock.now()) {
         guard settings.overdueRepeat > 0 else { return }
         let due = awaiting.withLock { a -> [(String, String)] in
             var out: [(String, String)] = []

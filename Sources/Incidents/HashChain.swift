@@ -8,7 +8,7 @@ import SystemSupport
 /// `genesis`, or, after rotation, from the previous file's last chain value (it records
 /// that value as `prev`), so `esafety verify` checks across rotated files.
 public enum HashChain {
-    public static let genesis = String(repeating: "0", count: 64)
+    static let genesis = String(repeating: "0", count: 64)
     static let marker = ",\"chain\":\""
 
     /// Appends the chain field to a JSON object's text (which must end with `}`).
@@ -176,7 +176,7 @@ public enum HashChain {
     }
 
     /// Verifies one file on disk; the failure as text.
-    public static func verifyText(path: String) -> (String?, Int) {
+    static func verifyText(path: String) -> (String?, Int) {
         do {
             let v = try check(paths: [path])
             return (v.failure?.description, v.checked)

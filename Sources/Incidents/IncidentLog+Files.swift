@@ -24,7 +24,7 @@ extension IncidentLog {
 
     /// Where the whole lines of a log end (its size less any partial last line), reading
     /// only its tail; 0 when it cannot be read.
-    public static func endOfWholeLines(_ path: String) -> Int {
+    static func endOfWholeLines(_ path: String) -> Int {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return 0 }
         defer { close(fd) }

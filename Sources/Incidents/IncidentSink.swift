@@ -49,7 +49,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     private let currentPolicy: Mutex<Frozen>
     let suffixes: PublicSuffix
     /// How far ahead of the wall clock a line's time may be and still drive the windows.
-    public let futureTolerance: Double
+    let futureTolerance: Double
     /// Lines whose time was that far ahead (kept in their records, not trusted for windows).
     public let futureTimes = Atomic<Int>(0)
 

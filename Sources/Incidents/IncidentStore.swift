@@ -18,7 +18,7 @@ public struct IncidentView: Sendable {
     /// Later lines that name this incident (hits, context, workflow actions), oldest first.
     public var events: [LogRecord] = []
     public var hits: Int
-    public var lastSeen: String
+    var lastSeen: String
     /// The workflow events replayed (`Workflow.replay`).
     public var workflow = Workflow.Replay()
 
@@ -126,7 +126,7 @@ public enum IncidentStore {
         return fold(text)
     }
 
-    public static func fold(_ text: String) -> [IncidentView] {
+    static func fold(_ text: String) -> [IncidentView] {
         var views: [IncidentView] = []
         var index: [String: Int] = [:]
         for line in text.split(separator: "\n") {

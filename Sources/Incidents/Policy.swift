@@ -66,7 +66,7 @@ public struct Policy: Sendable, Equatable {
         public init(name: String) { self.name = name }
 
         /// Whether a match of `category` can raise an incident for this group.
-        public func raises(_ category: String, locked: Bool) -> Bool {
+        func raises(_ category: String, locked: Bool) -> Bool {
             locked || categories.map { $0.contains(category) } ?? true
         }
 

@@ -38,7 +38,7 @@ public final class PublicSuffix: Sendable {
 
     /// The registrable domain of a normalised host; the host itself for IP addresses and
     /// for names that are a public suffix.
-    public func registrableDomain(_ host: String) -> String {
+    func registrableDomain(_ host: String) -> String {
         var starts: [Int] = [0]  // where each label begins
         var numeric = true
         var i = 0

@@ -6,7 +6,7 @@ import CCrypto
 /// one-shot call over a contiguous buffer is all it needs.
 public enum SHA256 {
     /// The digest of `bytes`.
-    public static func digest(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+    static func digest(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
         out.withUnsafeMutableBufferPointer { o in
             _ = CCrypto.SHA256(bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, o.baseAddress)

@@ -4,7 +4,7 @@ import SystemSupport
 public enum SearchTerm {
     static let keys = ["q", "query", "search_query", "p", "text", "wd"]
 
-    public static func extract(_ url: String) -> String? {
+    static func extract(_ url: String) -> String? {
         guard url.utf8.contains(UInt8(ascii: "?")), let qm = url.firstIndex(of: "?") else { return nil }
         let host = url.lowercased()
         guard

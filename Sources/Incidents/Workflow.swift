@@ -22,7 +22,7 @@ public enum Workflow {
 
         /// Someone has the incident in hand (what stops it being overdue): any action but a
         /// note or an assignment.
-        public var isResponse: Bool { self != .note && self != .assign }
+        var isResponse: Bool { self != .note && self != .assign }
     }
 
     public struct Refusal: Error, CustomStringConvertible, Sendable, Equatable {

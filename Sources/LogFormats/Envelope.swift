@@ -9,10 +9,10 @@ public enum Envelope {
         /// The envelope's timestamp, when it has one.
         public var time: Double?
         /// The tag (`dnsmasq[123]`, `named`), without the colon.
-        public var tag: Range<Int>?
+        var tag: Range<Int>?
     }
 
-    public static func strip(_ b: UnsafeRawBufferPointer, time clock: LogTime) -> Stripped {
+    static func strip(_ b: UnsafeRawBufferPointer, time clock: LogTime) -> Stripped {
         var i = 0
         var pri = false
         if b.count > 3, b[0] == UInt8(ascii: "<") {

@@ -161,7 +161,7 @@ public struct LogTime: Sendable {
     }
 
     /// `1700000000.123` (Squid native, unbound's own log file).
-    public static func epochSeconds(_ b: UnsafeRawBufferPointer) -> Double? {
+    static func epochSeconds(_ b: UnsafeRawBufferPointer) -> Double? {
         guard !b.isEmpty else { return nil }
         var v = 0.0
         var i = 0

@@ -40,7 +40,7 @@ public enum LogFormat: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     }
 
     /// Whether the format comes from a DNS resolver (a host, no URL).
-    public var isDNS: Bool { self == .dnsmasq || self == .bind || self == .unbound }
+    var isDNS: Bool { self == .dnsmasq || self == .bind || self == .unbound }
 }
 
 /// What the proxy or resolver did with the request, when the log says: the first question a

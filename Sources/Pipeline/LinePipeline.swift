@@ -56,7 +56,7 @@ public struct MatchedRequest: Sendable {
         }
     }
     /// The most severe category's name, without describing the rest.
-    public var primaryCategory: String? { categoryCount > 0 ? category(0).name : nil }
+    var primaryCategory: String? { categoryCount > 0 ? category(0).name : nil }
 
     /// How many categories matched.
     public var categoryCount: Int {
@@ -261,7 +261,7 @@ public struct SourceCounters: Sendable, Equatable {
     public var categories: [String: Int] = [:]
     /// The first malformed lines, escaped and cut to 200 bytes, with the reason.
     public var samples: [String] = []
-    public static let maxSamples = 5
+    static let maxSamples = 5
 
     public init() {}
 

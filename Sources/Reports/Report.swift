@@ -60,36 +60,36 @@ public struct Report: Sendable {
     public var new: [Row] = []
     /// Open at the end of the window (whenever opened), oldest first.
     public var open: [Row] = []
-    public var bySeverity: [Count] = []
-    public var byCategory: [Count] = []
-    public var byGroup: [Count] = []
+    var bySeverity: [Count] = []
+    var byCategory: [Count] = []
+    var byGroup: [Count] = []
     /// Category x severity counts of new incidents.
-    public var categorySeverity: [String: [String: Int]] = [:]
+    var categorySeverity: [String: [String: Int]] = [:]
     public var topSites: [Count] = []
-    public var topPeople: [Count] = []
-    public var escalations: [Count] = []
-    public var referrals = 0
+    var topPeople: [Count] = []
+    var escalations: [Count] = []
+    var referrals = 0
     public var outcomes: [Count] = []
-    public var falsePositives = 0
+    var falsePositives = 0
     /// Seconds to first response and to closing, of incidents opened in the window.
-    public var toAcknowledge: [Double] = []
-    public var toResolve: [Double] = []
-    public var acknowledgedInTime = 0
-    public var withDeadline = 0
+    var toAcknowledge: [Double] = []
+    var toResolve: [Double] = []
+    var acknowledgedInTime = 0
+    var withDeadline = 0
     /// Lines received per source per hour of the window.
-    public var linesByHour: [String: [Int]] = [:]
-    public var incidentsByHour: [Int] = []
+    var linesByHour: [String: [Int]] = [:]
+    var incidentsByHour: [Int] = []
     public var received = 0
     public var malformed = 0
     public var matched = 0
-    public var silences: [Silence] = []
+    var silences: [Silence] = []
     /// Periods the daemon was not running (stop to start).
-    public var downtime: [Silence] = []
+    var downtime: [Silence] = []
     public var reloads = 0
-    public var failedReloads: [String] = []
+    var failedReloads: [String] = []
     public var generation: Int?
-    public var alertsSent = 0
-    public var alertFailures: [String] = []
+    var alertsSent = 0
+    var alertFailures: [String] = []
     public var counterRows = 0
     /// The incident log's hash chain as it stood when the report was made (`esafety
     /// verify`): the report carries the head out of the log, so a later `verify --head`

@@ -81,7 +81,7 @@ public struct JSONText {
         if needsComma & bit != 0 { bytes.append(UInt8(ascii: ",")) } else { needsComma |= bit }
     }
 
-    public static func appendInt(_ i: Int, to out: inout [UInt8]) {
+    static func appendInt(_ i: Int, to out: inout [UInt8]) {
         if i < 0 { out.append(UInt8(ascii: "-")) }
         var v = i.magnitude
         var digits:
@@ -106,7 +106,7 @@ public struct JSONText {
     /// True when every byte is printable ASCII other than a quote and a backslash (copied as it is).
     /// Eight bytes at a time: a record's URLs, hosts and keys are checked for every incident.
     @inline(__always)
-    public static func isPlain(_ b: UnsafeRawBufferPointer) -> Bool {
+    static func isPlain(_ b: UnsafeRawBufferPointer) -> Bool {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
         /// A high bit where a byte of `v` is zero (exact for whether any is).
@@ -131,7 +131,7 @@ public struct JSONText {
 
     /// Appends `s` as a JSON string. Printable ASCII without quotes or backslashes (nearly
     /// every host and URL) is copied as it is; anything else goes scalar by scalar.
-    public static func appendString(_ s: String, to out: inout [UInt8]) {
+    static func appendString(_ s: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         // Native Strings are contiguous UTF-8: check and copy the buffer in one pass each.
         let copied =

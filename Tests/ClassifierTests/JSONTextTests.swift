@@ -1,9 +1,9 @@
 import Foundation
-import SystemSupport
 import TestSupport
 import Testing
 
 @testable import Classifier
+@testable import SystemSupport
 
 @Suite("JSON text")
 struct JSONTextTests {

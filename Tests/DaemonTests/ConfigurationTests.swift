@@ -1,9 +1,10 @@
 import Foundation
-import LogFormats
 import TestSupport
 import Testing
 
 @testable import Daemon
+@testable import Incidents
+@testable import LogFormats
 
 @Suite("Configuration")
 struct ConfigurationTests {

@@ -1,12 +1,12 @@
-import Classifier
 import Foundation
-import LogFormats
-import Pipeline
 import Synchronization
 import TestSupport
 import Testing
 
+@testable import Classifier
 @testable import Daemon
+@testable import LogFormats
+@testable import Pipeline
 
 @Suite("The queue to the incident thread")
 struct QueuedSinkTests {

@@ -1,9 +1,9 @@
 import Foundation
-import Incidents
 import TestSupport
 import Testing
 
 @testable import Daemon
+@testable import Incidents
 
 @Suite("systemd integration", .serialized)
 struct SystemdTests {

@@ -1,11 +1,11 @@
 import Foundation
-import LogFormats
-import Reports
-import SystemSupport
 import TestSupport
 import Testing
 
 @testable import Incidents
+@testable import LogFormats
+@testable import Reports
+@testable import SystemSupport
 
 #if canImport(FoundationXML)
 import FoundationXML

@@ -8,10 +8,10 @@ public struct HitsRecord: Sendable, Equatable {
     /// The last hit.
     public var time: RecordTime
     public var hits: Int
-    public var firstSeen: RecordTime
-    public var lastSeen: RecordTime
+    var firstSeen: RecordTime
+    var lastSeen: RecordTime
     /// Up to five distinct URLs.
-    public var sampleURLs: [String]
+    var sampleURLs: [String]
 
     public init(id: String, hits: Int, firstSeen: RecordTime, lastSeen: RecordTime, sampleURLs: [String]) {
         (self.id, self.time, self.hits) = (id, lastSeen, hits)
@@ -64,7 +64,7 @@ public struct ContextRecord: Sendable, Equatable {
         public var time: RecordTime
         public var host: String
         public var category: String
-        public var searchTerm: String?
+        var searchTerm: String?
 
         enum CodingKeys: String, CodingKey {
             case time, host, category
@@ -78,7 +78,7 @@ public struct ContextRecord: Sendable, Equatable {
 
     /// Every incident it belongs to (one hour's context serves all of a person's incidents
     /// in it); the first is written as `id`, and `ids` only when there is more than one.
-    public var ids: [String]
+    var ids: [String]
     public var time: RecordTime
     public var span: Span
     public var requests: [Request]
@@ -239,11 +239,11 @@ public struct TruncatedRecord: Sendable, Equatable, Decodable {
     public var time: String
     /// The file's size when esafetyd found it (0 for a deleted file).
     public var size: Int
-    public var expectedSize: Int
+    var expectedSize: Int
     /// The chain value of the last line esafetyd had written there.
-    public var lastChain: String
+    var lastChain: String
     /// A deleted file: where esafetyd saved its lines.
-    public var recovered: String?
+    var recovered: String?
     public var reason: String
 
     enum CodingKeys: String, CodingKey {

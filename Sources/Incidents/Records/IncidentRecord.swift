@@ -46,19 +46,19 @@ public struct IncidentRecord: Sendable, Equatable {
     public var mac: String?
     public var host: String
     public var url: String?
-    public var searchTerm: String?
+    var searchTerm: String?
     /// What the proxy or resolver did: `blocked`, `allowed`, `unknown`.
     public var action: String
     /// Who blocked it, when the log shows that: `squid`, `redirector`.
-    public var blockedBy: String?
+    var blockedBy: String?
     public var source: Source
     public var rule: Rule
     public var repeated: Bool
     public var window: String?
-    public var route: [String]
+    var route: [String]
     public var hits: Int
-    public var firstSeen: RecordTime
-    public var lastSeen: RecordTime
+    var firstSeen: RecordTime
+    var lastSeen: RecordTime
     public var due: RecordTime?
 
     public init(
