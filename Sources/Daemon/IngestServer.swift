@@ -342,7 +342,7 @@ final class IngestWorker: @unchecked Sendable {
                     if rest.count > maxLine {
                         c.pipeline.countTooLong()
                     } else {
-                        c.pipeline.process(rest, arrival: arrival)
+                        c.pipeline.processRecords(rest, arrival: arrival)
                     }
                 }
                 c.lines += c.pipeline.counters.received - before
@@ -374,7 +374,7 @@ final class IngestWorker: @unchecked Sendable {
                 if line.count > maxLine {
                     c.pipeline.countTooLong()
                 } else {
-                    c.pipeline.process(line, arrival: arrival)
+                    c.pipeline.processRecords(line, arrival: arrival)
                 }
                 c.lines += 1
             }

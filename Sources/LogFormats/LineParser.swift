@@ -245,6 +245,17 @@ public final class LineParser {
 
     /// `query[A] www.example.com from 10.0.0.5`; other dnsmasq lines are recognised and ignored.
     func dnsmasq(_ b: UnsafeRawBufferPointer, _ start: Int, envTime: Double?) -> ParseOutcome {
+        var start = start
+        // log-queries=extra puts a query serial and the requester's ADDRESS/PORT first:
+        // `2 127.0.0.1/41863 query[A] example.com from 127.0.0.1`.
+        if start < b.count, b[start] >= 0x30, b[start] <= 0x39 {
+            var t = Tokens(b, start)
+            if let serial = t.next(), slice(b, serial).allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let peer = t.next(),
+                slice(b, peer).contains(UInt8(ascii: "/")), let rest = t.next()
+            {
+                start = rest.lowerBound
+            }
+        }
         if startsAt(b, start, "query[") {
             var i = start + 6
             while i < b.count, b[i] != UInt8(ascii: "]") { i += 1 }

@@ -431,9 +431,27 @@ public final class LinePipeline {
             guard let nl = memchr(base + start, 0x0A, bytes.count - start) else { break }
             let end = base.distance(to: UnsafeRawPointer(nl))
             let line = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
-            if line.count > maxLine { countTooLong() } else { process(line, arrival: arrival) }
+            if line.count > maxLine { countTooLong() } else { processRecords(line, arrival: arrival) }
             start = end + 1
         }
         return start
+    }
+
+    /// A line that holds a NUL is two records: Squid ends an over-long record with a NUL and
+    /// writes the next one straight after it. The record before the NUL ends there (it must
+    /// not take the next one's fields), and the next one is kept. One `memchr` per line.
+    @inline(__always)
+    public func processRecords(_ line: UnsafeRawBufferPointer, arrival: Double) {
+        guard let base = line.baseAddress, memchr(base, 0, line.count) != nil else {
+            process(line, arrival: arrival)
+            return
+        }
+        var start = 0
+        while start < line.count {
+            let nul = memchr(base + start, 0, line.count - start)
+            let end = nul.map { base.distance(to: UnsafeRawPointer($0)) } ?? line.count
+            if end > start { process(UnsafeRawBufferPointer(rebasing: line[start..<end]), arrival: arrival) }
+            start = end + 1
+        }
     }
 }

@@ -63,7 +63,7 @@ public enum Replay {
         if filled > 0 && !skipping {
             // A last line without a newline is still a line.
             pipeline.refreshGeneration()
-            pipeline.process(UnsafeRawBufferPointer(rebasing: buffer[0..<filled]), arrival: now)
+            pipeline.processRecords(UnsafeRawBufferPointer(rebasing: buffer[0..<filled]), arrival: now)
         }
         counters.add(pipeline.takeCounters())
         return (counters, total)

@@ -1,3 +1,4 @@
+import Pipeline
 import SystemSupport
 import TestSupport
 import Testing
@@ -276,6 +277,22 @@ struct DnsmasqTests {
                     host: "www.bet365.com",
                     action: "unknown"
                 )
+            ),
+            (
+                // log-queries=extra: a serial and the requester's address/port first.
+                "Nov 21 10:00:00 dnsmasq[812]: 2 ::1/59023 query[A] www.bet365.com from ::1",
+                Parsed(
+                    kind: "request",
+                    format: "dnsmasq",
+                    time: 1795255200,
+                    client: "::1",
+                    host: "www.bet365.com",
+                    action: "unknown"
+                )
+            ),
+            (
+                "Nov 21 10:00:00 dnsmasq[812]: 17 10.0.0.23/41863 forwarded www.bet365.com to 1.1.1.1",
+                Parsed(kind: "ignored", format: "dnsmasq")
             ),
             (
                 "Nov  1 09:05:07 router dnsmasq[812]: query[AAAA] ipv6.example.org from fd00::23",
@@ -649,5 +666,31 @@ struct RFC3339OutputTests {
         var bytes: [UInt8] = Array("x".utf8)
         Clock.appendRFC3339(t, quotedTo: &bytes)
         #expect(String(decoding: bytes, as: UTF8.self) == "x\"\(expected)\"")
+    }
+}
+
+@Suite("Records glued after a NUL")
+struct NULRecordTests {
+    final class Collect: MatchSink, @unchecked Sendable {
+        var users: [String?] = []
+        func accept(_ match: MatchedRequest) { users.append(match.user) }
+    }
+
+    @Test("the record before a NUL ends there; the next record is kept (Squid's over-long records)")
+    func nul() throws {
+        let lists = try TempLists(["gambling/domains": "bet.example\n"]).load()
+        let holder = GenerationHolder(Generation(number: 1, lists: lists, loadedAt: 0, loadSeconds: 0))
+        let collect = Collect()
+        let pipeline = LinePipeline(source: "test", format: nil, holder: holder, sink: collect)
+        let first =
+            "1795255200.000 5 10.0.0.1 TCP_MISS/200 10 GET http://bet.example/" + String(repeating: "a", count: 40)
+        let second = "1795255201.000 5 10.0.0.2 TCP_MISS/200 10 GET http://bet.example/b pupil2 HIER_DIRECT/1.2.3.4 -"
+        var bytes = Array(first.utf8) + [0] + Array(second.utf8) + [0x0A]
+        _ = bytes.withUnsafeMutableBytes {
+            pipeline.processLines(UnsafeRawBufferPointer($0), arrival: 0, maxLine: 65536)
+        }
+        let c = pipeline.takeCounters()
+        #expect(c.received == 2)
+        #expect(collect.users == [nil, "pupil2"], "the first took the second's fields before")
     }
 }
