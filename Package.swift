@@ -99,6 +99,13 @@ let package = Package(
             path: "Benchmarks/esafety-bench",
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
+        // libFuzzer targets for every reader of untrusted bytes (scripts/fuzz builds them with
+        // --sanitize=fuzzer -DFUZZING; an ordinary build only prints how to run them).
+        .executableTarget(
+            name: "esafety-fuzz",
+            dependencies: ["Classifier", "LogFormats", "Incidents", "Daemon", "SystemSupport"],
+            path: "Fuzz/esafety-fuzz"
+        ),
         // The helpers every test target shares, one copy each.
         .target(
             name: "TestSupport",

@@ -12,7 +12,8 @@ extension StatusReport {
             s.count >= n ? " " + s : String(repeating: " ", count: n - s.count) + s
         }
         var out = ""
-        let uptime = Int(uptimeSeconds)
+        // Whatever the answer holds (a fuzzer found 5.8e118): no Double-to-Int trap.
+        let uptime = uptimeSeconds.isFinite ? Int(max(0, min(uptimeSeconds, 1e15))) : 0
         out +=
             "esafetyd up \(uptime / 86400)d \(uptime % 86400 / 3600)h \(uptime % 3600 / 60)m; "
             + "lists generation \(generation) (\(e(lists)), \(entriesLoaded) entries, loaded "
