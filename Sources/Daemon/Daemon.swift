@@ -87,7 +87,9 @@ public enum EsafetyDaemon {
         }
         let countersFolder = configuration.countersPath.split(separator: "/", omittingEmptySubsequences: false)
             .dropLast().joined(separator: "/")
-        if !countersFolder.isEmpty && !FileSystem.isDirectory(countersFolder) { mkdir(countersFolder, 0o750) }
+        if !countersFolder.isEmpty && !FileSystem.isDirectory(countersFolder) {
+            _ = FileSystem.makeDirectories(countersFolder)
+        }
         let counters = CounterRecorder(
             path: configuration.countersPath,
             interval: configuration.countersInterval,

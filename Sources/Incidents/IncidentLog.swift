@@ -125,7 +125,8 @@ public final class IncidentLog: @unchecked Sendable {
 
     func openFile() throws(FileSystem.Error) {
         let folder = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        if !folder.isEmpty && !FileSystem.isDirectory(folder) { mkdir(folder, 0o750) }
+        // A non-root user's default (~/.local/state/esafety) may lack its parents too.
+        if !folder.isEmpty && !FileSystem.isDirectory(folder) { _ = FileSystem.makeDirectories(folder) }
         // O_NOFOLLOW: a symbolic link put where the log should be is refused, so no record (and
         // no chmod or chown) goes through it to another file.
         let newFD = Glibc.open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode)

@@ -30,6 +30,19 @@ public enum FileSystem {
         return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK
     }
 
+    /// Creates `path` and any missing parents with `mode` (existing folders are left as they
+    /// are); 0, or -1 with errno set.
+    public static func makeDirectories(_ path: String, mode: mode_t = 0o750) -> Int32 {
+        var current = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            current += "/" + part
+            if !isDirectory(current) {
+                if mkdir(current, mode) != 0 && errno != EEXIST { return -1 }
+            }
+        }
+        return 0
+    }
+
     public static func listDirectory(_ path: String) throws(Error) -> [String] {
         guard let dir = opendir(path) else { throw Error(path: path, errno: errno) }
         defer { closedir(dir) }

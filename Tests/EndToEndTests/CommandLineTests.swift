@@ -237,4 +237,31 @@ struct CommandLineTests {
             #expect(said.contains("cannot read category folder: Permission denied"), "\(said)")
         }
     }
+
+    @Test("a normal user's esafetyd starts on the defaults: its state folder and parents are made, mode 0750")
+    func nonRootDefaults() throws {
+        guard getuid() == 0 else { return }  // needs another account to run as
+        // setpriv execs in place (the pid is esafetyd's), so SIGTERM reaches it.
+        let setpriv = try requireExecutable("/usr/bin/setpriv", package: "util-linux")
+        let home = TempDir()
+        #expect(chmod(home.path, 0o777) == 0)
+        let daemon = try Child(
+            setpriv,
+            [
+                "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/env", "-i", "HOME=\(home.path)",
+                "XDG_RUNTIME_DIR=\(home.path)/run",
+                buildDirectory + "/esafetyd", "--lists", repositoryRoot + "/Blocklists",
+            ],
+            capture: true
+        )
+        let state = home.path + "/.local/state/esafety"
+        let control = home.path + "/run/esafety/control.sock"
+        let started = poll(timeout: 20) { FileManager.default.fileExists(atPath: control) }
+        kill(daemon.pid, SIGTERM)
+        let (_, said) = daemon.wait()
+        #expect(started, "\(said)")
+        #expect(FileManager.default.fileExists(atPath: state + "/incidents.jsonl"), "\(said)")
+        var st = stat()
+        #expect(stat(state, &st) == 0 && st.st_mode & 0o777 == 0o750)
+    }
 }
