@@ -251,11 +251,17 @@ public struct Report: Sendable {
         var sources = Set<String>()
         var lastStop: Double?
         var running = false
+        /// Whether esafetyd had started before the period, and its first start within it:
+        /// before that, nothing could have been heard, so no source was "silent".
+        var startedBefore = false
+        var firstStart: Double?
         for c in counters {
             guard let t = Self.epoch(c.time) else { continue }
             switch c {
             case .start:
-                if let s = lastStop, t > since, s < until {
+                if t < since { startedBefore = true } else if firstStart == nil { firstStart = t }
+                // A gap under a minute (a quick restart) is not "not running".
+                if let s = lastStop, t > since, s < until, min(t, until) - max(s, since) >= 60 {
                     downtime.append(Silence(source: "esafetyd", from: max(s, since), to: min(t, until)))
                 }
                 lastStop = nil
@@ -292,12 +298,13 @@ public struct Report: Sendable {
                 if n > 0 { active[source, default: []].append((start, t)) }
             }
         }
-        if let s = lastStop, !running, s < until {
+        if let s = lastStop, !running, s < until, until - max(s, since) >= 60 {
             downtime.append(Silence(source: "esafetyd", from: max(s, since), to: until))
         }
+        let listening = startedBefore ? since : min(until, max(since, firstStart ?? since))
         for source in sources.sorted() {
             linesByHour[source] = linesByHour[source] ?? Array(repeating: 0, count: hours)
-            var previous = since
+            var previous = listening
             for (start, end) in (active[source] ?? []).sorted(by: { $0.0 < $1.0 }) + [(until, until)] {
                 if start - previous > options.silence {
                     silences.append(Silence(source: source, from: previous, to: min(start, until)))

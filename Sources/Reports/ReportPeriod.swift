@@ -14,7 +14,8 @@ public struct ReportPeriod: Sendable, Equatable {
             guard let start = Self.localMidnight(date), let end = Self.localMidnight(date, plusDays: 1) else {
                 return nil
             }
-            (self.since, self.until) = (start, end)
+            // A day that is not over yet runs to now: ages and silences stop at the present.
+            (self.since, self.until) = (start, min(end, max(start + 1, now)))
         } else if since != nil || until != nil {
             let end = until.flatMap(Self.time) ?? now
             (self.since, self.until) = (since.flatMap(Self.time) ?? end - 86400, end)

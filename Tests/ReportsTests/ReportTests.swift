@@ -148,4 +148,45 @@ struct ReportTests {
         #expect(r.csv.contains("\"'=HYPERLINK(\"\"http://evil\"\")\""))
         #expect(r.text.contains("no monitoring counters for this period"))
     }
+
+    @Test("silences start when esafetyd first started in the period; a restart under a minute is not downtime")
+    func monitoringFromFirstStart() throws {
+        let since = Report.epoch("2026-11-20T00:00:00Z")!
+        func at(_ h: Double) -> String { Clock.rfc3339(since + h * 3600) }
+        var counters: [CounterRecord] = [.start(time: at(9), pid: 1)]
+        // A source heard every minute from 09:00 to 12:00, with a 20-second restart at 10:30.
+        for m in stride(from: 9 * 60 + 1, through: 12 * 60, by: 1) {
+            counters.append(
+                .counts(
+                    .init(
+                        time: at(Double(m) / 60),
+                        source: "ingest",
+                        interval: 60,
+                        received: 5,
+                        parsed: 5,
+                        matched: 0,
+                        malformed: 0,
+                        tooLong: 0
+                    )
+                )
+            )
+        }
+        counters.append(.stop(time: at(10.5)))
+        counters.append(.start(time: Clock.rfc3339(since + 10.5 * 3600 + 20), pid: 2))
+        let r = Report(views: [], counters: counters, options: Report.Options(since: since, until: since + 12 * 3600))
+        #expect(r.silences.isEmpty, "nothing was listening before 09:00: \(r.silences.map { ($0.from, $0.to) })")
+        #expect(r.downtime.isEmpty, "a 20-second restart: \(r.downtime.map { ($0.from, $0.to) })")
+        #expect(!r.text.contains("SILENT"))
+        #expect(!r.text.contains("NOT RUNNING"))
+    }
+
+    @Test("a report for today runs to now, not to midnight")
+    func todayRunsToNow() throws {
+        let now = Clock.now()
+        let today = String(Clock.rfc3339(now + Double(ReportPeriod.offset(at: now))).prefix(10))
+        let period = try #require(ReportPeriod(date: today, since: nil, until: nil, now: now))
+        #expect(period.until == now)
+        let yesterday = try #require(ReportPeriod(date: nil, since: nil, until: nil, now: now))
+        #expect(yesterday.until == period.since, "with no --date: yesterday, up to today's midnight")
+    }
 }
