@@ -35,14 +35,54 @@ public enum Lint {
         return run(lists)
     }
 
-    public static func run(_ lists: CompiledLists) -> Report {
+    public static func run(_ lists: CompiledLists, suffixes: PublicSuffix = .load()) -> Report {
         var out = lists.diagnostics
         out += shadowed(lists)
+        out += publicSuffixes(lists, suffixes)
         out += patternFindings(lists)
         out += allowlistFindings(lists)
         out.sort { ($0.file, $0.line ?? 0) < ($1.file, $1.line ?? 0) }
         let summary = lists.categories.indices.map { (lists.categories[$0], lists.counts[$0]) }
         return Report(diagnostics: out, summary: summary)
+    }
+
+    /// The marker that says a list line's public-suffix entry is meant (a whole TLD blocked).
+    public static let publicSuffixMarker = "esafety: public-suffix"
+
+    /// Entries that are a public suffix (`com`, `co.uk`, `||org^`): they would cover every
+    /// site under it. An error, unless the line says it is meant (`# esafety: public-suffix`).
+    static func publicSuffixes(_ lists: CompiledLists, _ suffixes: PublicSuffix) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        var fileLines: [Int: [Substring]] = [:]
+        let table = lists.domains
+        for k in 0..<table.keyCount {
+            let key = table.key(k)
+            guard suffixes.isPublicSuffix(key) else { continue }
+            for r in table.ruleRange(k) {
+                let rule = table.rulesBuffer[r]
+                guard Int(rule.category) < lists.categories.count, !lists.categories[Int(rule.category)].isAllowlist
+                else { continue }
+                let file = Int(rule.file)
+                if fileLines[file] == nil {
+                    let text = (try? FileSystem.readText(lists.files[file], limit: ListLoader.maxFileBytes)) ?? ""
+                    fileLines[file] = text.split(separator: "\n", omittingEmptySubsequences: false)
+                }
+                let lines = fileLines[file] ?? []
+                let index = Int(rule.line) - 1
+                if index >= 0, index < lines.count, lines[index].contains(publicSuffixMarker) { continue }
+                out.append(
+                    Diagnostic(
+                        .error,
+                        .publicSuffix,
+                        file: lists.files[file],
+                        line: rule.line,
+                        "\(Terminal.escape(key)) is a public suffix: it would block every site under it; if that "
+                            + "is meant, end the line with `# \(publicSuffixMarker)`"
+                    )
+                )
+            }
+        }
+        return out
     }
 
     /// Entries already covered by a parent domain in the same category.

@@ -40,6 +40,7 @@ public struct Diagnostic: Sendable, CustomStringConvertible, Equatable {
         case noLiteral = "no-literal"
         case matchLimit = "match-limit"
         case allowlistTouchesLocked = "allowlist-touches-locked"
+        case publicSuffix = "public-suffix"
         case metadata
         case unmappedCategory = "unmapped-category"
     }

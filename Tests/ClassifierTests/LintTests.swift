@@ -146,4 +146,23 @@ struct LayoutTests {
         #expect(lists.files.count == 2)
         #expect(lists.diagnostics.filter { $0.kind == .duplicate }.isEmpty)
     }
+
+    @Test("an entry that is a public suffix is an error, unless its line says it is meant")
+    func publicSuffixEntries() throws {
+        let t = TempLists([
+            "gambling/domains": "com\nco.uk # esafety: public-suffix\n||org^\nbet.example\nx.kawasaki.jp\n",
+            "allowlist/domains": "net\n",
+        ])
+        let psl = PublicSuffix(text: "com\norg\nnet\nuk\nco.uk\njp\n*.kawasaki.jp\n")
+        let report = Lint.run(try t.load(), suffixes: psl)
+        let errors = report.diagnostics.filter { $0.kind == .publicSuffix }
+        // com (1), ||org^ (3) and x.kawasaki.jp (5, under the wildcard); co.uk is marked, bet.example
+        // is a site, and the allowlist's net is not a block.
+        #expect(errors.map(\.line) == [1, 3, 5], "\(errors)")
+        #expect(errors.allSatisfy { $0.level == .error })
+        #expect(errors.first?.message.contains("com is a public suffix") == true)
+        // With another list, only what it names.
+        let wildcard = Lint.run(try t.load(), suffixes: PublicSuffix(text: "jp\n*.kawasaki.jp\n"))
+        #expect(wildcard.diagnostics.filter { $0.kind == .publicSuffix }.map(\.line) == [5])
+    }
 }

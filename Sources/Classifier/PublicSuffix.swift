@@ -1,4 +1,3 @@
-import Classifier
 import SystemSupport
 
 /// Registrable domains (eTLD+1) from the Public Suffix List, so `a.b.example.co.uk` and
@@ -36,9 +35,18 @@ public final class PublicSuffix: Sendable {
         )
     }
 
+    /// Whether a normalised host is itself a public suffix (`com`, `co.uk`, a name under a
+    /// wildcard rule), so a list entry for it would cover every site beneath it.
+    public func isPublicSuffix(_ host: String) -> Bool {
+        if exceptions.contains(host) { return false }
+        if rules.contains(host) { return true }
+        guard let dot = host.firstIndex(of: ".") else { return false }
+        return wildcards.contains(String(host[host.index(after: dot)...]))
+    }
+
     /// The registrable domain of a normalised host; the host itself for IP addresses and
     /// for names that are a public suffix.
-    func registrableDomain(_ host: String) -> String {
+    public func registrableDomain(_ host: String) -> String {
         var starts: [Int] = [0]  // where each label begins
         var numeric = true
         var i = 0
