@@ -133,12 +133,13 @@ public final class QueuedSink: MatchSink, @unchecked Sendable {
         }
     }
 
-    public func lease(client: String, mac: String) {
+    public func lease(client: String, mac: String, name: String?) {
         enqueue { b in
             var e = Entry(kind: .lease, start: Int32(b.bytes.count))
-            var (client, mac) = (client, mac)
+            var (client, mac, name) = (client, mac, name)
             e.client = client.withUTF8 { b.add(UnsafeRawBufferPointer($0)) }
             e.user = mac.withUTF8 { b.add(UnsafeRawBufferPointer($0)) }
+            if name != nil { e.host = name!.withUTF8 { b.add(UnsafeRawBufferPointer($0)) } }
             return e
         }
     }
@@ -189,7 +190,8 @@ public final class QueuedSink: MatchSink, @unchecked Sendable {
                 case .request:
                     next.accept(batch.requests[Int(e.request)])
                 case .lease:
-                    next.lease(client: client, mac: batch.string(&at, e.user) ?? "")
+                    let mac = batch.string(&at, e.user) ?? ""
+                    next.lease(client: client, mac: mac, name: batch.string(&at, e.host))
                 case .match:
                     let user = batch.string(&at, e.user)
                     let host = batch.string(&at, e.host) ?? ""

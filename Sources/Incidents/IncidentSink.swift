@@ -112,7 +112,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     /// Client address (or MAC) -> device name, and (for logs without users) client address -> user.
     let devices: [String: String]
     /// Client address -> MAC, from the DHCP leases in the logs (bounded).
-    private let leases = Mutex<[String: String]>([:])
+    private let leases = Mutex<[String: (mac: String, name: String?)]>([:])
     let users: [String: String]
     /// Local time's offset from UTC, for time windows.
     let utcOffset: Int
@@ -139,10 +139,10 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         self.suffixes = suffixes
     }
 
-    public func lease(client: String, mac: String) {
+    public func lease(client: String, mac: String, name: String?) {
         leases.withLock { l in
             if l.count >= 100_000 { l.removeAll(keepingCapacity: true) }
-            l[client] = mac
+            l[client] = (mac, name)
         }
     }
 
@@ -240,8 +240,10 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
                 hits: 1,
                 samples: m.url.map { [$0] } ?? []
             )
-            let mac = leases.withLock { $0[m.client] }
-            let device = devices[m.client] ?? mac.flatMap { devices[$0] }
+            let lease = leases.withLock { $0[m.client] }
+            let mac = lease?.mac
+            // The devices file names it by address or MAC; else the name the device gave its lease.
+            let device = devices[m.client] ?? mac.flatMap { devices[$0] } ?? lease?.name
             out.incident = (
                 Self.record(
                     id: id,

@@ -281,7 +281,12 @@ public final class LineParser {
             while i < b.count, b[i] != UInt8(ascii: ")") { i += 1 }
             var tokens = Tokens(b, i + 1)
             if let ip = tokens.next(), let mac = tokens.next(), mac.count == 17, Self.isMAC(slice(b, mac)) {
-                return .lease(.dnsmasq, client: slice(b, ip), mac: slice(b, mac))
+                return .lease(
+                    .dnsmasq,
+                    client: slice(b, ip),
+                    mac: slice(b, mac),
+                    name: tokens.next().map { slice(b, $0) }
+                )
             }
         }
         for prefix in Self.dnsmasqOther where startsAt(b, start, prefix) { return .ignored(.dnsmasq) }

@@ -124,7 +124,8 @@ public enum ParseOutcome {
     case ignored(LogFormat)
     /// A DHCP lease (dnsmasq `DHCPACK(iface) IP MAC [name]`): not a request, but it tells
     /// which device has an address, for device names by MAC.
-    case lease(LogFormat, client: UnsafeRawBufferPointer, mac: UnsafeRawBufferPointer)
+    /// `name` is the host name the device gave, when the lease line has one.
+    case lease(LogFormat, client: UnsafeRawBufferPointer, mac: UnsafeRawBufferPointer, name: UnsafeRawBufferPointer?)
     /// An empty or blank line: counted as ignored, never an error.
     case blank
     /// A line no format accepts; the reason names the problem.

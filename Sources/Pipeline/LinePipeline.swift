@@ -229,13 +229,16 @@ public protocol MatchSink: AnyObject, Sendable {
     /// The pipeline's call: by default, `accept(raw.request)`. The views in `raw` must not
     /// outlive the call.
     func accept(raw: borrowing RawMatch)
-    /// A DHCP lease seen in the logs: `client` now belongs to the device with `mac`.
-    func lease(client: String, mac: String)
+    /// A DHCP lease seen in the logs: `client` now belongs to the device with `mac`, which
+    /// called itself `name` when the lease line says.
+    func lease(client: String, mac: String, name: String?)
 }
 
 extension MatchSink {
     public func accept(raw: borrowing RawMatch) { accept(raw.request) }
-    public func lease(client: String, mac: String) {}
+    public func lease(client: String, mac: String, name: String?) {}
+    /// A lease without a host name.
+    public func lease(client: String, mac: String) { lease(client: client, mac: mac, name: nil) }
 }
 
 /// Per-format counters of one pipeline.
@@ -353,11 +356,12 @@ public final class LinePipeline {
             counters.formats[Int(f.rawValue)].ignored += 1
         case .blank:
             counters.formats[Int(pinned?.rawValue ?? UInt8(LogFormat.allCases.count))].ignored += 1
-        case .lease(let f, let client, let mac):
+        case .lease(let f, let client, let mac, let name):
             counters.formats[Int(f.rawValue)].ignored += 1
             sink.lease(
                 client: String(decoding: client, as: UTF8.self),
-                mac: String(decoding: mac, as: UTF8.self).lowercased()
+                mac: String(decoding: mac, as: UTF8.self).lowercased(),
+                name: name.map { Terminal.escape(String(decoding: $0, as: UTF8.self)) }
             )
         case .malformed(let reason):
             counters.formats[Int(pinned?.rawValue ?? UInt8(LogFormat.allCases.count))].malformed += 1

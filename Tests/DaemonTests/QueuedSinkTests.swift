@@ -17,7 +17,7 @@ struct QueuedSinkTests {
         func accept(_ m: MatchedRequest) {
             note("\(m.host) \(m.user ?? "-") \(m.url ?? "-") \(m.primaryCategory ?? "-")")
         }
-        func lease(client: String, mac: String) { note("lease \(client) \(mac)") }
+        func lease(client: String, mac: String, name: String?) { note("lease \(client) \(mac)") }
         func note(_ s: String) {
             seen.withLock { $0.append(s) }
             let thread = ((try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "")

@@ -174,18 +174,23 @@ struct IncidentSinkTests {
         let log = try startedLog(path, logger: logger)
         let devices = try MappingFile.parse("A4:5E:60:D1:22:0B  Library PC 3\n10.9.9.9 Staff laptop\n", file: "devices")
         let sink = IncidentSink(log: log, policy: Policy(), suffixes: PublicSuffix(text: "com\n"), devices: devices)
-        sink.lease(client: "10.0.0.57", mac: "a4:5e:60:d1:22:0b")
+        sink.lease(client: "10.0.0.57", mac: "a4:5e:60:d1:22:0b", name: "not-used")
+        // A device nothing else names is known by the name it gave its lease.
+        sink.lease(client: "10.0.0.58", mac: "a4:5e:60:d1:22:0c", name: "pupil-ipad-7")
         sink.accept(match("www.bet365.com", user: nil, client: "10.0.0.57", time: 1000))
         sink.accept(match("www.bet365.com", user: nil, client: "10.9.9.9", time: 1000))
         sink.accept(match("www.bet365.com", user: nil, client: "10.0.0.99", time: 1000))
+        sink.accept(match("www.bet365.com", user: nil, client: "10.0.0.58", time: 1000))
         sink.closeAll()
         log.stop()
         let records = lines(path).map(json).filter { $0["event"] as? String == "incident" }
-        #expect(records.count == 3)
+        #expect(records.count == 4)
         #expect(records[0]["device"] as? String == "Library PC 3")
         #expect(records[0]["mac"] as? String == "a4:5e:60:d1:22:0b")
         #expect(records[1]["device"] as? String == "Staff laptop")
         #expect(records[2]["device"] is NSNull)
+        #expect(records[3]["device"] as? String == "pupil-ipad-7")
+        #expect(records[3]["mac"] as? String == "a4:5e:60:d1:22:0c")
     }
 
     @Test("a new window, another person or another site opens a new incident")

@@ -47,7 +47,7 @@ func parse(_ line: String, _ format: LogFormat? = nil) -> Parsed {
         case .request(let r): return fields(r, "request")
         case .reply(let r): return fields(r, "reply")
         case .ignored(let f): return Parsed(kind: "ignored", format: f.description)
-        case .lease(let f, let client, let mac):
+        case .lease(let f, let client, let mac, _):
             return Parsed(kind: "lease", format: f.description, client: s(client), host: s(mac))
         case .blank: return Parsed(kind: "blank")
         case .malformed: return Parsed(kind: "malformed")
