@@ -64,6 +64,8 @@ public final class LineParser {
         }
         if startsAt(b, i, "client ") || startsAt(b, i, "queries: ") || startsAt(b, i, "info: client ") { return .bind }
         if startsAt(b, i, "info: ") { return .unbound }
+        // unbound's own file with log-time-ascii: "Nov 21 10:00:00 unbound[pid:tid] info: ..."
+        if startsAt(b, i, "unbound[") { return .unbound }
         if isDigit(c) {
             if looksLikeEpoch(b, i) { return .squid }
             if time.bind(b, at: i) != nil { return .bind }
@@ -388,6 +390,11 @@ public final class LineParser {
                 while i < b.count, b[i] != 0x20 { i += 1 }
                 while i < b.count, b[i] == 0x20 { i += 1 }
             }
+        }
+        // log-time-ascii: the time was the envelope's; "unbound[pid:tid] " starts the message.
+        if startsAt(b, i, "unbound[") {
+            while i < b.count, b[i] != 0x20 { i += 1 }
+            while i < b.count, b[i] == 0x20 { i += 1 }
         }
         guard startsAt(b, i, "info: ") else {
             for p in ["notice: ", "error: ", "warning: ", "debug: ", "query: ", "reply: ", "operational", "fatal"]

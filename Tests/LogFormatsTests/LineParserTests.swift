@@ -495,6 +495,18 @@ struct UnboundTests {
                 )
             ),
             (
+                // unbound's own file with log-time-ascii: yes.
+                "Nov 21 10:00:00 unbound[812:0] info: 10.0.0.8 www.bet365.com. AAAA IN",
+                Parsed(
+                    kind: "request",
+                    format: "unbound",
+                    time: 1795255200,
+                    client: "10.0.0.8",
+                    host: "www.bet365.com.",
+                    action: "unknown"
+                )
+            ),
+            (
                 "[1700000000] unbound[1234:0] info: 10.0.0.8 www.bet365.com. A IN NOERROR 0.000125 1 60",
                 Parsed(
                     kind: "reply",
