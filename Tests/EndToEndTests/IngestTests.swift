@@ -470,4 +470,23 @@ struct IngestTests {
         #expect(FileManager.default.fileExists(atPath: daemon.socket), "the other program's socket is left alone")
         #expect(!FileManager.default.fileExists(atPath: daemon.control), "esafetyd's own control socket is removed")
     }
+
+    @Test("README's 'check it works' line is counted and matched on the bundled lists, and writes no incident")
+    func checkItWorks() throws {
+        let readme = try String(contentsOfFile: repositoryRoot + "/README.md", encoding: .utf8)
+        let paragraph = try #require(readme.range(of: "Check it works:").map { readme[$0.lowerBound...].prefix(600) })
+        let start = try #require(paragraph.range(of: "echo '"))
+        let end = try #require(paragraph[start.upperBound...].firstIndex(of: "'"))
+        let line = String(paragraph[start.upperBound..<end])
+        let dir = TempDir()
+        let daemon = try DaemonProcess(lists: [repositoryRoot + "/Blocklists"], dir: dir)
+        let fd = try connectUnix(daemon.socket)
+        writeAll(fd, Array((line + "\n").utf8))
+        close(fd)
+        #expect(poll { (try? daemon.status())?["lines_matched"] as? Int == 1 }, "\(line)")
+        let status = try daemon.status()
+        #expect((status["matched_by_category"] as? [String: Any])?["games"] as? Int == 1, "\(status)")
+        #expect(daemon.stop().0 == 0)
+        #expect(!lines(dir.path + "/incidents.jsonl").contains { $0.contains("\"event\":\"incident\"") })
+    }
 }
