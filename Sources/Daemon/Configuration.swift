@@ -91,6 +91,25 @@ public struct DaemonConfiguration: Sendable, Equatable {
         stateDirectory = state
     }
 
+    /// The system daemon's paths (the installed service runs with these).
+    public static let systemControlSocket = "/run/esafety/control.sock"
+    public static let systemStateDirectory = "/var/lib/esafety"
+
+    /// The defaults as the tools should see them: a normal account's own paths when it runs
+    /// its own esafetyd, else the system daemon's (its control socket, its incident log and
+    /// counters), so `esafety status` and `esafety incidents` from a coordinator's account find
+    /// the installed service without flags. `exists` is asked of paths (tests give their own).
+    public static func forTools(exists: (String) -> Bool = { FileSystem.exists($0) }) -> DaemonConfiguration {
+        var c = DaemonConfiguration()
+        if !exists(c.controlSocket) && exists(systemControlSocket) { c.controlSocket = systemControlSocket }
+        let systemLog = systemStateDirectory + "/incidents.jsonl"
+        if !exists(c.incidentLog) && exists(systemLog) {
+            c.incidentLog = systemLog
+            c.stateDirectory = systemStateDirectory
+        }
+        return c
+    }
+
     /// `$RUNTIME_DIRECTORY` (systemd), else `/run/esafety` for root, else
     /// `$XDG_RUNTIME_DIR/esafety` or `/tmp/esafety-UID`.
     static func defaultRuntimeDirectory() -> String {

@@ -31,7 +31,7 @@ struct LogOption: ParsableArguments {
     func resolve() throws -> ResolvedLog {
         let file =
             config ?? (FileSystem.exists(DaemonConfiguration.defaultPath) ? DaemonConfiguration.defaultPath : nil)
-        var configuration = DaemonConfiguration()
+        var configuration = DaemonConfiguration.forTools()
         if let file {
             do { configuration = try DaemonConfiguration.load(path: file) } catch {
                 throw CommandFailure(error.description, status: 2)

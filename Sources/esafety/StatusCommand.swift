@@ -21,7 +21,7 @@ struct ControlOptions: ParsableArguments {
                 throw CommandFailure(error.description, status: 2)
             }
         }
-        return DaemonConfiguration().controlSocket
+        return DaemonConfiguration.forTools().controlSocket
     }
 
     func send(_ command: String) throws -> String {

@@ -40,7 +40,7 @@ struct VerifyCommand: ParsableCommand {
 
     func run() throws {
         var files = logs
-        if files.isEmpty { files = [DaemonConfiguration().incidentLog] }
+        if files.isEmpty { files = [DaemonConfiguration.forTools().incidentLog] }
         if files.count == 1 { files = IncidentStore.withRotations(files[0]) }
         let result: HashChain.Verification
         do { result = try HashChain.check(paths: files, heads: heads) } catch {

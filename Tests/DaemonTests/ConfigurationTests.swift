@@ -263,4 +263,23 @@ struct ConfigurationTests {
         #expect(problems.count == 5, "\(problems)")
         #expect(problems.allSatisfy { $0.description.hasPrefix("env.yaml: option `") })
     }
+
+    @Test("the tools find the system daemon when the account runs none of its own")
+    func toolsFindTheSystemDaemon() {
+        let own = DaemonConfiguration()
+        let system = [DaemonConfiguration.systemControlSocket, "/var/lib/esafety/incidents.jsonl"]
+        // Only the installed service exists: its paths, whatever account asks.
+        let found = DaemonConfiguration.forTools { system.contains($0) }
+        #expect(found.controlSocket == DaemonConfiguration.systemControlSocket)
+        #expect(found.incidentLog == "/var/lib/esafety/incidents.jsonl")
+        #expect(found.countersPath == "/var/lib/esafety/counters.jsonl")
+        // The account's own daemon, when it has one, comes first.
+        let mine = DaemonConfiguration.forTools {
+            $0 == own.controlSocket || $0 == own.incidentLog || system.contains($0)
+        }
+        #expect(mine.controlSocket == own.controlSocket)
+        #expect(mine.incidentLog == own.incidentLog)
+        // Neither: the account's own defaults, as before.
+        #expect(DaemonConfiguration.forTools { _ in false } == own)
+    }
 }
