@@ -71,7 +71,7 @@ extension IncidentLog {
             return
         }
         state.withLock { s in s.queue.insert(contentsOf: records.map { ($0, Durability.now) }, at: 0) }
-        spilled = (paths, records.count)
+        spilled = paths
         logger.notice(
             "records saved at the last stop are queued first",
             metadata: ["spill": "\(paths)", "records": "\(records.count)"]

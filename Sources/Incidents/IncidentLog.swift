@@ -78,9 +78,9 @@ public final class IncidentLog: @unchecked Sendable {
     /// Where records that could not be written before a stop are saved when the file beside
     /// the log cannot take them either (the state folder).
     let spillDirectory: String?
-    /// Spill files whose records were queued at open, and how many of those records are still
-    /// to be written before the files are removed.
-    var spilled: (paths: [String], remaining: Int) = ([], 0)
+    /// Spill files whose records were queued first at open: removed once a write cycle has
+    /// written everything it took (the spilled records lead every batch until then).
+    var spilled: [String] = []
     public init(
         path: String,
         mode: UInt32 = 0o640,
@@ -329,6 +329,8 @@ public final class IncidentLog: @unchecked Sendable {
             var urgent = false
             var prompt = false
             var written = 0
+            /// This cycle wrote every record it took.
+            var wroteAll = false
             // Seal the batch, then write it with one system call (whole lines only), holding
             // the file's lock: the coordinator's tool appends workflow events to the same
             // file under the same lock, and the chain continues from whoever wrote last.
@@ -414,6 +416,7 @@ public final class IncidentLog: @unchecked Sendable {
                 }
                 expectedSize = Self.size(of: fd)
                 flock(fd, LOCK_UN)
+                wroteAll = done == pending.count
                 if done > 0 {
                     lastChain = ends[done - 1].chain
                     firstLineInFile = false
@@ -484,20 +487,17 @@ public final class IncidentLog: @unchecked Sendable {
                 $0.writing = !failing
                 $0.head = head
             }
-            if written > 0 && !spilled.paths.isEmpty {
-                spilled.remaining -= written
-                if spilled.remaining <= 0 {
-                    if unsynced {
-                        fsync(fd)
-                        unsynced = false
-                    }
-                    for p in spilled.paths { unlink(p) }
-                    logger.notice(
-                        "records saved at the last stop are now in the incident log",
-                        metadata: ["spill": "\(spilled.paths)"]
-                    )
-                    spilled = ([], 0)
+            if wroteAll && !spilled.isEmpty {
+                if unsynced {
+                    fsync(fd)
+                    unsynced = false
                 }
+                for p in spilled { unlink(p) }
+                logger.notice(
+                    "records saved at the last stop are now in the incident log",
+                    metadata: ["spill": "\(spilled)"]
+                )
+                spilled = []
             }
             if stop && (queued == 0 || failing) { break }
         }
