@@ -477,13 +477,13 @@ struct DaemonIncidentTests {
 
 @Suite("A full disk under the daemon", .serialized)
 struct FullDiskTests {
-    @Test("when the incident log cannot grow, incidents wait, status says so, and all are written when space returns")
-    func fileSizeLimit() throws {
+    /// esafetyd with every file it writes limited to 1500 bytes (room for about two incident
+    /// lines: then every write fails with EFBIG, as on a full disk), sent 20 incidents from 20
+    /// clients. The daemon (which keeps its folder), the log's path and prlimit's.
+    static func fullDisk() throws -> (DaemonProcess, String, String) {
         let prlimit = try requireExecutable("/usr/bin/prlimit", package: "util-linux")
         let dir = TempDir()
         dir.write("lists/gambling/domains", "bet.example\n")
-        let log = dir.path + "/incidents.jsonl"
-        // Room for about two incident lines: then every write fails with EFBIG, as on a full disk.
         let daemon = try DaemonProcess(
             lists: [dir.path + "/lists"],
             dir: dir,
@@ -497,6 +497,12 @@ struct FullDiskTests {
         }
         writeAll(fd, Array(text.utf8))
         close(fd)
+        return (daemon, dir.path + "/incidents.jsonl", prlimit)
+    }
+
+    @Test("when the incident log cannot grow, incidents wait, status says so, and all are written when space returns")
+    func fileSizeLimit() throws {
+        let (daemon, log, prlimit) = try Self.fullDisk()
         var health: [String: Any] = [:]
         for _ in 0..<60 {
             health = (try daemon.status())["incident_log"] as? [String: Any] ?? [:]
@@ -530,24 +536,8 @@ struct FullDiskTests {
 
     @Test("stopped while the disk is full: what cannot be written or saved is named, exactly, at critical")
     func stopWhileFull() throws {
-        let prlimit = try requireExecutable("/usr/bin/prlimit", package: "util-linux")
-        let dir = TempDir()
-        dir.write("lists/gambling/domains", "bet.example\n")
-        let log = dir.path + "/incidents.jsonl"
-        // Every file esafetyd writes is limited to 1500 bytes: the log and the spill files too.
-        let daemon = try DaemonProcess(
-            lists: [dir.path + "/lists"],
-            dir: dir,
-            wrapper: [prlimit, "--fsize=1500:unlimited"]
-        )
-        let fd = try connectUnix(daemon.socket)
-        var text = ""
-        for i in 0..<20 {
-            text +=
-                "1700000000.\(i) 5 10.0.0.\(i + 1) TCP_MISS/200 10 GET http://www.bet.example/\(i) - HIER_DIRECT/1.2.3.4 text/html\n"
-        }
-        writeAll(fd, Array(text.utf8))
-        close(fd)
+        // Every file esafetyd writes is limited: the log and the spill files too.
+        let (daemon, log, _) = try Self.fullDisk()
         #expect(
             poll {
                 let h = (try? daemon.status())?["incident_log"] as? [String: Any]
