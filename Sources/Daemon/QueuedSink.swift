@@ -21,7 +21,7 @@ import Threads
 public final class QueuedSink: MatchSink, @unchecked Sendable {
     /// One queued item; byte ranges index `Batch.bytes`, a negative length is nil.
     struct Entry {
-        enum Kind: UInt8 { case match, lease, request }
+        enum Kind: UInt8 { case match, lease, request, verdict }
         var kind: Kind
         var action: ProxyAction = .unknown
         var format: LogFormat = .squid
@@ -144,6 +144,16 @@ public final class QueuedSink: MatchSink, @unchecked Sendable {
         }
     }
 
+    public func verdict(client: String, host: String, action: ProxyAction, time: Double) {
+        enqueue { b in
+            var e = Entry(kind: .verdict, action: action, time: time, start: Int32(b.bytes.count))
+            var (client, host) = (client, host)
+            e.client = client.withUTF8 { b.add(UnsafeRawBufferPointer($0)) }
+            e.host = host.withUTF8 { b.add(UnsafeRawBufferPointer($0)) }
+            return e
+        }
+    }
+
     private func enqueue(_ make: (inout Batch) -> Entry) {
         while true {
             let (accepted, wake) = state.withLock { s -> (Bool, Bool) in
@@ -189,6 +199,9 @@ public final class QueuedSink: MatchSink, @unchecked Sendable {
                 switch e.kind {
                 case .request:
                     next.accept(batch.requests[Int(e.request)])
+                case .verdict:
+                    let host = batch.string(&at, e.host) ?? ""
+                    next.verdict(client: client, host: host, action: e.action, time: e.time)
                 case .lease:
                     let mac = batch.string(&at, e.user) ?? ""
                     next.lease(client: client, mac: mac, name: batch.string(&at, e.host))

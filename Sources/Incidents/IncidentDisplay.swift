@@ -46,6 +46,7 @@ public enum IncidentDisplay {
                     ("hits", String(h.hits)), ("first_seen", h.firstSeen.text), ("last_seen", h.lastSeen.text),
                     ("sample_urls", h.sampleURLs.joined(separator: " ")),
                 ]
+            case .verdict(let d): fields = [("action", d.action), ("blocked_by", d.blockedBy ?? "")]
             case .action(let a): fields = [("by", a.by)] + a.details.map { ($0.key, $0.value) }
             case .lost, .truncated, .incident: fields = []
             }

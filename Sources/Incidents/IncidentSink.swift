@@ -19,6 +19,8 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         var last: Double
         var hits: Int
         var samples: [String]
+        /// What the proxy or resolver did, as the record or a later `verdict` event says.
+        var action: ProxyAction = .unknown
         /// The count the last `hits` event wrote (1: none yet), and when.
         var reported = 1
         var reportedAt = 0.0
@@ -146,6 +148,33 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         }
     }
 
+    /// How far apart a resolver's query line and its block line may be (seconds of log time).
+    static let verdictWindow = 10.0
+
+    /// A resolver's block line for a request that opened (or counted in) an incident: the
+    /// incident's open window for that site is marked blocked with a `verdict` event, once.
+    public func verdict(client: String, host: String, action: ProxyAction, time: Double) {
+        let name = (users.isEmpty ? nil : users[client]) ?? client
+        var events: [[UInt8]] = []
+        state.withLock { s in
+            guard let person = s.people[name], !person.open.isEmpty else { return }
+            let site = s.sites[host] ?? suffixes.registrableDomain(host)
+            for i in person.open.indices where person.open.keys[i].site == site {
+                let o = person.open.values[i]
+                guard o.action.blocker == nil, abs(time - o.last) <= Self.verdictWindow else { continue }
+                person.open.values[i].action = action
+                let record = VerdictRecord(
+                    id: o.id,
+                    time: RecordTime(seconds: time),
+                    action: action.description,
+                    blockedBy: action.blocker
+                )
+                events.append(LogRecord.verdict(record).bytes)
+            }
+        }
+        for e in events { log.append(bytes: e, durability: .interval) }
+    }
+
     /// Records to append once the state's lock is released.
     struct Output {
         var hits: [Open] = []
@@ -238,7 +267,8 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
                 first: time,
                 last: time,
                 hits: 1,
-                samples: m.url.map { [$0] } ?? []
+                samples: m.url.map { [$0] } ?? [],
+                action: m.action
             )
             let lease = leases.withLock { $0[m.client] }
             let mac = lease?.mac

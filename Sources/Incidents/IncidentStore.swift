@@ -143,6 +143,11 @@ public enum IncidentStore {
                 views[i].events.append(record)
                 views[i].hits = hits.hits
                 views[i].lastSeen = hits.lastSeen.text
+            case .verdict(let verdict):
+                guard let i = index[id] else { continue }
+                views[i].events.append(record)
+                views[i].record.action = verdict.action
+                views[i].record.blockedBy = verdict.blockedBy
             case .action, .lost, .truncated:
                 guard let i = index[id] else { continue }
                 views[i].events.append(record)

@@ -35,7 +35,8 @@ public final class LineParser {
         case .dnsmasq: return dnsmasq(b, m, envTime: env.time)
         case .bind: return bind(b, m, envTime: env.time)
         case .unbound: return unbound(b, m, envTime: env.time)
-        case .json: return json(b, m)
+        case .json, .adguard: return json(b, m)
+        case .blocky: return blocky(b, m)
         }
     }
 
@@ -68,6 +69,8 @@ public final class LineParser {
         if startsAt(b, i, "unbound[") { return .unbound }
         if isDigit(c) {
             if looksLikeEpoch(b, i) { return .squid }
+            // Blocky: `2026-12-01 10:00:00<TAB>`.
+            if i + 19 < b.count, b[i + 4] == UInt8(ascii: "-"), b[i + 19] == 0x09 { return .blocky }
             if time.bind(b, at: i) != nil { return .bind }
         }
         // Squid common: client ident user [date] "request"
@@ -245,18 +248,69 @@ public final class LineParser {
         "server ", "Apple iCloud", "Mozilla canary", "non-blocking",
     ]
 
+    /// Pi-hole's lines for a name it answered from its deny lists (FTL 5 and 6 wording).
+    static let piholeBlocks: [String] = [
+        "gravity blocked ", "regex blacklisted ", "exactly blacklisted ", "regex denied ", "exactly denied ",
+        "special domain ", "denied ", "blacklisted ",
+    ]
+
+    /// Where a block line's NAME starts and who blocked it: Pi-hole's wording, or dnsmasq's
+    /// `config NAME is ...` (checked for a blocking answer by `dnsmasqBlock`).
+    static func dnsmasqBlocker(_ b: UnsafeRawBufferPointer, at i: Int) -> (name: Int, by: ProxyAction)? {
+        if startsAt(b, i, "config ") { return (i + 7, .blockedByDnsmasq) }
+        for p in piholeBlocks where startsAt(b, i, p) { return (i + p.utf8.count, .blockedByPihole) }
+        return nil
+    }
+
+    /// `config NAME is 0.0.0.0|::|NXDOMAIN|NODATA...` (an `address=/NAME/` rule) or Pi-hole's
+    /// `gravity blocked NAME is 0.0.0.0`. A `config` answer with a real address is a local
+    /// name, not a block.
+    func dnsmasqBlock(
+        _ b: UnsafeRawBufferPointer,
+        _ blocker: (name: Int, by: ProxyAction),
+        client: Range<Int>,
+        envTime: Double?
+    ) -> ParseOutcome {
+        var t = Tokens(b, blocker.name)
+        guard let name = t.next(), let isWord = t.next(), equals(slice(b, isWord), "is"), let answer = t.next() else {
+            return .ignored(.dnsmasq)
+        }
+        let a = slice(b, answer)
+        let blocking =
+            equals(a, "0.0.0.0") || equals(a, "::") || equals(a, "NXDOMAIN") || starts(a, "NODATA")
+            || blocker.by == .blockedByPihole
+        guard blocking, !equals(slice(b, name), "error") else { return .ignored(.dnsmasq) }
+        return .block(
+            ParsedRequest(
+                time: envTime,
+                client: slice(b, client),
+                user: nil,
+                host: slice(b, name),
+                url: nil,
+                method: nil,
+                action: blocker.by,
+                format: .dnsmasq
+            )
+        )
+    }
+
     /// `query[A] www.example.com from 10.0.0.5`; other dnsmasq lines are recognised and ignored.
     func dnsmasq(_ b: UnsafeRawBufferPointer, _ start: Int, envTime: Double?) -> ParseOutcome {
         var start = start
         // log-queries=extra puts a query serial and the requester's ADDRESS/PORT first:
         // `2 127.0.0.1/41863 query[A] example.com from 127.0.0.1`.
+        var requester = start..<start
         if start < b.count, b[start] >= 0x30, b[start] <= 0x39 {
             var t = Tokens(b, start)
             if let serial = t.next(), slice(b, serial).allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let peer = t.next(),
-                slice(b, peer).contains(UInt8(ascii: "/")), let rest = t.next()
+                let slash = slice(b, peer).firstIndex(of: UInt8(ascii: "/")), let rest = t.next()
             {
+                requester = peer.lowerBound..<(peer.lowerBound + slash)
                 start = rest.lowerBound
             }
+        }
+        if let blocker = Self.dnsmasqBlocker(b, at: start) {
+            return dnsmasqBlock(b, blocker, client: requester, envTime: envTime)
         }
         if startsAt(b, start, "query[") {
             var i = start + 6
@@ -320,7 +374,12 @@ public final class LineParser {
             i = j
             while i < b.count, b[i] == 0x20 { i += 1 }
         }
-        if startsAt(b, i, "queries: ") { i += 9 }
+        // print-category and print-severity: `queries: info: ` or `rpz: info: `.
+        if startsAt(b, i, "queries: ") {
+            i += 9
+        } else if startsAt(b, i, "rpz: ") {
+            i += 5
+        }
         if startsAt(b, i, "info: ") { i += 6 }
         guard startsAt(b, i, "client ") else {
             return startsAt(b, i, "FORMERR") || startsAt(b, i, "lame-servers") || startsAt(b, i, "resolver")
@@ -352,6 +411,7 @@ public final class LineParser {
             i += 1
             while i < b.count, b[i] == 0x20 { i += 1 }
         }
+        if startsAt(b, i, "rpz ") { return bindRPZ(b, from: i + 4, client: client, time: seconds) }
         guard startsAt(b, i, "query: ") else { return .ignored(.bind) }
         var q = Tokens(b, i + 7)
         guard let name = q.next(), q.next() != nil, q.next() != nil else {
@@ -366,6 +426,34 @@ public final class LineParser {
                 url: nil,
                 method: nil,
                 action: .unknown,
+                format: .bind
+            )
+        )
+    }
+
+    /// `rpz QNAME NXDOMAIN rewrite NAME/TYPE/CLASS via RULE`: a block unless the policy lets it
+    /// through (`PASSTHRU`, `DISABLED`, `TCP-Only`, `NO-OP`).
+    func bindRPZ(_ b: UnsafeRawBufferPointer, from i: Int, client: Range<Int>, time: Double?) -> ParseOutcome {
+        var t = Tokens(b, i)
+        guard t.next() != nil, let policy = t.next(), let rewrite = t.next(), equals(slice(b, rewrite), "rewrite"),
+            let target = t.next()
+        else { return .ignored(.bind) }
+        let p = slice(b, policy)
+        if equals(p, "PASSTHRU") || equals(p, "DISABLED") || equals(p, "TCP-Only") || equals(p, "NO-OP") {
+            return .ignored(.bind)
+        }
+        var slash = target.lowerBound
+        while slash < target.upperBound, b[slash] != UInt8(ascii: "/") { slash += 1 }
+        guard slash > target.lowerBound else { return .ignored(.bind) }
+        return .block(
+            ParsedRequest(
+                time: time,
+                client: slice(b, client),
+                user: nil,
+                host: slice(b, target.lowerBound..<slash),
+                url: nil,
+                method: nil,
+                action: .blockedByRPZ,
                 format: .bind
             )
         )
@@ -396,14 +484,16 @@ public final class LineParser {
             while i < b.count, b[i] != 0x20 { i += 1 }
             while i < b.count, b[i] == 0x20 { i += 1 }
         }
-        guard startsAt(b, i, "info: ") else {
-            for p in ["notice: ", "error: ", "warning: ", "debug: ", "query: ", "reply: ", "operational", "fatal"]
-            where startsAt(b, i, p) {
+        // log-tag-queryreply: `query: ` and `reply: ` in place of `info: `.
+        let tagged = startsAt(b, i, "query: ") || startsAt(b, i, "reply: ")
+        guard startsAt(b, i, "info: ") || tagged else {
+            for p in ["notice: ", "error: ", "warning: ", "debug: ", "operational", "fatal"] where startsAt(b, i, p) {
                 return .ignored(.unbound)
             }
             return .malformed("unbound: not an unbound log message")
         }
-        var tokens = Tokens(b, i + 6)
+        if startsAt(b, i, "info: rpz: applied ") { return unboundRPZ(b, from: i + 19, time: seconds) }
+        var tokens = Tokens(b, i + (tagged ? 7 : 6))
         guard let client = tokens.next(), isAddress(b, client) else { return .ignored(.unbound) }
         guard let name = tokens.next(), b[name.upperBound - 1] == UInt8(ascii: "."),
             tokens.next() != nil, tokens.next() != nil
@@ -421,6 +511,36 @@ public final class LineParser {
         return tokens.next() != nil ? .reply(r) : .request(r)
     }
 
+    /// `rpz: applied [ZONE] RULE rpz-nxdomain CLIENT@PORT NAME. TYPE CLASS` (`rpz-log: yes`): a
+    /// block unless the action lets it through (`rpz-passthru`, `rpz-disabled`, `rpz-tcp-only`).
+    func unboundRPZ(_ b: UnsafeRawBufferPointer, from i: Int, time: Double?) -> ParseOutcome {
+        var t = Tokens(b, i)
+        var action = t.next()
+        // `[zone] ` when rpz-log-name is set; then the rule's name; then the action.
+        if let a = action, b[a.lowerBound] == UInt8(ascii: "[") { action = t.next() }
+        while let a = action, !starts(slice(b, a), "rpz-") { action = t.next() }
+        guard let action, let peer = t.next(), let name = t.next() else { return .ignored(.unbound) }
+        let a = slice(b, action)
+        if equals(a, "rpz-passthru") || equals(a, "rpz-disabled") || equals(a, "rpz-tcp-only") {
+            return .ignored(.unbound)
+        }
+        var at = peer.upperBound
+        while at > peer.lowerBound, b[at - 1] != UInt8(ascii: "@") { at -= 1 }
+        let client = at > peer.lowerBound ? peer.lowerBound..<(at - 1) : peer
+        return .block(
+            ParsedRequest(
+                time: time,
+                client: slice(b, client),
+                user: nil,
+                host: slice(b, name),
+                url: nil,
+                method: nil,
+                action: .blockedByRPZ,
+                format: .unbound
+            )
+        )
+    }
+
     // MARK: - JSON lines
 
     /// `{"time":..., "client":..., "user":..., "host":..., "url":..., "method":..., "action":...}`:
@@ -435,6 +555,9 @@ public final class LineParser {
         var url: UnsafeRawBufferPointer? = nil
         var method: UnsafeRawBufferPointer? = nil
         var action = ProxyAction.unknown
+        // AdGuard Home's query log: `T`, `QH`, `IP`, `CID`, `Result`.
+        var adguard = false
+        var adguardResult: UnsafeRawBufferPointer? = nil
         if p.peek() == UInt8(ascii: "}") { return .malformed("json: empty object") }
         while true {
             guard let key = p.string(arena: nil, used: &arenaUsed), p.expect(UInt8(ascii: ":")) else {
@@ -445,8 +568,16 @@ public final class LineParser {
                 guard let v = p.string(arena: arena, used: &arenaUsed) else {
                     return .malformed("json: bad string at byte \(p.i)")
                 }
-                if equals(k, "time") {
+                if equals(k, "time") || equals(k, "T") {
                     timeValue = time.rfc3339(v, at: 0)?.0 ?? LogTime.epochSeconds(v)
+                } else if equals(k, "QH") {
+                    host = v
+                    adguard = true
+                } else if equals(k, "IP") {
+                    client = v
+                } else if equals(k, "CID") {
+                    // The ClientID a device presents over encrypted DNS names it (or its person).
+                    user = v.isEmpty ? nil : v
                 } else if equals(k, "client") {
                     client = v
                 } else if equals(k, "user") {
@@ -467,6 +598,7 @@ public final class LineParser {
             } else {
                 guard let v = p.scalar() else { return .malformed("json: bad value at byte \(p.i)") }
                 if equals(k, "time") { timeValue = LogTime.epochSeconds(v) }
+                if equals(k, "Result") { adguardResult = v }
             }
             if p.expect(UInt8(ascii: ",")) { continue }
             guard p.expect(UInt8(ascii: "}")) else { return .malformed("json: expected , or } at byte \(p.i)") }
@@ -478,6 +610,7 @@ public final class LineParser {
             hostBytes = UnsafeRawBufferPointer(rebasing: url[parts.authority])
         }
         guard let h = hostBytes, !h.isEmpty else { return .malformed("json: neither host nor url") }
+        if adguard { action = Self.adguardAction(adguardResult) }
         let empty = UnsafeRawBufferPointer(rebasing: b[0..<0])
         return .request(
             ParsedRequest(
@@ -488,7 +621,77 @@ public final class LineParser {
                 url: url,
                 method: method,
                 action: action,
-                format: .json
+                format: adguard ? .adguard : .json
+            )
+        )
+    }
+
+    /// AdGuard Home's `Result`: `IsFiltered` with a `Reason` of 3 (block lists), 4 (safe
+    /// browsing), 5 (parental control), 6 (invalid) or 8 (blocked services) is a block; 7 is
+    /// safe search (the safe variant was answered: allowed); 9 to 11 are rewrites (answered
+    /// with an address of the school's own: not known whether that blocked it).
+    static func adguardAction(_ result: UnsafeRawBufferPointer?) -> ProxyAction {
+        guard let result else { return .allowed }
+        var p = JSONScanner(result, 0)
+        guard p.expect(UInt8(ascii: "{")) else { return .unknown }
+        var filtered = false
+        var reason = 0
+        var used = 0
+        while p.peek() != UInt8(ascii: "}") {
+            guard let key = p.string(arena: nil, used: &used), p.expect(UInt8(ascii: ":")) else { return .unknown }
+            if p.peek() == UInt8(ascii: "\"") {
+                guard p.string(arena: nil, used: &used) != nil else { return .unknown }
+            } else {
+                guard let v = p.scalar() else { return .unknown }
+                if equals(key, "IsFiltered") { filtered = equals(v, "true") }
+                if equals(key, "Reason") { reason = Int(String(decoding: v, as: UTF8.self)) ?? 0 }
+            }
+            guard p.expect(UInt8(ascii: ",")) else { break }
+        }
+        if filtered, [3, 4, 5, 6, 8].contains(reason) { return .blockedByAdguard }
+        return (9...11).contains(reason) ? .unknown : .allowed
+    }
+
+    // MARK: - Blocky
+
+    /// Blocky's CSV query log, tab-separated: `2026-12-01 10:00:00 <TAB> CLIENT_IP <TAB> CLIENT_NAMES
+    /// <TAB> DURATION_MS <TAB> REASON <TAB> NAME <TAB> ANSWER <TAB> RCODE <TAB> RESPONSE_TYPE <TAB> QTYPE
+    /// <TAB> INSTANCE` (local time). `RESPONSE_TYPE` `BLOCKED` is a block.
+    func blocky(_ b: UnsafeRawBufferPointer, _ start: Int) -> ParseOutcome {
+        var fields: [Range<Int>] = []
+        fields.reserveCapacity(11)
+        var i = start
+        var s = start
+        while i <= b.count, fields.count < 11 {
+            if i == b.count || b[i] == 0x09 {
+                var f = s..<i
+                // Go's csv writer quotes a field that needs it; no field esafety reads does.
+                if f.count >= 2, b[f.lowerBound] == UInt8(ascii: "\""), b[f.upperBound - 1] == UInt8(ascii: "\"") {
+                    f = (f.lowerBound + 1)..<(f.upperBound - 1)
+                }
+                fields.append(f)
+                s = i + 1
+            }
+            i += 1
+        }
+        guard fields.count >= 9, let (t, _) = time.rfc3339(b, at: fields[0].lowerBound) else {
+            return .malformed("blocky: not `TIME<TAB>CLIENT<TAB>...<TAB>RESPONSE_TYPE`")
+        }
+        let name = fields[5]
+        guard !name.isEmpty else { return .malformed("blocky: no question name") }
+        let type = slice(b, fields[8])
+        let action: ProxyAction =
+            equals(type, "BLOCKED") ? .blockedByBlocky : type.isEmpty ? .unknown : .allowed
+        return .request(
+            ParsedRequest(
+                time: t,
+                client: slice(b, fields[1]),
+                user: nil,
+                host: slice(b, name),
+                url: nil,
+                method: nil,
+                action: action,
+                format: .blocky
             )
         )
     }

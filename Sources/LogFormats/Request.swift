@@ -12,6 +12,10 @@ public enum LogFormat: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     case unbound = 4
     /// JSON lines with the documented minimal schema.
     case json = 5
+    /// AdGuard Home's `querylog.json` (one JSON object per query, with its result).
+    case adguard = 6
+    /// Blocky's query log (`queryLog: type: csv`): tab-separated, one line per query.
+    case blocky = 7
 
     public var description: String {
         switch self {
@@ -21,6 +25,8 @@ public enum LogFormat: UInt8, CaseIterable, Sendable, CustomStringConvertible {
         case .bind: "bind"
         case .unbound: "unbound"
         case .json: "json"
+        case .adguard: "adguard"
+        case .blocky: "blocky"
         }
     }
 
@@ -34,13 +40,22 @@ public enum LogFormat: UInt8, CaseIterable, Sendable, CustomStringConvertible {
                 self = .dnsmasq
                 return
             }
+            if name == "adguard-home" || name == "adguardhome" {
+                self = .adguard
+                return
+            }
             return nil
         }
         self = f
     }
 
     /// Whether the format comes from a DNS resolver (a host, no URL).
-    var isDNS: Bool { self == .dnsmasq || self == .bind || self == .unbound }
+    public var isDNS: Bool {
+        switch self {
+        case .dnsmasq, .bind, .unbound, .adguard, .blocky: true
+        case .squid, .squidCommon, .json: false
+        }
+    }
 }
 
 /// What the proxy or resolver did with the request, when the log says: the first question a
@@ -54,13 +69,25 @@ public enum ProxyAction: UInt8, Sendable, CustomStringConvertible {
     case blockedByProxy = 3
     /// A URL rewriter (squidGuard, ufdbGuard) redirected it (`TCP_REDIRECT`).
     case blockedByRedirector = 4
+    /// A resolver's response policy zone rewrote the answer (unbound, BIND).
+    case blockedByRPZ = 5
+    /// Pi-hole's gravity, regex or exact deny lists.
+    case blockedByPihole = 6
+    /// A dnsmasq `address=/name/` rule (answered 0.0.0.0, `::` or NXDOMAIN).
+    case blockedByDnsmasq = 7
+    /// AdGuard Home filtered it (block lists, blocked services, safe browsing, parental control).
+    case blockedByAdguard = 8
+    /// Blocky answered it from a deny list.
+    case blockedByBlocky = 9
 
     /// `allowed`, `blocked` or `unknown`, as records write `action`.
     public var description: String {
         switch self {
         case .unknown: "unknown"
         case .allowed: "allowed"
-        case .blocked, .blockedByProxy, .blockedByRedirector: "blocked"
+        case .blocked, .blockedByProxy, .blockedByRedirector, .blockedByRPZ, .blockedByPihole, .blockedByDnsmasq,
+            .blockedByAdguard, .blockedByBlocky:
+            "blocked"
         }
     }
 
@@ -69,6 +96,11 @@ public enum ProxyAction: UInt8, Sendable, CustomStringConvertible {
         switch self {
         case .blockedByProxy: "squid"
         case .blockedByRedirector: "redirector"
+        case .blockedByRPZ: "rpz"
+        case .blockedByPihole: "pihole"
+        case .blockedByDnsmasq: "dnsmasq"
+        case .blockedByAdguard: "adguard"
+        case .blockedByBlocky: "blocky"
         case .unknown, .allowed, .blocked: nil
         }
     }
@@ -119,13 +151,18 @@ public enum ParseOutcome {
     /// also log the query, which the caller knows per source.
     case reply(ParsedRequest)
     /// A line of a known format that is not a request (dnsmasq `forwarded`, `reply`,
-    /// `cached`, Pi-hole `gravity blocked`, BIND `answer:`, unbound statistics...):
+    /// `cached`, BIND `answer:`, unbound statistics...):
     /// recognised and never counted as a request.
     case ignored(LogFormat)
     /// A DHCP lease (dnsmasq `DHCPACK(iface) IP MAC [name]`): not a request, but it tells
     /// which device has an address, for device names by MAC.
     /// `name` is the host name the device gave, when the lease line has one.
     case lease(LogFormat, client: UnsafeRawBufferPointer, mac: UnsafeRawBufferPointer, name: UnsafeRawBufferPointer?)
+    /// A resolver's line saying it blocked a query (unbound and BIND `rpz`, dnsmasq `config NAME is
+    /// NXDOMAIN`, Pi-hole `gravity blocked`...): the verdict on the query line logged beside
+    /// it when there is one (the pipeline pairs them: one request, blocked), else the request
+    /// itself. `client` is empty when the line does not name it (dnsmasq without `extra`).
+    case block(ParsedRequest)
     /// An empty or blank line: counted as ignored, never an error.
     case blank
     /// A line no format accepts; the reason names the problem.

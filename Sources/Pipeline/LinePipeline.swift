@@ -232,11 +232,15 @@ public protocol MatchSink: AnyObject, Sendable {
     /// A DHCP lease seen in the logs: `client` now belongs to the device with `mac`, which
     /// called itself `name` when the lease line says.
     func lease(client: String, mac: String, name: String?)
+    /// A resolver's block line for a request already handed over (`accept`) from `client` for
+    /// `host` (normalised): the request was `action` (blocked, by whom).
+    func verdict(client: String, host: String, action: ProxyAction, time: Double)
 }
 
 extension MatchSink {
     public func accept(raw: borrowing RawMatch) { accept(raw.request) }
     public func lease(client: String, mac: String, name: String?) {}
+    public func verdict(client: String, host: String, action: ProxyAction, time: Double) {}
     /// A lease without a host name.
     public func lease(client: String, mac: String) { lease(client: client, mac: mac, name: nil) }
 }
@@ -297,6 +301,8 @@ public final class LinePipeline {
     public private(set) var counters = SourceCounters()
     /// unbound log-replies count as requests only while no log-queries line was seen.
     var sawUnboundQuery = false
+    /// Resolvers' query and block lines, paired into one request.
+    var pairing = ResolverPairing()
     /// Lines already in `counters.samples` since the pipeline began (samples are few).
     var samplesTaken = 0
     /// Matches by most severe category, indexed as the generation's categories (names are
@@ -345,13 +351,15 @@ public final class LinePipeline {
         switch parser.parse(line, format: pinned) {
         case .request(let r):
             if r.format == .unbound { sawUnboundQuery = true }
-            handle(r, arrival: arrival)
+            query(r, arrival: arrival)
         case .reply(let r):
             if sawUnboundQuery {
                 counters.formats[Int(r.format.rawValue)].ignored += 1
             } else {
-                handle(r, arrival: arrival)
+                query(r, arrival: arrival)
             }
+        case .block(let r):
+            block(r, arrival: arrival)
         case .ignored(let f):
             counters.formats[Int(f.rawValue)].ignored += 1
         case .blank:
@@ -373,15 +381,65 @@ public final class LinePipeline {
         }
     }
 
+    /// A request line. A resolver's query whose block line came first is that same request,
+    /// counted once (as the block); others are remembered for a block line that may follow.
     @inline(__always)
-    func handle(_ r: ParsedRequest, arrival: Double) {
+    func query(_ r: ParsedRequest, arrival: Double) {
+        guard r.format == .dnsmasq || r.format == .bind || r.format == .unbound else {
+            handle(r, arrival: arrival)
+            return
+        }
+        let time = r.time ?? arrival
+        let name = ResolverPairing.hash(name: r.host)
+        let client = ResolverPairing.hash(client: r.client)
+        if pairing.absorbQuery(name: name, client: client, time: time) {
+            counters.formats[Int(r.format.rawValue)].ignored += 1
+            return
+        }
+        let matched = handle(r, arrival: arrival)
+        pairing.remember(
+            ResolverPairing.Entry(
+                name: name,
+                client: client,
+                time: time,
+                isBlock: false,
+                paired: false,
+                matched: matched ? (String(decoding: r.client, as: UTF8.self), normalisedHost) : nil
+            )
+        )
+    }
+
+    /// A resolver's block line: the verdict on the query line before it (counted once, as
+    /// that request; an incident it opened is marked blocked), else the request itself.
+    func block(_ r: ParsedRequest, arrival: Double) {
+        let time = r.time ?? arrival
+        let name = ResolverPairing.hash(name: r.host)
+        let client = ResolverPairing.hash(client: r.client)
+        if let q = pairing.pairBlock(name: name, client: client, time: time) {
+            counters.formats[Int(r.format.rawValue)].ignored += 1
+            if let m = q.matched { sink.verdict(client: m.client, host: m.host, action: r.action, time: time) }
+            return
+        }
+        handle(r, arrival: arrival)
+        pairing.remember(ResolverPairing.Entry(name: name, client: client, time: time, isBlock: true, paired: false))
+    }
+
+    /// The host the last classification normalised (valid until the next one).
+    var normalisedHost: String {
+        String(decoding: UnsafeBufferPointer(rebasing: scratch.host[0..<scratch.hostCount]), as: UTF8.self)
+    }
+
+    /// Classifies a request and hands a match to the sink; true when it matched.
+    @discardableResult
+    @inline(__always)
+    func handle(_ r: ParsedRequest, arrival: Double) -> Bool {
         let f = Int(r.format.rawValue)
         counters.formats[f].parsed += 1
         let lists = generation.lists
         let limitBefore = scratch.patterns.limitHits.count
         guard lists.classify(host: r.host, url: r.url, scratch: scratch) else {
             if scratch.patterns.limitHits.count != limitBefore { counters.matchLimitHits += 1 }
-            return
+            return false
         }
         counters.formats[f].matched += 1
         // Most severe first (ties by name), ordered on the hits' own severities; the hits
@@ -407,6 +465,7 @@ public final class LinePipeline {
                 )
             )
         }
+        return true
     }
 
     /// Returns the counters gathered since the last call and starts again from zero.

@@ -83,6 +83,20 @@ public final class ReplaySink: MatchSink, @unchecked Sendable {
         // Without JSON output nothing of the match is needed.
         if output != nil { accept(raw.request) }
     }
+
+    /// A resolver's block line for a match already written: `{"verdict": "blocked", ...}`.
+    public func verdict(client: String, host: String, action: ProxyAction, time: Double) {
+        guard let output else { return }
+        var j = JSONText()
+        j.beginObject()
+        j.field("verdict", .string(action.description))
+        if let blocker = action.blocker { j.field("blocked_by", .string(blocker)) }
+        j.field("time", .string(Clock.rfc3339(time)))
+        j.field("client", .string(client))
+        j.field("host", .string(host))
+        j.endObject()
+        output.write(j.text + "\n")
+    }
 }
 
 /// Buffered writes to a file descriptor (standard output), flushed at 64 KiB and on `flush`.

@@ -100,6 +100,13 @@ struct IncidentRecordTests {
             action.account = "root"
             lines.append(json(LogRecord.action(action).text))
         }
+        lines.append(
+            json(
+                LogRecord.verdict(
+                    VerdictRecord(id: "inc-1", time: RecordTime(seconds: 0), action: "blocked", blockedBy: "rpz")
+                ).text
+            )
+        )
         lines.append(json(String(decoding: IncidentLog.lostEvent(count: 3), as: UTF8.self)))
         lines.append(
             json(
@@ -120,14 +127,17 @@ struct IncidentRecordTests {
             let event = try #require(line["event"] as? String)
             seen.insert(event)
             let kind =
-                ["incident", "hits", "context", "lost", "truncated"].contains(event) ? "`\(event)`" : "Workflow actions"
+                ["incident", "hits", "verdict", "context", "lost", "truncated"].contains(event)
+                ? "`\(event)`" : "Workflow actions"
             let documented = try section(kind).union(common)
             for key in line.keys {
                 #expect(documented.contains(key), "\(event): \(key) is not in docs/INCIDENT-LOG.md")
             }
         }
         #expect(
-            seen.isSuperset(of: ["incident", "hits", "context", "ack", "escalate", "resolve", "lost", "truncated"]),
+            seen.isSuperset(of: [
+                "incident", "hits", "verdict", "context", "ack", "escalate", "resolve", "lost", "truncated",
+            ]),
             "\(seen)"
         )
         // Every key documented for an incident without "optional" is on a real one.

@@ -46,6 +46,7 @@ func parse(_ line: String, _ format: LogFormat? = nil) -> Parsed {
         switch parser.parse(UnsafeRawBufferPointer(bytes), format: format) {
         case .request(let r): return fields(r, "request")
         case .reply(let r): return fields(r, "reply")
+        case .block(let r): return fields(r, "block")
         case .ignored(let f): return Parsed(kind: "ignored", format: f.description)
         case .lease(let f, let client, let mac, _):
             return Parsed(kind: "lease", format: f.description, client: s(client), host: s(mac))
@@ -348,10 +349,6 @@ struct DnsmasqTests {
             ),
             (
                 "Nov 21 10:00:00 dnsmasq[812]: cached www.bet365.com is 5.226.180.9",
-                Parsed(kind: "ignored", format: "dnsmasq")
-            ),
-            (
-                "Nov 21 10:00:00 dnsmasq[812]: gravity blocked ads.example is 0.0.0.0",
                 Parsed(kind: "ignored", format: "dnsmasq")
             ),
             ("Nov 21 10:00:00 dnsmasq[812]: config local.lan is 10.0.0.1", Parsed(kind: "ignored", format: "dnsmasq")),

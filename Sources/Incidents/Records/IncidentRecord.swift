@@ -50,7 +50,7 @@ public struct IncidentRecord: Sendable, Equatable {
     /// What the proxy or resolver did: `blocked`, `allowed`, `unknown`.
     public var action: String
     /// Who blocked it, when the log shows that: `squid`, `redirector`.
-    var blockedBy: String?
+    public var blockedBy: String?
     public var source: Source
     public var rule: Rule
     public var repeated: Bool

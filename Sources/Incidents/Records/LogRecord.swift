@@ -7,6 +7,7 @@ import SystemSupport
 public enum LogRecord: Sendable, Equatable {
     case incident(IncidentRecord)
     case hits(HitsRecord)
+    case verdict(VerdictRecord)
     case context(ContextRecord)
     case action(ActionRecord)
     case lost(LostRecord)
@@ -14,7 +15,7 @@ public enum LogRecord: Sendable, Equatable {
 
     /// The `event` key's values other than the workflow actions.
     public enum Kind: String, Sendable {
-        case incident, hits, context, lost, truncated
+        case incident, hits, verdict, context, lost, truncated
     }
 
     /// The incident the line belongs to (the first of them, for a context line).
@@ -22,6 +23,7 @@ public enum LogRecord: Sendable, Equatable {
         switch self {
         case .incident(let r): r.id
         case .hits(let r): r.id
+        case .verdict(let r): r.id
         case .context(let r): r.id
         case .action(let r): r.id
         case .lost, .truncated: nil
@@ -32,6 +34,7 @@ public enum LogRecord: Sendable, Equatable {
         switch self {
         case .incident(let r): r.time.text
         case .hits(let r): r.time.text
+        case .verdict(let r): r.time.text
         case .context(let r): r.time.text
         case .action(let r): r.time
         case .lost(let r): r.time
@@ -44,6 +47,7 @@ public enum LogRecord: Sendable, Equatable {
         switch self {
         case .incident: Kind.incident.rawValue
         case .hits: Kind.hits.rawValue
+        case .verdict: Kind.verdict.rawValue
         case .context: Kind.context.rawValue
         case .action(let r): r.action.rawValue
         case .lost: Kind.lost.rawValue
@@ -57,6 +61,7 @@ public enum LogRecord: Sendable, Equatable {
         switch self {
         case .incident(let r): r.write(to: &j)
         case .hits(let r): r.write(to: &j)
+        case .verdict(let r): r.write(to: &j)
         case .context(let r): r.write(to: &j)
         case .action(let r): r.write(to: &j)
         case .lost(let r): r.write(to: &j)
@@ -91,6 +96,7 @@ public enum LogRecord: Sendable, Equatable {
             switch Kind(rawValue: event) {
             case .incident: record = .incident(try IncidentRecord(from: decoder))
             case .hits: record = .hits(try HitsRecord(from: decoder))
+            case .verdict: record = .verdict(try VerdictRecord(from: decoder))
             case .context: record = .context(try ContextRecord(from: decoder))
             case .lost: record = .lost(try LostRecord(from: decoder))
             case .truncated: record = .truncated(try TruncatedRecord(from: decoder))

@@ -1,0 +1,83 @@
+import LogFormats
+
+/// Pairs a resolver's block line with its query line, so that a blocked lookup is one request
+/// (blocked), never two. Resolvers log the query first and the block after it (unbound and
+/// BIND `rpz`, dnsmasq `config`, Pi-hole `gravity blocked`); when only the block line is
+/// logged, it is the request. Kept per pipeline (one source's lines, in order): the last
+/// `capacity` DNS lines, by hashes of name and client, within `window` seconds of log time.
+struct ResolverPairing {
+    struct Entry {
+        var name: UInt64 = 0
+        /// 0: the line did not name its client (dnsmasq `config` without `log-queries=extra`).
+        var client: UInt64 = 0
+        var time = 0.0
+        var isBlock = false
+        var paired = true
+        /// For a query that matched a category: its client and normalised host, for the verdict.
+        var matched: (client: String, host: String)?
+    }
+
+    static let capacity = 64
+    static let window = 10.0
+    var ring = [Entry](repeating: Entry(), count: capacity)
+    var next = 0
+    /// The log time of the latest block line not yet paired (queries look back only then).
+    var lastBlock = -Double.infinity
+
+    /// FNV-1a over the name, lower-cased, without a trailing dot.
+    static func hash(name b: UnsafeRawBufferPointer) -> UInt64 {
+        var end = b.count
+        if end > 0, b[end - 1] == UInt8(ascii: ".") { end -= 1 }
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for i in 0..<end {
+            var c = b[i]
+            if c >= 0x41 && c <= 0x5A { c |= 0x20 }
+            h = (h ^ UInt64(c)) &* 0x100_0000_01b3
+        }
+        return h
+    }
+
+    static func hash(client b: UnsafeRawBufferPointer) -> UInt64 {
+        guard !b.isEmpty else { return 0 }
+        var h: UInt64 = 0x84_2222_5cbf_29ce
+        for c in b { h = (h ^ UInt64(c)) &* 0x100_0000_01b3 }
+        return h | 1
+    }
+
+    /// A query line: true when it is the query of a block line already counted (absorbed).
+    mutating func absorbQuery(name: UInt64, client: UInt64, time: Double) -> Bool {
+        guard time - lastBlock <= Self.window else { return false }
+        var k = next
+        for _ in 0..<Self.capacity {
+            k = k == 0 ? Self.capacity - 1 : k - 1
+            let e = ring[k]
+            guard e.isBlock, !e.paired, e.name == name, e.client == 0 || e.client == client,
+                abs(time - e.time) <= Self.window
+            else { continue }
+            ring[k].paired = true
+            return true
+        }
+        return false
+    }
+
+    /// A block line: the query line it answers, if one was seen (marked paired and returned).
+    mutating func pairBlock(name: UInt64, client: UInt64, time: Double) -> Entry? {
+        var k = next
+        for _ in 0..<Self.capacity {
+            k = k == 0 ? Self.capacity - 1 : k - 1
+            let e = ring[k]
+            guard !e.isBlock, !e.paired, e.name == name, client == 0 || e.client == client,
+                abs(time - e.time) <= Self.window
+            else { continue }
+            ring[k].paired = true
+            return e
+        }
+        return nil
+    }
+
+    mutating func remember(_ e: Entry) {
+        ring[next] = e
+        next = next + 1 == Self.capacity ? 0 : next + 1
+        if e.isBlock { lastBlock = e.time }
+    }
+}
