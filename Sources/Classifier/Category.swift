@@ -5,7 +5,7 @@
 public struct Category: Sendable, Equatable {
     /// Folder name after mapping (`pornography`, not UT1's `adult`).
     public var name: String
-    var displayName: String
+    public var displayName: String
     public var description: String
     public var severity: Severity
     /// A locked category is never suppressed by the allowlist and never lowered.

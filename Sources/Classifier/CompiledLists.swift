@@ -373,7 +373,7 @@ public final class CompiledLists: Sendable {
             rule = patterns.rules[Int(hit.rule)].rule
             text = patterns.rules[Int(hit.rule)].source
         }
-        return MatchDetail(
+        var detail = MatchDetail(
             name: categories[c].name,
             severity: categories[c].severity,
             locked: categories[c].locked,
@@ -382,6 +382,8 @@ public final class CompiledLists: Sendable {
             line: rule.line,
             rule: text
         )
+        detail.displayName = categories[c].displayName
+        return detail
     }
 
     /// Classifies a target written by a person: a URL (`https://x.example/a`), a host

@@ -56,6 +56,8 @@ public struct MatchDetail: Sendable, Equatable {
     public var line: Int
     /// The rule as it is stored (normalised entry, or the pattern's text).
     public var rule: String
+    /// The category's name for people (`Self-harm`), from its metadata.
+    public var displayName: String?
 
     public init(name: String, severity: Severity, locked: Bool, kind: MatchKind, file: String, line: Int, rule: String)
     {

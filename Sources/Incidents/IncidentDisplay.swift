@@ -17,7 +17,7 @@ public enum IncidentDisplay {
         }
         row("time", r.time.text)
         row("severity", r.severity?.description)
-        row("category", r.category)
+        row("category", r.categoryName.map { "\(r.category) (\($0))" } ?? r.category)
         row("group", r.group)
         row("client", r.client)
         row("user", r.user)

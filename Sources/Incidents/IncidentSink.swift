@@ -534,6 +534,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             due: policy.deadlines[severity].map { RecordTime(seconds: (trusted ?? m.time) + $0) }
         )
         record.blockedBy = m.action.blocker
+        record.categoryName = primary.displayName
         var j = JSONText(capacity: 1024)
         record.write(to: &j)
         return j.bytes

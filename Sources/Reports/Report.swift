@@ -31,10 +31,19 @@ public struct Report: Sendable {
         public var time: Double
         public var severity: String
         public var category: String
+        /// The category's name for people (`Self-harm`).
+        public var categoryName: String
         public var group: String
         public var person: String
         public var client: String
         public var host: String
+        /// The search the pupil typed, when the URL was a search engine's (nil in an
+        /// anonymised report: a search can name a child).
+        public var searchTerm: String?
+        /// An anonymised report's row whose search was left out.
+        public var searchWithheld = false
+        /// `blocked` (and by whom), `allowed` or `unknown`: did the pupil reach it.
+        public var action: String
         public var hits: Int
         public var state: String
         public var due: Double?
@@ -65,6 +74,8 @@ public struct Report: Sendable {
     var byGroup: [Count] = []
     /// Category x severity counts of new incidents.
     var categorySeverity: [String: [String: Int]] = [:]
+    /// Category -> its name for people, for the categories in the report.
+    var categoryNames: [String: String] = [:]
     public var topSites: [Count] = []
     var topPeople: [Count] = []
     var escalations: [Count] = []
@@ -173,10 +184,13 @@ public struct Report: Sendable {
                 time: t,
                 severity: v.severity?.description ?? "",
                 category: v.category,
+                categoryName: v.record.categoryName ?? Self.displayName(v.category),
                 group: v.group,
                 person: v.person,
                 client: v.record.client,
                 host: v.host,
+                searchTerm: v.record.searchTerm,
+                action: v.record.blockedBy.map { "\(v.record.action) (\($0))" } ?? v.record.action,
                 hits: v.hits,
                 state: state.rawValue,
                 due: due,
@@ -186,6 +200,7 @@ public struct Report: Sendable {
                 escalatedTo: w.escalatedTo,
                 overdue: state == .new && due.map { $0 < until } == true
             )
+            categoryNames[row.category] = row.categoryName
             if t >= since {
                 new.append(row)
                 people[row.person, default: 0] += 1
@@ -232,6 +247,9 @@ public struct Report: Sendable {
                 var r = r
                 r.person = names[r.person] ?? "person"
                 r.client = ""
+                // A search can name a child, a friend or a place: not in a governors' report.
+                r.searchWithheld = r.searchTerm != nil
+                r.searchTerm = nil
                 return r
             }
             new = new.map(hide)
@@ -346,6 +364,15 @@ public struct Report: Sendable {
         return "UTC\(sign)\(a / 3600 < 10 ? "0" : "")\(a / 3600):\((a % 3600) / 60 < 10 ? "0" : "")\((a % 3600) / 60)"
     }
 
+    /// A category's name for people when the record has none: the default taxonomy's, also
+    /// for a foreign list's folder that maps onto it (`adult` -> Pornography); else the name.
+    static func displayName(_ category: String) -> String {
+        DefaultTaxonomy.category(named: category)?.displayName
+            ?? DefaultTaxonomy.category(named: CategoryMapping.name(forFolder: category))?.displayName ?? category
+    }
+
+    func name(_ category: String) -> String { categoryNames[category] ?? Self.displayName(category) }
+
     var windowLabel: String { "\(dateTime(options.since)) to \(dateTime(options.until)) (\(offsetLabel))" }
 
     var parseErrorRate: Double { received == 0 ? 0 : Double(malformed) / Double(received) }
@@ -363,7 +390,7 @@ extension Report {
             line("  by severity: " + bySeverity.map { "\($0.name) \($0.count)" }.joined(separator: ", "))
         }
         if !byCategory.isEmpty {
-            line("  by category: " + byCategory.map { "\($0.name) \($0.count)" }.joined(separator: ", "))
+            line("  by category: " + byCategory.map { "\(name($0.name)) \($0.count)" }.joined(separator: ", "))
         }
         if !byGroup.isEmpty {
             line("  by group:    " + byGroup.map { "\($0.name) \($0.count)" }.joined(separator: ", "))
@@ -375,7 +402,8 @@ extension Report {
         for r in open {
             let flag = r.overdue ? "OVERDUE " : ""
             line(
-                "  \(flag)\(r.severity) \(r.category) \(r.group) \(r.person) \(r.host) - \(r.state), age "
+                "  \(flag)\(r.severity) \(r.categoryName) \(r.group) \(r.person) \(r.host)"
+                    + "\(r.searchTerm.map { " search \"\($0)\"" } ?? "") \(r.action) - \(r.state), age "
                     + "\(Self.duration(options.until - r.time))\(r.due.map { ", due \(dateTime($0))" } ?? "") [\(r.id)]"
             )
         }
@@ -464,10 +492,13 @@ extension Report {
                 j.field("time", time(r.time))
                 j.field("severity", .string(r.severity))
                 j.field("category", .string(r.category))
+                j.field("category_name", .string(r.categoryName))
                 j.field("group", .string(r.group))
                 j.field("person", .string(r.person))
                 if !options.anonymise { j.field("client", .string(r.client)) }
                 j.field("host", .string(r.host))
+                if !options.anonymise { j.field("search_term", r.searchTerm) }
+                j.field("action", .string(r.action))
                 j.field("hits", .int(r.hits))
                 j.field("state", .string(r.state))
                 j.field("due", time(r.due))
@@ -579,11 +610,12 @@ extension Report {
                 ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
         }
         var out =
-            "id,time,severity,category,group,person,client,site,hits,state,due,acknowledged,closed,outcome,overdue\r\n"
+            "id,time,severity,category,category_name,group,person,client,site,search_term,action,hits,state,due,"
+            + "acknowledged,closed,outcome,overdue\r\n"
         for r in new {
             let fields = [
-                r.id, Clock.rfc3339(r.time), r.severity, r.category, r.group, r.person, r.client, r.host,
-                String(r.hits), r.state,
+                r.id, Clock.rfc3339(r.time), r.severity, r.category, r.categoryName, r.group, r.person, r.client,
+                r.host, r.searchTerm ?? "", r.action, String(r.hits), r.state,
                 r.due.map(Clock.rfc3339) ?? "", r.acknowledged.map(Clock.rfc3339) ?? "",
                 r.closed.map(Clock.rfc3339) ?? "",
                 r.outcome ?? "", r.overdue ? "yes" : "no",

@@ -49,11 +49,20 @@ extension Report {
         svg +=
             "<line x1=\"\(Int(left))\" y1=\"\(Int(top + plotH))\" x2=\"\(Int(width - 8))\" "
             + "y2=\"\(Int(top + plotH))\" stroke=\"#555\"/>"
-        svg +=
-            "<text x=\"4\" y=\"\(Int(top + 8))\" font-size=\"10\">\(maxLines)</text><text x=\"4\" "
-            + "y=\"\(Int(top + plotH))\" font-size=\"10\">0</text>"
+        // A scale of round numbers (0, 2,000, 4,000...) with grid lines, the top one at or above
+        // the busiest hour.
+        let (step, ticks) = Self.ticks(upTo: maxLines)
+        let scaleTop = Double(step * ticks)
+        for k in 0...ticks {
+            let y = top + plotH - plotH * Double(k * step) / scaleTop
+            svg +=
+                "<line x1=\"\(Int(left))\" y1=\"\(fmt(y))\" x2=\"\(Int(width - 8))\" y2=\"\(fmt(y))\" "
+                + "stroke=\"#eceff1\"/><text x=\"\(Int(left - 4))\" y=\"\(fmt(y + 4))\" font-size=\"10\" "
+                + "text-anchor=\"end\">\(Self.grouped(k * step))</text>"
+        }
+        svg += "<text x=\"\(Int(left))\" y=\"9\" font-size=\"10\">lines per hour; dots: new incidents</text>"
         for (i, c) in lines.enumerated() {
-            let h = plotH * Double(c) / Double(maxLines)
+            let h = plotH * Double(c) / scaleTop
             let x = left + Double(i) * bar
             svg +=
                 "<rect x=\"\(fmt(x + 1))\" y=\"\(fmt(top + plotH - h))\" width=\"\(fmt(max(1, bar - 2)))\" "
@@ -69,20 +78,43 @@ extension Report {
             }
         }
         for (i, c) in incidentsByHour.enumerated() where c > 0 && i < n {
-            let y = top + plotH - plotH * Double(c) / Double(maxIncidents)
+            let y = top + 12 + (plotH - 12) * (1 - Double(c) / Double(maxIncidents))
+            let x = left + (Double(i) + 0.5) * bar
             svg +=
-                "<circle cx=\"\(fmt(left + (Double(i) + 0.5) * bar))\" cy=\"\(fmt(y))\" r=\"4\" "
+                "<circle cx=\"\(fmt(x))\" cy=\"\(fmt(y))\" r=\"4\" "
                 + "fill=\"#b00020\"><title>\(c) new incident(s)</title></circle>"
+                + "<text x=\"\(fmt(x))\" y=\"\(fmt(y - 6))\" font-size=\"9\" text-anchor=\"middle\">\(c)</text>"
         }
         svg += "</svg>"
         return svg
+    }
+
+    /// A round step (1, 2 or 5 times a power of ten) and how many of them reach `maximum`,
+    /// for 3 to 6 grid lines.
+    static func ticks(upTo maximum: Int) -> (step: Int, count: Int) {
+        let target = Double(max(1, maximum)) / 4
+        var power = 1
+        while Double(power * 10) <= target { power *= 10 }
+        let step = [1, 2, 5, 10].map { $0 * power }.first { Double($0) >= target } ?? power * 10
+        return (step, max(1, Int((Double(max(1, maximum)) / Double(step)).rounded(.up))))
+    }
+
+    /// `12,500`.
+    static func grouped(_ n: Int) -> String {
+        let digits = Array(String(n))
+        var out = ""
+        for (i, d) in digits.enumerated() {
+            if i > 0, (digits.count - i) % 3 == 0 { out += "," }
+            out.append(d)
+        }
+        return out
     }
 
     /// New incidents by category, each bar split by severity.
     var categoryChart: String {
         let categories = byCategory.map(\.name)
         let rowH = 22.0
-        let left = 130.0
+        let left = 200.0
         let width = 640.0
         let height = Double(max(1, categories.count)) * rowH + 30
         let maxCount = max(1, byCategory.map(\.count).max() ?? 1)
@@ -94,14 +126,14 @@ extension Report {
             let y = Double(i) * rowH + 4
             svg +=
                 "<text x=\"\(Int(left - 6))\" y=\"\(fmt(y + 14))\" font-size=\"12\" "
-                + "text-anchor=\"end\">\(Self.escape(category))</text>"
+                + "text-anchor=\"end\">\(Self.escape(name(category)))</text>"
             var x = left
             for s in Self.severities {
                 guard let c = categorySeverity[category]?[s], c > 0 else { continue }
                 let w = (width - left - 40) * Double(c) / Double(maxCount)
                 svg +=
                     "<rect x=\"\(fmt(x))\" y=\"\(fmt(y))\" width=\"\(fmt(w))\" height=\"\(fmt(rowH - 6))\" "
-                    + "fill=\"\(Self.colors[s]!)\"><title>\(Self.escape(category)): \(c) \(s)</title></rect>"
+                    + "fill=\"\(Self.colors[s]!)\"><title>\(Self.escape(name(category))): \(c) \(s)</title></rect>"
                 x += w
             }
             let total = byCategory[i].count
@@ -144,6 +176,12 @@ extension Report {
             padding:0 4px;font-size:.85em}
             .critical{background:#b00020}.high{background:#e65100}.medium{background:#f9a825;color:#000}\
             .low{background:#0277bd}.info{background:#9e9e9e}
+            li,p{overflow-wrap:anywhere}.search{font-style:italic}.blocked{color:#2e7d32}.allowed{color:#b00020}
+            @media (max-width:600px){table.rows,table.rows tbody,table.rows tr,table.rows td{display:block;width:auto}\
+            table.rows thead{display:none}table.rows tr{border:1px solid #cfd8dc;border-radius:6px;margin:0 0 8px;\
+            padding:4px 8px}table.rows td{border:0;padding:2px 0;overflow-wrap:anywhere}\
+            table.rows td:empty{display:none}\
+            table.rows td::before{content:attr(data-label);display:inline-block;min-width:6.5em;color:#546e7a}}
             @media print{body{max-width:none}.scroll{overflow:visible}h2{break-after:avoid}table,\
             svg{break-inside:avoid}}
             </style>
@@ -181,22 +219,28 @@ extension Report {
             + (byGroup.isEmpty ? "none" : byGroup.map { "\(e($0.name)) \($0.count)" }.joined(separator: ", "))
             + "</p>\n"
 
+        /// One row per incident; on a phone each row becomes a card with the column names
+        /// beside the values (`data-label`), so nothing is cut off at the right.
         func table(_ rows: [Row], age: Bool) -> String {
-            var t =
-                "<div "
-                + "class=\"scroll\"><table>\n<thead><tr><th>Time</th><th>Severity</th><th>Category</th><th>"
-                + "Group</th><th>Person</th><th>Site</th><th>Hits</th><th>State</th>"
-            t += age ? "<th>Age</th><th>Due</th></tr></thead>\n<tbody>\n" : "</tr></thead>\n<tbody>\n"
+            var columns = [
+                "Time", "Severity", "Category", "Group", "Person", "Site", "Search", "Action", "Hits", "State",
+            ]
+            if age { columns += ["Age", "Due"] }
+            var t = "<div class=\"scroll\"><table class=\"rows\">\n<thead><tr>"
+            t += columns.map { "<th>\($0)</th>" }.joined() + "</tr></thead>\n<tbody>\n"
             for r in rows {
-                t +=
-                    "<tr><td>\(e(dateTime(r.time)))</td><td><span class=\"sev "
-                    + "\(e(r.severity))\">\(e(r.severity))</span></td><td>\(e(r.category))</td>"
-                t +=
-                    "<td>\(e(r.group))</td><td>\(e(r.person))</td><td>\(e(r.host))</td><td>\(r.hits)</td><td>"
-                    + "\(r.overdue ? "<b>overdue</b>" : e(r.state))</td>"
-                if age {
-                    t += "<td>\(e(Self.duration(options.until - r.time)))</td><td>\(e(r.due.map(dateTime) ?? ""))</td>"
-                }
+                var cells = [
+                    e(dateTime(r.time)), "<span class=\"sev \(e(r.severity))\">\(e(r.severity))</span>",
+                    e(r.categoryName), e(r.group), e(r.person), e(r.host),
+                    r.searchTerm.map { "<span class=\"search\">\u{201C}\(e($0))\u{201D}</span>" }
+                        ?? (r.searchWithheld ? "(withheld)" : ""),
+                    "<span class=\"\(r.action.hasPrefix("blocked") ? "blocked" : r.action == "allowed" ? "allowed" : "")\">"
+                        + "\(e(r.action))</span>",
+                    String(r.hits), r.overdue ? "<b>overdue</b>" : e(r.state),
+                ]
+                if age { cells += [e(Self.duration(options.until - r.time)), e(r.due.map(dateTime) ?? "")] }
+                t += "<tr>"
+                for (label, cell) in zip(columns, cells) { t += "<td data-label=\"\(label)\">\(cell)</td>" }
                 t += "</tr>\n"
             }
             return t + "</tbody></table></div>\n"

@@ -192,6 +192,73 @@ struct ReportScreenshotTests {
     }
 }
 
+@Suite("The HTML report's layout in a real browser")
+struct ReportLayoutTests {
+    /// The report for the fixtures, laid out by headless Chromium in a frame `width` px wide:
+    /// what the frame's script measured (Tests/EndToEndTests/Fixtures/layout-frame.html).
+    func layout(width: Int) throws -> [String: Any] {
+        guard let browser = ReportScreenshotTests.chromium else {
+            throw DaemonProcess.Failure(message: "Chromium is missing (apt-get install chromium); .ci/run installs it")
+        }
+        let dir = TempDir()
+        let fixtures = repositoryRoot + "/Tests/ReportsTests/Fixtures/report"
+        let (code, out) = try Child.run(
+            buildDirectory + "/esafety",
+            [
+                "report", "--log", fixtures + "/incidents.jsonl", "--counters", fixtures + "/counters.jsonl",
+                "--since", "2026-11-20T00:00:00Z", "--until", "2026-11-21T00:00:00Z", "--format", "html",
+                "--out", dir.path + "/report.html",
+            ]
+        )
+        #expect(code == 0, "\(out)")
+        try FileManager.default.copyItem(
+            atPath: repositoryRoot + "/Tests/EndToEndTests/Fixtures/layout-frame.html",
+            toPath: dir.path + "/frame.html"
+        )
+        let dom = try Child(
+            browser,
+            [
+                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--allow-file-access-from-files",
+                "--window-size=1200,4000", "--virtual-time-budget=10000", "--dump-dom",
+                "file://\(dir.path)/frame.html?\(width)",
+            ],
+            capture: true,
+            environment: ["HOME": dir.path]
+        ).wait()
+        #expect(dom.0 == 0)
+        let title = try #require(
+            dom.1.components(separatedBy: "<title>").dropFirst().first?.components(separatedBy: "</title>").first,
+            "no title in \(dom.1.prefix(300))"
+        )
+        let text = title.replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&amp;", with: "&")
+        return json(text)
+    }
+
+    @Test(
+        "on a phone (390 px) every incident's cells are on the screen, each with its column's name, and nothing is wider than the screen"
+    )
+    func phone() throws {
+        let r = try layout(width: 390)
+        let width = try #require(r["width"] as? Int)
+        #expect(width <= 390)
+        #expect((r["cells"] as? Int ?? 0) > 100, "the incident tables are laid out: \(r)")
+        #expect((r["cut"] as? [String]) == [], "cells past the right edge: \(r)")
+        #expect((r["wide"] as? [String]) == [], "elements past the right edge: \(r)")
+        #expect((r["scrollWidth"] as? Int ?? 0) <= width, "the page scrolls sideways: \(r)")
+        let labels = (r["labels"] as? [String] ?? []).map { $0.replacingOccurrences(of: "\"", with: "") }
+        for column in ["Time", "Severity", "Category", "Person", "Site", "Search", "Action", "State", "Due"] {
+            #expect(labels.contains(column), "\(column) is named beside its value: \(labels)")
+        }
+    }
+
+    @Test("on a desktop (1024 px) the tables are tables: no column names repeated in the cells")
+    func desktop() throws {
+        let r = try layout(width: 1024)
+        #expect((r["cut"] as? [String]) == [], "\(r)")
+        #expect((r["labels"] as? [String]) == [], "\(r)")
+    }
+}
+
 @Suite("The documented alert command")
 struct AlertMailScriptTests {
     @Test(

@@ -110,11 +110,31 @@ struct ReportTests {
         #expect(r.malformed == 600 - 70)
     }
 
-    @Test("anonymised: no user name or client address anywhere")
+    @Test("what the DSL reads: categories by their names, the search the pupil typed (escaped), whether it was blocked")
+    func truthfulRows() throws {
+        let r = try Self.report()
+        // The record's own name first; else the taxonomy's, also for a foreign folder (UT1 `adult`).
+        #expect(r.text.contains("Self-harm and eating disorders ks3 y9.amir"))
+        #expect(r.text.contains("by category: Pornography 2, Gambling 2"))
+        #expect(r.text.contains("search \"painless ways to <die>\""))
+        #expect(r.html.contains("\u{201C}painless ways to &lt;die&gt;\u{201D}"))
+        #expect(!r.html.contains("<die>"))
+        #expect(r.text.contains("adult-site.example blocked (squid) - new"))
+        #expect(r.csv.contains(",www.google.com,painless ways to <die>,allowed,"))
+        // The hourly chart has a scale of round numbers, not one raw maximum.
+        #expect(r.html.contains(">100,000</text>") && r.html.contains(">50,000</text>"))
+        #expect(Report.ticks(upTo: 90000) == (step: 50000, count: 2))
+        #expect(Report.ticks(upTo: 7) == (step: 2, count: 4))
+        #expect(Report.ticks(upTo: 0) == (step: 1, count: 1))
+    }
+
+    @Test("anonymised: no user name, client address or search anywhere")
     func anonymised() throws {
         let r = try Self.report(anonymise: true)
         for text in [r.text, r.html, r.json, r.csv] {
-            for secret in ["y8.ben", "y10.cara", "y11.dan", "b.ella", "y5.finn", "y9.amir", "10.30.1.7", "10.60.0.3"] {
+            for secret in [
+                "y8.ben", "y10.cara", "y11.dan", "b.ella", "y5.finn", "y9.amir", "10.30.1.7", "10.60.0.3", "painless",
+            ] {
                 #expect(!text.contains(secret), "\(secret) in an anonymised report")
             }
         }

@@ -39,6 +39,8 @@ public struct IncidentRecord: Sendable, Equatable {
     /// damaged line): shown blank, never guessed.
     public var severity: Severity?
     public var category: String
+    /// The category's name for people (`Self-harm`) when the lists gave one.
+    public var categoryName: String?
     public var group: String
     public var client: String
     public var user: String?
@@ -46,7 +48,7 @@ public struct IncidentRecord: Sendable, Equatable {
     public var mac: String?
     public var host: String
     public var url: String?
-    var searchTerm: String?
+    public var searchTerm: String?
     /// What the proxy or resolver did: `blocked`, `allowed`, `unknown`.
     public var action: String
     /// Who blocked it, when the log shows that: `squid`, `redirector`.
@@ -103,6 +105,7 @@ public struct IncidentRecord: Sendable, Equatable {
         j.field("time", time)
         j.field("severity", severity?.description)
         j.field("category", .string(category))
+        if let categoryName, categoryName != category { j.field("category_name", .string(categoryName)) }
         j.field("group", .string(group))
         j.field("client", .string(client))
         j.field("user", user)
@@ -144,6 +147,7 @@ public struct IncidentRecord: Sendable, Equatable {
 extension IncidentRecord: Decodable {
     enum Keys: String, CodingKey {
         case id, time, severity, category, group, client, user, device, mac, host, url
+        case categoryName = "category_name"
         case searchTerm = "search_term"
         case action
         case blockedBy = "blocked_by"
@@ -186,6 +190,7 @@ extension IncidentRecord: Decodable {
             due: c.lenient(String.self, .due).map(RecordTime.init(text:))
         )
         blockedBy = c.lenient(String.self, .blockedBy)
+        categoryName = c.lenient(String.self, .categoryName)
     }
 }
 
