@@ -78,8 +78,9 @@ let package = Package(
         .executableTarget(
             name: "esafety",
             dependencies: [
-                "Classifier", "Incidents", "LogFormats", "Pipeline", "Reports", "Daemon", "SystemSupport",
+                "Classifier", "Incidents", "LogFormats", "Pipeline", "Reports", "Daemon", "SystemSupport", "Threads",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(

@@ -188,6 +188,12 @@ final class IngestWorker: @unchecked Sendable {
         /// The peer closed (or the read failed): nothing more will come.
         var ended = false
         let isDatagram: Bool
+        /// Whether the first bytes were looked at for `FollowProtocol.hello`.
+        var helloChecked = false
+        /// A follower's connection: esafetyd tells it how many bytes it has processed.
+        var acknowledges = false
+        /// Bytes received after the hello (all reads, not reset by `flush`).
+        var received = 0
 
         init(fd: Int32, id: Int, pipeline: LinePipeline, capacity: Int, isDatagram: Bool) {
             self.fd = fd
@@ -380,9 +386,11 @@ final class IngestWorker: @unchecked Sendable {
             }
             c.carry = []
             c.ended = true
+            if c.acknowledges { acknowledge(c, bytes: c.received) }
             return false
         }
         c.bytes += n
+        c.received += n
         if n == free {
             c.fullReads += 1
             c.queued = Sockets.queued(c.fd)
@@ -392,6 +400,22 @@ final class IngestWorker: @unchecked Sendable {
         }
         let filled = k + n
         var start = 0
+        if !c.helloChecked {
+            // `esafety follow` opens with its hello and reads acknowledgements back.
+            let hello = FollowProtocol.hello
+            let m = min(filled, hello.count)
+            let same = hello.withUnsafeBytes { memcmp(readBuffer.baseAddress!, $0.baseAddress!, m) == 0 }
+            if same && filled < hello.count {
+                c.carry = Array(UnsafeRawBufferPointer(rebasing: readBuffer[0..<filled]))
+                return true
+            }
+            c.helloChecked = true
+            if same {
+                c.acknowledges = true
+                c.received -= hello.count
+                start = hello.count
+            }
+        }
         if c.skipping {
             guard let nl = memchr(readBuffer.baseAddress!, 0x0A, filled) else {
                 c.carry.removeAll(keepingCapacity: false)
@@ -421,7 +445,16 @@ final class IngestWorker: @unchecked Sendable {
             c.carry.removeAll(keepingCapacity: c.carry.capacity <= 4096 || rest > 4096)
             c.carry.append(contentsOf: UnsafeRawBufferPointer(rebasing: readBuffer[consumed..<filled]))
         }
+        if c.acknowledges { acknowledge(c, bytes: c.received - c.carry.count) }
         return true
+    }
+
+    /// Tells a follower that every line in its first `bytes` bytes has been processed (handed
+    /// to the incident path): `ack N`. Never blocks: a follower that does not read its
+    /// acknowledgements gets a later one, which covers the earlier.
+    private func acknowledge(_ c: Connection, bytes: Int) {
+        var text = Array("ack \(bytes)\n".utf8)
+        _ = text.withUnsafeMutableBytes { send(c.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
     }
 
     private func finish(_ c: Connection, closeDatagram: Bool = true) {

@@ -105,7 +105,10 @@ enum Sockets {
                 unlink(path)
                 throw Failure(path: path, message: "no such group \(group)")
             }
-            if chown(path, uid_t.max, gr.pointee.gr_gid) != 0 {
+            // Only when it is not already the group (a sandbox may deny chown).
+            var made = stat()
+            let same = lstat(path, &made) == 0 && made.st_gid == gr.pointee.gr_gid
+            if !same && chown(path, uid_t.max, gr.pointee.gr_gid) != 0 {
                 let e = errnoText()
                 close(fd)
                 unlink(path)

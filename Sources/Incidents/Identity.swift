@@ -9,19 +9,31 @@ public enum Identity {
         return "uid \(uid)"
     }
 
-    /// The person at the keyboard: `SUDO_USER` when root through sudo, else the account.
-    public static var account: String {
-        if getuid() == 0, let s = ProcessInfo.processInfo.environment["SUDO_USER"], !s.isEmpty { return s }
-        return name(of: getuid())
+    /// The sudo user, when this process runs through sudo as root or as the account that owns
+    /// the incident log (`sudo -u esafety`, the documented way for coordinators to act):
+    /// accounts nobody logs in as, so `SUDO_USER` comes from sudo. Nil otherwise.
+    public static func sudoUser(logOwner: uid_t?) -> String? {
+        guard getuid() == 0 || (logOwner == getuid() && ProcessInfo.processInfo.environment["SUDO_UID"] != nil),
+            let s = ProcessInfo.processInfo.environment["SUDO_USER"], !s.isEmpty
+        else { return nil }
+        return s
+    }
+
+    /// The owner of `path`, or nil.
+    public static func owner(of path: String) -> uid_t? {
+        var st = stat()
+        return stat(path, &st) == 0 ? st.st_uid : nil
+    }
+
+    /// The person at the keyboard: the sudo user through sudo, else the account.
+    public static func account(logOwner: uid_t? = nil) -> String {
+        sudoUser(logOwner: logOwner) ?? name(of: getuid())
     }
 
     /// Through sudo, the sudo user must be in `group` (root itself may always act); without
     /// sudo, the file's permissions decide.
-    public static func requireMember(of group: String) -> Refusal? {
-        guard getuid() == 0, let user = ProcessInfo.processInfo.environment["SUDO_USER"], !user.isEmpty, user != "root"
-        else {
-            return nil
-        }
+    public static func requireMember(of group: String, logOwner: uid_t? = nil) -> Refusal? {
+        guard let user = sudoUser(logOwner: logOwner), user != "root" else { return nil }
         guard let gr = getgrnam(group) else {
             return Refusal(
                 "the group \(group), whose members may see and act on incidents, does not exist on this machine "

@@ -50,8 +50,9 @@ extension IncidentLog {
             case EACCES, EPERM, EROFS:
                 throw ActFailure(
                     description:
-                        "you may not act on incidents: \(path) can be written only by the esafety service account; "
-                        + "run the command with sudo as a member of the group \(group ?? "esafety-admin")",
+                        "you may not act on incidents: \(path) can be written only by \(Self.ownerName(path)); "
+                        + "as a member of the group \(group ?? "esafety-admin"), run the same command with "
+                        + "`sudo -u \(Self.ownerName(path))` in front",
                     status: 2
                 )
             default: throw ActFailure(description: "\(path): cannot open: \(String(cString: strerror(e)))", status: 2)
@@ -106,5 +107,10 @@ extension IncidentLog {
             )
         }
         fsync(fd)
+    }
+
+    /// The account that owns the log (the service account), for the refusal's advice.
+    static func ownerName(_ path: String) -> String {
+        Identity.owner(of: path).map(Identity.name(of:)) ?? "esafety"
     }
 }

@@ -18,7 +18,7 @@ extension IncidentLog {
         guard out >= 0 else { return nil }
         defer { close(out) }
         fchmod(out, mode)
-        if let group, let gr = getgrnam(group) { fchown(out, uid_t.max, gr.pointee.gr_gid) }
+        if let group { FileSystem.setGroup(fd: out, group) }
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var offset: off_t = 0
         while true {

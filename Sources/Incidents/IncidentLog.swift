@@ -142,7 +142,7 @@ public final class IncidentLog: @unchecked Sendable {
             throw FileSystem.Error(path: path, errno: e)
         }
         fchmod(newFD, mode)
-        if let group, let gr = getgrnam(group) { fchown(newFD, uid_t.max, gr.pointee.gr_gid) }
+        if let group { FileSystem.setGroup(fd: newFD, group) }
         // Cut a torn tail (a crash mid-write), then continue the chain from the last line,
         // or, in an empty file, from before it.
         let torn = Self.cutTornTail(fd: newFD)

@@ -172,4 +172,16 @@ public enum FileSystem {
             throw Error(path: path, errno: e)
         }
     }
+
+    /// Gives an open file to `group` only when it is not already its group: under a sandbox
+    /// that denies `fchown` (systemd's `~@privileged`), the file the service creates already
+    /// has its primary group, and nothing is asked of the kernel. False when the group does not
+    /// exist or the change failed.
+    @discardableResult
+    public static func setGroup(fd: Int32, _ group: String) -> Bool {
+        guard let gr = getgrnam(group) else { return false }
+        var st = stat()
+        if fstat(fd, &st) == 0, st.st_gid == gr.pointee.gr_gid { return true }
+        return fchown(fd, uid_t.max, gr.pointee.gr_gid) == 0
+    }
 }

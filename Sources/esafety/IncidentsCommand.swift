@@ -49,7 +49,7 @@ struct ResolvedLog {
     var group: String { configuration.incidentLogGroup ?? "esafety-admin" }
 
     func load() throws -> [IncidentView] {
-        if let refusal = Identity.requireMember(of: group) {
+        if let refusal = Identity.requireMember(of: group, logOwner: Identity.owner(of: path)) {
             throw CommandFailure(refusal.description, status: refusal.status)
         }
         do { return try IncidentStore.load(path, group: group) } catch {
@@ -165,10 +165,11 @@ struct ActOptions: ParsableArguments {
     ) throws {
         let log = try self.log.resolve()
         let group = log.group
-        if let refusal = Identity.requireMember(of: group) {
+        let owner = Identity.owner(of: log.path)
+        if let refusal = Identity.requireMember(of: group, logOwner: owner) {
             throw CommandFailure(refusal.description, status: refusal.status)
         }
-        let account = Identity.account
+        let account = Identity.account(logOwner: owner)
         let who = by ?? account
         var found: IncidentView?
         let id = self.id

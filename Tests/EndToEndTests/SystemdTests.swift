@@ -13,7 +13,7 @@ struct SystemdTests {
         let dir = TempDir()
         for unit in [
             "esafetyd.service", "esafetyd.socket", "esafetyd-control.socket", "esafety-report.service",
-            "esafety-report.timer",
+            "esafety-report.timer", "esafety-follow.service",
         ] {
             var text = try String(contentsOfFile: repositoryRoot + "/systemd/" + unit, encoding: .utf8)
             // Point at the binary this build made (the unit names the installed path).
@@ -27,13 +27,14 @@ struct SystemdTests {
                 "verify", "--man=no",
                 dir.path + "/esafetyd.service", dir.path + "/esafetyd.socket", dir.path + "/esafetyd-control.socket",
                 dir.path + "/esafety-report.service", dir.path + "/esafety-report.timer",
+                dir.path + "/esafety-follow.service",
             ]
         )
         #expect(status == 0, "\(output)")
         #expect(!output.contains("Unknown"), "\(output)")
         let service = try String(contentsOfFile: repositoryRoot + "/systemd/esafetyd.service", encoding: .utf8)
         for line in [
-            "Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "User=esafety", "ProtectSystem=strict",
+            "Type=notify", "ExecReload=/usr/local/bin/esafety reload", "User=esafety", "ProtectSystem=strict",
             "NoNewPrivileges=yes", "PrivateTmp=yes", "RestrictAddressFamilies=AF_UNIX", "WatchdogSec=",
         ] {
             #expect(service.contains(line), "missing \(line)")

@@ -1,0 +1,122 @@
+import Foundation
+import Glibc
+import TestSupport
+import Testing
+
+/// scripts/install in a booted Debian 12 with its own systemd, checked as the people who use
+/// it: the proxy's account sends lines, a coordinator (not root) reads and acts, someone
+/// outside the groups can do neither.
+@Suite("Installed for real under systemd", .serialized)
+struct InstalledTests {
+    /// A Squid line (through syslog) for `user` visiting the self-harm canary.
+    static func squidLine(_ user: String, path: String = "a") -> String {
+        "1795255200.000 5 10.0.0.7 TCP_MISS/200 10 GET http://self-harm.canary.esafety.invalid/\(path) \(user) "
+            + "HIER_DIRECT/1.2.3.4 text/html"
+    }
+
+    /// Owner, group and mode of each path, one line each.
+    static let modes =
+        "stat -c '%n %U %G %a' /run/esafety /run/esafety/ingest.sock /run/esafety/ingest.dgram "
+        + "/run/esafety/control.sock /var/lib/esafety /var/lib/esafety/incidents.jsonl"
+
+    @Test(
+        "scripts/install: the units start; the proxy writes, a coordinator reads and acts, others cannot; reload, restart, the report and lines sent while stopped"
+    )
+    func installed() throws {
+        let c = try Container()
+        let (code, out) = try c.run("/src/scripts/install --from /opt/esafety-build 2>&1")
+        try #require(code == 0, "\(out)")
+        // Idempotent: a second run changes nothing and keeps the configuration.
+        try c.run("echo '# edited by the admin' >> /etc/esafety/esafetyd.yaml")
+        let again = try c.run("/src/scripts/install --from /opt/esafety-build 2>&1")
+        #expect(again.0 == 0, "\(again.1)")
+        #expect(again.1.contains("kept your /etc/esafety/esafetyd.yaml"))
+        #expect(try c.run("tail -1 /etc/esafety/esafetyd.yaml").1.contains("edited by the admin"))
+
+        try c.run(
+            "useradd -m alice && usermod -aG esafety-admin alice && useradd -m bob && usermod -aG esafety-log proxy"
+        )
+
+        // The units: socket activation, Type=notify with its watchdog, the timer.
+        let active = try c.run(
+            "systemctl is-active esafetyd.socket esafetyd-control.socket esafetyd.service esafety-report.timer"
+        )
+        #expect(active.1.split(separator: "\n") == ["active", "active", "active", "active"], "\(active.1)")
+        let show = try c.run("systemctl show esafetyd.service -p Type -p WatchdogUSec -p User -p Group")
+        for line in ["Type=notify", "WatchdogUSec=30s", "User=esafety", "Group=esafety-admin"] {
+            #expect(show.1.contains(line), "\(show.1)")
+        }
+        let modes = try c.run(Self.modes)
+        let expected = [
+            "/run/esafety esafety esafety 711", "/run/esafety/ingest.sock esafety esafety-log 660",
+            "/run/esafety/ingest.dgram esafety esafety-log 660", "/run/esafety/control.sock esafety esafety-admin 660",
+            "/var/lib/esafety esafety esafety-admin 750", "/var/lib/esafety/incidents.jsonl esafety esafety-admin 640",
+        ]
+        #expect(modes.1.split(separator: "\n").map(String.init) == expected, "\(modes.1)")
+
+        // The proxy's account writes through syslog's socket; bob, in no group, cannot.
+        let sent = try c.run(
+            "logger --socket-errors=on -d -u /run/esafety/ingest.dgram -t squid '\(Self.squidLine("pupil7"))'",
+            as: "proxy"
+        )
+        #expect(sent.0 == 0, "\(sent.1)")
+        let refused = try c.run(
+            "logger --socket-errors=on -d -u /run/esafety/ingest.dgram -t squid '\(Self.squidLine("pupil8"))'",
+            as: "bob"
+        )
+        #expect(refused.0 != 0, "bob may not send lines: \(refused.1)")
+
+        // The coordinator: status, the incident, an action recorded as theirs.
+        #expect(poll(timeout: 20) { (try? c.run("esafety incidents list", as: "alice").1.contains("pupil7")) == true })
+        let status = try c.run("esafety status", as: "alice")
+        #expect(status.0 == 0, "\(status.1)")
+        #expect(status.1.contains("syslog"), "\(status.1)")
+        let list = try c.run("esafety incidents list --json", as: "alice")
+        let id = try #require(json(String(list.1.split(separator: "\n").first ?? ""))["id"] as? String, "\(list.1)")
+        let direct = try c.run("esafety incidents ack \(id.prefix(12))", as: "alice")
+        #expect(direct.0 != 0)
+        #expect(direct.1.contains("sudo -u esafety"), "the refusal says how: \(direct.1)")
+        let ack = try c.run("sudo -u esafety esafety incidents ack \(id.prefix(12))", as: "alice")
+        #expect(ack.0 == 0, "\(ack.1)")
+        #expect(ack.1.contains("ack by alice"), "\(ack.1)")
+        let shown = try c.run("esafety incidents show \(id.prefix(12))", as: "alice")
+        #expect(shown.1.contains("state        acknowledged"), "\(shown.1)")
+        // bob: not the coordinators' group.
+        #expect(try c.run("esafety status", as: "bob").0 != 0)
+        let bobList = try c.run("esafety incidents list", as: "bob")
+        #expect(bobList.0 != 0 && !bobList.1.contains("pupil7"), "\(bobList.1)")
+        #expect(try c.run("sudo -n -u esafety esafety incidents ack \(id.prefix(12))", as: "bob").0 != 0)
+        #expect(try c.run("cat /var/lib/esafety/incidents.jsonl", as: "bob").0 != 0)
+
+        // The nightly report's service writes a report the coordinator can read.
+        let report = try c.run("systemctl start esafety-report.service && ls /var/lib/esafety/reports/")
+        #expect(report.0 == 0 && report.1.contains(".html"), "\(report.1)")
+        #expect(try c.run("cat /var/lib/esafety/reports/*.html | head -c 100", as: "alice").0 == 0)
+        #expect(try c.run("esafety report --date $(date +%F)", as: "alice").1.contains("pupil7"))
+
+        // systemctl reload loads the lists again.
+        func generation() throws -> Int {
+            json(try c.run("esafety status --json", as: "alice").1)["generation"] as? Int ?? -1
+        }
+        let before = try generation()
+        try c.run("systemctl reload esafetyd.service")
+        #expect(poll(timeout: 20) { (try? generation()) == before + 1 }, "reload: generation \(before)")
+
+        // A restart keeps every owner and mode (systemd sets them again at start).
+        try c.run("systemctl restart esafetyd.service")
+        #expect(try c.run(Self.modes).1 == modes.1)
+        #expect(try c.run("esafety status", as: "alice").0 == 0)
+
+        // Lines sent to the stream socket while esafetyd is stopped are read when it starts
+        // (systemd holds the socket; the connection starts it).
+        try c.run("systemctl stop esafetyd.service")
+        #expect(try c.run("systemctl is-active esafetyd.service").1.hasPrefix("inactive"))
+        let streamed = try c.run(
+            "logger --socket-errors=on -T -u /run/esafety/ingest.sock -t squid '\(Self.squidLine("pupil9"))'",
+            as: "proxy"
+        )
+        #expect(streamed.0 == 0, "\(streamed.1)")
+        #expect(poll(timeout: 30) { (try? c.run("esafety incidents list", as: "alice").1.contains("pupil9")) == true })
+        #expect(try c.run("systemctl is-active esafetyd.service").1.hasPrefix("active"))
+    }
+}
