@@ -366,7 +366,9 @@ struct WatchdogService: Service {
         }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             notify.send("WATCHDOG=1")
-            try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
+            // Woken by the shutdown too: a plain sleep held every stop up to half the
+            // watchdog interval (15 s under the shipped unit), seen under a real systemd.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int(interval * 1000))) }
         }
     }
 }

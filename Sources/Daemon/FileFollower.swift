@@ -140,13 +140,17 @@ public final class FileFollower: @unchecked Sendable {
         } else {
             committed = 0
             logger.warning(
-                "the file was replaced while esafety follow was stopped and the old one is not found; starting the new file from its beginning",
+                Logger.Message(stringLiteral: Self.replacedWhileStopped),
                 metadata: ["file": "\(path)"]
             )
         }
         sent = committed
         logger.info("following", metadata: ["file": "\(path)", "from": "byte \(committed)"])
     }
+
+    static let replacedWhileStopped =
+        "the file was replaced while esafety follow was stopped and the old one is not found; "
+        + "starting the new file from its beginning"
 
     /// Opens `path` as the file to send.
     func reopen() throws(FollowError) {

@@ -151,6 +151,11 @@ extension Report {
         return svg
     }
 
+    /// The colour class of an action: green when it was blocked, red when the pupil reached it.
+    static func actionClass(_ action: String) -> String {
+        action.hasPrefix("blocked") ? "blocked" : action == "allowed" ? "allowed" : ""
+    }
+
     func fmt(_ v: Double) -> String { String(format: "%.1f", v) }
 
     public var html: String {
@@ -234,7 +239,7 @@ extension Report {
                     e(r.categoryName), e(r.group), e(r.person), e(r.host),
                     r.searchTerm.map { "<span class=\"search\">\u{201C}\(e($0))\u{201D}</span>" }
                         ?? (r.searchWithheld ? "(withheld)" : ""),
-                    "<span class=\"\(r.action.hasPrefix("blocked") ? "blocked" : r.action == "allowed" ? "allowed" : "")\">"
+                    "<span class=\"\(Self.actionClass(r.action))\">"
                         + "\(e(r.action))</span>",
                     String(r.hits), r.overdue ? "<b>overdue</b>" : e(r.state),
                 ]

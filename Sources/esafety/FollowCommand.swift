@@ -10,7 +10,8 @@ struct FollowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "follow",
         abstract:
-            "Stream growing log files (Squid's access.log...) into esafetyd without loss, across rotation and restarts.",
+            "Stream growing log files (Squid's access.log...) into esafetyd without loss, across rotation "
+            + "and restarts.",
         discussion: """
             Keeps its place in each file at the last byte esafetyd acknowledged, in a position file
             in the state folder. The first time, a file is followed from its end (its old lines are
@@ -27,7 +28,8 @@ struct FollowCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Where positions are kept. Default: $STATE_DIRECTORY (systemd), else /var/lib/esafety-follow for root, else ~/.local/state/esafety/follow.",
+            "Where positions are kept. Default: $STATE_DIRECTORY (systemd), else /var/lib/esafety-follow "
+                + "for root, else ~/.local/state/esafety/follow.",
             valueName: "dir"
         )
     )

@@ -118,5 +118,27 @@ struct InstalledTests {
         #expect(streamed.0 == 0, "\(streamed.1)")
         #expect(poll(timeout: 30) { (try? c.run("esafety incidents list", as: "alice").1.contains("pupil9")) == true })
         #expect(try c.run("systemctl is-active esafetyd.service").1.hasPrefix("active"))
+
+        // Squid's access.log through the shipped follower unit, as docs/INTEGRATION.md says:
+        // what the file held before is history; what Squid writes after arrives.
+        try c.run(
+            "install -d -o proxy -g proxy -m 0750 /var/log/squid && "
+                + "echo '\(Self.squidLine("pupil10"))' > /var/log/squid/access.log && "
+                + "chown proxy:proxy /var/log/squid/access.log && chmod 0640 /var/log/squid/access.log"
+        )
+        let follow = try c.run("systemctl enable --now esafety-follow.service 2>&1")
+        #expect(follow.0 == 0, "\(follow.1)")
+        #expect(
+            poll(timeout: 10) {
+                (try? c.run("systemctl is-active esafety-follow.service").1)?.hasPrefix("active") == true
+            }
+        )
+        usleep(500_000)
+        try c.run("echo '\(Self.squidLine("pupil11"))' >> /var/log/squid/access.log", as: "proxy")
+        #expect(poll(timeout: 30) { (try? c.run("esafety incidents list", as: "alice").1.contains("pupil11")) == true })
+        #expect(try c.run("esafety incidents list", as: "alice").1.contains("pupil10") == false)
+        #expect(
+            try c.run("ls /var/lib/esafety-follow/ 2>&1 || ls /var/lib/private/esafety-follow/").1.contains(".position")
+        )
     }
 }

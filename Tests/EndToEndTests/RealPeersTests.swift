@@ -196,9 +196,9 @@ struct RealPeersTests {
     /// A loopback UDP port for rsyslog's network input, apart from other test runs.
     static let syslogPort = 20000 + Int(getpid()) % 20000
 
-    /// A fenced block of the README whose first line names the file it goes in.
+    /// A fenced block of docs/INTEGRATION.md whose first line names the file it goes in.
     static func readmeBlock(for file: String) throws -> String {
-        let text = try String(contentsOfFile: repositoryRoot + "/README.md", encoding: .utf8)
+        let text = try String(contentsOfFile: repositoryRoot + "/docs/INTEGRATION.md", encoding: .utf8)
         var blocks: [String] = []
         var current: [Substring]? = nil
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
@@ -209,10 +209,15 @@ struct RealPeersTests {
                 current!.append(line)
             }
         }
-        return try #require(blocks.first { $0.hasPrefix("# " + file + "\n") }, "README has no block for \(file)")
+        return try #require(
+            blocks.first { $0.hasPrefix("# " + file + "\n") },
+            "INTEGRATION.md has no block for \(file)"
+        )
     }
 
-    @Test("the README's rsyslog file, installed verbatim in a real rsyslogd, forwards Squid, dnsmasq, unbound and BIND")
+    @Test(
+        "docs/INTEGRATION.md's rsyslog file, installed verbatim in a real rsyslogd, forwards Squid, dnsmasq, unbound and BIND"
+    )
     func rsyslogAsDocumented() throws {
         let rsyslogd = try requireExecutable("/usr/sbin/rsyslogd", package: "rsyslog")
         let logger = try requireExecutable("/usr/bin/logger", package: "bsdutils")
@@ -223,7 +228,7 @@ struct RealPeersTests {
         )
         dir.write("lists/gambling/domains", "gambling.canary.esafety.invalid\nbet.example\n")
         let daemon = try DaemonProcess(lists: [dir.path + "/lists"], dir: dir)
-        // The README's block, with the test daemon's socket in place of /run/esafety's.
+        // The document's block, with the test daemon's socket in place of /run/esafety's.
         let block = try Self.readmeBlock(for: "/etc/rsyslog.d/30-esafety.conf")
         dir.write(
             "rsyslog.d/30-esafety.conf",

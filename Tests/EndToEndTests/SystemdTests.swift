@@ -223,6 +223,24 @@ struct SystemdTests {
         #expect(daemon.waitExit().0 == 0)
     }
 
+    @Test("with the shipped unit's watchdog (30 s), a stop does not wait for the watchdog's next beat")
+    func stopNotHeldByWatchdog() throws {
+        let dir = TempDir()
+        dir.write("lists/gambling/domains", "bet.example\n")
+        // A restart under systemd took 15 s: the watchdog task slept half the interval through
+        // the shutdown. The stop waits only for the drain (at most 5 s when a sender stalls).
+        let daemon = try DaemonProcess(
+            lists: [dir.path + "/lists"],
+            dir: dir,
+            environment: ["WATCHDOG_USEC": "30000000", "NOTIFY_SOCKET": dir.path + "/nobody.sock"]
+        )
+        usleep(300_000)
+        let start = Date()
+        daemon.signal(SIGTERM)
+        #expect(daemon.waitExit().0 == 0)
+        #expect(Date().timeIntervalSince(start) < 8, "stopped after \(Date().timeIntervalSince(start)) s")
+    }
+
     @Test("socket activation: esafetyd uses the sockets systemd passes")
     func socketActivation() throws {
         let activate = try requireExecutable("/usr/bin/systemd-socket-activate", package: "systemd")
