@@ -405,6 +405,10 @@ public struct DaemonConfiguration: Sendable, Equatable {
                     c.alerts.retries = try int(v, name)
                     guard (0...10).contains(c.alerts.retries) else { throw error(v, name, "must be between 0 and 10") }
                 case "backoff": c.alerts.backoff = try seconds(v, name, 0.1...3600)
+                case "spool":
+                    let folder = try string(v, name)
+                    guard folder.hasPrefix("/") else { throw error(v, name, "must be an absolute path") }
+                    c.alerts.spool = folder
                 case "overdue_repeat":
                     c.alerts.overdueRepeat = try double(v, name)
                     guard c.alerts.overdueRepeat == 0 || c.alerts.overdueRepeat >= 1 else {

@@ -37,6 +37,11 @@ public final class AlertDispatcher: @unchecked Sendable {
         /// While an alerted incident is past its due time and not yet acknowledged, alert
         /// again this often (seconds); 0: never.
         public var overdueRepeat = 0.0
+        /// When set, esafetyd does not run the commands itself: it writes each alert into this
+        /// folder (an `AlertSpool`), and `esafety alerts deliver`, run by its own unit outside
+        /// esafetyd's sandbox (no network, no setgid there), runs the commands. The alert counts
+        /// as sent here once it is in the spool; the delivery's outcome is recorded there.
+        public var spool: String?
         public init() {}
     }
 
@@ -243,10 +248,16 @@ public final class AlertDispatcher: @unchecked Sendable {
     }
 
     private func run(_ a: Attempt) {
-        let error = ChildProcess.run(a.command.argv, input: a.payload, timeout: settings.timeout)
+        let error: String?
+        if let spool = settings.spool {
+            error = AlertSpool(folder: spool).put(a.payload, command: a.command.name, incident: a.id)
+        } else {
+            error = ChildProcess.run(a.command.argv, input: a.payload, timeout: settings.timeout)
+        }
         if error == nil {
             health.withLock { $0.sent += 1 }
-            record(a.command.name, true, nil)
+            // A spooled alert's outcome is recorded by its delivery, not here (counted once).
+            if settings.spool == nil { record(a.command.name, true, nil) }
             return
         }
         let why = error!

@@ -110,6 +110,7 @@ struct ConfigurationTests {
         ("alerts.backoff", { "\($0.alerts.backoff)" }),
         ("alerts.overdue_repeat", { "\($0.alerts.overdueRepeat)" }),
         ("alerts.commands", { "\($0.alerts.commands.map(\.name))" }),
+        ("alerts.spool", { "\(String(describing: $0.alerts.spool))" }),
     ]
 
     /// The example's text without one option (a top-level key, or `section.key`) and the
@@ -281,5 +282,23 @@ struct ConfigurationTests {
         #expect(mine.incidentLog == own.incidentLog)
         // Neither: the account's own defaults, as before.
         #expect(DaemonConfiguration.forTools { _ in false } == own)
+    }
+}
+
+@Suite("README's alert configuration")
+struct ReadmeAlertConfigurationTests {
+    @Test("the README's alerts block loads as written: the spool and both commands")
+    func readmeBlock() throws {
+        let readme = try String(contentsOfFile: repositoryRoot + "/README.md", encoding: .utf8)
+        let start = try #require(readme.range(of: "```yaml\nalerts:\n"))
+        let end = try #require(readme[start.upperBound...].range(of: "```"))
+        let block = "alerts:\n" + readme[start.upperBound..<end.lowerBound]
+        let path = tempPath() + ".yaml"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try block.write(toFile: path, atomically: true, encoding: .utf8)
+        let c = try DaemonConfiguration.load(path: path)
+        #expect(c.alerts.spool == "/var/lib/esafety/alerts")
+        #expect(c.alerts.commands.map(\.name) == ["mail-dsl", "chat"])
+        #expect(c.alerts.overdueRepeat == 3600)
     }
 }

@@ -140,5 +140,44 @@ struct InstalledTests {
         #expect(
             try c.run("ls /var/lib/esafety-follow/ 2>&1 || ls /var/lib/private/esafety-follow/").1.contains(".position")
         )
+
+        // An alert that needs the network, which esafetyd's sandbox forbids: spooled by
+        // esafetyd, sent by esafety-alert.service (logger to a syslog server on loopback).
+        let receiver = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(receiver) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(receiver, $0, len) }
+        }
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(receiver, $0, &len) }
+        }
+        let port = UInt16(bigEndian: addr.sin_port)
+        var tv = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(receiver, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let command =
+            #"  commands: [{name: siem, command: ["/usr/bin/logger", "--socket-errors=on", "-n", "127.0.0.1", "-P", "\#(port)", "-d", "-t", "esafety-alert"]}]"#
+        try c.run(
+            "sed -i 's|^  commands: \\[\\]$|\(command)|' /etc/esafety/esafetyd.yaml && systemctl restart esafetyd.service"
+        )
+        #expect(try c.run("grep -c 'name: siem' /etc/esafety/esafetyd.yaml").1.hasPrefix("1"))
+        #expect(try c.run("systemctl is-active esafety-alert.path").1.hasPrefix("active"))
+        try c.run(
+            "logger --socket-errors=on -d -u /run/esafety/ingest.dgram -t squid '\(Self.squidLine("pupil12", path: "alert"))'",
+            as: "proxy"
+        )
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let n = recv(receiver, &buffer, buffer.count, 0)
+        let alert = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : ""
+        let diagnosis =
+            alert.isEmpty
+            ? (try? c.run("esafety status; journalctl -u esafety-alert --no-pager | tail -5"))?.1 ?? "" : ""
+        #expect(alert.contains("pupil12") && alert.contains("self-harm"), "the alert arrived: \(alert) \(diagnosis)")
+        #expect(poll(timeout: 10) { (try? c.run("ls /var/lib/esafety/alerts | wc -l").1.hasPrefix("0")) == true })
+        let counters = try c.run("grep '\"event\":\"alert\"' /var/lib/esafety/counters.jsonl", as: "alice")
+        #expect(counters.1.contains("\"command\":\"siem\",\"ok\":true"), "\(counters.1)")
     }
 }

@@ -167,3 +167,75 @@ struct AlertTests {
         #expect(names.subtracting(["PWD", "SHLVL", "_"]) == ["PATH", "LANG"], "\(names)")
     }
 }
+
+/// The spool between esafetyd (sandboxed) and `esafety alerts deliver` (its own unit).
+@Suite("Spooled alerts")
+struct AlertSpoolTests {
+    @Test(
+        "esafetyd spools each alert whole; delivery runs the command with the record, removes it, records the outcome"
+    )
+    func spoolAndDeliver() throws {
+        let folder = tempPath()
+        let out = tempPath()
+        defer {
+            for f in [folder, folder + ".tmp", folder + ".failed", out] {
+                try? FileManager.default.removeItem(atPath: f)
+            }
+        }
+        var settings = AlertTests.settings("cat >> \(out)")
+        settings.spool = folder
+        let d = AlertDispatcher(settings: settings, logger: Logger(label: "test"))
+        d.start()
+        d.incident(#"{"id":"inc-1","severity":"high"}"#, id: "inc-1", severity: .high, person: "p1", category: "c")
+        d.incident(
+            #"{"id":"inc-2","severity":"critical"}"#,
+            id: "inc-2",
+            severity: .critical,
+            person: "p2",
+            category: "c"
+        )
+        let spool = AlertSpool(folder: folder)
+        AlertTests.waitUntil { spool.waiting().count == 2 }
+        d.stop()
+        #expect(spool.waiting().count == 2)
+        #expect(!FileManager.default.fileExists(atPath: out), "esafetyd ran nothing itself")
+        #expect(d.status.sent == 2)
+        let first = try #require(spool.waiting().first)
+        #expect(spool.read(first)?.command == "test")
+        var outcomes: [(String, Bool, String)] = []
+        let failed = spool.deliver(commands: settings.commands, timeout: 5, retries: 0, backoff: 0.01) {
+            outcomes.append(($0, $1, $3))
+        }
+        #expect(failed == 0)
+        #expect(spool.waiting().isEmpty)
+        let delivered = try String(contentsOfFile: out, encoding: .utf8)
+        #expect(
+            delivered == #"{"id":"inc-1","severity":"high"}"# + "\n" + #"{"id":"inc-2","severity":"critical"}"# + "\n"
+        )
+        #expect(outcomes.map(\.0) == ["test", "test"])
+        #expect(outcomes.map(\.1) == [true, true])
+        #expect(outcomes.map(\.2) == ["inc-1", "inc-2"])
+    }
+
+    @Test("a command that fails every attempt keeps its alert in SPOOL.failed, with the reason; an unknown command too")
+    func failures() throws {
+        let folder = tempPath()
+        defer {
+            for f in [folder, folder + ".tmp", folder + ".failed"] { try? FileManager.default.removeItem(atPath: f) }
+        }
+        let spool = AlertSpool(folder: folder)
+        #expect(spool.put(#"{"id":"inc-9"}"#, command: "broken", incident: "inc-9") == nil)
+        #expect(spool.put(#"{"id":"inc-8"}"#, command: "gone", incident: "inc-8") == nil)
+        var outcomes: [(String, Bool, String?)] = []
+        let commands = [AlertDispatcher.Command(name: "broken", argv: ["/bin/sh", "-c", "exit 75"])]
+        let failed = spool.deliver(commands: commands, timeout: 5, retries: 1, backoff: 0.01) { c, ok, e, _ in
+            outcomes.append((c, ok, e))
+        }
+        #expect(failed == 2)
+        #expect(spool.waiting().isEmpty)
+        let kept = try FileManager.default.contentsOfDirectory(atPath: spool.failedFolder)
+        #expect(kept.count == 2)
+        #expect(outcomes.contains { $0.0 == "broken" && !$0.1 && ($0.2 ?? "").contains("after 2 attempt(s)") })
+        #expect(outcomes.contains { $0.0 == "gone" && ($0.2 ?? "").contains("no alert command named gone") })
+    }
+}
