@@ -24,6 +24,19 @@ struct InstalledTests {
     )
     func installed() throws {
         let c = try Container()
+        // --prefix and --no-start: installed and enabled where asked, nothing started.
+        let elsewhere = try c.run(
+            "/src/scripts/install --from /opt/esafety-build --prefix /opt/esafety --no-start 2>&1"
+        )
+        #expect(elsewhere.0 == 0, "\(elsewhere.1)")
+        #expect(try c.run("test -x /opt/esafety/bin/esafetyd && test -d /opt/esafety/share/esafety/Blocklists").0 == 0)
+        #expect(
+            try c.run("grep -c '^ExecStart=/opt/esafety/bin/esafetyd$' /etc/systemd/system/esafetyd.service").1
+                .hasPrefix("1")
+        )
+        #expect(try c.run("systemctl is-active esafetyd.service").1.hasPrefix("inactive"))
+        #expect(try c.run("systemctl is-enabled esafetyd.service").1.hasPrefix("enabled"))
+        try c.run("rm -f /etc/esafety/esafetyd.yaml")
         let (code, out) = try c.run("/src/scripts/install --from /opt/esafety-build 2>&1")
         try #require(code == 0, "\(out)")
         // Idempotent: a second run changes nothing and keeps the configuration.
