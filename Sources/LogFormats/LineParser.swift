@@ -72,6 +72,12 @@ public final class LineParser {
             // Blocky: `2026-12-01 10:00:00<TAB>`.
             if i + 19 < b.count, b[i + 4] == UInt8(ascii: "-"), b[i + 19] == 0x09 { return .blocky }
             if time.bind(b, at: i) != nil { return .bind }
+            // BIND with `print-time iso8601` (or iso8601-utc).
+            if let (_, j) = time.rfc3339(b, at: i) {
+                var k = j
+                while k < b.count, b[k] == 0x20 { k += 1 }
+                if startsAt(b, k, "queries: ") || startsAt(b, k, "rpz: ") || startsAt(b, k, "client ") { return .bind }
+            }
         }
         // Squid common: client ident user [date] "request"
         var j = i
@@ -369,7 +375,7 @@ public final class LineParser {
     func bind(_ b: UnsafeRawBufferPointer, _ start: Int, envTime: Double?) -> ParseOutcome {
         var i = start
         var seconds = envTime
-        if let (t, j) = time.bind(b, at: i) {
+        if let (t, j) = time.bind(b, at: i) ?? time.rfc3339(b, at: i) {
             seconds = t
             i = j
             while i < b.count, b[i] == 0x20 { i += 1 }

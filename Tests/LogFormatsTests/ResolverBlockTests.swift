@@ -113,6 +113,8 @@ struct ResolverBlockLineTests {
             "Dec  1 17:19:20 resolver named[812]: client @0x7fdd00d5f098 10.0.0.7#39199 (blocked.example.com): rpz QNAME NXDOMAIN rewrite blocked.example.com/A/IN via blocked.example.com.rpz.local",
             "01-Dec-2026 17:19:20.827 rpz: info: client @0x7fdd00d5f098 10.0.0.7#39199 (blocked.example.com): rpz QNAME NXDOMAIN rewrite blocked.example.com/A/IN via blocked.example.com.rpz.local",
             "01-Dec-2026 17:19:20.827 client @0x7fdd00d5f098 10.0.0.7#39199 (blocked.example.com): rpz QNAME NODATA rewrite blocked.example.com/A/IN via blocked.example.com.rpz.local",
+            // print-time iso8601-utc
+            "2026-12-01T17:19:20.827Z rpz: info: client @0x7fdd00d5f098 10.0.0.7#39199 (blocked.example.com): rpz QNAME NXDOMAIN rewrite blocked.example.com/A/IN via blocked.example.com.rpz.local",
         ]
     )
     func bind(line: String) {
@@ -138,6 +140,10 @@ struct ResolverBlockLineTests {
             "01-Dec-2026 17:19:20.827 queries: info: client @0x7fdd00d5f098 10.0.0.7#39199 (blocked.example.com): query: blocked.example.com IN A +E(0)K (127.0.0.1)"
         #expect(lookup(query).kind == "request")
         #expect(lookup(query).host == "blocked.example.com")
+        let iso =
+            "2026-12-01T17:19:20.827+01:00 queries: info: client @0x7f 10.0.0.7#39199 (a.example): query: a.example IN A + (127.0.0.1)"
+        #expect(lookup(iso).kind == "request")
+        #expect(lookup(iso).format == "bind")
     }
 
     @Test(
