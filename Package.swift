@@ -6,7 +6,7 @@ import PackageDescription
 //
 // Dependencies point one way:
 //   CShims, CPCRE2, CCrypto <- SystemSupport <- Classifier <- LogFormats <- Pipeline
-//   <- Incidents <- Reports <- Daemon <- esafetyd, esafety, esafety-bench
+//   <- Incidents <- IncidentIndex, Reports <- Daemon <- esafetyd, esafety, esafety-bench
 //   CShims <- Threads <- Incidents, Daemon
 //
 // The hot path's modules (Classifier, LogFormats, Pipeline) are built with
@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // PCRE2 (8-bit code units), from Debian's libpcre2-dev. Only PCRE2Regex.swift imports it.
@@ -60,6 +61,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The incident log's SQLite index: derived from the log, followed as it grows, rebuilt
+        // when it disagrees; what the tools query.
+        .target(
+            name: "IncidentIndex",
+            dependencies: ["Incidents", "SystemSupport", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         // The report: aggregation of incidents and counters, and its renderers (text, HTML,
         // JSON, CSV).
         .target(name: "Reports", dependencies: ["Incidents", "LogFormats", "SystemSupport"]),
@@ -68,7 +75,8 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Classifier", "Incidents", "CShims", "LogFormats", "Pipeline", "SystemSupport", "Threads",
+                "Classifier", "Incidents", "IncidentIndex", "CShims", "LogFormats", "Pipeline", "SystemSupport",
+                "Threads",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -78,7 +86,8 @@ let package = Package(
         .executableTarget(
             name: "esafety",
             dependencies: [
-                "Classifier", "Incidents", "LogFormats", "Pipeline", "Reports", "Daemon", "SystemSupport", "Threads",
+                "Classifier", "Incidents", "IncidentIndex", "LogFormats", "Pipeline", "Reports", "Daemon",
+                "SystemSupport", "Threads",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -124,6 +133,10 @@ let package = Package(
             dependencies: ["Incidents", "LogFormats", "Pipeline", "Classifier", "SystemSupport", "TestSupport"]
         ),
         .testTarget(
+            name: "IncidentIndexTests",
+            dependencies: ["IncidentIndex", "Incidents", "Classifier", "Pipeline", "SystemSupport", "TestSupport"]
+        ),
+        .testTarget(
             name: "ReportsTests",
             dependencies: ["Reports", "Incidents", "LogFormats", "SystemSupport", "TestSupport"],
             exclude: ["Fixtures"]
@@ -134,7 +147,8 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "Daemon", "Incidents", "LogFormats", "Pipeline", "Classifier", "SystemSupport", "TestSupport",
+                "Daemon", "Incidents", "IncidentIndex", "LogFormats", "Pipeline", "Classifier", "SystemSupport",
+                "TestSupport",
             ],
             exclude: ["Fixtures"]
         ),

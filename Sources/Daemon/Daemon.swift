@@ -196,6 +196,7 @@ public enum EsafetyDaemon {
         // Services stop in reverse order: ingest drains first, the counters record last.
         let services: [any Service] = [
             CounterService(recorder: counters),
+            IndexService(logPath: configuration.incidentLog, logger: logger),
             AlertService(alerts: alerts),
             IncidentLogService(log: incidentLog, queue: queued, sink: incidents, signals: usr1),
             ReloadService(reloader: reloader, signals: hangups),

@@ -186,7 +186,7 @@ public enum HashChain {
     }
 
     /// The value of a top-level string field in a JSON line (for `prev`).
-    static func field(_ body: Substring, _ key: String) -> String? {
+    public static func field(_ body: Substring, _ key: String) -> String? {
         guard let r = body.range(of: "\"\(key)\":\"") else { return nil }
         let rest = body[r.upperBound...]
         guard let end = rest.firstIndex(of: "\"") else { return nil }

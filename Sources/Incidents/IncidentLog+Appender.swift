@@ -30,6 +30,7 @@ extension IncidentLog {
     public static func appendEvents(
         path: String,
         group: String?,
+        load: (() -> [IncidentView]?)? = nil,
         _ decide: ([IncidentView]) throws(Workflow.Refusal) -> [ActionRecord]
     ) throws(ActFailure) {
         // O_NOFOLLOW: a link put where the log should be must not send a child's record elsewhere.
@@ -64,9 +65,15 @@ extension IncidentLog {
         // A writer killed mid-write (the daemon, or another `esafety incidents`) can leave a
         // partial last line; the events go after the last whole line, not joined to it.
         cutTornTail(fd: fd)
+        // The incidents as they stand under the lock: from the caller's index (brought up to
+        // date here), or a full read of the log.
         let views: [IncidentView]
-        do { views = try IncidentStore.load(path, group: group) } catch {
-            throw ActFailure(description: error.description, status: 2)
+        if let indexed = load?() {
+            views = indexed
+        } else {
+            do { views = try IncidentStore.load(path, group: group) } catch {
+                throw ActFailure(description: error.description, status: 2)
+            }
         }
         let objects: [String]
         do { objects = try decide(views).map { LogRecord.action($0).text } } catch {

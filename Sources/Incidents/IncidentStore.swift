@@ -126,7 +126,7 @@ public enum IncidentStore {
         return fold(text)
     }
 
-    static func fold(_ text: String) -> [IncidentView] {
+    public static func fold(_ text: String) -> [IncidentView] {
         var views: [IncidentView] = []
         var index: [String: Int] = [:]
         for line in text.split(separator: "\n") {

@@ -3,6 +3,7 @@ import Classifier
 import Daemon
 import Foundation
 import Glibc
+import IncidentIndex
 import Incidents
 import LogFormats
 import SystemSupport
@@ -48,6 +49,56 @@ struct ResolvedLog {
     /// The group whose members may read incidents and act on them.
     var group: String { configuration.incidentLogGroup ?? "esafety-admin" }
 
+    /// The log's index, up to date: made or brought up to date here when this account may
+    /// write it (the service account, root); else esafetyd's, read as it stands when it has
+    /// read the whole log. Nil when there is none to trust: then the log is read in full.
+    func index() -> IncidentIndex? {
+        if let writable = try? IncidentIndex(logPath: path), (try? writable.update()) != nil { return writable }
+        return IncidentIndex.reading(logPath: path)
+    }
+
+    /// The incidents a query selects, newest first: from the index, or a full read.
+    func query(_ q: IncidentIndex.Query) throws -> [IncidentView] {
+        if let refusal = Identity.requireMember(of: group, logOwner: Identity.owner(of: path)) {
+            throw CommandFailure(refusal.description, status: refusal.status)
+        }
+        if let index = index(), let found = try? index.incidents(q) { return found }
+        var views = try load().filter { v in
+            if q.open && !v.isOpen { return false }
+            if let now = q.overdueAt, !v.overdue(now: now) { return false }
+            if let s = q.severity, v.severity?.description != s { return false }
+            if let c = q.category, v.category != c { return false }
+            if let g = q.group, v.group != g { return false }
+            if let u = q.user, v.record.user != u { return false }
+            if let c = q.client, v.record.client != c { return false }
+            if let p = q.person, (v.record.user ?? v.record.client) != p { return false }
+            if let since = q.since, v.time < since { return false }
+            if let until = q.until, v.time >= until { return false }
+            if let t = q.text {
+                let notes = v.actions.compactMap(\.note)
+                guard
+                    ([v.host, v.record.url ?? "", v.record.searchTerm ?? ""] + notes).contains(where: { $0.contains(t) }
+                    )
+                else { return false }
+            }
+            return true
+        }
+        views = q.lastWritten ? views.reversed() : views.sorted { $0.time > $1.time }
+        return q.limit.map { Array(views.prefix($0)) } ?? views
+    }
+
+    /// The incident an id (or a prefix of 8 or more characters) names.
+    func find(_ id: String) throws -> IncidentView {
+        if let refusal = Identity.requireMember(of: group, logOwner: Identity.owner(of: path)) {
+            throw CommandFailure(refusal.description, status: refusal.status)
+        }
+        let candidates = (try? index()?.incidents(idOrPrefix: id)) ?? nil
+        switch IncidentStore.find(id, in: try candidates ?? load()) {
+        case .success(let view): return view
+        case .failure(let refusal): throw CommandFailure(refusal.description, status: 1)
+        }
+    }
+
     func load() throws -> [IncidentView] {
         if let refusal = Identity.requireMember(of: group, logOwner: Identity.owner(of: path)) {
             throw CommandFailure(refusal.description, status: refusal.status)
@@ -72,9 +123,12 @@ struct TailCommand: ParsableCommand {
     func run() throws {
         let log = try self.log.resolve()
         let path = log.path
-        let views = try log.load()
+        var q = IncidentIndex.Query()
+        q.limit = n
+        q.lastWritten = true
+        let views = try log.query(q).reversed()
         let color = !json && isatty(1) != 0
-        for v in views.suffix(n) { print(json ? v.line : IncidentStore.line(v, color: color)) }
+        for v in views { print(json ? v.line : IncidentStore.line(v, color: color)) }
         guard f else { return }
         var follower = IncidentFollower(path: path)
         while true {
@@ -101,22 +155,19 @@ struct ListCommand: ParsableCommand {
     @Option(help: "Only this client address.") var client: String?
     @Option(help: "From this time (RFC 3339 or YYYY-MM-DD, UTC).") var since: String?
     @Option(help: "Before this time (RFC 3339 or YYYY-MM-DD, UTC).") var until: String?
+    @Option(help: "A pupil's history: the user, or the address where the log names no user.") var person: String?
+    @Option(help: "Text in the site, the URL, the search term or a note.") var search: String?
+    @Option(help: "At most this many, the newest.") var limit: Int?
     @Flag(help: "The records as JSON lines.") var json = false
 
     func run() throws {
-        let now = Clock.rfc3339(Date().timeIntervalSince1970)
-        let views = try log.resolve().load().filter { v in
-            if open && !v.isOpen { return false }
-            if overdue && !v.overdue(now: now) { return false }
-            if let severity, v.severity != severity { return false }
-            if let category, v.category != category { return false }
-            if let group, v.group != group { return false }
-            if let user, v.record.user != user { return false }
-            if let client, v.record.client != client { return false }
-            if let since, v.time < since { return false }
-            if let until, v.time >= until { return false }
-            return true
-        }.sorted { $0.time > $1.time }
+        var q = IncidentIndex.Query()
+        q.open = open
+        q.overdueAt = overdue ? Clock.rfc3339(Date().timeIntervalSince1970) : nil
+        q.severity = severity?.description
+        (q.category, q.group, q.user, q.client, q.person) = (category, group, user, client, person)
+        (q.since, q.until, q.text, q.limit) = (since, until, search, limit)
+        let views = try log.resolve().query(q)
         let color = !json && isatty(1) != 0
         for v in views { print(json ? v.line : IncidentStore.line(v, color: color)) }
         if !json { FileHandle.standardError.write(Data("\(views.count) incident(s)\n".utf8)) }
@@ -133,11 +184,7 @@ struct ShowCommand: ParsableCommand {
     @Argument(help: "The incident id, or at least its first 8 characters.") var id: String
 
     func run() throws {
-        let v: IncidentView
-        switch IncidentStore.find(id, in: try log.resolve().load()) {
-        case .success(let view): v = view
-        case .failure(let refusal): throw CommandFailure(refusal.description, status: 1)
-        }
+        let v = try log.resolve().find(id)
         print(IncidentStore.line(v, color: isatty(1) != 0))
         print(IncidentDisplay.details(v), terminator: "")
     }
@@ -174,7 +221,11 @@ struct ActOptions: ParsableArguments {
         var found: IncidentView?
         let id = self.id
         do {
-            try IncidentLog.appendEvents(path: log.path, group: group) {
+            try IncidentLog.appendEvents(
+                path: log.path,
+                group: group,
+                load: { try? log.index()?.incidents(idOrPrefix: id) }
+            ) {
                 (views: [IncidentView]) throws(Workflow.Refusal) -> [ActionRecord] in
                 let v: IncidentView
                 switch IncidentStore.find(id, in: views) {

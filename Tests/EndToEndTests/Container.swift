@@ -9,7 +9,8 @@ import TestSupport
 /// and the Swift runtime they link to at /opt/swift (read-only, as on this machine).
 final class Container: @unchecked Sendable {
     static let packages = [
-        "systemd", "systemd-sysv", "dbus", "sudo", "libpcre2-8-0", "libssl3", "publicsuffix", "logrotate",
+        "systemd", "systemd-sysv", "dbus", "sudo", "libpcre2-8-0", "libssl3", "libsqlite3-0", "publicsuffix",
+        "logrotate",
     ]
     /// The cache's name changes with the package list, so a changed list builds a new one.
     static var cache: String {

@@ -192,5 +192,15 @@ struct InstalledTests {
         #expect(poll(timeout: 10) { (try? c.run("ls /var/lib/esafety/alerts | wc -l").1.hasPrefix("0")) == true })
         let counters = try c.run("grep '\"event\":\"alert\"' /var/lib/esafety/counters.jsonl", as: "alice")
         #expect(counters.1.contains("\"command\":\"siem\",\"ok\":true"), "\(counters.1)")
+
+        // esafetyd keeps the incident index; the coordinator's tools read it as it stands.
+        #expect(
+            try c.run("stat -c '%U %G %a' /var/lib/esafety/incidents.jsonl.index.sqlite").1.hasPrefix(
+                "esafety esafety-admin 640"
+            )
+        )
+        #expect(poll(timeout: 10) { (try? c.run("esafety index status", as: "alice").1.contains(": current")) == true })
+        #expect(try c.run("esafety incidents list --person pupil12", as: "alice").1.contains("pupil12"))
+        #expect(try c.run("esafety index status", as: "bob").0 != 0)
     }
 }

@@ -78,7 +78,7 @@ public struct ContextRecord: Sendable, Equatable {
 
     /// Every incident it belongs to (one hour's context serves all of a person's incidents
     /// in it); the first is written as `id`, and `ids` only when there is more than one.
-    var ids: [String]
+    public var ids: [String]
     public var time: RecordTime
     public var span: Span
     public var requests: [Request]

@@ -1,0 +1,429 @@
+import Foundation
+import GRDB
+import Glibc
+import Incidents
+import SystemSupport
+
+/// An SQLite index of the incident log: derived from it, never its replacement. The log
+/// (append-only, hash-chained) stays the source of truth; the index holds each incident's
+/// searchable fields and the log's own lines (the record and every event naming it), so
+/// the tools find incidents with a query and show them by folding those lines exactly as a
+/// full read of the log would.
+///
+/// The index records how far it has read: the file (by inode), the byte offset after the last
+/// whole line, and that line's chain value. `update()` goes on from there, through rotated
+/// files (`LOG.N` ... `LOG.1`, `LOG`), and starts again from nothing when the log no longer
+/// agrees with it: the file is gone (recovered, replaced), shorter than the offset, or the line
+/// at the offset has another chain value. A missing, unreadable, corrupt or older-schema index
+/// is rebuilt, never trusted.
+public final class IncidentIndex: @unchecked Sendable {
+    public let logPath: String
+    public let path: String
+    let db: DatabaseQueue
+    static let schemaVersion = "1"
+
+    /// The index kept beside a log: `LOG.index.sqlite`.
+    public static func path(forLog log: String) -> String { log + ".index.sqlite" }
+
+    public struct Failure: Error, CustomStringConvertible, Sendable {
+        public var description: String
+    }
+
+    /// Opens (making or remaking it when needed) the index of `logPath` for writing.
+    public init(logPath: String, path: String? = nil) throws(Failure) {
+        self.logPath = logPath
+        self.path = path ?? Self.path(forLog: logPath)
+        do {
+            db = try Self.open(self.path)
+        } catch {
+            // Unreadable or not a database: made again from the log.
+            for suffix in ["", "-journal", "-wal", "-shm"] { unlink(self.path + suffix) }
+            do { db = try Self.open(self.path) } catch {
+                throw Failure(description: "\(self.path): cannot create the incident index: \(error)")
+            }
+        }
+    }
+
+    /// Opens an index that this account may only read (a coordinator's, kept by esafetyd):
+    /// nil unless it exists, is this version's, and has read the log to its end.
+    public static func reading(logPath: String, path: String? = nil) -> IncidentIndex? {
+        let file = path ?? Self.path(forLog: logPath)
+        guard FileSystem.exists(file) else { return nil }
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(5)
+        guard let queue = try? DatabaseQueue(path: file, configuration: configuration) else { return nil }
+        let index = IncidentIndex(logPath: logPath, path: file, queue: queue)
+        guard (try? index.isCurrent()) == true else { return nil }
+        return index
+    }
+
+    init(logPath: String, path: String, queue: DatabaseQueue) {
+        (self.logPath, self.path, self.db) = (logPath, path, queue)
+    }
+
+    /// Whether the index has read every line of the log (the live file, to its end, and its
+    /// line at the cursor agrees).
+    public func isCurrent() throws -> Bool {
+        try db.read { db in
+            guard (try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'schema'")) == Self.schemaVersion,
+                let c = try cursor(db)
+            else { return false }
+            var st = stat()
+            guard stat(logPath, &st) == 0, UInt64(st.st_ino) == c.inode, Int64(st.st_size) == c.offset else {
+                return false
+            }
+            return Self.chain(endingAt: c.offset, in: logPath) == c.chain
+        }
+    }
+
+    static func open(_ path: String) throws -> DatabaseQueue {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        let queue = try DatabaseQueue(path: path, configuration: configuration)
+        chmod(path, 0o640)
+        try queue.write { db in
+            let version = try? String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'schema'")
+            if version != schemaVersion {
+                try db.execute(
+                    sql: "DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS incidents; DROP TABLE IF EXISTS events"
+                )
+                try createSchema(db)
+            }
+            // A page the index cannot read is found here rather than in the middle of a query.
+            _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM meta")
+        }
+        return queue
+    }
+
+    static func createSchema(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE incidents (
+                    seq INTEGER PRIMARY KEY,
+                    id TEXT NOT NULL UNIQUE,
+                    time TEXT NOT NULL,
+                    severity TEXT NOT NULL,
+                    rank INTEGER NOT NULL,
+                    category TEXT NOT NULL,
+                    grp TEXT NOT NULL,
+                    client TEXT NOT NULL,
+                    user TEXT,
+                    person TEXT NOT NULL,
+                    host TEXT NOT NULL,
+                    url TEXT,
+                    search_term TEXT,
+                    state TEXT NOT NULL,
+                    due TEXT,
+                    line TEXT NOT NULL
+                );
+                CREATE TABLE events (
+                    seq INTEGER PRIMARY KEY, id TEXT NOT NULL, event TEXT NOT NULL, line TEXT NOT NULL
+                );
+                CREATE INDEX incidents_open ON incidents (state, rank, due);
+                CREATE INDEX incidents_person ON incidents (person, time);
+                CREATE INDEX incidents_time ON incidents (time);
+                CREATE INDEX incidents_category ON incidents (category, time);
+                CREATE INDEX incidents_group ON incidents (grp, time);
+                CREATE INDEX events_id ON events (id, seq);
+                INSERT INTO meta (key, value) VALUES ('schema', '\(schemaVersion)');
+                """
+        )
+    }
+
+    // MARK: - Following the log
+
+    /// Where the index has read to.
+    struct Cursor: Equatable {
+        var inode: UInt64
+        var offset: Int64
+        var chain: String
+    }
+
+    func cursor(_ db: Database) throws -> Cursor? {
+        let rows = try Row.fetchAll(db, sql: "SELECT key, value FROM meta")
+        var m: [String: String] = [:]
+        for r in rows { m[r["key"]] = r["value"] }
+        guard let inode = m["inode"].flatMap(UInt64.init), let offset = m["offset"].flatMap(Int64.init) else {
+            return nil
+        }
+        return Cursor(inode: inode, offset: offset, chain: m["chain"] ?? "")
+    }
+
+    static func inode(of path: String) -> UInt64? {
+        var st = stat()
+        return stat(path, &st) == 0 ? UInt64(st.st_ino) : nil
+    }
+
+    /// What an update did.
+    public struct Update: Sendable, Equatable {
+        public var rebuilt: Bool
+        public var lines: Int
+        public var incidents: Int
+    }
+
+    /// Reads what the log has beyond the cursor into the index; rebuilds from the first
+    /// rotated file when the log no longer agrees with the index.
+    @discardableResult
+    public func update() throws(Failure) -> Update {
+        do {
+            return try db.write { db -> Update in
+                let files = IncidentStore.withRotations(logPath).filter { FileSystem.exists($0) }
+                var start = 0
+                var offset: Int64 = 0
+                var rebuilt = false
+                if let c = try cursor(db), let k = files.firstIndex(where: { Self.inode(of: $0) == c.inode }),
+                    Self.chain(endingAt: c.offset, in: files[k]) == c.chain
+                {
+                    start = k
+                    offset = c.offset
+                } else if try cursor(db) != nil
+                    || (try Int.fetchOne(db, sql: "SELECT count(*) FROM incidents")) ?? 0 > 0
+                {
+                    // The log was cut, recovered or replaced: the index starts again.
+                    try db.execute(
+                        sql: "DELETE FROM incidents; DELETE FROM events; DELETE FROM meta WHERE key != 'schema'"
+                    )
+                    rebuilt = true
+                }
+                var u = Update(rebuilt: rebuilt, lines: 0, incidents: 0)
+                for (i, file) in files.enumerated() where i >= start {
+                    let from = i == start ? offset : 0
+                    let (end, chain) = try index(file, from: from, db: db, into: &u)
+                    if let inode = Self.inode(of: file), end > from || i == files.count - 1 {
+                        try setCursor(Cursor(inode: inode, offset: end, chain: chain ?? ""), db)
+                    }
+                }
+                return u
+            }
+        } catch let error as Failure {
+            throw error
+        } catch {
+            throw Failure(description: "\(path): cannot update the incident index: \(error)")
+        }
+    }
+
+    /// Deletes everything and reads the whole log again.
+    @discardableResult
+    public func rebuild() throws(Failure) -> Update {
+        do {
+            try db.write { db in
+                try db.execute(sql: "DELETE FROM incidents; DELETE FROM events; DELETE FROM meta WHERE key != 'schema'")
+            }
+        } catch {
+            throw Failure(description: "\(path): cannot rebuild the incident index: \(error)")
+        }
+        var u = try update()
+        u.rebuilt = true
+        return u
+    }
+
+    func setCursor(_ c: Cursor, _ db: Database) throws {
+        for (k, v) in [("inode", String(c.inode)), ("offset", String(c.offset)), ("chain", c.chain)] {
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", arguments: [k, v])
+        }
+    }
+
+    /// The chain value of the line that ends at `offset` (nil at 0 or when there is none).
+    static func chain(endingAt offset: Int64, in file: String) -> String? {
+        guard offset > 0 else { return "" }
+        let fd = Glibc.open(file, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        let size = min(offset, 1 << 20)
+        var buffer = [UInt8](repeating: 0, count: Int(size))
+        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset - size)) }
+        guard n == Int(size), buffer.last == 0x0A else { return nil }
+        let body = buffer.dropLast()
+        let start = body.lastIndex(of: 0x0A).map { $0 + 1 } ?? body.startIndex
+        return HashChain.field(Substring(String(decoding: body[start...], as: UTF8.self)), "chain") ?? ""
+    }
+
+    /// Indexes the whole lines of `file` from `offset`: the offset after the last one, and its chain.
+    func index(_ file: String, from offset: Int64, db: Database, into u: inout Update) throws -> (Int64, String?) {
+        let fd = Glibc.open(file, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw Failure(description: "\(file): cannot read: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var position = offset
+        var chain: String? = nil
+        var carry: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        let insertIncident = try db.makeStatement(
+            sql: """
+                INSERT OR REPLACE INTO incidents (id, time, severity, rank, category, grp, client, user, person, host,
+                url, search_term, state, due, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?)
+                """
+        )
+        let insertEvent = try db.makeStatement(sql: "INSERT INTO events (id, event, line) VALUES (?, ?, ?)")
+        var read = offset
+        while true {
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(read)) }
+            if n <= 0 { break }
+            read += Int64(n)
+            var start = 0
+            for i in 0..<n where buffer[i] == 0x0A {
+                let lineBytes = carry + buffer[start..<i]
+                carry.removeAll(keepingCapacity: true)
+                start = i + 1
+                position += Int64(lineBytes.count + 1)
+                let line = String(decoding: lineBytes, as: UTF8.self)
+                if let c = HashChain.field(Substring(line), "chain") { chain = c }
+                u.lines += 1
+                try apply(line, insertIncident: insertIncident, insertEvent: insertEvent, db: db, into: &u)
+            }
+            carry += buffer[start..<n]
+        }
+        return (position, chain)
+    }
+
+    static let actionNames = Set(Workflow.Action.allCases.map(\.rawValue))
+
+    func apply(
+        _ line: String,
+        insertIncident: Statement,
+        insertEvent: Statement,
+        db: Database,
+        into u: inout Update
+    ) throws {
+        guard let record = LogRecord(line: line) else { return }
+        switch record {
+        case .incident(let r):
+            let rank = r.severity.map { Int($0.rawValue) } ?? -1
+            try insertIncident.execute(arguments: [
+                r.id, r.time.text, r.severity?.description ?? "", rank, r.category, r.group, r.client, r.user,
+                r.user ?? r.client, r.host, r.url, r.searchTerm, r.due?.text, line,
+            ])
+            u.incidents += 1
+        case .context(let c):
+            for id in c.ids { try insertEvent.execute(arguments: [id, record.event, line]) }
+        case .action(let a):
+            try insertEvent.execute(arguments: [a.id, record.event, line])
+            // The state as a full read would replay it: an action that does not fit is passed over.
+            if let state = try String.fetchOne(db, sql: "SELECT state FROM incidents WHERE id = ?", arguments: [a.id]),
+                let current = IncidentView.State(rawValue: state),
+                case .success(let next) = Workflow.next(current, a.action)
+            {
+                try db.execute(sql: "UPDATE incidents SET state = ? WHERE id = ?", arguments: [next.rawValue, a.id])
+            }
+        case .hits, .verdict:
+            if let id = record.id { try insertEvent.execute(arguments: [id, record.event, line]) }
+        case .lost, .truncated:
+            break
+        }
+    }
+
+    // MARK: - Queries
+
+    /// What the tools ask for; nil fields do not filter.
+    public struct Query: Sendable {
+        public var open = false
+        /// New (not acknowledged) and past its due time at `now`.
+        public var overdueAt: String?
+        public var severity: String?
+        public var category: String?
+        public var group: String?
+        public var user: String?
+        public var client: String?
+        /// A pupil's history: incidents whose user, or address when there is no user, is this.
+        public var person: String?
+        public var since: String?
+        public var until: String?
+        /// Text in the host, URL or search term, or in a note on the incident.
+        public var text: String?
+        /// The newest this many (nil: all), newest first.
+        public var limit: Int?
+        /// Newest by when they were written to the log (tail), not by their time.
+        public var lastWritten = false
+        public init() {}
+    }
+
+    /// The incidents a query selects, newest first, each as a full read of the log shows it.
+    public func incidents(_ q: Query) throws(Failure) -> [IncidentView] {
+        var clauses: [String] = []
+        var args: [(any DatabaseValueConvertible)?] = []
+        if q.open { clauses.append("state IN ('new', 'acknowledged', 'escalated')") }
+        if let now = q.overdueAt {
+            clauses.append("state = 'new' AND due IS NOT NULL AND due < ?")
+            args.append(now)
+        }
+        for (column, value) in [
+            ("severity", q.severity), ("category", q.category), ("grp", q.group), ("user", q.user),
+            ("client", q.client), ("person", q.person),
+        ] {
+            if let value {
+                clauses.append("\(column) = ?")
+                args.append(value)
+            }
+        }
+        if let since = q.since {
+            clauses.append("time >= ?")
+            args.append(since)
+        }
+        if let until = q.until {
+            clauses.append("time < ?")
+            args.append(until)
+        }
+        if let text = q.text {
+            let like =
+                "%" + text.replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
+                + "%"
+            clauses.append(
+                "(host LIKE ? ESCAPE '\\' OR url LIKE ? ESCAPE '\\' OR search_term LIKE ? ESCAPE '\\' OR id IN "
+                    + "(SELECT id FROM events WHERE event = 'note' AND line LIKE ? ESCAPE '\\'))"
+            )
+            args += [like, like, like, like]
+        }
+        let filter = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
+        let limit = q.limit.map { " LIMIT \($0)" } ?? ""
+        let order = q.lastWritten ? "seq DESC" : "time DESC, seq DESC"
+        return try views(sql: "SELECT id FROM incidents\(filter) ORDER BY \(order)\(limit)", args)
+    }
+
+    /// The incidents whose id is `id`, or starts with it (at most two: enough to tell whether
+    /// a prefix names one incident).
+    public func incidents(idOrPrefix id: String) throws(Failure) -> [IncidentView] {
+        let exact = try views(sql: "SELECT id FROM incidents WHERE id = ?", [id])
+        if !exact.isEmpty { return exact }
+        let like = id.replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "%"
+        return try views(sql: "SELECT id FROM incidents WHERE id LIKE ? ESCAPE '\\' ORDER BY seq LIMIT 2", [like])
+    }
+
+    /// Incidents by state, for a dashboard: (state, severity) -> count.
+    public func counts() throws(Failure) -> [String: [String: Int]] {
+        do {
+            return try db.read { db in
+                var out: [String: [String: Int]] = [:]
+                for r in try Row.fetchAll(db, sql: "SELECT state, severity, count(*) AS n FROM incidents GROUP BY 1, 2")
+                {
+                    out[r["state"], default: [:]][r["severity"]] = r["n"]
+                }
+                return out
+            }
+        } catch {
+            throw Failure(description: "\(path): cannot read the incident index: \(error)")
+        }
+    }
+
+    func views(sql: String, _ args: [(any DatabaseValueConvertible)?]) throws(Failure) -> [IncidentView] {
+        do {
+            return try db.read { db in
+                let ids = try String.fetchAll(db, sql: sql, arguments: StatementArguments(args))
+                var out: [IncidentView] = []
+                out.reserveCapacity(ids.count)
+                let record = try db.makeStatement(sql: "SELECT line FROM incidents WHERE id = ?")
+                let events = try db.makeStatement(sql: "SELECT line FROM events WHERE id = ? ORDER BY seq")
+                for id in ids {
+                    guard let line = try String.fetchOne(record, arguments: [id]) else { continue }
+                    let lines = [line] + (try String.fetchAll(events, arguments: [id]))
+                    if let v = IncidentStore.fold(lines.joined(separator: "\n")).last(where: { $0.id == id }) {
+                        out.append(v)
+                    }
+                }
+                return out
+            }
+        } catch {
+            throw Failure(description: "\(path): cannot read the incident index: \(error)")
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import IncidentIndex
+import Incidents
+import SystemSupport
+
+struct IndexCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "index",
+        abstract: "The incident log's SQLite index (LOG.index.sqlite), which the incident commands query.",
+        discussion: """
+            The log stays the source of truth; the index is derived from it, kept current by esafetyd \
+            (and by the tool when it may write it), and made again whenever it disagrees with the log.
+            """,
+        subcommands: [RebuildCommand.self, IndexStatusCommand.self]
+    )
+}
+
+struct RebuildCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rebuild",
+        abstract: "Make the index again from the whole log (and its rotations)."
+    )
+    @OptionGroup var log: LogOption
+
+    func run() throws {
+        let log = try self.log.resolve()
+        let started = Clock.monotonic()
+        do {
+            let u = try IncidentIndex(logPath: log.path).rebuild()
+            let seconds = Clock.monotonic() - started
+            print(
+                "rebuilt \(IncidentIndex.path(forLog: log.path)): \(u.incidents) incident(s) from \(u.lines) "
+                    + "line(s) in "
+                    + String(format: "%.1f s", seconds)
+            )
+        } catch {
+            throw CommandFailure(error.description, status: 1)
+        }
+    }
+}
+
+struct IndexStatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Whether the index has read the whole log, and its incidents by state and severity."
+    )
+    @OptionGroup var log: LogOption
+
+    func run() throws {
+        let log = try self.log.resolve()
+        guard let index = log.index() else {
+            print("no usable index for \(log.path): the incident commands read the log in full")
+            throw CommandFailure(nil, status: 1)
+        }
+        print("\(index.path): \((try? index.isCurrent()) == true ? "current" : "behind the log")")
+        do {
+            for (state, bySeverity) in try index.counts().sorted(by: { $0.key < $1.key }) {
+                let parts = bySeverity.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+                print("  \(state): " + parts.joined(separator: ", "))
+            }
+        } catch {
+            throw CommandFailure(error.description, status: 1)
+        }
+    }
+}

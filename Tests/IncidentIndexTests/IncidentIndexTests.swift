@@ -1,0 +1,218 @@
+import Foundation
+import Logging
+import Pipeline
+import SystemSupport
+import TestSupport
+import Testing
+
+@testable import Classifier
+@testable import IncidentIndex
+@testable import Incidents
+
+/// A real incident log (written by the incident sink and the tool's appender, hash-chained)
+/// and its index: what the index answers must be what a full read of the log answers.
+@Suite("The incident index", .serialized)
+struct IncidentIndexTests {
+    final class Log {
+        let path = tempPath() + ".jsonl"
+        let log: IncidentLog
+        let sink: IncidentSink
+
+        init() throws {
+            log = IncidentLog(path: path, syncInterval: 0.05, headInterval: 3600, logger: Logger(label: "test"))
+            try log.open()
+            log.start()
+            sink = IncidentSink(log: log, policy: Policy(), suffixes: PublicSuffix(text: "com\nexample\n"))
+        }
+
+        /// Incidents for pupils `range`: two hits each (a `hits` event), on a site per pupil.
+        func incidents(_ range: Range<Int>, at base: Double = 1_795_255_200) {
+            for i in range {
+                let url = "https://www.google.com/search?q=pupil+\(i)"
+                sink.accept(match("site\(i).example", url: url, user: "u\(i)", time: base + Double(i)))
+                sink.accept(match("site\(i).example", user: "u\(i)", time: base + Double(i) + 1))
+            }
+        }
+
+        /// Stops the writer so the file holds everything (the appender works with or without it).
+        func flush() {
+            sink.closeAll()
+            log.stop()
+        }
+
+        func act(_ action: Workflow.Action, _ id: String, note: String? = nil, outcome: String? = nil) throws {
+            try IncidentLog.appendEvents(path: path, group: nil) { _ in
+                [
+                    ActionRecord(
+                        action,
+                        id: id,
+                        time: Clock.rfc3339(Clock.now()),
+                        by: "alice",
+                        note: note,
+                        outcome: outcome,
+                        actionTaken: outcome == nil ? nil : "spoke to parents"
+                    )
+                ]
+            }
+        }
+
+        deinit {
+            for f in [path, path + ".chain", path + ".1", IncidentIndex.path(forLog: path)] {
+                try? FileManager.default.removeItem(atPath: f)
+            }
+        }
+    }
+
+    /// The views of a full read and of the index, compared by what a person sees.
+    static func same(_ index: IncidentIndex, _ path: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let full = try IncidentStore.load(path).sorted { $0.id < $1.id }
+        let indexed = try index.incidents(IncidentIndex.Query()).sorted { $0.id < $1.id }
+        #expect(indexed.count == full.count, sourceLocation: sourceLocation)
+        for (a, b) in zip(full, indexed) {
+            #expect(a.id == b.id, sourceLocation: sourceLocation)
+            #expect(a.line == b.line, sourceLocation: sourceLocation)
+            #expect(a.hits == b.hits && a.lastSeen == b.lastSeen, sourceLocation: sourceLocation)
+            #expect(a.state == b.state, sourceLocation: sourceLocation)
+            #expect(a.events == b.events, sourceLocation: sourceLocation)
+            #expect(IncidentDisplay.details(a) == IncidentDisplay.details(b), sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test("the index answers as a full read of the log does: records, hits, context, actions and state")
+    func sameAsFullRead() throws {
+        let l = try Log()
+        l.incidents(0..<40)
+        l.flush()
+        let ids = try IncidentStore.load(l.path).map(\.id)
+        try l.act(.ack, ids[0])
+        try l.act(.note, ids[0], note: "spoke to form tutor")
+        try l.act(.resolve, ids[1], outcome: "parents-informed")
+        try l.act(.ack, ids[2])
+        let index = try IncidentIndex(logPath: l.path)
+        let u = try index.update()
+        #expect(u.incidents == 40)
+        #expect(u.rebuilt == false)
+        try Self.same(index, l.path)
+    }
+
+    @Test("it goes on from where it stopped; a rotated log is followed; queries a DSL needs")
+    func incrementalAndRotation() throws {
+        let l = try Log()
+        l.incidents(0..<10)
+        l.flush()
+        let index = try IncidentIndex(logPath: l.path)
+        #expect(try index.update().incidents == 10)
+        let ids = try IncidentStore.load(l.path).map(\.id)
+        try l.act(.ack, ids[3])
+        let second = try index.update()
+        #expect(second == IncidentIndex.Update(rebuilt: false, lines: 1, incidents: 0), "only the new line")
+        // logrotate: the log becomes LOG.1 and a new one is written.
+        #expect(rename(l.path, l.path + ".1") == 0)
+        let next = try Log2(path: l.path)
+        next.incidents(10..<15)
+        next.flush()
+        let third = try index.update()
+        #expect(third.rebuilt == false)
+        #expect(third.incidents == 5)
+        try Self.same(index, l.path)
+
+        // Open, by severity; a pupil's history; text in a note; an id's prefix.
+        var q = IncidentIndex.Query()
+        q.open = true
+        #expect(try index.incidents(q).count == 15)
+        try l.act(.resolve, ids[4], outcome: "pupil-spoken-to")
+        try l.act(.note, ids[5], note: "older sibling involved")
+        try index.update()
+        #expect(try index.incidents(q).count == 14)
+        var history = IncidentIndex.Query()
+        history.person = "u5"
+        #expect(try index.incidents(history).map(\.id) == [ids[5]])
+        var text = IncidentIndex.Query()
+        text.text = "sibling"
+        #expect(try index.incidents(text).map(\.id) == [ids[5]])
+        text.text = "pupil+7"
+        #expect(try index.incidents(text).map(\.record.user) == ["u7"])
+        #expect(try index.incidents(idOrPrefix: String(ids[6].prefix(26))).map(\.id) == [ids[6]])
+        var limited = IncidentIndex.Query()
+        limited.limit = 3
+        #expect(try index.incidents(limited).count == 3)
+    }
+
+    @Test("a log that was cut or replaced is read again from the start, never trusted")
+    func logReplaced() throws {
+        let l = try Log()
+        l.incidents(0..<8)
+        l.flush()
+        let index = try IncidentIndex(logPath: l.path)
+        try index.update()
+        // Another log in its place (same name, other lines).
+        try FileManager.default.removeItem(atPath: l.path)
+        let other = try Log2(path: l.path)
+        other.incidents(100..<103)
+        other.flush()
+        let u = try index.update()
+        #expect(u.rebuilt)
+        try Self.same(index, l.path)
+        // The same file, cut short and written again: the chain at the cursor no longer agrees.
+        let text = try String(contentsOfFile: l.path, encoding: .utf8)
+        let kept = text.split(separator: "\n").prefix(2).joined(separator: "\n") + "\n"
+        try kept.write(toFile: l.path, atomically: false, encoding: .utf8)
+        let again = Log2.appendIncident(l.path, user: "late")
+        #expect(again)
+        let v = try index.update()
+        #expect(v.rebuilt)
+        try Self.same(index, l.path)
+    }
+
+    @Test("a corrupt or deleted index is made again from the log")
+    func corruptIndex() throws {
+        let l = try Log()
+        l.incidents(0..<12)
+        l.flush()
+        let path = IncidentIndex.path(forLog: l.path)
+        do {
+            let index = try IncidentIndex(logPath: l.path)
+            try index.update()
+        }
+        // Garbage over the database's header and pages.
+        let fd = open(path, O_WRONLY)
+        var junk = [UInt8](repeating: 0x5A, count: 8192)
+        _ = junk.withUnsafeMutableBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        close(fd)
+        let remade = try IncidentIndex(logPath: l.path)
+        #expect(try remade.update().incidents == 12)
+        try Self.same(remade, l.path)
+        try FileManager.default.removeItem(atPath: path)
+        let fresh = try IncidentIndex(logPath: l.path)
+        #expect(try fresh.update().incidents == 12)
+        try Self.same(fresh, l.path)
+    }
+}
+
+/// A second writer on a path (after a rotation or a replacement), and a raw append.
+final class Log2 {
+    let log: IncidentLog
+    let sink: IncidentSink
+    init(path: String) throws {
+        log = IncidentLog(path: path, syncInterval: 0.05, headInterval: 3600, logger: Logger(label: "test"))
+        try log.open()
+        log.start()
+        sink = IncidentSink(log: log, policy: Policy(), suffixes: PublicSuffix(text: "com\nexample\n"))
+    }
+    func incidents(_ range: Range<Int>) {
+        for i in range {
+            sink.accept(match("site\(i).example", user: "u\(i)", time: 1_795_259_000 + Double(i)))
+        }
+    }
+    func flush() {
+        sink.closeAll()
+        log.stop()
+    }
+    /// One more incident, written by a new writer (which continues the chain).
+    static func appendIncident(_ path: String, user: String) -> Bool {
+        guard let w = try? Log2(path: path) else { return false }
+        w.sink.accept(match("late.example", user: user, time: 1_795_260_000))
+        w.flush()
+        return true
+    }
+}
