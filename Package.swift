@@ -65,7 +65,9 @@ let package = Package(
         // when it disagrees; what the tools query.
         .target(
             name: "IncidentIndex",
-            dependencies: ["Incidents", "SystemSupport", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "Classifier", "Incidents", "SystemSupport", .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
         // The report: aggregation of incidents and counters, and its renderers (text, HTML,
         // JSON, CSV).

@@ -15,6 +15,14 @@ while let a = args.popFirst() {
     switch a {
     case "--data": dataDir = args.popFirst() ?? dataDir
     case "--only": only = args.popFirst()
+    case "--history":
+        // esafety-bench --history COUNT FILE: a generated incident history (Benchmarks/index.sh).
+        guard let n = args.popFirst().flatMap({ Int($0) }), let file = args.popFirst() else {
+            print("usage: esafety-bench --history COUNT FILE")
+            exit(2)
+        }
+        HistoryGenerator.run(count: n, path: file)
+        exit(0)
     case "--rss-of-snapshot":
         // Child mode: resident memory of a process that loaded one snapshot.
         let path = args.popFirst()!

@@ -1,3 +1,4 @@
+import Classifier
 import Foundation
 import GRDB
 import Glibc
@@ -80,6 +81,11 @@ public final class IncidentIndex: @unchecked Sendable {
     static func open(_ path: String) throws -> DatabaseQueue {
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
+        // Derived data: a crash may leave it behind or damaged, and then it is made again from
+        // the log; so no fsync per commit, and a cache for the writer of 32 MB at most.
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = OFF; PRAGMA cache_size = -32000; PRAGMA temp_store = MEMORY")
+        }
         let queue = try DatabaseQueue(path: path, configuration: configuration)
         chmod(path, 0o640)
         try queue.write { db in
@@ -172,12 +178,14 @@ public final class IncidentIndex: @unchecked Sendable {
                 let files = IncidentStore.withRotations(logPath).filter { FileSystem.exists($0) }
                 var start = 0
                 var offset: Int64 = 0
+                var lastChain = ""
                 var rebuilt = false
                 if let c = try cursor(db), let k = files.firstIndex(where: { Self.inode(of: $0) == c.inode }),
                     Self.chain(endingAt: c.offset, in: files[k]) == c.chain
                 {
                     start = k
                     offset = c.offset
+                    lastChain = c.chain
                 } else if try cursor(db) != nil
                     || (try Int.fetchOne(db, sql: "SELECT count(*) FROM incidents")) ?? 0 > 0
                 {
@@ -188,12 +196,19 @@ public final class IncidentIndex: @unchecked Sendable {
                     rebuilt = true
                 }
                 var u = Update(rebuilt: rebuilt, lines: 0, incidents: 0)
+                var states: [String: (state: IncidentView.State, changed: Bool)] = [:]
                 for (i, file) in files.enumerated() where i >= start {
                     let from = i == start ? offset : 0
-                    let (end, chain) = try index(file, from: from, db: db, into: &u)
+                    let (end, chain) = try index(file, from: from, db: db, states: &states, into: &u)
+                    // A file with nothing new keeps the chain value it ended with.
+                    if let chain { lastChain = chain } else if end == 0 { lastChain = "" }
                     if let inode = Self.inode(of: file), end > from || i == files.count - 1 {
-                        try setCursor(Cursor(inode: inode, offset: end, chain: chain ?? ""), db)
+                        try setCursor(Cursor(inode: inode, offset: end, chain: lastChain), db)
                     }
+                }
+                let setState = try db.makeStatement(sql: "UPDATE incidents SET state = ? WHERE id = ?")
+                for (id, state) in states where state.changed {
+                    try setState.execute(arguments: [state.state.rawValue, id])
                 }
                 return u
             }
@@ -241,7 +256,13 @@ public final class IncidentIndex: @unchecked Sendable {
     }
 
     /// Indexes the whole lines of `file` from `offset`: the offset after the last one, and its chain.
-    func index(_ file: String, from offset: Int64, db: Database, into u: inout Update) throws -> (Int64, String?) {
+    func index(
+        _ file: String,
+        from offset: Int64,
+        db: Database,
+        states: inout [String: (state: IncidentView.State, changed: Bool)],
+        into u: inout Update
+    ) throws -> (Int64, String?) {
         let fd = Glibc.open(file, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw Failure(description: "\(file): cannot read: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -268,24 +289,96 @@ public final class IncidentIndex: @unchecked Sendable {
                 start = i + 1
                 position += Int64(lineBytes.count + 1)
                 let line = String(decoding: lineBytes, as: UTF8.self)
-                if let c = HashChain.field(Substring(line), "chain") { chain = c }
+                if let c = Self.chainValue(line) { chain = c }
                 u.lines += 1
-                try apply(line, insertIncident: insertIncident, insertEvent: insertEvent, db: db, into: &u)
+                try apply(
+                    line,
+                    insertIncident: insertIncident,
+                    insertEvent: insertEvent,
+                    db: db,
+                    states: &states,
+                    into: &u
+                )
             }
             carry += buffer[start..<n]
         }
         return (position, chain)
     }
 
-    static let actionNames = Set(Workflow.Action.allCases.map(\.rawValue))
+    static let incidentKeys: Set<String> = [
+        "id", "time", "severity", "category", "group", "client", "user", "host", "url", "search_term", "due",
+    ]
+
+    /// The chain value at the end of a sealed line (`..., "chain":"HEX"}`), without parsing it.
+    static func chainValue(_ line: String) -> String? {
+        guard line.hasSuffix("\"}"), let r = line.range(of: "\"chain\":\"", options: .backwards) else {
+            return nil
+        }
+        return String(line[r.upperBound..<line.index(line.endIndex, offsetBy: -2)])
+    }
+
+    /// `event` and `id` of a line as esafety writes them (`{"event":"NAME","id":"ID",...`: the
+    /// fixed key order of JSONText records); nil for any other shape.
+    static func head(_ line: String) -> (event: Substring, id: Substring)? {
+        let prefix = "{\"event\":\""
+        guard line.hasPrefix(prefix) else { return nil }
+        let rest = line.dropFirst(prefix.count)
+        guard let q = rest.firstIndex(of: "\"") else { return nil }
+        let event = rest[..<q]
+        let after = rest[q...]
+        guard after.hasPrefix("\",\"id\":\"") else { return (event, "") }
+        let idStart = after.index(after.startIndex, offsetBy: 8)
+        guard let e = after[idStart...].firstIndex(of: "\"") else { return nil }
+        return (event, after[idStart..<e])
+    }
 
     func apply(
         _ line: String,
         insertIncident: Statement,
         insertEvent: Statement,
         db: Database,
+        states: inout [String: (state: IncidentView.State, changed: Bool)],
         into u: inout Update
     ) throws {
+        // Events by their head alone (most lines); incidents and context lines decoded whole.
+        if let h = Self.head(line), h.event != "incident", h.event != "context", !h.id.isEmpty {
+            let id = String(h.id)
+            if let action = Workflow.Action(rawValue: String(h.event)) {
+                // The state as a full read replays it: an action that does not fit is passed over.
+                let current: IncidentView.State?
+                if let s = states[id] {
+                    current = s.state
+                } else {
+                    current = try String.fetchOne(db, sql: "SELECT state FROM incidents WHERE id = ?", arguments: [id])
+                        .flatMap(IncidentView.State.init(rawValue:))
+                }
+                guard let current else {
+                    try insertEvent.execute(arguments: [id, String(h.event), line])
+                    return
+                }
+                if case .success(let next) = Workflow.next(current, action) { states[id] = (next, true) }
+                try insertEvent.execute(arguments: [id, String(h.event), line])
+            } else if h.event == "hits" || h.event == "verdict" {
+                try insertEvent.execute(arguments: [id, String(h.event), line])
+            }
+            return
+        }
+        if Self.head(line)?.event == "incident", let f = RecordFields.strings(line, keys: Self.incidentKeys),
+            let id = f["id"] ?? nil, let time = f["time"] ?? nil, let client = f["client"] ?? nil,
+            let host = f["host"] ?? nil
+        {
+            // The fast way for esafety's own incident lines; anything else is decoded whole.
+            let severity = (f["severity"] ?? nil) ?? ""
+            let rank = Severity(name: severity).map { Int($0.rawValue) } ?? -1
+            let user = f["user"] ?? nil
+            try insertIncident.execute(arguments: [
+                id, time, severity, rank, (f["category"] ?? nil) ?? "", (f["group"] ?? nil) ?? "", client, user,
+                user ?? client, host, f["url"] ?? nil, f["search_term"] ?? nil, f["due"] ?? nil, line,
+            ])
+            states[id] = (.new, false)
+            u.incidents += 1
+            return
+        }
         guard let record = LogRecord(line: line) else { return }
         switch record {
         case .incident(let r):
@@ -294,18 +387,12 @@ public final class IncidentIndex: @unchecked Sendable {
                 r.id, r.time.text, r.severity?.description ?? "", rank, r.category, r.group, r.client, r.user,
                 r.user ?? r.client, r.host, r.url, r.searchTerm, r.due?.text, line,
             ])
+            states[r.id] = (.new, false)
             u.incidents += 1
         case .context(let c):
             for id in c.ids { try insertEvent.execute(arguments: [id, record.event, line]) }
         case .action(let a):
             try insertEvent.execute(arguments: [a.id, record.event, line])
-            // The state as a full read would replay it: an action that does not fit is passed over.
-            if let state = try String.fetchOne(db, sql: "SELECT state FROM incidents WHERE id = ?", arguments: [a.id]),
-                let current = IncidentView.State(rawValue: state),
-                case .success(let next) = Workflow.next(current, a.action)
-            {
-                try db.execute(sql: "UPDATE incidents SET state = ? WHERE id = ?", arguments: [next.rawValue, a.id])
-            }
         case .hits, .verdict:
             if let id = record.id { try insertEvent.execute(arguments: [id, record.event, line]) }
         case .lost, .truncated:
@@ -377,7 +464,11 @@ public final class IncidentIndex: @unchecked Sendable {
         let filter = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
         let limit = q.limit.map { " LIMIT \($0)" } ?? ""
         let order = q.lastWritten ? "seq DESC" : "time DESC, seq DESC"
-        return try views(sql: "SELECT id FROM incidents\(filter) ORDER BY \(order)\(limit)", args)
+        // Without a filter an index narrows (a person, a category...), walk the newest first
+        // and stop at the limit, rather than sort every open incident.
+        let narrowed = [q.person, q.user, q.client, q.category, q.group].contains { $0 != nil }
+        let source = narrowed || q.lastWritten || q.limit == nil ? "incidents" : "incidents INDEXED BY incidents_time"
+        return try views(sql: "SELECT id FROM \(source)\(filter) ORDER BY \(order)\(limit)", args)
     }
 
     /// The incidents whose id is `id`, or starts with it (at most two: enough to tell whether
@@ -385,8 +476,11 @@ public final class IncidentIndex: @unchecked Sendable {
     public func incidents(idOrPrefix id: String) throws(Failure) -> [IncidentView] {
         let exact = try views(sql: "SELECT id FROM incidents WHERE id = ?", [id])
         if !exact.isEmpty { return exact }
-        let like = id.replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "%"
-        return try views(sql: "SELECT id FROM incidents WHERE id LIKE ? ESCAPE '\\' ORDER BY seq LIMIT 2", [like])
+        // A range on the unique index (LIKE would read every row).
+        return try views(
+            sql: "SELECT id FROM incidents WHERE id >= ? AND id < ? ORDER BY id LIMIT 2",
+            [id, id + "\u{10FFFF}"]
+        )
     }
 
     /// Incidents by state, for a dashboard: (state, severity) -> count.

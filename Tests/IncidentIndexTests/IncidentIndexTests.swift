@@ -106,6 +106,11 @@ struct IncidentIndexTests {
         try l.act(.ack, ids[3])
         let second = try index.update()
         #expect(second == IncidentIndex.Update(rebuilt: false, lines: 1, incidents: 0), "only the new line")
+        // Nothing new, twice: nothing read, nothing rebuilt (a no-op update kept no chain value
+        // once, and the next one read the whole log again).
+        #expect(try index.update() == IncidentIndex.Update(rebuilt: false, lines: 0, incidents: 0))
+        #expect(try index.update() == IncidentIndex.Update(rebuilt: false, lines: 0, incidents: 0))
+        #expect(try index.isCurrent())
         // logrotate: the log becomes LOG.1 and a new one is written.
         #expect(rename(l.path, l.path + ".1") == 0)
         let next = try Log2(path: l.path)
