@@ -67,6 +67,42 @@ struct IncidentsCommandTests {
         #expect(show.contains("state        new"))
     }
 
+    @Test(
+        "the commands answer from the index beside the log, made on first use; a pupil's history and a search; a corrupt index is made again"
+    )
+    func fromTheIndex() throws {
+        let path = tempPath() + ".jsonl"
+        let index = path + ".index.sqlite"
+        defer { for f in [path, path + ".chain", index] { try? FileManager.default.removeItem(atPath: f) } }
+        let log = IncidentLog(path: path, syncInterval: 0.05, logger: Logger(label: "t"))
+        try log.open()
+        log.start()
+        let sink = IncidentSink(log: log, policy: Policy(), suffixes: PublicSuffix(text: "com\n"), utcOffset: 0)
+        let now = Date().timeIntervalSince1970
+        sink.accept(match("www.bet365.com", url: "https://www.google.com/search?q=odds+tonight", time: now - 600))
+        sink.accept(match("tinder.com", user: "pupil2", time: now - 500, category: "dating", severity: "medium"))
+        sink.accept(match("www.paddypower.com", time: now - 400))
+        sink.closeAll()
+        log.stop()
+        #expect(!FileManager.default.fileExists(atPath: index))
+        let (_, history) = try esafety(["incidents", "list", "--log", path, "--person", "pupil1"])
+        #expect(history.split(separator: "\n").count == 2, "\(history)")
+        #expect(FileManager.default.fileExists(atPath: index), "made on first use")
+        let (_, status) = try esafety(["index", "status", "--log", path])
+        #expect(status.contains(": current"), "\(status)")
+        let (_, found) = try esafety(["incidents", "list", "--log", path, "--search", "odds tonight"])
+        #expect(found.contains("bet365") && !found.contains("paddypower"), "\(found)")
+        let (_, limited) = try esafety(["incidents", "list", "--log", path, "--limit", "1"])
+        #expect(limited.split(separator: "\n").count == 1 && limited.contains("paddypower"), "\(limited)")
+        // Garbage in place of the index: the tools still answer as the log says.
+        try Data(repeating: 0x41, count: 4096).write(to: URL(fileURLWithPath: index))
+        let (code, all) = try esafety(["incidents", "list", "--log", path])
+        #expect(code == 0)
+        #expect(all.split(separator: "\n").count == 3, "\(all)")
+        let (_, rebuilt) = try esafety(["index", "rebuild", "--log", path])
+        #expect(rebuilt.contains("3 incident(s)"), "\(rebuilt)")
+    }
+
     @Test("tail -f prints each incident once, as its line completes, also when a partial line is cut and replaced")
     func tailFollow() throws {
         let path = tempPath() + ".jsonl"
