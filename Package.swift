@@ -136,7 +136,9 @@ let package = Package(
         ),
         .testTarget(
             name: "IncidentIndexTests",
-            dependencies: ["IncidentIndex", "Incidents", "Classifier", "Pipeline", "SystemSupport", "TestSupport"]
+            dependencies: [
+                "IncidentIndex", "Incidents", "Reports", "Classifier", "Pipeline", "SystemSupport", "TestSupport",
+            ]
         ),
         .testTarget(
             name: "ReportsTests",

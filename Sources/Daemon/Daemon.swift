@@ -180,16 +180,20 @@ public enum EsafetyDaemon {
                         people: incidents.peopleKept,
                         peopleEvicted: incidents.evictions.load(ordering: .relaxed)
                     ),
-                    StatusReport.AlertHealth(
-                        commands: alertCommands,
-                        sent: a.sent,
-                        failed: a.failed,
-                        retried: a.retried,
-                        rateLimited: a.rateLimited,
-                        queued: a.queued,
-                        overdueAlerts: a.overdueAlerts,
-                        lastError: a.lastError
-                    )
+                    {
+                        var h = StatusReport.AlertHealth(
+                            commands: alertCommands,
+                            sent: a.sent,
+                            failed: a.failed,
+                            retried: a.retried,
+                            rateLimited: a.rateLimited,
+                            queued: a.queued,
+                            overdueAlerts: a.overdueAlerts,
+                            lastError: a.lastError
+                        )
+                        h.spool = configuration.alerts.spool
+                        return h
+                    }()
                 )
             }
         }

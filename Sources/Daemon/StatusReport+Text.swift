@@ -70,8 +70,11 @@ extension StatusReport {
             if a.commands == 0 {
                 out += "alerts: none configured\n"
             } else {
+                let sent =
+                    a.spool.map { "\(a.sent) handed to the delivery spool \(e($0)) (esafety-alert.service sends them)" }
+                    ?? "\(a.sent) sent"
                 out +=
-                    "alerts: \(a.sent) sent, \(a.failed) FAILED, \(a.retried) retried, \(a.rateLimited) rate-limited, "
+                    "alerts: \(sent), \(a.failed) FAILED, \(a.retried) retried, \(a.rateLimited) rate-limited, "
                     + "\(a.queued) waiting"
                 if let err = a.lastError { out += "; last error: " + e(err) }
                 out += "\n"

@@ -119,12 +119,16 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var queued: Int
         public var overdueAlerts: Int
         public var lastError: String?
+        /// The folder alerts are handed to (alerts.spool): `sent` then means spooled, and the
+        /// delivery's outcomes are in the counters file and esafety-alert.service's journal.
+        public var spool: String?
         enum CodingKeys: String, CodingKey {
             case commands, sent, failed, retried
             case rateLimited = "rate_limited"
             case queued
             case overdueAlerts = "overdue_alerts"
             case lastError = "last_error"
+            case spool
         }
         public init(
             commands: Int,

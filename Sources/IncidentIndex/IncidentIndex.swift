@@ -21,7 +21,7 @@ public final class IncidentIndex: @unchecked Sendable {
     public let logPath: String
     public let path: String
     let db: DatabaseQueue
-    static let schemaVersion = "1"
+    static let schemaVersion = "2"
 
     /// The index kept beside a log: `LOG.index.sqlite`.
     public static func path(forLog log: String) -> String { log + ".index.sqlite" }
@@ -125,7 +125,7 @@ public final class IncidentIndex: @unchecked Sendable {
                     line TEXT NOT NULL
                 );
                 CREATE TABLE events (
-                    seq INTEGER PRIMARY KEY, id TEXT NOT NULL, event TEXT NOT NULL, line TEXT NOT NULL
+                    seq INTEGER PRIMARY KEY, id TEXT NOT NULL, event TEXT NOT NULL, time TEXT, line TEXT NOT NULL
                 );
                 CREATE INDEX incidents_open ON incidents (state, rank, due);
                 CREATE INDEX incidents_person ON incidents (person, time);
@@ -133,6 +133,7 @@ public final class IncidentIndex: @unchecked Sendable {
                 CREATE INDEX incidents_category ON incidents (category, time);
                 CREATE INDEX incidents_group ON incidents (grp, time);
                 CREATE INDEX events_id ON events (id, seq);
+                CREATE INDEX events_time ON events (time);
                 INSERT INTO meta (key, value) VALUES ('schema', '\(schemaVersion)');
                 """
         )
@@ -196,7 +197,7 @@ public final class IncidentIndex: @unchecked Sendable {
                     rebuilt = true
                 }
                 var u = Update(rebuilt: rebuilt, lines: 0, incidents: 0)
-                var states: [String: (state: IncidentView.State, changed: Bool)] = [:]
+                var states: [String: (state: IncidentView.State, changed: Bool, seq: Int64)] = [:]
                 for (i, file) in files.enumerated() where i >= start {
                     let from = i == start ? offset : 0
                     let (end, chain) = try index(file, from: from, db: db, states: &states, into: &u)
@@ -206,10 +207,7 @@ public final class IncidentIndex: @unchecked Sendable {
                         try setCursor(Cursor(inode: inode, offset: end, chain: lastChain), db)
                     }
                 }
-                let setState = try db.makeStatement(sql: "UPDATE incidents SET state = ? WHERE id = ?")
-                for (id, state) in states where state.changed {
-                    try setState.execute(arguments: [state.state.rawValue, id])
-                }
+                try Self.flush(&states, db)
                 return u
             }
         } catch let error as Failure {
@@ -232,6 +230,22 @@ public final class IncidentIndex: @unchecked Sendable {
         var u = try update()
         u.rebuilt = true
         return u
+    }
+
+    /// Writes the workflow states an update changed, in the table's order (by rowid: a
+    /// rebuild changes most rows and so reads them in turn), and forgets them all, so that a
+    /// rebuild's memory stays bounded.
+    static func flush(
+        _ states: inout [String: (state: IncidentView.State, changed: Bool, seq: Int64)],
+        _ db: Database
+    )
+        throws
+    {
+        let setState = try db.makeStatement(sql: "UPDATE incidents SET state = ? WHERE seq = ?")
+        for s in states.values.filter(\.changed).sorted(by: { $0.seq < $1.seq }) {
+            try setState.execute(arguments: [s.state.rawValue, s.seq])
+        }
+        states.removeAll(keepingCapacity: true)
     }
 
     func setCursor(_ c: Cursor, _ db: Database) throws {
@@ -260,7 +274,7 @@ public final class IncidentIndex: @unchecked Sendable {
         _ file: String,
         from offset: Int64,
         db: Database,
-        states: inout [String: (state: IncidentView.State, changed: Bool)],
+        states: inout [String: (state: IncidentView.State, changed: Bool, seq: Int64)],
         into u: inout Update
     ) throws -> (Int64, String?) {
         let fd = Glibc.open(file, O_RDONLY | O_CLOEXEC)
@@ -276,7 +290,7 @@ public final class IncidentIndex: @unchecked Sendable {
                 url, search_term, state, due, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?)
                 """
         )
-        let insertEvent = try db.makeStatement(sql: "INSERT INTO events (id, event, line) VALUES (?, ?, ?)")
+        let insertEvent = try db.makeStatement(sql: "INSERT INTO events (id, event, time, line) VALUES (?, ?, ?, ?)")
         var read = offset
         while true {
             let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(read)) }
@@ -299,6 +313,7 @@ public final class IncidentIndex: @unchecked Sendable {
                     states: &states,
                     into: &u
                 )
+                if states.count >= 100_000 { try Self.flush(&states, db) }
             }
             carry += buffer[start..<n]
         }
@@ -315,6 +330,14 @@ public final class IncidentIndex: @unchecked Sendable {
             return nil
         }
         return String(line[r.upperBound..<line.index(line.endIndex, offsetBy: -2)])
+    }
+
+    /// The `time` that follows `event` and `id` in esafety's event lines (nil otherwise).
+    static func time(_ line: String) -> String? {
+        guard let r = line.range(of: "\",\"time\":\""), let end = line[r.upperBound...].firstIndex(of: "\"") else {
+            return nil
+        }
+        return String(line[r.upperBound..<end])
     }
 
     /// `event` and `id` of a line as esafety writes them (`{"event":"NAME","id":"ID",...`: the
@@ -337,7 +360,7 @@ public final class IncidentIndex: @unchecked Sendable {
         insertIncident: Statement,
         insertEvent: Statement,
         db: Database,
-        states: inout [String: (state: IncidentView.State, changed: Bool)],
+        states: inout [String: (state: IncidentView.State, changed: Bool, seq: Int64)],
         into u: inout Update
     ) throws {
         // Events by their head alone (most lines); incidents and context lines decoded whole.
@@ -345,21 +368,27 @@ public final class IncidentIndex: @unchecked Sendable {
             let id = String(h.id)
             if let action = Workflow.Action(rawValue: String(h.event)) {
                 // The state as a full read replays it: an action that does not fit is passed over.
-                let current: IncidentView.State?
-                if let s = states[id] {
-                    current = s.state
-                } else {
-                    current = try String.fetchOne(db, sql: "SELECT state FROM incidents WHERE id = ?", arguments: [id])
-                        .flatMap(IncidentView.State.init(rawValue:))
+                var known = states[id]
+                if known == nil,
+                    let row = try Row.fetchOne(
+                        db,
+                        sql: "SELECT state, seq FROM incidents WHERE id = ?",
+                        arguments: [id]
+                    ),
+                    let state = IncidentView.State(rawValue: row["state"])
+                {
+                    known = (state, false, row["seq"])
                 }
-                guard let current else {
-                    try insertEvent.execute(arguments: [id, String(h.event), line])
+                guard let current = known else {
+                    try insertEvent.execute(arguments: [id, String(h.event), Self.time(line), line])
                     return
                 }
-                if case .success(let next) = Workflow.next(current, action) { states[id] = (next, true) }
-                try insertEvent.execute(arguments: [id, String(h.event), line])
+                if case .success(let next) = Workflow.next(current.state, action) {
+                    states[id] = (next, true, current.seq)
+                }
+                try insertEvent.execute(arguments: [id, String(h.event), Self.time(line), line])
             } else if h.event == "hits" || h.event == "verdict" {
-                try insertEvent.execute(arguments: [id, String(h.event), line])
+                try insertEvent.execute(arguments: [id, String(h.event), Self.time(line), line])
             }
             return
         }
@@ -375,7 +404,7 @@ public final class IncidentIndex: @unchecked Sendable {
                 id, time, severity, rank, (f["category"] ?? nil) ?? "", (f["group"] ?? nil) ?? "", client, user,
                 user ?? client, host, f["url"] ?? nil, f["search_term"] ?? nil, f["due"] ?? nil, line,
             ])
-            states[id] = (.new, false)
+            states[id] = (.new, false, db.lastInsertedRowID)
             u.incidents += 1
             return
         }
@@ -387,14 +416,14 @@ public final class IncidentIndex: @unchecked Sendable {
                 r.id, r.time.text, r.severity?.description ?? "", rank, r.category, r.group, r.client, r.user,
                 r.user ?? r.client, r.host, r.url, r.searchTerm, r.due?.text, line,
             ])
-            states[r.id] = (.new, false)
+            states[r.id] = (.new, false, db.lastInsertedRowID)
             u.incidents += 1
         case .context(let c):
-            for id in c.ids { try insertEvent.execute(arguments: [id, record.event, line]) }
+            for id in c.ids { try insertEvent.execute(arguments: [id, record.event, record.time, line]) }
         case .action(let a):
-            try insertEvent.execute(arguments: [a.id, record.event, line])
+            try insertEvent.execute(arguments: [a.id, record.event, record.time, line])
         case .hits, .verdict:
-            if let id = record.id { try insertEvent.execute(arguments: [id, record.event, line]) }
+            if let id = record.id { try insertEvent.execute(arguments: [id, record.event, record.time, line]) }
         case .lost, .truncated:
             break
         }
@@ -480,6 +509,20 @@ public final class IncidentIndex: @unchecked Sendable {
         return try views(
             sql: "SELECT id FROM incidents WHERE id >= ? AND id < ? ORDER BY id LIMIT 2",
             [id, id + "\u{10FFFF}"]
+        )
+    }
+
+    /// What a report of [since, until) needs (RFC 3339 times): every incident opened in the
+    /// period, and every older one that may have been open at its end (open now, or acted on
+    /// since the period began). A superset: the report replays each one's actions to the end
+    /// of the period itself.
+    public func incidents(reportFrom since: String, until: String) throws(Failure) -> [IncidentView] {
+        try views(
+            sql: """
+                SELECT id FROM incidents WHERE time < ? AND (time >= ? OR state IN ('new', 'acknowledged', 'escalated')
+                OR id IN (SELECT id FROM events WHERE time >= ?)) ORDER BY seq
+                """,
+            [until, since, since]
         )
     }
 

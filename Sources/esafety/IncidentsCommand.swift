@@ -49,10 +49,13 @@ struct ResolvedLog {
     /// The group whose members may read incidents and act on them.
     var group: String { configuration.incidentLogGroup ?? "esafety-admin" }
 
-    /// The log's index, up to date: made or brought up to date here when this account may
-    /// write it (the service account, root); else esafetyd's, read as it stands when it has
-    /// read the whole log. Nil when there is none to trust: then the log is read in full.
+    /// The log's index, up to date: brought up to date here when this account may write it
+    /// (the service account, root); else read as it stands when it has read the whole log.
+    /// The tool never makes one (esafetyd does, or `esafety index rebuild`): a log copied
+    /// somewhere to be looked at gets no file beside it. Nil when there is none to trust:
+    /// then the log is read in full.
     func index() -> IncidentIndex? {
+        guard FileSystem.exists(IncidentIndex.path(forLog: path)) else { return nil }
         if let writable = try? IncidentIndex(logPath: path), (try? writable.update()) != nil { return writable }
         return IncidentIndex.reading(logPath: path)
     }
@@ -85,6 +88,16 @@ struct ResolvedLog {
         }
         views = q.lastWritten ? views.reversed() : views.sorted { $0.time > $1.time }
         return q.limit.map { Array(views.prefix($0)) } ?? views
+    }
+
+    /// What a report of [since, until) reads: from the index when there is one to trust (the
+    /// period's incidents and those that may have been open at its end), else a full read.
+    func reportViews(since: Double, until: Double) throws -> [IncidentView] {
+        if let refusal = Identity.requireMember(of: group, logOwner: Identity.owner(of: path)) {
+            throw CommandFailure(refusal.description, status: refusal.status)
+        }
+        let indexed = try? index()?.incidents(reportFrom: Clock.rfc3339(since), until: Clock.rfc3339(until))
+        return try indexed ?? load()
     }
 
     /// The incident an id (or a prefix of 8 or more characters) names.

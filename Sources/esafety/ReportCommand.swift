@@ -3,6 +3,7 @@ import Classifier
 import Daemon
 import Foundation
 import Glibc
+import IncidentIndex
 import Incidents
 import LogFormats
 import Reports
@@ -57,7 +58,7 @@ struct ReportCommand: ParsableCommand {
         }
         let (start, end) = (period.since, period.until)
         let log = try self.log.resolve()
-        let views = try log.load()
+        let views = try log.reportViews(since: start, until: end)
         let countersPath = counters ?? log.configuration.countersPath
         let counterRows = IncidentStore.withRotations(countersPath).compactMap { try? FileSystem.readText($0) }.joined()
             .split(separator: "\n").compactMap(CounterRecord.init(line:))

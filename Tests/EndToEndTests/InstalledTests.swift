@@ -192,6 +192,8 @@ struct InstalledTests {
         #expect(poll(timeout: 10) { (try? c.run("ls /var/lib/esafety/alerts | wc -l").1.hasPrefix("0")) == true })
         let counters = try c.run("grep '\"event\":\"alert\"' /var/lib/esafety/counters.jsonl", as: "alice")
         #expect(counters.1.contains("\"command\":\"siem\",\"ok\":true"), "\(counters.1)")
+        let handed = try c.run("esafety status", as: "alice").1
+        #expect(handed.contains("1 handed to the delivery spool /var/lib/esafety/alerts"), "\(handed)")
 
         // esafetyd keeps the incident index; the coordinator's tools read it as it stands.
         #expect(

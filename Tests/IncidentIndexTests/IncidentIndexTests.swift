@@ -8,6 +8,7 @@ import Testing
 @testable import Classifier
 @testable import IncidentIndex
 @testable import Incidents
+@testable import Reports
 
 /// A real incident log (written by the incident sink and the tool's appender, hash-chained)
 /// and its index: what the index answers must be what a full read of the log answers.
@@ -141,6 +142,33 @@ struct IncidentIndexTests {
         var limited = IncidentIndex.Query()
         limited.limit = 3
         #expect(try index.incidents(limited).count == 3)
+    }
+
+    @Test("a report from the index is the report from the whole log: new in the period, and older ones open at its end")
+    func reportFromIndex() throws {
+        let l = try Log()
+        // Thirty pupils a minute apart; some acted on inside the period, some after it.
+        l.incidents(0..<30, at: 1_795_255_200)
+        l.flush()
+        let ids = try IncidentStore.load(l.path).sorted { $0.time < $1.time }.map(\.id)
+        for id in ids.prefix(5) { try l.act(.ack, id) }
+        try l.act(.resolve, ids[1], outcome: "pupil-spoken-to")
+        try l.act(.falsePositive, ids[2], note: nil)
+        let index = try IncidentIndex(logPath: l.path)
+        try index.update()
+        let counters: [CounterRecord] = []
+        for (since, until) in [(1_795_255_210.0, 1_795_255_220.0), (1_795_255_200.0, 1_795_255_230.0), (0, 2e9)] {
+            var options = Report.Options(since: since, until: until)
+            options.utcOffset = 0
+            let full = Report(views: try IncidentStore.load(l.path), counters: counters, options: options)
+            let indexed = Report(
+                views: try index.incidents(reportFrom: Clock.rfc3339(since), until: Clock.rfc3339(until)),
+                counters: counters,
+                options: options
+            )
+            #expect(indexed.text == full.text)
+            #expect(indexed.json == full.json)
+        }
     }
 
     @Test("a log that was cut or replaced is read again from the start, never trusted")
