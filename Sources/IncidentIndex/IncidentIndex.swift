@@ -21,7 +21,7 @@ public final class IncidentIndex: @unchecked Sendable {
     public let logPath: String
     public let path: String
     let db: DatabaseQueue
-    static let schemaVersion = "2"
+    static let schemaVersion = "3"
 
     /// The index kept beside a log: `LOG.index.sqlite`.
     public static func path(forLog log: String) -> String { log + ".index.sqlite" }
@@ -92,7 +92,8 @@ public final class IncidentIndex: @unchecked Sendable {
             let version = try? String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'schema'")
             if version != schemaVersion {
                 try db.execute(
-                    sql: "DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS incidents; DROP TABLE IF EXISTS events"
+                    sql: "DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS incidents; DROP TABLE IF EXISTS events; "
+                        + "DROP TABLE IF EXISTS search"
                 )
                 try createSchema(db)
             }
@@ -134,6 +135,7 @@ public final class IncidentIndex: @unchecked Sendable {
                 CREATE INDEX incidents_group ON incidents (grp, time);
                 CREATE INDEX events_id ON events (id, seq);
                 CREATE INDEX events_time ON events (time);
+                CREATE VIRTUAL TABLE search USING fts5 (id UNINDEXED, text);
                 INSERT INTO meta (key, value) VALUES ('schema', '\(schemaVersion)');
                 """
         )
@@ -162,6 +164,9 @@ public final class IncidentIndex: @unchecked Sendable {
         var st = stat()
         return stat(path, &st) == 0 ? UInt64(st.st_ino) : nil
     }
+
+    static let emptyAll =
+        "DELETE FROM incidents; DELETE FROM events; DELETE FROM search; DELETE FROM meta WHERE key != 'schema'"
 
     /// What an update did.
     public struct Update: Sendable, Equatable {
@@ -192,7 +197,8 @@ public final class IncidentIndex: @unchecked Sendable {
                 {
                     // The log was cut, recovered or replaced: the index starts again.
                     try db.execute(
-                        sql: "DELETE FROM incidents; DELETE FROM events; DELETE FROM meta WHERE key != 'schema'"
+                        sql:
+                            Self.emptyAll
                     )
                     rebuilt = true
                 }
@@ -222,7 +228,10 @@ public final class IncidentIndex: @unchecked Sendable {
     public func rebuild() throws(Failure) -> Update {
         do {
             try db.write { db in
-                try db.execute(sql: "DELETE FROM incidents; DELETE FROM events; DELETE FROM meta WHERE key != 'schema'")
+                try db.execute(
+                    sql:
+                        Self.emptyAll
+                )
             }
         } catch {
             throw Failure(description: "\(path): cannot rebuild the incident index: \(error)")
@@ -291,6 +300,7 @@ public final class IncidentIndex: @unchecked Sendable {
                 """
         )
         let insertEvent = try db.makeStatement(sql: "INSERT INTO events (id, event, time, line) VALUES (?, ?, ?, ?)")
+        let insertText = try db.makeStatement(sql: "INSERT INTO search (id, text) VALUES (?, ?)")
         var read = offset
         while true {
             let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(read)) }
@@ -309,6 +319,7 @@ public final class IncidentIndex: @unchecked Sendable {
                     line,
                     insertIncident: insertIncident,
                     insertEvent: insertEvent,
+                    insertText: insertText,
                     db: db,
                     states: &states,
                     into: &u
@@ -359,6 +370,7 @@ public final class IncidentIndex: @unchecked Sendable {
         _ line: String,
         insertIncident: Statement,
         insertEvent: Statement,
+        insertText: Statement,
         db: Database,
         states: inout [String: (state: IncidentView.State, changed: Bool, seq: Int64)],
         into u: inout Update
@@ -386,6 +398,9 @@ public final class IncidentIndex: @unchecked Sendable {
                 if case .success(let next) = Workflow.next(current.state, action) {
                     states[id] = (next, true, current.seq)
                 }
+                if action == .note, let note = RecordFields.strings(line, keys: ["note"])?["note"] ?? nil {
+                    try insertText.execute(arguments: [id, note])
+                }
                 try insertEvent.execute(arguments: [id, String(h.event), Self.time(line), line])
             } else if h.event == "hits" || h.event == "verdict" {
                 try insertEvent.execute(arguments: [id, String(h.event), Self.time(line), line])
@@ -405,6 +420,9 @@ public final class IncidentIndex: @unchecked Sendable {
                 user ?? client, host, f["url"] ?? nil, f["search_term"] ?? nil, f["due"] ?? nil, line,
             ])
             states[id] = (.new, false, db.lastInsertedRowID)
+            try insertText.execute(arguments: [
+                id, [host, f["url"] ?? nil, f["search_term"] ?? nil].compactMap { $0 }.joined(separator: " "),
+            ])
             u.incidents += 1
             return
         }
@@ -417,11 +435,15 @@ public final class IncidentIndex: @unchecked Sendable {
                 r.user ?? r.client, r.host, r.url, r.searchTerm, r.due?.text, line,
             ])
             states[r.id] = (.new, false, db.lastInsertedRowID)
+            try insertText.execute(arguments: [
+                r.id, [r.host, r.url, r.searchTerm].compactMap { $0 }.joined(separator: " "),
+            ])
             u.incidents += 1
         case .context(let c):
             for id in c.ids { try insertEvent.execute(arguments: [id, record.event, record.time, line]) }
         case .action(let a):
             try insertEvent.execute(arguments: [a.id, record.event, record.time, line])
+            if let note = a.note { try insertText.execute(arguments: [a.id, note]) }
         case .hits, .verdict:
             if let id = record.id { try insertEvent.execute(arguments: [id, record.event, record.time, line]) }
         case .lost, .truncated:
@@ -481,14 +503,11 @@ public final class IncidentIndex: @unchecked Sendable {
             args.append(until)
         }
         if let text = q.text {
-            let like =
-                "%" + text.replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
-                + "%"
-            clauses.append(
-                "(host LIKE ? ESCAPE '\\' OR url LIKE ? ESCAPE '\\' OR search_term LIKE ? ESCAPE '\\' OR id IN "
-                    + "(SELECT id FROM events WHERE event = 'note' AND line LIKE ? ESCAPE '\\'))"
-            )
-            args += [like, like, like, like]
+            // Whole words, the last one also as the start of a word: a phrase for SQLite's
+            // full-text index (FTS5) over each incident's site, URL and search term and its notes.
+            let phrase = "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"*"
+            clauses.append("id IN (SELECT id FROM search WHERE search MATCH ?)")
+            args.append(phrase)
         }
         let filter = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
         let limit = q.limit.map { " LIMIT \($0)" } ?? ""

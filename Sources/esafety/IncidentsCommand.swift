@@ -169,7 +169,8 @@ struct ListCommand: ParsableCommand {
     @Option(help: "From this time (RFC 3339 or YYYY-MM-DD, UTC).") var since: String?
     @Option(help: "Before this time (RFC 3339 or YYYY-MM-DD, UTC).") var until: String?
     @Option(help: "A pupil's history: the user, or the address where the log names no user.") var person: String?
-    @Option(help: "Text in the site, the URL, the search term or a note.") var search: String?
+    @Option(help: "Words in the site, the URL, the search term or a note (the last word may be its start).")
+    var search: String?
     @Option(help: "At most this many, the newest.") var limit: Int?
     @Flag(help: "The records as JSON lines.") var json = false
 
