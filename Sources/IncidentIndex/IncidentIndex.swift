@@ -545,6 +545,27 @@ public final class IncidentIndex: @unchecked Sendable {
         )
     }
 
+    /// New incidents per day (UTC) and severity in [since, until), for charts: day -> severity -> count.
+    public func perDay(since: String, until: String) throws(Failure) -> [String: [String: Int]] {
+        do {
+            return try db.read { db in
+                var out: [String: [String: Int]] = [:]
+                let rows = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT substr(time, 1, 10) AS day, severity, count(*) AS n FROM incidents
+                        WHERE time >= ? AND time < ? GROUP BY 1, 2
+                        """,
+                    arguments: [since, until]
+                )
+                for r in rows { out[r["day"], default: [:]][r["severity"]] = r["n"] }
+                return out
+            }
+        } catch {
+            throw Failure(description: "\(path): cannot read the incident index: \(error)")
+        }
+    }
+
     /// Incidents by state, for a dashboard: (state, severity) -> count.
     public func counts() throws(Failure) -> [String: [String: Int]] {
         do {

@@ -32,10 +32,15 @@ final class Container: @unchecked Sendable {
             atPath: (cache as NSString).deletingLastPathComponent,
             withIntermediateDirectories: true
         )
-        let (code, out) = try Child.run(
-            mmdebstrap,
-            ["--variant=minbase", "--include=" + packages.joined(separator: ","), "bookworm", partial]
-        )
+        // Twice: the first download on a new machine can meet a mirror's hiccup.
+        var (code, out) = (Int32(1), "")
+        for _ in 0..<2 where code != 0 {
+            try? FileManager.default.removeItem(atPath: partial)
+            (code, out) = try Child.run(
+                mmdebstrap,
+                ["--variant=minbase", "--include=" + packages.joined(separator: ","), "bookworm", partial]
+            )
+        }
         guard code == 0 else {
             try? FileManager.default.removeItem(atPath: partial)
             throw TestFailure(message: "mmdebstrap failed (\(code)): \(out.suffix(2000))")

@@ -142,6 +142,14 @@ struct IncidentIndexTests {
         var limited = IncidentIndex.Query()
         limited.limit = 3
         #expect(try index.incidents(limited).count == 3)
+        // Counts for charts: per day and severity, and per state.
+        let all = try IncidentStore.load(l.path)
+        let days = try index.perDay(since: "2000-01-01", until: "2100-01-01")
+        #expect(days.values.flatMap(\.values).reduce(0, +) == all.count)
+        #expect(days.keys.sorted() == Set(all.map { String($0.time.prefix(10)) }).sorted())
+        let states = try index.counts()
+        #expect(states["resolved"]?.values.reduce(0, +) == 1)
+        #expect(states.values.flatMap(\.values).reduce(0, +) == all.count)
     }
 
     @Test("a report from the index is the report from the whole log: new in the period, and older ones open at its end")
