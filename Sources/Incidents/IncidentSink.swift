@@ -161,7 +161,11 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             let site = s.sites[host] ?? suffixes.registrableDomain(host)
             for i in person.open.indices where person.open.keys[i].site == site {
                 let o = person.open.values[i]
-                guard o.action.blocker == nil, abs(time - o.last) <= Self.verdictWindow else { continue }
+                // Only the verdict on the incident's one request: when an earlier visit in the
+                // window had no block line (it was answered), the incident stays as written.
+                guard o.action.blocker == nil, o.hits == 1, abs(time - o.last) <= Self.verdictWindow else {
+                    continue
+                }
                 person.open.values[i].action = action
                 let record = VerdictRecord(
                     id: o.id,

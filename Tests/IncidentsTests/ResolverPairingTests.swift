@@ -96,6 +96,19 @@ struct ResolverPairingTests {
         #expect(c.parsed == 2)
     }
 
+    @Test("an earlier visit that was answered keeps the incident from being called blocked by a later block")
+    func laterBlockDoesNotRewriteAnsweredVisit() throws {
+        let (views, c) = try run([
+            "[1796145500] unbound[1:0] info: 10.0.0.7 blocked.example.com. A IN",
+            "[1796145530] unbound[1:0] info: 10.0.0.7 blocked.example.com. A IN",
+            "[1796145530] unbound[1:0] info: rpz: applied [school] blocked.example.com. rpz-nxdomain 10.0.0.7@58104 blocked.example.com. A IN",
+        ])
+        #expect(views.count == 1)
+        #expect(views.first?.hits == 2)
+        #expect(views.first?.record.action == "unknown", "the first lookup had no block line")
+        #expect(c.parsed == 2)
+    }
+
     @Test("a blocked lookup of a name in no category: one request counted, no incident")
     func unlisted() throws {
         let (views, c) = try run([
