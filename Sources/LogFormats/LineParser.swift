@@ -243,11 +243,31 @@ public final class LineParser {
         return LogTime.epoch(y, mo, d, h, m, s) - Double(time.localOffset)
     }
 
+    /// A DNS lookup as a request: no user, no URL, no method.
+    static func lookup(
+        time: Double?,
+        client: UnsafeRawBufferPointer,
+        host: UnsafeRawBufferPointer,
+        action: ProxyAction,
+        format: LogFormat
+    ) -> ParsedRequest {
+        ParsedRequest(
+            time: time,
+            client: client,
+            user: nil,
+            host: host,
+            url: nil,
+            method: nil,
+            action: action,
+            format: format
+        )
+    }
+
     // MARK: - dnsmasq / Pi-hole
 
     static let dnsmasqOther: [String] = [
-        "forwarded ", "reply ", "cached ", "cached-stale ", "config ", "gravity blocked ", "blacklisted ",
-        "regex blacklisted ", "exactly blacklisted ", "special domain ", "denied ", "blocked ", "/", "validation ",
+        // (`config` and Pi-hole's block wordings are `dnsmasqBlocker`'s, checked first.)
+        "forwarded ", "reply ", "cached ", "cached-stale ", "blocked ", "/", "validation ",
         "dnssec-query", "dnssec-retry", "DHCP", "started", "compile time", "using ", "read ", "reading ", "cleared ",
         "ipset ", "nftset ", "query[type", "Pi-hole", "Maximum number", "failed ", "warning", "exiting", "time ",
         "cache size", "DNS service", "possible DNS-rebind", "not giving up", "ignoring ", "setting ", "no servers",
@@ -287,13 +307,10 @@ public final class LineParser {
             || blocker.by == .blockedByPihole
         guard blocking, !equals(slice(b, name), "error") else { return .ignored(.dnsmasq) }
         return .block(
-            ParsedRequest(
+            Self.lookup(
                 time: envTime,
                 client: slice(b, client),
-                user: nil,
                 host: slice(b, name),
-                url: nil,
-                method: nil,
                 action: blocker.by,
                 format: .dnsmasq
             )
@@ -315,9 +332,6 @@ public final class LineParser {
                 start = rest.lowerBound
             }
         }
-        if let blocker = Self.dnsmasqBlocker(b, at: start) {
-            return dnsmasqBlock(b, blocker, client: requester, envTime: envTime)
-        }
         if startsAt(b, start, "query[") {
             var i = start + 6
             while i < b.count, b[i] != UInt8(ascii: "]") { i += 1 }
@@ -326,13 +340,10 @@ public final class LineParser {
                 let client = tokens.next()
             else { return .malformed("dnsmasq: query line without `NAME from CLIENT`") }
             return .request(
-                ParsedRequest(
+                Self.lookup(
                     time: envTime,
                     client: slice(b, client),
-                    user: nil,
                     host: slice(b, name),
-                    url: nil,
-                    method: nil,
                     action: .unknown,
                     format: .dnsmasq
                 )
@@ -350,6 +361,10 @@ public final class LineParser {
                     name: tokens.next().map { slice(b, $0) }
                 )
             }
+        }
+        // After queries and leases, which are most lines: the answers that are blocks.
+        if let blocker = Self.dnsmasqBlocker(b, at: start) {
+            return dnsmasqBlock(b, blocker, client: requester, envTime: envTime)
         }
         for prefix in Self.dnsmasqOther where startsAt(b, start, prefix) { return .ignored(.dnsmasq) }
         return .malformed("dnsmasq: not a dnsmasq log message")
@@ -424,16 +439,7 @@ public final class LineParser {
             return .malformed("bind: query without NAME CLASS TYPE")
         }
         return .request(
-            ParsedRequest(
-                time: seconds,
-                client: slice(b, client),
-                user: nil,
-                host: slice(b, name),
-                url: nil,
-                method: nil,
-                action: .unknown,
-                format: .bind
-            )
+            Self.lookup(time: seconds, client: slice(b, client), host: slice(b, name), action: .unknown, format: .bind)
         )
     }
 
@@ -452,13 +458,10 @@ public final class LineParser {
         while slash < target.upperBound, b[slash] != UInt8(ascii: "/") { slash += 1 }
         guard slash > target.lowerBound else { return .ignored(.bind) }
         return .block(
-            ParsedRequest(
+            Self.lookup(
                 time: time,
                 client: slice(b, client),
-                user: nil,
                 host: slice(b, target.lowerBound..<slash),
-                url: nil,
-                method: nil,
                 action: .blockedByRPZ,
                 format: .bind
             )
@@ -504,13 +507,10 @@ public final class LineParser {
         guard let name = tokens.next(), b[name.upperBound - 1] == UInt8(ascii: "."),
             tokens.next() != nil, tokens.next() != nil
         else { return .ignored(.unbound) }
-        let r = ParsedRequest(
+        let r = Self.lookup(
             time: seconds,
             client: slice(b, client),
-            user: nil,
             host: slice(b, name),
-            url: nil,
-            method: nil,
             action: .unknown,
             format: .unbound
         )
@@ -534,13 +534,10 @@ public final class LineParser {
         while at > peer.lowerBound, b[at - 1] != UInt8(ascii: "@") { at -= 1 }
         let client = at > peer.lowerBound ? peer.lowerBound..<(at - 1) : peer
         return .block(
-            ParsedRequest(
+            Self.lookup(
                 time: time,
                 client: slice(b, client),
-                user: nil,
                 host: slice(b, name),
-                url: nil,
-                method: nil,
                 action: .blockedByRPZ,
                 format: .unbound
             )
@@ -689,16 +686,7 @@ public final class LineParser {
         let action: ProxyAction =
             equals(type, "BLOCKED") ? .blockedByBlocky : type.isEmpty ? .unknown : .allowed
         return .request(
-            ParsedRequest(
-                time: t,
-                client: slice(b, fields[1]),
-                user: nil,
-                host: slice(b, name),
-                url: nil,
-                method: nil,
-                action: action,
-                format: .blocky
-            )
+            Self.lookup(time: t, client: slice(b, fields[1]), host: slice(b, name), action: action, format: .blocky)
         )
     }
 
