@@ -45,13 +45,16 @@ struct ResolverPairing {
     }
 
     /// A query line: true when it is the query of a block line already counted (absorbed).
+    /// Only a block line that named this same client may absorb it: one that names nobody
+    /// (dnsmasq without `extra`, Pi-hole) cannot say whose lookup it was, and absorbing another
+    /// pupil's query there would lose that pupil's request.
     mutating func absorbQuery(name: UInt64, client: UInt64, time: Double) -> Bool {
-        guard time - lastBlock <= Self.window else { return false }
+        guard client != 0, time - lastBlock <= Self.window else { return false }
         var k = next
         for _ in 0..<Self.capacity {
             k = k == 0 ? Self.capacity - 1 : k - 1
             let e = ring[k]
-            guard e.isBlock, !e.paired, e.name == name, e.client == 0 || e.client == client,
+            guard e.isBlock, !e.paired, e.name == name, e.client == client,
                 abs(time - e.time) <= Self.window
             else { continue }
             ring[k].paired = true

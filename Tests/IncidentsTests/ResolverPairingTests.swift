@@ -109,6 +109,17 @@ struct ResolverPairingTests {
         #expect(c.parsed == 2)
     }
 
+    @Test("a block line that names no client never takes another pupil's lookup as its own")
+    func clientlessBlockTakesNoOnesQuery() throws {
+        let (views, c) = try run([
+            // Pi-hole's block line alone (its query line was not logged), then another pupil's lookup.
+            "Dec  1 17:18:47 pihole-FTL[990]: gravity blocked blocked.example.com is 0.0.0.0",
+            "Dec  1 17:18:48 pihole-FTL[990]: query[A] blocked.example.com from 10.0.0.9",
+        ])
+        #expect(c.parsed == 2, "two requests")
+        #expect(views.contains { $0.record.client == "10.0.0.9" }, "the second pupil's lookup is an incident")
+    }
+
     @Test("a blocked lookup of a name in no category: one request counted, no incident")
     func unlisted() throws {
         let (views, c) = try run([
