@@ -49,8 +49,9 @@ public final class FileFollower: @unchecked Sendable {
     var lastSave = 0.0
     var savedOffset: Int64 = -1
     var waitingLogged = false
-    /// Lines sent (for the summary at exit) and connections made.
-    public private(set) var bytesAcknowledged: Int64 = 0
+    /// What is read from the file and sent, and what esafetyd answers: allocated once.
+    let block = UnsafeMutableRawBufferPointer.allocate(byteCount: FileFollower.block, alignment: 16)
+    let answers = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
 
     public init(path: String, socket: String, positionFile: String, fromStart: Bool, logger: Logger) {
         self.path = path
@@ -59,6 +60,11 @@ public final class FileFollower: @unchecked Sendable {
         self.fromStart = fromStart
         self.logger = logger
         self.stopping = Atomic(false)
+    }
+
+    deinit {
+        block.deallocate()
+        answers.deallocate()
     }
 
     public func stop() { stopping.store(true, ordering: .relaxed) }
@@ -206,7 +212,7 @@ public final class FileFollower: @unchecked Sendable {
                 Glibc.connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
             }
         }
-        guard rc == 0, writeAll(s, FollowProtocol.hello) else {
+        guard rc == 0, FollowProtocol.hello.withUnsafeBytes({ writeAll(s, $0) }) else {
             let e = errno
             close(s)
             errno = e
@@ -235,17 +241,16 @@ public final class FileFollower: @unchecked Sendable {
 
     /// Sends the file's next complete lines; false when there was nothing new.
     func sendSome() -> Bool {
-        var buffer = [UInt8](repeating: 0, count: Self.block)
-        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, Self.block, off_t(sent)) }
+        let n = pread(fd, block.baseAddress, block.count, off_t(sent))
         guard n > 0 else { return false }
         // Complete lines only, unless one line fills the whole block (esafetyd counts it as too long).
         var end = n
-        while end > 0, buffer[end - 1] != 0x0A { end -= 1 }
+        while end > 0, block[end - 1] != 0x0A { end -= 1 }
         if end == 0 {
-            guard n == Self.block else { return false }
+            guard n == block.count else { return false }
             end = n
         }
-        guard writeAll(connection, Array(buffer[0..<end])) else {
+        guard writeAll(connection, UnsafeRawBufferPointer(rebasing: block[0..<end])) else {
             disconnect(String(cString: strerror(errno)))
             return false
         }
@@ -255,12 +260,10 @@ public final class FileFollower: @unchecked Sendable {
         return true
     }
 
-    func writeAll(_ s: Int32, _ bytes: [UInt8]) -> Bool {
+    func writeAll(_ s: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes {
-                send(s, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
-            }
+            let n = send(s, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
             if n < 0 {
                 if errno == EINTR { continue }
                 return false
@@ -280,18 +283,16 @@ public final class FileFollower: @unchecked Sendable {
         }
         var p = pollfd(fd: connection, events: Int16(POLLIN), revents: 0)
         guard poll(&p, 1, wait) > 0 else { return }
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        let n = chunk.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        let n = recv(connection, answers.baseAddress, answers.count, Int32(MSG_DONTWAIT))
         if n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) {
             disconnect(n == 0 ? "closed" : String(cString: strerror(errno)))
             return
         }
         guard n > 0 else { return }
-        acks.append(contentsOf: chunk[0..<n])
+        acks.append(contentsOf: UnsafeRawBufferPointer(rebasing: answers[0..<n]))
         if acks.count > 65536 { acks.removeFirst(acks.count - 4096) }
         guard let acked = FollowProtocol.lastAck(in: &acks) else { return }
         while let m = marks.first, m.stream <= acked {
-            bytesAcknowledged += m.file - committed
             committed = m.file
             marks.removeFirst()
         }
@@ -313,9 +314,12 @@ public final class FileFollower: @unchecked Sendable {
         guard rotated else { return }
         // A last line without a newline ends with the file.
         if current > sent, connection >= 0 {
-            var rest = [UInt8](repeating: 0, count: Int(current - sent))
-            let n = rest.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(sent)) }
-            if n > 0, writeAll(connection, Array(rest[0..<n]) + [0x0A]) {
+            // The rest and a newline after what was read (the file is not read again).
+            var rest = [UInt8](repeating: 0, count: Int(current - sent) + 1)
+            let n = rest.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count - 1, off_t(sent)) }
+            if n > 0 { rest[n] = 0x0A }
+            if n > 0, rest.withUnsafeBytes({ writeAll(connection, UnsafeRawBufferPointer(rebasing: $0[0..<(n + 1)])) })
+            {
                 sent += Int64(n)
                 streamSent += n + 1
                 marks.append((streamSent, sent))

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 import SystemSupport
 
 /// A folder of alerts waiting to be delivered. esafetyd (sandboxed: no network, no setgid
@@ -22,7 +23,8 @@ public struct AlertSpool: Sendable {
             if FileSystem.makeDirectories(d, mode: 0o750) != 0 { return "\(d): cannot create the alert spool" }
         }
         let safe = String(incident.unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) || $0 == "-" })
-        let name = "\(Int(Clock.now() * 1000))-\(getpid())-\(Self.counter.next())-\(safe).alert"
+        let name =
+            "\(Int(Clock.now() * 1000))-\(getpid())-\(Self.counter.wrappingAdd(1, ordering: .relaxed).newValue)-\(safe).alert"
         let bytes = Array((command + "\n" + payload + "\n").utf8)
         let written = bytes.withUnsafeBytes { b -> String? in
             do {
@@ -106,15 +108,5 @@ public struct AlertSpool: Sendable {
     }
 
     /// Unique names within one process.
-    final class Counter: @unchecked Sendable {
-        private var value = 0
-        private let lock = NSLock()
-        func next() -> Int {
-            lock.lock()
-            defer { lock.unlock() }
-            value += 1
-            return value
-        }
-    }
-    static let counter = Counter()
+    static let counter = Atomic<Int>(0)
 }
