@@ -23,8 +23,8 @@ public struct AlertSpool: Sendable {
             if FileSystem.makeDirectories(d, mode: 0o750) != 0 { return "\(d): cannot create the alert spool" }
         }
         let safe = String(incident.unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) || $0 == "-" })
-        let name =
-            "\(Int(Clock.now() * 1000))-\(getpid())-\(Self.counter.wrappingAdd(1, ordering: .relaxed).newValue)-\(safe).alert"
+        let serial = Self.counter.wrappingAdd(1, ordering: .relaxed).newValue
+        let name = "\(Int(Clock.now() * 1000))-\(getpid())-\(serial)-\(safe).alert"
         let bytes = Array((command + "\n" + payload + "\n").utf8)
         let written = bytes.withUnsafeBytes { b -> String? in
             do {
