@@ -131,6 +131,13 @@ struct InstalledTests {
         #expect(streamed.0 == 0, "\(streamed.1)")
         #expect(poll(timeout: 30) { (try? c.run("esafety incidents list", as: "alice").1.contains("pupil9")) == true })
         #expect(try c.run("systemctl is-active esafetyd.service").1.hasPrefix("active"))
+        // The same for rsyslog's datagram socket.
+        try c.run("systemctl stop esafetyd.service")
+        try c.run(
+            "logger --socket-errors=on -d -u /run/esafety/ingest.dgram -t squid '\(Self.squidLine("pupil13"))'",
+            as: "proxy"
+        )
+        #expect(poll(timeout: 30) { (try? c.run("esafety incidents list", as: "alice").1.contains("pupil13")) == true })
 
         // Squid's access.log through the shipped follower unit, as docs/INTEGRATION.md says:
         // what the file held before is history; what Squid writes after arrives.
