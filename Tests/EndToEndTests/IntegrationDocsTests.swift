@@ -138,7 +138,8 @@ struct IntegrationDocsTests {
         )
         defer { dnsmasq.stop() }
 
-        // unbound: the document's two files; the school's zone blocks ub-harm.example.
+        // unbound: the document's two files. The school's response policy zone, which BIND
+        // below serves too, blocks ub-harm.example and bind-harm.example.
         let unboundPort = base + 1
         dir.write(
             "rpz.school.zone",
@@ -187,20 +188,9 @@ struct IntegrationDocsTests {
         )
         defer { unbound.stop() }
 
-        // BIND: the document's file; the school's response policy blocks bind-harm.example.
+        // BIND: the document's file, and the same response policy zone.
         let namedPort = base + 2
         dir.write("named.conf.local", try #require(blocks["/etc/bind/named.conf.local"]))
-        dir.write(
-            "rpz.db",
-            """
-            $TTL 60
-            @ IN SOA localhost. root.localhost. 1 3600 600 86400 60
-              IN NS localhost.
-            bind-harm.example CNAME .
-            probe.example CNAME .
-
-            """
-        )
         dir.write(
             "named.conf",
             """
@@ -214,7 +204,7 @@ struct IntegrationDocsTests {
               dnssec-validation no;
               response-policy { zone "rpz.school"; } qname-wait-recurse no;
             };
-            zone "rpz.school" { type primary; file "\(dir.path)/rpz.db"; allow-query { none; }; };
+            zone "rpz.school" { type primary; file "\(dir.path)/rpz.school.zone"; allow-query { none; }; };
             zone "ok.example" { type primary; file "\(dir.path)/ok.db"; };
             include "\(dir.path)/named.conf.local";
 
