@@ -15,12 +15,16 @@ import Testing
 @Suite("The incident index", .serialized)
 struct IncidentIndexTests {
     final class Log {
-        let path = tempPath() + ".jsonl"
+        let path: String
+        /// A second writer on a path (after a rotation or a replacement) leaves its files.
+        let owns: Bool
         let log: IncidentLog
         let sink: IncidentSink
 
-        init() throws {
-            log = IncidentLog(path: path, syncInterval: 0.05, headInterval: 3600, logger: Logger(label: "test"))
+        init(path: String? = nil) throws {
+            self.path = path ?? tempPath() + ".jsonl"
+            owns = path == nil
+            log = IncidentLog(path: self.path, syncInterval: 0.05, headInterval: 3600, logger: Logger(label: "test"))
             try log.open()
             log.start()
             sink = IncidentSink(log: log, policy: Policy(), suffixes: PublicSuffix(text: "com\nexample\n"))
@@ -58,6 +62,7 @@ struct IncidentIndexTests {
         }
 
         deinit {
+            guard owns else { return }
             for f in [path, path + ".chain", path + ".1", IncidentIndex.path(forLog: path)] {
                 try? FileManager.default.removeItem(atPath: f)
             }
@@ -114,7 +119,7 @@ struct IncidentIndexTests {
         #expect(try index.isCurrent())
         // logrotate: the log becomes LOG.1 and a new one is written.
         #expect(rename(l.path, l.path + ".1") == 0)
-        let next = try Log2(path: l.path)
+        let next = try Log(path: l.path)
         next.incidents(10..<15)
         next.flush()
         let third = try index.update()
@@ -188,7 +193,7 @@ struct IncidentIndexTests {
         try index.update()
         // Another log in its place (same name, other lines).
         try FileManager.default.removeItem(atPath: l.path)
-        let other = try Log2(path: l.path)
+        let other = try Log(path: l.path)
         other.incidents(100..<103)
         other.flush()
         let u = try index.update()
@@ -198,8 +203,9 @@ struct IncidentIndexTests {
         let text = try String(contentsOfFile: l.path, encoding: .utf8)
         let kept = text.split(separator: "\n").prefix(2).joined(separator: "\n") + "\n"
         try kept.write(toFile: l.path, atomically: false, encoding: .utf8)
-        let again = Log2.appendIncident(l.path, user: "late")
-        #expect(again)
+        let late = try Log(path: l.path)
+        late.sink.accept(match("late.example", user: "late", time: 1_795_260_000))
+        late.flush()
         let v = try index.update()
         #expect(v.rebuilt)
         try Self.same(index, l.path)
@@ -227,33 +233,5 @@ struct IncidentIndexTests {
         let fresh = try IncidentIndex(logPath: l.path)
         #expect(try fresh.update().incidents == 12)
         try Self.same(fresh, l.path)
-    }
-}
-
-/// A second writer on a path (after a rotation or a replacement), and a raw append.
-final class Log2 {
-    let log: IncidentLog
-    let sink: IncidentSink
-    init(path: String) throws {
-        log = IncidentLog(path: path, syncInterval: 0.05, headInterval: 3600, logger: Logger(label: "test"))
-        try log.open()
-        log.start()
-        sink = IncidentSink(log: log, policy: Policy(), suffixes: PublicSuffix(text: "com\nexample\n"))
-    }
-    func incidents(_ range: Range<Int>) {
-        for i in range {
-            sink.accept(match("site\(i).example", user: "u\(i)", time: 1_795_259_000 + Double(i)))
-        }
-    }
-    func flush() {
-        sink.closeAll()
-        log.stop()
-    }
-    /// One more incident, written by a new writer (which continues the chain).
-    static func appendIncident(_ path: String, user: String) -> Bool {
-        guard let w = try? Log2(path: path) else { return false }
-        w.sink.accept(match("late.example", user: user, time: 1_795_260_000))
-        w.flush()
-        return true
     }
 }
