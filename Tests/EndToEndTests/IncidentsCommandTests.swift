@@ -17,19 +17,26 @@ struct IncidentsCommandTests {
         return (r.status, r.stdout)
     }
 
-    @Test("filters, newest first, JSON pass-through, history, escaped control characters")
-    func commands() throws {
+    /// The incident log the sink writes for `matches`, at a fresh path.
+    func written(_ matches: [MatchedRequest]) throws -> String {
         let path = tempPath() + ".jsonl"
-        defer { for f in [path, path + ".chain"] { try? FileManager.default.removeItem(atPath: f) } }
         let log = IncidentLog(path: path, syncInterval: 0.05, logger: Logger(label: "t"))
         try log.open()
         log.start()
         let sink = IncidentSink(log: log, policy: Policy(), suffixes: PublicSuffix(text: "com\n"), utcOffset: 0)
+        for m in matches { sink.accept(m) }
+        sink.closeAll()
+        log.stop()
+        return path
+    }
+
+    @Test("filters, newest first, JSON pass-through, history, escaped control characters")
+    func commands() throws {
         // Times relative to now: the critical incident is two hours old (overdue: due within the hour).
         let now = Date().timeIntervalSince1970
-        sink.accept(match("www.bet365.com", url: "http://www.bet365.com/a", time: now - 7300))
-        sink.accept(match("www.bet365.com", url: "http://www.bet365.com/b", time: now - 7299))
-        sink.accept(
+        let path = try written([
+            match("www.bet365.com", url: "http://www.bet365.com/a", time: now - 7300),
+            match("www.bet365.com", url: "http://www.bet365.com/b", time: now - 7299),
             match(
                 "abuse.example",
                 user: "evil\u{1B}[2J",
@@ -37,11 +44,10 @@ struct IncidentsCommandTests {
                 category: "iwf",
                 severity: "critical",
                 locked: true
-            )
-        )
-        sink.accept(match("tinder.com", user: "pupil2", time: now - 60, category: "dating", severity: "medium"))
-        sink.closeAll()
-        log.stop()
+            ),
+            match("tinder.com", user: "pupil2", time: now - 60, category: "dating", severity: "medium"),
+        ])
+        defer { for f in [path, path + ".chain"] { try? FileManager.default.removeItem(atPath: f) } }
         let (status, list) = try esafety(["incidents", "list", "--log", path])
         #expect(status == 0)
         let rows = list.split(separator: "\n")
@@ -71,19 +77,14 @@ struct IncidentsCommandTests {
         "the commands answer from the index beside the log once it is made; a pupil's history and a search; a corrupt index is made again"
     )
     func fromTheIndex() throws {
-        let path = tempPath() + ".jsonl"
+        let now = Date().timeIntervalSince1970
+        let path = try written([
+            match("www.bet365.com", url: "https://www.google.com/search?q=odds+tonight", time: now - 600),
+            match("tinder.com", user: "pupil2", time: now - 500, category: "dating", severity: "medium"),
+            match("www.paddypower.com", time: now - 400),
+        ])
         let index = path + ".index.sqlite"
         defer { for f in [path, path + ".chain", index] { try? FileManager.default.removeItem(atPath: f) } }
-        let log = IncidentLog(path: path, syncInterval: 0.05, logger: Logger(label: "t"))
-        try log.open()
-        log.start()
-        let sink = IncidentSink(log: log, policy: Policy(), suffixes: PublicSuffix(text: "com\n"), utcOffset: 0)
-        let now = Date().timeIntervalSince1970
-        sink.accept(match("www.bet365.com", url: "https://www.google.com/search?q=odds+tonight", time: now - 600))
-        sink.accept(match("tinder.com", user: "pupil2", time: now - 500, category: "dating", severity: "medium"))
-        sink.accept(match("www.paddypower.com", time: now - 400))
-        sink.closeAll()
-        log.stop()
         // Without an index the log is read in full, and the tool makes none beside it.
         let (_, before) = try esafety(["incidents", "list", "--log", path, "--person", "pupil1"])
         #expect(before.split(separator: "\n").count == 2, "\(before)")
