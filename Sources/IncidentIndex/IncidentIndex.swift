@@ -203,17 +203,17 @@ public final class IncidentIndex: @unchecked Sendable {
                     rebuilt = true
                 }
                 var u = Update(rebuilt: rebuilt, lines: 0, incidents: 0)
-                var states: [String: (state: IncidentView.State, changed: Bool, seq: Int64)] = [:]
+                var pass = try Pass(db)
                 for (i, file) in files.enumerated() where i >= start {
                     let from = i == start ? offset : 0
-                    let (end, chain) = try index(file, from: from, db: db, states: &states, into: &u)
+                    let (end, chain) = try pass.index(file, from: from, into: &u)
                     // A file with nothing new keeps the chain value it ended with.
                     if let chain { lastChain = chain } else if end == 0 { lastChain = "" }
                     if let inode = Self.inode(of: file), end > from || i == files.count - 1 {
                         try setCursor(Cursor(inode: inode, offset: end, chain: lastChain), db)
                     }
                 }
-                try Self.flush(&states, db)
+                try pass.flush()
                 return u
             }
         } catch let error as Failure {
@@ -241,22 +241,6 @@ public final class IncidentIndex: @unchecked Sendable {
         return u
     }
 
-    /// Writes the workflow states an update changed, in the table's order (by rowid: a
-    /// rebuild changes most rows and so reads them in turn), and forgets them all, so that a
-    /// rebuild's memory stays bounded.
-    static func flush(
-        _ states: inout [String: (state: IncidentView.State, changed: Bool, seq: Int64)],
-        _ db: Database
-    )
-        throws
-    {
-        let setState = try db.makeStatement(sql: "UPDATE incidents SET state = ? WHERE seq = ?")
-        for s in states.values.filter(\.changed).sorted(by: { $0.seq < $1.seq }) {
-            try setState.execute(arguments: [s.state.rawValue, s.seq])
-        }
-        states.removeAll(keepingCapacity: true)
-    }
-
     func setCursor(_ c: Cursor, _ db: Database) throws {
         for (k, v) in [("inode", String(c.inode)), ("offset", String(c.offset)), ("chain", c.chain)] {
             try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", arguments: [k, v])
@@ -276,59 +260,6 @@ public final class IncidentIndex: @unchecked Sendable {
         let body = buffer.dropLast()
         let start = body.lastIndex(of: 0x0A).map { $0 + 1 } ?? body.startIndex
         return HashChain.field(Substring(String(decoding: body[start...], as: UTF8.self)), "chain") ?? ""
-    }
-
-    /// Indexes the whole lines of `file` from `offset`: the offset after the last one, and its chain.
-    func index(
-        _ file: String,
-        from offset: Int64,
-        db: Database,
-        states: inout [String: (state: IncidentView.State, changed: Bool, seq: Int64)],
-        into u: inout Update
-    ) throws -> (Int64, String?) {
-        let fd = Glibc.open(file, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw Failure(description: "\(file): cannot read: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var position = offset
-        var chain: String? = nil
-        var carry: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        let insertIncident = try db.makeStatement(
-            sql: """
-                INSERT OR REPLACE INTO incidents (id, time, severity, rank, category, grp, client, user, person, host,
-                url, search_term, state, due, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?)
-                """
-        )
-        let insertEvent = try db.makeStatement(sql: "INSERT INTO events (id, event, time, line) VALUES (?, ?, ?, ?)")
-        let insertText = try db.makeStatement(sql: "INSERT INTO search (id, text) VALUES (?, ?)")
-        var read = offset
-        while true {
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(read)) }
-            if n <= 0 { break }
-            read += Int64(n)
-            var start = 0
-            for i in 0..<n where buffer[i] == 0x0A {
-                let lineBytes = carry + buffer[start..<i]
-                carry.removeAll(keepingCapacity: true)
-                start = i + 1
-                position += Int64(lineBytes.count + 1)
-                let line = String(decoding: lineBytes, as: UTF8.self)
-                if let c = Self.chainValue(line) { chain = c }
-                u.lines += 1
-                try apply(
-                    line,
-                    insertIncident: insertIncident,
-                    insertEvent: insertEvent,
-                    insertText: insertText,
-                    db: db,
-                    states: &states,
-                    into: &u
-                )
-                if states.count >= 100_000 { try Self.flush(&states, db) }
-            }
-            carry += buffer[start..<n]
-        }
-        return (position, chain)
     }
 
     static let incidentKeys: Set<String> = [
@@ -364,91 +295,6 @@ public final class IncidentIndex: @unchecked Sendable {
         let idStart = after.index(after.startIndex, offsetBy: 8)
         guard let e = after[idStart...].firstIndex(of: "\"") else { return nil }
         return (event, after[idStart..<e])
-    }
-
-    func apply(
-        _ line: String,
-        insertIncident: Statement,
-        insertEvent: Statement,
-        insertText: Statement,
-        db: Database,
-        states: inout [String: (state: IncidentView.State, changed: Bool, seq: Int64)],
-        into u: inout Update
-    ) throws {
-        // Events by their head alone (most lines); incidents and context lines decoded whole.
-        if let h = Self.head(line), h.event != "incident", h.event != "context", !h.id.isEmpty {
-            let id = String(h.id)
-            if let action = Workflow.Action(rawValue: String(h.event)) {
-                // The state as a full read replays it: an action that does not fit is passed over.
-                var known = states[id]
-                if known == nil,
-                    let row = try Row.fetchOne(
-                        db,
-                        sql: "SELECT state, seq FROM incidents WHERE id = ?",
-                        arguments: [id]
-                    ),
-                    let state = IncidentView.State(rawValue: row["state"])
-                {
-                    known = (state, false, row["seq"])
-                }
-                guard let current = known else {
-                    try insertEvent.execute(arguments: [id, String(h.event), Self.time(line), line])
-                    return
-                }
-                if case .success(let next) = Workflow.next(current.state, action) {
-                    states[id] = (next, true, current.seq)
-                }
-                if action == .note, let note = RecordFields.strings(line, keys: ["note"])?["note"] ?? nil {
-                    try insertText.execute(arguments: [id, note])
-                }
-                try insertEvent.execute(arguments: [id, String(h.event), Self.time(line), line])
-            } else if h.event == "hits" || h.event == "verdict" {
-                try insertEvent.execute(arguments: [id, String(h.event), Self.time(line), line])
-            }
-            return
-        }
-        if Self.head(line)?.event == "incident", let f = RecordFields.strings(line, keys: Self.incidentKeys),
-            let id = f["id"] ?? nil, let time = f["time"] ?? nil, let client = f["client"] ?? nil,
-            let host = f["host"] ?? nil
-        {
-            // The fast way for esafety's own incident lines; anything else is decoded whole.
-            let severity = (f["severity"] ?? nil) ?? ""
-            let rank = Severity(name: severity).map { Int($0.rawValue) } ?? -1
-            let user = f["user"] ?? nil
-            try insertIncident.execute(arguments: [
-                id, time, severity, rank, (f["category"] ?? nil) ?? "", (f["group"] ?? nil) ?? "", client, user,
-                user ?? client, host, f["url"] ?? nil, f["search_term"] ?? nil, f["due"] ?? nil, line,
-            ])
-            states[id] = (.new, false, db.lastInsertedRowID)
-            try insertText.execute(arguments: [
-                id, [host, f["url"] ?? nil, f["search_term"] ?? nil].compactMap { $0 }.joined(separator: " "),
-            ])
-            u.incidents += 1
-            return
-        }
-        guard let record = LogRecord(line: line) else { return }
-        switch record {
-        case .incident(let r):
-            let rank = r.severity.map { Int($0.rawValue) } ?? -1
-            try insertIncident.execute(arguments: [
-                r.id, r.time.text, r.severity?.description ?? "", rank, r.category, r.group, r.client, r.user,
-                r.user ?? r.client, r.host, r.url, r.searchTerm, r.due?.text, line,
-            ])
-            states[r.id] = (.new, false, db.lastInsertedRowID)
-            try insertText.execute(arguments: [
-                r.id, [r.host, r.url, r.searchTerm].compactMap { $0 }.joined(separator: " "),
-            ])
-            u.incidents += 1
-        case .context(let c):
-            for id in c.ids { try insertEvent.execute(arguments: [id, record.event, record.time, line]) }
-        case .action(let a):
-            try insertEvent.execute(arguments: [a.id, record.event, record.time, line])
-            if let note = a.note { try insertText.execute(arguments: [a.id, note]) }
-        case .hits, .verdict:
-            if let id = record.id { try insertEvent.execute(arguments: [id, record.event, record.time, line]) }
-        case .lost, .truncated:
-            break
-        }
     }
 
     // MARK: - Queries

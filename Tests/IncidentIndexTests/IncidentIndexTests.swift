@@ -94,11 +94,24 @@ struct IncidentIndexTests {
         try l.act(.note, ids[0], note: "spoke to form tutor")
         try l.act(.resolve, ids[1], outcome: "parents-informed")
         try l.act(.ack, ids[2])
+        // An action line in another key order (not the shape esafety writes): read whole, and
+        // its state change counts the same in the index's own filters.
+        let other =
+            "{\"id\":\"\(ids[3])\",\"by\":\"bob\",\"time\":\"\(Clock.rfc3339(Clock.now()))\","
+            + "\"outcome\":\"other\",\"action\":\"spoke to them\",\"event\":\"resolve\"}\n"
+        let fd = open(l.path, O_WRONLY | O_APPEND)
+        _ = Array(other.utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        #expect(try IncidentStore.load(l.path).first { $0.id == ids[3] }?.state == .resolved)
         let index = try IncidentIndex(logPath: l.path)
         let u = try index.update()
         #expect(u.incidents == 40)
         #expect(u.rebuilt == false)
         try Self.same(index, l.path)
+        var open = IncidentIndex.Query()
+        open.open = true
+        let openIDs = try IncidentStore.load(l.path).filter(\.isOpen).map(\.id).sorted()
+        #expect(try index.incidents(open).map(\.id).sorted() == openIDs)
     }
 
     @Test("it goes on from where it stopped; a rotated log is followed; queries a DSL needs")
