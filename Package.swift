@@ -7,6 +7,7 @@ import PackageDescription
 // Dependencies point one way:
 //   CShims, CPCRE2, CCrypto <- SystemSupport <- Classifier <- LogFormats <- Pipeline
 //   <- Incidents <- IncidentIndex, Reports <- Daemon <- esafetyd, esafety, esafety-bench
+//   IncidentIndex, Reports <- Console (Hummingbird) <- esafety
 //   CShims <- Threads <- Incidents, Daemon
 //
 // The hot path's modules (Classifier, LogFormats, Pipeline) are built with
@@ -28,6 +29,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
     ],
     targets: [
         // PCRE2 (8-bit code units), from Debian's libpcre2-dev. Only PCRE2Regex.swift imports it.
@@ -85,13 +90,29 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // The safeguarding console: accounts, sessions, the pages and forms over the index, the
+        // access log of every view. Served by `esafety web`, never inside esafetyd.
+        .target(
+            name: "Console",
+            dependencies: [
+                "Classifier", "Incidents", "IncidentIndex", "Reports", "SystemSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "esafety",
             dependencies: [
                 "Classifier", "Incidents", "IncidentIndex", "LogFormats", "Pipeline", "Reports", "Daemon",
-                "SystemSupport", "Threads",
+                "Console", "SystemSupport", "Threads",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
         .executableTarget(
@@ -144,6 +165,10 @@ let package = Package(
             name: "ReportsTests",
             dependencies: ["Reports", "Incidents", "LogFormats", "SystemSupport", "TestSupport"],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "ConsoleTests",
+            dependencies: ["Console", "Incidents", "IncidentIndex", "SystemSupport", "TestSupport"]
         ),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Incidents", "SystemSupport", "TestSupport"]),
         // Everything that runs a built executable (esafetyd, esafety) or a real peer (Squid,

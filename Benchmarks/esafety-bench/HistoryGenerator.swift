@@ -13,7 +13,7 @@ enum HistoryGenerator {
         let out =
             FileHandle(forWritingAtPath: path)
             ?? {
-                FileManager.default.createFile(atPath: path, contents: nil)
+                _ = FileManager.default.createFile(atPath: path, contents: nil)
                 return FileHandle(forWritingAtPath: path)!
             }()
         out.truncateFile(atOffset: 0)

@@ -302,6 +302,8 @@ public final class IncidentIndex: @unchecked Sendable {
     /// What the tools ask for; nil fields do not filter.
     public struct Query: Sendable {
         public var open = false
+        /// One workflow state (`new`, `acknowledged`, `escalated`, `resolved`, `false-positive`).
+        public var state: String?
         /// New (not acknowledged) and past its due time at `now`.
         public var overdueAt: String?
         public var severity: String?
@@ -332,7 +334,7 @@ public final class IncidentIndex: @unchecked Sendable {
             args.append(now)
         }
         for (column, value) in [
-            ("severity", q.severity), ("category", q.category), ("grp", q.group), ("user", q.user),
+            ("state", q.state), ("severity", q.severity), ("category", q.category), ("grp", q.group), ("user", q.user),
             ("client", q.client), ("person", q.person),
         ] {
             if let value {
@@ -406,6 +408,34 @@ public final class IncidentIndex: @unchecked Sendable {
                 )
                 for r in rows { out[r["day"], default: [:]][r["severity"]] = r["n"] }
                 return out
+            }
+        } catch {
+            throw Failure(description: "\(path): cannot read the incident index: \(error)")
+        }
+    }
+
+    /// Open incidents by severity, and those of them overdue at `now` (RFC 3339), for a
+    /// dashboard: from the open-state index, so the cost follows the open incidents, not the
+    /// history.
+    public func openCounts(now: String) throws(Failure) -> (open: [String: Int], overdue: [String: Int]) {
+        do {
+            return try db.read { db in
+                var open: [String: Int] = [:]
+                var overdue: [String: Int] = [:]
+                let rows = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT severity, count(*) AS n, sum(state = 'new' AND due IS NOT NULL AND due < ?) AS late
+                        FROM incidents WHERE state IN ('new', 'acknowledged', 'escalated') GROUP BY 1
+                        """,
+                    arguments: [now]
+                )
+                for r in rows {
+                    open[r["severity"]] = r["n"]
+                    let late: Int = r["late"] ?? 0
+                    if late > 0 { overdue[r["severity"]] = late }
+                }
+                return (open, overdue)
             }
         } catch {
             throw Failure(description: "\(path): cannot read the incident index: \(error)")

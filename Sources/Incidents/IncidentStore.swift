@@ -18,7 +18,7 @@ public struct IncidentView: Sendable {
     /// Later lines that name this incident (hits, context, workflow actions), oldest first.
     public var events: [LogRecord] = []
     public var hits: Int
-    var lastSeen: String
+    public var lastSeen: String
     /// The workflow events replayed (`Workflow.replay`).
     public var workflow = Workflow.Replay()
 

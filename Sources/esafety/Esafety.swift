@@ -12,7 +12,7 @@ struct Esafety: ParsableCommand {
         subcommands: [
             CheckCommand.self, LintCommand.self, CompileCommand.self, ReplayCommand.self, StatusCommand.self,
             ReloadCommand.self, ReopenCommand.self, VerifyCommand.self, IncidentsCommand.self, ReportCommand.self,
-            FollowCommand.self, AlertsCommand.self, IndexCommand.self,
+            FollowCommand.self, AlertsCommand.self, IndexCommand.self, WebCommand.self,
         ]
     )
 

@@ -217,57 +217,36 @@ struct ActOptions: ParsableArguments {
     @Argument(help: "The incident id (from `esafety incidents list`), or at least its first 8 characters.") var id:
         String
 
-    /// Appends the event for `action` after checking the transition against the incident
-    /// as it stands in the log (read under the log's lock).
+    /// Appends the event for `action` after checking the transition and its details against
+    /// the incident as it stands in the log (read under the log's lock).
     func act(
         _ action: Workflow.Action,
-        details: (inout ActionRecord) -> Void = { _ in },
+        _ details: Workflow.Details = Workflow.Details(),
         after: ((IncidentView) -> Void)? = nil
     ) throws {
         let log = try self.log.resolve()
-        let group = log.group
         let owner = Identity.owner(of: log.path)
-        if let refusal = Identity.requireMember(of: group, logOwner: owner) {
+        if let refusal = Identity.requireMember(of: log.group, logOwner: owner) {
             throw CommandFailure(refusal.description, status: refusal.status)
         }
         let account = Identity.account(logOwner: owner)
         let who = by ?? account
-        var found: IncidentView?
         let id = self.id
         do {
-            try IncidentLog.appendEvents(
+            let (v, state) = try IncidentLog.act(
                 path: log.path,
-                group: group,
-                load: { try? log.index()?.incidents(idOrPrefix: id) }
-            ) {
-                (views: [IncidentView]) throws(Workflow.Refusal) -> [ActionRecord] in
-                let v: IncidentView
-                switch IncidentStore.find(id, in: views) {
-                case .success(let view): v = view
-                case .failure(let refusal):
-                    throw Workflow.Refusal(description: "\(refusal.description) in \(log.path) or its rotations")
-                }
-                found = v
-                if case .failure(let refusal) = Workflow.next(v.state, action) {
-                    throw Workflow.Refusal(description: "cannot \(action.rawValue) \(v.id): \(refusal.description)")
-                }
-                var record = ActionRecord(
-                    action,
-                    id: v.id,
-                    time: Clock.rfc3339(Clock.now()),
-                    by: who,
-                    account: by != nil && by != account ? account : nil
-                )
-                details(&record)
-                return [record]
-            }
-        } catch {
-            throw CommandFailure(error.description, status: error.status)
-        }
-        if let v = found {
-            let state = (try? Workflow.next(v.state, action).get()) ?? v.state
+                group: log.group,
+                load: { try? log.index()?.incidents(idOrPrefix: id) },
+                id: id,
+                action: action,
+                details: details,
+                by: who,
+                account: by != nil && by != account ? account : nil
+            )
             print("\(Terminal.escape(v.id)): \(action.rawValue) by \(Terminal.escape(who)); now \(state.rawValue)")
             after?(v)
+        } catch {
+            throw CommandFailure(error.description, status: error.status)
         }
     }
 }
@@ -291,14 +270,14 @@ struct NoteCommand: ParsableCommand {
     func validate() throws {
         if text.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("the note is empty") }
     }
-    func run() throws { try options.act(.note) { $0.note = text } }
+    func run() throws { try options.act(.note, Workflow.Details(text: text)) }
 }
 
 struct AssignCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "assign", abstract: "Assign an incident to a person.")
     @OptionGroup var options: ActOptions
     @Option(help: "Who is to deal with it.") var to: String
-    func run() throws { try options.act(.assign) { $0.to = to } }
+    func run() throws { try options.act(.assign, Workflow.Details(to: to)) }
 }
 
 struct EscalateCommand: ParsableCommand {
@@ -322,12 +301,7 @@ struct EscalateCommand: ParsableCommand {
     }
     @Option(help: "Why, for the record.") var reason: String?
     func run() throws {
-        guard let role = Workflow.role(to) else { return }
-        try options.act(.escalate) {
-            $0.to = role.name
-            $0.referral = role.referral ? role.name : nil
-            $0.reason = reason
-        }
+        try options.act(.escalate, Workflow.Details(to: to, reason: reason))
     }
 }
 
@@ -345,10 +319,7 @@ struct ResolveCommand: ParsableCommand {
         }
     }
     func run() throws {
-        try options.act(.resolve) { [outcome, action] in
-            $0.outcome = outcome.rawValue
-            $0.actionTaken = action
-        }
+        try options.act(.resolve, Workflow.Details(outcome: outcome.rawValue, action: action))
     }
 }
 
@@ -364,7 +335,7 @@ struct FalsePositiveCommand: ParsableCommand {
         if reason.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--reason must say why") }
     }
     func run() throws {
-        try options.act(.falsePositive, details: { [reason] in $0.reason = reason }) { v in
+        try options.act(.falsePositive, Workflow.Details(reason: reason)) { v in
             if v.record.rule.locked {
                 print(
                     "\(Terminal.escape(v.category)) is a locked list: nothing may suppress it. If the entry is "
@@ -387,5 +358,5 @@ struct ReopenIncidentCommand: ParsableCommand {
     )
     @OptionGroup var options: ActOptions
     @Option(help: "Why it is reopened.") var reason: String
-    func run() throws { try options.act(.reopen) { [reason] in $0.reason = reason } }
+    func run() throws { try options.act(.reopen, Workflow.Details(reason: reason)) }
 }

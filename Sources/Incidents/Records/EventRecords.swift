@@ -64,7 +64,7 @@ public struct ContextRecord: Sendable, Equatable {
         public var time: RecordTime
         public var host: String
         public var category: String
-        var searchTerm: String?
+        public var searchTerm: String?
 
         enum CodingKeys: String, CodingKey {
             case time, host, category

@@ -1,0 +1,385 @@
+import Classifier
+import Foundation
+import Hummingbird
+import IncidentIndex
+import Incidents
+import Reports
+import ServiceLifecycle
+import SystemSupport
+
+extension ConsoleServer {
+    func indexQuery(_ f: ListFilter, now: Double) -> IncidentIndex.Query {
+        var q = IncidentIndex.Query()
+        switch f.state ?? "open" {
+        case "open": q.open = true
+        case "overdue": q.overdueAt = Clock.rfc3339(now)
+        case "all": break
+        case let state: q.state = state
+        }
+        (q.severity, q.category, q.group, q.text) = (f.severity, f.category, f.group, f.text)
+        q.since = f.since.map { $0 + "T00:00:00Z" }
+        q.until = f.until.map { $0 + "T00:00:00Z" }
+        if let before = f.before, q.until.map({ before < $0 }) ?? true { q.until = before }
+        return q
+    }
+
+    func fetch(_ q: IncidentIndex.Query) throws -> [IncidentView] {
+        do { return try desk.incidents(q) } catch {
+            logger.error("console: \(error.description)")
+            throw HTTPError(.serviceUnavailable, message: error.description)
+        }
+    }
+
+    func dashboard(_ request: Request, _ context: ConsoleContext) throws -> Response {
+        guard let s = context.session, s.role.readsRecords else {
+            return .redirect(to: Self.home(context.session?.role ?? .governor), type: .normal)
+        }
+        let now = Clock.now()
+        let today = String(Clock.rfc3339(now).prefix(10))
+        let fortnight = String(Clock.rfc3339(now - 13 * 86400).prefix(10))
+        let (open, overdue, days): ([String: Int], [String: Int], [String: [String: Int]])
+        do {
+            (open, overdue, days) = try desk.read { index in
+                let counts = try index.openCounts(now: Clock.rfc3339(now))
+                let days = try index.perDay(since: fortnight + "T00:00:00Z", until: Clock.rfc3339(now + 1))
+                return (counts.open, counts.overdue, days)
+            }
+        } catch {
+            throw HTTPError(.serviceUnavailable, message: error.description)
+        }
+        var q = IncidentIndex.Query()
+        q.open = true
+        q.limit = 10
+        let newest = try fetch(q)
+        try recordView(s, context, "dashboard", detail: "\(newest.count) shown")
+        let severities = Severity.allCases.reversed().filter { $0 != .info }.map(\.description)
+        func card(_ title: String, _ counts: [String: Int], link: String) -> String {
+            let total = counts.values.reduce(0, +)
+            let rows = severities.map { sev in
+                "<li>\(Pages.severityBadge(Severity(name: sev))) <a href=\"\(link)&amp;severity=\(sev)\">"
+                    + "\(counts[sev] ?? 0)</a></li>"
+            }.joined()
+            return "<section class=\"card\"><h2>\(title): \(total)</h2><ul>\(rows)</ul></section>"
+        }
+        let health = settings.health().split(separator: "\n").prefix(3).joined(separator: "\n")
+        let body = """
+            <div class="cards">
+            \(card("Open", open, link: "/incidents?state=open"))
+            \(card("Overdue", overdue, link: "/incidents?state=overdue"))
+            \(card("New today (UTC)", days[today] ?? [:], link: "/incidents?state=all&since=\(today)"))
+            <section class="card"><h2>Monitoring</h2><pre>\(HTML.escape(health))</pre>
+            <p><a href="/health">Health</a></p></section>
+            </div>
+            <h2>New incidents, the last 14 days</h2>
+            \(Self.chart(days, from: now - 13 * 86400))
+            <h2>Newest open incidents</h2>
+            \(Pages.table(newest, caption: "The 10 newest open incidents; new ones appear here as they arrive")
+                .replacingOccurrences(of: "<table id=\"incidents\">", with: "<table id=\"incidents\" data-live=\"1\">"))
+            <p><a href="/incidents?state=open">All open incidents</a></p>
+            """
+        return Self.html(Pages.frame(Pages.Frame(title: "Dashboard", session: s, current: "/"), body))
+    }
+
+    /// New incidents per day as stacked bars (SVG with attributes only: no inline style), with
+    /// a text table for screen readers.
+    static func chart(_ days: [String: [String: Int]], from start: Double) -> String {
+        let order = ["critical", "high", "medium", "low"]
+        let labels = (0..<14).map { String(Clock.rfc3339(start + Double($0) * 86400).prefix(10)) }
+        let totals = labels.map { d in order.reduce(0) { $0 + (days[d]?[$1] ?? 0) } }
+        let top = max(1, totals.max() ?? 1)
+        var bars = ""
+        for (i, day) in labels.enumerated() {
+            var y = 180.0
+            for sev in order.reversed() {
+                let n = days[day]?[sev] ?? 0
+                guard n > 0 else { continue }
+                let h = 160.0 * Double(n) / Double(top)
+                y -= h
+                bars +=
+                    "<rect class=\"\(sev)\" x=\"\(30 + i * 40)\" y=\"\(Int(y))\" width=\"30\" "
+                    + "height=\"\(max(1, Int(h)))\">"
+                    + "<title>\(day): \(n) \(sev)</title></rect>"
+            }
+            bars += "<text x=\"\(30 + i * 40)\" y=\"195\">\(day.suffix(5))</text>"
+        }
+        let rows = labels.enumerated().map { i, d in
+            "<tr><th scope=\"row\">\(d)</th>" + order.map { "<td>\(days[d]?[$0] ?? 0)</td>" }.joined()
+                + "<td>\(totals[i])</td></tr>"
+        }.joined()
+        return """
+            <svg class="chart" viewBox="0 0 600 200" role="img" aria-labelledby="chart-title">\
+            <title id="chart-title">New incidents per day by severity; the highest day had \(top)</title>\(bars)</svg>
+            <details><summary>The figures as a table</summary><div class="scroll"><table><thead><tr>\
+            <th scope="col">Day</th>\(order.map { "<th scope=\"col\">\($0)</th>" }.joined())\
+            <th scope="col">All</th></tr></thead><tbody>\(rows)</tbody></table></div></details>
+            """
+    }
+
+    func list(_ request: Request, _ context: ConsoleContext) throws -> Response {
+        let s = try require(context)
+        let f = ListFilter(Self.query(request))
+        var q = indexQuery(f, now: Clock.now())
+        q.limit = 51
+        var views = try fetch(q)
+        let more = views.count > 50
+        views = Array(views.prefix(50))
+        try recordView(s, context, "list", detail: "\(f.query.isEmpty ? "state=open" : f.query): \(views.count) shown")
+        let live =
+            (f.state ?? "open") == "open" && f.query.replacingOccurrences(of: "state=open", with: "").isEmpty
+            && f.before == nil
+        var table = Pages.table(views, caption: "\(views.count) incident(s), newest first")
+        if live {
+            table = table.replacingOccurrences(
+                of: "<table id=\"incidents\">",
+                with: "<table id=\"incidents\" data-live=\"1\">"
+            )
+        }
+        var body = Pages.filters(f, csrf: s.csrf) + table
+        if more, let last = views.last {
+            let base = f.query.isEmpty ? "" : f.query + "&"
+            body +=
+                "<p><a rel=\"next\" href=\"/incidents?\(base)before=\(HTML.query(last.time))\">Older incidents</a></p>"
+        }
+        return Self.html(
+            Pages.frame(Pages.Frame(title: "Incidents", session: s, current: "/incidents?state=open"), body)
+        )
+    }
+
+    func search(_ request: Request, _ context: ConsoleContext) async throws -> Response {
+        let s = try require(context)
+        let fields = try await Self.form(request)
+        try checkCSRF(fields, s)
+        let f = ListFilter(fields.merging(["state": fields["state"] ?? "all"]) { a, _ in a })
+        var q = indexQuery(f, now: Clock.now())
+        q.limit = 100
+        let views = f.text == nil ? [] : try fetch(q)
+        try recordView(s, context, "search", detail: "\(f.text ?? ""): \(views.count) shown")
+        let note = views.count == 100 ? "<p>The newest 100 are shown: add words to narrow the search.</p>" : ""
+        let body =
+            Pages.filters(f, csrf: s.csrf) + note + Pages.table(views, caption: "\(views.count) incident(s) found")
+        return Self.html(Pages.frame(Pages.Frame(title: "Search", session: s), body))
+    }
+
+    /// An id as esafetyd writes them (letters, digits, `-`, `.`, `_`; at most 64): anything
+    /// else names no incident, and never reaches a query, a link or a redirect.
+    static func plainID(_ id: String) -> Bool {
+        !id.isEmpty && id.utf8.count <= 64
+            && id.utf8.allSatisfy {
+                ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A)
+                    || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_")
+            }
+    }
+
+    func find(_ context: ConsoleContext) throws -> IncidentView {
+        let id = context.parameters.get("id") ?? ""
+        guard Self.plainID(id) else { throw HTTPError(.notFound, message: "There is no such incident.") }
+        let found: IncidentView?
+        do { found = try desk.incident(id) } catch { throw HTTPError(.serviceUnavailable, message: error.description) }
+        guard let v = found else { throw HTTPError(.notFound, message: "There is no such incident.") }
+        return v
+    }
+
+    func incident(_ request: Request, _ context: ConsoleContext) throws -> Response {
+        let s = try require(context)
+        let v = try find(context)
+        try recordView(s, context, "incident", id: v.id)
+        let done = Self.query(request)["done"].flatMap(Workflow.Action.init(rawValue:))
+        return Self.html(Pages.incident(v, session: s, message: done.map { "Done: \($0.rawValue)." }, error: nil))
+    }
+
+    func person(_ request: Request, _ context: ConsoleContext) throws -> Response {
+        let s = try require(context)
+        let v = try find(context)
+        var q = IncidentIndex.Query()
+        q.person = v.person
+        q.limit = 200
+        let views = try fetch(q)
+        try recordView(s, context, "person", id: v.id, detail: "\(views.count) shown")
+        let body =
+            "<p>Every incident of the person in incident <a href=\"/incidents/\(HTML.escape(v.id))\">"
+            + "\(HTML.escape(String(v.id.prefix(12))))</a>, newest first (at most 200).</p>"
+            + Pages.table(views, caption: "\(views.count) incident(s) of \(v.person)")
+        return Self.html(Pages.frame(Pages.Frame(title: "History of \(v.person)", session: s), body))
+    }
+
+    func act(_ request: Request, _ context: ConsoleContext) async throws -> Response {
+        let s = try require(context)
+        let fields = try await Self.form(request)
+        try checkCSRF(fields, s)
+        guard let action = context.parameters.get("action").flatMap(Workflow.Action.init(rawValue:)) else {
+            throw HTTPError(.notFound, message: "There is no such action.")
+        }
+        let v = try find(context)
+        let details = Workflow.Details(
+            text: fields["text"],
+            to: fields["to"],
+            reason: fields["reason"],
+            outcome: fields["outcome"],
+            action: fields["action"]
+        )
+        let result: (incident: IncidentView, state: Workflow.State)
+        do { result = try desk.act(action, id: v.id, details: details, by: s.account) } catch {
+            try recordView(s, context, "incident", id: v.id, detail: "\(action.rawValue) refused")
+            let now = ((try? desk.incident(v.id)) ?? nil) ?? v
+            return Self.html(
+                Pages.incident(now, session: s, message: nil, error: error.description),
+                status: error.status == 1 ? .conflict : .internalServerError
+            )
+        }
+        try recordView(s, context, "action", id: v.id, detail: "\(action.rawValue); now \(result.state.rawValue)")
+        logger.info("console: \(s.account) \(action.rawValue) \(v.id)")
+        return .redirect(to: "/incidents/\(v.id)?done=\(action.rawValue)", type: .normal)
+    }
+
+    func api(_ request: Request, _ context: ConsoleContext) throws -> Response {
+        let s = try require(context)
+        let fields = Self.query(request)
+        let f = ListFilter(fields)
+        var q = indexQuery(f, now: Clock.now())
+        q.limit = min(max(Int(fields["limit"] ?? "") ?? 50, 1), 500)
+        let views = try fetch(q)
+        try recordView(s, context, "api", detail: "\(f.query): \(views.count) shown")
+        var out = "["
+        for (i, v) in views.enumerated() {
+            var j = JSONText(capacity: 64)
+            j.beginObject()
+            j.field("state", .string(v.state.rawValue))
+            j.field("hits", .int(v.hits))
+            j.field("overdue", .bool(v.overdue(now: Clock.rfc3339(Clock.now()))))
+            j.field("record", .raw(v.line.hasSuffix("\n") ? String(v.line.dropLast()) : v.line))
+            j.endObject()
+            out += (i == 0 ? "" : ",\n") + j.text
+        }
+        out += "]\n"
+        return Response(
+            status: .ok,
+            headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: out))
+        )
+    }
+
+    /// Server-sent events: each incident written after the stream opened, as JSON, within a
+    /// second or so. Ends when the session does, or the console stops.
+    func events(_ request: Request, _ context: ConsoleContext) throws -> Response {
+        let s = try require(context)
+        try recordView(s, context, "live")
+        var q = IncidentIndex.Query()
+        q.lastWritten = true
+        q.limit = 50
+        let initial = Set(try fetch(q).map(\.id))
+        let newest = q
+        let (desk, sessions, token) = (self.desk, self.sessions, s.token)
+        let access = self.access
+        let address = context.address
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
+            body: ResponseBody { writer in
+                var seen = initial
+                try await writer.write(ByteBuffer(string: "retry: 3000\n\n"))
+                var quiet = 0
+                do {
+                    while sessions.isLive(token) && !Task.isShuttingDownGracefully && !Task.isCancelled {
+                        try await Task.sleep(for: .seconds(1))
+                        let fresh = ((try? desk.incidents(newest)) ?? []).filter { !seen.contains($0.id) }.reversed()
+                        for v in fresh {
+                            seen.insert(v.id)
+                            var j = JSONText(capacity: 256)
+                            j.beginObject()
+                            j.field("id", .string(v.id))
+                            j.field("time", .string(v.time))
+                            j.field("severity", .string(v.severity?.description ?? "none"))
+                            j.field("category", .string(v.record.categoryName ?? v.category))
+                            j.field("group", .string(v.group))
+                            j.field("person", .string(v.person))
+                            j.field("host", .string(v.host))
+                            j.field("hits", .int(v.hits))
+                            j.field("state", .string(v.state.rawValue))
+                            j.endObject()
+                            try? access.record(
+                                AccessLog.Entry(
+                                    account: s.account,
+                                    role: s.role.rawValue,
+                                    what: "live",
+                                    id: v.id,
+                                    address: address
+                                )
+                            )
+                            try await writer.write(ByteBuffer(string: "event: incident\ndata: \(j.text)\n\n"))
+                        }
+                        if seen.count > 5000 { seen = Set(seen.suffix(1000)) }
+                        quiet = fresh.isEmpty ? quiet + 1 : 0
+                        if quiet >= 15 {
+                            try await writer.write(ByteBuffer(string: ": still here\n\n"))
+                            quiet = 0
+                        }
+                    }
+                } catch {
+                    // The browser went away, or the console is stopping.
+                }
+                try? await writer.finish(nil)
+            }
+        )
+    }
+
+    func report(_ request: Request, _ context: ConsoleContext) throws -> Response {
+        let s = try require(context, records: false)
+        let fields = Self.query(request)
+        let date = fields["date"].flatMap { $0.isEmpty ? nil : $0 }
+        guard let period = ReportPeriod(date: date, since: nil, until: nil, now: Clock.now()) else {
+            throw HTTPError(.badRequest, message: "The date must be YYYY-MM-DD.")
+        }
+        if let date, ReportPeriod.localMidnight(date) == nil {
+            throw HTTPError(.badRequest, message: "The date must be YYYY-MM-DD.")
+        }
+        let anonymise = s.role != .dsl && s.role != .coordinator || fields["anonymise"] == "1"
+        if s.role == .it { throw HTTPError(.forbidden, message: "Your account (it) may not see reports about pupils.") }
+        let views: [IncidentView]
+        do {
+            views = try desk.read {
+                try $0.incidents(reportFrom: Clock.rfc3339(period.since), until: Clock.rfc3339(period.until))
+            }
+        } catch { throw HTTPError(.serviceUnavailable, message: error.description) }
+        let counters = IncidentStore.withRotations(settings.countersPath).compactMap { try? FileSystem.readText($0) }
+            .joined().split(separator: "\n").compactMap(CounterRecord.init(line:))
+        var options = Report.Options(since: period.since, until: period.until)
+        options.anonymise = anonymise
+        options.utcOffset = ReportPeriod.offset(at: period.since)
+        options.title = settings.title
+        var report = Report(views: views, counters: counters, options: options)
+        report.integrity = Report.Integrity(log: settings.logPath)
+        try recordView(s, context, "report", detail: "\(date ?? "yesterday")\(anonymise ? ", anonymised" : "")")
+        return Self.html(report.rendered(as: .html))
+    }
+
+    func healthPage(_ request: Request, _ context: ConsoleContext) throws -> Response {
+        let s = try require(context, records: false)
+        guard s.role != .governor else {
+            throw HTTPError(.forbidden, message: "Your account (governor) may see reports only.")
+        }
+        let body = "<pre>\(HTML.escape(settings.health()))</pre>"
+        return Self.html(Pages.frame(Pages.Frame(title: "Health", session: s, current: "/health"), body))
+    }
+
+    func accessPage(_ request: Request, _ context: ConsoleContext) throws -> Response {
+        let s = try require(context, dslOnly: true)
+        try recordView(s, context, "access-log")
+        func link(_ id: String) -> String {
+            "<a href=\"/incidents/\(HTML.escape(id))\">\(HTML.escape(String(id.prefix(12))))</a>"
+        }
+        let rows = access.recent(300).map { e in
+            "<tr><td>\(Pages.time(e["time"] ?? ""))</td><td>\(HTML.escape(e["account"] ?? ""))</td>"
+                + "<td>\(HTML.escape(e["role"] ?? ""))</td><td>\(HTML.escape(e["what"] ?? ""))</td>"
+                + "<td>\(e["id"].map(link) ?? "")</td>"
+                + "<td>\(HTML.escape(e["detail"] ?? ""))</td><td>\(HTML.escape(e["address"] ?? ""))</td></tr>"
+        }.joined(separator: "\n")
+        let body = """
+            <p>Who saw or acted on which record through this console, newest first (the last 300; the whole log is \
+            \(HTML.escape(settings.accessLogPath))).</p>
+            <div class="scroll"><table><thead><tr><th scope="col">Time (UTC)</th><th scope="col">Account</th>\
+            <th scope="col">Role</th><th scope="col">What</th><th scope="col">Incident</th><th scope="col">Detail</th>\
+            <th scope="col">Address</th></tr></thead><tbody>\(rows)</tbody></table></div>
+            """
+        return Self.html(Pages.frame(Pages.Frame(title: "Access log", session: s, current: "/access"), body))
+    }
+}

@@ -1,0 +1,146 @@
+import Foundation
+import Glibc
+
+/// A small HTTP/1.1 client over a real TCP socket, for the console's tests: one request per
+/// connection (`Connection: close`), the response read to its end, cookies kept like a browser
+/// keeps them (by name, dropped when a server expires them).
+public final class HTTPClient: @unchecked Sendable {
+    public struct Response {
+        public var status: Int
+        public var headers: [(String, String)]
+        public var body: String
+
+        public func header(_ name: String) -> String? {
+            headers.first { $0.0.lowercased() == name.lowercased() }?.1
+        }
+        public func headers(_ name: String) -> [String] {
+            headers.filter { $0.0.lowercased() == name.lowercased() }.map(\.1)
+        }
+        /// The value of a hidden form field (`name="csrf" value="..."`), the first one.
+        public func field(_ name: String) -> String? {
+            guard let r = body.range(of: "name=\"\(name)\" value=\"") else { return nil }
+            return String(body[r.upperBound...].prefix { $0 != "\"" })
+        }
+    }
+
+    public let port: UInt16
+    public var cookies: [String: String] = [:]
+
+    public init(port: UInt16) { self.port = port }
+
+    public static func encode(_ fields: [(String, String)]) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return fields.map { k, v in
+            "\(k)=\(v.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")"
+        }.joined(separator: "&")
+    }
+
+    public func get(_ path: String, headers: [String: String] = [:]) throws -> Response {
+        try request("GET", path, headers: headers)
+    }
+
+    public func post(_ path: String, _ fields: [(String, String)]) throws -> Response {
+        try request(
+            "POST",
+            path,
+            headers: ["Content-Type": "application/x-www-form-urlencoded"],
+            body: Self.encode(fields)
+        )
+    }
+
+    public func request(
+        _ method: String,
+        _ path: String,
+        headers: [String: String] = [:],
+        body: String = ""
+    )
+        throws -> Response
+    {
+        let fd = try Self.connect(port)
+        defer { close(fd) }
+        var text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
+        if !cookies.isEmpty {
+            text += "Cookie: " + cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ") + "\r\n"
+        }
+        for (k, v) in headers { text += "\(k): \(v)\r\n" }
+        if method == "POST" { text += "Content-Length: \(body.utf8.count)\r\n" }
+        text += "\r\n" + body
+        writeAll(fd, Array(text.utf8))
+        var raw: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            raw += buffer[0..<n]
+        }
+        let response = try Self.parse(raw)
+        for c in response.headers("Set-Cookie") {
+            let pair = c.split(separator: ";")[0].split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard pair.count == 2 else { continue }
+            let (name, value) = (String(pair[0]), String(pair[1]))
+            if c.contains("Max-Age=0") || value.isEmpty { cookies[name] = nil } else { cookies[name] = value }
+        }
+        return response
+    }
+
+    static func parse(_ raw: [UInt8]) throws -> Response {
+        let text = String(decoding: raw, as: UTF8.self)
+        guard let split = text.range(of: "\r\n\r\n") else {
+            throw TestFailure(message: "not an HTTP response: \(text.prefix(200))")
+        }
+        let head = text[..<split.lowerBound].split(separator: "\r\n")
+        guard let first = head.first, let status = Int(first.split(separator: " ")[1]) else {
+            throw TestFailure(message: "no status line: \(text.prefix(200))")
+        }
+        let headers = head.dropFirst().map { line -> (String, String) in
+            let kv = line.split(separator: ":", maxSplits: 1)
+            return (String(kv[0]), kv.count > 1 ? kv[1].trimmingCharacters(in: .whitespaces) : "")
+        }
+        var body = String(text[split.upperBound...])
+        if headers.contains(where: { $0.0.lowercased() == "transfer-encoding" && $0.1 == "chunked" }) {
+            body = dechunk(body)
+        }
+        return Response(status: status, headers: headers, body: body)
+    }
+
+    static func dechunk(_ s: String) -> String {
+        var bytes = Substring(s)
+        var out = ""
+        while let eol = bytes.range(of: "\r\n"), let size = Int(bytes[..<eol.lowerBound], radix: 16), size > 0 {
+            let start = eol.upperBound
+            let data = bytes.utf8[start...].prefix(size)
+            out += String(decoding: data, as: UTF8.self)
+            bytes =
+                bytes[
+                    bytes.utf8.index(
+                        start,
+                        offsetBy: min(size + 2, bytes.utf8.distance(from: start, to: bytes.endIndex))
+                    )...
+                ]
+        }
+        return out
+    }
+
+    /// Connects to 127.0.0.1:port.
+    public static func connect(_ port: UInt16) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = port.bigEndian
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard rc == 0 else {
+            close(fd)
+            throw TestFailure(message: "connect 127.0.0.1:\(port): \(String(cString: strerror(errno)))")
+        }
+        return fd
+    }
+}
