@@ -24,6 +24,7 @@ enum Assets {
         button { font: inherit; padding: .4rem .9rem; border: 2px solid var(--ink); background: #f3f2f1;
           cursor: pointer; min-height: 44px; }
         input, select, textarea { font: inherit; padding: .3rem; border: 2px solid var(--ink); max-width: 100%; }
+        select { width: 100%; }
         textarea { width: 100%; min-height: 4rem; }
         label { display: block; font-weight: 600; }
         .scroll { overflow-x: auto; max-width: 100%; }
@@ -39,8 +40,8 @@ enum Assets {
         tr.fresh { outline: 3px solid var(--focus); }
         .filters, .search { display: flex; flex-wrap: wrap; gap: 0 1rem; align-items: flex-end; }
         .filters p, .search p { margin: .25rem 0; }
-        .actions { display: grid; grid-template-columns: repeat(auto-fit, minmax(16rem, 1fr)); gap: 1rem; }
-        fieldset { border: 1px solid var(--line); margin: 0; height: 100%; }
+        .actions { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(16rem, 100%), 1fr)); gap: 1rem; }
+        fieldset { border: 1px solid var(--line); margin: 0; height: 100%; min-width: 0; }
         legend { font-weight: 600; }
         dl.record { display: grid; grid-template-columns: max-content 1fr; gap: .25rem 1rem; }
         dl.record dt { font-weight: 600; }
@@ -49,7 +50,7 @@ enum Assets {
         .done { border-left: 6px solid #00703c; padding: .5rem 1rem; background: #eef7f1; }
         .alert { background: var(--critical); color: #fff; padding: 1rem; font-size: 1.2rem; font-weight: 700; }
         .alert a { color: #fff; }
-        .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(14rem, 1fr)); gap: 1rem; }
+        .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(14rem, 100%), 1fr)); gap: 1rem; }
         .card { border: 1px solid var(--line); padding: .5rem 1rem; }
         .chart { width: 100%; height: auto; max-height: 16rem; }
         .chart .critical { fill: var(--critical); } .chart .high { fill: var(--high); }

@@ -61,13 +61,13 @@ extension ConsoleServer {
             }.joined()
             return "<section class=\"card\"><h2>\(title): \(total)</h2><ul>\(rows)</ul></section>"
         }
-        let health = settings.health().split(separator: "\n").prefix(3).joined(separator: "\n")
+        let health = settings.health().split(separator: "\n").prefix(1).joined(separator: "\n")
         let body = """
             <div class="cards">
             \(card("Open", open, link: "/incidents?state=open"))
             \(card("Overdue", overdue, link: "/incidents?state=overdue"))
             \(card("New today (UTC)", days[today] ?? [:], link: "/incidents?state=all&since=\(today)"))
-            <section class="card"><h2>Monitoring</h2><pre>\(HTML.escape(health))</pre>
+            <section class="card"><h2>Monitoring</h2><p>\(HTML.escape(health))</p>
             <p><a href="/health">Health</a></p></section>
             </div>
             <h2>New incidents, the last 14 days</h2>
@@ -357,7 +357,7 @@ extension ConsoleServer {
         guard s.role != .governor else {
             throw HTTPError(.forbidden, message: "Your account (governor) may see reports only.")
         }
-        let body = "<pre>\(HTML.escape(settings.health()))</pre>"
+        let body = "<pre>\(HTML.escapeLines(settings.health()))</pre>"
         return Self.html(Pages.frame(Pages.Frame(title: "Health", session: s, current: "/health"), body))
     }
 

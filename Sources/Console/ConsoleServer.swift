@@ -71,6 +71,7 @@ public struct ConsoleServer: Sendable {
         router.add(middleware: Guard(server: self))
         router.get("/static/console.css") { _, _ in Self.asset(Assets.css, type: "text/css; charset=utf-8") }
         router.get("/static/live.js") { _, _ in Self.asset(Assets.liveScript, type: "text/javascript; charset=utf-8") }
+        router.get("/favicon.ico") { _, _ in Response(status: .noContent) }
         router.get("/login") { request, context in self.loginPage(request, context) }
         router.post("/login") { request, context in try await self.login(request, context) }
         router.post("/logout") { request, context in try await self.logout(request, context) }
@@ -197,11 +198,21 @@ public struct ConsoleServer: Sendable {
 
     func loginPage(_ request: Request, _ context: ConsoleContext) -> Response {
         if let s = context.session { return .redirect(to: Self.home(s.role), type: .normal) }
-        return freshLogin(message: nil, status: .ok)
+        return freshLogin(message: nil, status: .ok, request: request)
     }
 
-    func freshLogin(message: String?, status: HTTPResponse.Status, name: String = "") -> Response {
-        let token = Sessions.token()
+    /// The log-in page with its form token: the one the browser already holds (a second tab,
+    /// or a request the browser makes on its own, must not invalidate the first form), else new.
+    func freshLogin(
+        message: String?,
+        status: HTTPResponse.Status,
+        name: String = "",
+        request: Request? = nil
+    )
+        -> Response
+    {
+        let held = request.flatMap { Self.cookies($0)[Self.loginCookie] }.flatMap { $0.utf8.count == 43 ? $0 : nil }
+        let token = held ?? Sessions.token()
         var response = Self.html(Pages.login(message: message, csrf: token, name: name), status: status)
         response.headers[.setCookie] = cookie(Self.loginCookie, token, path: "/login", maxAge: 3600)
         return response
@@ -226,7 +237,7 @@ public struct ConsoleServer: Sendable {
         let password = fields["password"] ?? ""
         let address = context.address
         guard Accounts.validName(name), !password.isEmpty else {
-            return freshLogin(message: "The name or the password is wrong.", status: .unauthorized)
+            return freshLogin(message: "The name or the password is wrong.", status: .unauthorized, request: request)
         }
         if let wait = sessions.lockedOut(name: name, address: address) {
             try? access.record(AccessLog.Entry(account: name, role: "", what: "locked-out", address: address))
@@ -234,7 +245,8 @@ public struct ConsoleServer: Sendable {
             return freshLogin(
                 message: "Too many failed log-ins. Try again in \(Int(wait / 60) + 1) minute(s), or ask your DSL.",
                 status: .tooManyRequests,
-                name: name
+                name: name,
+                request: request
             )
         }
         let account: Accounts.Account?
@@ -254,7 +266,12 @@ public struct ConsoleServer: Sendable {
             if !locked.isEmpty {
                 logger.warning("console: locked out \(locked.joined(separator: ", ")) after repeated failed log-ins")
             }
-            return freshLogin(message: "The name or the password is wrong.", status: .unauthorized, name: name)
+            return freshLogin(
+                message: "The name or the password is wrong.",
+                status: .unauthorized,
+                name: name,
+                request: request
+            )
         }
         sessions.succeeded(name: name)
         let session = sessions.start(account)
@@ -305,7 +322,7 @@ struct Guard: RouterMiddleware {
             }
         }
         let path = request.uri.path
-        let public_ = path == "/login" || path.hasPrefix("/static/")
+        let public_ = path == "/login" || path.hasPrefix("/static/") || path == "/favicon.ico"
         var response: Response
         if !public_ && context.session == nil {
             if request.method == .get && !path.hasPrefix("/api/") && path != "/events" {

@@ -22,6 +22,12 @@ public enum HTML {
         return out
     }
 
+    /// Text of several lines (esafetyd's status) for a `<pre>`: each line escaped, the line
+    /// breaks kept.
+    public static func escapeLines(_ s: String) -> String {
+        s.split(separator: "\n", omittingEmptySubsequences: false).map { escape(String($0)) }.joined(separator: "\n")
+    }
+
     /// A value for a URL's query, percent-encoded (only unreserved characters pass).
     public static func query(_ s: String) -> String {
         var out = ""

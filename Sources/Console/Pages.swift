@@ -217,9 +217,9 @@ enum Pages {
                 \(fields)<button type="submit">\(title)</button></fieldset></form>
                 """
         }
-        let roles = Workflow.roles.map {
-            let note = $0.referral ? " (referral: needs a reason)" : ""
-            return "<option value=\"\($0.key)\">\(E.escape($0.name))\(note)</option>"
+        let roles = Workflow.roles.map { (role: Workflow.Role) -> String in
+            let note = role.referral ? " (referral: needs a reason)" : ""
+            return "<option value=\"\(role.key)\">\(E.escape(role.name))\(note)</option>"
         }.joined()
         let outcomes = Workflow.outcomes.map { "<option value=\"\($0)\">\($0)</option>" }.joined()
         return "<h2>Act</h2><div class=\"actions\">"

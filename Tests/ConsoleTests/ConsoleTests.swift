@@ -11,6 +11,8 @@ struct ConsolePartsTests {
         #expect(HTML.escape("<a href=\"x\">'&'</a>") == "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;")
         #expect(HTML.escape("a\u{202E}b\u{1B}[31m") == "a\\u{202E}b\\x1B[31m")
         #expect(HTML.escape("plain text · ünïcode") == "plain text · ünïcode")
+        #expect(HTML.escape("two\nlines") == "two\\x0Alines", "a line break inside a value is shown")
+        #expect(HTML.escapeLines("a<b\nc\u{7}") == "a&lt;b\nc\\x07", "status text keeps its lines")
     }
 
     @Test("form bodies: + and %XX decoded, a malformed escape kept, the first of a repeated name wins")

@@ -256,6 +256,7 @@ struct ConsoleTests {
         let tech = try s.client("tech")
         r = try tech.get("/health")
         #expect(r.status == 200 && r.body.contains("lines"), "IT sees esafetyd's status")
+        #expect(!r.body.contains("\\x0A"), "the status keeps its lines")
         for path in ["/incidents", "/incidents/\(id)", "/report?date=\(today)", "/api/incidents", "/access"] {
             r = try tech.get(path)
             #expect(r.status == 403, "IT \(path): \(r.status)")

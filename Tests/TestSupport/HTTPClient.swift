@@ -69,7 +69,10 @@ public final class HTTPClient: @unchecked Sendable {
         writeAll(fd, Array(text.utf8))
         var raw: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
+        // To the end of the body: Content-Length when the server gives one (a WebDriver server
+        // keeps the connection open), else the end of the stream.
         while true {
+            if let length = Self.expectedLength(raw), raw.count >= length { break }
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
@@ -83,6 +86,21 @@ public final class HTTPClient: @unchecked Sendable {
             if c.contains("Max-Age=0") || value.isEmpty { cookies[name] = nil } else { cookies[name] = value }
         }
         return response
+    }
+
+    /// The whole response's size in bytes, once its head has arrived and names a Content-Length.
+    static func expectedLength(_ raw: [UInt8]) -> Int? {
+        guard
+            let end = raw.indices.dropLast(3).first(where: {
+                raw[$0] == 13 && raw[$0 + 1] == 10 && raw[$0 + 2] == 13 && raw[$0 + 3] == 10
+            })
+        else {
+            return nil
+        }
+        let head = String(decoding: raw[..<end], as: UTF8.self).lowercased()
+        guard let r = head.range(of: "\r\ncontent-length:") else { return nil }
+        let digits = head[r.upperBound...].drop { $0 == " " }.prefix { $0.isNumber }
+        return Int(digits).map { end + 4 + $0 }
     }
 
     static func parse(_ raw: [UInt8]) throws -> Response {
