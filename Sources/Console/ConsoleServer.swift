@@ -134,8 +134,15 @@ public struct ConsoleServer: Sendable {
         return out
     }
 
-    func cookie(_ name: String, _ value: String, path: String = "/", maxAge: Int) -> String {
-        let secure = settings.secure ? "; Secure" : ""
+    /// Whether the browser reached the console over HTTPS: configured so, or said so by the
+    /// reverse proxy in front (the console listens on loopback or a Unix socket, so that
+    /// header can only come from the proxy on this machine).
+    func overHTTPS(_ request: Request?) -> Bool {
+        settings.secure || request?.headers[HTTPField.Name("X-Forwarded-Proto")!]?.lowercased() == "https"
+    }
+
+    func cookie(_ name: String, _ value: String, path: String = "/", maxAge: Int, request: Request?) -> String {
+        let secure = overHTTPS(request) ? "; Secure" : ""
         return "\(name)=\(value); Path=\(path); Max-Age=\(maxAge); HttpOnly; SameSite=Strict\(secure)"
     }
 
@@ -214,7 +221,7 @@ public struct ConsoleServer: Sendable {
         let held = request.flatMap { Self.cookies($0)[Self.loginCookie] }.flatMap { $0.utf8.count == 43 ? $0 : nil }
         let token = held ?? Sessions.token()
         var response = Self.html(Pages.login(message: message, csrf: token, name: name), status: status)
-        response.headers[.setCookie] = cookie(Self.loginCookie, token, path: "/login", maxAge: 3600)
+        response.headers[.setCookie] = cookie(Self.loginCookie, token, path: "/login", maxAge: 3600, request: request)
         return response
     }
 
@@ -279,8 +286,8 @@ public struct ConsoleServer: Sendable {
         logger.info("console: \(name) (\(account.role.rawValue)) logged in from \(address)")
         var response = Response.redirect(to: Self.home(account.role), type: .normal)
         response.headers[values: .setCookie] = [
-            cookie(Self.sessionCookie, session.token, maxAge: Int(settings.limits.absolute)),
-            cookie(Self.loginCookie, "", path: "/login", maxAge: 0),
+            cookie(Self.sessionCookie, session.token, maxAge: Int(settings.limits.absolute), request: request),
+            cookie(Self.loginCookie, "", path: "/login", maxAge: 0, request: request),
         ]
         return response
     }
@@ -293,7 +300,7 @@ public struct ConsoleServer: Sendable {
             AccessLog.Entry(account: s.account, role: s.role.rawValue, what: "logout", address: context.address)
         )
         var response = Response.redirect(to: "/login", type: .normal)
-        response.headers[.setCookie] = cookie(Self.sessionCookie, "", maxAge: 0)
+        response.headers[.setCookie] = cookie(Self.sessionCookie, "", maxAge: 0, request: request)
         return response
     }
 }
@@ -356,7 +363,7 @@ struct Guard: RouterMiddleware {
         response.headers[HTTPField.Name("Permissions-Policy")!] = "camera=(), microphone=(), geolocation=()"
         response.headers[HTTPField.Name("Cross-Origin-Opener-Policy")!] = "same-origin"
         if !path.hasPrefix("/static/") { response.headers[.cacheControl] = "no-store" }
-        if server.settings.secure { response.headers[.strictTransportSecurity] = "max-age=31536000" }
+        if server.overHTTPS(request) { response.headers[.strictTransportSecurity] = "max-age=31536000" }
         return response
     }
 }

@@ -211,5 +211,38 @@ struct InstalledTests {
         #expect(poll(timeout: 10) { (try? c.run("esafety index status", as: "alice").1.contains(": current")) == true })
         #expect(try c.run("esafety incidents list --person pupil12", as: "alice").1.contains("pupil12"))
         #expect(try c.run("esafety index status", as: "bob").0 != 0)
+
+        // The console: running on loopback as the service account under its own unit. Root
+        // makes a DSL's account; the DSL logs in, sees the pupil's incident and acknowledges
+        // it: the event is in the log as the DSL's, and the view is in the access log.
+        #expect(try c.run("systemctl is-active esafety-web.service").1.hasPrefix("active"))
+        let added = try c.run("printf '%s\\n' 'a long dsl password' | esafety web user add dsl-a --role dsl 2>&1")
+        #expect(added.0 == 0, "\(added.1)")
+        #expect(try c.run("stat -c '%U %a' /etc/esafety/web-accounts").1.hasPrefix("esafety 600"))
+        let picked = try c.run("esafety incidents list --person pupil12 --json", as: "alice")
+        let pupil12 = try #require(json(String(picked.1.split(separator: "\n").first ?? ""))["id"] as? String)
+        let web = HTTPClient(port: 8080)
+        #expect(poll(timeout: 20) { (try? web.get("/login").status) == 200 })
+        let form = try web.get("/login")
+        let login = try web.post(
+            "/login",
+            [("csrf", form.field("csrf") ?? ""), ("username", "dsl-a"), ("password", "a long dsl password")]
+        )
+        #expect(login.status == 303, "\(login.status) \(login.body.prefix(300))")
+        let page = try web.get("/incidents/\(pupil12)")
+        #expect(page.status == 200 && page.body.contains("pupil12"), "\(page.status) \(page.body.prefix(300))")
+        let acked = try web.post("/incidents/\(pupil12)/ack", [("csrf", page.field("csrf") ?? "")])
+        #expect(acked.status == 303, "\(acked.status) \(acked.body.prefix(300))")
+        #expect(
+            try c.run(
+                "grep -c '\"event\":\"ack\",\"id\":\"\(pupil12)\".*\"by\":\"dsl-a\"' /var/lib/esafety/incidents.jsonl"
+            ).1.hasPrefix("1")
+        )
+        #expect(try c.run("esafety verify /var/lib/esafety/incidents.jsonl", as: "alice").0 == 0)
+        #expect(
+            try c.run("stat -c '%U %G %a' /var/lib/esafety/console-access.log").1.hasPrefix("esafety esafety-admin 640")
+        )
+        #expect(try c.run("grep -c '\"what\":\"incident\"' /var/lib/esafety/console-access.log").1.hasPrefix("1"))
+        #expect(try c.run("cat /var/lib/esafety/console-access.log", as: "bob").0 != 0)
     }
 }
