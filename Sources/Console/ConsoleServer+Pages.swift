@@ -53,13 +53,16 @@ extension ConsoleServer {
         let newest = try fetch(q)
         try recordView(s, context, "dashboard", detail: "\(newest.count) shown")
         let severities = Severity.allCases.reversed().filter { $0 != .info }.map(\.description)
+        // Counts stop past 10,000 (the index is walked no further): shown as "more than 10,000".
+        func number(_ n: Int) -> String { n > 10_000 ? "more than 10,000" : String(n) }
         func card(_ title: String, _ counts: [String: Int], link: String) -> String {
-            let total = counts.values.reduce(0, +)
+            let total = severities.reduce(0) { $0 + min(counts[$1] ?? 0, 10_001) }
             let rows = severities.map { sev in
                 "<li>\(Pages.severityBadge(Severity(name: sev))) <a href=\"\(link)&amp;severity=\(sev)\">"
-                    + "\(counts[sev] ?? 0)</a></li>"
+                    + "\(number(counts[sev] ?? 0))</a></li>"
             }.joined()
-            return "<section class=\"card\"><h2>\(title): \(total)</h2><ul>\(rows)</ul></section>"
+            let shown = severities.contains { (counts[$0] ?? 0) > 10_000 } ? "more than \(total - 1)" : String(total)
+            return "<section class=\"card\"><h2>\(title): \(shown)</h2><ul>\(rows)</ul></section>"
         }
         let health = settings.health().split(separator: "\n").prefix(1).joined(separator: "\n")
         let body = """

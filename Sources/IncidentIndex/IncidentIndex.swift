@@ -415,25 +415,41 @@ public final class IncidentIndex: @unchecked Sendable {
     }
 
     /// Open incidents by severity, and those of them overdue at `now` (RFC 3339), for a
-    /// dashboard: from the open-state index, so the cost follows the open incidents, not the
-    /// history.
-    public func openCounts(now: String) throws(Failure) -> (open: [String: Int], overdue: [String: Int]) {
+    /// dashboard. Each count walks the open-state index for one severity and stops past `cap`:
+    /// a value of `cap + 1` means "more than `cap`", so the cost is bounded however many
+    /// incidents are open.
+    public func openCounts(
+        now: String,
+        cap: Int = 10_000
+    ) throws(Failure) -> (
+        open: [String: Int], overdue: [String: Int]
+    ) {
         do {
             return try db.read { db in
                 var open: [String: Int] = [:]
                 var overdue: [String: Int] = [:]
-                let rows = try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT severity, count(*) AS n, sum(state = 'new' AND due IS NOT NULL AND due < ?) AS late
-                        FROM incidents WHERE state IN ('new', 'acknowledged', 'escalated') GROUP BY 1
-                        """,
-                    arguments: [now]
-                )
-                for r in rows {
-                    open[r["severity"]] = r["n"]
-                    let late: Int = r["late"] ?? 0
-                    if late > 0 { overdue[r["severity"]] = late }
+                for severity in Severity.allCases {
+                    let rank = Int(severity.rawValue)
+                    let n =
+                        try Int.fetchOne(
+                            db,
+                            sql: """
+                                SELECT count(*) FROM (SELECT 1 FROM incidents
+                                WHERE state IN ('new', 'acknowledged', 'escalated') AND rank = ? LIMIT ?)
+                                """,
+                            arguments: [rank, cap + 1]
+                        ) ?? 0
+                    let late =
+                        try Int.fetchOne(
+                            db,
+                            sql: """
+                                SELECT count(*) FROM (SELECT 1 FROM incidents
+                                WHERE state = 'new' AND rank = ? AND due IS NOT NULL AND due < ? LIMIT ?)
+                                """,
+                            arguments: [rank, now, cap + 1]
+                        ) ?? 0
+                    if n > 0 { open[severity.description] = n }
+                    if late > 0 { overdue[severity.description] = late }
                 }
                 return (open, overdue)
             }

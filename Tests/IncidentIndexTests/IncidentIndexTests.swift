@@ -168,6 +168,19 @@ struct IncidentIndexTests {
         let states = try index.counts()
         #expect(states["resolved"]?.values.reduce(0, +) == 1)
         #expect(states.values.flatMap(\.values).reduce(0, +) == all.count)
+        // The dashboard's open and overdue counts, exact under the cap and bounded past it
+        // (cap + 1 says "more than cap"); one state and the resolved incident excluded.
+        let sev = try #require(all.first?.severity?.description)
+        let far = "2100-01-01T00:00:00Z"
+        let counts = try index.openCounts(now: far)
+        #expect(counts.open[sev] == 14)
+        #expect(counts.overdue[sev] == 13, "the acknowledged one is not overdue")
+        #expect(try index.openCounts(now: "2000-01-01T00:00:00Z").overdue.isEmpty)
+        let capped = try index.openCounts(now: far, cap: 5)
+        #expect(capped.open[sev] == 6 && capped.overdue[sev] == 6)
+        var acknowledged = IncidentIndex.Query()
+        acknowledged.state = "acknowledged"
+        #expect(try index.incidents(acknowledged).map(\.id) == [ids[3]])
     }
 
     @Test("a report from the index is the report from the whole log: new in the period, and older ones open at its end")
