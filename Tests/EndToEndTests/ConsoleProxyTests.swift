@@ -85,7 +85,8 @@ struct ConsoleProxyTests {
               --access-log '\(d)/proxy-access.log' 2>'\(d)/proxied-web.err' &
             WEB=$!
             '\(nginx)' -c '\(d)/nginx.conf'
-            for i in $(seq 100); do \(curlArgs) -o /dev/null '\(base)/login' && break; sleep 0.1; done
+            # -f: a 502 (nginx up, the console not yet) is not ready.
+            for i in $(seq 300); do \(curlArgs) -f -o /dev/null '\(base)/login' && break; sleep 0.1; done
             J='\(d)/jar'
             \(curlArgs) -c "$J" -b "$J" '\(base)/login' > '\(d)/1-login.txt'
             CSRF=$(grep -o 'name="csrf" value="[^"]*"' '\(d)/1-login.txt' | head -1 | sed 's/.*value="//;s/"$//')
