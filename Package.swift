@@ -8,6 +8,7 @@ import PackageDescription
 //   CShims, CPCRE2, CCrypto <- SystemSupport <- Classifier <- LogFormats <- Pipeline
 //   <- Incidents <- IncidentIndex, Reports <- Daemon <- esafetyd, esafety, esafety-bench
 //   IncidentIndex, Reports <- Console (Hummingbird) <- esafety
+//   Incidents <- Central (PostgreSQL) <- esafety
 //   CShims <- Threads <- Incidents, Daemon
 //
 // The hot path's modules (Classifier, LogFormats, Pipeline) are built with
@@ -33,6 +34,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // PCRE2 (8-bit code units), from Debian's libpcre2-dev. Only PCRE2Regex.swift imports it.
@@ -105,14 +108,27 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // A trust's central store: the PostgreSQL schema with its roles and row-level security,
+        // and the forwarder that ships a site's incident log to it.
+        .target(
+            name: "Central",
+            dependencies: [
+                "Incidents", "SystemSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "esafety",
             dependencies: [
                 "Classifier", "Incidents", "IncidentIndex", "LogFormats", "Pipeline", "Reports", "Daemon",
-                "Console", "SystemSupport", "Threads",
+                "Console", "Central", "SystemSupport", "Threads",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),
         .executableTarget(

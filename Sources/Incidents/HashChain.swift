@@ -48,6 +48,15 @@ public enum HashChain {
         return chain
     }
 
+    /// Checks one line against the chain value before it (nil: the start of a chain, where the
+    /// line's own `prev`, or the genesis value, is what it follows): its chain value, and
+    /// whether that value is the one its bytes give.
+    public static func follows(_ line: Substring, previous: String?) -> (chain: String, intact: Bool)? {
+        guard let (body, chain) = split(line) else { return nil }
+        let expected = previous ?? field(body, "prev") ?? genesis
+        return (chain, SHA256.hex(expected, body) == chain)
+    }
+
     /// Splits a sealed line into its body and chain value.
     public static func split(_ line: Substring) -> (body: Substring, chain: String)? {
         guard line.hasSuffix("\"}"), let r = line.range(of: marker, options: .backwards) else { return nil }

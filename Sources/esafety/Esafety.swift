@@ -12,7 +12,8 @@ struct Esafety: ParsableCommand {
         subcommands: [
             CheckCommand.self, LintCommand.self, CompileCommand.self, ReplayCommand.self, StatusCommand.self,
             ReloadCommand.self, ReopenCommand.self, VerifyCommand.self, IncidentsCommand.self, ReportCommand.self,
-            FollowCommand.self, AlertsCommand.self, IndexCommand.self, WebCommand.self,
+            FollowCommand.self, AlertsCommand.self, IndexCommand.self, WebCommand.self, CentralCommand.self,
+            ForwardCommand.self,
         ]
     )
 

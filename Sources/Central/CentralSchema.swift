@@ -1,0 +1,165 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The central store's schema, as versioned migrations: each runs once, in its own
+/// transaction, recorded in `esafety.migrations`; `esafety central init` runs those not yet
+/// applied, so it is safe to run again (and to run after an upgrade).
+///
+/// Access is the database's to enforce, with row-level security, not the tools': a school's
+/// login role is a member of `esafety_school` and mapped to its site(s) in
+/// `esafety.site_roles`, and sees only those sites' rows; a member of `esafety_trust` sees
+/// every site; `esafety_forwarder` members insert their own sites' lines and nothing else;
+/// `esafety_it` reads health (no child's record); `esafety_governor` reads daily counts only.
+public enum CentralSchema {
+    public static let migrations: [(version: Int, sql: String)] = [
+        (
+            1,
+            """
+            CREATE TABLE esafety.site_roles (
+                role name NOT NULL,
+                site text NOT NULL,
+                PRIMARY KEY (role, site)
+            );
+            -- Every line of every site's incident log: a line's chain value names it (SHA-256 of
+            -- the line before and its bytes), so a line shipped twice (a retry, a forwarder
+            -- restarted) is the same row; seq is its place in the site's chain, in order.
+            CREATE TABLE esafety.lines (
+                site text NOT NULL,
+                seq bigint NOT NULL,
+                chain text NOT NULL,
+                event text NOT NULL,
+                id text,
+                time text,
+                line jsonb NOT NULL,
+                intact boolean NOT NULL,
+                received timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (site, chain)
+            );
+            CREATE INDEX lines_seq ON esafety.lines (site, seq);
+            CREATE INDEX lines_id ON esafety.lines (site, id, seq);
+            -- Each incident once per site, with its state as the workflow leaves it.
+            CREATE TABLE esafety.incidents (
+                site text NOT NULL,
+                id text NOT NULL,
+                time text NOT NULL,
+                severity text,
+                category text NOT NULL,
+                grp text NOT NULL,
+                person text NOT NULL,
+                host text NOT NULL,
+                state text NOT NULL DEFAULT 'new',
+                due text,
+                record jsonb NOT NULL,
+                PRIMARY KEY (site, id)
+            );
+            CREATE INDEX incidents_open ON esafety.incidents (state, time);
+            CREATE INDEX incidents_time ON esafety.incidents (time);
+            -- What each site's chain has reached, as the forwarder shipped it: escrow of the head.
+            CREATE TABLE esafety.heads (
+                site text PRIMARY KEY,
+                seq bigint NOT NULL,
+                chain text NOT NULL,
+                updated timestamptz NOT NULL DEFAULT now()
+            );
+            -- A line that does not follow the chain, flagged where the trust's DSLs see it.
+            CREATE TABLE esafety.tamper (
+                site text NOT NULL,
+                seq bigint NOT NULL,
+                detail text NOT NULL,
+                found timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (site, seq)
+            );
+
+            DO $$ BEGIN CREATE ROLE esafety_school NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+            DO $$ BEGIN CREATE ROLE esafety_trust NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+            DO $$ BEGIN CREATE ROLE esafety_forwarder NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+            DO $$ BEGIN CREATE ROLE esafety_it NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+            DO $$ BEGIN CREATE ROLE esafety_governor NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+
+            GRANT USAGE ON SCHEMA esafety TO esafety_school, esafety_trust, esafety_forwarder, esafety_it,
+                esafety_governor;
+            -- The sites a role may see: its own mapping only.
+            GRANT SELECT ON esafety.site_roles TO esafety_school, esafety_trust, esafety_forwarder;
+            ALTER TABLE esafety.site_roles ENABLE ROW LEVEL SECURITY;
+            CREATE POLICY own_mapping ON esafety.site_roles FOR SELECT USING (role = current_user);
+
+            CREATE FUNCTION esafety.may_see(s text) RETURNS boolean LANGUAGE sql STABLE AS $f$
+                SELECT pg_has_role(current_user, 'esafety_trust', 'MEMBER')
+                    OR EXISTS (SELECT 1 FROM esafety.site_roles WHERE role = current_user AND site = s)
+            $f$;
+
+            GRANT SELECT ON esafety.lines, esafety.incidents, esafety.heads, esafety.tamper
+                TO esafety_school, esafety_trust;
+            GRANT SELECT, INSERT, UPDATE ON esafety.lines, esafety.incidents, esafety.heads, esafety.tamper
+                TO esafety_forwarder;
+            GRANT INSERT ON esafety.lines TO esafety_school, esafety_trust;
+            ALTER TABLE esafety.lines ENABLE ROW LEVEL SECURITY;
+            ALTER TABLE esafety.incidents ENABLE ROW LEVEL SECURITY;
+            ALTER TABLE esafety.heads ENABLE ROW LEVEL SECURITY;
+            ALTER TABLE esafety.tamper ENABLE ROW LEVEL SECURITY;
+            CREATE POLICY by_site ON esafety.lines USING (esafety.may_see(site)) WITH CHECK (esafety.may_see(site));
+            CREATE POLICY by_site ON esafety.incidents USING (esafety.may_see(site))
+                WITH CHECK (esafety.may_see(site));
+            CREATE POLICY by_site ON esafety.heads USING (esafety.may_see(site)) WITH CHECK (esafety.may_see(site));
+            CREATE POLICY by_site ON esafety.tamper USING (esafety.may_see(site)) WITH CHECK (esafety.may_see(site));
+
+            -- Health without a child's record: what each site shipped, and when.
+            CREATE VIEW esafety.health AS
+                SELECT h.site, h.seq AS lines, h.chain AS head, h.updated AS last_shipped,
+                    (SELECT count(*) FROM esafety.tamper t WHERE t.site = h.site) AS tamper
+                FROM esafety.heads h;
+            GRANT SELECT ON esafety.health TO esafety_it, esafety_trust;
+            -- Governors: new incidents per site, day and severity; nobody named.
+            CREATE VIEW esafety.daily_counts AS
+                SELECT site, substr(time, 1, 10) AS day, severity, count(*) AS incidents
+                FROM esafety.incidents GROUP BY 1, 2, 3;
+            GRANT SELECT ON esafety.daily_counts TO esafety_governor, esafety_trust;
+            """
+        )
+    ]
+
+    public struct Applied: Sendable {
+        public var applied: [Int]
+        public var current: Int
+    }
+
+    /// Creates the schema or brings it up to date; safe to run again.
+    public static func migrate(_ connection: PostgresConnection, logger: Logger) async throws -> Applied {
+        try await connection.query("CREATE SCHEMA IF NOT EXISTS esafety", logger: logger)
+        try await connection.query(
+            """
+            CREATE TABLE IF NOT EXISTS esafety.migrations (
+                version integer PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())
+            """,
+            logger: logger
+        )
+        var applied: [Int] = []
+        for (version, sql) in migrations {
+            let done = try await connection.withTransaction(logger: logger) { c in
+                // One migrator at a time: two `central init` at once wait for each other.
+                try await c.query("LOCK TABLE esafety.migrations IN EXCLUSIVE MODE", logger: logger)
+                let rows = try await c.query(
+                    "SELECT count(*) FROM esafety.migrations WHERE version = \(version)",
+                    logger: logger
+                )
+                var present = false
+                for try await n in rows.decode(Int.self) { present = n > 0 }
+                if present { return false }
+                // One statement per query (the extended protocol takes one): the text splits at
+                // each `;` that ends a line.
+                for statement in sql.components(separatedBy: ";\n") {
+                    let text = statement.split(separator: "\n").filter {
+                        !$0.trimmingCharacters(in: .whitespaces).hasPrefix("--")
+                    }.joined(separator: "\n")
+                    if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { continue }
+                    try await c.query(PostgresQuery(unsafeSQL: text), logger: logger)
+                }
+                try await c.query("INSERT INTO esafety.migrations (version) VALUES (\(version))", logger: logger)
+                return true
+            }
+            if done { applied.append(version) }
+        }
+        return Applied(applied: applied, current: migrations.last?.version ?? 0)
+    }
+}

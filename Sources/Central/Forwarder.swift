@@ -1,0 +1,375 @@
+import Foundation
+import Glibc
+import Incidents
+import Logging
+import PostgresNIO
+import SystemSupport
+
+/// `esafety forward`: follows a site's incident log (its rotations too) and ships every line
+/// to the central store, in order, verifying the hash chain as it goes.
+///
+/// At least once and idempotent: lines go in transactions of up to `batch`; the position
+/// (file, offset, line count, chain value) is saved only after the transaction commits, so a
+/// crash or a lost connection ships a batch again, and a line already there (its site and
+/// chain value) is passed over, with its effects (an incident's row, a state change) applied
+/// only with the line's first arrival. A line that does not follow the chain is shipped
+/// marked, with a `tamper` row centrally and a critical log line here.
+public final class Forwarder: @unchecked Sendable {
+    public struct Settings: Sendable {
+        public var logPath: String
+        public var site: String
+        public var positionPath: String
+        public var batch = 500
+        public var poll = 0.5
+        public var maxBackoff = 30.0
+        /// A connection or a batch with no answer for this long is given up and tried again.
+        public var timeout = 30.0
+        public init(logPath: String, site: String, positionPath: String) {
+            (self.logPath, self.site, self.positionPath) = (logPath, site, positionPath)
+        }
+    }
+
+    /// How far the site's log has been shipped.
+    public struct Position: Codable, Sendable, Equatable {
+        public var inode: UInt64 = 0
+        public var offset: Int64 = 0
+        public var seq: Int64 = 0
+        public var chain: String?
+        /// When the last batch committed (seconds since 1970), and the bytes then still unread.
+        public var shipped: Double?
+        public var behind: Int64?
+        public var lastError: String?
+    }
+
+    public static func validSite(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.count <= 64
+            && s.utf8.allSatisfy {
+                ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == UInt8(ascii: "-")
+                    || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_")
+            }
+    }
+
+    let settings: Settings
+    let database: CentralDatabase
+    let logger: Logger
+    public private(set) var position: Position
+
+    public init(settings: Settings, database: CentralDatabase, logger: Logger) {
+        self.settings = settings
+        self.database = database
+        self.logger = logger
+        position =
+            (try? FileSystem.readText(settings.positionPath)).flatMap {
+                try? JSONDecoder().decode(Position.self, from: Data($0.utf8))
+            } ?? Position()
+    }
+
+    func save() {
+        guard let data = try? JSONEncoder().encode(position) else { return }
+        do {
+            try data.withUnsafeBytes { try FileSystem.writeAtomically(settings.positionPath, bytes: $0, mode: 0o640) }
+        } catch {
+            logger.error("forward: \(settings.positionPath): cannot save the position: \(error)")
+        }
+    }
+
+    static func inode(_ path: String) -> (inode: UInt64, size: Int64)? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return (UInt64(st.st_ino), Int64(st.st_size))
+    }
+
+    /// One line read and checked, ready to ship.
+    struct Line {
+        var seq: Int64
+        var text: String
+        var chain: String
+        var intact: Bool
+        var record: LogRecord?
+        var end: Int64
+    }
+
+    /// The next lines after the position, from the file it names or the files after it: at
+    /// most `batch`, all from one file.
+    func nextLines() -> (file: String, inode: UInt64, lines: [Line], remaining: Int64) {
+        let files = IncidentStore.withRotations(settings.logPath)
+        let stats = files.map { Self.inode($0) }
+        var index = stats.firstIndex { $0?.inode == position.inode }
+        var offset = position.offset
+        if index == nil {
+            if position.inode != 0 {
+                logger.warning(
+                    "forward: the file shipped last (inode \(position.inode)) is gone; reading \(files.first ?? "") on"
+                )
+            }
+            index = 0
+            offset = 0
+        }
+        guard var i = index else { return ("", 0, [], 0) }
+        while i < files.count {
+            guard let st = stats[i] else {
+                i += 1
+                continue
+            }
+            var start = offset
+            if st.size < start {
+                logger.critical(
+                    "forward: \(files[i]) is shorter than what was shipped from it: it was cut; reading it again"
+                )
+                start = 0
+            }
+            if st.size > start {
+                let lines = read(files[i], from: start)
+                // What is left unread once these lines are shipped: this file's rest and the files after it.
+                let remaining = stats[i...].compactMap { $0?.size }.reduce(0, +) - (lines.last?.end ?? start)
+                if !lines.isEmpty { return (files[i], st.inode, lines, remaining) }
+            }
+            i += 1
+            offset = 0
+        }
+        return ("", 0, [], 0)
+    }
+
+    func read(_ path: String, from offset: Int64) -> [Line] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 22)
+        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
+        guard n > 0 else { return [] }
+        var lines: [Line] = []
+        var seq = position.seq
+        var chain = position.chain
+        var start = 0
+        for j in 0..<n where buffer[j] == 0x0A {
+            guard lines.count < settings.batch else { break }
+            let text = String(decoding: buffer[start..<j], as: UTF8.self)
+            let end = offset + Int64(j + 1)
+            start = j + 1
+            if text.isEmpty { continue }
+            seq += 1
+            let checked = HashChain.follows(Substring(text), previous: chain)
+            let value = checked?.chain ?? ""
+            lines.append(
+                Line(
+                    seq: seq,
+                    text: text,
+                    chain: value.isEmpty ? "unsealed-\(seq)" : value,
+                    intact: checked?.intact ?? false,
+                    record: LogRecord(line: text),
+                    end: end
+                )
+            )
+            if !value.isEmpty { chain = value }
+        }
+        return lines
+    }
+
+    struct Timeout: Error, CustomStringConvertible {
+        var what: String
+        var seconds: Double
+        var description: String { "no answer in \(Int(seconds)) s while \(what)" }
+    }
+
+    /// The result of `work`, or a `Timeout` once `seconds` pass without one. The work is left
+    /// to finish (or never) on its own: a PostgreSQL that died mid-answer is not waited for.
+    static func within<T: Sendable>(
+        _ seconds: Double,
+        _ what: String,
+        _ work: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let once = Once<T>()
+        return try await withCheckedThrowingContinuation { continuation in
+            once.set(continuation)
+            Task {
+                do { once.resume(.success(try await work())) } catch { once.resume(.failure(error)) }
+            }
+            Task {
+                try? await Task.sleep(for: .seconds(seconds))
+                once.resume(.failure(Timeout(what: what, seconds: seconds)))
+            }
+        }
+    }
+
+    /// An error in words that hold no query text or values (a child's record must not reach the
+    /// journal): PostgreSQL's code and message, or the connection's failure.
+    public static func describe(_ error: any Error) -> String {
+        if let e = error as? PSQLError {
+            if let message = e.serverInfo?[.message] {
+                return "\(e.serverInfo?[.sqlState].map { "SQLSTATE \($0): " } ?? "")\(message)"
+            }
+            return "\(e.code)\(e.underlying.map { ": \($0)" } ?? "")"
+        }
+        return String(describing: error).prefix(200).description
+    }
+
+    /// Ships lines until `stop` says so: reconnecting with back-off when the store is away.
+    public func run(stop: @escaping @Sendable () -> Bool) async {
+        var backoff = 1.0
+        var connection: PostgresConnection?
+        while !stop() {
+            do {
+                if connection == nil {
+                    let (database, logger) = (self.database, self.logger)
+                    connection = try await Self.within(settings.timeout, "connecting") {
+                        try await database.connect(logger: logger)
+                    }
+                    if position.lastError != nil {
+                        logger.notice("forward: connected to \(database) again; catching up")
+                        position.lastError = nil
+                        save()
+                    }
+                    backoff = 1
+                }
+                let c = connection!
+                let shipped = try await Self.within(settings.timeout, "shipping a batch") { try await self.shipOnce(c) }
+                if shipped == 0 { try await Task.sleep(for: .seconds(settings.poll)) }
+            } catch {
+                let message = "\(database): \(Self.describe(error))"
+                if position.lastError != message {
+                    logger.error("forward: \(message); retrying every \(Int(settings.maxBackoff)) s at most")
+                }
+                position.lastError = message
+                save()
+                // Dropped, not awaited: a connection to a server that died may never answer.
+                if let dropped = connection { Task { try? await dropped.close() } }
+                connection = nil
+                try? await Task.sleep(for: .seconds(backoff))
+                backoff = min(backoff * 2, settings.maxBackoff)
+            }
+        }
+        try? await connection?.close()
+    }
+
+    /// One batch: read, ship in one transaction, then advance and save the position.
+    public func shipOnce(_ c: PostgresConnection) async throws -> Int {
+        let (file, inode, lines, remaining) = nextLines()
+        guard let last = lines.last else {
+            if position.behind != 0 {
+                position.behind = 0
+                save()
+            }
+            return 0
+        }
+        let site = settings.site
+        let log = logger
+        // BEGIN and COMMIT by hand: after a failure the connection is dropped, not asked to roll
+        // back (a server that died mid-batch never answers a ROLLBACK; it rolls back itself).
+        try await c.query("BEGIN", logger: logger)
+        do {
+            for line in lines {
+                let event = line.record?.event ?? "unreadable"
+                let id = line.record?.id
+                let time = line.record?.time
+                let inserted = try await c.query(
+                    """
+                    INSERT INTO esafety.lines (site, seq, chain, event, id, time, line, intact)
+                    VALUES (\(site), \(line.seq), \(line.chain), \(event), \(id), \(time), \(line.text)::jsonb, \
+                    \(line.intact)) ON CONFLICT (site, chain) DO NOTHING RETURNING seq
+                    """,
+                    logger: log
+                )
+                var first = false
+                for try await _ in inserted { first = true }
+                guard first else { continue }
+                if !line.intact {
+                    let detail = "line \(line.seq) (\(file)) does not follow the chain"
+                    let message =
+                        "forward: \(file): line \(line.seq) of site \(site) does not follow the hash chain: changed, "
+                        + "removed or inserted; shipped marked, and flagged centrally"
+                    log.critical("\(message)")
+                    try await c.query(
+                        """
+                        INSERT INTO esafety.tamper (site, seq, detail) VALUES (\(site), \(line.seq), \
+                        \(detail)) ON CONFLICT DO NOTHING
+                        """,
+                        logger: log
+                    )
+                }
+                switch line.record {
+                case .incident(let r):
+                    try await c.query(
+                        """
+                        INSERT INTO esafety.incidents (site, id, time, severity, category, grp, person, host, due,
+                        record) VALUES (\(site), \(r.id), \(r.time.text), \(r.severity?.description), \(r.category), \
+                        \(r.group), \(r.person), \(r.host), \(r.due?.text), \(line.text)::jsonb)
+                        ON CONFLICT (site, id) DO NOTHING
+                        """,
+                        logger: log
+                    )
+                case .action(let a):
+                    let rows = try await c.query(
+                        "SELECT state FROM esafety.incidents WHERE site = \(site) AND id = \(a.id) FOR UPDATE",
+                        logger: log
+                    )
+                    var state: String?
+                    for try await s in rows.decode(String.self) { state = s }
+                    if let state, let now = IncidentView.State(rawValue: state),
+                        case .success(let next) = Workflow.next(now, a.action), next != now
+                    {
+                        try await c.query(
+                            """
+                            UPDATE esafety.incidents SET state = \(next.rawValue) WHERE site = \(site) AND id = \(a.id)
+                            """,
+                            logger: log
+                        )
+                    }
+                default: break
+                }
+            }
+            try await c.query(
+                """
+                INSERT INTO esafety.heads (site, seq, chain) VALUES (\(site), \(last.seq), \(last.chain))
+                ON CONFLICT (site) DO UPDATE SET seq = excluded.seq, chain = excluded.chain, updated = now()
+                WHERE esafety.heads.seq <= excluded.seq
+                """,
+                logger: log
+            )
+            try await c.query("COMMIT", logger: logger)
+        }
+        position.inode = inode
+        position.offset = last.end
+        position.seq = last.seq
+        position.chain = last.chain
+        position.shipped = Clock.now()
+        position.behind = max(0, remaining)
+        save()
+        return lines.count
+    }
+}
+
+/// A continuation resumed once, by whichever result comes first.
+final class Once<T: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var continuation: CheckedContinuation<T, any Error>?
+    private var done = false
+    private var early: Result<T, any Error>?
+
+    func set(_ c: CheckedContinuation<T, any Error>) {
+        lock.lock()
+        if let early {
+            lock.unlock()
+            c.resume(with: early)
+            return
+        }
+        continuation = c
+        lock.unlock()
+    }
+
+    func resume(_ result: Result<T, any Error>) {
+        lock.lock()
+        if done {
+            lock.unlock()
+            return
+        }
+        done = true
+        guard let c = continuation else {
+            early = result
+            lock.unlock()
+            return
+        }
+        continuation = nil
+        lock.unlock()
+        c.resume(with: result)
+    }
+}

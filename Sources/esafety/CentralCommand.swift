@@ -1,0 +1,258 @@
+import ArgumentParser
+import Central
+import Foundation
+import Glibc
+import Logging
+import PostgresNIO
+import Synchronization
+import SystemSupport
+
+/// Where the central store is: the URL (no password in it) and the password's file.
+struct CentralOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "postgresql://USER@HOST:PORT/DB?sslmode=verify-full&sslrootcert=CA, or "
+                + "postgresql://USER@/DB?host=SOCKETDIR.",
+            valueName: "url"
+        )
+    )
+    var postgres: String
+    @Option(
+        name: .customLong("password-file"),
+        help: ArgumentHelp(
+            "A file (0600) holding the role's password; default: systemd's credential postgres-password.",
+            valueName: "file"
+        )
+    )
+    var passwordFile: String?
+
+    func database() throws -> CentralDatabase {
+        do { return try CentralDatabase(url: postgres, passwordFile: passwordFile) } catch {
+            throw CommandFailure(error.description, status: 2)
+        }
+    }
+}
+
+func centralLogger() -> Logger {
+    var logger = Logger(label: "esafety") { _ in StreamLogHandler.standardError(label: "esafety") }
+    logger.logLevel = .notice
+    return logger
+}
+
+struct CentralCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "central",
+        abstract:
+            "A trust's central store in PostgreSQL: init (create or migrate the schema), grant (a role's sites), list.",
+        subcommands: [CentralInitCommand.self, CentralGrantCommand.self, CentralListCommand.self]
+    )
+}
+
+struct CentralInitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Create the schema, its roles and row-level security, or apply the migrations not yet applied."
+    )
+    @OptionGroup var central: CentralOptions
+
+    func run() throws {
+        let database = try central.database()
+        let logger = centralLogger()
+        let applied: CentralSchema.Applied
+        do {
+            applied = try runBlocking {
+                let c = try await database.connect(logger: logger)
+                defer { Task { try? await c.close() } }
+                return try await CentralSchema.migrate(c, logger: logger)
+            }
+        } catch {
+            throw CommandFailure("\(database): \(Forwarder.describe(error))", status: 1)
+        }
+        print(
+            applied.applied.isEmpty
+                ? "\(database): schema version \(applied.current), up to date"
+                : "\(database): applied migration(s) \(applied.applied.map(String.init).joined(separator: ", ")); "
+                    + "schema version \(applied.current)"
+        )
+    }
+}
+
+struct CentralGrantCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "grant",
+        abstract: "Give an existing login role its part: a school's, the trust's, a forwarder's, IT's or governors'.",
+        discussion: """
+            The role itself is made by the database's administrator (CREATE ROLE name LOGIN PASSWORD ...).
+            school and forwarder need --site (repeatable): the sites whose rows the role may read or write.
+            """
+    )
+    @OptionGroup var central: CentralOptions
+    @Option(help: "The login role.") var role: String
+    @Option(name: .customLong("as"), help: "school, trust, forwarder, it or governor.") var kind: String
+    @Option(help: "A site the role may see (school) or write (forwarder); repeatable.") var site: [String] = []
+
+    func validate() throws {
+        guard ["school", "trust", "forwarder", "it", "governor"].contains(kind) else {
+            throw ValidationError("--as must be school, trust, forwarder, it or governor")
+        }
+        guard
+            role.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) }
+            ),
+            !role.isEmpty
+        else { throw ValidationError("--role: lower-case letters, digits and _ only") }
+        if (kind == "school" || kind == "forwarder") && site.isEmpty {
+            throw ValidationError("--as \(kind) needs --site")
+        }
+        for s in site where !Forwarder.validSite(s) { throw ValidationError("--site \(s): a-z, 0-9, '.', '_', '-'") }
+    }
+
+    func run() throws {
+        let database = try central.database()
+        let logger = centralLogger()
+        let (role, kind, sites) = (self.role, self.kind, self.site)
+        do {
+            try runBlocking {
+                let c = try await database.connect(logger: logger)
+                defer { Task { try? await c.close() } }
+                try await c.query(PostgresQuery(unsafeSQL: "GRANT esafety_\(kind) TO \(role)"), logger: logger)
+                for s in sites {
+                    try await c.query(
+                        "INSERT INTO esafety.site_roles (role, site) VALUES (\(role), \(s)) ON CONFLICT DO NOTHING",
+                        logger: logger
+                    )
+                }
+            }
+        } catch {
+            throw CommandFailure("\(database): \(Forwarder.describe(error))", status: 1)
+        }
+        print("\(role): \(kind)\(sites.isEmpty ? "" : " for " + sites.joined(separator: ", "))")
+    }
+}
+
+struct CentralListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract:
+            "Incidents in the central store, newest first, as the connecting role may see them (row-level security)."
+    )
+    @OptionGroup var central: CentralOptions
+    @Option(help: "Only this site.") var site: String?
+    @Flag(help: "Only open incidents.") var open = false
+    @Option(help: "At most this many.") var limit = 50
+
+    func run() throws {
+        let database = try central.database()
+        let logger = centralLogger()
+        let (site, open, limit) = (self.site, self.open, self.limit)
+        let rows: [String]
+        do {
+            rows = try runBlocking {
+                let c = try await database.connect(logger: logger)
+                defer { Task { try? await c.close() } }
+                let result = try await c.query(
+                    """
+                    SELECT site, id, time, coalesce(severity, ''), category, grp, person, host, state
+                    FROM esafety.incidents WHERE (\(site)::text IS NULL OR site = \(site))
+                    AND (NOT \(open) OR state IN ('new', 'acknowledged', 'escalated'))
+                    ORDER BY time DESC LIMIT \(limit)
+                    """,
+                    logger: logger
+                )
+                var out: [String] = []
+                for try await (s, id, time, sev, cat, grp, person, host, state) in result.decode(
+                    (String, String, String, String, String, String, String, String, String).self
+                ) {
+                    out.append(
+                        [time, sev.uppercased(), s, grp, person, cat, host, state, id].map(Terminal.escape).joined(
+                            separator: "  "
+                        )
+                    )
+                }
+                return out
+            }
+        } catch {
+            throw CommandFailure("\(database): \(Forwarder.describe(error))", status: 1)
+        }
+        for r in rows { print(r) }
+        FileOutput.stderr("\(rows.count) incident(s)\n")
+    }
+}
+
+struct ForwardCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forward",
+        abstract:
+            "Ship this site's incident log to the trust's central store (PostgreSQL), in order, verifying its chain.",
+        discussion: """
+            Its own service (esafety-forward.service): esafetyd's sandbox has no network. Resumes from
+            the position it saved (--state) after any stop or crash; a batch shipped twice is stored once.
+            """
+    )
+    @OptionGroup var log: LogOption
+    @OptionGroup var central: CentralOptions
+    @Option(help: "This site's name in the central store (a-z, 0-9, '.', '_', '-').") var site: String
+    @Option(
+        help: ArgumentHelp(
+            "Where the position is kept. Default: forward-SITE.position beside the log.",
+            valueName: "file"
+        )
+    )
+    var state: String?
+    @Option(
+        help: ArgumentHelp("The longest wait between attempts while the store is away, in seconds.", valueName: "s")
+    )
+    var retryMax = 30.0
+    @Flag(help: "Ship what is there, then stop (instead of following the log).") var once = false
+
+    func validate() throws {
+        guard Forwarder.validSite(site) else { throw ValidationError("--site: a-z, 0-9, '.', '_', '-', 1 to 64") }
+        guard retryMax >= 0.1 && retryMax <= 3600 else { throw ValidationError("--retry-max: 0.1 to 3600 seconds") }
+    }
+
+    func run() throws {
+        let resolved = try log.resolve()
+        let database = try central.database()
+        let folder = resolved.path.lastIndex(of: "/").map { String(resolved.path[..<$0]) } ?? "."
+        var settings = Forwarder.Settings(
+            logPath: resolved.path,
+            site: site,
+            positionPath: state ?? "\(folder)/forward-\(site).position"
+        )
+        settings.maxBackoff = retryMax
+        var logger = Logger(label: "esafety-forward") { _ in StreamLogHandler.standardError(label: "esafety-forward") }
+        logger.logLevel = .info
+        let forwarder = Forwarder(settings: settings, database: database, logger: logger)
+        logger.info("forward: \(resolved.path) as site \(site) to \(database), from line \(forwarder.position.seq + 1)")
+        let stopping = Atomic<Bool>(false)
+        for sig in [SIGTERM, SIGINT] { signal(sig, SIG_IGN) }
+        let sources = [SIGTERM, SIGINT].map { (sig: Int32) -> DispatchSourceSignal in
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                stopping.store(true, ordering: .relaxed)
+                // A batch stuck on a store that stopped answering must not hold the stop: the
+                // position is saved only after a commit, so leaving at any moment loses nothing.
+                DispatchQueue.global().asyncAfter(deadline: .now() + 5) {
+                    FileOutput.stderr(
+                        "esafety forward: stopped while a batch was in flight; it is shipped again next time\n"
+                    )
+                    Glibc.exit(0)
+                }
+            }
+            source.resume()
+            return source
+        }
+        defer { sources.forEach { $0.cancel() } }
+        let once = self.once
+        let quiet = logger
+        try runBlocking {
+            if once {
+                let c = try await database.connect(logger: quiet)
+                while try await forwarder.shipOnce(c) > 0 {}
+                try? await c.close()
+            } else {
+                await forwarder.run { stopping.load(ordering: .relaxed) }
+            }
+        }
+        logger.info("forward: stopped at line \(forwarder.position.seq)")
+    }
+}

@@ -1,0 +1,305 @@
+import Foundation
+import Glibc
+import TestSupport
+import Testing
+
+/// A real PostgreSQL for the test: a cluster made by initdb in a temporary folder, serving
+/// only a Unix socket there (and, when asked, TLS on a loopback port), run as the `postgres`
+/// account by this process, so that it can be killed with SIGKILL and started again.
+final class PostgresServer: @unchecked Sendable {
+    let dir: String
+    var child: Child?
+    let bin: String
+    let extra: [String]
+
+    init(extra: [String] = [], configure: ((String) throws -> Void)? = nil) throws {
+        guard
+            let version = try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql").sorted().last
+        else {
+            throw TestFailure(message: "PostgreSQL is missing (apt-get install postgresql); scripts/test installs it")
+        }
+        bin = "/usr/lib/postgresql/\(version)/bin"
+        dir = "/tmp/esafety-pg-\(UUID().uuidString.prefix(8))"
+        self.extra = extra
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        _ = try Child.run("/bin/chown", ["postgres", dir])
+        let (code, out) = try Child.run(
+            "/usr/sbin/runuser",
+            ["-u", "postgres", "--", bin + "/initdb", "-D", dir + "/data", "-U", "postgres", "--auth-local=trust"]
+        )
+        guard code == 0 else { throw TestFailure(message: "initdb: \(out)") }
+        // The superuser over the socket by trust (the test's administrator); everyone else by password.
+        try "local all postgres trust\nlocal all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n"
+            .write(toFile: dir + "/data/pg_hba.conf", atomically: true, encoding: .utf8)
+        try configure?(dir)
+        _ = try Child.run("/bin/chown", ["-R", "postgres", dir])
+        try start()
+        let (c2, o2) = sql("CREATE DATABASE esafety", database: "postgres")
+        guard c2 == 0 else { throw TestFailure(message: "createdb: \(o2)") }
+    }
+
+    func start() throws {
+        child = try Child(
+            "/usr/bin/setpriv",
+            [
+                "--reuid=postgres", "--regid=postgres", "--init-groups", bin + "/postgres", "-D", dir + "/data", "-k",
+                dir,
+                "-c", "listen_addresses=" + (extra.isEmpty ? "" : "127.0.0.1"),
+            ] + extra,
+            capture: false
+        )
+        guard poll(timeout: 30, until: { sql("SELECT 1", database: "postgres").0 == 0 }) else {
+            throw TestFailure(message: "PostgreSQL did not start")
+        }
+    }
+
+    /// The crash: SIGKILL to the postmaster (its backends see it gone and exit).
+    func kill9() {
+        child?.stop(SIGKILL)
+        _ = poll(timeout: 10) { sql("SELECT 1", database: "postgres").0 != 0 }
+        usleep(500_000)
+    }
+
+    /// psql as the superuser (or `user` with its password in the environment, never the command line).
+    func sql(
+        _ text: String,
+        database: String = "esafety",
+        user: String = "postgres",
+        password: String? = nil
+    )
+        -> (Int32, String)
+    {
+        (try? Child.run(
+            "/usr/bin/psql",
+            ["-h", dir, "-U", user, "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", text],
+            environment: password.map { ["PGPASSWORD": $0] } ?? [:]
+        )) ?? (-1, "")
+    }
+
+    func url(_ user: String) -> String { "postgresql://\(user)@/esafety?host=\(dir)" }
+
+    deinit {
+        child?.stop(SIGKILL)
+        _ = try? Child.run("/bin/rm", ["-rf", dir])
+    }
+}
+
+@Suite("The trust's central store in a real PostgreSQL", .serialized)
+struct CentralTests {
+    static let esafety = buildDirectory + "/esafety"
+
+    /// The schema, and a login role with a password file for each part.
+    static func store(_ dir: TempDir) throws -> PostgresServer {
+        let pg = try PostgresServer()
+        var (code, out) = try Child.run(esafety, ["central", "init", "--postgres", pg.url("postgres")])
+        #expect(code == 0 && out.contains("applied migration(s) 1"), "\(out)")
+        (code, out) = try Child.run(esafety, ["central", "init", "--postgres", pg.url("postgres")])
+        #expect(code == 0 && out.contains("up to date"), "init is safe to run again: \(out)")
+        for (role, kind, site) in [
+            ("fwd_north", "forwarder", "north"), ("fwd_south", "forwarder", "south"),
+            ("school_north", "school", "north"),
+            ("trust_dsl", "trust", ""), ("it_desk", "it", ""), ("governors", "governor", ""),
+        ] {
+            #expect(pg.sql("CREATE ROLE \(role) LOGIN PASSWORD 'pw-\(role)'").0 == 0)
+            let (c, o) = try Child.run(
+                esafety,
+                ["central", "grant", "--postgres", pg.url("postgres"), "--role", role, "--as", kind]
+                    + (site.isEmpty ? [] : ["--site", site])
+            )
+            #expect(c == 0, "\(o)")
+            dir.write("\(role).pw", "pw-\(role)\n")
+            chmod(dir.path + "/\(role).pw", 0o600)
+        }
+        return pg
+    }
+
+    static func history(_ dir: TempDir, _ name: String, incidents: Int) throws -> (path: String, lines: Int) {
+        let path = dir.path + "/\(name).jsonl"
+        let (code, out) = try Child.run(buildDirectory + "/esafety-bench", ["--history", String(incidents), path])
+        #expect(code == 0, "\(out)")
+        return (path, lines(path).count)
+    }
+
+    static func forwarder(_ dir: TempDir, _ pg: PostgresServer, site: String, log: String) throws -> Child {
+        try Child(
+            "/bin/sh",
+            [
+                "-c", "exec \"$0\" \"$@\" 2>>\"$ERR\"", esafety, "forward", "--log", log, "--site", site, "--postgres",
+                pg.url("fwd_\(site)"), "--password-file", dir.path + "/fwd_\(site).pw", "--retry-max", "1",
+            ],
+            environment: ["ERR": dir.path + "/forward-\(site).err"]
+        )
+    }
+
+    static func shipped(_ pg: PostgresServer, _ site: String) -> Int {
+        Int(
+            pg.sql("SELECT coalesce(max(seq), 0) FROM esafety.heads WHERE site = '\(site)'").1.trimmingCharacters(
+                in: .whitespacesAndNewlines
+            )
+        ) ?? -1
+    }
+
+    @Test(
+        "two sites forward at once; kill -9 of a forwarder and of PostgreSQL mid-stream: every line once, in order, no gap"
+    )
+    func forwardThroughFaults() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        let north = try Self.history(dir, "north", incidents: 3000)
+        let south = try Self.history(dir, "south", incidents: 2000)
+        var fn = try Self.forwarder(dir, pg, site: "north", log: north.path)
+        let fs = try Self.forwarder(dir, pg, site: "south", log: south.path)
+        defer {
+            fn.stop()
+            fs.stop()
+        }
+        // The north forwarder killed once it has shipped some of its log, then started again.
+        #expect(poll(timeout: 60) { Self.shipped(pg, "north") > 500 })
+        fn.stop(SIGKILL)
+        let before = Self.shipped(pg, "north")
+        #expect(before < north.lines, "killed mid-stream")
+        fn = try Self.forwarder(dir, pg, site: "north", log: north.path)
+        // PostgreSQL killed while both ship, and started again a few seconds later.
+        #expect(poll(timeout: 60) { Self.shipped(pg, "south") > 500 })
+        pg.kill9()
+        sleep(3)
+        try pg.start()
+        #expect(
+            poll(timeout: 180, interval: 0.5) {
+                Self.shipped(pg, "north") == north.lines && Self.shipped(pg, "south") == south.lines
+            },
+            "caught up: north \(Self.shipped(pg, "north"))/\(north.lines), south \(Self.shipped(pg, "south"))/\(south.lines)"
+        )
+        for (site, log) in [("north", north), ("south", south)] {
+            let counts = pg.sql(
+                "SELECT count(*), count(DISTINCT seq), min(seq), max(seq), count(*) FILTER (WHERE NOT intact) "
+                    + "FROM esafety.lines WHERE site = '\(site)'"
+            ).1.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(
+                counts == "\(log.lines)|\(log.lines)|1|\(log.lines)|0",
+                "\(site): every line once, no gap: \(counts)"
+            )
+            let incidents = pg.sql("SELECT count(*) FROM esafety.incidents WHERE site = '\(site)'").1
+            let local = lines(log.path).filter { $0.contains("\"event\":\"incident\"") }.count
+            #expect(Int(incidents.trimmingCharacters(in: .whitespacesAndNewlines)) == local)
+            // The same open incidents as the site's own tool counts.
+            let open = pg.sql(
+                "SELECT count(*) FROM esafety.incidents WHERE site = '\(site)' AND state IN ('new','acknowledged','escalated')"
+            ).1.trimmingCharacters(in: .whitespacesAndNewlines)
+            let (_, listed) = try Child.run(Self.esafety, ["incidents", "list", "--log", log.path, "--open"])
+            #expect(
+                listed.contains("\(open) incident(s)"),
+                "\(site): \(open) open centrally; the tool: \(listed.suffix(40))"
+            )
+            // The chain head centrally is the log's own.
+            let head = pg.sql("SELECT chain FROM esafety.heads WHERE site = '\(site)'").1
+            #expect(lines(log.path).last?.contains(head.trimmingCharacters(in: .whitespacesAndNewlines)) == true)
+        }
+        let errors = (try? String(contentsOfFile: dir.path + "/forward-north.err", encoding: .utf8)) ?? ""
+        #expect(errors.contains("retrying") || errors.contains("again"), "the outage was logged: \(errors.suffix(500))")
+        #expect(!errors.contains("pw-fwd_north"), "no password in the log")
+    }
+
+    @Test(
+        "row-level security: a school's role sees its site only, the trust all, IT health, governors counts; a forwarder writes only its site"
+    )
+    func accessByTheDatabase() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        for site in ["north", "south"] {
+            let log = try Self.history(dir, site, incidents: 200)
+            let (code, out) = try Child.run(
+                Self.esafety,
+                [
+                    "forward", "--once", "--log", log.path, "--site", site, "--postgres", pg.url("fwd_\(site)"),
+                    "--password-file", dir.path + "/fwd_\(site).pw",
+                ]
+            )
+            #expect(code == 0, "\(out)")
+        }
+        func count(_ user: String, _ sql: String) -> String {
+            let (code, out) = pg.sql(sql, user: user, password: "pw-\(user)")
+            return code == 0 ? out.trimmingCharacters(in: .whitespacesAndNewlines) : "denied"
+        }
+        #expect(count("school_north", "SELECT count(*) FROM esafety.incidents") == "200")
+        #expect(count("school_north", "SELECT count(*) FROM esafety.incidents WHERE site = 'south'") == "0")
+        #expect(count("school_north", "SELECT count(*) FROM esafety.lines WHERE site = 'south'") == "0")
+        #expect(count("trust_dsl", "SELECT count(*) FROM esafety.incidents") == "400")
+        #expect(count("it_desk", "SELECT count(*) FROM esafety.incidents") == "denied")
+        #expect(count("it_desk", "SELECT count(*) FROM esafety.lines") == "denied")
+        #expect(count("it_desk", "SELECT count(*) FROM esafety.health") == "2")
+        #expect(count("governors", "SELECT count(*) FROM esafety.incidents") == "denied")
+        #expect(count("governors", "SELECT sum(incidents) FROM esafety.daily_counts") == "400")
+        #expect(count("governors", "SELECT count(*) FROM esafety.health") == "denied")
+        // A forwarder cannot write another site's rows, nor read them.
+        #expect(
+            count(
+                "fwd_north",
+                "INSERT INTO esafety.lines (site, seq, chain, event, line, intact) VALUES ('south', 1, 'x', 'incident', '{}', true)"
+            ) == "denied"
+        )
+        #expect(count("fwd_north", "SELECT count(*) FROM esafety.incidents WHERE site = 'south'") == "0")
+        // The tool, as the school's role: its own site only.
+        let (code, out) = try Child.run(
+            Self.esafety,
+            [
+                "central", "list", "--postgres", pg.url("school_north"), "--password-file",
+                dir.path + "/school_north.pw",
+                "--limit", "500",
+            ]
+        )
+        #expect(
+            code == 0 && out.contains("200 incident(s)") && out.contains("north") && !out.contains("  south  "),
+            "\(out.suffix(200))"
+        )
+    }
+
+    @Test("a tampered site log is shipped marked and flagged centrally, with a critical line where it runs")
+    func tamperFlagged() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        let log = try Self.history(dir, "north", incidents: 100)
+        var text = try String(contentsOfFile: log.path, encoding: .utf8).split(
+            separator: "\n",
+            omittingEmptySubsequences: false
+        )
+        #expect(text[9].contains("\"time\":\"2026"))
+        text[9] = Substring(text[9].replacingOccurrences(of: "\"time\":\"2026", with: "\"time\":\"2025"))
+        try text.joined(separator: "\n").write(toFile: log.path, atomically: true, encoding: .utf8)
+        let (code, out) = try Child.run(
+            Self.esafety,
+            [
+                "forward", "--once", "--log", log.path, "--site", "north", "--postgres", pg.url("fwd_north"),
+                "--password-file", dir.path + "/fwd_north.pw",
+            ]
+        )
+        #expect(code == 0, "\(out)")
+        #expect(out.contains("critical") && out.contains("does not follow the hash chain"), "\(out)")
+        #expect(
+            pg.sql("SELECT seq FROM esafety.tamper WHERE site = 'north'").1.trimmingCharacters(
+                in: .whitespacesAndNewlines
+            ) == "10"
+        )
+        #expect(pg.sql("SELECT count(*) FROM esafety.lines WHERE site = 'north'").1.hasPrefix("\(log.lines)"))
+        #expect(pg.sql("SELECT tamper FROM esafety.health WHERE site = 'north'").1.hasPrefix("1"))
+    }
+
+    @Test("credentials: a password in the URL and a password file others may read are refused, naming why")
+    func credentials() throws {
+        let dir = TempDir()
+        var (code, out) = try Child.run(Self.esafety, ["central", "list", "--postgres", "postgresql://a:secret@db/x"])
+        #expect(code == 2 && out.contains("holds a password") && !out.contains("secret"), "\(out)")
+        dir.write("open.pw", "secret\n")
+        chmod(dir.path + "/open.pw", 0o644)
+        (code, out) = try Child.run(
+            Self.esafety,
+            ["central", "list", "--postgres", "postgresql://a@db/x", "--password-file", dir.path + "/open.pw"]
+        )
+        #expect(code == 2 && out.contains("must be 0600"), "\(out)")
+        (code, out) = try Child.run(
+            Self.esafety,
+            ["central", "list", "--postgres", "postgresql://a@db/x?sslmode=verify-full"]
+        )
+        #expect(code == 2 && out.contains("sslrootcert"), "\(out)")
+    }
+}
