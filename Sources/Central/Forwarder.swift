@@ -39,6 +39,11 @@ public final class Forwarder: @unchecked Sendable {
         public var shipped: Double?
         public var behind: Int64?
         public var lastError: String?
+
+        enum CodingKeys: String, CodingKey {
+            case inode, offset, seq, chain, shipped, behind
+            case lastError = "last_error"
+        }
     }
 
     public static func validSite(_ s: String) -> Bool {

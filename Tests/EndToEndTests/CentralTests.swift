@@ -11,6 +11,8 @@ final class PostgresServer: @unchecked Sendable {
     var child: Child?
     let bin: String
     let extra: [String]
+    /// The port: of the Unix socket's name, and of TCP on 127.0.0.1 when TLS is on.
+    let port = 20_000 + Int.random(in: 0..<20_000)
 
     init(extra: [String] = [], configure: ((String) throws -> Void)? = nil) throws {
         guard
@@ -43,8 +45,7 @@ final class PostgresServer: @unchecked Sendable {
             "/usr/bin/setpriv",
             [
                 "--reuid=postgres", "--regid=postgres", "--init-groups", bin + "/postgres", "-D", dir + "/data", "-k",
-                dir,
-                "-c", "listen_addresses=" + (extra.isEmpty ? "" : "127.0.0.1"),
+                dir, "-p", String(port), "-c", "listen_addresses=" + (extra.isEmpty ? "" : "127.0.0.1"),
             ] + extra,
             capture: false
         )
@@ -71,12 +72,12 @@ final class PostgresServer: @unchecked Sendable {
     {
         (try? Child.run(
             "/usr/bin/psql",
-            ["-h", dir, "-U", user, "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", text],
+            ["-h", dir, "-p", String(port), "-U", user, "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", text],
             environment: password.map { ["PGPASSWORD": $0] } ?? [:]
         )) ?? (-1, "")
     }
 
-    func url(_ user: String) -> String { "postgresql://\(user)@/esafety?host=\(dir)" }
+    func url(_ user: String) -> String { "postgresql://\(user)@:\(port)/esafety?host=\(dir)" }
 
     deinit {
         child?.stop(SIGKILL)
@@ -282,6 +283,65 @@ struct CentralTests {
         )
         #expect(pg.sql("SELECT count(*) FROM esafety.lines WHERE site = 'north'").1.hasPrefix("\(log.lines)"))
         #expect(pg.sql("SELECT tamper FROM esafety.health WHERE site = 'north'").1.hasPrefix("1"))
+    }
+
+    @Test("TLS with verify-full against a local CA: the right CA connects, another CA is refused, plain TCP is refused")
+    func tls() throws {
+        let dir = TempDir()
+        let openssl = try requireExecutable("/usr/bin/openssl", package: "openssl")
+        let d = dir.path
+        func ssl(_ args: [String]) throws {
+            let (code, out) = try Child.run(openssl, args)
+            try #require(code == 0, "openssl \(args.first ?? ""): \(out)")
+        }
+        for ca in ["ca", "other-ca"] {
+            try ssl([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=\(ca)", "-keyout",
+                "\(d)/\(ca).key", "-out", "\(d)/\(ca).pem",
+            ])
+        }
+        try ssl([
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "\(d)/server.key", "-out",
+            "\(d)/server.csr",
+        ])
+        dir.write("san.ext", "subjectAltName=DNS:localhost\n")
+        try ssl([
+            "x509", "-req", "-in", "\(d)/server.csr", "-CA", "\(d)/ca.pem", "-CAkey", "\(d)/ca.key", "-CAcreateserial",
+            "-days", "1", "-extfile", "\(d)/san.ext", "-out", "\(d)/server.pem",
+        ])
+        let pg = try PostgresServer(
+            extra: ["-c", "ssl=on", "-c", "ssl_cert_file=server.pem", "-c", "ssl_key_file=server.key"]
+        ) { folder in
+            for f in ["server.pem", "server.key"] {
+                try FileManager.default.copyItem(atPath: "\(d)/\(f)", toPath: "\(folder)/data/\(f)")
+            }
+            chmod("\(folder)/data/server.key", 0o600)
+        }
+        let (code, out) = try Child.run(Self.esafety, ["central", "init", "--postgres", pg.url("postgres")])
+        #expect(code == 0, "\(out)")
+        #expect(pg.sql("CREATE ROLE trust_dsl LOGIN PASSWORD 'pw-trust'").0 == 0)
+        _ = try Child.run(
+            Self.esafety,
+            ["central", "grant", "--postgres", pg.url("postgres"), "--role", "trust_dsl", "--as", "trust"]
+        )
+        dir.write("trust.pw", "pw-trust\n")
+        chmod(d + "/trust.pw", 0o600)
+        func list(_ query: String) throws -> (Int32, String) {
+            try Child.run(
+                Self.esafety,
+                [
+                    "central", "list", "--postgres", "postgresql://trust_dsl@localhost:\(pg.port)/esafety\(query)",
+                    "--password-file", d + "/trust.pw",
+                ]
+            )
+        }
+        var (c, o) = try list("?sslmode=verify-full&sslrootcert=\(d)/ca.pem")
+        #expect(c == 0 && o.contains("0 incident(s)"), "verify-full with the CA that signed it: \(o)")
+        (c, o) = try list("?sslmode=verify-full&sslrootcert=\(d)/other-ca.pem")
+        #expect(c == 1, "a certificate from another CA is refused: \(o)")
+        (c, o) = try list("?sslmode=disable")
+        #expect(c == 1, "without TLS the server lets nobody in over TCP: \(o)")
+        #expect(!o.contains("pw-trust"))
     }
 
     @Test("credentials: a password in the URL and a password file others may read are refused, naming why")
