@@ -193,7 +193,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "Daemon", "Incidents", "IncidentIndex", "LogFormats", "Pipeline", "Classifier", "SystemSupport",
-                "TestSupport",
+                "TestSupport", "Central",
             ],
             exclude: ["Fixtures"]
         ),

@@ -46,6 +46,26 @@ public final class Forwarder: @unchecked Sendable {
         }
     }
 
+    /// The forwarders' positions beside a log (`forward-SITE.position`), as lines for
+    /// `esafety status`: the site, when it last shipped, how much of the log is not yet shipped,
+    /// and the last error while the store is away.
+    public static func summary(besideLog log: String, now: Double = Clock.now()) -> [String] {
+        let folder = log.lastIndex(of: "/").map { String(log[..<$0]) } ?? "."
+        let names = ((try? FileSystem.listDirectory(folder)) ?? []).filter {
+            $0.hasPrefix("forward-") && $0.hasSuffix(".position")
+        }.sorted()
+        return names.compactMap { name in
+            guard let text = try? FileSystem.readText(folder + "/" + name),
+                let p = try? JSONDecoder().decode(Position.self, from: Data(text.utf8))
+            else { return nil }
+            let site = name.dropFirst("forward-".count).dropLast(".position".count)
+            let when = p.shipped.map { "last shipped \(Int(now - $0)) s ago" } ?? "nothing shipped yet"
+            let error = p.lastError.map { "; the store is away: \($0)" } ?? ""
+            return "forwarding site \(site) to the central store: line \(p.seq), \(when), "
+                + "\(p.behind ?? 0) byte(s) of the log not yet shipped\(error)"
+        }
+    }
+
     public static func validSite(_ s: String) -> Bool {
         !s.isEmpty && s.utf8.count <= 64
             && s.utf8.allSatisfy {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Central
 import Classifier
 import Daemon
 import Foundation
@@ -22,6 +23,14 @@ struct ControlOptions: ParsableArguments {
             }
         }
         return DaemonConfiguration.forTools().controlSocket
+    }
+
+    /// The configuration these options name (or the default one), for the paths beside the socket.
+    func configuration() throws -> DaemonConfiguration {
+        let file =
+            config ?? (FileSystem.exists(DaemonConfiguration.defaultPath) ? DaemonConfiguration.defaultPath : nil)
+        guard let file else { return DaemonConfiguration.forTools() }
+        return try DaemonConfiguration.load(path: file)
     }
 
     func send(_ command: String) throws -> String {
@@ -53,6 +62,10 @@ struct StatusCommand: ParsableCommand {
             throw CommandFailure("unexpected answer from esafetyd", status: 1)
         }
         print(status.text)
+        // The forwarder to a trust's central store runs apart from esafetyd: its lag is in the
+        // position it keeps beside the incident log.
+        let log = (try? control.configuration().incidentLog) ?? DaemonConfiguration.forTools().incidentLog
+        for line in Forwarder.summary(besideLog: log) { print(Terminal.escape(line)) }
     }
 }
 

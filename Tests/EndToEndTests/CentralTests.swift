@@ -3,6 +3,8 @@ import Glibc
 import TestSupport
 import Testing
 
+@testable import Central
+
 /// A real PostgreSQL for the test: a cluster made by initdb in a temporary folder, serving
 /// only a Unix socket there (and, when asked, TLS on a loopback port), run as the `postgres`
 /// account by this process, so that it can be killed with SIGKILL and started again.
@@ -196,6 +198,10 @@ struct CentralTests {
             let head = pg.sql("SELECT chain FROM esafety.heads WHERE site = '\(site)'").1
             #expect(lines(log.path).last?.contains(head.trimmingCharacters(in: .whitespacesAndNewlines)) == true)
         }
+        // What `esafety status` prints of the forwarder: how far, and nothing left behind.
+        let summary = Forwarder.summary(besideLog: north.path).joined(separator: "\n")
+        #expect(summary.contains("forwarding site north") && summary.contains("line \(north.lines),"), "\(summary)")
+        #expect(summary.contains(" 0 byte(s) of the log not yet shipped") && !summary.contains("away"), "\(summary)")
         let errors = (try? String(contentsOfFile: dir.path + "/forward-north.err", encoding: .utf8)) ?? ""
         #expect(errors.contains("retrying") || errors.contains("again"), "the outage was logged: \(errors.suffix(500))")
         #expect(!errors.contains("pw-fwd_north"), "no password in the log")
