@@ -282,64 +282,76 @@ public final class Forwarder: @unchecked Sendable {
         // back (a server that died mid-batch never answers a ROLLBACK; it rolls back itself).
         try await c.query("BEGIN", logger: logger)
         do {
-            for line in lines {
-                let event = line.record?.event ?? "unreadable"
-                let id = line.record?.id
-                let time = line.record?.time
-                let inserted = try await c.query(
+            // Every line of the batch in one statement; what comes back are the lines new here
+            // (a batch shipped again finds its lines present, and applies nothing twice).
+            let inserted = try await c.query(
+                """
+                INSERT INTO esafety.lines (site, seq, chain, event, id, time, line, intact)
+                SELECT \(site), s, c, e, NULLIF(i, ''), NULLIF(t, ''), l::jsonb, k
+                FROM unnest(\(lines.map(\.seq))::bigint[], \(lines.map(\.chain))::text[], \
+                \(lines.map { $0.record?.event ?? "unreadable" })::text[], \
+                \(lines.map { $0.record?.id ?? "" })::text[], \
+                \(lines.map { $0.record?.time ?? "" })::text[], \(lines.map(\.text))::text[], \
+                \(lines.map(\.intact))::boolean[]) AS u(s, c, e, i, t, l, k)
+                ON CONFLICT (site, chain) DO NOTHING RETURNING chain
+                """,
+                logger: log
+            )
+            var fresh = Set<String>()
+            for try await chain in inserted.decode(String.self) { fresh.insert(chain) }
+            let new = lines.filter { fresh.contains($0.chain) }
+            for line in new where !line.intact {
+                let detail = "line \(line.seq) (\(file)) does not follow the chain"
+                let message =
+                    "forward: \(file): line \(line.seq) of site \(site) does not follow the hash chain: changed, "
+                    + "removed or inserted; shipped marked, and flagged centrally"
+                log.critical("\(message)")
+                try await c.query(
                     """
-                    INSERT INTO esafety.lines (site, seq, chain, event, id, time, line, intact)
-                    VALUES (\(site), \(line.seq), \(line.chain), \(event), \(id), \(time), \(line.text)::jsonb, \
-                    \(line.intact)) ON CONFLICT (site, chain) DO NOTHING RETURNING seq
+                    INSERT INTO esafety.tamper (site, seq, detail) VALUES (\(site), \(line.seq), \(detail))
+                    ON CONFLICT DO NOTHING
                     """,
                     logger: log
                 )
-                var first = false
-                for try await _ in inserted { first = true }
-                guard first else { continue }
-                if !line.intact {
-                    let detail = "line \(line.seq) (\(file)) does not follow the chain"
-                    let message =
-                        "forward: \(file): line \(line.seq) of site \(site) does not follow the hash chain: changed, "
-                        + "removed or inserted; shipped marked, and flagged centrally"
-                    log.critical("\(message)")
+            }
+            // The batch's new incidents in one statement, then its actions in order (an action
+            // always follows its incident in the log).
+            let incidents: [(IncidentRecord, String)] = new.compactMap {
+                if case .incident(let r) = $0.record { (r, $0.text) } else { nil }
+            }
+            if !incidents.isEmpty {
+                try await c.query(
+                    """
+                    INSERT INTO esafety.incidents (site, id, time, severity, category, grp, person, host, due, record)
+                    SELECT \(site), i, t, NULLIF(s, ''), c, g, p, h, NULLIF(d, ''), r::jsonb
+                    FROM unnest(\(incidents.map(\.0.id))::text[], \(incidents.map(\.0.time.text))::text[], \
+                    \(incidents.map { $0.0.severity?.description ?? "" })::text[], \
+                    \(incidents.map(\.0.category))::text[], \
+                    \(incidents.map(\.0.group))::text[], \(incidents.map(\.0.person))::text[], \
+                    \(incidents.map(\.0.host))::text[], \(incidents.map { $0.0.due?.text ?? "" })::text[], \
+                    \(incidents.map(\.1))::text[]) AS u(i, t, s, c, g, p, h, d, r)
+                    ON CONFLICT (site, id) DO NOTHING
+                    """,
+                    logger: log
+                )
+            }
+            for line in new {
+                guard case .action(let a) = line.record else { continue }
+                let rows = try await c.query(
+                    "SELECT state FROM esafety.incidents WHERE site = \(site) AND id = \(a.id) FOR UPDATE",
+                    logger: log
+                )
+                var state: String?
+                for try await s in rows.decode(String.self) { state = s }
+                if let state, let now = IncidentView.State(rawValue: state),
+                    case .success(let next) = Workflow.next(now, a.action), next != now
+                {
                     try await c.query(
                         """
-                        INSERT INTO esafety.tamper (site, seq, detail) VALUES (\(site), \(line.seq), \
-                        \(detail)) ON CONFLICT DO NOTHING
+                        UPDATE esafety.incidents SET state = \(next.rawValue) WHERE site = \(site) AND id = \(a.id)
                         """,
                         logger: log
                     )
-                }
-                switch line.record {
-                case .incident(let r):
-                    try await c.query(
-                        """
-                        INSERT INTO esafety.incidents (site, id, time, severity, category, grp, person, host, due,
-                        record) VALUES (\(site), \(r.id), \(r.time.text), \(r.severity?.description), \(r.category), \
-                        \(r.group), \(r.person), \(r.host), \(r.due?.text), \(line.text)::jsonb)
-                        ON CONFLICT (site, id) DO NOTHING
-                        """,
-                        logger: log
-                    )
-                case .action(let a):
-                    let rows = try await c.query(
-                        "SELECT state FROM esafety.incidents WHERE site = \(site) AND id = \(a.id) FOR UPDATE",
-                        logger: log
-                    )
-                    var state: String?
-                    for try await s in rows.decode(String.self) { state = s }
-                    if let state, let now = IncidentView.State(rawValue: state),
-                        case .success(let next) = Workflow.next(now, a.action), next != now
-                    {
-                        try await c.query(
-                            """
-                            UPDATE esafety.incidents SET state = \(next.rawValue) WHERE site = \(site) AND id = \(a.id)
-                            """,
-                            logger: log
-                        )
-                    }
-                default: break
                 }
             }
             try await c.query(
