@@ -136,8 +136,16 @@ struct IncidentsCommandTests {
         }
         func shown(_ id: String) -> Bool { printed.withLock { String(decoding: $0, as: UTF8.self).contains(id) } }
         try p.run()
-        // tail -f starts from the end of the file as it finds it: give it time to start.
-        usleep(500_000)
+        // tail -f starts from the end of the file as it finds it: wait until it is following
+        // (a probe appended after its start is printed; one appended before it is history).
+        var probes = 0
+        var following = false
+        while !following && probes < 60 {
+            probes += 1
+            try append(record("inc-probe-\(probes)"))
+            following = poll(timeout: 1) { shown("inc-probe-") }
+        }
+        #expect(following, "tail -f did not start")
         // A whole line; then the first half of one (being written, or a writer killed).
         try append(record("inc-a"))
         let b = record("inc-b")
@@ -156,6 +164,7 @@ struct IncidentsCommandTests {
                 ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["id"] as? String
                     ?? "unreadable: \($0)"
             }
-        #expect(ids == ["inc-a", "inc-c", "inc-b"])
+        #expect(ids.filter { !$0.hasPrefix("inc-probe-") } == ["inc-a", "inc-c", "inc-b"])
+        #expect(ids.filter { $0.hasPrefix("inc-probe-") }.count == 1, "one probe printed once: \(ids)")
     }
 }

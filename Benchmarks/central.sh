@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# A trust's central store under many sites at once (release build, a real PostgreSQL):
+#   Benchmarks/central.sh [SITES] [INCIDENTS]     (default 100 sites, 2,000 incidents each)
+# Makes a PostgreSQL cluster in /var/tmp (initdb; the server's defaults, fsync on), runs
+# `esafety central init`, one forwarder role per site, copies one generated history
+# (esafety-bench --history INCIDENTS) to each site's log, then starts every site's
+# `esafety forward --once` at the same moment and times until all have shipped: lines/s and
+# incidents/s stored centrally, then `central list --open --limit 50` as the trust's role.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/opt/swift/usr/bin:$PATH"
+SITES="${1:-100}"
+INCIDENTS="${2:-2000}"
+swift build -c release --product esafety >/dev/null
+swift build -c release --product esafety-bench >/dev/null
+BIN="$(swift build -c release --show-bin-path)"
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort | tail -1)
+DIR=/var/tmp/esafety-central-bench
+rm -rf "$DIR"; mkdir -p "$DIR"; chown postgres "$DIR"
+runuser -u postgres -- "$PGBIN/initdb" -D "$DIR/data" -U postgres --auth-local=trust >/dev/null
+printf 'local all postgres trust\nlocal all all scram-sha-256\n' > "$DIR/data/pg_hba.conf"
+chown -R postgres "$DIR"
+setpriv --reuid=postgres --regid=postgres --init-groups "$PGBIN/postgres" -D "$DIR/data" -k "$DIR" -p 25432 \
+    -c listen_addresses= -c max_connections=$((SITES + 20)) >"$DIR/postgres.log" 2>&1 &
+PG=$!
+trap 'kill $PG 2>/dev/null || true' EXIT
+for _ in $(seq 100); do psql -h "$DIR" -p 25432 -U postgres -d postgres -Atc 'select 1' >/dev/null 2>&1 && break; sleep 0.2; done
+psql -h "$DIR" -p 25432 -U postgres -d postgres -qc 'CREATE DATABASE esafety'
+ADMIN="postgresql://postgres@:25432/esafety?host=$DIR"
+"$BIN/esafety" central init --postgres "$ADMIN"
+"$BIN/esafety-bench" --history "$INCIDENTS" "$DIR/history.jsonl" >/dev/null
+LINES=$(wc -l < "$DIR/history.jsonl")
+for i in $(seq "$SITES"); do
+    mkdir -p "$DIR/site$i"
+    cp "$DIR/history.jsonl" "$DIR/site$i/incidents.jsonl"
+    echo "pw-site$i" > "$DIR/site$i/pw"; chmod 600 "$DIR/site$i/pw"
+    echo "CREATE ROLE fwd_site$i LOGIN PASSWORD 'pw-site$i';"
+done | psql -h "$DIR" -p 25432 -U postgres -d esafety -q
+for i in $(seq "$SITES"); do
+    "$BIN/esafety" central grant --postgres "$ADMIN" --role "fwd_site$i" --as forwarder --site "site$i" >/dev/null
+done
+psql -h "$DIR" -p 25432 -U postgres -d esafety -qc "CREATE ROLE trust_dsl LOGIN PASSWORD 'pw-trust'"
+"$BIN/esafety" central grant --postgres "$ADMIN" --role trust_dsl --as trust >/dev/null
+echo "pw-trust" > "$DIR/trust.pw"; chmod 600 "$DIR/trust.pw"
+echo "$SITES sites, $LINES lines ($INCIDENTS incidents) each; PostgreSQL $(basename "$(dirname "$PGBIN")") on this machine"
+START=$(date +%s.%N)
+for i in $(seq "$SITES"); do
+    "$BIN/esafety" forward --once --log "$DIR/site$i/incidents.jsonl" --site "site$i" \
+        --postgres "postgresql://fwd_site$i@:25432/esafety?host=$DIR" --password-file "$DIR/site$i/pw" 2>/dev/null &
+done
+wait $(jobs -p | grep -v "^$PG$") 2>/dev/null || true
+END=$(date +%s.%N)
+STORED=$(psql -h "$DIR" -p 25432 -U postgres -d esafety -Atc 'SELECT count(*) FROM esafety.lines')
+STORED_INCIDENTS=$(psql -h "$DIR" -p 25432 -U postgres -d esafety -Atc 'SELECT count(*) FROM esafety.incidents')
+awk -v s="$START" -v e="$END" -v l="$STORED" -v n="$STORED_INCIDENTS" -v want=$((SITES * LINES)) 'BEGIN {
+    t = e - s; printf "shipped %d of %d lines (%d incidents) in %.1f s: %.0f lines/s, %.0f incidents/s\n", l, want, n, t, l / t, n / t }'
+for _ in 1 2 3; do
+    /usr/bin/time -f "central list --open --limit 50 (trust): %e s" "$BIN/esafety" central list --open --limit 50 \
+        --postgres "postgresql://trust_dsl@:25432/esafety?host=$DIR" --password-file "$DIR/trust.pw" >/dev/null 2>"$DIR/list.err" || true
+    tail -1 "$DIR/list.err"
+done
