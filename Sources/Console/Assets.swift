@@ -27,6 +27,7 @@ enum Assets {
         select { width: 100%; }
         textarea { width: 100%; min-height: 4rem; }
         label { display: block; font-weight: 600; }
+        label.inline { display: inline; }
         .scroll { overflow-x: auto; max-width: 100%; }
         table { border-collapse: collapse; width: 100%; }
         caption { text-align: left; font-weight: 600; padding: .25rem 0; }

@@ -328,6 +328,9 @@ extension ConsoleServer {
     func report(_ request: Request, _ context: ConsoleContext) throws -> Response {
         let s = try require(context, records: false)
         let fields = Self.query(request)
+        if s.role == .it { throw HTTPError(.forbidden, message: "Your account (it) may not see reports about pupils.") }
+        // Without a day: the page that asks for one (the report itself is a document of its own).
+        if fields["date"] == nil { return Self.html(Self.reportChooser(s)) }
         let date = fields["date"].flatMap { $0.isEmpty ? nil : $0 }
         guard let period = ReportPeriod(date: date, since: nil, until: nil, now: Clock.now()) else {
             throw HTTPError(.badRequest, message: "The date must be YYYY-MM-DD.")
@@ -336,7 +339,6 @@ extension ConsoleServer {
             throw HTTPError(.badRequest, message: "The date must be YYYY-MM-DD.")
         }
         let anonymise = s.role != .dsl && s.role != .coordinator || fields["anonymise"] == "1"
-        if s.role == .it { throw HTTPError(.forbidden, message: "Your account (it) may not see reports about pupils.") }
         let views: [IncidentView]
         do {
             views = try desk.read {
@@ -353,6 +355,28 @@ extension ConsoleServer {
         report.integrity = Report.Integrity(log: settings.logPath)
         try recordView(s, context, "report", detail: "\(date ?? "yesterday")\(anonymise ? ", anonymised" : "")")
         return Self.html(report.rendered(as: .html))
+    }
+
+    /// A day's report, chosen: today, yesterday or a date; the anonymised one for governors
+    /// (the only one a governor gets).
+    static func reportChooser(_ s: Sessions.Session) -> String {
+        let today = String(Clock.rfc3339(Clock.now()).prefix(10))
+        let yesterday = String(Clock.rfc3339(Clock.now() - 86400).prefix(10))
+        let anonymousOnly = !s.role.readsRecords
+        let toggle =
+            anonymousOnly
+            ? "<p>Reports for governors name nobody: people are \"person 1\", \"person 2\"...</p>"
+            : "<p><input type=\"checkbox\" id=\"r-anon\" name=\"anonymise\" value=\"1\"> "
+                + "<label for=\"r-anon\" class=\"inline\">Anonymised (for governors)</label></p>"
+        let body = """
+            <ul><li><a href="/report?date=\(today)">Today so far</a></li>\
+            <li><a href="/report?date=\(yesterday)">Yesterday</a></li></ul>
+            <form class="filters" method="get" action="/report">
+            <p><label for="r-date">Day</label>\
+            <input id="r-date" name="date" type="date" value="\(yesterday)" required></p>
+            \(toggle)<p><button type="submit">Show the report</button></p></form>
+            """
+        return Pages.frame(Pages.Frame(title: "Report", session: s, current: "/report"), body)
     }
 
     func healthPage(_ request: Request, _ context: ConsoleContext) throws -> Response {

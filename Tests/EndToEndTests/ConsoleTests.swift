@@ -248,6 +248,8 @@ struct ConsoleTests {
         }
         var r = try gov.get("/")
         #expect(r.status == 303 && r.header("Location") == "/report")
+        r = try gov.get("/report")
+        #expect(r.status == 200 && r.body.contains("name nobody") && !r.body.contains("r-anon"), "the chooser")
         let today = String(ISO8601DateFormatter().string(from: Date()).prefix(10))
         r = try gov.get("/report?date=\(today)")
         #expect(r.status == 200, "\(r.body.prefix(300))")
@@ -262,6 +264,8 @@ struct ConsoleTests {
             #expect(r.status == 403, "IT \(path): \(r.status)")
             #expect(!r.body.contains("alice"))
         }
+        r = try tech.get("/report")
+        #expect(r.status == 403)
         let coord = try s.client("coord")
         r = try coord.get("/incidents/\(id)")
         #expect(r.status == 200 && r.body.contains("alice"))
@@ -269,6 +273,10 @@ struct ConsoleTests {
         #expect(r.status == 403)
         r = try coord.get("/report?date=\(today)")
         #expect(r.status == 200 && r.body.contains("alice"), "the coordinator's report names the pupil")
+        r = try coord.get("/report?date=\(today)&anonymise=1")
+        #expect(r.status == 200 && !r.body.contains("alice"), "and its anonymised one does not")
+        r = try coord.get("/report")
+        #expect(r.status == 200 && r.body.contains("r-anon") && r.body.contains("/report?date="))
     }
 
     @Test(
