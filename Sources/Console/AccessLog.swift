@@ -10,7 +10,7 @@ import SystemSupport
 /// opened with O_APPEND and O_NOFOLLOW, mode 0640; a line that cannot be written fails the
 /// request that caused it (a view that cannot be recorded is not shown).
 public final class AccessLog: Sendable {
-    public struct Entry: Sendable, Equatable {
+    public struct Entry: Sendable, Equatable, Decodable {
         public var time: String
         public var account: String
         public var role: String
@@ -72,14 +72,12 @@ public final class AccessLog: Sendable {
         }
     }
 
-    /// The newest `limit` entries, newest first.
-    public func recent(_ limit: Int) -> [[String: String]] {
+    /// The newest `limit` entries, newest first (a line that is not an entry is passed over).
+    public func recent(_ limit: Int) -> [Entry] {
         guard let text = try? FileSystem.readText(path) else { return [] }
-        return text.split(separator: "\n").suffix(limit).reversed().compactMap { line in
-            guard let data = line.data(using: .utf8),
-                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-            else { return nil }
-            return object.compactMapValues { $0 as? String }
+        let decoder = JSONDecoder()
+        return text.split(separator: "\n").suffix(limit).reversed().compactMap {
+            try? decoder.decode(Entry.self, from: Data($0.utf8))
         }
     }
 }

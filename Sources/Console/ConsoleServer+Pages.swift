@@ -394,11 +394,11 @@ extension ConsoleServer {
         func link(_ id: String) -> String {
             "<a href=\"/incidents/\(HTML.escape(id))\">\(HTML.escape(String(id.prefix(12))))</a>"
         }
-        let rows = access.recent(300).map { e in
-            "<tr><td>\(Pages.time(e["time"] ?? ""))</td><td>\(HTML.escape(e["account"] ?? ""))</td>"
-                + "<td>\(HTML.escape(e["role"] ?? ""))</td><td>\(HTML.escape(e["what"] ?? ""))</td>"
-                + "<td>\(e["id"].map(link) ?? "")</td>"
-                + "<td>\(HTML.escape(e["detail"] ?? ""))</td><td>\(HTML.escape(e["address"] ?? ""))</td></tr>"
+        let rows = access.recent(300).map { (e: AccessLog.Entry) -> String in
+            "<tr><td>\(Pages.time(e.time))</td><td>\(HTML.escape(e.account))</td>"
+                + "<td>\(HTML.escape(e.role))</td><td>\(HTML.escape(e.what))</td>"
+                + "<td>\(e.id.map(link) ?? "")</td>"
+                + "<td>\(HTML.escape(e.detail ?? ""))</td><td>\(HTML.escape(e.address))</td></tr>"
         }.joined(separator: "\n")
         let body = """
             <p>Who saw or acted on which record through this console, newest first (the last 300; the whole log is \

@@ -1,3 +1,4 @@
+import Reports
 import SystemSupport
 
 /// Text from the log (hosts, URLs, users, search terms, notes) made safe for a page: control
@@ -5,22 +6,7 @@ import SystemSupport
 /// a terminal), then HTML's five special characters as entities. Every value a page shows
 /// passes through here; attribute values are always quoted.
 public enum HTML {
-    public static func escape(_ s: String) -> String {
-        let visible = Terminal.escape(s)
-        var out = ""
-        out.reserveCapacity(visible.utf8.count + 16)
-        for c in visible.unicodeScalars {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out
-    }
+    public static func escape(_ s: String) -> String { Report.escape(s) }
 
     /// Text of several lines (esafetyd's status) for a `<pre>`: each line escaped, the line
     /// breaks kept.

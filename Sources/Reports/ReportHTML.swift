@@ -8,7 +8,9 @@ import SystemSupport
 /// and SVG charts; readable on a phone and printable. Written as well-formed XHTML, so any
 /// XML parser can check it.
 extension Report {
-    static func escape(_ s: String) -> String {
+    /// Text made safe for HTML: control characters and bidi overrides as visible escapes
+    /// (`Terminal.escape`), then the five special characters as entities. The console uses it too.
+    public static func escape(_ s: String) -> String {
         var out = ""
         for ch in Terminal.escape(s).unicodeScalars {
             switch ch {

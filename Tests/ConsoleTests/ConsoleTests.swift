@@ -57,6 +57,10 @@ struct ConsolePartsTests {
         #expect(sessions.lockedOut(name: "a", address: "2", now: 10) != nil)
         #expect(sessions.lockedOut(name: "b", address: "2", now: 10) == nil)
         #expect(sessions.lockedOut(name: "a", address: "2", now: 124) == nil, "the lock-out ends")
+        // One address trying many names is locked out by address (10 here), whatever the name.
+        for i in 0..<9 { #expect(!sessions.failed(name: "n\(i)", address: "9", now: 500).contains("addr:9")) }
+        #expect(sessions.failed(name: "n9", address: "9", now: 500).contains("addr:9"))
+        #expect(sessions.lockedOut(name: "fresh", address: "9", now: 501) != nil)
         // Failures spread beyond the window do not add up.
         #expect(sessions.failed(name: "c", address: "3", now: 0).isEmpty)
         #expect(sessions.failed(name: "c", address: "3", now: 100).isEmpty)

@@ -335,6 +335,21 @@ struct ConsoleTests {
         #expect(!errors.contains(Self.password) && !errors.contains("another long password"), "no password in the logs")
     }
 
+    @Test("a view that cannot be recorded in the access log is not shown")
+    func unrecordedViewNotShown() throws {
+        // The access log's path is a folder: no line can be appended there.
+        let s = try Setup(extra: ["--access-log", "/tmp"])
+        defer { _ = s.stop() }
+        try s.send([Self.squid("alice", host: "gambling.canary.esafety.invalid", t: 0)], incidents: 1)
+        let id = try #require(s.ids().first)
+        let c = try s.client("dsl1")
+        for path in ["/incidents/\(id)", "/incidents?state=open", "/api/incidents"] {
+            let r = try c.get(path)
+            #expect(r.status == 500, "\(path): \(r.status)")
+            #expect(!r.body.contains("alice") && r.body.contains("could not be recorded"), "\(path)")
+        }
+    }
+
     @Test("hostile text in hosts, users and search terms is shown escaped")
     func hostileText() throws {
         let s = try Setup()
