@@ -19,7 +19,8 @@ enum IncidentBenchmark {
                 "--control-socket", dir + "/ctl.sock", "--incident-log", dir + "/incidents.jsonl",
                 "--workers", "2", "--log-level", "warning",
             ]
-        daemon.standardError = FileHandle.nullDevice
+        _ = FileManager.default.createFile(atPath: dir + "/esafetyd.log", contents: nil)
+        daemon.standardError = FileHandle(forWritingAtPath: dir + "/esafetyd.log") ?? FileHandle.nullDevice
         try! daemon.run()
         while SocketBenchmark.statusValue(dir + "/ctl.sock", \.generation) < 1 { usleep(50_000) }
         return daemon

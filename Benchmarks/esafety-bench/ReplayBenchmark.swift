@@ -4,7 +4,7 @@ import LogFormats
 
 /// `esafety replay` over generated logs of each format: lines/s on one core and peak memory.
 enum ReplayBenchmark {
-    static func generate(format: String, lines: Int, hosts: [String], to path: String) {
+    static func generate(format: String, lines: Int, hosts: [String], to path: String, clients: Int? = nil) {
         guard
             let out = FileHandle(forWritingAtPath: path)
                 ?? {
@@ -22,7 +22,11 @@ enum ReplayBenchmark {
         var t = 1_795_255_200.0
         for i in 0..<lines {
             let host = hosts[i % hosts.count]
-            let client = "10.\(r.below(4)).\(r.below(256)).\(1 + r.below(250))"
+            let client =
+                clients.map { n -> String in
+                    let c = r.below(n)
+                    return "10.0.\(c / 250).\(1 + c % 250)"
+                } ?? "10.\(r.below(4)).\(r.below(256)).\(1 + r.below(250))"
             t += 0.001
             switch format {
             case "squid":

@@ -1,7 +1,7 @@
 // esafety-bench: classifier figures on real lists (UT1) and real traffic (top sites).
 //
 // swift run -c release esafety-bench [--data ../shared/data] [--only
-// domains|patterns|replay|socket|incidents|stages|squidguard|hash|people]
+// domains|patterns|replay|socket|mix|incidents|stages|squidguard|hash|people]
 //
 // Prints lines/s, ns per lookup, bytes per domain, compile and snapshot load times, and
 // peak memory, with the inputs named. BENCHMARKS.md records a run.
@@ -33,7 +33,7 @@ while let a = args.popFirst() {
         exit(0)
     default:
         print(
-            "usage: esafety-bench [--data DIR] [--only domains|patterns|replay|socket|incidents|stages|squidguard|hash|people]"
+            "usage: esafety-bench [--data DIR] [--only domains|patterns|replay|socket|mix|incidents|stages|squidguard|hash|people]"
         )
         exit(2)
     }
@@ -367,7 +367,7 @@ if only == nil || only == "patterns" {
 
 // MARK: - Replay
 
-if only == nil || only == "replay" || only == "socket" || only == "incidents" || only == "stages" {
+if only == nil || only == "replay" || only == "socket" || only == "mix" || only == "incidents" || only == "stages" {
     // Ordinary traffic is what no list names: a third of the Tranco top 100k is in some
     // UT1 category (press, banks, shopping...), so those are left out, and 1% listed
     // entries are mixed in, as the issue asks.
@@ -404,6 +404,18 @@ if only == nil || only == "replay" || only == "socket" || only == "incidents" ||
             listed: ut1Domains,
             stagesOnly: only == "stages"
         )
+        exit(0)
+    }
+    if only == "mix" {
+        var r = SplitMix(s: 13)
+        let prefixes = ["", "", "www.", "cdn.", "api.", "img."]
+        let hosts = (0..<1_000_000).map { _ -> String in
+            if r.below(100) == 0 { return ut1Domains[r.below(ut1Domains.count)] }
+            let index = min(topSites.count - 1, Int(pow(Double(topSites.count), r.unit())) - 1)
+            return prefixes[r.below(prefixes.count)] + topSites[max(0, index)]
+        }
+        let perClient = Int(ProcessInfo.processInfo.environment["ESAFETY_BENCH_LINES"] ?? "") ?? 2_500_000
+        MixBenchmark.run(ut1: ut1, work: work, hosts: hosts, linesPerClient: perClient)
         exit(0)
     }
     if only == "socket" {

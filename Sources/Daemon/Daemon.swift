@@ -178,7 +178,8 @@ public enum EsafetyDaemon {
                         tampering: h.tampering,
                         timesAhead: incidents.futureTimes.load(ordering: .relaxed),
                         people: incidents.peopleKept,
-                        peopleEvicted: incidents.evictions.load(ordering: .relaxed)
+                        peopleEvicted: incidents.evictions.load(ordering: .relaxed),
+                        matchesHandled: incidents.handled.load(ordering: .relaxed)
                     ),
                     {
                         var h = StatusReport.AlertHealth(

@@ -82,6 +82,9 @@ public struct StatusReport: Codable, Sendable, Equatable {
         /// how many it forgot to stay under `incidents.max_people`.
         public var people: Int
         var peopleEvicted: Int
+        /// Matched requests the incident path has handled (de-duplicated, counted, kept as
+        /// context or written): equal to `lines_matched` when it has caught up with ingest.
+        public var matchesHandled: Int
         enum CodingKeys: String, CodingKey {
             case writing, queued, lost, written
             case lastError = "last_error"
@@ -90,6 +93,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
             case timesAhead = "times_ahead"
             case people
             case peopleEvicted = "people_evicted"
+            case matchesHandled = "matches_handled"
         }
         public init(
             writing: Bool,
@@ -101,11 +105,13 @@ public struct StatusReport: Codable, Sendable, Equatable {
             tampering: String?,
             timesAhead: Int = 0,
             people: Int = 0,
-            peopleEvicted: Int = 0
+            peopleEvicted: Int = 0,
+            matchesHandled: Int = 0
         ) {
             (self.writing, self.queued, self.lost, self.written) = (writing, queued, lost, written)
             (self.lastError, self.chainHead, self.tampering) = (lastError, chainHead, tampering)
             (self.timesAhead, self.people, self.peopleEvicted) = (timesAhead, people, peopleEvicted)
+            self.matchesHandled = matchesHandled
         }
     }
 

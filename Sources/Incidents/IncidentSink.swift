@@ -89,6 +89,25 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         var group: (client: String, policy: Frozen, group: Policy.Group)?
         /// The time of this person's latest request (for choosing whom to forget first).
         var lastActive = 0.0
+        /// The key this person is kept under, and the second of log time at which the sweep
+        /// looks at them next (nil: not scheduled; a person is in one bucket at most).
+        let name: String
+        var due: Int?
+        /// Forgotten (evicted or swept away): a bucket still naming them skips them.
+        var gone = false
+
+        init(name: String) { self.name = name }
+
+        /// When something kept about this person next runs out: an open window, a repetition
+        /// time, the watched hour, the oldest request kept as context.
+        func nextExpiry(_ policy: Policy) -> Double? {
+            var next = Double.infinity
+            for o in open.values { next = min(next, o.opened + policy.deduplicationWindow) }
+            for r in recent { if let t = r.times.first { next = min(next, t + policy.repetitionWindow) } }
+            if let w = watch { next = min(next, w.until) }
+            if let oldest = seen.first { next = min(next, oldest.time + max(0, policy.contextWindow)) }
+            return next.isFinite ? next : nil
+        }
 
         var isEmpty: Bool { open.isEmpty && recent.isEmpty && seen.isEmpty && watch == nil }
     }
@@ -98,13 +117,22 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     /// People forgotten to stay under `maxPeople`: their windows ended early, with their counts
     /// and context written first (no incident is lost; a later hit may open a new one).
     public let evictions = Atomic<Int>(0)
+    /// Matched requests handled so far (each one, whether it opened, joined or only counted).
+    public let handled = Atomic<Int>(0)
     /// People kept now.
     public var peopleKept: Int { state.withLock { $0.people.count } }
 
     struct State {
         var people: [String: Person] = [:]
+        /// People to look at, by the second of log time when something of theirs runs out:
+        /// a sweep visits only the buckets it has reached, never every person kept.
+        var expiring: [Int: [Person]] = [:]
         var counter: UInt32 = 0
         var lastSweep = 0.0
+        /// The latest (trusted) time seen: sweeps follow it, so sources whose clocks differ
+        /// (Squid in UTC seconds, a resolver in local time a second behind) do not each set
+        /// the sweep's time back and forth, which swept every person at every alternation.
+        var latest = 0.0
         /// Host -> registrable domain, for the hosts seen lately (a page's hosts repeat).
         var sites: [String: String] = [:]
     }
@@ -189,6 +217,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     public func accept(_ request: MatchedRequest) {
         // Logs without users (DNS) get one from the mapping file, if it names the address.
         let user = request.user ?? (users.isEmpty ? nil : users[request.client])
+        handled.add(1, ordering: .relaxed)
         let count = request.categoryCount
         guard count > 0 else { return }
         // Windows and expiry follow the wall clock when a line claims a time far ahead of it
@@ -206,15 +235,19 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         var out = Output()
         var category = ""
         state.withLock { s in
-            if abs(time - s.lastSweep) >= 1 { sweep(&s, now: time, policy: policy, into: &out) }
+            if time > s.latest { s.latest = time }
+            if s.latest - s.lastSweep >= 1 { sweep(&s, now: s.latest, policy: policy, into: &out) }
             let person: Person
             if let p = s.people[name] {
                 person = p
             } else {
                 if s.people.count >= maxPeople { evictLeastActive(&s, into: &out) }
-                person = Person()
+                person = Person(name: name)
                 s.people[name] = person
             }
+            // Whatever this request leaves behind runs out one shortest window from now at the
+            // earliest; the sweep then finds the exact next time.
+            if person.due == nil { Self.schedule(person, at: time + policy.shortestWindow, in: &s) }
             person.lastActive = max(person.lastActive, time)
             let group: Policy.Group
             if let g = person.group, g.client == m.client, g.policy === frozen {
@@ -323,8 +356,10 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         if let w = person.watch, seen.time < w.until, w.seen.count < contextLimit * 4 {
             person.watch!.seen.append(seen)
         }
+        // Up to twice the limit, then the older half goes at once: no shift of the whole
+        // array per request (readers take the last `contextLimit`).
         person.seen.append(seen)
-        if person.seen.count > contextLimit { person.seen.removeFirst(person.seen.count - contextLimit) }
+        if person.seen.count >= contextLimit * 2 { person.seen.removeFirst(person.seen.count - contextLimit) }
     }
 
     /// A hit inside an open incident's window is counted there (true), and its count written
@@ -365,8 +400,12 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     /// the repetition window, this one included).
     private static func repeated(_ category: String, by person: Person, at time: Double, policy: Policy) -> Bool {
         if let r = person.recent.firstIndex(where: { $0.category == category }) {
+            // Only the latest `repetitionHits` times can decide it: no more are kept, so a
+            // person with thousands of hits in the hour costs no more than one with three.
             person.recent[r].times.removeAll { time - $0 >= policy.repetitionWindow }
             person.recent[r].times.append(time)
+            let excess = person.recent[r].times.count - max(1, policy.repetitionHits)
+            if excess > 0 { person.recent[r].times.removeFirst(excess) }
             return person.recent[r].times.count >= policy.repetitionHits
         }
         person.recent.append((category, [time]))
@@ -389,40 +428,65 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         if let w = person.watch, !w.seen.isEmpty {
             context.append(contextEvent(ids: w.ids, span: .after, seen: w.seen, time: w.until))
         }
-        let before = person.seen.dropLast().filter { time - $0.time < span }
+        let before = person.seen.suffix(contextLimit + 1).dropLast().filter { time - $0.time < span }
         if !before.isEmpty { context.append(contextEvent(ids: [id], span: .before, seen: Array(before), time: time)) }
         person.watch = Watch(ids: [id], until: time + span, seen: [])
     }
 
+    /// Puts a person in the bucket of the second when something of theirs runs out.
+    private static func schedule(_ person: Person, at time: Double, in s: inout State) {
+        let second = Int(max(-9e15, min(9e15, time.rounded(.up))))
+        person.due = second
+        s.expiring[second, default: []].append(person)
+    }
+
     /// Closes expired windows and forgets what no window needs any more, at most once a
-    /// second of log time.
+    /// second of log time, visiting only the people whose bucket the time has reached.
     private func sweep(_ s: inout State, now: Double, policy: Policy, into out: inout Output) {
+        let from = Int(max(-9e15, min(9e15, s.lastSweep.rounded(.down))))
         s.lastSweep = now
-        let span = policy.contextWindow
-        var gone: [String] = []
-        for (name, p) in s.people {
-            if !p.open.isEmpty {
-                for (k, o) in p.open where now - o.opened >= policy.deduplicationWindow {
-                    if o.unreported { out.hits.append(o) }
-                    p.open[k] = nil
+        let to = Int(max(-9e15, min(9e15, now.rounded(.down))))
+        guard !s.expiring.isEmpty, to >= from else { return }
+        // Seconds in order when the gap is short; after a long gap (a backlog caught up,
+        // the first line after a quiet night), the buckets that exist.
+        let seconds = to - from <= 4096 ? Array(from...to) : s.expiring.keys.filter { $0 <= to }.sorted()
+        for second in seconds {
+            guard let people = s.expiring.removeValue(forKey: second) else { continue }
+            for p in people where !p.gone && p.due == second {
+                p.due = nil
+                expire(p, now: now, policy: policy, into: &out)
+                if p.isEmpty {
+                    p.gone = true
+                    s.people[p.name] = nil
+                } else if let next = p.nextExpiry(policy) {
+                    Self.schedule(p, at: max(next, now + 1), in: &s)
                 }
             }
-            if !p.recent.isEmpty {
-                for i in p.recent.indices { p.recent[i].times.removeAll { now - $0 >= policy.repetitionWindow } }
-                p.recent.removeAll { $0.times.isEmpty }
-            }
-            if let w = p.watch, now >= w.until {
-                if !w.seen.isEmpty {
-                    out.context.append(Self.contextEvent(ids: w.ids, span: .after, seen: w.seen, time: w.until))
-                }
-                p.watch = nil
-            }
-            if let oldest = p.seen.first, now - oldest.time >= span || span <= 0 {
-                p.seen.removeAll { now - $0.time >= span }
-            }
-            if p.isEmpty { gone.append(name) }
         }
-        for name in gone { s.people[name] = nil }
+    }
+
+    /// Ends what has run out for one person at `now`.
+    private func expire(_ p: Person, now: Double, policy: Policy, into out: inout Output) {
+        let span = policy.contextWindow
+        if !p.open.isEmpty {
+            for (k, o) in p.open where now - o.opened >= policy.deduplicationWindow {
+                if o.unreported { out.hits.append(o) }
+                p.open[k] = nil
+            }
+        }
+        if !p.recent.isEmpty {
+            for i in p.recent.indices { p.recent[i].times.removeAll { now - $0 >= policy.repetitionWindow } }
+            p.recent.removeAll { $0.times.isEmpty }
+        }
+        if let w = p.watch, now >= w.until {
+            if !w.seen.isEmpty {
+                out.context.append(Self.contextEvent(ids: w.ids, span: .after, seen: w.seen, time: w.until))
+            }
+            p.watch = nil
+        }
+        if let oldest = p.seen.first, now - oldest.time >= span || span <= 0 {
+            p.seen.removeAll { now - $0.time >= span }
+        }
     }
 
     /// The `context` line: `id` is the first incident it belongs to, `ids` all of them (a
@@ -454,6 +518,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             if let w = p.watch, let last = w.seen.last {
                 out.context.append(Self.contextEvent(ids: w.ids, span: .after, seen: w.seen, time: last.time))
             }
+            p.gone = true
             s.people[name] = nil
         }
         evictions.add(oldest.count, ordering: .relaxed)
@@ -461,7 +526,10 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
 
     public func closeAll() {
         let people = state.withLock { s -> [Person] in
-            defer { s.people.removeAll() }
+            defer {
+                s.people.removeAll()
+                s.expiring.removeAll()
+            }
             return Array(s.people.values)
         }
         for p in people {

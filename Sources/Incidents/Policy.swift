@@ -94,6 +94,11 @@ public struct Policy: Sendable, Equatable {
     /// A person's other categorised requests this long before and after an incident are
     /// kept with it (`context` events); 0 keeps none.
     public var contextWindow = 3600.0
+    /// The shortest of the windows above that is in use (at least a second): nothing a
+    /// request leaves behind runs out sooner.
+    public var shortestWindow: Double {
+        max(1, [deduplicationWindow, repetitionWindow, contextWindow].filter { $0 > 0 }.min() ?? 1)
+    }
     /// Seconds from the incident to its due time, per severity.
     public var deadlines: [Severity: Double] = [.critical: 3600, .high: 86400, .medium: 3 * 86400, .low: 7 * 86400]
     public var defaultRoutes: [Severity: [String]] = [

@@ -263,4 +263,46 @@ struct IncidentSinkTests {
         let hits = records.filter { $0["event"] as? String == "hits" }.compactMap { $0["hits"] as? Int }
         #expect(hits.contains(3), "\(hits)")
     }
+
+    @Test("two sources whose clocks differ interleave: windows still close on time, and people are forgotten after")
+    func skewedSources() throws {
+        let path = tempPath() + ".jsonl"
+        defer { for f in [path, path + ".chain"] { try? FileManager.default.removeItem(atPath: f) } }
+        let log = try startedLog(path, logger: logger)
+        let sink = IncidentSink(log: log, policy: Policy(), suffixes: PublicSuffix(text: "com\n"), utcOffset: 0)
+        // Squid (pupil1) and a resolver 30 s behind it (10.0.0.2): their lines alternate for a minute.
+        for i in 0..<600 {
+            let t = 1000 + Double(i) / 10
+            sink.accept(match("www.bet365.com", url: "http://www.bet365.com/\(i)", user: "pupil1", time: t))
+            sink.accept(match("www.bet365.com", user: nil, client: "10.0.0.2", time: t - 30))
+        }
+        #expect(sink.peopleKept == 2)
+        // Eleven minutes on, another person's line: both windows have closed with their final counts.
+        sink.accept(match("other.com", user: "pupil3", time: 1000 + 660, category: "dating"))
+        // Two hours on: the hour of context has run out for the first two; only the newest is kept.
+        sink.accept(match("other.com", user: "pupil4", time: 1000 + 7200, category: "dating"))
+        sink.accept(match("other.com", user: "pupil4", time: 1000 + 7202, category: "dating"))
+        #expect(sink.peopleKept == 1, "\(sink.peopleKept)")
+        sink.closeAll()
+        log.stop()
+        let records = lines(path).map(json)
+        let incidents = records.filter { $0["event"] as? String == "incident" }
+        #expect(incidents.filter { $0["category"] as? String == "gambling" }.count == 2)
+        let finals = Dictionary(
+            records.filter { $0["event"] as? String == "hits" }.compactMap { r -> (String, Int)? in
+                guard let id = r["id"] as? String, let n = r["hits"] as? Int else { return nil }
+                return (id, n)
+            },
+            uniquingKeysWith: { max($0, $1) }
+        )
+        for incident in incidents where incident["category"] as? String == "gambling" {
+            #expect(finals[incident["id"] as? String ?? ""] == 600, "\(incident)")
+        }
+        // The final counts were written when the windows closed (before pupil3's incident), not at the stop.
+        let firstDating = try #require(records.firstIndex { $0["category"] as? String == "dating" })
+        let lastFinal = try #require(
+            records.lastIndex { $0["event"] as? String == "hits" && $0["hits"] as? Int == 600 }
+        )
+        #expect(lastFinal < firstDating)
+    }
 }
