@@ -273,7 +273,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             // (in memory only) and the hour after one (written as `context` events).
             let span = policy.contextWindow
             if span > 0 { Self.keep(Seen(time: time, host: m.host, category: primary.name, url: m.url), for: person) }
-            guard raised != nil else { return }
+            guard raised != nil, group.mayReachMinimum(primary.severity, locked: primary.locked) else { return }
             let site: String
             if let known = s.sites[m.host] {
                 site = known

@@ -70,6 +70,18 @@ public struct Policy: Sendable, Equatable {
             locked || categories.map { $0.contains(category) } ?? true
         }
 
+        /// Whether a category of this severity can reach the group's minimum at all: shifted
+        /// for the group, its most severe time window and repetition. Most matches are of
+        /// counted-only (`info`) categories, which never can: they are counted and kept as
+        /// context without the work of a possible incident.
+        func mayReachMinimum(_ severity: Severity, locked: Bool) -> Bool {
+            if locked { return true }
+            if severity == .info { return minimumSeverity == .info }
+            let windowShift = windows.lazy.map(\.severityShift).max() ?? 0
+            let highest = Int(severity.rawValue) + severityShift + max(0, windowShift) + 1
+            return min(4, highest) >= Int(minimumSeverity.rawValue)
+        }
+
         func matches(client: [UInt8]?, user: String?) -> Bool {
             if let user, !users.isEmpty {
                 for u in users {
