@@ -8,13 +8,13 @@ import Synchronization
 /// against none matching, and the time from a critical line arriving to its fsync'd
 /// incident line, while esafetyd ingests about 500k lines/s.
 enum IncidentBenchmark {
-    static func startDaemon(_ bin: String, _ dir: String, lists: [String]) -> Process {
+    static func startDaemon(_ bin: String, _ dir: String, lists: [String], snapshot: String? = nil) -> Process {
         try? FileManager.default.removeItem(atPath: dir)
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let daemon = Process()
         daemon.executableURL = URL(fileURLWithPath: bin + "/esafetyd")
         daemon.arguments =
-            lists.flatMap { ["--lists", $0] } + [
+            (snapshot.map { ["--snapshot", $0] } ?? lists.flatMap { ["--lists", $0] }) + [
                 "--socket", dir + "/in.sock", "--datagram-socket", dir + "/in.dgram",
                 "--control-socket", dir + "/ctl.sock", "--incident-log", dir + "/incidents.jsonl",
                 "--workers", "2", "--log-level", "warning",

@@ -35,8 +35,25 @@ enum MixBenchmark {
             "input: \(sent) lines, \(linesPerClient) per client (\(formats.joined(separator: ", "))), hosts from the "
                 + "whole Tranco top 100k with 1% UT1 entries, 2,000 client addresses and 900 Squid users"
         )
+        // ESAFETY_BENCH_SNAPSHOT=1: the lists compiled once (`esafety compile`), so each
+        // reload reads a snapshot instead of parsing UT1's text.
+        var snapshot: String? = nil
+        if ProcessInfo.processInfo.environment["ESAFETY_BENCH_SNAPSHOT"] == "1" {
+            let path = work + "/mix-ut1.snapshot"
+            let compile = Process()
+            compile.executableURL = URL(fileURLWithPath: bin + "/esafety")
+            compile.arguments = ["compile", "--lists", ut1, "--out", path]
+            compile.standardError = FileHandle.nullDevice
+            compile.standardOutput = FileHandle.nullDevice
+            try! compile.run()
+            compile.waitUntilExit()
+            snapshot = path
+            print("lists: a snapshot of UT1 compiled by `esafety compile`; each SIGHUP reloads it")
+        } else {
+            print("lists: UT1's text folders; each SIGHUP parses and compiles them again")
+        }
         for round in 1...rounds {
-            let daemon = IncidentBenchmark.startDaemon(bin, dir, lists: [ut1])
+            let daemon = IncidentBenchmark.startDaemon(bin, dir, lists: [ut1], snapshot: snapshot)
             let control = dir + "/ctl.sock"
             let pid = daemon.processIdentifier
             let threadsBefore = IncidentBenchmark.threadCPU(pid)

@@ -33,7 +33,8 @@ while let a = args.popFirst() {
         exit(0)
     default:
         print(
-            "usage: esafety-bench [--data DIR] [--only domains|patterns|replay|socket|mix|incidents|stages|squidguard|hash|people]"
+            "usage: esafety-bench [--data DIR] [--only "
+                + "domains|patterns|replay|socket|mix|incidents|stages|squidguard|hash|people]"
         )
         exit(2)
     }

@@ -67,10 +67,24 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         var url: String?
     }
     /// A person with a recent incident: their categorised requests until `until`.
-    struct Watch {
+    /// (A class: appended to in place per request, never copied.)
+    final class Watch {
         var ids: [String]
-        var until: Double
-        var seen: [Seen]
+        let until: Double
+        var seen: [Seen] = []
+        init(ids: [String], until: Double) { (self.ids, self.until) = (ids, until) }
+    }
+
+    /// The group worked out for a person's client under one policy (the policy held, not its
+    /// address: a freed policy's memory can be the next one's), in a box: taking it per
+    /// request is one retain, not a copy of the group's lists.
+    final class Chosen {
+        let client: String
+        let policy: Frozen
+        let group: Policy.Group
+        init(client: String, policy: Frozen, group: Policy.Group) {
+            (self.client, self.policy, self.group) = (client, policy, group)
+        }
     }
 
     /// Everything kept about one person (a user, or a client address when the log names
@@ -86,7 +100,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         var watch: Watch?
         /// The group, for the client and policy it was worked out for (the policy held, not
         /// its address: a freed policy's memory can be the next one's).
-        var group: (client: String, policy: Frozen, group: Policy.Group)?
+        var group: Chosen?
         /// The time of this person's latest request (for choosing whom to forget first).
         var lastActive = 0.0
         /// The key this person is kept under, and the second of log time at which the sweep
@@ -129,6 +143,8 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         var expiring: [Int: [Person]] = [:]
         var counter: UInt32 = 0
         var lastSweep = 0.0
+        /// The wall clock when last read (for lines dated ahead of it).
+        var wallClock = 0.0
         /// The latest (trusted) time seen: sweeps follow it, so sources whose clocks differ
         /// (Squid in UTC seconds, a resolver in local time a second behind) do not each set
         /// the sweep's time back and forth, which swept every person at every alternation.
@@ -225,18 +241,21 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         // window. Its own time stays in the record.
         let m = request
         var time = request.time
-        if time - Clock.now() > futureTolerance {
-            time = Clock.now()
-            futureTimes.add(1, ordering: .relaxed)
-        }
         let frozen = currentPolicy.withLock { $0 }
-        let policy = frozen.policy
         let name = user ?? m.client
         var out = Output()
         var category = ""
         state.withLock { s in
+            // The clock is read only when a line is that far ahead of the last reading.
+            if time - s.wallClock > futureTolerance {
+                s.wallClock = Clock.now()
+                if time - s.wallClock > futureTolerance {
+                    time = s.wallClock
+                    futureTimes.add(1, ordering: .relaxed)
+                }
+            }
             if time > s.latest { s.latest = time }
-            if s.latest - s.lastSweep >= 1 { sweep(&s, now: s.latest, policy: policy, into: &out) }
+            if s.latest - s.lastSweep >= 1 { sweep(&s, now: s.latest, policy: frozen.policy, into: &out) }
             let person: Person
             if let p = s.people[name] {
                 person = p
@@ -247,33 +266,47 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             }
             // Whatever this request leaves behind runs out one shortest window from now at the
             // earliest; the sweep then finds the exact next time.
-            if person.due == nil { Self.schedule(person, at: time + policy.shortestWindow, in: &s) }
+            if person.due == nil { Self.schedule(person, at: time + frozen.policy.shortestWindow, in: &s) }
             person.lastActive = max(person.lastActive, time)
-            let group: Policy.Group
-            if let g = person.group, g.client == m.client, g.policy === frozen {
-                group = g.group
+            let chosen: Chosen
+            // (Without groups, every client is in the default group.)
+            if let g = person.group, g.policy === frozen, frozen.policy.groups.isEmpty || g.client == m.client {
+                chosen = g
             } else {
-                group = policy.group(client: m.client, user: user)
-                person.group = (m.client, frozen, group)
+                chosen = Chosen(
+                    client: m.client,
+                    policy: frozen,
+                    group: frozen.policy.group(client: m.client, user: user)
+                )
+                person.group = chosen
             }
             // The most severe category this group raises incidents for; when it raises none
             // of them, the request still counts (and is kept as context) but opens no incident.
             // Rules are described (file, line, text) only for a new incident's record.
             var raised: Int? = nil
-            for i in 0..<count {
-                let c = m.category(i)
-                if group.raises(c.name, locked: c.locked) {
-                    raised = i
-                    break
+            var primary = m.category(0)
+            if chosen.group.raises(primary.name, locked: primary.locked) {
+                raised = 0
+            } else {
+                for i in 1..<max(1, count) {
+                    let c = m.category(i)
+                    if chosen.group.raises(c.name, locked: c.locked) {
+                        raised = i
+                        primary = c
+                        break
+                    }
                 }
             }
-            let primary = m.category(raised ?? 0)
             category = primary.name
             // Context: this person's categorised requests in the hour before an incident
             // (in memory only) and the hour after one (written as `context` events).
-            let span = policy.contextWindow
+            let span = frozen.policy.contextWindow
             if span > 0 { Self.keep(Seen(time: time, host: m.host, category: primary.name, url: m.url), for: person) }
-            guard raised != nil, group.mayReachMinimum(primary.severity, locked: primary.locked) else { return }
+            guard raised != nil, chosen.group.mayReachMinimum(primary.severity, locked: primary.locked) else {
+                return
+            }
+            let policy = frozen.policy
+            let group = chosen.group
             let site: String
             if let known = s.sites[m.host] {
                 site = known
@@ -354,7 +387,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     /// only, the last `contextLimit`), and in the watched hour after one.
     private static func keep(_ seen: Seen, for person: Person) {
         if let w = person.watch, seen.time < w.until, w.seen.count < contextLimit * 4 {
-            person.watch!.seen.append(seen)
+            w.seen.append(seen)
         }
         // Up to twice the limit, then the older half goes at once: no shift of the whole
         // array per request (readers take the last `contextLimit`).
@@ -422,7 +455,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         context: inout [[UInt8]]
     ) {
         if let w = person.watch, time < w.until {
-            if w.ids.count < 100 { person.watch!.ids.append(id) }
+            if w.ids.count < 100 { w.ids.append(id) }
             return
         }
         if let w = person.watch, !w.seen.isEmpty {
@@ -430,7 +463,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         }
         let before = person.seen.suffix(contextLimit + 1).dropLast().filter { time - $0.time < span }
         if !before.isEmpty { context.append(contextEvent(ids: [id], span: .before, seen: Array(before), time: time)) }
-        person.watch = Watch(ids: [id], until: time + span, seen: [])
+        person.watch = Watch(ids: [id], until: time + span)
     }
 
     /// Puts a person in the bucket of the second when something of theirs runs out.

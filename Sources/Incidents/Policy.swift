@@ -109,7 +109,9 @@ public struct Policy: Sendable, Equatable {
     /// The shortest of the windows above that is in use (at least a second): nothing a
     /// request leaves behind runs out sooner.
     public var shortestWindow: Double {
-        max(1, [deduplicationWindow, repetitionWindow, contextWindow].filter { $0 > 0 }.min() ?? 1)
+        var shortest = Double.infinity
+        for w in [deduplicationWindow, repetitionWindow, contextWindow] where w > 0 { shortest = min(shortest, w) }
+        return shortest.isFinite ? max(1, shortest) : 1
     }
     /// Seconds from the incident to its due time, per severity.
     public var deadlines: [Severity: Double] = [.critical: 3600, .high: 86400, .medium: 3 * 86400, .low: 7 * 86400]
@@ -120,6 +122,7 @@ public struct Policy: Sendable, Equatable {
     public init() {}
 
     public func group(client: String, user: String?) -> Group {
+        if groups.isEmpty { return defaultGroup }
         let ip = Self.address(client)
         for g in groups where g.matches(client: ip, user: user) { return g }
         return defaultGroup
