@@ -116,7 +116,34 @@ public enum CentralSchema {
                 FROM esafety.incidents GROUP BY 1, 2, 3;
             GRANT SELECT ON esafety.daily_counts TO esafety_governor, esafety_trust;
             """
-        )
+        ),
+        (
+            2,
+            """
+            -- The same rule, decided once per statement instead of once per row: each function
+            -- is called in a scalar subquery, which PostgreSQL runs once (an InitPlan) and
+            -- reuses for every row; `may_see(site)` ran its subquery for every row inserted,
+            -- returned or read, most of a bulk insert's time.
+            CREATE FUNCTION esafety.sees_all() RETURNS boolean LANGUAGE sql STABLE AS $f$
+                SELECT pg_has_role(current_user, 'esafety_trust', 'MEMBER')
+            $f$;
+            CREATE FUNCTION esafety.own_sites() RETURNS text[] LANGUAGE sql STABLE AS $f$
+                SELECT coalesce(array_agg(site), '{}') FROM esafety.site_roles WHERE role = current_user
+            $f$;
+            ALTER POLICY by_site ON esafety.lines
+                USING ((SELECT esafety.sees_all()) OR site = ANY ((SELECT esafety.own_sites())::text[]))
+                WITH CHECK ((SELECT esafety.sees_all()) OR site = ANY ((SELECT esafety.own_sites())::text[]));
+            ALTER POLICY by_site ON esafety.incidents
+                USING ((SELECT esafety.sees_all()) OR site = ANY ((SELECT esafety.own_sites())::text[]))
+                WITH CHECK ((SELECT esafety.sees_all()) OR site = ANY ((SELECT esafety.own_sites())::text[]));
+            ALTER POLICY by_site ON esafety.heads
+                USING ((SELECT esafety.sees_all()) OR site = ANY ((SELECT esafety.own_sites())::text[]))
+                WITH CHECK ((SELECT esafety.sees_all()) OR site = ANY ((SELECT esafety.own_sites())::text[]));
+            ALTER POLICY by_site ON esafety.tamper
+                USING ((SELECT esafety.sees_all()) OR site = ANY ((SELECT esafety.own_sites())::text[]))
+                WITH CHECK ((SELECT esafety.sees_all()) OR site = ANY ((SELECT esafety.own_sites())::text[]));
+            """
+        ),
     ]
 
     public struct Applied: Sendable {

@@ -335,20 +335,36 @@ public final class Forwarder: @unchecked Sendable {
                     logger: log
                 )
             }
-            for line in new {
-                guard case .action(let a) = line.record else { continue }
+            // The batch's actions folded in order over the states of the incidents they name:
+            // one SELECT ... FOR UPDATE and one UPDATE for the whole batch, not two per action.
+            let actions: [ActionRecord] = new.compactMap { if case .action(let a) = $0.record { a } else { nil } }
+            if !actions.isEmpty {
+                var names: [String] = []
+                var seen = Set<String>()
+                for a in actions where seen.insert(a.id).inserted { names.append(a.id) }
                 let rows = try await c.query(
-                    "SELECT state FROM esafety.incidents WHERE site = \(site) AND id = \(a.id) FOR UPDATE",
+                    """
+                    SELECT id, state FROM esafety.incidents WHERE site = \(site) AND id = ANY(\(names)::text[])
+                    FOR UPDATE
+                    """,
                     logger: log
                 )
-                var state: String?
-                for try await s in rows.decode(String.self) { state = s }
-                if let state, let now = IncidentView.State(rawValue: state),
-                    case .success(let next) = Workflow.next(now, a.action), next != now
-                {
+                var before: [String: IncidentView.State] = [:]
+                for try await (id, state) in rows.decode((String, String).self) {
+                    before[id] = IncidentView.State(rawValue: state)
+                }
+                var after = before
+                for a in actions {
+                    guard let now = after[a.id], case .success(let next) = Workflow.next(now, a.action) else { continue }
+                    after[a.id] = next
+                }
+                let changed = after.filter { before[$0.key] != $0.value }.sorted { $0.key < $1.key }
+                if !changed.isEmpty {
                     try await c.query(
                         """
-                        UPDATE esafety.incidents SET state = \(next.rawValue) WHERE site = \(site) AND id = \(a.id)
+                        UPDATE esafety.incidents AS i SET state = u.s
+                        FROM unnest(\(changed.map(\.key))::text[], \(changed.map(\.value.rawValue))::text[]) AS u(i, s)
+                        WHERE i.site = \(site) AND i.id = u.i
                         """,
                         logger: log
                     )
