@@ -43,13 +43,24 @@ psql -h "$DIR" -p 25432 -U postgres -d esafety -qc "CREATE ROLE trust_dsl LOGIN 
 "$BIN/esafety" central grant --postgres "$ADMIN" --role trust_dsl --as trust >/dev/null
 echo "pw-trust" > "$DIR/trust.pw"; chmod 600 "$DIR/trust.pw"
 echo "$SITES sites, $LINES lines ($INCIDENTS incidents) each; PostgreSQL $(basename "$(dirname "$PGBIN")") on this machine"
+# CPU seconds of PostgreSQL (the postmaster and the backends it has reaped) and of the forwarders.
+pgcpu() { awk '{ print ($14 + $15 + $16 + $17) / 100 }' "/proc/$PG/stat"; }
+PGCPU0=$(pgcpu)
+# `times` in this shell (not in a subshell, which would count only its own): its second line is
+# the CPU of the children waited for.
+childcpu() { awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] } print t }' "$1"; }
+times > "$DIR/times0"; FWCPU0=$(childcpu "$DIR/times0")
 START=$(date +%s.%N)
 for i in $(seq "$SITES"); do
-    "$BIN/esafety" forward --once --log "$DIR/site$i/incidents.jsonl" --site "site$i" \
+    "$BIN/esafety" forward --once ${BATCH:+--batch "$BATCH"} --log "$DIR/site$i/incidents.jsonl" --site "site$i" \
         --postgres "postgresql://fwd_site$i@:25432/esafety?host=$DIR" --password-file "$DIR/site$i/pw" 2>/dev/null &
 done
 wait $(jobs -p | grep -v "^$PG$") 2>/dev/null || true
 END=$(date +%s.%N)
+PGCPU1=$(pgcpu)
+times > "$DIR/times1"; FWCPU1=$(childcpu "$DIR/times1")
+awk -v a="$PGCPU0" -v b="$PGCPU1" -v c="$FWCPU0" -v d="$FWCPU1" 'BEGIN {
+    printf "CPU: PostgreSQL %.1f s, the forwarders %.1f s\n", b - a, d - c }'
 STORED=$(psql -h "$DIR" -p 25432 -U postgres -d esafety -Atc 'SELECT count(*) FROM esafety.lines')
 STORED_INCIDENTS=$(psql -h "$DIR" -p 25432 -U postgres -d esafety -Atc 'SELECT count(*) FROM esafety.incidents')
 awk -v s="$START" -v e="$END" -v l="$STORED" -v n="$STORED_INCIDENTS" -v want=$((SITES * LINES)) 'BEGIN {

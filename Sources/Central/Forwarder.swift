@@ -110,8 +110,57 @@ public final class Forwarder: @unchecked Sendable {
         var text: String
         var chain: String
         var intact: Bool
-        var record: LogRecord?
+        var event: String
+        var id: String
+        var time: String
+        /// What the incidents table keeps of an incident line.
+        var incident: Incident?
         var end: Int64
+
+        struct Incident {
+            var id, time, severity, category, group, person, host: String
+            var due: String?
+        }
+
+        static let incidentKeys: Set<String> = [
+            "id", "time", "severity", "category", "group", "client", "user", "host", "due",
+        ]
+
+        /// The head found by position and an incident's fields read without decoding the whole
+        /// record; a line in any other shape is decoded whole.
+        static func fields(_ text: String) -> (event: String, id: String, time: String, incident: Incident?) {
+            if let h = LogLine.head(text), let time = LogLine.time(text) {
+                guard h.event == "incident" else { return (String(h.event), String(h.id), time, nil) }
+                if let f = RecordFields.strings(text, keys: incidentKeys), let id = f["id"] ?? nil,
+                    let time = f["time"] ?? nil, let client = f["client"] ?? nil, let host = f["host"] ?? nil
+                {
+                    let incident = Incident(
+                        id: id,
+                        time: time,
+                        severity: (f["severity"] ?? nil) ?? "",
+                        category: (f["category"] ?? nil) ?? "",
+                        group: (f["group"] ?? nil) ?? "",
+                        person: (f["user"] ?? nil) ?? client,
+                        host: host,
+                        due: f["due"] ?? nil
+                    )
+                    return ("incident", id, time, incident)
+                }
+            }
+            guard let record = LogRecord(line: text) else { return ("unreadable", "", "", nil) }
+            guard case .incident(let r) = record else { return (record.event, record.id ?? "", record.time, nil) }
+            let incident = Incident(
+                id: r.id,
+                time: r.time.text,
+                severity: r.severity?.description ?? "",
+                category: r.category,
+                group: r.group,
+                person: r.person,
+                host: r.host,
+                due: r.due?.text
+            )
+            return (record.event, r.id, r.time.text, incident)
+        }
     }
 
     /// The next lines after the position, from the file it names or the files after it: at
@@ -159,8 +208,11 @@ public final class Forwarder: @unchecked Sendable {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return [] }
         defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 1 << 22)
-        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
+        // Not zeroed first: only the bytes pread fills are read.
+        let buffer = [UInt8](unsafeUninitializedCapacity: 1 << 22) { b, count in
+            count = max(0, pread(fd, b.baseAddress, b.count, off_t(offset)))
+        }
+        let n = buffer.count
         guard n > 0 else { return [] }
         var lines: [Line] = []
         var seq = position.seq
@@ -175,13 +227,17 @@ public final class Forwarder: @unchecked Sendable {
             seq += 1
             let checked = HashChain.follows(Substring(text), previous: chain)
             let value = checked?.chain ?? ""
+            let f = Line.fields(text)
             lines.append(
                 Line(
                     seq: seq,
                     text: text,
                     chain: value.isEmpty ? "unsealed-\(seq)" : value,
                     intact: checked?.intact ?? false,
-                    record: LogRecord(line: text),
+                    event: f.event,
+                    id: f.id,
+                    time: f.time,
+                    incident: f.incident,
                     end: end
                 )
             )
@@ -289,9 +345,8 @@ public final class Forwarder: @unchecked Sendable {
                 INSERT INTO esafety.lines (site, seq, chain, event, id, time, line, intact)
                 SELECT \(site), s, c, e, NULLIF(i, ''), NULLIF(t, ''), l::jsonb, k
                 FROM unnest(\(lines.map(\.seq))::bigint[], \(lines.map(\.chain))::text[], \
-                \(lines.map { $0.record?.event ?? "unreadable" })::text[], \
-                \(lines.map { $0.record?.id ?? "" })::text[], \
-                \(lines.map { $0.record?.time ?? "" })::text[], \(lines.map(\.text))::text[], \
+                \(lines.map(\.event))::text[], \(lines.map(\.id))::text[], \(lines.map(\.time))::text[], \
+                \(lines.map(\.text))::text[], \
                 \(lines.map(\.intact))::boolean[]) AS u(s, c, e, i, t, l, k)
                 ON CONFLICT (site, chain) DO NOTHING RETURNING chain
                 """,
@@ -316,19 +371,16 @@ public final class Forwarder: @unchecked Sendable {
             }
             // The batch's new incidents in one statement, then its actions in order (an action
             // always follows its incident in the log).
-            let incidents: [(IncidentRecord, String)] = new.compactMap {
-                if case .incident(let r) = $0.record { (r, $0.text) } else { nil }
-            }
+            let incidents: [(Line.Incident, String)] = new.compactMap { l in l.incident.map { ($0, l.text) } }
             if !incidents.isEmpty {
                 try await c.query(
                     """
                     INSERT INTO esafety.incidents (site, id, time, severity, category, grp, person, host, due, record)
                     SELECT \(site), i, t, NULLIF(s, ''), c, g, p, h, NULLIF(d, ''), r::jsonb
-                    FROM unnest(\(incidents.map(\.0.id))::text[], \(incidents.map(\.0.time.text))::text[], \
-                    \(incidents.map { $0.0.severity?.description ?? "" })::text[], \
-                    \(incidents.map(\.0.category))::text[], \
+                    FROM unnest(\(incidents.map(\.0.id))::text[], \(incidents.map(\.0.time))::text[], \
+                    \(incidents.map(\.0.severity))::text[], \(incidents.map(\.0.category))::text[], \
                     \(incidents.map(\.0.group))::text[], \(incidents.map(\.0.person))::text[], \
-                    \(incidents.map(\.0.host))::text[], \(incidents.map { $0.0.due?.text ?? "" })::text[], \
+                    \(incidents.map(\.0.host))::text[], \(incidents.map { $0.0.due ?? "" })::text[], \
                     \(incidents.map(\.1))::text[]) AS u(i, t, s, c, g, p, h, d, r)
                     ON CONFLICT (site, id) DO NOTHING
                     """,
@@ -337,7 +389,9 @@ public final class Forwarder: @unchecked Sendable {
             }
             // The batch's actions folded in order over the states of the incidents they name:
             // one SELECT ... FOR UPDATE and one UPDATE for the whole batch, not two per action.
-            let actions: [ActionRecord] = new.compactMap { if case .action(let a) = $0.record { a } else { nil } }
+            let actions: [(id: String, action: Workflow.Action)] = new.compactMap { l in
+                Workflow.Action(rawValue: l.event).map { (l.id, $0) }
+            }
             if !actions.isEmpty {
                 var names: [String] = []
                 var seen = Set<String>()
@@ -355,7 +409,9 @@ public final class Forwarder: @unchecked Sendable {
                 }
                 var after = before
                 for a in actions {
-                    guard let now = after[a.id], case .success(let next) = Workflow.next(now, a.action) else { continue }
+                    guard let now = after[a.id], case .success(let next) = Workflow.next(now, a.action) else {
+                        continue
+                    }
                     after[a.id] = next
                 }
                 let changed = after.filter { before[$0.key] != $0.value }.sorted { $0.key < $1.key }

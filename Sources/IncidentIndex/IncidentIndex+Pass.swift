@@ -69,7 +69,7 @@ extension IncidentIndex {
         mutating func apply(_ line: String, into u: inout Update) throws {
             // esafety's own lines by their head (`{"event":"NAME","id":"ID",...`) and the few fields
             // the index keeps; any other shape is decoded whole.
-            if let h = IncidentIndex.head(line), h.event != "context", !h.id.isEmpty {
+            if let h = LogLine.head(line), h.event != "context", !h.id.isEmpty {
                 if h.event == "incident" {
                     if let f = RecordFields.strings(line, keys: IncidentIndex.incidentKeys), let id = f["id"] ?? nil,
                         let time = f["time"] ?? nil, let client = f["client"] ?? nil, let host = f["host"] ?? nil
@@ -97,9 +97,9 @@ extension IncidentIndex {
                     let id = String(h.id)
                     if let action = Workflow.Action(rawValue: String(h.event)) {
                         let note = action == .note ? RecordFields.strings(line, keys: ["note"])?["note"] ?? nil : nil
-                        try self.action(action, id: id, time: IncidentIndex.time(line), note: note, line: line)
+                        try self.action(action, id: id, time: LogLine.time(line), note: note, line: line)
                     } else if h.event == "hits" || h.event == "verdict" {
-                        try insertEvent.execute(arguments: [id, String(h.event), IncidentIndex.time(line), line])
+                        try insertEvent.execute(arguments: [id, String(h.event), LogLine.time(line), line])
                     }
                     return
                 }

@@ -274,29 +274,6 @@ public final class IncidentIndex: @unchecked Sendable {
         return String(line[r.upperBound..<line.index(line.endIndex, offsetBy: -2)])
     }
 
-    /// The `time` that follows `event` and `id` in esafety's event lines (nil otherwise).
-    static func time(_ line: String) -> String? {
-        guard let r = line.range(of: "\",\"time\":\""), let end = line[r.upperBound...].firstIndex(of: "\"") else {
-            return nil
-        }
-        return String(line[r.upperBound..<end])
-    }
-
-    /// `event` and `id` of a line as esafety writes them (`{"event":"NAME","id":"ID",...`: the
-    /// fixed key order of JSONText records); nil for any other shape.
-    static func head(_ line: String) -> (event: Substring, id: Substring)? {
-        let prefix = "{\"event\":\""
-        guard line.hasPrefix(prefix) else { return nil }
-        let rest = line.dropFirst(prefix.count)
-        guard let q = rest.firstIndex(of: "\"") else { return nil }
-        let event = rest[..<q]
-        let after = rest[q...]
-        guard after.hasPrefix("\",\"id\":\"") else { return (event, "") }
-        let idStart = after.index(after.startIndex, offsetBy: 8)
-        guard let e = after[idStart...].firstIndex(of: "\"") else { return nil }
-        return (event, after[idStart..<e])
-    }
-
     // MARK: - Queries
 
     /// What the tools ask for; nil fields do not filter.

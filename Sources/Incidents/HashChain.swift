@@ -58,11 +58,22 @@ public enum HashChain {
     }
 
     /// Splits a sealed line into its body and chain value.
+    /// The chain value is the line's last 66 bytes but `"}`: found by position in the bytes
+    /// (every forwarded, verified and indexed line passes here).
     public static func split(_ line: Substring) -> (body: Substring, chain: String)? {
-        guard line.hasSuffix("\"}"), let r = line.range(of: marker, options: .backwards) else { return nil }
-        let chain = line[r.upperBound..<line.index(line.endIndex, offsetBy: -2)]
-        guard chain.count == 64, chain.allSatisfy({ $0.isHexDigit }) else { return nil }
-        return (line[..<r.lowerBound], String(chain))
+        let u = line.utf8
+        let m = marker.utf8
+        guard u.count >= m.count + 66 else { return nil }
+        let close = u.index(u.endIndex, offsetBy: -2)
+        guard u[close] == 0x22, u[u.index(after: close)] == 0x7D else { return nil }
+        let chainStart = u.index(close, offsetBy: -64)
+        let markerStart = u.index(chainStart, offsetBy: -m.count)
+        guard u[markerStart..<chainStart].elementsEqual(m) else { return nil }
+        let hex = u[chainStart..<close]
+        guard hex.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x66) }) else {
+            return nil
+        }
+        return (line[..<markerStart], String(decoding: hex, as: UTF8.self))
     }
 
     public struct Failure: Sendable, CustomStringConvertible, Equatable {

@@ -203,10 +203,12 @@ struct ForwardCommand: ParsableCommand {
     )
     var retryMax = 30.0
     @Flag(help: "Ship what is there, then stop (instead of following the log).") var once = false
+    @Option(help: ArgumentHelp("Lines shipped in one transaction, at most.", valueName: "n")) var batch = 500
 
     func validate() throws {
         guard Forwarder.validSite(site) else { throw ValidationError("--site: a-z, 0-9, '.', '_', '-', 1 to 64") }
         guard retryMax >= 0.1 && retryMax <= 3600 else { throw ValidationError("--retry-max: 0.1 to 3600 seconds") }
+        guard batch >= 1 && batch <= 50_000 else { throw ValidationError("--batch: 1 to 50000 lines") }
     }
 
     func run() throws {
@@ -219,6 +221,7 @@ struct ForwardCommand: ParsableCommand {
             positionPath: state ?? "\(folder)/forward-\(site).position"
         )
         settings.maxBackoff = retryMax
+        settings.batch = batch
         var logger = Logger(label: "esafety-forward") { _ in StreamLogHandler.standardError(label: "esafety-forward") }
         logger.logLevel = .info
         let forwarder = Forwarder(settings: settings, database: database, logger: logger)

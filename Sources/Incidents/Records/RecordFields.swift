@@ -2,8 +2,8 @@
 /// record: what the index stores of an incident. Nested objects and arrays are skipped;
 /// strings are unescaped (JSON's escapes, `\u` included). Nil when the line is not an
 /// object this reader can walk (the index then decodes it the slow way).
-enum RecordFields {
-    static func strings(_ line: String, keys: Set<String>) -> [String: String?]? {
+public enum RecordFields {
+    public static func strings(_ line: String, keys: Set<String>) -> [String: String?]? {
         var out: [String: String?] = [:]
         var bytes = Array(line.utf8)
         return bytes.withUnsafeMutableBufferPointer { b -> [String: String?]? in
