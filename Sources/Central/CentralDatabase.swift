@@ -135,3 +135,12 @@ final class ResultBox<T: Sendable>: @unchecked Sendable {
     func set(_ r: Result<T, any Error>) { lock.withLock { value = r } }
     func get() -> Result<T, any Error> { lock.withLock { value! } }
 }
+
+/// A connection and its logger handed to work run on it (`runBlocking`).
+public struct PostgresConnectionBox: @unchecked Sendable {
+    public let connection: PostgresConnection
+    public let logger: Logger
+    public init(connection: PostgresConnection, logger: Logger) {
+        (self.connection, self.logger) = (connection, logger)
+    }
+}

@@ -144,6 +144,36 @@ public enum CentralSchema {
                 WITH CHECK ((SELECT esafety.sees_all()) OR site = ANY ((SELECT esafety.own_sites())::text[]));
             """
         ),
+        (
+            3,
+            """
+            -- Workflow actions taken centrally (`esafety incidents ... --central`, a trust's DSL
+            -- acting on a school's incident): the event as the tool writes it, who acted as they
+            -- gave it (`by`) and the database role that wrote it (`account`, set by the database,
+            -- not the client). The site's own log does not hold these; the incident's state here
+            -- is its log's actions and these, in the order they were applied.
+            CREATE TABLE esafety.actions (
+                site text NOT NULL,
+                id text NOT NULL,
+                n bigserial NOT NULL,
+                time text NOT NULL,
+                action text NOT NULL,
+                by text NOT NULL,
+                account name NOT NULL DEFAULT current_user,
+                line jsonb NOT NULL,
+                recorded timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (site, id, n)
+            );
+            ALTER TABLE esafety.actions ENABLE ROW LEVEL SECURITY;
+            CREATE POLICY by_site ON esafety.actions
+                USING ((SELECT esafety.sees_all()) OR site = ANY ((SELECT esafety.own_sites())::text[]))
+                WITH CHECK (account = current_user
+                    AND ((SELECT esafety.sees_all()) OR site = ANY ((SELECT esafety.own_sites())::text[])));
+            GRANT SELECT, INSERT ON esafety.actions TO esafety_school, esafety_trust;
+            GRANT USAGE ON SEQUENCE esafety.actions_n_seq TO esafety_school, esafety_trust;
+            GRANT UPDATE (state) ON esafety.incidents TO esafety_school, esafety_trust;
+            """
+        ),
     ]
 
     public struct Applied: Sendable {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Central
 import Classifier
 import Daemon
 import Foundation
@@ -39,6 +40,57 @@ struct LogOption: ParsableArguments {
             }
         }
         return ResolvedLog(configuration: configuration, path: log ?? configuration.incidentLog)
+    }
+}
+
+/// `--central URL`: read and act on the trust's central store instead of this school's log.
+struct CentralSource: ParsableArguments {
+    @Option(
+        name: .customLong("central"),
+        help: ArgumentHelp(
+            "The trust's central store (postgresql://ROLE@HOST/DB?sslmode=verify-full&sslrootcert=CA): "
+                + "what this role may see, instead of this school's log.",
+            valueName: "url"
+        )
+    )
+    var url: String?
+    @Option(
+        name: .customLong("password-file"),
+        help: ArgumentHelp("With --central: a file (0600) holding the role's password.", valueName: "file")
+    )
+    var passwordFile: String?
+    @Option(help: "With --central: only this site.") var site: String?
+
+    /// Nil without --central.
+    func database() throws -> CentralDatabase? {
+        guard let url else {
+            if site != nil || passwordFile != nil {
+                throw CommandFailure("--site and --password-file go with --central", status: 2)
+            }
+            return nil
+        }
+        do { return try CentralDatabase(url: url, passwordFile: passwordFile) } catch {
+            throw CommandFailure(error.description, status: 2)
+        }
+    }
+
+    /// Runs `work` on one connection to the store; its refusals and errors in the tool's words.
+    func run<T: Sendable>(
+        _ database: CentralDatabase,
+        _ work: @escaping @Sendable (PostgresConnectionBox) async throws -> T
+    ) throws -> T {
+        let logger = centralLogger()
+        do {
+            return try runBlocking {
+                let c = try await database.connect(logger: logger)
+                defer { Task { try? await c.close() } }
+                return try await work(PostgresConnectionBox(connection: c, logger: logger))
+            }
+        } catch let refusal as CentralIncidents.Refusal {
+            throw CommandFailure(refusal.description, status: 1)
+        } catch {
+            throw CommandFailure("\(database): \(Forwarder.describe(error))", status: 1)
+        }
     }
 }
 
@@ -174,7 +226,32 @@ struct ListCommand: ParsableCommand {
     @Option(help: "At most this many, the newest.") var limit: Int?
     @Flag(help: "The records as JSON lines.") var json = false
 
+    @OptionGroup var central: CentralSource
+
     func run() throws {
+        if let database = try central.database() {
+            let others: [(String, Bool)] = [
+                ("--overdue", overdue), ("--group", group != nil), ("--user", user != nil),
+                ("--client", client != nil), ("--since", since != nil), ("--until", until != nil),
+                ("--search", search != nil), ("--json", json),
+            ]
+            if let (name, _) = others.first(where: { $0.1 }) {
+                throw CommandFailure("\(name) is not yet supported with --central", status: 2)
+            }
+            var f = CentralIncidents.Filter()
+            (f.site, f.open, f.severity, f.category, f.person) = (
+                central.site, open, severity?.description, category, person
+            )
+            f.limit = limit ?? 50
+            let filter = f
+            let found = try central.run(database) { box in
+                try await CentralIncidents.list(box.connection, filter, logger: box.logger)
+            }
+            let color = isatty(1) != 0
+            for (site, v) in found { print("\(Terminal.escape(site))  \(IncidentStore.line(v, color: color))") }
+            FileHandle.standardError.write(Data("\(found.count) incident(s)\n".utf8))
+            return
+        }
         var q = IncidentIndex.Query()
         q.open = open
         q.overdueAt = overdue ? Clock.rfc3339(Date().timeIntervalSince1970) : nil
@@ -197,7 +274,19 @@ struct ShowCommand: ParsableCommand {
     @OptionGroup var log: LogOption
     @Argument(help: "The incident id, or at least its first 8 characters.") var id: String
 
+    @OptionGroup var central: CentralSource
+
     func run() throws {
+        if let database = try central.database() {
+            let (id, site) = (self.id, central.site)
+            let (s, v) = try central.run(database) { box in
+                try await CentralIncidents.find(box.connection, id: id, site: site, logger: box.logger)
+            }
+            print("site \(Terminal.escape(s))")
+            print(IncidentStore.line(v, color: isatty(1) != 0))
+            print(IncidentDisplay.details(v), terminator: "")
+            return
+        }
         let v = try log.resolve().find(id)
         print(IncidentStore.line(v, color: isatty(1) != 0))
         print(IncidentDisplay.details(v), terminator: "")
@@ -216,6 +305,7 @@ struct ActOptions: ParsableArguments {
     var by: String?
     @Argument(help: "The incident id (from `esafety incidents list`), or at least its first 8 characters.") var id:
         String
+    @OptionGroup var central: CentralSource
 
     /// Appends the event for `action` after checking the transition and its details against
     /// the incident as it stands in the log (read under the log's lock).
@@ -224,6 +314,27 @@ struct ActOptions: ParsableArguments {
         _ details: Workflow.Details = Workflow.Details(),
         after: ((IncidentView) -> Void)? = nil
     ) throws {
+        if let database = try central.database() {
+            let who = by ?? Identity.account()
+            let (id, site) = (self.id, central.site)
+            let (s, v, state) = try central.run(database) { box in
+                try await CentralIncidents.act(
+                    box.connection,
+                    id: id,
+                    site: site,
+                    action: action,
+                    details: details,
+                    by: who,
+                    logger: box.logger
+                )
+            }
+            print(
+                "\(Terminal.escape(v.id)) (\(Terminal.escape(s))): \(action.rawValue) by \(Terminal.escape(who)), "
+                    + "recorded centrally; now \(state.rawValue)"
+            )
+            after?(v)
+            return
+        }
         let log = try self.log.resolve()
         let owner = Identity.owner(of: log.path)
         if let refusal = Identity.requireMember(of: log.group, logOwner: owner) {

@@ -95,7 +95,7 @@ struct CentralTests {
     static func store(_ dir: TempDir) throws -> PostgresServer {
         let pg = try PostgresServer()
         var (code, out) = try Child.run(esafety, ["central", "init", "--postgres", pg.url("postgres")])
-        #expect(code == 0 && out.contains("applied migration(s) 1, 2; schema version 2"), "\(out)")
+        #expect(code == 0 && out.contains("applied migration(s) 1, 2, 3; schema version 3"), "\(out)")
         (code, out) = try Child.run(esafety, ["central", "init", "--postgres", pg.url("postgres")])
         #expect(code == 0 && out.contains("up to date"), "init is safe to run again: \(out)")
         for (role, kind, site) in [
@@ -259,6 +259,95 @@ struct CentralTests {
             code == 0 && out.contains("200 incident(s)") && out.contains("north") && !out.contains("  south  "),
             "\(out.suffix(200))"
         )
+    }
+
+    @Test(
+        "the tool against the central store: list, show and act as the role may; an action is recorded centrally with who wrote it, refused as the tool refuses"
+    )
+    func toolOnTheCentralStore() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        // The same generated history at both sites: the same ids name two incidents (ids are
+        // unique per site only, as at two schools).
+        for (site, count) in [("north", 100), ("south", 100)] {
+            let log = try Self.history(dir, site, incidents: count)
+            let (code, out) = try Child.run(
+                Self.esafety,
+                [
+                    "forward", "--once", "--log", log.path, "--site", site, "--postgres", pg.url("fwd_\(site)"),
+                    "--password-file", dir.path + "/fwd_\(site).pw",
+                ]
+            )
+            #expect(code == 0, "\(out)")
+        }
+        func tool(_ role: String, _ arguments: [String]) throws -> (Int32, String) {
+            try Child.run(
+                Self.esafety,
+                ["incidents"] + arguments + ["--central", pg.url(role), "--password-file", dir.path + "/\(role).pw"]
+            )
+        }
+        func value(_ sql: String) -> String { pg.sql(sql).1.trimmingCharacters(in: .whitespacesAndNewlines) }
+        let open = value(
+            "SELECT count(*) FROM esafety.incidents WHERE site = 'north' AND state IN ('new','acknowledged','escalated')"
+        )
+        // The school's role lists its own site's open incidents only; the trust's role both.
+        var (code, out) = try tool("school_north", ["list", "--open", "--limit", "1000"])
+        #expect(code == 0 && out.contains("\(open) incident(s)"), "\(out.suffix(300))")
+        #expect(!out.contains("south  "), "another site's incident listed for a school's role")
+        (code, out) = try tool("trust_dsl", ["list", "--limit", "1000"])
+        #expect(code == 0 && out.contains("200 incident(s)") && out.contains("south  "), "\(out.suffix(300))")
+        // Show: the record and its history, folded from the shipped lines.
+        let northID = value(
+            "SELECT id FROM esafety.incidents WHERE site = 'north' AND state = 'new' ORDER BY id LIMIT 1"
+        )
+        (code, out) = try tool("school_north", ["show", String(northID.prefix(20))])
+        #expect(code == 0 && out.contains("site north") && out.contains(northID), "\(out)")
+        (code, out) = try tool("school_north", ["show", northID, "--site", "south"])
+        #expect(code == 1 && out.contains("no incident \(northID)"), "a school cannot read another site's: \(out)")
+        // An action, as the school's DSL: recorded centrally, with the acting person and the
+        // database role that wrote it; the state moves; the same action again is refused.
+        (code, out) = try tool("school_north", ["ack", northID, "--by", "Ms Dsl"])
+        #expect(code == 0 && out.contains("recorded centrally; now acknowledged"), "\(out)")
+        #expect(
+            value("SELECT site, by, account, action FROM esafety.actions WHERE id = '\(northID)'")
+                == "north|Ms Dsl|school_north|ack"
+        )
+        #expect(
+            value("SELECT state FROM esafety.incidents WHERE site = 'north' AND id = '\(northID)'") == "acknowledged"
+        )
+        (code, out) = try tool("school_north", ["ack", northID])
+        #expect(code == 1 && out.contains("cannot ack"), "\(out)")
+        (code, out) = try tool("school_north", ["escalate", northID, "--to", "police"])
+        #expect(code != 0 && out.contains("needs --reason"), "\(out)")
+        // The trust sees both sites, where the same id names two incidents: it must say which.
+        let escalate = ["escalate", northID, "--to", "police", "--reason", "threat to a pupil", "--by", "Trust DSL"]
+        (code, out) = try tool("trust_dsl", escalate)
+        #expect(code == 1 && out.contains("(north)") && out.contains("(south)") && out.contains("--site"), "\(out)")
+        (code, out) = try tool("trust_dsl", escalate + ["--site", "north"])
+        #expect(code == 0 && out.contains("now escalated"), "\(out)")
+        (code, out) = try tool("school_north", ["show", northID])
+        #expect(out.contains("Ms Dsl") && out.contains("Trust DSL") && out.contains("threat to a pupil"), "\(out)")
+        // A school's role cannot act on another site's incident, nor write an action for it
+        // behind the tool's back, nor sign an action as another role.
+        (code, out) = try tool("school_north", ["ack", northID, "--site", "south"])
+        #expect(code == 1 && out.contains("no incident"), "\(out)")
+        let forged = pg.sql(
+            "INSERT INTO esafety.actions (site, id, time, action, by, line) "
+                + "VALUES ('south', '\(northID)', 't', 'ack', 'x', '{}')",
+            user: "school_north",
+            password: "pw-school_north"
+        )
+        #expect(forged.0 != 0, "row-level security refuses another site's action")
+        let impersonated = pg.sql(
+            "INSERT INTO esafety.actions (site, id, time, action, by, account, line) "
+                + "VALUES ('north', '\(northID)', 't', 'ack', 'x', 'trust_dsl', '{}')",
+            user: "school_north",
+            password: "pw-school_north"
+        )
+        #expect(impersonated.0 != 0, "the account is the database's, not the writer's")
+        // IT has no child's record through the tool either.
+        (code, out) = try tool("it_desk", ["list"])
+        #expect(code == 1 && out.contains("permission denied"), "\(out)")
     }
 
     @Test("a tampered site log is shipped marked and flagged centrally, with a critical line where it runs")

@@ -1,0 +1,183 @@
+import Incidents
+import Logging
+import PostgresNIO
+import SystemSupport
+
+/// The incidents of the central store as the tools read and act on them
+/// (`esafety incidents list|show|ack|... --central URL`): what the connecting role may see,
+/// decided by the database (row-level security), never filtered here. An incident is folded
+/// from its site's shipped lines and the actions taken centrally, through the same
+/// `IncidentStore.fold` and `Workflow` rules as a school's own log.
+public enum CentralIncidents {
+    /// A refusal in the tool's words (no such incident, a transition that does not fit).
+    public struct Refusal: Error, CustomStringConvertible, Sendable {
+        public var description: String
+    }
+
+    public struct Filter: Sendable {
+        public var site: String?
+        public var open = false
+        public var severity: String?
+        public var category: String?
+        public var person: String?
+        public var limit = 50
+        public init() {}
+    }
+
+    /// The newest incidents the filter selects, each with its site; the state is the store's
+    /// (its log's actions and the central ones, as applied).
+    public static func list(
+        _ c: PostgresConnection,
+        _ f: Filter,
+        logger: Logger
+    ) async throws -> [(site: String, view: IncidentView)] {
+        let rows = try await c.query(
+            """
+            SELECT site, record::text, state FROM esafety.incidents
+            WHERE (\(f.site)::text IS NULL OR site = \(f.site))
+            AND (NOT \(f.open) OR state IN ('new', 'acknowledged', 'escalated'))
+            AND (\(f.severity)::text IS NULL OR severity = \(f.severity))
+            AND (\(f.category)::text IS NULL OR category = \(f.category))
+            AND (\(f.person)::text IS NULL OR person = \(f.person))
+            ORDER BY time DESC LIMIT \(f.limit)
+            """,
+            logger: logger
+        )
+        var out: [(String, IncidentView)] = []
+        for try await (site, line, state) in rows.decode((String, String, String).self) {
+            guard case .incident(let record) = LogRecord(line: line) else { continue }
+            var view = IncidentView(record: record, line: line)
+            if let s = IncidentView.State(rawValue: state) { view.workflow.state = s }
+            out.append((site, view))
+        }
+        return out
+    }
+
+    /// The incident an id (or a prefix of 8 or more characters) names, with its whole
+    /// history: the site's lines in the site's order, then the central actions in theirs,
+    /// merged by time. `lock` takes the incident's row for an action (FOR UPDATE).
+    public static func find(
+        _ c: PostgresConnection,
+        id: String,
+        site: String?,
+        lock: Bool = false,
+        logger: Logger
+    ) async throws -> (site: String, view: IncidentView) {
+        let pattern =
+            id.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+            .replacingOccurrences(of: "_", with: "\\_") + "%"
+        let candidates = try await c.query(
+            """
+            SELECT site, id FROM esafety.incidents
+            WHERE (\(site)::text IS NULL OR site = \(site))
+            AND (id = \(id) OR (\(id.count >= 8) AND id LIKE \(pattern)))
+            ORDER BY id = \(id) DESC, site, id LIMIT 6
+            """,
+            logger: logger
+        )
+        var found: [(String, String)] = []
+        for try await row in candidates.decode((String, String).self) { found.append(row) }
+        if let exact = found.first, exact.1 == id, found.dropFirst().allSatisfy({ $0.1 != id }) {
+            found = [exact]
+        }
+        guard found.count == 1 else {
+            if found.isEmpty {
+                throw Refusal(
+                    description: id.count < 8
+                        ? "no incident \(id) (give the whole id or at least 8 characters)"
+                        : "no incident \(id) that this role may see in the central store"
+                )
+            }
+            let some = found.prefix(5).map { "\($0.1) (\($0.0))" }.joined(separator: ", ")
+            throw Refusal(
+                description: "more than one incident starts with \(id) (\(some)): give more of the id, or --site"
+            )
+        }
+        let (s, full) = found[0]
+        if lock {
+            try await c.query(
+                "SELECT 1 FROM esafety.incidents WHERE site = \(s) AND id = \(full) FOR UPDATE",
+                logger: logger
+            )
+        }
+        let shipped = try await c.query(
+            "SELECT line::text, event FROM esafety.lines WHERE site = \(s) AND id = \(full) ORDER BY seq",
+            logger: logger
+        )
+        var incidentLine: String?
+        var events: [(time: String, line: String)] = []
+        for try await (line, event) in shipped.decode((String, String).self) {
+            if event == "incident" { incidentLine = line } else { events.append((LogLine.time(line) ?? "", line)) }
+        }
+        let central = try await c.query(
+            "SELECT line::text, time FROM esafety.actions WHERE site = \(s) AND id = \(full) ORDER BY n",
+            logger: logger
+        )
+        var taken: [(time: String, line: String)] = []
+        for try await (line, time) in central.decode((String, String).self) { taken.append((time, line)) }
+        guard let incidentLine else {
+            throw Refusal(description: "incident \(full) of site \(s): its line is not in the central store")
+        }
+        // Both lists are in order already; merged by time, the site's first on a tie.
+        var merged: [String] = [incidentLine]
+        var (i, j) = (0, 0)
+        while i < events.count || j < taken.count {
+            if j == taken.count || (i < events.count && events[i].time <= taken[j].time) {
+                merged.append(events[i].line)
+                i += 1
+            } else {
+                merged.append(taken[j].line)
+                j += 1
+            }
+        }
+        guard let view = IncidentStore.fold(merged.joined(separator: "\n")).first(where: { $0.id == full }) else {
+            throw Refusal(description: "incident \(full) of site \(s) cannot be read")
+        }
+        return (s, view)
+    }
+
+    /// One workflow action taken centrally, in one transaction: the incident found and locked,
+    /// the transition and the details checked as the tool checks them, the event recorded in
+    /// `esafety.actions` (the database records which role wrote it) and the state updated.
+    public static func act(
+        _ c: PostgresConnection,
+        id: String,
+        site: String?,
+        action: Workflow.Action,
+        details: Workflow.Details,
+        by: String,
+        logger: Logger
+    ) async throws -> (site: String, view: IncidentView, state: Workflow.State) {
+        try await c.query("BEGIN", logger: logger)
+        do {
+            let (s, v) = try await find(c, id: id, site: site, lock: true, logger: logger)
+            let next: Workflow.State
+            switch Workflow.next(v.state, action) {
+            case .success(let state): next = state
+            case .failure(let refusal):
+                throw Refusal(description: "cannot \(action.rawValue) \(v.id): \(refusal.description)")
+            }
+            var record = ActionRecord(action, id: v.id, time: Clock.rfc3339(Clock.now()), by: by)
+            if let refusal = Workflow.fill(&record, action, details) { throw Refusal(description: refusal.description) }
+            let line = LogRecord.action(record).text
+            try await c.query(
+                """
+                INSERT INTO esafety.actions (site, id, time, action, by, line)
+                VALUES (\(s), \(v.id), \(record.time), \(action.rawValue), \(by), \(line)::jsonb)
+                """,
+                logger: logger
+            )
+            if next != v.state {
+                try await c.query(
+                    "UPDATE esafety.incidents SET state = \(next.rawValue) WHERE site = \(s) AND id = \(v.id)",
+                    logger: logger
+                )
+            }
+            try await c.query("COMMIT", logger: logger)
+            return (s, v, next)
+        } catch {
+            _ = try? await c.query("ROLLBACK", logger: logger)
+            throw error
+        }
+    }
+}
