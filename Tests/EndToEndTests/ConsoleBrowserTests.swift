@@ -19,7 +19,7 @@ final class Browser: @unchecked Sendable {
         }
         let port = UInt16(20000 + Int(getpid() % 20000))
         driver = try Child("/usr/bin/chromedriver", ["--port=\(port)"], environment: ["HOME": dir.path])
-        http = HTTPClient(port: port)
+        http = HTTPClient(port: port, timeout: 120)
         _ = poll(timeout: 20) { (try? HTTPClient.connect(port)).map { close($0) } != nil }
         let capabilities: [String: Any] = [
             "capabilities": [

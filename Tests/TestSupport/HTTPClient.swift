@@ -26,7 +26,11 @@ public final class HTTPClient: @unchecked Sendable {
     public let port: UInt16
     public var cookies: [String: String] = [:]
 
-    public init(port: UInt16) { self.port = port }
+    /// How long a response may take to start arriving. A WebDriver server may take longer
+    /// than a web page (starting a cold Chromium on a busy CI machine).
+    public var timeout: Int
+
+    public init(port: UInt16, timeout: Int = 30) { (self.port, self.timeout) = (port, timeout) }
 
     public static func encode(_ fields: [(String, String)]) -> String {
         var allowed = CharacterSet.alphanumerics
@@ -57,7 +61,7 @@ public final class HTTPClient: @unchecked Sendable {
     )
         throws -> Response
     {
-        let fd = try Self.connect(port)
+        let fd = try Self.connect(port, timeout: timeout)
         defer { close(fd) }
         var text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
         if !cookies.isEmpty {
@@ -142,13 +146,13 @@ public final class HTTPClient: @unchecked Sendable {
     }
 
     /// Connects to 127.0.0.1:port.
-    public static func connect(_ port: UInt16) throws -> Int32 {
+    public static func connect(_ port: UInt16, timeout seconds: Int = 30) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = port.bigEndian
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
