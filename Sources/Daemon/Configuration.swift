@@ -73,6 +73,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
     var incidentSyncInterval = 5.0
     /// People whose recent requests are kept in memory at most (about 2 KB each).
     public var maxPeople = 200_000
+    /// Records waiting to be written, at most (`incidents.queue`): past it the incident path
+    /// waits (and so ingest); only while the log cannot be written are lower ones dropped, counted.
+    public var incidentQueue = 100_000
     /// `address device-name` and `address user` mapping files.
     var deviceMap: String?
     var userMap: String?
@@ -476,6 +479,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
                         throw error(v, name, "must be between 0.25 and 300 seconds")
                     }
                 case "max_people": c.maxPeople = try int(v, name, 100...10_000_000)
+                case "queue": c.incidentQueue = try int(v, name, 1_000...10_000_000)
                 case "devices": c.deviceMap = try optionalString(v, name)
                 case "users": c.userMap = try optionalString(v, name)
                 case "deadlines":

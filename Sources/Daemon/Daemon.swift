@@ -71,6 +71,7 @@ public enum EsafetyDaemon {
             path: configuration.incidentLog,
             group: configuration.incidentLogGroup,
             syncInterval: configuration.incidentSyncInterval,
+            bound: configuration.incidentQueue,
             spillDirectory: configuration.stateDirectory,
             logger: logger
         )

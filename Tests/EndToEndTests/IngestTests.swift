@@ -200,6 +200,72 @@ struct IngestTests {
         #expect(daemon.stop().0 == 0)
     }
 
+    @Test("a datagram flood from two senders: every datagram read, every incident written, none lost or dropped")
+    func datagramFlood() throws {
+        let dir = TempDir()
+        // A queue of 1,000 records before the log: twelve times fewer than the incidents below,
+        // so the incident path must wait for the writer (it once dropped them instead).
+        dir.write("esafetyd.yaml", "incidents:\n  queue: 1000\n")
+        let daemon = try DaemonProcess(
+            lists: [Self.makeLists(dir)],
+            extra: ["--config", dir.path + "/esafetyd.yaml"],
+            dir: dir
+        )
+        // Two senders, 60,000 datagrams each; one in ten names a listed site from a client of
+        // its own, so every such datagram is a new incident (12,000 in all). The senders block
+        // when esafetyd falls behind: on a Unix datagram socket the kernel makes them wait.
+        let perSender = 60_000
+        let failures = Mutex(0)
+        let group = DispatchGroup()
+        for sender in 0..<2 {
+            group.enter()
+            DispatchQueue.global().async {
+                defer { group.leave() }
+                let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+                defer { close(fd) }
+                var addr = sockaddr_un()
+                addr.sun_family = sa_family_t(AF_UNIX)
+                let path = Array(daemon.datagram.utf8)
+                withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: path) }
+                for i in 0..<perSender {
+                    let n = sender * perSender + i
+                    let host = i % 10 == 0 ? "www.bet.example" : "site\(i).example.org"
+                    let client = "10.\(n >> 16 & 255).\(n >> 8 & 255).\(n & 255)"
+                    var m = "<30>Nov 21 10:00:00 host dnsmasq[1]: query[A] \(host) from \(client)"
+                    let sent = m.withUTF8 { buf in
+                        withUnsafePointer(to: &addr) {
+                            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                                sendto(fd, buf.baseAddress, buf.count, 0, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                            }
+                        }
+                    }
+                    if sent < 0 { failures.withLock { $0 += 1 } }
+                }
+            }
+        }
+        group.wait()
+        #expect(failures.withLock { $0 } == 0, "a blocking sender is never refused")
+        let total = 2 * perSender
+        var s = try daemon.waitForLines(total, timeout: 120)
+        #expect(s["lines_received"] as? Int == total)
+        #expect(s["lines_matched"] as? Int == total / 10)
+        // Every match handled by the incident path and written.
+        #expect(
+            poll(timeout: 120, interval: 0.2) {
+                s = (try? daemon.status()) ?? s
+                let log = s["incident_log"] as? [String: Any]
+                return log?["matches_handled"] as? Int == total / 10 && log?["queued"] as? Int == 0
+            },
+            "\(s["incident_log"] ?? "")"
+        )
+        let log = s["incident_log"] as? [String: Any]
+        #expect(log?["lost"] as? Int == 0)
+        #expect(daemon.stop().0 == 0)
+        let lines = lines(dir.path + "/incidents.jsonl")
+        #expect(lines.filter { $0.hasPrefix("{\"event\":\"incident\"") }.count == total / 10)
+        #expect(!lines.contains { $0.hasPrefix("{\"event\":\"lost\"") })
+    }
+
     @Test("SIGTERM drains every line already sent before exiting 0")
     func drainOnShutdown() throws {
         let dir = TempDir()
