@@ -15,16 +15,19 @@ extension IncidentLog {
 
     /// At stop: saves what is still queued (and a count of records already dropped).
     func spillLeftovers() {
-        let (queue, lost) = state.withLock { s -> ([([UInt8], Durability)], Int) in
+        let (queue, lost, dropped) = state.withLock { s -> ([([UInt8], Durability)], Int, DroppedIncidents) in
             defer {
                 s.queue.removeAll()
                 s.lost = 0
+                s.dropped = DroppedIncidents()
             }
-            return (s.queue, s.lost)
+            return (s.queue, s.lost, s.dropped)
         }
         guard !queue.isEmpty || lost > 0 else { return }
         var text: [UInt8] = []
-        if lost > 0 { text += Self.lostEvent(count: lost, reason: health.withLock { $0.lastError }) + [0x0A] }
+        if lost > 0 {
+            text += Self.lostEvent(count: lost, dropped: dropped, reason: health.withLock { $0.lastError }) + [0x0A]
+        }
         for (object, _) in queue { text += object + [0x0A] }
         for target in spillPaths {
             // Appended to any spill a failed earlier start left, never over it.

@@ -33,13 +33,23 @@ extension IncidentLog {
     /// `{"event":"lost","count":N}`: medium, low and info records the bounded queue could not
     /// keep while the log could not be written (`error`, the last write's failure); the first
     /// line written when writing resumes, once, with the exact count.
-    static func lostEvent(count: Int, reason error: String? = nil) -> [UInt8] {
+    static func lostEvent(
+        count: Int,
+        dropped: DroppedIncidents = DroppedIncidents(),
+        reason error: String? = nil
+    )
+        -> [UInt8]
+    {
         LogRecord.lost(
             LostRecord(
                 time: Clock.rfc3339(Clock.now()),
                 count: count,
                 reason: "the incident log could not be written (\(error ?? "unknown error")) and the queue was full: "
                     + "the medium, low and info records beyond it were dropped (critical and high ones never are)"
+                    + (dropped.isEmpty
+                        ? "" : "; the incidents among them are in `incidents`, per person, category and severity"),
+                incidents: dropped.summaries.isEmpty ? nil : dropped.summaries,
+                untallied: dropped.untallied > 0 ? dropped.untallied : nil
             )
         ).bytes
     }

@@ -56,9 +56,14 @@ public final class IncidentLog: @unchecked Sendable {
     let bound: Int
     let logger: Logger
     /// `signalled`: the writer has been woken and has not drained yet, so further records
-    /// need no system call to wake it.
-    let state = Mutex<(queue: [([UInt8], Durability)], lost: Int, stop: Bool, reopen: Bool, signalled: Bool)>(
-        ([], 0, false, false, false)
+    /// need no system call to wake it. `dropped`: who and what the dropped incidents were.
+    let state = Mutex<
+        (
+            queue: [([UInt8], Durability)], lost: Int, dropped: DroppedIncidents, stop: Bool, reopen: Bool,
+            signalled: Bool
+        )
+    >(
+        ([], 0, DroppedIncidents(), false, false, false)
     )
     /// Group commit: after an urgent wake-up the writer waits this long for more records,
     /// so a burst of urgent incidents costs one write and one fsync, not one each.
@@ -191,6 +196,7 @@ public final class IncidentLog: @unchecked Sendable {
         let (accepted, signal) = state.withLock { s -> (Bool, Bool) in
             if s.queue.count >= bound && durability == .interval {
                 s.lost += 1
+                s.dropped.add(object)
                 return (false, false)
             }
             s.queue.append((object, durability))
@@ -235,14 +241,16 @@ public final class IncidentLog: @unchecked Sendable {
             if wakeup.drain(), commitDelay > 0, !failing {
                 usleep(UInt32(commitDelay * 1e6))
             }
-            let (batch, lost, stop, reopen) = state.withLock { s -> ([([UInt8], Durability)], Int, Bool, Bool) in
+            let (batch, lost, dropped, stop, reopen) = state.withLock {
+                s -> ([([UInt8], Durability)], Int, DroppedIncidents, Bool, Bool) in
                 defer {
                     s.queue.removeAll(keepingCapacity: true)
                     s.lost = 0
+                    s.dropped = DroppedIncidents()
                     s.reopen = false
                     s.signalled = false
                 }
-                return (s.queue, s.lost, s.stop, s.reopen)
+                return (s.queue, s.lost, s.dropped, s.stop, s.reopen)
             }
             // The file deleted while open (its last link gone): what esafetyd wrote there would
             // go with it when the file is closed, so its lines are copied out first (it is
@@ -324,7 +332,10 @@ public final class IncidentLog: @unchecked Sendable {
             }
             let lostReported = lost > 0
             if lostReported {
-                pending.insert((Self.lostEvent(count: lost, reason: health.withLock { $0.lastError }), .now), at: 0)
+                pending.insert(
+                    (Self.lostEvent(count: lost, dropped: dropped, reason: health.withLock { $0.lastError }), .now),
+                    at: 0
+                )
             }
             var urgent = false
             var prompt = false
@@ -430,17 +441,24 @@ public final class IncidentLog: @unchecked Sendable {
                     var rest = Array(pending[done...])
                     if lostReported && done == 0 { rest.removeFirst() }
                     let restoredLost = lostReported && done == 0 ? lost : 0
-                    let dropped = state.withLock { s -> Int in
+                    let droppedNow = state.withLock { s -> Int in
                         s.lost += restoredLost
+                        if restoredLost > 0 {
+                            // The older tally goes first: it was dropped before what came since.
+                            var older = dropped
+                            older.merge(s.dropped)
+                            s.dropped = older
+                        }
                         let urgentRest = rest.filter { $0.1 != .interval }
                         let room = max(0, bound - s.queue.count - urgentRest.count)
                         let ordinary = rest.filter { $0.1 == .interval }
                         s.queue.insert(contentsOf: urgentRest + ordinary.prefix(room), at: 0)
-                        let dropped = ordinary.count - min(ordinary.count, room)
-                        s.lost += dropped
-                        return dropped
+                        let kept = min(ordinary.count, room)
+                        for record in ordinary[kept...] { s.dropped.add(record.0) }
+                        s.lost += ordinary.count - kept
+                        return ordinary.count - kept
                     }
-                    if dropped > 0 { health.withLock { $0.lost += dropped } }
+                    if droppedNow > 0 { health.withLock { $0.lost += droppedNow } }
                     if !failing {
                         logger.critical(
                             Logger.Message(

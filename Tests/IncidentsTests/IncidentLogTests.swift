@@ -294,7 +294,14 @@ struct IncidentLogTests {
         #expect(poll { !log.status.writing })
         // Behind a full queue of ordinary records, critical ones (a queue of 101,000 ordinary
         // records once dropped a critical incident).
-        for i in 0..<5 { log.append("{\"event\":\"incident\",\"id\":\"m\(i)\"}", urgent: false) }
+        // Five medium incidents of two pupils: dropped, but who and what they were is kept.
+        for i in 0..<5 {
+            log.append(
+                "{\"event\":\"incident\",\"id\":\"m\(i)\",\"time\":\"2026-12-02T10:00:0\(i)Z\","
+                    + "\"client\":\"10.0.0.\(i % 2)\",\"category\":\"gambling\",\"severity\":\"medium\"}",
+                urgent: false
+            )
+        }
         for i in 0..<4 { log.append("{\"event\":\"incident\",\"id\":\"c\(i)\"}", urgent: true) }
         // The five critical records fill the bound: every ordinary one is dropped, each once.
         #expect(poll { log.status.queued == 5 && log.status.lost == 5 }, "\(log.status)")
@@ -311,6 +318,30 @@ struct IncidentLogTests {
         #expect(spilled.first?.contains("\"event\":\"lost\",") == true)
         #expect(spilled.first?.contains("\"count\":5,") == true)
         #expect(spilled.first?.contains("No space left on device") == true)
+        // Exact tallies of the dropped incidents, per person, category and severity.
+        let lost = try #require(LogRecord(line: spilled.first ?? ""))
+        guard case .lost(let record) = lost else { throw TestFailure(message: "not a lost line: \(lost)") }
+        #expect(
+            record.incidents
+                == [
+                    LostRecord.Summary(
+                        person: "10.0.0.0",
+                        category: "gambling",
+                        severity: "medium",
+                        count: 3,
+                        first: "2026-12-02T10:00:00Z",
+                        last: "2026-12-02T10:00:04Z"
+                    ),
+                    LostRecord.Summary(
+                        person: "10.0.0.1",
+                        category: "gambling",
+                        severity: "medium",
+                        count: 2,
+                        first: "2026-12-02T10:00:01Z",
+                        last: "2026-12-02T10:00:03Z"
+                    ),
+                ]
+        )
         // The next start writes them first into a real log, seals them into the chain, and
         // removes the spill file.
         let path = spill.path + "/incidents.jsonl"

@@ -217,11 +217,28 @@ public struct ActionRecord: Sendable, Equatable {
 /// be written).
 public struct LostRecord: Sendable, Equatable, Decodable {
     public var time: String
+    /// Every record dropped: incidents and their events.
     public var count: Int
     public var reason: String
+    /// The incidents among them, per person, category and severity (exact counts, first and
+    /// last seen); nil when none was an incident.
+    public var incidents: [Summary]?
+    /// Incidents dropped past the tally's bound of distinct (person, category, severity):
+    /// counted in `count`, not summarised.
+    public var untallied: Int?
 
-    public init(time: String, count: Int, reason: String) {
+    public struct Summary: Sendable, Equatable, Decodable {
+        public var person: String
+        public var category: String
+        public var severity: String
+        public var count: Int
+        public var first: String
+        public var last: String
+    }
+
+    public init(time: String, count: Int, reason: String, incidents: [Summary]? = nil, untallied: Int? = nil) {
         (self.time, self.count, self.reason) = (time, count, reason)
+        (self.incidents, self.untallied) = (incidents, untallied)
     }
 
     public func write(to j: inout JSONText) {
@@ -230,6 +247,22 @@ public struct LostRecord: Sendable, Equatable, Decodable {
         j.field("time", .string(time))
         j.field("count", .int(count))
         j.field("reason", .string(reason))
+        if let incidents, !incidents.isEmpty {
+            j.key("incidents")
+            j.beginArray()
+            for s in incidents {
+                j.beginObject()
+                j.field("person", .string(s.person))
+                j.field("category", .string(s.category))
+                j.field("severity", .string(s.severity))
+                j.field("count", .int(s.count))
+                j.field("first", .string(s.first))
+                j.field("last", .string(s.last))
+                j.endObject()
+            }
+            j.endArray()
+        }
+        if let untallied, untallied > 0 { j.field("untallied", .int(untallied)) }
         j.endObject()
     }
 }
