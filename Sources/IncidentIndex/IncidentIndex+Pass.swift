@@ -10,6 +10,7 @@ extension IncidentIndex {
         let db: Database
         let insertIncident: Statement
         let insertEvent: Statement
+        let insertReference: Statement
         let insertText: Statement
         let lookup: Statement
         let setState: Statement
@@ -24,6 +25,9 @@ extension IncidentIndex {
                     """
             )
             insertEvent = try db.makeStatement(sql: "INSERT INTO events (id, event, time, line) VALUES (?, ?, ?, ?)")
+            insertReference = try db.makeStatement(
+                sql: "INSERT INTO events (id, event, time, ref) VALUES (?, ?, ?, ?)"
+            )
             insertText = try db.makeStatement(sql: "INSERT INTO search (id, text) VALUES (?, ?)")
             lookup = try db.makeStatement(sql: "SELECT state, seq FROM incidents WHERE id = ?")
             setState = try db.makeStatement(sql: "UPDATE incidents SET state = ? WHERE seq = ?")
@@ -124,7 +128,18 @@ extension IncidentIndex {
                     into: &u
                 )
             case .context(let c):
-                for id in c.ids { try insertEvent.execute(arguments: [id, record.event, record.time, line]) }
+                // A context line names every incident of the person it belongs to, and can be
+                // many kilobytes: kept once, the others refer to it (it was once stored once per
+                // incident, 18 KB a row, 17 times the size of the log).
+                var first: Int64? = nil
+                for id in c.ids {
+                    if let first {
+                        try insertReference.execute(arguments: [id, record.event, record.time, first])
+                    } else {
+                        try insertEvent.execute(arguments: [id, record.event, record.time, line])
+                        first = db.lastInsertedRowID
+                    }
+                }
             case .action(let a):
                 try action(a.action, id: a.id, time: a.time, note: a.note, line: line)
             case .hits, .verdict:

@@ -21,7 +21,7 @@ public final class IncidentIndex: @unchecked Sendable {
     public let logPath: String
     public let path: String
     let db: DatabaseQueue
-    static let schemaVersion = "3"
+    static let schemaVersion = "4"
 
     /// The index kept beside a log: `LOG.index.sqlite`.
     public static func path(forLog log: String) -> String { log + ".index.sqlite" }
@@ -126,7 +126,7 @@ public final class IncidentIndex: @unchecked Sendable {
                     line TEXT NOT NULL
                 );
                 CREATE TABLE events (
-                    seq INTEGER PRIMARY KEY, id TEXT NOT NULL, event TEXT NOT NULL, time TEXT, line TEXT NOT NULL
+                    seq INTEGER PRIMARY KEY, id TEXT NOT NULL, event TEXT NOT NULL, time TEXT, line TEXT, ref INTEGER
                 );
                 CREATE INDEX incidents_open ON incidents (state, rank, due);
                 CREATE INDEX incidents_person ON incidents (person, time);
@@ -458,7 +458,12 @@ public final class IncidentIndex: @unchecked Sendable {
                 var out: [IncidentView] = []
                 out.reserveCapacity(ids.count)
                 let record = try db.makeStatement(sql: "SELECT line FROM incidents WHERE id = ?")
-                let events = try db.makeStatement(sql: "SELECT line FROM events WHERE id = ? ORDER BY seq")
+                let events = try db.makeStatement(
+                    sql: """
+                        SELECT coalesce(e.line, r.line) FROM events e LEFT JOIN events r ON r.seq = e.ref
+                        WHERE e.id = ? ORDER BY e.seq
+                        """
+                )
                 for id in ids {
                     guard let line = try String.fetchOne(record, arguments: [id]) else { continue }
                     let lines = [line] + (try String.fetchAll(events, arguments: [id]))
