@@ -69,10 +69,29 @@ extension IncidentIndex {
             return (position, chain)
         }
 
+        /// A context line names every incident of the person it belongs to, and can be many
+        /// kilobytes: kept once, the others refer to it (it was once stored once per incident,
+        /// 18 KB a row, 17 times the size of the log).
+        func context(_ ids: [String], time: String?, line: String) throws {
+            var first: Int64? = nil
+            for id in ids {
+                if let first {
+                    try insertReference.execute(arguments: [id, "context", time, first])
+                } else {
+                    try insertEvent.execute(arguments: [id, "context", time, line])
+                    first = db.lastInsertedRowID
+                }
+            }
+        }
+
         /// One line of the log into the index.
         mutating func apply(_ line: String, into u: inout Update) throws {
             // esafety's own lines by their head (`{"event":"NAME","id":"ID",...`) and the few fields
             // the index keeps; any other shape is decoded whole.
+            if let h = LogLine.head(line), h.event == "context", !h.id.isEmpty, let ids = LogLine.ids(line) {
+                try context(ids.isEmpty ? [String(h.id)] : ids, time: LogLine.time(line), line: line)
+                return
+            }
             if let h = LogLine.head(line), h.event != "context", !h.id.isEmpty {
                 if h.event == "incident" {
                     if let f = RecordFields.strings(line, keys: IncidentIndex.incidentKeys), let id = f["id"] ?? nil,
@@ -128,18 +147,7 @@ extension IncidentIndex {
                     into: &u
                 )
             case .context(let c):
-                // A context line names every incident of the person it belongs to, and can be
-                // many kilobytes: kept once, the others refer to it (it was once stored once per
-                // incident, 18 KB a row, 17 times the size of the log).
-                var first: Int64? = nil
-                for id in c.ids {
-                    if let first {
-                        try insertReference.execute(arguments: [id, record.event, record.time, first])
-                    } else {
-                        try insertEvent.execute(arguments: [id, record.event, record.time, line])
-                        first = db.lastInsertedRowID
-                    }
-                }
+                try context(c.ids, time: record.time, line: line)
             case .action(let a):
                 try action(a.action, id: a.id, time: a.time, note: a.note, line: line)
             case .hits, .verdict:

@@ -266,13 +266,8 @@ public final class IncidentIndex: @unchecked Sendable {
         "id", "time", "severity", "category", "group", "client", "user", "host", "url", "search_term", "due",
     ]
 
-    /// The chain value at the end of a sealed line (`..., "chain":"HEX"}`), without parsing it.
-    static func chainValue(_ line: String) -> String? {
-        guard line.hasSuffix("\"}"), let r = line.range(of: "\"chain\":\"", options: .backwards) else {
-            return nil
-        }
-        return String(line[r.upperBound..<line.index(line.endIndex, offsetBy: -2)])
-    }
+    /// The chain value at the end of a sealed line (`..., "chain":"HEX"}`), found by position.
+    static func chainValue(_ line: String) -> String? { HashChain.split(Substring(line))?.chain }
 
     // MARK: - Queries
 
