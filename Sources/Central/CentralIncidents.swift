@@ -118,7 +118,20 @@ public enum CentralIncidents {
         guard let incidentLine else {
             throw Refusal(description: "incident \(full) of site \(s): its line is not in the central store")
         }
-        // Both lists are in order already; merged by time, the site's first on a tie.
+        guard let view = fold(full, incidentLine, events, taken) else {
+            throw Refusal(description: "incident \(full) of site \(s) cannot be read")
+        }
+        return (s, view)
+    }
+
+    /// One incident from its line, its site's later lines (in the site's order) and the
+    /// actions taken centrally (in theirs), merged by time, the site's first on a tie.
+    static func fold(
+        _ id: String,
+        _ incidentLine: String,
+        _ events: [(time: String, line: String)],
+        _ taken: [(time: String, line: String)]
+    ) -> IncidentView? {
         var merged: [String] = [incidentLine]
         var (i, j) = (0, 0)
         while i < events.count || j < taken.count {
@@ -130,10 +143,66 @@ public enum CentralIncidents {
                 j += 1
             }
         }
-        guard let view = IncidentStore.fold(merged.joined(separator: "\n")).first(where: { $0.id == full }) else {
-            throw Refusal(description: "incident \(full) of site \(s) cannot be read")
+        return IncidentStore.fold(merged.joined(separator: "\n")).first(where: { $0.id == id })
+    }
+
+    /// What a report of [since, until) reads (RFC 3339 times), as `IncidentIndex` gives it for
+    /// a school's own log: the incidents opened in the period, and the older ones that may have
+    /// been open at its end (open now, or with a line or a central action since it began); each
+    /// with its whole history, read in one query.
+    public static func period(
+        _ c: PostgresConnection,
+        site: String?,
+        since: String,
+        until: String,
+        logger: Logger
+    ) async throws -> [IncidentView] {
+        let rows = try await c.query(
+            """
+            WITH chosen AS (
+                SELECT i.site, i.id FROM esafety.incidents i
+                WHERE (\(site)::text IS NULL OR i.site = \(site)) AND i.time < \(until)
+                AND (i.time >= \(since) OR i.state IN ('new', 'acknowledged', 'escalated')
+                    OR EXISTS (SELECT 1 FROM esafety.lines l
+                        WHERE l.site = i.site AND l.id = i.id AND l.event <> 'incident' AND l.time >= \(since))
+                    OR EXISTS (SELECT 1 FROM esafety.actions a
+                        WHERE a.site = i.site AND a.id = i.id AND a.time >= \(since)))
+            )
+            SELECT c.site, c.id, l.line::text, l.event, coalesce(l.time, ''), 0 AS source, l.seq AS n
+            FROM chosen c JOIN esafety.lines l ON l.site = c.site AND l.id = c.id
+            UNION ALL
+            SELECT c.site, c.id, a.line::text, a.action, a.time, 1, a.n
+            FROM chosen c JOIN esafety.actions a ON a.site = c.site AND a.id = c.id
+            ORDER BY 1, 2, 6, 7
+            """,
+            logger: logger
+        )
+        var out: [IncidentView] = []
+        var current: (site: String, id: String)? = nil
+        var incidentLine: String?
+        var events: [(time: String, line: String)] = []
+        var taken: [(time: String, line: String)] = []
+        func finish() {
+            if let current, let incidentLine, let v = fold(current.id, incidentLine, events, taken) { out.append(v) }
+            (incidentLine, events, taken) = (nil, [], [])
         }
-        return (s, view)
+        for try await (s, id, line, event, time, source, _) in rows.decode(
+            (String, String, String, String, String, Int, Int64).self
+        ) {
+            if current?.site != s || current?.id != id {
+                finish()
+                current = (s, id)
+            }
+            if source == 1 {
+                taken.append((time, line))
+            } else if event == "incident" {
+                incidentLine = line
+            } else {
+                events.append((time, line))
+            }
+        }
+        finish()
+        return out.sorted { $0.time < $1.time }
     }
 
     /// One workflow action taken centrally, in one transaction: the incident found and locked,

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Central
 import Classifier
 import Daemon
 import Foundation
@@ -21,6 +22,7 @@ struct ReportCommand: ParsableCommand {
     )
 
     @OptionGroup var log: LogOption
+    @OptionGroup var central: CentralSource
     @Option(help: ArgumentHelp("The day (YYYY-MM-DD, local time).", valueName: "date")) var date: String?
     @Option(help: ArgumentHelp("Start of the period (YYYY-MM-DD or RFC 3339).", valueName: "time")) var since: String?
     @Option(
@@ -58,17 +60,35 @@ struct ReportCommand: ParsableCommand {
         }
         let (start, end) = (period.since, period.until)
         let log = try self.log.resolve()
-        let views = try log.reportViews(since: start, until: end)
-        let countersPath = counters ?? log.configuration.countersPath
-        let counterRows = IncidentStore.withRotations(countersPath).compactMap { try? FileSystem.readText($0) }.joined()
-            .split(separator: "\n").compactMap(CounterRecord.init(line:))
+        let views: [IncidentView]
+        var counterRows: [CounterRecord] = []
+        let database = try central.database()
+        if let database {
+            // The trust's store: the incidents this role may see (of one site with --site).
+            // The monitoring counters and the chain's check are each school's own.
+            let (site, since, until) = (central.site, Clock.rfc3339(start), Clock.rfc3339(end))
+            views = try central.run(database) { box in
+                try await CentralIncidents.period(
+                    box.connection,
+                    site: site,
+                    since: since,
+                    until: until,
+                    logger: box.logger
+                )
+            }
+        } else {
+            views = try log.reportViews(since: start, until: end)
+            let countersPath = counters ?? log.configuration.countersPath
+            counterRows = IncidentStore.withRotations(countersPath).compactMap { try? FileSystem.readText($0) }
+                .joined().split(separator: "\n").compactMap(CounterRecord.init(line:))
+        }
         var options = Report.Options(since: start, until: end)
         options.anonymise = anonymise
         options.silence = Double(silence) * 60
         options.utcOffset = ReportPeriod.offset(at: start)
         options.title = title
         var report = Report(views: views, counters: counterRows, options: options)
-        if format != .csv { report.integrity = Report.Integrity(log: log.path) }
+        if format != .csv && database == nil { report.integrity = Report.Integrity(log: log.path) }
         let text = report.rendered(as: format)
         if let out {
             var t = text

@@ -269,8 +269,10 @@ struct CentralTests {
         let pg = try Self.store(dir)
         // The same generated history at both sites: the same ids name two incidents (ids are
         // unique per site only, as at two schools).
+        var logs: [String: String] = [:]
         for (site, count) in [("north", 100), ("south", 100)] {
             let log = try Self.history(dir, site, incidents: count)
+            logs[site] = log.path
             let (code, out) = try Child.run(
                 Self.esafety,
                 [
@@ -296,6 +298,27 @@ struct CentralTests {
         #expect(!out.contains("south  "), "another site's incident listed for a school's role")
         (code, out) = try tool("trust_dsl", ["list", "--limit", "1000"])
         #expect(code == 0 && out.contains("200 incident(s)") && out.contains("south  "), "\(out.suffix(300))")
+        // The report from the central store is the school's own report of the same period
+        // (before any central action): the same new incidents, the same open ones, by the same
+        // counts; the trust's covers both sites.
+        let period = ["--since", "2000-01-01", "--until", "2100-01-01", "--format", "json"]
+        func report(_ arguments: [String]) throws -> [String: Any] {
+            let (code, out) = try Child.run(Self.esafety, ["report"] + period + arguments)
+            #expect(code == 0, "\(out.suffix(300))")
+            return (try? JSONSerialization.jsonObject(with: Data(out.utf8))) as? [String: Any] ?? [:]
+        }
+        let local = try report(["--log", logs["north"]!])
+        let central = try report([
+            "--central", pg.url("school_north"), "--password-file", dir.path + "/school_north.pw",
+        ])
+        #expect(local["new_incidents"] as? Int == 100)
+        #expect(central["new_incidents"] as? Int == local["new_incidents"] as? Int)
+        #expect((central["open"] as? [Any])?.count == (local["open"] as? [Any])?.count)
+        #expect(central["overdue"] as? Int == local["overdue"] as? Int)
+        #expect((local["by_category"] as? [String: Int])?.isEmpty == false)
+        #expect(central["by_category"] as? [String: Int] == local["by_category"] as? [String: Int])
+        let trust = try report(["--central", pg.url("trust_dsl"), "--password-file", dir.path + "/trust_dsl.pw"])
+        #expect(trust["new_incidents"] as? Int == 200)
         // Show: the record and its history, folded from the shipped lines.
         let northID = value(
             "SELECT id FROM esafety.incidents WHERE site = 'north' AND state = 'new' ORDER BY id LIMIT 1"
