@@ -14,12 +14,23 @@ public enum CentralIncidents {
         public var description: String
     }
 
+    /// The tool's filters (`incidents list`), as `IncidentIndex.Query` has them for a school's log.
     public struct Filter: Sendable {
         public var site: String?
         public var open = false
+        /// New (not acknowledged) and past its due time at this RFC 3339 time.
+        public var overdueAt: String?
         public var severity: String?
         public var category: String?
+        public var group: String?
+        public var user: String?
+        public var client: String?
         public var person: String?
+        /// [since, until): RFC 3339 or YYYY-MM-DD, compared as the records' times are.
+        public var since: String?
+        public var until: String?
+        /// Words in the site, the URL, the search term or a note (case-insensitive, all of them).
+        public var text: String?
         public var limit = 50
         public init() {}
     }
@@ -31,23 +42,51 @@ public enum CentralIncidents {
         _ f: Filter,
         logger: Logger
     ) async throws -> [(site: String, view: IncidentView)] {
+        // Each word must appear (case-insensitive) in the site, the URL, the search term or a
+        // note, whether the note came from the school's log or was taken centrally.
+        let words = (f.text ?? "").split(whereSeparator: \.isWhitespace).map {
+            "%"
+                + $0.lowercased().replacingOccurrences(of: "\\", with: "\\\\")
+                .replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "%"
+        }
         let rows = try await c.query(
             """
-            SELECT site, record::text, state FROM esafety.incidents
-            WHERE (\(f.site)::text IS NULL OR site = \(f.site))
-            AND (NOT \(f.open) OR state IN ('new', 'acknowledged', 'escalated'))
-            AND (\(f.severity)::text IS NULL OR severity = \(f.severity))
-            AND (\(f.category)::text IS NULL OR category = \(f.category))
-            AND (\(f.person)::text IS NULL OR person = \(f.person))
-            ORDER BY time DESC LIMIT \(f.limit)
+            SELECT i.site, i.record::text, i.state, coalesce(h.hits, -1), coalesce(h.last_seen, '')
+            FROM esafety.incidents i
+            LEFT JOIN LATERAL (
+                SELECT (l.line->>'hits')::int AS hits, l.line->>'last_seen' AS last_seen FROM esafety.lines l
+                WHERE l.site = i.site AND l.id = i.id AND l.event = 'hits' ORDER BY l.seq DESC LIMIT 1
+            ) h ON true
+            WHERE (\(f.site)::text IS NULL OR i.site = \(f.site))
+            AND (NOT \(f.open) OR i.state IN ('new', 'acknowledged', 'escalated'))
+            AND (\(f.overdueAt)::text IS NULL OR (i.state = 'new' AND i.due < \(f.overdueAt)))
+            AND (\(f.severity)::text IS NULL OR i.severity = \(f.severity))
+            AND (\(f.category)::text IS NULL OR i.category = \(f.category))
+            AND (\(f.group)::text IS NULL OR i.grp = \(f.group))
+            AND (\(f.user)::text IS NULL OR i.record->>'user' = \(f.user))
+            AND (\(f.client)::text IS NULL OR i.record->>'client' = \(f.client))
+            AND (\(f.person)::text IS NULL OR i.person = \(f.person))
+            AND (\(f.since)::text IS NULL OR i.time >= \(f.since))
+            AND (\(f.until)::text IS NULL OR i.time < \(f.until))
+            AND (cardinality(\(words)::text[]) = 0 OR (
+                SELECT bool_and(
+                    lower(concat_ws(' ', i.host, i.record->>'url', i.record->>'search_term')) LIKE w
+                    OR EXISTS (SELECT 1 FROM esafety.lines l
+                        WHERE l.site = i.site AND l.id = i.id AND l.event = 'note' AND lower(l.line->>'note') LIKE w)
+                    OR EXISTS (SELECT 1 FROM esafety.actions a
+                        WHERE a.site = i.site AND a.id = i.id AND a.action = 'note' AND lower(a.line->>'note') LIKE w))
+                FROM unnest(\(words)::text[]) AS w))
+            ORDER BY i.time DESC LIMIT \(f.limit)
             """,
             logger: logger
         )
         var out: [(String, IncidentView)] = []
-        for try await (site, line, state) in rows.decode((String, String, String).self) {
+        for try await (site, line, state, hits, lastSeen) in rows.decode((String, String, String, Int, String).self) {
             guard case .incident(let record) = LogRecord(line: line) else { continue }
             var view = IncidentView(record: record, line: line)
             if let s = IncidentView.State(rawValue: state) { view.workflow.state = s }
+            // The latest `hits` line's count, as a fold of the log gives it.
+            if hits >= 0 { (view.hits, view.lastSeen) = (hits, lastSeen) }
             out.append((site, view))
         }
         return out

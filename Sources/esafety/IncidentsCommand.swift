@@ -230,26 +230,22 @@ struct ListCommand: ParsableCommand {
 
     func run() throws {
         if let database = try central.database() {
-            let others: [(String, Bool)] = [
-                ("--overdue", overdue), ("--group", group != nil), ("--user", user != nil),
-                ("--client", client != nil), ("--since", since != nil), ("--until", until != nil),
-                ("--search", search != nil), ("--json", json),
-            ]
-            if let (name, _) = others.first(where: { $0.1 }) {
-                throw CommandFailure("\(name) is not yet supported with --central", status: 2)
-            }
             var f = CentralIncidents.Filter()
             (f.site, f.open, f.severity, f.category, f.person) = (
                 central.site, open, severity?.description, category, person
             )
+            f.overdueAt = overdue ? Clock.rfc3339(Date().timeIntervalSince1970) : nil
+            (f.group, f.user, f.client, f.since, f.until, f.text) = (group, user, client, since, until, search)
             f.limit = limit ?? 50
             let filter = f
             let found = try central.run(database) { box in
                 try await CentralIncidents.list(box.connection, filter, logger: box.logger)
             }
-            let color = isatty(1) != 0
-            for (site, v) in found { print("\(Terminal.escape(site))  \(IncidentStore.line(v, color: color))") }
-            FileHandle.standardError.write(Data("\(found.count) incident(s)\n".utf8))
+            let color = !json && isatty(1) != 0
+            for (site, v) in found {
+                print(json ? v.line : "\(Terminal.escape(site))  \(IncidentStore.line(v, color: color))")
+            }
+            if !json { FileHandle.standardError.write(Data("\(found.count) incident(s)\n".utf8)) }
             return
         }
         var q = IncidentIndex.Query()

@@ -319,6 +319,34 @@ struct CentralTests {
         #expect(central["by_category"] as? [String: Int] == local["by_category"] as? [String: Int])
         let trust = try report(["--central", pg.url("trust_dsl"), "--password-file", dir.path + "/trust_dsl.pw"])
         #expect(trust["new_incidents"] as? Int == 200)
+        // The tool's filters answer centrally as they do on the school's own log.
+        let firstTime = value("SELECT min(time) FROM esafety.incidents WHERE site = 'north'")
+        let lastTime = value("SELECT max(time) FROM esafety.incidents WHERE site = 'north'")
+        let someGroup = value("SELECT grp FROM esafety.incidents WHERE site = 'north' ORDER BY id LIMIT 1")
+        for filter in [
+            ["--overdue"], ["--since", firstTime, "--until", lastTime], ["--group", someGroup],
+            ["--severity", "high"], ["--open", "--category", "gambling"],
+        ] {
+            // Compared by id, from --json (nothing else on the output to interleave with it).
+            let (_, mine) = try Child.run(
+                Self.esafety,
+                ["incidents", "list", "--log", logs["north"]!, "--limit", "1000", "--json"] + filter
+            )
+            (code, out) = try tool("school_north", ["list", "--limit", "1000", "--json"] + filter)
+            let ids = { (text: String) in
+                text.split(separator: "\n").compactMap {
+                    ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["id"] as? String
+                }.sorted()
+            }
+            let (a, b) = (ids(out), ids(mine))
+            #expect(code == 0 && !b.isEmpty, "\(filter): \(mine.suffix(200))")
+            #expect(a == b, "\(filter): central only \(Set(a).subtracting(b)), local only \(Set(b).subtracting(a))")
+        }
+        (code, out) = try tool("school_north", ["list", "--json", "--limit", "3"])
+        let records = out.split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+        }
+        #expect(code == 0 && records.count == 3 && records.allSatisfy { $0["id"] is String }, "\(out)")
         // Show: the record and its history, folded from the shipped lines.
         let northID = value(
             "SELECT id FROM esafety.incidents WHERE site = 'north' AND state = 'new' ORDER BY id LIMIT 1"
@@ -350,6 +378,13 @@ struct CentralTests {
         #expect(code == 0 && out.contains("now escalated"), "\(out)")
         (code, out) = try tool("school_north", ["show", northID])
         #expect(out.contains("Ms Dsl") && out.contains("Trust DSL") && out.contains("threat to a pupil"), "\(out)")
+        // A note taken centrally is found by the text search, with the other words in any case.
+        (code, out) = try tool("school_north", ["note", northID, "Called HOME about the 50% bet"])
+        #expect(code == 0, "\(out)")
+        (code, out) = try tool("school_north", ["list", "--search", "home 50% CALLED", "--limit", "1000"])
+        #expect(code == 0 && out.contains(northID) && out.contains("1 incident(s)"), "\(out)")
+        (code, out) = try tool("school_north", ["list", "--search", "home 50_", "--limit", "1000"])
+        #expect(code == 0 && out.contains("0 incident(s)"), "LIKE's wildcards are the words' own: \(out)")
         // A school's role cannot act on another site's incident, nor write an action for it
         // behind the tool's back, nor sign an action as another role.
         (code, out) = try tool("school_north", ["ack", northID, "--site", "south"])

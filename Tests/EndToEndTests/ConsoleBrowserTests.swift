@@ -17,7 +17,7 @@ final class Browser: @unchecked Sendable {
                 message: "chromedriver is missing (apt-get install chromium-driver); scripts/test installs it"
             )
         }
-        let port = UInt16(20000 + Int(getpid() % 20000))
+        let port = try freeLoopbackPort()
         driver = try Child("/usr/bin/chromedriver", ["--port=\(port)"], environment: ["HOME": dir.path])
         http = HTTPClient(port: port, timeout: 120)
         _ = poll(timeout: 20) { (try? HTTPClient.connect(port)).map { close($0) } != nil }

@@ -166,3 +166,25 @@ public final class HTTPClient: @unchecked Sendable {
         return fd
     }
 }
+
+/// A TCP port on loopback that nothing listens on now (the kernel's choice for port 0). Tests
+/// that start a server which takes its port as an argument use this, not a number derived from
+/// the process id: two such numbers once met (chromedriver's and dnsmasq's) and the browser
+/// test talked DNS.
+public func freeLoopbackPort() throws -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestFailure(message: "socket: \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+        }
+    }
+    guard bound else { throw TestFailure(message: "bind 127.0.0.1:0: \(String(cString: strerror(errno)))") }
+    return UInt16(bigEndian: addr.sin_port)
+}
