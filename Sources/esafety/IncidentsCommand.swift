@@ -184,8 +184,28 @@ struct TailCommand: ParsableCommand {
     @Option(name: .short, help: "How many to show.") var n = 10
     @Flag(name: .short, help: "Follow the log as incidents arrive.") var f = false
     @Flag(help: "Pass the records through as JSON lines.") var json = false
+    @OptionGroup var central: CentralSource
 
     func run() throws {
+        if let database = try central.database() {
+            if f {
+                throw CommandFailure(
+                    "-f is not supported with --central (`incidents tail -f` follows a school's log)",
+                    status: 2
+                )
+            }
+            var filter = CentralIncidents.Filter()
+            (filter.site, filter.limit) = (central.site, n)
+            let chosen = filter
+            let found = try central.run(database) { box in
+                try await CentralIncidents.list(box.connection, chosen, logger: box.logger)
+            }
+            let color = !json && isatty(1) != 0
+            for (site, v) in found.reversed() {
+                print(json ? v.line : "\(Terminal.escape(site))  \(IncidentStore.line(v, color: color))")
+            }
+            return
+        }
         let log = try self.log.resolve()
         let path = log.path
         var q = IncidentIndex.Query()

@@ -342,6 +342,19 @@ struct CentralTests {
             #expect(code == 0 && !b.isEmpty, "\(filter): \(mine.suffix(200))")
             #expect(a == b, "\(filter): central only \(Set(a).subtracting(b)), local only \(Set(b).subtracting(a))")
         }
+        // tail: the newest, oldest first, as on the school's log.
+        let (_, tailMine) = try Child.run(
+            Self.esafety,
+            ["incidents", "tail", "-n", "5", "--json", "--log", logs["north"]!]
+        )
+        (code, out) = try tool("school_north", ["tail", "-n", "5", "--json"])
+        let tailIDs = { (text: String) in
+            text.split(separator: "\n").compactMap {
+                ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["id"] as? String
+            }
+        }
+        #expect(code == 0 && tailIDs(out).count == 5, "\(out)")
+        #expect(Set(tailIDs(out)) == Set(tailIDs(tailMine)), "central \(tailIDs(out)), local \(tailIDs(tailMine))")
         (code, out) = try tool("school_north", ["list", "--json", "--limit", "3"])
         let records = out.split(separator: "\n").compactMap {
             (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
