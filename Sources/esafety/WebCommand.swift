@@ -4,7 +4,9 @@ import Daemon
 import Foundation
 import Glibc
 import Hummingbird
+import HummingbirdTLS
 import Logging
+import NIOSSL
 import Synchronization
 import SystemSupport
 
@@ -40,6 +42,16 @@ struct WebServeCommand: ParsableCommand {
     )
     var accessLog: String?
     @Flag(help: "The console is reached over HTTPS (its reverse proxy): Secure cookies and HSTS.") var secure = false
+    @Option(
+        name: .customLong("tls-certificate"),
+        help: ArgumentHelp("Serve HTTPS itself with this certificate chain (PEM); needs --tls-key.", valueName: "file")
+    )
+    var tlsCertificate: String?
+    @Option(
+        name: .customLong("tls-key"),
+        help: ArgumentHelp("The certificate's private key (PEM; readable by its owner only).", valueName: "file")
+    )
+    var tlsKey: String?
     @Option(help: "The report's title (e.g. the school's name).") var title = "E-safety report"
     @Option(help: ArgumentHelp("Minutes of inactivity that end a session.", valueName: "minutes")) var idle = 30
     @Option(help: ArgumentHelp("esafetyd's control socket, for the health page.", valueName: "path"))
@@ -47,6 +59,9 @@ struct WebServeCommand: ParsableCommand {
 
     func validate() throws {
         guard idle >= 1 && idle <= 24 * 60 else { throw ValidationError("--idle must be 1 to 1440 minutes") }
+        guard (tlsCertificate == nil) == (tlsKey == nil) else {
+            throw ValidationError("--tls-certificate and --tls-key go together")
+        }
         guard Self.address(listen) != nil else {
             throw ValidationError("--listen must be HOST:PORT or unix:PATH, not '\(listen)'")
         }
@@ -65,6 +80,37 @@ struct WebServeCommand: ParsableCommand {
         return host.isEmpty ? nil : .hostname(host, port: port)
     }
 
+    /// The certificate and key for HTTPS served here (TLS 1.2 or later), checked before
+    /// anything listens: a key others may read is refused, as a password file is.
+    func tlsConfiguration() throws -> TLSConfiguration? {
+        guard let certificate = tlsCertificate, let key = tlsKey else { return nil }
+        var st = stat()
+        guard stat(key, &st) == 0 else {
+            throw CommandFailure("\(key): cannot read the TLS key: \(String(cString: strerror(errno)))", status: 2)
+        }
+        if st.st_mode & 0o077 != 0 {
+            throw CommandFailure(
+                "\(key): the TLS key may be read by others (mode \(String(st.st_mode & 0o777, radix: 8))); "
+                    + "chmod 0600 it",
+                status: 2
+            )
+        }
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
+            guard !chain.isEmpty else { throw CommandFailure("\(certificate): no certificate in it", status: 2) }
+            var c = TLSConfiguration.makeServerConfiguration(
+                certificateChain: chain,
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+            )
+            c.minimumTLSVersion = .tlsv12
+            return c
+        } catch let failure as CommandFailure {
+            throw failure
+        } catch {
+            throw CommandFailure("\(certificate), \(key): cannot load the certificate and key: \(error)", status: 2)
+        }
+    }
+
     func run() throws {
         let resolved = try log.resolve()
         let logFolder = resolved.path.lastIndex(of: "/").map { String(resolved.path[..<$0]) } ?? "."
@@ -75,7 +121,7 @@ struct WebServeCommand: ParsableCommand {
             accessLogPath: accessLog ?? logFolder + "/console-access.log",
             countersPath: resolved.configuration.countersPath
         )
-        settings.secure = secure
+        settings.secure = secure || tlsCertificate != nil
         settings.title = title
         settings.limits.idle = Double(idle) * 60
         let control = controlSocket ?? resolved.configuration.controlSocket
@@ -90,8 +136,11 @@ struct WebServeCommand: ParsableCommand {
         logger.logLevel = .info
         let server = ConsoleServer(settings: settings, logger: logger)
         let listen = self.listen
+        let tls = try tlsConfiguration()
+        let scheme = tls == nil ? "http" : "https"
         let app = Application(
             router: server.router(),
+            server: try tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1(),
             configuration: .init(address: Self.address(listen)!, serverName: nil),
             onServerRunning: { channel in
                 if listen.hasPrefix("unix:") {
@@ -99,7 +148,7 @@ struct WebServeCommand: ParsableCommand {
                     FileOutput.stderr("esafety web: listening on \(listen)\n")
                 } else {
                     let port = channel.localAddress?.port ?? 0
-                    FileOutput.stderr("esafety web: listening on http://\(listen.prefix { $0 != ":" }):\(port)\n")
+                    FileOutput.stderr("esafety web: listening on \(scheme)://\(listen.prefix { $0 != ":" }):\(port)\n")
                 }
             },
             logger: logger

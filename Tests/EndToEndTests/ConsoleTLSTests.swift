@@ -1,0 +1,76 @@
+import Foundation
+import Glibc
+import TestSupport
+import Testing
+
+@Suite("The console serving HTTPS itself")
+struct ConsoleTLSTests {
+    @Test(
+        "--tls-certificate and --tls-key: HTTPS with a local CA's certificate, Secure cookies and HSTS; plain HTTP and another CA fail; a key others may read is refused"
+    )
+    func https() throws {
+        let dir = TempDir()
+        let d = dir.path
+        let openssl = try requireExecutable("/usr/bin/openssl", package: "openssl")
+        let curl = try requireExecutable("/usr/bin/curl", package: "curl")
+        func ssl(_ args: [String]) throws {
+            let (code, out) = try Child.run(openssl, args)
+            try #require(code == 0, "openssl \(args.first ?? ""): \(out)")
+        }
+        for ca in ["ca", "other-ca"] {
+            try ssl([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=\(ca)", "-keyout",
+                "\(d)/\(ca).key", "-out", "\(d)/\(ca).pem",
+            ])
+        }
+        try ssl([
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "\(d)/web.key", "-out",
+            "\(d)/web.csr",
+        ])
+        dir.write("san.ext", "subjectAltName=IP:127.0.0.1\n")
+        try ssl([
+            "x509", "-req", "-in", "\(d)/web.csr", "-CA", "\(d)/ca.pem", "-CAkey", "\(d)/ca.key", "-CAcreateserial",
+            "-days", "1", "-extfile", "\(d)/san.ext", "-out", "\(d)/web.pem",
+        ])
+        let (added, said) = try ConsoleTests.Setup.user(["add", "dsl1", "--role", "dsl"], accounts: d + "/accounts")
+        #expect(added == 0, "\(said)")
+        dir.write("incidents.jsonl", "")
+        let args = [
+            "web", "--log", d + "/incidents.jsonl", "--accounts", d + "/accounts", "--listen", "127.0.0.1:0",
+            "--control-socket", d + "/none.sock", "--tls-certificate", d + "/web.pem", "--tls-key", d + "/web.key",
+        ]
+        // A key others may read: refused before anything listens.
+        chmod(d + "/web.key", 0o644)
+        let (refused, why) = try Child.run(ConsoleTests.esafety, args)
+        #expect(refused == 2 && why.contains("may be read by others"), "\(why)")
+        chmod(d + "/web.key", 0o600)
+        let web = try Child(
+            "/bin/sh",
+            ["-c", "exec \"$0\" \"$@\" 2>>\"$ERR\"", ConsoleTests.esafety] + args,
+            environment: ["ERR": d + "/web.err"]
+        )
+        defer { web.stop() }
+        var port: UInt16?
+        _ = poll(timeout: 20) {
+            let text = (try? String(contentsOfFile: d + "/web.err", encoding: .utf8)) ?? ""
+            if let r = text.range(of: "listening on https://127.0.0.1:") {
+                port = UInt16(text[r.upperBound...].prefix { $0.isNumber })
+            }
+            return port != nil
+        }
+        let p = try #require(port, "\((try? String(contentsOfFile: d + "/web.err", encoding: .utf8)) ?? "")")
+        // The local CA: the login page, its cookie Secure, HSTS sent.
+        var (code, out) = try Child.run(curl, ["-sS", "-i", "--cacert", d + "/ca.pem", "https://127.0.0.1:\(p)/login"])
+        #expect(code == 0 && out.hasPrefix("HTTP/1.1 200"), "\(out.prefix(300))")
+        let head = out.lowercased()
+        #expect(head.contains("strict-transport-security: max-age="), "\(out.prefix(600))")
+        #expect(head.contains("set-cookie:") && head.contains("; secure"), "\(out.prefix(600))")
+        #expect(out.contains("name=\"password\""))
+        // Another CA's trust: refused by the client (curl 60: the peer's certificate is not trusted).
+        (code, out) = try Child.run(curl, ["-sS", "--cacert", d + "/other-ca.pem", "https://127.0.0.1:\(p)/login"])
+        #expect(code == 60, "\(out)")
+        // Plain HTTP to the HTTPS port: no page.
+        (code, out) = try Child.run(curl, ["-sS", "-m", "5", "http://127.0.0.1:\(p)/login"])
+        #expect(code != 0 && !out.contains("name=\"password\""), "\(out)")
+    }
+}
