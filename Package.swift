@@ -93,11 +93,17 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // PAM (libpam), for the console's log-in with a school's directory accounts.
+        .target(
+            name: "CPAM",
+            linkerSettings: [.linkedLibrary("pam")]
+        ),
         // The safeguarding console: accounts, sessions, the pages and forms over the index, the
         // access log of every view. Served by `esafety web`, never inside esafetyd.
         .target(
             name: "Console",
             dependencies: [
+                "CPAM",
                 "Classifier", "Incidents", "IncidentIndex", "Reports", "SystemSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),

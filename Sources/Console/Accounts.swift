@@ -1,12 +1,14 @@
+import CPAM
 import Glibc
 import HummingbirdBcrypt
 import SystemSupport
 
 /// The console's accounts: one file, one account per line, `name:role:sites:hash`, where
-/// `hash` is a bcrypt hash (cost 12 unless given) and `sites` a comma-separated list (empty:
-/// this school's own). Written whole to a new file and renamed over the old (mode 0600,
-/// never through a symbolic link); read whole at each login, so a change takes effect
-/// without a restart. Passwords are never stored or logged, only their hashes.
+/// `hash` is a bcrypt hash (cost 12 unless given), or `pam` for a directory account whose
+/// password PAM checks, and `sites` a comma-separated list (empty: this school's own).
+/// Written whole to a new file and renamed over the old (mode 0600, never through a symbolic
+/// link); read whole at each login, so a change takes effect without a restart. Passwords are
+/// never stored or logged, only their hashes.
 public struct Accounts: Sendable {
     public enum Role: String, Sendable, CaseIterable {
         /// Read and act on every incident of their sites; reads the console's access log.
@@ -67,9 +69,11 @@ public struct Accounts: Sendable {
             if line.isEmpty || line.hasPrefix("#") { continue }
             let f = line.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false)
             guard f.count == 4, Self.validName(String(f[0])), let role = Role(rawValue: String(f[1])),
-                f[3].hasPrefix("$2")
+                f[3].hasPrefix("$2") || f[3] == Self.pam
             else {
-                throw Failure(description: "\(path):\(n + 1): not an account line (name:role:sites:bcrypt-hash)")
+                throw Failure(
+                    description: "\(path):\(n + 1): not an account line (name:role:sites:bcrypt-hash, or pam)"
+                )
             }
             accounts.append(
                 Account(
@@ -90,7 +94,11 @@ public struct Accounts: Sendable {
 
     /// Whether `password` is this account's. For an unknown name, a hash of the same cost is
     /// still checked, so the time taken does not tell which names exist.
-    public static func verify(_ password: String, _ account: Account?) -> Bool {
+    public static func verify(_ password: String, _ account: Account?, pamService: String = "esafety-web") -> Bool {
+        if let account, account.hash == pam {
+            var error = [CChar](repeating: 0, count: 256)
+            return esafety_pam_check(pamService, account.name, password, &error, error.count) == 0
+        }
         guard let account else {
             _ = Bcrypt.verify(password, hash: decoy)
             return false
@@ -99,6 +107,11 @@ public struct Accounts: Sendable {
     }
 
     private static let decoy = Bcrypt.hash("not a password", cost: 12)
+
+    /// The hash field of an account whose password is the school's directory's, checked through
+    /// PAM (`esafety web user add NAME --role ROLE --pam`): the console keeps no password for it,
+    /// only the role and sites.
+    public static let pam = "pam"
 
     /// Adds or replaces an account.
     public func put(_ account: Account) throws(Failure) {

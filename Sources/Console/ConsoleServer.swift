@@ -37,6 +37,8 @@ public struct ConsoleServer: Sendable {
         public var secure = false
         public var title = "E-safety report"
         public var limits = Sessions.Limits()
+        /// The PAM service (`/etc/pam.d/NAME`) that checks the passwords of `pam` accounts.
+        public var pamService = "esafety-web"
         /// What `esafety status` shows, for the health page.
         public var health: @Sendable () -> String = { "esafetyd's status is not available here." }
 
@@ -264,8 +266,12 @@ public struct ConsoleServer: Sendable {
                 status: .internalServerError
             )
         }
-        // bcrypt takes a quarter of a second on purpose: off the event loops.
-        let ok = try await NIOThreadPool.singleton.runIfActive { Accounts.verify(password, account) }
+        // bcrypt takes a quarter of a second on purpose, PAM as long as the directory takes:
+        // off the event loops.
+        let service = settings.pamService
+        let ok = try await NIOThreadPool.singleton.runIfActive {
+            Accounts.verify(password, account, pamService: service)
+        }
         guard ok, let account else {
             let locked = sessions.failed(name: name, address: address)
             try? access.record(AccessLog.Entry(account: name, role: "", what: "login-failed", address: address))

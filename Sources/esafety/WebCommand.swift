@@ -52,6 +52,14 @@ struct WebServeCommand: ParsableCommand {
         help: ArgumentHelp("The certificate's private key (PEM; readable by its owner only).", valueName: "file")
     )
     var tlsKey: String?
+    @Option(
+        name: .customLong("pam-service"),
+        help: ArgumentHelp(
+            "The PAM service that checks `pam` accounts' passwords (/etc/pam.d/NAME).",
+            valueName: "name"
+        )
+    )
+    var pamService = "esafety-web"
     @Option(help: "The report's title (e.g. the school's name).") var title = "E-safety report"
     @Option(help: ArgumentHelp("Minutes of inactivity that end a session.", valueName: "minutes")) var idle = 30
     @Option(help: ArgumentHelp("esafetyd's control socket, for the health page.", valueName: "path"))
@@ -122,6 +130,7 @@ struct WebServeCommand: ParsableCommand {
             countersPath: resolved.configuration.countersPath
         )
         settings.secure = secure || tlsCertificate != nil
+        settings.pamService = pamService
         settings.title = title
         settings.limits.idle = Double(idle) * 60
         let control = controlSocket ?? resolved.configuration.controlSocket
@@ -219,13 +228,17 @@ struct WebUserCommand: ParsableCommand {
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Add an account; the password is read from the terminal or standard input."
+            abstract:
+                "Add an account; the password is read from the terminal or standard input, or with --pam "
+                + "checked by the school's directory through PAM."
         )
         @OptionGroup var place: Place
         @Argument(help: "The account's name.") var name: String
         @Option(help: "dsl, coordinator, it (health only) or governor (anonymised reports only).")
         var role: String
         @Option(help: "A site the account may see (repeatable; default: this school's).") var site: [String] = []
+        @Flag(help: "The password is the directory's (PAM service esafety-web, or --pam-service): none is kept here.")
+        var pam = false
         func validate() throws {
             _ = try WebUserCommand.checked(name)
             guard Accounts.Role(rawValue: role) != nil else {
@@ -243,14 +256,14 @@ struct WebUserCommand: ParsableCommand {
                         status: 1
                     )
                 }
-                let hash = Accounts.hash(try WebUserCommand.password())
+                let hash = pam ? Accounts.pam : Accounts.hash(try WebUserCommand.password())
                 try file.put(
                     Accounts.Account(name: name, role: Accounts.Role(rawValue: role)!, sites: site, hash: hash)
                 )
             } catch let failure as Accounts.Failure {
                 throw CommandFailure(failure.description, status: 2)
             }
-            print("added \(name) (\(role)) to \(place.accounts)")
+            print("added \(name) (\(role)\(pam ? ", password checked through PAM" : "")) to \(place.accounts)")
         }
     }
 
