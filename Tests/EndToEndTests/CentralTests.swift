@@ -454,27 +454,8 @@ struct CentralTests {
     @Test("TLS with verify-full against a local CA: the right CA connects, another CA is refused, plain TCP is refused")
     func tls() throws {
         let dir = TempDir()
-        let openssl = try requireExecutable("/usr/bin/openssl", package: "openssl")
         let d = dir.path
-        func ssl(_ args: [String]) throws {
-            let (code, out) = try Child.run(openssl, args)
-            try #require(code == 0, "openssl \(args.first ?? ""): \(out)")
-        }
-        for ca in ["ca", "other-ca"] {
-            try ssl([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=\(ca)", "-keyout",
-                "\(d)/\(ca).key", "-out", "\(d)/\(ca).pem",
-            ])
-        }
-        try ssl([
-            "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "\(d)/server.key", "-out",
-            "\(d)/server.csr",
-        ])
-        dir.write("san.ext", "subjectAltName=DNS:localhost\n")
-        try ssl([
-            "x509", "-req", "-in", "\(d)/server.csr", "-CA", "\(d)/ca.pem", "-CAkey", "\(d)/ca.key", "-CAcreateserial",
-            "-days", "1", "-extfile", "\(d)/san.ext", "-out", "\(d)/server.pem",
-        ])
+        try makeLocalCertificates(in: d, name: "server", subjectAltName: "DNS:localhost")
         let pg = try PostgresServer(
             extra: ["-c", "ssl=on", "-c", "ssl_cert_file=server.pem", "-c", "ssl_key_file=server.key"]
         ) { folder in

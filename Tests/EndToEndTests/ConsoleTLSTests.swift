@@ -11,27 +11,8 @@ struct ConsoleTLSTests {
     func https() throws {
         let dir = TempDir()
         let d = dir.path
-        let openssl = try requireExecutable("/usr/bin/openssl", package: "openssl")
         let curl = try requireExecutable("/usr/bin/curl", package: "curl")
-        func ssl(_ args: [String]) throws {
-            let (code, out) = try Child.run(openssl, args)
-            try #require(code == 0, "openssl \(args.first ?? ""): \(out)")
-        }
-        for ca in ["ca", "other-ca"] {
-            try ssl([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=\(ca)", "-keyout",
-                "\(d)/\(ca).key", "-out", "\(d)/\(ca).pem",
-            ])
-        }
-        try ssl([
-            "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "\(d)/web.key", "-out",
-            "\(d)/web.csr",
-        ])
-        dir.write("san.ext", "subjectAltName=IP:127.0.0.1\n")
-        try ssl([
-            "x509", "-req", "-in", "\(d)/web.csr", "-CA", "\(d)/ca.pem", "-CAkey", "\(d)/ca.key", "-CAcreateserial",
-            "-days", "1", "-extfile", "\(d)/san.ext", "-out", "\(d)/web.pem",
-        ])
+        try makeLocalCertificates(in: d, name: "web", subjectAltName: "IP:127.0.0.1")
         let (added, said) = try ConsoleTests.Setup.user(["add", "dsl1", "--role", "dsl"], accounts: d + "/accounts")
         #expect(added == 0, "\(said)")
         dir.write("incidents.jsonl", "")

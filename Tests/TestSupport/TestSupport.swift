@@ -342,3 +342,29 @@ public final class TempLists: Sendable {
 
     deinit { try? FileManager.default.removeItem(atPath: root) }
 }
+
+/// A local certificate authority in `dir` (`ca.pem`, `ca.key`), a second one nobody trusts
+/// (`other-ca.pem`), and `NAME.pem`/`NAME.key` signed by the first for `subjectAltName`
+/// (e.g. `DNS:localhost`, `IP:127.0.0.1`), made with the real openssl; valid for a day.
+public func makeLocalCertificates(in dir: String, name: String, subjectAltName: String) throws {
+    let openssl = try requireExecutable("/usr/bin/openssl", package: "openssl")
+    func ssl(_ args: [String]) throws {
+        let (code, out) = try Child.run(openssl, args)
+        guard code == 0 else { throw TestFailure(message: "openssl \(args.first ?? ""): \(out)") }
+    }
+    for ca in ["ca", "other-ca"] {
+        try ssl([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=\(ca)", "-keyout",
+            "\(dir)/\(ca).key", "-out", "\(dir)/\(ca).pem",
+        ])
+    }
+    try ssl([
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=\(name)", "-keyout", "\(dir)/\(name).key", "-out",
+        "\(dir)/\(name).csr",
+    ])
+    try "subjectAltName=\(subjectAltName)\n".write(toFile: "\(dir)/\(name).ext", atomically: true, encoding: .utf8)
+    try ssl([
+        "x509", "-req", "-in", "\(dir)/\(name).csr", "-CA", "\(dir)/ca.pem", "-CAkey", "\(dir)/ca.key",
+        "-CAcreateserial", "-days", "1", "-extfile", "\(dir)/\(name).ext", "-out", "\(dir)/\(name).pem",
+    ])
+}
