@@ -13,8 +13,9 @@ final class PostgresServer: @unchecked Sendable {
     var child: Child?
     let bin: String
     let extra: [String]
-    /// The port: of the Unix socket's name, and of TCP on 127.0.0.1 when TLS is on.
-    let port = 20_000 + Int.random(in: 0..<20_000)
+    /// The port: of the Unix socket's name, and of TCP on 127.0.0.1 when TLS is on. The
+    /// kernel's choice (free now), clear of the fixed ranges other suites' peers use.
+    let port = Int((try? freeLoopbackPort()) ?? UInt16(40_000 + Int.random(in: 0..<20_000)))
 
     init(extra: [String] = [], configure: ((String) throws -> Void)? = nil) throws {
         guard

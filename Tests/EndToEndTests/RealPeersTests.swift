@@ -60,6 +60,8 @@ struct RealPeersTests {
         dir.write("lists/iwf/category.toml", "severity = \"critical\"\nlocked = true\n")
         dir.write("lists/iwf/urls", "site.example.org/abuse/42\n")
         let daemon = try DaemonProcess(lists: [dir.path + "/lists"], dir: dir)
+        // Three ports from 20000 to 30001: clear of IntegrationDocsTests' (10000 to 19003) and
+        // of the kernel's choices (32768 and up).
         let base = UInt16(20000 + Int(getpid() % 10000))
         let dnsPort = base
         let proxyPort = base + 1
