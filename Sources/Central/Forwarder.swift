@@ -227,11 +227,24 @@ public final class Forwarder: @unchecked Sendable {
             seq += 1
             let checked = HashChain.follows(Substring(text), previous: chain)
             let value = checked?.chain ?? ""
-            let f = Line.fields(text)
+            var f = Line.fields(text)
+            var stored = text
+            // A line that breaks the chain may not even be JSON (a corrupted byte): PostgreSQL
+            // would refuse the whole batch, and the forwarder would try it for ever. It is
+            // shipped marked, its bytes kept as a string in an `unreadable` record.
+            if !(checked?.intact ?? false), (try? JSONSerialization.jsonObject(with: Data(text.utf8))) == nil {
+                var j = JSONText(capacity: text.utf8.count + 48)
+                j.beginObject()
+                j.field("event", .string("unreadable"))
+                j.field("text", .string(text))
+                j.endObject()
+                stored = String(decoding: j.bytes, as: UTF8.self)
+                f = ("unreadable", "", "", nil)
+            }
             lines.append(
                 Line(
                     seq: seq,
-                    text: text,
+                    text: stored,
                     chain: value.isEmpty ? "unsealed-\(seq)" : value,
                     intact: checked?.intact ?? false,
                     event: f.event,

@@ -433,6 +433,9 @@ struct CentralTests {
         )
         #expect(text[9].contains("\"time\":\"2026"))
         text[9] = Substring(text[9].replacingOccurrences(of: "\"time\":\"2026", with: "\"time\":\"2025"))
+        // And a corrupted byte that leaves line 20 no longer JSON: shipped too, marked, not retried for ever.
+        text[19] = Substring(text[19].replacingOccurrences(of: "\",\"", with: "\u{01},\"", options: [], range: nil))
+        #expect((try? JSONSerialization.jsonObject(with: Data(text[19].utf8))) == nil)
         try text.joined(separator: "\n").write(toFile: log.path, atomically: true, encoding: .utf8)
         let (code, out) = try Child.run(
             Self.esafety,
@@ -444,12 +447,16 @@ struct CentralTests {
         #expect(code == 0, "\(out)")
         #expect(out.contains("critical") && out.contains("does not follow the hash chain"), "\(out)")
         #expect(
-            pg.sql("SELECT seq FROM esafety.tamper WHERE site = 'north'").1.trimmingCharacters(
-                in: .whitespacesAndNewlines
-            ) == "10"
+            pg.sql("SELECT string_agg(seq::text, ',' ORDER BY seq) FROM esafety.tamper WHERE site = 'north'").1
+                .trimmingCharacters(in: .whitespacesAndNewlines) == "10,20"
         )
         #expect(pg.sql("SELECT count(*) FROM esafety.lines WHERE site = 'north'").1.hasPrefix("\(log.lines)"))
-        #expect(pg.sql("SELECT tamper FROM esafety.health WHERE site = 'north'").1.hasPrefix("1"))
+        #expect(pg.sql("SELECT tamper FROM esafety.health WHERE site = 'north'").1.hasPrefix("2"))
+        // The unreadable line's bytes are kept, as a string.
+        #expect(
+            pg.sql("SELECT line->>'event', intact FROM esafety.lines WHERE site = 'north' AND seq = 20").1
+                .hasPrefix("unreadable|f")
+        )
     }
 
     @Test("TLS with verify-full against a local CA: the right CA connects, another CA is refused, plain TCP is refused")
