@@ -302,9 +302,9 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             // (in memory only) and the hour after one (written as `context` events).
             let span = frozen.policy.contextWindow
             if span > 0 { Self.keep(Seen(time: time, host: m.host, category: primary.name, url: m.url), for: person) }
-            guard raised != nil, chosen.group.mayReachMinimum(primary.severity, locked: primary.locked) else {
-                return
-            }
+            guard raised != nil,
+                frozen.policy.mayRaise(category: primary.severity, locked: primary.locked, group: chosen.group)
+            else { return }
             let policy = frozen.policy
             let group = chosen.group
             let site: String

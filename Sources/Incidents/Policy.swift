@@ -70,18 +70,6 @@ public struct Policy: Sendable, Equatable {
             locked || categories.map { $0.contains(category) } ?? true
         }
 
-        /// Whether a category of this severity can reach the group's minimum at all: shifted
-        /// for the group, its most severe time window and repetition. Most matches are of
-        /// counted-only (`info`) categories, which never can: they are counted and kept as
-        /// context without the work of a possible incident.
-        func mayReachMinimum(_ severity: Severity, locked: Bool) -> Bool {
-            if locked { return true }
-            if severity == .info { return minimumSeverity == .info }
-            let windowShift = windows.lazy.map(\.severityShift).max() ?? 0
-            let highest = Int(severity.rawValue) + severityShift + max(0, windowShift) + 1
-            return min(4, highest) >= Int(minimumSeverity.rawValue)
-        }
-
         func matches(client: [UInt8]?, user: String?) -> Bool {
             if let user, !users.isEmpty {
                 for u in users {
@@ -211,6 +199,19 @@ public struct Policy: Sendable, Equatable {
         if category == .info { raw = 0 }  // counted-only categories stay info
         raw = max(0, min(4, raw))
         return Severity(rawValue: UInt8(raw))!
+    }
+
+    /// Whether a match of this category could ever raise an incident for the group: its
+    /// severity as `severity(...)` gives it at the most that can shift it (repeated, in the
+    /// group's window that raises most), against the group's minimum. Most matches are of
+    /// counted-only (`info`) categories, which never can: they are counted and kept as
+    /// context without the work of a possible incident.
+    public func mayRaise(category: Severity, locked: Bool, group: Group) -> Bool {
+        let raising = group.windows.max { $0.severityShift < $1.severityShift }.flatMap {
+            $0.severityShift > 0 ? $0 : nil
+        }
+        let most = severity(category: category, locked: locked, group: group, repeated: true, window: raising)
+        return locked || most >= group.minimumSeverity
     }
 
     public func routes(_ severity: Severity, group: Group, window: TimeWindow? = nil) -> [String] {

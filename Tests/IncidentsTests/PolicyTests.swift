@@ -157,4 +157,44 @@ struct PolicyTests {
         #expect(records.map { $0["group"] as? String } == ["staff", "staff", "default"])
     }
 
+    @Test(
+        "a match is passed over as counted-only exactly when no shift of it (group, window, repetition) reaches the minimum"
+    )
+    func mayRaiseAgreesWithSeverity() {
+        let policy = Policy()
+        var checked = 0
+        for groupShift in -2...2 {
+            for windowShift in [-1, 0, 1, 2] {
+                for minimum in Severity.allCases {
+                    var group = Policy.Group(name: "g")
+                    (group.severityShift, group.minimumSeverity) = (groupShift, minimum)
+                    var window = Policy.TimeWindow(name: "night")
+                    window.severityShift = windowShift
+                    group.windows = [window]
+                    for category in Severity.allCases {
+                        for locked in [false, true] {
+                            // Every way the sink can come to a severity for this match.
+                            let reachable = [nil, window].contains { w in
+                                [false, true].contains { repeated in
+                                    policy.severity(
+                                        category: category,
+                                        locked: locked,
+                                        group: group,
+                                        repeated: repeated,
+                                        window: w
+                                    ) >= minimum || locked
+                                }
+                            }
+                            #expect(
+                                policy.mayRaise(category: category, locked: locked, group: group) == reachable,
+                                "shift \(groupShift), window \(windowShift), minimum \(minimum), \(category), locked \(locked)"
+                            )
+                            checked += 1
+                        }
+                    }
+                }
+            }
+        }
+        #expect(checked == 5 * 4 * 5 * 5 * 2)
+    }
 }
