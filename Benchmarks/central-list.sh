@@ -6,7 +6,8 @@
 # SQL (generate_series: one a second per site from 2024-01-01, 2% open, every record a real
 # incident line's keys), ANALYZEs, and times `esafety incidents list --open --limit 50
 # --central` 20 times as the trust's role and as one school's role (row-level security),
-# printing p50 and p95 of the whole command.
+# printing p50 and p95 of the whole command; then `incidents show ID` (the whole id, and its
+# first 20 characters) as the school's role, with the id's index (migration 4) and without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
@@ -51,8 +52,20 @@ FROM (
         CASE g % 50 WHEN 0 THEN 'new' WHEN 1 THEN 'acknowledged' ELSE 'resolved' END AS state
     FROM generate_series(1, $ROWS) AS g
 ) AS s"
-SQL -c "ANALYZE esafety.incidents"
-echo "generated $(SQL -c 'SELECT count(*) FROM esafety.incidents') incidents over $SITES sites in $(( $(date +%s) - START )) s; $(SQL -c "SELECT pg_size_pretty(pg_total_relation_size('esafety.incidents'))")"
+# Each incident's own line in esafety.lines (what `show` folds), and a `hits` line for every third
+# (what `list` reads the latest count from); chain values are stand-ins, unique per line.
+SQL -c "
+INSERT INTO esafety.lines (site, seq, chain, event, id, time, line, intact)
+SELECT site, row_number() OVER (PARTITION BY site ORDER BY time), 'gen-' || id, 'incident', id, time, record, true
+FROM esafety.incidents"
+SQL -c "
+INSERT INTO esafety.lines (site, seq, chain, event, id, time, line, intact)
+SELECT site, 1000000000 + row_number() OVER (PARTITION BY site ORDER BY time), 'gen-hits-' || id, 'hits', id, time,
+    jsonb_build_object('event', 'hits', 'id', id, 'time', time, 'hits', 3, 'first_seen', time, 'last_seen', time,
+        'sample_urls', jsonb_build_array()), true
+FROM esafety.incidents WHERE hashtext(id) % 3 = 0"
+SQL -c "ANALYZE esafety.incidents; ANALYZE esafety.lines"
+echo "generated $(SQL -c 'SELECT count(*) FROM esafety.incidents') incidents and $(SQL -c 'SELECT count(*) FROM esafety.lines') lines over $SITES sites in $(( $(date +%s) - START )) s; $(SQL -c "SELECT pg_size_pretty(pg_database_size('esafety'))")"
 for role in trust_dsl school_site1; do
     psql -h "$DIR" -p 25433 -U postgres -d esafety -qc "CREATE ROLE $role LOGIN PASSWORD 'pw-$role'"
     echo "pw-$role" > "$DIR/$role.pw"; chmod 600 "$DIR/$role.pw"
@@ -69,3 +82,19 @@ for role in trust_dsl school_site1; do
         printf "%s: list --open --limit 50 --central: p50 %.0f ms, p95 %.0f ms, peak RSS %d MB (%d runs)\n",
             r, t[int(NR * 0.5 + 0.5)] * 1000, t[int(NR * 0.95 + 0.5)] * 1000, m / 1024, NR }'
 done
+ID=$(SQL -c "SELECT id FROM esafety.incidents WHERE site = 'site1' ORDER BY time DESC OFFSET 1000 LIMIT 1")
+timeshow() {
+    : > "$DIR/times-show"
+    for _ in $(seq 10); do
+        /usr/bin/time -f "%e %M" "$BIN/esafety" incidents show "$1" \
+            --central "postgresql://school_site1@:25433/esafety?host=$DIR" --password-file "$DIR/school_site1.pw" \
+            >/dev/null 2>>"$DIR/times-show"
+    done
+    grep -E '^[0-9.]+ [0-9]+$' "$DIR/times-show" | sort -n | awk -v w="$2" '{ t[NR] = $1 } END {
+        printf "show %s: p50 %.0f ms, p95 %.0f ms (%d runs)\n", w, t[int(NR * 0.5 + 0.5)] * 1000, t[int(NR * 0.95 + 0.5)] * 1000, NR }'
+}
+timeshow "$ID" "ID (whole), with the id index"
+timeshow "${ID:0:20}" "ID (first 20 characters), with the id index"
+SQL -c "DROP INDEX esafety.incidents_id"
+timeshow "$ID" "ID (whole), without it"
+timeshow "${ID:0:20}" "ID (first 20 characters), without it"

@@ -14,6 +14,12 @@ public enum CentralIncidents {
         public var description: String
     }
 
+    /// `text` as a LIKE pattern that matches only itself: its `\\`, `%` and `_` escaped.
+    static func literal(_ text: String) -> String {
+        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+            .replacingOccurrences(of: "_", with: "\\_")
+    }
+
     /// The tool's filters (`incidents list`), as `IncidentIndex.Query` has them for a school's log.
     public struct Filter: Sendable {
         public var site: String?
@@ -44,11 +50,7 @@ public enum CentralIncidents {
     ) async throws -> [(site: String, view: IncidentView)] {
         // Each word must appear (case-insensitive) in the site, the URL, the search term or a
         // note, whether the note came from the school's log or was taken centrally.
-        let words = (f.text ?? "").split(whereSeparator: \.isWhitespace).map {
-            "%"
-                + $0.lowercased().replacingOccurrences(of: "\\", with: "\\\\")
-                .replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "%"
-        }
+        let words = (f.text ?? "").split(whereSeparator: \.isWhitespace).map { "%" + literal($0.lowercased()) + "%" }
         let rows = try await c.query(
             """
             SELECT i.site, i.record::text, i.state, coalesce(h.hits, -1), coalesce(h.last_seen, '')
@@ -102,22 +104,29 @@ public enum CentralIncidents {
         lock: Bool = false,
         logger: Logger
     ) async throws -> (site: String, view: IncidentView) {
-        let pattern =
-            id.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
-            .replacingOccurrences(of: "_", with: "\\_") + "%"
-        let candidates = try await c.query(
+        // The whole id first, then (8 characters or more) its start; both by the id's own index.
+        var found: [(String, String)] = []
+        let exact = try await c.query(
             """
             SELECT site, id FROM esafety.incidents
-            WHERE (\(site)::text IS NULL OR site = \(site))
-            AND (id = \(id) OR (\(id.count >= 8) AND id LIKE \(pattern)))
-            ORDER BY id = \(id) DESC, site, id LIMIT 6
+            WHERE (\(site)::text IS NULL OR site = \(site)) AND id = \(id) ORDER BY site LIMIT 6
             """,
             logger: logger
         )
-        var found: [(String, String)] = []
-        for try await row in candidates.decode((String, String).self) { found.append(row) }
-        if let exact = found.first, exact.1 == id, found.dropFirst().allSatisfy({ $0.1 != id }) {
-            found = [exact]
+        for try await row in exact.decode((String, String).self) { found.append(row) }
+        if found.isEmpty, id.count >= 8 {
+            // A range of the id's index (text_pattern_ops), not LIKE: row-level security lets
+            // only leakproof operators reach an index, and LIKE is not one (it scanned every row).
+            let prefix = try await c.query(
+                """
+                SELECT site, id FROM esafety.incidents
+                WHERE (\(site)::text IS NULL OR site = \(site))
+                AND id ~>=~ \(id) AND id ~<~ \(id + "\u{10FFFF}") AND starts_with(id, \(id))
+                ORDER BY site, id LIMIT 6
+                """,
+                logger: logger
+            )
+            for try await row in prefix.decode((String, String).self) { found.append(row) }
         }
         guard found.count == 1 else {
             if found.isEmpty {

@@ -59,7 +59,7 @@ extension IncidentIndex {
                     position += Int64(i - start + carry.count + 1)
                     carry.removeAll(keepingCapacity: true)
                     start = i + 1
-                    if let c = IncidentIndex.chainValue(line) { chain = c }
+                    if let c = HashChain.split(Substring(line))?.chain { chain = c }
                     u.lines += 1
                     try apply(line, into: &u)
                     if states.count >= 100_000 { try flush() }
@@ -88,11 +88,12 @@ extension IncidentIndex {
         mutating func apply(_ line: String, into u: inout Update) throws {
             // esafety's own lines by their head (`{"event":"NAME","id":"ID",...`) and the few fields
             // the index keeps; any other shape is decoded whole.
-            if let h = LogLine.head(line), h.event == "context", !h.id.isEmpty, let ids = LogLine.ids(line) {
+            let head = LogLine.head(line)
+            if let h = head, h.event == "context", !h.id.isEmpty, let ids = LogLine.ids(line) {
                 try context(ids.isEmpty ? [String(h.id)] : ids, time: LogLine.time(line), line: line)
                 return
             }
-            if let h = LogLine.head(line), h.event != "context", !h.id.isEmpty {
+            if let h = head, h.event != "context", !h.id.isEmpty {
                 if h.event == "incident" {
                     if let f = RecordFields.strings(line, keys: IncidentIndex.incidentKeys), let id = f["id"] ?? nil,
                         let time = f["time"] ?? nil, let client = f["client"] ?? nil, let host = f["host"] ?? nil

@@ -266,9 +266,6 @@ public final class IncidentIndex: @unchecked Sendable {
         "id", "time", "severity", "category", "group", "client", "user", "host", "url", "search_term", "due",
     ]
 
-    /// The chain value at the end of a sealed line (`..., "chain":"HEX"}`), found by position.
-    static func chainValue(_ line: String) -> String? { HashChain.split(Substring(line))?.chain }
-
     // MARK: - Queries
 
     /// What the tools ask for; nil fields do not filter.
