@@ -114,52 +114,19 @@ public final class Forwarder: @unchecked Sendable {
         var id: String
         var time: String
         /// What the incidents table keeps of an incident line.
-        var incident: Incident?
+        var incident: IncidentFields?
         var end: Int64
-
-        struct Incident {
-            var id, time, severity, category, group, person, host: String
-            var due: String?
-        }
-
-        static let incidentKeys: Set<String> = [
-            "id", "time", "severity", "category", "group", "client", "user", "host", "due",
-        ]
 
         /// The head found by position and an incident's fields read without decoding the whole
         /// record; a line in any other shape is decoded whole.
-        static func fields(_ text: String) -> (event: String, id: String, time: String, incident: Incident?) {
+        static func fields(_ text: String) -> (event: String, id: String, time: String, incident: IncidentFields?) {
             if let h = LogLine.head(text), let time = LogLine.time(text) {
                 guard h.event == "incident" else { return (String(h.event), String(h.id), time, nil) }
-                if let f = RecordFields.strings(text, keys: incidentKeys), let id = f["id"] ?? nil,
-                    let time = f["time"] ?? nil, let client = f["client"] ?? nil, let host = f["host"] ?? nil
-                {
-                    let incident = Incident(
-                        id: id,
-                        time: time,
-                        severity: (f["severity"] ?? nil) ?? "",
-                        category: (f["category"] ?? nil) ?? "",
-                        group: (f["group"] ?? nil) ?? "",
-                        person: (f["user"] ?? nil) ?? client,
-                        host: host,
-                        due: f["due"] ?? nil
-                    )
-                    return ("incident", id, time, incident)
-                }
+                if let f = IncidentFields(line: text) { return ("incident", f.id, f.time, f) }
             }
             guard let record = LogRecord(line: text) else { return ("unreadable", "", "", nil) }
             guard case .incident(let r) = record else { return (record.event, record.id ?? "", record.time, nil) }
-            let incident = Incident(
-                id: r.id,
-                time: r.time.text,
-                severity: r.severity?.description ?? "",
-                category: r.category,
-                group: r.group,
-                person: r.person,
-                host: r.host,
-                due: r.due?.text
-            )
-            return (record.event, r.id, r.time.text, incident)
+            return (record.event, r.id, r.time.text, IncidentFields(r))
         }
     }
 
@@ -384,7 +351,7 @@ public final class Forwarder: @unchecked Sendable {
             }
             // The batch's new incidents in one statement, then its actions in order (an action
             // always follows its incident in the log).
-            let incidents: [(Line.Incident, String)] = new.compactMap { l in l.incident.map { ($0, l.text) } }
+            let incidents: [(IncidentFields, String)] = new.compactMap { l in l.incident.map { ($0, l.text) } }
             if !incidents.isEmpty {
                 try await c.query(
                     """

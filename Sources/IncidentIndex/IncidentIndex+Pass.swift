@@ -95,26 +95,8 @@ extension IncidentIndex {
             }
             if let h = head, h.event != "context", !h.id.isEmpty {
                 if h.event == "incident" {
-                    if let f = RecordFields.strings(line, keys: IncidentIndex.incidentKeys), let id = f["id"] ?? nil,
-                        let time = f["time"] ?? nil, let client = f["client"] ?? nil, let host = f["host"] ?? nil
-                    {
-                        let severity = (f["severity"] ?? nil) ?? ""
-                        try incident(
-                            id: id,
-                            time: time,
-                            severity: severity,
-                            rank: Severity(name: severity).map { Int($0.rawValue) } ?? -1,
-                            category: (f["category"] ?? nil) ?? "",
-                            group: (f["group"] ?? nil) ?? "",
-                            client: client,
-                            user: f["user"] ?? nil,
-                            host: host,
-                            url: f["url"] ?? nil,
-                            searchTerm: f["search_term"] ?? nil,
-                            due: f["due"] ?? nil,
-                            line: line,
-                            into: &u
-                        )
+                    if let f = IncidentFields(line: line) {
+                        try incident(f, line: line, into: &u)
                         return
                     }
                 } else {
@@ -131,22 +113,7 @@ extension IncidentIndex {
             guard let record = LogRecord(line: line) else { return }
             switch record {
             case .incident(let r):
-                try incident(
-                    id: r.id,
-                    time: r.time.text,
-                    severity: r.severity?.description ?? "",
-                    rank: r.severity.map { Int($0.rawValue) } ?? -1,
-                    category: r.category,
-                    group: r.group,
-                    client: r.client,
-                    user: r.user,
-                    host: r.host,
-                    url: r.url,
-                    searchTerm: r.searchTerm,
-                    due: r.due?.text,
-                    line: line,
-                    into: &u
-                )
+                try incident(IncidentFields(r), line: line, into: &u)
             case .context(let c):
                 try context(c.ids, time: record.time, line: line)
             case .action(let a):
@@ -158,28 +125,16 @@ extension IncidentIndex {
             }
         }
 
-        mutating func incident(
-            id: String,
-            time: String,
-            severity: String,
-            rank: Int,
-            category: String,
-            group: String,
-            client: String,
-            user: String?,
-            host: String,
-            url: String?,
-            searchTerm: String?,
-            due: String?,
-            line: String,
-            into u: inout Update
-        ) throws {
+        mutating func incident(_ f: IncidentFields, line: String, into u: inout Update) throws {
             try insertIncident.execute(arguments: [
-                id, time, severity, rank, category, group, client, user, user ?? client, host, url, searchTerm, due,
-                line,
+                f.id, f.time, f.severity, f.rank, f.category, f.group, f.client, f.user, f.person, f.host, f.url,
+                f.searchTerm, f.due, line,
             ])
+            let id = f.id
             states[id] = (.new, false, db.lastInsertedRowID)
-            try insertText.execute(arguments: [id, [host, url, searchTerm].compactMap { $0 }.joined(separator: " ")])
+            try insertText.execute(arguments: [
+                id, [f.host, f.url, f.searchTerm].compactMap { $0 }.joined(separator: " "),
+            ])
             u.incidents += 1
         }
 

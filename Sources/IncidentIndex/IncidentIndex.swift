@@ -262,10 +262,6 @@ public final class IncidentIndex: @unchecked Sendable {
         return HashChain.field(Substring(String(decoding: body[start...], as: UTF8.self)), "chain") ?? ""
     }
 
-    static let incidentKeys: Set<String> = [
-        "id", "time", "severity", "category", "group", "client", "user", "host", "url", "search_term", "due",
-    ]
-
     // MARK: - Queries
 
     /// What the tools ask for; nil fields do not filter.
