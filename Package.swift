@@ -7,8 +7,8 @@ import PackageDescription
 // Dependencies point one way:
 //   CShims, CPCRE2, CCrypto <- SystemSupport <- Classifier <- LogFormats <- Pipeline
 //   <- Incidents <- IncidentIndex, Reports <- Daemon <- esafetyd, esafety, esafety-bench
-//   IncidentIndex, Reports <- Console (Hummingbird) <- esafety
 //   Incidents <- Central (PostgreSQL) <- esafety
+//   IncidentIndex, Reports, Central <- Console (Hummingbird) <- esafety
 //   CShims <- Threads <- Incidents, Daemon
 //
 // The hot path's modules (Classifier, LogFormats, Pipeline) are built with
@@ -98,12 +98,12 @@ let package = Package(
             name: "CPAM",
             linkerSettings: [.linkedLibrary("pam")]
         ),
-        // The safeguarding console: accounts, sessions, the pages and forms over the index, the
-        // access log of every view. Served by `esafety web`, never inside esafetyd.
+        // The safeguarding console: accounts, sessions, the pages and forms over a school's index
+        // or a trust's central store, the access log of every view. Served by `esafety web`, never inside esafetyd.
         .target(
             name: "Console",
             dependencies: [
-                "CPAM",
+                "CPAM", "Central",
                 "Classifier", "Incidents", "IncidentIndex", "Reports", "SystemSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -111,6 +111,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),

@@ -24,6 +24,8 @@ public enum CentralIncidents {
     public struct Filter: Sendable {
         public var site: String?
         public var open = false
+        /// One workflow state (`new`, `acknowledged`, `escalated`, `resolved`, `false-positive`).
+        public var state: String?
         /// New (not acknowledged) and past its due time at this RFC 3339 time.
         public var overdueAt: String?
         public var severity: String?
@@ -61,6 +63,7 @@ public enum CentralIncidents {
             ) h ON true
             WHERE (\(f.site)::text IS NULL OR i.site = \(f.site))
             AND (NOT \(f.open) OR i.state IN ('new', 'acknowledged', 'escalated'))
+            AND (\(f.state)::text IS NULL OR i.state = \(f.state))
             AND (\(f.overdueAt)::text IS NULL OR (i.state = 'new' AND i.due < \(f.overdueAt)))
             AND (\(f.severity)::text IS NULL OR i.severity = \(f.severity))
             AND (\(f.category)::text IS NULL OR i.category = \(f.category))
@@ -86,6 +89,7 @@ public enum CentralIncidents {
         for try await (site, line, state, hits, lastSeen) in rows.decode((String, String, String, Int, String).self) {
             guard case .incident(let record) = LogRecord(line: line) else { continue }
             var view = IncidentView(record: record, line: line)
+            view.site = site
             if let s = IncidentView.State(rawValue: state) { view.workflow.state = s }
             // The latest `hits` line's count, as a fold of the log gives it.
             if hits >= 0 { (view.hits, view.lastSeen) = (hits, lastSeen) }
@@ -166,9 +170,10 @@ public enum CentralIncidents {
         guard let incidentLine else {
             throw Refusal(description: "incident \(full) of site \(s): its line is not in the central store")
         }
-        guard let view = fold(full, incidentLine, events, taken) else {
+        guard var view = fold(full, incidentLine, events, taken) else {
             throw Refusal(description: "incident \(full) of site \(s) cannot be read")
         }
+        view.site = s
         return (s, view)
     }
 
@@ -231,7 +236,10 @@ public enum CentralIncidents {
         var events: [(time: String, line: String)] = []
         var taken: [(time: String, line: String)] = []
         func finish() {
-            if let current, let incidentLine, let v = fold(current.id, incidentLine, events, taken) { out.append(v) }
+            if let current, let incidentLine, var v = fold(current.id, incidentLine, events, taken) {
+                v.site = current.site
+                out.append(v)
+            }
             (incidentLine, events, taken) = (nil, [], [])
         }
         for try await (s, id, line, event, time, source, _) in rows.decode(
@@ -251,6 +259,81 @@ public enum CentralIncidents {
         }
         finish()
         return out.sorted { $0.time < $1.time }
+    }
+
+    /// Open and overdue incidents by severity (`none` for an incident without one), as the
+    /// console's dashboard shows them.
+    public static func openCounts(
+        _ c: PostgresConnection,
+        now: String,
+        logger: Logger
+    ) async throws -> (open: [String: Int], overdue: [String: Int]) {
+        let rows = try await c.query(
+            """
+            SELECT coalesce(severity, 'none'), count(*), count(*) FILTER (WHERE state = 'new' AND due < \(now))
+            FROM esafety.incidents WHERE state IN ('new', 'acknowledged', 'escalated') GROUP BY 1
+            """,
+            logger: logger
+        )
+        var (open, overdue): ([String: Int], [String: Int]) = ([:], [:])
+        for try await (severity, n, late) in rows.decode((String, Int, Int).self) {
+            (open[severity], overdue[severity]) = (n, late)
+        }
+        return (open, overdue)
+    }
+
+    /// New incidents per day (YYYY-MM-DD of their time) and severity in [since, until).
+    public static func perDay(
+        _ c: PostgresConnection,
+        since: String,
+        until: String,
+        logger: Logger
+    ) async throws -> [String: [String: Int]] {
+        let rows = try await c.query(
+            """
+            SELECT substr(time, 1, 10), coalesce(severity, 'none'), count(*) FROM esafety.incidents
+            WHERE time >= \(since) AND time < \(until) GROUP BY 1, 2
+            """,
+            logger: logger
+        )
+        var out: [String: [String: Int]] = [:]
+        for try await (day, severity, n) in rows.decode((String, String, Int).self) {
+            out[day, default: [:]][severity] = n
+        }
+        return out
+    }
+
+    /// What each visible site has shipped: no child's record, for IT and the health page.
+    public struct Shipping: Sendable {
+        public var site: String
+        public var lines: Int
+        public var lastShipped: String
+        public var secondsAgo: Double
+        public var tamper: Int
+    }
+
+    public static func shipping(_ c: PostgresConnection, logger: Logger) async throws -> [Shipping] {
+        let rows = try await c.query(
+            """
+            SELECT h.site, h.seq, to_char(h.updated AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                extract(epoch FROM now() - h.updated)::float8,
+                (SELECT count(*) FROM esafety.tamper t WHERE t.site = h.site)
+            FROM esafety.heads h ORDER BY h.site
+            """,
+            logger: logger
+        )
+        var out: [Shipping] = []
+        for try await (site, lines, last, ago, tamper) in rows.decode((String, Int, String, Double, Int).self) {
+            out.append(Shipping(site: site, lines: lines, lastShipped: last, secondsAgo: ago, tamper: tamper))
+        }
+        return out
+    }
+
+    /// Narrows every later statement on this connection to these sites (`*`: all the role may
+    /// see), as the database applies it (migration 5): the web console's one way to scope a
+    /// connection to the logged-in account, set before each use.
+    public static func narrow(_ c: PostgresConnection, to sites: String, logger: Logger) async throws {
+        try await c.query("SELECT set_config('esafety.sites', \(sites), false)", logger: logger)
     }
 
     /// One workflow action taken centrally, in one transaction: the incident found and locked,

@@ -10,7 +10,9 @@ import PostgresNIO
 /// login role is a member of `esafety_school` and mapped to its site(s) in
 /// `esafety.site_roles`, and sees only those sites' rows; a member of `esafety_trust` sees
 /// every site; `esafety_forwarder` members insert their own sites' lines and nothing else;
-/// `esafety_it` reads health (no child's record); `esafety_governor` reads daily counts only.
+/// `esafety_it` reads health (no child's record); `esafety_governor` reads daily counts only;
+/// `esafety_console` members (the web console) see what their school or trust mapping gives
+/// them, narrowed to the logged-in account's sites (migration 5).
 public enum CentralSchema {
     /// Row-level security's rule since migration 2: the trust sees every site, anyone else the
     /// sites mapped to their role; each function in a scalar subquery, so PostgreSQL decides it
@@ -177,6 +179,45 @@ public enum CentralSchema {
             -- the primary key leads with the site, so this was a scan of every row.
             -- text_pattern_ops serves both `id = X` and `id LIKE 'X%'` whatever the collation.
             CREATE INDEX incidents_id ON esafety.incidents (id text_pattern_ops);
+            """
+        ),
+        (
+            5,
+            """
+            -- The web console's role (`esafety central grant --as console`): it serves many
+            -- accounts, each limited to some sites, so every statement it makes is narrowed to
+            -- the account's sites by the setting esafety.sites (comma-separated; '*' for all the
+            -- role may see), which the console sets before each use of a connection. The
+            -- database applies it to every row: a narrowing only ever removes sites from what
+            -- the role may see, any role may narrow itself, and a console role that has not set
+            -- it sees nothing (fail closed).
+            DO $$ BEGIN CREATE ROLE esafety_console NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+            CREATE FUNCTION esafety.narrowed() RETURNS text[] LANGUAGE sql STABLE AS $f$
+                SELECT CASE
+                    WHEN coalesce(current_setting('esafety.sites', true), '') = '' THEN
+                        CASE WHEN pg_has_role(current_user, 'esafety_console', 'MEMBER') THEN '{}'::text[] END
+                    WHEN current_setting('esafety.sites', true) = '*' THEN NULL
+                    ELSE string_to_array(current_setting('esafety.sites', true), ',')
+                END
+            $f$;
+            CREATE OR REPLACE FUNCTION esafety.sees_all() RETURNS boolean LANGUAGE sql STABLE AS $f$
+                SELECT pg_has_role(current_user, 'esafety_trust', 'MEMBER') AND esafety.narrowed() IS NULL
+            $f$;
+            CREATE OR REPLACE FUNCTION esafety.own_sites() RETURNS text[] LANGUAGE sql STABLE AS $f$
+                SELECT CASE
+                    WHEN n IS NULL THEN
+                        (SELECT coalesce(array_agg(site), '{}') FROM esafety.site_roles WHERE role = current_user)
+                    WHEN pg_has_role(current_user, 'esafety_trust', 'MEMBER') THEN n
+                    ELSE (SELECT coalesce(array_agg(site), '{}') FROM esafety.site_roles
+                        WHERE role = current_user AND site = ANY (n))
+                END FROM (SELECT esafety.narrowed() AS n) AS narrowing
+            $f$;
+            GRANT USAGE ON SCHEMA esafety TO esafety_console;
+            GRANT SELECT ON esafety.site_roles, esafety.lines, esafety.incidents, esafety.heads, esafety.tamper,
+                esafety.actions TO esafety_console;
+            GRANT INSERT ON esafety.actions TO esafety_console;
+            GRANT USAGE ON SEQUENCE esafety.actions_n_seq TO esafety_console;
+            GRANT UPDATE (state) ON esafety.incidents TO esafety_console;
             """
         ),
     ]

@@ -1,11 +1,13 @@
 import CPAM
+import Central
 import Glibc
 import HummingbirdBcrypt
 import SystemSupport
 
 /// The console's accounts: one file, one account per line, `name:role:sites:hash`, where
 /// `hash` is a bcrypt hash (cost 12 unless given), or `pam` for a directory account whose
-/// password PAM checks, and `sites` a comma-separated list (empty: this school's own).
+/// password PAM checks, and `sites` a comma-separated list of the sites it sees in a trust's
+/// console (`*`: every one; a school's own console has one site and ignores it).
 /// Written whole to a new file and renamed over the old (mode 0600, never through a symbolic
 /// link); read whole at each login, so a change takes effect without a restart. Passwords are
 /// never stored or logged, only their hashes.
@@ -57,6 +59,9 @@ public struct Accounts: Sendable {
             }
     }
 
+    /// A site as the central store names them (a-z, 0-9, `.`, `_`, `-`), or `*`: every site.
+    public static func validSite(_ site: String) -> Bool { site == "*" || Forwarder.validSite(site) }
+
     /// Every account; none when the file does not exist yet.
     public func all() throws(Failure) -> [Account] {
         guard FileSystem.exists(path) else { return [] }
@@ -69,7 +74,8 @@ public struct Accounts: Sendable {
             if line.isEmpty || line.hasPrefix("#") { continue }
             let f = line.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false)
             guard f.count == 4, Self.validName(String(f[0])), let role = Role(rawValue: String(f[1])),
-                f[3].hasPrefix("$2") || f[3] == Self.pam
+                f[3].hasPrefix("$2") || f[3] == Self.pam,
+                f[2].split(separator: ",").allSatisfy({ Self.validSite(String($0)) })
             else {
                 throw Failure(
                     description: "\(path):\(n + 1): not an account line (name:role:sites:bcrypt-hash, or pam)"

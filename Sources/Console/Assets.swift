@@ -94,6 +94,7 @@ enum Assets {
               t.dateTime = d.time;
               t.textContent = d.time.slice(0, 19).replace("T", " ");
               cell(row, "").appendChild(t);
+              if (d.site !== undefined) { cell(row, d.site); }
               var badge = document.createElement("span");
               badge.className = "sev sev-" + d.severity;
               badge.textContent = d.severity;
@@ -101,7 +102,8 @@ enum Assets {
               cell(row, d.person); cell(row, d.group); cell(row, d.category);
               cell(row, d.host).className = "site"; cell(row, String(d.hits)); cell(row, d.state);
               var a = document.createElement("a");
-              a.href = "/incidents/" + encodeURIComponent(d.id);
+              a.href = "/incidents/" + encodeURIComponent(d.id) +
+                (d.site !== undefined ? "?site=" + encodeURIComponent(d.site) : "");
               a.textContent = "Open";
               cell(row, "").appendChild(a);
               table.insertBefore(row, table.firstChild);
@@ -111,9 +113,11 @@ enum Assets {
             if (live) { live.textContent = "New " + d.severity + " incident: " + d.category + ", " + d.group + "."; }
             if (d.severity === "critical") {
               var alert = document.getElementById("alert");
-              alert.textContent = "New CRITICAL incident: " + d.category + " (" + d.group + "). ";
+              alert.textContent = "New CRITICAL incident: " + d.category + " (" +
+                (d.site !== undefined ? d.site + ", " : "") + d.group + "). ";
               var link = document.createElement("a");
-              link.href = "/incidents/" + encodeURIComponent(d.id);
+              link.href = "/incidents/" + encodeURIComponent(d.id) +
+                (d.site !== undefined ? "?site=" + encodeURIComponent(d.site) : "");
               link.textContent = "Open it now";
               alert.appendChild(link);
               alert.hidden = false;

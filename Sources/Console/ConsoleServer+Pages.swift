@@ -1,3 +1,4 @@
+import Central
 import Classifier
 import Foundation
 import Hummingbird
@@ -23,14 +24,14 @@ extension ConsoleServer {
         return q
     }
 
-    func fetch(_ q: IncidentIndex.Query) throws -> [IncidentView] {
-        do { return try desk.incidents(q) } catch {
+    func fetch(_ q: IncidentIndex.Query, _ s: Sessions.Session, site: String? = nil) async throws -> [IncidentView] {
+        do { return try await desk.incidents(q, site: site, Sessions.scope(s)) } catch {
             logger.error("console: \(error.description)")
             throw HTTPError(.serviceUnavailable, message: error.description)
         }
     }
 
-    func dashboard(_ request: Request, _ context: ConsoleContext) throws -> Response {
+    func dashboard(_ request: Request, _ context: ConsoleContext) async throws -> Response {
         guard let s = context.session, s.role.readsRecords else {
             return .redirect(to: Self.home(context.session?.role ?? .governor), type: .normal)
         }
@@ -39,18 +40,20 @@ extension ConsoleServer {
         let fortnight = String(Clock.rfc3339(now - 13 * 86400).prefix(10))
         let (open, overdue, days): ([String: Int], [String: Int], [String: [String: Int]])
         do {
-            (open, overdue, days) = try desk.read { index in
-                let counts = try index.openCounts(now: Clock.rfc3339(now))
-                let days = try index.perDay(since: fortnight + "T00:00:00Z", until: Clock.rfc3339(now + 1))
-                return (counts.open, counts.overdue, days)
-            }
+            let counts = try await desk.dashboard(
+                now: Clock.rfc3339(now),
+                since: fortnight + "T00:00:00Z",
+                until: Clock.rfc3339(now + 1),
+                Sessions.scope(s)
+            )
+            (open, overdue, days) = (counts.open, counts.overdue, counts.days)
         } catch {
             throw HTTPError(.serviceUnavailable, message: error.description)
         }
         var q = IncidentIndex.Query()
         q.open = true
         q.limit = 10
-        let newest = try fetch(q)
+        let newest = try await fetch(q, s)
         try recordView(s, context, "dashboard", detail: "\(newest.count) shown")
         let severities = Severity.allCases.reversed().filter { $0 != .info }.map(\.description)
         // Counts stop past 10,000 (the index is walked no further): shown as "more than 10,000".
@@ -64,7 +67,12 @@ extension ConsoleServer {
             let shown = severities.contains { (counts[$0] ?? 0) > 10_000 } ? "more than \(total - 1)" : String(total)
             return "<section class=\"card\"><h2>\(title): \(shown)</h2><ul>\(rows)</ul></section>"
         }
-        let health = settings.health().split(separator: "\n").prefix(1).joined(separator: "\n")
+        let newestTable = Pages.table(
+            newest,
+            caption: "The 10 newest open incidents; new ones appear here as they arrive",
+            schools: settings.central != nil
+        ).replacingOccurrences(of: "<table id=\"incidents\">", with: "<table id=\"incidents\" data-live=\"1\">")
+        let health = try await healthText(s).split(separator: "\n").prefix(1).joined(separator: "\n")
         let body = """
             <div class="cards">
             \(card("Open", open, link: "/incidents?state=open"))
@@ -76,8 +84,7 @@ extension ConsoleServer {
             <h2>New incidents, the last 14 days</h2>
             \(Self.chart(days, from: now - 13 * 86400))
             <h2>Newest open incidents</h2>
-            \(Pages.table(newest, caption: "The 10 newest open incidents; new ones appear here as they arrive")
-                .replacingOccurrences(of: "<table id=\"incidents\">", with: "<table id=\"incidents\" data-live=\"1\">"))
+            \(newestTable)
             <p><a href="/incidents?state=open">All open incidents</a></p>
             """
         return Self.html(Pages.frame(Pages.Frame(title: "Dashboard", session: s, current: "/"), body))
@@ -118,19 +125,23 @@ extension ConsoleServer {
             """
     }
 
-    func list(_ request: Request, _ context: ConsoleContext) throws -> Response {
+    func list(_ request: Request, _ context: ConsoleContext) async throws -> Response {
         let s = try require(context)
         let f = ListFilter(Self.query(request))
         var q = indexQuery(f, now: Clock.now())
         q.limit = 51
-        var views = try fetch(q)
+        var views = try await fetch(q, s)
         let more = views.count > 50
         views = Array(views.prefix(50))
         try recordView(s, context, "list", detail: "\(f.query.isEmpty ? "state=open" : f.query): \(views.count) shown")
         let live =
             (f.state ?? "open") == "open" && f.query.replacingOccurrences(of: "state=open", with: "").isEmpty
             && f.before == nil
-        var table = Pages.table(views, caption: "\(views.count) incident(s), newest first")
+        var table = Pages.table(
+            views,
+            caption: "\(views.count) incident(s), newest first",
+            schools: settings.central != nil
+        )
         if live {
             table = table.replacingOccurrences(
                 of: "<table id=\"incidents\">",
@@ -155,11 +166,12 @@ extension ConsoleServer {
         let f = ListFilter(fields.merging(["state": fields["state"] ?? "all"]) { a, _ in a })
         var q = indexQuery(f, now: Clock.now())
         q.limit = 100
-        let views = f.text == nil ? [] : try fetch(q)
+        let views = f.text == nil ? [] : try await fetch(q, s)
         try recordView(s, context, "search", detail: "\(f.text ?? ""): \(views.count) shown")
         let note = views.count == 100 ? "<p>The newest 100 are shown: add words to narrow the search.</p>" : ""
         let body =
-            Pages.filters(f, csrf: s.csrf) + note + Pages.table(views, caption: "\(views.count) incident(s) found")
+            Pages.filters(f, csrf: s.csrf) + note
+            + Pages.table(views, caption: "\(views.count) incident(s) found", schools: settings.central != nil)
         return Self.html(Pages.frame(Pages.Frame(title: "Search", session: s), body))
     }
 
@@ -173,35 +185,42 @@ extension ConsoleServer {
             }
     }
 
-    func find(_ context: ConsoleContext) throws -> IncidentView {
+    /// The incident the path names (with `?site=` in a trust's console), as the session may see it.
+    func find(_ request: Request, _ context: ConsoleContext, _ s: Sessions.Session) async throws -> IncidentView {
         let id = context.parameters.get("id") ?? ""
-        guard Self.plainID(id) else { throw HTTPError(.notFound, message: "There is no such incident.") }
+        let site = Self.query(request)["site"]
+        guard Self.plainID(id), site.map({ Forwarder.validSite($0) }) ?? true else {
+            throw HTTPError(.notFound, message: "There is no such incident.")
+        }
         let found: IncidentView?
-        do { found = try desk.incident(id) } catch { throw HTTPError(.serviceUnavailable, message: error.description) }
+        do { found = try await desk.incident(id, site: site, Sessions.scope(s)) } catch {
+            throw HTTPError(.serviceUnavailable, message: error.description)
+        }
         guard let v = found else { throw HTTPError(.notFound, message: "There is no such incident.") }
         return v
     }
 
-    func incident(_ request: Request, _ context: ConsoleContext) throws -> Response {
+    func incident(_ request: Request, _ context: ConsoleContext) async throws -> Response {
         let s = try require(context)
-        let v = try find(context)
+        let v = try await find(request, context, s)
         try recordView(s, context, "incident", id: v.id)
         let done = Self.query(request)["done"].flatMap(Workflow.Action.init(rawValue:))
         return Self.html(Pages.incident(v, session: s, message: done.map { "Done: \($0.rawValue)." }, error: nil))
     }
 
-    func person(_ request: Request, _ context: ConsoleContext) throws -> Response {
+    func person(_ request: Request, _ context: ConsoleContext) async throws -> Response {
         let s = try require(context)
-        let v = try find(context)
+        let v = try await find(request, context, s)
         var q = IncidentIndex.Query()
         q.person = v.person
         q.limit = 200
-        let views = try fetch(q)
+        // A trust's store: the same name at another school is another child.
+        let views = try await fetch(q, s, site: v.site)
         try recordView(s, context, "person", id: v.id, detail: "\(views.count) shown")
         let body =
-            "<p>Every incident of the person in incident <a href=\"/incidents/\(HTML.escape(v.id))\">"
+            "<p>Every incident of the person in incident <a href=\"\(HTML.escape(Pages.path(v)))\">"
             + "\(HTML.escape(String(v.id.prefix(12))))</a>, newest first (at most 200).</p>"
-            + Pages.table(views, caption: "\(views.count) incident(s) of \(v.person)")
+            + Pages.table(views, caption: "\(views.count) incident(s) of \(v.person)", schools: settings.central != nil)
         return Self.html(Pages.frame(Pages.Frame(title: "History of \(v.person)", session: s), body))
     }
 
@@ -212,7 +231,7 @@ extension ConsoleServer {
         guard let action = context.parameters.get("action").flatMap(Workflow.Action.init(rawValue:)) else {
             throw HTTPError(.notFound, message: "There is no such action.")
         }
-        let v = try find(context)
+        let v = try await find(request, context, s)
         let details = Workflow.Details(
             text: fields["text"],
             to: fields["to"],
@@ -220,33 +239,35 @@ extension ConsoleServer {
             outcome: fields["outcome"],
             action: fields["action"]
         )
-        let result: (incident: IncidentView, state: Workflow.State)
-        do { result = try desk.act(action, id: v.id, details: details, by: s.account) } catch {
+        let state: Workflow.State
+        do { state = try await desk.act(action, v, details: details, by: s.account, Sessions.scope(s)) } catch {
             try recordView(s, context, "incident", id: v.id, detail: "\(action.rawValue) refused")
-            let now = ((try? desk.incident(v.id)) ?? nil) ?? v
+            let now = ((try? await desk.incident(v.id, site: v.site, Sessions.scope(s))) ?? nil) ?? v
             return Self.html(
                 Pages.incident(now, session: s, message: nil, error: error.description),
                 status: error.status == 1 ? .conflict : .internalServerError
             )
         }
-        try recordView(s, context, "action", id: v.id, detail: "\(action.rawValue); now \(result.state.rawValue)")
+        try recordView(s, context, "action", id: v.id, detail: "\(action.rawValue); now \(state.rawValue)")
         logger.info("console: \(s.account) \(action.rawValue) \(v.id)")
-        return .redirect(to: "/incidents/\(v.id)?done=\(action.rawValue)", type: .normal)
+        let page = Pages.path(v)
+        return .redirect(to: page + (page.contains("?") ? "&" : "?") + "done=\(action.rawValue)", type: .normal)
     }
 
-    func api(_ request: Request, _ context: ConsoleContext) throws -> Response {
+    func api(_ request: Request, _ context: ConsoleContext) async throws -> Response {
         let s = try require(context)
         let fields = Self.query(request)
         let f = ListFilter(fields)
         var q = indexQuery(f, now: Clock.now())
         q.limit = min(max(Int(fields["limit"] ?? "") ?? 50, 1), 500)
-        let views = try fetch(q)
+        let views = try await fetch(q, s)
         try recordView(s, context, "api", detail: "\(f.query): \(views.count) shown")
         var out = "["
         for (i, v) in views.enumerated() {
             var j = JSONText(capacity: 64)
             j.beginObject()
             j.field("state", .string(v.state.rawValue))
+            if let site = v.site { j.field("site", .string(site)) }
             j.field("hits", .int(v.hits))
             j.field("overdue", .bool(v.overdue(now: Clock.rfc3339(Clock.now()))))
             j.field("record", .raw(v.line.hasSuffix("\n") ? String(v.line.dropLast()) : v.line))
@@ -263,13 +284,13 @@ extension ConsoleServer {
 
     /// Server-sent events: each incident written after the stream opened, as JSON, within a
     /// second or so. Ends when the session does, or the console stops.
-    func events(_ request: Request, _ context: ConsoleContext) throws -> Response {
+    func events(_ request: Request, _ context: ConsoleContext) async throws -> Response {
         let s = try require(context)
         try recordView(s, context, "live")
         var q = IncidentIndex.Query()
         q.lastWritten = true
         q.limit = 50
-        let initial = Set(try fetch(q).map(\.id))
+        let initial = Set(try await fetch(q, s).map(\.id))
         let newest = q
         let (desk, sessions, token) = (self.desk, self.sessions, s.token)
         let access = self.access
@@ -282,14 +303,16 @@ extension ConsoleServer {
                 try await writer.write(ByteBuffer(string: "retry: 3000\n\n"))
                 var quiet = 0
                 do {
-                    while sessions.isLive(token) && !Task.isShuttingDownGracefully && !Task.isCancelled {
+                    while let live = sessions.live(token), !Task.isShuttingDownGracefully && !Task.isCancelled {
                         try await Task.sleep(for: .seconds(1))
-                        let fresh = ((try? desk.incidents(newest)) ?? []).filter { !seen.contains($0.id) }.reversed()
+                        let found = (try? await desk.incidents(newest, site: nil, Sessions.scope(live))) ?? []
+                        let fresh = found.filter { !seen.contains($0.id) }.reversed()
                         for v in fresh {
                             seen.insert(v.id)
                             var j = JSONText(capacity: 256)
                             j.beginObject()
                             j.field("id", .string(v.id))
+                            if let site = v.site { j.field("site", .string(site)) }
                             j.field("time", .string(v.time))
                             j.field("severity", .string(v.severity?.description ?? "none"))
                             j.field("category", .string(v.record.categoryName ?? v.category))
@@ -325,7 +348,7 @@ extension ConsoleServer {
         )
     }
 
-    func report(_ request: Request, _ context: ConsoleContext) throws -> Response {
+    func report(_ request: Request, _ context: ConsoleContext) async throws -> Response {
         let s = try require(context, records: false)
         let fields = Self.query(request)
         if s.role == .it { throw HTTPError(.forbidden, message: "Your account (it) may not see reports about pupils.") }
@@ -341,18 +364,24 @@ extension ConsoleServer {
         let anonymise = s.role != .dsl && s.role != .coordinator || fields["anonymise"] == "1"
         let views: [IncidentView]
         do {
-            views = try desk.read {
-                try $0.incidents(reportFrom: Clock.rfc3339(period.since), until: Clock.rfc3339(period.until))
-            }
+            views = try await desk.period(
+                since: Clock.rfc3339(period.since),
+                until: Clock.rfc3339(period.until),
+                Sessions.scope(s)
+            )
         } catch { throw HTTPError(.serviceUnavailable, message: error.description) }
-        let counters = IncidentStore.withRotations(settings.countersPath).compactMap { try? FileSystem.readText($0) }
-            .joined().split(separator: "\n").compactMap(CounterRecord.init(line:))
+        // The counters are a school's own (a trust's store holds incidents only).
+        let counters =
+            settings.central != nil
+            ? []
+            : IncidentStore.withRotations(settings.countersPath).compactMap { try? FileSystem.readText($0) }
+                .joined().split(separator: "\n").compactMap(CounterRecord.init(line:))
         var options = Report.Options(since: period.since, until: period.until)
         options.anonymise = anonymise
         options.utcOffset = ReportPeriod.offset(at: period.since)
         options.title = settings.title
         var report = Report(views: views, counters: counters, options: options)
-        report.integrity = Report.Integrity(log: settings.logPath)
+        if settings.central == nil { report.integrity = Report.Integrity(log: settings.logPath) }
         try recordView(s, context, "report", detail: "\(date ?? "yesterday")\(anonymise ? ", anonymised" : "")")
         return Self.html(report.rendered(as: .html))
     }
@@ -379,13 +408,51 @@ extension ConsoleServer {
         return Pages.frame(Pages.Frame(title: "Report", session: s, current: "/report"), body)
     }
 
-    func healthPage(_ request: Request, _ context: ConsoleContext) throws -> Response {
+    /// esafetyd's status (a school), or what each site in the account's scope has shipped (a trust).
+    func healthText(_ s: Sessions.Session) async throws -> String {
+        let shipped: [CentralIncidents.Shipping]?
+        do { shipped = try await desk.shipping(Sessions.scope(s)) } catch {
+            throw HTTPError(.serviceUnavailable, message: error.description)
+        }
+        guard let shipped else { return settings.health() }
+        if shipped.isEmpty { return "No site in your scope has shipped its incident log to the trust's store yet." }
+        let late = shipped.filter { $0.secondsAgo > 900 }.map(\.site)
+        let tampered = shipped.filter { $0.tamper > 0 }.map(\.site)
+        var text =
+            late.isEmpty && tampered.isEmpty
+            ? "All \(shipped.count) site(s) shipped their logs in the last 15 minutes; no tampering found."
+            : (late.isEmpty ? "" : "Not shipped for more than 15 minutes: \(late.joined(separator: ", ")). ")
+                + (tampered.isEmpty ? "" : "Tampering flagged: \(tampered.joined(separator: ", ")).")
+        for h in shipped {
+            text +=
+                "\n\(h.site): \(h.lines) line(s) shipped, the last at \(h.lastShipped) "
+                + "(\(Int(h.secondsAgo / 60)) minute(s) ago); tamper flags: \(h.tamper)"
+        }
+        return text
+    }
+
+    func healthPage(_ request: Request, _ context: ConsoleContext) async throws -> Response {
         let s = try require(context, records: false)
         guard s.role != .governor else {
             throw HTTPError(.forbidden, message: "Your account (governor) may see reports only.")
         }
-        let body = "<pre>\(HTML.escapeLines(settings.health()))</pre>"
+        let body = "<pre>\(HTML.escapeLines(try await healthText(s)))</pre>"
         return Self.html(Pages.frame(Pages.Frame(title: "Health", session: s, current: "/health"), body))
+    }
+
+    /// The site switcher (a trust's console): one of the session's sites, or all of them.
+    func chooseSite(_ request: Request, _ context: ConsoleContext) async throws -> Response {
+        let s = try require(context, records: false)
+        let fields = try await Self.form(request)
+        try checkCSRF(fields, s)
+        let site = fields["site"].flatMap { $0.isEmpty ? nil : $0 }
+        guard sessions.choose(s.token, site: site) else {
+            throw HTTPError(.forbidden, message: "Your account may not see that school.")
+        }
+        try recordView(s, context, "site", detail: site ?? "all")
+        // Back to the page the switcher was on: one of the navigation's pages, nothing else.
+        let back = fields["back"].flatMap { Pages.navigation.contains($0) ? $0 : nil }
+        return .redirect(to: back ?? Self.home(s.role), type: .normal)
     }
 
     func accessPage(_ request: Request, _ context: ConsoleContext) throws -> Response {

@@ -1,3 +1,4 @@
+import Central
 import Classifier
 import Foundation
 import HTTPTypes
@@ -39,6 +40,8 @@ public struct ConsoleServer: Sendable {
         public var limits = Sessions.Limits()
         /// The PAM service (`/etc/pam.d/NAME`) that checks the passwords of `pam` accounts.
         public var pamService = "esafety-web"
+        /// A trust's central store, read instead of the school's log: each account sees its sites.
+        public var central: CentralDatabase?
         /// What `esafety status` shows, for the health page.
         public var health: @Sendable () -> String = { "esafetyd's status is not available here." }
 
@@ -53,7 +56,7 @@ public struct ConsoleServer: Sendable {
     let sessions: Sessions
     let accounts: Accounts
     let access: AccessLog
-    let desk: Desk
+    let desk: any Desk
     let logger: Logger
 
     public init(settings: Settings, logger: Logger) {
@@ -61,7 +64,9 @@ public struct ConsoleServer: Sendable {
         sessions = Sessions(limits: settings.limits)
         accounts = Accounts(path: settings.accountsPath)
         access = AccessLog(path: settings.accessLogPath)
-        desk = Desk(logPath: settings.logPath, group: settings.group)
+        desk =
+            settings.central.map { CentralDesk(database: $0, logger: logger) }
+            ?? LocalDesk(logPath: settings.logPath, group: settings.group)
         self.logger = logger
     }
 
@@ -77,16 +82,17 @@ public struct ConsoleServer: Sendable {
         router.get("/login") { request, context in self.loginPage(request, context) }
         router.post("/login") { request, context in try await self.login(request, context) }
         router.post("/logout") { request, context in try await self.logout(request, context) }
-        router.get("/") { request, context in try self.dashboard(request, context) }
-        router.get("/incidents") { request, context in try self.list(request, context) }
+        router.post("/site") { request, context in try await self.chooseSite(request, context) }
+        router.get("/") { request, context in try await self.dashboard(request, context) }
+        router.get("/incidents") { request, context in try await self.list(request, context) }
         router.post("/incidents/search") { request, context in try await self.search(request, context) }
-        router.get("/incidents/{id}") { request, context in try self.incident(request, context) }
-        router.get("/incidents/{id}/person") { request, context in try self.person(request, context) }
+        router.get("/incidents/{id}") { request, context in try await self.incident(request, context) }
+        router.get("/incidents/{id}/person") { request, context in try await self.person(request, context) }
         router.post("/incidents/{id}/{action}") { request, context in try await self.act(request, context) }
-        router.get("/api/incidents") { request, context in try self.api(request, context) }
-        router.get("/events") { request, context in try self.events(request, context) }
-        router.get("/report") { request, context in try self.report(request, context) }
-        router.get("/health") { request, context in try self.healthPage(request, context) }
+        router.get("/api/incidents") { request, context in try await self.api(request, context) }
+        router.get("/events") { request, context in try await self.events(request, context) }
+        router.get("/report") { request, context in try await self.report(request, context) }
+        router.get("/health") { request, context in try await self.healthPage(request, context) }
         router.get("/access") { request, context in try self.accessPage(request, context) }
         return router
     }
@@ -287,7 +293,32 @@ public struct ConsoleServer: Sendable {
             )
         }
         sessions.succeeded(name: name)
-        let session = sessions.start(account)
+        // A trust's console: an account names its sites (or `*`); one without any sees nothing.
+        var choices: [String] = []
+        if settings.central != nil {
+            guard !account.sites.isEmpty else {
+                try? access.record(
+                    AccessLog.Entry(account: name, role: account.role.rawValue, what: "login-no-site", address: address)
+                )
+                logger.notice("console: \(name) has no site in the trust's console; log-in refused")
+                return freshLogin(
+                    message: "Your account is not given any school in this console. Ask IT to add one (--site).",
+                    status: .forbidden,
+                    name: name,
+                    request: request
+                )
+            }
+            do { choices = try await desk.sites(Scope(sites: account.sites)) } catch {
+                logger.error("console: \(error.description)")
+                return freshLogin(
+                    message: "Log-in is not available: the trust's store cannot be reached.",
+                    status: .serviceUnavailable,
+                    name: name,
+                    request: request
+                )
+            }
+        }
+        let session = sessions.start(account, choices: choices)
         try? access.record(AccessLog.Entry(account: name, role: account.role.rawValue, what: "login", address: address))
         logger.info("console: \(name) (\(account.role.rawValue)) logged in from \(address)")
         var response = Response.redirect(to: Self.home(account.role), type: .normal)
@@ -325,10 +356,10 @@ struct Guard: RouterMiddleware {
         var context = context
         if let token = ConsoleServer.cookies(request)[ConsoleServer.sessionCookie] {
             context.session = server.sessions.session(token)
-            // An account removed, or its password or role changed, since login: the session ends.
+            // An account removed, or its password, role or sites changed, since login: the session ends.
             if let s = context.session {
                 let account = try? server.accounts.find(s.account)
-                if account?.hash != s.hash || account?.role != s.role {
+                if account?.hash != s.hash || account?.role != s.role || account?.sites != s.sites {
                     server.sessions.end(token)
                     context.session = nil
                 }

@@ -1,19 +1,73 @@
+import Central
 import Foundation
 import IncidentIndex
 import Incidents
 import Synchronization
 import SystemSupport
 
-/// Where the console reads incidents and writes actions: the log's index (brought up to date
-/// here at most once a second when this account may write it, as esafetyd also does; read as
-/// it stands otherwise), and the log itself for actions, through the same `IncidentLog.act`
-/// the tool uses, under the log's lock.
-public final class Desk: Sendable {
-    public struct Failure: Error, CustomStringConvertible, Sendable {
-        public var description: String
-        /// 1: refused (a workflow rule, an unknown id); 2: cannot (no index, permissions).
-        public var status: Int32
-    }
+/// Where the console reads incidents and writes actions: a school's own log (`LocalDesk`) or
+/// a trust's central store (`CentralDesk`). Every call carries the account's `Scope`; a
+/// school's own log has one site, so it ignores it.
+public protocol Desk: Sendable {
+    /// The sites an account of this scope may choose among; empty for a school's own log.
+    func sites(_ scope: Scope) async throws(DeskFailure) -> [String]
+    func incidents(_ q: IncidentIndex.Query, site: String?, _ scope: Scope) async throws(DeskFailure) -> [IncidentView]
+    /// The incident a whole id names (of `site`, in a trust's store, where ids are unique per site).
+    func incident(_ id: String, site: String?, _ scope: Scope) async throws(DeskFailure) -> IncidentView?
+    /// One action, as the tool takes it; `by` is the logged-in account.
+    func act(
+        _ action: Workflow.Action,
+        _ incident: IncidentView,
+        details: Workflow.Details,
+        by: String,
+        _ scope: Scope
+    ) async throws(DeskFailure) -> Workflow.State
+    /// Open and overdue incidents by severity, and new ones per day and severity in [since, until).
+    func dashboard(
+        now: String,
+        since: String,
+        until: String,
+        _ scope: Scope
+    ) async throws(DeskFailure) -> DashboardCounts
+    /// What a report of [since, until) reads.
+    func period(since: String, until: String, _ scope: Scope) async throws(DeskFailure) -> [IncidentView]
+    /// Shipping health of each site in scope (a trust's store), or nil (a school: esafetyd's status).
+    func shipping(_ scope: Scope) async throws(DeskFailure) -> [CentralIncidents.Shipping]?
+}
+
+/// A refusal (1: a workflow rule, an unknown id) or a failure (2: no index, permissions, the
+/// store away), in the tool's words.
+public struct DeskFailure: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public var status: Int32
+    public init(_ description: String, status: Int32) { (self.description, self.status) = (description, status) }
+}
+
+/// The sites an account may see (`*`: all the console's store role may see), and the one it has
+/// chosen with the site switcher (nil: all of them).
+public struct Scope: Sendable, Equatable {
+    public var sites: [String]
+    public var chosen: String?
+    public init(sites: [String], chosen: String? = nil) { (self.sites, self.chosen) = (sites, chosen) }
+
+    /// The narrowing the central store applies: the chosen site, else the account's sites.
+    public var narrowing: String { chosen ?? sites.joined(separator: ",") }
+
+    /// Whether `site` is one this scope may choose.
+    public func allows(_ site: String) -> Bool { sites.contains("*") || sites.contains(site) }
+}
+
+public struct DashboardCounts: Sendable {
+    public var open: [String: Int]
+    public var overdue: [String: Int]
+    public var days: [String: [String: Int]]
+}
+
+/// A school's own log: its index (brought up to date here at most once a second when this
+/// account may write it, as esafetyd also does; read as it stands otherwise), and the log
+/// itself for actions, through the same `IncidentLog.act` the tool uses, under the log's lock.
+public final class LocalDesk: Desk {
+    public typealias Failure = DeskFailure
 
     public let logPath: String
     public let group: String?
@@ -45,8 +99,7 @@ public final class Desk: Sendable {
                 }
                 guard let index = h.index else {
                     throw Failure(
-                        description:
-                            "\(IncidentIndex.path(forLog: logPath)): no current incident index (esafetyd keeps it; "
+                        "\(IncidentIndex.path(forLog: logPath)): no current incident index (esafetyd keeps it; "
                             + "`esafety index rebuild` makes it)",
                         status: 2
                     )
@@ -56,26 +109,28 @@ public final class Desk: Sendable {
         } catch let failure as Failure {
             throw failure
         } catch {
-            throw Failure(description: "\(error)", status: 2)
+            throw Failure("\(error)", status: 2)
         }
     }
 
-    public func incidents(_ q: IncidentIndex.Query) throws(Failure) -> [IncidentView] {
+    public func sites(_ scope: Scope) throws(Failure) -> [String] { [] }
+
+    public func incidents(_ q: IncidentIndex.Query, site: String?, _ scope: Scope) throws(Failure) -> [IncidentView] {
         try read { try $0.incidents(q) }
     }
 
-    /// The incident an id names (the whole id only: the console links by whole ids).
-    public func incident(_ id: String) throws(Failure) -> IncidentView? {
+    public func incident(_ id: String, site: String?, _ scope: Scope) throws(Failure) -> IncidentView? {
         try read { try $0.incidents(idOrPrefix: id).first { $0.id == id } }
     }
 
-    /// One action, as the tool takes it; `by` is the logged-in account.
     public func act(
         _ action: Workflow.Action,
-        id: String,
+        _ incident: IncidentView,
         details: Workflow.Details,
-        by: String
-    ) throws(Failure) -> (incident: IncidentView, state: Workflow.State) {
+        by: String,
+        _ scope: Scope
+    ) throws(Failure) -> Workflow.State {
+        let id = incident.id
         do {
             let result = try IncidentLog.act(
                 path: logPath,
@@ -87,9 +142,33 @@ public final class Desk: Sendable {
                 by: by
             )
             held.withLock { $0.updated = 0 }
-            return result
+            return result.state
         } catch {
-            throw Failure(description: error.description, status: error.status)
+            throw Failure(error.description, status: error.status)
         }
     }
+
+    public func dashboard(
+        now: String,
+        since: String,
+        until: String,
+        _ scope: Scope
+    ) throws(Failure)
+        -> DashboardCounts
+    {
+        try read { index in
+            let counts = try index.openCounts(now: now)
+            return DashboardCounts(
+                open: counts.open,
+                overdue: counts.overdue,
+                days: try index.perDay(since: since, until: until)
+            )
+        }
+    }
+
+    public func period(since: String, until: String, _ scope: Scope) throws(Failure) -> [IncidentView] {
+        try read { try $0.incidents(reportFrom: since, until: until) }
+    }
+
+    public func shipping(_ scope: Scope) throws(Failure) -> [CentralIncidents.Shipping]? { nil }
 }

@@ -15,6 +15,35 @@ enum Pages {
         var current: String = ""
     }
 
+    /// An incident's page (and `suffix`: its person, an action), with its school when it came
+    /// from a trust's store (ids are unique per school only); sites are `a-z0-9._-`, ids
+    /// `plainID`, so the path needs no escaping beyond HTML's.
+    static func path(_ v: IncidentView, _ suffix: String = "") -> String {
+        "/incidents/\(v.id)\(suffix)" + (v.site.map { "?site=\($0)" } ?? "")
+    }
+
+    /// The pages the navigation links to (and the site switcher may return to).
+    static let navigation: Set<String> = ["/", "/incidents?state=open", "/report", "/health", "/access"]
+
+    /// A trust's console: the school shown, and a form to choose another (or all) when the
+    /// account has more than one.
+    static func switcher(_ s: Sessions.Session, current: String) -> String {
+        guard !s.choices.isEmpty else { return "" }
+        if s.choices.count == 1 {
+            return "<p class=\"school\">School: <strong>\(E.escape(s.choices[0]))</strong></p>"
+        }
+        let options =
+            "<option value=\"\"\(s.site == nil ? " selected" : "")>All my schools (\(s.choices.count))</option>"
+            + s.choices.map {
+                "<option value=\"\(E.escape($0))\"\($0 == s.site ? " selected" : "")>\(E.escape($0))</option>"
+            }.joined()
+        return "<form class=\"school\" method=\"post\" action=\"/site\">"
+            + "<input type=\"hidden\" name=\"csrf\" value=\"\(E.escape(s.csrf))\">"
+            + "<input type=\"hidden\" name=\"back\" value=\"\(navigation.contains(current) ? current : "/")\">"
+            + "<label for=\"school\">School</label> <select id=\"school\" name=\"site\">\(options)</select> "
+            + "<button type=\"submit\">Show</button></form>"
+    }
+
     /// The page around a body: navigation for what the role may see, the account and log-out
     /// form, the live regions the live script writes to.
     static func frame(_ f: Frame, _ body: String) -> String {
@@ -32,7 +61,8 @@ enum Pages {
                 + links.map { href, name in
                     "<li><a href=\"\(href)\"\(f.current == href ? " aria-current=\"page\"" : "")>\(name)</a></li>"
                 }.joined()
-                + "</ul></nav><form class=\"logout\" method=\"post\" action=\"/logout\">"
+                + "</ul></nav>" + switcher(s, current: f.current)
+                + "<form class=\"logout\" method=\"post\" action=\"/logout\">"
                 + "<input type=\"hidden\" name=\"csrf\" value=\"\(E.escape(s.csrf))\">"
                 + "<span class=\"who\">\(E.escape(s.account)) (\(s.role.rawValue))</span> "
                 + "<button type=\"submit\">Log out</button></form></header>\n"
@@ -83,27 +113,30 @@ enum Pages {
         return "<time datetime=\"\(E.escape(t))\">\(E.escape(shown))</time>"
     }
 
-    static func row(_ v: IncidentView) -> String {
+    /// One incident as a row of the list; `schools`: a trust's console, with each one's school.
+    static func row(_ v: IncidentView, schools: Bool) -> String {
         let r = v.record
         return """
             <tr data-id="\(E.escape(v.id))" class="row-\(r.severity?.description ?? "none")">\
-            <td>\(time(v.time))</td><td>\(severityBadge(r.severity))</td>\
+            <td>\(time(v.time))</td>\(schools ? "<td>\(E.escape(v.site ?? ""))</td>" : "")\
+            <td>\(severityBadge(r.severity))</td>\
             <td>\(E.escape(v.person))</td><td>\(E.escape(v.group))</td>\
             <td>\(E.escape(r.categoryName ?? v.category))</td><td class="site">\(E.escape(v.host))</td>\
             <td>\(v.hits)</td><td>\(E.escape(v.state.rawValue))</td>\
-            <td><a href="/incidents/\(E.escape(v.id))">Open<span class="visually-hidden"> incident \
+            <td><a href="\(E.escape(path(v)))">Open<span class="visually-hidden"> incident \
             \(E.escape(v.id))</span></a></td></tr>
             """
     }
 
-    static func table(_ views: [IncidentView], caption: String) -> String {
+    static func table(_ views: [IncidentView], caption: String, schools: Bool = false) -> String {
         """
         <div class="scroll"><table id="incidents"><caption>\(E.escape(caption))</caption>
-        <thead><tr><th scope="col">Time (UTC)</th><th scope="col">Severity</th><th scope="col">Person</th>\
+        <thead><tr><th scope="col">Time (UTC)</th>\(schools ? "<th scope=\"col\">School</th>" : "")\
+        <th scope="col">Severity</th><th scope="col">Person</th>\
         <th scope="col">Group</th><th scope="col">Category</th><th scope="col">Site</th><th scope="col">Hits</th>\
         <th scope="col">State</th><th scope="col"><span class="visually-hidden">Link</span></th></tr></thead>
         <tbody>
-        \(views.map(row).joined(separator: "\n"))
+        \(views.map { row($0, schools: schools) }.joined(separator: "\n"))
         </tbody></table></div>
         \(views.isEmpty ? "<p class=\"empty\">No incidents.</p>" : "")
         """
@@ -162,7 +195,7 @@ enum Pages {
         return """
             <p class="summary">\(summary)</p>
             <dl class="record">
-            \(item("State", v.state.rawValue))\(item("Due", r.due?.text))\
+            \(item("School", v.site))\(item("State", v.state.rawValue))\(item("Due", r.due?.text))\
             \(item("Category", r.categoryName.map { "\($0) (\(r.category))" } ?? r.category))\
             \(item("Group", r.group))\(item("User", r.user))\(item("Address", r.client))\(item("Device", r.device))\
             \(item("Site", r.host))\(item("URL", r.url))\(item("Search term", r.searchTerm))\
@@ -207,11 +240,10 @@ enum Pages {
 
     /// The forms for the actions the incident's state allows.
     static func actions(_ v: IncidentView, csrf: String) -> String {
-        let id = E.escape(v.id)
         func form(_ action: Workflow.Action, _ title: String, _ fields: String) -> String {
             guard case .success = Workflow.next(v.state, action) else { return "" }
             return """
-                <form class="action" method="post" action="/incidents/\(id)/\(action.rawValue)">
+                <form class="action" method="post" action="\(E.escape(path(v, "/" + action.rawValue)))">
                 <fieldset><legend>\(title)</legend>
                 <input type="hidden" name="csrf" value="\(E.escape(csrf))">
                 \(fields)<button type="submit">\(title)</button></fieldset></form>
@@ -274,7 +306,7 @@ enum Pages {
                 + "<code>&lt;lists&gt;/\(E.escape(file))</code>: <code>\(E.escape(line))</code></p>"
         }
         body += details(v)
-        body += "<p><a href=\"/incidents/\(E.escape(v.id))/person\">This person's history</a></p>"
+        body += "<p><a href=\"\(E.escape(path(v, "/person")))\">This person's history</a></p>"
         body += actions(v, csrf: session.csrf)
         body += history(v)
         body += context(v)

@@ -14,6 +14,11 @@ public final class Sessions: Sendable {
         public var account: String
         public var role: Accounts.Role
         public var sites: [String]
+        /// A trust's console: the sites the switcher offers (the account's, or for `*` every
+        /// site the store showed at login); empty for a school's own log.
+        public var choices: [String] = []
+        /// The site chosen with the switcher (nil: all of the account's).
+        public var site: String?
         /// The account's password hash at login: a changed password ends the session.
         var hash: String
         public var created: Double
@@ -89,16 +94,30 @@ public final class Sessions: Sendable {
         }
     }
 
-    /// Whether a session is still live, without renewing it (the live stream's check).
-    public func isLive(_ token: String, now: Double = Clock.now()) -> Bool {
+    /// The session, if it is still live, without renewing it (the live stream's check).
+    public func live(_ token: String, now: Double = Clock.now()) -> Session? {
         state.withLock { s in
-            guard let session = s.sessions[token] else { return false }
-            return now - session.lastSeen <= limits.idle && now - session.created <= limits.absolute
+            guard let session = s.sessions[token] else { return nil }
+            return now - session.lastSeen <= limits.idle && now - session.created <= limits.absolute ? session : nil
         }
     }
 
-    public func start(_ account: Accounts.Account, now: Double = Clock.now()) -> Session {
-        let session = Session(
+    /// What this session may see, as the desk narrows to it.
+    public static func scope(_ s: Session) -> Scope { Scope(sites: s.sites, chosen: s.site) }
+
+    /// Chooses one of the session's sites (nil: all of them); false when it is not one of them.
+    public func choose(_ token: String, site: String?) -> Bool {
+        state.withLock { s in
+            guard var session = s.sessions[token] else { return false }
+            if let site, !session.choices.contains(site) { return false }
+            session.site = site
+            s.sessions[token] = session
+            return true
+        }
+    }
+
+    public func start(_ account: Accounts.Account, choices: [String] = [], now: Double = Clock.now()) -> Session {
+        var session = Session(
             token: Self.token(),
             csrf: Self.token(),
             account: account.name,
@@ -108,6 +127,7 @@ public final class Sessions: Sendable {
             created: now,
             lastSeen: now
         )
+        session.choices = choices
         state.withLock { s in
             s.sessions = s.sessions.filter {
                 now - $0.value.lastSeen <= limits.idle && now - $0.value.created <= limits.absolute

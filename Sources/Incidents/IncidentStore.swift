@@ -21,6 +21,8 @@ public struct IncidentView: Sendable {
     public var lastSeen: String
     /// The workflow events replayed (`Workflow.replay`).
     public var workflow = Workflow.Replay()
+    /// The school it came from, when read from a trust's central store (nil: this school's log).
+    public var site: String?
 
     public init(record: IncidentRecord, line: String) {
         (self.record, self.line, self.hits, self.lastSeen) = (record, line, record.hits, record.lastSeen.text)

@@ -80,20 +80,25 @@ struct CentralInitCommand: ParsableCommand {
 struct CentralGrantCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "grant",
-        abstract: "Give an existing login role its part: a school's, the trust's, a forwarder's, IT's or governors'.",
+        abstract:
+            "Give an existing login role its part: a school's, the trust's, a forwarder's, IT's, governors' "
+            + "or the web console's.",
         discussion: """
             The role itself is made by the database's administrator (CREATE ROLE name LOGIN PASSWORD ...).
             school and forwarder need --site (repeatable): the sites whose rows the role may read or write.
+            console (`esafety web serve --central`): with --site, those sites; without, every site (it is
+            made a member of esafety_trust too). The database narrows each of its statements to the
+            logged-in account's sites.
             """
     )
     @OptionGroup var central: CentralOptions
     @Option(help: "The login role.") var role: String
-    @Option(name: .customLong("as"), help: "school, trust, forwarder, it or governor.") var kind: String
+    @Option(name: .customLong("as"), help: "school, trust, forwarder, it, governor or console.") var kind: String
     @Option(help: "A site the role may see (school) or write (forwarder); repeatable.") var site: [String] = []
 
     func validate() throws {
-        guard ["school", "trust", "forwarder", "it", "governor"].contains(kind) else {
-            throw ValidationError("--as must be school, trust, forwarder, it or governor")
+        guard ["school", "trust", "forwarder", "it", "governor", "console"].contains(kind) else {
+            throw ValidationError("--as must be school, trust, forwarder, it, governor or console")
         }
         guard
             role.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) }
@@ -115,6 +120,9 @@ struct CentralGrantCommand: ParsableCommand {
                 let c = try await database.connect(logger: logger)
                 defer { Task { try? await c.close() } }
                 try await c.query(PostgresQuery(unsafeSQL: "GRANT esafety_\(kind) TO \(role)"), logger: logger)
+                if kind == "console" && sites.isEmpty {
+                    try await c.query(PostgresQuery(unsafeSQL: "GRANT esafety_trust TO \(role)"), logger: logger)
+                }
                 for s in sites {
                     try await c.query(
                         "INSERT INTO esafety.site_roles (role, site) VALUES (\(role), \(s)) ON CONFLICT DO NOTHING",
@@ -125,7 +133,9 @@ struct CentralGrantCommand: ParsableCommand {
         } catch {
             throw CommandFailure("\(database): \(Forwarder.describe(error))", status: 1)
         }
-        print("\(role): \(kind)\(sites.isEmpty ? "" : " for " + sites.joined(separator: ", "))")
+        let scope =
+            sites.isEmpty ? (kind == "console" ? " for every site" : "") : " for " + sites.joined(separator: ", ")
+        print("\(role): \(kind)\(scope)")
     }
 }
 

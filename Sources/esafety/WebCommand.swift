@@ -1,4 +1,5 @@
 import ArgumentParser
+import Central
 import Console
 import Daemon
 import Foundation
@@ -26,11 +27,30 @@ struct WebServeCommand: ParsableCommand {
         abstract: "Serve the console (its own process: esafetyd has no network).",
         discussion: """
             Listens on loopback or a Unix socket; put it behind a reverse proxy for HTTPS (see
-            docs/CONSOLE.md) and give --secure there. Accounts: `esafety web user add`.
+            docs/CONSOLE.md) and give --secure there. Accounts: `esafety web user add`. For a trust,
+            --central serves the central store, each account limited by the database to its --site(s).
             """
     )
 
     @OptionGroup var log: LogOption
+    @Option(
+        name: .customLong("central"),
+        help: ArgumentHelp(
+            "A trust's console: the central store (postgresql://ROLE@HOST/DB?sslmode=verify-full&sslrootcert=CA, "
+                + "a role granted --as console) instead of this school's log; each account sees its --site(s).",
+            valueName: "url"
+        )
+    )
+    var central: String?
+    @Option(
+        name: .customLong("password-file"),
+        help: ArgumentHelp(
+            "With --central: a file (0600) holding the role's password (default: systemd's credential "
+                + "postgres-password).",
+            valueName: "file"
+        )
+    )
+    var passwordFile: String?
     @Option(help: ArgumentHelp("HOST:PORT, or unix:PATH.", valueName: "address")) var listen = "127.0.0.1:8080"
     @Option(help: ArgumentHelp("The accounts file.", valueName: "file")) var accounts = WebUserCommand.defaultAccounts
     @Option(
@@ -70,6 +90,7 @@ struct WebServeCommand: ParsableCommand {
         guard (tlsCertificate == nil) == (tlsKey == nil) else {
             throw ValidationError("--tls-certificate and --tls-key go together")
         }
+        if passwordFile != nil && central == nil { throw ValidationError("--password-file goes with --central") }
         guard Self.address(listen) != nil else {
             throw ValidationError("--listen must be HOST:PORT or unix:PATH, not '\(listen)'")
         }
@@ -129,6 +150,11 @@ struct WebServeCommand: ParsableCommand {
             accessLogPath: accessLog ?? logFolder + "/console-access.log",
             countersPath: resolved.configuration.countersPath
         )
+        if let central {
+            do { settings.central = try CentralDatabase(url: central, passwordFile: passwordFile) } catch {
+                throw CommandFailure(error.description, status: 2)
+            }
+        }
         settings.secure = secure || tlsCertificate != nil
         settings.pamService = pamService
         settings.title = title
@@ -236,11 +262,20 @@ struct WebUserCommand: ParsableCommand {
         @Argument(help: "The account's name.") var name: String
         @Option(help: "dsl, coordinator, it (health only) or governor (anonymised reports only).")
         var role: String
-        @Option(help: "A site the account may see (repeatable; default: this school's).") var site: [String] = []
+        @Option(
+            help: ArgumentHelp(
+                "A site the account may see in a trust's console (repeatable; * for every site); a school's own "
+                    + "console ignores it."
+            )
+        )
+        var site: [String] = []
         @Flag(help: "The password is the directory's (PAM service esafety-web, or --pam-service): none is kept here.")
         var pam = false
         func validate() throws {
             _ = try WebUserCommand.checked(name)
+            for s in site where !Accounts.validSite(s) {
+                throw ValidationError("--site \(s): a site is a-z, 0-9, '.', '_', '-' (or * for every site)")
+            }
             guard Accounts.Role(rawValue: role) != nil else {
                 throw ValidationError(
                     "--role must be one of: \(Accounts.Role.allCases.map(\.rawValue).joined(separator: ", "))"

@@ -1,0 +1,266 @@
+import Foundation
+import Glibc
+import TestSupport
+import Testing
+
+/// A trust's console: `esafety web --central` over a real PostgreSQL holding two schools'
+/// forwarded logs, each account limited to its sites by the database itself.
+@Suite("The trust's console over the central store", .serialized)
+struct ConsoleCentralTests {
+    static let esafety = buildDirectory + "/esafety"
+
+    /// The store with north's and south's logs forwarded (the same generated history at both:
+    /// the same ids name two incidents, as ids are unique per school only), two console roles
+    /// (every site; north only) and the console serving the first.
+    final class Trust: @unchecked Sendable {
+        let dir = TempDir()
+        let pg: PostgresServer
+        let web: Child
+        let port: UInt16
+        var accounts: String { dir.path + "/web-accounts" }
+        var accessLog: String { dir.path + "/console-access.log" }
+
+        init() throws {
+            pg = try CentralTests.store(dir)
+            for (site, count) in [("north", 100), ("south", 100)] {
+                let log = try CentralTests.history(dir, site, incidents: count)
+                let (code, out) = try Child.run(
+                    ConsoleCentralTests.esafety,
+                    [
+                        "forward", "--once", "--log", log.path, "--site", site, "--postgres", pg.url("fwd_\(site)"),
+                        "--password-file", dir.path + "/fwd_\(site).pw",
+                    ]
+                )
+                #expect(code == 0, "\(out)")
+            }
+            for (role, sites) in [("web_trust", [String]()), ("web_north", ["north"])] {
+                #expect(pg.sql("CREATE ROLE \(role) LOGIN PASSWORD 'pw-\(role)'").0 == 0)
+                let (code, out) = try Child.run(
+                    ConsoleCentralTests.esafety,
+                    ["central", "grant", "--postgres", pg.url("postgres"), "--role", role, "--as", "console"]
+                        + sites.flatMap { ["--site", $0] }
+                )
+                #expect(code == 0 && out.contains(sites.isEmpty ? "every site" : "for north"), "\(out)")
+                dir.write("\(role).pw", "pw-\(role)\n")
+                chmod(dir.path + "/\(role).pw", 0o600)
+            }
+            for (name, role, sites) in [
+                ("anna", "dsl", ["north"]), ("tom", "dsl", ["*"]), ("nobody", "coordinator", []),
+                ("gov", "governor", ["north"]), ("tech", "it", ["*"]),
+            ] {
+                let (code, out) = try ConsoleTests.Setup.user(
+                    ["add", name, "--role", role] + sites.flatMap { ["--site", $0] },
+                    accounts: dir.path + "/web-accounts"
+                )
+                #expect(code == 0, "\(out)")
+            }
+            let errors = dir.path + "/web.err"
+            web = try Child(
+                "/bin/sh",
+                [
+                    "-c", "exec \"$0\" \"$@\" 2>>\"$ERR\"", ConsoleCentralTests.esafety, "web", "--log",
+                    dir.path + "/no-log-here.jsonl", "--access-log", dir.path + "/console-access.log", "--accounts",
+                    dir.path + "/web-accounts", "--listen", "127.0.0.1:0", "--central", pg.url("web_trust"),
+                    "--password-file", dir.path + "/web_trust.pw",
+                ],
+                environment: ["ERR": errors]
+            )
+            var found: UInt16?
+            _ = poll(timeout: 20) {
+                let text = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
+                if let r = text.range(of: "listening on http://127.0.0.1:") {
+                    found = UInt16(text[r.upperBound...].prefix { $0.isNumber })
+                }
+                return found != nil
+            }
+            guard let found else {
+                web.stop(SIGKILL)
+                throw TestFailure(message: "esafety web --central did not start: \(lines(errors).joined())")
+            }
+            port = found
+        }
+
+        func client(_ name: String) throws -> (HTTPClient, HTTPClient.Response) {
+            let c = HTTPClient(port: port)
+            let form = try c.get("/login")
+            let r = try c.post(
+                "/login",
+                [("csrf", form.field("csrf") ?? ""), ("username", name), ("password", ConsoleTests.password)]
+            )
+            return (c, r)
+        }
+
+        /// The last statement's answer (psql prints each statement's: `SET` first).
+        func value(_ sql: String, as role: String? = nil) -> String {
+            let out = pg.sql(sql, user: role ?? "postgres", password: role.map { "pw-\($0)" }).1
+            return out.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").map(String.init).filter {
+                $0 != "SET"
+            }.joined(separator: "\n")
+        }
+
+        /// The sites of the incidents `/api/incidents` gives, one per incident.
+        func apiSites(_ c: HTTPClient, _ query: String = "state=all&limit=500") throws -> [String] {
+            let r = try c.get("/api/incidents?\(query)")
+            #expect(r.status == 200, "\(r.status) \(r.body.prefix(200))")
+            let rows = (try? JSONSerialization.jsonObject(with: Data(r.body.utf8))) as? [[String: Any]] ?? []
+            return rows.map { $0["site"] as? String ?? "none" }
+        }
+
+        deinit { web.stop() }
+    }
+
+    @Test(
+        "the database narrows every statement of the console's role to the account's sites: none unset, never wider than the role's own"
+    )
+    func narrowedByTheDatabase() throws {
+        let t = try Trust()
+        let count = "SELECT count(*) FROM esafety.incidents"
+        #expect(t.value(count, as: "web_trust") == "0", "a console role that has not narrowed sees nothing")
+        #expect(t.value("SET esafety.sites = '*'; \(count)", as: "web_trust") == "200")
+        #expect(t.value("SET esafety.sites = 'north'; \(count) WHERE site = 'south'", as: "web_trust") == "0")
+        #expect(t.value("SET esafety.sites = 'north'; \(count)", as: "web_trust") == "100")
+        #expect(t.value("SET esafety.sites = 'south,north'; \(count)", as: "web_trust") == "200")
+        #expect(t.value("SET esafety.sites = '*'; \(count)", as: "web_north") == "100", "'*': the role's own")
+        #expect(t.value("SET esafety.sites = 'south'; \(count)", as: "web_north") == "0", "a narrowing never widens")
+        // Other roles are as they were: a narrowing is theirs to choose, and only removes.
+        #expect(t.value(count, as: "trust_dsl") == "200")
+        #expect(t.value("SET esafety.sites = 'south'; \(count)", as: "trust_dsl") == "100")
+        #expect(t.value(count, as: "school_north") == "100")
+        #expect(t.value("SET esafety.sites = 'south'; \(count)", as: "school_north") == "0")
+        // Writing is narrowed too: an action on another site's incident is refused by the database.
+        let id = t.value("SELECT id FROM esafety.incidents WHERE site = 'south' ORDER BY id LIMIT 1")
+        let (code, out) = t.pg.sql(
+            "SET esafety.sites = 'north'; INSERT INTO esafety.actions (site, id, time, action, by, line) "
+                + "VALUES ('south', '\(id)', '2026-12-02T00:00:00Z', 'note', 'x', '{}')",
+            user: "web_trust",
+            password: "pw-web_trust"
+        )
+        #expect(code != 0 && out.contains("row-level security"), "\(out)")
+    }
+
+    @Test(
+        "a site-scoped account sees, opens and acts on its own school's incidents only; a trust account switches schools; each action is recorded centrally with who took it"
+    )
+    func siteScopedAccounts() throws {
+        let t = try Trust()
+        let (anna, login) = try t.client("anna")
+        #expect(login.status == 303 && login.header("Location") == "/", "\(login.status) \(login.body.prefix(300))")
+        #expect(try t.apiSites(anna) == Array(repeating: "north", count: 100), "anna sees north's 100 and nothing else")
+        var r = try anna.get("/incidents?state=all")
+        #expect(r.status == 200 && r.body.contains("<th scope=\"col\">School</th>") && r.body.contains("?site=north"))
+        #expect(!r.body.contains("site=south"), "no link to another school's incident")
+        #expect(r.body.contains("School: <strong>north</strong>") && !r.body.contains("action=\"/site\""))
+
+        // The same id at both schools: anna reaches north's, never south's.
+        let id = t.value("SELECT id FROM esafety.incidents WHERE site = 'north' AND state = 'new' ORDER BY id LIMIT 1")
+        #expect(id.hasPrefix("inc-"), "\(id)")
+        #expect(t.value("SELECT count(*) FROM esafety.incidents WHERE id = '\(id)'") == "2")
+        r = try anna.get("/incidents/\(id)?site=south")
+        #expect(r.status == 404, "another school's incident: \(r.status)")
+        r = try anna.get("/incidents/\(id)")
+        #expect(r.status == 200 && r.body.contains("<dt>School</dt><dd>north</dd>"), "\(r.status)")
+        let csrf = r.field("csrf") ?? ""
+        r = try anna.post("/incidents/\(id)/ack?site=south", [("csrf", csrf)])
+        #expect(r.status == 404, "acting on another school's incident: \(r.status)")
+        r = try anna.post("/incidents/\(id)/ack?site=north", [])
+        #expect(r.status == 403, "no CSRF token")
+        #expect(t.value("SELECT count(*) FROM esafety.actions") == "0", "refused forms wrote nothing")
+        r = try anna.post("/incidents/\(id)/ack?site=north", [("csrf", csrf)])
+        #expect(
+            r.status == 303 && r.header("Location") == "/incidents/\(id)?site=north&done=ack",
+            "\(r.body.prefix(300))"
+        )
+        r = try anna.post("/incidents/\(id)/escalate?site=north", [("csrf", csrf), ("to", "police")])
+        #expect(r.status == 409 && r.body.contains("needs a reason"), "refused as the tool refuses")
+        r = try anna.post(
+            "/incidents/\(id)/escalate?site=north",
+            [("csrf", csrf), ("to", "police"), ("reason", "adult contact")]
+        )
+        #expect(r.status == 303)
+        #expect(
+            t.value(
+                "SELECT string_agg(site || ' ' || action || ' ' || by || ' ' || account, ',' ORDER BY n) FROM esafety.actions"
+            )
+                == "north ack anna web_trust,north escalate anna web_trust",
+            "each action recorded with the account that took it and the role that wrote it"
+        )
+        #expect(
+            t.value("SELECT site || ' ' || state FROM esafety.incidents WHERE id = '\(id)' ORDER BY site")
+                == "north escalated\nsouth new"
+        )
+        r = try anna.get("/incidents/\(id)?site=north&done=escalate")
+        #expect(r.body.contains("escalated") && r.body.contains("adult contact"), "the history shows the actions")
+        // A person's history stays within the incident's school.
+        r = try anna.get("/incidents/\(id)/person?site=north")
+        #expect(r.status == 200 && r.body.contains("site=north") && !r.body.contains("site=south"))
+
+        // A trust account: both schools, and the switcher narrows to one.
+        let (tom, _) = try t.client("tom")
+        var sites = try t.apiSites(tom)
+        #expect(sites.count == 200 && Set(sites) == ["north", "south"])
+        r = try tom.get("/")
+        #expect(r.status == 200 && r.body.contains("action=\"/site\""), "the switcher")
+        #expect(r.body.contains("<option value=\"north\">north</option><option value=\"south\">south</option>"))
+        let csrfTom = r.field("csrf") ?? ""
+        r = try tom.get("/incidents/\(id)")
+        #expect(r.status == 404, "an id two schools share needs its school")
+        r = try tom.post("/site", [("csrf", csrfTom), ("site", "south"), ("back", "/incidents?state=open")])
+        #expect(r.status == 303 && r.header("Location") == "/incidents?state=open")
+        sites = try t.apiSites(tom)
+        #expect(sites == Array(repeating: "south", count: 100), "the chosen school only")
+        r = try tom.get("/incidents/\(id)")
+        #expect(r.status == 200 && r.body.contains("<dd>south</dd>"), "now the one in south")
+        r = try tom.post("/site", [("csrf", csrfTom), ("site", "east")])
+        #expect(r.status == 403, "a school the account may not see")
+        r = try tom.post("/site", [("csrf", csrfTom), ("site", ""), ("back", "https://elsewhere.example/")])
+        #expect(r.status == 303 && r.header("Location") == "/", "back to the console only")
+        #expect(try t.apiSites(tom).count == 200)
+        r = try tom.post("/site", [("site", "north")])
+        #expect(r.status == 403, "the switcher needs the CSRF token")
+
+        // An account given no school logs in to nothing.
+        let (_, refused) = try t.client("nobody")
+        #expect(refused.status == 403 && refused.body.contains("not given any school"))
+        // Every view is recorded, with the account.
+        let access = WorkflowCommandTests.incidents(t.accessLog)
+        #expect(
+            access.contains {
+                $0["what"] as? String == "incident" && $0["id"] as? String == id && $0["account"] as? String == "anna"
+            }
+        )
+        #expect(access.contains { $0["what"] as? String == "site" && $0["detail"] as? String == "south" })
+        #expect(access.contains { $0["what"] as? String == "login-no-site" && $0["account"] as? String == "nobody" })
+    }
+
+    @Test(
+        "a trust's governor reads the anonymised report of their school; IT reads each school's shipping health and no record"
+    )
+    func governorsAndIT() throws {
+        let t = try Trust()
+        let person = t.value("SELECT person FROM esafety.incidents WHERE site = 'north' ORDER BY time LIMIT 1")
+        let day = String(t.value("SELECT min(time) FROM esafety.incidents WHERE site = 'north'").prefix(10))
+        let (gov, _) = try t.client("gov")
+        var r = try gov.get("/report?date=\(day)")
+        #expect(r.status == 200 && r.body.contains("anonymised") && !r.body.contains(person), "\(r.body.prefix(200))")
+        for path in ["/incidents", "/api/incidents", "/health", "/incidents/x?site=north"] {
+            r = try gov.get(path)
+            #expect(r.status == 403, "governor \(path): \(r.status)")
+        }
+        let (tech, _) = try t.client("tech")
+        r = try tech.get("/health")
+        #expect(r.status == 200 && r.body.contains("north: ") && r.body.contains("south: "), "\(r.body.suffix(600))")
+        #expect(r.body.contains("line(s) shipped") && r.body.contains("tamper flags: 0"))
+        for path in ["/incidents", "/api/incidents", "/report?date=\(day)"] {
+            r = try tech.get(path)
+            #expect(r.status == 403 && !r.body.contains(person), "IT \(path): \(r.status)")
+        }
+        // The coordinator's dashboard counts what the store holds for their school.
+        let (anna, _) = try t.client("anna")
+        r = try anna.get("/")
+        let open = t.value(
+            "SELECT count(*) FROM esafety.incidents WHERE site = 'north' AND state IN ('new','acknowledged','escalated')"
+        )
+        #expect(r.status == 200 && r.body.contains("<h2>Open: \(open)</h2>"), "\(open): \(r.body.prefix(1500))")
+        #expect(r.body.contains("All 1 site(s) shipped their logs"), "monitoring: her school's shipping only")
+    }
+}
