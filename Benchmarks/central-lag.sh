@@ -14,23 +14,13 @@ SECONDS_="${3:-60}"
 swift build -c release --product esafety >/dev/null
 swift build -c release --product esafety-bench >/dev/null
 BIN="$(swift build -c release --show-bin-path)"
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort | tail -1)
-DIR=/var/tmp/esafety-central-lag
-rm -rf "$DIR"; mkdir -p "$DIR"; chown postgres "$DIR"
-runuser -u postgres -- "$PGBIN/initdb" -D "$DIR/data" -U postgres --auth-local=trust >/dev/null
-printf 'local all postgres trust\nlocal all all scram-sha-256\n' > "$DIR/data/pg_hba.conf"
-chown -R postgres "$DIR"
-setpriv --reuid=postgres --regid=postgres --init-groups "$PGBIN/postgres" -D "$DIR/data" -k "$DIR" -p 25433 \
-    -c listen_addresses= >"$DIR/postgres.log" 2>&1 &
-PG=$!
+. Benchmarks/central-store.sh
+central_cluster /var/tmp/esafety-central-lag 25433
+DIR="$CENTRAL_DIR"
 FWD=()
 cleanup() { kill "${FWD[@]}" 2>/dev/null || true; kill $PG 2>/dev/null || true; }
 trap cleanup EXIT
-for _ in $(seq 100); do psql -h "$DIR" -p 25433 -U postgres -d postgres -Atc 'select 1' >/dev/null 2>&1 && break; sleep 0.2; done
 P="psql -h $DIR -p 25433 -U postgres -d esafety -Atq"
-psql -h "$DIR" -p 25433 -U postgres -d postgres -qc 'CREATE DATABASE esafety'
-ADMIN="postgresql://postgres@:25433/esafety?host=$DIR"
-"$BIN/esafety" central init --postgres "$ADMIN" >/dev/null
 # Enough history for the run: incidents per site = its rate x seconds.
 PER_SITE=$(( RATE * SECONDS_ / SITES + 100 ))
 "$BIN/esafety-bench" --history "$PER_SITE" "$DIR/history.jsonl" >/dev/null

@@ -14,20 +14,9 @@ INCIDENTS="${2:-2000}"
 swift build -c release --product esafety >/dev/null
 swift build -c release --product esafety-bench >/dev/null
 BIN="$(swift build -c release --show-bin-path)"
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort | tail -1)
-DIR=/var/tmp/esafety-central-bench
-rm -rf "$DIR"; mkdir -p "$DIR"; chown postgres "$DIR"
-runuser -u postgres -- "$PGBIN/initdb" -D "$DIR/data" -U postgres --auth-local=trust >/dev/null
-printf 'local all postgres trust\nlocal all all scram-sha-256\n' > "$DIR/data/pg_hba.conf"
-chown -R postgres "$DIR"
-setpriv --reuid=postgres --regid=postgres --init-groups "$PGBIN/postgres" -D "$DIR/data" -k "$DIR" -p 25432 \
-    -c listen_addresses= -c max_connections=$((SITES + 20)) >"$DIR/postgres.log" 2>&1 &
-PG=$!
-trap 'kill $PG 2>/dev/null || true' EXIT
-for _ in $(seq 100); do psql -h "$DIR" -p 25432 -U postgres -d postgres -Atc 'select 1' >/dev/null 2>&1 && break; sleep 0.2; done
-psql -h "$DIR" -p 25432 -U postgres -d postgres -qc 'CREATE DATABASE esafety'
-ADMIN="postgresql://postgres@:25432/esafety?host=$DIR"
-"$BIN/esafety" central init --postgres "$ADMIN"
+. Benchmarks/central-store.sh
+central_cluster /var/tmp/esafety-central-bench 25432 -c max_connections=$((SITES + 20))
+DIR="$CENTRAL_DIR"
 "$BIN/esafety-bench" --history "$INCIDENTS" "$DIR/history.jsonl" >/dev/null
 LINES=$(wc -l < "$DIR/history.jsonl")
 for i in $(seq "$SITES"); do

@@ -23,6 +23,9 @@ public enum CentralIncidents {
     /// The tool's filters (`incidents list`), as `IncidentIndex.Query` has them for a school's log.
     public struct Filter: Sendable {
         public var site: String?
+        /// Only these sites (nil: every site the role may see). Row-level security decides what
+        /// is visible either way; naming the sites lets PostgreSQL use a site's indexes.
+        public var sites: [String]?
         public var open = false
         /// One workflow state (`new`, `acknowledged`, `escalated`, `resolved`, `false-positive`).
         public var state: String?
@@ -62,6 +65,7 @@ public enum CentralIncidents {
                 WHERE l.site = i.site AND l.id = i.id AND l.event = 'hits' ORDER BY l.seq DESC LIMIT 1
             ) h ON true
             WHERE (\(f.site)::text IS NULL OR i.site = \(f.site))
+            AND (\(f.sites)::text[] IS NULL OR i.site = ANY (\(f.sites)::text[]))
             AND (NOT \(f.open) OR i.state IN ('new', 'acknowledged', 'escalated'))
             AND (\(f.state)::text IS NULL OR i.state = \(f.state))
             AND (\(f.overdueAt)::text IS NULL OR (i.state = 'new' AND i.due < \(f.overdueAt)))
@@ -261,17 +265,25 @@ public enum CentralIncidents {
         return out.sorted { $0.time < $1.time }
     }
 
-    /// Open and overdue incidents by severity (`none` for an incident without one), as the
-    /// console's dashboard shows them.
+    /// Open and overdue incidents by severity, as the console's dashboard shows them: each
+    /// count stops past 10,000 (as a school's index counts them), read from the open
+    /// incidents' own index (migration 6). `sites` as in `Filter`.
     public static func openCounts(
         _ c: PostgresConnection,
         now: String,
+        sites: [String]?,
         logger: Logger
     ) async throws -> (open: [String: Int], overdue: [String: Int]) {
         let rows = try await c.query(
             """
-            SELECT coalesce(severity, 'none'), count(*), count(*) FILTER (WHERE state = 'new' AND due < \(now))
-            FROM esafety.incidents WHERE state IN ('new', 'acknowledged', 'escalated') GROUP BY 1
+            SELECT s.severity,
+                (SELECT count(*) FROM (SELECT 1 FROM esafety.incidents i
+                    WHERE i.state IN ('new', 'acknowledged', 'escalated') AND i.severity = s.severity
+                    AND (\(sites)::text[] IS NULL OR i.site = ANY (\(sites)::text[])) LIMIT 10001) AS open),
+                (SELECT count(*) FROM (SELECT 1 FROM esafety.incidents i
+                    WHERE i.state = 'new' AND i.due < \(now) AND i.severity = s.severity
+                    AND (\(sites)::text[] IS NULL OR i.site = ANY (\(sites)::text[])) LIMIT 10001) AS late)
+            FROM unnest(ARRAY['critical', 'high', 'medium', 'low', 'info']) AS s(severity)
             """,
             logger: logger
         )
@@ -287,12 +299,14 @@ public enum CentralIncidents {
         _ c: PostgresConnection,
         since: String,
         until: String,
+        sites: [String]?,
         logger: Logger
     ) async throws -> [String: [String: Int]] {
         let rows = try await c.query(
             """
             SELECT substr(time, 1, 10), coalesce(severity, 'none'), count(*) FROM esafety.incidents
-            WHERE time >= \(since) AND time < \(until) GROUP BY 1, 2
+            WHERE time >= \(since) AND time < \(until)
+            AND (\(sites)::text[] IS NULL OR site = ANY (\(sites)::text[])) GROUP BY 1, 2
             """,
             logger: logger
         )

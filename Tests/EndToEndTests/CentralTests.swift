@@ -96,7 +96,7 @@ struct CentralTests {
     static func store(_ dir: TempDir) throws -> PostgresServer {
         let pg = try PostgresServer()
         var (code, out) = try Child.run(esafety, ["central", "init", "--postgres", pg.url("postgres")])
-        #expect(code == 0 && out.contains("applied migration(s) 1, 2, 3, 4, 5; schema version 5"), "\(out)")
+        #expect(code == 0 && out.contains("applied migration(s) 1, 2, 3, 4, 5, 6; schema version 6"), "\(out)")
         (code, out) = try Child.run(esafety, ["central", "init", "--postgres", pg.url("postgres")])
         #expect(code == 0 && out.contains("up to date"), "init is safe to run again: \(out)")
         for (role, kind, site) in [
