@@ -21,6 +21,9 @@ enum Assets {
         header.top ul { display: flex; flex-wrap: wrap; gap: .25rem 1rem; list-style: none; margin: 0; padding: 0; }
         header.top a[aria-current] { font-weight: bold; }
         .logout { display: flex; gap: .5rem; align-items: center; flex-wrap: wrap; }
+        form.school { display: flex; gap: .5rem; align-items: center; flex-wrap: wrap; margin: 0; }
+        form.school label { display: inline; } form.school select { width: auto; max-width: 100%; }
+        p.school { margin: 0; }
         button { font: inherit; padding: .4rem .9rem; border: 2px solid var(--ink); background: #f3f2f1;
           cursor: pointer; min-height: 44px; }
         input, select, textarea { font: inherit; padding: .3rem; border: 2px solid var(--ink); max-width: 100%; }

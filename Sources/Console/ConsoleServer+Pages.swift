@@ -420,7 +420,9 @@ extension ConsoleServer {
         let tampered = shipped.filter { $0.tamper > 0 }.map(\.site)
         var text =
             late.isEmpty && tampered.isEmpty
-            ? "All \(shipped.count) site(s) shipped their logs in the last 15 minutes; no tampering found."
+            ? (shipped.count == 1
+                ? "\(shipped[0].site) shipped its log in the last 15 minutes; no tampering found."
+                : "All \(shipped.count) sites shipped their logs in the last 15 minutes; no tampering found.")
             : (late.isEmpty ? "" : "Not shipped for more than 15 minutes: \(late.joined(separator: ", ")). ")
                 + (tampered.isEmpty ? "" : "Tampering flagged: \(tampered.joined(separator: ", ")).")
         for h in shipped {

@@ -250,6 +250,16 @@ struct ConsoleCentralTests {
         r = try tech.get("/health")
         #expect(r.status == 200 && r.body.contains("north: ") && r.body.contains("south: "), "\(r.body.suffix(600))")
         #expect(r.body.contains("line(s) shipped") && r.body.contains("tamper flags: 0"))
+        #expect(r.body.contains("All 2 sites shipped their logs in the last 15 minutes; no tampering found."))
+        // A school gone quiet and a tampered chain are the first thing IT reads.
+        #expect(t.pg.sql("UPDATE esafety.heads SET updated = now() - interval '1 hour' WHERE site = 'south'").0 == 0)
+        #expect(t.pg.sql("INSERT INTO esafety.tamper (site, seq, detail) VALUES ('north', 5, 'a changed line')").0 == 0)
+        r = try tech.get("/health")
+        #expect(
+            r.body.contains("Not shipped for more than 15 minutes: south. Tampering flagged: north."),
+            "\(r.body.suffix(600))"
+        )
+        #expect(r.body.contains("(60 minute(s) ago)") && r.body.contains("tamper flags: 1"))
         for path in ["/incidents", "/api/incidents", "/report?date=\(day)"] {
             r = try tech.get(path)
             #expect(r.status == 403 && !r.body.contains(person), "IT \(path): \(r.status)")
@@ -261,6 +271,62 @@ struct ConsoleCentralTests {
             "SELECT count(*) FROM esafety.incidents WHERE site = 'north' AND state IN ('new','acknowledged','escalated')"
         )
         #expect(r.status == 200 && r.body.contains("<h2>Open: \(open)</h2>"), "\(open): \(r.body.prefix(1500))")
-        #expect(r.body.contains("All 1 site(s) shipped their logs"), "monitoring: her school's shipping only")
+        // Monitoring: her school's shipping only (north's tamper flag above; south's silence is not hers).
+        #expect(r.body.contains("Tampering flagged: north.") && !r.body.contains("south"), "monitoring")
+    }
+
+    @Test(
+        "in a real browser, with the keyboard: a trust DSL chooses a school with the switcher, and the lists show only it, at desktop and phone widths"
+    )
+    func switcherInABrowser() throws {
+        let t = try Trust()
+        let b = try Browser(dir: t.dir, width: 1280, height: 900)
+        defer { b.quit() }
+        let base = "http://127.0.0.1:\(t.port)"
+        try b.go(base + "/login")
+        try b.keys(ConsoleBrowserTests.tab + ConsoleBrowserTests.tab)
+        #expect(try b.run("return document.activeElement.id") as? String == "username")
+        try b.keys("tom" + ConsoleBrowserTests.tab + ConsoleTests.password + ConsoleBrowserTests.enter)
+        #expect(b.wait("return location.pathname === '/' && document.querySelector('#school') !== null"))
+        func schools() throws -> Set<String> {
+            let cells = try b.run(
+                "return [...document.querySelectorAll('#incidents tbody tr')].map(r => r.cells[1].textContent)"
+            )
+            return Set(cells as? [String] ?? [])
+        }
+        #expect(try schools() == ["north", "south"], "both schools at first")
+        // Tab to the switcher (after the skip link and the navigation), type-ahead to south, Show.
+        var reached = false
+        for _ in 0..<12 where !reached {
+            try b.keys(ConsoleBrowserTests.tab)
+            reached = try b.run("return document.activeElement.id") as? String == "school"
+        }
+        #expect(reached, "the switcher is reached with Tab")
+        let outline = try b.run("return getComputedStyle(document.activeElement).outlineStyle") as? String
+        #expect(outline != "none" && outline != nil, "its focus is visible")
+        #expect(try b.run("return document.activeElement.labels[0].textContent") as? String == "School")
+        try b.keys("s")
+        #expect(try b.run("return document.activeElement.value") as? String == "south")
+        try b.keys(ConsoleBrowserTests.tab + ConsoleBrowserTests.enter)
+        #expect(b.wait("return location.pathname === '/' && document.querySelector('#school').value === 'south'"))
+        #expect(try schools() == ["south"], "the dashboard shows the chosen school only")
+        try b.go(base + "/incidents?state=all")
+        #expect(try schools() == ["south"], "and so does the list")
+
+        // A phone: the header with the switcher and the list fit 390 px.
+        try b.emulate(390, 844)
+        try b.go(base + "/incidents?state=open")
+        #expect(try b.run("return window.innerWidth") as? Int == 390)
+        let overflow = try b.run("return document.documentElement.scrollWidth - window.innerWidth") as? Int ?? 99
+        #expect(overflow <= 0, "no sideways scrolling at 390 px: \(overflow)")
+        let png = t.dir.path + "/trust-phone.png"
+        try b.screenshot(png)
+        let (code, text) = try Child.run(
+            "/usr/bin/python3",
+            [repositoryRoot + "/Tests/EndToEndTests/Fixtures/png_colors.py", png, "ffffff", "1b1b1b"]
+        )
+        let counts = json(text)["counts"] as? [String: Int] ?? [:]
+        #expect(code == 0 && (counts["ffffff"] ?? 0) > 390 * 844 / 4, "a page, not a blank: \(counts)")
+        #expect((counts["1b1b1b"] ?? 0) > 500, "text drawn: \(counts)")
     }
 }
