@@ -14,10 +14,12 @@ public final class AccessLog: Sendable {
         public var time: String
         public var account: String
         public var role: String
-        /// `login`, `login-failed`, `locked-out`, `logout`, `incident`, `person`, `list`, `search`,
-        /// `api`, `report`, `action`, `access-log`.
+        /// `login`, `login-failed`, `login-no-site`, `locked-out`, `logout`, `incident`, `person`,
+        /// `list`, `search`, `api`, `report`, `action`, `access-log`, `site` (the switcher), `live`.
         public var what: String
         public var id: String?
+        /// The incident's school, in a trust's console (ids are unique per school only).
+        public var site: String?
         public var detail: String?
         public var address: String
 
@@ -27,11 +29,12 @@ public final class AccessLog: Sendable {
             role: String,
             what: String,
             id: String? = nil,
+            site: String? = nil,
             detail: String? = nil,
             address: String
         ) {
             (self.time, self.account, self.role, self.what) = (time, account, role, what)
-            (self.id, self.detail, self.address) = (id, detail, address)
+            (self.id, self.site, self.detail, self.address) = (id, site, detail, address)
         }
 
         var line: String {
@@ -42,6 +45,7 @@ public final class AccessLog: Sendable {
             j.field("role", .string(role))
             j.field("what", .string(what))
             if let id { j.field("id", .string(id)) }
+            if let site { j.field("site", .string(site)) }
             if let detail { j.field("detail", .string(detail)) }
             j.field("address", .string(address))
             j.endObject()

@@ -203,7 +203,7 @@ extension ConsoleServer {
     func incident(_ request: Request, _ context: ConsoleContext) async throws -> Response {
         let s = try require(context)
         let v = try await find(request, context, s)
-        try recordView(s, context, "incident", id: v.id)
+        try recordView(s, context, "incident", id: v.id, site: v.site)
         let done = Self.query(request)["done"].flatMap(Workflow.Action.init(rawValue:))
         return Self.html(Pages.incident(v, session: s, message: done.map { "Done: \($0.rawValue)." }, error: nil))
     }
@@ -216,7 +216,7 @@ extension ConsoleServer {
         q.limit = 200
         // A trust's store: the same name at another school is another child.
         let views = try await fetch(q, s, site: v.site)
-        try recordView(s, context, "person", id: v.id, detail: "\(views.count) shown")
+        try recordView(s, context, "person", id: v.id, site: v.site, detail: "\(views.count) shown")
         let body =
             "<p>Every incident of the person in incident <a href=\"\(HTML.escape(Pages.path(v)))\">"
             + "\(HTML.escape(String(v.id.prefix(12))))</a>, newest first (at most 200).</p>"
@@ -241,14 +241,21 @@ extension ConsoleServer {
         )
         let state: Workflow.State
         do { state = try await desk.act(action, v, details: details, by: s.account, Sessions.scope(s)) } catch {
-            try recordView(s, context, "incident", id: v.id, detail: "\(action.rawValue) refused")
+            try recordView(s, context, "incident", id: v.id, site: v.site, detail: "\(action.rawValue) refused")
             let now = ((try? await desk.incident(v.id, site: v.site, Sessions.scope(s))) ?? nil) ?? v
             return Self.html(
                 Pages.incident(now, session: s, message: nil, error: error.description),
                 status: error.status == 1 ? .conflict : .internalServerError
             )
         }
-        try recordView(s, context, "action", id: v.id, detail: "\(action.rawValue); now \(state.rawValue)")
+        try recordView(
+            s,
+            context,
+            "action",
+            id: v.id,
+            site: v.site,
+            detail: "\(action.rawValue); now \(state.rawValue)"
+        )
         logger.info("console: \(s.account) \(action.rawValue) \(v.id)")
         let page = Pages.path(v)
         return .redirect(to: page + (page.contains("?") ? "&" : "?") + "done=\(action.rawValue)", type: .normal)
@@ -328,6 +335,7 @@ extension ConsoleServer {
                                     role: s.role.rawValue,
                                     what: "live",
                                     id: v.id,
+                                    site: v.site,
                                     address: address
                                 )
                             )
@@ -460,13 +468,15 @@ extension ConsoleServer {
     func accessPage(_ request: Request, _ context: ConsoleContext) throws -> Response {
         let s = try require(context, dslOnly: true)
         try recordView(s, context, "access-log")
-        func link(_ id: String) -> String {
-            "<a href=\"/incidents/\(HTML.escape(id))\">\(HTML.escape(String(id.prefix(12))))</a>"
+        func link(_ id: String, _ site: String?) -> String {
+            let school = site.flatMap { Forwarder.validSite($0) ? "?site=\($0)" : nil } ?? ""
+            return "<a href=\"/incidents/\(HTML.escape(id))\(school)\">\(HTML.escape(String(id.prefix(12))))</a>"
+                + (site.map { " (\(HTML.escape($0)))" } ?? "")
         }
         let rows = access.recent(300).map { (e: AccessLog.Entry) -> String in
             "<tr><td>\(Pages.time(e.time))</td><td>\(HTML.escape(e.account))</td>"
                 + "<td>\(HTML.escape(e.role))</td><td>\(HTML.escape(e.what))</td>"
-                + "<td>\(e.id.map(link) ?? "")</td>"
+                + "<td>\(e.id.map { link($0, e.site) } ?? "")</td>"
                 + "<td>\(HTML.escape(e.detail ?? ""))</td><td>\(HTML.escape(e.address))</td></tr>"
         }.joined(separator: "\n")
         let body = """

@@ -179,6 +179,7 @@ public struct ConsoleServer: Sendable {
         _ context: ConsoleContext,
         _ what: String,
         id: String? = nil,
+        site: String? = nil,
         detail: String? = nil
     )
         throws
@@ -190,6 +191,7 @@ public struct ConsoleServer: Sendable {
                     role: s.role.rawValue,
                     what: what,
                     id: id,
+                    site: site,
                     detail: detail,
                     address: context.address
                 )

@@ -226,6 +226,7 @@ struct ConsoleCentralTests {
         #expect(
             access.contains {
                 $0["what"] as? String == "incident" && $0["id"] as? String == id && $0["account"] as? String == "anna"
+                    && $0["site"] as? String == "north"
             }
         )
         #expect(access.contains { $0["what"] as? String == "site" && $0["detail"] as? String == "south" })
