@@ -329,7 +329,7 @@ public final class IncidentIndex: @unchecked Sendable {
         // and stop at the limit, rather than sort every open incident.
         let narrowed = [q.person, q.user, q.client, q.category, q.group].contains { $0 != nil }
         let source = narrowed || q.lastWritten || q.limit == nil ? "incidents" : "incidents INDEXED BY incidents_time"
-        return try views(sql: "SELECT id FROM \(source)\(filter) ORDER BY \(order)\(limit)", args)
+        return try summaries(sql: "SELECT id FROM \(source)\(filter) ORDER BY \(order)\(limit)", args)
     }
 
     /// The incidents whose id is `id`, or starts with it (at most two: enough to tell whether
@@ -431,6 +431,39 @@ public final class IncidentIndex: @unchecked Sendable {
                 for r in try Row.fetchAll(db, sql: "SELECT state, severity, count(*) AS n FROM incidents GROUP BY 1, 2")
                 {
                     out[r["state"], default: [:]][r["severity"]] = r["n"]
+                }
+                return out
+            }
+        } catch {
+            throw Failure(description: "\(path): cannot read the incident index: \(error)")
+        }
+    }
+
+    /// The incidents a list shows, each from its own line, its state as the index keeps it (the
+    /// workflow replayed as the log was read), its latest `hits` and `verdict` lines: two to
+    /// four lines read per incident instead of its whole history (`incidents(idOrPrefix:)` folds
+    /// that, for `show` and the incident page). A list's view has no `events`; everything a list
+    /// shows (the record, its state, hits, last seen, due) is as a full fold gives it.
+    func summaries(sql: String, _ args: [(any DatabaseValueConvertible)?]) throws(Failure) -> [IncidentView] {
+        do {
+            return try db.read { db in
+                let ids = try String.fetchAll(db, sql: sql, arguments: StatementArguments(args))
+                var out: [IncidentView] = []
+                out.reserveCapacity(ids.count)
+                let record = try db.makeStatement(sql: "SELECT line, state FROM incidents WHERE id = ?")
+                let latest = try db.makeStatement(
+                    sql: "SELECT line FROM events WHERE id = ? AND event = ? ORDER BY seq DESC LIMIT 1"
+                )
+                for id in ids {
+                    guard let row = try Row.fetchOne(record, arguments: [id]),
+                        let v = IncidentView.summary(
+                            line: row["line"],
+                            state: row["state"],
+                            hits: try String.fetchOne(latest, arguments: [id, "hits"]),
+                            verdict: try String.fetchOne(latest, arguments: [id, "verdict"])
+                        )
+                    else { continue }
+                    out.append(v)
                 }
                 return out
             }

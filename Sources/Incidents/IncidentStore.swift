@@ -28,6 +28,20 @@ public struct IncidentView: Sendable {
         (self.record, self.line, self.hits, self.lastSeen) = (record, line, record.hits, record.lastSeen.text)
     }
 
+    /// An incident as a list shows it: its own line, its workflow state as a store keeps it,
+    /// and its latest `hits` and `verdict` lines (nil: none), without the rest of its history:
+    /// the record, state, hits, last seen and due as a full fold gives them, and no `events`.
+    public static func summary(line: String, state: String, hits: String?, verdict: String?) -> IncidentView? {
+        guard case .incident(let incident) = LogRecord(line: line) else { return nil }
+        var v = IncidentView(record: incident, line: line)
+        v.workflow.state = State(rawValue: state) ?? .new
+        if let hits, case .hits(let h) = LogRecord(line: hits) { (v.hits, v.lastSeen) = (h.hits, h.lastSeen.text) }
+        if let verdict, case .verdict(let r) = LogRecord(line: verdict) {
+            (v.record.action, v.record.blockedBy) = (r.action, r.blockedBy)
+        }
+        return v
+    }
+
     public var id: String { record.id }
     public var state: State { workflow.state }
     public var acknowledgedAt: String? { workflow.acknowledgedAt }

@@ -72,13 +72,23 @@ struct IncidentIndexTests {
     /// The views of a full read and of the index, compared by what a person sees.
     static func same(_ index: IncidentIndex, _ path: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let full = try IncidentStore.load(path).sorted { $0.id < $1.id }
-        let indexed = try index.incidents(IncidentIndex.Query()).sorted { $0.id < $1.id }
-        #expect(indexed.count == full.count, sourceLocation: sourceLocation)
-        for (a, b) in zip(full, indexed) {
+        // A list: each incident as a list shows it (its record, state, hits, last seen).
+        let listed = try index.incidents(IncidentIndex.Query()).sorted { $0.id < $1.id }
+        #expect(listed.count == full.count, sourceLocation: sourceLocation)
+        for (a, b) in zip(full, listed) {
             #expect(a.id == b.id, sourceLocation: sourceLocation)
             #expect(a.line == b.line, sourceLocation: sourceLocation)
             #expect(a.hits == b.hits && a.lastSeen == b.lastSeen, sourceLocation: sourceLocation)
             #expect(a.state == b.state, sourceLocation: sourceLocation)
+            #expect(a.record == b.record, sourceLocation: sourceLocation)
+            #expect(IncidentStore.line(a, color: false) == IncidentStore.line(b, color: false))
+        }
+        // One incident (show, the incident page): its whole history.
+        for a in full {
+            let found = try index.incidents(idOrPrefix: a.id)
+            #expect(found.count == 1, sourceLocation: sourceLocation)
+            guard let b = found.first else { continue }
+            #expect(a.line == b.line && a.state == b.state && a.hits == b.hits, sourceLocation: sourceLocation)
             #expect(a.events == b.events, sourceLocation: sourceLocation)
             #expect(IncidentDisplay.details(a) == IncidentDisplay.details(b), sourceLocation: sourceLocation)
         }
@@ -108,10 +118,16 @@ struct IncidentIndexTests {
         let other =
             "{\"id\":\"\(ids[3])\",\"by\":\"bob\",\"time\":\"\(Clock.rfc3339(Clock.now()))\","
             + "\"outcome\":\"other\",\"action\":\"spoke to them\",\"event\":\"resolve\"}\n"
+        // A later verdict: the proxy blocked the request after all (a list shows it so too).
+        let verdict =
+            LogRecord.verdict(
+                VerdictRecord(id: ids[5], time: RecordTime(seconds: base + 20), action: "blocked", blockedBy: "squid")
+            ).text + "\n"
         let fd = open(l.path, O_WRONLY | O_APPEND)
-        _ = Array(other.utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        _ = Array((other + verdict).utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         close(fd)
         #expect(try IncidentStore.load(l.path).first { $0.id == ids[3] }?.state == .resolved)
+        #expect(try IncidentStore.load(l.path).first { $0.id == ids[5] }?.record.action == "blocked")
         let index = try IncidentIndex(logPath: l.path)
         let u = try index.update()
         #expect(u.incidents == 42)
