@@ -51,14 +51,11 @@ public struct Scope: Sendable, Equatable {
     public init(sites: [String], chosen: String? = nil) { (self.sites, self.chosen) = (sites, chosen) }
 
     /// The narrowing the central store applies: the chosen site, else the account's sites.
-    public var narrowing: String { chosen ?? sites.joined(separator: ",") }
+    public var narrowing: String { chosen ?? (sites.contains("*") ? "*" : sites.joined(separator: ",")) }
 
     /// The sites by name (nil: every one the store's role may see), for queries that can use a
     /// site's indexes; the store's narrowing applies either way.
     public var named: [String]? { chosen.map { [$0] } ?? (sites.contains("*") ? nil : sites) }
-
-    /// Whether `site` is one this scope may choose.
-    public func allows(_ site: String) -> Bool { sites.contains("*") || sites.contains(site) }
 }
 
 public struct DashboardCounts: Sendable {

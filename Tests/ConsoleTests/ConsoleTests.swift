@@ -90,4 +90,33 @@ struct ConsolePartsTests {
         #expect(!Accounts.validName("a:b") && !Accounts.validName("") && !Accounts.validName("x y"))
         #expect(Accounts.validName("j.smith@school.example"))
     }
+
+    @Test("a trust account's scope: the narrowing the store applies and the sites named, chosen or not; sites checked")
+    func scope() throws {
+        #expect(Scope(sites: ["north", "south"]).narrowing == "north,south")
+        #expect(Scope(sites: ["north", "south"]).named == ["north", "south"])
+        #expect(Scope(sites: ["north", "south"], chosen: "south").narrowing == "south")
+        #expect(Scope(sites: ["north", "south"], chosen: "south").named == ["south"])
+        #expect(Scope(sites: ["*"]).narrowing == "*" && Scope(sites: ["*"]).named == nil)
+        #expect(Scope(sites: ["north", "*"]).narrowing == "*", "every site, whatever else is listed")
+        #expect(Scope(sites: ["*"], chosen: "east").narrowing == "east")
+        #expect(Accounts.validSite("*") && Accounts.validSite("st-mary.primary_2"))
+        #expect(!Accounts.validSite("North") && !Accounts.validSite("a,b") && !Accounts.validSite(""))
+        let dir = TempDir()
+        dir.write("accounts", "anna:dsl:north,a b:$2b$x\n")
+        #expect(throws: Accounts.Failure.self, "a site that is not a site name") {
+            try Accounts(path: dir.path + "/accounts").all()
+        }
+        // The switcher offers the session's choices only.
+        let sessions = Sessions()
+        let hash = Accounts.hash("a long password", cost: 4)
+        let s = sessions.start(
+            Accounts.Account(name: "tom", role: .dsl, sites: ["*"], hash: hash),
+            choices: ["north", "south"]
+        )
+        #expect(sessions.choose(s.token, site: "south") && sessions.live(s.token)?.site == "south")
+        #expect(!sessions.choose(s.token, site: "east") && sessions.live(s.token)?.site == "south")
+        #expect(sessions.choose(s.token, site: nil) && sessions.live(s.token)?.site == nil)
+        #expect(!sessions.choose("not-a-token", site: "north"))
+    }
 }
