@@ -12,10 +12,13 @@ public final class CentralDesk: Desk {
     let database: CentralDatabase
     let logger: Logger
     let pool: Pool
+    /// Seconds a statement may run before PostgreSQL stops it (a search for a rare word reads
+    /// every row a trust's DSL may see: 75 s at ten million): the page says so, and how to narrow.
+    let timeout: Double
 
-    public init(database: CentralDatabase, logger: Logger) {
-        (self.database, self.logger) = (database, logger)
-        pool = Pool(database: database, logger: logger)
+    public init(database: CentralDatabase, timeout: Double = 15, logger: Logger) {
+        (self.database, self.timeout, self.logger) = (database, timeout, logger)
+        pool = Pool(database: database, timeout: timeout, logger: logger)
     }
 
     /// Connections kept open between requests (at most `keep`); more are opened while many
@@ -23,13 +26,21 @@ public final class CentralDesk: Desk {
     actor Pool {
         let database: CentralDatabase
         let logger: Logger
+        let timeout: Double
         var idle: [PostgresConnection] = []
         let keep = 4
-        init(database: CentralDatabase, logger: Logger) { (self.database, self.logger) = (database, logger) }
+        init(database: CentralDatabase, timeout: Double, logger: Logger) {
+            (self.database, self.timeout, self.logger) = (database, timeout, logger)
+        }
 
         func take() async throws -> PostgresConnection {
             while let c = idle.popLast() { if !c.isClosed { return c } }
-            return try await database.connect(logger: logger)
+            let c = try await database.connect(logger: logger)
+            try await c.query(
+                PostgresQuery(unsafeSQL: "SET statement_timeout = \(max(1, Int(timeout * 1000)))"),
+                logger: logger
+            )
+            return c
         }
 
         func give(_ c: PostgresConnection) async {
@@ -55,6 +66,15 @@ public final class CentralDesk: Desk {
         } catch let refusal as CentralIncidents.Refusal {
             await pool.give(c)
             throw DeskFailure(refusal.description, status: 1)
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "57014" {
+            await pool.give(c)
+            let seconds = timeout >= 1 ? "\(Int(timeout)) s" : "\(Int(timeout * 1000)) ms"
+            logger.notice("console: a question to the trust's store ran past \(seconds) and was stopped")
+            throw DeskFailure(
+                "The trust's store took more than \(seconds) to answer, so the question was stopped. Narrow it: "
+                    + "one school (the School switcher), dates, or more words.",
+                status: 1
+            )
         } catch {
             try? await c.close()
             throw DeskFailure("\(database): \(Forwarder.describe(error))", status: 2)

@@ -42,6 +42,8 @@ public struct ConsoleServer: Sendable {
         public var pamService = "esafety-web"
         /// A trust's central store, read instead of the school's log: each account sees its sites.
         public var central: CentralDatabase?
+        /// Seconds a question to the central store may take before it is stopped.
+        public var centralTimeout: Double = 15
         /// What `esafety status` shows, for the health page.
         public var health: @Sendable () -> String = { "esafetyd's status is not available here." }
 
@@ -65,7 +67,7 @@ public struct ConsoleServer: Sendable {
         accounts = Accounts(path: settings.accountsPath)
         access = AccessLog(path: settings.accessLogPath)
         desk =
-            settings.central.map { CentralDesk(database: $0, logger: logger) }
+            settings.central.map { CentralDesk(database: $0, timeout: settings.centralTimeout, logger: logger) }
             ?? LocalDesk(logPath: settings.logPath, group: settings.group)
         self.logger = logger
     }

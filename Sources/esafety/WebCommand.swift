@@ -51,6 +51,15 @@ struct WebServeCommand: ParsableCommand {
         )
     )
     var passwordFile: String?
+    @Option(
+        name: .customLong("query-timeout"),
+        help: ArgumentHelp(
+            "With --central: seconds a question to the store may take before it is stopped and the page says "
+                + "how to narrow it.",
+            valueName: "seconds"
+        )
+    )
+    var queryTimeout = 15.0
     @Option(help: ArgumentHelp("HOST:PORT, or unix:PATH.", valueName: "address")) var listen = "127.0.0.1:8080"
     @Option(help: ArgumentHelp("The accounts file.", valueName: "file")) var accounts = WebUserCommand.defaultAccounts
     @Option(
@@ -91,6 +100,9 @@ struct WebServeCommand: ParsableCommand {
             throw ValidationError("--tls-certificate and --tls-key go together")
         }
         if passwordFile != nil && central == nil { throw ValidationError("--password-file goes with --central") }
+        guard queryTimeout >= 0.01 && queryTimeout <= 600 else {
+            throw ValidationError("--query-timeout must be 0.01 to 600 seconds")
+        }
         guard Self.address(listen) != nil else {
             throw ValidationError("--listen must be HOST:PORT or unix:PATH, not '\(listen)'")
         }
@@ -155,6 +167,7 @@ struct WebServeCommand: ParsableCommand {
                 throw CommandFailure(error.description, status: 2)
             }
         }
+        settings.centralTimeout = queryTimeout
         settings.secure = secure || tlsCertificate != nil
         settings.pamService = pamService
         settings.title = title

@@ -20,7 +20,8 @@ struct ConsoleCentralTests {
         var accounts: String { dir.path + "/web-accounts" }
         var accessLog: String { dir.path + "/console-access.log" }
 
-        init() throws {
+        /// `web`: more options for `esafety web`; `before`: run on the store before the console starts.
+        init(web extra: [String] = [], before: ((PostgresServer) -> Void)? = nil) throws {
             pg = try CentralTests.store(dir)
             for (site, count) in [("north", 100), ("south", 100)] {
                 let log = try CentralTests.history(dir, site, incidents: count)
@@ -54,6 +55,7 @@ struct ConsoleCentralTests {
                 )
                 #expect(code == 0, "\(out)")
             }
+            before?(pg)
             let errors = dir.path + "/web.err"
             web = try Child(
                 "/bin/sh",
@@ -62,7 +64,7 @@ struct ConsoleCentralTests {
                     dir.path + "/no-log-here.jsonl", "--access-log", dir.path + "/console-access.log", "--accounts",
                     dir.path + "/web-accounts", "--listen", "127.0.0.1:0", "--central", pg.url("web_trust"),
                     "--password-file", dir.path + "/web_trust.pw",
-                ],
+                ] + extra,
                 environment: ["ERR": errors]
             )
             var found: UInt16?
@@ -329,5 +331,46 @@ struct ConsoleCentralTests {
         let counts = json(text)["counts"] as? [String: Int] ?? [:]
         #expect(code == 0 && (counts["ffffff"] ?? 0) > 390 * 844 / 4, "a page, not a blank: \(counts)")
         #expect((counts["1b1b1b"] ?? 0) > 500, "text drawn: \(counts)")
+    }
+
+    @Test(
+        "a question that runs too long is stopped by the store and the page says how to narrow it; the console goes on answering"
+    )
+    func slowQuestionStopped() throws {
+        // 300,000 more incidents at a third site: a trust-wide search for a rare word reads them all.
+        let t = try Trust(web: ["--query-timeout", "0.2"]) { pg in
+            let (code, out) = pg.sql(
+                """
+                INSERT INTO esafety.incidents (site, id, time, severity, category, grp, person, host, state, record)
+                SELECT 'east', 'inc-' || lpad(to_hex(g), 12, '0') || '-000000-000001',
+                    to_char(timestamp '2025-01-01' + g * interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                    'low', 'games', 'year7', 'pupil' || (g % 500), 'www.game' || g || '.example', 'resolved',
+                    jsonb_build_object('event', 'incident', 'url', 'https://www.game' || g || '.example/',
+                        'search_term', 'level ' || g)
+                FROM generate_series(1, 300000) AS g;
+                INSERT INTO esafety.heads (site, seq, chain) VALUES ('east', 300000, 'x');
+                ANALYZE esafety.incidents
+                """
+            )
+            #expect(code == 0, "\(out)")
+        }
+        let (tom, _) = try t.client("tom")
+        var r = try tom.get("/incidents?state=open")
+        #expect(r.status == 200, "a list still answers within the time: \(r.status)")
+        let csrf = r.field("csrf") ?? ""
+        let started = Date()
+        r = try tom.post("/incidents/search", [("csrf", csrf), ("q", "nothing-like-this-anywhere")])
+        #expect(
+            r.status == 503 && r.body.contains("took more than 200 ms to answer"),
+            "\(r.status) \(r.body.suffix(400))"
+        )
+        #expect(r.body.contains("Narrow it: one school (the School switcher), dates, or more words."))
+        #expect(Date().timeIntervalSince(started) < 10, "stopped, not waited for")
+        r = try tom.get("/incidents?state=open")
+        #expect(r.status == 200 && r.body.contains("site=north"), "the console goes on answering")
+        // A school's search reads that school's rows only, and answers.
+        r = try tom.post("/site", [("csrf", csrf), ("site", "north")])
+        r = try tom.post("/incidents/search", [("csrf", csrf), ("q", "nothing-like-this-anywhere")])
+        #expect(r.status == 200 && r.body.contains("0 incident(s) found"), "\(r.status)")
     }
 }
