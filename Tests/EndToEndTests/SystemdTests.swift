@@ -13,7 +13,8 @@ struct SystemdTests {
         let dir = TempDir()
         for unit in [
             "esafetyd.service", "esafetyd.socket", "esafetyd-control.socket", "esafety-report.service",
-            "esafety-report.timer", "esafety-follow.service",
+            "esafety-report.timer", "esafety-follow.service", "esafety-web.service", "esafety-forward.service",
+            "esafety-web-central.service",
         ] {
             var text = try String(contentsOfFile: repositoryRoot + "/systemd/" + unit, encoding: .utf8)
             // Point at the binary this build made (the unit names the installed path).
@@ -27,7 +28,8 @@ struct SystemdTests {
                 "verify", "--man=no",
                 dir.path + "/esafetyd.service", dir.path + "/esafetyd.socket", dir.path + "/esafetyd-control.socket",
                 dir.path + "/esafety-report.service", dir.path + "/esafety-report.timer",
-                dir.path + "/esafety-follow.service",
+                dir.path + "/esafety-follow.service", dir.path + "/esafety-web.service",
+                dir.path + "/esafety-forward.service", dir.path + "/esafety-web-central.service",
             ]
         )
         #expect(status == 0, "\(output)")
