@@ -343,6 +343,69 @@ public enum CentralIncidents {
         return out
     }
 
+    /// Each visible site's place in what it has shipped (its chain's last line), and the store's
+    /// clock now.
+    public static func heads(
+        _ c: PostgresConnection,
+        logger: Logger
+    ) async throws -> (
+        heads: [String: Int64], now: String
+    ) {
+        var out: [String: Int64] = [:]
+        let rows = try await c.query("SELECT site, seq FROM esafety.heads", logger: logger)
+        for try await (site, seq) in rows.decode((String, Int64).self) { out[site] = seq }
+        var now = ""
+        for try await t in try await c.query("SELECT clock_timestamp()::text", logger: logger).decode(String.self) {
+            now = t
+        }
+        return (out, now)
+    }
+
+    /// Whether a site's first line reached the store at or after `time` (the store's clock).
+    public static func firstShipped(
+        _ c: PostgresConnection,
+        site: String,
+        since time: String,
+        logger: Logger
+    ) async throws -> Bool {
+        let rows = try await c.query(
+            """
+            SELECT received >= \(time)::timestamptz FROM esafety.lines WHERE site = \(site) ORDER BY seq LIMIT 1
+            """,
+            logger: logger
+        )
+        for try await after in rows.decode(Bool.self) { return after }
+        return false
+    }
+
+    /// The incidents a site shipped after line `after` (at most `limit`, in its chain's order),
+    /// each with the store's state, and the place of the last one read when `limit` were read
+    /// (nil: it read to the end).
+    public static func shipped(
+        _ c: PostgresConnection,
+        site: String,
+        after: Int64,
+        limit: Int = 200,
+        logger: Logger
+    ) async throws -> (views: [IncidentView], more: Int64?) {
+        let rows = try await c.query(
+            """
+            SELECT l.seq, i.record::text, i.state FROM esafety.lines l
+            JOIN esafety.incidents i ON i.site = l.site AND i.id = l.id
+            WHERE l.site = \(site) AND l.seq > \(after) AND l.event = 'incident' ORDER BY l.seq LIMIT \(limit)
+            """,
+            logger: logger
+        )
+        var (views, last, read): ([IncidentView], Int64, Int) = ([], after, 0)
+        for try await (seq, line, state) in rows.decode((Int64, String, String).self) {
+            (last, read) = (seq, read + 1)
+            guard var v = IncidentView.summary(line: line, state: state, hits: nil, verdict: nil) else { continue }
+            v.site = site
+            views.append(v)
+        }
+        return (views, read == limit ? last : nil)
+    }
+
     /// Narrows every later statement on this connection to these sites (`*`: all the role may
     /// see), as the database applies it (migration 5): the web console's one way to scope a
     /// connection to the logged-in account, set before each use.

@@ -289,16 +289,15 @@ extension ConsoleServer {
         )
     }
 
-    /// Server-sent events: each incident written after the stream opened, as JSON, within a
-    /// second or so. Ends when the session does, or the console stops.
+    /// Server-sent events: each incident written (a school) or shipped (a trust) after the stream
+    /// opened, as JSON, within a second or so. Ends when the session does, or the console stops.
     func events(_ request: Request, _ context: ConsoleContext) async throws -> Response {
         let s = try require(context)
         try recordView(s, context, "live")
-        var q = IncidentIndex.Query()
-        q.lastWritten = true
-        q.limit = 50
-        let initial = Set(try await fetch(q, s).map(\.id))
-        let newest = q
+        let initial: Arrivals
+        do { initial = try await desk.arrivals(after: nil, Sessions.scope(s)).1 } catch {
+            throw HTTPError(.serviceUnavailable, message: error.description)
+        }
         let (desk, sessions, token) = (self.desk, self.sessions, s.token)
         let access = self.access
         let address = context.address
@@ -306,16 +305,17 @@ extension ConsoleServer {
             status: .ok,
             headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
             body: ResponseBody { writer in
-                var seen = initial
+                var cursor = initial
                 try await writer.write(ByteBuffer(string: "retry: 3000\n\n"))
                 var quiet = 0
                 do {
                     while let live = sessions.live(token), !Task.isShuttingDownGracefully && !Task.isCancelled {
                         try await Task.sleep(for: .seconds(1))
-                        let found = (try? await desk.incidents(newest, site: nil, Sessions.scope(live))) ?? []
-                        let fresh = found.filter { !seen.contains($0.id) }.reversed()
+                        var fresh: [IncidentView] = []
+                        if let (found, next) = try? await desk.arrivals(after: cursor, Sessions.scope(live)) {
+                            (fresh, cursor) = (found, next)
+                        }
                         for v in fresh {
-                            seen.insert(v.id)
                             var j = JSONText(capacity: 256)
                             j.beginObject()
                             j.field("id", .string(v.id))
@@ -329,19 +329,21 @@ extension ConsoleServer {
                             j.field("hits", .int(v.hits))
                             j.field("state", .string(v.state.rawValue))
                             j.endObject()
-                            try? access.record(
-                                AccessLog.Entry(
-                                    account: s.account,
-                                    role: s.role.rawValue,
-                                    what: "live",
-                                    id: v.id,
-                                    site: v.site,
-                                    address: address
+                            // A view that cannot be recorded is not shown, live or not.
+                            do {
+                                try access.record(
+                                    AccessLog.Entry(
+                                        account: s.account,
+                                        role: s.role.rawValue,
+                                        what: "live",
+                                        id: v.id,
+                                        site: v.site,
+                                        address: address
+                                    )
                                 )
-                            )
+                            } catch { continue }
                             try await writer.write(ByteBuffer(string: "event: incident\ndata: \(j.text)\n\n"))
                         }
-                        if seen.count > 5000 { seen = Set(seen.suffix(1000)) }
                         quiet = fresh.isEmpty ? quiet + 1 : 0
                         if quiet >= 15 {
                             try await writer.write(ByteBuffer(string: ": still here\n\n"))

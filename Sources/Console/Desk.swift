@@ -33,6 +33,18 @@ public protocol Desk: Sendable {
     func period(since: String, until: String, _ scope: Scope) async throws(DeskFailure) -> [IncidentView]
     /// Shipping health of each site in scope (a trust's store), or nil (a school: esafetyd's status).
     func shipping(_ scope: Scope) async throws(DeskFailure) -> [CentralIncidents.Shipping]?
+    /// The incidents that arrived after `cursor`, oldest first, and the cursor after them: written
+    /// to a school's log, or shipped to a trust's store whatever their time (a school catching up
+    /// after an outage ships old ones). A nil cursor starts from now and returns none.
+    func arrivals(after cursor: Arrivals?, _ scope: Scope) async throws(DeskFailure) -> ([IncidentView], Arrivals)
+}
+
+/// Where the live stream has read to: the newest incidents written to a school's log (by their
+/// ids), or each site's place in what it has shipped to a trust's store and when the stream
+/// opened (the store's clock).
+public enum Arrivals: Sendable {
+    case written(Set<String>)
+    case shipped([String: Int64], opened: String)
 }
 
 /// A refusal (1: a workflow rule, an unknown id) or a failure (2: no index, permissions, the
@@ -172,4 +184,16 @@ public final class LocalDesk: Desk {
     }
 
     public func shipping(_ scope: Scope) throws(Failure) -> [CentralIncidents.Shipping]? { nil }
+
+    /// The newest 50 written, less those the cursor has seen: a new incident enters that list
+    /// when it is written, and one that left it never comes back.
+    public func arrivals(after cursor: Arrivals?, _ scope: Scope) throws(Failure) -> ([IncidentView], Arrivals) {
+        var q = IncidentIndex.Query()
+        q.lastWritten = true
+        q.limit = 50
+        let newest = try read { try $0.incidents(q) }
+        let next = Arrivals.written(Set(newest.map(\.id)))
+        guard case .written(let seen)? = cursor else { return ([], next) }
+        return (newest.filter { !seen.contains($0.id) }.reversed(), next)
+    }
 }

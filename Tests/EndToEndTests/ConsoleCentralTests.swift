@@ -373,4 +373,51 @@ struct ConsoleCentralTests {
         r = try tom.post("/incidents/search", [("csrf", csrf), ("q", "nothing-like-this-anywhere")])
         #expect(r.status == 200 && r.body.contains("0 incident(s) found"), "\(r.status)")
     }
+
+    @Test("live: incidents a school ships late, with old times (catching up after an outage), reach an open stream")
+    func lateShippedArriveLive() throws {
+        let t = try Trust()
+        let (tom, _) = try t.client("tom")
+        let fd = try HTTPClient.connect(t.port)
+        defer { close(fd) }
+        let cookie = tom.cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")
+        writeAll(fd, Array("GET /events HTTP/1.1\r\nHost: x\r\nCookie: \(cookie)\r\n\r\n".utf8))
+        usleep(1_500_000)
+        // A third school starts shipping: five incidents from January to August.
+        #expect(t.pg.sql("CREATE ROLE fwd_east LOGIN PASSWORD 'pw-fwd_east'").0 == 0)
+        var (code, out) = try Child.run(
+            Self.esafety,
+            [
+                "central", "grant", "--postgres", t.pg.url("postgres"), "--role", "fwd_east", "--as", "forwarder",
+                "--site", "east",
+            ]
+        )
+        #expect(code == 0, "\(out)")
+        t.dir.write("fwd_east.pw", "pw-fwd_east\n")
+        chmod(t.dir.path + "/fwd_east.pw", 0o600)
+        let log = try CentralTests.history(t.dir, "east", incidents: 5)
+        (code, out) = try Child.run(
+            Self.esafety,
+            [
+                "forward", "--once", "--log", log.path, "--site", "east", "--postgres", t.pg.url("fwd_east"),
+                "--password-file", t.dir.path + "/fwd_east.pw",
+            ]
+        )
+        #expect(code == 0, "\(out)")
+        let ids = t.value("SELECT id FROM esafety.incidents WHERE site = 'east' ORDER BY time").split(separator: "\n")
+        #expect(ids.count == 5)
+        var got = ""
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline && !ids.allSatisfy({ got.contains("\"id\":\"\($0)\",\"site\":\"east\"") }) {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            got += String(decoding: buffer[0..<n], as: UTF8.self)
+        }
+        for id in ids {
+            #expect(got.contains("\"id\":\"\(id)\",\"site\":\"east\""), "\(id) announced: \(got.suffix(800))")
+        }
+        let live = WorkflowCommandTests.incidents(t.accessLog).filter { $0["what"] as? String == "live" }
+        #expect(live.filter { $0["site"] as? String == "east" }.count == 5, "each one shown is recorded")
+    }
 }
