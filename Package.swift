@@ -120,7 +120,7 @@ let package = Package(
         .target(
             name: "Central",
             dependencies: [
-                "Incidents", "SystemSupport",
+                "Incidents", "LogFormats", "SystemSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOPosix", package: "swift-nio"),

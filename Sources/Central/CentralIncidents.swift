@@ -1,4 +1,5 @@
 import Incidents
+import LogFormats
 import Logging
 import PostgresNIO
 import SystemSupport
@@ -156,13 +157,33 @@ public enum CentralIncidents {
                 logger: logger
             )
         }
+        // Its lines, and the context lines it shares with the same person's other incidents
+        // (a context line is stored under the first incident it names): found through those
+        // incidents (the person's index, a day either side of its time), then the line's `ids`.
+        var (from, to) = ("", "")
+        let row = try await c.query(
+            "SELECT time FROM esafety.incidents WHERE site = \(s) AND id = \(full)",
+            logger: logger
+        )
+        for try await time in row.decode(String.self) {
+            if let t = Self.seconds(time) { (from, to) = (Clock.rfc3339(t - 86400), Clock.rfc3339(t + 86400)) }
+        }
         let shipped = try await c.query(
-            "SELECT line::text, event FROM esafety.lines WHERE site = \(s) AND id = \(full) ORDER BY seq",
+            """
+            SELECT seq, line::text, event FROM esafety.lines WHERE site = \(s) AND id = \(full)
+            UNION ALL
+            SELECT l.seq, l.line::text, l.event FROM esafety.incidents x
+            JOIN esafety.incidents i ON i.site = x.site AND i.person = x.person
+                AND i.time >= \(from) AND i.time <= \(to) AND i.id <> x.id
+            JOIN esafety.lines l ON l.site = i.site AND l.id = i.id AND l.event = 'context'
+            WHERE x.site = \(s) AND x.id = \(full) AND l.line->'ids' ? \(full)
+            ORDER BY 1
+            """,
             logger: logger
         )
         var incidentLine: String?
         var events: [(time: String, line: String)] = []
-        for try await (line, event) in shipped.decode((String, String).self) {
+        for try await (_, line, event) in shipped.decode((Int64, String, String).self) {
             if event == "incident" { incidentLine = line } else { events.append((LogLine.time(line) ?? "", line)) }
         }
         let central = try await c.query(
@@ -179,6 +200,12 @@ public enum CentralIncidents {
         }
         view.site = s
         return (s, view)
+    }
+
+    /// Seconds since 1970 of an RFC 3339 time as the records write it (nil: not one).
+    static func seconds(_ text: String) -> Double? {
+        var text = text
+        return text.withUTF8 { LogTime(localOffset: 0).rfc3339(UnsafeRawBufferPointer($0), at: 0)?.0 }
     }
 
     /// One incident from its line, its site's later lines (in the site's order) and the

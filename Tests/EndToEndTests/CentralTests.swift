@@ -1,5 +1,8 @@
+import Classifier
 import Foundation
 import Glibc
+import Incidents
+import Logging
 import TestSupport
 import Testing
 
@@ -420,6 +423,59 @@ struct CentralTests {
         // IT has no child's record through the tool either.
         (code, out) = try tool("it_desk", ["list"])
         #expect(code == 1 && out.contains("permission denied"), "\(out)")
+    }
+
+    @Test(
+        "a context line naming two of a pupil's incidents is shown centrally under each, as the school's own log shows it"
+    )
+    func sharedContext() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        // esafetyd's own writer: one pupil, two incidents ten seconds apart with categorised
+        // requests between and after them, so one context line names both.
+        let path = dir.path + "/north.jsonl"
+        let log = IncidentLog(path: path, syncInterval: 0.05, headInterval: 3600, logger: Logger(label: "test"))
+        try log.open()
+        log.start()
+        let sink = IncidentSink(log: log, policy: Policy(), suffixes: PublicSuffix(text: "com\nexample\n"))
+        let base = 1_795_255_200.0 + 100
+        sink.accept(match("first.example", user: "busy", time: base))
+        sink.accept(match("news.example", user: "busy", time: base + 5, category: "news", severity: "info"))
+        sink.accept(match("second.example", user: "busy", time: base + 10))
+        sink.accept(match("sport.example", user: "busy", time: base + 15, category: "sports", severity: "info"))
+        sink.closeAll()
+        log.stop()
+        let shared = lines(path).filter { $0.hasPrefix("{\"event\":\"context\"") && $0.contains("\"ids\":[") }
+        #expect(!shared.isEmpty, "a context line naming both incidents")
+        var (code, out) = try Child.run(
+            Self.esafety,
+            [
+                "forward", "--once", "--log", path, "--site", "north", "--postgres", pg.url("fwd_north"),
+                "--password-file", dir.path + "/fwd_north.pw",
+            ]
+        )
+        #expect(code == 0, "\(out)")
+        let ids = try IncidentStore.load(path).map(\.id)
+        #expect(ids.count == 2)
+        for id in ids {
+            let local: String
+            (code, local) = try Child.run(Self.esafety, ["incidents", "show", id, "--log", path])
+            #expect(code == 0 && local.contains("sport.example") && local.contains("news.example"), "\(local)")
+            (code, out) = try Child.run(
+                Self.esafety,
+                [
+                    "incidents", "show", id, "--central", pg.url("school_north"), "--password-file",
+                    dir.path + "/school_north.pw",
+                ]
+            )
+            #expect(code == 0, "\(out)")
+            for host in ["news.example", "sport.example"] {
+                #expect(
+                    out.components(separatedBy: host).count == local.components(separatedBy: host).count,
+                    "\(id): \(host) as often centrally as locally\n\(out)\n---\n\(local)"
+                )
+            }
+        }
     }
 
     @Test("a tampered site log is shipped marked and flagged centrally, with a critical line where it runs")
