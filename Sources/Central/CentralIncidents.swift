@@ -370,9 +370,45 @@ public enum CentralIncidents {
         return out
     }
 
+    /// Where a follower of the store has read to: each site's place in what it has shipped (its
+    /// chain's line number), and when the follower started (the store's clock).
+    public struct Place: Sendable {
+        public var heads: [String: Int64]
+        public var opened: String
+    }
+
+    /// The incidents shipped after `place` (nil: start now, return none), in each site's chain
+    /// order, whatever their time (a school catching up after an outage ships old ones), at most
+    /// `batch` a site per call. A site new to `place` starts at its beginning when it began
+    /// shipping after the follower started (a new school), else at its head (a site that has just
+    /// come into view). `site`: only that one.
+    public static func follow(
+        _ c: PostgresConnection,
+        from place: Place?,
+        site only: String? = nil,
+        batch: Int = 200,
+        logger: Logger
+    ) async throws -> (views: [IncidentView], place: Place) {
+        var (heads, now) = try await Self.heads(c, logger: logger)
+        if let only { heads = heads.filter { $0.key == only } }
+        guard let place else { return ([], Place(heads: heads, opened: now)) }
+        var next = heads
+        var out: [IncidentView] = []
+        for (site, head) in heads.sorted(by: { $0.key < $1.key }) {
+            var start = place.heads[site]
+            if start == nil, try await firstShipped(c, site: site, since: place.opened, logger: logger) { start = 0 }
+            guard let start, head > start else { continue }
+            let (views, more) = try await shipped(c, site: site, after: start, limit: batch, logger: logger)
+            out += views
+            // More than a batch behind: go on from the last one read at the next call.
+            if let more { next[site] = more }
+        }
+        return (out, Place(heads: next, opened: place.opened))
+    }
+
     /// Each visible site's place in what it has shipped (its chain's last line), and the store's
     /// clock now.
-    public static func heads(
+    static func heads(
         _ c: PostgresConnection,
         logger: Logger
     ) async throws -> (
@@ -389,7 +425,7 @@ public enum CentralIncidents {
     }
 
     /// Whether a site's first line reached the store at or after `time` (the store's clock).
-    public static func firstShipped(
+    static func firstShipped(
         _ c: PostgresConnection,
         site: String,
         since time: String,
@@ -408,7 +444,7 @@ public enum CentralIncidents {
     /// The incidents a site shipped after line `after` (at most `limit`, in its chain's order),
     /// each with the store's state, and the place of the last one read when `limit` were read
     /// (nil: it read to the end).
-    public static func shipped(
+    static func shipped(
         _ c: PostgresConnection,
         site: String,
         after: Int64,

@@ -169,32 +169,19 @@ public final class CentralDesk: Desk {
         }
     }
 
-    /// What each site shipped since the cursor's place, read in each site's chain order, so an
-    /// incident shipped late, with an old time, is an arrival too. A site new to the cursor
-    /// starts at its beginning when it began shipping after the stream opened (a new school),
-    /// else at its head (a school the switcher has just brought into view).
+    /// What each site shipped since the cursor's place, in each site's chain order
+    /// (`CentralIncidents.follow`): an incident shipped late, with an old time, arrives too.
     public func arrivals(
         after cursor: Arrivals?,
         _ scope: Scope
     ) async throws(DeskFailure) -> ([IncidentView], Arrivals) {
         let logger = self.logger
+        var place: CentralIncidents.Place?
+        if case .shipped(let p)? = cursor { place = p }
+        let from = place
         return try await scoped(scope) { c in
-            let (heads, now) = try await CentralIncidents.heads(c, logger: logger)
-            guard case .shipped(let from, let opened)? = cursor else { return ([], .shipped(heads, opened: now)) }
-            var next = heads
-            var out: [IncidentView] = []
-            for (site, head) in heads.sorted(by: { $0.key < $1.key }) {
-                var start = from[site]
-                if start == nil, try await CentralIncidents.firstShipped(c, site: site, since: opened, logger: logger) {
-                    start = 0
-                }
-                guard let start, head > start else { continue }
-                let (views, more) = try await CentralIncidents.shipped(c, site: site, after: start, logger: logger)
-                out += views
-                // More than a batch behind: go on from the last one read at the next poll.
-                if let more { next[site] = more }
-            }
-            return (out, .shipped(next, opened: opened))
+            let (views, next) = try await CentralIncidents.follow(c, from: from, logger: logger)
+            return (views, .shipped(next))
         }
     }
 

@@ -40,11 +40,10 @@ public protocol Desk: Sendable {
 }
 
 /// Where the live stream has read to: the newest incidents written to a school's log (by their
-/// ids), or each site's place in what it has shipped to a trust's store and when the stream
-/// opened (the store's clock).
+/// ids), or each site's place in what it has shipped to a trust's store.
 public enum Arrivals: Sendable {
     case written(Set<String>)
-    case shipped([String: Int64], opened: String)
+    case shipped(CentralIncidents.Place)
 }
 
 /// A refusal (1: a workflow rule, an unknown id) or a failure (2: no index, permissions, the

@@ -177,32 +177,51 @@ struct ResolvedLog {
 struct TailCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tail",
-        abstract: "The latest incidents, one line each; -f follows the log."
+        abstract: "The latest incidents, one line each; -f follows the log (or, with --central, what the sites ship)."
     )
 
     @OptionGroup var log: LogOption
     @Option(name: .short, help: "How many to show.") var n = 10
-    @Flag(name: .short, help: "Follow the log as incidents arrive.") var f = false
+    @Flag(
+        name: .short,
+        help: "Follow the log as incidents arrive (with --central: as each site ships them, whatever their time)."
+    )
+    var f = false
     @Flag(help: "Pass the records through as JSON lines.") var json = false
     @OptionGroup var central: CentralSource
 
     func run() throws {
         if let database = try central.database() {
-            if f {
-                throw CommandFailure(
-                    "-f is not supported with --central (`incidents tail -f` follows a school's log)",
-                    status: 2
-                )
-            }
             var filter = CentralIncidents.Filter()
             (filter.site, filter.limit) = (central.site, n)
-            let chosen = filter
-            let found = try central.run(database) { box in
-                try await CentralIncidents.list(box.connection, chosen, logger: box.logger)
-            }
+            let (chosen, follow, json, site) = (filter, f, json, central.site)
             let color = !json && isatty(1) != 0
-            for (site, v) in found.reversed() {
+            @Sendable func show(_ site: String, _ v: IncidentView) {
                 print(json ? v.line : "\(Terminal.escape(site))  \(IncidentStore.line(v, color: color))")
+            }
+            try central.run(database) { box in
+                // Where the sites have shipped to, before the newest are read: nothing falls between
+                // (one shipped in that moment may be shown twice).
+                var place = try await CentralIncidents.follow(box.connection, from: nil, site: site, logger: box.logger)
+                    .place
+                for (site, v) in try await CentralIncidents.list(box.connection, chosen, logger: box.logger)
+                    .reversed()
+                {
+                    show(site, v)
+                }
+                fflush(nil)
+                while follow {
+                    try await Task.sleep(for: .seconds(1))
+                    let (views, next) = try await CentralIncidents.follow(
+                        box.connection,
+                        from: place,
+                        site: site,
+                        logger: box.logger
+                    )
+                    place = next
+                    for v in views { show(v.site ?? "", v) }
+                    fflush(nil)
+                }
             }
             return
         }

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Incidents
 import Logging
+import Synchronization
 import TestSupport
 import Testing
 
@@ -476,6 +477,62 @@ struct CentralTests {
                 )
             }
         }
+    }
+
+    @Test("tail -f --central prints each incident as its site ships it, whatever its time, and keeps to --site")
+    func tailFollowCentral() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        /// What a follower printed, as it arrives.
+        final class Printed: @unchecked Sendable {
+            let data = Mutex(Data())
+            var ids: [String] {
+                String(decoding: data.withLock { $0 }, as: UTF8.self).split(separator: "\n").compactMap {
+                    ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["id"] as? String
+                }
+            }
+        }
+        func follower(_ extra: [String]) throws -> (Process, Printed) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: Self.esafety)
+            p.arguments =
+                ["incidents", "tail", "-f", "--json", "-n", "0", "--central", pg.url("trust_dsl")]
+                + ["--password-file", dir.path + "/trust_dsl.pw"] + extra
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            let printed = Printed()
+            out.fileHandleForReading.readabilityHandler = { h in
+                let d = h.availableData
+                printed.data.withLock { $0.append(d) }
+            }
+            try p.run()
+            return (p, printed)
+        }
+        let (all, printedAll) = try follower([])
+        let (south, printedSouth) = try follower(["--site", "south"])
+        defer {
+            for p in [all, south] {
+                kill(p.processIdentifier, SIGKILL)
+                p.waitUntilExit()
+            }
+        }
+        usleep(2_000_000)
+        // North starts shipping: five incidents from January to August.
+        let log = try Self.history(dir, "north", incidents: 5)
+        let (code, out) = try Child.run(
+            Self.esafety,
+            [
+                "forward", "--once", "--log", log.path, "--site", "north", "--postgres", pg.url("fwd_north"),
+                "--password-file", dir.path + "/fwd_north.pw",
+            ]
+        )
+        #expect(code == 0, "\(out)")
+        let ids = try IncidentStore.load(log.path).map(\.id)
+        #expect(poll(timeout: 20) { printedAll.ids.count >= 5 }, "\(printedAll.ids)")
+        #expect(printedAll.ids == ids, "each once, in the site's order")
+        usleep(1_500_000)
+        #expect(printedSouth.ids.isEmpty, "--site south shows nothing of north")
     }
 
     @Test("a tampered site log is shipped marked and flagged centrally, with a critical line where it runs")
