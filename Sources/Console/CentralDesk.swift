@@ -73,7 +73,9 @@ public final class CentralDesk: Desk {
             throw DeskFailure(
                 "The trust's store took more than \(seconds) to answer, so the question was stopped. Narrow it: "
                     + "one school (the School switcher), dates, or more words.",
-                status: 1
+                // Not a refusal: the incident page must say the store was slow, not that there is
+                // no such incident (`incident(_:site:_:)` reads a refusal as "none").
+                status: 2
             )
         } catch {
             try? await c.close()
@@ -116,7 +118,7 @@ public final class CentralDesk: Desk {
                 try await CentralIncidents.find(c, id: id, site: site, logger: logger)
             }
             return v.view.id == id ? v.view : nil
-        } catch  where error.status == 1 {
+        } catch where error.status == 1 {
             return nil
         }
     }

@@ -47,7 +47,7 @@ public enum Arrivals: Sendable {
 }
 
 /// A refusal (1: a workflow rule, an unknown id) or a failure (2: no index, permissions, the
-/// store away), in the tool's words.
+/// store away or too slow), in the tool's words.
 public struct DeskFailure: Error, CustomStringConvertible, Sendable {
     public var description: String
     public var status: Int32
