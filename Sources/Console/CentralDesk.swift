@@ -118,7 +118,7 @@ public final class CentralDesk: Desk {
                 try await CentralIncidents.find(c, id: id, site: site, logger: logger)
             }
             return v.view.id == id ? v.view : nil
-        } catch where error.status == 1 {
+        } catch  where error.status == 1 {
             return nil
         }
     }

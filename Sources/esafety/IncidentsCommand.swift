@@ -43,8 +43,10 @@ struct LogOption: ParsableArguments {
     }
 }
 
-/// `--central URL`: read and act on the trust's central store instead of this school's log.
-struct CentralSource: ParsableArguments {
+/// `--central URL` and its password's file: the trust's central store, read (and acted on) as
+/// that database role may, instead of this school's log. The incident commands, the report and
+/// the console take it.
+struct CentralStoreOption: ParsableArguments {
     @Option(
         name: .customLong("central"),
         help: ArgumentHelp(
@@ -56,22 +58,35 @@ struct CentralSource: ParsableArguments {
     var url: String?
     @Option(
         name: .customLong("password-file"),
-        help: ArgumentHelp("With --central: a file (0600) holding the role's password.", valueName: "file")
+        help: ArgumentHelp(
+            "With --central: a file (0600) holding the role's password (default: systemd's credential "
+                + "postgres-password).",
+            valueName: "file"
+        )
     )
     var passwordFile: String?
-    @Option(help: "With --central: only this site.") var site: String?
 
     /// Nil without --central.
     func database() throws -> CentralDatabase? {
         guard let url else {
-            if site != nil || passwordFile != nil {
-                throw CommandFailure("--site and --password-file go with --central", status: 2)
-            }
+            if passwordFile != nil { throw CommandFailure("--password-file goes with --central", status: 2) }
             return nil
         }
         do { return try CentralDatabase(url: url, passwordFile: passwordFile) } catch {
             throw CommandFailure(error.description, status: 2)
         }
+    }
+}
+
+/// The central store for the incident commands and the report, and `--site` to keep to one.
+struct CentralSource: ParsableArguments {
+    @OptionGroup var store: CentralStoreOption
+    @Option(help: "With --central: only this site.") var site: String?
+
+    /// Nil without --central.
+    func database() throws -> CentralDatabase? {
+        if store.url == nil && site != nil { throw CommandFailure("--site goes with --central", status: 2) }
+        return try store.database()
     }
 
     /// Runs `work` on one connection to the store; its refusals and errors in the tool's words.

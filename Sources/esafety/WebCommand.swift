@@ -28,29 +28,13 @@ struct WebServeCommand: ParsableCommand {
         discussion: """
             Listens on loopback or a Unix socket; put it behind a reverse proxy for HTTPS (see
             docs/CONSOLE.md) and give --secure there. Accounts: `esafety web user add`. For a trust,
-            --central serves the central store, each account limited by the database to its --site(s).
+            --central serves the central store (a role granted `esafety central grant --as console`),
+            each account limited by the database to its --site(s).
             """
     )
 
     @OptionGroup var log: LogOption
-    @Option(
-        name: .customLong("central"),
-        help: ArgumentHelp(
-            "A trust's console: the central store (postgresql://ROLE@HOST/DB?sslmode=verify-full&sslrootcert=CA, "
-                + "a role granted --as console) instead of this school's log; each account sees its --site(s).",
-            valueName: "url"
-        )
-    )
-    var central: String?
-    @Option(
-        name: .customLong("password-file"),
-        help: ArgumentHelp(
-            "With --central: a file (0600) holding the role's password (default: systemd's credential "
-                + "postgres-password).",
-            valueName: "file"
-        )
-    )
-    var passwordFile: String?
+    @OptionGroup var central: CentralStoreOption
     @Option(
         name: .customLong("query-timeout"),
         help: ArgumentHelp(
@@ -99,7 +83,6 @@ struct WebServeCommand: ParsableCommand {
         guard (tlsCertificate == nil) == (tlsKey == nil) else {
             throw ValidationError("--tls-certificate and --tls-key go together")
         }
-        if passwordFile != nil && central == nil { throw ValidationError("--password-file goes with --central") }
         guard queryTimeout >= 0.01 && queryTimeout <= 600 else {
             throw ValidationError("--query-timeout must be 0.01 to 600 seconds")
         }
@@ -162,11 +145,7 @@ struct WebServeCommand: ParsableCommand {
             accessLogPath: accessLog ?? logFolder + "/console-access.log",
             countersPath: resolved.configuration.countersPath
         )
-        if let central {
-            do { settings.central = try CentralDatabase(url: central, passwordFile: passwordFile) } catch {
-                throw CommandFailure(error.description, status: 2)
-            }
-        }
+        settings.central = try central.database()
         settings.centralTimeout = queryTimeout
         settings.secure = secure || tlsCertificate != nil
         settings.pamService = pamService
