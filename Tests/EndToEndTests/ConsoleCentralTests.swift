@@ -56,30 +56,14 @@ struct ConsoleCentralTests {
                 #expect(code == 0, "\(out)")
             }
             before?(pg)
-            let errors = dir.path + "/web.err"
-            web = try Child(
-                "/bin/sh",
+            (web, port) = try ConsoleTests.startWeb(
                 [
-                    "-c", "exec \"$0\" \"$@\" 2>>\"$ERR\"", ConsoleCentralTests.esafety, "web", "--log",
-                    dir.path + "/no-log-here.jsonl", "--access-log", dir.path + "/console-access.log", "--accounts",
-                    dir.path + "/web-accounts", "--listen", "127.0.0.1:0", "--central", pg.url("web_trust"),
-                    "--password-file", dir.path + "/web_trust.pw",
+                    "web", "--log", dir.path + "/no-log-here.jsonl", "--access-log", dir.path + "/console-access.log",
+                    "--accounts", dir.path + "/web-accounts", "--listen", "127.0.0.1:0", "--central",
+                    pg.url("web_trust"), "--password-file", dir.path + "/web_trust.pw",
                 ] + extra,
-                environment: ["ERR": errors]
+                errors: dir.path + "/web.err"
             )
-            var found: UInt16?
-            _ = poll(timeout: 20) {
-                let text = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
-                if let r = text.range(of: "listening on http://127.0.0.1:") {
-                    found = UInt16(text[r.upperBound...].prefix { $0.isNumber })
-                }
-                return found != nil
-            }
-            guard let found else {
-                web.stop(SIGKILL)
-                throw TestFailure(message: "esafety web --central did not start: \(lines(errors).joined())")
-            }
-            port = found
         }
 
         func client(_ name: String) throws -> (HTTPClient, HTTPClient.Response) {

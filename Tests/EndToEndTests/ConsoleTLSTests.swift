@@ -25,21 +25,8 @@ struct ConsoleTLSTests {
         let (refused, why) = try Child.run(ConsoleTests.esafety, args)
         #expect(refused == 2 && why.contains("may be read by others"), "\(why)")
         chmod(d + "/web.key", 0o600)
-        let web = try Child(
-            "/bin/sh",
-            ["-c", "exec \"$0\" \"$@\" 2>>\"$ERR\"", ConsoleTests.esafety] + args,
-            environment: ["ERR": d + "/web.err"]
-        )
+        let (web, p) = try ConsoleTests.startWeb(args, errors: d + "/web.err", scheme: "https")
         defer { web.stop() }
-        var port: UInt16?
-        _ = poll(timeout: 20) {
-            let text = (try? String(contentsOfFile: d + "/web.err", encoding: .utf8)) ?? ""
-            if let r = text.range(of: "listening on https://127.0.0.1:") {
-                port = UInt16(text[r.upperBound...].prefix { $0.isNumber })
-            }
-            return port != nil
-        }
-        let p = try #require(port, "\((try? String(contentsOfFile: d + "/web.err", encoding: .utf8)) ?? "")")
         // The local CA: the login page, its cookie Secure, HSTS sent.
         var (code, out) = try Child.run(curl, ["-sS", "-i", "--cacert", d + "/ca.pem", "https://127.0.0.1:\(p)/login"])
         #expect(code == 0 && out.hasPrefix("HTTP/1.1 200"), "\(out.prefix(300))")

@@ -35,28 +35,7 @@ struct ConsoleTests {
                     "web", "--log", dir.path + "/incidents.jsonl", "--accounts", dir.path + "/web-accounts",
                     "--listen", "127.0.0.1:0", "--control-socket", daemon.control,
                 ] + extra
-            web = try Child(
-                "/bin/sh",
-                ["-c", "exec \"$0\" \"$@\" 2>>\"$ERR\"", ConsoleTests.esafety] + args,
-                environment: ["ERR": dir.path + "/web.err"]
-            )
-            var found: UInt16?
-            let errors = dir.path + "/web.err"
-            _ = poll(timeout: 20) {
-                let text = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
-                if let r = text.range(of: "listening on http://127.0.0.1:") {
-                    found = UInt16(text[r.upperBound...].prefix { $0.isNumber })
-                }
-                return found != nil
-            }
-            guard let found else {
-                web.stop(SIGKILL)
-                throw TestFailure(
-                    message:
-                        "esafety web did not start: \((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "")"
-                )
-            }
-            port = found
+            (web, port) = try ConsoleTests.startWeb(args, errors: dir.path + "/web.err")
         }
 
         /// `esafety web user ...`, the password on standard input.
@@ -107,6 +86,31 @@ struct ConsoleTests {
             _ = daemon.stop()
             return (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
         }
+    }
+
+    /// `esafety ARGS` (a console listening on port 0: the kernel's choice), its standard error
+    /// appended to `errors`: the process and its port, once it says it listens.
+    static func startWeb(_ args: [String], errors: String, scheme: String = "http") throws -> (Child, UInt16) {
+        let web = try Child(
+            "/bin/sh",
+            ["-c", "exec \"$0\" \"$@\" 2>>\"$ERR\"", ConsoleTests.esafety] + args,
+            environment: ["ERR": errors]
+        )
+        var found: UInt16?
+        _ = poll(timeout: 20) {
+            let text = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
+            if let r = text.range(of: "listening on \(scheme)://127.0.0.1:") {
+                found = UInt16(text[r.upperBound...].prefix { $0.isNumber })
+            }
+            return found != nil
+        }
+        guard let found else {
+            web.stop(SIGKILL)
+            throw TestFailure(
+                message: "esafety web did not start: \((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "")"
+            )
+        }
+        return (web, found)
     }
 
     static func squid(_ user: String, host: String, t: Int) -> String {
