@@ -204,6 +204,13 @@ struct ConsoleCentralTests {
         r = try tom.post("/site", [("site", "north")])
         #expect(r.status == 403, "the switcher needs the CSRF token")
 
+        // A change of an account's schools ends its sessions at their next request.
+        let before = try String(contentsOfFile: t.accounts, encoding: .utf8)
+        #expect(before.contains("anna:dsl:north:"))
+        try before.replacingOccurrences(of: "anna:dsl:north:", with: "anna:dsl:south:")
+            .write(toFile: t.accounts, atomically: true, encoding: .utf8)
+        r = try anna.get("/incidents?state=all")
+        #expect(r.status == 303 && r.header("Location") == "/login", "anna's session ended: \(r.status)")
         // An account given no school logs in to nothing.
         let (_, refused) = try t.client("nobody")
         #expect(refused.status == 403 && refused.body.contains("not given any school"))
