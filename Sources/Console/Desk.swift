@@ -184,15 +184,22 @@ public final class LocalDesk: Desk {
 
     public func shipping(_ scope: Scope) throws(Failure) -> [CentralIncidents.Shipping]? { nil }
 
-    /// The newest 50 written, less those the cursor has seen: a new incident enters that list
-    /// when it is written, and one that left it never comes back.
+    /// The newest written, down to the first the cursor has seen (the newest 50 of the last
+    /// poll, in write order). When none of the newest 50 was seen,
+    /// more may have been written since the last poll than 50 (a flood): the newest 2,000 are read.
     public func arrivals(after cursor: Arrivals?, _ scope: Scope) throws(Failure) -> ([IncidentView], Arrivals) {
         var q = IncidentIndex.Query()
         q.lastWritten = true
         q.limit = 50
-        let newest = try read { try $0.incidents(q) }
-        let next = Arrivals.written(Set(newest.map(\.id)))
-        guard case .written(let seen)? = cursor else { return ([], next) }
-        return (newest.filter { !seen.contains($0.id) }.reversed(), next)
+        var newest = try read { try $0.incidents(q) }
+        guard case .written(let seen)? = cursor else { return ([], .written(Set(newest.map(\.id)))) }
+        if newest.count == 50 && !newest.contains(where: { seen.contains($0.id) }) {
+            q.limit = 2000
+            newest = try read { try $0.incidents(q) }
+        }
+        // Newest first down to the first one seen: what was written since (older ones that were
+        // never among the newest 50 are not new).
+        let fresh = newest.prefix { !seen.contains($0.id) }
+        return (fresh.reversed(), .written(Set(newest.prefix(50).map(\.id))))
     }
 }

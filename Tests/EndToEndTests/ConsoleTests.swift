@@ -407,4 +407,44 @@ struct ConsoleTests {
             }
         )
     }
+
+    @Test("a flood of new incidents reaches an open live stream whole: each announced once, none older")
+    func liveFlood() throws {
+        let s = try Setup()
+        defer { _ = s.stop() }
+        try s.send([Self.squid("before", host: "gambling.canary.esafety.invalid", t: 0)], incidents: 1)
+        let c = try s.client("dsl1")
+        let fd = try HTTPClient.connect(s.port)
+        defer { close(fd) }
+        let cookie = c.cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")
+        writeAll(fd, Array("GET /events HTTP/1.1\r\nHost: x\r\nCookie: \(cookie)\r\n\r\n".utf8))
+        usleep(500_000)
+        // 150 pupils at once: more than the 50 newest a poll reads.
+        try s.send(
+            (1...150).map { Self.squid("pupil\($0)", host: "gambling.canary.esafety.invalid", t: $0 % 200) },
+            incidents: 151
+        )
+        let ids = Array(s.ids().dropFirst())
+        #expect(ids.count == 150)
+        var got = ""
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let deadline = Date().addingTimeInterval(20)
+        func announced() -> [String] {
+            got.components(separatedBy: "data: ").dropFirst().compactMap {
+                ((try? JSONSerialization.jsonObject(with: Data(($0.split(separator: "\n").first ?? "").utf8)))
+                    as? [String: Any])?["id"] as? String
+            }
+        }
+        while Date() < deadline && announced().count < 150 {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            got += String(decoding: buffer[0..<n], as: UTF8.self)
+        }
+        usleep(1_500_000)
+        var more = [UInt8](repeating: 0, count: 65536)
+        let n = recv(fd, &more, more.count, Int32(MSG_DONTWAIT))
+        if n > 0 { got += String(decoding: more[0..<n], as: UTF8.self) }
+        #expect(Set(announced()) == Set(ids), "\(announced().count) of 150 announced")
+        #expect(announced().count == 150, "each once, the incident before the stream not at all")
+    }
 }
