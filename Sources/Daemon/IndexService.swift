@@ -2,6 +2,7 @@ import Foundation
 import IncidentIndex
 import Logging
 import ServiceLifecycle
+import Synchronization
 import SystemSupport
 import Threads
 
@@ -10,9 +11,16 @@ import Threads
 /// of its own, so the incident path never waits for SQLite. The coordinators' tools then
 /// read the index instead of the whole log. Stops after the log's writer (services stop in
 /// reverse order), so the last lines are indexed too.
+///
+/// The thread (`esafety-index`) runs at a lower priority (nice `niceness`) than ingest and
+/// the incident path: the index is derived from the log, so under a flood that fills both
+/// cores it waits and catches up after, rather than take a core from classification. An
+/// update is blocking SQLite work of up to seconds, so it is not run on Swift's concurrency
+/// pool either, where it would hold one of its few threads.
 struct IndexService: Service {
     let logPath: String
     let logger: Logger
+    var niceness: Int32 = 5
 
     func run() async throws {
         let index: IncidentIndex
@@ -24,24 +32,63 @@ struct IndexService: Service {
             try? await gracefulShutdown()
             return
         }
-        var failing = false
-        func update() {
-            do {
-                let u = try index.update()
-                if u.rebuilt {
-                    logger.notice("incident index rebuilt from the log", metadata: ["incidents": "\(u.incidents)"])
+        let stop = StopRequest()
+        let (logger, niceness) = (self.logger, self.niceness)
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                let thread = PosixThread(name: "esafety-index") {
+                    // On Linux a thread's nice value is its own: ingest and the incident thread keep theirs.
+                    PosixThread.setNice(niceness)
+                    var failing = false
+                    while true {
+                        let last = stop.requested
+                        do {
+                            // In steps of 20,000 lines, each committed: a stop asked for during a
+                            // long first read (minutes for millions of incidents) is answered
+                            // within a step, and the next start goes on from there.
+                            let u = try index.update(step: 20_000, shouldStop: { stop.requested })
+                            if u.rebuilt {
+                                logger.notice(
+                                    "incident index rebuilt from the log",
+                                    metadata: ["incidents": "\(u.incidents)"]
+                                )
+                            }
+                            if failing { logger.notice("incident index updating again") }
+                            failing = false
+                        } catch {
+                            if !failing {
+                                logger.error("incident index not updated", metadata: ["error": "\(error)"])
+                            }
+                            failing = true
+                        }
+                        // After the stop, one more update: the lines written last are indexed too.
+                        if last { break }
+                        stop.wakeup.wait(milliseconds: 1000)
+                        _ = stop.wakeup.drain()
+                    }
+                    done.resume()
                 }
-                if failing { logger.notice("incident index updating again") }
-                failing = false
-            } catch {
-                if !failing { logger.error("incident index not updated", metadata: ["error": "\(error.description)"]) }
-                failing = true
+                thread.detach()
+                Task {
+                    try? await gracefulShutdown()
+                    stop.request()
+                }
             }
+        } onCancel: {
+            stop.request()
         }
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            update()
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
-        }
-        update()
+    }
+}
+
+/// Set once, when the service is asked to stop; wakes the thread from its wait.
+private final class StopRequest: Sendable {
+    private let flag = Atomic<Bool>(false)
+    let wakeup = Wakeup()
+
+    var requested: Bool { flag.load(ordering: .acquiring) }
+
+    func request() {
+        flag.store(true, ordering: .releasing)
+        wakeup.signal()
     }
 }

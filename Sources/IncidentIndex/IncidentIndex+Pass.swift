@@ -33,8 +33,14 @@ extension IncidentIndex {
             setState = try db.makeStatement(sql: "UPDATE incidents SET state = ? WHERE seq = ?")
         }
 
-        /// Indexes the whole lines of `file` from `offset`: the offset after the last one, and its chain.
-        mutating func index(_ file: String, from offset: Int64, into u: inout Update) throws -> (Int64, String?) {
+        /// Indexes the whole lines of `file` from `offset`, at most `budget` of them (each one
+        /// taken from it): the offset after the last one read, and its chain.
+        mutating func index(
+            _ file: String,
+            from offset: Int64,
+            into u: inout Update,
+            budget: inout Int
+        ) throws -> (Int64, String?) {
             let fd = Glibc.open(file, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else {
                 throw Failure(description: "\(file): cannot read: \(String(cString: strerror(errno)))")
@@ -45,7 +51,7 @@ extension IncidentIndex {
             var carry: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 1 << 20)
             var read = offset
-            while true {
+            while budget > 0 {
                 let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(read)) }
                 if n <= 0 { break }
                 read += Int64(n)
@@ -63,6 +69,8 @@ extension IncidentIndex {
                     u.lines += 1
                     try apply(line, into: &u)
                     if states.count >= 100_000 { try flush() }
+                    budget -= 1
+                    if budget <= 0 { return (position, chain) }
                 }
                 carry += buffer[start..<n]
             }

@@ -177,10 +177,27 @@ public final class IncidentIndex: @unchecked Sendable {
 
     /// Reads what the log has beyond the cursor into the index; rebuilds from the first
     /// rotated file when the log no longer agrees with the index.
+    ///
+    /// The work is committed every `step` lines with the cursor where it stopped, so a long
+    /// read (a rebuild of millions of incidents takes minutes) keeps what it has done if the
+    /// process stops or is killed, and the next update goes on from there. `shouldStop` is
+    /// asked between steps: true ends the update early (the rest is read next time).
     @discardableResult
-    public func update() throws(Failure) -> Update {
+    public func update(step: Int = 200_000, shouldStop: () -> Bool = { false }) throws(Failure) -> Update {
+        var total = Update(rebuilt: false, lines: 0, incidents: 0)
+        while true {
+            let (u, finished) = try updateStep(lines: max(1, step))
+            total.rebuilt = total.rebuilt || u.rebuilt
+            total.lines += u.lines
+            total.incidents += u.incidents
+            if finished || shouldStop() { return total }
+        }
+    }
+
+    /// One transaction of at most `limit` lines; whether it reached the end of the log.
+    func updateStep(lines limit: Int) throws(Failure) -> (Update, Bool) {
         do {
-            return try db.write { db -> Update in
+            return try db.write { db -> (Update, Bool) in
                 let files = IncidentStore.withRotations(logPath).filter { FileSystem.exists($0) }
                 var start = 0
                 var offset: Int64 = 0
@@ -196,25 +213,27 @@ public final class IncidentIndex: @unchecked Sendable {
                     || (try Int.fetchOne(db, sql: "SELECT count(*) FROM incidents")) ?? 0 > 0
                 {
                     // The log was cut, recovered or replaced: the index starts again.
-                    try db.execute(
-                        sql:
-                            Self.emptyAll
-                    )
+                    try db.execute(sql: Self.emptyAll)
                     rebuilt = true
                 }
                 var u = Update(rebuilt: rebuilt, lines: 0, incidents: 0)
                 var pass = try Pass(db)
+                var budget = limit
                 for (i, file) in files.enumerated() where i >= start {
                     let from = i == start ? offset : 0
-                    let (end, chain) = try pass.index(file, from: from, into: &u)
+                    let (end, chain) = try pass.index(file, from: from, into: &u, budget: &budget)
                     // A file with nothing new keeps the chain value it ended with.
                     if let chain { lastChain = chain } else if end == 0 { lastChain = "" }
                     if let inode = Self.inode(of: file), end > from || i == files.count - 1 {
                         try setCursor(Cursor(inode: inode, offset: end, chain: lastChain), db)
                     }
+                    if budget <= 0 {
+                        try pass.flush()
+                        return (u, false)
+                    }
                 }
                 try pass.flush()
-                return u
+                return (u, true)
             }
         } catch let error as Failure {
             throw error

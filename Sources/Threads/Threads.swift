@@ -39,6 +39,11 @@ public final class PosixThread: @unchecked Sendable {
 
     /// Lets the thread's resources go when it ends, for a thread nobody joins.
     public func detach() { pthread_detach(thread) }
+
+    /// Gives the calling thread, and only it, the nice value `nice` (Linux keeps one per
+    /// thread): higher is a lower priority. Raising it needs no privilege.
+    @discardableResult
+    public static func setNice(_ nice: Int32) -> Bool { esafety_set_thread_nice(nice) == 0 }
 }
 
 /// An eventfd that wakes a thread blocked in `poll`.

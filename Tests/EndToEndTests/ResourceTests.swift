@@ -4,6 +4,7 @@ import TestSupport
 import Testing
 
 @testable import Daemon
+@testable import IncidentIndex
 
 /// Bounded resources, and a control plane that always answers.
 @Suite("Resources and the control socket", .serialized)
@@ -124,5 +125,53 @@ struct ResourceTests {
         for fd in clients { close(fd) }
         clients.removeAll()
         #expect(daemon.stop().0 == 0)
+    }
+
+    @Test(
+        "on one CPU, a reload and a stop are answered while the index reads a big log at start; the next start goes on"
+    )
+    func indexOffTheAsyncPool() throws {
+        // A school's existing log of 40,000 incidents and no index yet: esafetyd builds it
+        // (seconds). On one CPU Swift's async pool has one thread, and the index's SQLite work
+        // used to hold it: esafetyd did not answer until the whole log was read (and a SIGHUP
+        // waited 64 s at a million incidents), nor would systemd's watchdog have been fed.
+        let dir = TempDir()
+        let log = dir.path + "/incidents.jsonl"
+        let (code, out) = try Child.run(buildDirectory + "/esafety-bench", ["--history", "40000", log])
+        #expect(code == 0, "\(out)")
+        let daemon = try DaemonProcess(
+            lists: [IngestTests.makeLists(dir)],
+            dir: dir,
+            wrapper: ["/usr/bin/taskset", "-c", "0"]
+        )
+        // Lines are taken in meanwhile (before, esafetyd did not even answer until the index
+        // was built: its control and ingest services start on that pool).
+        let fd = try connectUnix(daemon.socket)
+        writeAll(fd, Array("Nov 21 10:00:00 dnsmasq[1]: query[A] www.example.org from 10.0.0.5\n".utf8))
+        close(fd)
+        #expect(try daemon.waitForLines(1, timeout: 20)["lines_received"] as? Int == 1)
+        daemon.signal(SIGHUP)
+        let deadline = Date().addingTimeInterval(30)
+        var generation = 1
+        while generation != 2 && Date() < deadline {
+            usleep(50_000)
+            generation = (try? daemon.status())?["generation"] as? Int ?? 1
+        }
+        #expect(generation == 2, "the reload was not applied")
+        #expect(IncidentIndex.reading(logPath: log) == nil, "applied while the index is still being read")
+        // A stop during the read: answered within a step (20,000 lines), not at its end.
+        let stopping = Date()
+        let (status, output) = daemon.stop()
+        #expect(status == 0, "\(output)")
+        #expect(Date().timeIntervalSince(stopping) < 15, "stop took \(Date().timeIntervalSince(stopping)) s")
+        // What was read is kept: the next start goes on from where the index stopped (the
+        // cursor agrees with the log), it is not read again from the beginning.
+        let index = try IncidentIndex(logPath: log)
+        #expect(try index.isCurrent() == false, "the stop came before the end")
+        let next = try index.update(step: 1, shouldStop: { true })
+        #expect(next.rebuilt == false && next.lines == 1)
+        try index.update()
+        #expect(try index.isCurrent())
+        #expect(try index.counts().values.flatMap(\.values).reduce(0, +) == 40_000)
     }
 }

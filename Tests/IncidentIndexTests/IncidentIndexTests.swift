@@ -208,6 +208,56 @@ struct IncidentIndexTests {
         #expect(try index.incidents(acknowledged).map(\.id) == [ids[3]])
     }
 
+    @Test("a long read is committed in steps: stopped part way (or the process gone), it goes on from there")
+    func resumedInSteps() throws {
+        let l = try Log()
+        l.incidents(0..<12)
+        l.flush()
+        let ids = try IncidentStore.load(l.path).map(\.id)
+        try l.act(.ack, ids[2])
+        #expect(rename(l.path, l.path + ".1") == 0)
+        let next = try Log(path: l.path)
+        next.incidents(12..<20)
+        next.flush()
+        let later = try IncidentStore.load(l.path).map(\.id).filter { !ids.contains($0) }
+        try l.act(.resolve, ids[2], outcome: "pupil-spoken-to")
+        try l.act(.note, later[2], note: "asked for help")
+        // How many lines the log and its rotation hold, read in one go into another index.
+        let whole = try IncidentIndex(logPath: l.path, path: tempPath() + ".sqlite").update()
+        #expect(whole.lines > 40 && whole.incidents == 20)
+
+        // Seven lines at a time, each time by a new process's index (what a stop or a kill
+        // leaves is what was committed): never current until the end, then as a full read.
+        var read = 0
+        var incidents = 0
+        var steps = 0
+        while true {
+            let index = try IncidentIndex(logPath: l.path)
+            let u = try index.update(step: 7, shouldStop: { true })
+            #expect(u.lines <= 7)
+            read += u.lines
+            incidents += u.incidents
+            steps += 1
+            if try index.isCurrent() { break }
+            #expect(u.lines == 7, "a step short of its budget only at the end of the log")
+            #expect(steps < 100)
+        }
+        #expect(read == whole.lines && incidents == 20, "every line once: none read twice, none passed over")
+        #expect(steps == (whole.lines + 6) / 7)
+        let index = try IncidentIndex(logPath: l.path)
+        try Self.same(index, l.path)
+        var resolved = IncidentIndex.Query()
+        resolved.state = "resolved"
+        #expect(try index.incidents(resolved).map(\.id) == [ids[2]], "a state changed across steps and files")
+        var note = IncidentIndex.Query()
+        note.text = "help"
+        #expect(try index.incidents(note).map(\.id) == [later[2]])
+        // Without a stop the steps go on to the end in one call.
+        let again = try IncidentIndex(logPath: l.path, path: tempPath() + ".sqlite")
+        #expect(try again.update(step: 5) == whole)
+        #expect(try again.isCurrent())
+    }
+
     @Test("a report from the index is the report from the whole log: new in the period, and older ones open at its end")
     func reportFromIndex() throws {
         let l = try Log()

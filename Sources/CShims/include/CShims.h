@@ -20,5 +20,7 @@ int esafety_eventfd(void);
 
 /// Names the calling thread (up to 15 bytes), for top and gdb.
 void esafety_set_thread_name(const char *name);
+/// Sets the calling thread's own nice value (Linux: per thread); 0 or -1 with errno.
+int esafety_set_thread_nice(int nice);
 
 #endif
