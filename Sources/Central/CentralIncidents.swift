@@ -227,13 +227,14 @@ public enum CentralIncidents {
                 j += 1
             }
         }
-        return IncidentStore.fold(merged.joined(separator: "\n")).first(where: { $0.id == id })
+        return IncidentStore.fold(lines: merged).first(where: { $0.id == id })
     }
 
     /// What a report of [since, until) reads (RFC 3339 times), as `IncidentIndex` gives it for
     /// a school's own log: the incidents opened in the period, and the older ones that may have
     /// been open at its end (open now, or with a line or a central action since it began); each
-    /// with its whole history, read in one query.
+    /// with its whole history but its context lines (a report does not show them, and one can
+    /// name a hundred incidents), read in one query.
     public static func period(
         _ c: PostgresConnection,
         site: String?,
@@ -253,7 +254,7 @@ public enum CentralIncidents {
                         WHERE a.site = i.site AND a.id = i.id AND a.time >= \(since)))
             )
             SELECT c.site, c.id, l.line::text, l.event, coalesce(l.time, ''), 0 AS source, l.seq AS n
-            FROM chosen c JOIN esafety.lines l ON l.site = c.site AND l.id = c.id
+            FROM chosen c JOIN esafety.lines l ON l.site = c.site AND l.id = c.id AND l.event <> 'context'
             UNION ALL
             SELECT c.site, c.id, a.line::text, a.action, a.time, 1, a.n
             FROM chosen c JOIN esafety.actions a ON a.site = c.site AND a.id = c.id

@@ -1,5 +1,6 @@
 import Classifier
 import Foundation
+import Glibc
 import SystemSupport
 
 /// The incident log's tamper evidence: every line ends with `"chain":"<hex>"`, where the
@@ -106,93 +107,164 @@ public enum HashChain {
     /// some line's chain value, or the lines up to it were removed. A hash chain alone
     /// cannot show that lines were removed from its end; a recorded head can.
     public static func check(files: [(name: String, text: String)], heads: [String] = []) -> Verification {
+        var checker = Checker(heads: heads)
+        for (name, text) in files {
+            if !text.isEmpty && !text.hasSuffix("\n") {
+                return checker.incomplete(name, line: text.lineSlices(keepingEmpty: true).count)
+            }
+            for (i, line) in text.lineSlices(keepingEmpty: true).dropLast().enumerated() {
+                guard checker.check(line, file: name, number: i + 1) else { return checker.v }
+            }
+        }
+        return checker.finish(lastFile: files.last?.name)
+    }
+
+    /// Reads the files (oldest first) and checks them, a block at a time (memory stays small
+    /// whatever the log's size; a 1.44 GB log was once read whole, twice over); throws for
+    /// the first that cannot be read. Each file is read to the size it had when opened: lines
+    /// esafetyd appends meanwhile are the next check's.
+    public static func check(paths: [String], heads: [String] = []) throws(FileSystem.Error) -> Verification {
+        var checker = Checker(heads: heads)
+        for path in paths {
+            let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+            guard fd >= 0 else { throw FileSystem.Error(path: path, errno: errno) }
+            defer { close(fd) }
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { throw FileSystem.Error(path: path, errno: errno) }
+            if (st.st_mode & S_IFMT) == S_IFDIR { throw FileSystem.Error(path: path, errno: EISDIR) }
+            guard (st.st_mode & S_IFMT) == S_IFREG else {
+                throw FileSystem.Error(
+                    path: path,
+                    errno: EINVAL,
+                    reason: "\(FileSystem.kind(st.st_mode)), not a regular file"
+                )
+            }
+            let size = Int64(st.st_size)
+            var lastByte: UInt8 = 0x0A
+            if size > 0, pread(fd, &lastByte, 1, off_t(size - 1)) != 1 {
+                throw FileSystem.Error(path: path, errno: errno)
+            }
+            var buffer = [UInt8](repeating: 0, count: 1 << 20)
+            var carry: [UInt8] = []
+            var offset: Int64 = 0
+            var number = 0
+            // A file whose last line has no newline fails as a whole (as the text check does):
+            // count its lines, then say so.
+            let incomplete = lastByte != 0x0A
+            while offset < size {
+                let want = Int(min(Int64(buffer.count), size - offset))
+                let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(offset)) }
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else {
+                    throw FileSystem.Error(path: path, errno: n < 0 ? errno : EIO, reason: n < 0 ? nil : "file shrank")
+                }
+                offset += Int64(n)
+                var start = 0
+                for i in 0..<n where buffer[i] == 0x0A {
+                    number += 1
+                    if !incomplete {
+                        let line =
+                            carry.isEmpty
+                            ? String(decoding: buffer[start..<i], as: UTF8.self)
+                            : String(decoding: carry + buffer[start..<i], as: UTF8.self)
+                        guard checker.check(line[...], file: path, number: number) else { return checker.v }
+                    }
+                    carry.removeAll(keepingCapacity: true)
+                    start = i + 1
+                }
+                if start < n { carry += buffer[start..<n] }
+            }
+            if incomplete { return checker.incomplete(path, line: number + 1) }
+        }
+        return checker.finish(lastFile: paths.last)
+    }
+
+    /// The chain followed line by line across files.
+    struct Checker {
         var previous: String? = nil
         var v = Verification(failure: nil, checked: 0, head: nil)
-        var missing = heads.map { $0.lowercased() }
-        func fail(_ name: String, _ line: Int, _ message: String) -> Verification {
+        var missing: [String]
+
+        init(heads: [String]) { missing = heads.map { $0.lowercased() } }
+
+        mutating func fail(_ name: String, _ line: Int, _ message: String) -> Verification {
             v.failure = Failure(file: name, line: line, message: message)
             return v
         }
-        for (name, text) in files {
-            var lineNumber = 0
-            if !text.isEmpty && !text.hasSuffix("\n") {
-                let n = text.split(separator: "\n", omittingEmptySubsequences: false).count
-                return fail(
-                    name,
-                    n,
-                    "the last line is incomplete: its write was cut short (a crash: the next writer removes it) or "
-                        + "the file was cut"
-                )
-            }
-            for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
-                lineNumber += 1
-                guard let (body, chain) = split(line) else {
-                    return fail(name, lineNumber, "no chain value: the line was changed or inserted")
-                }
-                let prevField = field(body, "prev")
-                let expectedPrevious: String
-                if let p = previous {
-                    expectedPrevious = p
-                    if lineNumber == 1, let pf = prevField, pf != p {
-                        return fail(
-                            name,
-                            1,
-                            "does not continue the previous file: a file or lines between them are missing"
-                        )
-                    }
-                } else {
-                    expectedPrevious = prevField ?? genesis
-                }
-                let computed = SHA256.hex(expectedPrevious, body)
-                if computed != chain {
-                    return fail(
-                        name,
-                        lineNumber,
-                        lineNumber == 1 && previous == nil
-                            ? "chain mismatch: the line was changed"
-                            : "chain mismatch: this line, or the one before it, was changed, removed or inserted"
-                    )
-                }
-                if field(body, "event") == "truncated" {
-                    let had = field(body, "last_chain").map { " (its last line's chain value was \($0))" } ?? ""
-                    if let saved = field(body, "recovered") {
-                        return fail(
-                            name,
-                            lineNumber,
-                            "esafetyd found the log deleted here and started a new one; it saved what it had written "
-                                + "in \(saved)\(had)"
-                        )
-                    }
-                    return fail(
-                        name,
-                        lineNumber,
-                        "esafetyd found the log cut short here: lines it had written after the line before this one "
-                            + "were removed\(had)"
-                    )
-                }
-                if !missing.isEmpty { missing.removeAll { chain.hasPrefix($0) } }
-                previous = chain
-                v.checked += 1
-                v.head = (name, lineNumber, chain)
-            }
-        }
-        if let gone = missing.first {
-            return fail(
-                v.head?.file ?? files.last?.name ?? "log",
-                (v.head?.line ?? 0) + 1,
-                "no line has the recorded chain value \(gone): the lines up to it were removed, or the files that "
-                    + "hold it were not checked"
+
+        mutating func incomplete(_ name: String, line: Int) -> Verification {
+            fail(
+                name,
+                line,
+                "the last line is incomplete: its write was cut short (a crash: the next writer removes it) or "
+                    + "the file was cut"
             )
         }
-        return v
-    }
 
-    /// Reads the files (oldest first) and checks them; throws for the first that cannot
-    /// be read.
-    public static func check(paths: [String], heads: [String] = []) throws(FileSystem.Error) -> Verification {
-        var inputs: [(name: String, text: String)] = []
-        for path in paths { inputs.append((path, try FileSystem.readText(path))) }
-        return check(files: inputs, heads: heads)
+        /// Checks line `number` of `name`; false when it fails (the failure is in `v`).
+        mutating func check(_ line: Substring, file name: String, number lineNumber: Int) -> Bool {
+            guard let (body, chain) = split(line) else {
+                _ = fail(name, lineNumber, "no chain value: the line was changed or inserted")
+                return false
+            }
+            let expectedPrevious: String
+            if let p = previous {
+                expectedPrevious = p
+                if lineNumber == 1, let pf = field(body, "prev"), pf != p {
+                    _ = fail(name, 1, "does not continue the previous file: a file or lines between them are missing")
+                    return false
+                }
+            } else {
+                expectedPrevious = field(body, "prev") ?? genesis
+            }
+            let computed = SHA256.hex(expectedPrevious, body)
+            if computed != chain {
+                _ = fail(
+                    name,
+                    lineNumber,
+                    lineNumber == 1 && previous == nil
+                        ? "chain mismatch: the line was changed"
+                        : "chain mismatch: this line, or the one before it, was changed, removed or inserted"
+                )
+                return false
+            }
+            if field(body, "event") == "truncated" {
+                let had = field(body, "last_chain").map { " (its last line's chain value was \($0))" } ?? ""
+                if let saved = field(body, "recovered") {
+                    _ = fail(
+                        name,
+                        lineNumber,
+                        "esafetyd found the log deleted here and started a new one; it saved what it had written "
+                            + "in \(saved)\(had)"
+                    )
+                    return false
+                }
+                _ = fail(
+                    name,
+                    lineNumber,
+                    "esafetyd found the log cut short here: lines it had written after the line before this one "
+                        + "were removed\(had)"
+                )
+                return false
+            }
+            if !missing.isEmpty { missing.removeAll { chain.hasPrefix($0) } }
+            previous = chain
+            v.checked += 1
+            v.head = (name, lineNumber, chain)
+            return true
+        }
+
+        mutating func finish(lastFile: String?) -> Verification {
+            if let gone = missing.first {
+                return fail(
+                    v.head?.file ?? lastFile ?? "log",
+                    (v.head?.line ?? 0) + 1,
+                    "no line has the recorded chain value \(gone): the lines up to it were removed, or the files "
+                        + "that hold it were not checked"
+                )
+            }
+            return v
+        }
     }
 
     /// Verifies one file on disk; the failure as text.
@@ -205,11 +277,30 @@ public enum HashChain {
         }
     }
 
-    /// The value of a top-level string field in a JSON line (for `prev`).
+    /// The value of a top-level string field in a JSON line (for `prev`): the first
+    /// `"key":"` in its bytes, to the next quote.
     public static func field(_ body: Substring, _ key: String) -> String? {
-        guard let r = body.range(of: "\"\(key)\":\"") else { return nil }
-        let rest = body[r.upperBound...]
-        guard let end = rest.firstIndex(of: "\"") else { return nil }
-        return String(rest[..<end])
+        let pattern = Array("\"\(key)\":\"".utf8)
+        let found = body.utf8.withContiguousStorageIfAvailable { b -> String? in
+            // Each quote in turn (memchr), compared with the pattern (memcmp).
+            guard let base = b.baseAddress else { return nil }
+            let m = pattern.count
+            var i = 0
+            var start: Int? = nil
+            while start == nil, i + m <= b.count {
+                guard let q = memchr(base + i, 0x22, b.count - m + 1 - i) else { break }
+                let j = UnsafeRawPointer(base).distance(to: UnsafeRawPointer(q))
+                if pattern.withUnsafeBytes({ memcmp(base + j, $0.baseAddress!, m) }) == 0 { start = j + m }
+                i = j + 1
+            }
+            guard let start, let end = b[start...].firstIndex(of: 0x22) else { return nil }
+            return String(decoding: b[start..<end], as: UTF8.self)
+        }
+        if let found { return found }
+        let u = body.utf8
+        guard let r = u.firstRange(of: pattern) else { return nil }
+        let rest = u[r.upperBound...]
+        guard let end = rest.firstIndex(of: 0x22) else { return nil }
+        return String(decoding: rest[..<end], as: UTF8.self)
     }
 }

@@ -142,10 +142,14 @@ public enum IncidentStore {
         return fold(text)
     }
 
-    public static func fold(_ text: String) -> [IncidentView] {
+    /// Every incident in a log's text, each with its events and its state replayed.
+    public static func fold(_ text: String) -> [IncidentView] { fold(lines: text.lineSlices()) }
+
+    /// The same, from the lines already apart (an incident's lines from the index).
+    public static func fold<Lines: Sequence>(lines: Lines) -> [IncidentView] where Lines.Element: StringProtocol {
         var views: [IncidentView] = []
         var index: [String: Int] = [:]
-        for line in text.split(separator: "\n") {
+        for line in lines {
             guard let record = LogRecord(line: line), let id = record.id, !id.isEmpty else { continue }
             switch record {
             case .incident(let incident):

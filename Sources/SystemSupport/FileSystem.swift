@@ -74,7 +74,7 @@ public enum FileSystem {
     }
 
     /// What a file that is not a regular file is, for the error that names it.
-    static func kind(_ mode: mode_t) -> String {
+    public static func kind(_ mode: mode_t) -> String {
         switch mode & S_IFMT {
         case S_IFDIR: "a folder"
         case S_IFIFO: "a FIFO"

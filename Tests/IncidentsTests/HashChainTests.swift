@@ -84,4 +84,67 @@ struct HashChainTests {
         #expect(HashChain.check(files: [("log", text)], heads: [String(head.chain.prefix(12)), third]).failure == nil)
         #expect(HashChain.check(files: [("log", cut)], heads: [third]).failure == nil)
     }
+
+    /// Two sealed files: the second continues the first (its first line names `prev`).
+    static func rotated() -> (String, String) {
+        let first = chainText(4)
+        let last = String(first.split(separator: "\n").last!)
+        let head = String(last.suffix(66).prefix(64))
+        var previous = head
+        var second = ""
+        for i in 0..<3 {
+            let prev = i == 0 ? ",\"prev\":\"\(head)\"" : ""
+            let body = "{\"event\":\"hits\",\"id\":\"inc-\(i)\",\"note\":\"caf\u{e9} \u{1F600}\"\(prev)}"
+            let (line, chain) = HashChain.seal(body, previous: previous)
+            second += line + "\n"
+            previous = chain
+        }
+        return (first, second)
+    }
+
+    @Test(
+        "files on disk are checked a block at a time, with the text's verdict: intact, changed, cut, rotated, a gap",
+        arguments: ["intact", "edited", "incomplete", "empty", "rotated", "gap", "truncated-event", "blank-line"]
+    )
+    func streamedAsText(kind: String) throws {
+        let (first, second) = Self.rotated()
+        var files: [(name: String, text: String)] = [("a.jsonl", first), ("b.jsonl", second)]
+        switch kind {
+        case "edited": files[1].text = files[1].text.replacingOccurrences(of: "inc-1", with: "inc-X")
+        case "incomplete": files[1].text.removeLast()
+        case "empty": files[0].text = ""
+        case "gap": files[0].text = Self.chainText(3)
+        case "truncated-event":
+            let previous = String(second.split(separator: "\n").last!.suffix(66).prefix(64))
+            let body = "{\"event\":\"truncated\",\"id\":\"\",\"last_chain\":\"abc\"}"
+            files[1].text += HashChain.seal(body, previous: previous).line + "\n"
+        case "blank-line": files[0].text += "\n"
+        default: break
+        }
+        let dir = TempDir()
+        for f in files { dir.write(f.name, f.text) }
+        let expected = HashChain.check(files: files.map { (dir.path + "/" + $0.name, $0.text) }, heads: [])
+        let streamed = try HashChain.check(paths: files.map { dir.path + "/" + $0.name })
+        #expect(streamed.failure == expected.failure)
+        #expect(streamed.checked == expected.checked)
+        #expect(streamed.head?.chain == expected.head?.chain && streamed.head?.line == expected.head?.line)
+        switch kind {
+        case "intact", "rotated": #expect(expected.failure == nil && expected.checked == 7)
+        case "empty": #expect(expected.failure == nil && expected.checked == 3, "b continues a file not given")
+        default: #expect(expected.failure != nil, "\(kind) passed")
+        }
+    }
+
+    @Test("a log's lines are split at newline bytes, as the Character split does where lines have no CR")
+    func lineSlices() {
+        for text in ["", "\n", "a", "a\n", "a\n\nb", "\u{e9}t\u{e9}\n\u{1F600}\nz\n\n", "x\u{301}\ny"] {
+            #expect(text.lineSlices() == text.split(separator: "\n"), "\(text.debugDescription)")
+            #expect(
+                text.lineSlices(keepingEmpty: true) == text.split(separator: "\n", omittingEmptySubsequences: false),
+                "\(text.debugDescription)"
+            )
+        }
+        // A CR before the newline stays on its line (the Character split would not split there).
+        #expect("a\r\nb".lineSlices() == ["a\r", "b"])
+    }
 }
