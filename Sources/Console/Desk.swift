@@ -39,10 +39,10 @@ public protocol Desk: Sendable {
     func arrivals(after cursor: Arrivals?, _ scope: Scope) async throws(DeskFailure) -> ([IncidentView], Arrivals)
 }
 
-/// Where the live stream has read to: the newest incidents written to a school's log (by their
-/// ids), or each site's place in what it has shipped to a trust's store.
+/// Where the live stream has read to: the place of the last incident read from a school's index
+/// (its write order), or each site's place in what it has shipped to a trust's store.
 public enum Arrivals: Sendable {
-    case written(Set<String>)
+    case written(Int64)
     case shipped(CentralIncidents.Place)
 }
 
@@ -184,22 +184,14 @@ public final class LocalDesk: Desk {
 
     public func shipping(_ scope: Scope) throws(Failure) -> [CentralIncidents.Shipping]? { nil }
 
-    /// The newest written, down to the first the cursor has seen (the newest 50 of the last
-    /// poll, in write order). When none of the newest 50 was seen,
-    /// more may have been written since the last poll than 50 (a flood): the newest 2,000 are read.
+    /// Those written after the cursor's place in the index's write order, oldest first, at most
+    /// 2,000 a poll: a flood larger than that is announced over the next polls, never passed over
+    /// (the newest 50 were once read each poll, and more than 2,000 in a second were never
+    /// announced). An index made again from the log (its places renumbered) starts from its end.
     public func arrivals(after cursor: Arrivals?, _ scope: Scope) throws(Failure) -> ([IncidentView], Arrivals) {
-        var q = IncidentIndex.Query()
-        q.lastWritten = true
-        q.limit = 50
-        var newest = try read { try $0.incidents(q) }
-        guard case .written(let seen)? = cursor else { return ([], .written(Set(newest.map(\.id)))) }
-        if newest.count == 50 && !newest.contains(where: { seen.contains($0.id) }) {
-            q.limit = 2000
-            newest = try read { try $0.incidents(q) }
-        }
-        // Newest first down to the first one seen: what was written since (older ones that were
-        // never among the newest 50 are not new).
-        let fresh = newest.prefix { !seen.contains($0.id) }
-        return (fresh.reversed(), .written(Set(newest.prefix(50).map(\.id))))
+        let last = try read { try $0.lastWritten() }
+        guard case .written(let place)? = cursor, place <= last else { return ([], .written(last)) }
+        let (fresh, next) = try read { try $0.incidents(writtenAfter: place, limit: 2000) }
+        return (fresh, .written(next))
     }
 }

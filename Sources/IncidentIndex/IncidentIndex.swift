@@ -469,29 +469,61 @@ public final class IncidentIndex: @unchecked Sendable {
     func summaries(sql: String, _ args: [(any DatabaseValueConvertible)?]) throws(Failure) -> [IncidentView] {
         do {
             return try db.read { db in
-                let ids = try String.fetchAll(db, sql: sql, arguments: StatementArguments(args))
-                var out: [IncidentView] = []
-                out.reserveCapacity(ids.count)
-                let record = try db.makeStatement(sql: "SELECT line, state FROM incidents WHERE id = ?")
-                let latest = try db.makeStatement(
-                    sql: "SELECT line FROM events WHERE id = ? AND event = ? ORDER BY seq DESC LIMIT 1"
-                )
-                for id in ids {
-                    guard let row = try Row.fetchOne(record, arguments: [id]),
-                        let v = IncidentView.summary(
-                            line: row["line"],
-                            state: row["state"],
-                            hits: try String.fetchOne(latest, arguments: [id, "hits"]),
-                            verdict: try String.fetchOne(latest, arguments: [id, "verdict"])
-                        )
-                    else { continue }
-                    out.append(v)
-                }
-                return out
+                try Self.summaries(db, ids: try String.fetchAll(db, sql: sql, arguments: StatementArguments(args)))
             }
         } catch {
             throw Failure(description: "\(path): cannot read the incident index: \(error)")
         }
+    }
+
+    /// The place of the incident written last, in the order the index read them (0: none).
+    public func lastWritten() throws(Failure) -> Int64 {
+        do {
+            return try db.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM incidents") ?? 0 }
+        } catch {
+            throw Failure(description: "\(path): cannot read the incident index: \(error)")
+        }
+    }
+
+    /// The incidents written after place `after` (`lastWritten()`), oldest first, at most
+    /// `limit`, as a list shows them, and the place of the last one read (`after` when none):
+    /// read together, so none written meanwhile is passed over. The live stream follows this
+    /// cursor, so a flood of any size is announced whole, `limit` a poll.
+    public func incidents(writtenAfter after: Int64, limit: Int) throws(Failure) -> ([IncidentView], Int64) {
+        do {
+            return try db.read { db in
+                let rows = try Row.fetchAll(
+                    db,
+                    sql: "SELECT seq, id FROM incidents WHERE seq > ? ORDER BY seq LIMIT ?",
+                    arguments: [after, limit]
+                )
+                let last: Int64 = rows.last?["seq"] ?? after
+                return (try Self.summaries(db, ids: rows.map { $0["id"] }), last)
+            }
+        } catch {
+            throw Failure(description: "\(path): cannot read the incident index: \(error)")
+        }
+    }
+
+    static func summaries(_ db: Database, ids: [String]) throws -> [IncidentView] {
+        var out: [IncidentView] = []
+        out.reserveCapacity(ids.count)
+        let record = try db.makeStatement(sql: "SELECT line, state FROM incidents WHERE id = ?")
+        let latest = try db.makeStatement(
+            sql: "SELECT line FROM events WHERE id = ? AND event = ? ORDER BY seq DESC LIMIT 1"
+        )
+        for id in ids {
+            guard let row = try Row.fetchOne(record, arguments: [id]),
+                let v = IncidentView.summary(
+                    line: row["line"],
+                    state: row["state"],
+                    hits: try String.fetchOne(latest, arguments: [id, "hits"]),
+                    verdict: try String.fetchOne(latest, arguments: [id, "verdict"])
+                )
+            else { continue }
+            out.append(v)
+        }
+        return out
     }
 
     /// The incidents `sql` selects by id, each with its whole history folded (`context`:
