@@ -266,6 +266,36 @@ public final class IncidentIndex: @unchecked Sendable {
         }
     }
 
+    /// How far an index has read its log: bytes read and bytes in the log and its rotations
+    /// (what a long first build has done, while esafetyd builds it; the index is opened only to
+    /// read). Nil when there is no index, or its place is in no file of the log (it will be
+    /// made again from the start).
+    public static func progress(logPath: String, path: String? = nil) -> (read: Int64, total: Int64)? {
+        let file = path ?? Self.path(forLog: logPath)
+        guard FileSystem.exists(file) else { return nil }
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(5)
+        guard let queue = try? DatabaseQueue(path: file, configuration: configuration) else { return nil }
+        let index = IncidentIndex(logPath: logPath, path: file, queue: queue)
+        guard let cursor = try? queue.read({ try index.cursor($0) }) else { return nil }
+        var read: Int64 = 0
+        var total: Int64 = 0
+        var found = false
+        for f in IncidentStore.withRotations(logPath) {
+            var st = stat()
+            guard stat(f, &st) == 0 else { continue }
+            total += Int64(st.st_size)
+            if UInt64(st.st_ino) == cursor.inode {
+                found = true
+                read += min(cursor.offset, Int64(st.st_size))
+            } else if !found {
+                read += Int64(st.st_size)
+            }
+        }
+        return found ? (read, total) : nil
+    }
+
     /// The chain value of the line that ends at `offset` (nil at 0 or when there is none).
     static func chain(endingAt offset: Int64, in file: String) -> String? {
         guard offset > 0 else { return "" }

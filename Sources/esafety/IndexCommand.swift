@@ -49,11 +49,23 @@ struct IndexStatusCommand: ParsableCommand {
 
     func run() throws {
         let log = try self.log.resolve()
-        guard let index = log.index() else {
-            print("no usable index for \(log.path): the incident commands read the log in full")
+        // Only read: a status does not itself bring the index up to date (for a big log that is
+        // minutes of work, which esafetyd is doing already).
+        guard let index = IncidentIndex.reading(logPath: log.path) else {
+            // Behind (esafetyd's first read of a big log, in committed steps): how far it has come.
+            if let p = IncidentIndex.progress(logPath: log.path), p.total > 0 {
+                let percent = Double(p.read) * 100 / Double(p.total)
+                print(
+                    "\(IncidentIndex.path(forLog: log.path)): behind the log, "
+                        + String(format: "%.1f%% of it read (%.1f of %.1f MB)", percent, mb(p.read), mb(p.total))
+                        + "; esafetyd (or the next incident command that may write it) brings it up to date"
+                )
+            } else {
+                print("no usable index for \(log.path): the incident commands read the log in full")
+            }
             throw CommandFailure(nil, status: 1)
         }
-        print("\(index.path): \((try? index.isCurrent()) == true ? "current" : "behind the log")")
+        print("\(index.path): current")
         do {
             for (state, bySeverity) in try index.counts().sorted(by: { $0.key < $1.key }) {
                 let parts = bySeverity.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
@@ -64,3 +76,5 @@ struct IndexStatusCommand: ParsableCommand {
         }
     }
 }
+
+private func mb(_ bytes: Int64) -> Double { Double(bytes) / 1_000_000 }

@@ -164,8 +164,15 @@ struct ResourceTests {
         let (status, output) = daemon.stop()
         #expect(status == 0, "\(output)")
         #expect(Date().timeIntervalSince(stopping) < 15, "stop took \(Date().timeIntervalSince(stopping)) s")
-        // What was read is kept: the next start goes on from where the index stopped (the
-        // cursor agrees with the log), it is not read again from the beginning.
+        // What was read is kept, and `esafety index status` says how far (it only reads).
+        let (behind, said) = try Child.run(buildDirectory + "/esafety", ["index", "status", "--log", log])
+        #expect(behind == 1 && said.contains("behind the log"), "\(said)")
+        let percent = said.split(separator: ",").dropFirst().first.flatMap {
+            Double(String($0.split(separator: "%")[0]).trimmingCharacters(in: .whitespaces))
+        }
+        #expect(percent.map { $0 > 0 && $0 < 100 } == true, "\(said)")
+        // The next start goes on from where the index stopped (the cursor agrees with the
+        // log), it is not read again from the beginning.
         let index = try IncidentIndex(logPath: log)
         #expect(try index.isCurrent() == false, "the stop came before the end")
         let next = try index.update(step: 1, shouldStop: { true })
@@ -173,5 +180,7 @@ struct ResourceTests {
         try index.update()
         #expect(try index.isCurrent())
         #expect(try index.counts().values.flatMap(\.values).reduce(0, +) == 40_000)
+        let (current, now) = try Child.run(buildDirectory + "/esafety", ["index", "status", "--log", log])
+        #expect(current == 0 && now.contains(": current"), "\(now)")
     }
 }
