@@ -182,8 +182,13 @@ public final class IncidentIndex: @unchecked Sendable {
     /// read (a rebuild of millions of incidents takes minutes) keeps what it has done if the
     /// process stops or is killed, and the next update goes on from there. `shouldStop` is
     /// asked between steps: true ends the update early (the rest is read next time).
+    /// `progress` is told the running total after each step that did not reach the end.
     @discardableResult
-    public func update(step: Int = 200_000, shouldStop: () -> Bool = { false }) throws(Failure) -> Update {
+    public func update(
+        step: Int = 200_000,
+        shouldStop: () -> Bool = { false },
+        progress: (Update) -> Void = { _ in }
+    ) throws(Failure) -> Update {
         var total = Update(rebuilt: false, lines: 0, incidents: 0)
         while true {
             let (u, finished) = try updateStep(lines: max(1, step))
@@ -191,6 +196,7 @@ public final class IncidentIndex: @unchecked Sendable {
             total.lines += u.lines
             total.incidents += u.incidents
             if finished || shouldStop() { return total }
+            progress(total)
         }
     }
 
@@ -242,9 +248,9 @@ public final class IncidentIndex: @unchecked Sendable {
         }
     }
 
-    /// Deletes everything and reads the whole log again.
+    /// Deletes everything and reads the whole log again; `progress` as in `update`.
     @discardableResult
-    public func rebuild() throws(Failure) -> Update {
+    public func rebuild(progress: (Update) -> Void = { _ in }) throws(Failure) -> Update {
         do {
             try db.write { db in
                 try db.execute(
@@ -255,7 +261,7 @@ public final class IncidentIndex: @unchecked Sendable {
         } catch {
             throw Failure(description: "\(path): cannot rebuild the incident index: \(error)")
         }
-        var u = try update()
+        var u = try update(progress: progress)
         u.rebuilt = true
         return u
     }

@@ -27,7 +27,22 @@ struct RebuildCommand: ParsableCommand {
         let log = try self.log.resolve()
         let started = Clock.monotonic()
         do {
-            let u = try IncidentIndex(logPath: log.path).rebuild()
+            // On a terminal, how far it has come after each step (ten million incidents take
+            // minutes): the lines read, and the share of the log's bytes.
+            let terminal = isatty(2) != 0
+            var shown = false
+            let u = try IncidentIndex(logPath: log.path).rebuild { so in
+                guard terminal else { return }
+                shown = true
+                let share = IncidentIndex.progress(logPath: log.path).map {
+                    String(format: ", %.0f%% of the log", Double($0.read) * 100 / Double(max($0.total, 1)))
+                }
+                let text =
+                    "\r\(so.incidents) incident(s) from \(so.lines) line(s)\(share ?? "")"
+                    + String(format: " in %.0f s ", Clock.monotonic() - started)
+                FileHandle.standardError.write(Data(text.utf8))
+            }
+            if shown { FileHandle.standardError.write(Data("\n".utf8)) }
             let seconds = Clock.monotonic() - started
             print(
                 "rebuilt \(IncidentIndex.path(forLog: log.path)): \(u.incidents) incident(s) from \(u.lines) "

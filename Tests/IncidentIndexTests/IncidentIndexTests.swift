@@ -252,9 +252,12 @@ struct IncidentIndexTests {
         var note = IncidentIndex.Query()
         note.text = "help"
         #expect(try index.incidents(note).map(\.id) == [later[2]])
-        // Without a stop the steps go on to the end in one call.
+        // Without a stop the steps go on to the end in one call, telling the running total
+        // after each step short of the end.
         let again = try IncidentIndex(logPath: l.path, path: tempPath() + ".sqlite")
-        #expect(try again.update(step: 5) == whole)
+        var told: [Int] = []
+        #expect(try again.update(step: 5, progress: { told.append($0.lines) }) == whole)
+        #expect(told == Array(stride(from: 5, through: whole.lines, by: 5)), "\(told)")
         #expect(try again.isCurrent())
     }
 
