@@ -187,7 +187,9 @@ public final class LocalDesk: Desk {
     /// Those written after the cursor's place in the index's write order, oldest first, at most
     /// 2,000 a poll: a flood larger than that is announced over the next polls, never passed over
     /// (the newest 50 were once read each poll, and more than 2,000 in a second were never
-    /// announced). An index made again from the log (its places renumbered) starts from its end.
+    /// announced). An index made again from the log renumbers its places: when it then holds
+    /// fewer than the cursor's place, the stream starts again from its end; when more, those past
+    /// the old place are announced (once), though not new.
     public func arrivals(after cursor: Arrivals?, _ scope: Scope) throws(Failure) -> ([IncidentView], Arrivals) {
         let last = try read { try $0.lastWritten() }
         guard case .written(let place)? = cursor, place <= last else { return ([], .written(last)) }
