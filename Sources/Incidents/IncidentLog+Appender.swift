@@ -71,7 +71,7 @@ extension IncidentLog {
         if let indexed = load?() {
             views = indexed
         } else {
-            do { views = try IncidentStore.load(path, group: group) } catch {
+            do { views = try IncidentStore.load(path, group: group, context: false) } catch {
                 throw ActFailure(description: error.description, status: 2)
             }
         }

@@ -120,7 +120,13 @@ public enum IncidentStore {
     }
 
     /// Reads a log and its uncompressed rotations (`LOG.N` ... `LOG.1`, oldest first).
-    public static func load(_ path: String, group: String? = nil) throws(Failure) -> [IncidentView] {
+    /// `context`: false leaves the context lines out (a list and a report do not show them, and
+    /// they are most of a busy log's bytes), unread.
+    public static func load(
+        _ path: String,
+        group: String? = nil,
+        context: Bool = true
+    ) throws(Failure) -> [IncidentView] {
         var text = ""
         for f in withRotations(path) {
             // A file ending in a partial line (a writer killed mid-write) must not join it
@@ -139,22 +145,29 @@ public enum IncidentStore {
                 throw Failure(description: "\(f): cannot read: \(error)")
             }
         }
-        return fold(text)
+        return fold(lines: text.lineSlices(), context: context)
     }
 
     /// Every incident in a log's text, each with its events and its state replayed.
     public static func fold(_ text: String) -> [IncidentView] { fold(lines: text.lineSlices()) }
 
-    /// The same, from the lines already apart (an incident's lines from the index).
-    public static func fold<Lines: Sequence>(lines: Lines) -> [IncidentView] where Lines.Element: StringProtocol {
+    /// The same, from the lines already apart (an incident's lines from the index); `context`
+    /// as in `load`.
+    public static func fold<Lines: Sequence>(
+        lines: Lines,
+        context keepContext: Bool = true
+    ) -> [IncidentView] where Lines.Element: StringProtocol {
         var views: [IncidentView] = []
         var index: [String: Int] = [:]
         for line in lines {
+            if !keepContext && line.hasPrefix("{\"event\":\"context\"") { continue }
             guard let record = LogRecord(line: line), let id = record.id, !id.isEmpty else { continue }
             switch record {
             case .incident(let incident):
                 index[id] = views.count
                 views.append(IncidentView(record: incident, line: String(line)))
+            case .context where !keepContext:
+                continue
             case .context(let context):
                 // One context event can belong to several of a person's incidents.
                 for other in context.ids { if let i = index[other] { views[i].events.append(record) } }

@@ -133,7 +133,7 @@ struct ResolvedLog {
             throw CommandFailure(refusal.description, status: refusal.status)
         }
         if let index = index(), let found = try? index.incidents(q) { return found }
-        var views = try load().filter { v in
+        var views = try load(context: false).filter { v in
             if q.open && !v.isOpen { return false }
             if let now = q.overdueAt, !v.overdue(now: now) { return false }
             if let s = q.severity, v.severity?.description != s { return false }
@@ -164,7 +164,7 @@ struct ResolvedLog {
             throw CommandFailure(refusal.description, status: refusal.status)
         }
         let indexed = try? index()?.incidents(reportFrom: Clock.rfc3339(since), until: Clock.rfc3339(until))
-        return try indexed ?? load()
+        return try indexed ?? load(context: false)
     }
 
     /// The incident an id (or a prefix of 8 or more characters) names.
@@ -179,11 +179,13 @@ struct ResolvedLog {
         }
     }
 
-    func load() throws -> [IncidentView] {
+    /// Every incident, from a full read of the log (`context`: false, a list's or a report's
+    /// read, leaves the context lines unread).
+    func load(context: Bool = true) throws -> [IncidentView] {
         if let refusal = Identity.requireMember(of: group, logOwner: Identity.owner(of: path)) {
             throw CommandFailure(refusal.description, status: refusal.status)
         }
-        do { return try IncidentStore.load(path, group: group) } catch {
+        do { return try IncidentStore.load(path, group: group, context: context) } catch {
             throw CommandFailure(error.description, status: 1)
         }
     }

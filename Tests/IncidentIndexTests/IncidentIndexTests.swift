@@ -137,6 +137,16 @@ struct IncidentIndexTests {
         open.open = true
         let openIDs = try IncidentStore.load(l.path).filter(\.isOpen).map(\.id).sorted()
         #expect(try index.incidents(open).map(\.id).sorted() == openIDs)
+        // A full read for a list or a report leaves the context lines unread: the same
+        // incidents, states, hits and actions, only no context.
+        let full = try IncidentStore.load(l.path)
+        let lean = try IncidentStore.load(l.path, context: false)
+        #expect(full.contains { !$0.context.isEmpty } && lean.allSatisfy { $0.context.isEmpty })
+        #expect(lean.map(\.id) == full.map(\.id))
+        for (a, b) in zip(full, lean) {
+            #expect(a.record == b.record && a.state == b.state && a.hits == b.hits && a.lastSeen == b.lastSeen)
+            #expect(a.events.filter { if case .context = $0 { false } else { true } } == b.events)
+        }
     }
 
     @Test("it goes on from where it stopped; a rotated log is followed; queries a DSL needs")
