@@ -48,15 +48,20 @@ public final class IncidentIndex: @unchecked Sendable {
     /// Opens an index that this account may only read (a coordinator's, kept by esafetyd):
     /// nil unless it exists, is this version's, and has read the log to its end.
     public static func reading(logPath: String, path: String? = nil) -> IncidentIndex? {
+        guard let index = readOnly(logPath: logPath, path: path), (try? index.isCurrent()) == true else { return nil }
+        return index
+    }
+
+    /// The index beside a log opened only to read, whether or not it is current (nil when there
+    /// is none, or it cannot be opened).
+    static func readOnly(logPath: String, path: String?) -> IncidentIndex? {
         let file = path ?? Self.path(forLog: logPath)
         guard FileSystem.exists(file) else { return nil }
         var configuration = Configuration()
         configuration.readonly = true
         configuration.busyMode = .timeout(5)
         guard let queue = try? DatabaseQueue(path: file, configuration: configuration) else { return nil }
-        let index = IncidentIndex(logPath: logPath, path: file, queue: queue)
-        guard (try? index.isCurrent()) == true else { return nil }
-        return index
+        return IncidentIndex(logPath: logPath, path: file, queue: queue)
     }
 
     init(logPath: String, path: String, queue: DatabaseQueue) {
@@ -277,14 +282,9 @@ public final class IncidentIndex: @unchecked Sendable {
     /// read). Nil when there is no index, or its place is in no file of the log (it will be
     /// made again from the start).
     public static func progress(logPath: String, path: String? = nil) -> (read: Int64, total: Int64)? {
-        let file = path ?? Self.path(forLog: logPath)
-        guard FileSystem.exists(file) else { return nil }
-        var configuration = Configuration()
-        configuration.readonly = true
-        configuration.busyMode = .timeout(5)
-        guard let queue = try? DatabaseQueue(path: file, configuration: configuration) else { return nil }
-        let index = IncidentIndex(logPath: logPath, path: file, queue: queue)
-        guard let cursor = try? queue.read({ try index.cursor($0) }) else { return nil }
+        guard let index = readOnly(logPath: logPath, path: path),
+            let cursor = try? index.db.read({ try index.cursor($0) })
+        else { return nil }
         var read: Int64 = 0
         var total: Int64 = 0
         var found = false
