@@ -171,6 +171,28 @@ struct ResourceTests {
             Double(String($0.split(separator: "%")[0]).trimmingCharacters(in: .whitespaces))
         }
         #expect(percent.map { $0 > 0 && $0 < 100 } == true, "\(said)")
+        // Started again, it goes on; killed (-9) in the middle of a step, what was committed
+        // stays (SQLite rolls the cut transaction back when the index is next opened).
+        func readShare() throws -> Double? {
+            let (_, text) = try Child.run(buildDirectory + "/esafety", ["index", "status", "--log", log])
+            return text.split(separator: ",").dropFirst().first.flatMap {
+                Double(String($0.split(separator: "%")[0]).trimmingCharacters(in: .whitespaces))
+            }
+        }
+        let again = try DaemonProcess(
+            lists: [IngestTests.makeLists(dir)],
+            dir: dir,
+            wrapper: ["/usr/bin/taskset", "-c", "0"]
+        )
+        let until = Date().addingTimeInterval(20)
+        var share = try readShare() ?? 0
+        while share <= (percent ?? 0) && Date() < until {
+            usleep(100_000)
+            share = try readShare() ?? 0
+        }
+        #expect(share > (percent ?? 0), "the second start went on: \(share)% after \(percent ?? 0)%")
+        again.signal(SIGKILL)
+        _ = again.waitExit()
         // The next start goes on from where the index stopped (the cursor agrees with the
         // log), it is not read again from the beginning.
         let index = try IncidentIndex(logPath: log)
