@@ -61,7 +61,8 @@ struct IndexService: Service {
                             }
                             failing = true
                         }
-                        // After the stop, one more update: the lines written last are indexed too.
+                        // After the stop, one more update: the lines written last are indexed too
+                        // (one step of them; any more, after a flood, at the next start).
                         if last { break }
                         stop.wakeup.wait(milliseconds: 1000)
                         _ = stop.wakeup.drain()
