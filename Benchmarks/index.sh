@@ -5,7 +5,8 @@
 # event each, 60% acknowledged, 24% resolved, 2% with a note), rebuilds the index (time,
 # peak RSS), then runs each query 20 times and prints its p50/p95 and the tool's peak RSS:
 # list --open --limit 50, show (by an 12-character prefix), ack (which first brings the index
-# up to date), a pupil's history (list --person), and a text search.
+# up to date), a pupil's history (list --person), and text searches: a common phrase, a rare
+# one, and a word no incident has.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
@@ -43,3 +44,5 @@ measure "show (prefix)" "$BIN/esafety" incidents show --log "$LOG" "${ID:0:12}"
 measure "note (an action)" "$BIN/esafety" incidents note --log "$LOG" "$ID" "benchmark note"
 measure "list --person (history)" "$BIN/esafety" incidents list --log "$LOG" --person pupil42
 measure "list --search" "$BIN/esafety" incidents list --log "$LOG" --search "call home" --limit 50
+measure "list --search (a rare word)" "$BIN/esafety" incidents list --log "$LOG" --search "suicide 42" --limit 50
+measure "list --search (no incident)" "$BIN/esafety" incidents list --log "$LOG" --search "weather" --limit 50

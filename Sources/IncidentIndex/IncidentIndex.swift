@@ -370,21 +370,42 @@ public final class IncidentIndex: @unchecked Sendable {
             clauses.append("time < ?")
             args.append(until)
         }
+        var phrase: String? = nil
         if let text = q.text {
             // Whole words, the last one also as the start of a word: a phrase for SQLite's
             // full-text index (FTS5) over each incident's site, URL and search term and its notes.
-            let phrase = "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"*"
+            phrase = "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"*"
             clauses.append("id IN (SELECT id FROM search WHERE search MATCH ?)")
             args.append(phrase)
         }
         let filter = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
         let limit = q.limit.map { " LIMIT \($0)" } ?? ""
         let order = q.lastWritten ? "seq DESC" : "time DESC, seq DESC"
-        // Without a filter an index narrows (a person, a category...), walk the newest first
-        // and stop at the limit, rather than sort every open incident.
-        let narrowed = [q.person, q.user, q.client, q.category, q.group].contains { $0 != nil }
+        // Without a filter an index narrows (a person, a category, words few incidents have),
+        // walk the newest first and stop at the limit, rather than sort every open incident.
+        // Words are narrow when at most `Self.fewMatches` rows of the full-text table have them
+        // (counted, up to that, from its own index): then those incidents are read and sorted;
+        // a walk by time would read every incident for a word none has (1 s at a million).
+        let narrowed =
+            [q.person, q.user, q.client, q.category, q.group].contains { $0 != nil }
+            || (phrase.map { (try? fullTextRows($0, upTo: Self.fewMatches)) ?? 0 <= Self.fewMatches } ?? false)
         let source = narrowed || q.lastWritten || q.limit == nil ? "incidents" : "incidents INDEXED BY incidents_time"
         return try summaries(sql: "SELECT id FROM \(source)\(filter) ORDER BY \(order)\(limit)", args)
+    }
+
+    /// Below this many rows with a search's words, they are read from the full-text table and
+    /// sorted, rather than every incident walked newest first.
+    static let fewMatches = 2_000
+
+    /// How many rows of the full-text table match `phrase`, counted up to `cap + 1`.
+    func fullTextRows(_ phrase: String, upTo cap: Int) throws -> Int {
+        try db.read { db in
+            try Int.fetchOne(
+                db,
+                sql: "SELECT count(*) FROM (SELECT rowid FROM search WHERE search MATCH ? LIMIT ?)",
+                arguments: [phrase, cap + 1]
+            ) ?? 0
+        }
     }
 
     /// The incidents whose id is `id`, or starts with it (at most two: enough to tell whether

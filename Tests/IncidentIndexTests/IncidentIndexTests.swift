@@ -271,6 +271,28 @@ struct IncidentIndexTests {
         #expect(try again.isCurrent())
     }
 
+    @Test("a search answers as a full read, for words most incidents have, words a few have, and words none has")
+    func searchCommonAndRare() throws {
+        let l = try Log()
+        // Every pupil's search is "pupil N": more rows with "pupil" than the index counts as few.
+        l.incidents(0..<(IncidentIndex.fewMatches + 100))
+        l.flush()
+        let index = try IncidentIndex(logPath: l.path)
+        try index.update()
+        #expect(try index.fullTextRows("\"pupil\"*", upTo: IncidentIndex.fewMatches) > IncidentIndex.fewMatches)
+        let all = try IncidentStore.load(l.path).sorted { ($0.time, $0.id) > ($1.time, $1.id) }
+        for (words, limit) in [("pupil", 50), ("pupil 1234", 50), ("pupil 12", 5), ("nowhere", 50), ("pupil", 3000)] {
+            var q = IncidentIndex.Query()
+            q.text = words
+            q.limit = limit
+            let wanted = all.filter {
+                ($0.record.url ?? "").contains("q=" + words.replacingOccurrences(of: " ", with: "+"))
+            }
+            let got = try index.incidents(q).map(\.id)
+            #expect(got == Array(wanted.prefix(limit).map(\.id)), "\(words): \(got.count) of \(wanted.count)")
+        }
+    }
+
     @Test("a report from the index is the report from the whole log: new in the period, and older ones open at its end")
     func reportFromIndex() throws {
         let l = try Log()
