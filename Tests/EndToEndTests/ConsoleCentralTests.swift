@@ -369,10 +369,8 @@ struct ConsoleCentralTests {
     func lateShippedArriveLive() throws {
         let t = try Trust()
         let (tom, _) = try t.client("tom")
-        let fd = try HTTPClient.connect(t.port)
+        let fd = try tom.openEvents()
         defer { close(fd) }
-        let cookie = tom.cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")
-        writeAll(fd, Array("GET /events HTTP/1.1\r\nHost: x\r\nCookie: \(cookie)\r\n\r\n".utf8))
         usleep(1_500_000)
         // A third school starts shipping: five incidents from January to August.
         #expect(t.pg.sql("CREATE ROLE fwd_east LOGIN PASSWORD 'pw-fwd_east'").0 == 0)

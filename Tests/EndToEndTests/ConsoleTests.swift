@@ -383,10 +383,8 @@ struct ConsoleTests {
         let s = try Setup()
         defer { _ = s.stop() }
         let c = try s.client("dsl1")
-        let fd = try HTTPClient.connect(s.port)
+        let fd = try c.openEvents()
         defer { close(fd) }
-        let cookie = c.cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")
-        writeAll(fd, Array("GET /events HTTP/1.1\r\nHost: x\r\nCookie: \(cookie)\r\n\r\n".utf8))
         usleep(500_000)
         try s.send([Self.squid("carol", host: "abuse.example/2", t: 3)], incidents: 1)
         let id = try #require(s.ids().first)
@@ -414,10 +412,8 @@ struct ConsoleTests {
         defer { _ = s.stop() }
         try s.send([Self.squid("before", host: "gambling.canary.esafety.invalid", t: 0)], incidents: 1)
         let c = try s.client("dsl1")
-        let fd = try HTTPClient.connect(s.port)
+        let fd = try c.openEvents()
         defer { close(fd) }
-        let cookie = c.cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")
-        writeAll(fd, Array("GET /events HTTP/1.1\r\nHost: x\r\nCookie: \(cookie)\r\n\r\n".utf8))
         usleep(500_000)
         // 2,500 pupils at once: more than a poll reads (2,000; the newest 50 once, when 100 of
         // 150 were never announced; then the newest 2,000, when 500 of 2,500 were not).

@@ -145,6 +145,15 @@ public final class HTTPClient: @unchecked Sendable {
         return out
     }
 
+    /// Opens the console's live stream (`GET /events`) with this client's session, on a
+    /// connection of its own that stays open: the socket, to read the events from.
+    public func openEvents() throws -> Int32 {
+        let fd = try Self.connect(port)
+        let cookie = cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")
+        writeAll(fd, Array("GET /events HTTP/1.1\r\nHost: x\r\nCookie: \(cookie)\r\n\r\n".utf8))
+        return fd
+    }
+
     /// Connects to 127.0.0.1:port.
     public static func connect(_ port: UInt16, timeout seconds: Int = 30) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
