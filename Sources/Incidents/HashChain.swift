@@ -281,26 +281,23 @@ public enum HashChain {
     /// `"key":"` in its bytes, to the next quote.
     public static func field(_ body: Substring, _ key: String) -> String? {
         let pattern = Array("\"\(key)\":\"".utf8)
-        let found = body.utf8.withContiguousStorageIfAvailable { b -> String? in
+        var body = body
+        return body.withUTF8 { b -> String? in
             // Each quote in turn (memchr), compared with the pattern (memcmp).
             guard let base = b.baseAddress else { return nil }
             let m = pattern.count
             var i = 0
-            var start: Int? = nil
-            while start == nil, i + m <= b.count {
-                guard let q = memchr(base + i, 0x22, b.count - m + 1 - i) else { break }
+            while i + m <= b.count {
+                guard let q = memchr(base + i, 0x22, b.count - m + 1 - i) else { return nil }
                 let j = UnsafeRawPointer(base).distance(to: UnsafeRawPointer(q))
-                if pattern.withUnsafeBytes({ memcmp(base + j, $0.baseAddress!, m) }) == 0 { start = j + m }
+                if pattern.withUnsafeBytes({ memcmp(base + j, $0.baseAddress!, m) }) == 0 {
+                    guard let end = b[(j + m)...].firstIndex(of: 0x22) else { return nil }
+                    return String(decoding: b[(j + m)..<end], as: UTF8.self)
+                }
                 i = j + 1
             }
-            guard let start, let end = b[start...].firstIndex(of: 0x22) else { return nil }
-            return String(decoding: b[start..<end], as: UTF8.self)
+            return nil
         }
-        if let found { return found }
-        let u = body.utf8
-        guard let r = u.firstRange(of: pattern) else { return nil }
-        let rest = u[r.upperBound...]
-        guard let end = rest.firstIndex(of: 0x22) else { return nil }
-        return String(decoding: rest[..<end], as: UTF8.self)
     }
+
 }
