@@ -386,10 +386,13 @@ public final class IncidentIndex: @unchecked Sendable {
         // Words are narrow when at most `Self.fewMatches` rows of the full-text table have them
         // (counted, up to that, from its own index): then those incidents are read and sorted;
         // a walk by time would read every incident for a word none has (1 s at a million).
-        let narrowed =
-            [q.person, q.user, q.client, q.category, q.group].contains { $0 != nil }
-            || (phrase.map { (try? fullTextRows($0, upTo: Self.fewMatches)) ?? 0 <= Self.fewMatches } ?? false)
-        let source = narrowed || q.lastWritten || q.limit == nil ? "incidents" : "incidents INDEXED BY incidents_time"
+        // (Counted only when a walk by time would be chosen otherwise.)
+        func fewWords() -> Bool {
+            phrase.map { (try? fullTextRows($0, upTo: Self.fewMatches)) ?? 0 <= Self.fewMatches } ?? false
+        }
+        let narrowed = [q.person, q.user, q.client, q.category, q.group].contains { $0 != nil }
+        let walk = !narrowed && !q.lastWritten && q.limit != nil && !fewWords()
+        let source = walk ? "incidents INDEXED BY incidents_time" : "incidents"
         return try summaries(sql: "SELECT id FROM \(source)\(filter) ORDER BY \(order)\(limit)", args)
     }
 
