@@ -15,12 +15,6 @@ public enum CentralIncidents {
         public var description: String
     }
 
-    /// `text` as a LIKE pattern that matches only itself: its `\\`, `%` and `_` escaped.
-    static func literal(_ text: String) -> String {
-        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
-            .replacingOccurrences(of: "_", with: "\\_")
-    }
-
     /// The tool's filters (`incidents list`), as `IncidentIndex.Query` has them for a school's log.
     public struct Filter: Sendable {
         public var site: String?
@@ -41,7 +35,8 @@ public enum CentralIncidents {
         /// [since, until): RFC 3339 or YYYY-MM-DD, compared as the records' times are.
         public var since: String?
         public var until: String?
-        /// Words in the site, the URL, the search term or a note (case-insensitive, all of them).
+        /// Words in the website, the URL, the search term or a note (case-insensitive, all of them,
+        /// the last also as the start of a word), as a school's own index finds them.
         public var text: String?
         public var limit = 50
         public init() {}
@@ -54,11 +49,7 @@ public enum CentralIncidents {
         _ f: Filter,
         logger: Logger
     ) async throws -> [(site: String, view: IncidentView)] {
-        // Each word must appear (case-insensitive) in the site, the URL, the search term or a
-        // note, whether the note came from the school's log or was taken centrally.
-        let words = (f.text ?? "").split(whereSeparator: \.isWhitespace).map { "%" + literal($0.lowercased()) + "%" }
-        let rows = try await c.query(
-            """
+        var query: PostgresQuery = """
             SELECT i.site, i.record::text, i.state, coalesce(h.hits, -1), coalesce(h.last_seen, '')
             FROM esafety.incidents i
             LEFT JOIN LATERAL (
@@ -78,18 +69,12 @@ public enum CentralIncidents {
             AND (\(f.person)::text IS NULL OR i.person = \(f.person))
             AND (\(f.since)::text IS NULL OR i.time >= \(f.since))
             AND (\(f.until)::text IS NULL OR i.time < \(f.until))
-            AND (cardinality(\(words)::text[]) = 0 OR (
-                SELECT bool_and(
-                    lower(concat_ws(' ', i.host, i.record->>'url', i.record->>'search_term')) LIKE w
-                    OR EXISTS (SELECT 1 FROM esafety.lines l
-                        WHERE l.site = i.site AND l.id = i.id AND l.event = 'note' AND lower(l.line->>'note') LIKE w)
-                    OR EXISTS (SELECT 1 FROM esafety.actions a
-                        WHERE a.site = i.site AND a.id = i.id AND a.action = 'note' AND lower(a.line->>'note') LIKE w))
-                FROM unnest(\(words)::text[]) AS w))
-            ORDER BY i.time DESC LIMIT \(f.limit)
-            """,
-            logger: logger
-        )
+            """
+        if let text = f.text, text.contains(where: { !$0.isWhitespace }) {
+            try await matchWords(of: text, in: &query, c, logger: logger)
+        }
+        query.sql += "\nORDER BY i.time DESC LIMIT \(max(0, f.limit))"
+        let rows = try await c.query(query, logger: logger)
         var out: [(String, IncidentView)] = []
         for try await (site, line, state, hits, lastSeen) in rows.decode((String, String, String, Int, String).self) {
             guard case .incident(let record) = LogRecord(line: line) else { continue }
@@ -102,6 +87,85 @@ public enum CentralIncidents {
         }
         return out
     }
+
+    /// Narrows `query` to the incidents with every word of `text` in their website, URL, search
+    /// term or a note (the school's or a central one), its last word also as the start of a
+    /// word, as a school's own index searches. The words are the store's own
+    /// (`esafety.search_words`), split as the incidents' were; text with no word in it (only
+    /// punctuation) matches nothing.
+    ///
+    /// Each whole word is an `EXISTS` on `esafety.words` (its index leads with the word); the
+    /// start of a word is checked on the incident's own text and its notes. When one of the
+    /// words has at most `fewMatches` rows (counted from the index, up to that), the store
+    /// starts from that word's incidents; otherwise it walks incidents newest first and stops
+    /// at the limit, as for words most incidents have.
+    static func matchWords(
+        of text: String,
+        in query: inout PostgresQuery,
+        _ c: PostgresConnection,
+        logger: Logger
+    ) async throws {
+        var words: [String] = []
+        for try await w in try await c.query("SELECT esafety.search_words(\(text))", logger: logger)
+            .decode([String].self)
+        {
+            words = w
+        }
+        guard let last = words.last else {
+            query.sql += "\nAND false"
+            return
+        }
+        // Each word as a range of the index: a whole word is itself up to the next string
+        // ("\u{1}" after it), the start of a word itself up to it and the last code point.
+        let ranges = words.enumerated().map { n, w in (w, w + (n == words.count - 1 ? "\u{10FFFF}" : "\u{1}")) }
+        var counts: [Int] = []
+        let counted = try await c.query(
+            """
+            SELECT (SELECT count(*) FROM (SELECT 1 FROM esafety.words x WHERE x.word >= r.lo AND x.word < r.hi
+                LIMIT \(fewMatches + 1)) AS m)
+            FROM unnest(\(ranges.map(\.0))::text[], \(ranges.map(\.1))::text[]) WITH ORDINALITY AS r(lo, hi, n)
+            ORDER BY r.n
+            """,
+            logger: logger
+        )
+        for try await n in counted.decode(Int.self) { counts.append(n) }
+        func bind(_ value: String) -> String {
+            query.binds.append(value)
+            return "$\(query.binds.count)"
+        }
+        if let rarest = counts.indices.min(by: { counts[$0] < counts[$1] }), counts[rarest] <= fewMatches {
+            query.sql += """
+
+                AND (i.site, i.id) IN (SELECT x.site, x.id FROM esafety.words x
+                    WHERE x.word >= \(bind(ranges[rarest].0)) AND x.word < \(bind(ranges[rarest].1)))
+                """
+        }
+        for word in words.dropLast() {
+            query.sql += """
+
+                AND EXISTS (SELECT 1 FROM esafety.words x
+                    WHERE x.word = \(bind(word)) AND x.site = i.site AND x.id = i.id)
+                """
+        }
+        // The start of a word, on the incident's own text and its notes (the index's range of
+        // a common start is large; an incident's own words are few).
+        let (lo, hi) = (bind(last), bind(last + "\u{10FFFF}"))
+        func has(_ text: String) -> String {
+            "EXISTS (SELECT 1 FROM esafety.words_of(\(text)) AS w\n"
+                + "WHERE w COLLATE \"C\" >= \(lo) AND w COLLATE \"C\" < \(hi))"
+        }
+        query.sql += """
+
+            AND (\(has("concat_ws(' ', i.host, i.record->>'url', i.record->>'search_term')"))
+                OR EXISTS (SELECT 1 FROM esafety.lines l WHERE l.site = i.site AND l.id = i.id AND l.event = 'note'
+                    AND \(has("l.line->>'note'")))
+                OR EXISTS (SELECT 1 FROM esafety.actions a WHERE a.site = i.site AND a.id = i.id AND a.action = 'note'
+                    AND \(has("a.line->>'note'"))))
+            """
+    }
+
+    /// Below this many rows of a search's rarest word, the store starts from its incidents.
+    static let fewMatches = 2_000
 
     /// The incident an id (or a prefix of 8 or more characters) names, with its whole
     /// history: the site's lines in the site's order, then the central actions in theirs,

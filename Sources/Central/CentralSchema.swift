@@ -235,6 +235,83 @@ public enum CentralSchema {
                 WHERE state IN ('new', 'acknowledged', 'escalated');
             """
         ),
+        (
+            7,
+            """
+            -- A search's words from an index, not a scan: each incident's words (its website, URL
+            -- and search term, and every note taken on it, in the school's log or centrally), one
+            -- row per word, kept by triggers as rows arrive. Row-level security keeps any
+            -- operator that is not leakproof (LIKE, trigram and full-text matches alike) away from
+            -- every index, so a search of a trust's incidents read each row (75 s at ten million),
+            -- a word is found here with `=` and a range (`>=`, `<`), which are leakproof.
+            -- A word is a run of letters and digits, lowercased, its first 64 characters (an
+            -- index entry is bounded; a URL may hold a long token).
+            -- One definition, inlined where it is used (a SQL function over one SELECT).
+            CREATE FUNCTION esafety.words_of(t text) RETURNS SETOF text LANGUAGE sql STABLE AS $f$
+                SELECT left(w, 64) FROM regexp_split_to_table(lower(coalesce(t, '')), '[^[:alnum:]]+') AS w
+                WHERE w <> ''
+            $f$;
+            -- A search's own words in the order they were written (its last word is also the start
+            -- of a word, as in a school's index).
+            CREATE FUNCTION esafety.search_words(t text) RETURNS text[] LANGUAGE sql STABLE AS $f$
+                SELECT coalesce(array_agg(w ORDER BY n), '{}') FROM esafety.words_of(t) WITH ORDINALITY AS s(w, n)
+            $f$;
+            -- Each word once per text (a word in both an incident's URL and a note on it is two
+            -- rows: nothing is checked for uniqueness, an index less to keep).
+            CREATE TABLE esafety.words (
+                word text COLLATE "C" NOT NULL,
+                site text NOT NULL,
+                id text NOT NULL
+            );
+            CREATE INDEX words_word ON esafety.words (word, site, id);
+            ALTER TABLE esafety.words ENABLE ROW LEVEL SECURITY;
+            CREATE POLICY by_site ON esafety.words USING \(visible) WITH CHECK \(visible);
+            GRANT SELECT ON esafety.words TO esafety_school, esafety_trust, esafety_console;
+            -- The triggers write as the schema's owner (no role is granted INSERT here): what they
+            -- index is a row its writer was allowed to insert, under that table's policy.
+            CREATE FUNCTION esafety.words_of_incidents() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+            SET search_path = pg_catalog, pg_temp AS $f$ BEGIN
+                INSERT INTO esafety.words (word, site, id)
+                SELECT w, n.site, n.id FROM added n, LATERAL (SELECT DISTINCT w
+                    FROM esafety.words_of(concat_ws(' ', n.host, n.record->>'url', n.record->>'search_term')) AS w) AS d
+                ; RETURN NULL; END
+            $f$;
+            CREATE FUNCTION esafety.words_of_lines() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+            SET search_path = pg_catalog, pg_temp AS $f$ BEGIN
+                INSERT INTO esafety.words (word, site, id)
+                SELECT w, n.site, n.id FROM added n,
+                LATERAL (SELECT DISTINCT w FROM esafety.words_of(n.line->>'note') AS w) AS d
+                WHERE n.event = 'note' AND n.id IS NOT NULL; RETURN NULL; END
+            $f$;
+            CREATE FUNCTION esafety.words_of_actions() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+            SET search_path = pg_catalog, pg_temp AS $f$ BEGIN
+                INSERT INTO esafety.words (word, site, id)
+                SELECT w, n.site, n.id FROM added n,
+                LATERAL (SELECT DISTINCT w FROM esafety.words_of(n.line->>'note') AS w) AS d
+                WHERE n.action = 'note'; RETURN NULL; END
+            $f$;
+            REVOKE ALL ON FUNCTION esafety.words_of_incidents(), esafety.words_of_lines(), esafety.words_of_actions()
+                FROM PUBLIC;
+            CREATE TRIGGER words AFTER INSERT ON esafety.incidents REFERENCING NEW TABLE AS added
+                FOR EACH STATEMENT EXECUTE FUNCTION esafety.words_of_incidents();
+            CREATE TRIGGER words AFTER INSERT ON esafety.lines REFERENCING NEW TABLE AS added
+                FOR EACH STATEMENT EXECUTE FUNCTION esafety.words_of_lines();
+            CREATE TRIGGER words AFTER INSERT ON esafety.actions REFERENCING NEW TABLE AS added
+                FOR EACH STATEMENT EXECUTE FUNCTION esafety.words_of_actions();
+            -- What the store already holds (at ten million incidents, minutes).
+            INSERT INTO esafety.words (word, site, id)
+            SELECT w, i.site, i.id FROM esafety.incidents i, LATERAL (SELECT DISTINCT w
+                FROM esafety.words_of(concat_ws(' ', i.host, i.record->>'url', i.record->>'search_term')) AS w) AS d;
+            INSERT INTO esafety.words (word, site, id)
+            SELECT w, l.site, l.id FROM esafety.lines l,
+                LATERAL (SELECT DISTINCT w FROM esafety.words_of(l.line->>'note') AS w) AS d
+            WHERE l.event = 'note' AND l.id IS NOT NULL;
+            INSERT INTO esafety.words (word, site, id)
+            SELECT w, a.site, a.id FROM esafety.actions a,
+                LATERAL (SELECT DISTINCT w FROM esafety.words_of(a.line->>'note') AS w) AS d
+            WHERE a.action = 'note'
+            """
+        ),
     ]
 
     public struct Applied: Sendable {

@@ -255,6 +255,12 @@ public final class Forwarder: @unchecked Sendable {
     /// An error in words that hold no query text or values (a child's record must not reach the
     /// journal): PostgreSQL's code and message, or the connection's failure.
     public static func describe(_ error: any Error) -> String {
+        // A failure inside a transaction (a migration, a batch): the statement's own error.
+        if let t = error as? PostgresTransactionError,
+            let inner = t.beginError ?? t.closureError ?? t.commitError ?? t.rollbackError
+        {
+            return describe(inner)
+        }
         if let e = error as? PSQLError {
             if let message = e.serverInfo?[.message] {
                 return "\(e.serverInfo?[.sqlState].map { "SQLSTATE \($0): " } ?? "")\(message)"

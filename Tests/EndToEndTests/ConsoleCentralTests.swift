@@ -303,6 +303,10 @@ struct ConsoleCentralTests {
         #expect(try b.run("return document.activeElement.value") as? String == "south")
         try b.keys(ConsoleBrowserTests.tab + ConsoleBrowserTests.enter)
         #expect(b.wait("return location.pathname === '/' && document.querySelector('#school').value === 'south'"))
+        // The new page's table, once it is there (the old page's rows may still be read otherwise).
+        _ = b.wait(
+            "return [...document.querySelectorAll('#incidents tbody tr')].every(r => r.cells[1].textContent === 'south')"
+        )
         #expect(try schools() == ["south"], "the dashboard shows the chosen school only")
         try b.go(base + "/incidents?state=all")
         #expect(try schools() == ["south"], "and so does the list")
@@ -325,42 +329,84 @@ struct ConsoleCentralTests {
     }
 
     @Test(
-        "a question that runs too long is stopped by the store and the page says how to narrow it; the console goes on answering"
+        "a trust-wide search of 300,000 more incidents answers from the store's words, within a 200 ms question limit"
     )
-    func slowQuestionStopped() throws {
-        // 300,000 more incidents at a third site: a trust-wide search for a rare word reads them all.
+    func searchAtScale() throws {
+        // 300,000 more incidents at a third site, written as the forwarder's rows are (the
+        // store's triggers index their words). A search was a scan of every row (row-level
+        // security keeps LIKE from any index): a word no incident has took longer than 200 ms.
         let t = try Trust(web: ["--query-timeout", "0.2"]) { pg in
             let (code, out) = pg.sql(
                 """
                 INSERT INTO esafety.incidents (site, id, time, severity, category, grp, person, host, state, record)
-                SELECT 'east', 'inc-' || lpad(to_hex(g), 12, '0') || '-000000-000001',
-                    to_char(timestamp '2025-01-01' + g * interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-                    'low', 'games', 'year7', 'pupil' || (g % 500), 'www.game' || g || '.example', 'resolved',
-                    jsonb_build_object('event', 'incident', 'url', 'https://www.game' || g || '.example/',
+                SELECT 'east', id, t, 'low', 'games', 'year7', p, h, 'resolved',
+                    jsonb_build_object('event', 'incident', 'id', id, 'time', t, 'severity', 'low', 'category', 'games',
+                        'group', 'year7', 'user', p, 'host', h, 'url', 'https://' || h || '/',
                         'search_term', 'level ' || g)
-                FROM generate_series(1, 300000) AS g;
+                FROM (SELECT g, 'inc-' || lpad(to_hex(g), 12, '0') || '-000000-000001' AS id,
+                    to_char(timestamp '2025-01-01' + g * interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS t,
+                    'pupil' || (g % 500) AS p, 'www.game' || g || '.example' AS h
+                    FROM generate_series(1, 300000) AS g) AS s;
                 INSERT INTO esafety.heads (site, seq, chain) VALUES ('east', 300000, 'x');
-                ANALYZE esafety.incidents
+                ANALYZE esafety.incidents;
+                ANALYZE esafety.words
                 """
             )
             #expect(code == 0, "\(out)")
         }
         let (tom, _) = try t.client("tom")
         var r = try tom.get("/incidents?state=open")
-        #expect(r.status == 200, "a list still answers within the time: \(r.status)")
         let csrf = r.field("csrf") ?? ""
+        for (words, found) in [
+            ("nothing-like-this-anywhere", 0), ("level 123456", 1), ("game29999", 11), ("www.game299999.example", 1),
+        ] {
+            r = try tom.post("/incidents/search", [("csrf", csrf), ("q", words)])
+            #expect(
+                r.status == 200 && r.body.contains("\(found) incident(s) found"),
+                "\(words): \(r.status) \(r.body.suffix(300))"
+            )
+        }
+        // Words most of the incidents have: the newest of them, still within the limit.
+        r = try tom.post("/incidents/search", [("csrf", csrf), ("q", "level")])
+        #expect(r.status == 200 && r.body.contains("www.game300000.example"), "\(r.status) \(r.body.suffix(3000))")
+    }
+
+    @Test(
+        "a question that runs too long is stopped by the store and the page says how to narrow it; the console goes on answering"
+    )
+    func slowQuestionStopped() throws {
+        let t = try Trust(web: ["--query-timeout", "0.2"])
+        let (tom, _) = try t.client("tom")
+        var r = try tom.get("/incidents?state=open")
+        #expect(r.status == 200, "a list answers within the time: \(r.status)")
+        let csrf = r.field("csrf") ?? ""
+        // A question the store cannot answer in time: the incidents are held by another session
+        // (as a long maintenance statement would hold them) for three seconds.
+        let holder = try Child(
+            "/usr/bin/psql",
+            [
+                "-h", t.pg.dir, "-p", String(t.pg.port), "-U", "postgres", "-d", "esafety", "-c",
+                "BEGIN; LOCK TABLE esafety.incidents IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT",
+            ],
+            capture: false
+        )
+        #expect(
+            poll(timeout: 10) {
+                t.pg.sql("SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND granted").1
+                    .trimmingCharacters(in: .whitespacesAndNewlines) != "0"
+            }
+        )
         let started = Date()
-        r = try tom.post("/incidents/search", [("csrf", csrf), ("q", "nothing-like-this-anywhere")])
+        r = try tom.post("/incidents/search", [("csrf", csrf), ("q", "call home")])
         #expect(
             r.status == 503 && r.body.contains("took more than 200 ms to answer"),
             "\(r.status) \(r.body.suffix(400))"
         )
         #expect(r.body.contains("Narrow it: one school (the School switcher), dates, or more words."))
-        #expect(Date().timeIntervalSince(started) < 10, "stopped, not waited for")
+        #expect(Date().timeIntervalSince(started) < 2, "stopped, not waited for")
+        _ = holder.wait()
         r = try tom.get("/incidents?state=open")
         #expect(r.status == 200 && r.body.contains("site=north"), "the console goes on answering")
-        // A school's search reads that school's rows only, and answers.
-        r = try tom.post("/site", [("csrf", csrf), ("site", "north")])
         r = try tom.post("/incidents/search", [("csrf", csrf), ("q", "nothing-like-this-anywhere")])
         #expect(r.status == 200 && r.body.contains("0 incident(s) found"), "\(r.status)")
     }
