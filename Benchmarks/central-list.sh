@@ -5,7 +5,9 @@
 # generates ROWS incidents and their lines there (central_generate), and times `esafety incidents list --open --limit 50
 # --central` 20 times as the trust's role and as one school's role (row-level security),
 # printing p50 and p95 of the whole command; then `incidents show ID` (the whole id, and its
-# first 20 characters) as the school's role, with the id's index (migration 4) and without it.
+# first 20 characters) as the school's role, with the id's index (migration 4) and without it;
+# and `incidents list --search WORDS --limit 50` (migration 7's words) as both roles, for a word
+# no incident has, a website's name (about 50 incidents a site), and a word every incident has.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
@@ -44,6 +46,23 @@ timeshow() {
     grep -E '^[0-9.]+ [0-9]+$' "$DIR/times-show" | sort -n | awk -v w="$2" '{ t[NR] = $1 } END {
         printf "show %s: p50 %.0f ms, p95 %.0f ms (%d runs)\n", w, t[int(NR * 0.5 + 0.5)] * 1000, t[int(NR * 0.95 + 0.5)] * 1000, NR }'
 }
+timesearch() {
+    for role in trust_dsl school_site1; do
+        : > "$DIR/times-search"
+        for _ in $(seq 10); do
+            /usr/bin/time -f "%e %M" "$BIN/esafety" incidents list --search "$1" --limit 50 \
+                --central "postgresql://$role@:25433/esafety?host=$DIR" --password-file "$DIR/$role.pw" \
+                >"$DIR/search.out" 2>>"$DIR/times-search"
+        done
+        grep -E '^[0-9.]+ [0-9]+$' "$DIR/times-search" | sort -n | awk -v w="$1" -v r="$role" \
+            -v n="$(grep -o '[0-9]* incident(s)' "$DIR/search.out")" '{ t[NR] = $1 } END {
+            printf "%s: list --search \"%s\" --limit 50 (%s): p50 %.0f ms, p95 %.0f ms (%d runs)\n", r, w, n,
+                t[int(NR * 0.5 + 0.5)] * 1000, t[int(NR * 0.95 + 0.5)] * 1000, NR }'
+    done
+}
+timesearch "weather"
+timesearch "site1234.example"
+timesearch "example"
 timeshow "$ID" "ID (whole), with the id index"
 timeshow "${ID:0:20}" "ID (first 20 characters), with the id index"
 SQL -c "DROP INDEX esafety.incidents_id"

@@ -49,6 +49,8 @@ public enum CentralIncidents {
         _ f: Filter,
         logger: Logger
     ) async throws -> [(site: String, view: IncidentView)] {
+        var f = f
+        if f.site == nil && f.sites == nil { f.sites = try await visibleSites(c, logger: logger) }
         var query: PostgresQuery = """
             SELECT i.site, i.record::text, i.state, coalesce(h.hits, -1), coalesce(h.last_seen, '')
             FROM esafety.incidents i
@@ -86,6 +88,20 @@ public enum CentralIncidents {
             out.append((site, view))
         }
         return out
+    }
+
+    /// The sites the connected role may see, or nil when it sees every site (a trust's role):
+    /// the policy's own answer. Named in a list's query, they let PostgreSQL estimate a school's
+    /// share of the rows and use a site's indexes; the policy alone hides them from the planner
+    /// (a school's open incidents at a million rows: 200 ms walking every site's by time, 27 ms).
+    static func visibleSites(_ c: PostgresConnection, logger: Logger) async throws -> [String]? {
+        var sites: [String]? = nil
+        let rows = try await c.query(
+            "SELECT CASE WHEN esafety.sees_all() THEN NULL ELSE esafety.own_sites() END",
+            logger: logger
+        )
+        for try await s in rows.decode([String]?.self) { sites = s }
+        return sites
     }
 
     /// Narrows `query` to the incidents with every word of `text` in their website, URL, search
