@@ -55,7 +55,7 @@ timesearch() {
                 >"$DIR/search.out" 2>>"$DIR/times-search"
         done
         grep -E '^[0-9.]+ [0-9]+$' "$DIR/times-search" | sort -n | awk -v w="$1" -v r="$role" \
-            -v n="$(grep -o '[0-9]* incident(s)' "$DIR/search.out")" '{ t[NR] = $1 } END {
+            -v n="$(wc -l < "$DIR/search.out") incidents" '{ t[NR] = $1 } END {
             printf "%s: list --search \"%s\" --limit 50 (%s): p50 %.0f ms, p95 %.0f ms (%d runs)\n", r, w, n,
                 t[int(NR * 0.5 + 0.5)] * 1000, t[int(NR * 0.95 + 0.5)] * 1000, NR }'
     done
