@@ -204,7 +204,9 @@ struct IncidentIndexTests {
         #expect(states["resolved"]?.values.reduce(0, +) == 1)
         #expect(states.values.flatMap(\.values).reduce(0, +) == all.count)
         var folded: [String: [String: Int]] = [:]
-        for v in all { folded[v.workflow.state.rawValue, default: [:]][v.severity?.description ?? "none", default: 0] += 1 }
+        for v in all {
+            folded[v.workflow.state.rawValue, default: [:]][v.severity?.description ?? "none", default: 0] += 1
+        }
         #expect(states == folded, "each state's count per severity, as a fold of the log gives it")
         // The dashboard's open and overdue counts, exact under the cap and bounded past it
         // (cap + 1 says "more than cap"); one state and the resolved incident excluded.
