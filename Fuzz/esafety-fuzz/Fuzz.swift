@@ -72,7 +72,11 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case "control":
         _ = try? StatusReport(json: String(decoding: bytes, as: UTF8.self)).text
     case "record":
-        if let r = LogRecord(line: String(decoding: bytes, as: UTF8.self)) { _ = r.bytes }
+        let text = String(decoding: bytes, as: UTF8.self)
+        let record = LogRecord(line: text)
+        // The byte reader (incidents, hits) and the decoder read every line alike.
+        precondition(record == LogRecord(decoding: text), "read by bytes unlike the decoder: \(text)")
+        if let r = record { _ = r.bytes }
         _ = IncidentStore.fold(String(decoding: bytes, as: UTF8.self))
     default:
         fatalError("unknown ESAFETY_FUZZ_TARGET \(target)")

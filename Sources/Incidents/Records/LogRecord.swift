@@ -76,6 +76,22 @@ public enum LogRecord: Sendable, Equatable {
     /// partial line left by a crash, a later version's event), which readers pass over.
     /// A line without `event` is an incident (the earliest logs wrote none).
     public init?(line: some StringProtocol) {
+        // An incident or a `hits` line in esafety's own shape by its bytes (most of what
+        // readers read); any other line, or one not quite that shape, the decoder's lenient way.
+        if let incident = IncidentRecord(scanning: line) {
+            self = .incident(incident)
+            return
+        }
+        if let hits = HitsRecord(scanning: line) {
+            self = .hits(hits)
+            return
+        }
+        self.init(decoding: line)
+    }
+
+    /// The decoder's reading of a line (what `init(line:)` gives for anything the byte reader
+    /// leaves to it).
+    init?(decoding line: some StringProtocol) {
         guard let value = try? Self.decoder.decode(Decoded.self, from: Data(line.utf8)) else { return nil }
         self = value.record
     }

@@ -1,0 +1,466 @@
+import Classifier
+
+extension IncidentRecord {
+    /// An `incident` line read by its bytes, without JSONDecoder: the same record the decoder
+    /// gives, for a line in the shape esafety writes (every key of the expected type or null,
+    /// `source` and `rule` objects of plain values, `route` an array of strings, integers
+    /// without a fraction, no surrogate `\u` escape, no key twice). Anything else gives nil and
+    /// the caller decodes the line the lenient way (`LogRecord(line:)` does), so the two can
+    /// never disagree: this reader never guesses. A list, a report or the console reads every
+    /// incident it shows; decoding was half of a list's time.
+    init?(scanning line: some StringProtocol) {
+        var text = String(line)
+        guard let record = text.withUTF8({ IncidentRecord.scan(JSONScan(bytes: $0)) }) else { return nil }
+        self = record
+    }
+
+    private static func scan(_ s: JSONScan) -> IncidentRecord? {
+        var s = s
+        var seen: UInt32 = 0
+        var id = ""
+        var time = ""
+        var category = ""
+        var group = ""
+        var client = ""
+        var host = ""
+        var action = "unknown"
+        var severity: String?
+        var user: String?
+        var device: String?
+        var mac: String?
+        var url: String?
+        var searchTerm: String?
+        var blockedBy: String?
+        var categoryName: String?
+        var window: String?
+        var firstSeen: String?
+        var lastSeen: String?
+        var due: String?
+        var source = Source(format: "", peer: "")
+        var rule = Rule(kind: nil, file: "", line: 0, rule: "", generation: 0, locked: false)
+        var repeated = false
+        var route: [String] = []
+        var hits = 1
+        guard s.begin(0x7B) else { return nil }
+        var first = true
+        while true {
+            guard let key = s.nextKey(first: &first) else { return nil }
+            if key.isEmpty { break }  // the object's end
+            // Each key once (the decoder's answer for a key given twice is not this reader's to
+            // guess), and no key this version does not know.
+            guard let bit = Self.keys.firstIndex(of: key), seen & 1 << bit == 0 else { return nil }
+            seen |= 1 << bit
+            switch key {
+            case "event":
+                guard let v = s.optionalString() else { return nil }
+                guard v == nil || v == LogRecord.Kind.incident.rawValue else { return nil }
+            case "id": guard s.field(&id) else { return nil }
+            case "time": guard s.field(&time) else { return nil }
+            case "category": guard s.field(&category) else { return nil }
+            case "group": guard s.field(&group) else { return nil }
+            case "client": guard s.field(&client) else { return nil }
+            case "host": guard s.field(&host) else { return nil }
+            case "action": guard s.field(&action) else { return nil }
+            case "severity": guard s.field(&severity) else { return nil }
+            case "user": guard s.field(&user) else { return nil }
+            case "device": guard s.field(&device) else { return nil }
+            case "mac": guard s.field(&mac) else { return nil }
+            case "url": guard s.field(&url) else { return nil }
+            case "search_term": guard s.field(&searchTerm) else { return nil }
+            case "blocked_by": guard s.field(&blockedBy) else { return nil }
+            case "category_name": guard s.field(&categoryName) else { return nil }
+            case "window": guard s.field(&window) else { return nil }
+            case "first_seen": guard s.field(&firstSeen) else { return nil }
+            case "last_seen": guard s.field(&lastSeen) else { return nil }
+            case "due": guard s.field(&due) else { return nil }
+            case "repeated":
+                guard let v = s.optionalBool() else { return nil }
+                repeated = v ?? false
+            case "hits":
+                guard let v = s.optionalInt() else { return nil }
+                hits = v ?? 1
+            case "route":
+                guard let v = s.optionalStrings() else { return nil }
+                route = v ?? []
+            case "source":
+                if s.null() { continue }
+                guard let v = scanSource(&s) else { return nil }
+                source = v
+            case "rule":
+                if s.null() { continue }
+                guard let v = scanRule(&s) else { return nil }
+                rule = v
+            default:  // `chain`: the log's, not the record's
+                guard s.string() != nil else { return nil }
+            }
+        }
+        guard s.atEnd() else { return nil }
+        var r = IncidentRecord(
+            id: id,
+            time: RecordTime(text: time),
+            severity: severity.flatMap(Severity.init(name:)),
+            category: category,
+            group: group,
+            client: client,
+            user: user,
+            device: device,
+            mac: mac,
+            host: host,
+            url: url,
+            searchTerm: searchTerm,
+            action: action,
+            source: source,
+            rule: rule,
+            repeated: repeated,
+            window: window,
+            route: route,
+            hits: hits,
+            firstSeen: firstSeen.map(RecordTime.init(text:)),
+            lastSeen: lastSeen.map(RecordTime.init(text:)),
+            due: due.map(RecordTime.init(text:))
+        )
+        r.blockedBy = blockedBy
+        r.categoryName = categoryName
+        return r
+    }
+
+    private static let keys = [
+        "event", "id", "time", "severity", "category", "category_name", "group", "client", "user", "device", "mac",
+        "host", "url", "search_term", "action", "blocked_by", "source", "rule", "repeated", "window", "route", "hits",
+        "first_seen", "last_seen", "due", "chain",
+    ]
+
+    /// `source`: both keys present as strings (the decoder's Source needs both).
+    private static func scanSource(_ s: inout JSONScan) -> Source? {
+        guard s.begin(0x7B) else { return nil }
+        var format: String?
+        var peer: String?
+        var first = true
+        while true {
+            guard let key = s.nextKey(first: &first) else { return nil }
+            if key.isEmpty { break }
+            switch key {
+            case "format":
+                guard format == nil, let v = s.string() else { return nil }
+                format = v
+            case "peer":
+                guard peer == nil, let v = s.string() else { return nil }
+                peer = v
+            default: return nil
+            }
+        }
+        guard let format, let peer else { return nil }
+        return Source(format: format, peer: peer)
+    }
+
+    private static let ruleKeys = ["kind", "file", "line", "rule", "generation", "locked"]
+
+    private static func scanRule(_ s: inout JSONScan) -> Rule? {
+        guard s.begin(0x7B) else { return nil }
+        var seen: UInt32 = 0
+        var kind: String?
+        var file = ""
+        var line: Int?
+        var text = ""
+        var generation: Int?
+        var locked: Bool?
+        var first = true
+        while true {
+            guard let key = s.nextKey(first: &first) else { return nil }
+            if key.isEmpty { break }
+            guard let bit = ruleKeys.firstIndex(of: key), seen & 1 << bit == 0 else { return nil }
+            seen |= 1 << bit
+            switch key {
+            case "kind": guard s.field(&kind) else { return nil }
+            case "file": guard s.field(&file) else { return nil }
+            case "rule": guard s.field(&text) else { return nil }
+            case "line":
+                guard let v = s.optionalInt() else { return nil }
+                line = v
+            case "generation":
+                guard let v = s.optionalInt() else { return nil }
+                generation = v
+            case "locked":
+                guard let v = s.optionalBool() else { return nil }
+                locked = v
+            default: return nil
+            }
+        }
+        return Rule(
+            kind: kind.flatMap(MatchKind.init(name:)),
+            file: file,
+            line: line ?? 0,
+            rule: text,
+            generation: generation ?? 0,
+            locked: locked ?? false
+        )
+    }
+}
+
+extension HitsRecord {
+    /// A `hits` line by its bytes, as `IncidentRecord(scanning:)` reads an incident: the
+    /// decoder's record for a line in esafety's own shape, nil for anything else.
+    init?(scanning line: some StringProtocol) {
+        var text = String(line)
+        guard let record = text.withUTF8({ HitsRecord.scan(JSONScan(bytes: $0)) }) else { return nil }
+        self = record
+    }
+
+    private static let keys = ["event", "id", "time", "hits", "first_seen", "last_seen", "sample_urls", "chain"]
+
+    private static func scan(_ s: JSONScan) -> HitsRecord? {
+        var s = s
+        var seen: UInt32 = 0
+        var id = ""
+        var time: String?
+        var firstSeen: String?
+        var lastSeen: String?
+        var hits = 1
+        var samples: [String] = []
+        var first = true
+        var event = false
+        guard s.begin(0x7B) else { return nil }
+        while true {
+            guard let key = s.nextKey(first: &first) else { return nil }
+            if key.isEmpty { break }
+            guard let bit = keys.firstIndex(of: key), seen & 1 << bit == 0 else { return nil }
+            seen |= 1 << bit
+            switch key {
+            case "event":
+                guard s.string() == LogRecord.Kind.hits.rawValue else { return nil }
+                event = true
+            case "id": guard s.field(&id) else { return nil }
+            case "time": guard s.field(&time) else { return nil }
+            case "first_seen": guard s.field(&firstSeen) else { return nil }
+            case "last_seen": guard s.field(&lastSeen) else { return nil }
+            case "hits":
+                guard let v = s.optionalInt() else { return nil }
+                hits = v ?? 1
+            case "sample_urls":
+                guard let v = s.optionalStrings() else { return nil }
+                samples = v ?? []
+            default:  // `chain`
+                guard s.string() != nil else { return nil }
+            }
+        }
+        guard event, s.atEnd() else { return nil }
+        let last = RecordTime(text: lastSeen ?? time ?? "")
+        var r = HitsRecord(
+            id: id,
+            hits: hits,
+            firstSeen: firstSeen.map(RecordTime.init(text:)) ?? last,
+            lastSeen: last,
+            sampleURLs: samples
+        )
+        r.time = time.map(RecordTime.init(text:)) ?? last
+        return r
+    }
+}
+
+/// A strict reader of JSON by bytes, for the shapes esafety writes: each method reads one
+/// thing or says it cannot (nil or false), and the caller then gives up on the fast path.
+struct JSONScan {
+    let b: UnsafeBufferPointer<UInt8>
+    var i = 0
+
+    init(bytes: UnsafeBufferPointer<UInt8>) { b = bytes }
+
+    mutating func space() {
+        while i < b.count, b[i] == 0x20 || b[i] == 0x09 || b[i] == 0x0A || b[i] == 0x0D { i += 1 }
+    }
+
+    /// Opens an object (`{`).
+    mutating func begin(_ c: UInt8) -> Bool {
+        space()
+        guard i < b.count, b[i] == c else { return false }
+        i += 1
+        return true
+    }
+
+    /// The next key of an object and its `:`; "" at the object's end (`}`), nil when the text
+    /// is not what a key may be here (a key with an escape is left to the decoder).
+    mutating func nextKey(first: inout Bool) -> String? {
+        space()
+        guard i < b.count else { return nil }
+        if b[i] == 0x7D {
+            i += 1
+            return ""
+        }
+        if !first {
+            guard b[i] == 0x2C else { return nil }
+            i += 1
+            space()
+        }
+        first = false
+        guard i < b.count, b[i] == 0x22 else { return nil }
+        let start = i + 1
+        var j = start
+        while j < b.count, b[j] != 0x22 {
+            guard b[j] != 0x5C, b[j] >= 0x20 else { return nil }
+            j += 1
+        }
+        guard j < b.count, j > start else { return nil }
+        let key = String(decoding: UnsafeBufferPointer(rebasing: b[start..<j]), as: UTF8.self)
+        i = j + 1
+        space()
+        guard i < b.count, b[i] == 0x3A else { return nil }
+        i += 1
+        return key
+    }
+
+    /// Only whitespace left.
+    mutating func atEnd() -> Bool {
+        space()
+        return i == b.count
+    }
+
+    /// `null`, consumed.
+    mutating func null() -> Bool { literal("null") }
+
+    private mutating func literal(_ word: StaticString) -> Bool {
+        space()
+        let n = word.utf8CodeUnitCount
+        guard i + n <= b.count else { return false }
+        for k in 0..<n where b[i + k] != word.utf8Start[k] { return false }
+        // The word ends there (`nullx` is not null).
+        if i + n < b.count, Self.isWordByte(b[i + n]) { return false }
+        i += n
+        return true
+    }
+
+    private static func isWordByte(_ c: UInt8) -> Bool {
+        (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2E || c == 0x2D
+            || c == 0x2B || c == 0x5F
+    }
+
+    /// A string value; nil for anything else (null included) or an escape left to the decoder.
+    mutating func string() -> String? {
+        space()
+        guard i < b.count, b[i] == 0x22 else { return nil }
+        let start = i + 1
+        var j = start
+        while j < b.count, b[j] != 0x22, b[j] != 0x5C {
+            guard b[j] >= 0x20 else { return nil }
+            j += 1
+        }
+        guard j < b.count else { return nil }
+        if b[j] == 0x22 {
+            i = j + 1
+            return String(decoding: UnsafeBufferPointer(rebasing: b[start..<j]), as: UTF8.self)
+        }
+        // Escapes: the bytes again, unescaped.
+        var raw = Array(b[start..<j])
+        while j < b.count, b[j] != 0x22 {
+            let c = b[j]
+            guard c >= 0x20 else { return nil }
+            if c != 0x5C {
+                raw.append(c)
+                j += 1
+                continue
+            }
+            guard j + 1 < b.count else { return nil }
+            switch b[j + 1] {
+            case 0x22: raw.append(0x22)
+            case 0x5C: raw.append(0x5C)
+            case 0x2F: raw.append(0x2F)
+            case 0x62: raw.append(0x08)
+            case 0x66: raw.append(0x0C)
+            case 0x6E: raw.append(0x0A)
+            case 0x72: raw.append(0x0D)
+            case 0x74: raw.append(0x09)
+            case 0x75:
+                guard j + 5 < b.count else { return nil }
+                var v: UInt32 = 0
+                for k in 2...5 {
+                    guard let d = Self.hex(b[j + k]) else { return nil }
+                    v = v << 4 | d
+                }
+                // A surrogate (half of a pair) is left to the decoder.
+                guard let scalar = Unicode.Scalar(v) else { return nil }
+                raw.append(contentsOf: String(Character(scalar)).utf8)
+                j += 4
+            default: return nil
+            }
+            j += 2
+        }
+        guard j < b.count else { return nil }
+        i = j + 1
+        return String(decoding: raw, as: UTF8.self)
+    }
+
+    private static func hex(_ c: UInt8) -> UInt32? {
+        switch c {
+        case 0x30...0x39: UInt32(c - 0x30)
+        case 0x41...0x46: UInt32(c - 0x41 + 10)
+        case 0x61...0x66: UInt32(c - 0x61 + 10)
+        default: nil
+        }
+    }
+
+    /// A string or null: .some(nil) for null, nil when it is neither.
+    mutating func optionalString() -> String?? {
+        if null() { return .some(nil) }
+        return string().map { .some($0) }
+    }
+
+    /// Reads a string into `value` (null leaves it as it is, as the decoder's default does).
+    mutating func field(_ value: inout String) -> Bool {
+        guard let v = optionalString() else { return false }
+        if let v { value = v }
+        return true
+    }
+
+    mutating func field(_ value: inout String?) -> Bool {
+        guard let v = optionalString() else { return false }
+        value = v
+        return true
+    }
+
+    /// An integer as JSON writes one (`-?(0|[1-9][0-9]*)`, in range) or null.
+    mutating func optionalInt() -> Int?? {
+        if null() { return .some(nil) }
+        space()
+        let start = i
+        var j = i
+        if j < b.count, b[j] == 0x2D { j += 1 }
+        let digits = j
+        while j < b.count, b[j] >= 0x30, b[j] <= 0x39 { j += 1 }
+        guard j > digits, j - digits <= 18, !(b[digits] == 0x30 && j - digits > 1) else { return nil }
+        if j < b.count, Self.isWordByte(b[j]) { return nil }  // a fraction or an exponent
+        var v = 0
+        for k in digits..<j { v = v * 10 + Int(b[k] - 0x30) }
+        i = j
+        return .some(b[start] == 0x2D ? -v : v)
+    }
+
+    mutating func optionalBool() -> Bool?? {
+        if null() { return .some(nil) }
+        if literal("true") { return .some(true) }
+        if literal("false") { return .some(false) }
+        return nil
+    }
+
+    /// An array of strings or null.
+    mutating func optionalStrings() -> [String]?? {
+        if null() { return .some(nil) }
+        guard begin(0x5B) else { return nil }
+        var out: [String] = []
+        space()
+        if i < b.count, b[i] == 0x5D {
+            i += 1
+            return .some(out)
+        }
+        while true {
+            guard let v = string() else { return nil }
+            out.append(v)
+            space()
+            guard i < b.count else { return nil }
+            if b[i] == 0x5D {
+                i += 1
+                return .some(out)
+            }
+            guard b[i] == 0x2C else { return nil }
+            i += 1
+        }
+    }
+}
