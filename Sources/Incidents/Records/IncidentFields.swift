@@ -29,11 +29,12 @@ public struct IncidentFields: Sendable, Equatable {
     /// By position, without decoding the line; nil when it is not in a shape this reader walks
     /// or lacks a required field (the caller then decodes it whole and uses `init(_:)`).
     public init?(line: String) {
-        guard let f = RecordFields.strings(line, keys: Self.keys), let id = f["id"] ?? nil,
+        guard let f = RecordFields.strings(line, keys: Self.keys, raw: false), let id = f["id"] ?? nil,
             let time = f["time"] ?? nil, let client = f["client"] ?? nil, let host = f["host"] ?? nil
         else { return nil }
         (self.id, self.time, self.client, self.host) = (id, time, client, host)
-        severity = (f["severity"] ?? nil) ?? ""
+        // As the record reads it: a name this version does not know is no severity.
+        severity = ((f["severity"] ?? nil).flatMap(Severity.init(name:)))?.description ?? ""
         category = (f["category"] ?? nil) ?? ""
         group = (f["group"] ?? nil) ?? ""
         (user, url, searchTerm, due) = (f["user"] ?? nil, f["url"] ?? nil, f["search_term"] ?? nil, f["due"] ?? nil)

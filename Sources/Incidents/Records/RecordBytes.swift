@@ -463,4 +463,50 @@ struct JSONScan {
             i += 1
         }
     }
+
+    /// Whether the next value is a string.
+    mutating func startsString() -> Bool {
+        space()
+        return i < b.count && b[i] == 0x22
+    }
+
+    /// Any value passed over: a string read as one, an object or array to its matching end
+    /// (strings inside it skipped whole), anything else to the next `,` or `}`.
+    mutating func skipValue() -> Bool {
+        space()
+        guard i < b.count else { return false }
+        if b[i] == 0x22 { return string() != nil }
+        if b[i] == 0x7B || b[i] == 0x5B {
+            var depth = 0
+            var inString = false
+            while i < b.count {
+                let c = b[i]
+                if inString {
+                    if c == 0x5C { i += 1 } else if c == 0x22 { inString = false }
+                } else if c == 0x22 {
+                    inString = true
+                } else if c == 0x7B || c == 0x5B {
+                    depth += 1
+                } else if c == 0x7D || c == 0x5D {
+                    depth -= 1
+                    if depth == 0 {
+                        i += 1
+                        return true
+                    }
+                }
+                i += 1
+            }
+            return false
+        }
+        while i < b.count, b[i] != 0x2C, b[i] != 0x7D { i += 1 }
+        return true
+    }
+
+    /// The text of a value that is not a string, as written (`null`, a number, an object).
+    mutating func rawValue() -> String? {
+        space()
+        let start = i
+        guard skipValue() else { return nil }
+        return String(decoding: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self)
+    }
 }
