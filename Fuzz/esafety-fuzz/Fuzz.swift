@@ -76,6 +76,10 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let record = LogRecord(line: text)
         // The byte reader (incidents, hits) and the decoder read every line alike.
         precondition(record == LogRecord(decoding: text), "read by bytes unlike the decoder: \(text)")
+        // What the index and the forwarder keep of an incident, read by position, likewise.
+        if let fields = IncidentFields(line: text), case .incident(let r)? = record {
+            precondition(fields == IncidentFields(r), "fields read by position unlike the record: \(text)")
+        }
         if let r = record { _ = r.bytes }
         _ = IncidentStore.fold(String(decoding: bytes, as: UTF8.self))
     default:

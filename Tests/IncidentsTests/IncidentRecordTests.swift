@@ -314,8 +314,19 @@ struct IncidentBytesTests {
         var variants: [String] = swaps.map { base.replacingOccurrences(of: $0.0, with: $0.1) }
         variants += [base + " ", base + "x", " " + base, "{}", "[]", "", "null"]
         for (from, _) in swaps { #expect(base.contains(from), "\(from) is in the line") }
+        // Keys twice (found by the `record` fuzz target: the fields read by position took the
+        // last, the decoder another).
+        variants += [
+            base.replacingOccurrences(of: "\"hits\":2", with: "\"hits\":2,\"id\":\"other\""),
+            base.replacingOccurrences(of: "\"hits\":2", with: "\"hits\":2,\"due\":\"2030-01-01T00:00:00.000Z\""),
+            base.replacingOccurrences(of: "\"hits\":2", with: "\"hits\":2,\"window\":\"1h\""),
+        ]
         for text in variants {
-            #expect(LogRecord(line: text) == LogRecord(decoding: text), "\(text)")
+            let decoded = LogRecord(decoding: text)
+            #expect(LogRecord(line: text) == decoded, "\(text)")
+            if let fields = IncidentFields(line: text), case .incident(let r)? = decoded {
+                #expect(fields == IncidentFields(r), "\(text)")
+            }
         }
         #expect(checked > 10_000 && fast > 1_000, "\(checked) lines, \(fast) by bytes")
     }
