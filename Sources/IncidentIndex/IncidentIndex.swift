@@ -572,18 +572,18 @@ public final class IncidentIndex: @unchecked Sendable {
     static func summaries(_ db: Database, ids: [String]) throws -> [IncidentView] {
         var out: [IncidentView] = []
         out.reserveCapacity(ids.count)
-        let record = try db.makeStatement(sql: "SELECT line, state FROM incidents WHERE id = ?")
-        let latest = try db.makeStatement(
-            sql: "SELECT line FROM events WHERE id = ? AND event = ? ORDER BY seq DESC LIMIT 1"
+        // One statement per incident: its line, its state, its latest `hits` and `verdict`.
+        let summary = try db.makeStatement(
+            sql: """
+                SELECT line, state,
+                    (SELECT line FROM events WHERE id = ?1 AND event = 'hits' ORDER BY seq DESC LIMIT 1),
+                    (SELECT line FROM events WHERE id = ?1 AND event = 'verdict' ORDER BY seq DESC LIMIT 1)
+                FROM incidents WHERE id = ?1
+                """
         )
         for id in ids {
-            guard let row = try Row.fetchOne(record, arguments: [id]),
-                let v = IncidentView.summary(
-                    line: row["line"],
-                    state: row["state"],
-                    hits: try String.fetchOne(latest, arguments: [id, "hits"]),
-                    verdict: try String.fetchOne(latest, arguments: [id, "verdict"])
-                )
+            guard let row = try Row.fetchOne(summary, arguments: [id]),
+                let v = IncidentView.summary(line: row[0], state: row[1], hits: row[2], verdict: row[3])
             else { continue }
             out.append(v)
         }
