@@ -131,6 +131,10 @@ public enum CentralIncidents {
             query.sql += "\nAND false"
             return
         }
+        // Each word is a join for the store to plan: a pasted page is refused, not planned.
+        guard words.count <= maxWords else {
+            throw Refusal(description: "a search of at most \(maxWords) words, not \(words.count)")
+        }
         // Each word as a range of the index: a whole word is itself up to the next string
         // ("\u{1}" after it), the start of a word itself up to it and the last code point.
         let ranges = words.enumerated().map { n, w in (w, w + (n == words.count - 1 ? "\u{10FFFF}" : "\u{1}")) }
@@ -182,6 +186,9 @@ public enum CentralIncidents {
 
     /// Below this many rows of a search's rarest word, the store starts from its incidents.
     static let fewMatches = 2_000
+
+    /// The most words a search of the central store takes.
+    public static let maxWords = 32
 
     /// The incident an id (or a prefix of 8 or more characters) names, with its whole
     /// history: the site's lines in the site's order, then the central actions in theirs,

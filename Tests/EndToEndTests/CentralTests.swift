@@ -414,6 +414,9 @@ struct CentralTests {
         #expect(code == 0 && out.contains(northID) && out.contains("1 incident(s)"), "\(out)")
         (code, out) = try tool("school_north", ["list", "--search", "about the 5", "--limit", "1000"])
         #expect(code == 0 && out.contains(northID) && out.contains("1 incident(s)"), "the last word's start: \(out)")
+        let pasted = (1...33).map { "word\($0)" }.joined(separator: " ")
+        (code, out) = try tool("school_north", ["list", "--search", pasted])
+        #expect(code == 1 && out.contains("a search of at most 32 words, not 33"), "\(out)")
         for search in ["ho_e", "h%me", "abo the", "%%"] {
             (code, out) = try tool("school_north", ["list", "--search", search, "--limit", "1000"])
             #expect(code == 0 && out.contains("0 incident(s)"), "whole words, no wildcards: \(search): \(out)")
