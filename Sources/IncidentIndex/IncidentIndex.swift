@@ -393,7 +393,10 @@ public final class IncidentIndex: @unchecked Sendable {
         let narrowed = [q.person, q.user, q.client, q.category, q.group].contains { $0 != nil }
         let walk = !narrowed && !q.lastWritten && q.limit != nil && !fewWords()
         let source = walk ? "incidents INDEXED BY incidents_time" : "incidents"
-        return try summaries(sql: "SELECT id FROM \(source)\(filter) ORDER BY \(order)\(limit)", args)
+        return try summaries(
+            sql: "SELECT \(Self.summaryColumns) FROM \(source)\(filter) ORDER BY \(order)\(limit)",
+            args
+        )
     }
 
     /// Below this many rows with a search's words, they are read from the full-text table and
@@ -533,7 +536,12 @@ public final class IncidentIndex: @unchecked Sendable {
     func summaries(sql: String, _ args: [(any DatabaseValueConvertible)?]) throws(Failure) -> [IncidentView] {
         do {
             return try db.read { db in
-                try Self.summaries(db, ids: try String.fetchAll(db, sql: sql, arguments: StatementArguments(args)))
+                var out: [IncidentView] = []
+                let rows = try Row.fetchCursor(db, sql: sql, arguments: StatementArguments(args))
+                while let row = try rows.next() {
+                    if let v = Self.summary(row, at: 0) { out.append(v) }
+                }
+                return out
             }
         } catch {
             throw Failure(description: "\(path): cannot read the incident index: \(error)")
@@ -558,36 +566,29 @@ public final class IncidentIndex: @unchecked Sendable {
             return try db.read { db in
                 let rows = try Row.fetchAll(
                     db,
-                    sql: "SELECT seq, id FROM incidents WHERE seq > ? ORDER BY seq LIMIT ?",
+                    sql: "SELECT seq, \(Self.summaryColumns) FROM incidents WHERE seq > ? ORDER BY seq LIMIT ?",
                     arguments: [after, limit]
                 )
-                let last: Int64 = rows.last?["seq"] ?? after
-                return (try Self.summaries(db, ids: rows.map { $0["id"] }), last)
+                let last: Int64 = rows.last?[0] ?? after
+                return (rows.compactMap { Self.summary($0, at: 1) }, last)
             }
         } catch {
             throw Failure(description: "\(path): cannot read the incident index: \(error)")
         }
     }
 
-    static func summaries(_ db: Database, ids: [String]) throws -> [IncidentView] {
-        var out: [IncidentView] = []
-        out.reserveCapacity(ids.count)
-        // One statement per incident: its line, its state, its latest `hits` and `verdict`.
-        let summary = try db.makeStatement(
-            sql: """
-                SELECT line, state,
-                    (SELECT line FROM events WHERE id = ?1 AND event = 'hits' ORDER BY seq DESC LIMIT 1),
-                    (SELECT line FROM events WHERE id = ?1 AND event = 'verdict' ORDER BY seq DESC LIMIT 1)
-                FROM incidents WHERE id = ?1
-                """
-        )
-        for id in ids {
-            guard let row = try Row.fetchOne(summary, arguments: [id]),
-                let v = IncidentView.summary(line: row[0], state: row[1], hits: row[2], verdict: row[3])
-            else { continue }
-            out.append(v)
-        }
-        return out
+    /// What a list shows of an incident, as a query's columns (after any it selects first): its
+    /// line, its state, its latest `hits` and `verdict` lines, read in the query's own walk of
+    /// the incidents instead of one lookup by id each.
+    static let summaryColumns = """
+        incidents.line, incidents.state,
+        (SELECT e.line FROM events e WHERE e.id = incidents.id AND e.event = 'hits' ORDER BY e.seq DESC LIMIT 1),
+        (SELECT e.line FROM events e WHERE e.id = incidents.id AND e.event = 'verdict' ORDER BY e.seq DESC LIMIT 1)
+        """
+
+    /// The view of a row with `summaryColumns` from column `at` on.
+    static func summary(_ row: Row, at c: Int) -> IncidentView? {
+        IncidentView.summary(line: row[c], state: row[c + 1], hits: row[c + 2], verdict: row[c + 3])
     }
 
     /// The incidents `sql` selects by id, each with its whole history folded (`context`:
