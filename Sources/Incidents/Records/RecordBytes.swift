@@ -16,7 +16,6 @@ extension IncidentRecord {
 
     private static func scan(_ s: JSONScan) -> IncidentRecord? {
         var s = s
-        var seen: UInt32 = 0
         var id = ""
         var time = ""
         var category = ""
@@ -41,60 +40,50 @@ extension IncidentRecord {
         var repeated = false
         var route: [String] = []
         var hits = 1
-        guard s.begin(0x7B) else { return nil }
-        var first = true
-        while true {
-            guard let key = s.nextKey(first: &first) else { return nil }
-            if key.isEmpty { break }  // the object's end
-            // Each key once (the decoder's answer for a key given twice is not this reader's to
-            // guess), and no key this version does not know.
-            guard let bit = Self.keys.firstIndex(of: key), seen & 1 << bit == 0 else { return nil }
-            seen |= 1 << bit
+        // Each key once (the decoder's answer for a key given twice is not this reader's to
+        // guess), and no key this version does not know.
+        let read = s.object(keys: Self.keys) { s, key in
             switch key {
             case "event":
-                guard let v = s.optionalString() else { return nil }
-                guard v == nil || v == LogRecord.Kind.incident.rawValue else { return nil }
-            case "id": guard s.field(&id) else { return nil }
-            case "time": guard s.field(&time) else { return nil }
-            case "category": guard s.field(&category) else { return nil }
-            case "group": guard s.field(&group) else { return nil }
-            case "client": guard s.field(&client) else { return nil }
-            case "host": guard s.field(&host) else { return nil }
-            case "action": guard s.field(&action) else { return nil }
-            case "severity": guard s.field(&severity) else { return nil }
-            case "user": guard s.field(&user) else { return nil }
-            case "device": guard s.field(&device) else { return nil }
-            case "mac": guard s.field(&mac) else { return nil }
-            case "url": guard s.field(&url) else { return nil }
-            case "search_term": guard s.field(&searchTerm) else { return nil }
-            case "blocked_by": guard s.field(&blockedBy) else { return nil }
-            case "category_name": guard s.field(&categoryName) else { return nil }
-            case "window": guard s.field(&window) else { return nil }
-            case "first_seen": guard s.field(&firstSeen) else { return nil }
-            case "last_seen": guard s.field(&lastSeen) else { return nil }
-            case "due": guard s.field(&due) else { return nil }
-            case "repeated":
-                guard let v = s.optionalBool() else { return nil }
-                repeated = v ?? false
-            case "hits":
-                guard let v = s.optionalInt() else { return nil }
-                hits = v ?? 1
-            case "route":
-                guard let v = s.optionalStrings() else { return nil }
-                route = v ?? []
+                guard let v = s.optionalString() else { return false }
+                return v == nil || v == LogRecord.Kind.incident.rawValue
+            case "id": return s.field(&id)
+            case "time": return s.field(&time)
+            case "category": return s.field(&category)
+            case "group": return s.field(&group)
+            case "client": return s.field(&client)
+            case "host": return s.field(&host)
+            case "action": return s.field(&action)
+            case "severity": return s.field(&severity)
+            case "user": return s.field(&user)
+            case "device": return s.field(&device)
+            case "mac": return s.field(&mac)
+            case "url": return s.field(&url)
+            case "search_term": return s.field(&searchTerm)
+            case "blocked_by": return s.field(&blockedBy)
+            case "category_name": return s.field(&categoryName)
+            case "window": return s.field(&window)
+            case "first_seen": return s.field(&firstSeen)
+            case "last_seen": return s.field(&lastSeen)
+            case "due": return s.field(&due)
+            case "repeated": return s.field(&repeated)
+            case "hits": return s.field(&hits)
+            case "route": return s.field(&route)
             case "source":
-                if s.null() { continue }
-                guard let v = scanSource(&s) else { return nil }
+                if s.null() { return true }
+                guard let v = scanSource(&s) else { return false }
                 source = v
+                return true
             case "rule":
-                if s.null() { continue }
-                guard let v = scanRule(&s) else { return nil }
+                if s.null() { return true }
+                guard let v = scanRule(&s) else { return false }
                 rule = v
+                return true
             default:  // `chain`: the log's, not the record's
-                guard s.string() != nil else { return nil }
+                return s.string() != nil
             }
         }
-        guard s.atEnd() else { return nil }
+        guard read, s.atEnd() else { return nil }
         var r = IncidentRecord(
             id: id,
             time: RecordTime(text: time),
@@ -132,67 +121,44 @@ extension IncidentRecord {
 
     /// `source`: both keys present as strings (the decoder's Source needs both).
     private static func scanSource(_ s: inout JSONScan) -> Source? {
-        guard s.begin(0x7B) else { return nil }
         var format: String?
         var peer: String?
-        var first = true
-        while true {
-            guard let key = s.nextKey(first: &first) else { return nil }
-            if key.isEmpty { break }
-            switch key {
-            case "format":
-                guard format == nil, let v = s.string() else { return nil }
-                format = v
-            case "peer":
-                guard peer == nil, let v = s.string() else { return nil }
-                peer = v
-            default: return nil
-            }
+        let read = s.object(keys: ["format", "peer"]) { s, key in
+            let v = s.string()
+            if key == "format" { format = v } else { peer = v }
+            return v != nil
         }
-        guard let format, let peer else { return nil }
+        guard read, let format, let peer else { return nil }
         return Source(format: format, peer: peer)
     }
 
     private static let ruleKeys = ["kind", "file", "line", "rule", "generation", "locked"]
 
     private static func scanRule(_ s: inout JSONScan) -> Rule? {
-        guard s.begin(0x7B) else { return nil }
-        var seen: UInt32 = 0
         var kind: String?
         var file = ""
-        var line: Int?
+        var line = 0
         var text = ""
-        var generation: Int?
-        var locked: Bool?
-        var first = true
-        while true {
-            guard let key = s.nextKey(first: &first) else { return nil }
-            if key.isEmpty { break }
-            guard let bit = ruleKeys.firstIndex(of: key), seen & 1 << bit == 0 else { return nil }
-            seen |= 1 << bit
+        var generation = 0
+        var locked = false
+        let read = s.object(keys: ruleKeys) { s, key in
             switch key {
-            case "kind": guard s.field(&kind) else { return nil }
-            case "file": guard s.field(&file) else { return nil }
-            case "rule": guard s.field(&text) else { return nil }
-            case "line":
-                guard let v = s.optionalInt() else { return nil }
-                line = v
-            case "generation":
-                guard let v = s.optionalInt() else { return nil }
-                generation = v
-            case "locked":
-                guard let v = s.optionalBool() else { return nil }
-                locked = v
-            default: return nil
+            case "kind": return s.field(&kind)
+            case "file": return s.field(&file)
+            case "rule": return s.field(&text)
+            case "line": return s.field(&line)
+            case "generation": return s.field(&generation)
+            default: return s.field(&locked)  // `locked`
             }
         }
+        guard read else { return nil }
         return Rule(
             kind: kind.flatMap(MatchKind.init(name:)),
             file: file,
-            line: line ?? 0,
+            line: line,
             rule: text,
-            generation: generation ?? 0,
-            locked: locked ?? false
+            generation: generation,
+            locked: locked
         )
     }
 }
@@ -210,40 +176,28 @@ extension HitsRecord {
 
     private static func scan(_ s: JSONScan) -> HitsRecord? {
         var s = s
-        var seen: UInt32 = 0
         var id = ""
         var time: String?
         var firstSeen: String?
         var lastSeen: String?
         var hits = 1
         var samples: [String] = []
-        var first = true
         var event = false
-        guard s.begin(0x7B) else { return nil }
-        while true {
-            guard let key = s.nextKey(first: &first) else { return nil }
-            if key.isEmpty { break }
-            guard let bit = keys.firstIndex(of: key), seen & 1 << bit == 0 else { return nil }
-            seen |= 1 << bit
+        let read = s.object(keys: keys) { s, key in
             switch key {
             case "event":
-                guard s.string() == LogRecord.Kind.hits.rawValue else { return nil }
-                event = true
-            case "id": guard s.field(&id) else { return nil }
-            case "time": guard s.field(&time) else { return nil }
-            case "first_seen": guard s.field(&firstSeen) else { return nil }
-            case "last_seen": guard s.field(&lastSeen) else { return nil }
-            case "hits":
-                guard let v = s.optionalInt() else { return nil }
-                hits = v ?? 1
-            case "sample_urls":
-                guard let v = s.optionalStrings() else { return nil }
-                samples = v ?? []
-            default:  // `chain`
-                guard s.string() != nil else { return nil }
+                event = s.string() == LogRecord.Kind.hits.rawValue
+                return event
+            case "id": return s.field(&id)
+            case "time": return s.field(&time)
+            case "first_seen": return s.field(&firstSeen)
+            case "last_seen": return s.field(&lastSeen)
+            case "hits": return s.field(&hits)
+            case "sample_urls": return s.field(&samples)
+            default: return s.string() != nil  // `chain`
             }
         }
-        guard event, s.atEnd() else { return nil }
+        guard read, event, s.atEnd() else { return nil }
         let last = RecordTime(text: lastSeen ?? time ?? "")
         var r = HitsRecord(
             id: id,
@@ -414,6 +368,41 @@ struct JSONScan {
         guard let v = optionalString() else { return false }
         value = v
         return true
+    }
+
+    /// Reads an integer, true or false, or an array of strings into `value`; null leaves it as
+    /// it is (the decoder's default), like a string's `field`.
+    mutating func field(_ value: inout Int) -> Bool {
+        guard let v = optionalInt() else { return false }
+        if let v { value = v }
+        return true
+    }
+
+    mutating func field(_ value: inout Bool) -> Bool {
+        guard let v = optionalBool() else { return false }
+        if let v { value = v }
+        return true
+    }
+
+    mutating func field(_ value: inout [String]) -> Bool {
+        guard let v = optionalStrings() else { return false }
+        if let v { value = v }
+        return true
+    }
+
+    /// Reads an object whose keys are among `keys`, each at most once, `value` reading what
+    /// follows each key (false gives up). A key not among them, or a key given twice (which of
+    /// the two a decoder takes is not this reader's to guess), gives up too.
+    mutating func object(keys: [String], _ value: (inout JSONScan, String) -> Bool) -> Bool {
+        guard begin(0x7B) else { return false }
+        var seen: UInt64 = 0
+        var first = true
+        while true {
+            guard let key = nextKey(first: &first) else { return false }
+            if key.isEmpty { return true }
+            guard let bit = keys.firstIndex(of: key), seen & 1 << bit == 0, value(&self, key) else { return false }
+            seen |= 1 << bit
+        }
     }
 
     /// An integer as JSON writes one (`-?(0|[1-9][0-9]*)`, in range) or null.
