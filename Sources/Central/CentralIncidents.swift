@@ -176,7 +176,7 @@ public enum CentralIncidents {
         }
         query.sql += """
 
-            AND (\(has("concat_ws(' ', i.host, i.record->>'url', i.record->>'search_term')"))
+            AND (\(has("esafety.incident_text(i.host, i.record)"))
                 OR EXISTS (SELECT 1 FROM esafety.lines l WHERE l.site = i.site AND l.id = i.id AND l.event = 'note'
                     AND \(has("l.line->>'note'")))
                 OR EXISTS (SELECT 1 FROM esafety.actions a WHERE a.site = i.site AND a.id = i.id AND a.action = 'note'

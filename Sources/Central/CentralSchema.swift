@@ -251,6 +251,11 @@ public enum CentralSchema {
                 SELECT left(w, 64) FROM regexp_split_to_table(lower(coalesce(t, '')), '[^[:alnum:]]+') AS w
                 WHERE w <> ''
             $f$;
+            -- The text of an incident its words are taken from: one definition for the trigger,
+            -- the backfill and a search's check of a word's start.
+            CREATE FUNCTION esafety.incident_text(host text, record jsonb) RETURNS text LANGUAGE sql STABLE AS $f$
+                SELECT concat_ws(' ', host, record->>'url', record->>'search_term')
+            $f$;
             -- A search's own words in the order they were written (its last word is also the start
             -- of a word, as in a school's index).
             CREATE FUNCTION esafety.search_words(t text) RETURNS text[] LANGUAGE sql STABLE AS $f$
@@ -273,7 +278,7 @@ public enum CentralSchema {
             SET search_path = pg_catalog, pg_temp AS $f$ BEGIN
                 INSERT INTO esafety.words (word, site, id)
                 SELECT w, n.site, n.id FROM added n, LATERAL (SELECT DISTINCT w
-                    FROM esafety.words_of(concat_ws(' ', n.host, n.record->>'url', n.record->>'search_term')) AS w) AS d
+                    FROM esafety.words_of(esafety.incident_text(n.host, n.record)) AS w) AS d
                 ; RETURN NULL; END
             $f$;
             CREATE FUNCTION esafety.words_of_lines() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
@@ -301,7 +306,7 @@ public enum CentralSchema {
             -- What the store already holds (at ten million incidents, minutes).
             INSERT INTO esafety.words (word, site, id)
             SELECT w, i.site, i.id FROM esafety.incidents i, LATERAL (SELECT DISTINCT w
-                FROM esafety.words_of(concat_ws(' ', i.host, i.record->>'url', i.record->>'search_term')) AS w) AS d;
+                FROM esafety.words_of(esafety.incident_text(i.host, i.record)) AS w) AS d;
             INSERT INTO esafety.words (word, site, id)
             SELECT w, l.site, l.id FROM esafety.lines l,
                 LATERAL (SELECT DISTINCT w FROM esafety.words_of(l.line->>'note') AS w) AS d

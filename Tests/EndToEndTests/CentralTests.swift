@@ -476,7 +476,7 @@ struct CentralTests {
             """
             DROP TABLE esafety.words;
             DROP FUNCTION esafety.words_of_incidents, esafety.words_of_lines, esafety.words_of_actions CASCADE;
-            DROP FUNCTION esafety.words_of, esafety.search_words;
+            DROP FUNCTION esafety.words_of, esafety.search_words, esafety.incident_text;
             DELETE FROM esafety.migrations WHERE version = 7
             """
         )
