@@ -13,8 +13,8 @@ cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 ROWS="${1:-10000000}"
 SITES="${2:-100}"
-swift build -c release --product esafety >/dev/null
-BIN="$(swift build -c release --show-bin-path)"
+swift build -c release --static-swift-stdlib --product esafety >/dev/null
+BIN="$(swift build -c release --static-swift-stdlib --show-bin-path)"
 . Benchmarks/central-store.sh
 central_cluster /var/tmp/esafety-central-list 25433 -c max_wal_size=8GB
 DIR="$CENTRAL_DIR"

@@ -12,9 +12,11 @@ cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 SITES="${1:-100}"
 INCIDENTS="${2:-2000}"
-swift build -c release --product esafety >/dev/null
-swift build -c release --product esafety-bench >/dev/null
-BIN="$(swift build -c release --show-bin-path)"
+if [ -z "${BIN:-}" ]; then   # BIN=DIR: the esafety and esafety-bench binaries there (an A/B of two builds)
+    swift build -c release --static-swift-stdlib --product esafety >/dev/null
+    swift build -c release --static-swift-stdlib --product esafety-bench >/dev/null
+    BIN="$(swift build -c release --static-swift-stdlib --show-bin-path)"
+fi
 . Benchmarks/central-store.sh
 central_cluster /var/tmp/esafety-central-bench 25432 -c max_connections=$((SITES + 20))
 DIR="$CENTRAL_DIR"

@@ -16,8 +16,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
-swift build -c release --product esafety >/dev/null
-BIN="$(swift build -c release --show-bin-path)"
+swift build -c release --static-swift-stdlib --product esafety >/dev/null
+BIN="$(swift build -c release --static-swift-stdlib --show-bin-path)"
 WORK=$(mktemp -d)
 PORT=18480
 URL="http://127.0.0.1:$PORT"

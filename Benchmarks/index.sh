@@ -12,9 +12,9 @@ cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 COUNT="${1:-1000000}"
 DIR="${2:-/var/tmp/esafety-history}"
-swift build -c release --product esafety >/dev/null
-swift build -c release --product esafety-bench >/dev/null
-BIN="$(swift build -c release --show-bin-path)"
+swift build -c release --static-swift-stdlib --product esafety >/dev/null
+swift build -c release --static-swift-stdlib --product esafety-bench >/dev/null
+BIN="$(swift build -c release --static-swift-stdlib --show-bin-path)"
 mkdir -p "$DIR"
 LOG="$DIR/incidents.jsonl"
 if [ "${REUSE:-0}" != 1 ]; then   # REUSE=1: the history and index already in FOLDER

@@ -14,14 +14,37 @@ extension IncidentIndex {
         let insertText: Statement
         let lookup: Statement
         let setState: Statement
-        var states: [String: (state: IncidentView.State, changed: Bool, seq: Int64)] = [:]
+        /// What the pass has changed in incidents' rows and not yet written, by id: the rows of
+        /// incidents it read (written whole at `flush`, so an incident whose actions and `hits`
+        /// follow it closely, as they do, is written once) and changes to rows already written.
+        var states: [String: Pending] = [:]
+        /// How many incidents were read and not yet written (the next one's place in that order).
+        var unwritten = 0
+        /// The bytes of the lines held in `states`.
+        var pendingBytes = 0
+
+        /// An incident's row as the pass has it: its fields and line when it is not written yet
+        /// (`new`, the `order` it was read in), or its place in the table; its workflow state
+        /// (`changed`: not as the row has it), its latest `hits` and `verdict` lines when the
+        /// pass read one.
+        struct Pending {
+            var new: (fields: IncidentFields, line: String, order: Int)?
+            var seq: Int64
+            var state: IncidentView.State
+            var changed = false
+            var hits: String? = nil
+            var verdict: String? = nil
+            var dirty: Bool { changed || hits != nil || verdict != nil }
+            var bytes: Int { (new?.line.utf8.count ?? 0) + (hits?.utf8.count ?? 0) + (verdict?.utf8.count ?? 0) }
+        }
 
         init(_ db: Database) throws {
             self.db = db
             insertIncident = try db.makeStatement(
                 sql: """
                     INSERT OR REPLACE INTO incidents (id, time, severity, rank, category, grp, client, user, person,
-                    host, url, search_term, state, due, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?)
+                    host, url, search_term, state, due, line, hits, verdict)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             )
             insertEvent = try db.makeStatement(sql: "INSERT INTO events (id, event, time, line) VALUES (?, ?, ?, ?)")
@@ -30,7 +53,12 @@ extension IncidentIndex {
             )
             insertText = try db.makeStatement(sql: "INSERT INTO search (id, text) VALUES (?, ?)")
             lookup = try db.makeStatement(sql: "SELECT state, seq FROM incidents WHERE id = ?")
-            setState = try db.makeStatement(sql: "UPDATE incidents SET state = ? WHERE seq = ?")
+            setState = try db.makeStatement(
+                sql: """
+                    UPDATE incidents SET state = ?, hits = coalesce(?, hits), verdict = coalesce(?, verdict)
+                    WHERE seq = ?
+                    """
+            )
         }
 
         /// Indexes the whole lines of `file` from `offset`, at most `budget` of them (each one
@@ -68,7 +96,7 @@ extension IncidentIndex {
                     if let c = HashChain.split(Substring(line))?.chain { chain = c }
                     u.lines += 1
                     try apply(line, into: &u)
-                    if states.count >= 100_000 { try flush() }
+                    if states.count >= 100_000 || pendingBytes >= 16 << 20 { try flush() }
                     budget -= 1
                     if budget <= 0 { return (position, chain) }
                 }
@@ -113,7 +141,7 @@ extension IncidentIndex {
                         let note = action == .note ? RecordFields.strings(line, keys: ["note"])?["note"] ?? nil : nil
                         try self.action(action, id: id, time: LogLine.time(line), note: note, line: line)
                     } else if h.event == "hits" || h.event == "verdict" {
-                        try insertEvent.execute(arguments: [id, String(h.event), LogLine.time(line), line])
+                        try latest(String(h.event), id: id, time: LogLine.time(line), line: line)
                     }
                     return
                 }
@@ -127,19 +155,21 @@ extension IncidentIndex {
             case .action(let a):
                 try action(a.action, id: a.id, time: a.time, note: a.note, line: line)
             case .hits, .verdict:
-                if let id = record.id { try insertEvent.execute(arguments: [id, record.event, record.time, line]) }
+                if let id = record.id { try latest(record.event, id: id, time: record.time, line: line) }
             case .lost, .truncated:
                 break
             }
         }
 
+        /// An incident: kept until `flush` writes its row, with what follows it meanwhile (a
+        /// second line with the same id replaces the first, as it does in the table).
         mutating func incident(_ f: IncidentFields, line: String, into u: inout Update) throws {
-            try insertIncident.execute(arguments: [
-                f.id, f.time, f.severity, f.rank, f.category, f.group, f.client, f.user, f.person, f.host, f.url,
-                f.searchTerm, f.due, line,
-            ])
             let id = f.id
-            states[id] = (.new, false, db.lastInsertedRowID)
+            if let old = states[id] { pendingBytes -= old.bytes }
+            let p = Pending(new: (f, line, unwritten), seq: 0, state: .new)
+            unwritten += 1
+            pendingBytes += p.bytes
+            states[id] = p
             try insertText.execute(arguments: [
                 id, [f.host, f.url, f.searchTerm].compactMap { $0 }.joined(separator: " "),
             ])
@@ -158,24 +188,51 @@ extension IncidentIndex {
             throws
         {
             try insertEvent.execute(arguments: [id, action.rawValue, time, line])
-            var known = states[id]
-            if known == nil, let row = try Row.fetchOne(lookup, arguments: [id]),
-                let state = IncidentView.State(rawValue: row["state"])
-            {
-                known = (state, false, row["seq"])
+            guard var known = try pending(id) else { return }
+            if case .success(let next) = Workflow.next(known.state, action) {
+                (known.state, known.changed) = (next, true)
             }
-            guard let current = known else { return }
-            if case .success(let next) = Workflow.next(current.state, action) { states[id] = (next, true, current.seq) }
+            states[id] = known
             if let note { try insertText.execute(arguments: [id, note]) }
         }
 
-        /// Writes the states changed so far, in the table's order (by rowid: a rebuild changes
-        /// most rows and so reads them in turn), and forgets them, so memory stays bounded.
+        /// A `hits` or `verdict` line: an event of the incident, and its latest of that kind,
+        /// which a list shows, kept in its row.
+        mutating func latest(_ event: String, id: String, time: String?, line: String) throws {
+            try insertEvent.execute(arguments: [id, event, time, line])
+            guard var known = try pending(id) else { return }
+            pendingBytes -= known.bytes
+            if event == "hits" { known.hits = line } else { known.verdict = line }
+            pendingBytes += known.bytes
+            states[id] = known
+        }
+
+        /// The incident's row as this pass has it, or as the table has it (nil: no such incident).
+        func pending(_ id: String) throws -> Pending? {
+            if let known = states[id] { return known }
+            guard let row = try Row.fetchOne(lookup, arguments: [id]),
+                let state = IncidentView.State(rawValue: row["state"])
+            else { return nil }
+            return Pending(new: nil, seq: row["seq"], state: state)
+        }
+
+        /// Writes the incidents read so far (in the order read, so their places follow the log)
+        /// and the rows changed (state, latest `hits` and `verdict`; in the table's order), and
+        /// forgets them, so memory stays bounded.
         mutating func flush() throws {
-            for s in states.values.filter(\.changed).sorted(by: { $0.seq < $1.seq }) {
-                try setState.execute(arguments: [s.state.rawValue, s.seq])
+            let pending = Array(states.values)
+            for p in pending.filter({ $0.new != nil }).sorted(by: { $0.new!.order < $1.new!.order }) {
+                let (f, line, _) = p.new!
+                try insertIncident.execute(arguments: [
+                    f.id, f.time, f.severity, f.rank, f.category, f.group, f.client, f.user, f.person, f.host, f.url,
+                    f.searchTerm, p.state.rawValue, f.due, line, p.hits, p.verdict,
+                ])
+            }
+            for p in pending.filter({ $0.new == nil && $0.dirty }).sorted(by: { $0.seq < $1.seq }) {
+                try setState.execute(arguments: [p.state.rawValue, p.hits, p.verdict, p.seq])
             }
             states.removeAll(keepingCapacity: true)
+            (unwritten, pendingBytes) = (0, 0)
         }
     }
 }

@@ -21,7 +21,7 @@ public final class IncidentIndex: @unchecked Sendable {
     public let logPath: String
     public let path: String
     let db: DatabaseQueue
-    static let schemaVersion = "4"
+    static let schemaVersion = "5"
 
     /// The index kept beside a log: `LOG.index.sqlite`.
     public static func path(forLog log: String) -> String { log + ".index.sqlite" }
@@ -128,7 +128,9 @@ public final class IncidentIndex: @unchecked Sendable {
                     search_term TEXT,
                     state TEXT NOT NULL,
                     due TEXT,
-                    line TEXT NOT NULL
+                    line TEXT NOT NULL,
+                    hits TEXT,
+                    verdict TEXT
                 );
                 CREATE TABLE events (
                     seq INTEGER PRIMARY KEY, id TEXT NOT NULL, event TEXT NOT NULL, time TEXT, line TEXT, ref INTEGER
@@ -578,13 +580,9 @@ public final class IncidentIndex: @unchecked Sendable {
     }
 
     /// What a list shows of an incident, as a query's columns (after any it selects first): its
-    /// line, its state, its latest `hits` and `verdict` lines, read in the query's own walk of
-    /// the incidents instead of one lookup by id each.
-    static let summaryColumns = """
-        incidents.line, incidents.state,
-        (SELECT e.line FROM events e WHERE e.id = incidents.id AND e.event = 'hits' ORDER BY e.seq DESC LIMIT 1),
-        (SELECT e.line FROM events e WHERE e.id = incidents.id AND e.event = 'verdict' ORDER BY e.seq DESC LIMIT 1)
-        """
+    /// line, its state, its latest `hits` and `verdict` lines, all kept in its own row (a
+    /// pupil's history of thousands reads one row each, not the events of each as well).
+    static let summaryColumns = "incidents.line, incidents.state, incidents.hits, incidents.verdict"
 
     /// The view of a row with `summaryColumns` from column `at` on.
     static func summary(_ row: Row, at c: Int) -> IncidentView? {
