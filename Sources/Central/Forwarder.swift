@@ -326,7 +326,7 @@ public final class Forwarder: @unchecked Sendable {
         do {
             // Every line of the batch in one statement; what comes back are the lines new here
             // (a batch shipped again finds its lines present, and applies nothing twice).
-            let inserted = try await c.query(
+            let shipped = try await c.query(
                 """
                 INSERT INTO esafety.lines (site, seq, chain, event, id, time, line, intact)
                 SELECT \(site), s, c, e, NULLIF(i, ''), NULLIF(t, ''), l::jsonb, k
@@ -339,7 +339,7 @@ public final class Forwarder: @unchecked Sendable {
                 logger: log
             )
             var fresh = Set<String>()
-            for try await chain in inserted.decode(String.self) { fresh.insert(chain) }
+            for try await chain in shipped.decode(String.self) { fresh.insert(chain) }
             let new = lines.filter { fresh.contains($0.chain) }
             for line in new where !line.intact {
                 let detail = "line \(line.seq) (\(file)) does not follow the chain"
@@ -355,28 +355,46 @@ public final class Forwarder: @unchecked Sendable {
                     logger: log
                 )
             }
-            // The batch's new incidents in one statement, then its actions in order (an action
-            // always follows its incident in the log).
+            // The batch's new incidents in one statement, each in the state the batch's own
+            // actions leave it (an action always follows its incident in the log, so an incident
+            // whose line is in the batch starts `new`); a row updated later would be written
+            // twice, with every index of the table.
+            var folded: [String: IncidentView.State] = [:]
+            for l in new {
+                if l.incident != nil {
+                    if folded[l.id] == nil { folded[l.id] = .new }
+                } else if let action = Workflow.Action(rawValue: l.event), let now = folded[l.id],
+                    case .success(let next) = Workflow.next(now, action)
+                {
+                    folded[l.id] = next
+                }
+            }
             let incidents: [(IncidentFields, String)] = new.compactMap { l in l.incident.map { ($0, l.text) } }
+            var stored = Set<String>()
             if !incidents.isEmpty {
-                try await c.query(
+                let rows = try await c.query(
                     """
-                    INSERT INTO esafety.incidents (site, id, time, severity, category, grp, person, host, due, record)
-                    SELECT \(site), i, t, NULLIF(s, ''), c, g, p, h, NULLIF(d, ''), r::jsonb
+                    INSERT INTO esafety.incidents (site, id, time, severity, category, grp, person, host, due, record,
+                    state)
+                    SELECT \(site), i, t, NULLIF(s, ''), c, g, p, h, NULLIF(d, ''), r::jsonb, st
                     FROM unnest(\(incidents.map(\.0.id))::text[], \(incidents.map(\.0.time))::text[], \
                     \(incidents.map(\.0.severity))::text[], \(incidents.map(\.0.category))::text[], \
                     \(incidents.map(\.0.group))::text[], \(incidents.map(\.0.person))::text[], \
                     \(incidents.map(\.0.host))::text[], \(incidents.map { $0.0.due ?? "" })::text[], \
-                    \(incidents.map(\.1))::text[]) AS u(i, t, s, c, g, p, h, d, r)
-                    ON CONFLICT (site, id) DO NOTHING
+                    \(incidents.map(\.1))::text[], \
+                    \(incidents.map { (folded[$0.0.id] ?? .new).rawValue })::text[]) AS u(i, t, s, c, g, p, h, d, r, st)
+                    ON CONFLICT (site, id) DO NOTHING RETURNING id
                     """,
                     logger: log
                 )
+                for try await id in rows.decode(String.self) { stored.insert(id) }
             }
-            // The batch's actions folded in order over the states of the incidents they name:
-            // one SELECT ... FOR UPDATE and one UPDATE for the whole batch, not two per action.
+            // The actions on incidents the store already held, folded in order over the states
+            // it holds: one SELECT ... FOR UPDATE and one UPDATE for the whole batch, not two per
+            // action.
             let actions: [(id: String, action: Workflow.Action)] = new.compactMap { l in
-                Workflow.Action(rawValue: l.event).map { (l.id, $0) }
+                guard !stored.contains(l.id) else { return nil }
+                return Workflow.Action(rawValue: l.event).map { (l.id, $0) }
             }
             if !actions.isEmpty {
                 var names: [String] = []

@@ -213,6 +213,46 @@ struct CentralTests {
     }
 
     @Test(
+        "each incident's state centrally is the one the site's own tool shows, its actions shipped with it or later"
+    )
+    func statesAsTheSiteHasThem() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        // One history (60% acknowledged, 24% resolved, notes), shipped by two forwarders: three
+        // lines a batch (an incident's actions mostly in a later batch than its line) and 5,000
+        // (each incident with its actions in one batch, inserted in the state they leave it).
+        let log = try Self.history(dir, "north", incidents: 600)
+        for (site, batch) in [("north", "3"), ("south", "5000")] {
+            let (code, out) = try Child.run(
+                Self.esafety,
+                [
+                    "forward", "--once", "--batch", batch, "--log", log.path, "--site", site, "--postgres",
+                    pg.url("fwd_\(site)"), "--password-file", dir.path + "/fwd_\(site).pw",
+                ]
+            )
+            #expect(code == 0, "\(out)")
+        }
+        // The site's own list: each incident's line ends with its state and its id (the count
+        // after the list goes to standard error, read here with the output).
+        let (_, listed) = try Child.run(Self.esafety, ["incidents", "list", "--log", log.path])
+        var local: [String] = []
+        for match in listed.matches(of: #/ {2}([a-z-]+) {2}(inc-[0-9a-f]{12}-[0-9a-f]{6}-[0-9a-f]{6})/#) {
+            local.append("\(match.2)|\(match.1)")
+        }
+        local.sort()
+        #expect(local.count == 600)
+        #expect(
+            Set(local.map { $0.split(separator: "|").last }).count == 3,
+            "new, acknowledged, resolved: \(local.prefix(3))"
+        )
+        for site in ["north", "south"] {
+            let central = pg.sql("SELECT id || '|' || state FROM esafety.incidents WHERE site = '\(site)' ORDER BY id")
+                .1.split(separator: "\n").map(String.init)
+            #expect(central == local, "\(site): \(central.count) incidents centrally")
+        }
+    }
+
+    @Test(
         "row-level security: a school's role sees its site only, the trust all, IT health, governors counts; a forwarder writes only its site"
     )
     func accessByTheDatabase() throws {
