@@ -22,7 +22,8 @@ central_start() {
     setpriv --reuid=postgres --regid=postgres --init-groups "$PGBIN/postgres" -D "$CENTRAL_DIR/data" \
         -k "$CENTRAL_DIR" -p "$CENTRAL_PORT" -c listen_addresses= "$@" >>"$CENTRAL_DIR/postgres.log" 2>&1 &
     PG=$!
-    trap 'kill $PG 2>/dev/null || true' EXIT
+    # Stopped at exit, and waited for: a run right after would find the port still taken.
+    trap 'kill $PG 2>/dev/null && wait $PG 2>/dev/null || true' EXIT
     for _ in $(seq 150); do
         psql -h "$CENTRAL_DIR" -p "$CENTRAL_PORT" -U postgres -d postgres -Atc 'select 1' >/dev/null 2>&1 && break
         sleep 0.2

@@ -18,7 +18,8 @@ if [ -z "${BIN:-}" ]; then   # BIN=DIR: the esafety and esafety-bench binaries t
     BIN="$(swift build -c release --static-swift-stdlib --show-bin-path)"
 fi
 . Benchmarks/central-store.sh
-central_cluster /var/tmp/esafety-central-bench 25432 -c max_connections=$((SITES + 20))
+# PGOPTS: more server settings (e.g. PGOPTS="-c wal_compression=lz4"), for an A/B of them.
+central_cluster /var/tmp/esafety-central-bench 25432 -c max_connections=$((SITES + 20)) ${PGOPTS:-}
 DIR="$CENTRAL_DIR"
 "$BIN/esafety-bench" --history "$INCIDENTS" "$DIR/history.jsonl" >/dev/null
 LINES=$(wc -l < "$DIR/history.jsonl")
@@ -41,6 +42,8 @@ echo "$SITES sites, $LINES lines ($INCIDENTS incidents) each; PostgreSQL $(basen
 # CPU seconds of PostgreSQL (the postmaster and the backends it has reaped) and of the forwarders.
 pgcpu() { awk '{ print ($14 + $15 + $16 + $17) / 100 }' "/proc/$PG/stat"; }
 PGCPU0=$(pgcpu)
+LSN0=$(SQL -c 'SELECT pg_current_wal_lsn()')
+CHECKPOINTS0=$(SQL -c 'SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter')
 # `times` in this shell (not in a subshell, which would count only its own): its second line is
 # the CPU of the children waited for.
 childcpu() { awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] } print t }' "$1"; }
@@ -53,6 +56,10 @@ done
 wait $(jobs -p | grep -v "^$PG$") 2>/dev/null || true
 END=$(date +%s.%N)
 PGCPU1=$(pgcpu)
+# What PostgreSQL wrote to its WAL meanwhile, and how many checkpoints it made (each makes the
+# next change to every page a full page image).
+SQL -c "SELECT 'WAL: ' || round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$LSN0') / 1048576) || ' MB, '
+    || (SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter) - $CHECKPOINTS0 || ' checkpoint(s)'"
 times > "$DIR/times1"; FWCPU1=$(childcpu "$DIR/times1")
 awk -v a="$PGCPU0" -v b="$PGCPU1" -v c="$FWCPU0" -v d="$FWCPU1" 'BEGIN {
     printf "CPU: PostgreSQL %.1f s, the forwarders %.1f s\n", b - a, d - c }'
