@@ -96,7 +96,7 @@ extension IncidentIndex {
                     if let c = HashChain.split(Substring(line))?.chain { chain = c }
                     u.lines += 1
                     try apply(line, into: &u)
-                    if states.count >= 100_000 || pendingBytes >= 16 << 20 { try flush() }
+                    if states.count >= 100_000 || pendingBytes >= 8 << 20 { try flush() }
                     budget -= 1
                     if budget <= 0 { return (position, chain) }
                 }

@@ -42,45 +42,45 @@ extension IncidentRecord {
         var hits = 1
         // Each key once (the decoder's answer for a key given twice is not this reader's to
         // guess), and no key this version does not know.
-        let read = s.object(keys: Self.keys) { s, key in
+        let read = s.object(Self.keys) { s, key in
             switch key {
-            case "event":
+            case .event:
                 guard let v = s.optionalString() else { return false }
                 return v == nil || v == LogRecord.Kind.incident.rawValue
-            case "id": return s.field(&id)
-            case "time": return s.field(&time)
-            case "category": return s.field(&category)
-            case "group": return s.field(&group)
-            case "client": return s.field(&client)
-            case "host": return s.field(&host)
-            case "action": return s.field(&action)
-            case "severity": return s.field(&severity)
-            case "user": return s.field(&user)
-            case "device": return s.field(&device)
-            case "mac": return s.field(&mac)
-            case "url": return s.field(&url)
-            case "search_term": return s.field(&searchTerm)
-            case "blocked_by": return s.field(&blockedBy)
-            case "category_name": return s.field(&categoryName)
-            case "window": return s.field(&window)
-            case "first_seen": return s.field(&firstSeen)
-            case "last_seen": return s.field(&lastSeen)
-            case "due": return s.field(&due)
-            case "repeated": return s.field(&repeated)
-            case "hits": return s.field(&hits)
-            case "route": return s.field(&route)
-            case "source":
+            case .id: return s.field(&id)
+            case .time: return s.field(&time)
+            case .category: return s.field(&category)
+            case .group: return s.field(&group)
+            case .client: return s.field(&client)
+            case .host: return s.field(&host)
+            case .action: return s.field(&action)
+            case .severity: return s.field(&severity)
+            case .user: return s.field(&user)
+            case .device: return s.field(&device)
+            case .mac: return s.field(&mac)
+            case .url: return s.field(&url)
+            case .searchTerm: return s.field(&searchTerm)
+            case .blockedBy: return s.field(&blockedBy)
+            case .categoryName: return s.field(&categoryName)
+            case .window: return s.field(&window)
+            case .firstSeen: return s.field(&firstSeen)
+            case .lastSeen: return s.field(&lastSeen)
+            case .due: return s.field(&due)
+            case .repeated: return s.field(&repeated)
+            case .hits: return s.field(&hits)
+            case .route: return s.field(&route)
+            case .source:
                 if s.null() { return true }
                 guard let v = scanSource(&s) else { return false }
                 source = v
                 return true
-            case "rule":
+            case .rule:
                 if s.null() { return true }
                 guard let v = scanRule(&s) else { return false }
                 rule = v
                 return true
-            default:  // `chain`: the log's, not the record's
-                return s.string() != nil
+            case .chain:
+                return s.skipString()
             }
         }
         guard read, s.atEnd() else { return nil }
@@ -113,26 +113,33 @@ extension IncidentRecord {
         return r
     }
 
-    private static let keys = [
-        "event", "id", "time", "severity", "category", "category_name", "group", "client", "user", "device", "mac",
-        "host", "url", "search_term", "action", "blocked_by", "source", "rule", "repeated", "window", "route", "hits",
-        "first_seen", "last_seen", "due", "chain",
-    ]
+    /// The keys an incident line may have (`chain` is the log's, not the record's).
+    private enum ScanKey: String, CaseIterable {
+        case event, id, time, severity, category, categoryName = "category_name", group, client, user, device, mac
+        case host, url, searchTerm = "search_term", action, blockedBy = "blocked_by", source, rule, repeated, window
+        case route, hits, firstSeen = "first_seen", lastSeen = "last_seen", due, chain
+    }
+
+    private static let keys = JSONKeys<ScanKey>()
 
     /// `source`: both keys present as strings (the decoder's Source needs both).
+    private enum SourceKey: String, CaseIterable { case format, peer }
+    private static let sourceKeys = JSONKeys<SourceKey>()
+
     private static func scanSource(_ s: inout JSONScan) -> Source? {
         var format: String?
         var peer: String?
-        let read = s.object(keys: ["format", "peer"]) { s, key in
+        let read = s.object(sourceKeys) { s, key in
             let v = s.string()
-            if key == "format" { format = v } else { peer = v }
+            if key == .format { format = v } else { peer = v }
             return v != nil
         }
         guard read, let format, let peer else { return nil }
         return Source(format: format, peer: peer)
     }
 
-    private static let ruleKeys = ["kind", "file", "line", "rule", "generation", "locked"]
+    private enum RuleKey: String, CaseIterable { case kind, file, line, rule, generation, locked }
+    private static let ruleKeys = JSONKeys<RuleKey>()
 
     private static func scanRule(_ s: inout JSONScan) -> Rule? {
         var kind: String?
@@ -141,14 +148,14 @@ extension IncidentRecord {
         var text = ""
         var generation = 0
         var locked = false
-        let read = s.object(keys: ruleKeys) { s, key in
+        let read = s.object(ruleKeys) { s, key in
             switch key {
-            case "kind": return s.field(&kind)
-            case "file": return s.field(&file)
-            case "rule": return s.field(&text)
-            case "line": return s.field(&line)
-            case "generation": return s.field(&generation)
-            default: return s.field(&locked)  // `locked`
+            case .kind: return s.field(&kind)
+            case .file: return s.field(&file)
+            case .rule: return s.field(&text)
+            case .line: return s.field(&line)
+            case .generation: return s.field(&generation)
+            case .locked: return s.field(&locked)
             }
         }
         guard read else { return nil }
@@ -172,7 +179,11 @@ extension HitsRecord {
         self = record
     }
 
-    private static let keys = ["event", "id", "time", "hits", "first_seen", "last_seen", "sample_urls", "chain"]
+    private enum ScanKey: String, CaseIterable {
+        case event, id, time, hits, firstSeen = "first_seen", lastSeen = "last_seen", sampleURLs = "sample_urls", chain
+    }
+
+    private static let keys = JSONKeys<ScanKey>()
 
     private static func scan(_ s: JSONScan) -> HitsRecord? {
         var s = s
@@ -183,18 +194,18 @@ extension HitsRecord {
         var hits = 1
         var samples: [String] = []
         var event = false
-        let read = s.object(keys: keys) { s, key in
+        let read = s.object(keys) { s, key in
             switch key {
-            case "event":
+            case .event:
                 event = s.string() == LogRecord.Kind.hits.rawValue
                 return event
-            case "id": return s.field(&id)
-            case "time": return s.field(&time)
-            case "first_seen": return s.field(&firstSeen)
-            case "last_seen": return s.field(&lastSeen)
-            case "hits": return s.field(&hits)
-            case "sample_urls": return s.field(&samples)
-            default: return s.string() != nil  // `chain`
+            case .id: return s.field(&id)
+            case .time: return s.field(&time)
+            case .firstSeen: return s.field(&firstSeen)
+            case .lastSeen: return s.field(&lastSeen)
+            case .hits: return s.field(&hits)
+            case .sampleURLs: return s.field(&samples)
+            case .chain: return s.skipString()
             }
         }
         guard read, event, s.atEnd() else { return nil }
@@ -208,6 +219,26 @@ extension HitsRecord {
         )
         r.time = time.map(RecordTime.init(text:)) ?? last
         return r
+    }
+}
+
+/// The keys an object may have (at most 64), each matched to its case by its bytes.
+struct JSONKeys<Key: RawRepresentable & CaseIterable & Sendable>: Sendable where Key.RawValue == String {
+    let cases: [Key]
+    let bytes: [[UInt8]]
+
+    init() {
+        cases = Array(Key.allCases)
+        bytes = cases.map { Array($0.rawValue.utf8) }
+        precondition(cases.count <= 64, "a seen-keys mask of 64 bits")
+    }
+
+    /// The place of the key whose bytes these are, nil when none.
+    func index(of key: UnsafeBufferPointer<UInt8>) -> Int? {
+        for n in bytes.indices where bytes[n].count == key.count && bytes[n].first == key.first {
+            if bytes[n].elementsEqual(key) { return n }
+        }
+        return nil
     }
 }
 
@@ -234,11 +265,18 @@ struct JSONScan {
     /// The next key of an object and its `:`; "" at the object's end (`}`), nil when the text
     /// is not what a key may be here (a key with an escape is left to the decoder).
     mutating func nextKey(first: inout Bool) -> String? {
+        guard let next = nextKeyBytes(first: &first) else { return nil }
+        guard let range = next else { return "" }
+        return String(decoding: UnsafeBufferPointer(rebasing: b[range]), as: UTF8.self)
+    }
+
+    /// The same as where its bytes are: .some(nil) at the object's end.
+    mutating func nextKeyBytes(first: inout Bool) -> Range<Int>?? {
         space()
         guard i < b.count else { return nil }
         if b[i] == 0x7D {
             i += 1
-            return ""
+            return .some(nil)
         }
         if !first {
             guard b[i] == 0x2C else { return nil }
@@ -254,12 +292,11 @@ struct JSONScan {
             j += 1
         }
         guard j < b.count, j > start else { return nil }
-        let key = String(decoding: UnsafeBufferPointer(rebasing: b[start..<j]), as: UTF8.self)
         i = j + 1
         space()
         guard i < b.count, b[i] == 0x3A else { return nil }
         i += 1
-        return key
+        return .some(start..<j)
     }
 
     /// Only whitespace left.
@@ -392,16 +429,19 @@ struct JSONScan {
 
     /// Reads an object whose keys are among `keys`, each at most once, `value` reading what
     /// follows each key (false gives up). A key not among them, or a key given twice (which of
-    /// the two a decoder takes is not this reader's to guess), gives up too.
-    mutating func object(keys: [String], _ value: (inout JSONScan, String) -> Bool) -> Bool {
+    /// the two a decoder takes is not this reader's to guess), gives up too. Keys are matched
+    /// by their bytes, with no String made.
+    mutating func object<Key>(_ keys: JSONKeys<Key>, _ value: (inout JSONScan, Key) -> Bool) -> Bool {
         guard begin(0x7B) else { return false }
         var seen: UInt64 = 0
         var first = true
         while true {
-            guard let key = nextKey(first: &first) else { return false }
-            if key.isEmpty { return true }
-            guard let bit = keys.firstIndex(of: key), seen & 1 << bit == 0, value(&self, key) else { return false }
-            seen |= 1 << bit
+            guard let next = nextKeyBytes(first: &first) else { return false }
+            guard let range = next else { return true }
+            guard let n = keys.index(of: UnsafeBufferPointer(rebasing: b[range])), seen & 1 << n == 0,
+                value(&self, keys.cases[n])
+            else { return false }
+            seen |= 1 << n
         }
     }
 
@@ -451,6 +491,22 @@ struct JSONScan {
             guard b[i] == 0x2C else { return nil }
             i += 1
         }
+    }
+
+    /// A string value passed over; without an escape in it, no String is made (with one, it
+    /// is read as `string()` reads it, so what it refuses is refused here too).
+    mutating func skipString() -> Bool {
+        space()
+        guard i < b.count, b[i] == 0x22 else { return false }
+        var j = i + 1
+        while j < b.count, b[j] != 0x22 {
+            guard b[j] >= 0x20 else { return false }
+            if b[j] == 0x5C { return string() != nil }
+            j += 1
+        }
+        guard j < b.count else { return false }
+        i = j + 1
+        return true
     }
 
     /// Whether the next value is a string.
