@@ -340,6 +340,13 @@ struct IncidentIndexTests {
         let u = try index.update()
         #expect(u.rebuilt)
         try Self.same(index, l.path)
+        // The words of the log that was replaced went with it; the new one's are found.
+        func found(_ words: String) throws -> Int {
+            var q = IncidentIndex.Query()
+            q.text = words
+            return try index.incidents(q).count
+        }
+        #expect(try found("site3") == 0 && found("site101") == 1)
         // The same file, cut short and written again: the chain at the cursor no longer agrees.
         let text = try String(contentsOfFile: l.path, encoding: .utf8)
         let kept = text.split(separator: "\n").prefix(2).joined(separator: "\n") + "\n"
@@ -350,6 +357,14 @@ struct IncidentIndexTests {
         let v = try index.update()
         #expect(v.rebuilt)
         try Self.same(index, l.path)
+        // (The first two lines were kept: the third incident's words went with the rest.)
+        #expect(try found("site102") == 0 && found("late") == 1)
+        // Made again on request: the same answers.
+        let w = try index.rebuild()
+        let all = try IncidentStore.load(l.path).count
+        #expect(w.rebuilt && w.incidents == all)
+        try Self.same(index, l.path)
+        #expect(try found("site100") == 1 && found("late") == 1 && found("site102") == 0)
     }
 
     @Test("a corrupt or deleted index is made again from the log")
