@@ -115,9 +115,18 @@ extension IncidentRecord {
 
     /// The keys an incident line may have (`chain` is the log's, not the record's).
     private enum ScanKey: String, CaseIterable {
-        case event, id, time, severity, category, categoryName = "category_name", group, client, user, device, mac
-        case host, url, searchTerm = "search_term", action, blockedBy = "blocked_by", source, rule, repeated, window
-        case route, hits, firstSeen = "first_seen", lastSeen = "last_seen", due, chain
+        case event, id, time, severity, category
+        case categoryName = "category_name"
+        case group, client, user, device, mac
+        case host, url
+        case searchTerm = "search_term"
+        case action
+        case blockedBy = "blocked_by"
+        case source, rule, repeated, window
+        case route, hits
+        case firstSeen = "first_seen"
+        case lastSeen = "last_seen"
+        case due, chain
     }
 
     private static let keys = JSONKeys<ScanKey>()
@@ -180,7 +189,11 @@ extension HitsRecord {
     }
 
     private enum ScanKey: String, CaseIterable {
-        case event, id, time, hits, firstSeen = "first_seen", lastSeen = "last_seen", sampleURLs = "sample_urls", chain
+        case event, id, time, hits
+        case firstSeen = "first_seen"
+        case lastSeen = "last_seen"
+        case sampleURLs = "sample_urls"
+        case chain
     }
 
     private static let keys = JSONKeys<ScanKey>()
