@@ -128,6 +128,23 @@ struct CentralTests {
         return (path, lines(path).count)
     }
 
+    /// `esafety forward --once` for a site as its forwarder role: its status and output.
+    static func forwardOnce(
+        _ dir: TempDir,
+        _ pg: PostgresServer,
+        site: String,
+        log: String,
+        batch: String? = nil
+    ) throws -> (Int32, String) {
+        try Child.run(
+            esafety,
+            ["forward", "--once"] + (batch.map { ["--batch", $0] } ?? []) + [
+                "--log", log, "--site", site, "--postgres", pg.url("fwd_\(site)"), "--password-file",
+                dir.path + "/fwd_\(site).pw",
+            ]
+        )
+    }
+
     static func forwarder(_ dir: TempDir, _ pg: PostgresServer, site: String, log: String) throws -> Child {
         try Child(
             "/bin/sh",
@@ -223,13 +240,7 @@ struct CentralTests {
         // (each incident with its actions in one batch, inserted in the state they leave it).
         let log = try Self.history(dir, "north", incidents: 600)
         for (site, batch) in [("north", "3"), ("south", "5000")] {
-            let (code, out) = try Child.run(
-                Self.esafety,
-                [
-                    "forward", "--once", "--batch", batch, "--log", log.path, "--site", site, "--postgres",
-                    pg.url("fwd_\(site)"), "--password-file", dir.path + "/fwd_\(site).pw",
-                ]
-            )
+            let (code, out) = try Self.forwardOnce(dir, pg, site: site, log: log.path, batch: batch)
             #expect(code == 0, "\(out)")
         }
         // The site's own list: each incident's line ends with its state and its id (the count
@@ -260,13 +271,7 @@ struct CentralTests {
         let pg = try Self.store(dir)
         for site in ["north", "south"] {
             let log = try Self.history(dir, site, incidents: 200)
-            let (code, out) = try Child.run(
-                Self.esafety,
-                [
-                    "forward", "--once", "--log", log.path, "--site", site, "--postgres", pg.url("fwd_\(site)"),
-                    "--password-file", dir.path + "/fwd_\(site).pw",
-                ]
-            )
+            let (code, out) = try Self.forwardOnce(dir, pg, site: site, log: log.path)
             #expect(code == 0, "\(out)")
         }
         func count(_ user: String, _ sql: String) -> String {
@@ -329,13 +334,7 @@ struct CentralTests {
         for (site, count) in [("north", 100), ("south", 100)] {
             let log = try Self.history(dir, site, incidents: count)
             logs[site] = log.path
-            let (code, out) = try Child.run(
-                Self.esafety,
-                [
-                    "forward", "--once", "--log", log.path, "--site", site, "--postgres", pg.url("fwd_\(site)"),
-                    "--password-file", dir.path + "/fwd_\(site).pw",
-                ]
-            )
+            let (code, out) = try Self.forwardOnce(dir, pg, site: site, log: log.path)
             #expect(code == 0, "\(out)")
         }
         func tool(_ role: String, _ arguments: [String]) throws -> (Int32, String) {
@@ -489,13 +488,7 @@ struct CentralTests {
         let dir = TempDir()
         let pg = try Self.store(dir)
         let log = try Self.history(dir, "north", incidents: 100)
-        var (code, out) = try Child.run(
-            Self.esafety,
-            [
-                "forward", "--once", "--log", log.path, "--site", "north", "--postgres", pg.url("fwd_north"),
-                "--password-file", dir.path + "/fwd_north.pw",
-            ]
-        )
+        var (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
         #expect(code == 0, "\(out)")
         func tool(_ arguments: [String]) throws -> (Int32, String) {
             try Child.run(
@@ -550,13 +543,7 @@ struct CentralTests {
         log.stop()
         let shared = lines(path).filter { $0.hasPrefix("{\"event\":\"context\"") && $0.contains("\"ids\":[") }
         #expect(!shared.isEmpty, "a context line naming both incidents")
-        var (code, out) = try Child.run(
-            Self.esafety,
-            [
-                "forward", "--once", "--log", path, "--site", "north", "--postgres", pg.url("fwd_north"),
-                "--password-file", dir.path + "/fwd_north.pw",
-            ]
-        )
+        var (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: path)
         #expect(code == 0, "\(out)")
         let ids = try IncidentStore.load(path).map(\.id)
         #expect(ids.count == 2)
@@ -622,13 +609,7 @@ struct CentralTests {
         usleep(2_000_000)
         // North starts shipping: five incidents from January to August.
         let log = try Self.history(dir, "north", incidents: 5)
-        let (code, out) = try Child.run(
-            Self.esafety,
-            [
-                "forward", "--once", "--log", log.path, "--site", "north", "--postgres", pg.url("fwd_north"),
-                "--password-file", dir.path + "/fwd_north.pw",
-            ]
-        )
+        let (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
         #expect(code == 0, "\(out)")
         let ids = try IncidentStore.load(log.path).map(\.id)
         #expect(poll(timeout: 20) { printedAll.ids.count >= 5 }, "\(printedAll.ids)")
@@ -652,13 +633,7 @@ struct CentralTests {
         text[19] = Substring(text[19].replacingOccurrences(of: "\",\"", with: "\u{01},\"", options: [], range: nil))
         #expect((try? JSONSerialization.jsonObject(with: Data(text[19].utf8))) == nil)
         try text.joined(separator: "\n").write(toFile: log.path, atomically: true, encoding: .utf8)
-        let (code, out) = try Child.run(
-            Self.esafety,
-            [
-                "forward", "--once", "--log", log.path, "--site", "north", "--postgres", pg.url("fwd_north"),
-                "--password-file", dir.path + "/fwd_north.pw",
-            ]
-        )
+        let (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
         #expect(code == 0, "\(out)")
         #expect(out.contains("critical") && out.contains("does not follow the hash chain"), "\(out)")
         #expect(
