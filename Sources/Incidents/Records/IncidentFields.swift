@@ -22,22 +22,56 @@ public struct IncidentFields: Sendable, Equatable {
     /// The severity's rank (info 0 ... critical 4), -1 when it has none.
     public var rank: Int { Severity(name: severity).map { Int($0.rawValue) } ?? -1 }
 
-    static let keys: Set<String> = [
-        "id", "time", "severity", "category", "group", "client", "user", "host", "url", "search_term", "due",
-    ]
+    /// The keys read by position; any other key of the line is passed over.
+    private enum Key: String, CaseIterable {
+        case id, time, severity, category, group, client, user, host, url
+        case searchTerm = "search_term"
+        case due
+    }
 
-    /// By position, without decoding the line; nil when it is not in a shape this reader walks
-    /// or lacks a required field (the caller then decodes it whole and uses `init(_:)`).
+    private static let keys = JSONKeys<Key>()
+
+    /// By position, without decoding the line; nil when it is not in a shape this reader walks,
+    /// names one of these keys twice, holds one as neither a string nor null, or lacks a
+    /// required field (the caller then decodes it whole and uses `init(_:)`). Keys are matched
+    /// by their bytes: the index and the forwarder read every incident line here.
     public init?(line: String) {
-        guard let f = RecordFields.strings(line, keys: Self.keys, raw: false), let id = f["id"] ?? nil,
-            let time = f["time"] ?? nil, let client = f["client"] ?? nil, let host = f["host"] ?? nil
-        else { return nil }
+        var id: String?
+        var time: String?
+        var severity: String?
+        var category: String?
+        var group: String?
+        var client: String?
+        var user: String?
+        var host: String?
+        var url: String?
+        var searchTerm: String?
+        var due: String?
+        var text = line
+        let read = text.withUTF8 { bytes in
+            var s = JSONScan(bytes: bytes)
+            return s.object(Self.keys, skippingOthers: true) { s, key in
+                switch key {
+                case .id: return s.field(&id)
+                case .time: return s.field(&time)
+                case .severity: return s.field(&severity)
+                case .category: return s.field(&category)
+                case .group: return s.field(&group)
+                case .client: return s.field(&client)
+                case .user: return s.field(&user)
+                case .host: return s.field(&host)
+                case .url: return s.field(&url)
+                case .searchTerm: return s.field(&searchTerm)
+                case .due: return s.field(&due)
+                }
+            }
+        }
+        guard read, let id, let time, let client, let host else { return nil }
         (self.id, self.time, self.client, self.host) = (id, time, client, host)
         // As the record reads it: a name this version does not know is no severity.
-        severity = ((f["severity"] ?? nil).flatMap(Severity.init(name:)))?.description ?? ""
-        category = (f["category"] ?? nil) ?? ""
-        group = (f["group"] ?? nil) ?? ""
-        (user, url, searchTerm, due) = (f["user"] ?? nil, f["url"] ?? nil, f["search_term"] ?? nil, f["due"] ?? nil)
+        self.severity = severity.flatMap(Severity.init(name:))?.description ?? ""
+        (self.category, self.group) = (category ?? "", group ?? "")
+        (self.user, self.url, self.searchTerm, self.due) = (user, url, searchTerm, due)
     }
 
     public init(_ r: IncidentRecord) {

@@ -441,19 +441,26 @@ struct JSONScan {
     }
 
     /// Reads an object whose keys are among `keys`, each at most once, `value` reading what
-    /// follows each key (false gives up). A key not among them, or a key given twice (which of
-    /// the two a decoder takes is not this reader's to guess), gives up too. Keys are matched
-    /// by their bytes, with no String made.
-    mutating func object<Key>(_ keys: JSONKeys<Key>, _ value: (inout JSONScan, Key) -> Bool) -> Bool {
+    /// follows each key (false gives up). A key given twice (which of the two a decoder takes
+    /// is not this reader's to guess) gives up too, and so does a key not among them unless
+    /// `skippingOthers` (then its value is passed over). Keys are matched by their bytes, with
+    /// no String made.
+    mutating func object<Key>(
+        _ keys: JSONKeys<Key>,
+        skippingOthers: Bool = false,
+        _ value: (inout JSONScan, Key) -> Bool
+    ) -> Bool {
         guard begin(0x7B) else { return false }
         var seen: UInt64 = 0
         var first = true
         while true {
             guard let next = nextKeyBytes(first: &first) else { return false }
             guard let range = next else { return true }
-            guard let n = keys.index(of: UnsafeBufferPointer(rebasing: b[range])), seen & 1 << n == 0,
-                value(&self, keys.cases[n])
-            else { return false }
+            guard let n = keys.index(of: UnsafeBufferPointer(rebasing: b[range])) else {
+                guard skippingOthers, skipValue() else { return false }
+                continue
+            }
+            guard seen & 1 << n == 0, value(&self, keys.cases[n]) else { return false }
             seen |= 1 << n
         }
     }

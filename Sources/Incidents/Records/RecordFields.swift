@@ -1,12 +1,11 @@
 /// The top-level string fields of one JSON object line, read without decoding the whole
-/// record: what the index stores of an incident. Nested objects and arrays are skipped;
-/// strings are unescaped (JSON's escapes, `\u` included). Nil when the line is not an
-/// object this reader can walk or names a wanted key twice (the index then decodes it the
-/// slow way). A wanted key whose value is not a string or null is given as the value's text,
-/// or, with `raw` false, makes the answer nil (a decoder reading that key as a string would
-/// not take it).
+/// record: a note's text for the index, a lost incident's tally. Nested objects and arrays
+/// are skipped; strings are unescaped (JSON's escapes, `\u` included). Nil when the line is
+/// not an object this reader can walk or names a wanted key twice. A wanted key whose value
+/// is not a string or null is given as the value's text. (An incident's own fields are read
+/// by `IncidentFields(line:)`.)
 public enum RecordFields {
-    public static func strings(_ line: String, keys: Set<String>, raw: Bool = true) -> [String: String?]? {
+    public static func strings(_ line: String, keys: Set<String>) -> [String: String?]? {
         var text = line
         return text.withUTF8 { bytes -> [String: String?]? in
             var s = JSONScan(bytes: bytes)
@@ -28,7 +27,7 @@ public enum RecordFields {
                 } else if s.null() {
                     out[key] = .some(nil)
                 } else {
-                    guard raw, let text = s.rawValue() else { return nil }
+                    guard let text = s.rawValue() else { return nil }
                     out[key] = .some(text)
                 }
             }
