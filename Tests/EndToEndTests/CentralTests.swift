@@ -243,9 +243,12 @@ struct CentralTests {
             let (code, out) = try Self.forwardOnce(dir, pg, site: site, log: log.path, batch: batch)
             #expect(code == 0, "\(out)")
         }
-        // The site's own list: each incident's line ends with its state and its id (the count
-        // after the list goes to standard error, read here with the output).
-        let (_, listed) = try Child.run(Self.esafety, ["incidents", "list", "--log", log.path])
+        // The site's own list: each incident's line ends with its state and its id. Its output
+        // only: the count it writes to standard error could land inside a line of it.
+        let (_, listed) = try Child.run(
+            "/bin/sh",
+            ["-c", "exec \"$0\" incidents list --log \"$1\" 2>/dev/null", Self.esafety, log.path]
+        )
         var local: [String] = []
         for match in listed.matches(of: #/ {2}([a-z-]+) {2}(inc-[0-9a-f]{12}-[0-9a-f]{6}-[0-9a-f]{6})/#) {
             local.append("\(match.2)|\(match.1)")
