@@ -184,6 +184,7 @@ let package = Package(
             name: "IncidentIndexTests",
             dependencies: [
                 "IncidentIndex", "Incidents", "Reports", "Classifier", "Pipeline", "SystemSupport", "TestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(

@@ -33,6 +33,8 @@ extension IncidentIndex {
             var state: IncidentView.State
             var changed = false
             var hits: String? = nil
+            /// The count of the latest `hits` line read (nil: none read).
+            var hitCount: Int? = nil
             var verdict: String? = nil
             var dirty: Bool { changed || hits != nil || verdict != nil }
             var bytes: Int { (new?.line.utf8.count ?? 0) + (hits?.utf8.count ?? 0) + (verdict?.utf8.count ?? 0) }
@@ -43,8 +45,8 @@ extension IncidentIndex {
             insertIncident = try db.makeStatement(
                 sql: """
                     INSERT OR REPLACE INTO incidents (id, time, severity, rank, category, grp, client, user, person,
-                    host, url, search_term, state, due, line, hits, verdict)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    host, url, search_term, state, due, line, hits, verdict, hit_count)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             )
             insertEvent = try db.makeStatement(sql: "INSERT INTO events (id, event, time, line) VALUES (?, ?, ?, ?)")
@@ -55,8 +57,8 @@ extension IncidentIndex {
             lookup = try db.makeStatement(sql: "SELECT state, seq FROM incidents WHERE id = ?")
             setState = try db.makeStatement(
                 sql: """
-                    UPDATE incidents SET state = ?, hits = coalesce(?, hits), verdict = coalesce(?, verdict)
-                    WHERE seq = ?
+                    UPDATE incidents SET state = ?, hits = coalesce(?, hits), verdict = coalesce(?, verdict),
+                    hit_count = coalesce(?, hit_count) WHERE seq = ?
                     """
             )
         }
@@ -197,12 +199,18 @@ extension IncidentIndex {
         }
 
         /// A `hits` or `verdict` line: an event of the incident, and its latest of that kind,
-        /// which a list shows, kept in its row.
+        /// which a list shows, kept in its row (a `hits` line's count too, as a fold takes it:
+        /// from a line that reads as one).
         mutating func latest(_ event: String, id: String, time: String?, line: String) throws {
             try insertEvent.execute(arguments: [id, event, time, line])
             guard var known = try pending(id) else { return }
             pendingBytes -= known.bytes
-            if event == "hits" { known.hits = line } else { known.verdict = line }
+            if event == "hits" {
+                known.hits = line
+                if case .hits(let h) = LogRecord(line: line) { known.hitCount = h.hits }
+            } else {
+                known.verdict = line
+            }
             pendingBytes += known.bytes
             states[id] = known
         }
@@ -225,11 +233,11 @@ extension IncidentIndex {
                 let (f, line, _) = p.new!
                 try insertIncident.execute(arguments: [
                     f.id, f.time, f.severity, f.rank, f.category, f.group, f.client, f.user, f.person, f.host, f.url,
-                    f.searchTerm, p.state.rawValue, f.due, line, p.hits, p.verdict,
+                    f.searchTerm, p.state.rawValue, f.due, line, p.hits, p.verdict, p.hitCount ?? f.hits,
                 ])
             }
             for p in pending.filter({ $0.new == nil && $0.dirty }).sorted(by: { $0.seq < $1.seq }) {
-                try setState.execute(arguments: [p.state.rawValue, p.hits, p.verdict, p.seq])
+                try setState.execute(arguments: [p.state.rawValue, p.hits, p.verdict, p.hitCount, p.seq])
             }
             states.removeAll(keepingCapacity: true)
             (unwritten, pendingBytes) = (0, 0)

@@ -21,7 +21,7 @@ public final class IncidentIndex: @unchecked Sendable {
     public let logPath: String
     public let path: String
     let db: DatabaseQueue
-    static let schemaVersion = "5"
+    static let schemaVersion = "6"
 
     /// The index kept beside a log: `LOG.index.sqlite`.
     public static func path(forLog log: String) -> String { log + ".index.sqlite" }
@@ -130,13 +130,15 @@ public final class IncidentIndex: @unchecked Sendable {
                     due TEXT,
                     line TEXT NOT NULL,
                     hits TEXT,
-                    verdict TEXT
+                    verdict TEXT,
+                    hit_count INTEGER NOT NULL
                 );
                 CREATE TABLE events (
                     seq INTEGER PRIMARY KEY, id TEXT NOT NULL, event TEXT NOT NULL, time TEXT, line TEXT, ref INTEGER
                 );
                 CREATE INDEX incidents_open ON incidents (state, rank, due);
-                CREATE INDEX incidents_person ON incidents (person, time);
+                CREATE INDEX incidents_person ON incidents
+                    (person, time, seq, severity, grp, category, host, state, hit_count, id);
                 CREATE INDEX incidents_time ON incidents (time);
                 CREATE INDEX incidents_category ON incidents (category, time);
                 CREATE INDEX incidents_group ON incidents (grp, time);
@@ -353,38 +355,79 @@ public final class IncidentIndex: @unchecked Sendable {
 
     /// The incidents a query selects, newest first, each as a full read of the log shows it.
     public func incidents(_ q: Query) throws(Failure) -> [IncidentView] {
-        var clauses: [String] = []
-        var args: [(any DatabaseValueConvertible)?] = []
-        if q.open { clauses.append("state IN ('new', 'acknowledged', 'escalated')") }
-        if let now = q.overdueAt {
-            clauses.append("state = 'new' AND due IS NOT NULL AND due < ?")
-            args.append(now)
+        try summaryViews(sql: select(Self.summaryColumns, q), arguments(q))
+    }
+
+    /// What a list prints of the incidents a query selects, newest first (`IncidentSummary`):
+    /// read from the columns, no record decoded. A pupil's history is read from the person
+    /// index alone, which holds these columns in the order printed, so its thousands of rows
+    /// are read together rather than each from its own page of the table.
+    public func summaries(_ q: Query) throws(Failure) -> [IncidentSummary] {
+        let sql = select(Self.listColumns, q)  // which may count a search's rows first, a read of its own
+        do {
+            return try db.read { db in
+                var out: [IncidentSummary] = []
+                let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments(q))
+                while let row = try rows.next() {
+                    out.append(
+                        IncidentSummary(
+                            time: row[0],
+                            severity: Severity(name: row[1]),
+                            group: row[2],
+                            person: row[3],
+                            category: row[4],
+                            host: row[5],
+                            hits: row[6],
+                            state: IncidentView.State(rawValue: row[7]) ?? .new,
+                            id: row[8]
+                        )
+                    )
+                }
+                return out
+            }
+        } catch {
+            throw Failure(description: "\(path): cannot read the incident index: \(error)")
         }
+    }
+
+    /// What a list prints, as columns (all of them in the person index).
+    static let listColumns = "time, severity, grp, person, category, host, hit_count, state, id"
+
+    /// A query's arguments, in the order of `select`'s placeholders.
+    func arguments(_ q: Query) -> StatementArguments {
+        var args: [(any DatabaseValueConvertible)?] = []
+        if let now = q.overdueAt { args.append(now) }
+        for value in [q.state, q.severity, q.category, q.group, q.user, q.client, q.person] {
+            if let value { args.append(value) }
+        }
+        if let since = q.since { args.append(since) }
+        if let until = q.until { args.append(until) }
+        if let phrase = Self.phrase(q) { args.append(phrase) }
+        return StatementArguments(args)
+    }
+
+    /// A search's words as a phrase for SQLite's full-text index (FTS5), over each incident's
+    /// site, URL and search term and its notes: whole words, the last one also as the start of
+    /// a word.
+    static func phrase(_ q: Query) -> String? {
+        q.text.map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"*" }
+    }
+
+    /// The SQL selecting `columns` of the incidents `q` selects, newest first.
+    func select(_ columns: String, _ q: Query) -> String {
+        var clauses: [String] = []
+        if q.open { clauses.append("state IN ('new', 'acknowledged', 'escalated')") }
+        if q.overdueAt != nil { clauses.append("state = 'new' AND due IS NOT NULL AND due < ?") }
         for (column, value) in [
             ("state", q.state), ("severity", q.severity), ("category", q.category), ("grp", q.group), ("user", q.user),
             ("client", q.client), ("person", q.person),
-        ] {
-            if let value {
-                clauses.append("\(column) = ?")
-                args.append(value)
-            }
+        ] where value != nil {
+            clauses.append("\(column) = ?")
         }
-        if let since = q.since {
-            clauses.append("time >= ?")
-            args.append(since)
-        }
-        if let until = q.until {
-            clauses.append("time < ?")
-            args.append(until)
-        }
-        var phrase: String? = nil
-        if let text = q.text {
-            // Whole words, the last one also as the start of a word: a phrase for SQLite's
-            // full-text index (FTS5) over each incident's site, URL and search term and its notes.
-            phrase = "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"*"
-            clauses.append("id IN (SELECT id FROM search WHERE search MATCH ?)")
-            args.append(phrase)
-        }
+        if q.since != nil { clauses.append("time >= ?") }
+        if q.until != nil { clauses.append("time < ?") }
+        let phrase = Self.phrase(q)
+        if phrase != nil { clauses.append("id IN (SELECT id FROM search WHERE search MATCH ?)") }
         let filter = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
         let limit = q.limit.map { " LIMIT \($0)" } ?? ""
         let order = q.lastWritten ? "seq DESC" : "time DESC, seq DESC"
@@ -400,10 +443,7 @@ public final class IncidentIndex: @unchecked Sendable {
         let narrowed = [q.person, q.user, q.client, q.category, q.group].contains { $0 != nil }
         let walk = !narrowed && !q.lastWritten && q.limit != nil && !fewWords()
         let source = walk ? "incidents INDEXED BY incidents_time" : "incidents"
-        return try summaries(
-            sql: "SELECT \(Self.summaryColumns) FROM \(source)\(filter) ORDER BY \(order)\(limit)",
-            args
-        )
+        return "SELECT \(columns) FROM \(source)\(filter) ORDER BY \(order)\(limit)"
     }
 
     /// Below this many rows with a search's words, they are read from the full-text table and
@@ -540,11 +580,11 @@ public final class IncidentIndex: @unchecked Sendable {
     /// four lines read per incident instead of its whole history (`incidents(idOrPrefix:)` folds
     /// that, for `show` and the incident page). A list's view has no `events`; everything a list
     /// shows (the record, its state, hits, last seen, due) is as a full fold gives it.
-    func summaries(sql: String, _ args: [(any DatabaseValueConvertible)?]) throws(Failure) -> [IncidentView] {
+    func summaryViews(sql: String, _ arguments: StatementArguments) throws(Failure) -> [IncidentView] {
         do {
             return try db.read { db in
                 var out: [IncidentView] = []
-                let rows = try Row.fetchCursor(db, sql: sql, arguments: StatementArguments(args))
+                let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
                 while let row = try rows.next() {
                     if let v = Self.summary(row, at: 0) { out.append(v) }
                 }

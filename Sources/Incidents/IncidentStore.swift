@@ -217,6 +217,11 @@ public enum IncidentStore {
 
     /// One line per incident: time, severity, group, person, category, site, hits.
     public static func line(_ v: IncidentView, color: Bool) -> String {
+        line(IncidentSummary(v), color: color)
+    }
+
+    /// One line per incident, from what a list keeps of it.
+    public static func line(_ v: IncidentSummary, color: Bool) -> String {
         // By bytes, not Foundation's replacingOccurrences and padding (a tenth of a long list's
         // time each) nor Characters.
         var stamp = Array(v.time.utf8.prefix(19))

@@ -129,10 +129,29 @@ struct ResolvedLog {
 
     /// The incidents a query selects, newest first: from the index, or a full read.
     func query(_ q: IncidentIndex.Query) throws -> [IncidentView] {
+        try requireReader()
+        if let index = index(), let found = try? index.incidents(q) { return found }
+        return try fullRead(q)
+    }
+
+    /// What a list prints of the incidents a query selects, newest first: from the index's
+    /// columns, or a full read.
+    func summaries(_ q: IncidentIndex.Query) throws -> [IncidentSummary] {
+        try requireReader()
+        if let index = index(), let found = try? index.summaries(q) { return found }
+        return try fullRead(q).map(IncidentSummary.init)
+    }
+
+    /// Refuses, through sudo, a user outside the log's group (without sudo the file's
+    /// permissions decide).
+    func requireReader() throws {
         if let refusal = Identity.requireMember(of: group, logOwner: Identity.owner(of: path)) {
             throw CommandFailure(refusal.description, status: refusal.status)
         }
-        if let index = index(), let found = try? index.incidents(q) { return found }
+    }
+
+    /// A query answered by reading the whole log, as the index answers it.
+    func fullRead(_ q: IncidentIndex.Query) throws -> [IncidentView] {
         var views = try load(context: false).filter { v in
             if q.open && !v.isOpen { return false }
             if let now = q.overdueAt, !v.overdue(now: now) { return false }
@@ -160,18 +179,14 @@ struct ResolvedLog {
     /// What a report of [since, until) reads: from the index when there is one to trust (the
     /// period's incidents and those that may have been open at its end), else a full read.
     func reportViews(since: Double, until: Double) throws -> [IncidentView] {
-        if let refusal = Identity.requireMember(of: group, logOwner: Identity.owner(of: path)) {
-            throw CommandFailure(refusal.description, status: refusal.status)
-        }
+        try requireReader()
         let indexed = try? index()?.incidents(reportFrom: Clock.rfc3339(since), until: Clock.rfc3339(until))
         return try indexed ?? load(context: false)
     }
 
     /// The incident an id (or a prefix of 8 or more characters) names.
     func find(_ id: String) throws -> IncidentView {
-        if let refusal = Identity.requireMember(of: group, logOwner: Identity.owner(of: path)) {
-            throw CommandFailure(refusal.description, status: refusal.status)
-        }
+        try requireReader()
         let candidates = (try? index()?.incidents(idOrPrefix: id)) ?? nil
         switch IncidentStore.find(id, in: try candidates ?? load()) {
         case .success(let view): return view
@@ -182,9 +197,7 @@ struct ResolvedLog {
     /// Every incident, from a full read of the log (`context`: false, a list's or a report's
     /// read, leaves the context lines unread).
     func load(context: Bool = true) throws -> [IncidentView] {
-        if let refusal = Identity.requireMember(of: group, logOwner: Identity.owner(of: path)) {
-            throw CommandFailure(refusal.description, status: refusal.status)
-        }
+        try requireReader()
         do { return try IncidentStore.load(path, group: group, context: context) } catch {
             throw CommandFailure(error.description, status: 1)
         }
@@ -247,9 +260,12 @@ struct TailCommand: ParsableCommand {
         var q = IncidentIndex.Query()
         q.limit = n
         q.lastWritten = true
-        let views = try log.query(q).reversed()
         let color = !json && isatty(1) != 0
-        for v in views { print(json ? v.line : IncidentStore.line(v, color: color)) }
+        if json {
+            for v in try log.query(q).reversed() { print(v.line) }
+        } else {
+            Output.lines(try log.summaries(q).reversed().lazy.map { IncidentStore.line($0, color: color) })
+        }
         guard f else { return }
         var follower = IncidentFollower(path: path)
         while true {
@@ -310,10 +326,14 @@ struct ListCommand: ParsableCommand {
         q.severity = severity?.description
         (q.category, q.group, q.user, q.client, q.person) = (category, group, user, client, person)
         (q.since, q.until, q.text, q.limit) = (since, until, search, limit)
-        let views = try log.resolve().query(q)
-        let color = !json && isatty(1) != 0
-        for v in views { print(json ? v.line : IncidentStore.line(v, color: color)) }
-        if !json { FileHandle.standardError.write(Data("\(views.count) incident(s)\n".utf8)) }
+        if json {
+            for v in try log.resolve().query(q) { print(v.line) }
+            return
+        }
+        let found = try log.resolve().summaries(q)
+        let color = isatty(1) != 0
+        Output.lines(found.lazy.map { IncidentStore.line($0, color: color) })
+        FileHandle.standardError.write(Data("\(found.count) incident(s)\n".utf8))
     }
 }
 

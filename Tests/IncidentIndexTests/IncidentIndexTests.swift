@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Logging
 import Pipeline
 import SystemSupport
@@ -83,6 +84,10 @@ struct IncidentIndexTests {
             #expect(a.record == b.record, sourceLocation: sourceLocation)
             #expect(IncidentStore.line(a, color: false) == IncidentStore.line(b, color: false))
         }
+        // What a list prints, read from the index's columns alone (no record decoded): the
+        // same as of the fold, hits and state included.
+        let printed = try index.summaries(IncidentIndex.Query()).sorted { $0.id < $1.id }
+        #expect(printed == full.map(IncidentSummary.init), sourceLocation: sourceLocation)
         // One incident (show, the incident page): its whole history.
         for a in full {
             let found = try index.incidents(idOrPrefix: a.id)
@@ -186,6 +191,7 @@ struct IncidentIndexTests {
         var history = IncidentIndex.Query()
         history.person = "u5"
         #expect(try index.incidents(history).map(\.id) == [ids[5]])
+        #expect(try index.summaries(history).map(\.id) == [ids[5]])
         var text = IncidentIndex.Query()
         text.text = "sibling"
         #expect(try index.incidents(text).map(\.id) == [ids[5]])
@@ -221,6 +227,26 @@ struct IncidentIndexTests {
         var acknowledged = IncidentIndex.Query()
         acknowledged.state = "acknowledged"
         #expect(try index.incidents(acknowledged).map(\.id) == [ids[3]])
+    }
+
+    @Test("a pupil's history, as a list prints it, is read in order from the person index alone, not row by row")
+    func historyFromItsIndex() throws {
+        let l = try Log()
+        l.incidents(0..<5)
+        l.flush()
+        let index = try IncidentIndex(logPath: l.path)
+        try index.update()
+        var q = IncidentIndex.Query()
+        q.person = "u3"
+        let plan = try index.db.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "EXPLAIN QUERY PLAN " + index.select(IncidentIndex.listColumns, q),
+                arguments: index.arguments(q)
+            ).map { $0["detail"] as String }
+        }
+        #expect(plan == ["SEARCH incidents USING COVERING INDEX incidents_person (person=?)"], "\(plan)")
+        #expect(try index.summaries(q).map(\.person) == ["u3"])
     }
 
     @Test("a long read is committed in steps: stopped part way (or the process gone), it goes on from there")
@@ -295,6 +321,7 @@ struct IncidentIndexTests {
             }
             let got = try index.incidents(q).map(\.id)
             #expect(got == Array(wanted.prefix(limit).map(\.id)), "\(words): \(got.count) of \(wanted.count)")
+            #expect(try index.summaries(q).map(\.id) == got, "\(words): a list's columns, the same incidents")
         }
     }
 

@@ -16,6 +16,8 @@ public struct IncidentFields: Sendable, Equatable {
     public var url: String?
     public var searchTerm: String?
     public var due: String?
+    /// How many requests the incident counts when written (a later `hits` line raises it).
+    public var hits: Int
 
     /// The person: the user when the log named one, else the client address.
     public var person: String { user ?? client }
@@ -26,7 +28,7 @@ public struct IncidentFields: Sendable, Equatable {
     private enum Key: String, CaseIterable {
         case id, time, severity, category, group, client, user, host, url
         case searchTerm = "search_term"
-        case due
+        case due, hits
     }
 
     private static let keys = JSONKeys<Key>()
@@ -47,6 +49,7 @@ public struct IncidentFields: Sendable, Equatable {
         var url: String?
         var searchTerm: String?
         var due: String?
+        var hits = 1
         var text = line
         let read = text.withUTF8 { bytes in
             var s = JSONScan(bytes: bytes)
@@ -63,6 +66,7 @@ public struct IncidentFields: Sendable, Equatable {
                 case .url: return s.field(&url)
                 case .searchTerm: return s.field(&searchTerm)
                 case .due: return s.field(&due)
+                case .hits: return s.field(&hits)
                 }
             }
         }
@@ -71,12 +75,12 @@ public struct IncidentFields: Sendable, Equatable {
         // As the record reads it: a name this version does not know is no severity.
         self.severity = severity.flatMap(Severity.init(name:))?.description ?? ""
         (self.category, self.group) = (category ?? "", group ?? "")
-        (self.user, self.url, self.searchTerm, self.due) = (user, url, searchTerm, due)
+        (self.user, self.url, self.searchTerm, self.due, self.hits) = (user, url, searchTerm, due, hits)
     }
 
     public init(_ r: IncidentRecord) {
         (id, time, severity) = (r.id, r.time.text, r.severity?.description ?? "")
         (category, group, client, user, host) = (r.category, r.group, r.client, r.user, r.host)
-        (url, searchTerm, due) = (r.url, r.searchTerm, r.due?.text)
+        (url, searchTerm, due, hits) = (r.url, r.searchTerm, r.due?.text, r.hits)
     }
 }
