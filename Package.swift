@@ -7,6 +7,7 @@ import PackageDescription
 // Dependencies point one way:
 //   CShims, CPCRE2, CCrypto <- SystemSupport <- Classifier <- LogFormats <- Pipeline
 //   <- Incidents <- IncidentIndex, Reports <- Daemon <- esafetyd, esafety, esafety-bench
+//   CSQLiteReset <- IncidentIndex
 //   Incidents <- Central (PostgreSQL) <- esafety
 //   IncidentIndex, Reports, Central <- Console (Hummingbird) <- esafety
 //   CShims <- Threads <- Incidents, Daemon
@@ -69,12 +70,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // SQLite's reset of a database to empty (a variadic call Swift cannot make). Only the
+        // index uses it, so only what links the index links SQLite.
+        .target(name: "CSQLiteReset", linkerSettings: [.linkedLibrary("sqlite3")]),
         // The incident log's SQLite index: derived from the log, followed as it grows, rebuilt
         // when it disagrees; what the tools query.
         .target(
             name: "IncidentIndex",
             dependencies: [
-                "Classifier", "Incidents", "SystemSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                "Classifier", "Incidents", "SystemSupport", "CSQLiteReset",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         // The report: aggregation of incidents and counters, and its renderers (text, HTML,

@@ -53,7 +53,7 @@ extension IncidentIndex {
             insertReference = try db.makeStatement(
                 sql: "INSERT INTO events (id, event, time, ref) VALUES (?, ?, ?, ?)"
             )
-            insertText = try db.makeStatement(sql: "INSERT INTO search (id, text) VALUES (?, ?)")
+            insertText = try db.makeStatement(sql: "INSERT INTO search (rowid, id, text) VALUES (?, ?, ?)")
             lookup = try db.makeStatement(sql: "SELECT state, seq FROM incidents WHERE id = ?")
             setState = try db.makeStatement(
                 sql: """
@@ -172,9 +172,6 @@ extension IncidentIndex {
             unwritten += 1
             pendingBytes += p.bytes
             states[id] = p
-            try insertText.execute(arguments: [
-                id, [f.host, f.url, f.searchTerm].compactMap { $0 }.joined(separator: " "),
-            ])
             u.incidents += 1
         }
 
@@ -190,12 +187,15 @@ extension IncidentIndex {
             throws
         {
             try insertEvent.execute(arguments: [id, action.rawValue, time, line])
+            let event = db.lastInsertedRowID
             guard var known = try pending(id) else { return }
             if case .success(let next) = Workflow.next(known.state, action) {
                 (known.state, known.changed) = (next, true)
             }
             states[id] = known
-            if let note { try insertText.execute(arguments: [id, note]) }
+            // A note's words under the negative of its event's place (an incident's own words
+            // are under its place in the table: `IncidentIndex.select`).
+            if let note { try insertText.execute(arguments: [-event, id, note]) }
         }
 
         /// A `hits` or `verdict` line: an event of the incident, and its latest of that kind,
@@ -234,6 +234,10 @@ extension IncidentIndex {
                 try insertIncident.execute(arguments: [
                     f.id, f.time, f.severity, f.rank, f.category, f.group, f.client, f.user, f.person, f.host, f.url,
                     f.searchTerm, p.state.rawValue, f.due, line, p.hits, p.verdict, p.hitCount ?? f.hits,
+                ])
+                // Its site, URL and search term, under its place in the table.
+                try insertText.execute(arguments: [
+                    db.lastInsertedRowID, f.id, [f.host, f.url, f.searchTerm].compactMap { $0 }.joined(separator: " "),
                 ])
             }
             for p in pending.filter({ $0.new == nil && $0.dirty }).sorted(by: { $0.seq < $1.seq }) {

@@ -307,6 +307,8 @@ struct IncidentIndexTests {
         let l = try Log()
         // Every pupil's search is "pupil N": more rows with "pupil" than the index counts as few.
         l.incidents(0..<(IncidentIndex.fewMatches + 100))
+        // The oldest incident, on a site with no search: found by "pupil" only once a note says it.
+        l.sink.accept(match("quiet.example", user: "q", time: 1_795_255_200 - 600))
         l.flush()
         let index = try IncidentIndex(logPath: l.path)
         try index.update()
@@ -323,6 +325,19 @@ struct IncidentIndexTests {
             #expect(got == Array(wanted.prefix(limit).map(\.id)), "\(words): \(got.count) of \(wanted.count)")
             #expect(try index.summaries(q).map(\.id) == got, "\(words): a list's columns, the same incidents")
         }
+        // A note's words: the incident is found by them, whether its words are common (the
+        // incidents walked newest first) or rare (read and sorted).
+        let quiet = try #require(all.first { $0.host == "quiet.example" }).id
+        try l.act(.note, quiet, note: "pupil asked for help")
+        try index.update()
+        for (words, limit) in [("pupil", 3000), ("asked for", 50)] {
+            var q = IncidentIndex.Query()
+            q.text = words
+            q.limit = limit
+            #expect(try index.incidents(q).last?.id == quiet, "\(words)")
+            #expect(try index.summaries(q).last?.id == quiet, "\(words)")
+        }
+        #expect(try index.fullTextRows("\"pupil\"*", upTo: IncidentIndex.fewMatches) > IncidentIndex.fewMatches)
     }
 
     @Test("a report from the index is the report from the whole log: new in the period, and older ones open at its end")
@@ -392,6 +407,39 @@ struct IncidentIndexTests {
         #expect(w.rebuilt && w.incidents == all)
         try Self.same(index, l.path)
         #expect(try found("site100") == 1 && found("late") == 1 && found("site102") == 0)
+    }
+
+    @Test("an older version's index, a rebuild, a replaced log: the file itself is emptied (it shrinks), not journalled")
+    func emptiedByReset() throws {
+        let l = try Log()
+        l.incidents(0..<400)
+        l.flush()
+        let file = IncidentIndex.path(forLog: l.path)
+        func size() -> Int { (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? -1 }
+        var index = try IncidentIndex(logPath: l.path)
+        try index.update()
+        let full = size()
+        // An older version's index (its schema's number is all that tells): emptied at the
+        // first open, then read again from the log. A DROP of its tables would have kept the
+        // file's size (its pages only freed), after copying them into the journal.
+        try index.db.write { try $0.execute(sql: "UPDATE meta SET value = '5' WHERE key = 'schema'") }
+        index = try IncidentIndex(logPath: l.path)
+        #expect(size() < full / 4, "\(size()) of \(full)")
+        #expect(try index.incidents(IncidentIndex.Query()).isEmpty && !(try index.isCurrent()))
+        #expect(try index.update().incidents == 400)
+        try Self.same(index, l.path)
+        // A rebuild over a full index, and a log replaced by a shorter one: the same.
+        let before = size()
+        let u = try index.rebuild()
+        #expect(u.rebuilt && u.incidents == 400 && size() <= before)
+        try FileManager.default.removeItem(atPath: l.path)
+        let other = try Log(path: l.path)
+        other.incidents(1000..<1003)
+        other.flush()
+        #expect(try index.update() == IncidentIndex.Update(rebuilt: true, lines: try lines(l.path).count, incidents: 3))
+        #expect(size() < before / 4, "\(size()) of \(before)")
+        try Self.same(index, l.path)
+        #expect(!FileManager.default.fileExists(atPath: file + "-journal"))
     }
 
     @Test("a corrupt or deleted index is made again from the log")
