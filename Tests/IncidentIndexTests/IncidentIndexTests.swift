@@ -409,7 +409,7 @@ struct IncidentIndexTests {
         #expect(try found("site100") == 1 && found("late") == 1 && found("site102") == 0)
     }
 
-    @Test("an older version's index, a rebuild, a replaced log: the file itself is emptied (it shrinks), not journalled")
+    @Test("an older index, a rebuild, a replaced log: the file itself is emptied (it shrinks), not journalled")
     func emptiedByReset() throws {
         let l = try Log()
         l.incidents(0..<400)
