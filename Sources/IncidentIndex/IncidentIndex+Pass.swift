@@ -12,6 +12,7 @@ extension IncidentIndex {
         let insertEvent: Statement
         let insertReference: Statement
         let insertText: Statement
+        let appendNote: Statement
         let lookup: Statement
         let setState: Statement
         /// What the pass has changed in incidents' rows and not yet written, by id: the rows of
@@ -36,8 +37,13 @@ extension IncidentIndex {
             /// The count of the latest `hits` line read (nil: none read).
             var hitCount: Int? = nil
             var verdict: String? = nil
+            /// Notes on an incident not written yet: their words go into its full-text row with it.
+            var notes: [String] = []
             var dirty: Bool { changed || hits != nil || verdict != nil }
-            var bytes: Int { (new?.line.utf8.count ?? 0) + (hits?.utf8.count ?? 0) + (verdict?.utf8.count ?? 0) }
+            var bytes: Int {
+                (new?.line.utf8.count ?? 0) + (hits?.utf8.count ?? 0) + (verdict?.utf8.count ?? 0)
+                    + notes.reduce(0) { $0 + $1.utf8.count }
+            }
         }
 
         init(_ db: Database) throws {
@@ -53,7 +59,8 @@ extension IncidentIndex {
             insertReference = try db.makeStatement(
                 sql: "INSERT INTO events (id, event, time, ref) VALUES (?, ?, ?, ?)"
             )
-            insertText = try db.makeStatement(sql: "INSERT INTO search (rowid, id, text) VALUES (?, ?, ?)")
+            insertText = try db.makeStatement(sql: "INSERT INTO search (rowid, text) VALUES (?, ?)")
+            appendNote = try db.makeStatement(sql: "UPDATE search SET text = text || char(10) || ? WHERE rowid = ?")
             lookup = try db.makeStatement(sql: "SELECT state, seq FROM incidents WHERE id = ?")
             setState = try db.makeStatement(
                 sql: """
@@ -187,15 +194,21 @@ extension IncidentIndex {
             throws
         {
             try insertEvent.execute(arguments: [id, action.rawValue, time, line])
-            let event = db.lastInsertedRowID
             guard var known = try pending(id) else { return }
             if case .success(let next) = Workflow.next(known.state, action) {
                 (known.state, known.changed) = (next, true)
             }
+            // A note's words join the incident's own in its full-text row: written with it, or
+            // added to the row it has.
+            if let note {
+                if known.new != nil {
+                    known.notes.append(note)
+                    pendingBytes += note.utf8.count
+                } else {
+                    try appendNote.execute(arguments: [note, known.seq])
+                }
+            }
             states[id] = known
-            // A note's words under the negative of its event's place (an incident's own words
-            // are under its place in the table: `IncidentIndex.select`).
-            if let note { try insertText.execute(arguments: [-event, id, note]) }
         }
 
         /// A `hits` or `verdict` line: an event of the incident, and its latest of that kind,
@@ -235,9 +248,10 @@ extension IncidentIndex {
                     f.id, f.time, f.severity, f.rank, f.category, f.group, f.client, f.user, f.person, f.host, f.url,
                     f.searchTerm, p.state.rawValue, f.due, line, p.hits, p.verdict, p.hitCount ?? f.hits,
                 ])
-                // Its site, URL and search term, under its place in the table.
+                // Its site, URL and search term, and the notes read so far, under its place in the table.
+                let words = [f.host, f.url, f.searchTerm].compactMap { $0 }.joined(separator: " ")
                 try insertText.execute(arguments: [
-                    db.lastInsertedRowID, f.id, [f.host, f.url, f.searchTerm].compactMap { $0 }.joined(separator: " "),
+                    db.lastInsertedRowID, ([words] + p.notes).joined(separator: "\n"),
                 ])
             }
             for p in pending.filter({ $0.new == nil && $0.dirty }).sorted(by: { $0.seq < $1.seq }) {

@@ -22,7 +22,7 @@ public final class IncidentIndex: @unchecked Sendable {
     public let logPath: String
     public let path: String
     let db: DatabaseQueue
-    static let schemaVersion = "7"
+    static let schemaVersion = "8"
 
     /// The index kept beside a log: `LOG.index.sqlite`.
     public static func path(forLog log: String) -> String { log + ".index.sqlite" }
@@ -163,7 +163,7 @@ public final class IncidentIndex: @unchecked Sendable {
                 CREATE INDEX IF NOT EXISTS incidents_group ON incidents (grp, time);
                 CREATE INDEX IF NOT EXISTS events_id ON events (id, seq);
                 CREATE INDEX IF NOT EXISTS events_time ON events (time);
-                CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5 (id UNINDEXED, text);
+                CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5 (text);
                 INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', '\(schemaVersion)');
                 """
         )
@@ -193,9 +193,8 @@ public final class IncidentIndex: @unchecked Sendable {
         return stat(path, &st) == 0 ? UInt64(st.st_ino) : nil
     }
 
-    // The full-text table (`search`): each incident's site, URL and search term is a row
-    // numbered by the incident's place (`seq`); each note a row numbered by the negative of its
-    // event's place.
+    // The full-text table (`search`): a row per incident, numbered by its place (`seq`): its
+    // site, URL and search term, then each note on it, a line each.
 
     /// What an update did.
     public struct Update: Sendable, Equatable {
@@ -424,7 +423,7 @@ public final class IncidentIndex: @unchecked Sendable {
         }
         if let since = q.since { args.append(since) }
         if let until = q.until { args.append(until) }
-        if let phrase = Self.phrase(q) { args += [phrase, phrase] }
+        if let phrase = Self.phrase(q) { args.append(phrase) }
         return StatementArguments(args)
     }
 
@@ -450,14 +449,11 @@ public final class IncidentIndex: @unchecked Sendable {
         if q.until != nil { clauses.append("time < ?") }
         let phrase = Self.phrase(q)
         if phrase != nil {
-            // An incident's own words are under its place (`seq`), a note's under the negative of
-            // its event's: the incidents come from the full-text index's row numbers alone, and
-            // only the notes' rows are read for their incident's id (reading every match's id
-            // was most of a common phrase's time: 100 ms at a million, 12 ms without).
-            clauses.append(
-                "(seq IN (SELECT rowid FROM search WHERE search MATCH ? AND rowid > 0) "
-                    + "OR id IN (SELECT id FROM search WHERE search MATCH ? AND rowid < 0))"
-            )
+            // An incident's words (its own and its notes') are the full-text row numbered by its
+            // place (`seq`): the incidents come from the full-text index's row numbers alone,
+            // no row of it read (reading an id from each match's row was most of a common
+            // phrase's time: 100 ms at a million, 12 ms without).
+            clauses.append("seq IN (SELECT rowid FROM search WHERE search MATCH ?)")
         }
         let filter = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
         let limit = q.limit.map { " LIMIT \($0)" } ?? ""

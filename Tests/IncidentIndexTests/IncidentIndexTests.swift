@@ -327,15 +327,21 @@ struct IncidentIndexTests {
         }
         // A note's words: the incident is found by them, whether its words are common (the
         // incidents walked newest first) or rare (read and sorted).
+        // Added to an incident the index holds, or read in the same pass as the incident (a new
+        // index of the whole log: the note's words written with the incident's).
         let quiet = try #require(all.first { $0.host == "quiet.example" }).id
         try l.act(.note, quiet, note: "pupil asked for help")
         try index.update()
-        for (words, limit) in [("pupil", 3000), ("asked for", 50)] {
+        let fresh = try IncidentIndex(logPath: l.path, path: tempPath() + ".sqlite")
+        try fresh.update()
+        for (words, limit) in [("pupil", 3000), ("asked for", 50), ("quiet", 50)] {
             var q = IncidentIndex.Query()
             q.text = words
             q.limit = limit
-            #expect(try index.incidents(q).last?.id == quiet, "\(words)")
-            #expect(try index.summaries(q).last?.id == quiet, "\(words)")
+            for index in [index, fresh] {
+                #expect(try index.incidents(q).last?.id == quiet, "\(words)")
+                #expect(try index.summaries(q).last?.id == quiet, "\(words)")
+            }
         }
         #expect(try index.fullTextRows("\"pupil\"*", upTo: IncidentIndex.fewMatches) > IncidentIndex.fewMatches)
     }
