@@ -116,15 +116,51 @@ struct ResolvedLog {
     /// The group whose members may read incidents and act on them.
     var group: String { configuration.incidentLogGroup ?? "esafety-admin" }
 
+    /// A full read keeps every incident of the log in memory, about four times the log's size
+    /// (5.2 GB and 39 s for the 1.2 GB log of a million incidents): beyond this size the tool
+    /// says why it cannot answer rather than try (ten million, a 12 GB log, would not fit).
+    static let fullReadLimit: Int64 = 256 << 20
+    /// How far behind the log an index may be for this tool to bring it up to date itself, or
+    /// to wait for esafetyd to (it reads what was appended once a second): a few seconds' work.
+    static let catchUpLimit: Int64 = 64 << 20
+    /// How long a tool that may only read the index waits for esafetyd to catch up.
+    static let catchUpWait = 3.0
+
     /// The log's index, up to date: brought up to date here when this account may write it
-    /// (the service account, root); else read as it stands when it has read the whole log.
-    /// The tool never makes one (esafetyd does, or `esafety index rebuild`): a log copied
-    /// somewhere to be looked at gets no file beside it. Nil when there is none to trust:
-    /// then the log is read in full.
+    /// (the service account, root) and it is little behind; else read as it stands once it has
+    /// read the whole log, waiting a few seconds for esafetyd to read the last lines. The tool
+    /// never makes one (esafetyd does, or `esafety index rebuild`): a log copied somewhere to
+    /// be looked at gets no file beside it. Nil when there is none to trust: then the log is
+    /// read in full, if it is small enough (`load`). An index far behind (esafetyd building
+    /// it, after an upgrade or on a first start) is left to esafetyd.
     func index() -> IncidentIndex? {
         guard FileSystem.exists(IncidentIndex.path(forLog: path)) else { return nil }
-        if let writable = try? IncidentIndex(logPath: path), (try? writable.update()) != nil { return writable }
-        return IncidentIndex.reading(logPath: path)
+        if let writable = try? IncidentIndex(logPath: path) {
+            guard lag() <= Self.catchUpLimit else { return nil }
+            if (try? writable.update()) != nil { return writable }
+        }
+        guard lag() <= Self.catchUpLimit else { return nil }
+        let deadline = Clock.now() + Self.catchUpWait
+        while true {
+            if let current = IncidentIndex.reading(logPath: path) { return current }
+            if Clock.now() >= deadline { return nil }
+            usleep(100_000)
+        }
+    }
+
+    /// How many bytes of the log (and its rotations) the index has not read (all of them when
+    /// its place is in none of the files, or there is no index).
+    func lag() -> Int64 {
+        if let p = IncidentIndex.progress(logPath: path) { return p.total - p.read }
+        return logBytes()
+    }
+
+    /// The size of the log and its rotations.
+    func logBytes() -> Int64 {
+        IncidentStore.withRotations(path).reduce(0) { total, file in
+            var st = stat()
+            return total + (stat(file, &st) == 0 ? Int64(st.st_size) : 0)
+        }
     }
 
     /// The incidents a query selects, newest first: from the index, or a full read.
@@ -198,8 +234,43 @@ struct ResolvedLog {
     /// read, leaves the context lines unread).
     func load(context: Bool = true) throws -> [IncidentView] {
         try requireReader()
+        try requireFullRead()
         do { return try IncidentStore.load(path, group: group, context: context) } catch {
             throw CommandFailure(error.description, status: 1)
+        }
+    }
+
+    /// Refuses a full read of a log too big for one (`fullReadLimit`), saying how far its index
+    /// has come or how to make one; tells on standard error when the log is read in full
+    /// although it has an index (one behind it).
+    func requireFullRead() throws {
+        let size = logBytes()
+        let index = IncidentIndex.path(forLog: path)
+        let mb = { (bytes: Int64) in String(format: "%.1f MB", Double(bytes) / 1_048_576) }
+        let memory = String(format: "about %.1f GB of memory", Double(size) * 4.3 / 1_073_741_824)
+        if size > Self.fullReadLimit {
+            guard FileSystem.exists(index) else {
+                throw CommandFailure(
+                    "\(path): no incident index beside this log, and reading it in full (\(mb(size))) would need "
+                        + "\(memory): `esafety index rebuild --log \(path)` makes one (as an account that may "
+                        + "write beside the log)",
+                    status: 1
+                )
+            }
+            let read = size - lag()
+            throw CommandFailure(
+                "\(index): the incident index has read \(size > 0 ? read * 100 / size : 0)% of the log (\(mb(read)) of "
+                    + "\(mb(size))); esafetyd brings it up to date on its own thread, and the incident commands "
+                    + "answer from it once it has read the whole log (`esafety index status` shows how far it "
+                    + "is; with esafetyd stopped, `esafety index rebuild` as its account makes it). Reading the "
+                    + "log in full instead would need \(memory).",
+                status: 75
+            )
+        }
+        if FileSystem.exists(index) {
+            FileHandle.standardError.write(
+                Data("esafety: the incident index is behind the log; reading the log in full (\(mb(size)))\n".utf8)
+            )
         }
     }
 }
@@ -415,6 +486,8 @@ struct ActOptions: ParsableArguments {
         let account = Identity.account(logOwner: owner)
         let who = by ?? account
         let id = self.id
+        // Without an index to find it in, the incident is found by a full read, if the log is small enough.
+        if log.index() == nil { try log.requireFullRead() }
         do {
             let (v, state) = try IncidentLog.act(
                 path: log.path,

@@ -30,6 +30,88 @@ struct IncidentsCommandTests {
         return path
     }
 
+    @Test("a log too big to read in full is never read: the index's progress is told instead, or how to make one")
+    func tooBigForAFullRead() throws {
+        let now = Date().timeIntervalSince1970
+        let path = try written([
+            match("www.bet365.com", url: "http://www.bet365.com/a", time: now - 60),
+            match("www.pornhub.com", url: "http://www.pornhub.com/", time: now - 30, category: "adult"),
+        ])
+        var r = try run("esafety", ["index", "rebuild", "--log", path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let listed = try esafety(["incidents", "list", "--log", path, "--json"]).1
+        let line = try #require(listed.split(separator: "\n").first)
+        let record = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+        let id = try #require(record?["id"] as? String)
+        // The log grows by 300 MB the index has not read (esafetyd building it after an upgrade,
+        // say): too much to catch up here, and too much to read in full.
+        var st = stat()
+        #expect(stat(path, &st) == 0)
+        #expect(truncate(path, off_t(st.st_size) + 300 << 20) == 0)
+        for args in [["incidents", "list"], ["incidents", "show", id], ["incidents", "ack", id]] {
+            r = try run("esafety", args + ["--log", path])
+            #expect(r.status == 75, "\(args): \(r.stderr)")
+            #expect(r.stderr.contains("the incident index has read 0% of the log"), "\(r.stderr)")
+            #expect(r.stderr.contains("`esafety index status` shows how far"), "\(r.stderr)")
+            #expect(r.stdout.isEmpty)
+        }
+        // No index at all: how to make one.
+        unlink(path + ".index.sqlite")
+        r = try run("esafety", ["incidents", "list", "--log", path])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("no incident index beside this log"), "\(r.stderr)")
+        #expect(r.stderr.contains("esafety index rebuild --log \(path)"), "\(r.stderr)")
+        var after = stat()
+        #expect(stat(path, &after) == 0 && after.st_size == st.st_size + 300 << 20, "nothing was acted on")
+    }
+
+    @Test("a coordinator who may only read the index waits for esafetyd to read the last lines, not a full read")
+    func readerWaitsForTheIndex() throws {
+        let dir = TempDir()
+        chmod(dir.path, 0o755)
+        let path = dir.path + "/incidents.jsonl"
+        let now = Date().timeIntervalSince1970
+        func append(_ host: String, at time: Double) throws {
+            let log = IncidentLog(path: path, syncInterval: 0.05, logger: Logger(label: "t"))
+            try log.open()
+            log.start()
+            let sink = IncidentSink(log: log, policy: Policy(), suffixes: PublicSuffix(text: "com\n"), utcOffset: 0)
+            sink.accept(match(host, time: time))
+            sink.closeAll()
+            log.stop()
+            chmod(path, 0o640)
+        }
+        try append("first.com", at: now - 60)
+        #expect(try run("esafety", ["index", "rebuild", "--log", path]).status == 0)
+        // A copy of the tool any account can run, run as an account that may read the log and the
+        // index (their group's, as a coordinator is in esafety-admin) but not write them.
+        let tool = dir.path + "/esafety"
+        try copyExecutable(buildDirectory + "/esafety", to: tool)
+        func list() throws -> (Int32, String) {
+            try Child(
+                "/usr/bin/setpriv",
+                ["--reuid=nobody", "--regid=root", "--clear-groups", tool, "incidents", "list", "--log", path],
+                capture: true
+            ).wait()
+        }
+        // A line the index has not read, which "esafetyd" (root here) reads a second later.
+        try append("second.com", at: now - 30)
+        let keeper = Thread {
+            Thread.sleep(forTimeInterval: 1)
+            _ = try? run("esafety", ["incidents", "list", "--log", path])
+        }
+        keeper.start()
+        var (code, text) = try list()
+        #expect(code == 0, "\(text)")
+        #expect(text.contains("second.com") && text.contains("first.com"), "\(text)")
+        #expect(!text.contains("reading the log in full"), "answered from the index once it caught up: \(text)")
+        // Nobody keeps it: after the wait, the log (small) is read in full, and it says so.
+        try append("third.com", at: now - 10)
+        (code, text) = try list()
+        #expect(code == 0 && text.contains("third.com"), "\(text)")
+        #expect(text.contains("the incident index is behind the log; reading the log in full"), "\(text)")
+    }
+
     @Test("filters, newest first, JSON pass-through, history, escaped control characters")
     func commands() throws {
         // Times relative to now: the critical incident is two hours old (overdue: due within the hour).
