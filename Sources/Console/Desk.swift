@@ -99,7 +99,11 @@ public final class LocalDesk: Desk {
                 let now = Clock.now()
                 if h.index == nil || now - h.updated >= 1 {
                     if h.index == nil || h.writable {
-                        if let writable = try? IncidentIndex(logPath: logPath), (try? writable.update()) != nil {
+                        // Far behind (esafetyd building it): left to esafetyd, not done in a request.
+                        if let writable = try? IncidentIndex(logPath: logPath),
+                            IncidentIndex.unread(logPath: logPath) <= IncidentIndex.catchUpLimit,
+                            (try? writable.update()) != nil
+                        {
                             (h.index, h.writable) = (writable, true)
                         } else {
                             (h.index, h.writable) = (IncidentIndex.reading(logPath: logPath), false)
@@ -110,9 +114,11 @@ public final class LocalDesk: Desk {
                     h.updated = now
                 }
                 guard let index = h.index else {
+                    let file = IncidentIndex.path(forLog: logPath)
                     throw Failure(
-                        "\(IncidentIndex.path(forLog: logPath)): no current incident index (esafetyd keeps it; "
-                            + "`esafety index rebuild` makes it)",
+                        FileSystem.exists(file)
+                            ? IncidentIndex.behind(logPath: logPath)
+                            : "\(file): no incident index (esafetyd keeps it; `esafety index rebuild` makes it)",
                         status: 2
                     )
                 }

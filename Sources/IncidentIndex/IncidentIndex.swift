@@ -332,6 +332,39 @@ public final class IncidentIndex: @unchecked Sendable {
         return found ? (read, total) : nil
     }
 
+    /// How far behind the log an index may be for a tool or the console to bring it up to date
+    /// itself: a few seconds' work. Beyond it (esafetyd building it, after an upgrade or on a
+    /// first start) esafetyd's own thread does it, in committed steps, and the others wait.
+    public static let catchUpLimit: Int64 = 64 << 20
+
+    /// How many bytes of the log and its rotations the index beside it has not read: all of
+    /// them when there is no index, or its place is in none of the files.
+    public static func unread(logPath: String, path: String? = nil) -> Int64 {
+        if let p = progress(logPath: logPath, path: path) { return p.total - p.read }
+        return logBytes(logPath)
+    }
+
+    /// The size of a log and its rotations.
+    public static func logBytes(_ logPath: String) -> Int64 {
+        IncidentStore.withRotations(logPath).reduce(0) { total, file in
+            var st = stat()
+            return total + (stat(file, &st) == 0 ? Int64(st.st_size) : 0)
+        }
+    }
+
+    /// Why an index that is not current cannot answer yet, in a reader's words: how much of the
+    /// log it has read, and who brings it up to date.
+    public static func behind(logPath: String, path: String? = nil) -> String {
+        let size = logBytes(logPath)
+        let read = size - unread(logPath: logPath, path: path)
+        let mb = { (bytes: Int64) in String(format: "%.1f MB", Double(bytes) / 1_048_576) }
+        let percent = size > 0 ? read * 100 / size : 0
+        return "\(path ?? Self.path(forLog: logPath)): the incident index has read \(percent)% "
+            + "of the log (\(mb(read)) of \(mb(size))); esafetyd brings it up to date on its own thread, and incidents "
+            + "are answered from it once it has read the whole log (`esafety index status` shows how far it is; with "
+            + "esafetyd stopped, `esafety index rebuild` as its account makes it)"
+    }
+
     /// The chain value of the line that ends at `offset` (nil at 0 or when there is none).
     static func chain(endingAt offset: Int64, in file: String) -> String? {
         guard offset > 0 else { return "" }

@@ -120,9 +120,6 @@ struct ResolvedLog {
     /// (5.2 GB and 39 s for the 1.2 GB log of a million incidents): beyond this size the tool
     /// says why it cannot answer rather than try (ten million, a 12 GB log, would not fit).
     static let fullReadLimit: Int64 = 256 << 20
-    /// How far behind the log an index may be for this tool to bring it up to date itself, or
-    /// to wait for esafetyd to (it reads what was appended once a second): a few seconds' work.
-    static let catchUpLimit: Int64 = 64 << 20
     /// How long a tool that may only read the index waits for esafetyd to catch up.
     static let catchUpWait = 3.0
 
@@ -136,10 +133,10 @@ struct ResolvedLog {
     func index() -> IncidentIndex? {
         guard FileSystem.exists(IncidentIndex.path(forLog: path)) else { return nil }
         if let writable = try? IncidentIndex(logPath: path) {
-            guard lag() <= Self.catchUpLimit else { return nil }
+            guard lag() <= IncidentIndex.catchUpLimit else { return nil }
             if (try? writable.update()) != nil { return writable }
         }
-        guard lag() <= Self.catchUpLimit else { return nil }
+        guard lag() <= IncidentIndex.catchUpLimit else { return nil }
         let deadline = Clock.now() + Self.catchUpWait
         while true {
             if let current = IncidentIndex.reading(logPath: path) { return current }
@@ -148,20 +145,7 @@ struct ResolvedLog {
         }
     }
 
-    /// How many bytes of the log (and its rotations) the index has not read (all of them when
-    /// its place is in none of the files, or there is no index).
-    func lag() -> Int64 {
-        if let p = IncidentIndex.progress(logPath: path) { return p.total - p.read }
-        return logBytes()
-    }
-
-    /// The size of the log and its rotations.
-    func logBytes() -> Int64 {
-        IncidentStore.withRotations(path).reduce(0) { total, file in
-            var st = stat()
-            return total + (stat(file, &st) == 0 ? Int64(st.st_size) : 0)
-        }
-    }
+    func lag() -> Int64 { IncidentIndex.unread(logPath: path) }
 
     /// The incidents a query selects, newest first: from the index, or a full read.
     func query(_ q: IncidentIndex.Query) throws -> [IncidentView] {
@@ -244,7 +228,7 @@ struct ResolvedLog {
     /// has come or how to make one; tells on standard error when the log is read in full
     /// although it has an index (one behind it).
     func requireFullRead() throws {
-        let size = logBytes()
+        let size = IncidentIndex.logBytes(path)
         let index = IncidentIndex.path(forLog: path)
         let mb = { (bytes: Int64) in String(format: "%.1f MB", Double(bytes) / 1_048_576) }
         let memory = String(format: "about %.1f GB of memory", Double(size) * 4.3 / 1_073_741_824)
@@ -257,13 +241,8 @@ struct ResolvedLog {
                     status: 1
                 )
             }
-            let read = size - lag()
             throw CommandFailure(
-                "\(index): the incident index has read \(size > 0 ? read * 100 / size : 0)% of the log (\(mb(read)) of "
-                    + "\(mb(size))); esafetyd brings it up to date on its own thread, and the incident commands "
-                    + "answer from it once it has read the whole log (`esafety index status` shows how far it "
-                    + "is; with esafetyd stopped, `esafety index rebuild` as its account makes it). Reading the "
-                    + "log in full instead would need \(memory).",
+                IncidentIndex.behind(logPath: path) + ". Reading the log in full instead would need \(memory).",
                 status: 75
             )
         }

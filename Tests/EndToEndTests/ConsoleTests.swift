@@ -354,6 +354,29 @@ struct ConsoleTests {
         }
     }
 
+    @Test("an index far behind the log is not brought up to date in a request: the page says how far it has come")
+    func indexFarBehind() throws {
+        let s = try Setup()
+        defer { _ = s.stop() }
+        try s.send([Self.squid("alice", host: "gambling.canary.esafety.invalid", t: 0)], incidents: 1)
+        let c = try s.client("dsl1")
+        #expect(try c.get("/incidents?state=open").status == 200)
+        // esafetyd stopped, and 300 MB of log its index has not read (as while esafetyd builds
+        // the index after an upgrade): not read in the request, nor answered from the old index.
+        _ = s.daemon.stop()
+        var st = stat()
+        #expect(stat(s.log, &st) == 0)
+        #expect(truncate(s.log, off_t(st.st_size) + 300 << 20) == 0)
+        Thread.sleep(forTimeInterval: 1.1)  // the console looks at the index again after a second
+        let started = Date()
+        let r = try c.get("/incidents?state=open")
+        #expect(r.status == 503, "\(r.status)")
+        #expect(r.body.contains("the incident index has read 0% of the log"), "\(r.body)")
+        #expect(r.body.contains("esafety index status"), "\(r.body)")
+        #expect(!r.body.contains("alice"))
+        #expect(Date().timeIntervalSince(started) < 10)
+    }
+
     @Test("hostile text in hosts, users and search terms is shown escaped")
     func hostileText() throws {
         let s = try Setup()
