@@ -100,14 +100,8 @@ public final class LocalDesk: Desk {
                 if h.index == nil || now - h.updated >= 1 {
                     if h.index == nil || h.writable {
                         // Far behind (esafetyd building it): left to esafetyd, not done in a request.
-                        if let writable = try? IncidentIndex(logPath: logPath),
-                            IncidentIndex.unread(logPath: logPath) <= IncidentIndex.catchUpLimit,
-                            (try? writable.update()) != nil
-                        {
-                            (h.index, h.writable) = (writable, true)
-                        } else {
-                            (h.index, h.writable) = (IncidentIndex.reading(logPath: logPath), false)
-                        }
+                        let answering = IncidentIndex.answering(logPath: logPath)
+                        (h.index, h.writable) = (answering?.index, answering?.writable ?? false)
                     } else if (try? h.index?.isCurrent()) != true {
                         h.index = IncidentIndex.reading(logPath: logPath)
                     }

@@ -126,7 +126,9 @@ public final class IncidentIndex: @unchecked Sendable {
     }
 
     /// This version's tables and indexes, where they are not yet (two processes emptying an
-    /// index at once both make it).
+    /// index at once both make it). The full-text table (`search`) has a row per incident,
+    /// numbered by its place (`seq`): its site, URL and search term, then each note on it, a
+    /// line each.
     static func createSchema(_ db: Database) throws {
         try db.execute(
             sql: """
@@ -192,9 +194,6 @@ public final class IncidentIndex: @unchecked Sendable {
         var st = stat()
         return stat(path, &st) == 0 ? UInt64(st.st_ino) : nil
     }
-
-    // The full-text table (`search`): a row per incident, numbered by its place (`seq`): its
-    // site, URL and search term, then each note on it, a line each.
 
     /// What an update did.
     public struct Update: Sendable, Equatable {
@@ -335,14 +334,42 @@ public final class IncidentIndex: @unchecked Sendable {
     /// How far behind the log an index may be for a tool or the console to bring it up to date
     /// itself: a few seconds' work. Beyond it (esafetyd building it, after an upgrade or on a
     /// first start) esafetyd's own thread does it, in committed steps, and the others wait.
-    public static let catchUpLimit: Int64 = 64 << 20
+    public static let catchUpLimit: Int64 = 64_000_000
 
-    /// How many bytes of the log and its rotations the index beside it has not read: all of
-    /// them when there is no index, or its place is in none of the files.
-    public static func unread(logPath: String, path: String? = nil) -> Int64 {
-        if let p = progress(logPath: logPath, path: path) { return p.total - p.read }
-        return logBytes(logPath)
+    /// How many bytes of the log and its rotations the index beside it has read, and their
+    /// size: none read when there is no index, or its place is in none of the files.
+    static func read(logPath: String, path: String? = nil) -> (read: Int64, total: Int64) {
+        progress(logPath: logPath, path: path) ?? (0, logBytes(logPath))
     }
+
+    /// How many bytes of the log and its rotations the index beside it has not read.
+    public static func unread(logPath: String, path: String? = nil) -> Int64 {
+        let r = read(logPath: logPath, path: path)
+        return r.total - r.read
+    }
+
+    /// The index beside `logPath` that can answer now: brought up to date here when this
+    /// account may write it and it is at most `catchUpLimit` behind (`writable`), else opened
+    /// only to read once it has read the whole log, waiting up to `wait` seconds for esafetyd
+    /// (which reads what was appended once a second). Nil when none can: far behind (esafetyd
+    /// building it, after an upgrade or on a first start, is left to do it), or not current
+    /// within the wait. Opening it to write makes one where there is none.
+    public static func answering(logPath: String, wait: Double = 0) -> (index: IncidentIndex, writable: Bool)? {
+        if let writable = try? IncidentIndex(logPath: logPath) {
+            guard unread(logPath: logPath) <= catchUpLimit else { return nil }
+            if (try? writable.update()) != nil { return (writable, true) }
+        }
+        guard unread(logPath: logPath) <= catchUpLimit else { return nil }
+        let deadline = Clock.now() + wait
+        while true {
+            if let current = reading(logPath: logPath) { return (current, false) }
+            if Clock.now() >= deadline { return nil }
+            usleep(100_000)
+        }
+    }
+
+    /// Bytes as this module's messages (and `esafety index status`) give them: "12.3 MB".
+    public static func megabytes(_ bytes: Int64) -> String { String(format: "%.1f MB", Double(bytes) / 1_000_000) }
 
     /// The size of a log and its rotations.
     public static func logBytes(_ logPath: String) -> Int64 {
@@ -355,13 +382,12 @@ public final class IncidentIndex: @unchecked Sendable {
     /// Why an index that is not current cannot answer yet, in a reader's words: how much of the
     /// log it has read, and who brings it up to date.
     public static func behind(logPath: String, path: String? = nil) -> String {
-        let size = logBytes(logPath)
-        let read = size - unread(logPath: logPath, path: path)
-        let mb = { (bytes: Int64) in String(format: "%.1f MB", Double(bytes) / 1_048_576) }
+        let (read, size) = read(logPath: logPath, path: path)
         let percent = size > 0 ? read * 100 / size : 0
         return "\(path ?? Self.path(forLog: logPath)): the incident index has read \(percent)% "
-            + "of the log (\(mb(read)) of \(mb(size))); esafetyd brings it up to date on its own thread, and incidents "
-            + "are answered from it once it has read the whole log (`esafety index status` shows how far it is; with "
+            + "of the log (\(megabytes(read)) of \(megabytes(size))); esafetyd brings it up to date on its own "
+            + "thread, and incidents are answered from it once it has read the whole log (`esafety index status` "
+            + "shows how far it is; with "
             + "esafetyd stopped, `esafety index rebuild` as its account makes it)"
     }
 

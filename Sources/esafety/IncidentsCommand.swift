@@ -119,33 +119,19 @@ struct ResolvedLog {
     /// A full read keeps every incident of the log in memory, about four times the log's size
     /// (5.2 GB and 39 s for the 1.2 GB log of a million incidents): beyond this size the tool
     /// says why it cannot answer rather than try (ten million, a 12 GB log, would not fit).
-    static let fullReadLimit: Int64 = 256 << 20
+    static let fullReadLimit: Int64 = 256_000_000
     /// How long a tool that may only read the index waits for esafetyd to catch up.
     static let catchUpWait = 3.0
 
-    /// The log's index, up to date: brought up to date here when this account may write it
-    /// (the service account, root) and it is little behind; else read as it stands once it has
-    /// read the whole log, waiting a few seconds for esafetyd to read the last lines. The tool
-    /// never makes one (esafetyd does, or `esafety index rebuild`): a log copied somewhere to
-    /// be looked at gets no file beside it. Nil when there is none to trust: then the log is
-    /// read in full, if it is small enough (`load`). An index far behind (esafetyd building
-    /// it, after an upgrade or on a first start) is left to esafetyd.
+    /// The log's index when it can answer (`IncidentIndex.answering`: brought up to date here
+    /// when this account may write it and it is little behind, else waited for). The tool never
+    /// makes one (esafetyd does, or `esafety index rebuild`): a log copied somewhere to be looked
+    /// at gets no file beside it. Nil when there is none to trust: then the log is read in
+    /// full, if it is small enough (`load`).
     func index() -> IncidentIndex? {
         guard FileSystem.exists(IncidentIndex.path(forLog: path)) else { return nil }
-        if let writable = try? IncidentIndex(logPath: path) {
-            guard lag() <= IncidentIndex.catchUpLimit else { return nil }
-            if (try? writable.update()) != nil { return writable }
-        }
-        guard lag() <= IncidentIndex.catchUpLimit else { return nil }
-        let deadline = Clock.now() + Self.catchUpWait
-        while true {
-            if let current = IncidentIndex.reading(logPath: path) { return current }
-            if Clock.now() >= deadline { return nil }
-            usleep(100_000)
-        }
+        return IncidentIndex.answering(logPath: path, wait: Self.catchUpWait)?.index
     }
-
-    func lag() -> Int64 { IncidentIndex.unread(logPath: path) }
 
     /// The incidents a query selects, newest first: from the index, or a full read.
     func query(_ q: IncidentIndex.Query) throws -> [IncidentView] {
@@ -230,7 +216,7 @@ struct ResolvedLog {
     func requireFullRead() throws {
         let size = IncidentIndex.logBytes(path)
         let index = IncidentIndex.path(forLog: path)
-        let mb = { (bytes: Int64) in String(format: "%.1f MB", Double(bytes) / 1_048_576) }
+        let mb = IncidentIndex.megabytes
         let memory = String(format: "about %.1f GB of memory", Double(size) * 4.3 / 1_073_741_824)
         if size > Self.fullReadLimit {
             guard FileSystem.exists(index) else {

@@ -72,11 +72,16 @@ struct IndexStatusCommand: ParsableCommand {
                 let percent = Double(p.read) * 100 / Double(p.total)
                 print(
                     "\(IncidentIndex.path(forLog: log.path)): behind the log, "
-                        + String(format: "%.1f%% of it read (%.1f of %.1f MB)", percent, mb(p.read), mb(p.total))
-                        + "; esafetyd (or the next incident command that may write it) brings it up to date"
+                        + String(format: "%.1f%% of it read", percent)
+                        + " (\(IncidentIndex.megabytes(p.read)) of \(IncidentIndex.megabytes(p.total))); esafetyd "
+                        + "brings it up to date (so does an incident command run as its account, when the index is "
+                        + "at most \(IncidentIndex.megabytes(IncidentIndex.catchUpLimit)) behind)"
                 )
             } else {
-                print("no usable index for \(log.path): the incident commands read the log in full")
+                print(
+                    "no usable index for \(log.path): the incident commands read the log in full when it is at "
+                        + "most \(IncidentIndex.megabytes(ResolvedLog.fullReadLimit))"
+                )
             }
             throw CommandFailure(nil, status: 1)
         }
@@ -91,5 +96,3 @@ struct IndexStatusCommand: ParsableCommand {
         }
     }
 }
-
-private func mb(_ bytes: Int64) -> Double { Double(bytes) / 1_000_000 }
