@@ -66,14 +66,17 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         var category: String
         var url: String?
     }
-    /// A person with a recent incident: their categorised requests until `until`.
-    /// (A class: appended to in place per request, never copied.)
+    /// A person with a recent incident: the incidents whose hour after is watched, and that
+    /// hour's requests once they are taken out of the person's `seen` (see `Person.collecting`).
     final class Watch {
         var ids: [String]
         let until: Double
-        var seen: [Seen] = []
+        /// The hour's requests, when no longer read from the person's `seen`.
+        var taken: [Seen]? = nil
         init(ids: [String], until: Double) { (self.ids, self.until) = (ids, until) }
     }
+    /// The most requests an `after` event holds.
+    static let watchLimit = contextLimit * 4
 
     /// The group worked out for a person's client under one policy (the policy held, not its
     /// address: a freed policy's memory can be the next one's), in a box: taking it per
@@ -82,9 +85,15 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         let client: String
         let policy: Frozen
         let group: Policy.Group
+        /// `policy.mayRaise` for an unlocked category of each severity (a locked one always
+        /// may), worked out once for the group instead of per request.
+        let mayRaise: [Bool]
         init(client: String, policy: Frozen, group: Policy.Group) {
             (self.client, self.policy, self.group) = (client, policy, group)
+            mayRaise = Severity.allCases.map { policy.policy.mayRaise(category: $0, locked: false, group: group) }
         }
+
+        func mayRaise(_ severity: Severity, locked: Bool) -> Bool { locked || mayRaise[Int(severity.rawValue)] }
     }
 
     /// Everything kept about one person (a user, or a client address when the log names
@@ -94,10 +103,25 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         var open: [OpenKey: Open] = [:]
         /// Times of recent hits per category, for repetition.
         var recent: [(category: String, times: [Double])] = []
-        /// Categorised requests within the context window (the hour before an incident).
+        /// Categorised requests within the context window: the last `contextLimit` for the
+        /// hour before an incident and, while a watched hour is `collecting`, every one since
+        /// it began. One array appended to once per request: a request is not copied into a
+        /// second one for the watch (two more cache misses per request, most of the sink's
+        /// time in `keep`).
         var seen: [Seen] = []
+        /// Requests removed from the front of `seen` so far: the `n`th request kept is at
+        /// `seen[n - dropped]`.
+        var dropped = 0
         /// After an incident: the hour's requests, written as one `after` event.
         var watch: Watch?
+        /// A watched hour whose requests are still read from `seen`, from the `watchStart`th
+        /// request kept (`seen` is only cut before it), until `watchLimit` of them are within
+        /// the hour (`watchCounted`); they are then taken out into the watch.
+        var collecting = false
+        var watchStart = 0
+        var watchCounted = 0
+        /// The watched hour's end, here as well as in the watch (no second object read per request).
+        var watchUntil = -Double.infinity
         /// The group, for the client and policy it was worked out for (the policy held, not
         /// its address: a freed policy's memory can be the next one's).
         var group: Chosen?
@@ -119,11 +143,64 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             for o in open.values { next = min(next, o.opened + policy.deduplicationWindow) }
             for r in recent { if let t = r.times.first { next = min(next, t + policy.repetitionWindow) } }
             if let w = watch { next = min(next, w.until) }
-            if let oldest = seen.first { next = min(next, oldest.time + max(0, policy.contextWindow)) }
+            // (While collecting, requests from the watch's start run out with it.)
+            if let oldest = seen.first, !collecting || watchStart > dropped {
+                next = min(next, oldest.time + max(0, policy.contextWindow))
+            }
             return next.isFinite ? next : nil
         }
 
         var isEmpty: Bool { open.isEmpty && recent.isEmpty && seen.isEmpty && watch == nil }
+
+        /// The watched hour's requests so far (for its `after` event).
+        func watched() -> [Seen] {
+            guard let w = watch else { return [] }
+            if let taken = w.taken { return taken }
+            let from = max(0, min(seen.count, watchStart - dropped))
+            return Array(seen[from...].lazy.filter { $0.time < w.until }.prefix(IncidentSink.watchLimit))
+        }
+
+        /// Takes the watched hour's requests out of `seen`, which may then be cut anywhere.
+        func takeWatched() {
+            guard collecting, let w = watch else { return }
+            w.taken = watched()
+            collecting = false
+            // Full: nothing more is added (no need to look at the watch per request).
+            if w.taken!.count >= IncidentSink.watchLimit { watchUntil = -.infinity }
+        }
+
+        /// Starts watching the hour after an incident, from the next request kept.
+        func startWatch(_ w: Watch) {
+            watch = w
+            collecting = true
+            watchStart = dropped + seen.count
+            watchCounted = 0
+            watchUntil = w.until
+        }
+
+        func endWatch() {
+            watch = nil
+            collecting = false
+            watchUntil = -.infinity
+        }
+
+        /// Removes the requests that match from `seen` (all of them, or while collecting only
+        /// those before the watch's start, from the front).
+        func forget(where expired: (Seen) -> Bool) {
+            if collecting {
+                let limit = min(seen.count, watchStart - dropped)
+                var n = 0
+                while n < limit, expired(seen[n]) { n += 1 }
+                if n > 0 {
+                    seen.removeFirst(n)
+                    dropped += n
+                }
+            } else {
+                let before = seen.count
+                seen.removeAll(where: expired)
+                dropped += before - seen.count
+            }
+        }
     }
 
     /// People kept in memory at most; past it, the least recently active are forgotten.
@@ -302,9 +379,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             // (in memory only) and the hour after one (written as `context` events).
             let span = frozen.policy.contextWindow
             if span > 0 { Self.keep(Seen(time: time, host: m.host, category: primary.name, url: m.url), for: person) }
-            guard raised != nil,
-                frozen.policy.mayRaise(category: primary.severity, locked: primary.locked, group: chosen.group)
-            else { return }
+            guard raised != nil, chosen.mayRaise(primary.severity, locked: primary.locked) else { return }
             let policy = frozen.policy
             let group = chosen.group
             let site: String
@@ -386,13 +461,28 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
     /// Keeps a categorised request as context: in the hour before any incident (in memory
     /// only, the last `contextLimit`), and in the watched hour after one.
     private static func keep(_ seen: Seen, for person: Person) {
-        if let w = person.watch, seen.time < w.until, w.seen.count < contextLimit * 4 {
-            w.seen.append(seen)
+        person.seen.append(seen)
+        if person.collecting {
+            if seen.time < person.watchUntil { person.watchCounted += 1 }
+            // Full (or, with clocks far apart, as many again outside the hour): taken out once.
+            let since = person.dropped + person.seen.count - person.watchStart
+            if person.watchCounted >= watchLimit || since >= 2 * watchLimit { person.takeWatched() }
+        } else if seen.time < person.watchUntil, let w = person.watch {
+            // Taken out before it was full: the rest of the hour goes there, up to the limit.
+            w.taken?.append(seen)
+            if w.taken?.count ?? watchLimit >= watchLimit { person.watchUntil = -.infinity }
         }
         // Up to twice the limit, then the older half goes at once: no shift of the whole
-        // array per request (readers take the last `contextLimit`).
-        person.seen.append(seen)
-        if person.seen.count >= contextLimit * 2 { person.seen.removeFirst(person.seen.count - contextLimit) }
+        // array per request (readers take the last `contextLimit`); never the watch's requests
+        // while they are read from here.
+        if person.seen.count >= contextLimit * 2 {
+            var cut = person.seen.count - contextLimit
+            if person.collecting { cut = min(cut, person.watchStart - person.dropped) }
+            if cut > 0 {
+                person.seen.removeFirst(cut)
+                person.dropped += cut
+            }
+        }
     }
 
     /// A hit inside an open incident's window is counted there (true), and its count written
@@ -458,12 +548,13 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             if w.ids.count < 100 { w.ids.append(id) }
             return
         }
-        if let w = person.watch, !w.seen.isEmpty {
-            context.append(contextEvent(ids: w.ids, span: .after, seen: w.seen, time: w.until))
+        if let w = person.watch {
+            let after = person.watched()
+            if !after.isEmpty { context.append(contextEvent(ids: w.ids, span: .after, seen: after, time: w.until)) }
         }
         let before = person.seen.suffix(contextLimit + 1).dropLast().filter { time - $0.time < span }
         if !before.isEmpty { context.append(contextEvent(ids: [id], span: .before, seen: Array(before), time: time)) }
-        person.watch = Watch(ids: [id], until: time + span)
+        person.startWatch(Watch(ids: [id], until: time + span))
     }
 
     /// Puts a person in the bucket of the second when something of theirs runs out.
@@ -512,13 +603,14 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             p.recent.removeAll { $0.times.isEmpty }
         }
         if let w = p.watch, now >= w.until {
-            if !w.seen.isEmpty {
-                out.context.append(Self.contextEvent(ids: w.ids, span: .after, seen: w.seen, time: w.until))
+            let after = p.watched()
+            if !after.isEmpty {
+                out.context.append(Self.contextEvent(ids: w.ids, span: .after, seen: after, time: w.until))
             }
-            p.watch = nil
+            p.endWatch()
         }
         if let oldest = p.seen.first, now - oldest.time >= span || span <= 0 {
-            p.seen.removeAll { now - $0.time >= span }
+            p.forget { now - $0.time >= span }
         }
     }
 
@@ -548,8 +640,11 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         let oldest = s.people.sorted { $0.value.lastActive < $1.value.lastActive }.prefix(count)
         for (name, p) in oldest {
             for o in p.open.values where o.unreported { out.hits.append(o) }
-            if let w = p.watch, let last = w.seen.last {
-                out.context.append(Self.contextEvent(ids: w.ids, span: .after, seen: w.seen, time: last.time))
+            if let w = p.watch {
+                let after = p.watched()
+                if let last = after.last {
+                    out.context.append(Self.contextEvent(ids: w.ids, span: .after, seen: after, time: last.time))
+                }
             }
             p.gone = true
             s.people[name] = nil
@@ -570,9 +665,10 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
                 log.append(bytes: Self.hitsEvent(o), durability: .interval)
             }
             // The hour after is cut short by the shutdown; what was seen so far is kept.
-            if let w = p.watch, let last = w.seen.last {
+            let after = p.watched()
+            if let w = p.watch, let last = after.last {
                 log.append(
-                    bytes: Self.contextEvent(ids: w.ids, span: .after, seen: w.seen, time: last.time),
+                    bytes: Self.contextEvent(ids: w.ids, span: .after, seen: after, time: last.time),
                     durability: .interval
                 )
             }

@@ -128,6 +128,82 @@ struct IncidentSinkTests {
         #expect(!none.contains { $0["event"] as? String == "context" })
     }
 
+    @Test(
+        "context over busy and quiet hours: each new incident's 50 requests before, the first 200 of the hour after",
+        arguments: [1, 2, 3]
+    )
+    func contextAgainstItsDefinition(seed: UInt64) throws {
+        // One pupil's categorised requests over a day: quiet stretches (a request every minute
+        // or so) and bursts (one a second, up to 900 in a row: far more than an `after` event
+        // holds); about one in thirty a gambling site of its own (so a new incident each
+        // time), the rest counted only. Another pupil's requests are interleaved throughout.
+        var random = SplitMix(seed: seed)
+        var requests: [(host: String, time: Double, incident: Bool)] = []
+        var matches: [MatchedRequest] = []
+        var t = 100_000.0
+        var burst = 0
+        for i in 0..<4000 {
+            if burst == 0, random.next() % 100 == 0 { burst = Int(random.next() % 900) }
+            t += burst > 0 ? 1 : Double(1 + random.next() % 90)
+            burst = max(0, burst - 1)
+            let incident = random.next() % 30 == 0
+            let host = incident ? "bet\(i).com" : "chat\(i).example.com"
+            requests.append((host, t, incident))
+            matches.append(
+                incident
+                    ? match(host, time: t) : match(host, time: t, category: "chat", severity: "info")
+            )
+            if i % 7 == 0 {
+                matches.append(
+                    match("other\(i).example.com", user: "pupil2", time: t, category: "chat", severity: "info")
+                )
+            }
+        }
+        let records = try sinkRecords(matches)
+        let byHost = Dictionary(
+            records.filter { $0["event"] as? String == "incident" && $0["user"] as? String == "pupil1" }.map {
+                ($0["host"] as! String, $0["id"] as! String)
+            },
+            uniquingKeysWith: { a, _ in a }
+        )
+        let hosts = { (e: [String: Any]) in
+            (e["requests"] as? [[String: Any]] ?? []).compactMap { $0["host"] as? String }
+        }
+        var before: [String: [String]] = [:]
+        var after: [String: (ids: [String], hosts: [String])] = [:]
+        for r in records where r["event"] as? String == "context" {
+            let id = try #require(r["id"] as? String)
+            if r["span"] as? String == "before" { before[id] = hosts(r) }
+            // (`ids` is written when the hour holds more than one incident.)
+            if r["span"] as? String == "after" { after[id] = (r["ids"] as? [String] ?? [id], hosts(r)) }
+        }
+        // The definition, worked out from the requests alone.
+        let hour = Policy().contextWindow
+        var watchedUntil = -Double.infinity
+        var starts = 0
+        for (i, r) in requests.enumerated() where r.incident {
+            let id = try #require(byHost[r.host], "no incident for \(r.host)")
+            if r.time < watchedUntil {
+                #expect(before[id] == nil, "an incident inside a watched hour writes no `before`")
+                continue
+            }
+            starts += 1
+            watchedUntil = r.time + hour
+            let expectedBefore = requests[max(0, i - 50)..<i].filter { r.time - $0.time < hour }.map(\.host)
+            #expect(before[id] ?? [] == expectedBefore, "before \(r.host)")
+            let hourAfter = requests[(i + 1)...].prefix { $0.time < watchedUntil }
+            #expect(after[id]?.hosts ?? [] == Array(hourAfter.prefix(200).map(\.host)), "after \(r.host)")
+            // (An hour with no request after the incident writes no `after` event.)
+            let shared = hourAfter.isEmpty ? [] : [r] + hourAfter.filter(\.incident)
+            #expect(after[id]?.ids ?? [] == shared.prefix(100).map { byHost[$0.host] ?? "" }, "ids after \(r.host)")
+        }
+        // Every context event is one of these: nobody else's requests, no event without an incident.
+        #expect(before.count + after.count <= 2 * starts)
+        #expect(!records.contains { hosts($0).contains { $0.hasPrefix("other") } })
+        #expect(starts > 10)
+        #expect(after.values.contains { $0.hosts.count == 200 }, "a burst fills an `after` event")
+    }
+
     @Test("a window or an hour after that ends between sweeps still has its count and context written")
     func expiryBetweenSweeps() throws {
         // Windows shorter than the sweep's second: the next request finds them expired
