@@ -12,15 +12,17 @@ import Threads
 /// read the index instead of the whole log. Stops after the log's writer (services stop in
 /// reverse order), so the last lines are indexed too.
 ///
-/// The thread (`esafety-index`) runs at a lower priority (nice `niceness`) than ingest and
-/// the incident path: the index is derived from the log, so under a flood that fills both
-/// cores it waits and catches up after, rather than take a core from classification. An
+/// The thread (`esafety-index`) runs at the lowest priority (nice `niceness`, 19) under ingest
+/// and the incident path: the index is derived from the log, so under a flood that fills both
+/// cores it waits and catches up after, rather than take CPU from classification (at nice 5 it
+/// still took about a sixth of the CPU in a flood, and the flood's throughput a seventh less:
+/// BENCHMARKS.md). On an idle machine, as at a school's ordinary load, it runs at once. An
 /// update is blocking SQLite work of up to seconds, so it is not run on Swift's concurrency
 /// pool either, where it would hold one of its few threads.
 struct IndexService: Service {
     let logPath: String
     let logger: Logger
-    var niceness: Int32 = 5
+    var niceness: Int32 = 19
 
     func run() async throws {
         let index: IncidentIndex

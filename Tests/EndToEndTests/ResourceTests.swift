@@ -127,6 +127,38 @@ struct ResourceTests {
         #expect(daemon.stop().0 == 0)
     }
 
+    @Test("the index's thread runs at the lowest priority (nice 19); ingest and the incident thread at the service's")
+    func indexAtTheLowestPriority() throws {
+        let dir = TempDir()
+        let daemon = try DaemonProcess(lists: [IngestTests.makeLists(dir)], dir: dir)
+        defer { _ = daemon.stop() }
+        // Each thread's name and nice value, from /proc (field 19 of its stat line).
+        func threads() -> [String: Int] {
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(daemon.child.pid)/task")) ?? []
+            var nice: [String: Int] = [:]
+            for t in tasks {
+                guard
+                    let text = try? String(contentsOfFile: "/proc/\(daemon.child.pid)/task/\(t)/stat", encoding: .utf8),
+                    let open = text.firstIndex(of: "("), let close = text.lastIndex(of: ")")
+                else { continue }
+                let name = String(text[text.index(after: open)..<close])
+                let fields = text[text.index(after: close)...].split(separator: " ")
+                nice[name] = Int(fields[16])
+            }
+            return nice
+        }
+        let deadline = Date().addingTimeInterval(20)
+        var seen = threads()
+        while seen["esafety-index"] == nil && Date() < deadline {
+            usleep(50_000)
+            seen = threads()
+        }
+        #expect(seen["esafety-index"] == 19, "\(seen)")
+        #expect(seen["esafety-sink"] == 0, "\(seen)")
+        #expect(seen.filter { $0.key.hasPrefix("esafety-ingest") }.values.allSatisfy { $0 == 0 }, "\(seen)")
+        #expect(seen.keys.contains { $0.hasPrefix("esafety-ingest") }, "\(seen)")
+    }
+
     @Test(
         "on one CPU, a reload and a stop are answered while the index reads a big log at start; the next start goes on"
     )
