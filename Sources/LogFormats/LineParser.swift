@@ -265,7 +265,7 @@ public final class LineParser {
 
     // MARK: - dnsmasq / Pi-hole
 
-    static let dnsmasqOther: [String] = [
+    static let dnsmasqOther: [StaticString] = [
         // (`config` and Pi-hole's block wordings are `dnsmasqBlocker`'s, checked first.)
         "forwarded ", "reply ", "cached ", "cached-stale ", "blocked ", "/", "validation ",
         "dnssec-query", "dnssec-retry", "DHCP", "started", "compile time", "using ", "read ", "reading ", "cleared ",
@@ -275,7 +275,7 @@ public final class LineParser {
     ]
 
     /// Pi-hole's lines for a name it answered from its deny lists (FTL 5 and 6 wording).
-    static let piholeBlocks: [String] = [
+    static let piholeBlocks: [StaticString] = [
         "gravity blocked ", "regex blacklisted ", "exactly blacklisted ", "regex denied ", "exactly denied ",
         "special domain ", "denied ", "blacklisted ",
     ]
@@ -284,7 +284,7 @@ public final class LineParser {
     /// `config NAME is ...` (checked for a blocking answer by `dnsmasqBlock`).
     static func dnsmasqBlocker(_ b: UnsafeRawBufferPointer, at i: Int) -> (name: Int, by: ProxyAction)? {
         if startsAt(b, i, "config ") { return (i + 7, .blockedByDnsmasq) }
-        for p in piholeBlocks where startsAt(b, i, p) { return (i + p.utf8.count, .blockedByPihole) }
+        for p in piholeBlocks where startsAt(b, i, p) { return (i + p.utf8CodeUnitCount, .blockedByPihole) }
         return nil
     }
 
@@ -496,7 +496,8 @@ public final class LineParser {
         // log-tag-queryreply: `query: ` and `reply: ` in place of `info: `.
         let tagged = startsAt(b, i, "query: ") || startsAt(b, i, "reply: ")
         guard startsAt(b, i, "info: ") || tagged else {
-            for p in ["notice: ", "error: ", "warning: ", "debug: ", "operational", "fatal"] where startsAt(b, i, p) {
+            for p: StaticString in ["notice: ", "error: ", "warning: ", "debug: ", "operational", "fatal"]
+            where startsAt(b, i, p) {
                 return .ignored(.unbound)
             }
             return .malformed("unbound: not an unbound log message")
@@ -763,24 +764,6 @@ func starts(_ b: UnsafeRawBufferPointer, _ s: StaticString) -> Bool {
 func startsAt(_ b: UnsafeRawBufferPointer, _ i: Int, _ s: StaticString) -> Bool {
     guard i >= 0, i <= b.count else { return false }
     return starts(UnsafeRawBufferPointer(rebasing: b[i...]), s)
-}
-
-/// (A string literal picks this one: String is the literal's default type. Its bytes are
-/// compared in place; walking `utf8` byte by byte was 4% of an ingest thread's time.)
-func startsAt(_ b: UnsafeRawBufferPointer, _ i: Int, _ s: String) -> Bool {
-    let same = s.utf8.withContiguousStorageIfAvailable { u -> Bool in
-        guard i >= 0, i + u.count <= b.count else { return false }
-        for k in 0..<u.count where b[i + k] != u[k] { return false }
-        return true
-    }
-    if let same { return same }
-    return startsAt(b, i, Array(s.utf8))
-}
-
-func startsAt(_ b: UnsafeRawBufferPointer, _ i: Int, _ u: [UInt8]) -> Bool {
-    guard i >= 0, i + u.count <= b.count else { return false }
-    for k in 0..<u.count where b[i + k] != u[k] { return false }
-    return true
 }
 
 @inline(__always)
