@@ -105,14 +105,15 @@ public final class CompiledLists: Sendable {
             }
         }
         if patterns.count > 0 {
-            let severities = self.severities
+            // (The lists' own arrays read in place: a local copy of `severities` was a retain
+            // and a release per line on an array every ingest thread shares.)
             patterns.forEachMatch(subject, scratch.patterns) { p in
                 let rule = patterns.rules[p].rule
                 scratch.raw.append(
                     Hit(
                         category: rule.category,
                         kind: .pattern,
-                        severity: severities[Int(rule.category)],
+                        severity: self.severities[Int(rule.category)],
                         rule: UInt32(p)
                     )
                 )

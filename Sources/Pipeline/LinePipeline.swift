@@ -295,7 +295,13 @@ public final class LinePipeline {
     let parser: LineParser
     let holder: GenerationHolder
     let sink: MatchSink
-    var generation: Generation
+    var generation: Generation {
+        didSet { lists = Unmanaged.passUnretained(generation.lists) }
+    }
+    /// The generation's lists, kept alive by `generation`, used without a reference count:
+    /// every ingest thread shares them, and a retain and release per line on one shared
+    /// object is a cache line passed between the cores on every line.
+    private var lists: Unmanaged<CompiledLists>
     var scratch: ClassifyScratch
     /// Counters since the last `takeCounters()`.
     public private(set) var counters = SourceCounters()
@@ -322,6 +328,7 @@ public final class LinePipeline {
         self.holder = holder
         self.sink = sink
         self.generation = holder.current
+        self.lists = Unmanaged.passUnretained(generation.lists)
         self.scratch = generation.lists.makeScratch()
         self.categoryCounts = Array(repeating: 0, count: generation.lists.categories.count)
     }
@@ -435,37 +442,38 @@ public final class LinePipeline {
     func handle(_ r: ParsedRequest, arrival: Double) -> Bool {
         let f = Int(r.format.rawValue)
         counters.formats[f].parsed += 1
-        let lists = generation.lists
-        let limitBefore = scratch.patterns.limitHits.count
-        guard lists.classify(host: r.host, url: r.url, scratch: scratch) else {
-            if scratch.patterns.limitHits.count != limitBefore { counters.matchLimitHits += 1 }
-            return false
-        }
-        counters.formats[f].matched += 1
-        // Most severe first (ties by name), ordered on the hits' own severities; the hits
-        // are described (Strings for names, files and rules) on the sink's side.
-        lists.orderHits(scratch)
-        categoryCounts[Int(scratch.hits[0].category)] += 1
-        let host = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: scratch.host[0..<scratch.hostCount]))
-        scratch.hits.withUnsafeBufferPointer { hits in
-            sink.accept(
-                raw: RawMatch(
-                    time: r.time ?? arrival,
-                    client: r.client,
-                    user: r.user,
-                    host: host,
-                    url: r.url,
-                    method: r.method,
-                    action: r.action,
-                    format: r.format,
-                    source: source,
-                    hits: hits,
-                    lists: lists,
-                    generation: generation.number
+        return lists._withUnsafeGuaranteedRef { lists in
+            let limitBefore = scratch.patterns.limitHits.count
+            guard lists.classify(host: r.host, url: r.url, scratch: scratch) else {
+                if scratch.patterns.limitHits.count != limitBefore { counters.matchLimitHits += 1 }
+                return false
+            }
+            counters.formats[f].matched += 1
+            // Most severe first (ties by name), ordered on the hits' own severities; the hits
+            // are described (Strings for names, files and rules) on the sink's side.
+            lists.orderHits(scratch)
+            categoryCounts[Int(scratch.hits[0].category)] += 1
+            let host = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: scratch.host[0..<scratch.hostCount]))
+            scratch.hits.withUnsafeBufferPointer { hits in
+                sink.accept(
+                    raw: RawMatch(
+                        time: r.time ?? arrival,
+                        client: r.client,
+                        user: r.user,
+                        host: host,
+                        url: r.url,
+                        method: r.method,
+                        action: r.action,
+                        format: r.format,
+                        source: source,
+                        hits: hits,
+                        lists: lists,
+                        generation: generation.number
+                    )
                 )
-            )
+            }
+            return true
         }
-        return true
     }
 
     /// Returns the counters gathered since the last call and starts again from zero.
