@@ -57,6 +57,7 @@ enum MixBenchmark {
             let control = dir + "/ctl.sock"
             let pid = daemon.processIdentifier
             let threadsBefore = IncidentBenchmark.threadCPU(pid)
+            let processBefore = IncidentBenchmark.processCPU(pid)
             let start = Date()
             let clients = payloads.map { payload in
                 let t = Thread {
@@ -101,6 +102,7 @@ enum MixBenchmark {
             }
             let seconds = Date().timeIntervalSince(start)
             let byThread = IncidentBenchmark.threadCPU(pid)
+            let process = IncidentBenchmark.processCPU(pid) - processBefore
             let sink = (byThread["esafety-sink"] ?? 0) - (threadsBefore["esafety-sink"] ?? 0)
             let rss = SocketBenchmark.peakRSS(pid)
             kill(pid, SIGTERM)
@@ -118,7 +120,12 @@ enum MixBenchmark {
                     + "incident thread \(fmt(sink / Double(max(1, s.linesMatched)) * 1e9, 0)) ns per match; "
                     + "peak RSS \(rss) MiB"
             )
-            print("  CPU by thread: " + IncidentBenchmark.describe(byThread, since: threadsBefore))
+            let running = byThread.map { $0.value - threadsBefore[$0.key, default: 0] }.reduce(0, +)
+            print(
+                "  CPU by thread: " + IncidentBenchmark.describe(byThread, since: threadsBefore)
+                    + "; the process \(fmt(process, 2)) s (threads that ended, as control clients': "
+                    + "\(fmt(max(0, process - running), 2)) s)"
+            )
         }
     }
 }
