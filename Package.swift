@@ -156,7 +156,7 @@ let package = Package(
         .executableTarget(
             name: "esafety-bench",
             dependencies: [
-                "Classifier", "LogFormats", "Pipeline", "Daemon", "Incidents", "SystemSupport",
+                "Classifier", "LogFormats", "Pipeline", "Daemon", "Incidents", "SystemSupport", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/esafety-bench",

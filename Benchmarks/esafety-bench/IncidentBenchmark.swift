@@ -3,6 +3,7 @@ import Daemon
 import Foundation
 import LogFormats
 import Synchronization
+import TestSupport
 
 /// Issue 4's targets: ingest throughput with incidents being written (1% of lines match)
 /// against none matching, and the time from a critical line arriving to its fsync'd
@@ -44,17 +45,6 @@ enum IncidentBenchmark {
     }
 
     static func cpuSeconds(_ pid: Int32) -> Double { threadCPU(pid).values.reduce(0, +) }
-
-    /// The whole process's CPU seconds (user and system, from /proc/PID/stat), threads that
-    /// have ended included (`threadCPU` sees only those still running).
-    static func processCPU(_ pid: Int32) -> Double {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = text.lastIndex(of: ")")
-        else { return 0 }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-    }
 
     /// Each thread's name and CPU seconds so far, from /proc/PID/task/TID/schedstat.
     static func threadCPU(_ pid: Int32) -> [String: Double] {

@@ -1,5 +1,6 @@
 import Daemon
 import Foundation
+import TestSupport
 
 /// Issue 13's first finding, end to end: four stream clients (Squid, dnsmasq, BIND, unbound)
 /// send a school's ordinary traffic (the whole Tranco top 100k, of which UT1 lists a third,
@@ -57,7 +58,7 @@ enum MixBenchmark {
             let control = dir + "/ctl.sock"
             let pid = daemon.processIdentifier
             let threadsBefore = IncidentBenchmark.threadCPU(pid)
-            let processBefore = IncidentBenchmark.processCPU(pid)
+            let processBefore = processCPUSeconds(pid)
             let start = Date()
             let clients = payloads.map { payload in
                 let t = Thread {
@@ -102,7 +103,7 @@ enum MixBenchmark {
             }
             let seconds = Date().timeIntervalSince(start)
             let byThread = IncidentBenchmark.threadCPU(pid)
-            let process = IncidentBenchmark.processCPU(pid) - processBefore
+            let process = processCPUSeconds(pid) - processBefore
             let sink = (byThread["esafety-sink"] ?? 0) - (threadsBefore["esafety-sink"] ?? 0)
             let rss = SocketBenchmark.peakRSS(pid)
             kill(pid, SIGTERM)

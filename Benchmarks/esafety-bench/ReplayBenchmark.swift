@@ -1,6 +1,7 @@
 import Classifier
 import Foundation
 import LogFormats
+import TestSupport
 
 /// `esafety replay` over generated logs of each format: lines/s on one core and peak memory.
 enum ReplayBenchmark {

@@ -1,5 +1,6 @@
 import Classifier
 import Foundation
+import TestSupport
 
 /// Runs the same URLs through Debian's squidGuard (as a Squid URL rewriter, with the
 /// same UT1 lists as plain text) and through esafety, and compares speed and verdicts.

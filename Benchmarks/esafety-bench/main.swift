@@ -7,6 +7,7 @@
 // peak memory, with the inputs named. BENCHMARKS.md records a run.
 import Classifier
 import Foundation
+import TestSupport
 
 var dataDir = "../shared/data"
 var only: String? = nil
@@ -81,19 +82,6 @@ func time<T>(_ body: () throws -> T) rethrows -> (T, Double) {
     let start = clock.now
     let r = try body()
     return (r, seconds(clock.now - start))
-}
-
-struct SplitMix {
-    var s: UInt64
-    mutating func next() -> UInt64 {
-        s &+= 0x9E3779B97F4A7C15
-        var z = s
-        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
-        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }
 
 func readLines(_ path: String) -> [String] {

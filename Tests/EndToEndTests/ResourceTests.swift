@@ -9,17 +9,6 @@ import Testing
 /// Bounded resources, and a control plane that always answers.
 @Suite("Resources and the control socket", .serialized)
 struct ResourceTests {
-    /// CPU seconds a process has used (user + system), from /proc.
-    static func cpuSeconds(_ pid: pid_t) -> Double {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = text.lastIndex(of: ")")
-        else { return 0 }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        // After the name: state is field 3, utime 14 and stime 15 (1-based, over the whole line).
-        let ticks = (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
-        return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
-    }
-
     /// Resident memory of a process, in KiB.
     static func rssKiB(_ pid: pid_t) -> Int {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
@@ -84,9 +73,9 @@ struct ResourceTests {
                 return (s?["connections"] as? [Any])?.count ?? 0 > 0 && (s?["connections_refused"] as? Int ?? 0) > 0
             }
         )
-        let cpuBefore = Self.cpuSeconds(daemon.child.pid)
+        let cpuBefore = processCPUSeconds(daemon.child.pid)
         usleep(1_000_000)
-        let cpu = Self.cpuSeconds(daemon.child.pid) - cpuBefore
+        let cpu = processCPUSeconds(daemon.child.pid) - cpuBefore
         #expect(cpu < 0.5, "esafetyd used \(cpu) s of CPU in 1 s with its descriptors used up")
         let started = Date()
         let status = try daemon.status()

@@ -137,7 +137,7 @@ struct IncidentSinkTests {
         // or so) and bursts (one a second, up to 900 in a row: far more than an `after` event
         // holds); about one in thirty a gambling site of its own (so a new incident each
         // time), the rest counted only. Another pupil's requests are interleaved throughout.
-        var random = SplitMix(seed: seed)
+        var random = SplitMix(s: seed)
         var requests: [(host: String, time: Double, incident: Bool)] = []
         var matches: [MatchedRequest] = []
         var t = 100_000.0

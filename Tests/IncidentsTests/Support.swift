@@ -59,16 +59,3 @@ func sinkLines(_ matches: [MatchedRequest], policy: Policy = Policy()) throws ->
 func sinkRecords(_ matches: [MatchedRequest], policy: Policy = Policy()) throws -> [[String: Any]] {
     try sinkLines(matches, policy: policy).map(json)
 }
-
-/// A small seeded generator (SplitMix64): the same sequence for the same seed, on every run.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
