@@ -87,13 +87,13 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         let group: Policy.Group
         /// `policy.mayRaise` for an unlocked category of each severity (a locked one always
         /// may), worked out once for the group instead of per request.
-        let mayRaise: [Bool]
+        let raisable: [Bool]
         init(client: String, policy: Frozen, group: Policy.Group) {
             (self.client, self.policy, self.group) = (client, policy, group)
-            mayRaise = Severity.allCases.map { policy.policy.mayRaise(category: $0, locked: false, group: group) }
+            raisable = Severity.allCases.map { policy.policy.mayRaise(category: $0, locked: false, group: group) }
         }
 
-        func mayRaise(_ severity: Severity, locked: Bool) -> Bool { locked || mayRaise[Int(severity.rawValue)] }
+        func mayRaise(_ severity: Severity, locked: Bool) -> Bool { locked || raisable[Int(severity.rawValue)] }
     }
 
     /// Everything kept about one person (a user, or a client address when the log names

@@ -274,6 +274,9 @@ public final class LineParser {
         "server ", "Apple iCloud", "Mozilla canary", "non-blocking",
     ]
 
+    /// unbound's lines that are not a query or a reply (ignored, not malformed).
+    static let unboundOther: [StaticString] = ["notice: ", "error: ", "warning: ", "debug: ", "operational", "fatal"]
+
     /// Pi-hole's lines for a name it answered from its deny lists (FTL 5 and 6 wording).
     static let piholeBlocks: [StaticString] = [
         "gravity blocked ", "regex blacklisted ", "exactly blacklisted ", "regex denied ", "exactly denied ",
@@ -496,10 +499,7 @@ public final class LineParser {
         // log-tag-queryreply: `query: ` and `reply: ` in place of `info: `.
         let tagged = startsAt(b, i, "query: ") || startsAt(b, i, "reply: ")
         guard startsAt(b, i, "info: ") || tagged else {
-            for p: StaticString in ["notice: ", "error: ", "warning: ", "debug: ", "operational", "fatal"]
-            where startsAt(b, i, p) {
-                return .ignored(.unbound)
-            }
+            for p in Self.unboundOther where startsAt(b, i, p) { return .ignored(.unbound) }
             return .malformed("unbound: not an unbound log message")
         }
         if startsAt(b, i, "info: rpz: applied ") { return unboundRPZ(b, from: i + 19, time: seconds) }
