@@ -197,7 +197,13 @@ struct InstalledTests {
             ? (try? c.run("esafety status; journalctl -u esafety-alert --no-pager | tail -5"))?.1 ?? "" : ""
         #expect(alert.contains("pupil12") && alert.contains("self-harm"), "the alert arrived: \(alert) \(diagnosis)")
         #expect(poll(timeout: 10) { (try? c.run("ls /var/lib/esafety/alerts | wc -l").1.hasPrefix("0")) == true })
-        let counters = try c.run("grep '\"event\":\"alert\"' /var/lib/esafety/counters.jsonl", as: "alice")
+        // The counter is written when the command has exited, which may be after the SIEM got
+        // the datagram and the spool emptied: read until it is there (a race, seen once).
+        var counters = (Int32(0), "")
+        _ = try poll(timeout: 10) {
+            counters = try c.run("grep '\"event\":\"alert\"' /var/lib/esafety/counters.jsonl", as: "alice")
+            return counters.1.contains("\"command\":\"siem\",\"ok\":true")
+        }
         #expect(counters.1.contains("\"command\":\"siem\",\"ok\":true"), "\(counters.1)")
         let handed = try c.run("esafety status", as: "alice").1
         #expect(handed.contains("1 handed to the delivery spool /var/lib/esafety/alerts"), "\(handed)")
