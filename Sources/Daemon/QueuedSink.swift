@@ -210,7 +210,7 @@ public final class QueuedSink: MatchSink, @unchecked Sendable {
                     let host = batch.string(&at, e.host) ?? ""
                     let url = batch.string(&at, e.url)
                     let method = batch.string(&at, e.method)
-                    let hits = Array(batch.hits[Int(e.hitStart)..<Int(e.hitStart + e.hitCount)])
+                    let hits = batch.hits[Int(e.hitStart)..<Int(e.hitStart + e.hitCount)]
                     next.accept(
                         MatchedRequest(
                             time: e.time,

@@ -52,6 +52,7 @@ public struct MatchedRequest: Sendable {
     public var categories: [MatchDetail] {
         switch matches {
         case .described(let d): d
+        case .one(let hit, let lists): [lists.describe(hit)]
         case .hits(let hits, let lists): hits.map(lists.describe)
         }
     }
@@ -62,6 +63,7 @@ public struct MatchedRequest: Sendable {
     public var categoryCount: Int {
         switch matches {
         case .described(let d): d.count
+        case .one: 1
         case .hits(let hits, _): hits.count
         }
     }
@@ -70,6 +72,8 @@ public struct MatchedRequest: Sendable {
     public func category(_ i: Int) -> (name: String, severity: Severity, locked: Bool) {
         switch matches {
         case .described(let d): (d[i].name, d[i].severity, d[i].locked)
+        case .one(let hit, let lists):
+            (lists.categories[Int(hit.category)].name, hit.severity, lists.categories[Int(hit.category)].locked)
         case .hits(let hits, let lists):
             (
                 lists.categories[Int(hits[i].category)].name, hits[i].severity,
@@ -82,6 +86,7 @@ public struct MatchedRequest: Sendable {
     public func detail(_ i: Int) -> MatchDetail {
         switch matches {
         case .described(let d): d[i]
+        case .one(let hit, let lists): lists.describe(hit)
         case .hits(let hits, let lists): lists.describe(hits[i])
         }
     }
@@ -89,6 +94,8 @@ public struct MatchedRequest: Sendable {
 
     enum Matches: Sendable {
         case described([MatchDetail])
+        /// Most matches have one category: no array to allocate and free per match.
+        case one(Hit, CompiledLists)
         case hits([Hit], CompiledLists)
     }
     var matches: Matches
@@ -124,7 +131,8 @@ extension MatchedRequest {
         )
     }
 
-    /// A request whose hits (most severe first) are described when first asked for.
+    /// A request whose hits (most severe first, at least one) are described when first asked
+    /// for.
     public init(
         time: Double,
         client: String,
@@ -135,7 +143,7 @@ extension MatchedRequest {
         action: ProxyAction,
         format: LogFormat,
         source: String,
-        hits: [Hit],
+        hits: some Collection<Hit>,
         lists: CompiledLists,
         generation: Int
     ) {
@@ -150,7 +158,7 @@ extension MatchedRequest {
             format: format,
             source: source,
             generation: generation,
-            matches: .hits(hits, lists)
+            matches: hits.count == 1 ? .one(hits.first!, lists) : .hits(Array(hits), lists)
         )
     }
 }
@@ -215,7 +223,7 @@ public struct RawMatch {
             action: action,
             format: format,
             source: source,
-            hits: Array(hits),
+            hits: hits,
             lists: lists,
             generation: generation
         )
@@ -411,8 +419,10 @@ public final class LinePipeline {
                 time: time,
                 isBlock: false,
                 paired: false,
-                matched: matched ? (String(decoding: r.client, as: UTF8.self), normalisedHost) : nil
-            )
+                matched: matched
+            ),
+            client: r.client,
+            host: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: scratch.host[0..<scratch.hostCount]))
         )
     }
 
@@ -422,18 +432,13 @@ public final class LinePipeline {
         let time = r.time ?? arrival
         let name = ResolverPairing.hash(name: r.host)
         let client = ResolverPairing.hash(client: r.client)
-        if let q = pairing.pairBlock(name: name, client: client, time: time) {
+        if let k = pairing.pairBlock(name: name, client: client, time: time) {
             counters.formats[Int(r.format.rawValue)].ignored += 1
-            if let m = q.matched { sink.verdict(client: m.client, host: m.host, action: r.action, time: time) }
+            if let m = pairing.matched(k) { sink.verdict(client: m.client, host: m.host, action: r.action, time: time) }
             return
         }
         handle(r, arrival: arrival)
         pairing.remember(ResolverPairing.Entry(name: name, client: client, time: time, isBlock: true, paired: false))
-    }
-
-    /// The host the last classification normalised (valid until the next one).
-    var normalisedHost: String {
-        String(decoding: UnsafeBufferPointer(rebasing: scratch.host[0..<scratch.hostCount]), as: UTF8.self)
     }
 
     /// Classifies a request and hands a match to the sink; true when it matched.

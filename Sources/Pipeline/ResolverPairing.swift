@@ -13,13 +13,20 @@ struct ResolverPairing {
         var time = 0.0
         var isBlock = false
         var paired = true
-        /// For a query that matched a category: its client and normalised host, for the verdict.
-        var matched: (client: String, host: String)?
+        /// A query that matched a category: its client and normalised host are in the slot's
+        /// `texts`, for the verdict.
+        var matched = false
     }
 
     static let capacity = 64
     static let window = 10.0
+    /// Plain values only: scanning the ring copies no reference.
     var ring = [Entry](repeating: Entry(), count: capacity)
+    /// Per slot, a matched query's client and normalised host (`clientLength` bytes, then the
+    /// host), kept as bytes in buffers reused slot by slot: Strings are made only for a verdict,
+    /// not for every matched lookup.
+    var texts = [[UInt8]](repeating: [], count: capacity)
+    var clientLength = [Int](repeating: 0, count: capacity)
     var next = 0
     /// The log time of the latest block line not yet paired (queries look back only then).
     var lastBlock = -Double.infinity
@@ -63,8 +70,8 @@ struct ResolverPairing {
         return false
     }
 
-    /// A block line: the query line it answers, if one was seen (marked paired and returned).
-    mutating func pairBlock(name: UInt64, client: UInt64, time: Double) -> Entry? {
+    /// A block line: the query line it answers, if one was seen (marked paired; its slot).
+    mutating func pairBlock(name: UInt64, client: UInt64, time: Double) -> Int? {
         var k = next
         for _ in 0..<Self.capacity {
             k = k == 0 ? Self.capacity - 1 : k - 1
@@ -73,13 +80,37 @@ struct ResolverPairing {
                 abs(time - e.time) <= Self.window
             else { continue }
             ring[k].paired = true
-            return e
+            return k
         }
         return nil
     }
 
-    mutating func remember(_ e: Entry) {
+    /// The client and host of the matched query in slot `k`.
+    func matched(_ k: Int) -> (client: String, host: String)? {
+        guard ring[k].matched else { return nil }
+        return texts[k].withUnsafeBufferPointer {
+            (
+                String(decoding: UnsafeBufferPointer(rebasing: $0[..<clientLength[k]]), as: UTF8.self),
+                String(decoding: UnsafeBufferPointer(rebasing: $0[clientLength[k]...]), as: UTF8.self)
+            )
+        }
+    }
+
+    /// Remembers a line; a matched query's client and normalised host are copied.
+    mutating func remember(
+        _ e: Entry,
+        client: UnsafeRawBufferPointer? = nil,
+        host: UnsafeRawBufferPointer? = nil
+    ) {
         ring[next] = e
+        if e.matched, let client, let host {
+            texts[next].removeAll(keepingCapacity: true)
+            texts[next].append(contentsOf: client)
+            texts[next].append(contentsOf: host)
+            clientLength[next] = client.count
+        } else {
+            ring[next].matched = false
+        }
         next = next + 1 == Self.capacity ? 0 : next + 1
         if e.isBlock { lastBlock = e.time }
     }
