@@ -105,15 +105,17 @@ public final class CompiledLists: Sendable {
             }
         }
         if patterns.count > 0 {
-            // (The lists' own arrays read in place: a local copy of `severities` was a retain
-            // and a release per line on an array every ingest thread shares.)
-            patterns.forEachMatch(subject, scratch.patterns) { p in
+            // The lists' own arrays read in place, and no closure: a local copy of `severities`,
+            // or a closure capturing the lists, was a retain and a release per line of an object
+            // every ingest thread shares.
+            patterns.match(subject, scratch.patterns)
+            for p in scratch.patterns.matched {
                 let rule = patterns.rules[p].rule
                 scratch.raw.append(
                     Hit(
                         category: rule.category,
                         kind: .pattern,
-                        severity: self.severities[Int(rule.category)],
+                        severity: severities[Int(rule.category)],
                         rule: UInt32(p)
                     )
                 )

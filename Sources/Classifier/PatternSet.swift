@@ -16,6 +16,10 @@ public struct PatternRule: Sendable {
 public final class PatternSet: Sendable {
     public let rules: [PatternRule]
     let regexes: [PCRE2Regex?]
+    /// The same, kept alive by `regexes` and run without a reference count: every ingest
+    /// thread runs the same patterns, and a retain and release per run on a shared object
+    /// passes its cache line between the cores.
+    let unretained: [Unmanaged<PCRE2Regex>?]
     /// Patterns with no literal to prefilter on.
     public let alwaysRun: [Int]
 
@@ -61,6 +65,7 @@ public final class PatternSet: Sendable {
             }
         }
         self.regexes = regexes
+        self.unretained = regexes.map { $0.map(Unmanaged.passUnretained) }
         self.alwaysRun = always
 
         // Gram frequencies over all literals, to anchor each literal on a rare gram.
@@ -233,24 +238,23 @@ public final class PatternSet: Sendable {
     /// Calls `onMatch` with the index of each pattern that matches `subject`.
     /// A pattern that reaches the match limit is counted in `scratch` and does not match.
     @inline(__always)
-    func forEachMatch(_ subject: UnsafeBufferPointer<UInt8>, _ scratch: PatternScratch, _ onMatch: (Int) -> Void) {
+    /// The patterns that match `subject`, in `scratch.matched` (candidates first, then the
+    /// always-run bucket). No closure: the caller reads the list, so nothing it shares with
+    /// the other ingest threads is captured, retained and released per line.
+    func match(_ subject: UnsafeBufferPointer<UInt8>, _ scratch: PatternScratch) {
+        scratch.matched.removeAll(keepingCapacity: true)
         if rules.isEmpty { return }
         collectCandidates(subject, scratch)
-        for p in scratch.candidates { run(p, subject, scratch, onMatch) }
-        for p in alwaysRun { run(p, subject, scratch, onMatch) }
+        for i in scratch.candidates.indices { run(scratch.candidates[i], subject, scratch) }
+        for p in alwaysRun { run(p, subject, scratch) }
     }
 
     @inline(__always)
-    private func run(
-        _ p: Int,
-        _ subject: UnsafeBufferPointer<UInt8>,
-        _ scratch: PatternScratch,
-        _ onMatch: (Int) -> Void
-    ) {
-        guard let regex = regexes[p] else { return }
+    private func run(_ p: Int, _ subject: UnsafeBufferPointer<UInt8>, _ scratch: PatternScratch) {
+        guard let regex = unretained[p] else { return }
         scratch.patternsRun += 1
-        switch regex.match(subject, scratch: scratch.pcre) {
-        case .match: onMatch(p)
+        switch regex._withUnsafeGuaranteedRef({ $0.match(subject, scratch: scratch.pcre) }) {
+        case .match: scratch.matched.append(p)
         case .noMatch: break
         case .matchLimit, .error: scratch.limitHits[p, default: 0] += 1
         }
@@ -272,6 +276,8 @@ public final class PatternScratch {
     var stamps: [UInt32]
     var stamp: UInt32 = 0
     var candidates: [Int] = []
+    /// The patterns the last `PatternSet.match` found.
+    var matched: [Int] = []
     let pcre: PCRE2Scratch
     /// Patterns run (after the prefilter), for benchmarks.
     public internal(set) var patternsRun = 0

@@ -143,7 +143,39 @@ extension MatchedRequest {
         action: ProxyAction,
         format: LogFormat,
         source: String,
-        hits: some Collection<Hit>,
+        hits: [Hit],
+        lists: CompiledLists,
+        generation: Int
+    ) {
+        self.init(
+            time: time,
+            client: client,
+            user: user,
+            host: host,
+            url: url,
+            method: method,
+            action: action,
+            format: format,
+            source: source,
+            hits: hits[...],
+            lists: lists,
+            generation: generation
+        )
+    }
+
+    /// The same from a slice of a buffer of hits (the incident thread's queue): a request with
+    /// one category holds its hit without an array of its own.
+    public init(
+        time: Double,
+        client: String,
+        user: String?,
+        host: String,
+        url: String?,
+        method: String?,
+        action: ProxyAction,
+        format: LogFormat,
+        source: String,
+        hits: ArraySlice<Hit>,
         lists: CompiledLists,
         generation: Int
     ) {
@@ -158,7 +190,7 @@ extension MatchedRequest {
             format: format,
             source: source,
             generation: generation,
-            matches: hits.count == 1 ? .one(hits.first!, lists) : .hits(Array(hits), lists)
+            matches: hits.count == 1 ? .one(hits[hits.startIndex], lists) : .hits(Array(hits), lists)
         )
     }
 }
@@ -223,7 +255,7 @@ public struct RawMatch {
             action: action,
             format: format,
             source: source,
-            hits: hits,
+            hits: Array(hits),
             lists: lists,
             generation: generation
         )
