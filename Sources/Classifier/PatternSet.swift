@@ -235,12 +235,11 @@ public final class PatternSet: Sendable {
         }
     }
 
-    /// Calls `onMatch` with the index of each pattern that matches `subject`.
-    /// A pattern that reaches the match limit is counted in `scratch` and does not match.
-    @inline(__always)
     /// The patterns that match `subject`, in `scratch.matched` (candidates first, then the
-    /// always-run bucket). No closure: the caller reads the list, so nothing it shares with
-    /// the other ingest threads is captured, retained and released per line.
+    /// always-run bucket); a pattern that reaches the match limit is counted in `scratch` and
+    /// does not match. No closure: the caller reads the list, so nothing it shares with the
+    /// other ingest threads is captured, retained and released per line.
+    @inline(__always)
     func match(_ subject: UnsafeBufferPointer<UInt8>, _ scratch: PatternScratch) {
         scratch.matched.removeAll(keepingCapacity: true)
         if rules.isEmpty { return }
