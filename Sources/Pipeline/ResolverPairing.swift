@@ -27,6 +27,8 @@ struct ResolverPairing {
     /// not for every matched lookup.
     var texts = [[UInt8]](repeating: [], count: capacity)
     var clientLength = [Int](repeating: 0, count: capacity)
+    /// The most a slot's buffer keeps between lines (an address and a host are far shorter).
+    static let keptCapacity = 1024
     var next = 0
     /// The log time of the latest block line not yet paired (queries look back only then).
     var lastBlock = -Double.infinity
@@ -104,6 +106,11 @@ struct ResolverPairing {
     ) {
         ring[next] = e
         if e.matched, let client, let host {
+            // A buffer grown by one long line (a hostile client field) is not kept for the
+            // short ones after it: each slot holds at most `keptCapacity` between long lines.
+            if texts[next].capacity > Self.keptCapacity && client.count + host.count <= Self.keptCapacity {
+                texts[next] = []
+            }
             texts[next].removeAll(keepingCapacity: true)
             texts[next].append(contentsOf: client)
             texts[next].append(contentsOf: host)

@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import Pipeline
 import SystemSupport
 import TestSupport
 import Testing
@@ -8,6 +7,7 @@ import Testing
 @testable import Classifier
 @testable import Incidents
 @testable import LogFormats
+@testable import Pipeline
 
 /// A resolver logs a blocked lookup twice: the query, then its block line. The DSL must see
 /// one request, blocked, and the counters must count one request.
@@ -155,5 +155,49 @@ struct ResolverPairingTests {
         #expect(records[1]["id"] as? String == records[0]["id"] as? String)
         #expect(records[1]["action"] as? String == "blocked")
         #expect(records[1]["blocked_by"] as? String == "dnsmasq")
+    }
+}
+
+@Suite("A resolver pairing's memory")
+struct ResolverPairingMemoryTests {
+    @Test(
+        "a matched query's client and host come back intact; a long line's buffer is not kept for the short ones after"
+    )
+    func slotsStayBounded() {
+        var pairing = ResolverPairing()
+        func remember(_ client: String, _ host: String, name: UInt64) {
+            var (c, h) = (client, host)
+            c.withUTF8 { cb in
+                h.withUTF8 { hb in
+                    pairing.remember(
+                        ResolverPairing.Entry(
+                            name: name,
+                            client: 7,
+                            time: 100,
+                            isBlock: false,
+                            paired: false,
+                            matched: true
+                        ),
+                        client: UnsafeRawBufferPointer(cb),
+                        host: UnsafeRawBufferPointer(hb)
+                    )
+                }
+            }
+        }
+        let long = String(repeating: "1.", count: 5_000) + "1"
+        remember(long, "blocked.example.com", name: 1)
+        let k = pairing.pairBlock(name: 1, client: 7, time: 101)
+        #expect(k != nil)
+        #expect(pairing.matched(k!)?.client == long)
+        #expect(pairing.matched(k!)?.host == "blocked.example.com")
+        // The ring goes round: every slot, the long one's too, now holds a short query.
+        for n in 0..<ResolverPairing.capacity { remember("10.0.0.\(n)", "host\(n).example", name: UInt64(100 + n)) }
+        #expect(pairing.texts.allSatisfy { $0.capacity <= ResolverPairing.keptCapacity })
+        let last = pairing.pairBlock(name: UInt64(100 + ResolverPairing.capacity - 1), client: 7, time: 101)
+        #expect(pairing.matched(last!)?.client == "10.0.0.\(ResolverPairing.capacity - 1)")
+        #expect(pairing.matched(last!)?.host == "host\(ResolverPairing.capacity - 1).example")
+        // A line that did not match keeps nothing to report.
+        pairing.remember(ResolverPairing.Entry(name: 9, client: 7, time: 100, isBlock: false, paired: false))
+        #expect(pairing.matched(pairing.pairBlock(name: 9, client: 7, time: 101)!) == nil)
     }
 }
