@@ -132,39 +132,8 @@ extension MatchedRequest {
     }
 
     /// A request whose hits (most severe first, at least one) are described when first asked
-    /// for.
-    public init(
-        time: Double,
-        client: String,
-        user: String?,
-        host: String,
-        url: String?,
-        method: String?,
-        action: ProxyAction,
-        format: LogFormat,
-        source: String,
-        hits: [Hit],
-        lists: CompiledLists,
-        generation: Int
-    ) {
-        self.init(
-            time: time,
-            client: client,
-            user: user,
-            host: host,
-            url: url,
-            method: method,
-            action: action,
-            format: format,
-            source: source,
-            hits: hits[...],
-            lists: lists,
-            generation: generation
-        )
-    }
-
-    /// The same from a slice of a buffer of hits (the incident thread's queue): a request with
-    /// one category holds its hit without an array of its own.
+    /// for; a slice, as the incident thread's queue holds them: a request with one category
+    /// holds its hit without an array of its own.
     public init(
         time: Double,
         client: String,
@@ -255,7 +224,7 @@ public struct RawMatch {
             action: action,
             format: format,
             source: source,
-            hits: Array(hits),
+            hits: ArraySlice(hits),
             lists: lists,
             generation: generation
         )

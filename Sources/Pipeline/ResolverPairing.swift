@@ -14,19 +14,18 @@ struct ResolverPairing {
         var isBlock = false
         var paired = true
         /// A query that matched a category: its client and normalised host are in the slot's
-        /// `texts`, for the verdict.
+        /// `texts` (`clientLength` bytes, then the host), for the verdict.
         var matched = false
+        var clientLength = 0
     }
 
     static let capacity = 64
     static let window = 10.0
     /// Plain values only: scanning the ring copies no reference.
     var ring = [Entry](repeating: Entry(), count: capacity)
-    /// Per slot, a matched query's client and normalised host (`clientLength` bytes, then the
-    /// host), kept as bytes in buffers reused slot by slot: Strings are made only for a verdict,
-    /// not for every matched lookup.
+    /// Per slot, a matched query's client and normalised host, kept as bytes in buffers reused
+    /// slot by slot: Strings are made only for a verdict, not for every matched lookup.
     var texts = [[UInt8]](repeating: [], count: capacity)
-    var clientLength = [Int](repeating: 0, count: capacity)
     /// The most a slot's buffer keeps between lines (an address and a host are far shorter).
     static let keptCapacity = 1024
     var next = 0
@@ -92,8 +91,8 @@ struct ResolverPairing {
         guard ring[k].matched else { return nil }
         return texts[k].withUnsafeBufferPointer {
             (
-                String(decoding: UnsafeBufferPointer(rebasing: $0[..<clientLength[k]]), as: UTF8.self),
-                String(decoding: UnsafeBufferPointer(rebasing: $0[clientLength[k]...]), as: UTF8.self)
+                String(decoding: UnsafeBufferPointer(rebasing: $0[..<ring[k].clientLength]), as: UTF8.self),
+                String(decoding: UnsafeBufferPointer(rebasing: $0[ring[k].clientLength...]), as: UTF8.self)
             )
         }
     }
@@ -114,7 +113,7 @@ struct ResolverPairing {
             texts[next].removeAll(keepingCapacity: true)
             texts[next].append(contentsOf: client)
             texts[next].append(contentsOf: host)
-            clientLength[next] = client.count
+            ring[next].clientLength = client.count
         } else {
             ring[next].matched = false
         }
