@@ -108,7 +108,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         /// it began. One array appended to once per request: a request is not copied into a
         /// second one for the watch (two more cache misses per request, most of the sink's
         /// time in `keep`).
-        var seen: [Seen] = []
+        var seen = SeenLog()
         /// Requests removed from the front of `seen` so far: the `n`th request kept is at
         /// `seen[n - dropped]`.
         var dropped = 0
@@ -144,8 +144,8 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             for r in recent { if let t = r.times.first { next = min(next, t + policy.repetitionWindow) } }
             if let w = watch { next = min(next, w.until) }
             // (While collecting, requests from the watch's start run out with it.)
-            if let oldest = seen.first, !collecting || watchStart > dropped {
-                next = min(next, oldest.time + max(0, policy.contextWindow))
+            if let oldest = seen.firstTime, !collecting || watchStart > dropped {
+                next = min(next, oldest + max(0, policy.contextWindow))
             }
             return next.isFinite ? next : nil
         }
@@ -157,7 +157,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             guard let w = watch else { return [] }
             if let taken = w.taken { return taken }
             let from = max(0, min(seen.count, watchStart - dropped))
-            return Array(seen[from...].lazy.filter { $0.time < w.until }.prefix(IncidentSink.watchLimit))
+            return seen.requests(from: from, limit: IncidentSink.watchLimit) { $0 < w.until }
         }
 
         /// Takes the watched hour's requests out of `seen`, which may then be cut anywhere.
@@ -184,21 +184,13 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             watchUntil = -.infinity
         }
 
-        /// Removes the requests that match from `seen` (all of them, or while collecting only
-        /// those before the watch's start, from the front).
-        func forget(where expired: (Seen) -> Bool) {
+        /// Removes the requests whose time is `expired` from `seen` (all of them, or while
+        /// collecting only those before the watch's start, from the front).
+        func forget(where expired: (Double) -> Bool) {
             if collecting {
-                let limit = min(seen.count, watchStart - dropped)
-                var n = 0
-                while n < limit, expired(seen[n]) { n += 1 }
-                if n > 0 {
-                    seen.removeFirst(n)
-                    dropped += n
-                }
+                dropped += seen.removeFirst(upTo: watchStart - dropped, while: expired)
             } else {
-                let before = seen.count
-                seen.removeAll(where: expired)
-                dropped += before - seen.count
+                dropped += seen.removeAll(where: expired)
             }
         }
     }
@@ -378,7 +370,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             // Context: this person's categorised requests in the hour before an incident
             // (in memory only) and the hour after one (written as `context` events).
             let span = frozen.policy.contextWindow
-            if span > 0 { Self.keep(Seen(time: time, host: m.host, category: primary.name, url: m.url), for: person) }
+            if span > 0 { Self.keep(time: time, host: m.host, category: primary.name, url: m.url, for: person) }
             guard raised != nil, chosen.mayRaise(primary.severity, locked: primary.locked) else { return }
             let policy = frozen.policy
             let group = chosen.group
@@ -460,16 +452,16 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
 
     /// Keeps a categorised request as context: in the hour before any incident (in memory
     /// only, the last `contextLimit`), and in the watched hour after one.
-    private static func keep(_ seen: Seen, for person: Person) {
-        person.seen.append(seen)
+    private static func keep(time: Double, host: String, category: String, url: String?, for person: Person) {
+        person.seen.append(time: time, category: category, host: host, url: url)
         if person.collecting {
-            if seen.time < person.watchUntil { person.watchCounted += 1 }
+            if time < person.watchUntil { person.watchCounted += 1 }
             // Full (or, with clocks far apart, as many again outside the hour): taken out once.
             let since = person.dropped + person.seen.count - person.watchStart
             if person.watchCounted >= watchLimit || since >= 2 * watchLimit { person.takeWatched() }
-        } else if seen.time < person.watchUntil, let w = person.watch {
+        } else if time < person.watchUntil, let w = person.watch {
             // Taken out before it was full: the rest of the hour goes there, up to the limit.
-            w.taken?.append(seen)
+            w.taken?.append(Seen(time: time, host: host, category: category, url: url))
             if w.taken?.count ?? watchLimit >= watchLimit { person.watchUntil = -.infinity }
         }
         // Up to twice the limit, then the older half goes at once: no shift of the whole
@@ -552,8 +544,10 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             let after = person.watched()
             if !after.isEmpty { context.append(contextEvent(ids: w.ids, span: .after, seen: after, time: w.until)) }
         }
-        let before = person.seen.suffix(contextLimit + 1).dropLast().filter { time - $0.time < span }
-        if !before.isEmpty { context.append(contextEvent(ids: [id], span: .before, seen: Array(before), time: time)) }
+        // The last `contextLimit` before this incident's own request (the last one kept).
+        let n = person.seen.count
+        let before = person.seen.requests(from: max(0, n - contextLimit - 1), to: n - 1) { time - $0 < span }
+        if !before.isEmpty { context.append(contextEvent(ids: [id], span: .before, seen: before, time: time)) }
         person.startWatch(Watch(ids: [id], until: time + span))
     }
 
@@ -609,8 +603,8 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             }
             p.endWatch()
         }
-        if let oldest = p.seen.first, now - oldest.time >= span || span <= 0 {
-            p.forget { now - $0.time >= span }
+        if let oldest = p.seen.firstTime, now - oldest >= span || span <= 0 {
+            p.forget { now - $0 >= span }
         }
     }
 
