@@ -1,27 +1,37 @@
 import Glibc
 
-/// One person's categorised requests kept as context, oldest first, as bytes in one buffer:
-/// keeping a request copies its host and URL in (no object per request), and cutting the
-/// oldest moves bytes (no reference count of a request kept an hour ago, cold in memory, is
-/// touched). Requests come out as `IncidentSink.Seen` values only when a `context` event is
-/// written.
+/// One person's categorised requests kept as context, oldest first, as bytes in one buffer
+/// of its own: keeping a request copies its host and URL in (no object per request, no
+/// copy-on-write check), and cutting the oldest moves bytes (no reference count of a request
+/// kept an hour ago, cold in memory, is touched). Requests come out as `IncidentSink.Seen`
+/// values only when a `context` event is written. The buffer is the log's alone (not
+/// copyable), freed with it.
 ///
 /// Each request: its time (8 bytes), the lengths of its category (2), host (4) and URL (4;
 /// all ones for none), then those bytes.
-struct SeenLog {
-    private(set) var bytes: [UInt8] = []
+struct SeenLog: ~Copyable {
+    private var base: UnsafeMutableRawPointer? = nil
+    private var used = 0
+    private var capacity = 0
     /// Requests kept.
     private(set) var count = 0
 
     private static let header = 18
     private static let noURL = UInt32.max
 
+    init() {}
+
+    deinit { free(base) }
+
     var isEmpty: Bool { count == 0 }
+
+    /// The bytes kept.
+    private var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: used) }
 
     /// The oldest request's time.
     var firstTime: Double? {
-        guard count > 0 else { return nil }
-        return bytes.withUnsafeBytes { Double(bitPattern: UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
+        guard count > 0, let base else { return nil }
+        return Double(bitPattern: UInt64(littleEndian: base.loadUnaligned(as: UInt64.self)))
     }
 
     mutating func append(time: Double, category: String, host: String, url: String?) {
@@ -43,21 +53,34 @@ struct SeenLog {
         host: UnsafeBufferPointer<UInt8>,
         url: UnsafeBufferPointer<UInt8>?
     ) {
-        // (A category's name and a host are far below these bounds; a longer one is cut.)
-        func cut(_ b: UnsafeBufferPointer<UInt8>, _ limit: Int) -> UnsafeRawBufferPointer {
-            UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(b)[..<min(b.count, limit)])
+        // (A category's name is far below this bound; a longer one is cut. A line, and so a
+        // host or URL, is far below 4 GB.)
+        let c = min(category.count, Int(UInt16.max))
+        let (h, u) = (host.count, url?.count ?? 0)
+        let need = used + Self.header + c + h + u
+        if need > capacity {
+            let grown = max(need, capacity * 2, 256)
+            guard let moved = realloc(base, grown) else { fatalError("out of memory keeping a request as context") }
+            (base, capacity) = (moved, grown)
         }
-        let c = cut(category, Int(UInt16.max))
-        let h = cut(host, Int(Int32.max))
-        let u = url.map { cut($0, Int(Int32.max)) }
-        withUnsafeBytes(of: time.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
-        withUnsafeBytes(of: UInt16(c.count).littleEndian) { bytes.append(contentsOf: $0) }
-        withUnsafeBytes(of: UInt32(h.count).littleEndian) { bytes.append(contentsOf: $0) }
-        withUnsafeBytes(of: (u.map { UInt32($0.count) } ?? Self.noURL).littleEndian) { bytes.append(contentsOf: $0) }
-        bytes.append(contentsOf: c)
-        bytes.append(contentsOf: h)
-        if let u { bytes.append(contentsOf: u) }
+        let at = base! + used
+        at.storeBytes(of: time.bitPattern.littleEndian, as: UInt64.self)
+        (at + 8).storeBytes(of: UInt16(c).littleEndian, as: UInt16.self)
+        (at + 10).storeBytes(of: UInt32(h).littleEndian, as: UInt32.self)
+        (at + 14).storeBytes(of: (url == nil ? Self.noURL : UInt32(u)).littleEndian, as: UInt32.self)
+        if c > 0 { memcpy(at + Self.header, category.baseAddress!, c) }
+        if h > 0 { memcpy(at + Self.header + c, host.baseAddress!, h) }
+        if u > 0 { memcpy(at + Self.header + c + h, url!.baseAddress!, u) }
+        used = need
         count += 1
+    }
+
+    /// Drops the first `end` bytes (whole requests, `n` of them).
+    private mutating func drop(_ n: Int, bytes end: Int) {
+        guard n > 0, let base else { return }
+        if end < used { memmove(base, base + end, used - end) }
+        used -= end
+        count -= n
     }
 
     /// One request's place: its time, and where its parts and the next request start.
@@ -87,68 +110,48 @@ struct SeenLog {
 
     /// Where the `n`th request starts (`n == count`: the end).
     private func offset(of n: Int) -> Int {
-        bytes.withUnsafeBytes { b in
-            var at = 0
-            for _ in 0..<n { at = Self.place(at: at, in: b).next }
-            return at
-        }
+        var at = 0
+        for _ in 0..<n { at = Self.place(at: at, in: bytes).next }
+        return at
     }
 
     /// Removes the oldest `n` requests.
     mutating func removeFirst(_ n: Int) {
-        guard n > 0 else { return }
-        if n >= count {
-            bytes.removeAll(keepingCapacity: true)
-            count = 0
-            return
-        }
-        bytes.removeSubrange(0..<offset(of: n))
-        count -= n
+        let n = min(n, count)
+        drop(n, bytes: offset(of: n))
     }
 
     /// Removes requests from the front, up to `limit` of them, while their time is `expired`;
     /// returns how many.
     @discardableResult
     mutating func removeFirst(upTo limit: Int, while expired: (Double) -> Bool) -> Int {
-        let (n, end) = bytes.withUnsafeBytes { b -> (Int, Int) in
-            var (n, at) = (0, 0)
-            while n < min(limit, count) {
-                let p = Self.place(at: at, in: b)
-                guard expired(p.time) else { break }
-                (n, at) = (n + 1, p.next)
-            }
-            return (n, at)
+        var (n, at) = (0, 0)
+        while n < min(limit, count) {
+            let p = Self.place(at: at, in: bytes)
+            guard expired(p.time) else { break }
+            (n, at) = (n + 1, p.next)
         }
-        if n > 0 {
-            bytes.removeSubrange(0..<end)
-            count -= n
-        }
+        drop(n, bytes: at)
         return n
     }
 
     /// Removes every request whose time is `expired`; returns how many.
     @discardableResult
     mutating func removeAll(where expired: (Double) -> Bool) -> Int {
-        let n = count
-        let (removed, end) = bytes.withUnsafeMutableBytes { b -> (Int, Int) in
-            // The requests kept move down over those removed, in order.
-            var (removed, read, write) = (0, 0, 0)
-            for _ in 0..<n {
-                let p = Self.place(at: read, in: UnsafeRawBufferPointer(b))
-                if expired(p.time) {
-                    removed += 1
-                } else {
-                    if write != read {
-                        memmove(b.baseAddress! + write, b.baseAddress! + read, p.next - read)
-                    }
-                    write += p.next - read
-                }
-                read = p.next
+        guard let base else { return 0 }
+        // The requests kept move down over those removed, in order.
+        var (removed, read, write) = (0, 0, 0)
+        for _ in 0..<count {
+            let p = Self.place(at: read, in: bytes)
+            if expired(p.time) {
+                removed += 1
+            } else {
+                if write != read { memmove(base + write, base + read, p.next - read) }
+                write += p.next - read
             }
-            return (removed, write)
+            read = p.next
         }
-        bytes.removeSubrange(end...)
-        count -= removed
+        (used, count) = (write, count - removed)
         return removed
     }
 
@@ -162,26 +165,23 @@ struct SeenLog {
     ) -> [IncidentSink.Seen] {
         let (from, to) = (max(0, from), min(count, to ?? count))
         guard from < to else { return [] }
-        let start = offset(of: from)
+        let b = bytes
+        func text(_ r: Range<Int>) -> String { String(decoding: UnsafeRawBufferPointer(rebasing: b[r]), as: UTF8.self) }
         var out: [IncidentSink.Seen] = []
-        bytes.withUnsafeBytes { b in
-            func text(_ r: Range<Int>) -> String {
-                String(decoding: UnsafeRawBufferPointer(rebasing: b[r]), as: UTF8.self)
-            }
-            var at = start
-            for _ in from..<to where out.count < limit {
-                let p = Self.place(at: at, in: b)
-                if include(p.time) {
-                    let seen = IncidentSink.Seen(
+        var at = offset(of: from)
+        for _ in from..<to where out.count < limit {
+            let p = Self.place(at: at, in: b)
+            if include(p.time) {
+                out.append(
+                    IncidentSink.Seen(
                         time: p.time,
                         host: text(p.host),
                         category: text(p.category),
                         url: p.url.map(text)
                     )
-                    out.append(seen)
-                }
-                at = p.next
+                )
             }
+            at = p.next
         }
         return out
     }

@@ -55,7 +55,7 @@ struct SeenLogTests {
 
         var all = log([1, 2])
         all.removeFirst(5)
-        #expect(all.isEmpty)
+        #expect(all.count == 0)
         #expect(all.firstTime == nil)
         #expect(all.requests().isEmpty)
         all.append(time: 7, category: "c", host: "h", url: nil)
