@@ -12,7 +12,8 @@ import Glibc
 struct SeenLog: ~Copyable {
     private var base: UnsafeMutableRawPointer? = nil
     private var used = 0
-    private var capacity = 0
+    /// The buffer's size; `capacity` to tests.
+    private(set) var capacity = 0
     /// Requests kept.
     private(set) var count = 0
 
@@ -81,6 +82,16 @@ struct SeenLog: ~Copyable {
         if end < used { memmove(base, base + end, used - end) }
         used -= end
         count -= n
+        shrink()
+    }
+
+    /// A buffer grown by a few long requests (URLs of many KB) is not kept at that size for
+    /// the short ones after: past 16 KB, when under a quarter is used, it is halved or more.
+    private mutating func shrink() {
+        guard capacity > 16_384, used < capacity / 4 else { return }
+        let smaller = max(used * 2, 256)
+        guard let moved = realloc(base, smaller) else { return }
+        (base, capacity) = (moved, smaller)
     }
 
     /// One request's place: its time, and where its parts and the next request start.
@@ -152,6 +163,7 @@ struct SeenLog: ~Copyable {
             read = p.next
         }
         (used, count) = (write, count - removed)
+        shrink()
         return removed
     }
 

@@ -75,4 +75,30 @@ struct SeenLogTests {
         #expect(l.requests(from: 1, limit: 2, where: { $0 > 2 }).map(\.time) == [3, 4])
         #expect(l.count == 6)
     }
+
+    @Test("a buffer grown by long URLs is given back once they are cut, whichever way")
+    func memoryReturned() {
+        let long = "https://example.org/?q=" + String(repeating: "x", count: 20_000)
+        var l = SeenLog()
+        for t in 0..<10 { l.append(time: Double(t), category: "c", host: "h.example", url: long) }
+        #expect(l.capacity >= 200_000)
+        l.append(time: 10, category: "c", host: "h.example", url: "https://h/short")
+        l.removeFirst(10)
+        #expect(l.capacity <= 16_384, "one short request left: \(l.capacity) bytes kept")
+        #expect(l.requests().map(\.url) == ["https://h/short"])
+
+        var a = SeenLog()
+        for t in 0..<10 { a.append(time: Double(t), category: "c", host: "h.example", url: long) }
+        a.append(time: 99, category: "c", host: "h.example", url: nil)
+        #expect(a.removeAll(where: { $0 < 50 }) == 10)
+        #expect(a.capacity <= 16_384, "\(a.capacity) bytes kept")
+        #expect(a.requests().map(\.time) == [99])
+
+        var f = SeenLog()
+        for t in 0..<10 { f.append(time: Double(t), category: "c", host: "h.example", url: long) }
+        f.append(time: 99, category: "c", host: "h.example", url: nil)
+        #expect(f.removeFirst(upTo: 100, while: { $0 < 50 }) == 10)
+        #expect(f.capacity <= 16_384, "\(f.capacity) bytes kept")
+        #expect(f.requests().map(\.host) == ["h.example"])
+    }
 }
