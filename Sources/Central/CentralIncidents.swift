@@ -111,8 +111,8 @@ public enum CentralIncidents {
     /// punctuation) matches nothing.
     ///
     /// Each whole word is an `EXISTS` on `esafety.words` (its index leads with the word); the
-    /// start of a word, and a word the index leaves out (`esafety.stop_word`: `https`, `www`,
-    /// `com`, one character...), are checked on the incident's own text and its notes. When one
+    /// start of a word, and a word the index leaves out (`esafety.stop_word`: `http`, `https`,
+    /// `www`, `com`), are checked on the incident's own text and its notes. When one
     /// of the indexed words has at most `fewMatches` rows (counted from the index, up to that),
     /// the store starts from that word's incidents; otherwise it walks incidents newest first
     /// and stops at the limit, as for words most incidents have.

@@ -320,21 +320,23 @@ public enum CentralSchema {
         (
             8,
             """
-            -- Words nearly every incident has (a URL's scheme, `www`, the commonest endings of a
-            -- website's name) and words of one character are not indexed: three or four of an
-            -- incident's ten rows, each an entry every site writes into at once. A search checks
-            -- them on the incident's own text and notes instead, as it checks the start of its
-            -- last word, so it finds what it found before.
+            -- Words nearly every incident has (a URL's scheme, `www`, `com`) are not indexed:
+            -- about three of an incident's ten rows, each an entry every site writes into at once.
+            -- A search checks them on the incident's own text and notes instead, as it checks the
+            -- start of its last word, so it finds what it found before. Only words nearly every
+            -- incident has: a search made of left-out words walks incidents newest first until it
+            -- has enough, which is slow for a word few have (`org` trust-wide at a million, when
+            -- it was left out: 9 s, against 30 ms from the index).
             CREATE FUNCTION esafety.stop_words() RETURNS text[] LANGUAGE sql IMMUTABLE AS $f$
-                SELECT '{http,https,www,com,org,net,co,uk}'::text[]
+                SELECT '{http,https,www,com}'::text[]
             $f$;
             CREATE FUNCTION esafety.stop_word(w text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $f$
-                SELECT length(w) < 2 OR w = ANY (esafety.stop_words())
+                SELECT w = ANY (esafety.stop_words())
             $f$;
             -- Whether a word left out may start with `w` (a search's last word, the start of a
             -- word, is then not looked up in the index).
             CREATE FUNCTION esafety.stop_start(w text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $f$
-                SELECT length(w) < 2 OR EXISTS (SELECT 1 FROM unnest(esafety.stop_words()) AS s WHERE starts_with(s, w))
+                SELECT EXISTS (SELECT 1 FROM unnest(esafety.stop_words()) AS s WHERE starts_with(s, w))
             $f$;
             CREATE OR REPLACE FUNCTION esafety.words_of_incidents() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
             SET search_path = pg_catalog, pg_temp AS $f$ BEGIN
