@@ -111,29 +111,23 @@ public enum CentralIncidents {
     /// punctuation) matches nothing.
     ///
     /// Each whole word is an `EXISTS` on `esafety.words` (its index leads with the word); the
-    /// start of a word, and a word the index leaves out (`esafety.stop_word`: `http`, `https`,
-    /// `www`, `com`), are checked on the incident's own text and its notes. When one
-    /// of the indexed words has at most `fewMatches` rows (counted from the index, up to that),
-    /// the store starts from that word's incidents; otherwise it walks incidents newest first
-    /// and stops at the limit, as for words most incidents have.
+    /// start of a word is checked on the incident's own text and its notes. When one of the
+    /// words has at most `fewMatches` rows (counted from the index, up to that), the store
+    /// starts from that word's incidents; otherwise it walks incidents newest first and stops
+    /// at the limit, as for words most incidents have.
     static func matchWords(
         of text: String,
         in query: inout PostgresQuery,
         _ c: PostgresConnection,
         logger: Logger
     ) async throws {
-        // Each word, whether the index leaves it out, and whether it leaves out a word that
-        // starts with it (for the last word, a start).
-        var words: [(word: String, stop: Bool, stopStart: Bool)] = []
-        let split = try await c.query(
-            """
-            SELECT w, esafety.stop_word(w), esafety.stop_start(w)
-            FROM unnest(esafety.search_words(\(text))) WITH ORDINALITY AS s(w, n) ORDER BY n
-            """,
-            logger: logger
-        )
-        for try await w in split.decode((String, Bool, Bool).self) { words.append(w) }
-        guard let last = words.last?.word else {
+        var words: [String] = []
+        for try await w in try await c.query("SELECT esafety.search_words(\(text))", logger: logger)
+            .decode([String].self)
+        {
+            words = w
+        }
+        guard let last = words.last else {
             query.sql += "\nAND false"
             return
         }
@@ -141,31 +135,20 @@ public enum CentralIncidents {
         guard words.count <= maxWords else {
             throw Refusal(description: "a search of at most \(maxWords) words, not \(words.count)")
         }
-        // Each word as a range: a whole word is itself up to the next string ("\u{1}" after
-        // it), the start of a word itself up to it and the last code point.
-        let ranges = words.enumerated().map { n, w in
-            (w.word, w.word + (n == words.count - 1 ? "\u{10FFFF}" : "\u{1}"))
-        }
-        let indexed = words.indices.map { $0 == words.count - 1 ? !words[$0].stopStart : !words[$0].stop }
-        var counts = [Int](repeating: .max, count: words.count)
-        let looked = words.indices.filter { indexed[$0] }
-        if !looked.isEmpty {
-            let counted = try await c.query(
-                """
-                SELECT (SELECT count(*) FROM (SELECT 1 FROM esafety.words x WHERE x.word >= r.lo AND x.word < r.hi
-                    LIMIT \(fewMatches + 1)) AS m)
-                FROM unnest(\(looked.map { ranges[$0].0 })::text[], \(looked.map { ranges[$0].1 })::text[])
-                    WITH ORDINALITY AS r(lo, hi, n)
-                ORDER BY r.n
-                """,
-                logger: logger
-            )
-            var n = 0
-            for try await count in counted.decode(Int.self) {
-                counts[looked[n]] = count
-                n += 1
-            }
-        }
+        // Each word as a range of the index: a whole word is itself up to the next string
+        // ("\u{1}" after it), the start of a word itself up to it and the last code point.
+        let ranges = words.enumerated().map { n, w in (w, w + (n == words.count - 1 ? "\u{10FFFF}" : "\u{1}")) }
+        var counts: [Int] = []
+        let counted = try await c.query(
+            """
+            SELECT (SELECT count(*) FROM (SELECT 1 FROM esafety.words x WHERE x.word >= r.lo AND x.word < r.hi
+                LIMIT \(fewMatches + 1)) AS m)
+            FROM unnest(\(ranges.map(\.0))::text[], \(ranges.map(\.1))::text[]) WITH ORDINALITY AS r(lo, hi, n)
+            ORDER BY r.n
+            """,
+            logger: logger
+        )
+        for try await n in counted.decode(Int.self) { counts.append(n) }
         func bind(_ value: String) -> String {
             query.binds.append(value)
             return "$\(query.binds.count)"
@@ -177,35 +160,28 @@ public enum CentralIncidents {
                     WHERE x.word >= \(bind(ranges[rarest].0)) AND x.word < \(bind(ranges[rarest].1)))
                 """
         }
-        // A range of words on the incident's own text and its notes (the index's range of a
-        // common start is large; an incident's own words are few).
-        func inText(_ range: (String, String)) -> String {
-            let (lo, hi) = (bind(range.0), bind(range.1))
-            func has(_ text: String) -> String {
-                "EXISTS (SELECT 1 FROM esafety.words_of(\(text)) AS w\n"
-                    + "WHERE w COLLATE \"C\" >= \(lo) AND w COLLATE \"C\" < \(hi))"
-            }
-            return """
+        for word in words.dropLast() {
+            query.sql += """
 
-                AND (\(has("esafety.incident_text(i.host, i.record)"))
-                    OR EXISTS (SELECT 1 FROM esafety.lines l WHERE l.site = i.site AND l.id = i.id AND l.event = 'note'
-                        AND \(has("l.line->>'note'")))
-                    OR EXISTS (SELECT 1 FROM esafety.actions a
-                        WHERE a.site = i.site AND a.id = i.id AND a.action = 'note' AND \(has("a.line->>'note'"))))
+                AND EXISTS (SELECT 1 FROM esafety.words x
+                    WHERE x.word = \(bind(word)) AND x.site = i.site AND x.id = i.id)
                 """
         }
-        for (n, w) in words.dropLast().enumerated() {
-            if w.stop {
-                query.sql += inText(ranges[n])
-            } else {
-                query.sql += """
-
-                    AND EXISTS (SELECT 1 FROM esafety.words x
-                        WHERE x.word = \(bind(w.word)) AND x.site = i.site AND x.id = i.id)
-                    """
-            }
+        // The start of a word, on the incident's own text and its notes (the index's range of
+        // a common start is large; an incident's own words are few).
+        let (lo, hi) = (bind(last), bind(last + "\u{10FFFF}"))
+        func has(_ text: String) -> String {
+            "EXISTS (SELECT 1 FROM esafety.words_of(\(text)) AS w\n"
+                + "WHERE w COLLATE \"C\" >= \(lo) AND w COLLATE \"C\" < \(hi))"
         }
-        query.sql += inText((last, last + "\u{10FFFF}"))
+        query.sql += """
+
+            AND (\(has("esafety.incident_text(i.host, i.record)"))
+                OR EXISTS (SELECT 1 FROM esafety.lines l WHERE l.site = i.site AND l.id = i.id AND l.event = 'note'
+                    AND \(has("l.line->>'note'")))
+                OR EXISTS (SELECT 1 FROM esafety.actions a WHERE a.site = i.site AND a.id = i.id AND a.action = 'note'
+                    AND \(has("a.line->>'note'"))))
+            """
     }
 
     /// Below this many rows of a search's rarest word, the store starts from its incidents.

@@ -317,55 +317,6 @@ public enum CentralSchema {
             WHERE a.action = 'note'
             """
         ),
-        (
-            8,
-            """
-            -- Words nearly every incident has (a URL's scheme, `www`, `com`) are not indexed:
-            -- about three of an incident's ten rows, each an entry every site writes into at once.
-            -- A search checks them on the incident's own text and notes instead, as it checks the
-            -- start of its last word, so it finds what it found before. Only words nearly every
-            -- incident has: a search made of left-out words walks incidents newest first until it
-            -- has enough, which is slow for a word few have (`org` trust-wide at a million, when
-            -- it was left out: 9 s, against 30 ms from the index).
-            CREATE FUNCTION esafety.stop_words() RETURNS text[] LANGUAGE sql IMMUTABLE AS $f$
-                SELECT '{http,https,www,com}'::text[]
-            $f$;
-            CREATE FUNCTION esafety.stop_word(w text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $f$
-                SELECT w = ANY (esafety.stop_words())
-            $f$;
-            -- Whether a word left out may start with `w` (a search's last word, the start of a
-            -- word, is then not looked up in the index).
-            CREATE FUNCTION esafety.stop_start(w text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $f$
-                SELECT EXISTS (SELECT 1 FROM unnest(esafety.stop_words()) AS s WHERE starts_with(s, w))
-            $f$;
-            CREATE OR REPLACE FUNCTION esafety.words_of_incidents() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-            SET search_path = pg_catalog, pg_temp AS $f$ BEGIN
-                INSERT INTO esafety.words (word, site, id)
-                SELECT w, n.site, n.id FROM added n, LATERAL (SELECT DISTINCT w
-                    FROM esafety.words_of(esafety.incident_text(n.host, n.record)) AS w
-                    WHERE NOT esafety.stop_word(w)) AS d
-                ; RETURN NULL; END
-            $f$;
-            CREATE OR REPLACE FUNCTION esafety.words_of_lines() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-            SET search_path = pg_catalog, pg_temp AS $f$ BEGIN
-                INSERT INTO esafety.words (word, site, id)
-                SELECT w, n.site, n.id FROM added n,
-                LATERAL (SELECT DISTINCT w FROM esafety.words_of(n.line->>'note') AS w
-                    WHERE NOT esafety.stop_word(w)) AS d
-                WHERE n.event = 'note' AND n.id IS NOT NULL; RETURN NULL; END
-            $f$;
-            CREATE OR REPLACE FUNCTION esafety.words_of_actions() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-            SET search_path = pg_catalog, pg_temp AS $f$ BEGIN
-                INSERT INTO esafety.words (word, site, id)
-                SELECT w, n.site, n.id FROM added n,
-                LATERAL (SELECT DISTINCT w FROM esafety.words_of(n.line->>'note') AS w
-                    WHERE NOT esafety.stop_word(w)) AS d
-                WHERE n.action = 'note'; RETURN NULL; END
-            $f$;
-            -- What the store already indexed of them (at ten million incidents, minutes).
-            DELETE FROM esafety.words WHERE esafety.stop_word(word)
-            """
-        ),
     ]
 
     public struct Applied: Sendable {
