@@ -249,9 +249,9 @@ extension IncidentIndex {
                     f.searchTerm, p.state.rawValue, f.due, line, p.hits, p.verdict, p.hitCount ?? f.hits,
                 ])
                 // Its site, URL and search term, and the notes read so far, under its place in the table.
-                let words = [f.host, f.url, f.searchTerm].compactMap { $0 }.joined(separator: " ")
                 try insertText.execute(arguments: [
-                    db.lastInsertedRowID, ([words] + p.notes).joined(separator: "\n"),
+                    db.lastInsertedRowID,
+                    IncidentIndex.searchText(host: f.host, url: f.url, searchTerm: f.searchTerm, notes: p.notes),
                 ])
             }
             for p in pending.filter({ $0.new == nil && $0.dirty }).sorted(by: { $0.seq < $1.seq }) {

@@ -170,11 +170,13 @@ struct ResolvedLog {
             if let since = q.since, v.time < since { return false }
             if let until = q.until, v.time >= until { return false }
             if let t = q.text {
-                let notes = v.actions.compactMap(\.note)
-                guard
-                    ([v.host, v.record.url ?? "", v.record.searchTerm ?? ""] + notes).contains(where: { $0.contains(t) }
-                    )
-                else { return false }
+                let text = IncidentIndex.searchText(
+                    host: v.host,
+                    url: v.record.url,
+                    searchTerm: v.record.searchTerm,
+                    notes: v.actions.compactMap(\.note)
+                )
+                guard IncidentIndex.matches(search: t, in: text) else { return false }
             }
             return true
         }

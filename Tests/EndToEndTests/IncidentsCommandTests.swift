@@ -190,6 +190,42 @@ struct IncidentsCommandTests {
         #expect(rebuilt.contains("3 incident(s)"), "\(rebuilt)")
     }
 
+    @Test("a search answers the same from a full read of the log as from its index: whole words in order, case ignored")
+    func searchWithoutTheIndex() throws {
+        let now = Date().timeIntervalSince1970
+        let path = try written([
+            match("www.bet365.com", url: "https://www.google.com/search?q=Odds+tonight", time: now - 600),
+            match("tinder.com", user: "pupil2", time: now - 500, category: "dating", severity: "medium"),
+            match("www.paddypower.com", url: "https://www.paddypower.com/café", time: now - 400),
+        ])
+        let index = path + ".index.sqlite"
+        defer { for f in [path, path + ".chain", index] { try? FileManager.default.removeItem(atPath: f) } }
+        let searches: [(String, [String])] = [
+            ("google com", ["bet365"]), ("q odds", ["bet365"]), ("ODDS TONIGHT", ["bet365"]), ("odds ton", ["bet365"]),
+            ("tonight google", []), ("bet", ["bet365"]), ("tinder", ["tinder"]),
+            ("com", ["bet365", "tinder", "paddypower"]), ("www.paddypower", ["paddypower"]), ("er.com", []),
+            ("cafe", ["paddypower"]), ("%%", []), ("com https", ["bet365", "paddypower"]),
+        ]
+        func found(_ search: String) throws -> [String] {
+            let (code, out) = try esafety(["incidents", "list", "--log", path, "--search", search])
+            #expect(code == 0, "\(search): \(out)")
+            return ["bet365", "tinder", "paddypower"].filter { out.contains($0) }
+        }
+        // Without an index: the log read in full. (Before, a substring of one field, case kept:
+        // "google com" and "q odds" found nothing and "er.com" two.)
+        var fullRead: [String: [String]] = [:]
+        for (search, expected) in searches {
+            fullRead[search] = try found(search)
+            #expect(fullRead[search] == expected, "without the index: \(search)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: index))
+        let (_, made) = try esafety(["index", "rebuild", "--log", path])
+        #expect(made.contains("3 incident(s)"), "\(made)")
+        for (search, _) in searches {
+            #expect(try found(search) == fullRead[search], "the index answers as the full read: \(search)")
+        }
+    }
+
     @Test("tail -f prints each incident once, as its line completes, also when a partial line is cut and replaced")
     func tailFollow() throws {
         let path = tempPath() + ".jsonl"
