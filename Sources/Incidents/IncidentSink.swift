@@ -105,12 +105,12 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
         var recent: [(category: String, times: [Double])] = []
         /// Categorised requests within the context window: the last `contextLimit` for the
         /// hour before an incident and, while a watched hour is `collecting`, every one since
-        /// it began. One array appended to once per request: a request is not copied into a
+        /// it began. One buffer appended to once per request: a request is not copied into a
         /// second one for the watch (two more cache misses per request, most of the sink's
         /// time in `keep`).
         var seen = SeenLog()
-        /// Requests removed from the front of `seen` so far: the `n`th request kept is at
-        /// `seen[n - dropped]`.
+        /// Requests removed from the front of `seen` so far: the `n`th request kept is
+        /// `seen`'s `n - dropped`th.
         var dropped = 0
         /// After an incident: the hour's requests, written as one `after` event.
         var watch: Watch?
@@ -465,7 +465,7 @@ public final class IncidentSink: MatchSink, @unchecked Sendable {
             if w.taken?.count ?? watchLimit >= watchLimit { person.watchUntil = -.infinity }
         }
         // Up to twice the limit, then the older half goes at once: no shift of the whole
-        // array per request (readers take the last `contextLimit`); never the watch's requests
+        // buffer per request (readers take the last `contextLimit`); never the watch's requests
         // while they are read from here.
         if person.seen.count >= contextLimit * 2 {
             var cut = person.seen.count - contextLimit

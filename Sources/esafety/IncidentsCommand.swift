@@ -158,6 +158,7 @@ struct ResolvedLog {
 
     /// A query answered by reading the whole log, as the index answers it.
     func fullRead(_ q: IncidentIndex.Query) throws -> [IncidentView] {
+        let search = q.text.map(IncidentIndex.Search.init)
         var views = try load(context: false).filter { v in
             if q.open && !v.isOpen { return false }
             if let now = q.overdueAt, !v.overdue(now: now) { return false }
@@ -169,14 +170,14 @@ struct ResolvedLog {
             if let p = q.person, (v.record.user ?? v.record.client) != p { return false }
             if let since = q.since, v.time < since { return false }
             if let until = q.until, v.time >= until { return false }
-            if let t = q.text {
+            if let search {
                 let text = IncidentIndex.searchText(
                     host: v.host,
                     url: v.record.url,
                     searchTerm: v.record.searchTerm,
                     notes: v.actions.compactMap(\.note)
                 )
-                guard IncidentIndex.matches(search: t, in: text) else { return false }
+                guard search.matches(text) else { return false }
             }
             return true
         }
