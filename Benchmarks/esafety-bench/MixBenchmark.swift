@@ -53,7 +53,17 @@ enum MixBenchmark {
         } else {
             print("lists: UT1's text folders; each SIGHUP parses and compiles them again")
         }
-        for round in 1...rounds {
+        // ESAFETY_BENCH_DAEMONS=DIR:DIR...: each round runs the esafetyd of each folder in turn,
+        // on the same input (an A/B without generating it again; alternated, so a slow spell of
+        // the machine does not fall on one build's rounds only). With ESAFETY_BENCH_TOGETHER=1
+        // they run at once, sharing the cores: on a VM whose speed changes by half from one
+        // minute to the next, the CPU each spends on the same work is then compared under the
+        // same conditions (the time to the end is not the figure then).
+        let daemons =
+            ProcessInfo.processInfo.environment["ESAFETY_BENCH_DAEMONS"].map {
+                $0.split(separator: ":").map(String.init)
+            } ?? [bin]
+        func runRound(_ round: Int, _ bin: String, label: String, dir: String) {
             let daemon = IncidentBenchmark.startDaemon(bin, dir, lists: [ut1], snapshot: snapshot)
             let control = dir + "/ctl.sock"
             let pid = daemon.processIdentifier
@@ -112,21 +122,36 @@ enum MixBenchmark {
                 .split(separator: "\n")
             let incidents = logLines.filter { $0.hasPrefix("{\"event\":\"incident\"") }.count
             let s = status!
-            print(
-                "round \(round): \(s.linesReceived) of \(sent) lines in \(fmt(seconds, 2)) s = "
-                    + "\(mega(Double(sent) / seconds)) lines/s; \(s.linesMatched) matched "
-                    + "(\(fmt(Double(s.linesMatched) / Double(sent) * 100, 1))%), handled "
-                    + "\(s.incidentLog?.matchesHandled ?? 0); \(incidents) incidents, \(logLines.count) log lines; "
-                    + "lost \(s.incidentLog?.lost ?? -1); generation \(s.generation) after \(hups) SIGHUPs; "
-                    + "incident thread \(fmt(sink / Double(max(1, s.linesMatched)) * 1e9, 0)) ns per match; "
-                    + "peak RSS \(rss) MiB"
-            )
+            let result =
+                "round \(round)\(label): \(s.linesReceived) of \(sent) lines in \(fmt(seconds, 2)) s = "
+                + "\(mega(Double(sent) / seconds)) lines/s; \(s.linesMatched) matched "
+                + "(\(fmt(Double(s.linesMatched) / Double(sent) * 100, 1))%), handled "
+                + "\(s.incidentLog?.matchesHandled ?? 0); \(incidents) incidents, \(logLines.count) log lines; "
+                + "lost \(s.incidentLog?.lost ?? -1); generation \(s.generation) after \(hups) SIGHUPs; "
+                + "incident thread \(fmt(sink / Double(max(1, s.linesMatched)) * 1e9, 0)) ns per match; "
+                + "peak RSS \(rss) MiB"
             let running = byThread.map { $0.value - threadsBefore[$0.key, default: 0] }.reduce(0, +)
             print(
-                "  CPU by thread: " + IncidentBenchmark.describe(byThread, since: threadsBefore)
+                result + "\n  CPU by thread: " + IncidentBenchmark.describe(byThread, since: threadsBefore)
                     + "; the process \(fmt(process, 2)) s (threads that ended, as control clients': "
                     + "\(fmt(max(0, process - running), 2)) s)"
             )
+        }
+
+        let together = ProcessInfo.processInfo.environment["ESAFETY_BENCH_TOGETHER"] == "1"
+        for round in 1...rounds {
+            let runs = daemons.enumerated().map { i, daemonBin in
+                let label = daemons.count > 1 ? " [\(daemonBin)]" : ""
+                let runDir = daemons.count > 1 ? dir + "-\(i)" : dir
+                return { runRound(round, daemonBin, label: label, dir: runDir) }
+            }
+            if together {
+                let done = DispatchGroup()
+                for run in runs { DispatchQueue.global().async(group: done) { run() } }
+                done.wait()
+            } else {
+                for run in runs { run() }
+            }
         }
     }
 }
