@@ -495,11 +495,22 @@ public final class ClassifyScratch {
 
     @inline(__always)
     func reset() {
-        raw.removeAll(keepingCapacity: true)
-        hits.removeAll(keepingCapacity: true)
-        suppressed.removeAll(keepingCapacity: true)
+        raw.clearKeepingCapacity()
+        hits.clearKeepingCapacity()
+        suppressed.clearKeepingCapacity()
         allowedBy = nil
         invalidHost = false
         hostCount = 0
+    }
+}
+
+extension Array {
+    /// Removes every element, keeping the capacity; an empty array is left alone. Per line,
+    /// and most lines match nothing: `removeAll(keepingCapacity:)` on an empty array still
+    /// called the standard library's generic `replaceSubrange` and a uniqueness check, three
+    /// of each per line (about 3% of an ingest thread).
+    @inline(__always)
+    mutating func clearKeepingCapacity() {
+        if !isEmpty { removeAll(keepingCapacity: true) }
     }
 }

@@ -168,7 +168,7 @@ public final class PatternSet: Sendable {
     /// Marks in `scratch` the patterns whose literal occurs in `subject` (lower-cased).
     @inline(__always)
     func collectCandidates(_ subject: UnsafeBufferPointer<UInt8>, _ scratch: PatternScratch) {
-        scratch.candidates.removeAll(keepingCapacity: true)
+        scratch.candidates.clearKeepingCapacity()
         scratch.stamp &+= 1
         if scratch.stamp == 0 {
             for i in scratch.stamps.indices { scratch.stamps[i] = 0 }
@@ -241,7 +241,7 @@ public final class PatternSet: Sendable {
     /// other ingest threads is captured, retained and released per line.
     @inline(__always)
     func match(_ subject: UnsafeBufferPointer<UInt8>, _ scratch: PatternScratch) {
-        scratch.matched.removeAll(keepingCapacity: true)
+        scratch.matched.clearKeepingCapacity()
         if rules.isEmpty { return }
         collectCandidates(subject, scratch)
         for i in scratch.candidates.indices { run(scratch.candidates[i], subject, scratch) }

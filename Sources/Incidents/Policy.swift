@@ -110,10 +110,15 @@ public struct Policy: Sendable, Equatable {
     public init() {}
 
     public func group(client: String, user: String?) -> Group {
-        if groups.isEmpty { return defaultGroup }
+        let i = groupIndex(client: client, user: user)
+        return i < groups.count ? groups[i] : defaultGroup
+    }
+
+    /// The index in `groups` of the first that matches, or `groups.count` for the default.
+    func groupIndex(client: String, user: String?) -> Int {
+        if groups.isEmpty { return 0 }
         let ip = Self.address(client)
-        for g in groups where g.matches(client: ip, user: user) { return g }
-        return defaultGroup
+        return groups.firstIndex { $0.matches(client: ip, user: user) } ?? groups.count
     }
 
     /// An address as 16 bytes (IPv4 mapped into IPv6), or nil.
