@@ -5,6 +5,11 @@ import SystemSupport
 /// patterns, and the allowlist. Build with `ListLoader`, or load a snapshot file.
 /// Shared read-only between threads; each thread brings its own `ClassifyScratch`.
 public final class CompiledLists: Sendable {
+    /// Nothing: it keeps the fields below out of the cache line of the object's reference
+    /// count. The incident thread retains and releases the lists once per match it handles;
+    /// had `domains` shared that line, every classification on the ingest threads would read
+    /// a line the other core had just written.
+    private let refcountLine: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
     public let categories: [Category]
     public let files: [String]
     public let domains: EntryTable
