@@ -36,16 +36,24 @@ struct SeenLog: ~Copyable {
     }
 
     mutating func append(time: Double, category: String, host: String, url: String?) {
-        var (category, host, url) = (category, host, url)
-        category.withUTF8 { c in
-            host.withUTF8 { h in
-                if url == nil {
-                    append(time: time, category: c, host: h, url: nil)
+        Self.withBytes(category) { c in
+            Self.withBytes(host) { h in
+                if let url {
+                    Self.withBytes(url) { append(time: time, category: c, host: h, url: $0) }
                 } else {
-                    url!.withUTF8 { append(time: time, category: c, host: h, url: $0) }
+                    append(time: time, category: c, host: h, url: nil)
                 }
             }
         }
+    }
+
+    /// A string's UTF-8 read in place (a copy, to make it contiguous, only for one that is
+    /// not: `withUTF8` needs a mutable copy, three retains and releases per request).
+    @inline(__always)
+    private static func withBytes(_ s: String, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
+        if s.utf8.withContiguousStorageIfAvailable(body) != nil { return }
+        var copy = s
+        copy.withUTF8(body)
     }
 
     private mutating func append(
