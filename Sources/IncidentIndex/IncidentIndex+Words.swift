@@ -1,10 +1,11 @@
 import Foundation
 
 extension IncidentIndex {
-    /// A search as the full-text index answers it (`phrase`), for a log read in full: whole
-    /// words in order with the last one also as the start of a word, over an incident's
-    /// `searchText`, both split as FTS5's `unicode61` splits them. The search is split once,
-    /// not once per incident. Text with no word in it matches nothing.
+    /// A search as the full-text index answers it (`fullTextQuery`), for a log read in full:
+    /// each of its whole words anywhere in an incident's `searchText`, in any order, the last
+    /// one also as the start of a word, both split as FTS5's `unicode61` splits them (and as
+    /// a trust's central store splits them: the same search finds the same incidents there).
+    /// The search is split once, not once per incident. Text with no word in it matches nothing.
     public struct Search: Sendable {
         let words: [String]
 
@@ -13,14 +14,19 @@ extension IncidentIndex {
         public func matches(_ text: String) -> Bool {
             guard let last = words.last else { return false }
             let have = IncidentIndex.words(text)
-            guard have.count >= words.count else { return false }
-            for start in 0...(have.count - words.count) {
-                var at = 0
-                while at < words.count - 1, have[start + at] == words[at] { at += 1 }
-                if at == words.count - 1, have[start + at].hasPrefix(last) { return true }
-            }
-            return false
+            for word in words.dropLast() where !have.contains(word) { return false }
+            return have.contains { $0.hasPrefix(last) }
         }
+    }
+
+    /// A search as a query of SQLite's full-text index (FTS5): each word quoted (so nothing in
+    /// it is FTS5's syntax), all of them required in any order (FTS5 joins phrases with AND),
+    /// the last one also as the start of a word. The words are split, not folded: FTS5 folds
+    /// them as it folded the text it indexed. Nil when the text has no word in it.
+    static func fullTextQuery(_ text: String) -> String? {
+        let words = IncidentIndex.words(text, folded: false)
+        guard !words.isEmpty else { return nil }
+        return words.map { "\"" + $0 + "\"" }.joined(separator: " ") + "*"
     }
 
     /// The text of an incident the index searches: its site, URL and search term on one line,
@@ -32,10 +38,12 @@ extension IncidentIndex {
     /// Words as FTS5's `unicode61` tokenizer makes them: runs of letters, digits and private-use
     /// characters, lowercased (not case-folded: `ß` stays, as in FTS5), diacritics ignored
     /// (FTS5 ignores the diacritics of Latin letters only; here those of every script).
-    static func words(_ text: String) -> [String] {
+    /// Unfolded (`folded: false`), the words are only split, for FTS5 to fold as it folds.
+    static func words(_ text: String, folded: Bool = true) -> [String] {
         var out: [String] = []
         var word = String.UnicodeScalarView()
-        for s in text.lowercased().folding(options: .diacriticInsensitive, locale: nil).unicodeScalars {
+        let text = folded ? text.lowercased().folding(options: .diacriticInsensitive, locale: nil) : text
+        for s in text.unicodeScalars {
             switch s.properties.generalCategory {
             case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,
                 .decimalNumber, .letterNumber, .otherNumber, .privateUse:

@@ -486,11 +486,11 @@ public final class IncidentIndex: @unchecked Sendable {
         return StatementArguments(args)
     }
 
-    /// A search's words as a phrase for SQLite's full-text index (FTS5), over each incident's
-    /// site, URL and search term and its notes: whole words, the last one also as the start of
-    /// a word.
+    /// A search's words as a query of SQLite's full-text index (FTS5), over each incident's
+    /// site, URL and search term and its notes (`fullTextQuery`). Text with no word in it
+    /// finds nothing, as in a full read: a query no row matches.
     static func phrase(_ q: Query) -> String? {
-        q.text.map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"*" }
+        q.text.map { fullTextQuery($0) ?? "\"\"" }
     }
 
     /// The SQL selecting `columns` of the incidents `q` selects, newest first.

@@ -381,9 +381,14 @@ struct CentralTests {
         let firstTime = value("SELECT min(time) FROM esafety.incidents WHERE site = 'north'")
         let lastTime = value("SELECT max(time) FROM esafety.incidents WHERE site = 'north'")
         let someGroup = value("SELECT grp FROM esafety.incidents WHERE site = 'north' ORDER BY id LIMIT 1")
+        // A search: a site's words backwards (in any order, here and at the school), and the
+        // start of a word alone.
+        let someHost = value("SELECT host FROM esafety.incidents WHERE site = 'north' ORDER BY id LIMIT 1")
+        let hostWords = someHost.split { !$0.isLetter && !$0.isNumber }.map(String.init)
         for filter in [
             ["--overdue"], ["--since", firstTime, "--until", lastTime], ["--group", someGroup],
             ["--severity", "high"], ["--open", "--category", "gambling"],
+            ["--search", hostWords.reversed().joined(separator: " ")], ["--search", String(hostWords[0].prefix(3))],
         ] {
             // Compared by id, from --json (nothing else on the output to interleave with it).
             let (_, mine) = try Child.run(

@@ -190,7 +190,9 @@ struct IncidentsCommandTests {
         #expect(rebuilt.contains("3 incident(s)"), "\(rebuilt)")
     }
 
-    @Test("a search answers the same from a full read of the log as from its index: whole words in order, case ignored")
+    @Test(
+        "a search answers the same from a full read of the log as from its index: whole words in any order, the last also as a start, case ignored"
+    )
     func searchWithoutTheIndex() throws {
         let now = Date().timeIntervalSince1970
         let path = try written([
@@ -202,7 +204,8 @@ struct IncidentsCommandTests {
         defer { for f in [path, path + ".chain", index] { try? FileManager.default.removeItem(atPath: f) } }
         let searches: [(String, [String])] = [
             ("google com", ["bet365"]), ("q odds", ["bet365"]), ("ODDS TONIGHT", ["bet365"]), ("odds ton", ["bet365"]),
-            ("tonight google", []), ("bet", ["bet365"]), ("tinder", ["tinder"]),
+            ("tonight google", ["bet365"]), ("tonight odds", ["bet365"]), ("tonight pad", []),
+            ("bet", ["bet365"]), ("tinder", ["tinder"]),
             ("com", ["bet365", "tinder", "paddypower"]), ("www.paddypower", ["paddypower"]), ("er.com", []),
             ("cafe", ["paddypower"]), ("%%", []), ("com https", ["bet365", "paddypower"]),
         ]
