@@ -60,7 +60,7 @@ extension IncidentIndex {
                 sql: "INSERT INTO events (id, event, time, ref) VALUES (?, ?, ?, ?)"
             )
             insertText = try db.makeStatement(sql: "INSERT INTO search (rowid, text) VALUES (?, ?)")
-            appendNote = try db.makeStatement(sql: "UPDATE search SET text = text || char(10) || ? WHERE rowid = ?")
+            appendNote = try db.makeStatement(sql: "UPDATE search SET text = text || ? WHERE rowid = ?")
             lookup = try db.makeStatement(sql: "SELECT state, seq FROM incidents WHERE id = ?")
             setState = try db.makeStatement(
                 sql: """
@@ -205,7 +205,7 @@ extension IncidentIndex {
                     known.notes.append(note)
                     pendingBytes += note.utf8.count
                 } else {
-                    try appendNote.execute(arguments: [note, known.seq])
+                    try appendNote.execute(arguments: [IncidentIndex.searchText(addingNote: note), known.seq])
                 }
             }
             states[id] = known

@@ -32,8 +32,12 @@ extension IncidentIndex {
     /// The text of an incident the index searches: its site, URL and search term on one line,
     /// then each note on a line of its own.
     public static func searchText(host: String, url: String?, searchTerm: String?, notes: [String]) -> String {
-        ([[host, url, searchTerm].compactMap { $0 }.joined(separator: " ")] + notes).joined(separator: "\n")
+        [host, url, searchTerm].compactMap { $0 }.joined(separator: " ") + notes.map(searchText(addingNote:)).joined()
     }
+
+    /// What a note adds to the end of an incident's `searchText` (for the index to append to
+    /// the text it holds).
+    static func searchText(addingNote note: String) -> String { "\n" + note }
 
     /// Words as FTS5's `unicode61` tokenizer makes them: runs of letters, digits and private-use
     /// characters, lowercased (not case-folded: `ß` stays, as in FTS5), diacritics ignored
