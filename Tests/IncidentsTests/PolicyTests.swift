@@ -66,6 +66,25 @@ struct PolicyTests {
         #expect(records[2]["route"] as? [String] == ["DSL", "deputy DSL"])
     }
 
+    @Test("a person who moves to a client in another group is in that group from their next request")
+    func groupFollowsTheClient() throws {
+        var policy = Policy()
+        var ks2 = Policy.Group(name: "ks2")
+        ks2.networks = [Policy.network("10.2.0.0/16")!]
+        var ks4 = Policy.Group(name: "ks4")
+        ks4.networks = [Policy.network("10.4.0.0/16")!]
+        policy.groups = [ks2, ks4]
+        // The same user (one person) at a KS2 machine, a KS4 one, one in no group, then KS2 again.
+        let clients = ["10.2.0.9", "10.4.0.9", "10.9.0.9", "10.2.0.10"]
+        let records = try sinkRecords(
+            clients.enumerated().map { i, client in
+                match("site\(i).com", user: "pupil1", client: client, time: 1000 + Double(i))
+            },
+            policy: policy
+        ).filter { $0["event"] as? String == "incident" }
+        #expect(records.compactMap { $0["group"] as? String } == ["ks2", "ks4", "default", "ks2"])
+    }
+
     @Test("after each reload, a person's group comes from the policy in force")
     func groupsAfterReload() throws {
         let path = tempPath() + ".jsonl"
