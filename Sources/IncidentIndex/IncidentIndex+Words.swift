@@ -22,10 +22,11 @@ extension IncidentIndex {
     /// A search as a query of SQLite's full-text index (FTS5): each word quoted (so nothing in
     /// it is FTS5's syntax), all of them required in any order (FTS5 joins phrases with AND),
     /// the last one also as the start of a word. The words are split, not folded: FTS5 folds
-    /// them as it folded the text it indexed. Nil when the text has no word in it.
-    static func fullTextQuery(_ text: String) -> String? {
+    /// them as it folded the text it indexed. Text with no word in it is the empty phrase,
+    /// which no row matches (as a full read finds nothing for it).
+    static func fullTextQuery(_ text: String) -> String {
         let words = IncidentIndex.words(text, folded: false)
-        guard !words.isEmpty else { return nil }
+        guard !words.isEmpty else { return "\"\"" }
         return words.map { "\"" + $0 + "\"" }.joined(separator: " ") + "*"
     }
 

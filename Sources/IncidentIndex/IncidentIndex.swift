@@ -482,15 +482,8 @@ public final class IncidentIndex: @unchecked Sendable {
         }
         if let since = q.since { args.append(since) }
         if let until = q.until { args.append(until) }
-        if let phrase = Self.phrase(q) { args.append(phrase) }
+        if let words = q.text.map(Self.fullTextQuery) { args.append(words) }
         return StatementArguments(args)
-    }
-
-    /// A search's words as a query of SQLite's full-text index (FTS5), over each incident's
-    /// site, URL and search term and its notes (`fullTextQuery`). Text with no word in it
-    /// finds nothing, as in a full read: a query no row matches.
-    static func phrase(_ q: Query) -> String? {
-        q.text.map { fullTextQuery($0) ?? "\"\"" }
     }
 
     /// The SQL selecting `columns` of the incidents `q` selects, newest first.
@@ -506,12 +499,12 @@ public final class IncidentIndex: @unchecked Sendable {
         }
         if q.since != nil { clauses.append("time >= ?") }
         if q.until != nil { clauses.append("time < ?") }
-        let phrase = Self.phrase(q)
-        if phrase != nil {
+        let words = q.text.map(Self.fullTextQuery)
+        if words != nil {
             // An incident's words (its own and its notes') are the full-text row numbered by its
             // place (`seq`): the incidents come from the full-text index's row numbers alone,
             // no row of it read (reading an id from each match's row was most of a common
-            // phrase's time: 100 ms at a million, 12 ms without).
+            // word's time: 100 ms at a million, 12 ms without).
             clauses.append("seq IN (SELECT rowid FROM search WHERE search MATCH ?)")
         }
         let filter = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
@@ -524,7 +517,7 @@ public final class IncidentIndex: @unchecked Sendable {
         // a walk by time would read every incident for a word none has (1 s at a million).
         // (Counted only when a walk by time would be chosen otherwise.)
         func fewWords() -> Bool {
-            phrase.map { (try? fullTextRows($0, upTo: Self.fewMatches)) ?? 0 <= Self.fewMatches } ?? false
+            words.map { (try? fullTextRows($0, upTo: Self.fewMatches)) ?? 0 <= Self.fewMatches } ?? false
         }
         let narrowed = [q.person, q.user, q.client, q.category, q.group].contains { $0 != nil }
         let walk = !narrowed && !q.lastWritten && q.limit != nil && !fewWords()
@@ -536,13 +529,13 @@ public final class IncidentIndex: @unchecked Sendable {
     /// sorted, rather than every incident walked newest first.
     static let fewMatches = 2_000
 
-    /// How many rows of the full-text table match `phrase`, counted up to `cap + 1`.
-    func fullTextRows(_ phrase: String, upTo cap: Int) throws -> Int {
+    /// How many rows of the full-text table match `query` (a `fullTextQuery`), counted up to `cap + 1`.
+    func fullTextRows(_ query: String, upTo cap: Int) throws -> Int {
         try db.read { db in
             try Int.fetchOne(
                 db,
                 sql: "SELECT count(*) FROM (SELECT rowid FROM search WHERE search MATCH ? LIMIT ?)",
-                arguments: [phrase, cap + 1]
+                arguments: [query, cap + 1]
             ) ?? 0
         }
     }
