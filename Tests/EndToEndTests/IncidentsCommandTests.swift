@@ -30,6 +30,22 @@ struct IncidentsCommandTests {
         return path
     }
 
+    /// A log of three incidents in the last ten minutes: pupil1 on bet365 (at `firstURL`) and on
+    /// paddypower (at `lastURL`), pupil2 on tinder between them.
+    func threeIncidents(firstURL: String, lastURL: String? = nil) throws -> String {
+        let now = Date().timeIntervalSince1970
+        return try written([
+            match("www.bet365.com", url: firstURL, time: now - 600),
+            match("tinder.com", user: "pupil2", time: now - 500, category: "dating", severity: "medium"),
+            match("www.paddypower.com", url: lastURL, time: now - 400),
+        ])
+    }
+
+    /// Removes a test's log and what is made beside it (its chain, its index).
+    func remove(log path: String) {
+        for f in [path, path + ".chain", path + ".index.sqlite"] { try? FileManager.default.removeItem(atPath: f) }
+    }
+
     @Test("a log too big to read in full is never read: the index's progress is told instead, or how to make one")
     func tooBigForAFullRead() throws {
         let now = Date().timeIntervalSince1970
@@ -159,14 +175,9 @@ struct IncidentsCommandTests {
         "the commands answer from the index beside the log once it is made; a pupil's history and a search; a corrupt index is made again"
     )
     func fromTheIndex() throws {
-        let now = Date().timeIntervalSince1970
-        let path = try written([
-            match("www.bet365.com", url: "https://www.google.com/search?q=odds+tonight", time: now - 600),
-            match("tinder.com", user: "pupil2", time: now - 500, category: "dating", severity: "medium"),
-            match("www.paddypower.com", time: now - 400),
-        ])
+        let path = try threeIncidents(firstURL: "https://www.google.com/search?q=odds+tonight")
         let index = path + ".index.sqlite"
-        defer { for f in [path, path + ".chain", index] { try? FileManager.default.removeItem(atPath: f) } }
+        defer { remove(log: path) }
         // Without an index the log is read in full, and the tool makes none beside it.
         let (_, before) = try esafety(["incidents", "list", "--log", path, "--person", "pupil1"])
         #expect(before.split(separator: "\n").count == 2, "\(before)")
@@ -194,14 +205,12 @@ struct IncidentsCommandTests {
         "a search answers the same from a full read of the log as from its index: whole words in any order, the last also as a start, case ignored"
     )
     func searchWithoutTheIndex() throws {
-        let now = Date().timeIntervalSince1970
-        let path = try written([
-            match("www.bet365.com", url: "https://www.google.com/search?q=Odds+tonight", time: now - 600),
-            match("tinder.com", user: "pupil2", time: now - 500, category: "dating", severity: "medium"),
-            match("www.paddypower.com", url: "https://www.paddypower.com/café", time: now - 400),
-        ])
+        let path = try threeIncidents(
+            firstURL: "https://www.google.com/search?q=Odds+tonight",
+            lastURL: "https://www.paddypower.com/café"
+        )
         let index = path + ".index.sqlite"
-        defer { for f in [path, path + ".chain", index] { try? FileManager.default.removeItem(atPath: f) } }
+        defer { remove(log: path) }
         let searches: [(String, [String])] = [
             ("google com", ["bet365"]), ("q odds", ["bet365"]), ("ODDS TONIGHT", ["bet365"]), ("odds ton", ["bet365"]),
             ("tonight google", ["bet365"]), ("tonight odds", ["bet365"]), ("tonight pad", []),
