@@ -587,11 +587,11 @@ public enum CentralIncidents {
             }
             var record = ActionRecord(action, id: v.id, time: Clock.rfc3339(Clock.now()), by: by)
             if let refusal = Workflow.fill(&record, action, details) { throw Refusal(description: refusal.description) }
-            let line = LogRecord.action(record).text
+            let line = StoredText.json(LogRecord.action(record).text)
             try await c.query(
                 """
                 INSERT INTO esafety.actions (site, id, time, action, by, line)
-                VALUES (\(s), \(v.id), \(record.time), \(action.rawValue), \(by), \(line)::jsonb)
+                VALUES (\(s), \(v.id), \(record.time), \(action.rawValue), \(StoredText.column(by)), \(line)::jsonb)
                 """,
                 logger: logger
             )

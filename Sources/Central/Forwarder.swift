@@ -208,16 +208,18 @@ public final class Forwarder: @unchecked Sendable {
                 stored = String(decoding: j.bytes, as: UTF8.self)
                 f = ("unreadable", "", "", nil)
             }
+            // What PostgreSQL cannot hold (a NUL) made storable, after the chain was checked on
+            // the line's own bytes.
             lines.append(
                 Line(
                     seq: seq,
-                    text: stored,
+                    text: StoredText.json(stored),
                     chain: value.isEmpty ? "unsealed-\(seq)" : value,
                     intact: checked?.intact ?? false,
-                    event: f.event,
-                    id: f.id,
-                    time: f.time,
-                    incident: f.incident,
+                    event: StoredText.column(f.event),
+                    id: StoredText.column(f.id),
+                    time: StoredText.column(f.time),
+                    incident: f.incident.map(StoredText.fields),
                     end: end
                 )
             )

@@ -259,8 +259,21 @@ struct ForwardCommand: ParsableCommand {
         let quiet = logger
         try runBlocking {
             if once {
-                let c = try await database.connect(logger: quiet)
-                while try await forwarder.shipOnce(c) > 0 {}
+                // An error ends the run (nothing is retried), in words that hold no record, the
+                // connection closed first; the position stays at the last batch committed.
+                let c: PostgresConnection
+                do { c = try await database.connect(logger: quiet) } catch {
+                    throw CommandFailure("\(database): \(Forwarder.describe(error))", status: 1)
+                }
+                do {
+                    while try await forwarder.shipOnce(c) > 0 {}
+                } catch {
+                    try? await c.close()
+                    throw CommandFailure(
+                        "\(database): \(Forwarder.describe(error)); stopped at line \(forwarder.position.seq)",
+                        status: 1
+                    )
+                }
                 try? await c.close()
             } else {
                 await forwarder.run { stopping.load(ordering: .relaxed) }

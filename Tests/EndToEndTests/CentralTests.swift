@@ -310,6 +310,20 @@ struct CentralTests {
             ) == "denied"
         )
         #expect(count("fwd_north", "SELECT count(*) FROM esafety.incidents WHERE site = 'south'") == "0")
+        // North's forwarder run as site west: refused by the database, and `forward --once`
+        // stops with the database's reason (no record in it) and its position, not a crash.
+        let west = try Self.history(dir, "west", incidents: 5)
+        let (refused, said) = try Child.run(
+            Self.esafety,
+            [
+                "forward", "--once", "--log", west.path, "--site", "west", "--postgres", pg.url("fwd_north"),
+                "--password-file", dir.path + "/fwd_north.pw",
+            ]
+        )
+        #expect(refused == 1, "\(said)")
+        #expect(said.contains("row-level security") && said.contains("stopped at line 0"), "\(said)")
+        #expect(!said.contains("pupil") && !said.contains("Generic description"), "\(said)")
+        #expect(count("trust_dsl", "SELECT count(*) FROM esafety.lines WHERE site = 'west'") == "0")
         // The tool, as the school's role: its own site only.
         let (code, out) = try Child.run(
             Self.esafety,
@@ -580,6 +594,57 @@ struct CentralTests {
                 )
             }
         }
+    }
+
+    @Test(
+        "a NUL character in a user name or a note (which PostgreSQL's text and jsonb cannot hold) is shipped as ␀, not retried for ever"
+    )
+    func nulCharacters() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        // esafetyd's own writer, a user name with a NUL from the proxy's log, then a note with one
+        // (the console takes a note's text from a form, where %00 is a NUL).
+        let path = dir.path + "/north.jsonl"
+        let log = IncidentLog(path: path, syncInterval: 0.05, headInterval: 3600, logger: Logger(label: "test"))
+        try log.open()
+        log.start()
+        let sink = IncidentSink(log: log, policy: Policy(), suffixes: PublicSuffix(text: "com\nexample\n"))
+        sink.accept(match("first.example", user: "pu\u{0}pil", time: 1_795_255_300))
+        sink.closeAll()
+        log.stop()
+        #expect(lines(path).first?.contains("pu\\u0000pil") == true, "the log holds the NUL, escaped")
+        let id = try #require(try IncidentStore.load(path).first?.id)
+        _ = try IncidentLog.act(
+            path: path,
+            group: nil,
+            id: id,
+            action: .note,
+            details: Workflow.Details(text: "before\u{0}after"),
+            by: "A. Dsl"
+        )
+        let (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: path)
+        #expect(code == 0, "\(out)")
+        #expect(Self.shipped(pg, "north") == lines(path).count, "every line shipped")
+        func value(_ sql: String) -> String { pg.sql(sql).1.trimmingCharacters(in: .whitespacesAndNewlines) }
+        #expect(value("SELECT person FROM esafety.incidents WHERE site = 'north'") == "pu␀pil")
+        func field(_ key: String, _ event: String) -> String {
+            value("SELECT line->>'\(key)' FROM esafety.lines WHERE site = 'north' AND event = '\(event)'")
+        }
+        #expect(field("user", "incident") == "pu␀pil")
+        #expect(field("note", "note") == "before␀after")
+        #expect(value("SELECT count(*) FROM esafety.lines WHERE site = 'north' AND NOT intact") == "0")
+        // The note's words are found as the school's index finds them: a NUL is not part of a word.
+        let (found, listed) = try Child.run(
+            Self.esafety,
+            [
+                "incidents", "list", "--search", "after", "--central", pg.url("school_north"), "--password-file",
+                dir.path + "/school_north.pw",
+            ]
+        )
+        #expect(found == 0 && listed.contains(id), "\(listed)")
+        // An escaped backslash before `u0000` is text, not a NUL, and stays as it is.
+        #expect(StoredText.json(#"{"a":"\\u0000","b":"\u0000\\"}"#) == #"{"a":"\\u0000","b":"\u2400\\"}"#)
+        #expect(StoredText.json(#"{"a":"\\\u0000"}"#) == #"{"a":"\\\u2400"}"#)
     }
 
     @Test("tail -f --central prints each incident as its site ships it, whatever its time, and keeps to --site")
