@@ -7,6 +7,7 @@
 # `esafety forward --once` at the same moment and times until all have shipped: lines/s and
 # incidents/s stored centrally, then `central list --open --limit 50` as the trust's role.
 # WORDS=off drops the search's word triggers (migration 7) first: what they cost the bulk.
+# AFTER_INIT=FILE runs FILE's SQL (as the superuser) after `central init`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
@@ -35,6 +36,8 @@ done
 psql -h "$DIR" -p 25432 -U postgres -d esafety -qc "CREATE ROLE trust_dsl LOGIN PASSWORD 'pw-trust'"
 "$BIN/esafety" central grant --postgres "$ADMIN" --role trust_dsl --as trust >/dev/null
 echo "pw-trust" > "$DIR/trust.pw"; chmod 600 "$DIR/trust.pw"
+# AFTER_INIT=FILE: SQL run as the superuser after `central init` (an A/B of a schema change).
+if [ -n "${AFTER_INIT:-}" ]; then SQL < "$AFTER_INIT"; fi
 if [ "${WORDS:-on}" = off ]; then
     for t in incidents lines actions; do SQL -c "DROP TRIGGER words ON esafety.$t"; done
 fi
@@ -49,12 +52,21 @@ CHECKPOINTS0=$(SQL -c 'SELECT checkpoints_timed + checkpoints_req FROM pg_stat_b
 childcpu() { awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] } print t }' "$1"; }
 times > "$DIR/times0"; FWCPU0=$(childcpu "$DIR/times0")
 START=$(date +%s.%N)
+FORWARDERS=()
 for i in $(seq "$SITES"); do
     "$BIN/esafety" forward --once ${BATCH:+--batch "$BATCH"} --log "$DIR/site$i/incidents.jsonl" --site "site$i" \
-        --postgres "postgresql://fwd_site$i@:25432/esafety?host=$DIR" --password-file "$DIR/site$i/pw" 2>/dev/null &
+        --postgres "postgresql://fwd_site$i@:25432/esafety?host=$DIR" --password-file "$DIR/site$i/pw" \
+        2>"$DIR/site$i/forward.err" &
+    FORWARDERS+=($!)
 done
-wait $(jobs -p | grep -v "^$PG$") 2>/dev/null || true
+# A forwarder that stops on an error (--once does not retry) is counted and its error shown.
+FAILED=0
+for p in "${FORWARDERS[@]}"; do wait "$p" || FAILED=$((FAILED + 1)); done
 END=$(date +%s.%N)
+if [ "$FAILED" -gt 0 ]; then
+    echo "$FAILED forwarder(s) stopped on an error, the first:"
+    grep -h -m1 -i "error\|fatal" "$DIR"/site*/forward.err | head -3
+fi
 PGCPU1=$(pgcpu)
 # What PostgreSQL wrote to its WAL meanwhile, and how many checkpoints it made (each makes the
 # next change to every page a full page image).
