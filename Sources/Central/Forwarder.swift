@@ -116,6 +116,9 @@ public final class Forwarder: @unchecked Sendable {
         /// What the incidents table keeps of an incident line.
         var incident: IncidentFields?
         var end: Int64
+        /// The chain value the next line follows: this line's, or (when it has none) the last
+        /// line's that had one.
+        var carried: String?
 
         /// The head found by position and an incident's fields read without decoding the whole
         /// record; a line in any other shape is decoded whole.
@@ -147,6 +150,9 @@ public final class Forwarder: @unchecked Sendable {
             offset = 0
         }
         guard var i = index else { return ("", 0, [], 0) }
+        // Bytes after the position that make no line yet (one being written, or one that will
+        // never end): shown as not yet shipped, never as caught up.
+        var unread: Int64 = 0
         while i < files.count {
             guard let st = stats[i] else {
                 i += 1
@@ -164,19 +170,25 @@ public final class Forwarder: @unchecked Sendable {
                 // What is left unread once these lines are shipped: this file's rest and the files after it.
                 let remaining = stats[i...].compactMap { $0?.size }.reduce(0, +) - (lines.last?.end ?? start)
                 if !lines.isEmpty { return (files[i], st.inode, lines, remaining) }
+                unread += st.size - start
             }
             i += 1
             offset = 0
         }
-        return ("", 0, [], 0)
+        return ("", 0, [], unread)
     }
+
+    /// The longest line read whole; a longer one (esafetyd writes none: a log damaged or
+    /// edited) is shipped as an `unreadable` record of its start and its length, marked.
+    static let longestLine = 64 << 20
 
     func read(_ path: String, from offset: Int64) -> [Line] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return [] }
         defer { close(fd) }
         // Not zeroed first: only the bytes pread fills are read.
-        let buffer = [UInt8](unsafeUninitializedCapacity: 1 << 22) { b, count in
+        let size = 1 << 22
+        let buffer = [UInt8](unsafeUninitializedCapacity: size) { b, count in
             count = max(0, pread(fd, b.baseAddress, b.count, off_t(offset)))
         }
         let n = buffer.count
@@ -184,29 +196,29 @@ public final class Forwarder: @unchecked Sendable {
         var lines: [Line] = []
         var seq = position.seq
         var chain = position.chain
-        var start = 0
-        for j in 0..<n where buffer[j] == 0x0A {
-            guard lines.count < settings.batch else { break }
-            let text = String(decoding: buffer[start..<j], as: UTF8.self)
-            let end = offset + Int64(j + 1)
-            start = j + 1
-            if text.isEmpty { continue }
+        func add(_ text: String, end: Int64, length: Int? = nil) {
             seq += 1
-            let checked = HashChain.follows(Substring(text), previous: chain)
+            let checked = length == nil ? HashChain.follows(Substring(text), previous: chain) : nil
             let value = checked?.chain ?? ""
-            var f = Line.fields(text)
+            let unreadable: (event: String, id: String, time: String, incident: IncidentFields?) = (
+                "unreadable", "", "", nil
+            )
+            var f = length == nil ? Line.fields(text) : unreadable
             var stored = text
             // A line that breaks the chain may not even be JSON (a corrupted byte): PostgreSQL
             // would refuse the whole batch, and the forwarder would try it for ever. It is
             // shipped marked, its bytes kept as a string in an `unreadable` record.
-            if !(checked?.intact ?? false), (try? JSONSerialization.jsonObject(with: Data(text.utf8))) == nil {
-                var j = JSONText(capacity: text.utf8.count + 48)
+            if length != nil
+                || (!(checked?.intact ?? false) && (try? JSONSerialization.jsonObject(with: Data(text.utf8))) == nil)
+            {
+                var j = JSONText(capacity: text.utf8.count + 64)
                 j.beginObject()
                 j.field("event", .string("unreadable"))
                 j.field("text", .string(text))
+                if let length { j.field("bytes", .int(length)) }
                 j.endObject()
                 stored = String(decoding: j.bytes, as: UTF8.self)
-                f = ("unreadable", "", "", nil)
+                f = unreadable
             }
             // What PostgreSQL cannot hold (a NUL) made storable, after the chain was checked on
             // the line's own bytes.
@@ -220,12 +232,47 @@ public final class Forwarder: @unchecked Sendable {
                     id: StoredText.column(f.id),
                     time: StoredText.column(f.time),
                     incident: f.incident.map(StoredText.fields),
-                    end: end
+                    end: end,
+                    carried: value.isEmpty ? chain : value
                 )
             )
             if !value.isEmpty { chain = value }
         }
+        var start = 0
+        for j in 0..<n where buffer[j] == 0x0A {
+            guard lines.count < settings.batch else { break }
+            let text = String(decoding: buffer[start..<j], as: UTF8.self)
+            let end = offset + Int64(j + 1)
+            start = j + 1
+            if text.isEmpty { continue }
+            add(text, end: end)
+        }
+        // No end of line in a full buffer: a line longer than it, read whole up to
+        // `longestLine` (found by its end of line; one still being written is waited for).
+        if start == 0, n == size, let newline = Self.newline(fd, from: offset + Int64(n)) {
+            let length = Int(newline - offset)
+            if length <= Self.longestLine {
+                let whole = [UInt8](unsafeUninitializedCapacity: length) { b, count in
+                    count = max(0, pread(fd, b.baseAddress, length, off_t(offset)))
+                }
+                if whole.count == length { add(String(decoding: whole, as: UTF8.self), end: newline + 1) }
+            } else {
+                add(String(decoding: buffer.prefix(4096), as: UTF8.self), end: newline + 1, length: length)
+            }
+        }
         return lines
+    }
+
+    /// Where the next end of line is at or after `offset`, if the file has one.
+    static func newline(_ fd: Int32, from offset: Int64) -> Int64? {
+        var at = offset
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let got = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(at)) }
+            guard got > 0 else { return nil }
+            if let i = chunk[..<got].firstIndex(of: 0x0A) { return at + Int64(i) }
+            at += Int64(got)
+        }
     }
 
     struct Timeout: Error, CustomStringConvertible {
@@ -314,8 +361,8 @@ public final class Forwarder: @unchecked Sendable {
     public func shipOnce(_ c: PostgresConnection) async throws -> Int {
         let (file, inode, lines, remaining) = nextLines()
         guard let last = lines.last else {
-            if position.behind != 0 {
-                position.behind = 0
+            if position.behind != remaining {
+                position.behind = remaining
                 save()
             }
             return 0
@@ -445,7 +492,7 @@ public final class Forwarder: @unchecked Sendable {
         position.inode = inode
         position.offset = last.end
         position.seq = last.seq
-        position.chain = last.chain
+        position.chain = last.carried
         position.shipped = Clock.now()
         position.behind = max(0, remaining)
         save()

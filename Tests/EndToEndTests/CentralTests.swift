@@ -728,6 +728,38 @@ struct CentralTests {
         )
     }
 
+    @Test(
+        "lines longer than the forwarder reads at once are shipped (whole up to 64 MiB, else their start and length), marked; a line not yet ended is shown as not shipped"
+    )
+    func longLines() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        let log = try Self.history(dir, "north", incidents: 20)
+        var text = lines(log.path)
+        // Two lines put into the log by hand (esafetyd writes none this long): 5 MiB and 70 MiB,
+        // each the last of a batch (the line after it follows the chain of the one before it).
+        text.insert(String(repeating: "x", count: 5 << 20), at: 10)
+        text.insert(String(repeating: "y", count: 70 << 20), at: 30)
+        // And the start of a line with no end of line yet.
+        try (text.joined(separator: "\n") + "\n{\"event\":").write(toFile: log.path, atomically: true, encoding: .utf8)
+        let (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
+        #expect(code == 0, "\(out)")
+        #expect(Self.shipped(pg, "north") == text.count, "every ended line shipped, those after the long ones too")
+        func value(_ sql: String) -> String { pg.sql(sql).1.trimmingCharacters(in: .whitespacesAndNewlines) }
+        #expect(value("SELECT string_agg(seq::text, ',' ORDER BY seq) FROM esafety.tamper") == "11,31")
+        func stored(_ seq: Int) -> String {
+            value(
+                "SELECT line->>'event', length(line->>'text'), line->>'bytes' FROM esafety.lines "
+                    + "WHERE site = 'north' AND seq = \(seq)"
+            )
+        }
+        #expect(stored(11) == "unreadable|5242880|", "read whole")
+        #expect(stored(31) == "unreadable|4096|73400320", "its start and its length")
+        #expect(value("SELECT count(*) FROM esafety.lines WHERE site = 'north' AND NOT intact") == "2")
+        let summary = Forwarder.summary(besideLog: log.path).joined(separator: "\n")
+        #expect(summary.contains(" 9 byte(s) of the log not yet shipped"), "\(summary)")
+    }
+
     @Test("TLS with verify-full against a local CA: the right CA connects, another CA is refused, plain TCP is refused")
     func tls() throws {
         let dir = TempDir()
