@@ -90,13 +90,13 @@ FROM (
     # third (what `list` reads the latest count from); chain values are stand-ins, unique per line.
     SQL -c "
 INSERT INTO esafety.lines (site, seq, chain, event, id, time, line, intact)
-SELECT site, row_number() OVER (PARTITION BY site ORDER BY time), 'gen-' || id, 'incident', id, time, record, true
+SELECT site, row_number() OVER (PARTITION BY site ORDER BY time), 'gen-' || id, 'incident', id, time, record::text, true
 FROM esafety.incidents"
     SQL -c "
 INSERT INTO esafety.lines (site, seq, chain, event, id, time, line, intact)
 SELECT site, 1000000000 + row_number() OVER (PARTITION BY site ORDER BY time), 'gen-hits-' || id, 'hits', id, time,
     jsonb_build_object('event', 'hits', 'id', id, 'time', time, 'hits', 3, 'first_seen', time, 'last_seen', time,
-        'sample_urls', jsonb_build_array()), true
+        'sample_urls', jsonb_build_array())::text, true
 FROM esafety.incidents WHERE hashtext(id) % 3 = 0"
     # As autovacuum leaves a table after inserts: its visibility map set, for index-only scans.
     SQL -c "VACUUM (ANALYZE) esafety.incidents" -c "VACUUM (ANALYZE) esafety.lines" -c "VACUUM (ANALYZE) esafety.words"

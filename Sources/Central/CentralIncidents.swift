@@ -55,7 +55,7 @@ public enum CentralIncidents {
             SELECT i.site, i.record::text, i.state, coalesce(h.hits, -1), coalesce(h.last_seen, '')
             FROM esafety.incidents i
             LEFT JOIN LATERAL (
-                SELECT (l.line->>'hits')::int AS hits, l.line->>'last_seen' AS last_seen FROM esafety.lines l
+                SELECT (l.line::jsonb->>'hits')::int AS hits, l.line::jsonb->>'last_seen' AS last_seen FROM esafety.lines l
                 WHERE l.site = i.site AND l.id = i.id AND l.event = 'hits' ORDER BY l.seq DESC LIMIT 1
             ) h ON true
             WHERE (\(f.site)::text IS NULL OR i.site = \(f.site))
@@ -178,7 +178,7 @@ public enum CentralIncidents {
 
             AND (\(has("esafety.incident_text(i.host, i.record)"))
                 OR EXISTS (SELECT 1 FROM esafety.lines l WHERE l.site = i.site AND l.id = i.id AND l.event = 'note'
-                    AND \(has("l.line->>'note'")))
+                    AND \(has("l.line::jsonb->>'note'")))
                 OR EXISTS (SELECT 1 FROM esafety.actions a WHERE a.site = i.site AND a.id = i.id AND a.action = 'note'
                     AND \(has("a.line->>'note'"))))
             """
@@ -257,13 +257,13 @@ public enum CentralIncidents {
         }
         let shipped = try await c.query(
             """
-            SELECT seq, line::text, event FROM esafety.lines WHERE site = \(s) AND id = \(full)
+            SELECT seq, line, event FROM esafety.lines WHERE site = \(s) AND id = \(full)
             UNION ALL
-            SELECT l.seq, l.line::text, l.event FROM esafety.incidents x
+            SELECT l.seq, l.line, l.event FROM esafety.incidents x
             JOIN esafety.incidents i ON i.site = x.site AND i.person = x.person
                 AND i.time >= \(from) AND i.time <= \(to) AND i.id <> x.id
             JOIN esafety.lines l ON l.site = i.site AND l.id = i.id AND l.event = 'context'
-            WHERE x.site = \(s) AND x.id = \(full) AND l.line->'ids' ? \(full)
+            WHERE x.site = \(s) AND x.id = \(full) AND l.line::jsonb->'ids' ? \(full)
             ORDER BY 1
             """,
             logger: logger
@@ -340,7 +340,7 @@ public enum CentralIncidents {
                     OR EXISTS (SELECT 1 FROM esafety.actions a
                         WHERE a.site = i.site AND a.id = i.id AND a.time >= \(since)))
             )
-            SELECT c.site, c.id, l.line::text, l.event, coalesce(l.time, ''), 0 AS source, l.seq AS n
+            SELECT c.site, c.id, l.line, l.event, coalesce(l.time, ''), 0 AS source, l.seq AS n
             FROM chosen c JOIN esafety.lines l ON l.site = c.site AND l.id = c.id AND l.event <> 'context'
             UNION ALL
             SELECT c.site, c.id, a.line::text, a.action, a.time, 1, a.n

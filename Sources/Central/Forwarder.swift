@@ -378,7 +378,7 @@ public final class Forwarder: @unchecked Sendable {
             let shipped = try await c.query(
                 """
                 INSERT INTO esafety.lines (site, seq, chain, event, id, time, line, intact)
-                SELECT \(site), s, c, e, NULLIF(i, ''), NULLIF(t, ''), l::jsonb, k
+                SELECT \(site), s, c, e, NULLIF(i, ''), NULLIF(t, ''), l, k
                 FROM unnest(\(lines.map(\.seq))::bigint[], \(lines.map(\.chain))::text[], \
                 \(lines.map(\.event))::text[], \(lines.map(\.id))::text[], \(lines.map(\.time))::text[], \
                 \(lines.map(\.text))::text[], \

@@ -100,7 +100,7 @@ struct CentralTests {
     static func store(_ dir: TempDir) throws -> PostgresServer {
         let pg = try PostgresServer()
         var (code, out) = try Child.run(esafety, ["central", "init", "--postgres", pg.url("postgres")])
-        #expect(code == 0 && out.contains("applied migration(s) 1, 2, 3, 4, 5, 6, 7; schema version 7"), "\(out)")
+        #expect(code == 0 && out.contains("applied migration(s) 1, 2, 3, 4, 5, 6, 7, 8; schema version 8"), "\(out)")
         (code, out) = try Child.run(esafety, ["central", "init", "--postgres", pg.url("postgres")])
         #expect(code == 0 && out.contains("up to date"), "init is safe to run again: \(out)")
         for (role, kind, site) in [
@@ -155,6 +155,9 @@ struct CentralTests {
             environment: ["ERR": dir.path + "/forward-\(site).err"]
         )
     }
+
+    /// docs/CENTRAL.md's statement that restores a school's log from the store.
+    static let restoreSQL = "SELECT line FROM esafety.lines WHERE site = 'north' ORDER BY seq"
 
     static func shipped(_ pg: PostgresServer, _ site: String) -> Int {
         Int(
@@ -219,6 +222,17 @@ struct CentralTests {
             // The chain head centrally is the log's own.
             let head = pg.sql("SELECT chain FROM esafety.heads WHERE site = '\(site)'").1
             #expect(lines(log.path).last?.contains(head.trimmingCharacters(in: .whitespacesAndNewlines)) == true)
+            // Each line centrally is the school's, byte for byte: the log restored from the store
+            // (docs/CENTRAL.md, "Backups") is the log, and its chain checks.
+            let document = try String(contentsOfFile: repositoryRoot + "/docs/CENTRAL.md", encoding: .utf8)
+            #expect(document.contains("-c \"\(Self.restoreSQL)\" > north-restored.jsonl"), "as documented")
+            let restored = dir.path + "/\(site)-restored.jsonl"
+            let (status, text) = pg.sql(Self.restoreSQL.replacingOccurrences(of: "'north'", with: "'\(site)'"))
+            #expect(status == 0)
+            try text.write(toFile: restored, atomically: true, encoding: .utf8)
+            #expect(text == (try String(contentsOfFile: log.path, encoding: .utf8)), "\(site): byte for byte")
+            let (verified, said) = try Child.run(Self.esafety, ["verify", restored])
+            #expect(verified == 0, "\(said)")
         }
         // What `esafety status` prints of the forwarder: how far, and nothing left behind.
         let summary = Forwarder.summary(besideLog: north.path).joined(separator: "\n")
@@ -538,12 +552,13 @@ struct CentralTests {
             DROP TABLE esafety.words;
             DROP FUNCTION esafety.words_of_incidents, esafety.words_of_lines, esafety.words_of_actions CASCADE;
             DROP FUNCTION esafety.words_of, esafety.search_words, esafety.incident_text;
-            DELETE FROM esafety.migrations WHERE version = 7
+            ALTER TABLE esafety.lines ALTER COLUMN line TYPE jsonb USING line::jsonb;
+            DELETE FROM esafety.migrations WHERE version >= 7
             """
         )
         #expect(down.0 == 0, "\(down.1)")
         (code, out) = try Child.run(Self.esafety, ["central", "init", "--postgres", pg.url("postgres")])
-        #expect(code == 0 && out.contains("applied migration(s) 7; schema version 7"), "\(out)")
+        #expect(code == 0 && out.contains("applied migration(s) 7, 8; schema version 8"), "\(out)")
         #expect(value("SELECT count(*) FROM esafety.words") == words, "every incident's and note's words, once")
         (code, out) = try tool(["list", "--search", "quokka parent"])
         #expect(code == 0 && out.contains(id) && out.contains("1 incident(s)"), "\(out)")
@@ -628,7 +643,7 @@ struct CentralTests {
         func value(_ sql: String) -> String { pg.sql(sql).1.trimmingCharacters(in: .whitespacesAndNewlines) }
         #expect(value("SELECT person FROM esafety.incidents WHERE site = 'north'") == "pu␀pil")
         func field(_ key: String, _ event: String) -> String {
-            value("SELECT line->>'\(key)' FROM esafety.lines WHERE site = 'north' AND event = '\(event)'")
+            value("SELECT line::jsonb->>'\(key)' FROM esafety.lines WHERE site = 'north' AND event = '\(event)'")
         }
         #expect(field("user", "incident") == "pu␀pil")
         #expect(field("note", "note") == "before␀after")
@@ -723,7 +738,7 @@ struct CentralTests {
         #expect(pg.sql("SELECT tamper FROM esafety.health WHERE site = 'north'").1.hasPrefix("2"))
         // The unreadable line's bytes are kept, as a string.
         #expect(
-            pg.sql("SELECT line->>'event', intact FROM esafety.lines WHERE site = 'north' AND seq = 20").1
+            pg.sql("SELECT line::jsonb->>'event', intact FROM esafety.lines WHERE site = 'north' AND seq = 20").1
                 .hasPrefix("unreadable|f")
         )
     }
@@ -749,8 +764,8 @@ struct CentralTests {
         #expect(value("SELECT string_agg(seq::text, ',' ORDER BY seq) FROM esafety.tamper") == "11,31")
         func stored(_ seq: Int) -> String {
             value(
-                "SELECT line->>'event', length(line->>'text'), line->>'bytes' FROM esafety.lines "
-                    + "WHERE site = 'north' AND seq = \(seq)"
+                "SELECT j->>'event', length(j->>'text'), j->>'bytes' FROM esafety.lines, "
+                    + "LATERAL (SELECT line::jsonb AS j) AS p WHERE site = 'north' AND seq = \(seq)"
             )
         }
         #expect(stored(11) == "unreadable|5242880|", "read whole")
