@@ -280,6 +280,38 @@ struct CentralTests {
         }
     }
 
+    @Test("a log shipped again from its start (its position lost) adds nothing twice; what follows it is shipped")
+    func shippedAgain() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        let log = try Self.history(dir, "north", incidents: 300)
+        var (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
+        #expect(code == 0, "\(out)")
+        func value(_ sql: String) -> String { pg.sql(sql).1.trimmingCharacters(in: .whitespacesAndNewlines) }
+        let states = value("SELECT string_agg(state, ',' ORDER BY id) FROM esafety.incidents")
+        let words = value("SELECT count(*) FROM esafety.words")
+        // The position lost, and a note taken since: every batch is one the store holds, the
+        // last with the note's line in it too.
+        #expect(unlink(dir.path + "/forward-north.position") == 0)
+        let id = value("SELECT id FROM esafety.incidents ORDER BY id LIMIT 1")
+        _ = try IncidentLog.act(
+            path: log.path,
+            group: nil,
+            id: id,
+            action: .note,
+            details: Workflow.Details(text: "wombat"),
+            by: "A. Dsl"
+        )
+        (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
+        #expect(code == 0 && !out.contains("error"), "\(out)")
+        #expect(value("SELECT count(*), count(DISTINCT seq) FROM esafety.lines") == "\(log.lines + 1)|\(log.lines + 1)")
+        #expect(value("SELECT count(*) FROM esafety.incidents") == "300")
+        #expect(value("SELECT string_agg(state, ',' ORDER BY id) FROM esafety.incidents") == states)
+        #expect(value("SELECT count(*) FROM esafety.words") == String((Int(words) ?? 0) + 1), "the note's word only")
+        #expect(value("SELECT count(*) FROM esafety.tamper") == "0")
+        #expect(Self.shipped(pg, "north") == log.lines + 1)
+    }
+
     @Test(
         "row-level security: a school's role sees its site only, the trust all, IT health, governors counts; a forwarder writes only its site"
     )
