@@ -414,20 +414,15 @@ public final class Forwarder: @unchecked Sendable {
         do {
             // Every line of the batch in one statement; what comes back are the lines new here
             // (a batch shipped again finds its lines present, and applies nothing twice).
-            let shipped = try await c.query(
-                """
-                INSERT INTO esafety.lines (site, seq, chain, event, id, time, line, intact)
-                SELECT \(site), s, c, e, NULLIF(i, ''), NULLIF(t, ''), l, k
-                FROM unnest(\(lines.map(\.seq))::bigint[], \(lines.map(\.chain))::text[], \
-                \(lines.map(\.event))::text[], \(lines.map(\.id))::text[], \(lines.map(\.time))::text[], \
-                \(lines.map(\.text))::text[], \
-                \(lines.map(\.intact))::boolean[]) AS u(s, c, e, i, t, l, k)
-                \(unescaped: again ? "ON CONFLICT (site, chain) DO NOTHING" : "") RETURNING chain
-                """,
-                logger: log
-            )
+            let insert = InsertLines(site: site, lines: lines)
             var fresh = Set<String>()
-            for try await chain in shipped.decode(String.self) { fresh.insert(chain) }
+            if again {
+                for try await chain in try await c.execute(InsertLinesAgain(insert: insert), logger: log) {
+                    fresh.insert(chain)
+                }
+            } else {
+                for try await chain in try await c.execute(insert, logger: log) { fresh.insert(chain) }
+            }
             let new = lines.filter { fresh.contains($0.chain) }
             for line in new where !line.intact {
                 let detail = "line \(line.seq) (\(file)) does not follow the chain"
@@ -453,25 +448,21 @@ public final class Forwarder: @unchecked Sendable {
                     folded[l.id] = next
                 }
             }
-            let incidents: [(IncidentFields, String)] = new.compactMap { l in l.incident.map { ($0, l.text) } }
+            let incidents = InsertIncidents(
+                site: site,
+                incidents: new.compactMap { l in
+                    l.incident.map { ($0, l.text, (folded[$0.id] ?? .new).rawValue) }
+                }
+            )
             var stored = Set<String>()
-            if !incidents.isEmpty {
-                let rows = try await c.query(
-                    """
-                    INSERT INTO esafety.incidents (site, id, time, severity, category, grp, person, host, due, record,
-                    state)
-                    SELECT \(site), i, t, NULLIF(s, ''), c, g, p, h, NULLIF(d, ''), r::jsonb, st
-                    FROM unnest(\(incidents.map(\.0.id))::text[], \(incidents.map(\.0.time))::text[], \
-                    \(incidents.map(\.0.severity))::text[], \(incidents.map(\.0.category))::text[], \
-                    \(incidents.map(\.0.group))::text[], \(incidents.map(\.0.person))::text[], \
-                    \(incidents.map(\.0.host))::text[], \(incidents.map { $0.0.due ?? "" })::text[], \
-                    \(incidents.map(\.1))::text[], \
-                    \(incidents.map { (folded[$0.0.id] ?? .new).rawValue })::text[]) AS u(i, t, s, c, g, p, h, d, r, st)
-                    \(unescaped: again ? "ON CONFLICT (site, id) DO NOTHING" : "") RETURNING id
-                    """,
-                    logger: log
-                )
-                for try await id in rows.decode(String.self) { stored.insert(id) }
+            if !incidents.incidents.isEmpty {
+                if again {
+                    for try await id in try await c.execute(InsertIncidentsAgain(insert: incidents), logger: log) {
+                        stored.insert(id)
+                    }
+                } else {
+                    for try await id in try await c.execute(incidents, logger: log) { stored.insert(id) }
+                }
             }
             // The actions on incidents the store already held, folded in order over the states
             // it holds: one SELECT ... FOR UPDATE and one UPDATE for the whole batch, not two per

@@ -1,0 +1,97 @@
+import Incidents
+import PostgresNIO
+
+/// A batch's two inserts as prepared statements: parsed and planned once per connection,
+/// not once per batch (planning was about a twentieth of PostgreSQL's work per batch). Each
+/// in two forms: the usual one, and `again` for a batch some of which may be stored already
+/// (a row already there is passed over).
+extension Forwarder {
+    /// The lines of a batch; returns the chain value of each line stored.
+    struct InsertLines: PostgresPreparedStatement {
+        typealias Row = String
+        static let sql = InsertLines.text(again: false)
+
+        static func text(again: Bool) -> String {
+            """
+            INSERT INTO esafety.lines (site, seq, chain, event, id, time, line, intact)
+            SELECT $1, s, c, e, NULLIF(i, ''), NULLIF(t, ''), l, k
+            FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::boolean[])
+                AS u(s, c, e, i, t, l, k)
+            \(again ? "ON CONFLICT (site, chain) DO NOTHING" : "") RETURNING chain
+            """
+        }
+
+        var site: String
+        var lines: [Line]
+
+        func makeBindings() throws -> PostgresBindings {
+            var b = PostgresBindings(capacity: 8)
+            b.append(site)
+            b.append(lines.map(\.seq))
+            b.append(lines.map(\.chain))
+            b.append(lines.map(\.event))
+            b.append(lines.map(\.id))
+            b.append(lines.map(\.time))
+            b.append(lines.map(\.text))
+            b.append(lines.map(\.intact))
+            return b
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
+    }
+
+    struct InsertLinesAgain: PostgresPreparedStatement {
+        typealias Row = String
+        static let sql = InsertLines.text(again: true)
+        var insert: InsertLines
+        func makeBindings() throws -> PostgresBindings { try insert.makeBindings() }
+        func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
+    }
+
+    /// The incidents new in a batch, each in the state the batch's own actions leave it;
+    /// returns the id of each stored.
+    struct InsertIncidents: PostgresPreparedStatement {
+        typealias Row = String
+        static let sql = InsertIncidents.text(again: false)
+
+        static func text(again: Bool) -> String {
+            """
+            INSERT INTO esafety.incidents (site, id, time, severity, category, grp, person, host, due, record, state)
+            SELECT $1, i, t, NULLIF(s, ''), c, g, p, h, NULLIF(d, ''), r::jsonb, st
+            FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                $9::text[], $10::text[], $11::text[]) AS u(i, t, s, c, g, p, h, d, r, st)
+            \(again ? "ON CONFLICT (site, id) DO NOTHING" : "") RETURNING id
+            """
+        }
+
+        var site: String
+        /// Each incident's fields, its line and its state.
+        var incidents: [(fields: IncidentFields, line: String, state: String)]
+
+        func makeBindings() throws -> PostgresBindings {
+            var b = PostgresBindings(capacity: 11)
+            b.append(site)
+            b.append(incidents.map(\.fields.id))
+            b.append(incidents.map(\.fields.time))
+            b.append(incidents.map(\.fields.severity))
+            b.append(incidents.map(\.fields.category))
+            b.append(incidents.map(\.fields.group))
+            b.append(incidents.map(\.fields.person))
+            b.append(incidents.map(\.fields.host))
+            b.append(incidents.map { $0.fields.due ?? "" })
+            b.append(incidents.map(\.line))
+            b.append(incidents.map(\.state))
+            return b
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
+    }
+
+    struct InsertIncidentsAgain: PostgresPreparedStatement {
+        typealias Row = String
+        static let sql = InsertIncidents.text(again: true)
+        var insert: InsertIncidents
+        func makeBindings() throws -> PostgresBindings { try insert.makeBindings() }
+        func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
+    }
+}
