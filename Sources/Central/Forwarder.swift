@@ -378,7 +378,7 @@ public final class Forwarder: @unchecked Sendable {
             try await c.query("ROLLBACK", logger: logger)
             tampered = try await ship(c, lines, from: file, last: last, again: true)
         }
-        // Said once the batch is stored (not for a try rolled back).
+        // Said once the batch is stored (not for a try rolled back), once for each line.
         for line in tampered {
             let message =
                 "forward: \(file): line \(line.seq) of site \(settings.site) does not follow the hash chain: changed, "
@@ -396,7 +396,7 @@ public final class Forwarder: @unchecked Sendable {
     }
 
     /// One batch in one transaction; `again`: some of it may be stored already. Returns the
-    /// lines new here that do not follow the chain.
+    /// lines flagged here as not following the chain.
     func ship(
         _ c: PostgresConnection,
         _ lines: [Line],
@@ -424,15 +424,22 @@ public final class Forwarder: @unchecked Sendable {
                 for try await chain in try await c.execute(insert, logger: log) { fresh.insert(chain) }
             }
             let new = lines.filter { fresh.contains($0.chain) }
-            for line in new where !line.intact {
-                let detail = "line \(line.seq) (\(file)) does not follow the chain"
-                try await c.query(
+            // Every line that does not follow the chain is flagged, whether its bytes are new here
+            // or not (a line copied within the log has the chain value of the line it copies, and
+            // is stored once); what comes back are the flags new here.
+            let broken = lines.filter { !$0.intact }
+            var flagged: [Int64] = []
+            if !broken.isEmpty {
+                let rows = try await c.query(
                     """
-                    INSERT INTO esafety.tamper (site, seq, detail) VALUES (\(site), \(line.seq), \(detail))
-                    ON CONFLICT DO NOTHING
+                    INSERT INTO esafety.tamper (site, seq, detail)
+                    SELECT \(site), s, 'line ' || s || ' (' || \(file) || ') does not follow the chain'
+                    FROM unnest(\(broken.map(\.seq))::bigint[]) AS u(s)
+                    ON CONFLICT DO NOTHING RETURNING seq
                     """,
                     logger: log
                 )
+                for try await seq in rows.decode(Int64.self) { flagged.append(seq) }
             }
             // The batch's new incidents in one statement, each in the state the batch's own
             // actions leave it (an action always follows its incident in the log, so an incident
@@ -514,7 +521,7 @@ public final class Forwarder: @unchecked Sendable {
                 logger: log
             )
             try await c.query("COMMIT", logger: logger)
-            return new.filter { !$0.intact }
+            return broken.filter { flagged.contains($0.seq) }
         }
     }
 }

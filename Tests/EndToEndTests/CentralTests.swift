@@ -758,16 +758,25 @@ struct CentralTests {
         // And a corrupted byte that leaves line 20 no longer JSON: shipped too, marked, not retried for ever.
         text[19] = Substring(text[19].replacingOccurrences(of: "\",\"", with: "\u{01},\"", options: [], range: nil))
         #expect((try? JSONSerialization.jsonObject(with: Data(text[19].utf8))) == nil)
+        // And line 30 copied after itself (line 31): the same bytes and chain value as line 30,
+        // stored once, flagged all the same.
+        text.insert(text[29], at: 30)
         try text.joined(separator: "\n").write(toFile: log.path, atomically: true, encoding: .utf8)
         let (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
         #expect(code == 0, "\(out)")
-        #expect(out.contains("critical") && out.contains("does not follow the hash chain"), "\(out)")
+        #expect(out.components(separatedBy: "does not follow the hash chain").count == 4, "said once each: \(out)")
         #expect(
             pg.sql("SELECT string_agg(seq::text, ',' ORDER BY seq) FROM esafety.tamper WHERE site = 'north'").1
-                .trimmingCharacters(in: .whitespacesAndNewlines) == "10,20"
+                .trimmingCharacters(in: .whitespacesAndNewlines) == "10,20,31"
         )
         #expect(pg.sql("SELECT count(*) FROM esafety.lines WHERE site = 'north'").1.hasPrefix("\(log.lines)"))
-        #expect(pg.sql("SELECT tamper FROM esafety.health WHERE site = 'north'").1.hasPrefix("2"))
+        #expect(Self.shipped(pg, "north") == log.lines + 1)
+        #expect(pg.sql("SELECT tamper FROM esafety.health WHERE site = 'north'").1.hasPrefix("3"))
+        // Shipped again from the start (its position lost): nothing flagged or said twice.
+        #expect(unlink(dir.path + "/forward-north.position") == 0)
+        let (again, said) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
+        #expect(again == 0 && !said.contains("does not follow"), "\(said)")
+        #expect(pg.sql("SELECT count(*) FROM esafety.tamper").1.hasPrefix("3"))
         // The unreadable line's bytes are kept, as a string.
         #expect(
             pg.sql("SELECT line::jsonb->>'event', intact FROM esafety.lines WHERE site = 'north' AND seq = 20").1
