@@ -5,9 +5,18 @@ import PostgresNIO
 /// not once per batch (planning was about a twentieth of PostgreSQL's work per batch). Each
 /// in two forms: the usual one, and `again` for a batch some of which may be stored already
 /// (a row already there is passed over).
+/// One of a batch's inserts: its text in both forms, each row it stores named by a string.
+protocol BatchInsert: PostgresPreparedStatement where Row == String {
+    static func text(again: Bool) -> String
+}
+
+extension BatchInsert {
+    func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
+}
+
 extension Forwarder {
     /// The lines of a batch; returns the chain value of each line stored.
-    struct InsertLines: PostgresPreparedStatement {
+    struct InsertLines: BatchInsert {
         typealias Row = String
         static let sql = InsertLines.text(again: false)
 
@@ -36,21 +45,11 @@ extension Forwarder {
             b.append(lines.map(\.intact))
             return b
         }
-
-        func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
-    }
-
-    struct InsertLinesAgain: PostgresPreparedStatement {
-        typealias Row = String
-        static let sql = InsertLines.text(again: true)
-        var insert: InsertLines
-        func makeBindings() throws -> PostgresBindings { try insert.makeBindings() }
-        func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
     }
 
     /// The incidents new in a batch, each in the state the batch's own actions leave it;
     /// returns the id of each stored.
-    struct InsertIncidents: PostgresPreparedStatement {
+    struct InsertIncidents: BatchInsert {
         typealias Row = String
         static let sql = InsertIncidents.text(again: false)
 
@@ -83,14 +82,13 @@ extension Forwarder {
             b.append(incidents.map(\.state))
             return b
         }
-
-        func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
     }
 
-    struct InsertIncidentsAgain: PostgresPreparedStatement {
+    /// A batch's insert for a batch some of which may be stored already.
+    struct Again<Insert: BatchInsert>: PostgresPreparedStatement {
         typealias Row = String
-        static let sql = InsertIncidents.text(again: true)
-        var insert: InsertIncidents
+        static var sql: String { Insert.text(again: true) }
+        var insert: Insert
         func makeBindings() throws -> PostgresBindings { try insert.makeBindings() }
         func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
     }

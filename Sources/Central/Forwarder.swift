@@ -417,7 +417,7 @@ public final class Forwarder: @unchecked Sendable {
             let insert = InsertLines(site: site, lines: lines)
             var fresh = Set<String>()
             if again {
-                for try await chain in try await c.execute(InsertLinesAgain(insert: insert), logger: log) {
+                for try await chain in try await c.execute(Again(insert: insert), logger: log) {
                     fresh.insert(chain)
                 }
             } else {
@@ -464,7 +464,7 @@ public final class Forwarder: @unchecked Sendable {
             var stored = Set<String>()
             if !incidents.incidents.isEmpty {
                 if again {
-                    for try await id in try await c.execute(InsertIncidentsAgain(insert: incidents), logger: log) {
+                    for try await id in try await c.execute(Again(insert: incidents), logger: log) {
                         stored.insert(id)
                     }
                 } else {

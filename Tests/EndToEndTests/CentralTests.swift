@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Incidents
 import Logging
+import Pipeline
 import Synchronization
 import TestSupport
 import Testing
@@ -156,6 +157,31 @@ struct CentralTests {
         )
     }
 
+    /// A site's log as esafetyd's own writer makes it from these requests (north.jsonl).
+    static func written(_ dir: TempDir, _ requests: [MatchedRequest]) throws -> String {
+        let path = dir.path + "/north.jsonl"
+        let log = IncidentLog(path: path, syncInterval: 0.05, headInterval: 3600, logger: Logger(label: "test"))
+        try log.open()
+        log.start()
+        let sink = IncidentSink(log: log, policy: Policy(), suffixes: PublicSuffix(text: "com\nexample\n"))
+        for r in requests { sink.accept(r) }
+        sink.closeAll()
+        log.stop()
+        return path
+    }
+
+    /// A note taken on an incident at the school, as the tool and the console take it.
+    static func note(_ path: String, _ id: String, _ text: String) throws {
+        _ = try IncidentLog.act(
+            path: path,
+            group: nil,
+            id: id,
+            action: .note,
+            details: Workflow.Details(text: text),
+            by: "A. Dsl"
+        )
+    }
+
     /// docs/CENTRAL.md's statement that restores a school's log from the store.
     static let restoreSQL = "SELECT line FROM esafety.lines WHERE site = 'north' ORDER BY seq"
 
@@ -294,14 +320,7 @@ struct CentralTests {
         // last with the note's line in it too.
         #expect(unlink(dir.path + "/forward-north.position") == 0)
         let id = value("SELECT id FROM esafety.incidents ORDER BY id LIMIT 1")
-        _ = try IncidentLog.act(
-            path: log.path,
-            group: nil,
-            id: id,
-            action: .note,
-            details: Workflow.Details(text: "wombat"),
-            by: "A. Dsl"
-        )
+        try Self.note(log.path, id, "wombat")
         (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
         #expect(code == 0 && !out.contains("error"), "\(out)")
         #expect(value("SELECT count(*), count(DISTINCT seq) FROM esafety.lines") == "\(log.lines + 1)|\(log.lines + 1)")
@@ -604,18 +623,16 @@ struct CentralTests {
         let pg = try Self.store(dir)
         // esafetyd's own writer: one pupil, two incidents ten seconds apart with categorised
         // requests between and after them, so one context line names both.
-        let path = dir.path + "/north.jsonl"
-        let log = IncidentLog(path: path, syncInterval: 0.05, headInterval: 3600, logger: Logger(label: "test"))
-        try log.open()
-        log.start()
-        let sink = IncidentSink(log: log, policy: Policy(), suffixes: PublicSuffix(text: "com\nexample\n"))
         let base = 1_795_255_200.0 + 100
-        sink.accept(match("first.example", user: "busy", time: base))
-        sink.accept(match("news.example", user: "busy", time: base + 5, category: "news", severity: "info"))
-        sink.accept(match("second.example", user: "busy", time: base + 10))
-        sink.accept(match("sport.example", user: "busy", time: base + 15, category: "sports", severity: "info"))
-        sink.closeAll()
-        log.stop()
+        let path = try Self.written(
+            dir,
+            [
+                match("first.example", user: "busy", time: base),
+                match("news.example", user: "busy", time: base + 5, category: "news", severity: "info"),
+                match("second.example", user: "busy", time: base + 10),
+                match("sport.example", user: "busy", time: base + 15, category: "sports", severity: "info"),
+            ]
+        )
         let shared = lines(path).filter { $0.hasPrefix("{\"event\":\"context\"") && $0.contains("\"ids\":[") }
         #expect(!shared.isEmpty, "a context line naming both incidents")
         var (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: path)
@@ -651,24 +668,10 @@ struct CentralTests {
         let pg = try Self.store(dir)
         // esafetyd's own writer, a user name with a NUL from the proxy's log, then a note with one
         // (the console takes a note's text from a form, where %00 is a NUL).
-        let path = dir.path + "/north.jsonl"
-        let log = IncidentLog(path: path, syncInterval: 0.05, headInterval: 3600, logger: Logger(label: "test"))
-        try log.open()
-        log.start()
-        let sink = IncidentSink(log: log, policy: Policy(), suffixes: PublicSuffix(text: "com\nexample\n"))
-        sink.accept(match("first.example", user: "pu\u{0}pil", time: 1_795_255_300))
-        sink.closeAll()
-        log.stop()
+        let path = try Self.written(dir, [match("first.example", user: "pu\u{0}pil", time: 1_795_255_300)])
         #expect(lines(path).first?.contains("pu\\u0000pil") == true, "the log holds the NUL, escaped")
         let id = try #require(try IncidentStore.load(path).first?.id)
-        _ = try IncidentLog.act(
-            path: path,
-            group: nil,
-            id: id,
-            action: .note,
-            details: Workflow.Details(text: "before\u{0}after"),
-            by: "A. Dsl"
-        )
+        try Self.note(path, id, "before\u{0}after")
         let (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: path)
         #expect(code == 0, "\(out)")
         #expect(Self.shipped(pg, "north") == lines(path).count, "every line shipped")
