@@ -312,7 +312,14 @@ public final class Forwarder: @unchecked Sendable {
         }
         if let e = error as? PSQLError {
             if let message = e.serverInfo?[.message] {
-                return "\(e.serverInfo?[.sqlState].map { "SQLSTATE \($0): " } ?? "")\(message)"
+                let state = e.serverInfo?[.sqlState]
+                // A column of another type, or a table, column or function not there: the store's
+                // schema is older than this esafety (a school upgraded before its trust's store).
+                let older = ["42804", "42P01", "42703", "42883"].contains(state ?? "")
+                return "\(state.map { "SQLSTATE \($0): " } ?? "")\(message)"
+                    + (older
+                        ? " (the central store's schema is older than this esafety: its administrator runs "
+                            + "`esafety central init` on it first)" : "")
             }
             return "\(e.code)\(e.underlying.map { ": \($0)" } ?? "")"
         }

@@ -306,6 +306,29 @@ struct CentralTests {
         }
     }
 
+    @Test("a forwarder newer than its store's schema stops saying so, and ships once the store is upgraded")
+    func olderStore() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        // The store as schema 7 left it: each line as jsonb.
+        let down = pg.sql(
+            """
+            ALTER TABLE esafety.lines ALTER COLUMN line TYPE jsonb USING line::jsonb;
+            DELETE FROM esafety.migrations WHERE version = 8
+            """
+        )
+        #expect(down.0 == 0, "\(down.1)")
+        let log = try Self.history(dir, "north", incidents: 20)
+        var (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
+        #expect(code == 1 && out.contains("`esafety central init` on it first"), "\(out)")
+        #expect(Self.shipped(pg, "north") == 0)
+        (code, out) = try Child.run(Self.esafety, ["central", "init", "--postgres", pg.url("postgres")])
+        #expect(code == 0 && out.contains("applied migration(s) 8"), "\(out)")
+        (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
+        #expect(code == 0, "\(out)")
+        #expect(Self.shipped(pg, "north") == log.lines)
+    }
+
     @Test("a log shipped again from its start (its position lost) adds nothing twice; what follows it is shipped")
     func shippedAgain() throws {
         let dir = TempDir()
