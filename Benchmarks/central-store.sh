@@ -41,7 +41,7 @@ central_cluster() {
     printf 'local all postgres trust\nlocal all all scram-sha-256\n' > "$CENTRAL_DIR/data/pg_hba.conf"
     chown -R postgres "$CENTRAL_DIR"
     central_start "$@"
-    psql -h "$CENTRAL_DIR" -p "$CENTRAL_PORT" -U postgres -d postgres -qc 'CREATE DATABASE esafety'
+    runuser -u postgres -- "$PGBIN/createdb" -h "$CENTRAL_DIR" -p "$CENTRAL_PORT" --encoding=UTF8 --template=template0 esafety
     "$BIN/esafety" central init --postgres "$ADMIN" >/dev/null
 }
 

@@ -337,6 +337,48 @@ public enum CentralSchema {
             $f$
             """
         ),
+        (
+            9,
+            """
+            -- A search ignores accents, as a school's index does (`cafe` finds "café", `ecole`
+            -- "École"), and finds the same words whatever the database's locale: with LC_CTYPE
+            -- C, lower() and [:alnum:] knew only ASCII, so "naïve" was the words `na` and `ve`.
+            -- Text that is all ASCII (most URLs) is split as before, by the C rules; any other
+            -- by ICU's (the und-x-icu collation, in every UTF-8 database of a PostgreSQL built
+            -- with ICU, as Debian's is): lowercased, decomposed, its combining marks (the
+            -- diacritics of Latin, Greek and Cyrillic letters) dropped, composed again.
+            -- (Each branch's condition is in its function's argument, so the other branch splits
+            -- nothing: a condition in WHERE is checked after the split.)
+            CREATE OR REPLACE FUNCTION esafety.words_of(t text) RETURNS SETOF text LANGUAGE sql STABLE AS $f$
+                SELECT left(w, 64) COLLATE "C" FROM regexp_split_to_table(
+                    CASE WHEN octet_length(t) = char_length(t) THEN lower(t COLLATE "C") END, '[^[:alnum:]]+') AS w
+                WHERE w <> ''
+                UNION ALL
+                SELECT left(w, 64) COLLATE "C" FROM regexp_split_to_table(
+                    CASE WHEN octet_length(t) <> char_length(t) THEN normalize(regexp_replace(
+                        normalize(lower(t COLLATE "und-x-icu"), NFD),
+                        '[\\u0300-\\u036f\\u1ab0-\\u1aff\\u1dc0-\\u1dff\\u20d0-\\u20ff\\ufe20-\\ufe2f]+', '', 'g'), NFC) END,
+                    '[^[:alnum:]]+') AS w
+                WHERE w <> ''
+            $f$;
+            -- The words the store holds, made again by the new rule (the index built once, after
+            -- them: at ten million incidents, minutes).
+            DROP INDEX esafety.words_word;
+            TRUNCATE esafety.words;
+            INSERT INTO esafety.words (word, site, id)
+            SELECT w, i.site, i.id FROM esafety.incidents i, LATERAL (SELECT DISTINCT w
+                FROM esafety.words_of(esafety.incident_text(i.host, i.record)) AS w) AS d;
+            INSERT INTO esafety.words (word, site, id)
+            SELECT w, l.site, l.id FROM esafety.lines l,
+                LATERAL (SELECT DISTINCT w FROM esafety.words_of(l.line::jsonb->>'note') AS w) AS d
+            WHERE l.event = 'note' AND l.id IS NOT NULL;
+            INSERT INTO esafety.words (word, site, id)
+            SELECT w, a.site, a.id FROM esafety.actions a,
+                LATERAL (SELECT DISTINCT w FROM esafety.words_of(a.line->>'note') AS w) AS d
+            WHERE a.action = 'note';
+            CREATE INDEX words_word ON esafety.words (word, site, id)
+            """
+        ),
     ]
 
     public struct Applied: Sendable {
@@ -346,6 +388,7 @@ public enum CentralSchema {
 
     /// Creates the schema or brings it up to date; safe to run again.
     public static func migrate(_ connection: PostgresConnection, logger: Logger) async throws -> Applied {
+        try await checkEncoding(connection, logger: logger)
         try await connection.query("CREATE SCHEMA IF NOT EXISTS esafety", logger: logger)
         try await connection.query(
             """
@@ -381,5 +424,34 @@ public enum CentralSchema {
             if done { applied.append(version) }
         }
         return Applied(applied: applied, current: migrations.last?.version ?? 0)
+    }
+
+    /// A store's text is its schools' (a pupil's search term, a note, in any language): its
+    /// database must be UTF-8, and its PostgreSQL built with ICU (the search's words are split
+    /// by ICU's rules, migration 9). A database made by `createdb` on a server whose locale is
+    /// C or POSIX is SQL_ASCII, which keeps bytes without knowing their characters.
+    static func checkEncoding(_ connection: PostgresConnection, logger: Logger) async throws {
+        let rows = try await connection.query(
+            """
+            SELECT current_database(), current_setting('server_encoding'),
+                EXISTS (SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu')
+            """,
+            logger: logger
+        )
+        for try await (database, encoding, icu) in rows.decode((String, String, Bool).self) {
+            guard encoding == "UTF8" else {
+                throw CentralDatabase.Failure(
+                    "the database \(database) is encoded \(encoding), not UTF8: a central store keeps its schools' "
+                        + "text as UTF-8; make it with `createdb --encoding=UTF8 --template=template0 \(database)` "
+                        + "(a store that holds rows already: pg_dump it, make it so, restore into it)"
+                )
+            }
+            guard icu else {
+                throw CentralDatabase.Failure(
+                    "the database \(database) has no ICU collation (und-x-icu): a central store needs a PostgreSQL "
+                        + "built with ICU, as Debian's and the PostgreSQL project's packages are"
+                )
+            }
+        }
     }
 }

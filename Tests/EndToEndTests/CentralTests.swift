@@ -35,7 +35,13 @@ final class PostgresServer: @unchecked Sendable {
         _ = try Child.run("/bin/chown", ["postgres", dir])
         let (code, out) = try Child.run(
             "/usr/sbin/runuser",
-            ["-u", "postgres", "--", bin + "/initdb", "-D", dir + "/data", "-U", "postgres", "--auth-local=trust"]
+            [
+                "-u", "postgres", "--", bin + "/initdb", "-D", dir + "/data", "-U", "postgres", "--auth-local=trust",
+                // The locale C, whatever the test's environment: a server installed without one,
+                // whose databases are SQL_ASCII unless made as docs/CENTRAL.md makes them, and
+                // whose lower() and [:alnum:] know only ASCII.
+                "--no-locale",
+            ]
         )
         guard code == 0 else { throw TestFailure(message: "initdb: \(out)") }
         // The superuser over the socket by trust (the test's administrator); everyone else by password.
@@ -44,7 +50,17 @@ final class PostgresServer: @unchecked Sendable {
         try configure?(dir)
         _ = try Child.run("/bin/chown", ["-R", "postgres", dir])
         try start()
-        let (c2, o2) = sql("CREATE DATABASE esafety", database: "postgres")
+        // The database made by docs/CENTRAL.md's own command, its arguments as written there.
+        let document = try String(contentsOfFile: repositoryRoot + "/docs/CENTRAL.md", encoding: .utf8)
+        let command = "    sudo -u postgres createdb "
+        guard let line = document.split(separator: "\n").first(where: { $0.hasPrefix(command) }) else {
+            throw TestFailure(message: "docs/CENTRAL.md: no line starting \(command)")
+        }
+        let (c2, o2) = try Child.run(
+            "/usr/sbin/runuser",
+            ["-u", "postgres", "--", bin + "/createdb", "-h", dir, "-p", String(port)]
+                + line.dropFirst(command.count).split(separator: " ").map(String.init)
+        )
         guard c2 == 0 else { throw TestFailure(message: "createdb: \(o2)") }
     }
 
@@ -101,7 +117,7 @@ struct CentralTests {
     static func store(_ dir: TempDir) throws -> PostgresServer {
         let pg = try PostgresServer()
         var (code, out) = try Child.run(esafety, ["central", "init", "--postgres", pg.url("postgres")])
-        #expect(code == 0 && out.contains("applied migration(s) 1, 2, 3, 4, 5, 6, 7, 8; schema version 8"), "\(out)")
+        #expect(code == 0 && out.contains("applied migration(s) 1, 2, 3, 4, 5, 6, 7, 8, 9; schema version 9"), "\(out)")
         (code, out) = try Child.run(esafety, ["central", "init", "--postgres", pg.url("postgres")])
         #expect(code == 0 && out.contains("up to date"), "init is safe to run again: \(out)")
         for (role, kind, site) in [
@@ -323,7 +339,7 @@ struct CentralTests {
         #expect(code == 1 && out.contains("`esafety central init` on it first"), "\(out)")
         #expect(Self.shipped(pg, "north") == 0)
         (code, out) = try Child.run(Self.esafety, ["central", "init", "--postgres", pg.url("postgres")])
-        #expect(code == 0 && out.contains("applied migration(s) 8"), "\(out)")
+        #expect(code == 0 && out.contains("applied migration(s) 8; schema version 9"), "\(out)")
         (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
         #expect(code == 0, "\(out)")
         #expect(Self.shipped(pg, "north") == log.lines)
@@ -559,12 +575,11 @@ struct CentralTests {
         // A note taken centrally is found by the text search, with the other words in any case.
         (code, out) = try tool("school_north", ["note", northID, "Called HOME about the 50% bet at the café"])
         #expect(code == 0, "\(out)")
-        // Accents are the store's words' own (docs/CENTRAL.md: unlike a school's index, the
-        // store does not ignore them).
-        (code, out) = try tool("school_north", ["list", "--search", "café", "--limit", "1000"])
-        #expect(code == 0 && out.contains(northID) && out.contains("1 incident(s)"), "\(out)")
-        (code, out) = try tool("school_north", ["list", "--search", "cafe", "--limit", "1000"])
-        #expect(code == 0 && out.contains("0 incident(s)"), "\(out)")
+        // Accents ignored, as a school's index ignores them.
+        for search in ["café", "cafe", "CAFÉ"] {
+            (code, out) = try tool("school_north", ["list", "--search", search, "--limit", "1000"])
+            #expect(code == 0 && out.contains(northID) && out.contains("1 incident(s)"), "\(search): \(out)")
+        }
         (code, out) = try tool("school_north", ["list", "--search", "home 50% CALLED", "--limit", "1000"])
         #expect(code == 0 && out.contains(northID) && out.contains("1 incident(s)"), "\(out)")
         (code, out) = try tool("school_north", ["list", "--search", "about the 5", "--limit", "1000"])
@@ -632,10 +647,67 @@ struct CentralTests {
         )
         #expect(down.0 == 0, "\(down.1)")
         (code, out) = try Child.run(Self.esafety, ["central", "init", "--postgres", pg.url("postgres")])
-        #expect(code == 0 && out.contains("applied migration(s) 7, 8; schema version 8"), "\(out)")
+        #expect(code == 0 && out.contains("applied migration(s) 7, 8, 9; schema version 9"), "\(out)")
         #expect(value("SELECT count(*) FROM esafety.words") == words, "every incident's and note's words, once")
         (code, out) = try tool(["list", "--search", "quokka parent"])
         #expect(code == 0 && out.contains(id) && out.contains("1 incident(s)"), "\(out)")
+    }
+
+    @Test("a search ignores accents centrally as at the school, in a store whose locale is C; SQL_ASCII is refused")
+    func accents() throws {
+        let dir = TempDir()
+        // The test's cluster has the locale C (PostgresServer): lower() and [:alnum:] by the
+        // database's rules knew only ASCII there.
+        let pg = try Self.store(dir)
+        func value(_ sql: String) -> String { pg.sql(sql).1.trimmingCharacters(in: .whitespacesAndNewlines) }
+        #expect(value("SELECT current_setting('lc_ctype') || ' ' || current_setting('server_encoding')") == "C UTF8")
+        let log = try Self.history(dir, "north", incidents: 30)
+        let ids = { (text: String) in
+            text.split(separator: "\n").compactMap {
+                ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["id"] as? String
+            }.sorted()
+        }
+        let first = ["incidents", "list", "--log", log.path, "--json", "--limit", "3"]
+        var (code, out) = try Child.run(Self.esafety, first)
+        let noted = ids(out)
+        #expect(code == 0 && noted.count == 3, "\(out)")
+        let notes = [
+            "Chloé's parents called from the café near the École",
+            "NAÏVE search for Ελληνικά and Straße",
+            "Ärger in Zürich, Ὀδυσσεύς, 東京 and 한국어",
+        ]
+        for (id, note) in zip(noted, notes) { try Self.note(log.path, id, note) }
+        (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
+        #expect(code == 0, "\(out)")
+        // Each search finds the same incidents in the store as in the school's own log, and
+        // the noted incident is among them.
+        for (search, note) in [
+            ("cafe", 0), ("café", 0), ("CAFÉ", 0), ("chloe", 0), ("ecole", 0), ("école", 0), ("ÉCOLE pare", 0),
+            ("naive", 1), ("naïve", 1), ("nai", 1), ("ελληνικα", 1), ("ΕΛΛΗΝΙΚΆ", 1), ("straße", 1),
+            ("arger", 2), ("ärger zurich", 2), ("οδυσσευς", 2), ("東京", 2), ("한국어", 2),
+        ] {
+            let (_, mine) = try Child.run(
+                Self.esafety,
+                ["incidents", "list", "--log", log.path, "--json", "--limit", "1000", "--search", search]
+            )
+            (code, out) = try Child.run(
+                Self.esafety,
+                [
+                    "incidents", "list", "--json", "--limit", "1000", "--search", search, "--central",
+                    pg.url("trust_dsl"), "--password-file", dir.path + "/trust_dsl.pw",
+                ]
+            )
+            #expect(code == 0 && ids(out).contains(noted[note]), "\(search): \(out)")
+            #expect(ids(out) == ids(mine), "\(search): central \(ids(out)), at the school \(ids(mine))")
+        }
+        // A database made by a plain `createdb` on a server without a locale is SQL_ASCII:
+        // init refuses it, says how to make one, and makes nothing in it.
+        #expect(pg.sql("CREATE DATABASE plain ENCODING 'SQL_ASCII' TEMPLATE template0", database: "postgres").0 == 0)
+        let plain = pg.url("postgres").replacingOccurrences(of: "/esafety?", with: "/plain?")
+        (code, out) = try Child.run(Self.esafety, ["central", "init", "--postgres", plain])
+        #expect(code == 1 && out.contains("encoded SQL_ASCII, not UTF8"), "\(out)")
+        #expect(out.contains("createdb --encoding=UTF8 --template=template0 plain"), "\(out)")
+        #expect(pg.sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'esafety'", database: "plain").1 == "0\n")
     }
 
     @Test(
