@@ -77,6 +77,23 @@ public struct CentralDatabase: Sendable, CustomStringConvertible {
     }
 
     /// One connection, authenticated.
+    /// Runs `work` on a connection of its own and closes it (PostgreSQL told, the socket shut)
+    /// before returning or throwing: a command's process may exit right after.
+    public func withConnection<T: Sendable>(
+        logger: Logger,
+        _ work: (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        let c = try await connect(logger: logger)
+        do {
+            let result = try await work(c)
+            try? await c.close()
+            return result
+        } catch {
+            try? await c.close()
+            throw error
+        }
+    }
+
     public func connect(logger: Logger) async throws -> PostgresConnection {
         var configuration: PostgresConnection.Configuration
         if let socketDirectory {

@@ -61,9 +61,9 @@ struct CentralInitCommand: ParsableCommand {
         let applied: CentralSchema.Applied
         do {
             applied = try runBlocking {
-                let c = try await database.connect(logger: logger)
-                defer { Task { try? await c.close() } }
-                return try await CentralSchema.migrate(c, logger: logger)
+                try await database.withConnection(logger: logger) { c in
+                    try await CentralSchema.migrate(c, logger: logger)
+                }
             }
         } catch {
             throw CommandFailure("\(database): \(Forwarder.describe(error))", status: 1)
@@ -117,17 +117,17 @@ struct CentralGrantCommand: ParsableCommand {
         let (role, kind, sites) = (self.role, self.kind, self.site)
         do {
             try runBlocking {
-                let c = try await database.connect(logger: logger)
-                defer { Task { try? await c.close() } }
-                try await c.query(PostgresQuery(unsafeSQL: "GRANT esafety_\(kind) TO \(role)"), logger: logger)
-                if kind == "console" && sites.isEmpty {
-                    try await c.query(PostgresQuery(unsafeSQL: "GRANT esafety_trust TO \(role)"), logger: logger)
-                }
-                for s in sites {
-                    try await c.query(
-                        "INSERT INTO esafety.site_roles (role, site) VALUES (\(role), \(s)) ON CONFLICT DO NOTHING",
-                        logger: logger
-                    )
+                try await database.withConnection(logger: logger) { c in
+                    try await c.query(PostgresQuery(unsafeSQL: "GRANT esafety_\(kind) TO \(role)"), logger: logger)
+                    if kind == "console" && sites.isEmpty {
+                        try await c.query(PostgresQuery(unsafeSQL: "GRANT esafety_trust TO \(role)"), logger: logger)
+                    }
+                    for s in sites {
+                        try await c.query(
+                            "INSERT INTO esafety.site_roles (role, site) VALUES (\(role), \(s)) ON CONFLICT DO NOTHING",
+                            logger: logger
+                        )
+                    }
                 }
             }
         } catch {
@@ -157,28 +157,28 @@ struct CentralListCommand: ParsableCommand {
         let rows: [String]
         do {
             rows = try runBlocking {
-                let c = try await database.connect(logger: logger)
-                defer { Task { try? await c.close() } }
-                let result = try await c.query(
-                    """
-                    SELECT site, id, time, coalesce(severity, ''), category, grp, person, host, state
-                    FROM esafety.incidents WHERE (\(site)::text IS NULL OR site = \(site))
-                    AND (NOT \(open) OR state IN ('new', 'acknowledged', 'escalated'))
-                    ORDER BY time DESC LIMIT \(limit)
-                    """,
-                    logger: logger
-                )
-                var out: [String] = []
-                for try await (s, id, time, sev, cat, grp, person, host, state) in result.decode(
-                    (String, String, String, String, String, String, String, String, String).self
-                ) {
-                    out.append(
-                        [time, sev.uppercased(), s, grp, person, cat, host, state, id].map(Terminal.escape).joined(
-                            separator: "  "
-                        )
+                try await database.withConnection(logger: logger) { c in
+                    let result = try await c.query(
+                        """
+                        SELECT site, id, time, coalesce(severity, ''), category, grp, person, host, state
+                        FROM esafety.incidents WHERE (\(site)::text IS NULL OR site = \(site))
+                        AND (NOT \(open) OR state IN ('new', 'acknowledged', 'escalated'))
+                        ORDER BY time DESC LIMIT \(limit)
+                        """,
+                        logger: logger
                     )
+                    var out: [String] = []
+                    for try await (s, id, time, sev, cat, grp, person, host, state) in result.decode(
+                        (String, String, String, String, String, String, String, String, String).self
+                    ) {
+                        out.append(
+                            [time, sev.uppercased(), s, grp, person, cat, host, state, id].map(Terminal.escape).joined(
+                                separator: "  "
+                            )
+                        )
+                    }
+                    return out
                 }
-                return out
             }
         } catch {
             throw CommandFailure("\(database): \(Forwarder.describe(error))", status: 1)

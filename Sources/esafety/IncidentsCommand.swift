@@ -97,9 +97,9 @@ struct CentralSource: ParsableArguments {
         let logger = centralLogger()
         do {
             return try runBlocking {
-                let c = try await database.connect(logger: logger)
-                defer { Task { try? await c.close() } }
-                return try await work(PostgresConnectionBox(connection: c, logger: logger))
+                try await database.withConnection(logger: logger) { c in
+                    try await work(PostgresConnectionBox(connection: c, logger: logger))
+                }
             }
         } catch let refusal as CentralIncidents.Refusal {
             throw CommandFailure(refusal.description, status: 1)
