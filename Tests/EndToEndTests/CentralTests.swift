@@ -653,6 +653,66 @@ struct CentralTests {
         #expect(code == 0 && out.contains(id) && out.contains("1 incident(s)"), "\(out)")
     }
 
+    @Test(
+        "the store upgraded while a school ships: the forwarder waits out a long migration (a batch given up after 30 s), then catches up; nothing lost or twice, every word indexed"
+    )
+    func upgradeWhileShipping() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        func value(_ sql: String) -> String { pg.sql(sql).1.trimmingCharacters(in: .whitespacesAndNewlines) }
+        let log = try Self.history(dir, "north", incidents: 1500)
+        let forwarder = try Self.forwarder(dir, pg, site: "north", log: log.path)
+        defer { forwarder.stop() }
+        #expect(poll(timeout: 60) { Self.shipped(pg, "north") > 200 })
+        // An upgrade as long as one at ten million incidents: the search's words held for 35 s
+        // (as migration 9 holds them while it makes them again), and migration 9 itself, run
+        // again behind that hold.
+        let hold = try Child(
+            "/usr/bin/psql",
+            [
+                "-h", pg.dir, "-p", String(pg.port), "-U", "postgres", "-d", "esafety", "-c",
+                "BEGIN; LOCK TABLE esafety.words IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(35); COMMIT",
+            ]
+        )
+        #expect(poll(timeout: 10) { value("SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock'") != "0" })
+        #expect(pg.sql("DELETE FROM esafety.migrations WHERE version = 9").0 == 0)
+        let upgrade = try Child(Self.esafety, ["central", "init", "--postgres", pg.url("postgres")], capture: true)
+        sleep(5)
+        let waiting = Self.shipped(pg, "north")
+        sleep(10)
+        #expect(Self.shipped(pg, "north") == waiting, "nothing is stored while the words are held")
+        #expect(waiting < log.lines)
+        let (held, _) = hold.wait()
+        #expect(held == 0)
+        let (upgraded, out) = upgrade.wait()
+        #expect(upgraded == 0 && out.contains("applied migration(s) 9"), "\(out)")
+        #expect(
+            poll(timeout: 120, interval: 0.5) { Self.shipped(pg, "north") == log.lines },
+            "caught up: \(Self.shipped(pg, "north"))/\(log.lines)"
+        )
+        let err = (try? String(contentsOfFile: dir.path + "/forward-north.err", encoding: .utf8)) ?? ""
+        #expect(err.contains("no answer in 30 s while shipping a batch"), "\(err)")
+        #expect(
+            value("SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM esafety.lines WHERE site = 'north'")
+                == "\(log.lines)|\(log.lines)|1|\(log.lines)",
+            "every line once, no gap"
+        )
+        let incidents = lines(log.path).filter { $0.contains("\"event\":\"incident\"") }.count
+        #expect(value("SELECT count(*) FROM esafety.incidents") == String(incidents))
+        // Every incident's words and every note's, once each: those the migration made again
+        // from what was stored, and those the triggers added after it.
+        let expected = value(
+            """
+            SELECT (SELECT count(*) FROM esafety.incidents i, LATERAL (SELECT DISTINCT w
+                FROM esafety.words_of(esafety.incident_text(i.host, i.record)) AS w) AS d)
+            + (SELECT count(*) FROM esafety.lines l, LATERAL (SELECT DISTINCT w
+                FROM esafety.words_of(l.line::jsonb->>'note') AS w) AS d WHERE l.event = 'note' AND l.id IS NOT NULL)
+            """
+        )
+        #expect((Int(expected) ?? 0) > incidents, "\(expected)")
+        #expect(value("SELECT count(*) FROM esafety.words") == expected)
+    }
+
     @Test("a search ignores accents centrally as at the school, in a store whose locale is C; SQL_ASCII is refused")
     func accents() throws {
         let dir = TempDir()
