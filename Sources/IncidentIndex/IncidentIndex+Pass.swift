@@ -205,7 +205,9 @@ extension IncidentIndex {
                     known.notes.append(note)
                     pendingBytes += note.utf8.count
                 } else {
-                    try appendNote.execute(arguments: [IncidentIndex.searchText(addingNote: note), known.seq])
+                    try appendNote.execute(arguments: [
+                        IncidentIndex.indexed(IncidentIndex.searchText(addingNote: note)), known.seq,
+                    ])
                 }
             }
             states[id] = known
@@ -251,7 +253,9 @@ extension IncidentIndex {
                 // Its site, URL and search term, and the notes read so far, under its place in the table.
                 try insertText.execute(arguments: [
                     db.lastInsertedRowID,
-                    IncidentIndex.searchText(host: f.host, url: f.url, searchTerm: f.searchTerm, notes: p.notes),
+                    IncidentIndex.indexed(
+                        IncidentIndex.searchText(host: f.host, url: f.url, searchTerm: f.searchTerm, notes: p.notes)
+                    ),
                 ])
             }
             for p in pending.filter({ $0.new == nil && $0.dirty }).sorted(by: { $0.seq < $1.seq }) {

@@ -21,11 +21,11 @@ extension IncidentIndex {
 
     /// A search as a query of SQLite's full-text index (FTS5): each word quoted (so nothing in
     /// it is FTS5's syntax), all of them required in any order (FTS5 joins phrases with AND),
-    /// the last one also as the start of a word. The words are split, not folded: FTS5 folds
-    /// them as it folded the text it indexed. Text with no word in it is the empty phrase,
-    /// which no row matches (as a full read finds nothing for it).
+    /// the last one also as the start of a word. The words are folded as the indexed text was
+    /// (`indexed`). Text with no word in it is the empty phrase, which no row matches (as a
+    /// full read finds nothing for it).
     static func fullTextQuery(_ text: String) -> String {
-        let words = IncidentIndex.words(text, folded: false)
+        let words = IncidentIndex.words(text)
         guard !words.isEmpty else { return "\"\"" }
         return words.map { "\"" + $0 + "\"" }.joined(separator: " ") + "*"
     }
@@ -40,14 +40,23 @@ extension IncidentIndex {
     /// the text it holds).
     static func searchText(addingNote note: String) -> String { "\n" + note }
 
+    /// Text as the full-text index keeps it: lowercased and its diacritics dropped, as `words`
+    /// folds a search (and as a trust's central store folds its words), when it is not all
+    /// ASCII; as it is otherwise (FTS5 lowercases ASCII itself). FTS5's `unicode61` alone drops
+    /// the diacritics of Latin letters only: `ελληνικα` did not find "Ελληνικά" in the index,
+    /// though a full read of the log did.
+    static func indexed(_ text: String) -> String {
+        guard !text.utf8.allSatisfy({ $0 < 0x80 }) else { return text }
+        return text.lowercased().folding(options: .diacriticInsensitive, locale: nil)
+    }
+
     /// Words as FTS5's `unicode61` tokenizer makes them: runs of letters, digits and private-use
     /// characters, lowercased (not case-folded: `ß` stays, as in FTS5), diacritics ignored
-    /// (FTS5 ignores the diacritics of Latin letters only; here those of every script).
-    /// Unfolded (`folded: false`), the words are only split, for FTS5 to fold as it folds.
-    static func words(_ text: String, folded: Bool = true) -> [String] {
+    /// (those of every script, as the index's text is kept: `indexed`).
+    static func words(_ text: String) -> [String] {
         var out: [String] = []
         var word = String.UnicodeScalarView()
-        let text = folded ? text.lowercased().folding(options: .diacriticInsensitive, locale: nil) : text
+        let text = text.lowercased().folding(options: .diacriticInsensitive, locale: nil)
         for s in text.unicodeScalars {
             switch s.properties.generalCategory {
             case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,

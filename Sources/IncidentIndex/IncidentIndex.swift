@@ -22,7 +22,8 @@ public final class IncidentIndex: @unchecked Sendable {
     public let logPath: String
     public let path: String
     let db: DatabaseQueue
-    static let schemaVersion = "8"
+    /// 9: the full-text rows' text folded (`indexed`), so an index made before is made again.
+    static let schemaVersion = "9"
 
     /// The index kept beside a log: `LOG.index.sqlite`.
     public static func path(forLog log: String) -> String { log + ".index.sqlite" }
