@@ -55,7 +55,8 @@ public enum CentralIncidents {
             SELECT i.site, i.record::text, i.state, coalesce(h.hits, -1), coalesce(h.last_seen, '')
             FROM esafety.incidents i
             LEFT JOIN LATERAL (
-                SELECT (l.line::jsonb->>'hits')::int AS hits, l.line::jsonb->>'last_seen' AS last_seen FROM esafety.lines l
+                SELECT (l.line::jsonb->>'hits')::int AS hits, l.line::jsonb->>'last_seen' AS last_seen
+                FROM esafety.lines l
                 WHERE l.site = i.site AND l.id = i.id AND l.event = 'hits' ORDER BY l.seq DESC LIMIT 1
             ) h ON true
             WHERE (\(f.site)::text IS NULL OR i.site = \(f.site))

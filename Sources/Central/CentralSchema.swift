@@ -357,7 +357,8 @@ public enum CentralSchema {
                 SELECT left(w, 64) COLLATE "C" FROM regexp_split_to_table(
                     CASE WHEN octet_length(t) <> char_length(t) THEN normalize(regexp_replace(
                         normalize(lower(t COLLATE "und-x-icu"), NFD),
-                        '[\\u0300-\\u036f\\u1ab0-\\u1aff\\u1dc0-\\u1dff\\u20d0-\\u20ff\\ufe20-\\ufe2f]+', '', 'g'), NFC) END,
+                        '[\\u0300-\\u036f\\u1ab0-\\u1aff\\u1dc0-\\u1dff\\u20d0-\\u20ff\\ufe20-\\ufe2f]+',
+                        '', 'g'), NFC) END,
                     '[^[:alnum:]]+') AS w
                 WHERE w <> ''
             $f$;

@@ -1,11 +1,10 @@
 import Incidents
 import PostgresNIO
 
-/// A batch's two inserts as prepared statements: parsed and planned once per connection,
-/// not once per batch (planning was about a twentieth of PostgreSQL's work per batch). Each
-/// in two forms: the usual one, and `again` for a batch some of which may be stored already
-/// (a row already there is passed over).
-/// One of a batch's inserts: its text in both forms, each row it stores named by a string.
+/// One of a batch's two inserts, as a prepared statement: parsed and planned once per
+/// connection, not once per batch (planning was about a twentieth of PostgreSQL's work per
+/// batch). Its text in two forms: the usual one, and `again` for a batch some of which may be
+/// stored already (a row already there is passed over). Each row it stores is named by a string.
 protocol BatchInsert: PostgresPreparedStatement where Row == String {
     static func text(again: Bool) -> String
 }
@@ -82,6 +81,22 @@ extension Forwarder {
             b.append(incidents.map(\.state))
             return b
         }
+    }
+
+    /// What `insert` stored (the names of its rows), in its `again` form when some of the batch
+    /// may be stored already.
+    func inserted<Insert: BatchInsert>(
+        _ insert: Insert,
+        again: Bool,
+        on c: PostgresConnection
+    ) async throws -> Set<String> {
+        var names = Set<String>()
+        if again {
+            for try await name in try await c.execute(Again(insert: insert), logger: logger) { names.insert(name) }
+        } else {
+            for try await name in try await c.execute(insert, logger: logger) { names.insert(name) }
+        }
+        return names
     }
 
     /// A batch's insert for a batch some of which may be stored already.

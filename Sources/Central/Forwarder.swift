@@ -421,21 +421,13 @@ public final class Forwarder: @unchecked Sendable {
         do {
             // Every line of the batch in one statement; what comes back are the lines new here
             // (a batch shipped again finds its lines present, and applies nothing twice).
-            let insert = InsertLines(site: site, lines: lines)
-            var fresh = Set<String>()
-            if again {
-                for try await chain in try await c.execute(Again(insert: insert), logger: log) {
-                    fresh.insert(chain)
-                }
-            } else {
-                for try await chain in try await c.execute(insert, logger: log) { fresh.insert(chain) }
-            }
+            let fresh = try await inserted(InsertLines(site: site, lines: lines), again: again, on: c)
             let new = lines.filter { fresh.contains($0.chain) }
             // Every line that does not follow the chain is flagged, whether its bytes are new here
             // or not (a line copied within the log has the chain value of the line it copies, and
             // is stored once); what comes back are the flags new here.
             let broken = lines.filter { !$0.intact }
-            var flagged: [Int64] = []
+            var flagged = Set<Int64>()
             if !broken.isEmpty {
                 let rows = try await c.query(
                     """
@@ -446,7 +438,7 @@ public final class Forwarder: @unchecked Sendable {
                     """,
                     logger: log
                 )
-                for try await seq in rows.decode(Int64.self) { flagged.append(seq) }
+                for try await seq in rows.decode(Int64.self) { flagged.insert(seq) }
             }
             // The batch's new incidents in one statement, each in the state the batch's own
             // actions leave it (an action always follows its incident in the log, so an incident
@@ -468,16 +460,7 @@ public final class Forwarder: @unchecked Sendable {
                     l.incident.map { ($0, l.text, (folded[$0.id] ?? .new).rawValue) }
                 }
             )
-            var stored = Set<String>()
-            if !incidents.incidents.isEmpty {
-                if again {
-                    for try await id in try await c.execute(Again(insert: incidents), logger: log) {
-                        stored.insert(id)
-                    }
-                } else {
-                    for try await id in try await c.execute(incidents, logger: log) { stored.insert(id) }
-                }
-            }
+            let stored = incidents.incidents.isEmpty ? [] : try await inserted(incidents, again: again, on: c)
             // The actions on incidents the store already held, folded in order over the states
             // it holds: one SELECT ... FOR UPDATE and one UPDATE for the whole batch, not two per
             // action.

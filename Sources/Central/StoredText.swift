@@ -17,33 +17,33 @@ public enum StoredText {
     public static func column(_ s: String?) -> String? { s.map(column) }
 
     /// A JSON text for a `jsonb`: each `\u0000` escape as `\u2400` (an escape of the same
-    /// length), and not the six characters of an escaped backslash followed by `u0000`.
+    /// length), and not the six characters of an escaped backslash followed by `u0000`. A text
+    /// without one (every line esafetyd writes) is returned as it is, read once, not copied.
     public static func json(_ text: String) -> String {
-        let escape = Array("\\u0000".utf8)
-        let bytes = Array(text.utf8)
-        guard bytes.count >= escape.count,
-            (0...(bytes.count - escape.count)).contains(where: { bytes[$0..<$0 + escape.count].elementsEqual(escape) })
-        else { return text }
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var i = 0
-        while i < bytes.count {
-            guard bytes[i] == UInt8(ascii: "\\"), i + 1 < bytes.count else {
-                out.append(bytes[i])
-                i += 1
-                continue
+        var text = text
+        return text.withUTF8 { bytes -> String? in
+            // Walked escape by escape: a backslash and the byte after it are one unit.
+            var out: [UInt8]?
+            var i = 0
+            while i < bytes.count {
+                guard bytes[i] == UInt8(ascii: "\\"), i + 1 < bytes.count else {
+                    out?.append(bytes[i])
+                    i += 1
+                    continue
+                }
+                if i + 6 <= bytes.count, bytes[i + 1] == UInt8(ascii: "u"),
+                    bytes[(i + 2)..<(i + 6)].elementsEqual("0000".utf8)
+                {
+                    if out == nil { out = Array(bytes[..<i]) }
+                    out!.append(contentsOf: "\\u2400".utf8)
+                    i += 6
+                } else {
+                    out?.append(contentsOf: bytes[i..<(i + 2)])
+                    i += 2
+                }
             }
-            if bytes[i + 1] == UInt8(ascii: "u"), i + 6 <= bytes.count, bytes[i..<i + 6].elementsEqual(escape) {
-                out.append(contentsOf: "\\u2400".utf8)
-                i += 6
-            } else {
-                // Any other escape, a backslash's own included, kept whole.
-                out.append(bytes[i])
-                out.append(bytes[i + 1])
-                i += 2
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
+            return out.map { String(decoding: $0, as: UTF8.self) }
+        } ?? text
     }
 
     /// An incident's columns, each storable.
