@@ -101,6 +101,9 @@ final class PostgresServer: @unchecked Sendable {
         )) ?? (-1, "")
     }
 
+    /// One value (or rows joined by newlines) as the superuser reads it, trimmed.
+    func value(_ text: String) -> String { sql(text).1.trimmingCharacters(in: .whitespacesAndNewlines) }
+
     func url(_ user: String) -> String { "postgresql://\(user)@:\(port)/esafety?host=\(dir)" }
 
     deinit {
@@ -201,12 +204,15 @@ struct CentralTests {
     /// docs/CENTRAL.md's statement that restores a school's log from the store.
     static let restoreSQL = "SELECT line FROM esafety.lines WHERE site = 'north' ORDER BY seq"
 
+    /// The id of each record of `--json` output, in its order.
+    static func ids(_ json: String) -> [String] {
+        json.split(separator: "\n").compactMap {
+            ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["id"] as? String
+        }
+    }
+
     static func shipped(_ pg: PostgresServer, _ site: String) -> Int {
-        Int(
-            pg.sql("SELECT coalesce(max(seq), 0) FROM esafety.heads WHERE site = '\(site)'").1.trimmingCharacters(
-                in: .whitespacesAndNewlines
-            )
-        ) ?? -1
+        Int(pg.value("SELECT coalesce(max(seq), 0) FROM esafety.heads WHERE site = '\(site)'")) ?? -1
     }
 
     @Test(
@@ -352,21 +358,22 @@ struct CentralTests {
         let log = try Self.history(dir, "north", incidents: 300)
         var (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
         #expect(code == 0, "\(out)")
-        func value(_ sql: String) -> String { pg.sql(sql).1.trimmingCharacters(in: .whitespacesAndNewlines) }
-        let states = value("SELECT string_agg(state, ',' ORDER BY id) FROM esafety.incidents")
-        let words = value("SELECT count(*) FROM esafety.words")
+        let states = pg.value("SELECT string_agg(state, ',' ORDER BY id) FROM esafety.incidents")
+        let words = pg.value("SELECT count(*) FROM esafety.words")
         // The position lost, and a note taken since: every batch is one the store holds, the
         // last with the note's line in it too.
         #expect(unlink(dir.path + "/forward-north.position") == 0)
-        let id = value("SELECT id FROM esafety.incidents ORDER BY id LIMIT 1")
+        let id = pg.value("SELECT id FROM esafety.incidents ORDER BY id LIMIT 1")
         try Self.note(log.path, id, "wombat")
         (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
         #expect(code == 0 && !out.contains("error"), "\(out)")
-        #expect(value("SELECT count(*), count(DISTINCT seq) FROM esafety.lines") == "\(log.lines + 1)|\(log.lines + 1)")
-        #expect(value("SELECT count(*) FROM esafety.incidents") == "300")
-        #expect(value("SELECT string_agg(state, ',' ORDER BY id) FROM esafety.incidents") == states)
-        #expect(value("SELECT count(*) FROM esafety.words") == String((Int(words) ?? 0) + 1), "the note's word only")
-        #expect(value("SELECT count(*) FROM esafety.tamper") == "0")
+        #expect(
+            pg.value("SELECT count(*), count(DISTINCT seq) FROM esafety.lines") == "\(log.lines + 1)|\(log.lines + 1)"
+        )
+        #expect(pg.value("SELECT count(*) FROM esafety.incidents") == "300")
+        #expect(pg.value("SELECT string_agg(state, ',' ORDER BY id) FROM esafety.incidents") == states)
+        #expect(pg.value("SELECT count(*) FROM esafety.words") == String((Int(words) ?? 0) + 1), "the note's word only")
+        #expect(pg.value("SELECT count(*) FROM esafety.tamper") == "0")
         #expect(Self.shipped(pg, "north") == log.lines + 1)
     }
 
@@ -464,8 +471,7 @@ struct CentralTests {
                 ["incidents"] + arguments + ["--central", pg.url(role), "--password-file", dir.path + "/\(role).pw"]
             )
         }
-        func value(_ sql: String) -> String { pg.sql(sql).1.trimmingCharacters(in: .whitespacesAndNewlines) }
-        let open = value(
+        let open = pg.value(
             "SELECT count(*) FROM esafety.incidents WHERE site = 'north' AND state IN ('new','acknowledged','escalated')"
         )
         // The school's role lists its own site's open incidents only; the trust's role both.
@@ -496,12 +502,12 @@ struct CentralTests {
         let trust = try report(["--central", pg.url("trust_dsl"), "--password-file", dir.path + "/trust_dsl.pw"])
         #expect(trust["new_incidents"] as? Int == 200)
         // The tool's filters answer centrally as they do on the school's own log.
-        let firstTime = value("SELECT min(time) FROM esafety.incidents WHERE site = 'north'")
-        let lastTime = value("SELECT max(time) FROM esafety.incidents WHERE site = 'north'")
-        let someGroup = value("SELECT grp FROM esafety.incidents WHERE site = 'north' ORDER BY id LIMIT 1")
+        let firstTime = pg.value("SELECT min(time) FROM esafety.incidents WHERE site = 'north'")
+        let lastTime = pg.value("SELECT max(time) FROM esafety.incidents WHERE site = 'north'")
+        let someGroup = pg.value("SELECT grp FROM esafety.incidents WHERE site = 'north' ORDER BY id LIMIT 1")
         // A search: a site's words backwards (in any order, here and at the school), and the
         // start of a word alone.
-        let someHost = value("SELECT host FROM esafety.incidents WHERE site = 'north' ORDER BY id LIMIT 1")
+        let someHost = pg.value("SELECT host FROM esafety.incidents WHERE site = 'north' ORDER BY id LIMIT 1")
         let hostWords = someHost.split { !$0.isLetter && !$0.isNumber }.map(String.init)
         for filter in [
             ["--overdue"], ["--since", firstTime, "--until", lastTime], ["--group", someGroup],
@@ -514,12 +520,7 @@ struct CentralTests {
                 ["incidents", "list", "--log", logs["north"]!, "--limit", "1000", "--json"] + filter
             )
             (code, out) = try tool("school_north", ["list", "--limit", "1000", "--json"] + filter)
-            let ids = { (text: String) in
-                text.split(separator: "\n").compactMap {
-                    ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["id"] as? String
-                }.sorted()
-            }
-            let (a, b) = (ids(out), ids(mine))
+            let (a, b) = (Self.ids(out).sorted(), Self.ids(mine).sorted())
             #expect(code == 0 && !b.isEmpty, "\(filter): \(mine.suffix(200))")
             #expect(a == b, "\(filter): central only \(Set(a).subtracting(b)), local only \(Set(b).subtracting(a))")
         }
@@ -529,20 +530,15 @@ struct CentralTests {
             ["incidents", "tail", "-n", "5", "--json", "--log", logs["north"]!]
         )
         (code, out) = try tool("school_north", ["tail", "-n", "5", "--json"])
-        let tailIDs = { (text: String) in
-            text.split(separator: "\n").compactMap {
-                ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["id"] as? String
-            }
-        }
-        #expect(code == 0 && tailIDs(out).count == 5, "\(out)")
-        #expect(Set(tailIDs(out)) == Set(tailIDs(tailMine)), "central \(tailIDs(out)), local \(tailIDs(tailMine))")
+        #expect(code == 0 && Self.ids(out).count == 5, "\(out)")
+        #expect(Set(Self.ids(out)) == Set(Self.ids(tailMine)), "central \(Self.ids(out)), local \(Self.ids(tailMine))")
         (code, out) = try tool("school_north", ["list", "--json", "--limit", "3"])
         let records = out.split(separator: "\n").compactMap {
             (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
         }
         #expect(code == 0 && records.count == 3 && records.allSatisfy { $0["id"] is String }, "\(out)")
         // Show: the record and its history, folded from the shipped lines.
-        let northID = value(
+        let northID = pg.value(
             "SELECT id FROM esafety.incidents WHERE site = 'north' AND state = 'new' ORDER BY id LIMIT 1"
         )
         (code, out) = try tool("school_north", ["show", String(northID.prefix(20))])
@@ -554,11 +550,11 @@ struct CentralTests {
         (code, out) = try tool("school_north", ["ack", northID, "--by", "Ms Dsl"])
         #expect(code == 0 && out.contains("recorded centrally; now acknowledged"), "\(out)")
         #expect(
-            value("SELECT site, by, account, action FROM esafety.actions WHERE id = '\(northID)'")
+            pg.value("SELECT site, by, account, action FROM esafety.actions WHERE id = '\(northID)'")
                 == "north|Ms Dsl|school_north|ack"
         )
         #expect(
-            value("SELECT state FROM esafety.incidents WHERE site = 'north' AND id = '\(northID)'") == "acknowledged"
+            pg.value("SELECT state FROM esafety.incidents WHERE site = 'north' AND id = '\(northID)'") == "acknowledged"
         )
         (code, out) = try tool("school_north", ["ack", northID])
         #expect(code == 1 && out.contains("cannot ack"), "\(out)")
@@ -629,11 +625,10 @@ struct CentralTests {
                 ]
             )
         }
-        func value(_ sql: String) -> String { pg.sql(sql).1.trimmingCharacters(in: .whitespacesAndNewlines) }
-        let id = value("SELECT id FROM esafety.incidents ORDER BY time LIMIT 1")
+        let id = pg.value("SELECT id FROM esafety.incidents ORDER BY time LIMIT 1")
         (code, out) = try tool(["note", id, "Spoke to Quokka's parents", "--site", "north"])
         #expect(code == 0, "\(out)")
-        let words = value("SELECT count(*) FROM esafety.words")
+        let words = pg.value("SELECT count(*) FROM esafety.words")
         #expect((Int(words) ?? 0) > 300)
         // Back to the schema before migration 7, the rows kept: as a trust upgrading finds it.
         let down = pg.sql(
@@ -648,7 +643,7 @@ struct CentralTests {
         #expect(down.0 == 0, "\(down.1)")
         (code, out) = try Child.run(Self.esafety, ["central", "init", "--postgres", pg.url("postgres")])
         #expect(code == 0 && out.contains("applied migration(s) 7, 8, 9; schema version 9"), "\(out)")
-        #expect(value("SELECT count(*) FROM esafety.words") == words, "every incident's and note's words, once")
+        #expect(pg.value("SELECT count(*) FROM esafety.words") == words, "every incident's and note's words, once")
         (code, out) = try tool(["list", "--search", "quokka parent"])
         #expect(code == 0 && out.contains(id) && out.contains("1 incident(s)"), "\(out)")
     }
@@ -659,7 +654,6 @@ struct CentralTests {
     func upgradeWhileShipping() throws {
         let dir = TempDir()
         let pg = try Self.store(dir)
-        func value(_ sql: String) -> String { pg.sql(sql).1.trimmingCharacters(in: .whitespacesAndNewlines) }
         let log = try Self.history(dir, "north", incidents: 1500)
         let forwarder = try Self.forwarder(dir, pg, site: "north", log: log.path)
         defer { forwarder.stop() }
@@ -674,7 +668,9 @@ struct CentralTests {
                 "BEGIN; LOCK TABLE esafety.words IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(35); COMMIT",
             ]
         )
-        #expect(poll(timeout: 10) { value("SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock'") != "0" })
+        #expect(
+            poll(timeout: 10) { pg.value("SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock'") != "0" }
+        )
         #expect(pg.sql("DELETE FROM esafety.migrations WHERE version = 9").0 == 0)
         let upgrade = try Child(Self.esafety, ["central", "init", "--postgres", pg.url("postgres")], capture: true)
         sleep(5)
@@ -693,15 +689,15 @@ struct CentralTests {
         let err = (try? String(contentsOfFile: dir.path + "/forward-north.err", encoding: .utf8)) ?? ""
         #expect(err.contains("no answer in 30 s while shipping a batch"), "\(err)")
         #expect(
-            value("SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM esafety.lines WHERE site = 'north'")
+            pg.value("SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM esafety.lines WHERE site = 'north'")
                 == "\(log.lines)|\(log.lines)|1|\(log.lines)",
             "every line once, no gap"
         )
         let incidents = lines(log.path).filter { $0.contains("\"event\":\"incident\"") }.count
-        #expect(value("SELECT count(*) FROM esafety.incidents") == String(incidents))
+        #expect(pg.value("SELECT count(*) FROM esafety.incidents") == String(incidents))
         // Every incident's words and every note's, once each: those the migration made again
         // from what was stored, and those the triggers added after it.
-        let expected = value(
+        let expected = pg.value(
             """
             SELECT (SELECT count(*) FROM esafety.incidents i, LATERAL (SELECT DISTINCT w
                 FROM esafety.words_of(esafety.incident_text(i.host, i.record)) AS w) AS d)
@@ -710,7 +706,7 @@ struct CentralTests {
             """
         )
         #expect((Int(expected) ?? 0) > incidents, "\(expected)")
-        #expect(value("SELECT count(*) FROM esafety.words") == expected)
+        #expect(pg.value("SELECT count(*) FROM esafety.words") == expected)
     }
 
     @Test("a search ignores accents centrally as at the school, in a store whose locale is C; SQL_ASCII is refused")
@@ -719,17 +715,11 @@ struct CentralTests {
         // The test's cluster has the locale C (PostgresServer): lower() and [:alnum:] by the
         // database's rules knew only ASCII there.
         let pg = try Self.store(dir)
-        func value(_ sql: String) -> String { pg.sql(sql).1.trimmingCharacters(in: .whitespacesAndNewlines) }
-        #expect(value("SELECT current_setting('lc_ctype') || ' ' || current_setting('server_encoding')") == "C UTF8")
+        #expect(pg.value("SELECT current_setting('lc_ctype') || ' ' || current_setting('server_encoding')") == "C UTF8")
         let log = try Self.history(dir, "north", incidents: 30)
-        let ids = { (text: String) in
-            text.split(separator: "\n").compactMap {
-                ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["id"] as? String
-            }.sorted()
-        }
         let first = ["incidents", "list", "--log", log.path, "--json", "--limit", "3"]
         var (code, out) = try Child.run(Self.esafety, first)
-        let noted = ids(out)
+        let noted = Self.ids(out).sorted()
         #expect(code == 0 && noted.count == 3, "\(out)")
         let notes = [
             "Chloé's parents called from the café near the École",
@@ -757,8 +747,9 @@ struct CentralTests {
                     pg.url("trust_dsl"), "--password-file", dir.path + "/trust_dsl.pw",
                 ]
             )
-            #expect(code == 0 && ids(out).contains(noted[note]), "\(search): \(out)")
-            #expect(ids(out) == ids(mine), "\(search): central \(ids(out)), at the school \(ids(mine))")
+            let (central, school) = (Self.ids(out).sorted(), Self.ids(mine).sorted())
+            #expect(code == 0 && central.contains(noted[note]), "\(search): \(out)")
+            #expect(central == school, "\(search): central \(central), at the school \(school)")
         }
         // A database made by a plain `createdb` on a server without a locale is SQL_ASCII:
         // init refuses it, says how to make one, and makes nothing in it.
@@ -830,14 +821,13 @@ struct CentralTests {
         let (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: path)
         #expect(code == 0, "\(out)")
         #expect(Self.shipped(pg, "north") == lines(path).count, "every line shipped")
-        func value(_ sql: String) -> String { pg.sql(sql).1.trimmingCharacters(in: .whitespacesAndNewlines) }
-        #expect(value("SELECT person FROM esafety.incidents WHERE site = 'north'") == "pu␀pil")
+        #expect(pg.value("SELECT person FROM esafety.incidents WHERE site = 'north'") == "pu␀pil")
         func field(_ key: String, _ event: String) -> String {
-            value("SELECT line::jsonb->>'\(key)' FROM esafety.lines WHERE site = 'north' AND event = '\(event)'")
+            pg.value("SELECT line::jsonb->>'\(key)' FROM esafety.lines WHERE site = 'north' AND event = '\(event)'")
         }
         #expect(field("user", "incident") == "pu␀pil")
         #expect(field("note", "note") == "before␀after")
-        #expect(value("SELECT count(*) FROM esafety.lines WHERE site = 'north' AND NOT intact") == "0")
+        #expect(pg.value("SELECT count(*) FROM esafety.lines WHERE site = 'north' AND NOT intact") == "0")
         // The note's words are found as the school's index finds them: a NUL is not part of a word.
         let (found, listed) = try Child.run(
             Self.esafety,
@@ -860,9 +850,7 @@ struct CentralTests {
         final class Printed: @unchecked Sendable {
             let data = Mutex(Data())
             var ids: [String] {
-                String(decoding: data.withLock { $0 }, as: UTF8.self).split(separator: "\n").compactMap {
-                    ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["id"] as? String
-                }
+                CentralTests.ids(String(decoding: data.withLock { $0 }, as: UTF8.self))
             }
         }
         func follower(_ extra: [String]) throws -> (Process, Printed) {
@@ -959,17 +947,16 @@ struct CentralTests {
         let (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
         #expect(code == 0, "\(out)")
         #expect(Self.shipped(pg, "north") == text.count, "every ended line shipped, those after the long ones too")
-        func value(_ sql: String) -> String { pg.sql(sql).1.trimmingCharacters(in: .whitespacesAndNewlines) }
-        #expect(value("SELECT string_agg(seq::text, ',' ORDER BY seq) FROM esafety.tamper") == "11,31")
+        #expect(pg.value("SELECT string_agg(seq::text, ',' ORDER BY seq) FROM esafety.tamper") == "11,31")
         func stored(_ seq: Int) -> String {
-            value(
+            pg.value(
                 "SELECT j->>'event', length(j->>'text'), j->>'bytes' FROM esafety.lines, "
                     + "LATERAL (SELECT line::jsonb AS j) AS p WHERE site = 'north' AND seq = \(seq)"
             )
         }
         #expect(stored(11) == "unreadable|5242880|", "read whole")
         #expect(stored(31) == "unreadable|4096|73400320", "its start and its length")
-        #expect(value("SELECT count(*) FROM esafety.lines WHERE site = 'north' AND NOT intact") == "2")
+        #expect(pg.value("SELECT count(*) FROM esafety.lines WHERE site = 'north' AND NOT intact") == "2")
         let summary = Forwarder.summary(besideLog: log.path).joined(separator: "\n")
         #expect(summary.contains(" 9 byte(s) of the log not yet shipped"), "\(summary)")
     }
