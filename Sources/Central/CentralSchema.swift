@@ -380,6 +380,57 @@ public enum CentralSchema {
             CREATE INDEX words_word ON esafety.words (word, site, id)
             """
         ),
+        (
+            10,
+            """
+            -- Keys compared byte for byte, whatever the database's locale. A site's name, an id, a
+            -- chain value, a time, a state are machine text: under a server's locale (en_GB.UTF-8)
+            -- each comparison in every index went through the locale's rules (strcoll), a fifth
+            -- of PostgreSQL's CPU per incident stored, and a list ordered by site followed the
+            -- locale's order ("st-marys" after "stmarks") where a school's tools order bytes.
+            -- Changing a column's collation keeps its rows (no rewrite) and rebuilds the indexes
+            -- on it (at ten million incidents, minutes); the policies and views that name the
+            -- columns are made again around it, as they were.
+            DROP VIEW esafety.health;
+            DROP VIEW esafety.daily_counts;
+            \(byteKeys.keys.sorted().filter { $0 != "site_roles" }.map {
+                "DROP POLICY by_site ON esafety.\($0);\n"
+            }.joined())\
+            \(byteKeys.sorted { $0.key < $1.key }.map { table, columns in
+                "ALTER TABLE esafety.\(table) "
+                    + columns.map { "ALTER COLUMN \"\($0)\" TYPE text COLLATE \"C\"" }.joined(separator: ", ")
+                    + ";\n"
+            }.joined())\
+            \(["lines", "incidents", "heads", "tamper", "words"].map {
+                "CREATE POLICY by_site ON esafety.\($0) USING \(visible) WITH CHECK \(visible);\n"
+            }.joined())\
+            CREATE POLICY by_site ON esafety.actions
+                USING \(visible)
+                WITH CHECK (account = current_user
+                    AND \(visible));
+            CREATE VIEW esafety.health AS
+                SELECT h.site, h.seq AS lines, h.chain AS head, h.updated AS last_shipped,
+                    (SELECT count(*) FROM esafety.tamper t WHERE t.site = h.site) AS tamper
+                FROM esafety.heads h;
+            GRANT SELECT ON esafety.health TO esafety_it, esafety_trust;
+            CREATE VIEW esafety.daily_counts AS
+                SELECT site, substr(time, 1, 10) AS day, severity, count(*) AS incidents
+                FROM esafety.incidents GROUP BY 1, 2, 3;
+            GRANT SELECT ON esafety.daily_counts TO esafety_governor, esafety_trust;
+            """
+        ),
+    ]
+
+    /// The text columns compared byte for byte (`COLLATE "C"`, migration 10): every one an
+    /// index or a search compares; the words' own word has been since migration 7.
+    static let byteKeys: [String: [String]] = [
+        "site_roles": ["site"],
+        "lines": ["site", "chain", "event", "id", "time"],
+        "incidents": ["site", "id", "time", "severity", "category", "grp", "person", "host", "state", "due"],
+        "heads": ["site", "chain"],
+        "tamper": ["site"],
+        "actions": ["site", "id", "time", "action", "by"],
+        "words": ["site", "id"],
     ]
 
     public struct Applied: Sendable {

@@ -22,7 +22,8 @@ final class PostgresServer: @unchecked Sendable {
     /// kernel's choice (free now), clear of the fixed ranges other suites' peers use.
     let port = Int((try? freeLoopbackPort()) ?? UInt16(40_000 + Int.random(in: 0..<20_000)))
 
-    init(extra: [String] = [], configure: ((String) throws -> Void)? = nil) throws {
+    /// `locale`: the cluster's (initdb --locale), C when nil.
+    init(extra: [String] = [], locale: String? = nil, configure: ((String) throws -> Void)? = nil) throws {
         guard
             let version = try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql").sorted().last
         else {
@@ -37,10 +38,10 @@ final class PostgresServer: @unchecked Sendable {
             "/usr/sbin/runuser",
             [
                 "-u", "postgres", "--", bin + "/initdb", "-D", dir + "/data", "-U", "postgres", "--auth-local=trust",
-                // The locale C, whatever the test's environment: a server installed without one,
-                // whose databases are SQL_ASCII unless made as docs/CENTRAL.md makes them, and
-                // whose lower() and [:alnum:] know only ASCII.
-                "--no-locale",
+                // The locale C, whatever the test's environment, unless asked: a server installed
+                // without one, whose databases are SQL_ASCII unless made as docs/CENTRAL.md makes
+                // them, and whose lower() and [:alnum:] know only ASCII.
+                locale.map { "--locale=" + $0 } ?? "--no-locale",
             ]
         )
         guard code == 0 else { throw TestFailure(message: "initdb: \(out)") }
@@ -117,15 +118,23 @@ struct CentralTests {
     static let esafety = buildDirectory + "/esafety"
 
     /// The schema, and a login role with a password file for each part.
-    static func store(_ dir: TempDir) throws -> PostgresServer {
-        let pg = try PostgresServer()
+    static func store(
+        _ dir: TempDir,
+        locale: String? = nil,
+        sites: [String] = ["north", "south"]
+    ) throws
+        -> PostgresServer
+    {
+        let pg = try PostgresServer(locale: locale)
         var (code, out) = try Child.run(esafety, ["central", "init", "--postgres", pg.url("postgres")])
-        #expect(code == 0 && out.contains("applied migration(s) 1, 2, 3, 4, 5, 6, 7, 8, 9; schema version 9"), "\(out)")
+        #expect(
+            code == 0 && out.contains("applied migration(s) 1, 2, 3, 4, 5, 6, 7, 8, 9, 10; schema version 10"),
+            "\(out)"
+        )
         (code, out) = try Child.run(esafety, ["central", "init", "--postgres", pg.url("postgres")])
         #expect(code == 0 && out.contains("up to date"), "init is safe to run again: \(out)")
-        for (role, kind, site) in [
-            ("fwd_north", "forwarder", "north"), ("fwd_south", "forwarder", "south"),
-            ("school_north", "school", "north"),
+        for (role, kind, site) in sites.map({ ("fwd_" + $0, "forwarder", $0) }) + [
+            ("school_\(sites[0])", "school", sites[0]),
             ("trust_dsl", "trust", ""), ("it_desk", "it", ""), ("governors", "governor", ""),
         ] {
             #expect(pg.sql("CREATE ROLE \(role) LOGIN PASSWORD 'pw-\(role)'").0 == 0)
@@ -345,7 +354,7 @@ struct CentralTests {
         #expect(code == 1 && out.contains("`esafety central init` on it first"), "\(out)")
         #expect(Self.shipped(pg, "north") == 0)
         (code, out) = try Child.run(Self.esafety, ["central", "init", "--postgres", pg.url("postgres")])
-        #expect(code == 0 && out.contains("applied migration(s) 8; schema version 9"), "\(out)")
+        #expect(code == 0 && out.contains("applied migration(s) 8; schema version 10"), "\(out)")
         (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
         #expect(code == 0, "\(out)")
         #expect(Self.shipped(pg, "north") == log.lines)
@@ -642,7 +651,7 @@ struct CentralTests {
         )
         #expect(down.0 == 0, "\(down.1)")
         (code, out) = try Child.run(Self.esafety, ["central", "init", "--postgres", pg.url("postgres")])
-        #expect(code == 0 && out.contains("applied migration(s) 7, 8, 9; schema version 9"), "\(out)")
+        #expect(code == 0 && out.contains("applied migration(s) 7, 8, 9, 10; schema version 10"), "\(out)")
         #expect(pg.value("SELECT count(*) FROM esafety.words") == words, "every incident's and note's words, once")
         (code, out) = try tool(["list", "--search", "quokka parent"])
         #expect(code == 0 && out.contains(id) && out.contains("1 incident(s)"), "\(out)")
@@ -759,6 +768,58 @@ struct CentralTests {
         #expect(code == 1 && out.contains("encoded SQL_ASCII, not UTF8"), "\(out)")
         #expect(out.contains("createdb --encoding=UTF8 --template=template0 plain"), "\(out)")
         #expect(pg.sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'esafety'", database: "plain").1 == "0\n")
+    }
+
+    @Test("a store in a UK server's locale (en_GB.UTF-8) compares its keys byte for byte, and every tool works in it")
+    func serverLocale() throws {
+        let dir = TempDir()
+        // Two sites whose order the locale and the bytes disagree on (the locale ignores `_`).
+        let sites = ["stmarks", "st_marys"]
+        let pg = try Self.store(dir, locale: "en_GB.UTF-8", sites: sites)
+        #expect(pg.value("SELECT current_setting('lc_collate')") == "en_GB.UTF-8")
+        // Every text key of every index of the store, by the bytes (none by the locale's rules).
+        let byLocale = pg.value(
+            """
+            SELECT coalesce(string_agg(DISTINCT i.relname, ', '), '') FROM pg_index x
+            JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_namespace n ON n.oid = i.relnamespace
+            WHERE n.nspname = 'esafety' AND EXISTS (SELECT 1 FROM unnest(x.indcollation::oid[]) AS c
+                WHERE c <> 0 AND c <> 'pg_catalog."C"'::regcollation)
+            """
+        )
+        #expect(byLocale == "", "indexes comparing by the locale: \(byLocale)")
+        var logs: [String: (path: String, lines: Int)] = [:]
+        for site in sites {
+            logs[site] = try Self.history(dir, site, incidents: 40)
+            let (code, out) = try Self.forwardOnce(dir, pg, site: site, log: logs[site]!.path)
+            #expect(code == 0, "\(out)")
+            #expect(Self.shipped(pg, site) == logs[site]!.lines)
+        }
+        // The console's list of sites (CentralDesk), as the trust's role reads it: by the bytes,
+        // as a school's own tools order them, not the locale's order (stmarks first).
+        let listed = pg.sql(
+            "SELECT site FROM esafety.heads ORDER BY site",
+            user: "trust_dsl",
+            password: "pw-trust_dsl"
+        )
+        #expect(listed.0 == 0 && listed.1 == "st_marys\nstmarks\n", "\(listed.1)")
+        func tool(_ arguments: [String]) throws -> (Int32, String) {
+            try Child.run(
+                Self.esafety,
+                arguments + ["--central", pg.url("trust_dsl"), "--password-file", dir.path + "/trust_dsl.pw"]
+            )
+        }
+        var (code, out) = try tool(["incidents", "list", "--limit", "1000"])
+        #expect(code == 0 && out.contains("80 incident(s)") && out.contains("st_marys  "), "\(out.suffix(300))")
+        let id = pg.value("SELECT id FROM esafety.incidents WHERE site = 'st_marys' ORDER BY id LIMIT 1")
+        (code, out) = try tool(["incidents", "note", id, "Spoke to Quokka's parents", "--site", "st_marys"])
+        #expect(code == 0, "\(out)")
+        (code, out) = try tool(["incidents", "list", "--search", "quokka"])
+        #expect(code == 0 && out.contains(id) && out.contains("1 incident(s)"), "\(out)")
+        (code, out) = try tool(["incidents", "show", String(id.prefix(12)), "--site", "st_marys"])
+        #expect(code == 0 && out.contains("Spoke to Quokka's parents"), "\(out)")
+        (code, out) = try tool(["report", "--since", "2000-01-01", "--until", "2100-01-01", "--format", "json"])
+        let report = (try? JSONSerialization.jsonObject(with: Data(out.utf8))) as? [String: Any] ?? [:]
+        #expect(code == 0 && report["new_incidents"] as? Int == 80, "\(out.suffix(300))")
     }
 
     @Test(
