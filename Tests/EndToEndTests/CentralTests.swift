@@ -301,6 +301,58 @@ struct CentralTests {
     }
 
     @Test(
+        "the store's disk full: the forwarder stores nothing, says why, keeps its place, and catches up once there is room"
+    )
+    func storeDiskFull() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        // The store's database on a volume of its own, nearly full: a tmpfs of 24 MiB (the
+        // database takes about 8 of it), as a trust's data volume runs out.
+        let volume = pg.dir + "/volume"
+        try FileManager.default.createDirectory(atPath: volume, withIntermediateDirectories: true)
+        var (code, out) = try Child.run("/bin/mount", ["-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", volume])
+        try #require(code == 0, "mount: \(out)")
+        defer { _ = try? Child.run("/bin/umount", ["-l", volume]) }
+        _ = try Child.run("/bin/chown", ["postgres", volume])
+        #expect(pg.sql("CREATE TABLESPACE volume LOCATION '\(volume)'", database: "postgres").0 == 0)
+        let moved = pg.sql("ALTER DATABASE esafety SET TABLESPACE volume", database: "postgres")
+        #expect(moved.0 == 0, "\(moved.1)")
+        let log = try Self.history(dir, "north", incidents: 8000)
+        let forwarder = try Self.forwarder(dir, pg, site: "north", log: log.path)
+        defer { forwarder.stop() }
+        let errors = dir.path + "/forward-north.err"
+        #expect(
+            poll(timeout: 60) {
+                ((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "").contains("No space left on device")
+            },
+            "the forwarder says why it stores nothing"
+        )
+        // Stuck where the disk filled, and saying so where `esafety status` reads it.
+        let stuck = Self.shipped(pg, "north")
+        #expect(stuck < log.lines)
+        sleep(3)
+        #expect(Self.shipped(pg, "north") == stuck, "nothing stored while the disk is full")
+        let summary = Forwarder.summary(besideLog: log.path).joined(separator: "\n")
+        #expect(summary.contains("No space left on device") && summary.contains("not yet shipped"), "\(summary)")
+        // Room made (the volume grown, as an administrator would): every line once, no gap.
+        (code, out) = try Child.run("/bin/mount", ["-o", "remount,size=512m", volume])
+        #expect(code == 0, "\(out)")
+        #expect(
+            poll(timeout: 120, interval: 0.5) { Self.shipped(pg, "north") == log.lines },
+            "caught up: \(Self.shipped(pg, "north"))/\(log.lines)"
+        )
+        #expect(
+            pg.value(
+                "SELECT count(*), count(DISTINCT seq), min(seq), max(seq), count(*) FILTER (WHERE NOT intact) "
+                    + "FROM esafety.lines WHERE site = 'north'"
+            ) == "\(log.lines)|\(log.lines)|1|\(log.lines)|0"
+        )
+        let incidents = lines(log.path).filter { $0.contains("\"event\":\"incident\"") }.count
+        #expect(pg.value("SELECT count(*) FROM esafety.incidents WHERE site = 'north'") == "\(incidents)")
+        #expect(pg.value("SELECT count(*) FROM esafety.tamper") == "0")
+    }
+
+    @Test(
         "each incident's state centrally is the one the site's own tool shows, its actions shipped with it or later"
     )
     func statesAsTheSiteHasThem() throws {
