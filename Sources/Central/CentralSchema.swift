@@ -419,6 +419,45 @@ public enum CentralSchema {
             GRANT SELECT ON esafety.daily_counts TO esafety_governor, esafety_trust;
             """
         ),
+        (
+            11,
+            """
+            -- Who sees what, decided without parsing SQL for every statement: row-level security
+            -- calls these three in each statement's InitPlans (a batch's inserts, each policy's
+            -- USING and WITH CHECK), and a SQL function's body was parsed, analysed and planned at
+            -- each call (a twentieth of PostgreSQL's CPU per incident shipped). PL/pgSQL keeps a
+            -- function's plans for the session. The rules are migration 5's, unchanged.
+            CREATE OR REPLACE FUNCTION esafety.narrowed() RETURNS text[] LANGUAGE plpgsql STABLE AS $f$
+            DECLARE
+                s text := coalesce(current_setting('esafety.sites', true), '');
+            BEGIN
+                IF s = '' THEN
+                    RETURN CASE WHEN pg_has_role(current_user, 'esafety_console', 'MEMBER') THEN '{}'::text[] END;
+                END IF;
+                IF s = '*' THEN
+                    RETURN NULL;
+                END IF;
+                RETURN string_to_array(s, ',');
+            END
+            $f$;
+            CREATE OR REPLACE FUNCTION esafety.sees_all() RETURNS boolean LANGUAGE plpgsql STABLE AS $f$
+            BEGIN
+                RETURN pg_has_role(current_user, 'esafety_trust', 'MEMBER') AND esafety.narrowed() IS NULL;
+            END
+            $f$;
+            CREATE OR REPLACE FUNCTION esafety.own_sites() RETURNS text[] LANGUAGE plpgsql STABLE AS $f$
+            DECLARE
+                n text[] := esafety.narrowed();
+            BEGIN
+                IF n IS NOT NULL AND pg_has_role(current_user, 'esafety_trust', 'MEMBER') THEN
+                    RETURN n;
+                END IF;
+                RETURN (SELECT coalesce(array_agg(site), '{}') FROM esafety.site_roles
+                    WHERE role = current_user AND (n IS NULL OR site = ANY (n)));
+            END
+            $f$
+            """
+        ),
     ]
 
     /// The text columns compared byte for byte (`COLLATE "C"`, migration 10): every one an
@@ -432,6 +471,41 @@ public enum CentralSchema {
         "actions": ["site", "id", "time", "action", "by"],
         "words": ["site", "id"],
     ]
+
+    /// A migration's statements, one per query (the extended protocol takes one): the text
+    /// splits after each line that ends with `;` outside a dollar-quoted body (`$f$ ... $f$`, a
+    /// function's, whose own statements end lines too); lines that are comments are left out.
+    static func statements(_ sql: String) -> [String] {
+        var out: [String] = []
+        var lines: [Substring] = []
+        var quote: Substring? = nil
+        for line in sql.split(separator: "\n", omittingEmptySubsequences: false) {
+            if quote == nil && line.trimmingCharacters(in: .whitespaces).hasPrefix("--") { continue }
+            // Each dollar quote's tag ($f$, $$) opens a body, and the same tag closes it.
+            var rest = line[...]
+            while let open = rest.firstIndex(of: "$") {
+                let after = rest.index(after: open)
+                guard let close = rest[after...].firstIndex(of: "$"),
+                    rest[after..<close].allSatisfy({ $0.isLetter || $0 == "_" })
+                else {
+                    rest = rest[after...]
+                    continue
+                }
+                let tag = rest[open...close]
+                if quote == nil { quote = tag } else if quote == tag { quote = nil }
+                rest = rest[rest.index(after: close)...]
+            }
+            lines.append(line)
+            if quote == nil, line.hasSuffix(";") {
+                let text = lines.joined(separator: "\n").dropLast()
+                if !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { out.append(String(text)) }
+                lines = []
+            }
+        }
+        let text = lines.joined(separator: "\n")
+        if !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { out.append(text) }
+        return out
+    }
 
     public struct Applied: Sendable {
         public var applied: [Int]
@@ -461,13 +535,7 @@ public enum CentralSchema {
                 var present = false
                 for try await n in rows.decode(Int.self) { present = n > 0 }
                 if present { return false }
-                // One statement per query (the extended protocol takes one): the text splits at
-                // each `;` that ends a line.
-                for statement in sql.components(separatedBy: ";\n") {
-                    let text = statement.split(separator: "\n").filter {
-                        !$0.trimmingCharacters(in: .whitespaces).hasPrefix("--")
-                    }.joined(separator: "\n")
-                    if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { continue }
+                for text in statements(sql) {
                     try await c.query(PostgresQuery(unsafeSQL: text), logger: logger)
                 }
                 try await c.query("INSERT INTO esafety.migrations (version) VALUES (\(version))", logger: logger)
