@@ -460,8 +460,9 @@ public enum CentralSchema {
         ),
     ]
 
-    /// The text columns compared byte for byte (`COLLATE "C"`, migration 10): every one an
-    /// index or a search compares; the words' own word has been since migration 7.
+    /// The text columns migration 10 made compare byte for byte (`COLLATE "C"`): every one an
+    /// index or a search compares; the words' own word has since migration 7. Part of migration
+    /// 10's text, so kept as it was applied: a later change of collation is a migration of its own.
     static let byteKeys: [String: [String]] = [
         "site_roles": ["site"],
         "lines": ["site", "chain", "event", "id", "time"],
