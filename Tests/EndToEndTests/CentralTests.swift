@@ -121,11 +121,13 @@ struct CentralTests {
     static func store(
         _ dir: TempDir,
         locale: String? = nil,
-        sites: [String] = ["north", "south"]
+        sites: [String] = ["north", "south"],
+        extra: [String] = [],
+        configure: ((String) throws -> Void)? = nil
     ) throws
         -> PostgresServer
     {
-        let pg = try PostgresServer(locale: locale)
+        let pg = try PostgresServer(extra: extra, locale: locale, configure: configure)
         var (code, out) = try Child.run(esafety, ["central", "init", "--postgres", pg.url("postgres")])
         #expect(
             code == 0 && out.contains("applied migration(s) 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11; schema version 11"),

@@ -251,4 +251,90 @@ struct InstalledTests {
         #expect(try c.run("grep -c '\"what\":\"incident\"' /var/lib/esafety/console-access.log").1.hasPrefix("1"))
         #expect(try c.run("cat /var/lib/esafety/console-access.log", as: "bob").0 != 0)
     }
+
+    @Test(
+        "docs/CENTRAL.md's set-up at a school, run as written: esafety-forward.service ships the site's incidents over TLS (verify-full), its password a systemd credential seen nowhere else"
+    )
+    func forwardService() throws {
+        // The trust's store on this machine: TLS on 127.0.0.1 with a certificate for
+        // db.trust.example, signed by a local CA (the container shares this machine's network).
+        let dir = TempDir()
+        try makeLocalCertificates(in: dir.path, name: "server", subjectAltName: "DNS:db.trust.example")
+        let pg = try CentralTests.store(
+            dir,
+            extra: ["-c", "ssl=on", "-c", "ssl_cert_file=server.pem", "-c", "ssl_key_file=server.key"]
+        ) { folder in
+            for f in ["server.pem", "server.key"] {
+                try FileManager.default.copyItem(atPath: "\(dir.path)/\(f)", toPath: "\(folder)/data/\(f)")
+            }
+            chmod("\(folder)/data/server.key", 0o600)
+        }
+        let c = try Container()
+        let (code, out) = try c.run("/src/scripts/install --from /opt/esafety-build 2>&1")
+        try #require(code == 0, "\(out)")
+        try c.run("usermod -aG esafety-log proxy && echo '127.0.0.1 db.trust.example' >> /etc/hosts")
+        let ca = try String(contentsOfFile: dir.path + "/ca.pem", encoding: .utf8)
+        try c.run("cat > /etc/esafety/trust-ca.pem <<'PEM'\n\(ca)PEM")
+        // The school's block of docs/CENTRAL.md as it is written, but for the password typed in
+        // an editor and the test server's port.
+        let document = try String(contentsOfFile: repositoryRoot + "/docs/CENTRAL.md", encoding: .utf8)
+        let text = document.split(separator: "\n", omittingEmptySubsequences: false)
+        let start = try #require(text.firstIndex { $0.hasSuffix("never the password:") }) + 2
+        let block = text[start...].prefix { $0.hasPrefix("    ") }.map { $0.dropFirst(4) }.joined(separator: "\n")
+        #expect(block.contains("systemctl enable --now esafety-forward.service"), "\(block)")
+        let typed = block.replacingOccurrences(
+            of: "editor /etc/esafety/postgres-password",
+            with: "echo pw-fwd_north > /etc/esafety/postgres-password"
+        ).replacingOccurrences(of: "@db.trust.example/", with: "@db.trust.example:\(pg.port)/")
+        let setUp = try c.run(typed + " 2>&1")
+        #expect(setUp.0 == 0, "\(setUp.1)")
+        #expect(try c.run("stat -c '%U %a' /etc/esafety/postgres-password").1 == "root 600\n")
+        #expect(try c.run("systemctl is-active esafety-forward.service").1 == "active\n")
+        // A pupil's incident at the school reaches the store, with every line of the log.
+        for user in ["pupil7", "pupil8"] {
+            let sent = try c.run(
+                "logger --socket-errors=on -d -u /run/esafety/ingest.dgram -t squid '\(Self.squidLine(user))'",
+                as: "proxy"
+            )
+            #expect(sent.0 == 0, "\(sent.1)")
+        }
+        func local() -> Int {
+            Int(
+                (try? c.run("wc -l < /var/lib/esafety/incidents.jsonl").1)?.trimmingCharacters(
+                    in: .whitespacesAndNewlines
+                ) ?? ""
+            ) ?? -1
+        }
+        #expect(
+            poll(timeout: 30) { CentralTests.shipped(pg, "north") >= 2 && CentralTests.shipped(pg, "north") == local() }
+        )
+        #expect(
+            pg.value("SELECT string_agg(person, ',' ORDER BY person) FROM esafety.incidents WHERE site = 'north'")
+                == "pupil7,pupil8"
+        )
+        #expect(pg.value("SELECT count(*) FROM esafety.lines WHERE site = 'north' AND NOT intact") == "0")
+        // Over TLS, as the forwarder's role; the service as esafety, its password nowhere but the credential.
+        #expect(
+            pg.value(
+                "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE s.ssl AND a.usename = 'fwd_north'"
+            ) == "1"
+        )
+        #expect(try c.run("systemctl show esafety-forward.service -p User").1 == "User=esafety\n")
+        let environment = try c.run(
+            "tr '\\0' '\\n' < /proc/$(systemctl show -p MainPID --value esafety-forward.service)/environ"
+        )
+        #expect(
+            environment.1.contains("CREDENTIALS_DIRECTORY=/run/credentials/esafety-forward.service"),
+            "the password handed over as a credential: \(environment.1)"
+        )
+        #expect(!environment.1.contains("pw-fwd_north"))
+        let seen = try c.run(
+            "for p in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $p; echo; done; journalctl -u esafety-forward.service --no-pager; cat /var/lib/esafety/forward-north.position"
+        )
+        #expect(seen.1.contains("esafety forward --site north") && !seen.1.contains("pw-fwd_north"), "\(seen.1)")
+        // esafety status shows how far the forwarder has shipped.
+        let status = try c.run("esafety status")
+        #expect(status.1.contains("forwarding site north"), "\(status.1)")
+    }
+
 }
