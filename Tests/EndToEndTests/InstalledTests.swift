@@ -253,7 +253,7 @@ struct InstalledTests {
     }
 
     @Test(
-        "docs/CENTRAL.md's set-up at a school, run as written: esafety-forward.service ships the site's incidents over TLS (verify-full), its password a systemd credential seen nowhere else"
+        "docs/CENTRAL.md's set-up run as written: the trust makes the school's forwarder role; the school's esafety-forward.service ships its incidents over TLS (verify-full), its password a systemd credential seen nowhere else"
     )
     func forwardService() throws {
         // The trust's store on this machine: TLS on 127.0.0.1 with a certificate for
@@ -262,6 +262,7 @@ struct InstalledTests {
         try makeLocalCertificates(in: dir.path, name: "server", subjectAltName: "DNS:db.trust.example")
         let pg = try CentralTests.store(
             dir,
+            sites: ["south"],
             extra: ["-c", "ssl=on", "-c", "ssl_cert_file=server.pem", "-c", "ssl_key_file=server.key"]
         ) { folder in
             for f in ["server.pem", "server.key"] {
@@ -269,6 +270,35 @@ struct InstalledTests {
             }
             chmod("\(folder)/data/server.key", 0o600)
         }
+        let document = try String(contentsOfFile: repositoryRoot + "/docs/CENTRAL.md", encoding: .utf8)
+        let text = document.split(separator: "\n", omittingEmptySubsequences: false)
+        /// The first block of commands after the line ending `paragraph`, its indent removed.
+        func block(after paragraph: String) throws -> String {
+            let line = try #require(text.firstIndex { $0.hasSuffix(paragraph) })
+            let start = try #require(text[line...].firstIndex { $0.hasPrefix("    ") })
+            return text[start...].prefix { $0.hasPrefix("    ") }.map { $0.dropFirst(4) }.joined(separator: "\n")
+        }
+        // The trust's administrator makes the school's forwarder role as docs/CENTRAL.md does,
+        // on this server's socket (psql by PGHOST and PGPORT, the URL naming it) and with a
+        // password for '...'.
+        let role = try block(after: "role of its own and its part:")
+        #expect(role.contains("--role fwd_north --as forwarder --site north"), "\(role)")
+        let made = try Child.run(
+            "/bin/sh",
+            [
+                "-c",
+                role.replacingOccurrences(of: "sudo -u postgres ", with: "runuser -u postgres -- ")
+                    .replacingOccurrences(of: "'...'", with: "'pw-fwd_north'")
+                    .replacingOccurrences(
+                        of: "postgres@/esafety?host=/var/run/postgresql",
+                        with: "postgres@:\(pg.port)/esafety?host=\(pg.dir)"
+                    )
+                    .replacingOccurrences(of: "esafety central grant", with: CentralTests.esafety + " central grant")
+                    + " 2>&1",
+            ],
+            environment: ["PGHOST": pg.dir, "PGPORT": String(pg.port)]
+        )
+        #expect(made.0 == 0, "\(made.1)")
         let c = try Container()
         let (code, out) = try c.run("/src/scripts/install --from /opt/esafety-build 2>&1")
         try #require(code == 0, "\(out)")
@@ -277,12 +307,9 @@ struct InstalledTests {
         try c.run("cat > /etc/esafety/trust-ca.pem <<'PEM'\n\(ca)PEM")
         // The school's block of docs/CENTRAL.md as it is written, but for the password typed in
         // an editor and the test server's port.
-        let document = try String(contentsOfFile: repositoryRoot + "/docs/CENTRAL.md", encoding: .utf8)
-        let text = document.split(separator: "\n", omittingEmptySubsequences: false)
-        let start = try #require(text.firstIndex { $0.hasSuffix("never the password:") }) + 2
-        let block = text[start...].prefix { $0.hasPrefix("    ") }.map { $0.dropFirst(4) }.joined(separator: "\n")
-        #expect(block.contains("systemctl enable --now esafety-forward.service"), "\(block)")
-        let typed = block.replacingOccurrences(
+        let school = try block(after: "never the password:")
+        #expect(school.contains("systemctl enable --now esafety-forward.service"), "\(school)")
+        let typed = school.replacingOccurrences(
             of: "editor /etc/esafety/postgres-password",
             with: "echo pw-fwd_north > /etc/esafety/postgres-password"
         ).replacingOccurrences(of: "@db.trust.example/", with: "@db.trust.example:\(pg.port)/")
