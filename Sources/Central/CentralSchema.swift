@@ -516,6 +516,26 @@ public enum CentralSchema {
     /// Creates the schema or brings it up to date; safe to run again.
     public static func migrate(_ connection: PostgresConnection, logger: Logger) async throws -> Applied {
         try await checkEncoding(connection, logger: logger)
+        // One migrator at a time from the first statement: `CREATE ... IF NOT EXISTS` is not
+        // safe against another session making the same thing at once (two `central init` on a
+        // new database, as a deployment tool runs it from several hosts, failed with a
+        // duplicate key in PostgreSQL's catalog). The lock is the session's, released when it
+        // ends however it ends.
+        try await connection.query("SELECT pg_advisory_lock(\(migrationLock))", logger: logger)
+        do {
+            let applied = try await migrateLocked(connection, logger: logger)
+            try await connection.query("SELECT pg_advisory_unlock(\(migrationLock))", logger: logger)
+            return applied
+        } catch {
+            _ = try? await connection.query("SELECT pg_advisory_unlock(\(migrationLock))", logger: logger)
+            throw error
+        }
+    }
+
+    /// The advisory lock `central init` holds while it migrates (a constant of its own: "esaf").
+    static let migrationLock: Int64 = 0x6573_6166
+
+    static func migrateLocked(_ connection: PostgresConnection, logger: Logger) async throws -> Applied {
         try await connection.query("CREATE SCHEMA IF NOT EXISTS esafety", logger: logger)
         try await connection.query(
             """

@@ -302,6 +302,40 @@ struct CentralTests {
         #expect(!errors.contains("pw-fwd_north"), "no password in the log")
     }
 
+    @Test(
+        "several `central init` at once on a new database (a deployment run from several hosts): each succeeds, each migration is applied once"
+    )
+    func initAtOnce() throws {
+        let pg = try PostgresServer()
+        let all = CentralSchema.migrations.map(\.version)
+        for round in 1...4 {
+            if round > 1 {
+                // A new database for each round, made as docs/CENTRAL.md makes it.
+                #expect(pg.sql("DROP DATABASE esafety", database: "postgres").0 == 0)
+                #expect(
+                    pg.sql("CREATE DATABASE esafety ENCODING 'UTF8' TEMPLATE template0", database: "postgres").0 == 0
+                )
+            }
+            let inits = try (0..<6).map { _ in
+                try Child(Self.esafety, ["central", "init", "--postgres", pg.url("postgres")], capture: true)
+            }
+            var applied: [Int] = []
+            for child in inits {
+                let (code, out) = child.wait()
+                #expect(code == 0, "round \(round): \(out)")
+                // "applied migration(s) 1, 2, 3; schema version N" or "schema version N, up to date"
+                if let list = out.components(separatedBy: "applied migration(s) ").dropFirst().first {
+                    applied += list.prefix { $0 != ";" }.split(separator: ", ").compactMap { Int($0) }
+                }
+            }
+            #expect(applied.sorted() == all, "round \(round): each migration once, by one of them")
+            #expect(
+                pg.value("SELECT string_agg(version::text, ',' ORDER BY version) FROM esafety.migrations")
+                    == all.map(String.init).joined(separator: ",")
+            )
+        }
+    }
+
     @Test("a migration's statements: split after each line ending with ;, except inside a function's body")
     func migrationStatements() {
         let sql = """
