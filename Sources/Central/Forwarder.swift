@@ -78,15 +78,19 @@ public final class Forwarder: @unchecked Sendable {
     let database: CentralDatabase
     let logger: Logger
     public private(set) var position: Position
+    /// A position file that is there but not one this esafety can read (damaged, cut, edited):
+    /// the log is shipped again from its start, what the store holds passed over.
+    public let positionUnreadable: Bool
 
     public init(settings: Settings, database: CentralDatabase, logger: Logger) {
         self.settings = settings
         self.database = database
         self.logger = logger
-        position =
-            (try? FileSystem.readText(settings.positionPath)).flatMap {
-                try? JSONDecoder().decode(Position.self, from: Data($0.utf8))
-            } ?? Position()
+        let saved = (try? FileSystem.readText(settings.positionPath)).flatMap {
+            try? JSONDecoder().decode(Position.self, from: Data($0.utf8))
+        }
+        position = saved ?? Position()
+        positionUnreadable = saved == nil && access(settings.positionPath, F_OK) == 0
     }
 
     func save() {

@@ -236,6 +236,11 @@ struct ForwardCommand: ParsableCommand {
         logger.logLevel = .info
         let forwarder = Forwarder(settings: settings, database: database, logger: logger)
         logger.info("forward: \(resolved.path) as site \(site) to \(database), from line \(forwarder.position.seq + 1)")
+        if forwarder.positionUnreadable {
+            logger.warning(
+                "forward: \(settings.positionPath) cannot be read as a position (damaged or edited): shipping the log again from its start; the lines the store holds are passed over"
+            )
+        }
         let stopping = Atomic<Bool>(false)
         for sig in [SIGTERM, SIGINT] { signal(sig, SIG_IGN) }
         let sources = [SIGTERM, SIGINT].map { (sig: Int32) -> DispatchSourceSignal in

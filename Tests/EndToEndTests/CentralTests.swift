@@ -473,7 +473,9 @@ struct CentralTests {
         #expect(Self.shipped(pg, "north") == log.lines)
     }
 
-    @Test("a log shipped again from its start (its position lost) adds nothing twice; what follows it is shipped")
+    @Test(
+        "a log shipped again from its start (its position lost, or damaged, which is said) adds nothing twice; what follows it is shipped"
+    )
     func shippedAgain() throws {
         let dir = TempDir()
         let pg = try Self.store(dir)
@@ -497,6 +499,20 @@ struct CentralTests {
         #expect(pg.value("SELECT count(*) FROM esafety.words") == String((Int(words) ?? 0) + 1), "the note's word only")
         #expect(pg.value("SELECT count(*) FROM esafety.tamper") == "0")
         #expect(Self.shipped(pg, "north") == log.lines + 1)
+        // The position damaged (a byte flipped, the file cut): said, and shipped again the same way.
+        let position = dir.path + "/forward-north.position"
+        try "{\"inode\":12,\"off".write(toFile: position, atomically: true, encoding: .utf8)
+        (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
+        #expect(code == 0 && out.contains("\(position) cannot be read as a position"), "\(out)")
+        #expect(out.contains("from line 1,") || out.contains("from line 1\n"), "\(out)")
+        #expect(
+            pg.value("SELECT count(*), count(DISTINCT seq) FROM esafety.lines") == "\(log.lines + 1)|\(log.lines + 1)"
+        )
+        #expect(pg.value("SELECT count(*) FROM esafety.incidents") == "300")
+        #expect(pg.value("SELECT count(*) FROM esafety.words") == String((Int(words) ?? 0) + 1))
+        #expect(Self.shipped(pg, "north") == log.lines + 1)
+        (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
+        #expect(code == 0 && !out.contains("cannot be read"), "saved again whole: \(out)")
     }
 
     @Test(
