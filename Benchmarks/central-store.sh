@@ -39,7 +39,8 @@ central_cluster() {
     rm -rf "$CENTRAL_DIR"; mkdir -p "$CENTRAL_DIR"; chown postgres "$CENTRAL_DIR"
     # INITDB_OPTS: the cluster's locale, for one (e.g. INITDB_OPTS="--locale=en_GB.UTF-8"); the
     # environment's otherwise.
-    runuser -u postgres -- "$PGBIN/initdb" -D "$CENTRAL_DIR/data" -U postgres --auth-local=trust ${INITDB_OPTS:-} >/dev/null
+    runuser -u postgres -- "$PGBIN/initdb" -D "$CENTRAL_DIR/data" -U postgres --auth-local=trust \
+        ${INITDB_OPTS:-} >/dev/null
     printf 'local all postgres trust\nlocal all all scram-sha-256\n' > "$CENTRAL_DIR/data/pg_hba.conf"
     chown -R postgres "$CENTRAL_DIR"
     central_start "$@"

@@ -237,9 +237,10 @@ struct ForwardCommand: ParsableCommand {
         let forwarder = Forwarder(settings: settings, database: database, logger: logger)
         logger.info("forward: \(resolved.path) as site \(site) to \(database), from line \(forwarder.position.seq + 1)")
         if forwarder.positionUnreadable {
-            logger.warning(
-                "forward: \(settings.positionPath) cannot be read as a position (damaged or edited): shipping the log again from its start; the lines the store holds are passed over"
-            )
+            let what =
+                "cannot be read as a position (damaged or edited): shipping the log again from its start; "
+                + "the lines the store holds are passed over"
+            logger.warning("forward: \(settings.positionPath) \(what)")
         }
         let stopping = Atomic<Bool>(false)
         for sig in [SIGTERM, SIGINT] { signal(sig, SIG_IGN) }
