@@ -69,7 +69,8 @@ public enum CentralIncidents {
             AND (\(f.group)::text IS NULL OR i.grp = \(f.group))
             AND (\(f.user)::text IS NULL OR i.record->>'user' = \(f.user))
             AND (\(f.client)::text IS NULL OR i.record->>'client' = \(f.client))
-            AND (\(f.person)::text IS NULL OR i.person = \(f.person))
+            AND (\(f.person)::text IS NULL OR (i.person = \(StoredText.key(f.person))
+                AND coalesce(i.record->>'user', i.record->>'client') = \(f.person)))
             AND (\(f.since)::text IS NULL OR i.time >= \(f.since))
             AND (\(f.until)::text IS NULL OR i.time < \(f.until))
             """

@@ -123,6 +123,9 @@ public final class Forwarder: @unchecked Sendable {
         /// The chain value the next line follows: this line's, or (when it has none) the last
         /// line's that had one.
         var carried: String?
+        /// Why the line is kept as text (an `unreadable` record of it), not as the site wrote it:
+        /// the store would refuse it (`StoredText.refusedByJSONB`, or PostgreSQL's own refusal).
+        var refused: String? = nil
 
         /// The head found by position and an incident's fields read without decoding the whole
         /// record; a line in any other shape is decoded whole.
@@ -209,10 +212,13 @@ public final class Forwarder: @unchecked Sendable {
             )
             var f = length == nil ? Line.fields(text) : unreadable
             var stored = text
-            // A line that breaks the chain may not even be JSON (a corrupted byte): PostgreSQL
-            // would refuse the whole batch, and the forwarder would try it for ever. It is
-            // shipped marked, its bytes kept as a string in an `unreadable` record.
-            if length != nil
+            // A line that breaks the chain may not even be JSON (a corrupted byte), and one that is
+            // JSON may hold what PostgreSQL's jsonb does not take (half a surrogate pair, a number
+            // beyond its range): PostgreSQL would refuse the whole batch, and the forwarder would
+            // try it for ever. It is shipped marked, its bytes kept as a string in an
+            // `unreadable` record.
+            let refused = length == nil ? StoredText.refusedByJSONB(text) : nil
+            if length != nil || refused != nil
                 || (!(checked?.intact ?? false) && (try? JSONSerialization.jsonObject(with: Data(text.utf8))) == nil)
             {
                 var j = JSONText(capacity: text.utf8.count + 64)
@@ -220,6 +226,7 @@ public final class Forwarder: @unchecked Sendable {
                 j.field("event", .string("unreadable"))
                 j.field("text", .string(text))
                 if let length { j.field("bytes", .int(length)) }
+                if let refused { j.field("refused", .string(refused)) }
                 j.endObject()
                 stored = String(decoding: j.bytes, as: UTF8.self)
                 f = unreadable
@@ -231,13 +238,14 @@ public final class Forwarder: @unchecked Sendable {
                     seq: seq,
                     text: StoredText.json(stored),
                     chain: value.isEmpty ? "unsealed-\(seq)" : value,
-                    intact: checked?.intact ?? false,
+                    intact: (checked?.intact ?? false) && refused == nil,
                     event: StoredText.column(f.event),
-                    id: StoredText.column(f.id),
-                    time: StoredText.column(f.time),
+                    id: StoredText.key(f.id),
+                    time: StoredText.key(f.time),
                     incident: f.incident.map(StoredText.fields),
                     end: end,
-                    carried: value.isEmpty ? chain : value
+                    carried: value.isEmpty ? chain : value,
+                    refused: refused
                 )
             )
             if !value.isEmpty { chain = value }
@@ -382,28 +390,96 @@ public final class Forwarder: @unchecked Sendable {
         // (whose check before each row cost PostgreSQL about 5 us a line). A batch stored before
         // fails on the lines' key; the server answered, so it is rolled back here and the batch
         // goes in again, passing over what is there.
-        let tampered: [Line]
         do {
-            tampered = try await ship(c, lines, from: file, last: last, again: false)
-        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+            let tampered: [Line]
+            do {
+                tampered = try await ship(c, lines, from: file, last: last, again: false)
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+                try await c.query("ROLLBACK", logger: logger)
+                tampered = try await ship(c, lines, from: file, last: last, again: true)
+            }
+            said(tampered, file)
+            advance(inode, last, remaining)
+        } catch let error as PSQLError where Self.refusal(error) != nil {
+            // The store refuses the batch for what a line holds, and would refuse it again at
+            // every try: the batch goes line by line, and a line refused alone is shipped as
+            // text, marked and flagged, so the site's forwarding never stops on it.
             try await c.query("ROLLBACK", logger: logger)
-            tampered = try await ship(c, lines, from: file, last: last, again: true)
+            for line in lines {
+                do {
+                    said(try await ship(c, [line], from: file, last: line, again: true), file)
+                } catch let error as PSQLError {
+                    guard let refusal = Self.refusal(error) else { throw error }
+                    try await c.query("ROLLBACK", logger: logger)
+                    let kept = Self.refused(line, "refused by the central store: " + refusal)
+                    said(try await ship(c, [kept], from: file, last: kept, again: true), file)
+                }
+                advance(inode, line, remaining + (last.end - line.end))
+            }
         }
-        // Said once the batch is stored (not for a try rolled back), once for each line.
-        for line in tampered {
-            let message =
-                "forward: \(file): line \(line.seq) of site \(settings.site) does not follow the hash chain: changed, "
-                + "removed or inserted; shipped marked, and flagged centrally"
-            logger.critical("\(message)")
+        return lines.count
+    }
+
+    /// Each line flagged centrally (not following the chain, or kept as text), said once it
+    /// is stored (not for a try rolled back), once for each line.
+    func said(_ flagged: [Line], _ file: String) {
+        for line in flagged {
+            let what =
+                line.refused.map { "was kept as text (\($0)), not as the site wrote it" }
+                ?? "does not follow the hash chain: changed, removed or inserted"
+            logger.critical(
+                "forward: \(file): line \(line.seq) of site \(settings.site) \(what); shipped marked, and flagged centrally"
+            )
         }
+    }
+
+    /// The position after `line`, saved.
+    func advance(_ inode: UInt64, _ line: Line, _ remaining: Int64) {
         position.inode = inode
-        position.offset = last.end
-        position.seq = last.seq
-        position.chain = last.carried
+        position.offset = line.end
+        position.seq = line.seq
+        position.chain = line.carried
         position.shipped = Clock.now()
         position.behind = max(0, remaining)
         save()
-        return lines.count
+    }
+
+    /// PostgreSQL's refusal of what a statement holds, in words without the values: its
+    /// SQLSTATE and message when it is one a line's own content causes (class 22, data: a JSON
+    /// escape jsonb does not take, a number out of its range; class 54, a limit: an index entry
+    /// too long, JSON nested too deep; a value a constraint of the store refuses: 23502 not
+    /// null, 23514 a check); nil for any other failure (the store away, its disk full, a key
+    /// already there), which is tried again.
+    static func refusal(_ error: PSQLError) -> String? {
+        guard let state = error.serverInfo?[.sqlState],
+            state.hasPrefix("22") || state.hasPrefix("54") || state == "23502" || state == "23514"
+        else { return nil }
+        // A message may quote the value it refused (`invalid input syntax for type ...: "..."`):
+        // cut before its first quotation mark, so no child's record reaches the journal; the
+        // table, column and constraint named by their own fields instead.
+        let message = (error.serverInfo?[.message] ?? "").prefix { $0 != "\"" }
+        let names = [
+            ("table", PSQLError.ServerInfo.Field.tableName), ("column", .columnName), ("constraint", .constraintName),
+        ]
+        .compactMap { name, field in error.serverInfo?[field].map { "\(name) \($0)" } }
+        return "SQLSTATE \(state): \(message.trimmingCharacters(in: CharacterSet(charactersIn: " :")))"
+            + (names.isEmpty ? "" : " (\(names.joined(separator: ", ")))")
+    }
+
+    /// A line the store refused, as it is kept there: an `unreadable` record of its text (a
+    /// JSON string, which any store takes), marked; its chain value and place are the line's.
+    static func refused(_ line: Line, _ why: String) -> Line {
+        var j = JSONText(capacity: line.text.utf8.count + 128)
+        j.beginObject()
+        j.field("event", .string("unreadable"))
+        j.field("text", .string(line.text))
+        j.field("refused", .string(why))
+        j.endObject()
+        var kept = line
+        kept.text = String(decoding: j.bytes, as: UTF8.self)
+        (kept.event, kept.id, kept.time, kept.incident, kept.intact) = ("unreadable", "", "", nil, false)
+        kept.refused = why
+        return kept
     }
 
     /// One batch in one transaction; `again`: some of it may be stored already. Returns the
@@ -436,8 +512,9 @@ public final class Forwarder: @unchecked Sendable {
                 let rows = try await c.query(
                     """
                     INSERT INTO esafety.tamper (site, seq, detail)
-                    SELECT \(site), s, 'line ' || s || ' (' || \(file) || ') does not follow the chain'
-                    FROM unnest(\(broken.map(\.seq))::bigint[]) AS u(s)
+                    SELECT \(site), s, 'line ' || s || ' (' || \(file) || ') '
+                        || coalesce('kept as text (' || nullif(r, '') || ')', 'does not follow the chain')
+                    FROM unnest(\(broken.map(\.seq))::bigint[], \(broken.map { $0.refused ?? "" })::text[]) AS u(s, r)
                     ON CONFLICT DO NOTHING RETURNING seq
                     """,
                     logger: log

@@ -16,6 +16,33 @@ public enum StoredText {
 
     public static func column(_ s: String?) -> String? { s.map(column) }
 
+    /// The longest value kept whole in a column an index compares (an id, a time, a person, a
+    /// severity, a due time). PostgreSQL refuses a B-tree entry over about 2,700 bytes with the
+    /// whole statement: one user name of 12,000 characters from a proxy's log (or a line edited
+    /// into a site's log) stopped that site's forwarding for ever. Such a value is kept to its
+    /// first bytes and an ellipsis (…) in the column; the line and the incident's record hold it
+    /// whole. No identifier esafetyd writes comes near it (a user name is at most a few hundred).
+    public static let longestKey = 512
+
+    /// A value for a column an index compares: `column(s)`, and at most `longestKey` bytes, a
+    /// longer one cut at a character and ended with "…" (the cut is seen, never passed off as
+    /// the whole).
+    public static func key(_ s: String) -> String {
+        let s = column(s)
+        guard s.utf8.count > longestKey else { return s }
+        var kept = ""
+        var bytes = 0
+        for c in s.unicodeScalars {
+            let n = String(c).utf8.count
+            guard bytes + n <= longestKey - 3 else { break }
+            kept.unicodeScalars.append(c)
+            bytes += n
+        }
+        return kept + "…"
+    }
+
+    public static func key(_ s: String?) -> String? { s.map(key) }
+
     /// A JSON text for a `jsonb`: each `\u0000` escape as `\u2400` (an escape of the same
     /// length), and not the six characters of an escaped backslash followed by `u0000`. A text
     /// without one (every line esafetyd writes) is returned as it is, read once, not copied.
@@ -46,13 +73,93 @@ public enum StoredText {
         } ?? text
     }
 
-    /// An incident's columns, each storable.
+    /// Why PostgreSQL's jsonb would refuse this JSON text, when it would for what a JSON
+    /// parser elsewhere takes: a `\u` escape of half a surrogate pair, a number whose exponent
+    /// or digits are beyond numeric's range (jsonb keeps numbers as numeric: `1e-999999` and a
+    /// fraction of 17,000 digits are refused, where a Double rounds them to 0), or arrays and objects nested deeper than its stack
+    /// allows. esafetyd writes none of these; a line edited into a log may hold any. One pass
+    /// over the bytes, strings' contents passed over but for their escapes.
+    public static func refusedByJSONB(_ text: String) -> String? {
+        var text = text
+        return text.withUTF8 { b -> String? in
+            func hex4(_ at: Int) -> Int? {
+                guard at + 4 <= b.count else { return nil }
+                var v = 0
+                for k in at..<(at + 4) {
+                    let c = b[k] | 0x20
+                    if c >= 0x30 && c <= 0x39 {
+                        v = v * 16 + Int(c - 0x30)
+                    } else if c >= 0x61 && c <= 0x66 {
+                        v = v * 16 + Int(c - 0x61 + 10)
+                    } else {
+                        return nil
+                    }
+                }
+                return v
+            }
+            func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
+            let (quote, backslash) = (UInt8(ascii: "\""), UInt8(ascii: "\\"))
+            var (i, depth, digits, inString) = (0, 0, 0, false)
+            while i < b.count {
+                let c = b[i]
+                if inString {
+                    if c == quote {
+                        inString = false
+                    } else if c == backslash {
+                        guard i + 1 < b.count, b[i + 1] == UInt8(ascii: "u"), let v = hex4(i + 2) else {
+                            i += 2
+                            continue
+                        }
+                        if (0xD800...0xDBFF).contains(v) {
+                            guard i + 7 < b.count, b[i + 6] == backslash, b[i + 7] == UInt8(ascii: "u"),
+                                let w = hex4(i + 8), (0xDC00...0xDFFF).contains(w)
+                            else { return "a \\u escape of half a surrogate pair" }
+                            i += 12
+                            continue
+                        }
+                        if (0xDC00...0xDFFF).contains(v) { return "a \\u escape of half a surrogate pair" }
+                        i += 6
+                        continue
+                    }
+                    i += 1
+                    continue
+                }
+                digits = isDigit(c) ? digits + 1 : 0
+                if digits > 16_000 { return "a number beyond PostgreSQL's numeric range" }
+                switch c {
+                case quote: inString = true
+                case UInt8(ascii: "["), UInt8(ascii: "{"):
+                    depth += 1
+                    if depth > 1000 { return "arrays or objects nested more than 1,000 deep" }
+                case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+                case UInt8(ascii: "e"),
+                    UInt8(ascii: "E") where i > 0 && isDigit(b[i - 1]):
+                    var j = i + 1
+                    if j < b.count && (b[j] == UInt8(ascii: "+") || b[j] == UInt8(ascii: "-")) { j += 1 }
+                    var exponent = 0
+                    while j < b.count && isDigit(b[j]) {
+                        exponent = min(exponent * 10 + Int(b[j] - 0x30), 1_000_000)
+                        j += 1
+                    }
+                    if exponent > 1000 { return "a number beyond PostgreSQL's numeric range" }
+                    i = j
+                    continue
+                default: break
+                }
+                i += 1
+            }
+            return nil
+        }
+    }
+
+    /// An incident's columns, each storable, those an index compares bounded.
     static func fields(_ f: IncidentFields) -> IncidentFields {
         var f = f
         (f.id, f.time, f.severity, f.category, f.group) = (
-            column(f.id), column(f.time), column(f.severity), column(f.category), column(f.group)
+            key(f.id), key(f.time), key(f.severity), column(f.category), column(f.group)
         )
-        (f.client, f.user, f.host, f.due) = (column(f.client), column(f.user), column(f.host), column(f.due))
+        // The person (the user, else the client) is a key too: a pupil's history is found by it.
+        (f.client, f.user, f.host, f.due) = (key(f.client), key(f.user), column(f.host), key(f.due))
         (f.url, f.searchTerm) = (column(f.url), column(f.searchTerm))
         return f
     }

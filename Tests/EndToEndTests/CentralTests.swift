@@ -1209,4 +1209,164 @@ struct CentralTests {
         )
         #expect(code == 2 && out.contains("sslrootcert"), "\(out)")
     }
+    @Test(
+        "a user name or a client longer than an index entry takes is stored cut with …, its line and record whole; a pupil's history finds it by the whole name"
+    )
+    func longKeys() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        // 12,000 characters no compression shortens (PostgreSQL compresses an index entry first).
+        var generator = SystemRandomNumberGenerator()
+        let noise = String(
+            (0..<12_000).map { _ in "abcdefghijklmnopqrstuvwxyz0123456789".randomElement(using: &generator)! }
+        )
+        let path = try Self.written(
+            dir,
+            [
+                match("first.example", user: noise, time: 1_795_255_300),
+                match("second.example", user: nil, client: "c" + noise, time: 1_795_255_301),
+                match("third.example", user: "pupil2", time: 1_795_255_302),
+            ]
+        )
+        let (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: path)
+        #expect(code == 0, "not stopped by an index entry's size: \(out)")
+        #expect(Self.shipped(pg, "north") == lines(path).count, "every line shipped")
+        #expect(pg.value("SELECT count(*) FROM esafety.incidents WHERE site = 'north'") == "3")
+        #expect(
+            pg.value(
+                "SELECT string_agg(octet_length(person) || ':' || right(person, 1) || ':' || left(person, 5), ',' "
+                    + "ORDER BY time) FROM esafety.incidents"
+            ) == "512:…:\(noise.prefix(5)),512:…:c\(noise.prefix(4)),6:2:pupil"
+        )
+        #expect(pg.value("SELECT record->>'user' FROM esafety.incidents WHERE host = 'first.example'") == noise)
+        #expect(pg.value("SELECT count(*) FROM esafety.tamper") == "0")
+        // The store's copy is the school's log byte for byte.
+        let restored = pg.sql(Self.restoreSQL).1
+        #expect(restored == (try String(contentsOfFile: path, encoding: .utf8)))
+        // A pupil's history by the whole name, as the school's tools name the pupil.
+        let (found, listed) = try Child.run(
+            Self.esafety,
+            [
+                "incidents", "list", "--person", noise, "--json", "--central", pg.url("school_north"),
+                "--password-file", dir.path + "/school_north.pw",
+            ]
+        )
+        #expect(found == 0, "\(listed)")
+        #expect(Self.ids(listed).count == 1 && listed.contains("first.example"), "\(listed.prefix(300))")
+        let (other, none) = try Child.run(
+            Self.esafety,
+            [
+                "incidents", "list", "--person", String(noise.prefix(509)) + "…", "--json", "--central",
+                pg.url("school_north"), "--password-file", dir.path + "/school_north.pw",
+            ]
+        )
+        #expect(other == 0 && Self.ids(none).isEmpty, "the cut name is not the pupil's: \(none.prefix(300))")
+    }
+
+    @Test(
+        "a line the store would refuse (JSON jsonb does not take, a value a constraint refuses) is shipped as text, marked and flagged, and the lines after it go on"
+    )
+    func refusedLines() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        // A rule of the trust's own on the store, which one edited incident breaks.
+        #expect(
+            pg.sql("ALTER TABLE esafety.incidents ADD CONSTRAINT no_refused CHECK (host <> 'refused.example')").0 == 0
+        )
+        let log = try Self.history(dir, "north", incidents: 30)
+        var text = lines(log.path)
+        let incident = try #require(text.first { $0.hasPrefix("{\"event\":\"incident\"") })
+        let id = try #require(IncidentFields(line: incident)?.id)
+        // Lines edited into the log, each JSON that Foundation's parser takes: a note with a
+        // number jsonb's numeric cannot hold, a `hits` line with a fraction of 17,000 digits, an
+        // incident of another id on a host the store's rule refuses.
+        text.insert(#"{"event":"note","id":"\#(id)","time":"2026-11-20T09:00:00Z","note":"x","n":1e-999999}"#, at: 5)
+        text.insert(
+            #"{"event":"hits","id":"\#(id)","time":"2026-11-20T09:00:01Z","hits":0."#
+                + String(repeating: "0", count: 17_000) + "1}",
+            at: 12
+        )
+        let host = try #require(IncidentFields(line: incident)?.host)
+        // (Its chain value changed too: a line that claims another's value is that line, stored once.)
+        let refused = incident.replacingOccurrences(of: id, with: "ZZ" + id.dropFirst(2)).replacingOccurrences(
+            of: #""host":"\#(host)""#,
+            with: #""host":"refused.example""#
+        ).replacingOccurrences(of: #""chain":""#, with: #""chain":"00"#)
+        #expect(IncidentFields(line: refused)?.host == "refused.example")
+        text.insert(refused, at: 20)
+        for t in [text[5], text[12], text[20]] {
+            #expect((try? JSONSerialization.jsonObject(with: Data(t.utf8))) != nil)
+        }
+        try (text.joined(separator: "\n") + "\n").write(toFile: log.path, atomically: true, encoding: .utf8)
+        let (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
+        #expect(code == 0, "\(out)")
+        #expect(Self.shipped(pg, "north") == text.count, "every line shipped, those after the refused ones too")
+        func stored(_ seq: Int) -> String {
+            pg.value(
+                "SELECT event || '|' || intact || '|' || (line::jsonb->>'text' = \(Self.literal(text[seq - 1]))) "
+                    + "|| '|' || (line::jsonb->>'refused') FROM esafety.lines WHERE site = 'north' AND seq = \(seq)"
+            )
+        }
+        #expect(stored(6) == "unreadable|false|true|a number beyond PostgreSQL's numeric range")
+        #expect(stored(13) == "unreadable|false|true|a number beyond PostgreSQL's numeric range")
+        #expect(
+            stored(21) == "unreadable|false|true|refused by the central store: SQLSTATE 23514: new row for relation "
+                + "(table incidents, constraint no_refused)"
+        )
+        #expect(pg.value("SELECT count(*) FROM esafety.incidents WHERE host = 'refused.example'") == "0")
+        #expect(pg.value("SELECT count(*) FROM esafety.incidents WHERE site = 'north'") == "30", "every other incident")
+        // Flagged centrally and said where it runs, each once; the line after each edited one
+        // does not follow the chain (it followed the line before the edit).
+        #expect(
+            pg.value("SELECT string_agg(seq || ':' || detail, ',' ORDER BY seq) FROM esafety.tamper")
+                .contains("6:line 6 (\(log.path)) kept as text (a number beyond PostgreSQL's numeric range)")
+        )
+        #expect(pg.value("SELECT count(*) FROM esafety.tamper WHERE detail LIKE '%kept as text%'") == "3")
+        #expect(out.components(separatedBy: "was kept as text").count == 4, "\(out)")
+        // The trust's tools read the site's incidents (no line they parse is one jsonb refuses).
+        for arguments in [["list", "--limit", "100"], ["show", id]] {
+            let (listed, o) = try Child.run(
+                Self.esafety,
+                ["incidents"] + arguments + [
+                    "--central", pg.url("trust_dsl"), "--password-file", dir.path + "/trust_dsl.pw",
+                ]
+            )
+            #expect(listed == 0, "\(arguments): \(o.prefix(500))")
+        }
+        // Shipped again from its start (the position lost): nothing stored or said twice.
+        #expect(unlink(dir.path + "/forward-north.position") == 0)
+        let (again, said) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
+        #expect(again == 0 && !said.contains("kept as text"), "\(said)")
+        #expect(Self.shipped(pg, "north") == text.count)
+    }
+
+    @Test("what jsonb would refuse is told before a line is sent; a key over 512 bytes is cut at a character, with …")
+    func refusedByJSONB() {
+        let refuses: [(String, String?)] = [
+            (#"{"a":"\ud800"}"#, "a \\u escape of half a surrogate pair"),
+            (#"{"a":"\udc00\ud800"}"#, "a \\u escape of half a surrogate pair"),
+            (#"{"a":"x\uD83D"}"#, "a \\u escape of half a surrogate pair"),
+            (#"{"a":"\ud83d\ude00"}"#, nil),  // a whole pair: 😀
+            (#"{"a":"\\ud800"}"#, nil),  // an escaped backslash, then text
+            (#"{"a":"1e999999"}"#, nil),  // a string, not a number
+            (#"{"a":1e999999}"#, "a number beyond PostgreSQL's numeric range"),
+            (#"{"a":2.5E-1001}"#, "a number beyond PostgreSQL's numeric range"),
+            (#"{"a":1e300,"b":"\"e99999"}"#, nil),
+            (#"{"a":0."# + String(repeating: "0", count: 16_001) + "1}", "a number beyond PostgreSQL's numeric range"),
+            (
+                String(repeating: "[", count: 1_001) + String(repeating: "]", count: 1_001),
+                "arrays or objects nested more than 1,000 deep"
+            ),
+            (String(repeating: "[", count: 1_000) + String(repeating: "]", count: 1_000), nil),
+        ]
+        for (text, why) in refuses { #expect(StoredText.refusedByJSONB(text) == why, "\(text.prefix(40))") }
+        #expect(StoredText.key(String(repeating: "a", count: 512)) == String(repeating: "a", count: 512))
+        let cut = StoredText.key(String(repeating: "é", count: 300))  // two bytes each
+        #expect(cut == String(repeating: "é", count: 254) + "…" && cut.utf8.count == 511)
+        #expect(StoredText.key("pu\u{0}pil") == "pu␀pil")
+    }
+
+    /// A SQL string literal of `s`.
+    static func literal(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "''") + "'" }
+
 }
