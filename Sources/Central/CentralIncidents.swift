@@ -55,9 +55,11 @@ public enum CentralIncidents {
             SELECT i.site, i.record::text, i.state, coalesce(h.hits, -1), coalesce(h.last_seen, '')
             FROM esafety.incidents i
             LEFT JOIN LATERAL (
-                SELECT (l.line::jsonb->>'hits')::int AS hits, l.line::jsonb->>'last_seen' AS last_seen
-                FROM esafety.lines l
-                WHERE l.site = i.site AND l.id = i.id AND l.event = 'hits' ORDER BY l.seq DESC LIMIT 1
+                -- The last count that is one: a line edited into a site's log may hold anything.
+                SELECT (j->>'hits')::int AS hits, j->>'last_seen' AS last_seen
+                FROM esafety.lines l, LATERAL (SELECT l.line::jsonb AS j) AS p
+                WHERE l.site = i.site AND l.id = i.id AND l.event = 'hits' AND j->>'hits' ~ '^[0-9]{1,9}$'
+                ORDER BY l.seq DESC LIMIT 1
             ) h ON true
             WHERE (\(f.site)::text IS NULL OR i.site = \(f.site))
             AND (\(f.sites)::text[] IS NULL OR i.site = ANY (\(f.sites)::text[]))

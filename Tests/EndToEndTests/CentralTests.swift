@@ -1294,6 +1294,10 @@ struct CentralTests {
         ).replacingOccurrences(of: #""chain":""#, with: #""chain":"00"#)
         #expect(IncidentFields(line: refused)?.host == "refused.example")
         text.insert(refused, at: 20)
+        // And `hits` lines of the first incident whose count is no count: JSON jsonb takes,
+        // stored as the site wrote them; the tools reading them pass over the count.
+        text.insert(#"{"event":"hits","id":"\#(id)","time":"2026-11-20T09:00:02Z","hits":"many"}"#, at: 25)
+        text.insert(#"{"event":"hits","id":"\#(id)","time":"2026-11-20T09:00:03Z","hits":1e30}"#, at: 26)
         for t in [text[5], text[12], text[20]] {
             #expect((try? JSONSerialization.jsonObject(with: Data(t.utf8))) != nil)
         }
@@ -1333,6 +1337,25 @@ struct CentralTests {
             )
             #expect(listed == 0, "\(arguments): \(o.prefix(500))")
         }
+        // The count shown is the last one that is a count, centrally as at the school.
+        let (_, central) = try Child.run(
+            Self.esafety,
+            [
+                "incidents", "list", "--limit", "100", "--json", "--central", pg.url("trust_dsl"), "--password-file",
+                dir.path + "/trust_dsl.pw",
+            ]
+        )
+        let (local, school) = try Child.run(
+            Self.esafety,
+            ["incidents", "list", "--limit", "100", "--json", "--log", log.path]
+        )
+        #expect(local == 0, "\(school.prefix(500))")
+        func hits(_ json: String) -> Int? {
+            json.split(separator: "\n").compactMap {
+                (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+            }.first { $0["id"] as? String == id }?["hits"] as? Int
+        }
+        #expect(hits(central) != nil && hits(central) == hits(school), "\(central.prefix(300)) / \(school.prefix(300))")
         // Shipped again from its start (the position lost): nothing stored or said twice.
         #expect(unlink(dir.path + "/forward-north.position") == 0)
         let (again, said) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
