@@ -1,3 +1,4 @@
+import Glibc
 import Incidents
 
 /// What PostgreSQL cannot hold, made storable. Its `text`, and so every string in a `jsonb`,
@@ -49,7 +50,22 @@ public enum StoredText {
     public static func json(_ text: String) -> String {
         var text = text
         return text.withUTF8 { bytes -> String? in
-            // Walked escape by escape: a backslash and the byte after it are one unit.
+            // Walked escape by escape: a backslash and the byte after it are one unit. First from
+            // backslash to backslash (memchr), as most lines have none to change.
+            guard let base = bytes.baseAddress else { return nil }
+            var at = 0
+            var found = false
+            while at < bytes.count, let p = memchr(base + at, 0x5C, bytes.count - at) {
+                let j = UnsafePointer<UInt8>(p.assumingMemoryBound(to: UInt8.self)) - base
+                if j + 6 <= bytes.count, bytes[j + 1] == UInt8(ascii: "u"),
+                    bytes[(j + 2)..<(j + 6)].elementsEqual("0000".utf8)
+                {
+                    found = true
+                    break
+                }
+                at = j + 2
+            }
+            guard found else { return nil }
             var out: [UInt8]?
             var i = 0
             while i < bytes.count {
@@ -103,6 +119,12 @@ public enum StoredText {
             while i < b.count {
                 let c = b[i]
                 if inString {
+                    // A string's own bytes, passed over to its end or its next escape.
+                    if c != quote && c != backslash {
+                        i += 1
+                        while i < b.count && b[i] != quote && b[i] != backslash { i += 1 }
+                        continue
+                    }
                     if c == quote {
                         inString = false
                     } else if c == backslash {
