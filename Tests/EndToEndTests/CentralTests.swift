@@ -336,6 +336,36 @@ struct CentralTests {
         }
     }
 
+    @Test(
+        "two stores made at once in one PostgreSQL (two databases): each init succeeds, though the group roles are the cluster's"
+    )
+    func twoStoresAtOnce() throws {
+        let pg = try PostgresServer()
+        let roles = ["school", "trust", "forwarder", "it", "governor", "console"].map { "esafety_" + $0 }
+        for round in 1...4 {
+            // Two new databases, and none of the cluster's group roles yet.
+            #expect(pg.sql("DROP DATABASE IF EXISTS esafety", database: "postgres").0 == 0)
+            #expect(pg.sql("DROP DATABASE IF EXISTS other", database: "postgres").0 == 0)
+            for role in roles { #expect(pg.sql("DROP ROLE IF EXISTS \(role)", database: "postgres").0 == 0) }
+            for name in ["esafety", "other"] {
+                #expect(
+                    pg.sql("CREATE DATABASE \(name) ENCODING 'UTF8' TEMPLATE template0", database: "postgres").0 == 0
+                )
+            }
+            let inits = try [
+                pg.url("postgres"), pg.url("postgres").replacingOccurrences(of: "/esafety?", with: "/other?"),
+            ]
+            .map { try Child(Self.esafety, ["central", "init", "--postgres", $0], capture: true) }
+            for child in inits {
+                let (code, out) = child.wait()
+                #expect(code == 0 && out.contains("schema version 11"), "round \(round): \(out)")
+            }
+            for name in ["esafety", "other"] {
+                #expect(pg.sql("SELECT count(*) FROM esafety.migrations", database: name).1.hasPrefix("11"))
+            }
+        }
+    }
+
     @Test("a migration's statements: split after each line ending with ;, except inside a function's body")
     func migrationStatements() {
         let sql = """
