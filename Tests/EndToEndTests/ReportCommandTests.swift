@@ -289,6 +289,35 @@ struct AlertMailScriptTests {
         #expect(mail.contains("Review it: esafety incidents show inc-1"))
         #expect(!mail.contains("\u{1B}"), "no escape sequences reach the mail")
         #expect(!mail.contains("\nBcc:"), "no header injection from log data")
+        // A URL of 3,000 characters (a search's, with its tracking) and a name that is not ASCII:
+        // no line of the mail over 998 bytes (an MTA's SMTP transport refuses one), the URL and
+        // the name whole once the mail is read.
+        let url = "https://www.google.com/search?q=" + String(repeating: "sad+", count: 740)
+        dir.write(
+            "long.json",
+            #"{"id":"inc-2","severity":"critical","category":"self-harm","user":"Zoë","host":"www.google.com","url":"\#(url)"}"#
+        )
+        let long = try Child(
+            "/bin/sh",
+            ["-c", "\(script) dsl@school.example < \(dir.path)/long.json"],
+            capture: true,
+            environment: ["SENDMAIL": dir.path + "/sendmail"]
+        ).wait()
+        #expect(long.0 == 0, "\(long.1)")
+        let raw = try String(contentsOfFile: out, encoding: .utf8)
+        #expect(raw.split(separator: "\n").allSatisfy { $0.utf8.count <= 998 }, "\(raw.prefix(400))")
+        let (read, body) = try Child.run(
+            "/usr/bin/python3",
+            [
+                "-c",
+                "import email, email.policy, sys; print(email.message_from_binary_file(open(sys.argv[1], 'rb'), "
+                    + "policy=email.policy.default).get_content())", out,
+            ]
+        )
+        #expect(
+            read == 0 && body.contains("URL:       \(url)\n") && body.contains("Who:       Zoë "),
+            "\(body.prefix(300))"
+        )
         let failing = try Child(
             "/bin/sh",
             ["-c", "\(script) dsl@school.example < \(dir.path)/record.json"],
