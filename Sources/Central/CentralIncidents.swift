@@ -561,6 +561,61 @@ public enum CentralIncidents {
         return (views, read == limit ? last : nil)
     }
 
+    /// Records a read of children's records (migration 12), before they are shown: one row per
+    /// school whose incidents are shown, with their ids. `what`: `list`, `search`, `person`,
+    /// `incident`, `live`, `report`; `by`: the person as the tool names them (the database
+    /// records its role). Nothing shown, nothing recorded.
+    public static func recordView(
+        _ c: PostgresConnection,
+        what: String,
+        by: String,
+        shown: [(site: String, id: String)],
+        detail: String? = nil,
+        logger: Logger
+    ) async throws {
+        var sites: [String] = []
+        var ids: [String: [String]] = [:]
+        for (site, id) in shown {
+            if ids[site] == nil { sites.append(site) }
+            ids[site, default: []].append(StoredText.key(id))
+        }
+        for site in sites {
+            try await c.query(
+                """
+                INSERT INTO esafety.views (by, what, site, ids, detail)
+                VALUES (\(StoredText.column(by)), \(what), \(site), \(ids[site] ?? []), \(StoredText.column(detail)))
+                """,
+                logger: logger
+            )
+        }
+    }
+
+    /// The views recorded (migration 12) that this role may read, newest first.
+    public static func views(
+        _ c: PostgresConnection,
+        site: String?,
+        limit: Int,
+        logger: Logger
+    ) async throws -> [(
+        at: String, account: String, by: String, what: String, site: String, ids: [String], detail: String
+    )] {
+        let rows = try await c.query(
+            """
+            SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), account::text, by, what, site, ids,
+                coalesce(detail, '')
+            FROM esafety.views WHERE (\(site)::text IS NULL OR site = \(site)) ORDER BY n DESC LIMIT \(max(0, limit))
+            """,
+            logger: logger
+        )
+        var out:
+            [(at: String, account: String, by: String, what: String, site: String, ids: [String], detail: String)] =
+                []
+        for try await row in rows.decode((String, String, String, String, String, [String], String).self) {
+            out.append(row)
+        }
+        return out
+    }
+
     /// Narrows every later statement on this connection to these sites (`*`: all the role may
     /// see), as the database applies it (migration 5): the web console's one way to scope a
     /// connection to the logged-in account, set before each use.

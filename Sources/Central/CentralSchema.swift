@@ -461,6 +461,36 @@ public enum CentralSchema {
             $f$
             """
         ),
+        (
+            12,
+            """
+            -- Every read of a child's record through the tools on the central store (`esafety
+            -- incidents list/show/tail --central`, `report --central`, `central list`): who (the
+            -- database role, set by the database, not the client; and the person as the tool names
+            -- them), what, which school's incidents (their ids), when. Written before the records
+            -- are shown: a view that cannot be recorded is not shown. Nobody may change or delete
+            -- a row (no UPDATE or DELETE is granted). A school's role reads the views of its own
+            -- site's records, the trust every site's. The web console keeps its own access log.
+            CREATE TABLE esafety.views (
+                n bigserial PRIMARY KEY,
+                at timestamptz NOT NULL DEFAULT now(),
+                account name NOT NULL DEFAULT current_user,
+                by text NOT NULL,
+                what text NOT NULL,
+                site text COLLATE "C" NOT NULL,
+                ids text[] NOT NULL,
+                detail text
+            );
+            CREATE INDEX views_site ON esafety.views (site, at);
+            ALTER TABLE esafety.views ENABLE ROW LEVEL SECURITY;
+            CREATE POLICY by_site ON esafety.views
+                USING \(visible)
+                WITH CHECK (account = current_user
+                    AND \(visible));
+            GRANT SELECT, INSERT ON esafety.views TO esafety_school, esafety_trust;
+            GRANT USAGE ON SEQUENCE esafety.views_n_seq TO esafety_school, esafety_trust;
+            """
+        ),
     ]
 
     /// The text columns migration 10 made compare byte for byte (`COLLATE "C"`): every one an

@@ -2,6 +2,7 @@ import ArgumentParser
 import Central
 import Foundation
 import Glibc
+import Incidents
 import Logging
 import PostgresNIO
 import Synchronization
@@ -43,8 +44,11 @@ struct CentralCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "central",
         abstract:
-            "A trust's central store in PostgreSQL: init (create or migrate the schema), grant (a role's sites), list.",
-        subcommands: [CentralInitCommand.self, CentralGrantCommand.self, CentralListCommand.self]
+            "A trust's central store in PostgreSQL: init (create or migrate the schema), grant (a role's sites), list, "
+            + "views (who read which records).",
+        subcommands: [
+            CentralInitCommand.self, CentralGrantCommand.self, CentralListCommand.self, CentralViewsCommand.self,
+        ]
     )
 }
 
@@ -168,6 +172,7 @@ struct CentralListCommand: ParsableCommand {
                         logger: logger
                     )
                     var out: [String] = []
+                    var shown: [(site: String, id: String)] = []
                     for try await (s, id, time, sev, cat, grp, person, host, state) in result.decode(
                         (String, String, String, String, String, String, String, String, String).self
                     ) {
@@ -176,7 +181,16 @@ struct CentralListCommand: ParsableCommand {
                                 separator: "  "
                             )
                         )
+                        shown.append((s, id))
                     }
+                    try await CentralIncidents.recordView(
+                        c,
+                        what: "list",
+                        by: Identity.account(),
+                        shown: shown,
+                        detail: "\(shown.count) shown",
+                        logger: logger
+                    )
                     return out
                 }
             }
@@ -286,5 +300,43 @@ struct ForwardCommand: ParsableCommand {
             }
         }
         logger.info("forward: stopped at line \(forwarder.position.seq)")
+    }
+}
+
+struct CentralViewsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "views",
+        abstract: "Who read which incidents through the tools on the central store, newest first.",
+        discussion: """
+            Each line: when, the database role and the person as the tool named them, what they read (list,
+            search, person, incident, live, report), the school, how many incidents and their ids. A school's
+            role sees the reads of its own site's records, the trust's every site's.
+            """
+    )
+    @OptionGroup var central: CentralOptions
+    @Option(help: "Only this site.") var site: String?
+    @Option(help: "At most this many.") var limit = 50
+
+    func run() throws {
+        let database = try central.database()
+        let logger = centralLogger()
+        let (site, limit) = (self.site, self.limit)
+        let rows = try runBlocking { () async throws -> [String] in
+            do {
+                return try await database.withConnection(logger: logger) { c in
+                    try await CentralIncidents.views(c, site: site, limit: limit, logger: logger).map { v in
+                        [
+                            v.at, v.account, v.by, v.what, v.site, "\(v.ids.count)", v.detail,
+                            v.ids.joined(separator: ","),
+                        ]
+                        .map(Terminal.escape).joined(separator: "  ")
+                    }
+                }
+            } catch {
+                throw CommandFailure("\(database): \(Forwarder.describe(error))", status: 1)
+            }
+        }
+        for r in rows { print(r) }
+        FileOutput.stderr("\(rows.count) view(s)\n")
     }
 }

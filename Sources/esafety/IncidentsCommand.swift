@@ -109,6 +109,26 @@ struct CentralSource: ParsableArguments {
     }
 }
 
+extension PostgresConnectionBox {
+    /// `shown`, once its reading is recorded centrally (`esafety.views`, migration 12) as the
+    /// invoking person's: a view that cannot be recorded is not shown.
+    func recorded(
+        _ what: String,
+        _ shown: [(site: String, view: IncidentView)],
+        detail: String? = nil
+    ) async throws -> [(site: String, view: IncidentView)] {
+        try await CentralIncidents.recordView(
+            connection,
+            what: what,
+            by: Identity.account(),
+            shown: shown.map { ($0.site, $0.view.id) },
+            detail: detail ?? "\(shown.count) shown",
+            logger: logger
+        )
+        return shown
+    }
+}
+
 struct ResolvedLog {
     let configuration: DaemonConfiguration
     let path: String
@@ -273,11 +293,11 @@ struct TailCommand: ParsableCommand {
                 // (one shipped in that moment may be shown twice).
                 var place = try await CentralIncidents.follow(box.connection, from: nil, site: site, logger: box.logger)
                     .place
-                for (site, v) in try await CentralIncidents.list(box.connection, chosen, logger: box.logger)
-                    .reversed()
-                {
-                    show(site, v)
-                }
+                let latest = try await box.recorded(
+                    "list",
+                    try await CentralIncidents.list(box.connection, chosen, logger: box.logger)
+                )
+                for (site, v) in latest.reversed() { show(site, v) }
                 fflush(nil)
                 while follow {
                     try await Task.sleep(for: .seconds(1))
@@ -288,7 +308,7 @@ struct TailCommand: ParsableCommand {
                         logger: box.logger
                     )
                     place = next
-                    for v in views { show(v.site ?? "", v) }
+                    for (site, v) in try await box.recorded("live", views.map { ($0.site ?? "", $0) }) { show(site, v) }
                     fflush(nil)
                 }
             }
@@ -349,8 +369,12 @@ struct ListCommand: ParsableCommand {
             (f.group, f.user, f.client, f.since, f.until, f.text) = (group, user, client, since, until, search)
             f.limit = limit ?? 50
             let filter = f
+            let what = person != nil ? "person" : search != nil ? "search" : "list"
             let found = try central.run(database) { box in
-                try await CentralIncidents.list(box.connection, filter, logger: box.logger)
+                try await box.recorded(
+                    what,
+                    try await CentralIncidents.list(box.connection, filter, logger: box.logger)
+                )
             }
             let color = !json && isatty(1) != 0
             for (site, v) in found {
@@ -391,7 +415,9 @@ struct ShowCommand: ParsableCommand {
         if let database = try central.database() {
             let (id, site) = (self.id, central.site)
             let (s, v) = try central.run(database) { box in
-                try await CentralIncidents.find(box.connection, id: id, site: site, logger: box.logger)
+                let (s, v) = try await CentralIncidents.find(box.connection, id: id, site: site, logger: box.logger)
+                _ = try await box.recorded("incident", [(s, v)])
+                return (s, v)
             }
             print("site \(Terminal.escape(s))")
             print(IncidentStore.line(v, color: isatty(1) != 0))

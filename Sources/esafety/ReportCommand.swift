@@ -68,13 +68,19 @@ struct ReportCommand: ParsableCommand {
             // The monitoring counters and the chain's check are each school's own.
             let (site, since, until) = (central.site, Clock.rfc3339(start), Clock.rfc3339(end))
             views = try central.run(database) { box in
-                try await CentralIncidents.period(
+                let views = try await CentralIncidents.period(
                     box.connection,
                     site: site,
                     since: since,
                     until: until,
                     logger: box.logger
                 )
+                return try await box.recorded(
+                    "report",
+                    views.map { ($0.site ?? "", $0) },
+                    detail: "\(since) to \(until)"
+                )
+                .map(\.view)
             }
         } else {
             views = try log.reportViews(since: start, until: end)

@@ -130,7 +130,7 @@ struct CentralTests {
         let pg = try PostgresServer(extra: extra, locale: locale, configure: configure)
         var (code, out) = try Child.run(esafety, ["central", "init", "--postgres", pg.url("postgres")])
         #expect(
-            code == 0 && out.contains("applied migration(s) 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11; schema version 11"),
+            code == 0 && out.contains("applied migration(s) 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12; schema version 12"),
             "\(out)"
         )
         (code, out) = try Child.run(esafety, ["central", "init", "--postgres", pg.url("postgres")])
@@ -358,10 +358,10 @@ struct CentralTests {
             .map { try Child(Self.esafety, ["central", "init", "--postgres", $0], capture: true) }
             for child in inits {
                 let (code, out) = child.wait()
-                #expect(code == 0 && out.contains("schema version 11"), "round \(round): \(out)")
+                #expect(code == 0 && out.contains("schema version 12"), "round \(round): \(out)")
             }
             for name in ["esafety", "other"] {
-                #expect(pg.sql("SELECT count(*) FROM esafety.migrations", database: name).1.hasPrefix("11"))
+                #expect(pg.sql("SELECT count(*) FROM esafety.migrations", database: name).1.hasPrefix("12"))
             }
         }
     }
@@ -497,7 +497,7 @@ struct CentralTests {
         #expect(code == 1 && out.contains("`esafety central init` on it first"), "\(out)")
         #expect(Self.shipped(pg, "north") == 0)
         (code, out) = try Child.run(Self.esafety, ["central", "init", "--postgres", pg.url("postgres")])
-        #expect(code == 0 && out.contains("applied migration(s) 8; schema version 11"), "\(out)")
+        #expect(code == 0 && out.contains("applied migration(s) 8; schema version 12"), "\(out)")
         (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
         #expect(code == 0, "\(out)")
         #expect(Self.shipped(pg, "north") == log.lines)
@@ -801,7 +801,7 @@ struct CentralTests {
         // Back to the schema before migration 7, the rows kept: as a trust upgrading finds it.
         let down = pg.sql(
             """
-            DROP TABLE esafety.words;
+            DROP TABLE esafety.words, esafety.views;
             DROP FUNCTION esafety.words_of_incidents, esafety.words_of_lines, esafety.words_of_actions CASCADE;
             DROP FUNCTION esafety.words_of, esafety.search_words, esafety.incident_text;
             ALTER TABLE esafety.lines ALTER COLUMN line TYPE jsonb USING line::jsonb;
@@ -810,7 +810,7 @@ struct CentralTests {
         )
         #expect(down.0 == 0, "\(down.1)")
         (code, out) = try Child.run(Self.esafety, ["central", "init", "--postgres", pg.url("postgres")])
-        #expect(code == 0 && out.contains("applied migration(s) 7, 8, 9, 10, 11; schema version 11"), "\(out)")
+        #expect(code == 0 && out.contains("applied migration(s) 7, 8, 9, 10, 11, 12; schema version 12"), "\(out)")
         #expect(pg.value("SELECT count(*) FROM esafety.words") == words, "every incident's and note's words, once")
         (code, out) = try tool(["list", "--search", "quokka parent"])
         #expect(code == 0 && out.contains(id) && out.contains("1 incident(s)"), "\(out)")
@@ -1391,6 +1391,96 @@ struct CentralTests {
         let (again, said) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
         #expect(again == 0 && !said.contains("kept as text"), "\(said)")
         #expect(Self.shipped(pg, "north") == text.count)
+    }
+
+    @Test(
+        "every read of children's records through the tools on the central store is recorded first, by the database's role and the person; a school reads its own site's views; a read that cannot be recorded is not shown"
+    )
+    func viewsRecorded() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        for site in ["north", "south"] {
+            let log = try Self.history(dir, site, incidents: 20)
+            let (code, out) = try Self.forwardOnce(dir, pg, site: site, log: log.path)
+            #expect(code == 0, "\(out)")
+        }
+        func tool(_ role: String, _ arguments: [String]) throws -> (Int32, String) {
+            try Child.run(
+                Self.esafety,
+                arguments + ["--central", pg.url(role), "--password-file", dir.path + "/\(role).pw"]
+            )
+        }
+        func views(_ role: String, _ extra: [String] = []) throws -> [[String]] {
+            let (code, out) = try Child.run(
+                Self.esafety,
+                ["central", "views", "--postgres", pg.url(role), "--password-file", dir.path + "/\(role).pw"] + extra
+            )
+            #expect(code == 0, "\(out)")
+            return out.split(separator: "\n").map { $0.components(separatedBy: "  ") }.filter { $0.count == 8 }
+        }
+        #expect(try views("trust_dsl").isEmpty, "nothing read yet")
+        // The trust lists both schools' incidents: a row per school, with the ids it showed.
+        var (code, out) = try tool("trust_dsl", ["incidents", "list", "--json", "--limit", "30"])
+        #expect(code == 0, "\(out)")
+        let listed = Self.ids(out)
+        #expect(listed.count == 30)
+        let me = Identity.account()
+        var rows = try views("trust_dsl")
+        #expect(rows.map { "\($0[1]) \($0[2]) \($0[3])" } == ["trust_dsl \(me) list", "trust_dsl \(me) list"])
+        #expect(Set(rows.map { $0[4] }) == ["north", "south"])
+        #expect(rows.flatMap { $0[7].split(separator: ",").map(String.init) }.sorted() == listed.sorted())
+        #expect(rows.map { Int($0[5]) ?? 0 }.reduce(0, +) == 30)
+        // A school's role shows one of its incidents: recorded with its id; a person's history,
+        // a report and the tail likewise.
+        let id = pg.value("SELECT id FROM esafety.incidents WHERE site = 'north' ORDER BY time LIMIT 1")
+        (code, out) = try tool("school_north", ["incidents", "show", id])
+        #expect(code == 0, "\(out)")
+        let person = pg.value("SELECT person FROM esafety.incidents WHERE site = 'north' AND id = '\(id)'")
+        (code, out) = try tool("school_north", ["incidents", "list", "--person", person])
+        #expect(code == 0, "\(out)")
+        (code, out) = try tool("school_north", ["report", "--since", "2000-01-01", "--until", "2100-01-01"])
+        #expect(code == 0, "\(out.suffix(300))")
+        (code, out) = try tool("school_north", ["incidents", "tail", "-n", "3"])
+        #expect(code == 0, "\(out)")
+        rows = try views("school_north")
+        #expect(rows.map(\.[3]) == ["list", "report", "person", "incident", "list"], "\(rows)")
+        #expect(rows.allSatisfy { $0[4] == "north" }, "a school reads its own site's views only")
+        #expect(rows[3][1] == "school_north" && rows[3][7] == id && rows[3][5] == "1")
+        #expect(
+            rows[1][6].hasPrefix("2000-01-01T00:00:00") && rows[1][6].contains(" to 2100-01-01T00:00:00"),
+            "\(rows[1])"
+        )
+        #expect(try views("trust_dsl").count == 6, "the trust reads every site's")
+        // docs/CENTRAL.md's command, its role and arguments as written there (the test server's
+        // address and the role's password file in place of the trust's).
+        let document = try String(contentsOfFile: repositoryRoot + "/docs/CENTRAL.md", encoding: .utf8)
+            .replacingOccurrences(of: " \\\n        ", with: " ")
+        let command = try #require(
+            document.split(separator: "\n").first {
+                $0.hasPrefix("    esafety central views --postgres 'postgresql://")
+            }
+        )
+        let words = command.split(separator: " ").map(String.init)
+        let role = try #require(words[4].dropFirst("'postgresql://".count).split(separator: "@").first.map(String.init))
+        #expect(words[5] == "--password-file")
+        #expect(try views(role, Array(words[7...])).count == 5)
+        #expect(try views("trust_dsl", ["--site", "south"]).count == 1)
+        // Nobody changes or removes a view, nor records one as another role or for another site.
+        for sql in [
+            "UPDATE esafety.views SET by = 'x'", "DELETE FROM esafety.views",
+            "INSERT INTO esafety.views (account, by, what, site, ids) VALUES ('trust_dsl', 'x', 'list', 'north', '{}')",
+            "INSERT INTO esafety.views (by, what, site, ids) VALUES ('x', 'list', 'south', '{}')",
+        ] {
+            #expect(pg.sql(sql, user: "school_north", password: "pw-school_north").0 != 0, "\(sql)")
+        }
+        #expect(pg.value("SELECT count(*) FROM esafety.views") == "6")
+        // A read that cannot be recorded is not shown.
+        #expect(pg.sql("REVOKE INSERT ON esafety.views FROM esafety_school").0 == 0)
+        let host = pg.value("SELECT host FROM esafety.incidents WHERE site = 'north' AND id = '\(id)'")
+        (code, out) = try tool("school_north", ["incidents", "show", id])
+        #expect(code == 1 && !out.contains(host) && out.contains("permission denied"), "\(out)")
+        (code, out) = try tool("school_north", ["incidents", "list"])
+        #expect(code == 1 && !out.contains(host), "\(out)")
     }
 
     @Test("what jsonb would refuse is told before a line is sent; a key over 512 bytes is cut at a character, with …")
