@@ -573,21 +573,17 @@ public enum CentralIncidents {
         detail: String? = nil,
         logger: Logger
     ) async throws {
-        var sites: [String] = []
-        var ids: [String: [String]] = [:]
-        for (site, id) in shown {
-            if ids[site] == nil { sites.append(site) }
-            ids[site, default: []].append(StoredText.key(id))
-        }
-        for site in sites {
-            try await c.query(
-                """
-                INSERT INTO esafety.views (by, what, site, ids, detail)
-                VALUES (\(StoredText.column(by)), \(what), \(site), \(ids[site] ?? []), \(StoredText.column(detail)))
-                """,
-                logger: logger
-            )
-        }
+        guard !shown.isEmpty else { return }
+        // One statement (one commit) for every school shown: a trust's list of 50 spans up to 50.
+        try await c.query(
+            """
+            INSERT INTO esafety.views (by, what, site, ids, detail)
+            SELECT \(StoredText.column(by)), \(what), s, array_agg(i ORDER BY n), \(StoredText.column(detail))
+            FROM unnest(\(shown.map(\.site))::text[], \(shown.map { StoredText.key($0.id) })::text[]) WITH ORDINALITY AS u(s, i, n)
+            GROUP BY s ORDER BY min(n)
+            """,
+            logger: logger
+        )
     }
 
     /// The views recorded (migration 12) that this role may read, newest first.

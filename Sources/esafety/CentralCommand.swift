@@ -188,7 +188,6 @@ struct CentralListCommand: ParsableCommand {
                         what: "list",
                         by: Identity.account(),
                         shown: shown,
-                        detail: "\(shown.count) shown",
                         logger: logger
                     )
                     return out

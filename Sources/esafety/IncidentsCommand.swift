@@ -122,7 +122,7 @@ extension PostgresConnectionBox {
             what: what,
             by: Identity.account(),
             shown: shown.map { ($0.site, $0.view.id) },
-            detail: detail ?? "\(shown.count) shown",
+            detail: detail,
             logger: logger
         )
         return shown
