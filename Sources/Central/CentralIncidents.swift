@@ -579,7 +579,8 @@ public enum CentralIncidents {
             """
             INSERT INTO esafety.views (by, what, site, ids, detail)
             SELECT \(StoredText.column(by)), \(what), s, array_agg(i ORDER BY n), \(StoredText.column(detail))
-            FROM unnest(\(shown.map(\.site))::text[], \(shown.map { StoredText.key($0.id) })::text[]) WITH ORDINALITY AS u(s, i, n)
+            FROM unnest(\(shown.map(\.site))::text[], \(shown.map { StoredText.key($0.id) })::text[])
+                WITH ORDINALITY AS u(s, i, n)
             GROUP BY s ORDER BY min(n)
             """,
             logger: logger

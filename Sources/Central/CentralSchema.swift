@@ -81,11 +81,16 @@ public enum CentralSchema {
             -- The group roles are the cluster's, shared by every database in it: a store made in
             -- another database at the same moment may make them first (a unique violation in
             -- pg_authid rather than duplicate_object), and then they are there all the same.
-            DO $$ BEGIN CREATE ROLE esafety_school NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
-            DO $$ BEGIN CREATE ROLE esafety_trust NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
-            DO $$ BEGIN CREATE ROLE esafety_forwarder NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
-            DO $$ BEGIN CREATE ROLE esafety_it NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
-            DO $$ BEGIN CREATE ROLE esafety_governor NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+            DO $$ BEGIN CREATE ROLE esafety_school NOLOGIN;
+                EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+            DO $$ BEGIN CREATE ROLE esafety_trust NOLOGIN;
+                EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+            DO $$ BEGIN CREATE ROLE esafety_forwarder NOLOGIN;
+                EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+            DO $$ BEGIN CREATE ROLE esafety_it NOLOGIN;
+                EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+            DO $$ BEGIN CREATE ROLE esafety_governor NOLOGIN;
+                EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
 
             GRANT USAGE ON SCHEMA esafety TO esafety_school, esafety_trust, esafety_forwarder, esafety_it,
                 esafety_governor;
@@ -194,7 +199,8 @@ public enum CentralSchema {
             -- database applies it to every row: a narrowing only ever removes sites from what
             -- the role may see, any role may narrow itself, and a console role that has not set
             -- it sees nothing (fail closed).
-            DO $$ BEGIN CREATE ROLE esafety_console NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+            DO $$ BEGIN CREATE ROLE esafety_console NOLOGIN;
+                EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
             CREATE FUNCTION esafety.narrowed() RETURNS text[] LANGUAGE sql STABLE AS $f$
                 SELECT CASE
                     WHEN coalesce(current_setting('esafety.sites', true), '') = '' THEN

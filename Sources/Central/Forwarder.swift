@@ -427,9 +427,10 @@ public final class Forwarder: @unchecked Sendable {
             let what =
                 line.refused.map { "was kept as text (\($0)), not as the site wrote it" }
                 ?? "does not follow the hash chain: changed, removed or inserted"
-            logger.critical(
-                "forward: \(file): line \(line.seq) of site \(settings.site) \(what); shipped marked, and flagged centrally"
-            )
+            let message =
+                "forward: \(file): line \(line.seq) of site \(settings.site) \(what); shipped marked, "
+                + "and flagged centrally"
+            logger.critical("\(message)")
         }
     }
 

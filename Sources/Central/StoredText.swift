@@ -92,9 +92,10 @@ public enum StoredText {
     /// Why PostgreSQL's jsonb would refuse this JSON text, when it would for what a JSON
     /// parser elsewhere takes: a `\u` escape of half a surrogate pair, a number whose exponent
     /// or digits are beyond numeric's range (jsonb keeps numbers as numeric: `1e-999999` and a
-    /// fraction of 17,000 digits are refused, where a Double rounds them to 0), or arrays and objects nested deeper than its stack
-    /// allows. esafetyd writes none of these; a line edited into a log may hold any. One pass
-    /// over the bytes, strings' contents passed over but for their escapes.
+    /// fraction of 17,000 digits are refused, where a Double rounds them to 0), or arrays and
+    /// objects nested deeper than 1,000 (its stack's limit is further). esafetyd writes none of
+    /// these; a line edited into a log may hold any. One pass over the bytes, strings' contents
+    /// passed over but for their escapes.
     public static func refusedByJSONB(_ text: String) -> String? {
         var text = text
         return text.withUTF8 { b -> String? in
