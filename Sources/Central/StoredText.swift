@@ -1,5 +1,6 @@
 import Glibc
 import Incidents
+import LogFormats
 
 /// What PostgreSQL cannot hold, made storable. Its `text`, and so every string in a `jsonb`,
 /// has no NUL character, and a value with one is refused with the whole statement: one NUL
@@ -99,21 +100,7 @@ public enum StoredText {
     public static func refusedByJSONB(_ text: String) -> String? {
         var text = text
         return text.withUTF8 { b -> String? in
-            func hex4(_ at: Int) -> Int? {
-                guard at + 4 <= b.count else { return nil }
-                var v = 0
-                for k in at..<(at + 4) {
-                    let c = b[k] | 0x20
-                    if c >= 0x30 && c <= 0x39 {
-                        v = v * 16 + Int(c - 0x30)
-                    } else if c >= 0x61 && c <= 0x66 {
-                        v = v * 16 + Int(c - 0x61 + 10)
-                    } else {
-                        return nil
-                    }
-                }
-                return v
-            }
+            func hex4(_ at: Int) -> Int? { at + 4 <= b.count ? JSONEscape.hex4(UnsafeRawBufferPointer(b), at) : nil }
             func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
             let (quote, backslash) = (UInt8(ascii: "\""), UInt8(ascii: "\\"))
             var (i, depth, digits, inString) = (0, 0, 0, false)

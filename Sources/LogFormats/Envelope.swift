@@ -206,20 +206,7 @@ struct JSONScanner {
         return UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(arena)[outStart..<used])
     }
 
-    func hex4(_ at: Int) -> Int? {
-        var v = 0
-        for k in at..<(at + 4) {
-            let c = b[k] | 0x20
-            if c >= 0x30 && c <= 0x39 {
-                v = v * 16 + Int(c - 0x30)
-            } else if c >= 0x61 && c <= 0x66 {
-                v = v * 16 + Int(c - 0x61 + 10)
-            } else {
-                return nil
-            }
-        }
-        return v
-    }
+    func hex4(_ at: Int) -> Int? { JSONEscape.hex4(b, at) }
 
     /// A number, `true`, `false` or `null`; nested objects and arrays are skipped whole.
     mutating func scalar() -> UnsafeRawBufferPointer? {
@@ -251,5 +238,26 @@ struct JSONScanner {
         let start = i
         while i < b.count, b[i] != UInt8(ascii: ","), b[i] != UInt8(ascii: "}"), b[i] != 0x20 { i += 1 }
         return i > start ? UnsafeRawBufferPointer(rebasing: b[start..<i]) : nil
+    }
+}
+
+/// JSON's `\u` escapes, read from bytes.
+public enum JSONEscape {
+    /// The value of the four hex digits at `at` (a `\u` escape's), nil when they are not;
+    /// `at + 4` must be within `b`.
+    @inlinable
+    public static func hex4(_ b: UnsafeRawBufferPointer, _ at: Int) -> Int? {
+        var v = 0
+        for k in at..<(at + 4) {
+            let c = b[k] | 0x20
+            if c >= 0x30 && c <= 0x39 {
+                v = v * 16 + Int(c - 0x30)
+            } else if c >= 0x61 && c <= 0x66 {
+                v = v * 16 + Int(c - 0x61 + 10)
+            } else {
+                return nil
+            }
+        }
+        return v
     }
 }
