@@ -476,7 +476,8 @@ public enum CentralSchema {
             -- them), what, which school's incidents (their ids), when. Written before the records
             -- are shown: a view that cannot be recorded is not shown. Nobody may change or delete
             -- a row (no UPDATE or DELETE is granted). A school's role reads the views of its own
-            -- site's records, the trust every site's. The web console keeps its own access log.
+            -- site's records, the trust every site's. The web console writes here too (besides its
+            -- own access log).
             CREATE TABLE esafety.views (
                 n bigserial PRIMARY KEY,
                 at timestamptz NOT NULL DEFAULT now(),
@@ -495,6 +496,9 @@ public enum CentralSchema {
                     AND \(visible));
             GRANT SELECT, INSERT ON esafety.views TO esafety_school, esafety_trust;
             GRANT USAGE ON SEQUENCE esafety.views_n_seq TO esafety_school, esafety_trust;
+            -- The web console records there too what each of its accounts is shown (by: the account).
+            GRANT INSERT ON esafety.views TO esafety_console;
+            GRANT USAGE ON SEQUENCE esafety.views_n_seq TO esafety_console;
             """
         ),
     ]

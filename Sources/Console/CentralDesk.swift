@@ -111,6 +111,19 @@ public final class CentralDesk: Desk {
         return try await scoped(scope) { c in try await CentralIncidents.list(c, filter, logger: logger).map(\.view) }
     }
 
+    public func recordViews(
+        what: String,
+        by: String,
+        shown: [IncidentView],
+        _ scope: Scope
+    ) async throws(DeskFailure) {
+        guard !shown.isEmpty else { return }
+        let (logger, rows) = (self.logger, shown.map { (site: $0.site ?? "", id: $0.id) })
+        try await scoped(scope) { c in
+            try await CentralIncidents.recordView(c, what: what, by: by, shown: rows, logger: logger)
+        }
+    }
+
     public func incident(_ id: String, site: String?, _ scope: Scope) async throws(DeskFailure) -> IncidentView? {
         let logger = self.logger
         do {

@@ -54,7 +54,7 @@ extension ConsoleServer {
         q.open = true
         q.limit = 10
         let newest = try await fetch(q, s)
-        try recordView(s, context, "dashboard", detail: "\(newest.count) shown")
+        try await recordView(s, context, "dashboard", detail: "\(newest.count) shown", shown: newest)
         let severities = Severity.allCases.reversed().filter { $0 != .info }.map(\.description)
         // Counts stop past 10,000 (the index is walked no further): shown as "more than 10,000".
         func number(_ n: Int) -> String { n > 10_000 ? "more than 10,000" : String(n) }
@@ -133,7 +133,13 @@ extension ConsoleServer {
         var views = try await fetch(q, s)
         let more = views.count > 50
         views = Array(views.prefix(50))
-        try recordView(s, context, "list", detail: "\(f.query.isEmpty ? "state=open" : f.query): \(views.count) shown")
+        try await recordView(
+            s,
+            context,
+            "list",
+            detail: "\(f.query.isEmpty ? "state=open" : f.query): \(views.count) shown",
+            shown: views
+        )
         let live =
             (f.state ?? "open") == "open" && f.query.replacingOccurrences(of: "state=open", with: "").isEmpty
             && f.before == nil
@@ -167,7 +173,7 @@ extension ConsoleServer {
         var q = indexQuery(f, now: Clock.now())
         q.limit = 100
         let views = f.text == nil ? [] : try await fetch(q, s)
-        try recordView(s, context, "search", detail: "\(f.text ?? ""): \(views.count) shown")
+        try await recordView(s, context, "search", detail: "\(f.text ?? ""): \(views.count) shown", shown: views)
         let note = views.count == 100 ? "<p>The newest 100 are shown: add words to narrow the search.</p>" : ""
         let body =
             Pages.filters(f, csrf: s.csrf) + note
@@ -203,7 +209,7 @@ extension ConsoleServer {
     func incident(_ request: Request, _ context: ConsoleContext) async throws -> Response {
         let s = try require(context)
         let v = try await find(request, context, s)
-        try recordView(s, context, "incident", id: v.id, site: v.site)
+        try await recordView(s, context, "incident", id: v.id, site: v.site, shown: [v])
         let done = Self.query(request)["done"].flatMap(Workflow.Action.init(rawValue:))
         return Self.html(Pages.incident(v, session: s, message: done.map { "Done: \($0.rawValue)." }, error: nil))
     }
@@ -216,7 +222,7 @@ extension ConsoleServer {
         q.limit = 200
         // A trust's store: the same name at another school is another child.
         let views = try await fetch(q, s, site: v.site)
-        try recordView(s, context, "person", id: v.id, site: v.site, detail: "\(views.count) shown")
+        try await recordView(s, context, "person", id: v.id, site: v.site, detail: "\(views.count) shown", shown: views)
         let body =
             "<p>Every incident of the person in incident <a href=\"\(HTML.escape(Pages.path(v)))\">"
             + "\(HTML.escape(String(v.id.prefix(12))))</a>, newest first (at most 200).</p>"
@@ -241,14 +247,22 @@ extension ConsoleServer {
         )
         let state: Workflow.State
         do { state = try await desk.act(action, v, details: details, by: s.account, Sessions.scope(s)) } catch {
-            try recordView(s, context, "incident", id: v.id, site: v.site, detail: "\(action.rawValue) refused")
+            try await recordView(
+                s,
+                context,
+                "incident",
+                id: v.id,
+                site: v.site,
+                detail: "\(action.rawValue) refused",
+                shown: [v]
+            )
             let now = ((try? await desk.incident(v.id, site: v.site, Sessions.scope(s))) ?? nil) ?? v
             return Self.html(
                 Pages.incident(now, session: s, message: nil, error: error.description),
                 status: error.status == 1 ? .conflict : .internalServerError
             )
         }
-        try recordView(
+        try await recordView(
             s,
             context,
             "action",
@@ -268,7 +282,7 @@ extension ConsoleServer {
         var q = indexQuery(f, now: Clock.now())
         q.limit = min(max(Int(fields["limit"] ?? "") ?? 50, 1), 500)
         let views = try await fetch(q, s)
-        try recordView(s, context, "api", detail: "\(f.query): \(views.count) shown")
+        try await recordView(s, context, "api", detail: "\(f.query): \(views.count) shown", shown: views)
         var out = "["
         for (i, v) in views.enumerated() {
             var j = JSONText(capacity: 64)
@@ -293,7 +307,7 @@ extension ConsoleServer {
     /// opened, as JSON, within a second or so. Ends when the session does, or the console stops.
     func events(_ request: Request, _ context: ConsoleContext) async throws -> Response {
         let s = try require(context)
-        try recordView(s, context, "live")
+        try await recordView(s, context, "live")
         let initial: Arrivals
         do { initial = try await desk.arrivals(after: nil, Sessions.scope(s)).1 } catch {
             throw HTTPError(.serviceUnavailable, message: error.description)
@@ -340,6 +354,14 @@ extension ConsoleServer {
                                         site: v.site,
                                         address: address
                                     )
+                                )
+                            } catch { continue }
+                            do {
+                                try await desk.recordViews(
+                                    what: "live",
+                                    by: s.account,
+                                    shown: [v],
+                                    Sessions.scope(live)
                                 )
                             } catch { continue }
                             try await writer.write(ByteBuffer(string: "event: incident\ndata: \(j.text)\n\n"))
@@ -392,7 +414,13 @@ extension ConsoleServer {
         options.title = settings.title
         var report = Report(views: views, counters: counters, options: options)
         if settings.central == nil { report.integrity = Report.Integrity(log: settings.logPath) }
-        try recordView(s, context, "report", detail: "\(date ?? "yesterday")\(anonymise ? ", anonymised" : "")")
+        try await recordView(
+            s,
+            context,
+            "report",
+            detail: "\(date ?? "yesterday")\(anonymise ? ", anonymised" : "")",
+            shown: views
+        )
         return Self.html(report.rendered(as: .html))
     }
 
@@ -461,15 +489,15 @@ extension ConsoleServer {
         guard sessions.choose(s.token, site: site) else {
             throw HTTPError(.forbidden, message: "Your account may not see that school.")
         }
-        try recordView(s, context, "site", detail: site ?? "all")
+        try await recordView(s, context, "site", detail: site ?? "all")
         // Back to the page the switcher was on: one of the navigation's pages, nothing else.
         let back = fields["back"].flatMap { Pages.navigation.contains($0) ? $0 : nil }
         return .redirect(to: back ?? Self.home(s.role), type: .normal)
     }
 
-    func accessPage(_ request: Request, _ context: ConsoleContext) throws -> Response {
+    func accessPage(_ request: Request, _ context: ConsoleContext) async throws -> Response {
         let s = try require(context, dslOnly: true)
-        try recordView(s, context, "access-log")
+        try await recordView(s, context, "access-log")
         func link(_ id: String, _ site: String?) -> String {
             let school = site.flatMap { Forwarder.validSite($0) ? "?site=\($0)" : nil } ?? ""
             return "<a href=\"/incidents/\(HTML.escape(id))\(school)\">\(HTML.escape(String(id.prefix(12))))</a>"

@@ -95,7 +95,7 @@ public struct ConsoleServer: Sendable {
         router.get("/events") { request, context in try await self.events(request, context) }
         router.get("/report") { request, context in try await self.report(request, context) }
         router.get("/health") { request, context in try await self.healthPage(request, context) }
-        router.get("/access") { request, context in try self.accessPage(request, context) }
+        router.get("/access") { request, context in try await self.accessPage(request, context) }
         return router
     }
 
@@ -182,9 +182,10 @@ public struct ConsoleServer: Sendable {
         _ what: String,
         id: String? = nil,
         site: String? = nil,
-        detail: String? = nil
+        detail: String? = nil,
+        shown: [IncidentView] = []
     )
-        throws
+        async throws
     {
         do {
             try access.record(
@@ -199,6 +200,11 @@ public struct ConsoleServer: Sendable {
                 )
             )
         } catch {
+            logger.error("console: \(error.description); the page was not shown")
+            throw HTTPError(.internalServerError, message: "The view could not be recorded, so it is not shown.")
+        }
+        // A trust's store records it too, where the schools whose pupils were shown read it.
+        do { try await desk.recordViews(what: what, by: s.account, shown: shown, Sessions.scope(s)) } catch {
             logger.error("console: \(error.description); the page was not shown")
             throw HTTPError(.internalServerError, message: "The view could not be recorded, so it is not shown.")
         }

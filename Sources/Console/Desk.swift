@@ -37,6 +37,14 @@ public protocol Desk: Sendable {
     /// to a school's log, or shipped to a trust's store whatever their time (a school catching up
     /// after an outage ships old ones). A nil cursor starts from now and returns none.
     func arrivals(after cursor: Arrivals?, _ scope: Scope) async throws(DeskFailure) -> ([IncidentView], Arrivals)
+    /// Records, where the incidents are kept, that `by` is shown these (a trust's store:
+    /// `esafety.views`, which its schools read); a school's own console has its access log only.
+    func recordViews(what: String, by: String, shown: [IncidentView], _ scope: Scope) async throws(DeskFailure)
+}
+
+extension Desk {
+    public func recordViews(what: String, by: String, shown: [IncidentView], _ scope: Scope) async throws(DeskFailure) {
+    }
 }
 
 /// Where the live stream has read to: the place of the last incident read from a school's index

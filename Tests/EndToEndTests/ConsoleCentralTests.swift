@@ -224,6 +224,33 @@ struct ConsoleCentralTests {
         )
         #expect(access.contains { $0["what"] as? String == "site" && $0["detail"] as? String == "south" })
         #expect(access.contains { $0["what"] as? String == "login-no-site" && $0["account"] as? String == "nobody" })
+        // And in the trust's store, where each school reads who was shown its pupils' records:
+        // by the account, written as the console's role; anna's views are all north's.
+        #expect(
+            t.value(
+                "SELECT count(*) FROM esafety.views WHERE what = 'incident' AND by = 'anna' AND account = 'web_trust' "
+                    + "AND site = 'north' AND ids = ARRAY['\(id)']"
+            ) != "0"
+        )
+        #expect(t.value("SELECT count(*) FROM esafety.views WHERE by = 'anna' AND site <> 'north'") == "0")
+        #expect(
+            t.value("SELECT count(*) FROM esafety.views WHERE by = 'anna' AND what = 'person' AND site = 'north'")
+                == "1"
+        )
+        #expect(
+            t.value(
+                "SELECT sum(cardinality(ids)) FROM esafety.views WHERE by = 'tom' AND what = 'api' AND site = 'south'"
+            ) == "300",
+            "south's 100 in each of tom's three reads of the API (both schools, south chosen, both again)"
+        )
+        let (code, seen) = try Child.run(
+            CentralTests.esafety,
+            [
+                "central", "views", "--postgres", t.pg.url("school_north"), "--password-file",
+                t.dir.path + "/school_north.pw",
+            ]
+        )
+        #expect(code == 0 && seen.contains("web_trust  anna  incident  north  1") && !seen.contains("south"), "\(seen)")
     }
 
     @Test(
