@@ -19,6 +19,11 @@ public enum CentralSchema {
     /// once per statement (an InitPlan), not once per row.
     static let visible = "((SELECT esafety.sees_all()) OR site = ANY ((SELECT esafety.own_sites())::text[]))"
 
+    /// Row-level security of a table whose rows name the role that wrote them (`account`, set
+    /// by the database: the central actions, the views): read as `visible`, written only as
+    /// oneself and for a site one sees.
+    static let signed = "USING \(visible) WITH CHECK (account = current_user AND \(visible))"
+
     public static let migrations: [(version: Int, sql: String)] = [
         (
             1,
@@ -171,10 +176,7 @@ public enum CentralSchema {
                 PRIMARY KEY (site, id, n)
             );
             ALTER TABLE esafety.actions ENABLE ROW LEVEL SECURITY;
-            CREATE POLICY by_site ON esafety.actions
-                USING \(visible)
-                WITH CHECK (account = current_user
-                    AND \(visible));
+            CREATE POLICY by_site ON esafety.actions \(signed);
             GRANT SELECT, INSERT ON esafety.actions TO esafety_school, esafety_trust;
             GRANT USAGE ON SEQUENCE esafety.actions_n_seq TO esafety_school, esafety_trust;
             GRANT UPDATE (state) ON esafety.incidents TO esafety_school, esafety_trust;
@@ -413,10 +415,7 @@ public enum CentralSchema {
             \(["lines", "incidents", "heads", "tamper", "words"].map {
                 "CREATE POLICY by_site ON esafety.\($0) USING \(visible) WITH CHECK \(visible);\n"
             }.joined())\
-            CREATE POLICY by_site ON esafety.actions
-                USING \(visible)
-                WITH CHECK (account = current_user
-                    AND \(visible));
+            CREATE POLICY by_site ON esafety.actions \(signed);
             CREATE VIEW esafety.health AS
                 SELECT h.site, h.seq AS lines, h.chain AS head, h.updated AS last_shipped,
                     (SELECT count(*) FROM esafety.tamper t WHERE t.site = h.site) AS tamper
@@ -490,10 +489,7 @@ public enum CentralSchema {
             );
             CREATE INDEX views_site ON esafety.views (site, at);
             ALTER TABLE esafety.views ENABLE ROW LEVEL SECURITY;
-            CREATE POLICY by_site ON esafety.views
-                USING \(visible)
-                WITH CHECK (account = current_user
-                    AND \(visible));
+            CREATE POLICY by_site ON esafety.views \(signed);
             GRANT SELECT, INSERT ON esafety.views TO esafety_school, esafety_trust;
             GRANT USAGE ON SEQUENCE esafety.views_n_seq TO esafety_school, esafety_trust;
             -- The web console records there too what each of its accounts is shown (by: the account).

@@ -221,14 +221,7 @@ public final class Forwarder: @unchecked Sendable {
             if length != nil || refused != nil
                 || (!(checked?.intact ?? false) && (try? JSONSerialization.jsonObject(with: Data(text.utf8))) == nil)
             {
-                var j = JSONText(capacity: text.utf8.count + 64)
-                j.beginObject()
-                j.field("event", .string("unreadable"))
-                j.field("text", .string(text))
-                if let length { j.field("bytes", .int(length)) }
-                if let refused { j.field("refused", .string(refused)) }
-                j.endObject()
-                stored = String(decoding: j.bytes, as: UTF8.self)
+                stored = Self.unreadable(text, bytes: length, refused: refused)
                 f = unreadable
             }
             // What PostgreSQL cannot hold (a NUL) made storable, after the chain was checked on
@@ -467,17 +460,24 @@ public final class Forwarder: @unchecked Sendable {
             + (names.isEmpty ? "" : " (\(names.joined(separator: ", ")))")
     }
 
+    /// A line kept as text: an `unreadable` record of it as a JSON string (which any store takes),
+    /// with its whole length when only its start is kept, and why when the store would refuse it.
+    static func unreadable(_ text: String, bytes: Int? = nil, refused: String? = nil) -> String {
+        var j = JSONText(capacity: text.utf8.count + 128)
+        j.beginObject()
+        j.field("event", .string("unreadable"))
+        j.field("text", .string(text))
+        if let bytes { j.field("bytes", .int(bytes)) }
+        if let refused { j.field("refused", .string(refused)) }
+        j.endObject()
+        return String(decoding: j.bytes, as: UTF8.self)
+    }
+
     /// A line the store refused, as it is kept there: an `unreadable` record of its text (a
     /// JSON string, which any store takes), marked; its chain value and place are the line's.
     static func refused(_ line: Line, _ why: String) -> Line {
-        var j = JSONText(capacity: line.text.utf8.count + 128)
-        j.beginObject()
-        j.field("event", .string("unreadable"))
-        j.field("text", .string(line.text))
-        j.field("refused", .string(why))
-        j.endObject()
         var kept = line
-        kept.text = String(decoding: j.bytes, as: UTF8.self)
+        kept.text = unreadable(line.text, refused: why)
         (kept.event, kept.id, kept.time, kept.incident, kept.intact) = ("unreadable", "", "", nil, false)
         kept.refused = why
         return kept

@@ -31,16 +31,12 @@ public enum StoredText {
     /// the whole).
     public static func key(_ s: String) -> String {
         let s = column(s)
-        guard s.utf8.count > longestKey else { return s }
-        var kept = ""
-        var bytes = 0
-        for c in s.unicodeScalars {
-            let n = String(c).utf8.count
-            guard bytes + n <= longestKey - 3 else { break }
-            kept.unicodeScalars.append(c)
-            bytes += n
-        }
-        return kept + "…"
+        let bytes = s.utf8
+        guard bytes.count > longestKey else { return s }
+        // Room for the ellipsis (3 bytes), back to the start of a character (not a continuation byte).
+        var end = bytes.index(bytes.startIndex, offsetBy: longestKey - 3)
+        while end > bytes.startIndex, bytes[end] & 0xC0 == 0x80 { end = bytes.index(before: end) }
+        return String(decoding: bytes[..<end], as: UTF8.self) + "…"
     }
 
     public static func key(_ s: String?) -> String? { s.map(key) }
@@ -91,12 +87,14 @@ public enum StoredText {
     }
 
     /// Why PostgreSQL's jsonb would refuse this JSON text, when it would for what a JSON
-    /// parser elsewhere takes: a `\u` escape of half a surrogate pair, a number whose exponent
-    /// or digits are beyond numeric's range (jsonb keeps numbers as numeric: `1e-999999` and a
-    /// fraction of 17,000 digits are refused, where a Double rounds them to 0), or arrays and
-    /// objects nested deeper than 1,000 (its stack's limit is further). esafetyd writes none of
-    /// these; a line edited into a log may hold any. One pass over the bytes, strings' contents
-    /// passed over but for their escapes.
+    /// parser elsewhere takes: a `\u` escape of half a surrogate pair; a number jsonb's numeric
+    /// may not hold (`1e-999999` and a fraction of 17,000 digits are refused, where a Double
+    /// rounds them to 0), told safely: an exponent over 1,000 or a run of over 16,000 digits
+    /// (numeric holds 16,383 after the point, 131,072 before, so some numbers PostgreSQL would
+    /// take are kept as text too); or arrays and objects nested deeper than 1,000 (its stack's
+    /// limit is further). esafetyd writes no exponent and none of these; a line edited into a
+    /// log may hold any. One pass over the bytes, strings' contents passed over but for their
+    /// escapes.
     public static func refusedByJSONB(_ text: String) -> String? {
         var text = text
         return text.withUTF8 { b -> String? in
@@ -142,7 +140,8 @@ public enum StoredText {
                     depth += 1
                     if depth > 1000 { return "arrays or objects nested more than 1,000 deep" }
                 case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
-                case UInt8(ascii: "e"),
+                // (A `where` after two patterns would hold for the last one only.)
+                case UInt8(ascii: "e") where i > 0 && isDigit(b[i - 1]),
                     UInt8(ascii: "E") where i > 0 && isDigit(b[i - 1]):
                     var j = i + 1
                     if j < b.count && (b[j] == UInt8(ascii: "+") || b[j] == UInt8(ascii: "-")) { j += 1 }

@@ -32,6 +32,23 @@ struct CentralOptions: ParsableArguments {
             throw CommandFailure(error.description, status: 2)
         }
     }
+
+    /// `work` on one connection to the store, and what it returns; a failure in the tool's words,
+    /// naming the store (status 1).
+    func run<T: Sendable>(
+        _ work: @escaping @Sendable (PostgresConnection, Logger) async throws -> T
+    ) throws -> (T, CentralDatabase) {
+        let database = try self.database()
+        let logger = centralLogger()
+        do {
+            let result = try runBlocking {
+                try await database.withConnection(logger: logger) { c in try await work(c, logger) }
+            }
+            return (result, database)
+        } catch {
+            throw CommandFailure("\(database): \(Forwarder.describe(error))", status: 1)
+        }
+    }
 }
 
 func centralLogger() -> Logger {
@@ -60,18 +77,7 @@ struct CentralInitCommand: ParsableCommand {
     @OptionGroup var central: CentralOptions
 
     func run() throws {
-        let database = try central.database()
-        let logger = centralLogger()
-        let applied: CentralSchema.Applied
-        do {
-            applied = try runBlocking {
-                try await database.withConnection(logger: logger) { c in
-                    try await CentralSchema.migrate(c, logger: logger)
-                }
-            }
-        } catch {
-            throw CommandFailure("\(database): \(Forwarder.describe(error))", status: 1)
-        }
+        let (applied, database) = try central.run { c, logger in try await CentralSchema.migrate(c, logger: logger) }
         print(
             applied.applied.isEmpty
                 ? "\(database): schema version \(applied.current), up to date"
@@ -116,26 +122,18 @@ struct CentralGrantCommand: ParsableCommand {
     }
 
     func run() throws {
-        let database = try central.database()
-        let logger = centralLogger()
         let (role, kind, sites) = (self.role, self.kind, self.site)
-        do {
-            try runBlocking {
-                try await database.withConnection(logger: logger) { c in
-                    try await c.query(PostgresQuery(unsafeSQL: "GRANT esafety_\(kind) TO \(role)"), logger: logger)
-                    if kind == "console" && sites.isEmpty {
-                        try await c.query(PostgresQuery(unsafeSQL: "GRANT esafety_trust TO \(role)"), logger: logger)
-                    }
-                    for s in sites {
-                        try await c.query(
-                            "INSERT INTO esafety.site_roles (role, site) VALUES (\(role), \(s)) ON CONFLICT DO NOTHING",
-                            logger: logger
-                        )
-                    }
-                }
+        _ = try central.run { c, logger in
+            try await c.query(PostgresQuery(unsafeSQL: "GRANT esafety_\(kind) TO \(role)"), logger: logger)
+            if kind == "console" && sites.isEmpty {
+                try await c.query(PostgresQuery(unsafeSQL: "GRANT esafety_trust TO \(role)"), logger: logger)
             }
-        } catch {
-            throw CommandFailure("\(database): \(Forwarder.describe(error))", status: 1)
+            for s in sites {
+                try await c.query(
+                    "INSERT INTO esafety.site_roles (role, site) VALUES (\(role), \(s)) ON CONFLICT DO NOTHING",
+                    logger: logger
+                )
+            }
         }
         let scope =
             sites.isEmpty ? (kind == "console" ? " for every site" : "") : " for " + sites.joined(separator: ", ")
@@ -155,46 +153,37 @@ struct CentralListCommand: ParsableCommand {
     @Option(help: "At most this many.") var limit = 50
 
     func run() throws {
-        let database = try central.database()
-        let logger = centralLogger()
         let (site, open, limit) = (self.site, self.open, self.limit)
-        let rows: [String]
-        do {
-            rows = try runBlocking {
-                try await database.withConnection(logger: logger) { c in
-                    let result = try await c.query(
-                        """
-                        SELECT site, id, time, coalesce(severity, ''), category, grp, person, host, state
-                        FROM esafety.incidents WHERE (\(site)::text IS NULL OR site = \(site))
-                        AND (NOT \(open) OR state IN ('new', 'acknowledged', 'escalated'))
-                        ORDER BY time DESC LIMIT \(limit)
-                        """,
-                        logger: logger
+        let (rows, _) = try central.run { c, logger in
+            let result = try await c.query(
+                """
+                SELECT site, id, time, coalesce(severity, ''), category, grp, person, host, state
+                FROM esafety.incidents WHERE (\(site)::text IS NULL OR site = \(site))
+                AND (NOT \(open) OR state IN ('new', 'acknowledged', 'escalated'))
+                ORDER BY time DESC LIMIT \(limit)
+                """,
+                logger: logger
+            )
+            var out: [String] = []
+            var shown: [(site: String, id: String)] = []
+            for try await (s, id, time, sev, cat, grp, person, host, state) in result.decode(
+                (String, String, String, String, String, String, String, String, String).self
+            ) {
+                out.append(
+                    [time, sev.uppercased(), s, grp, person, cat, host, state, id].map(Terminal.escape).joined(
+                        separator: "  "
                     )
-                    var out: [String] = []
-                    var shown: [(site: String, id: String)] = []
-                    for try await (s, id, time, sev, cat, grp, person, host, state) in result.decode(
-                        (String, String, String, String, String, String, String, String, String).self
-                    ) {
-                        out.append(
-                            [time, sev.uppercased(), s, grp, person, cat, host, state, id].map(Terminal.escape).joined(
-                                separator: "  "
-                            )
-                        )
-                        shown.append((s, id))
-                    }
-                    try await CentralIncidents.recordView(
-                        c,
-                        what: "list",
-                        by: Identity.account(),
-                        shown: shown,
-                        logger: logger
-                    )
-                    return out
-                }
+                )
+                shown.append((s, id))
             }
-        } catch {
-            throw CommandFailure("\(database): \(Forwarder.describe(error))", status: 1)
+            try await CentralIncidents.recordView(
+                c,
+                what: "list",
+                by: Identity.account(),
+                shown: shown,
+                logger: logger
+            )
+            return out
         }
         for r in rows { print(r) }
         FileOutput.stderr("\(rows.count) incident(s)\n")
@@ -317,22 +306,11 @@ struct CentralViewsCommand: ParsableCommand {
     @Option(help: "At most this many.") var limit = 50
 
     func run() throws {
-        let database = try central.database()
-        let logger = centralLogger()
         let (site, limit) = (self.site, self.limit)
-        let rows = try runBlocking { () async throws -> [String] in
-            do {
-                return try await database.withConnection(logger: logger) { c in
-                    try await CentralIncidents.views(c, site: site, limit: limit, logger: logger).map { v in
-                        [
-                            v.at, v.account, v.by, v.what, v.site, "\(v.ids.count)", v.detail,
-                            v.ids.joined(separator: ","),
-                        ]
-                        .map(Terminal.escape).joined(separator: "  ")
-                    }
-                }
-            } catch {
-                throw CommandFailure("\(database): \(Forwarder.describe(error))", status: 1)
+        let (rows, _) = try central.run { c, logger in
+            try await CentralIncidents.views(c, site: site, limit: limit, logger: logger).map { v in
+                [v.at, v.account, v.by, v.what, v.site, "\(v.ids.count)", v.detail, v.ids.joined(separator: ",")]
+                    .map(Terminal.escape).joined(separator: "  ")
             }
         }
         for r in rows { print(r) }
