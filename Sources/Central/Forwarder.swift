@@ -339,9 +339,16 @@ public final class Forwarder: @unchecked Sendable {
             do {
                 if connection == nil {
                     let (database, logger) = (self.database, self.logger)
-                    connection = try await Self.within(settings.timeout, "connecting") {
+                    let c = try await Self.within(settings.timeout, "connecting") {
                         try await database.connect(logger: logger)
                     }
+                    connection = c
+                    // Not within the timeout: going back through a long log for the store's last
+                    // line takes a while, and is done once.
+                    let held = try await Self.within(settings.timeout, "reading the store's head") {
+                        try await self.held(c)
+                    }
+                    if held.seq < position.seq { rewind(to: held) }
                     if position.lastError != nil {
                         logger.notice("forward: connected to \(database) again; catching up")
                         position.lastError = nil
@@ -350,8 +357,10 @@ public final class Forwarder: @unchecked Sendable {
                     backoff = 1
                 }
                 let c = connection!
-                let shipped = try await Self.within(settings.timeout, "shipping a batch") { try await self.shipOnce(c) }
-                if shipped == 0 { try await Task.sleep(for: .seconds(settings.poll)) }
+                switch try await Self.within(settings.timeout, "shipping a batch", { try await self.batch(c) }) {
+                case .shipped(let count): if count == 0 { try await Task.sleep(for: .seconds(settings.poll)) }
+                case .behind(let held): rewind(to: held)
+                }
             } catch {
                 let message = "\(database): \(Self.describe(error))"
                 if position.lastError != message {
@@ -369,8 +378,98 @@ public final class Forwarder: @unchecked Sendable {
         try? await connection?.close()
     }
 
-    /// One batch: read, ship in one transaction, then advance and save the position.
+    /// The store's last line of this site, as `esafety.heads` has it: its line count and chain
+    /// value, 0 and nil when the store holds none of the site's lines. Thrown by a batch that
+    /// finds the store holding fewer lines than come before it.
+    struct Held: Error, Equatable {
+        var seq: Int64 = 0
+        var chain: String?
+    }
+
+    /// Compares what the store holds of this site with what was shipped to it, on each new
+    /// connection: a store restored from last night's backup, made anew, or whose rows of the
+    /// site were removed holds fewer lines than the position says were shipped, and the
+    /// forwarder would go on from its position, leaving them out for ever. It goes back to the
+    /// store's last line instead (`rewind`), said as critical.
+    public func resume(_ c: PostgresConnection) async throws {
+        let held = try await held(c)
+        if held.seq < position.seq { rewind(to: held) }
+    }
+
+    func held(_ c: PostgresConnection) async throws -> Held {
+        let rows = try await c.query(
+            "SELECT seq, chain FROM esafety.heads WHERE site = \(settings.site)",
+            logger: logger
+        )
+        var held = Held()
+        for try await (seq, chain) in rows.decode((Int64, String).self) { held = Held(seq: seq, chain: chain) }
+        return held
+    }
+
+    /// The position set back to just after the store's last line of this site, found in the log
+    /// by its line count and checked by its chain value; to the log's start when the store holds
+    /// none, or when its last line is not this log's (another log shipped as this site, or this
+    /// one replaced): the lines the store holds are passed over as they are shipped again.
+    func rewind(to held: Held) {
+        let shipped = position.seq
+        let error = position.lastError
+        position = Position()
+        var found = held.seq == 0
+        search: while !found {
+            let (_, inode, lines, remaining) = nextLines()
+            guard let last = lines.last else { break }
+            for line in lines where line.seq == held.seq {
+                found = line.chain == held.chain
+                if found { moved(inode, line, remaining + (last.end - line.end)) }
+                break search
+            }
+            moved(inode, last, remaining)
+        }
+        if !found { position = Position() }
+        position.lastError = error
+        save()
+        let site = settings.site
+        let holds = held.seq == 0 ? "none of site \(site)'s lines" : "site \(site)'s lines up to line \(held.seq) only"
+        let again =
+            found
+            ? (held.seq == 0
+                ? "shipping the log again from its start" : "shipping them again from line \(held.seq + 1)")
+            : "and its line \(held.seq) is not this log's (another log shipped as site \(site), or this one "
+                + "replaced): shipping the log again from its start, the lines the store holds passed over"
+        let why = "(restored from a backup, made anew, or rows removed)"
+        logger.critical(
+            "forward: the central store holds \(holds), but lines up to \(shipped) were shipped to it \(why); \(again)"
+        )
+    }
+
+    /// One batch: read, ship in one transaction, then advance and save the position; or, when
+    /// the store was found behind, the position set back. The lines shipped (1 after a rewind).
     public func shipOnce(_ c: PostgresConnection) async throws -> Int {
+        switch try await batch(c) {
+        case .shipped(let count): return count
+        case .behind(let held):
+            rewind(to: held)
+            return 1
+        }
+    }
+
+    enum Batch: Sendable {
+        case shipped(Int)
+        /// The store holds fewer of the site's lines than come before the batch (found in its
+        /// transaction, rolled back).
+        case behind(Held)
+    }
+
+    func batch(_ c: PostgresConnection) async throws -> Batch {
+        do {
+            return .shipped(try await shipNext(c))
+        } catch let held as Held {
+            try await c.query("ROLLBACK", logger: logger)
+            return .behind(held)
+        }
+    }
+
+    func shipNext(_ c: PostgresConnection) async throws -> Int {
         let (file, inode, lines, remaining) = nextLines()
         guard let last = lines.last else {
             if position.behind != remaining {
@@ -429,13 +528,18 @@ public final class Forwarder: @unchecked Sendable {
 
     /// The position after `line`, saved.
     func advance(_ inode: UInt64, _ line: Line, _ remaining: Int64) {
+        moved(inode, line, remaining)
+        position.shipped = Clock.now()
+        save()
+    }
+
+    /// The position after `line`, not yet saved.
+    func moved(_ inode: UInt64, _ line: Line, _ remaining: Int64) {
         position.inode = inode
         position.offset = line.end
         position.seq = line.seq
         position.chain = line.carried
-        position.shipped = Clock.now()
         position.behind = max(0, remaining)
-        save()
     }
 
     /// PostgreSQL's refusal of what a statement holds, in words without the values: its
@@ -584,14 +688,24 @@ public final class Forwarder: @unchecked Sendable {
                     )
                 }
             }
-            try await c.query(
+            // The head moved on, and the one the store held read in the same statement: a store
+            // that holds fewer of the site's lines than come before this batch lost them (restored
+            // from a backup, its rows removed) while this forwarder was connected.
+            let heads = try await c.query(
                 """
-                INSERT INTO esafety.heads (site, seq, chain) VALUES (\(site), \(last.seq), \(last.chain))
-                ON CONFLICT (site) DO UPDATE SET seq = excluded.seq, chain = excluded.chain, updated = now()
-                WHERE esafety.heads.seq <= excluded.seq
+                WITH held AS (SELECT seq, chain FROM esafety.heads WHERE site = \(site)),
+                moved AS (
+                    INSERT INTO esafety.heads (site, seq, chain) VALUES (\(site), \(last.seq), \(last.chain))
+                    ON CONFLICT (site) DO UPDATE SET seq = excluded.seq, chain = excluded.chain, updated = now()
+                    WHERE esafety.heads.seq <= excluded.seq
+                )
+                SELECT seq, chain FROM held
                 """,
                 logger: log
             )
+            var held = Held()
+            for try await (seq, chain) in heads.decode((Int64, String).self) { held = Held(seq: seq, chain: chain) }
+            if let first = lines.first, held.seq < first.seq - 1 { throw held }
             try await c.query("COMMIT", logger: logger)
             return broken.filter { flagged.contains($0.seq) }
         }

@@ -274,6 +274,7 @@ struct ForwardCommand: ParsableCommand {
                     throw CommandFailure("\(database): \(Forwarder.describe(error))", status: 1)
                 }
                 do {
+                    try await forwarder.resume(c)
                     while try await forwarder.shipOnce(c) > 0 {}
                 } catch {
                     try? await c.close()

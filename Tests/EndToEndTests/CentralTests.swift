@@ -545,6 +545,174 @@ struct CentralTests {
         #expect(code == 0 && !out.contains("cannot be read"), "saved again whole: \(out)")
     }
 
+    /// docs/CENTRAL.md's command line starting `start` (after its four spaces), run as written:
+    /// `sudo -u postgres` as runuser does it, against `pg`'s server (PGHOST and PGPORT), the
+    /// backups' folder here instead of /var/backups/esafety and the backup's day instead of the
+    /// docs' example.
+    static func documented(
+        _ start: String,
+        _ pg: PostgresServer,
+        backups: String,
+        day: String
+    ) throws -> (Int32, String) {
+        let document = try String(contentsOfFile: repositoryRoot + "/docs/CENTRAL.md", encoding: .utf8)
+        guard let line = document.split(separator: "\n").first(where: { $0.hasPrefix("    " + start) }) else {
+            throw TestFailure(message: "docs/CENTRAL.md: no command line starting \(start)")
+        }
+        let command = line.dropFirst(4).replacingOccurrences(of: "/var/backups/esafety", with: backups)
+            .replacingOccurrences(of: "2026-12-01", with: day)
+        let postgres = "sudo -u postgres "
+        if command.hasPrefix(postgres) {
+            return try Child.run(
+                "/usr/sbin/runuser",
+                [
+                    "-u", "postgres", "--", "/usr/bin/env", "PGHOST=" + pg.dir, "PGPORT=\(pg.port)", "/bin/sh", "-c",
+                    "cd / && " + command.dropFirst(postgres.count),
+                ]
+            )
+        }
+        return try Child.run("/bin/sh", ["-c", String(command.dropFirst("sudo ".count))])
+    }
+
+    @Test(
+        "a store restored from last night's backup (docs/CENTRAL.md's commands, on a new server), restored under a connected forwarder, or made anew, is given again what it lost: every line, nothing twice, said"
+    )
+    func storeRestored() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        let log = try Self.history(dir, "north", incidents: 300)
+        var (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
+        #expect(code == 0, "\(out)")
+        // Last night's backup, by the documented commands.
+        let backups = dir.path + "/backups"
+        let day = try Child.run("/bin/date", ["+%F"]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        for start in ["sudo install -d", "sudo -u postgres pg_dumpall", "sudo -u postgres pg_dump "] {
+            (code, out) = try Self.documented(start, pg, backups: backups, day: day)
+            #expect(code == 0, "\(start): \(out)")
+        }
+        // The day goes on: an incident acknowledged, notes taken, shipped in batches of two.
+        let ids = pg.value("SELECT id FROM esafety.incidents WHERE state = 'new' ORDER BY id LIMIT 3").split(
+            separator: "\n"
+        ).map(String.init)
+        #expect(ids.count == 3)
+        _ = try IncidentLog.act(
+            path: log.path,
+            group: nil,
+            id: ids[0],
+            action: .ack,
+            details: Workflow.Details(),
+            by: "A. Dsl"
+        )
+        for id in ids { try Self.note(log.path, id, "wombat") }
+        let total = log.lines + 4
+        (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path, batch: "2")
+        #expect(code == 0, "\(out)")
+        // What the store holds of the site: its lines (count, distinct, last, their text), its
+        // incidents' states, the words, the flags.
+        func held(_ p: PostgresServer) -> String {
+            p.value(
+                """
+                SELECT (SELECT count(*) || '/' || count(DISTINCT seq) || '/' || max(seq) || '/'
+                        || md5(string_agg(line, E'\\n' ORDER BY seq)) FROM esafety.lines WHERE site = 'north'),
+                    (SELECT count(*) || '/' || string_agg(id || '=' || state, ',' ORDER BY id) FROM esafety.incidents),
+                    (SELECT count(*) FROM esafety.words), (SELECT count(*) FROM esafety.tamper)
+                """
+            )
+        }
+        let whole = held(pg)
+        #expect(whole.hasPrefix("\(total)/\(total)/\(total)/"), "\(whole)")
+        #expect(whole.contains("\(ids[0])=acknowledged"), "\(whole)")
+        #expect(Self.shipped(pg, "north") == total)
+
+        // The server lost; a new one, restored from last night's backup as the docs say.
+        let restored = try PostgresServer()
+        for start in ["sudo -u postgres psql --file", "sudo -u postgres pg_restore "] {
+            (code, out) = try Self.documented(start, restored, backups: backups, day: day)
+            #expect(code == 0, "\(start): \(out)")
+        }
+        #expect(Self.shipped(restored, "north") == log.lines, "the backup holds the day before")
+        (code, out) = try Self.forwardOnce(dir, restored, site: "north", log: log.path)
+        #expect(code == 0, "\(out)")
+        #expect(
+            out.contains(
+                "the central store holds site north's lines up to line \(log.lines) only, "
+                    + "but lines up to \(total) were shipped"
+            ) && out.contains("shipping them again from line \(log.lines + 1)"),
+            "\(out)"
+        )
+        #expect(held(restored) == whole, "every line once, the acknowledgement and the notes again")
+
+        // Restored again under a forwarder that stays connected (pg_restore --clean), then a
+        // line written: its first batch finds the store behind, and goes back for what it lost.
+        let following = try Self.forwarder(dir, restored, site: "north", log: log.path)
+        #expect(
+            poll(timeout: 20) {
+                (try? String(contentsOfFile: dir.path + "/forward-north.err", encoding: .utf8))?.contains("forward: ")
+                    == true
+            }
+        )
+        usleep(300_000)
+        (code, out) = try Child.run(
+            "/usr/sbin/runuser",
+            [
+                "-u", "postgres", "--", restored.bin + "/pg_restore", "-h", restored.dir, "-p", String(restored.port),
+                "--clean", "--if-exists", "--dbname=esafety", "\(backups)/esafety-\(day).dump",
+            ]
+        )
+        #expect(code == 0, "\(out)")
+        #expect(Self.shipped(restored, "north") == log.lines)
+        try Self.note(log.path, ids[1], "platypus")
+        #expect(poll(timeout: 30) { Self.shipped(restored, "north") == total + 1 })
+        following.stop(SIGTERM)
+        let journal = (try? String(contentsOfFile: dir.path + "/forward-north.err", encoding: .utf8)) ?? ""
+        #expect(journal.contains("shipping them again from line \(log.lines + 1)"), "\(journal)")
+        let after = held(restored)
+        #expect(after.hasPrefix("\(total + 1)/\(total + 1)/\(total + 1)/"), "\(after)")
+
+        // Made anew: an empty database, its schema, the forwarder's role granted again.
+        #expect(restored.sql("DROP DATABASE esafety WITH (FORCE)", database: "postgres").0 == 0)
+        (code, out) = try Self.documented("sudo -u postgres createdb ", restored, backups: backups, day: day)
+        #expect(code == 0, "\(out)")
+        (code, out) = try Child.run(Self.esafety, ["central", "init", "--postgres", restored.url("postgres")])
+        #expect(code == 0, "\(out)")
+        (code, out) = try Child.run(
+            Self.esafety,
+            [
+                "central", "grant", "--postgres", restored.url("postgres"), "--role", "fwd_north", "--as", "forwarder",
+                "--site", "north",
+            ]
+        )
+        #expect(code == 0, "\(out)")
+        (code, out) = try Self.forwardOnce(dir, restored, site: "north", log: log.path)
+        #expect(code == 0, "\(out)")
+        #expect(
+            out.contains(
+                "the central store holds none of site north's lines, but lines up to \(total + 1) were shipped"
+            )
+                && out.contains("shipping the log again from its start"),
+            "\(out)"
+        )
+        #expect(held(restored) == after)
+        // And then nothing more: the store holds all that was shipped.
+        (code, out) = try Self.forwardOnce(dir, restored, site: "north", log: log.path)
+        #expect(code == 0 && !out.contains("critical") && !out.contains("central store holds"), "\(out)")
+
+        // A store whose last line of the site is not this log's (another school's log shipped as
+        // north, or this one replaced): said, and the log shipped from its start, nothing twice.
+        #expect(restored.sql("UPDATE esafety.heads SET seq = 10, chain = 'another-log' WHERE site = 'north'").0 == 0)
+        (code, out) = try Self.forwardOnce(dir, restored, site: "north", log: log.path)
+        #expect(code == 0, "\(out)")
+        #expect(
+            out.contains("holds site north's lines up to line 10 only")
+                && out.contains(
+                    "its line 10 is not this log's (another log shipped as site north, or this one replaced)"
+                ),
+            "\(out)"
+        )
+        #expect(held(restored) == after)
+        #expect(Self.shipped(restored, "north") == total + 1)
+    }
+
     @Test(
         "row-level security: a school's role sees its site only, the trust all, IT health, governors counts; a forwarder writes only its site"
     )
