@@ -61,10 +61,11 @@ struct CentralCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "central",
         abstract:
-            "A trust's central store in PostgreSQL: init (create or migrate the schema), grant (a role's sites), list, "
-            + "views (who read which records).",
+            "A trust's central store in PostgreSQL: init (create or migrate the schema), grant, revoke and roles (who "
+            + "may read which sites), list, views (who read which records).",
         subcommands: [
-            CentralInitCommand.self, CentralGrantCommand.self, CentralListCommand.self, CentralViewsCommand.self,
+            CentralInitCommand.self, CentralGrantCommand.self, CentralRevokeCommand.self, CentralRolesCommand.self,
+            CentralListCommand.self, CentralViewsCommand.self,
         ]
     )
 }
@@ -107,14 +108,10 @@ struct CentralGrantCommand: ParsableCommand {
     @Option(help: "A site the role may see (school) or write (forwarder); repeatable.") var site: [String] = []
 
     func validate() throws {
-        guard ["school", "trust", "forwarder", "it", "governor", "console"].contains(kind) else {
+        guard CentralAccess.parts.contains(kind) else {
             throw ValidationError("--as must be school, trust, forwarder, it, governor or console")
         }
-        guard
-            role.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) }
-            ),
-            !role.isEmpty
-        else { throw ValidationError("--role: lower-case letters, digits and _ only") }
+        guard validRole(role) else { throw ValidationError("--role: lower-case letters, digits and _ only") }
         if (kind == "school" || kind == "forwarder") && site.isEmpty {
             throw ValidationError("--as \(kind) needs --site")
         }
@@ -124,20 +121,84 @@ struct CentralGrantCommand: ParsableCommand {
     func run() throws {
         let (role, kind, sites) = (self.role, self.kind, self.site)
         _ = try central.run { c, logger in
-            try await c.query(PostgresQuery(unsafeSQL: "GRANT esafety_\(kind) TO \(role)"), logger: logger)
-            if kind == "console" && sites.isEmpty {
-                try await c.query(PostgresQuery(unsafeSQL: "GRANT esafety_trust TO \(role)"), logger: logger)
-            }
-            for s in sites {
-                try await c.query(
-                    "INSERT INTO esafety.site_roles (role, site) VALUES (\(role), \(s)) ON CONFLICT DO NOTHING",
-                    logger: logger
-                )
-            }
+            try await CentralAccess.grant(c, role: role, part: kind, sites: sites, logger: logger)
         }
         let scope =
             sites.isEmpty ? (kind == "console" ? " for every site" : "") : " for " + sites.joined(separator: ", ")
         print("\(role): \(kind)\(scope)")
+    }
+}
+
+/// A login role's name as `central grant` takes it.
+func validRole(_ role: String) -> Bool {
+    !role.isEmpty
+        && role.utf8.allSatisfy { $0 == UInt8(ascii: "_") || ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) }
+}
+
+struct CentralRevokeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "revoke",
+        abstract: "Take access away from a login role: some of its sites (--site), or every part and site it has.",
+        discussion: """
+            For a DSL who leaves a school, a school that leaves the trust, a forwarder's machine retired. It takes
+            effect at the role's next statement, in sessions already open too. The login role itself stays
+            (DROP ROLE is the database administrator's); what it recorded (its actions, its views) stays.
+            """
+    )
+    @OptionGroup var central: CentralOptions
+    @Option(help: "The login role.") var role: String
+    @Option(help: "Only this site out of the role's sites; repeatable. Without it, every part and site.")
+    var site: [String] = []
+
+    func validate() throws {
+        guard validRole(role) else { throw ValidationError("--role: lower-case letters, digits and _ only") }
+        for s in site where !Forwarder.validSite(s) { throw ValidationError("--site \(s): a-z, 0-9, '.', '_', '-'") }
+    }
+
+    func run() throws {
+        let (role, sites) = (self.role, self.site)
+        let (done, _) = try central.run { c, logger in
+            try await CentralAccess.revoke(c, role: role, sites: sites.isEmpty ? nil : sites, logger: logger)
+        }
+        guard done.exists else { throw CommandFailure("no login role \(role) in the store's server", status: 1) }
+        if !sites.isEmpty {
+            let missing = sites.filter { !done.sites.contains($0) }
+            if !done.sites.isEmpty { print("\(role): no longer \(done.sites.joined(separator: ", "))") }
+            if !missing.isEmpty {
+                throw CommandFailure("\(role) had no site \(missing.joined(separator: ", "))", status: 1)
+            }
+        } else if done.parts.isEmpty && done.sites.isEmpty {
+            print("\(role): had no part in the store")
+        } else {
+            let parts = done.parts.isEmpty ? "" : " \(done.parts.joined(separator: ", "))"
+            let of = done.sites.isEmpty ? "" : " (\(done.sites.joined(separator: ", ")))"
+            print("\(role): no longer has a part in the store; taken away:\(parts)\(of)")
+        }
+    }
+}
+
+struct CentralRolesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "roles",
+        abstract: "Who may read or write what in the central store: each login role with its parts and sites.",
+        discussion: """
+            Each line: the role, whether it may log in, its parts (school, trust, forwarder, it, governor,
+            console) and its sites (every site for trust). Run as the database's administrator.
+            """
+    )
+    @OptionGroup var central: CentralOptions
+
+    func run() throws {
+        let (roles, _) = try central.run { c, logger in try await CentralAccess.roles(c, logger: logger) }
+        for r in roles {
+            let every = r.parts.contains("trust") ? "every site" : ""
+            let scope = r.sites.isEmpty ? every : r.sites.joined(separator: ", ")
+            let login = r.login ? "" : " (may not log in)"
+            let parts = r.parts.isEmpty ? "no part" : r.parts.joined(separator: ", ")
+            // Escaped: a role or a site the administrator made by hand may hold anything.
+            print(Terminal.escape("\(r.role)\(login): \(parts)" + (scope.isEmpty ? "" : " for \(scope)")))
+        }
+        if roles.isEmpty { print("no role has a part in the store") }
     }
 }
 

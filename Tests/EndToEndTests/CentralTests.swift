@@ -1651,6 +1651,114 @@ struct CentralTests {
         #expect(code == 1 && !out.contains(host), "\(out)")
     }
 
+    /// docs/CENTRAL.md's `esafety central SUBCOMMAND` lines as PostgreSQL's administrator, each as
+    /// its arguments (the test server's address in place of the documented one), in order.
+    static func documentedCentral(_ subcommand: String, _ pg: PostgresServer) throws -> [[String]] {
+        let document = try String(contentsOfFile: repositoryRoot + "/docs/CENTRAL.md", encoding: .utf8)
+            .replacingOccurrences(of: " \\\n        ", with: " ")
+        let start = "    sudo -u postgres esafety central \(subcommand) "
+        let lines = document.split(separator: "\n").filter { $0.hasPrefix(start) }
+        if lines.isEmpty { throw TestFailure(message: "docs/CENTRAL.md: no line starting \(start)") }
+        return lines.map { line in
+            line.split(separator: " ").dropFirst(4).map {
+                $0.hasPrefix("'postgresql://") ? pg.url("postgres") : String($0)
+            }
+        }
+    }
+
+    @Test(
+        "access taken away (docs/CENTRAL.md's revoke): a school's site, then every part; effective in a session already open; roles lists who may read what"
+    )
+    func accessRevoked() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        for site in ["north", "south"] {
+            let log = try Self.history(dir, site, incidents: 20)
+            let (code, out) = try Self.forwardOnce(dir, pg, site: site, log: log.path)
+            #expect(code == 0, "\(out)")
+        }
+        func roles() throws -> [String] {
+            let (code, out) = try Child.run(Self.esafety, try Self.documentedCentral("roles", pg)[0])
+            #expect(code == 0, "\(out)")
+            return out.split(separator: "\n").map(String.init)
+        }
+        #expect(
+            try roles() == [
+                "fwd_north: forwarder for north", "fwd_south: forwarder for south", "governors: governor",
+                "it_desk: it", "school_north: school for north", "trust_dsl: trust for every site",
+            ]
+        )
+        // A session of the school's DSL open throughout: it reads the school's incidents, then
+        // (the site taken away while it waits) none, then (every part taken away) nothing at all.
+        let session = try Child(
+            "/usr/bin/psql",
+            [
+                "-h", pg.dir, "-p", String(pg.port), "-U", "school_north", "-d", "esafety", "-At",
+                "-c", "SELECT count(*) FROM esafety.incidents", "-c", "SELECT pg_sleep(3)",
+                "-c", "SELECT count(*) FROM esafety.incidents", "-c", "SELECT pg_sleep(3.5)",
+                "-c", "SELECT count(*) FROM esafety.incidents",
+            ],
+            capture: true,
+            environment: ["PGPASSWORD": "pw-school_north"]
+        )
+        func sleeping(_ query: String) -> Bool {
+            pg.value("SELECT count(*) FROM pg_stat_activity WHERE usename = 'school_north' AND query = '\(query)'")
+                == "1"
+        }
+        #expect(poll(timeout: 20) { sleeping("SELECT pg_sleep(3)") })
+        let revoke = try Self.documentedCentral("revoke", pg)
+        #expect(revoke.count == 2 && revoke[0].contains("--site"))
+        var (code, out) = try Child.run(Self.esafety, revoke[0])
+        #expect(code == 0 && out == "school_north: no longer north\n", "\(out)")
+        #expect(poll(timeout: 20) { sleeping("SELECT pg_sleep(3.5)") })
+        (code, out) = try Child.run(Self.esafety, revoke[1])
+        #expect(code == 0 && out == "school_north: no longer has a part in the store; taken away: school\n", "\(out)")
+        let (status, printed) = session.wait()
+        #expect(status != 0, "the last statement refused")
+        #expect(printed.hasPrefix("20\n\n0\n\n") && printed.contains("permission denied"), "\(printed)")
+        #expect(try roles().contains { $0.hasPrefix("school_north") } == false)
+        (code, out) = try Child.run(
+            Self.esafety,
+            [
+                "incidents", "list", "--central", pg.url("school_north"), "--password-file",
+                dir.path + "/school_north.pw",
+            ]
+        )
+        #expect(code != 0 && out.contains("permission denied"), "\(out)")
+        // What was not there is said, and changes nothing.
+        (code, out) = try Child.run(
+            Self.esafety,
+            ["central", "revoke", "--postgres", pg.url("postgres"), "--role", "fwd_south", "--site", "north"]
+        )
+        #expect(code == 1 && out.contains("fwd_south had no site north"), "\(out)")
+        (code, out) = try Child.run(
+            Self.esafety,
+            ["central", "revoke", "--postgres", pg.url("postgres"), "--role", "nobody"]
+        )
+        #expect(code == 1 && out.contains("no login role nobody"), "\(out)")
+        (code, out) = try Child.run(
+            Self.esafety,
+            ["central", "revoke", "--postgres", pg.url("postgres"), "--role", "school_north"]
+        )
+        #expect(code == 0 && out.contains("school_north: had no part in the store"), "\(out)")
+        // A forwarder retired: it writes nothing more, and says why.
+        (code, out) = try Child.run(
+            Self.esafety,
+            ["central", "revoke", "--postgres", pg.url("postgres"), "--role", "fwd_south"]
+        )
+        #expect(code == 0 && out.contains("taken away: forwarder (south)"), "\(out)")
+        let south = dir.path + "/south.jsonl"
+        try Self.note(south, pg.value("SELECT id FROM esafety.incidents WHERE site = 'south' LIMIT 1"), "wombat")
+        (code, out) = try Self.forwardOnce(dir, pg, site: "south", log: south)
+        #expect(code == 1 && out.contains("permission denied"), "\(out)")
+        #expect(
+            try roles() == [
+                "fwd_north: forwarder for north", "governors: governor", "it_desk: it",
+                "trust_dsl: trust for every site",
+            ]
+        )
+    }
+
     @Test("what jsonb would refuse is told before a line is sent; a key over 512 bytes is cut at a character, with …")
     func refusedByJSONB() {
         let refuses: [(String, String?)] = [
