@@ -148,13 +148,26 @@ public final class Forwarder: @unchecked Sendable {
         var index = stats.firstIndex { $0?.inode == position.inode }
         var offset = position.offset
         if index == nil {
-            if position.inode != 0 {
-                logger.warning(
-                    "forward: the file shipped last (inode \(position.inode)) is gone; reading \(files.first ?? "") on"
-                )
-            }
             index = 0
             offset = 0
+            if position.inode != 0 {
+                // The file is gone, but its lines may not be: a log restored from the store, or
+                // copied to a new disk, holds the line shipped last, known by its chain value.
+                if let chain = position.chain, let found = Self.find(chain: chain, in: files) {
+                    let message =
+                        "forward: the file shipped last (inode \(position.inode)) is gone; the line shipped last is "
+                        + "found in \(files[found.index]) (the log restored or copied): going on after it"
+                    logger.notice("\(message)")
+                    (index, offset) = (found.index, found.end)
+                    position.inode = stats[found.index]?.inode ?? 0
+                    position.offset = found.end
+                } else {
+                    let message =
+                        "forward: the file shipped last (inode \(position.inode)) is gone, and the line shipped last "
+                        + "is in no file of the log; reading \(files.first ?? "") on"
+                    logger.warning("\(message)")
+                }
+            }
         }
         guard var i = index else { return ("", 0, [], 0) }
         // Bytes after the position that make no line yet (one being written, or one that will
@@ -266,6 +279,52 @@ public final class Forwarder: @unchecked Sendable {
             }
         }
         return lines
+    }
+
+    /// The file (its index in `files`, the newest searched first) holding the line whose chain
+    /// value is `chain`, and the offset just after that line's end.
+    static func find(chain: String, in files: [String]) -> (index: Int, end: Int64)? {
+        let pattern = Array("\"chain\":\"\(chain)\"".utf8)
+        let size = 1 << 22
+        var buffer = [UInt8](repeating: 0, count: size)
+        for i in files.indices.reversed() {
+            let fd = open(files[i], O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            defer { close(fd) }
+            var offset: Int64 = 0
+            while true {
+                let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, size, off_t(offset)) }
+                guard n >= pattern.count else { break }
+                if let at = Self.first(pattern, in: buffer, count: n) {
+                    guard let newline = newline(fd, from: offset + Int64(at)) else { return nil }
+                    return (i, newline + 1)
+                }
+                if n < size { break }
+                // The next read overlaps this one by a pattern's length less one: a match cut by
+                // the buffer's end is found whole.
+                offset += Int64(n - pattern.count + 1)
+            }
+        }
+        return nil
+    }
+
+    /// Where `pattern` (which starts with a quote) first is in the first `count` bytes of
+    /// `buffer`: each quote in turn (memchr), compared with the pattern (memcmp).
+    static func first(_ pattern: [UInt8], in buffer: [UInt8], count: Int) -> Int? {
+        buffer.withUnsafeBytes { b in
+            pattern.withUnsafeBytes { p in
+                guard let base = b.baseAddress, let head = p.first else { return nil }
+                let m = p.count
+                var i = 0
+                while i + m <= count {
+                    guard let q = memchr(base + i, Int32(head), count - m + 1 - i) else { return nil }
+                    let j = base.distance(to: UnsafeRawPointer(q))
+                    if memcmp(base + j, p.baseAddress!, m) == 0 { return j }
+                    i = j + 1
+                }
+                return nil
+            }
+        }
     }
 
     /// Where the next end of line is at or after `offset`, if the file has one.

@@ -1651,6 +1651,81 @@ struct CentralTests {
         #expect(code == 1 && !out.contains(host), "\(out)")
     }
 
+    @Test(
+        "a log lost and restored from the store (docs/CENTRAL.md's psql line), its position kept: followed on from the line last shipped, nothing flagged, nothing twice"
+    )
+    func logRestoredFromTheStore() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        let log = try Self.history(dir, "north", incidents: 200)
+        var (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
+        #expect(code == 0, "\(out)")
+        // The school's log lost; the trust's role gives it back as docs/CENTRAL.md says, into a
+        // new file (a new inode), and the school's esafetyd writes on.
+        let original = try String(contentsOfFile: log.path, encoding: .utf8)
+        let (c, restored) = try Child.run(
+            "/usr/bin/psql",
+            ["-h", pg.dir, "-p", String(pg.port), "-U", "trust_dsl", "-d", "esafety", "-At", "-c", Self.restoreSQL],
+            environment: ["PGPASSWORD": "pw-trust_dsl"]
+        )
+        #expect(c == 0 && restored == original, "the log, byte for byte")
+        // Written beside the lost one, then in its place: another inode, as on a new disk.
+        try restored.write(toFile: log.path + ".restored", atomically: false, encoding: .utf8)
+        #expect(rename(log.path + ".restored", log.path) == 0)
+        let id = pg.value("SELECT id FROM esafety.incidents ORDER BY id LIMIT 1")
+        try Self.note(log.path, id, "wombat")
+        (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
+        #expect(code == 0 && !out.contains("does not follow"), "\(out)")
+        #expect(out.contains("found in \(log.path)"), "\(out)")
+        #expect(pg.value("SELECT count(*) FROM esafety.tamper") == "0", "no false flag")
+        #expect(
+            pg.value("SELECT count(*), count(DISTINCT seq), max(seq) FROM esafety.lines")
+                == "\(log.lines + 1)|\(log.lines + 1)|\(log.lines + 1)"
+        )
+        #expect(pg.value("SELECT count(*) FROM esafety.words WHERE word = 'wombat'") == "1")
+    }
+
+    @Test(
+        "the file shipped last gone with lines never shipped (a rotation lost): said, and the first line after the gap flagged"
+    )
+    func linesLost() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        let history = try Self.history(dir, "whole", incidents: 100)
+        let all = lines(history.path)
+        let log = dir.path + "/north.jsonl"
+        try (all[0..<200].joined(separator: "\n") + "\n").write(toFile: log, atomically: false, encoding: .utf8)
+        var (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log)
+        #expect(code == 0, "\(out)")
+        // Lines 201 to 250 were written to a file since lost; the log now holds what came after.
+        try (all[250...].joined(separator: "\n") + "\n").write(toFile: log + ".new", atomically: false, encoding: .utf8)
+        #expect(rename(log + ".new", log) == 0)
+        (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log)
+        #expect(code == 0, "\(out)")
+        #expect(out.contains("the line shipped last is in no file of the log"), "\(out)")
+        #expect(out.contains("line 201 of site north does not follow the hash chain"), "\(out)")
+        #expect(pg.value("SELECT string_agg(seq::text, ',') FROM esafety.tamper") == "201")
+        #expect(Self.shipped(pg, "north") == 200 + all.count - 250)
+    }
+
+    @Test("the line shipped last is found by its chain value in any file of the log, across a read's 4 MiB boundary")
+    func findsTheLineShippedLast() throws {
+        let dir = TempDir()
+        let chain = String(repeating: "ab", count: 32)
+        let line = "{\"event\":\"note\",\"chain\":\"\(chain)\"}\n"
+        // The pattern starts 10 bytes before the first read's end.
+        let filler = String(repeating: "x", count: (1 << 22) - 10 - "{\"event\":\"note\",".count - 1) + "\n"
+        try (filler + line + "{}\n").write(toFile: dir.path + "/a", atomically: false, encoding: .utf8)
+        try "{}\n{}\n".write(toFile: dir.path + "/b", atomically: false, encoding: .utf8)
+        let found = Forwarder.find(chain: chain, in: [dir.path + "/a", dir.path + "/b"])
+        #expect(found?.index == 0 && found?.end == Int64(filler.utf8.count + line.utf8.count))
+        #expect(
+            Forwarder.find(chain: String(repeating: "cd", count: 32), in: [dir.path + "/a", dir.path + "/b"]) == nil
+        )
+        #expect(Forwarder.first(Array("\"ab\"".utf8), in: Array("x\"a\"ab\"".utf8), count: 7) == 3)
+        #expect(Forwarder.first(Array("\"ab\"".utf8), in: Array("x\"a\"ab\"".utf8), count: 6) == nil)
+    }
+
     /// docs/CENTRAL.md's `esafety central SUBCOMMAND` lines as PostgreSQL's administrator, each as
     /// its arguments (the test server's address in place of the documented one), in order.
     static func documentedCentral(_ subcommand: String, _ pg: PostgresServer) throws -> [[String]] {
