@@ -166,6 +166,10 @@ public final class Forwarder: @unchecked Sendable {
                         "forward: the file shipped last (inode \(position.inode)) is gone, and the line shipped last "
                         + "is in no file of the log; reading \(files.first ?? "") on"
                     logger.warning("\(message)")
+                    // Taken as the place to read from, so that the files are not searched again
+                    // (nor this said again) at each try while the store is away.
+                    position.inode = stats.first??.inode ?? 0
+                    position.offset = 0
                 }
             }
         }
