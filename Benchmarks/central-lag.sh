@@ -11,9 +11,11 @@ export PATH="/opt/swift/usr/bin:$PATH"
 SITES="${1:-10}"
 RATE="${2:-1000}"
 SECONDS_="${3:-60}"
-swift build -c release --static-swift-stdlib --product esafety >/dev/null
-swift build -c release --static-swift-stdlib --product esafety-bench >/dev/null
-BIN="$(swift build -c release --static-swift-stdlib --show-bin-path)"
+if [ -z "${BIN:-}" ]; then   # BIN=DIR: the esafety and esafety-bench binaries there (an A/B of two builds)
+    swift build -c release --static-swift-stdlib --product esafety >/dev/null
+    swift build -c release --static-swift-stdlib --product esafety-bench >/dev/null
+    BIN="$(swift build -c release --static-swift-stdlib --show-bin-path)"
+fi
 . Benchmarks/central-store.sh
 central_cluster /var/tmp/esafety-central-lag 25433
 DIR="$CENTRAL_DIR"

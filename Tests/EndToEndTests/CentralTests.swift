@@ -1832,6 +1832,10 @@ struct CentralTests {
                 "trust_dsl: trust for every site",
             ]
         )
+        // A role made by hand with a terminal's escape in its name is listed, escaped.
+        #expect(pg.sql("INSERT INTO esafety.site_roles (role, site) VALUES (E'x\\x1b[2J', 'north')").0 == 0)
+        let listed = try roles()
+        #expect(listed.last == "x\\x1B[2J (may not log in): no part for north", "\(listed)")
     }
 
     @Test("what jsonb would refuse is told before a line is sent; a key over 512 bytes is cut at a character, with …")
