@@ -100,8 +100,29 @@ public enum CentralAccess {
         public var sites: [String]
     }
 
-    /// Every role that is a member of one of the store's groups or has sites, by name.
+    /// `roles` asked by a role that row-level security shows only its own sites.
+    public struct NotAdministrator: Error, CustomStringConvertible {
+        public var role: String
+        public var description: String {
+            "\(role) sees only its own row of who may read which site: run this as the database's administrator "
+                + "(the superuser, or the owner of the schema)"
+        }
+    }
+
+    /// Every role that is a member of one of the store's groups or has sites, by name. Only the
+    /// database's administrator sees every role's sites; anyone else is refused, not shown a part.
     public static func roles(_ c: PostgresConnection, logger: Logger) async throws -> [Access] {
+        let who = try await c.query(
+            """
+            SELECT current_user::text, r.rolsuper OR r.rolbypassrls
+                OR pg_has_role(current_user, t.relowner, 'USAGE')
+            FROM pg_roles r, pg_class t WHERE r.rolname = current_user AND t.oid = 'esafety.site_roles'::regclass
+            """,
+            logger: logger
+        )
+        for try await (role, sees) in who.decode((String, Bool).self) where !sees {
+            throw NotAdministrator(role: role)
+        }
         let rows = try await c.query(
             """
             WITH parts AS (

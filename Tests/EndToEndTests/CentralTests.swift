@@ -1832,6 +1832,12 @@ struct CentralTests {
                 "trust_dsl: trust for every site",
             ]
         )
+        // Anyone but the administrator would see only their own sites: refused, not shown a part.
+        (code, out) = try Child.run(
+            Self.esafety,
+            ["central", "roles", "--postgres", pg.url("trust_dsl"), "--password-file", dir.path + "/trust_dsl.pw"]
+        )
+        #expect(code == 1 && out.contains("trust_dsl sees only its own row") && !out.contains("fwd_north"), "\(out)")
         // A role made by hand with a terminal's escape in its name is listed, escaped.
         #expect(pg.sql("INSERT INTO esafety.site_roles (role, site) VALUES (E'x\\x1b[2J', 'north')").0 == 0)
         let listed = try roles()
