@@ -234,7 +234,7 @@ public final class Forwarder: @unchecked Sendable {
             // beyond its range): PostgreSQL would refuse the whole batch, and the forwarder would
             // try it for ever. It is shipped marked, its bytes kept as a string in an
             // `unreadable` record.
-            let refused = length == nil ? StoredText.refusedByJSONB(text) : nil
+            let refused = length == nil ? StoredText.refusedByJSONB(text).map { $0 + Self.whose(f.event, f.id) } : nil
             if length != nil || refused != nil
                 || (!(checked?.intact ?? false) && (try? JSONSerialization.jsonObject(with: Data(text.utf8))) == nil)
             {
@@ -640,9 +640,25 @@ public final class Forwarder: @unchecked Sendable {
         return String(decoding: j.bytes, as: UTF8.self)
     }
 
+    /// What a line kept as text was, for its flag: `; it was the incident line of inc-...` (the
+    /// trust then knows an incident is there whose row the store does not hold). Said only when
+    /// the event and the id look like esafetyd's (an edited line's may hold anything).
+    static func whose(_ event: String, _ id: String) -> String {
+        func plain(_ s: String, _ longest: Int) -> Bool {
+            !s.isEmpty && s.utf8.count <= longest
+                && s.utf8.allSatisfy {
+                    ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A)
+                        || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_")
+                }
+        }
+        guard plain(event, 32), event != "unreadable" else { return "" }
+        return "; it was the \(event) line" + (plain(id, 64) ? " of \(id)" : "")
+    }
+
     /// A line the store refused, as it is kept there: an `unreadable` record of its text (a
     /// JSON string, which any store takes), marked; its chain value and place are the line's.
     static func refused(_ line: Line, _ why: String) -> Line {
+        let why = why + whose(line.event, line.id)
         var kept = line
         kept.text = unreadable(line.text, refused: why)
         (kept.event, kept.id, kept.time, kept.incident, kept.intact) = ("unreadable", "", "", nil, false)

@@ -1509,11 +1509,18 @@ struct CentralTests {
                     + "|| '|' || (line::jsonb->>'refused') FROM esafety.lines WHERE site = 'north' AND seq = \(seq)"
             )
         }
-        #expect(stored(6) == "unreadable|false|true|a number beyond PostgreSQL's numeric range")
-        #expect(stored(13) == "unreadable|false|true|a number beyond PostgreSQL's numeric range")
+        #expect(
+            stored(6)
+                == "unreadable|false|true|a number beyond PostgreSQL's numeric range; it was the note line of \(id)"
+        )
+        #expect(
+            stored(13)
+                == "unreadable|false|true|a number beyond PostgreSQL's numeric range; it was the hits line of \(id)"
+        )
+        // The incident whose row the store does not hold is named, for the trust to read its line.
         #expect(
             stored(21) == "unreadable|false|true|refused by the central store: SQLSTATE 23514: new row for relation "
-                + "(table incidents, constraint no_refused)"
+                + "(table incidents, constraint no_refused); it was the incident line of ZZ\(id.dropFirst(2))"
         )
         #expect(pg.value("SELECT count(*) FROM esafety.incidents WHERE host = 'refused.example'") == "0")
         #expect(pg.value("SELECT count(*) FROM esafety.incidents WHERE site = 'north'") == "30", "every other incident")
@@ -1521,7 +1528,9 @@ struct CentralTests {
         // does not follow the chain (it followed the line before the edit).
         #expect(
             pg.value("SELECT string_agg(seq || ':' || detail, ',' ORDER BY seq) FROM esafety.tamper")
-                .contains("6:line 6 (\(log.path)) kept as text (a number beyond PostgreSQL's numeric range)")
+                .contains(
+                    "6:line 6 (\(log.path)) kept as text (a number beyond PostgreSQL's numeric range; it was the note line of \(id))"
+                )
         )
         #expect(pg.value("SELECT count(*) FROM esafety.tamper WHERE detail LIKE '%kept as text%'") == "3")
         #expect(out.components(separatedBy: "was kept as text").count == 4, "\(out)")
