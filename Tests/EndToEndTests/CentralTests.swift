@@ -1529,7 +1529,8 @@ struct CentralTests {
         #expect(
             pg.value("SELECT string_agg(seq || ':' || detail, ',' ORDER BY seq) FROM esafety.tamper")
                 .contains(
-                    "6:line 6 (\(log.path)) kept as text (a number beyond PostgreSQL's numeric range; it was the note line of \(id))"
+                    "6:line 6 (\(log.path)) kept as text (a number beyond PostgreSQL's numeric range; "
+                        + "it was the note line of \(id))"
                 )
         )
         #expect(pg.value("SELECT count(*) FROM esafety.tamper WHERE detail LIKE '%kept as text%'") == "3")
