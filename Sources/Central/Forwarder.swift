@@ -411,7 +411,7 @@ public final class Forwarder: @unchecked Sendable {
                     let held = try await Self.within(settings.timeout, "reading the store's head") {
                         try await self.held(c)
                     }
-                    if held.seq < position.seq { rewind(to: held) }
+                    reconcile(with: held)
                     if position.lastError != nil {
                         logger.notice("forward: connected to \(database) again; catching up")
                         position.lastError = nil
@@ -455,8 +455,28 @@ public final class Forwarder: @unchecked Sendable {
     /// forwarder would go on from its position, leaving them out for ever. It goes back to the
     /// store's last line instead (`rewind`), said as critical.
     public func resume(_ c: PostgresConnection) async throws {
-        let held = try await held(c)
-        if held.seq < position.seq { rewind(to: held) }
+        reconcile(with: try await held(c))
+    }
+
+    /// What the store holds of the site against what was shipped: behind, the position set
+    /// back (`rewind`); ahead (a batch committed before a crash saved the position, or a log
+    /// older than what was shipped), its last line looked for in the log, and when no file
+    /// holds it, said as critical: the log was put back from an older copy (or is another
+    /// site's), and the lines esafetyd writes on it fork the chain the store holds.
+    func reconcile(with held: Held) {
+        if held.seq < position.seq {
+            rewind(to: held)
+        } else if held.seq > position.seq, let chain = held.chain, chain.utf8.count == 64,
+            Self.find(chain: chain, in: IncidentStore.withRotations(settings.logPath)) == nil
+        {
+            let site = settings.site
+            let message =
+                "forward: the central store holds site \(site)'s lines up to line \(held.seq), and its last line is in "
+                + "no file of this log, shipped up to line \(position.seq): the log is older than what was shipped "
+                + "(put back from an older copy) or another site's. Put the log back from the store (docs/CENTRAL.md, "
+                + "Backups) before esafetyd writes on: lines written now fork the chain the store holds"
+            logger.critical("\(message)")
+        }
     }
 
     func held(_ c: PostgresConnection) async throws -> Held {

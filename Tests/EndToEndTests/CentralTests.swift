@@ -1718,6 +1718,58 @@ struct CentralTests {
         #expect(Self.shipped(pg, "north") == 200 + all.count - 250)
     }
 
+    @Test(
+        "a log put back from a copy older than what was shipped is said as critical, with what to do; put back from the store, it goes on quietly"
+    )
+    func logOlderThanTheStore() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        let all = lines(try Self.history(dir, "whole", incidents: 100).path)
+        let log = dir.path + "/north.jsonl"
+        let position = dir.path + "/forward-north.position"
+        try (all[0..<200].joined(separator: "\n") + "\n").write(toFile: log, atomically: false, encoding: .utf8)
+        var (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log)
+        #expect(code == 0, "\(out)")
+        // Last week's copy of the school's state folder: the log and the position.
+        let (olderLog, olderPosition) = (
+            try String(contentsOfFile: log, encoding: .utf8), try String(contentsOfFile: position, encoding: .utf8)
+        )
+        // The week goes on: the rest written and shipped.
+        let handle = try #require(FileHandle(forWritingAtPath: log))
+        handle.seekToEndOfFile()
+        handle.write(Data((all[200...].joined(separator: "\n") + "\n").utf8))
+        handle.closeFile()
+        (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log)
+        #expect(code == 0 && Self.shipped(pg, "north") == all.count, "\(out)")
+        // The disk lost; the folder put back from last week's copy.
+        try olderLog.write(toFile: log + ".copy", atomically: false, encoding: .utf8)
+        #expect(rename(log + ".copy", log) == 0)
+        try olderPosition.write(toFile: position, atomically: true, encoding: .utf8)
+        (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log)
+        #expect(code == 0, "\(out)")
+        #expect(
+            out.contains(
+                "the central store holds site north's lines up to line \(all.count), and its last line is in no file "
+                    + "of this log, shipped up to line 200"
+            ) && out.contains("Put the log back from the store"),
+            "\(out)"
+        )
+        #expect(pg.value("SELECT count(*) FROM esafety.tamper") == "0")
+        // Put back from the store as docs/CENTRAL.md says: nothing said, nothing stored twice.
+        let (c, restored) = try Child.run(
+            "/usr/bin/psql",
+            ["-h", pg.dir, "-p", String(pg.port), "-U", "trust_dsl", "-d", "esafety", "-At", "-c", Self.restoreSQL],
+            environment: ["PGPASSWORD": "pw-trust_dsl"]
+        )
+        #expect(c == 0 && restored.split(separator: "\n").count == all.count)
+        try restored.write(toFile: log + ".copy", atomically: false, encoding: .utf8)
+        #expect(rename(log + ".copy", log) == 0)
+        (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log)
+        #expect(code == 0 && !out.contains("critical") && !out.contains("older"), "\(out)")
+        #expect(pg.value("SELECT count(*), count(DISTINCT seq) FROM esafety.lines") == "\(all.count)|\(all.count)")
+        #expect(pg.value("SELECT count(*) FROM esafety.tamper") == "0")
+    }
+
     @Test("the line shipped last is found by its chain value in any file of the log, across a read's 4 MiB boundary")
     func findsTheLineShippedLast() throws {
         let dir = TempDir()
