@@ -19,7 +19,7 @@ public enum CentralAccess {
         sites: [String],
         logger: Logger
     ) async throws {
-        precondition(parts.contains(part))
+        guard parts.contains(part) else { throw UnknownPart(part: part) }
         try await c.query("BEGIN", logger: logger)
         try await c.query(PostgresQuery(unsafeSQL: "GRANT esafety_\(part) TO \(role)"), logger: logger)
         if part == "console" && sites.isEmpty {
@@ -33,6 +33,11 @@ public enum CentralAccess {
             logger: logger
         )
         try await c.query("COMMIT", logger: logger)
+    }
+
+    public struct UnknownPart: Error, CustomStringConvertible {
+        public var part: String
+        public var description: String { "no part \(part): \(CentralAccess.parts.joined(separator: ", "))" }
     }
 
     /// What `revoke` took away.

@@ -466,7 +466,7 @@ public final class Forwarder: @unchecked Sendable {
     func reconcile(with held: Held) {
         if held.seq < position.seq {
             rewind(to: held)
-        } else if held.seq > position.seq, let chain = held.chain, chain.utf8.count == 64,
+        } else if held.seq > position.seq, let chain = held.chain, chain.utf8.count == HashChain.valueLength,
             Self.find(chain: chain, in: IncidentStore.withRotations(settings.logPath)) == nil
         {
             let site = settings.site
@@ -498,15 +498,16 @@ public final class Forwarder: @unchecked Sendable {
         let error = position.lastError
         position = Position()
         var found = held.seq == 0
-        search: while !found {
+        while !found {
             let (_, inode, lines, remaining) = nextLines()
             guard let last = lines.last else { break }
-            for line in lines where line.seq == held.seq {
-                found = line.chain == held.chain
-                if found { moved(inode, line, remaining + (last.end - line.end)) }
-                break search
+            guard let line = lines.first(where: { $0.seq == held.seq }) else {
+                moved(inode, last, remaining)
+                continue
             }
-            moved(inode, last, remaining)
+            found = line.chain == held.chain
+            if found { moved(inode, line, remaining + (last.end - line.end)) }
+            break
         }
         if !found { position = Position() }
         position.lastError = error
@@ -519,7 +520,7 @@ public final class Forwarder: @unchecked Sendable {
                 ? "shipping the log again from its start" : "shipping them again from line \(held.seq + 1)")
             : "and its line \(held.seq) is not this log's (another log shipped as site \(site), or this one "
                 + "replaced): shipping the log again from its start, the lines the store holds passed over"
-        let why = "(restored from a backup, made anew, or rows removed)"
+        let why = "(restored from a backup, made anew, a standby promoted, or rows removed)"
         logger.critical(
             "forward: the central store holds \(holds), but lines up to \(shipped) were shipped to it \(why); \(again)"
         )

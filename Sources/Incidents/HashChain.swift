@@ -9,7 +9,9 @@ import SystemSupport
 /// `genesis`, or, after rotation, from the previous file's last chain value (it records
 /// that value as `prev`), so `esafety verify` checks across rotated files.
 public enum HashChain {
-    static let genesis = String(repeating: "0", count: 64)
+    /// A chain value's length: SHA-256 in hex.
+    public static let valueLength = 64
+    static let genesis = String(repeating: "0", count: valueLength)
     static let marker = ",\"chain\":\""
 
     /// Appends the chain field to a JSON object's text (which must end with `}`).

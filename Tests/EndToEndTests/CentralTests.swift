@@ -215,6 +215,15 @@ struct CentralTests {
     /// docs/CENTRAL.md's statement that restores a school's log from the store.
     static let restoreSQL = "SELECT line FROM esafety.lines WHERE site = 'north' ORDER BY seq"
 
+    /// North's log as the trust's role gets it back from the store with `restoreSQL`.
+    static func logFromTheStore(_ pg: PostgresServer) throws -> (Int32, String) {
+        try Child.run(
+            "/usr/bin/psql",
+            ["-h", pg.dir, "-p", String(pg.port), "-U", "trust_dsl", "-d", "esafety", "-At", "-c", restoreSQL],
+            environment: ["PGPASSWORD": "pw-trust_dsl"]
+        )
+    }
+
     /// The id of each record of `--json` output, in its order.
     static func ids(_ json: String) -> [String] {
         json.split(separator: "\n").compactMap {
@@ -1673,11 +1682,7 @@ struct CentralTests {
         // The school's log lost; the trust's role gives it back as docs/CENTRAL.md says, into a
         // new file (a new inode), and the school's esafetyd writes on.
         let original = try String(contentsOfFile: log.path, encoding: .utf8)
-        let (c, restored) = try Child.run(
-            "/usr/bin/psql",
-            ["-h", pg.dir, "-p", String(pg.port), "-U", "trust_dsl", "-d", "esafety", "-At", "-c", Self.restoreSQL],
-            environment: ["PGPASSWORD": "pw-trust_dsl"]
-        )
+        let (c, restored) = try Self.logFromTheStore(pg)
         #expect(c == 0 && restored == original, "the log, byte for byte")
         // Written beside the lost one, then in its place: another inode, as on a new disk.
         try restored.write(toFile: log.path + ".restored", atomically: false, encoding: .utf8)
@@ -1756,11 +1761,7 @@ struct CentralTests {
         )
         #expect(pg.value("SELECT count(*) FROM esafety.tamper") == "0")
         // Put back from the store as docs/CENTRAL.md says: nothing said, nothing stored twice.
-        let (c, restored) = try Child.run(
-            "/usr/bin/psql",
-            ["-h", pg.dir, "-p", String(pg.port), "-U", "trust_dsl", "-d", "esafety", "-At", "-c", Self.restoreSQL],
-            environment: ["PGPASSWORD": "pw-trust_dsl"]
-        )
+        let (c, restored) = try Self.logFromTheStore(pg)
         #expect(c == 0 && restored.split(separator: "\n").count == all.count)
         try restored.write(toFile: log + ".copy", atomically: false, encoding: .utf8)
         #expect(rename(log + ".copy", log) == 0)
