@@ -32,7 +32,56 @@ public enum CentralAccess {
             """,
             logger: logger
         )
+        let given = part == "console" && sites.isEmpty ? [part, "trust"] : [part]
+        try await record(c, "grant", role: role, parts: given, sites: sites, logger: logger)
         try await c.query("COMMIT", logger: logger)
+    }
+
+    /// A change of access, in `esafety.access_changes`, in the change's transaction.
+    static func record(
+        _ c: PostgresConnection,
+        _ what: String,
+        role: String,
+        parts: [String],
+        sites: [String],
+        logger: Logger
+    ) async throws {
+        try await c.query(
+            """
+            INSERT INTO esafety.access_changes (what, role, parts, sites)
+            VALUES (\(what), \(role), \(parts)::text[], \(sites)::text[])
+            """,
+            logger: logger
+        )
+    }
+
+    /// A change of access as `esafety.access_changes` keeps it.
+    public struct Change: Sendable, Equatable {
+        public var at: String
+        public var account: String
+        public var what: String
+        public var role: String
+        public var parts: [String]
+        public var sites: [String]
+    }
+
+    /// The changes of access, newest first (the trust's, IT's or the administrator's role).
+    public static func changes(_ c: PostgresConnection, limit: Int, logger: Logger) async throws -> [Change] {
+        let rows = try await c.query(
+            """
+            SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), account::text, what, role, parts,
+                sites
+            FROM esafety.access_changes ORDER BY n DESC LIMIT \(limit)
+            """,
+            logger: logger
+        )
+        var out: [Change] = []
+        for try await (at, account, what, role, parts, sites) in rows.decode(
+            (String, String, String, String, [String], [String]).self
+        ) {
+            out.append(Change(at: at, account: account, what: what, role: role, parts: parts, sites: sites))
+        }
+        return out
     }
 
     public struct UnknownPart: Error, CustomStringConvertible {
@@ -89,12 +138,12 @@ public enum CentralAccess {
             logger: logger
         )
         for try await site in rows.decode(String.self) { gone.append(site) }
+        let parts = taken.map { String($0.dropFirst("esafety_".count)) }
+        if !parts.isEmpty || !gone.isEmpty {
+            try await record(c, "revoke", role: role, parts: parts, sites: gone.sorted(), logger: logger)
+        }
         try await c.query("COMMIT", logger: logger)
-        return Revoked(
-            exists: exists,
-            parts: taken.map { String($0.dropFirst("esafety_".count)) },
-            sites: gone.sorted()
-        )
+        return Revoked(exists: exists, parts: parts, sites: gone.sorted())
     }
 
     /// A role with a part in the store, or sites in its list.

@@ -497,6 +497,26 @@ public enum CentralSchema {
             GRANT USAGE ON SEQUENCE esafety.views_n_seq TO esafety_console;
             """
         ),
+        (
+            13,
+            """
+            -- Every change of who may read or write what (`esafety central grant` and `revoke`):
+            -- when, by which database role (set by the database), what (grant or revoke), the
+            -- login role, the parts and the sites given or taken. Written in the change's own
+            -- transaction by the database's administrator; nobody may change or delete a row. The
+            -- trust and IT read it (no child's record is in it).
+            CREATE TABLE esafety.access_changes (
+                n bigserial PRIMARY KEY,
+                at timestamptz NOT NULL DEFAULT now(),
+                account name NOT NULL DEFAULT current_user,
+                what text NOT NULL CHECK (what IN ('grant', 'revoke')),
+                role text NOT NULL,
+                parts text[] NOT NULL,
+                sites text[] NOT NULL
+            );
+            GRANT SELECT ON esafety.access_changes TO esafety_trust, esafety_it;
+            """
+        ),
     ]
 
     /// The text columns migration 10 made compare byte for byte (`COLLATE "C"`): every one an

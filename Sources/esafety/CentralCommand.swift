@@ -184,11 +184,33 @@ struct CentralRolesCommand: ParsableCommand {
         discussion: """
             Each line: the role, whether it may log in, its parts (school, trust, forwarder, it, governor,
             console) and its sites (every site for trust). Run as the database's administrator.
+            With --changes, every grant and revoke since schema 13, newest first (the trust's or IT's role
+            may read them too).
             """
     )
     @OptionGroup var central: CentralOptions
+    @Flag(help: "Instead, every change of access (grant, revoke), newest first: when, by whom, what.")
+    var changes = false
+    @Option(help: "With --changes: at most this many.") var limit = 100
+
+    func validate() throws {
+        guard limit >= 1 && limit <= 100_000 else { throw ValidationError("--limit: 1 to 100000") }
+    }
 
     func run() throws {
+        if changes {
+            let limit = self.limit
+            let (rows, _) = try central.run { c, logger in
+                try await CentralAccess.changes(c, limit: limit, logger: logger)
+            }
+            for r in rows {
+                let scope = r.sites.isEmpty ? "" : " for \(r.sites.joined(separator: ", "))"
+                let parts = r.parts.isEmpty ? "sites" : r.parts.joined(separator: ", ")
+                print(Terminal.escape("\(r.at) \(r.account) \(r.what) \(r.role): \(parts)\(scope)"))
+            }
+            if rows.isEmpty { print("no change of access recorded") }
+            return
+        }
         let (roles, _) = try central.run { c, logger in try await CentralAccess.roles(c, logger: logger) }
         for r in roles {
             let every = r.parts.contains("trust") ? "every site" : ""

@@ -130,7 +130,8 @@ struct CentralTests {
         let pg = try PostgresServer(extra: extra, locale: locale, configure: configure)
         var (code, out) = try Child.run(esafety, ["central", "init", "--postgres", pg.url("postgres")])
         #expect(
-            code == 0 && out.contains("applied migration(s) 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12; schema version 12"),
+            code == 0
+                && out.contains("applied migration(s) 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13; schema version 13"),
             "\(out)"
         )
         (code, out) = try Child.run(esafety, ["central", "init", "--postgres", pg.url("postgres")])
@@ -367,10 +368,10 @@ struct CentralTests {
             .map { try Child(Self.esafety, ["central", "init", "--postgres", $0], capture: true) }
             for child in inits {
                 let (code, out) = child.wait()
-                #expect(code == 0 && out.contains("schema version 12"), "round \(round): \(out)")
+                #expect(code == 0 && out.contains("schema version 13"), "round \(round): \(out)")
             }
             for name in ["esafety", "other"] {
-                #expect(pg.sql("SELECT count(*) FROM esafety.migrations", database: name).1.hasPrefix("12"))
+                #expect(pg.sql("SELECT count(*) FROM esafety.migrations", database: name).1.hasPrefix("13"))
             }
         }
     }
@@ -506,7 +507,7 @@ struct CentralTests {
         #expect(code == 1 && out.contains("`esafety central init` on it first"), "\(out)")
         #expect(Self.shipped(pg, "north") == 0)
         (code, out) = try Child.run(Self.esafety, ["central", "init", "--postgres", pg.url("postgres")])
-        #expect(code == 0 && out.contains("applied migration(s) 8; schema version 12"), "\(out)")
+        #expect(code == 0 && out.contains("applied migration(s) 8; schema version 13"), "\(out)")
         (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
         #expect(code == 0, "\(out)")
         #expect(Self.shipped(pg, "north") == log.lines)
@@ -978,7 +979,7 @@ struct CentralTests {
         // Back to the schema before migration 7, the rows kept: as a trust upgrading finds it.
         let down = pg.sql(
             """
-            DROP TABLE esafety.words, esafety.views;
+            DROP TABLE esafety.words, esafety.views, esafety.access_changes;
             DROP FUNCTION esafety.words_of_incidents, esafety.words_of_lines, esafety.words_of_actions CASCADE;
             DROP FUNCTION esafety.words_of, esafety.search_words, esafety.incident_text;
             ALTER TABLE esafety.lines ALTER COLUMN line TYPE jsonb USING line::jsonb;
@@ -987,7 +988,7 @@ struct CentralTests {
         )
         #expect(down.0 == 0, "\(down.1)")
         (code, out) = try Child.run(Self.esafety, ["central", "init", "--postgres", pg.url("postgres")])
-        #expect(code == 0 && out.contains("applied migration(s) 7, 8, 9, 10, 11, 12; schema version 12"), "\(out)")
+        #expect(code == 0 && out.contains("applied migration(s) 7, 8, 9, 10, 11, 12, 13; schema version 13"), "\(out)")
         #expect(pg.value("SELECT count(*) FROM esafety.words") == words, "every incident's and note's words, once")
         (code, out) = try tool(["list", "--search", "quokka parent"])
         #expect(code == 0 && out.contains(id) && out.contains("1 incident(s)"), "\(out)")
@@ -1901,6 +1902,32 @@ struct CentralTests {
             ["central", "roles", "--postgres", pg.url("trust_dsl"), "--password-file", dir.path + "/trust_dsl.pw"]
         )
         #expect(code == 1 && out.contains("trust_dsl sees only its own row") && !out.contains("fwd_north"), "\(out)")
+        // Every change of access kept, newest first, for the trust to read; nobody changes one.
+        (code, out) = try Child.run(
+            Self.esafety,
+            [
+                "central", "roles", "--changes", "--postgres", pg.url("trust_dsl"), "--password-file",
+                dir.path + "/trust_dsl.pw",
+            ]
+        )
+        #expect(code == 0, "\(out)")
+        let changes = out.split(separator: "\n").map {
+            $0.split(separator: " ", maxSplits: 1).last.map(String.init) ?? ""
+        }
+        #expect(
+            changes == [
+                "postgres revoke fwd_south: forwarder for south", "postgres revoke school_north: school",
+                "postgres revoke school_north: sites for north", "postgres grant governors: governor",
+                "postgres grant it_desk: it", "postgres grant trust_dsl: trust",
+                "postgres grant school_north: school for north", "postgres grant fwd_south: forwarder for south",
+                "postgres grant fwd_north: forwarder for north",
+            ],
+            "\(out)"
+        )
+        #expect(out.hasPrefix(String(ISO8601DateFormatter().string(from: Date()).prefix(10))), "\(out)")
+        for sql in ["UPDATE esafety.access_changes SET role = 'x'", "DELETE FROM esafety.access_changes"] {
+            #expect(pg.sql(sql, user: "trust_dsl", password: "pw-trust_dsl").0 != 0, "\(sql)")
+        }
         // A role made by hand with a terminal's escape in its name is listed, escaped.
         #expect(pg.sql("INSERT INTO esafety.site_roles (role, site) VALUES (E'x\\x1b[2J', 'north')").0 == 0)
         let listed = try roles()
