@@ -5,17 +5,13 @@
 # chain order, as esafetyd writes them, the time of each write noted); each site's
 # `esafety forward` follows its log; the lag of a line is the time PostgreSQL stored it
 # (esafety.lines.received) minus the time it was written. Prints p50/p99/max.
+# BIN=DIR: the binaries there instead of a release build (Benchmarks/central-store.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 SITES="${1:-10}"
 RATE="${2:-1000}"
 SECONDS_="${3:-60}"
-if [ -z "${BIN:-}" ]; then   # BIN=DIR: the esafety and esafety-bench binaries there (an A/B of two builds)
-    swift build -c release --static-swift-stdlib --product esafety >/dev/null
-    swift build -c release --static-swift-stdlib --product esafety-bench >/dev/null
-    BIN="$(swift build -c release --static-swift-stdlib --show-bin-path)"
-fi
 . Benchmarks/central-store.sh
 central_cluster /var/tmp/esafety-central-lag 25433
 DIR="$CENTRAL_DIR"

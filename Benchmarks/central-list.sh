@@ -8,13 +8,12 @@
 # first 20 characters) as the school's role, with the id's index (migration 4) and without it;
 # and `incidents list --search WORDS --limit 50` (migration 7's words) as both roles, for a word
 # no incident has, a website's name (about 50 incidents a site), and a word every incident has.
+# BIN=DIR: the binaries there instead of a release build (Benchmarks/central-store.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 ROWS="${1:-10000000}"
 SITES="${2:-100}"
-swift build -c release --static-swift-stdlib --product esafety >/dev/null
-BIN="$(swift build -c release --static-swift-stdlib --show-bin-path)"
 . Benchmarks/central-store.sh
 central_cluster /var/tmp/esafety-central-list 25433 -c max_wal_size=8GB
 DIR="$CENTRAL_DIR"

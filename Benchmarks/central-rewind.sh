@@ -6,15 +6,11 @@
 # north is the log's last line but one, by its count and chain value. Then `esafety forward
 # --once`, timed whole with its peak RSS: it reads the log from its start to that line, checks
 # its chain value, and ships the last line again.
+# BIN=DIR: the binaries there instead of a release build (Benchmarks/central-store.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 INCIDENTS="${1:-1000000}"
-if [ -z "${BIN:-}" ]; then   # BIN=DIR: the esafety and esafety-bench binaries there
-    swift build -c release --static-swift-stdlib --product esafety >/dev/null
-    swift build -c release --static-swift-stdlib --product esafety-bench >/dev/null
-    BIN="$(swift build -c release --static-swift-stdlib --show-bin-path)"
-fi
 . Benchmarks/central-store.sh
 central_cluster /var/tmp/esafety-central-rewind 25434
 DIR="$CENTRAL_DIR"

@@ -1,5 +1,6 @@
 # Sourced by the central benchmarks (bash): a PostgreSQL cluster of their own, and generated
-# incidents in it. Needs BIN (the release build's folder).
+# incidents in it. BIN=DIR: the esafety and esafety-bench binaries there (an A/B of two
+# builds); otherwise both are built for release as scripts/install builds them.
 #
 #   central_cluster DIR PORT [POSTGRES-OPTION...]
 #       A new cluster in DIR (initdb; the server's defaults; the superuser over the socket by
@@ -16,6 +17,11 @@
 #       second per site from 2024-01-01; severity, category, group, pupil (of 50,000), website
 #       and state (2% open) drawn independently by hash; every record a real incident line's keys),
 #       each incident's line and a `hits` line for every third in esafety.lines, VACUUMed and ANALYZEd.
+if [ -z "${BIN:-}" ]; then
+    swift build -c release --static-swift-stdlib --product esafety >/dev/null
+    swift build -c release --static-swift-stdlib --product esafety-bench >/dev/null
+    BIN="$(swift build -c release --static-swift-stdlib --show-bin-path)"
+fi
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort | tail -1)
 
 central_start() {

@@ -8,16 +8,12 @@
 # incidents/s stored centrally, then `central list --open --limit 50` as the trust's role.
 # WORDS=off drops the search's word triggers (migration 7) first: what they cost the bulk.
 # AFTER_INIT=FILE runs FILE's SQL (as the superuser) after `central init`.
+# BIN=DIR: the binaries there instead of a release build (Benchmarks/central-store.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 SITES="${1:-100}"
 INCIDENTS="${2:-2000}"
-if [ -z "${BIN:-}" ]; then   # BIN=DIR: the esafety and esafety-bench binaries there (an A/B of two builds)
-    swift build -c release --static-swift-stdlib --product esafety >/dev/null
-    swift build -c release --static-swift-stdlib --product esafety-bench >/dev/null
-    BIN="$(swift build -c release --static-swift-stdlib --show-bin-path)"
-fi
 . Benchmarks/central-store.sh
 # PGOPTS: more server settings (e.g. PGOPTS="-c wal_compression=lz4"), for an A/B of them.
 central_cluster /var/tmp/esafety-central-bench 25432 -c max_connections=$((SITES + 20)) ${PGOPTS:-}

@@ -1,5 +1,6 @@
 import Logging
 import PostgresNIO
+import SystemSupport
 
 /// Who may read or write what in the central store: a login role's parts (membership of the
 /// store's group roles, `esafety_school` ...) and its sites (`esafety.site_roles`), given,
@@ -10,7 +11,17 @@ public enum CentralAccess {
     public static let parts = ["school", "trust", "forwarder", "it", "governor", "console"]
     static var groups: [String] { parts.map { "esafety_" + $0 } }
 
-    /// `role` (lower-case letters, digits, _: checked by the caller) made a member of the part's
+    /// A login role's name as grant and revoke take it: it goes into their SQL as written, so
+    /// nothing that would need quoting, and at most PostgreSQL's 63 bytes (a longer name would
+    /// be cut there and not here).
+    public static func validRole(_ role: String) -> Bool { PlainName.matches(role, longest: 63, also: "_") }
+
+    public struct InvalidRole: Error, CustomStringConvertible {
+        public var role: String
+        public var description: String { "not a role's name: lower-case letters, digits and _ only, 1 to 63" }
+    }
+
+    /// `role` (lower-case letters, digits, _: `validRole`) made a member of the part's
     /// group, and given `sites`; a console for every site is made a member of the trust's too.
     public static func grant(
         _ c: PostgresConnection,
@@ -20,6 +31,7 @@ public enum CentralAccess {
         logger: Logger
     ) async throws {
         guard parts.contains(part) else { throw UnknownPart(part: part) }
+        guard validRole(role) else { throw InvalidRole(role: role) }
         try await c.query("BEGIN", logger: logger)
         try await c.query(PostgresQuery(unsafeSQL: "GRANT esafety_\(part) TO \(role)"), logger: logger)
         if part == "console" && sites.isEmpty {
@@ -107,6 +119,7 @@ public enum CentralAccess {
         sites: [String]?,
         logger: Logger
     ) async throws -> Revoked {
+        guard validRole(role) else { throw InvalidRole(role: role) }
         try await c.query("BEGIN", logger: logger)
         var exists = false
         for try await _ in try await c.query("SELECT 1 FROM pg_roles WHERE rolname = \(role)", logger: logger)

@@ -587,15 +587,20 @@ public enum CentralIncidents {
         )
     }
 
+    /// A read recorded in `esafety.views` (migration 12).
+    public struct View: Sendable {
+        public var at: String
+        public var account: String
+        public var by: String
+        public var what: String
+        public var site: String
+        public var ids: [String]
+        public var detail: String
+    }
+
     /// The views recorded (migration 12) that this role may read, newest first.
-    public static func views(
-        _ c: PostgresConnection,
-        site: String?,
-        limit: Int,
-        logger: Logger
-    ) async throws -> [(
-        at: String, account: String, by: String, what: String, site: String, ids: [String], detail: String
-    )] {
+    public static func views(_ c: PostgresConnection, site: String?, limit: Int, logger: Logger) async throws -> [View]
+    {
         let rows = try await c.query(
             """
             SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), account::text, by, what, site, ids,
@@ -604,11 +609,11 @@ public enum CentralIncidents {
             """,
             logger: logger
         )
-        var out:
-            [(at: String, account: String, by: String, what: String, site: String, ids: [String], detail: String)] =
-                []
-        for try await row in rows.decode((String, String, String, String, String, [String], String).self) {
-            out.append(row)
+        var out: [View] = []
+        for try await (at, account, by, what, site, ids, detail) in rows.decode(
+            (String, String, String, String, String, [String], String).self
+        ) {
+            out.append(View(at: at, account: account, by: by, what: what, site: site, ids: ids, detail: detail))
         }
         return out
     }

@@ -66,13 +66,7 @@ public final class Forwarder: @unchecked Sendable {
         }
     }
 
-    public static func validSite(_ s: String) -> Bool {
-        !s.isEmpty && s.utf8.count <= 64
-            && s.utf8.allSatisfy {
-                ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == UInt8(ascii: "-")
-                    || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_")
-            }
-    }
+    public static func validSite(_ s: String) -> Bool { PlainName.matches(s, longest: 64, also: "-._") }
 
     let settings: Settings
     let database: CentralDatabase
@@ -299,7 +293,10 @@ public final class Forwarder: @unchecked Sendable {
             while true {
                 let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, size, off_t(offset)) }
                 guard n >= pattern.count else { break }
-                if let at = Self.first(pattern, in: buffer, count: n) {
+                let at = buffer.withUnsafeBytes { b in
+                    pattern.withUnsafeBytes { firstIndex(of: $0, in: UnsafeRawBufferPointer(rebasing: b[..<n])) }
+                }
+                if let at {
                     guard let newline = newline(fd, from: offset + Int64(at)) else { return nil }
                     return (i, newline + 1)
                 }
@@ -310,25 +307,6 @@ public final class Forwarder: @unchecked Sendable {
             }
         }
         return nil
-    }
-
-    /// Where `pattern` (which starts with a quote) first is in the first `count` bytes of
-    /// `buffer`: each quote in turn (memchr), compared with the pattern (memcmp).
-    static func first(_ pattern: [UInt8], in buffer: [UInt8], count: Int) -> Int? {
-        buffer.withUnsafeBytes { b in
-            pattern.withUnsafeBytes { p in
-                guard let base = b.baseAddress, let head = p.first else { return nil }
-                let m = p.count
-                var i = 0
-                while i + m <= count {
-                    guard let q = memchr(base + i, Int32(head), count - m + 1 - i) else { return nil }
-                    let j = base.distance(to: UnsafeRawPointer(q))
-                    if memcmp(base + j, p.baseAddress!, m) == 0 { return j }
-                    i = j + 1
-                }
-                return nil
-            }
-        }
     }
 
     /// Where the next end of line is at or after `offset`, if the file has one.
@@ -665,15 +643,8 @@ public final class Forwarder: @unchecked Sendable {
     /// trust then knows an incident is there whose row the store does not hold). Said only when
     /// the event and the id look like esafetyd's (an edited line's may hold anything).
     static func whose(_ event: String, _ id: String) -> String {
-        func plain(_ s: String, _ longest: Int) -> Bool {
-            !s.isEmpty && s.utf8.count <= longest
-                && s.utf8.allSatisfy {
-                    ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A)
-                        || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_")
-                }
-        }
-        guard plain(event, 32), event != "unreadable" else { return "" }
-        return "; it was the \(event) line" + (plain(id, 64) ? " of \(id)" : "")
+        guard PlainName.matches(event, longest: 32, also: "-_"), event != "unreadable" else { return "" }
+        return "; it was the \(event) line" + (PlainName.isID(id) ? " of \(id)" : "")
     }
 
     /// A line the store refused, as it is kept there: an `unreadable` record of its text (a

@@ -183,13 +183,7 @@ extension ConsoleServer {
 
     /// An id as esafetyd writes them (letters, digits, `-`, `.`, `_`; at most 64): anything
     /// else names no incident, and never reaches a query, a link or a redirect.
-    static func plainID(_ id: String) -> Bool {
-        !id.isEmpty && id.utf8.count <= 64
-            && id.utf8.allSatisfy {
-                ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A)
-                    || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_")
-            }
-    }
+    static func plainID(_ id: String) -> Bool { PlainName.isID(id) }
 
     /// The incident the path names (with `?site=` in a trust's console), as the session may see it.
     func find(_ request: Request, _ context: ConsoleContext, _ s: Sessions.Session) async throws -> IncidentView {

@@ -285,20 +285,10 @@ public enum HashChain {
         let pattern = Array("\"\(key)\":\"".utf8)
         var body = body
         return body.withUTF8 { b -> String? in
-            // Each quote in turn (memchr), compared with the pattern (memcmp).
-            guard let base = b.baseAddress else { return nil }
-            let m = pattern.count
-            var i = 0
-            while i + m <= b.count {
-                guard let q = memchr(base + i, 0x22, b.count - m + 1 - i) else { return nil }
-                let j = UnsafeRawPointer(base).distance(to: UnsafeRawPointer(q))
-                if pattern.withUnsafeBytes({ memcmp(base + j, $0.baseAddress!, m) }) == 0 {
-                    guard let end = b[(j + m)...].firstIndex(of: 0x22) else { return nil }
-                    return String(decoding: b[(j + m)..<end], as: UTF8.self)
-                }
-                i = j + 1
-            }
-            return nil
+            guard let j = pattern.withUnsafeBytes({ firstIndex(of: $0, in: UnsafeRawBufferPointer(b)) }),
+                let end = b[(j + pattern.count)...].firstIndex(of: 0x22)
+            else { return nil }
+            return String(decoding: b[(j + pattern.count)..<end], as: UTF8.self)
         }
     }
 

@@ -111,7 +111,9 @@ struct CentralGrantCommand: ParsableCommand {
         guard CentralAccess.parts.contains(kind) else {
             throw ValidationError("--as must be school, trust, forwarder, it, governor or console")
         }
-        guard validRole(role) else { throw ValidationError("--role: lower-case letters, digits and _ only") }
+        guard CentralAccess.validRole(role) else {
+            throw ValidationError("--role: lower-case letters, digits and _ only, 1 to 63")
+        }
         if (kind == "school" || kind == "forwarder") && site.isEmpty {
             throw ValidationError("--as \(kind) needs --site")
         }
@@ -127,12 +129,6 @@ struct CentralGrantCommand: ParsableCommand {
             sites.isEmpty ? (kind == "console" ? " for every site" : "") : " for " + sites.joined(separator: ", ")
         print("\(role): \(kind)\(scope)")
     }
-}
-
-/// A login role's name as `central grant` takes it.
-func validRole(_ role: String) -> Bool {
-    !role.isEmpty
-        && role.utf8.allSatisfy { $0 == UInt8(ascii: "_") || ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) }
 }
 
 struct CentralRevokeCommand: ParsableCommand {
@@ -151,7 +147,9 @@ struct CentralRevokeCommand: ParsableCommand {
     var site: [String] = []
 
     func validate() throws {
-        guard validRole(role) else { throw ValidationError("--role: lower-case letters, digits and _ only") }
+        guard CentralAccess.validRole(role) else {
+            throw ValidationError("--role: lower-case letters, digits and _ only, 1 to 63")
+        }
         for s in site where !Forwarder.validSite(s) { throw ValidationError("--site \(s): a-z, 0-9, '.', '_', '-'") }
     }
 

@@ -5,6 +5,7 @@ import Incidents
 import Logging
 import Pipeline
 import Synchronization
+import SystemSupport
 import TestSupport
 import Testing
 
@@ -1786,8 +1787,15 @@ struct CentralTests {
         #expect(
             Forwarder.find(chain: String(repeating: "cd", count: 32), in: [dir.path + "/a", dir.path + "/b"]) == nil
         )
-        #expect(Forwarder.first(Array("\"ab\"".utf8), in: Array("x\"a\"ab\"".utf8), count: 7) == 3)
-        #expect(Forwarder.first(Array("\"ab\"".utf8), in: Array("x\"a\"ab\"".utf8), count: 6) == nil)
+        func first(_ pattern: String, in text: String, count: Int) -> Int? {
+            Array(pattern.utf8).withUnsafeBytes { p in
+                Array(text.utf8).withUnsafeBytes {
+                    firstIndex(of: p, in: UnsafeRawBufferPointer(rebasing: $0[..<count]))
+                }
+            }
+        }
+        #expect(first("\"ab\"", in: "x\"a\"ab\"", count: 7) == 3)
+        #expect(first("\"ab\"", in: "x\"a\"ab\"", count: 6) == nil)
     }
 
     /// docs/CENTRAL.md's `esafety central SUBCOMMAND` lines as PostgreSQL's administrator, each as
