@@ -68,13 +68,18 @@ final class Container: @unchecked Sendable {
             ],
             capture: true
         )
-        // The container's systemd is nspawn's child.
+        // The container's systemd is nspawn's child: the one named systemd (nspawn forks a
+        // helper first, which exits once it has started the container; entering that one fails).
         var found: pid_t = 0
         let deadline = Date().addingTimeInterval(30)
         while found == 0 && Date() < deadline {
             let children =
                 (try? String(contentsOfFile: "/proc/\(nspawn.pid)/task/\(nspawn.pid)/children", encoding: .utf8)) ?? ""
-            found = children.split(separator: " ").compactMap { pid_t($0) }.first ?? 0
+            found =
+                children.split(separator: " ").compactMap { pid_t($0) }.first {
+                    let name = (try? String(contentsOfFile: "/proc/\($0)/comm", encoding: .utf8)) ?? ""
+                    return name.trimmingCharacters(in: .whitespacesAndNewlines) == "systemd"
+                } ?? 0
             if found == 0 { usleep(50_000) }
         }
         leader = found
