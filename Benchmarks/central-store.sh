@@ -108,5 +108,5 @@ SELECT site, 1000000000 + row_number() OVER (PARTITION BY site ORDER BY time), '
         'sample_urls', jsonb_build_array())::text, true
 FROM esafety.incidents WHERE hashtext(id) % 3 = 0"
     # As autovacuum leaves a table after inserts: its visibility map set, for index-only scans.
-    SQL -c "VACUUM (ANALYZE) esafety.incidents" -c "VACUUM (ANALYZE) esafety.lines" -c "VACUUM (ANALYZE) esafety.words"
+    SQL -c "VACUUM (ANALYZE) esafety.incidents" -c "VACUUM (ANALYZE) esafety.lines" -c "VACUUM (ANALYZE) esafety.incident_words"
 }

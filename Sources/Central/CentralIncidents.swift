@@ -114,11 +114,11 @@ public enum CentralIncidents {
     /// (`esafety.search_words`), split as the incidents' were; text with no word in it (only
     /// punctuation) matches nothing.
     ///
-    /// Each whole word is an `EXISTS` on `esafety.words` (its index leads with the word); the
-    /// start of a word is checked on the incident's own text and its notes. When one of the
-    /// words has at most `fewMatches` rows (counted from the index, up to that), the store
-    /// starts from that word's incidents; otherwise it walks incidents newest first and stops
-    /// at the limit, as for words most incidents have.
+    /// Each word is an `EXISTS` on the incident's rows of `esafety.incident_words` (by site and
+    /// id, under row-level security). When one of the words has at most `fewMatches` incidents
+    /// (counted from the words' index, up to that, by `esafety.word_matches`), the store starts
+    /// from that word's incidents; otherwise it walks incidents newest first and stops at the
+    /// limit, as for words most incidents have.
     static func matchWords(
         of text: String,
         in query: inout PostgresQuery,
@@ -131,7 +131,7 @@ public enum CentralIncidents {
         {
             words = w
         }
-        guard let last = words.last else {
+        guard !words.isEmpty else {
             query.sql += "\nAND false"
             return
         }
@@ -139,16 +139,14 @@ public enum CentralIncidents {
         guard words.count <= maxWords else {
             throw Refusal(description: "a search of at most \(maxWords) words, not \(words.count)")
         }
-        // Each word as a range of the index: a whole word is itself up to the next string
-        // ("\u{1}" after it), the start of a word itself up to it and the last code point.
-        let ranges = words.enumerated().map { n, w in (w, w + (n == words.count - 1 ? "\u{10FFFF}" : "\u{1}")) }
+        // A whole word, but the last, which is also the start of a word.
+        let starts = words.indices.map { $0 == words.count - 1 }
         var counts: [Int] = []
         let counted = try await c.query(
             """
-            SELECT (SELECT count(*) FROM (SELECT 1 FROM esafety.words x WHERE x.word >= r.lo AND x.word < r.hi
-                LIMIT \(fewMatches + 1)) AS m)
-            FROM unnest(\(ranges.map(\.0))::text[], \(ranges.map(\.1))::text[]) WITH ORDINALITY AS r(lo, hi, n)
-            ORDER BY r.n
+            SELECT (SELECT count(*) FROM esafety.word_matches(esafety.word_query(w.word, w.start), \(fewMatches + 1)))
+            FROM unnest(\(words)::text[], \(starts)::boolean[]) WITH ORDINALITY AS w(word, start, n)
+            ORDER BY w.n
             """,
             logger: logger
         )
@@ -157,35 +155,20 @@ public enum CentralIncidents {
             query.binds.append(value)
             return "$\(query.binds.count)"
         }
+        func word(_ n: Int) -> String { "esafety.word_query(\(bind(words[n])), \(starts[n]))" }
         if let rarest = counts.indices.min(by: { counts[$0] < counts[$1] }), counts[rarest] <= fewMatches {
             query.sql += """
 
-                AND (i.site, i.id) IN (SELECT x.site, x.id FROM esafety.words x
-                    WHERE x.word >= \(bind(ranges[rarest].0)) AND x.word < \(bind(ranges[rarest].1)))
+                AND (i.site, i.id) IN (SELECT m.site, m.id FROM esafety.word_matches(\(word(rarest)), NULL) AS m)
                 """
         }
-        for word in words.dropLast() {
+        for n in words.indices {
             query.sql += """
 
-                AND EXISTS (SELECT 1 FROM esafety.words x
-                    WHERE x.word = \(bind(word)) AND x.site = i.site AND x.id = i.id)
+                AND EXISTS (SELECT 1 FROM esafety.incident_words x
+                    WHERE x.site = i.site AND x.id = i.id AND x.words @@ \(word(n)))
                 """
         }
-        // The start of a word, on the incident's own text and its notes (the index's range of
-        // a common start is large; an incident's own words are few).
-        let (lo, hi) = (bind(last), bind(last + "\u{10FFFF}"))
-        func has(_ text: String) -> String {
-            "EXISTS (SELECT 1 FROM esafety.words_of(\(text)) AS w\n"
-                + "WHERE w COLLATE \"C\" >= \(lo) AND w COLLATE \"C\" < \(hi))"
-        }
-        query.sql += """
-
-            AND (\(has("esafety.incident_text(i.host, i.record)"))
-                OR EXISTS (SELECT 1 FROM esafety.lines l WHERE l.site = i.site AND l.id = i.id AND l.event = 'note'
-                    AND \(has("l.line::jsonb->>'note'")))
-                OR EXISTS (SELECT 1 FROM esafety.actions a WHERE a.site = i.site AND a.id = i.id AND a.action = 'note'
-                    AND \(has("a.line->>'note'"))))
-            """
     }
 
     /// Below this many rows of a search's rarest word, the store starts from its incidents.

@@ -113,6 +113,19 @@ struct ConsoleCentralTests {
         #expect(t.value("SET esafety.sites = 'south'; \(count)", as: "trust_dsl") == "100")
         #expect(t.value(count, as: "school_north") == "100")
         #expect(t.value("SET esafety.sites = 'south'; \(count)", as: "school_north") == "0")
+        // The search's index, read past row-level security (esafety.word_matches), answers with
+        // exactly the rows the policy shows, for every role and narrowing above.
+        let rows = "SELECT count(*) FROM esafety.incident_words"
+        let matches = "SELECT count(*) FROM esafety.word_matches(esafety.word_query('@', true), NULL)"
+        for role in ["web_trust", "web_north", "trust_dsl", "school_north"] {
+            for narrowing in [
+                "", "SET esafety.sites = '*'; ", "SET esafety.sites = 'north'; ",
+                "SET esafety.sites = 'south,north'; ", "SET esafety.sites = 'south'; ",
+            ] {
+                let policy = t.value(narrowing + rows, as: role)
+                #expect(Int(policy) != nil && t.value(narrowing + matches, as: role) == policy, "\(role) \(narrowing)")
+            }
+        }
         // Writing is narrowed too: an action on another site's incident is refused by the database.
         let id = t.value("SELECT id FROM esafety.incidents WHERE site = 'south' ORDER BY id LIMIT 1")
         let (code, out) = t.pg.sql(
@@ -376,7 +389,7 @@ struct ConsoleCentralTests {
                     FROM generate_series(1, 300000) AS g) AS s;
                 INSERT INTO esafety.heads (site, seq, chain) VALUES ('east', 300000, 'x');
                 ANALYZE esafety.incidents;
-                ANALYZE esafety.words
+                ANALYZE esafety.incident_words
                 """
             )
             #expect(code == 0, "\(out)")
