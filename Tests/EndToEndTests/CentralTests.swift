@@ -1005,7 +1005,7 @@ struct CentralTests {
             DROP TABLE esafety.incident_words, esafety.views, esafety.access_changes;
             DROP FUNCTION esafety.incident_words_of_incidents, esafety.incident_words_of_lines,
                 esafety.incident_words_of_actions CASCADE;
-            DROP FUNCTION esafety.words_of, esafety.search_words, esafety.incident_text, esafety.text_words,
+            DROP FUNCTION esafety.words_of, esafety.search_words, esafety.incident_text,
                 esafety.word_query, esafety.word_matches, esafety.seen_by;
             ALTER TABLE esafety.lines ALTER COLUMN line TYPE jsonb USING line::jsonb;
             DELETE FROM esafety.migrations WHERE version >= 7
@@ -1073,7 +1073,8 @@ struct CentralTests {
                 """
                 SELECT count(*) FROM esafety.incidents i WHERE (SELECT count(*) FROM esafety.incident_words w
                     WHERE w.site = i.site AND w.id = i.id
-                    AND w.words = esafety.text_words(i.site, esafety.incident_text(i.host, i.record))) <> 1
+                    AND w.words = array_to_tsvector(ARRAY(SELECT esafety.words_of(esafety.incident_text(i.host, i.record)))
+                        || ('@' || i.site))) <> 1
                 """
             ) == "0"
         )
