@@ -601,24 +601,29 @@ public enum CentralSchema {
             REVOKE ALL ON FUNCTION esafety.word_matches(tsquery, bigint) FROM PUBLIC;
             GRANT EXECUTE ON FUNCTION esafety.word_matches(tsquery, bigint)
                 TO esafety_school, esafety_trust, esafety_console;
+            -- A long text's words in rows of 2,000 words (at most 512 KB: a word is at most 64
+            -- characters), for a text over `shortText` bytes: a tsvector holds at most 1 MB of
+            -- words, and PostgreSQL's array_to_tsvector makes a damaged one past that, saying
+            -- nothing (its later words then match nothing).
+            CREATE FUNCTION esafety.long_text_words(site text, t text) RETURNS SETOF tsvector LANGUAGE sql STABLE AS $f$
+                SELECT array_to_tsvector(array_agg(w) || ('@' || site)) FROM esafety.words_of(t) WITH ORDINALITY AS x(w, n)
+                GROUP BY (n - 1) / 2000
+            $f$;
             -- The triggers write as the schema's owner, as migration 7's did (which they replace).
             CREATE FUNCTION esafety.incident_words_of_incidents() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
             SET search_path = pg_catalog, pg_temp AS $f$ BEGIN
-                INSERT INTO esafety.incident_words (site, id, words)
-                SELECT n.site, n.id, \(textWords("n.site", "esafety.incident_text(n.host, n.record)"))
-                FROM added n; RETURN NULL; END
+                \(wordRows("n", "esafety.incident_text(n.host, n.record)", from: "added"));
+                RETURN NULL; END
             $f$;
             CREATE FUNCTION esafety.incident_words_of_lines() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
             SET search_path = pg_catalog, pg_temp AS $f$ BEGIN
-                INSERT INTO esafety.incident_words (site, id, words)
-                SELECT n.site, n.id, \(textWords("n.site", "n.line::jsonb->>'note'"))
-                FROM added n WHERE n.event = 'note' AND n.id IS NOT NULL; RETURN NULL; END
+                \(wordRows("n", "n.line::jsonb->>'note'", from: "added", where: "n.event = 'note' AND n.id IS NOT NULL"));
+                RETURN NULL; END
             $f$;
             CREATE FUNCTION esafety.incident_words_of_actions() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
             SET search_path = pg_catalog, pg_temp AS $f$ BEGIN
-                INSERT INTO esafety.incident_words (site, id, words)
-                SELECT n.site, n.id, \(textWords("n.site", "n.line->>'note'"))
-                FROM added n WHERE n.action = 'note'; RETURN NULL; END
+                \(wordRows("n", "n.line->>'note'", from: "added", where: "n.action = 'note'"));
+                RETURN NULL; END
             $f$;
             REVOKE ALL ON FUNCTION esafety.incident_words_of_incidents(), esafety.incident_words_of_lines(),
                 esafety.incident_words_of_actions() FROM PUBLIC;
@@ -631,15 +636,9 @@ public enum CentralSchema {
                 FOR EACH STATEMENT EXECUTE FUNCTION esafety.incident_words_of_actions();
             -- What the store holds, its indexes built once after it (at ten million incidents,
             -- minutes); the words' rows of migration 7 dropped.
-            INSERT INTO esafety.incident_words (site, id, words)
-            SELECT i.site, i.id, \(textWords("i.site", "esafety.incident_text(i.host, i.record)"))
-            FROM esafety.incidents i;
-            INSERT INTO esafety.incident_words (site, id, words)
-            SELECT l.site, l.id, \(textWords("l.site", "l.line::jsonb->>'note'")) FROM esafety.lines l
-            WHERE l.event = 'note' AND l.id IS NOT NULL;
-            INSERT INTO esafety.incident_words (site, id, words)
-            SELECT a.site, a.id, \(textWords("a.site", "a.line->>'note'")) FROM esafety.actions a
-            WHERE a.action = 'note';
+            \(wordRows("i", "esafety.incident_text(i.host, i.record)", from: "esafety.incidents"));
+            \(wordRows("l", "l.line::jsonb->>'note'", from: "esafety.lines", where: "l.event = 'note' AND l.id IS NOT NULL"));
+            \(wordRows("a", "a.line->>'note'", from: "esafety.actions", where: "a.action = 'note'"));
             CREATE INDEX incident_words_words ON esafety.incident_words USING gin (words);
             CREATE INDEX incident_words_site_id ON esafety.incident_words (site, id);
             DROP TABLE esafety.words;
@@ -648,13 +647,28 @@ public enum CentralSchema {
         ),
     ]
 
-    /// A text's words and its site's (`@site`) as a tsvector, for migration 14's rows: written
-    /// out where it is used rather than a SQL function, which PostgreSQL runs as a query of its
-    /// own for every row (a quarter of its CPU per incident shipped, measured), and `words_of`
-    /// read as a table so that PostgreSQL inlines it. Part of migration 14's text.
-    static func textWords(_ site: String, _ text: String) -> String {
-        "array_to_tsvector(ARRAY(SELECT w FROM esafety.words_of(\(text)) AS w) || ('@' || \(site)))"
+    /// Migration 14's rows of `esafety.incident_words` for `text` of each row `r` of `source`
+    /// (those `filter` keeps): one row of the text's words and its site's (`@site`) as a
+    /// tsvector, or for a text over `shortText` bytes several (`esafety.long_text_words`).
+    /// Written out where it is used rather than a SQL function, which PostgreSQL runs as a
+    /// query of its own for every row (a quarter of its CPU per incident shipped, measured),
+    /// and `words_of` read as a table so that PostgreSQL inlines it. Part of migration 14's text.
+    static func wordRows(_ r: String, _ text: String, from source: String, where filter: String? = nil) -> String {
+        let also = filter.map { " AND \($0)" } ?? ""
+        return """
+            INSERT INTO esafety.incident_words (site, id, words)
+            SELECT \(r).site, \(r).id, array_to_tsvector(ARRAY(SELECT w FROM esafety.words_of(\(text)) AS w)
+                || ('@' || \(r).site))
+            FROM \(source) \(r) WHERE octet_length(\(text)) <= \(shortText)\(also)
+            UNION ALL
+            SELECT \(r).site, \(r).id, p.words FROM \(source) \(r), LATERAL esafety.long_text_words(\(r).site, \(text)) AS p(words)
+            WHERE octet_length(\(text)) > \(shortText)\(also)
+            """
     }
+
+    /// The longest text whose words are one row: its words, lowercased and their accents
+    /// dropped, at most three times its bytes, well within a tsvector's 1 MB.
+    static let shortText = 300_000
 
     /// The text columns migration 10 made compare byte for byte (`COLLATE "C"`): every one an
     /// index or a search compares; the words' own word has since migration 7. Part of migration
