@@ -580,7 +580,9 @@ public enum CentralSchema {
             -- The incidents (site, id) with a word (or a word's start), up to `lim` (NULL: all), of
             -- the sites the login role sees: planned for the word at each call (EXECUTE), so a word
             -- most incidents have is read from the table, stopping at the limit, a rare one from
-            -- the index.
+            -- the index. The login role (session_user), since current_user here is the owner: it
+            -- differs from the policies' current_user only after SET ROLE, to a role the login
+            -- role is a member of, so it never answers with more than the login role may see.
             CREATE FUNCTION esafety.word_matches(q tsquery, lim bigint) RETURNS TABLE (site text, id text)
             LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
             DECLARE
