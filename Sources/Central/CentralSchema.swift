@@ -608,7 +608,8 @@ public enum CentralSchema {
             -- words, and PostgreSQL's array_to_tsvector makes a damaged one past that, saying
             -- nothing (its later words then match nothing).
             CREATE FUNCTION esafety.long_text_words(site text, t text) RETURNS SETOF tsvector LANGUAGE sql STABLE AS $f$
-                SELECT array_to_tsvector(array_agg(w) || ('@' || site)) FROM esafety.words_of(t) WITH ORDINALITY AS x(w, n)
+                SELECT array_to_tsvector(array_agg(w) || ('@' || site))
+                FROM esafety.words_of(t) WITH ORDINALITY AS x(w, n)
                 GROUP BY (n - 1) / 2000
             $f$;
             -- The triggers write as the schema's owner, as migration 7's did (which they replace).
@@ -619,7 +620,8 @@ public enum CentralSchema {
             $f$;
             CREATE FUNCTION esafety.incident_words_of_lines() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
             SET search_path = pg_catalog, pg_temp AS $f$ BEGIN
-                \(wordRows("n", "n.line::jsonb->>'note'", from: "added", where: "n.event = 'note' AND n.id IS NOT NULL"));
+                \(wordRows(
+                    "n", "n.line::jsonb->>'note'", from: "added", where: "n.event = 'note' AND n.id IS NOT NULL"));
                 RETURN NULL; END
             $f$;
             CREATE FUNCTION esafety.incident_words_of_actions() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
@@ -639,7 +641,8 @@ public enum CentralSchema {
             -- What the store holds, its indexes built once after it (at ten million incidents,
             -- minutes); the words' rows of migration 7 dropped.
             \(wordRows("i", "esafety.incident_text(i.host, i.record)", from: "esafety.incidents"));
-            \(wordRows("l", "l.line::jsonb->>'note'", from: "esafety.lines", where: "l.event = 'note' AND l.id IS NOT NULL"));
+            \(wordRows(
+                "l", "l.line::jsonb->>'note'", from: "esafety.lines", where: "l.event = 'note' AND l.id IS NOT NULL"));
             \(wordRows("a", "a.line->>'note'", from: "esafety.actions", where: "a.action = 'note'"));
             CREATE INDEX incident_words_words ON esafety.incident_words USING gin (words);
             CREATE INDEX incident_words_site_id ON esafety.incident_words (site, id);
@@ -663,7 +666,8 @@ public enum CentralSchema {
                 || ('@' || \(r).site))
             FROM \(source) \(r) WHERE \(first)octet_length(\(text)) <= \(shortText)
             UNION ALL
-            SELECT \(r).site, \(r).id, p.words FROM \(source) \(r), LATERAL esafety.long_text_words(\(r).site, \(text)) AS p(words)
+            SELECT \(r).site, \(r).id, p.words
+            FROM \(source) \(r), LATERAL esafety.long_text_words(\(r).site, \(text)) AS p(words)
             WHERE \(first)octet_length(\(text)) > \(shortText)
             """
     }

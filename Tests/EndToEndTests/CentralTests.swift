@@ -132,7 +132,9 @@ struct CentralTests {
         var (code, out) = try Child.run(esafety, ["central", "init", "--postgres", pg.url("postgres")])
         #expect(
             code == 0
-                && out.contains("applied migration(s) 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14; schema version 14"),
+                && out.contains(
+                    "applied migration(s) \((1...14).map(String.init).joined(separator: ", ")); schema version 14"
+                ),
             "\(out)"
         )
         (code, out) = try Child.run(esafety, ["central", "init", "--postgres", pg.url("postgres")])
@@ -1073,7 +1075,8 @@ struct CentralTests {
                 """
                 SELECT count(*) FROM esafety.incidents i WHERE (SELECT count(*) FROM esafety.incident_words w
                     WHERE w.site = i.site AND w.id = i.id
-                    AND w.words = array_to_tsvector(ARRAY(SELECT esafety.words_of(esafety.incident_text(i.host, i.record)))
+                    AND w.words = array_to_tsvector(
+                        ARRAY(SELECT esafety.words_of(esafety.incident_text(i.host, i.record)))
                         || ('@' || i.site))) <> 1
                 """
             ) == "0"
