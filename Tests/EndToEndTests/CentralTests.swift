@@ -216,6 +216,28 @@ struct CentralTests {
         )
     }
 
+    /// `search` as the school's own tool finds it in `log` and as the trust's role finds it in
+    /// the store: the central command's status and output, and each side's ids, sorted.
+    static func searched(
+        _ search: String,
+        log: String,
+        _ dir: TempDir,
+        _ pg: PostgresServer
+    ) throws -> (Int32, String, [String], [String]) {
+        let (_, mine) = try Child.run(
+            esafety,
+            ["incidents", "list", "--log", log, "--json", "--limit", "1000", "--search", search]
+        )
+        let (code, out) = try Child.run(
+            esafety,
+            [
+                "incidents", "list", "--json", "--limit", "1000", "--search", search, "--central",
+                pg.url("trust_dsl"), "--password-file", dir.path + "/trust_dsl.pw",
+            ]
+        )
+        return (code, out, ids(out).sorted(), ids(mine).sorted())
+    }
+
     /// docs/CENTRAL.md's statement that restores a school's log from the store.
     static let restoreSQL = "SELECT line FROM esafety.lines WHERE site = 'north' ORDER BY seq"
 
@@ -1110,18 +1132,8 @@ struct CentralTests {
             ("naive", 1), ("naïve", 1), ("nai", 1), ("ελληνικα", 1), ("ΕΛΛΗΝΙΚΆ", 1), ("straße", 1),
             ("arger", 2), ("ärger zurich", 2), ("οδυσσευς", 2), ("東京", 2), ("한국어", 2),
         ] {
-            let (_, mine) = try Child.run(
-                Self.esafety,
-                ["incidents", "list", "--log", log.path, "--json", "--limit", "1000", "--search", search]
-            )
-            (code, out) = try Child.run(
-                Self.esafety,
-                [
-                    "incidents", "list", "--json", "--limit", "1000", "--search", search, "--central",
-                    pg.url("trust_dsl"), "--password-file", dir.path + "/trust_dsl.pw",
-                ]
-            )
-            let (central, school) = (Self.ids(out).sorted(), Self.ids(mine).sorted())
+            let (central, school): ([String], [String])
+            (code, out, central, school) = try Self.searched(search, log: log.path, dir, pg)
             #expect(code == 0 && central.contains(noted[note]), "\(search): \(out)")
             #expect(central == school, "\(search): central \(central), at the school \(school)")
         }
@@ -1158,18 +1170,8 @@ struct CentralTests {
             "the incident's own words, and the note's in 60 rows of 2,000"
         )
         for search in ["word000001", "word060000", "word120000", "word11999", "word000001 word120000", "nosuchword"] {
-            let (_, mine) = try Child.run(
-                Self.esafety,
-                ["incidents", "list", "--log", log.path, "--json", "--limit", "1000", "--search", search]
-            )
-            (code, out) = try Child.run(
-                Self.esafety,
-                [
-                    "incidents", "list", "--json", "--limit", "1000", "--search", search, "--central",
-                    pg.url("trust_dsl"), "--password-file", dir.path + "/trust_dsl.pw",
-                ]
-            )
-            let (central, school) = (Self.ids(out).sorted(), Self.ids(mine).sorted())
+            let (central, school): ([String], [String])
+            (code, out, central, school) = try Self.searched(search, log: log.path, dir, pg)
             #expect(code == 0 && central == (search == "nosuchword" ? [] : [id]), "\(search): \(out.prefix(300))")
             #expect(central == school, "\(search): central \(central), at the school \(school)")
         }
