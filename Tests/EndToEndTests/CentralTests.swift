@@ -1429,6 +1429,49 @@ struct CentralTests {
         #expect(summary.contains(" 9 byte(s) of the log not yet shipped"), "\(summary)")
     }
 
+    @Test(
+        "a batch is read in reads that grow while they hold less than a batch: lines across 64 KiB, 256 KiB, 1 MiB and 4 MiB are shipped whole, in order"
+    )
+    func readsGrow() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        let log = try Self.history(dir, "north", incidents: 30)
+        var bodies = try lines(log.path).map { String(try #require(HashChain.split(Substring($0))).body) + "}" }
+        let id = try #require(HashChain.field(Substring(bodies[0]), "id"))
+        // Notes whose lines end just past each read's size, and one as long as several reads.
+        let sizes = [(1 << 16) + 10, (1 << 18) - 100, (1 << 18) + 1, (1 << 20) + 7, 3 << 20, (1 << 22) - 90]
+        for (k, size) in sizes.enumerated() {
+            let note = String(repeating: "word\(k) ", count: size / 6)
+            bodies.insert(
+                "{\"event\":\"note\",\"id\":\"\(id)\",\"time\":\"2026-01-01T00:00:0\(k).000Z\",\"by\":\"dsl\","
+                    + "\"note\":\"\(note)\"}",
+                at: 5 + 7 * k
+            )
+        }
+        // Sealed again from the start, so the whole log follows its chain.
+        var text: [UInt8] = []
+        var previous = String(repeating: "0", count: 64)
+        for body in bodies { previous = HashChain.seal(body, previous: previous, appendingTo: &text) }
+        try Data(text).write(to: URL(fileURLWithPath: log.path))
+        for batch in ["500", "3"] {
+            #expect(
+                pg.sql("TRUNCATE esafety.lines, esafety.incidents, esafety.heads, esafety.tamper, esafety.incident_words")
+                    .0 == 0
+            )
+            unlink(dir.path + "/forward-north.position")
+            let (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path, batch: batch)
+            #expect(code == 0, "\(out)")
+            #expect(Self.shipped(pg, "north") == bodies.count, "batch \(batch): every line shipped")
+            #expect(pg.value("SELECT count(*) FROM esafety.lines WHERE NOT intact") == "0", "batch \(batch)")
+            let notes = pg.value(
+                "SELECT string_agg(length(line::jsonb->>'note')::text, ',' ORDER BY seq) FROM esafety.lines "
+                    + "WHERE event = 'note'"
+            )
+            #expect(notes == sizes.enumerated().map { String("word\($0.offset) ".count * ($0.element / 6)) }
+                .joined(separator: ","), "batch \(batch)")
+        }
+    }
+
     @Test("TLS with verify-full against a local CA: the right CA connects, another CA is refused, plain TCP is refused")
     func tls() throws {
         let dir = TempDir()
