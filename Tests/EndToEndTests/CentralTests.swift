@@ -1453,10 +1453,14 @@ struct CentralTests {
         var previous = String(repeating: "0", count: 64)
         for body in bodies { previous = HashChain.seal(body, previous: previous, appendingTo: &text) }
         try Data(text).write(to: URL(fileURLWithPath: log.path))
+        let expected = sizes.enumerated().map { String("word\($0.offset) ".count * ($0.element / 6)) }
+            .joined(separator: ",")
         for batch in ["500", "3"] {
             #expect(
-                pg.sql("TRUNCATE esafety.lines, esafety.incidents, esafety.heads, esafety.tamper, esafety.incident_words")
-                    .0 == 0
+                pg.sql(
+                    "TRUNCATE esafety.lines, esafety.incidents, esafety.heads, esafety.tamper, esafety.incident_words"
+                )
+                .0 == 0
             )
             unlink(dir.path + "/forward-north.position")
             let (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path, batch: batch)
@@ -1467,8 +1471,7 @@ struct CentralTests {
                 "SELECT string_agg(length(line::jsonb->>'note')::text, ',' ORDER BY seq) FROM esafety.lines "
                     + "WHERE event = 'note'"
             )
-            #expect(notes == sizes.enumerated().map { String("word\($0.offset) ".count * ($0.element / 6)) }
-                .joined(separator: ","), "batch \(batch)")
+            #expect(notes == expected, "batch \(batch)")
         }
     }
 
