@@ -21,6 +21,10 @@ struct LogLineTests {
         #expect(LogLine.time(#"{"event":"hits","id":"a"}"#) == nil)
         #expect(LogLine.time(#"{"event":"hits","id":"a","time":"unterminated"#) == nil)
         #expect(LogLine.head(#"{"id":"a","event":"ack"}"#) == nil)
+        // A quote ends a JSON string whatever follows it (a combining accent makes one character
+        // of the two, not one byte).
+        let accented = LogLine.head("{\"event\":\"ack\"\u{301},\"id\":\"inc-a\"}")
+        #expect(accented?.event == "ack" && accented?.id == "")
         #expect(LogLine.head("") == nil && LogLine.time("") == nil && LogLine.ids("") == [])
     }
 }

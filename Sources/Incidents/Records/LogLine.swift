@@ -6,17 +6,21 @@ import Glibc
 /// shape: the caller then decodes the line whole (`LogRecord(line:)`).
 public enum LogLine {
     /// `event` and `id` of a line as esafety writes them; the id is empty when the line has none.
+    /// Found in the bytes (a JSON quote is one byte), not by characters: every forwarded and
+    /// indexed line passes here, and Character's grapheme breaking made it a twelfth of the
+    /// forwarder's CPU.
     public static func head(_ line: String) -> (event: Substring, id: Substring)? {
-        let prefix = "{\"event\":\""
-        guard line.hasPrefix(prefix) else { return nil }
-        let rest = line.dropFirst(prefix.count)
-        guard let q = rest.firstIndex(of: "\"") else { return nil }
-        let event = rest[..<q]
-        let after = rest[q...]
-        guard after.hasPrefix("\",\"id\":\"") else { return (event, "") }
-        let idStart = after.index(after.startIndex, offsetBy: 8)
-        guard let e = after[idStart...].firstIndex(of: "\"") else { return nil }
-        return (event, after[idStart..<e])
+        let u = line.utf8
+        let prefix = #"{"event":""#.utf8
+        guard u.starts(with: prefix) else { return nil }
+        let start = u.index(u.startIndex, offsetBy: prefix.count)
+        guard let q = u[start...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
+        let event = Substring(u[start..<q])
+        let key = #"","id":""#.utf8
+        guard u[q...].starts(with: key) else { return (event, "") }
+        let idStart = u.index(q, offsetBy: key.count)
+        guard let e = u[idStart...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
+        return (event, Substring(u[idStart..<e]))
     }
 
     /// The `time` of esafety's event lines (nil when there is none).
