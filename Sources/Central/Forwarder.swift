@@ -221,11 +221,8 @@ public final class Forwarder: @unchecked Sendable {
                 count = max(0, pread(fd, b.baseAddress, b.count, off_t(offset)))
             }
             guard buffer.count == size, size < Self.largestRead else { break }
-            var ends = 0
-            for byte in buffer where byte == 0x0A {
-                ends += 1
-                if ends >= settings.batch { break }
-            }
+            var (ends, at) = (0, 0)
+            while ends < settings.batch, let j = Self.nextNewline(buffer, from: at) { (ends, at) = (ends + 1, j + 1) }
             if ends >= settings.batch { break }
             size = min(size * 4, Self.largestRead)
         }
@@ -275,8 +272,7 @@ public final class Forwarder: @unchecked Sendable {
             if !value.isEmpty { chain = value }
         }
         var start = 0
-        for j in 0..<n where buffer[j] == 0x0A {
-            guard lines.count < settings.batch else { break }
+        while lines.count < settings.batch, let j = Self.nextNewline(buffer, from: start) {
             let text = String(decoding: buffer[start..<j], as: UTF8.self)
             let end = offset + Int64(j + 1)
             start = j + 1
@@ -330,6 +326,16 @@ public final class Forwarder: @unchecked Sendable {
     }
 
     /// Where the next end of line is at or after `offset`, if the file has one.
+    /// The offset of the first end of line in `buffer` at or after `from` (memchr).
+    static func nextNewline(_ buffer: [UInt8], from: Int) -> Int? {
+        guard from < buffer.count else { return nil }
+        return buffer.withUnsafeBufferPointer { b in
+            memchr(b.baseAddress! + from, 0x0A, b.count - from).map {
+                UnsafePointer<UInt8>($0.assumingMemoryBound(to: UInt8.self)) - b.baseAddress!
+            }
+        }
+    }
+
     static func newline(_ fd: Int32, from offset: Int64) -> Int64? {
         var at = offset
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
@@ -698,7 +704,7 @@ public final class Forwarder: @unchecked Sendable {
             // Every line of the batch in one statement; what comes back are the lines new here
             // (a batch shipped again finds its lines present, and applies nothing twice).
             let fresh = try await inserted(InsertLines(site: site, lines: lines), again: again, on: c)
-            let new = lines.filter { fresh.contains($0.chain) }
+            let new = fresh.count == lines.count ? lines : lines.filter { fresh.contains($0.chain) }
             // Every line that does not follow the chain is flagged, whether its bytes are new here
             // or not (a line copied within the log has the chain value of the line it copies, and
             // is stored once); what comes back are the flags new here.
