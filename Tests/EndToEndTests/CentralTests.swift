@@ -133,7 +133,7 @@ struct CentralTests {
         #expect(
             code == 0
                 && out.contains(
-                    "applied migration(s) \((1...14).map(String.init).joined(separator: ", ")); schema version 14"
+                    "applied migration(s) \((1...15).map(String.init).joined(separator: ", ")); schema version 15"
                 ),
             "\(out)"
         )
@@ -393,10 +393,10 @@ struct CentralTests {
             .map { try Child(Self.esafety, ["central", "init", "--postgres", $0], capture: true) }
             for child in inits {
                 let (code, out) = child.wait()
-                #expect(code == 0 && out.contains("schema version 14"), "round \(round): \(out)")
+                #expect(code == 0 && out.contains("schema version 15"), "round \(round): \(out)")
             }
             for name in ["esafety", "other"] {
-                #expect(pg.sql("SELECT count(*) FROM esafety.migrations", database: name).1.hasPrefix("14"))
+                #expect(pg.sql("SELECT count(*) FROM esafety.migrations", database: name).1.hasPrefix("15"))
             }
         }
     }
@@ -532,7 +532,7 @@ struct CentralTests {
         #expect(code == 1 && out.contains("`esafety central init` on it first"), "\(out)")
         #expect(Self.shipped(pg, "north") == 0)
         (code, out) = try Child.run(Self.esafety, ["central", "init", "--postgres", pg.url("postgres")])
-        #expect(code == 0 && out.contains("applied migration(s) 8; schema version 14"), "\(out)")
+        #expect(code == 0 && out.contains("applied migration(s) 8; schema version 15"), "\(out)")
         (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
         #expect(code == 0, "\(out)")
         #expect(Self.shipped(pg, "north") == log.lines)
@@ -1038,7 +1038,7 @@ struct CentralTests {
         #expect(down.0 == 0, "\(down.1)")
         (code, out) = try Child.run(Self.esafety, ["central", "init", "--postgres", pg.url("postgres")])
         #expect(
-            code == 0 && out.contains("applied migration(s) 7, 8, 9, 10, 11, 12, 13, 14; schema version 14"),
+            code == 0 && out.contains("applied migration(s) 7, 8, 9, 10, 11, 12, 13, 14, 15; schema version 15"),
             "\(out)"
         )
         #expect(pg.value(held) == words, "every incident's and note's words, once")
