@@ -63,6 +63,12 @@ if [ "$FAILED" -gt 0 ]; then
     echo "$FAILED forwarder(s) stopped on an error, the first:"
     grep -h -m1 -i "error\|fatal" "$DIR"/site*/forward.err | head -3
 fi
+# A backend's CPU is counted once the postmaster has reaped it: wait for the forwarders' to end.
+for _ in $(seq 100); do
+    [ "$(SQL -c "SELECT count(*) FROM pg_stat_activity WHERE usename LIKE 'fwd\_%'")" = 0 ] && break
+    sleep 0.1
+done
+sleep 0.2
 PGCPU1=$(pgcpu)
 # What PostgreSQL wrote to its WAL meanwhile, and how many checkpoints it made (each makes the
 # next change to every page a full page image).
