@@ -20,13 +20,17 @@ SITES="${2:-100}"
 if [ -n "${REUSE:-}" ] && central_reuse /var/tmp/esafety-central-list 25433; then
     DIR="$CENTRAL_DIR"
     SQL -c "CREATE INDEX IF NOT EXISTS incidents_id ON esafety.incidents (id text_pattern_ops)"
-    echo "reused $(SQL -c 'SELECT count(*) FROM esafety.incidents') incidents and $(SQL -c 'SELECT count(*) FROM esafety.lines') lines; $(SQL -c "SELECT pg_size_pretty(pg_database_size('esafety'))")"
+    echo "reused $(SQL -c 'SELECT count(*) FROM esafety.incidents') incidents and" \
+        "$(SQL -c 'SELECT count(*) FROM esafety.lines') lines;" \
+        "$(SQL -c "SELECT pg_size_pretty(pg_database_size('esafety'))")"
 else
     central_cluster /var/tmp/esafety-central-list 25433 -c max_wal_size=8GB
     DIR="$CENTRAL_DIR"
     START=$(date +%s)
     central_generate "$ROWS" "$SITES"
-    echo "generated $(SQL -c 'SELECT count(*) FROM esafety.incidents') incidents and $(SQL -c 'SELECT count(*) FROM esafety.lines') lines over $SITES sites in $(( $(date +%s) - START )) s; $(SQL -c "SELECT pg_size_pretty(pg_database_size('esafety'))")"
+    echo "generated $(SQL -c 'SELECT count(*) FROM esafety.incidents') incidents and" \
+        "$(SQL -c 'SELECT count(*) FROM esafety.lines') lines over $SITES sites in $(( $(date +%s) - START )) s;" \
+        "$(SQL -c "SELECT pg_size_pretty(pg_database_size('esafety'))")"
 fi
 central_role trust_dsl trust
 central_role school_site1 school site1

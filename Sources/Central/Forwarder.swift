@@ -212,8 +212,8 @@ public final class Forwarder: @unchecked Sendable {
         // Not zeroed first: only the bytes pread fills are read. A batch's lines are a small part
         // of the largest read (500 of esafetyd's lines are about 200 KB): the read starts small
         // and grows four times over, up to `largestRead`, while it holds fewer than a batch of
-        // lines and the file has more (reading 4 MiB for every batch cost each forwarder a
-        // twentieth of its CPU, in copies and page faults).
+        // lines and the file has more (reading 4 MiB for every batch cost each forwarder about a
+        // fifteenth of its CPU, in the kernel's copies and page faults).
         var size = Self.firstRead
         var buffer: [UInt8] = []
         while true {
@@ -325,7 +325,6 @@ public final class Forwarder: @unchecked Sendable {
         return nil
     }
 
-    /// Where the next end of line is at or after `offset`, if the file has one.
     /// The offset of the first end of line in `buffer` at or after `from` (memchr).
     static func nextNewline(_ buffer: [UInt8], from: Int) -> Int? {
         guard from < buffer.count else { return nil }
@@ -336,6 +335,7 @@ public final class Forwarder: @unchecked Sendable {
         }
     }
 
+    /// Where the next end of line is at or after `offset`, if the file has one.
     static func newline(_ fd: Int32, from offset: Int64) -> Int64? {
         var at = offset
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
