@@ -211,18 +211,24 @@ public final class Forwarder: @unchecked Sendable {
         defer { close(fd) }
         // Not zeroed first: only the bytes pread fills are read. A batch's lines are a small part
         // of the largest read (500 of esafetyd's lines are about 200 KB): the read starts small
-        // and grows four times over, up to `largestRead`, while it holds fewer than a batch of
-        // lines and the file has more (reading 4 MiB for every batch cost each forwarder about a
-        // fifteenth of its CPU, in the kernel's copies and page faults).
+        // and grows four times over, up to `largestRead`, reading only the bytes after those it
+        // holds, while it holds fewer than a batch of lines and the file has more (reading 4 MiB
+        // for every batch cost each forwarder about a fifteenth of its CPU, in the kernel's
+        // copies and page faults).
         var size = Self.firstRead
         var buffer: [UInt8] = []
+        var (ends, scanned) = (0, 0)
         while true {
+            let held = buffer
             buffer = [UInt8](unsafeUninitializedCapacity: size) { b, count in
-                count = max(0, pread(fd, b.baseAddress, b.count, off_t(offset)))
+                _ = UnsafeMutableBufferPointer(rebasing: b[..<held.count]).initialize(fromContentsOf: held)
+                let got = pread(fd, b.baseAddress! + held.count, size - held.count, off_t(offset) + off_t(held.count))
+                count = held.count + max(0, got)
             }
             guard buffer.count == size, size < Self.largestRead else { break }
-            var (ends, at) = (0, 0)
-            while ends < settings.batch, let j = Self.nextNewline(buffer, from: at) { (ends, at) = (ends + 1, j + 1) }
+            while ends < settings.batch, let j = Self.nextNewline(buffer, from: scanned) {
+                (ends, scanned) = (ends + 1, j + 1)
+            }
             if ends >= settings.batch { break }
             size = min(size * 4, Self.largestRead)
         }
