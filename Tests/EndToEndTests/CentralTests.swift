@@ -1399,6 +1399,36 @@ struct CentralTests {
     }
 
     @Test(
+        "a batch's insert that stores fewer rows than it was given without failing (a trigger added by hand passing over one once) goes again, nothing lost, and is said"
+    )
+    func uncountedBatch() throws {
+        let dir = TempDir()
+        let pg = try Self.store(dir)
+        let log = try Self.history(dir, "north", incidents: 100)
+        // The first line the store is given is passed over, once: a sequence is not rolled back.
+        let trigger = pg.sql(
+            """
+            CREATE SEQUENCE public.passed_over;
+            CREATE FUNCTION public.pass_over_once() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $f$
+            BEGIN IF nextval('public.passed_over') = 1 THEN RETURN NULL; END IF; RETURN NEW; END $f$;
+            CREATE TRIGGER pass_over_once BEFORE INSERT ON esafety.lines
+                FOR EACH ROW EXECUTE FUNCTION public.pass_over_once();
+            """
+        )
+        #expect(trigger.0 == 0, "\(trigger.1)")
+        let (code, out) = try Self.forwardOnce(dir, pg, site: "north", log: log.path)
+        #expect(code == 0, "\(out)")
+        #expect(out.contains("row(s) stored "), "said: \(out)")
+        #expect(
+            pg.value("SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM esafety.lines WHERE site = 'north'")
+                == "\(log.lines)|\(log.lines)|1|\(log.lines)"
+        )
+        let incidents = lines(log.path).filter { $0.contains("\"event\":\"incident\"") }.count
+        #expect(pg.value("SELECT count(*) FROM esafety.incidents WHERE site = 'north'") == "\(incidents)")
+        #expect(pg.value("SELECT count(*) FROM esafety.tamper") == "0")
+    }
+
+    @Test(
         "lines longer than the forwarder reads at once are shipped (whole up to 64 MiB, else their start and length), marked; a line not yet ended is shown as not shipped"
     )
     func longLines() throws {
