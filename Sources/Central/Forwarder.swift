@@ -714,7 +714,8 @@ public final class Forwarder: @unchecked Sendable {
             // Every line of the batch in one statement; what comes back are the lines new here
             // (a batch shipped again finds its lines present, and applies nothing twice).
             let fresh = try await inserted(InsertLines(site: site, lines: lines), again: again, on: c)
-            let new = fresh.map { f in lines.filter { f.contains($0.chain) } } ?? lines
+            if !again, fresh.count != lines.count { throw Uncounted(expected: lines.count, stored: fresh.count) }
+            let new = fresh.count == lines.count ? lines : lines.filter { fresh.contains($0.chain) }
             // Every line that does not follow the chain is flagged, whether its bytes are new here
             // or not (a line copied within the log has the chain value of the line it copies, and
             // is stored once); what comes back are the flags new here.
@@ -753,9 +754,10 @@ public final class Forwarder: @unchecked Sendable {
                     l.incident.map { ($0, l.text, (folded[$0.id] ?? .new).rawValue) }
                 }
             )
-            let stored =
-                incidents.incidents.isEmpty
-                ? [] : try await inserted(incidents, again: again, on: c) ?? Set(incidents.incidents.map(\.fields.id))
+            let stored = incidents.incidents.isEmpty ? [] : try await inserted(incidents, again: again, on: c)
+            if !again, stored.count != incidents.incidents.count {
+                throw Uncounted(expected: incidents.incidents.count, stored: stored.count)
+            }
             // The actions on incidents the store already held, folded in order over the states
             // it holds: one SELECT ... FOR UPDATE and one UPDATE for the whole batch, not two per
             // action.
