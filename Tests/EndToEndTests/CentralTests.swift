@@ -1511,6 +1511,75 @@ struct CentralTests {
         }
     }
 
+    @Test(
+        "the forwarder's reads, without a store: lines of random lengths about every read's size, in batches of 3 and of 500, come back each once, whole, in order, following the chain"
+    )
+    func readsAnyLengths() throws {
+        let dir = TempDir()
+        let path = dir.path + "/north.jsonl"
+        // Seeded, so that a failure is the same at every run (the seed is in its message).
+        var scratch: [UInt8] = []
+        for seed in UInt64(1)...2 {
+            var rng = SplitMix(s: seed)
+            var text: [UInt8] = []
+            var previous = String(repeating: "0", count: 64)
+            // Lines ending just under and just over each read's size from the read's start (a
+            // batch's read starts at a line's start: 64 KiB, 256 KiB, 1 MiB and 4 MiB are its
+            // edges), and some of any length up to 3 MiB, in a random order between runs of
+            // short lines.
+            let edges = [1 << 16, 1 << 18, 1 << 20, 1 << 22]
+            var lengths = edges.flatMap { [$0 - 1 - rng.below(128), $0 + rng.below(128)] }
+            lengths += (0..<4).map { _ in rng.below(3 << 20) }
+            for k in lengths.indices.reversed() { lengths.swapAt(k, rng.below(k + 1)) }
+            for (k, length) in lengths.enumerated() {
+                for _ in 0..<rng.below(600) {
+                    let short = String(repeating: "s", count: rng.below(300))
+                    previous = HashChain.seal(
+                        "{\"event\":\"hits\",\"id\":\"inc-\(k)\",\"hits\":2,\"x\":\"\(short)\"}",
+                        previous: previous,
+                        appendingTo: &text
+                    )
+                }
+                // The note's text padded so that the whole line (its chain value and end of
+                // line included) is `length` bytes.
+                let body = "{\"event\":\"note\",\"id\":\"inc-\(k)\",\"by\":\"dsl\",\"note\":\"\"}"
+                _ = HashChain.seal(body, previous: previous, appendingTo: &scratch)
+                let note = String(repeating: "n", count: max(0, length - scratch.count))
+                scratch.removeAll(keepingCapacity: true)
+                previous = HashChain.seal(
+                    "{\"event\":\"note\",\"id\":\"inc-\(k)\",\"by\":\"dsl\",\"note\":\"\(note)\"}",
+                    previous: previous,
+                    appendingTo: &text
+                )
+            }
+            try Data(text).write(to: URL(fileURLWithPath: path))
+            let written = lines(path)
+            for batch in [3, 500] {
+                var settings = Forwarder.Settings(logPath: path, site: "north", positionPath: dir.path + "/pos")
+                settings.batch = batch
+                let forwarder = Forwarder(
+                    settings: settings,
+                    database: try CentralDatabase(url: "postgresql://nobody@:1/esafety?host=\(dir.path)"),
+                    logger: Logger(label: "test")
+                )
+                var read: [Forwarder.Line] = []
+                while true {
+                    let (_, inode, got, remaining) = forwarder.nextLines()
+                    guard let last = got.last else { break }
+                    #expect(got.count <= batch, "seed \(seed), batch \(batch)")
+                    read += got
+                    forwarder.moved(inode, last, remaining)
+                }
+                let what = "seed \(seed), batch \(batch)"
+                #expect(read.count == written.count, "\(what): \(read.count) of \(written.count) lines")
+                #expect(read.map(\.seq) == Array(1...Int64(written.count)), "\(what)")
+                #expect(read.filter { !$0.intact }.isEmpty, "\(what): every line follows the chain")
+                #expect(read.map(\.text) == written, "\(what): each line's bytes")
+                #expect(read.last?.end == Int64(text.count), "\(what)")
+            }
+        }
+    }
+
     @Test("TLS with verify-full against a local CA: the right CA connects, another CA is refused, plain TCP is refused")
     func tls() throws {
         let dir = TempDir()
