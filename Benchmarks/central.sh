@@ -81,6 +81,10 @@ STORED=$(psql -h "$DIR" -p 25432 -U postgres -d esafety -Atc 'SELECT count(*) FR
 STORED_INCIDENTS=$(psql -h "$DIR" -p 25432 -U postgres -d esafety -Atc 'SELECT count(*) FROM esafety.incidents')
 awk -v s="$START" -v e="$END" -v l="$STORED" -v n="$STORED_INCIDENTS" -v want=$((SITES * LINES)) 'BEGIN {
     t = e - s; printf "shipped %d of %d lines (%d incidents) in %.1f s: %.0f lines/s, %.0f incidents/s\n", l, want, n, t, l / t, n / t }'
+# What the store holds on disk (its tables, indexes and TOAST; WAL apart), for sizing a server.
+SQL -c "SELECT 'store: ' || round(pg_database_size('esafety') / 1048576.0) || ' MB, '
+    || round(pg_database_size('esafety') / 1024.0 / greatest(1, (SELECT count(*) FROM esafety.incidents)), 1)
+    || ' KB an incident'"
 for _ in 1 2 3; do
     /usr/bin/time -f "central list --open --limit 50 (trust): %e s" "$BIN/esafety" central list --open --limit 50 \
         --postgres "postgresql://trust_dsl@:25432/esafety?host=$DIR" --password-file "$DIR/trust.pw" >/dev/null 2>"$DIR/list.err" || true
