@@ -897,8 +897,8 @@ struct CentralTests {
         // An open incident's category (a category named here may have no open incident in a
         // generated history of 100: about one run in 700 for any one category).
         let openCategory = pg.value(
-            "SELECT category FROM esafety.incidents WHERE site = 'north' AND state IN ('new','acknowledged','escalated') "
-                + "ORDER BY id LIMIT 1"
+            "SELECT category FROM esafety.incidents WHERE site = 'north' "
+                + "AND state IN ('new','acknowledged','escalated') ORDER BY id LIMIT 1"
         )
         // A search: a site's words backwards (in any order, here and at the school), and the
         // start of a word alone.
