@@ -5,7 +5,8 @@
 # `esafety central init`, one forwarder role per site, copies one generated history
 # (esafety-bench --history INCIDENTS) to each site's log, then starts every site's
 # `esafety forward --once` at the same moment and times until all have shipped: lines/s and
-# incidents/s stored centrally, then `central list --open --limit 50` as the trust's role.
+# incidents/s stored centrally, the CPU and WAL it took, the store's size on disk, then
+# `central list --open --limit 50` as the trust's role.
 # WORDS=off drops the search's word triggers (migration 7) first: what they cost the bulk.
 # AFTER_INIT=FILE runs FILE's SQL (as the superuser) after `central init`.
 # BIN=DIR: the binaries there instead of a release build (Benchmarks/central-store.sh).
