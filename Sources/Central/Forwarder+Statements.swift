@@ -108,6 +108,42 @@ extension Forwarder {
         var description: String { "a batch's insert of \(expected) row(s) stored \(stored)" }
     }
 
+    /// Rows of a batch shipped again (`again`) that the store neither stored nor held already:
+    /// passed over without an error, as a rule or trigger added to the store by hand could.
+    /// Nothing moves on past them: the batch is rolled back and tried again, said in status.
+    struct NotStored: Error, CustomStringConvertible {
+        var what: String
+        var count: Int
+        var description: String {
+            "\(count) \(what) of a batch neither stored nor held by the central store already (a rule or "
+                + "trigger there passes over rows): not moving on past them"
+        }
+    }
+
+    /// In a batch shipped again, the rows `insert` did not store (`names`, by its key `key` in
+    /// `table`) are taken as held already only once the store is seen to hold them.
+    func checkHeld(
+        _ names: Set<String>,
+        _ what: String,
+        in table: String,
+        key: String,
+        on c: PostgresConnection
+    )
+        async throws
+    {
+        guard !names.isEmpty else { return }
+        let rows = try await c.query(
+            """
+            SELECT count(*) FROM esafety.\(unescaped: table)
+            WHERE site = \(settings.site) AND \(unescaped: key) = ANY(\(Array(names))::text[])
+            """,
+            logger: logger
+        )
+        var held = 0
+        for try await n in rows.decode(Int.self) { held = n }
+        if held < names.count { throw NotStored(what: what, count: names.count - held) }
+    }
+
     /// A batch's insert for a batch some of which may be stored already.
     struct Again<Insert: BatchInsert>: PostgresPreparedStatement {
         typealias Row = String

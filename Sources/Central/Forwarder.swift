@@ -48,7 +48,8 @@ public final class Forwarder: @unchecked Sendable {
 
     /// The forwarders' positions beside a log (`forward-SITE.position`), as lines for
     /// `esafety status`: the site, when it last shipped, how much of the log is not yet shipped,
-    /// and the last error while the store is away.
+    /// and, while batches fail (the store away, its disk full, rows it passes over), the last
+    /// failure.
     public static func summary(besideLog log: String, now: Double = Clock.now()) -> [String] {
         let folder = log.lastIndex(of: "/").map { String(log[..<$0]) } ?? "."
         let names = ((try? FileSystem.listDirectory(folder)) ?? []).filter {
@@ -60,7 +61,7 @@ public final class Forwarder: @unchecked Sendable {
             else { return nil }
             let site = name.dropFirst("forward-".count).dropLast(".position".count)
             let when = p.shipped.map { "last shipped \(Int(now - $0)) s ago" } ?? "nothing shipped yet"
-            let error = p.lastError.map { "; the store is away: \($0)" } ?? ""
+            let error = p.lastError.map { "; not shipping, trying again: \($0)" } ?? ""
             return "forwarding site \(site) to the central store: line \(p.seq), \(when), "
                 + "\(p.behind ?? 0) byte(s) of the log not yet shipped\(error)"
         }
@@ -715,6 +716,15 @@ public final class Forwarder: @unchecked Sendable {
             // (a batch shipped again finds its lines present, and applies nothing twice).
             let fresh = try await inserted(InsertLines(site: site, lines: lines), again: again, on: c)
             if !again, fresh.count != lines.count { throw Uncounted(expected: lines.count, stored: fresh.count) }
+            if again {
+                try await checkHeld(
+                    Set(lines.map(\.chain)).subtracting(fresh),
+                    "line(s)",
+                    in: "lines",
+                    key: "chain",
+                    on: c
+                )
+            }
             let new = fresh.count == lines.count ? lines : lines.filter { fresh.contains($0.chain) }
             // Every line that does not follow the chain is flagged, whether its bytes are new here
             // or not (a line copied within the log has the chain value of the line it copies, and
@@ -757,6 +767,10 @@ public final class Forwarder: @unchecked Sendable {
             let stored = incidents.incidents.isEmpty ? [] : try await inserted(incidents, again: again, on: c)
             if !again, stored.count != incidents.incidents.count {
                 throw Uncounted(expected: incidents.incidents.count, stored: stored.count)
+            }
+            if again {
+                let ids = Set(incidents.incidents.map(\.fields.id)).subtracting(stored)
+                try await checkHeld(ids, "incident(s)", in: "incidents", key: "id", on: c)
             }
             // The actions on incidents the store already held, folded in order over the states
             // it holds: one SELECT ... FOR UPDATE and one UPDATE for the whole batch, not two per

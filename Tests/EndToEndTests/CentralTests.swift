@@ -1405,11 +1405,11 @@ struct CentralTests {
     }
 
     @Test(
-        "a batch's insert that stores fewer rows than it was given without failing (a trigger added by hand passing over one once) goes again, nothing lost, and is said"
+        "a batch's insert that stores fewer rows than it was given without failing (a trigger added by hand passing over one) goes again, nothing lost, and is said; passed over again, nothing moves on past it"
     )
     func uncountedBatch() throws {
         let dir = TempDir()
-        let pg = try Self.store(dir)
+        let pg = try Self.store(dir, sites: ["north", "south", "east"])
         // North's first line and south's first incident the store is given are passed over,
         // once each (a sequence is not rolled back with the batch).
         for (site, table) in [("north", "lines"), ("south", "incidents")] {
@@ -1439,6 +1439,36 @@ struct CentralTests {
             #expect(pg.value("SELECT count(*) FROM esafety.incidents WHERE site = '\(site)'") == "\(incidents)")
         }
         #expect(pg.value("SELECT count(*) FROM esafety.tamper") == "0")
+        // East's fifth line passed over at every try: the batch that holds it is never taken as
+        // shipped, in the usual insert or when it goes again.
+        let always = pg.sql(
+            """
+            CREATE FUNCTION public.pass_over() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN RETURN NULL; END $f$;
+            CREATE TRIGGER pass_over_east BEFORE INSERT ON esafety.lines
+                FOR EACH ROW WHEN (NEW.site = 'east' AND NEW.seq = 5) EXECUTE FUNCTION public.pass_over();
+            """
+        )
+        #expect(always.0 == 0, "\(always.1)")
+        let log = try Self.history(dir, "east", incidents: 100)
+        let (code, out) = try Self.forwardOnce(dir, pg, site: "east", log: log.path)
+        #expect(code != 0, "\(out)")
+        #expect(out.contains("1 line(s) of a batch neither stored nor held"), "\(out)")
+        #expect(out.contains("stopped at line 0"), "\(out)")
+        #expect(pg.value("SELECT count(*) FROM esafety.lines WHERE site = 'east'") == "0")
+        #expect(Self.shipped(pg, "east") == 0)
+        // As a service, it tries again and says why where `esafety status` reads it.
+        let forwarder = try Self.forwarder(dir, pg, site: "east", log: log.path)
+        defer { forwarder.stop() }
+        #expect(
+            poll(timeout: 30) {
+                Forwarder.summary(besideLog: log.path).joined().contains(
+                    "not shipping, trying again: postgresql://fwd_east@"
+                )
+                    && Forwarder.summary(besideLog: log.path).joined().contains("neither stored nor held")
+            },
+            "\(Forwarder.summary(besideLog: log.path))"
+        )
+        #expect(Self.shipped(pg, "east") == 0)
     }
 
     @Test(
