@@ -121,7 +121,8 @@ extension Forwarder {
     }
 
     /// In a batch shipped again, the rows `insert` did not store (`names`, by its key `key` in
-    /// `table`) are taken as held already only once the store is seen to hold them.
+    /// `table`) are taken as held already only once the store is seen to hold them. `table` and
+    /// `key` are written into the query as they are: the callers' own constants, never a value.
     func checkHeld(
         _ names: Set<String>,
         _ what: String,
